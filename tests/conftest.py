@@ -1,0 +1,89 @@
+"""Shared fixtures: registries on SQLite and on a real PostgreSQL, services, users."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from workbench.config import Settings
+from workbench.datasets.types import ArchiveLimits
+from workbench.enums import Role
+from workbench.services import Workbench
+from workbench.users import Actor
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+PG_URL = os.environ.get("WORKBENCH_TEST_PG_URL", "")
+SMALL_LIMITS = ArchiveLimits(
+    max_archive_bytes=20 * 1024**2, max_total_bytes=50 * 1024**2, max_files=5000, max_ratio=200
+)
+
+
+def _fresh_postgres_db() -> Iterator[str]:
+    if not PG_URL:
+        pytest.fail(
+            "WORKBENCH_TEST_PG_URL is not set: run the suite with scripts/test, which starts "
+            "PostgreSQL, or deselect with -m 'not postgres'."
+        )
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"wbtest_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty registry database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+    else:
+        yield from _fresh_postgres_db()
+
+
+def make_workbench(home: Path, db_url: str = "") -> Workbench:
+    wb = Workbench.from_settings(Settings(home=home, db_url=db_url, archive_limits=SMALL_LIMITS))
+    wb.registry.upgrade()
+    return wb
+
+
+@pytest.fixture
+def wb(tmp_path: Path, db_url: str) -> Iterator[Workbench]:
+    """Services on a migrated registry (both backends) and a store in tmp_path."""
+    workbench = make_workbench(tmp_path / "home", db_url)
+    yield workbench
+    workbench.close()
+
+
+@pytest.fixture
+def wb_sqlite(tmp_path: Path) -> Iterator[Workbench]:
+    """Services on SQLite only, for tests about files rather than SQL."""
+    workbench = make_workbench(tmp_path / "home")
+    yield workbench
+    workbench.close()
+
+
+@dataclass
+class People:
+    alice: Actor  # admin
+    bob: Actor  # member
+
+
+def add_people(workbench: Workbench) -> People:
+    a = workbench.users.add_user("alice", role=Role.ADMIN)
+    b = workbench.users.add_user("bob")
+    return People(
+        alice=Actor(a.id, a.username, a.role),
+        bob=Actor(b.id, b.username, b.role),
+    )

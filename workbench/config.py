@@ -1,0 +1,45 @@
+"""Where Workbench keeps its state, and the limits it enforces.
+
+One value object, :class:`Settings`, built either explicitly or by the named factory
+:meth:`Settings.from_env` (``WORKBENCH_HOME``, ``WORKBENCH_DB_URL``). The embedded default
+keeps everything under one folder: ``registry.db`` (SQLite in WAL mode) and ``store/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.datasets.types import ArchiveLimits
+
+DEFAULT_HOME = Path("~/.workbench")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str = ""
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{self.home / 'registry.db'}")
+
+    @property
+    def store_root(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where ``workbench lab``/``workbench login`` keep the URL and token for the CLI."""
+        return self.home / "credentials.json"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            home=Path(env.get("WORKBENCH_HOME") or DEFAULT_HOME),
+            db_url=env.get("WORKBENCH_DB_URL", ""),
+        )

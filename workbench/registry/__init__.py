@@ -1,0 +1,5 @@
+"""The shared registry: a SQL database (SQLite by default, PostgreSQL for teams)."""
+
+from workbench.registry.db import Registry, SchemaOutOfDate
+
+__all__ = ["Registry", "SchemaOutOfDate"]

@@ -1,0 +1,396 @@
+"""The shared registry's tables (SQLAlchemy 2, typed).
+
+ORM rows stay inside ``workbench``'s services: the REST layer and the client see pydantic
+views built from them. The schema changes only through Alembic migrations
+(``workbench/registry/migrations``); ``tests/registry/test_migrations.py`` checks that the
+migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from workbench.enums import (
+    AnnotationType,
+    DatasetFormat,
+    DatasetState,
+    Purpose,
+    Role,
+    Split,
+    SplitMode,
+    SubPurpose,
+    Visibility,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def enum_column(enum: type[StrEnum]) -> sa.Enum:
+    """Store an enum by its value as a plain string (portable across SQLite and PostgreSQL)."""
+    return sa.Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012
+        datetime: sa.DateTime(timezone=True),
+        dict[str, Any]: sa.JSON,
+        list[Any]: sa.JSON,
+    }
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Shareable(Timestamped):
+    """Every shareable thing has an owner and a visibility."""
+
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    visibility: Mapped[Visibility] = mapped_column(
+        enum_column(Visibility), default=Visibility.PRIVATE
+    )
+
+
+# --- people -------------------------------------------------------------------------------
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(128), default="")
+    role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.MEMBER)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored, the secret is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: "full", or a narrower scope such as "workspace:<id>"
+    scope: Mapped[str] = mapped_column(sa.String(64), default="full")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Team(Timestamped, Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.MEMBER)
+
+
+class Project(Shareable, Base):
+    """A namespace for models and services (food-recommendation, pricing, ...)."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+class Dataset(Shareable, Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
+    purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
+    sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
+    annotation_type: Mapped[AnnotationType] = mapped_column(enum_column(AnnotationType))
+    format: Mapped[DatasetFormat] = mapped_column(enum_column(DatasetFormat))
+    split_mode: Mapped[SplitMode] = mapped_column(enum_column(SplitMode))
+    #: default share of the train archive used for training when split_mode is "ratio"
+    train_ratio: Mapped[float] = mapped_column(default=0.8)
+    state: Mapped[DatasetState] = mapped_column(
+        enum_column(DatasetState), default=DatasetState.DRAFT
+    )
+
+    splits: Mapped[list[DatasetSplit]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetSplit.split"
+    )
+
+
+class DatasetSplit(Base):
+    """One uploaded, unpacked and validated archive of a dataset (train or test)."""
+
+    __tablename__ = "dataset_splits"
+    __table_args__ = (sa.UniqueConstraint("dataset_id", "split"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id", ondelete="CASCADE"))
+    split: Mapped[Split] = mapped_column(enum_column(Split))
+    archive_name: Mapped[str] = mapped_column(sa.String(255))
+    archive_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    files: Mapped[int]
+    unpacked_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    #: the folder under the artifact store that holds the unpacked files
+    storage_key: Mapped[str] = mapped_column(sa.String(255))
+    report: Mapped[dict[str, Any]]
+    statistics: Mapped[dict[str, Any]]
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="splits")
+
+
+# --- environments and workspaces ----------------------------------------------------------
+
+
+class Environment(Shareable, Base):
+    """A base image for workspaces and builds (its definition lives in ``envs/``)."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    framework: Mapped[str] = mapped_column(sa.String(64))
+    framework_version: Mapped[str] = mapped_column(sa.String(32), default="")
+    device: Mapped[str] = mapped_column(sa.String(8), default="cpu")
+    definition: Mapped[str] = mapped_column(sa.String(255), default="")
+    image_ref: Mapped[str] = mapped_column(sa.String(255), default="")
+    image_id: Mapped[str] = mapped_column(sa.String(128), default="")
+    state: Mapped[str] = mapped_column(sa.String(32), default="draft")
+
+
+class Workspace(Shareable, Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
+    purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
+    sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
+    environment_id: Mapped[int] = mapped_column(sa.ForeignKey("environments.id"))
+    dataset_id: Mapped[int | None] = mapped_column(sa.ForeignKey("datasets.id"))
+    code_source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cpus: Mapped[float] = mapped_column(default=1.0)
+    memory_mb: Mapped[int] = mapped_column(default=2048)
+    gpus: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(sa.String(32), default="created")
+    state_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    container_id: Mapped[str] = mapped_column(sa.String(128), default="")
+
+
+class WorkspaceMember(Base):
+    __tablename__ = "workspace_members"
+
+    workspace_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+# --- algorithms, training, models ---------------------------------------------------------
+
+
+class Algorithm(Shareable, Base):
+    __tablename__ = "algorithms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
+    sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
+    state: Mapped[str] = mapped_column(sa.String(32), default="draft")
+
+
+class AlgorithmImage(Base):
+    """The training or the inference image of an algorithm, with how to run it."""
+
+    __tablename__ = "algorithm_images"
+    __table_args__ = (sa.UniqueConstraint("algorithm_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(sa.ForeignKey("algorithms.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "train" | "predict"
+    command: Mapped[list[Any]] = mapped_column(default=list)
+    args: Mapped[list[Any]] = mapped_column(default=list)
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    device: Mapped[str] = mapped_column(sa.String(8), default="cpu")
+    api_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    image_ref: Mapped[str] = mapped_column(sa.String(255), default="")
+    digest: Mapped[str] = mapped_column(sa.String(80), default="")
+    state: Mapped[str] = mapped_column(sa.String(32), default="missing")
+
+
+class Job(Base):
+    """A long operation (image load/build, conversion, benchmark, training, deploy)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    target_type: Mapped[str] = mapped_column(sa.String(32), default="")
+    target_id: Mapped[int | None]
+    state: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    log_key: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class TrainingTask(Shareable, Base):
+    __tablename__ = "training_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
+    sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
+    algorithm_id: Mapped[int] = mapped_column(sa.ForeignKey("algorithms.id"))
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id"))
+    train_ratio: Mapped[float | None]
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cpus: Mapped[float] = mapped_column(default=1.0)
+    memory_mb: Mapped[int] = mapped_column(default=2048)
+    gpus: Mapped[int] = mapped_column(default=0)
+    base_model_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("model_versions.id"))
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    state: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    state_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Model(Shareable, Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (sa.UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("training_tasks.id", use_alter=True, name="fk_model_versions_task_id")
+    )
+    algorithm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("algorithms.id"))
+    dataset_id: Mapped[int | None] = mapped_column(sa.ForeignKey("datasets.id"))
+    environment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("environments.id"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    storage_key: Mapped[str] = mapped_column(sa.String(255), default="")
+    sha256: Mapped[str] = mapped_column(sa.String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelFormat(Base):
+    """A converted artifact of a model version (onnx, torchscript, tensorrt, savedmodel)."""
+
+    __tablename__ = "model_formats"
+    __table_args__ = (sa.UniqueConstraint("model_version_id", "format"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    format: Mapped[str] = mapped_column(sa.String(32))
+    storage_key: Mapped[str] = mapped_column(sa.String(255), default="")
+    #: the conversion's numeric check: max abs error against the native model, tolerance
+    check: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BenchmarkRun(Base):
+    __tablename__ = "benchmark_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    format: Mapped[str] = mapped_column(sa.String(32))
+    device: Mapped[str] = mapped_column(sa.String(64))
+    batch_size: Mapped[int]
+    p50_ms: Mapped[float]
+    p95_ms: Mapped[float]
+    p99_ms: Mapped[float]
+    throughput: Mapped[float]
+    memory_mb: Mapped[float | None]
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Service(Shareable, Base):
+    """An HTTP service from a model version (our model server) or an inference image."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
+    model_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("model_versions.id"))
+    algorithm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("algorithms.id"))
+    image_ref: Mapped[str] = mapped_column(sa.String(255), default="")
+    replicas: Mapped[int] = mapped_column(default=1)
+    port: Mapped[int | None]
+    state: Mapped[str] = mapped_column(sa.String(16), default="stopped")
+    health: Mapped[str] = mapped_column(sa.String(16), default="unknown")

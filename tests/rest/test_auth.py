@@ -1,0 +1,98 @@
+"""Authentication and identity on the REST API."""
+
+from __future__ import annotations
+
+from tests.rest.conftest import Api
+
+
+async def test_every_route_needs_authentication(users, jp_fetch):
+    anonymous = Api(jp_fetch, "", "")
+    for method, path in [
+        ("GET", "workbench/api/v1/datasets"),
+        ("GET", "workbench/api/v1/me"),
+        ("POST", "workbench/api/v1/datasets"),
+        ("GET", "workbench/api/v1/openapi.json"),
+        ("PUT", "workbench/api/v1/datasets/1/archives/train"),
+    ]:
+        code, body = await anonymous(method, path, headers={"Authorization": ""})
+        assert code == 401, (method, path)
+        assert body["error"] == "unauthenticated"
+        assert "Authorization: token" in body["message"]
+
+
+async def test_unknown_and_revoked_tokens_are_refused(users):
+    bad = Api(users.alice.fetch, "wb_notarealtoken", "?")
+    code, body = await bad("GET", "workbench/api/v1/me")
+    assert (code, body["error"]) == (401, "unauthenticated")
+    assert "unknown or revoked" in body["message"]
+
+    code, created = await users.bob("POST", "workbench/api/v1/tokens", {"name": "laptop"})
+    assert code == 201 and created["secret"].startswith("wb_")
+    laptop = Api(users.bob.fetch, created["secret"], "bob")
+    assert (await laptop("GET", "workbench/api/v1/me"))[1]["username"] == "bob"
+    code, _ = await users.bob("DELETE", f"workbench/api/v1/tokens/{created['id']}")
+    assert code == 204
+    assert (await laptop("GET", "workbench/api/v1/me"))[0] == 401
+
+
+async def test_tokens_are_stored_hashed(users):
+    _code, created = await users.bob("POST", "workbench/api/v1/tokens", {"name": "x"})
+    import sqlalchemy as sa
+
+    from workbench.registry.models import ApiToken
+
+    with users.workbench.registry.session() as s:
+        stored = s.scalars(sa.select(ApiToken.token_hash)).all()
+    assert created["secret"] not in stored
+    assert all(len(h) == 64 for h in stored)
+
+
+async def test_a_workbench_token_does_not_open_the_rest_of_jupyter(users):
+    code, _ = await users.bob("GET", "api/contents")
+    assert code == 403
+    code, _ = await users.bob("GET", "api/kernels")
+    assert code == 403
+
+
+async def test_the_jupyter_login_acts_as_the_server_owner(users):
+    code, me = await users.owner("GET", "workbench/api/v1/me")
+    assert code == 200
+    assert me["username"] == "owner"
+    assert me["role"] == "admin"  # the first user of a registry without admins
+
+
+async def test_me_tokens_and_user_admin(users):
+    code, me = await users.alice("GET", "workbench/api/v1/me")
+    assert (code, me["username"], me["role"]) == (200, "alice", "admin")
+    code, body = await users.bob("POST", "workbench/api/v1/users", {"username": "eve"})
+    assert (code, body["error"]) == (403, "forbidden")
+    code, body = await users.alice("POST", "workbench/api/v1/users", {"username": "eve"})
+    assert code == 201 and body["username"] == "eve"
+    code, body = await users.alice("POST", "workbench/api/v1/users", {"username": "Bad Name"})
+    assert code == 400 and "Invalid username" in body["message"]
+
+
+async def test_unknown_routes_are_json_404(users):
+    code, body = await users.bob("GET", "workbench/api/v1/nothing/here")
+    assert code == 404 and body["error"] == "not_found"
+    assert "openapi.json" in body["message"]
+
+
+async def test_openapi_document_lists_every_route(users, jp_serverapp):
+    code, doc = await users.bob("GET", "workbench/api/v1/openapi.json")
+    assert code == 200 and doc["openapi"].startswith("3.")
+    assert "DatasetInfo" in doc["components"]["schemas"]
+    documented = {(p, meth) for p, ops in doc["paths"].items() for meth in ops}
+    from workbench_ext.handlers import datasets
+    from workbench_ext.handlers import users as users_handlers
+
+    for pattern, handler in datasets.handlers + users_handlers.handlers:
+        methods = {
+            m.lower()
+            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if m.lower() in handler.__dict__
+        }
+        shape = pattern.replace(r"(\d+)", "{id}").replace("(train|test)", "{split}")
+        shape = shape.replace("(.+)", "{path}")
+        for method in methods:
+            assert (shape, method) in documented, (shape, method)

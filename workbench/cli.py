@@ -1,0 +1,388 @@
+"""The ``workbench`` command.
+
+Administration (``db``, ``user``, ``token``) works on the registry directly, like
+``jupyterhub`` does; everything else goes through the REST API with the client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.client import WorkbenchClient
+from workbench.config import Settings
+from workbench.datasets.schemas import DatasetInfo
+from workbench.enums import DatasetFormat, Purpose, Role, SplitMode, SubPurpose, Visibility
+from workbench.errors import WorkbenchError
+from workbench.services import Workbench
+
+
+class CLIError(click.ClickException):
+    """A Workbench error shown as a one-line message, without a traceback."""
+
+    def __init__(self, error: WorkbenchError) -> None:
+        super().__init__(f"{error.message} [{error.code}]")
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise CLIError(exc) from exc
+
+    return wrapper
+
+
+@contextmanager
+def local_workbench(upgrade: bool = False) -> Iterator[Workbench]:
+    wb = Workbench.from_settings(Settings.from_env())
+    try:
+        if upgrade:
+            wb.registry.upgrade()
+        wb.registry.check_schema()
+        yield wb
+    finally:
+        wb.close()
+
+
+def client() -> WorkbenchClient:
+    return WorkbenchClient.from_env()
+
+
+def choice(enum: type) -> click.Choice:
+    return click.Choice([m.value for m in enum])
+
+
+@click.group()
+@click.version_option(package_name="workbench")
+def main() -> None:
+    """Workbench: datasets, workspaces, algorithms, training and serving from JupyterLab."""
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The registry's schema ($WORKBENCH_DB_URL, default SQLite in $WORKBENCH_HOME)."""
+
+
+@db.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Apply all migrations (safe to run again)."""
+    with local_workbench(upgrade=True) as wb:
+        click.echo(
+            f"registry {wb.registry.engine.url!r} at revision {wb.registry.current_revision()}"
+        )
+
+
+@db.command("current")
+@friendly
+def db_current() -> None:
+    """Show the schema revision of the registry and the one this version needs."""
+    wb = Workbench.from_settings(Settings.from_env())
+    try:
+        click.echo(f"current {wb.registry.current_revision()} head {wb.registry.head_revision()}")
+    finally:
+        wb.close()
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Users of this registry."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--display-name", default="")
+@friendly
+def user_add(username: str, admin: bool, display_name: str) -> None:
+    """Add a user and print their first API token (shown once)."""
+    with local_workbench() as wb:
+        info = wb.users.add_user(
+            username, role=Role.ADMIN if admin else Role.MEMBER, display_name=display_name
+        )
+        token = wb.users.create_token(info.id, "cli")
+    click.echo(f"added {info.username} ({info.role}); token (shown once): {token.secret}")
+
+
+@user.command("list")
+@friendly
+def user_list() -> None:
+    with local_workbench() as wb:
+        for u in wb.users.list_users():
+            click.echo(f"{u.id:>4}  {u.username:<24} {u.role}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", help="A label to recognise the token by.")
+@click.option("--days", type=int, default=None, help="Expire after this many days.")
+@friendly
+def token_create(username: str, name: str, days: int | None) -> None:
+    """Create a token for USERNAME (registry access needed) and print it once."""
+    from datetime import timedelta
+
+    with local_workbench() as wb:
+        actor = wb.users.find(username)
+        if actor is None:
+            raise click.UsageError(f"No user {username!r}; add one with `workbench user add`.")
+        new = wb.users.create_token(
+            actor.id, name, expires_in=timedelta(days=days) if days else None
+        )
+    click.echo(new.secret)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--token", "secret", required=True, help="A Workbench API token.")
+@friendly
+def login(url: str, secret: str) -> None:
+    """Check URL and TOKEN, then save them for the CLI and notebooks."""
+    me = WorkbenchClient(url, secret).me()
+    save_credentials(Settings.from_env(), url, secret)
+    click.echo(f"logged in to {url} as {me.username}")
+
+
+def save_credentials(settings: Settings, url: str, secret: str) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.credentials_file
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url, "token": secret}, f)
+    os.replace(tmp, path)
+
+
+# --- lab ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", default=8888, show_default=True)
+@click.option("--ip", default="127.0.0.1", show_default=True)
+@click.option(
+    "--root-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder JupyterLab shows (default: the current folder).",
+)
+@click.option("--open-browser/--no-browser", default=False, show_default=True)
+@friendly
+def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
+    """Upgrade the registry and start JupyterLab with the Workbench; prints the URL."""
+    settings = Settings.from_env()
+    with local_workbench(upgrade=True) as wb:
+        owner = wb.users.ensure_owner(os.environ.get("JUPYTERHUB_USER") or _os_user())
+        cli_token = wb.users.create_token(owner.id, "cli")
+    jupyter_token = secrets.token_urlsafe(24)
+    url = f"http://{ip}:{port}/"
+    save_credentials(settings, url, cli_token.secret)
+    click.echo(f"Workbench registry: {settings.db_url}")
+    click.echo(f"Workbench home:     {settings.home}")
+    click.echo(f"Open JupyterLab:    {url}lab?token={jupyter_token}", err=False)
+    sys.stdout.flush()
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.ip={ip}",
+        f"--IdentityProvider.token={jupyter_token}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.open_browser={open_browser}",
+        "--ServerApp.jpserver_extensions=workbench_ext=True",
+        "--ServerApp.identity_provider_class=workbench_ext.identity.WorkbenchIdentityProvider",
+    ]
+    if root_dir:
+        cmd.append(f"--ServerApp.root_dir={root_dir}")
+    env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
+    raise SystemExit(subprocess.call(cmd, env=env))
+
+
+def _os_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+@main.group()
+def dataset() -> None:
+    """Datasets (through the REST API)."""
+
+
+def _print_dataset(ds: DatasetInfo) -> None:
+    click.echo(
+        f"{ds.id:>4}  {ds.name:<28} {ds.purpose}/{ds.sub_purpose:<16} {ds.format:<12} "
+        f"{ds.state:<8} {ds.visibility:<8} {ds.owner}"
+    )
+    for split, info in ds.splits.items():
+        st = info.statistics
+        click.echo(
+            f"      {split}: {info.archive_name} {st.samples} samples, {len(st.classes)} classes"
+        )
+
+
+@dataset.command("list")
+@click.option("--mine", is_flag=True, help="Only datasets I own.")
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--state", type=click.Choice(["draft", "online", "offline"]))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def dataset_list(
+    mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
+) -> None:
+    with client() as c:
+        found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
+    if as_json:
+        click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=1))
+        return
+    for ds in found:
+        _print_dataset(ds)
+
+
+@dataset.command("create")
+@click.option("--name", required=True)
+@click.option("--purpose", type=choice(Purpose), required=True)
+@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--format", "fmt", type=choice(DatasetFormat), required=True)
+@click.option("--split-mode", type=choice(SplitMode), default="ratio", show_default=True)
+@click.option("--train-ratio", type=float, default=0.8, show_default=True)
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@friendly
+def dataset_create(
+    name: str,
+    purpose: str,
+    sub_purpose: str,
+    fmt: str,
+    split_mode: str,
+    train_ratio: float,
+    description: str,
+    visibility: str,
+) -> None:
+    """Create a dataset (state draft); prints its id."""
+    with client() as c:
+        ds = c.datasets.create(
+            name=name,
+            purpose=purpose,
+            sub_purpose=sub_purpose,
+            format=fmt,
+            split_mode=split_mode,
+            train_ratio=train_ratio,
+            description=description,
+            visibility=visibility,
+        )
+    click.echo(ds.id)
+
+
+@dataset.command("show")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_show(dataset_id: int) -> None:
+    with client() as c:
+        click.echo(c.datasets.get(dataset_id).model_dump_json(indent=1))
+
+
+@dataset.command("upload")
+@click.argument("dataset_id", type=int)
+@click.argument("split", type=click.Choice(["train", "test"]))
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def dataset_upload(dataset_id: int, split: str, archive: Path) -> None:
+    """Upload a zip or tar(.gz) ARCHIVE as the SPLIT of a dataset, with progress."""
+    size = archive.stat().st_size
+    with client() as c, click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
+        seen = [0]
+
+        def progress(sent: int, _total: int) -> None:
+            bar.update(sent - seen[0])
+            seen[0] = sent
+
+        ds = c.datasets.upload(dataset_id, split, archive, progress=progress)
+    info = ds.splits[split]  # type: ignore[index]
+    click.echo(
+        f"{split}: {info.statistics.samples} samples, {len(info.statistics.classes)} "
+        f"classes, {len(info.report.warnings)} warnings"
+    )
+
+
+@dataset.command("set")
+@click.argument("dataset_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@click.option("--train-ratio", type=float)
+@friendly
+def dataset_set(dataset_id: int, **changes: Any) -> None:
+    """Edit a dataset's fields."""
+    with client() as c:
+        _print_dataset(
+            c.datasets.update(dataset_id, **{k: v for k, v in changes.items() if v is not None})
+        )
+
+
+@dataset.command("publish")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_publish(dataset_id: int) -> None:
+    """Put a dataset online so tasks and workspaces can use it."""
+    with client() as c:
+        _print_dataset(c.datasets.publish(dataset_id))
+
+
+@dataset.command("offline")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_offline(dataset_id: int) -> None:
+    with client() as c:
+        _print_dataset(c.datasets.take_offline(dataset_id))
+
+
+@dataset.command("delete")
+@click.argument("dataset_id", type=int)
+@click.confirmation_option(prompt="Delete the dataset and its files?")
+@friendly
+def dataset_delete(dataset_id: int) -> None:
+    with client() as c:
+        c.datasets.delete(dataset_id)
+    click.echo(f"deleted dataset {dataset_id}")
+
+
+@dataset.command("samples")
+@click.argument("dataset_id", type=int)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train")
+@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=int, default=10)
+@friendly
+def dataset_samples(dataset_id: int, split: str, offset: int, limit: int) -> None:
+    with client() as c:
+        page = c.datasets.samples(dataset_id, split, offset, limit)
+    click.echo(f"{page.total} samples in {split}")
+    for s in page.samples:
+        click.echo(f"  {s.label or '-':<16} {s.path}")

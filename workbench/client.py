@@ -1,0 +1,206 @@
+"""A Python client of the Workbench REST API (used by the CLI, the widgets and notebooks).
+
+    from workbench.client import WorkbenchClient
+    wb = WorkbenchClient.from_env()          # WORKBENCH_URL / WORKBENCH_TOKEN, or `workbench login`
+    ds = wb.datasets.create(name="digits", purpose="image", sub_purpose="classification",
+                            format="dir", split_mode="independent")
+    wb.datasets.upload(ds.id, "train", "digits-train.zip", progress=print)
+
+Errors come back as the same exception classes the server raised (``workbench.errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from workbench.config import Settings
+from workbench.datasets.schemas import DatasetInfo, SamplePage
+from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
+from workbench.users import NewToken, TokenInfo, UserInfo
+
+API = "workbench/api/v1"
+CHUNK = 1024 * 1024
+
+#: called with (bytes sent, total bytes) while an upload streams
+Progress = Callable[[int, int], None]
+
+
+class ServerUnreachable(WorkbenchError):
+    status = 503
+    code = "server_unreachable"
+
+
+class WorkbenchClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/") + "/"
+        self._http = httpx.Client(
+            base_url=self.url + API,
+            headers={"Authorization": f"token {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.datasets = DatasetsAPI(self)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:
+        """From ``WORKBENCH_URL`` and ``WORKBENCH_TOKEN``, else the credentials file that
+        ``workbench login`` or ``workbench lab`` wrote under ``WORKBENCH_HOME``."""
+        env = os.environ if environ is None else environ
+        url, token = env.get("WORKBENCH_URL"), env.get("WORKBENCH_TOKEN")
+        if not (url and token):
+            path = Settings.from_env(dict(env)).credentials_file
+            if not path.exists():
+                raise Unauthenticated(
+                    "No Workbench server configured: set WORKBENCH_URL and WORKBENCH_TOKEN, "
+                    "or run `workbench login URL --token TOKEN` (or `workbench lab`)."
+                )
+            saved = json.loads(path.read_text())
+            url, token = saved["url"], saved["token"]
+        return cls(url, token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WorkbenchClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"Cannot reach the Workbench at {self.url} ({exc}); is the server running?",
+                url=self.url,
+            ) from exc
+        if response.is_error:
+            raise _error_from(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    # --- users and tokens -----------------------------------------------------------------
+
+    def me(self) -> UserInfo:
+        return UserInfo.model_validate(self.json("GET", "/me"))
+
+    def users(self) -> list[UserInfo]:
+        return _list(UserInfo, self.json("GET", "/users"))
+
+    def add_user(self, username: str, role: str = "member") -> UserInfo:
+        body = {"username": username, "role": role}
+        return UserInfo.model_validate(self.json("POST", "/users", json=body))
+
+    def create_token(self, name: str, expires_in_days: int | None = None) -> NewToken:
+        body = {"name": name, "expires_in_days": expires_in_days}
+        return NewToken.model_validate(self.json("POST", "/tokens", json=body))
+
+    def tokens(self) -> list[TokenInfo]:
+        return _list(TokenInfo, self.json("GET", "/tokens"))
+
+    def revoke_token(self, token_id: int) -> None:
+        self.request("DELETE", f"/tokens/{token_id}")
+
+
+class DatasetsAPI:
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[DatasetInfo]:
+        params = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in filters.items()
+            if v is not None
+        }
+        return _list(DatasetInfo, self._c.json("GET", "/datasets", params=params))
+
+    def create(self, **fields: Any) -> DatasetInfo:
+        return DatasetInfo.model_validate(self._c.json("POST", "/datasets", json=fields))
+
+    def get(self, dataset_id: int) -> DatasetInfo:
+        return DatasetInfo.model_validate(self._c.json("GET", f"/datasets/{dataset_id}"))
+
+    def update(self, dataset_id: int, **changes: Any) -> DatasetInfo:
+        data = self._c.json("PATCH", f"/datasets/{dataset_id}", json=changes)
+        return DatasetInfo.model_validate(data)
+
+    def delete(self, dataset_id: int) -> None:
+        self._c.request("DELETE", f"/datasets/{dataset_id}")
+
+    def publish(self, dataset_id: int) -> DatasetInfo:
+        return DatasetInfo.model_validate(self._c.json("POST", f"/datasets/{dataset_id}/publish"))
+
+    def take_offline(self, dataset_id: int) -> DatasetInfo:
+        data = self._c.json("POST", f"/datasets/{dataset_id}/offline")
+        return DatasetInfo.model_validate(data)
+
+    def upload(
+        self, dataset_id: int, split: str, path: str | Path, progress: Progress | None = None
+    ) -> DatasetInfo:
+        """Stream an archive file to the server (never read whole into memory)."""
+        path = Path(path)
+        total = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            sent = 0
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    sent += len(chunk)
+                    yield chunk
+                    if progress:
+                        progress(sent, total)
+
+        data = self._c.json(
+            "PUT",
+            f"/datasets/{dataset_id}/archives/{split}",
+            params={"filename": path.name},
+            content=chunks(),
+            headers={"Content-Length": str(total), "Content-Type": "application/octet-stream"},
+            timeout=httpx.Timeout(60.0, read=None, write=None),
+        )
+        return DatasetInfo.model_validate(data)
+
+    def samples(
+        self, dataset_id: int, split: str = "train", offset: int = 0, limit: int = 20
+    ) -> SamplePage:
+        data = self._c.json(
+            "GET",
+            f"/datasets/{dataset_id}/samples/{split}",
+            params={"offset": offset, "limit": limit},
+        )
+        return SamplePage.model_validate(data)
+
+    def sample_bytes(self, dataset_id: int, split: str, path: str) -> bytes:
+        return self._c.request("GET", f"/datasets/{dataset_id}/files/{split}/{path}").content
+
+
+def _list(model: Any, data: Any) -> Any:
+    return TypeAdapter(list[model]).validate_python(data)
+
+
+def _error_from(response: httpx.Response) -> WorkbenchError:
+    try:
+        body = response.json()
+        cls = error_class_for(body["error"])
+        error = cls(body.get("message") or response.reason_phrase, **(body.get("details") or {}))
+    except (ValueError, KeyError, TypeError):
+        error = WorkbenchError(f"HTTP {response.status_code}: {response.text[:200]}")
+    error.http_status = response.status_code  # type: ignore[attr-defined]
+    return error

@@ -1,0 +1,394 @@
+"""The dataset lifecycle (manual chapter 2.1): create, upload, validate, inspect, publish,
+share, delete.
+
+An upload replaces a split only when the whole new archive unpacked safely and passed
+validation: the new files are unpacked into a staging folder, published under a fresh
+storage key, then the registry row is switched over in one transaction, and only then is
+the old folder removed. Any failure before the switch leaves the previous files,
+statistics and row exactly as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from workbench.access import check_visibility, get_owned, get_visible, visible_to
+from workbench.datasets.archives import dataset_root, extract_archive
+from workbench.datasets.formats import inspect_dataset, list_samples, resolve_sample
+from workbench.datasets.schemas import (
+    DatasetCreate,
+    DatasetFilter,
+    DatasetInfo,
+    DatasetUpdate,
+    SamplePage,
+    SplitInfo,
+)
+from workbench.datasets.types import FORMATS_FOR, ArchiveLimits, Statistics, ValidationReport
+from workbench.enums import (
+    SUB_PURPOSES,
+    AnnotationType,
+    DatasetFormat,
+    DatasetState,
+    Purpose,
+    Split,
+    SplitMode,
+    SubPurpose,
+)
+from workbench.errors import Conflict, DatasetInvalid, InvalidInput, NotFound
+from workbench.registry import Registry
+from workbench.registry.models import (
+    Dataset,
+    DatasetSplit,
+    TrainingTask,
+    User,
+    Workspace,
+    utcnow,
+)
+from workbench.store import ArtifactStore, StoredFile
+from workbench.users import Actor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ANNOTATION = {
+    SubPurpose.CLASSIFICATION: AnnotationType.LABEL,
+    SubPurpose.OBJECT_DETECTION: AnnotationType.POSITION,
+    SubPurpose.SEMANTIC_SEGMENTATION: AnnotationType.POSITION,
+    SubPurpose.NER: AnnotationType.ENTITY,
+}
+#: task and workspace states in which a dataset counts as in use
+ACTIVE_TASK_STATES = ("draft", "queued", "running")
+GONE_WORKSPACE_STATES = ("deleted",)
+
+
+def check_kind(purpose: Purpose, sub_purpose: SubPurpose, fmt: DatasetFormat) -> None:
+    """Refuse purpose / sub-purpose / format combinations that no standard covers."""
+    if sub_purpose not in SUB_PURPOSES[purpose]:
+        allowed = ", ".join(SUB_PURPOSES[purpose])
+        raise InvalidInput(
+            f"Sub-purpose {sub_purpose} does not belong to purpose {purpose}; "
+            f"choose one of: {allowed}.",
+            field="sub_purpose",
+        )
+    formats = FORMATS_FOR[(purpose, sub_purpose)]
+    if fmt not in formats:
+        raise InvalidInput(
+            f"Format {fmt} is not a format for {purpose} {sub_purpose} datasets; "
+            f"use {' or '.join(formats)} (see docs/datasets.md).",
+            field="format",
+        )
+
+
+class DatasetService:
+    def __init__(self, registry: Registry, store: ArtifactStore, limits: ArchiveLimits) -> None:
+        self.registry = registry
+        self.store = store
+        self.limits = limits
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor, filters: DatasetFilter | None = None) -> list[DatasetInfo]:
+        f = filters or DatasetFilter()
+        query = sa.select(Dataset).where(visible_to(Dataset, actor))
+        for column, value in (
+            (Dataset.purpose, f.purpose),
+            (Dataset.sub_purpose, f.sub_purpose),
+            (Dataset.format, f.format),
+            (Dataset.state, f.state),
+            (Dataset.visibility, f.visibility),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if f.mine:
+            query = query.where(Dataset.owner_id == actor.id)
+        if f.q:
+            pattern = f"%{f.q.lower()}%"
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(Dataset.name).like(pattern),
+                    sa.func.lower(Dataset.description).like(pattern),
+                )
+            )
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(Dataset.id.desc())).all()
+            return [self._info(s, row) for row in rows]
+
+    def get(self, actor: Actor, dataset_id: int) -> DatasetInfo:
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, Dataset, dataset_id, actor, "dataset"))
+
+    def samples(
+        self, actor: Actor, dataset_id: int, split: Split, offset: int = 0, limit: int = 20
+    ) -> SamplePage:
+        if offset < 0 or not 1 <= limit <= 200:
+            raise InvalidInput("offset must be >= 0 and limit between 1 and 200.")
+        root, ds = self._split_root(actor, dataset_id, split)
+        total, samples = list_samples(root, ds.format, ds.purpose, offset, limit)
+        return SamplePage(split=split, total=total, offset=offset, samples=samples)
+
+    def sample_file(self, actor: Actor, dataset_id: int, split: Split, rel: str) -> Path:
+        """The path of one sample's file, for the raw preview route."""
+        root, _ = self._split_root(actor, dataset_id, split)
+        return resolve_sample(root, rel)
+
+    def split_path(self, actor: Actor, dataset_id: int, split: Split) -> Path:
+        """The unpacked files of a split (for mounting into workspaces and tasks)."""
+        return self._split_root(actor, dataset_id, split)[0]
+
+    # --- changing -------------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: DatasetCreate) -> DatasetInfo:
+        check_kind(spec.purpose, spec.sub_purpose, spec.format)
+        check_visibility(actor, spec.visibility)
+        with self.registry.session() as s:
+            self._check_unique_name(s, actor, spec.name)
+            row = Dataset(
+                owner_id=actor.id,
+                **spec.model_dump(exclude={"annotation_type"}),
+                annotation_type=spec.annotation_type or DEFAULT_ANNOTATION[spec.sub_purpose],
+            )
+            s.add(row)
+            s.flush()
+            return self._info(s, row)
+
+    def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
+        fields = changes.model_dump(exclude_unset=True)
+        with self.registry.session() as s:
+            row = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
+            if kind_fields and row.splits:
+                raise Conflict(
+                    f"{', '.join(sorted(kind_fields))} cannot change once archives are "
+                    "uploaded: they were validated against the current kind. Create a new "
+                    "dataset instead.",
+                    fields=sorted(kind_fields),
+                )
+            if "visibility" in fields:
+                check_visibility(actor, fields["visibility"])
+            if fields.get("name") and fields["name"] != row.name:
+                self._check_unique_name(s, actor, fields["name"])
+            for key, value in fields.items():
+                if value is not None:
+                    setattr(row, key, value)
+            check_kind(row.purpose, row.sub_purpose, row.format)
+            s.flush()
+            return self._info(s, row)
+
+    def upload(
+        self, actor: Actor, dataset_id: int, split: Split, archive: StoredFile, filename: str
+    ) -> DatasetInfo:
+        """Unpack, validate and install ``archive`` as ``split``; all or nothing.
+
+        The caller owns ``archive`` (a finished upload) and deletes it afterwards.
+        """
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            self._check_uploadable(ds, split)
+            fmt, purpose = ds.format, ds.purpose
+        key = f"datasets/{dataset_id}/{split}-{uuid.uuid4().hex[:12]}"
+        with self.store.staging() as staging:
+            summary = extract_archive(archive.path, staging / "unpacked", self.limits)
+            root = dataset_root(staging / "unpacked")
+            inspection = inspect_dataset(root, fmt, purpose)
+            if not inspection.report.ok or inspection.statistics is None:
+                raise DatasetInvalid(
+                    _invalid_message(filename, inspection.report),
+                    report=inspection.report.model_dump(mode="json"),
+                )
+            self.store.publish_dir(root, key)
+        try:
+            old_key = self._switch_split(
+                actor,
+                dataset_id,
+                split,
+                key,
+                archive,
+                filename,
+                summary.files,
+                summary.total_bytes,
+                inspection.report,
+                inspection.statistics,
+            )
+        except BaseException:
+            self.store.delete(key)
+            raise
+        if old_key:
+            self.store.delete(old_key)
+        return self.get(actor, dataset_id)
+
+    def publish(self, actor: Actor, dataset_id: int) -> DatasetInfo:
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            have = {sp.split for sp in ds.splits}
+            needed = {Split.TRAIN} | (
+                {Split.TEST} if ds.split_mode is SplitMode.INDEPENDENT else set()
+            )
+            if missing := sorted(needed - have):
+                raise Conflict(
+                    f"Dataset {dataset_id} cannot go online yet: upload its "
+                    f"{' and '.join(missing)} archive first.",
+                    missing=missing,
+                )
+            ds.state = DatasetState.ONLINE
+            s.flush()
+            return self._info(s, ds)
+
+    def take_offline(self, actor: Actor, dataset_id: int) -> DatasetInfo:
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            if ds.state is not DatasetState.ONLINE:
+                raise Conflict(f"Dataset {dataset_id} is {ds.state}, not online.")
+            ds.state = DatasetState.OFFLINE
+            s.flush()
+            return self._info(s, ds)
+
+    def delete(self, actor: Actor, dataset_id: int) -> None:
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            self._check_unused(s, ds)
+            keys = [sp.storage_key for sp in ds.splits]
+            s.delete(ds)
+        for key in keys:
+            self.store.delete(key)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _check_unique_name(self, s: Session, actor: Actor, name: str) -> None:
+        clash = s.scalar(
+            sa.select(Dataset.id).where(Dataset.owner_id == actor.id, Dataset.name == name)
+        )
+        if clash is not None:
+            raise Conflict(
+                f"You already have a dataset named {name!r} (id {clash}); pick another name.",
+                id=clash,
+            )
+
+    @staticmethod
+    def _check_uploadable(ds: Dataset, split: Split) -> None:
+        if split is Split.TEST and ds.split_mode is not SplitMode.INDEPENDENT:
+            raise InvalidInput(
+                f"Dataset {ds.id} splits its train archive by ratio, so it takes no test "
+                "archive; set split_mode to 'independent' to upload a separate test set.",
+                field="split",
+            )
+        if ds.state is DatasetState.ONLINE:
+            raise Conflict(
+                f"Dataset {ds.id} is online and may be in use; take it offline before "
+                "replacing its files."
+            )
+
+    @staticmethod
+    def _check_unused(s: Session, ds: Dataset) -> None:
+        tasks = s.scalars(
+            sa.select(TrainingTask.id).where(
+                TrainingTask.dataset_id == ds.id, TrainingTask.state.in_(ACTIVE_TASK_STATES)
+            )
+        ).all()
+        workspaces = s.scalars(
+            sa.select(Workspace.id).where(
+                Workspace.dataset_id == ds.id, Workspace.state.not_in(GONE_WORKSPACE_STATES)
+            )
+        ).all()
+        if tasks or workspaces:
+            raise Conflict(
+                f"Dataset {ds.id} is used by training tasks {list(tasks)} and workspaces "
+                f"{list(workspaces)}; delete or finish them first.",
+                tasks=list(tasks),
+                workspaces=list(workspaces),
+            )
+
+    def _switch_split(
+        self,
+        actor: Actor,
+        dataset_id: int,
+        split: Split,
+        key: str,
+        archive: StoredFile,
+        filename: str,
+        files: int,
+        unpacked: int,
+        report: ValidationReport,
+        statistics: Statistics,
+    ) -> str | None:
+        """Point the split's row at ``key``; return the key it pointed at before."""
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            self._check_uploadable(ds, split)  # it may have changed while we unpacked
+            row = next((sp for sp in ds.splits if sp.split is split), None)
+            old_key = row.storage_key if row else None
+            if row is None:
+                row = DatasetSplit(split=split)
+                ds.splits.append(row)
+            row.archive_name = Path(filename).name[:255] or f"{split}.archive"
+            row.archive_bytes = archive.size
+            row.sha256 = archive.sha256
+            row.files = files
+            row.unpacked_bytes = unpacked
+            row.storage_key = key
+            row.report = report.model_dump(mode="json")
+            row.statistics = statistics.model_dump(mode="json")
+            row.uploaded_at = ds.updated_at = utcnow()
+            return old_key
+
+    def _split_root(self, actor: Actor, dataset_id: int, split: Split) -> tuple[Path, Dataset]:
+        with self.registry.session() as s:
+            ds = get_visible(s, Dataset, dataset_id, actor, "dataset")
+            row = next((sp for sp in ds.splits if sp.split is split), None)
+            if row is None:
+                raise NotFound(
+                    f"Dataset {dataset_id} has no {split} archive yet; upload one first.",
+                    kind="split",
+                    id=str(split),
+                )
+            return self.store.path(row.storage_key), ds
+
+    @staticmethod
+    def _info(s: Session, ds: Dataset) -> DatasetInfo:
+        owner = s.get(User, ds.owner_id)
+        splits = {
+            sp.split: SplitInfo(
+                split=sp.split,
+                archive_name=sp.archive_name,
+                archive_bytes=sp.archive_bytes,
+                sha256=sp.sha256,
+                files=sp.files,
+                unpacked_bytes=sp.unpacked_bytes,
+                uploaded_at=sp.uploaded_at,
+                report=ValidationReport.model_validate(sp.report),
+                statistics=Statistics.model_validate(sp.statistics),
+            )
+            for sp in ds.splits
+        }
+        return DatasetInfo(
+            id=ds.id,
+            name=ds.name,
+            description=ds.description,
+            owner=owner.username if owner else "?",
+            visibility=ds.visibility,
+            purpose=ds.purpose,
+            sub_purpose=ds.sub_purpose,
+            annotation_type=ds.annotation_type,
+            format=ds.format,
+            split_mode=ds.split_mode,
+            train_ratio=ds.train_ratio,
+            state=ds.state,
+            project_id=ds.project_id,
+            created_at=ds.created_at,
+            updated_at=ds.updated_at,
+            splits=splits,
+        )
+
+
+def _invalid_message(filename: str, report: ValidationReport) -> str:
+    shown = "; ".join(f"{e.path}: {e.message}" for e in report.errors[:3])
+    more = len(report.errors) + report.errors_truncated - 3
+    tail = f" (and {more} more)" if more > 0 else ""
+    return (
+        f"{filename} does not follow the {report.format} standard: {shown}{tail}. "
+        "Fix these files and upload again; see the report for every file and "
+        "docs/datasets.md for the standard."
+    )

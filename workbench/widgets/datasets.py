@@ -1,0 +1,410 @@
+"""The Datasets section of the side panel: list with filters, details with a class
+histogram and sample previews, create, upload with a progress bar, publish, visibility."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+from workbench.client import WorkbenchClient
+from workbench.datasets.schemas import DatasetInfo
+from workbench.datasets.types import FORMATS_FOR
+from workbench.enums import SUB_PURPOSES, Purpose, SplitMode, SubPurpose, Visibility
+from workbench.errors import WorkbenchError
+
+ALL = "all"
+PREVIEW_SAMPLES = 8
+
+
+def _label(ds: DatasetInfo) -> str:
+    return (
+        f"#{ds.id} {ds.name} · {ds.purpose}/{ds.sub_purpose} · {ds.state} · "
+        f"{ds.visibility} · {ds.owner}"
+    )
+
+
+class Status(w.HTML):
+    """One line telling the user what happened, errors in red with what to do."""
+
+    def ok(self, text: str) -> None:
+        self.value = f"<span style='color:#1b5e20'>{_escape(text)}</span>"
+
+    def error(self, exc: WorkbenchError) -> None:
+        self.value = f"<span style='color:#b71c1c'><b>{exc.code}</b>: {_escape(exc.message)}</span>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class DatasetsSection(w.VBox):
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        self.client = client
+        self.datasets: dict[int, DatasetInfo] = {}
+        self.status = Status()
+
+        # list and filters
+        self.purpose = w.Dropdown(
+            options=[ALL, *Purpose],
+            value=ALL,
+            description="Purpose",
+            layout=w.Layout(width="190px"),
+        )
+        self.state = w.Dropdown(
+            options=[ALL, "draft", "online", "offline"],
+            value=ALL,
+            description="State",
+            layout=w.Layout(width="190px"),
+        )
+        self.mine = w.Checkbox(
+            value=False, description="Mine only", indent=False, layout=w.Layout(width="100px")
+        )
+        self.search = w.Text(placeholder="search", layout=w.Layout(width="140px"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
+        for control in (self.purpose, self.state, self.mine):
+            control.observe(lambda _: self.refresh(), names="value")
+        self.search.on_submit(lambda _: self.refresh())
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.listing.observe(lambda ch: self.show(ch["new"]), names="value")
+
+        # details
+        self.summary = w.HTML()
+        self.histogram = go.FigureWidget(
+            data=[go.Bar(x=[], y=[], marker_color="#1976d2")],
+            layout=go.Layout(
+                title="Class histogram (train)",
+                height=260,
+                margin={"l": 40, "r": 10, "t": 40, "b": 40},
+                xaxis_title="class",
+                yaxis_title="samples",
+            ),
+        )
+        self.previews = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.publish_button = w.Button(
+            description="Publish", icon="cloud-upload", button_style="success"
+        )
+        self.offline_button = w.Button(description="Take offline", icon="cloud-download")
+        self.visibility = w.Dropdown(
+            options=list(Visibility), description="Visibility", layout=w.Layout(width="200px")
+        )
+        self.visibility_button = w.Button(description="Apply")
+        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
+        self.publish_button.on_click(lambda _: self._act(self.client.datasets.publish, "online"))
+        self.offline_button.on_click(
+            lambda _: self._act(self.client.datasets.take_offline, "offline")
+        )
+        self.visibility_button.on_click(lambda _: self.apply_visibility())
+        self.delete_button.on_click(lambda _: self.delete())
+
+        # upload
+        self.split = w.ToggleButtons(options=["train", "test"], value="train")
+        self.file = w.FileUpload(
+            accept=".zip,.tar,.tar.gz,.tgz", multiple=False, description="Archive"
+        )
+        self.server_path = w.Text(
+            placeholder="…or a path on the server", layout=w.Layout(width="260px")
+        )
+        self.upload_button = w.Button(description="Upload", icon="upload")
+        self.progress = w.IntProgress(
+            value=0, min=0, max=100, description="Upload", layout=w.Layout(width="320px")
+        )
+        self.upload_button.on_click(lambda _: self.upload())
+
+        self.details = w.VBox(
+            [
+                self.summary,
+                w.HBox(
+                    [
+                        self.publish_button,
+                        self.offline_button,
+                        self.visibility,
+                        self.visibility_button,
+                        self.delete_button,
+                    ]
+                ),
+                self.histogram,
+                w.HTML("<b>Samples</b>"),
+                self.previews,
+                w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
+                w.HBox([self.split, self.file, self.server_path]),
+                w.HBox([self.upload_button, self.progress]),
+            ]
+        )
+        self.details.layout.display = "none"
+
+        self.create_form = CreateForm(self._created)
+        super().__init__(
+            [
+                w.HBox([self.purpose, self.state, self.mine, self.search, self.refresh_button]),
+                self.listing,
+                self.status,
+                w.Accordion(
+                    children=[self.create_form], titles=("New dataset",), selected_index=None
+                ),
+                self.details,
+            ],
+            **kwargs,
+        )
+        self.create_form.client = client
+
+    # --- actions --------------------------------------------------------------------------
+
+    @property
+    def selected(self) -> DatasetInfo | None:
+        return self.datasets.get(self.listing.value) if self.listing.value else None
+
+    def refresh(self) -> None:
+        try:
+            found = self.client.datasets.list(
+                purpose=None if self.purpose.value == ALL else self.purpose.value,
+                state=None if self.state.value == ALL else self.state.value,
+                mine=self.mine.value or None,
+                q=self.search.value or None,
+            )
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        keep = self.listing.value
+        self.datasets = {ds.id: ds for ds in found}
+        self.listing.options = [(_label(ds), ds.id) for ds in found]
+        self.listing.value = keep if keep in self.datasets else None
+        self.status.ok(f"{len(found)} datasets")
+
+    def show(self, dataset_id: int | None) -> None:
+        ds = self.datasets.get(dataset_id) if dataset_id else None
+        if ds is None:
+            self.details.layout.display = "none"
+            return
+        self.details.layout.display = ""
+        self.summary.value = _summary_html(ds)
+        self.visibility.value = ds.visibility
+        stats = ds.statistics
+        with self.histogram.batch_update():
+            bar = self.histogram.data[0]
+            bar.x = list(stats.class_counts) if stats else []
+            bar.y = list(stats.class_counts.values()) if stats else []
+            self.histogram.layout.title.text = f"Class histogram (train) · {ds.name}"
+        self.previews.children = self._previews(ds)
+
+    def _previews(self, ds: DatasetInfo) -> tuple[w.Widget, ...]:
+        if "train" not in ds.splits:
+            return (w.HTML("<i>No archive uploaded yet.</i>"),)
+        try:
+            page = self.client.datasets.samples(ds.id, "train", 0, PREVIEW_SAMPLES)
+            cards: list[w.Widget] = []
+            for sample in page.samples:
+                if sample.kind == "image":
+                    raw = self.client.datasets.sample_bytes(ds.id, "train", sample.path)
+                    body: w.Widget = w.Image(value=raw, width=64, height=64)
+                else:
+                    body = w.HTML(
+                        f"<div style='width:180px;font-size:11px'>"
+                        f"{_escape((sample.text or '')[:160])}</div>"
+                    )
+                cards.append(
+                    w.VBox([body, w.Label(sample.label or "")], layout=w.Layout(margin="2px 6px"))
+                )
+            return tuple(cards)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return ()
+
+    def _act(self, call: Callable[[int], DatasetInfo], done: str) -> None:
+        ds = self.selected
+        if ds is None:
+            return
+        try:
+            call(ds.id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.refresh()
+        self.show(ds.id)
+        self.status.ok(f"{ds.name} is {done}")
+
+    def apply_visibility(self) -> None:
+        ds = self.selected
+        if ds is None:
+            return
+        self._act(
+            lambda i: self.client.datasets.update(i, visibility=self.visibility.value),
+            str(self.visibility.value),
+        )
+
+    def delete(self) -> None:
+        ds = self.selected
+        if ds is None:
+            return
+        try:
+            self.client.datasets.delete(ds.id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.listing.value = None
+        self.refresh()
+        self.status.ok(f"deleted {ds.name}")
+
+    def upload(self) -> None:
+        ds = self.selected
+        if ds is None:
+            return
+        self.progress.value = 0
+        self.progress.bar_style = ""
+        try:
+            if self.file.value:
+                item = self.file.value[0]
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / Path(item["name"]).name
+                    path.write_bytes(item["content"])
+                    self._upload_path(ds, path)
+            elif self.server_path.value:
+                self._upload_path(ds, Path(self.server_path.value).expanduser())
+            else:
+                self.status.value = "Choose an archive or type a path on the server first."
+                return
+        except WorkbenchError as exc:
+            self.progress.bar_style = "danger"
+            self.status.error(exc)
+            return
+        except OSError as exc:
+            self.progress.bar_style = "danger"
+            self.status.value = f"<span style='color:#b71c1c'>Cannot read the file: {exc}</span>"
+            return
+        self.file.value = ()
+        self.refresh()
+        self.show(ds.id)
+
+    def _upload_path(self, ds: DatasetInfo, path: Path) -> None:
+        def progress(sent: int, total: int) -> None:
+            self.progress.value = int(100 * sent / max(total, 1))
+
+        info = self.client.datasets.upload(ds.id, self.split.value, path, progress=progress)
+        self.progress.bar_style = "success"
+        split = info.splits[self.split.value]  # type: ignore[index]
+        self.status.ok(
+            f"{path.name}: {split.statistics.samples} samples in "
+            f"{len(split.statistics.classes)} classes, "
+            f"{len(split.report.warnings)} warnings"
+        )
+
+    def _created(self, ds: DatasetInfo) -> None:
+        self.refresh()
+        self.listing.value = ds.id
+        self.status.ok(f"created {ds.name} (#{ds.id}); upload its archive below")
+
+
+class CreateForm(w.VBox):
+    """The "new dataset" form; the choices offered follow the purpose."""
+
+    client: WorkbenchClient
+
+    def __init__(self, on_created: Callable[[DatasetInfo], None]) -> None:
+        self.on_created = on_created
+        self.name = w.Text(description="Name")
+        self.description = w.Textarea(description="Description", rows=2)
+        self.purpose = w.Dropdown(options=list(Purpose), description="Purpose")
+        self.sub_purpose = w.Dropdown(description="Sub-purpose")
+        self.format = w.Dropdown(description="Format")
+        self.split_mode = w.Dropdown(options=list(SplitMode), description="Test set")
+        self.train_ratio = w.FloatSlider(
+            value=0.8, min=0.05, max=0.95, step=0.05, description="Train ratio"
+        )
+        self.visibility = w.Dropdown(options=list(Visibility), description="Visibility")
+        self.create_button = w.Button(description="Create", button_style="primary")
+        self.message = Status()
+        self.purpose.observe(lambda _: self._purpose_changed(), names="value")
+        self.sub_purpose.observe(lambda _: self._sub_purpose_changed(), names="value")
+        self.create_button.on_click(lambda _: self.create())
+        self._purpose_changed()
+        super().__init__(
+            [
+                self.name,
+                self.description,
+                self.purpose,
+                self.sub_purpose,
+                self.format,
+                self.split_mode,
+                self.train_ratio,
+                self.visibility,
+                self.create_button,
+                self.message,
+            ]
+        )
+
+    def _purpose_changed(self) -> None:
+        self.sub_purpose.options = list(SUB_PURPOSES[Purpose(self.purpose.value)])
+        self._sub_purpose_changed()
+
+    def _sub_purpose_changed(self) -> None:
+        if self.sub_purpose.value is None:
+            return
+        key = (Purpose(self.purpose.value), SubPurpose(self.sub_purpose.value))
+        self.format.options = list(FORMATS_FOR[key])
+
+    def create(self) -> None:
+        try:
+            ds = self.client.datasets.create(
+                name=self.name.value.strip(),
+                description=self.description.value,
+                purpose=self.purpose.value,
+                sub_purpose=self.sub_purpose.value,
+                format=self.format.value,
+                split_mode=self.split_mode.value,
+                train_ratio=self.train_ratio.value,
+                visibility=self.visibility.value,
+            )
+        except WorkbenchError as exc:
+            self.message.error(exc)
+            return
+        self.message.ok(f"created {ds.name}")
+        self.name.value = ""
+        self.on_created(ds)
+
+
+def _summary_html(ds: DatasetInfo) -> str:
+    rows = [
+        ("Owner", ds.owner),
+        ("Purpose", f"{ds.purpose} / {ds.sub_purpose}"),
+        ("Annotation", ds.annotation_type),
+        ("Format", ds.format),
+        (
+            "Test set",
+            "independent"
+            if ds.split_mode is SplitMode.INDEPENDENT
+            else f"ratio {ds.train_ratio:.2f} of train",
+        ),
+        ("State", ds.state),
+        ("Visibility", ds.visibility),
+    ]
+    for split, info in ds.splits.items():
+        st = info.statistics
+        extra = ""
+        if st.image_sizes:
+            extra = ", sizes " + ", ".join(
+                f"{k} ({v})" for k, v in list(st.image_sizes.items())[:3]
+            )
+        if st.text_lengths:
+            extra = (
+                f", text length {st.text_lengths.min:.0f} to {st.text_lengths.max:.0f} "
+                f"(mean {st.text_lengths.mean:.0f})"
+            )
+        rows.append(
+            (
+                split.capitalize(),
+                f"{info.archive_name}: {st.samples} samples, {len(st.classes)} classes"
+                f"{extra}; {len(info.report.warnings)} warnings",
+            )
+        )
+    cells = "".join(
+        f"<tr><th style='text-align:left;padding-right:12px'>{k}</th>"
+        f"<td>{_escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    desc = f"<p>{_escape(ds.description)}</p>" if ds.description else ""
+    return f"<h3 style='margin:4px 0'>{_escape(ds.name)}</h3>{desc}<table>{cells}</table>"

@@ -1,0 +1,123 @@
+"""``WorkbenchApp``: the jupyter_server extension that serves the Workbench."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, Unicode, default
+
+from workbench.config import DEFAULT_HOME, Settings
+from workbench.datasets.types import ArchiveLimits
+from workbench.services import Workbench
+from workbench_ext.handlers import datasets, users
+from workbench_ext.handlers.base import API, NotFoundHandler
+from workbench_ext.identity import WorkbenchIdentityProvider
+
+SESSION_TOKEN = "jupyterlab-session"
+
+
+class WorkbenchApp(ExtensionApp):
+    name = "workbench_ext"
+    description = "Workbench: datasets, workspaces, algorithms, training and serving."
+
+    home = Unicode(
+        help="Folder holding the embedded registry (registry.db) and the artifact store. "
+        "Default: $WORKBENCH_HOME, else ~/.workbench.",
+        config=True,
+    )
+    db_url = Unicode(
+        help="SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db. "
+        "Default: $WORKBENCH_DB_URL, else SQLite in `home`.",
+        config=True,
+    )
+    upgrade_on_start = Bool(
+        False,
+        help="Apply registry migrations when the server starts (otherwise run "
+        "`workbench db upgrade`; the server refuses to serve an out-of-date schema).",
+        config=True,
+    )
+    max_archive_bytes = Int(
+        ArchiveLimits.max_archive_bytes,
+        config=True,
+        help="Largest dataset archive accepted by an upload.",
+    )
+    max_unpacked_bytes = Int(
+        ArchiveLimits.max_total_bytes,
+        config=True,
+        help="Largest total size of an archive's files once unpacked.",
+    )
+    max_archive_files = Int(
+        ArchiveLimits.max_files, config=True, help="Most files one archive may hold."
+    )
+    max_compression_ratio = Float(
+        ArchiveLimits.max_ratio,
+        config=True,
+        help="Largest unpacked size / archive size (zip bombs).",
+    )
+
+    @default("home")
+    def _default_home(self) -> str:
+        return os.environ.get("WORKBENCH_HOME") or str(DEFAULT_HOME)
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("WORKBENCH_DB_URL", "")
+
+    def workbench_settings(self) -> Settings:
+        return Settings(
+            home=Path(self.home),
+            db_url=self.db_url,
+            archive_limits=ArchiveLimits(
+                max_archive_bytes=self.max_archive_bytes,
+                max_total_bytes=self.max_unpacked_bytes,
+                max_files=self.max_archive_files,
+                max_ratio=self.max_compression_ratio,
+            ),
+        )
+
+    def initialize_settings(self) -> None:
+        wb = Workbench.from_settings(self.workbench_settings())
+        if self.upgrade_on_start:
+            wb.registry.upgrade()
+        wb.registry.check_schema()
+        self.settings["workbench"] = wb
+        self._export_session_credentials(wb)
+
+    def _export_session_credentials(self, wb: Workbench) -> None:
+        """Give this server's kernels (the side panel's included) the owner's identity.
+
+        Kernels inherit the server's environment: ``WORKBENCH_URL`` and a fresh token of
+        the owner let the ``workbench`` client in them call this API as the owner.
+        """
+        provider = self.serverapp.identity_provider
+        if not isinstance(provider, WorkbenchIdentityProvider):
+            self.log.warning(
+                "Workbench: ServerApp.identity_provider_class is not "
+                "WorkbenchIdentityProvider; kernels get no Workbench token."
+            )
+            return
+        owner = wb.users.ensure_owner(provider.owner)
+        for token in wb.users.list_tokens(owner):
+            if token.name == SESSION_TOKEN:
+                wb.users.revoke_token(owner, token.id)
+        token = wb.users.create_token(owner.id, SESSION_TOKEN, expires_in=timedelta(days=30))
+        os.environ["WORKBENCH_URL"] = self.serverapp.connection_url
+        os.environ["WORKBENCH_TOKEN"] = token.secret
+        self.log.info("Workbench: registry %s, acting owner %r", wb.registry.url, owner.username)
+
+    def initialize_handlers(self) -> None:
+        from workbench_ext import openapi
+        from workbench_ext.panel import panel_handlers
+
+        self.handlers.extend(openapi.handlers + users.handlers + datasets.handlers)
+        self.handlers.extend(panel_handlers(self.serverapp.base_url))
+        self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
+
+    async def stop_extension(self) -> None:
+        wb: Any = self.settings.get("workbench")
+        if wb is not None:
+            wb.close()

@@ -1,0 +1,151 @@
+"""The base of every Workbench REST handler: who is acting, JSON in and out, errors.
+
+Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
+``{"error": code, "message": ..., "details": {...}}``; internals never leak.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_server.base.handlers import APIHandler
+from pydantic import BaseModel, ValidationError
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from workbench.errors import (
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    WorkbenchError,
+)
+from workbench.services import Workbench
+from workbench.users import Actor
+
+API = "/workbench/api/v1"
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+NO_AUTH = Unauthenticated(
+    "Authentication required: send 'Authorization: token <Workbench token>' "
+    "(create one with `workbench token create`) or log in to JupyterLab."
+)
+
+
+class WorkbenchHandler(APIHandler):
+    auth_resource = "workbench"
+    actor: Actor
+
+    @property
+    def workbench(self) -> Workbench:
+        return self.settings["workbench"]
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking service code on the executor, off the event loop."""
+        return await IOLoop.current().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    async def authenticate_workbench_token(self, secret: str) -> Actor | None:
+        """Called by the identity provider for requests with a Workbench token."""
+        try:
+            self.actor = await self.run(self.workbench.users.authenticate, secret)
+        except Unauthenticated as exc:
+            self._auth_error = exc
+            return None
+        return self.actor
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if self.current_user is None or hasattr(self, "actor"):
+            return
+        username = self.current_user.username
+        actor = await self.run(self.workbench.users.find, username)
+        if actor is None:
+            raise PermissionDenied(
+                f"Jupyter user {username!r} has no Workbench account; ask an admin to run "
+                f"`workbench user add {username}`.",
+                username=username,
+            )
+        self.actor = actor
+
+    # --- input and output -----------------------------------------------------------------
+
+    def parse(self, model: type[M]) -> M:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as exc:
+            raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
+        return validate(model, data)
+
+    def query(self, model: type[M]) -> M:
+        args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        return validate(model, args)
+
+    def reply(self, payload: BaseModel | list[Any] | dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        if isinstance(payload, BaseModel):
+            body = payload.model_dump_json()
+        else:
+            body = json.dumps(_jsonable(payload))
+        self.finish(body)
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, WorkbenchError):
+            error = exc
+        elif status_code == 403 and self.current_user is None:
+            error = getattr(self, "_auth_error", NO_AUTH)
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            error = WorkbenchError(exc.log_message or exc.reason or self._reason)
+            self.set_status(status_code)
+            self.finish(json.dumps({**error.to_dict(), "error": f"http_{status_code}"}))
+            return
+        else:
+            error = WorkbenchError("Internal error; the server log has the details.")
+        self.set_status(error.status)
+        self.finish(json.dumps(error.to_dict(), default=str))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, WorkbenchError) and value.status < 500:
+            self.log.info(
+                "%s %s -> %s: %s", self.request.method, self.request.path, value.code, value.message
+            )
+            return
+        super().log_exception(typ, value, tb)
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors(include_url=False, include_context=False)
+        ]
+        summary = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems)
+        raise InvalidInput(f"Invalid request: {summary}.", problems=problems) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class NotFoundHandler(WorkbenchHandler):
+    """Any other path under the API: a JSON 404 naming the path."""
+
+    @web.authenticated
+    def get(self, path: str) -> None:
+        raise NotFound(f"No API route {self.request.path}; see {API}/openapi.json.")
+
+    post = put = patch = delete = get

@@ -1,0 +1,98 @@
+"""/me, /tokens and /users."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict, Field
+from tornado import web
+
+from workbench.enums import Role
+from workbench.errors import PermissionDenied
+from workbench_ext.handlers.base import API, WorkbenchHandler
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    expires_in_days: int | None = Field(None, gt=0, le=3650)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+    role: Role = Role.MEMBER
+    display_name: str = ""
+
+
+class MeHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.users.get_user, self.actor.id))
+
+
+class TokensHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.users.list_tokens, self.actor))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(TokenCreate)
+        expires = timedelta(days=spec.expires_in_days) if spec.expires_in_days else None
+        token = await self.run(
+            self.workbench.users.create_token, self.actor.id, spec.name, expires_in=expires
+        )
+        self.reply(token, status=201)
+
+
+class TokenHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def delete(self, token_id: str) -> None:
+        await self.run(self.workbench.users.revoke_token, self.actor, int(token_id))
+        self.set_status(204)
+        self.finish()
+
+
+class UsersHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.users.list_users))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        if not self.actor.is_admin:
+            raise PermissionDenied("Only admins can add users.")
+        spec = self.parse(UserCreate)
+        user = await self.run(
+            self.workbench.users.add_user,
+            spec.username,
+            role=spec.role,
+            display_name=spec.display_name,
+        )
+        self.reply(user, status=201)
+
+
+handlers = [
+    (rf"{API}/me", MeHandler),
+    (rf"{API}/tokens", TokensHandler),
+    (rf"{API}/tokens/(\d+)", TokenHandler),
+    (rf"{API}/users", UsersHandler),
+]

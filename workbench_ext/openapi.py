@@ -1,0 +1,182 @@
+"""The OpenAPI 3.1 document of the REST API, built from the same pydantic types the
+handlers parse and reply with, so the document cannot drift from the code's types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, TypeAdapter
+from tornado import web
+
+from workbench import __version__
+from workbench.datasets.schemas import (
+    DatasetCreate,
+    DatasetInfo,
+    DatasetUpdate,
+    SamplePage,
+)
+from workbench.users import NewToken, TokenInfo, UserInfo
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.users import TokenCreate, UserCreate
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    request: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+    body_kind: str = "json"  # or "archive"
+
+
+SPLIT = "{split}"
+OPS = (
+    Op("get", "/me", "The user making the request", response=UserInfo),
+    Op("get", "/tokens", "My API tokens (secrets are never shown again)", response=list[TokenInfo]),
+    Op("post", "/tokens", "Create an API token", TokenCreate, NewToken, 201),
+    Op("delete", "/tokens/{id}", "Revoke one of my tokens", status=204),
+    Op("get", "/users", "All users", response=list[UserInfo]),
+    Op("post", "/users", "Add a user (admins)", UserCreate, UserInfo, 201),
+    Op(
+        "get",
+        "/datasets",
+        "Datasets I can see",
+        response=list[DatasetInfo],
+        query=("purpose", "sub_purpose", "format", "state", "visibility", "mine", "q"),
+    ),
+    Op("post", "/datasets", "Create a dataset (state draft)", DatasetCreate, DatasetInfo, 201),
+    Op(
+        "get",
+        "/datasets/{id}",
+        "One dataset with its splits, reports and statistics",
+        response=DatasetInfo,
+    ),
+    Op("patch", "/datasets/{id}", "Edit a dataset (owner)", DatasetUpdate, DatasetInfo),
+    Op("delete", "/datasets/{id}", "Delete a dataset no task or workspace uses", status=204),
+    Op(
+        "put",
+        f"/datasets/{{id}}/archives/{SPLIT}",
+        "Upload a zip or tar(.gz) as the train or test split: unpacked, validated, "
+        "installed all or nothing",
+        response=DatasetInfo,
+        query=("filename",),
+        body_kind="archive",
+    ),
+    Op("post", "/datasets/{id}/publish", "Put a dataset online", response=DatasetInfo),
+    Op("post", "/datasets/{id}/offline", "Take a dataset offline", response=DatasetInfo),
+    Op(
+        "get",
+        f"/datasets/{{id}}/samples/{SPLIT}",
+        "A page of samples for preview",
+        response=SamplePage,
+        query=("offset", "limit"),
+    ),
+    Op("get", f"/datasets/{{id}}/files/{SPLIT}/{{path}}", "The raw file of one sample"),
+)
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "stable code, e.g. archive_unsafe"},
+        "message": {"type": "string", "description": "what went wrong and what to do"},
+        "details": {"type": "object"},
+    },
+}
+
+
+def _schema_ref(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    schema = TypeAdapter(tp).json_schema(ref_template="#/components/schemas/{model}")
+    defs.update(schema.pop("$defs", {}))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        defs[tp.__name__] = schema
+        return {"$ref": f"#/components/schemas/{tp.__name__}"}
+    return schema
+
+
+def build_document() -> dict[str, Any]:
+    defs: dict[str, Any] = {"Error": ERROR}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPS:
+        params = [
+            {"name": name[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in op.path.split("/")
+            if name.startswith("{")
+        ]
+        params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "parameters": params,
+            "responses": {
+                str(op.status): {"description": "success"},
+                "default": {
+                    "description": "error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        if op.response is not None:
+            entry["responses"][str(op.status)]["content"] = {
+                "application/json": {"schema": _schema_ref(op.response, defs)}
+            }
+        if op.request is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema_ref(op.request, defs)}},
+            }
+        elif op.body_kind == "archive":
+            entry["requestBody"] = {
+                "required": True,
+                "content": {
+                    media: {"schema": {"type": "string", "format": "binary"}}
+                    for media in ("application/zip", "application/gzip", "application/x-tar")
+                },
+            }
+        paths.setdefault(API + op.path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Workbench REST API", "version": __version__},
+        "components": {
+            "schemas": defs,
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'token wb_...' (a Workbench API token)",
+                },
+            },
+        },
+        "security": [{"token": []}],
+        "paths": paths,
+    }
+
+
+class OpenAPIHandler(WorkbenchHandler):
+    auth_resource = "workbench:api"
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.reply(build_document())
+
+
+class RootHandler(WorkbenchHandler):
+    auth_resource = "workbench:api"
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.reply(
+            {"version": __version__, "user": self.actor.username, "openapi": f"{API}/openapi.json"}
+        )
+
+
+handlers = [(rf"{API}/?", RootHandler), (rf"{API}/openapi.json", OpenAPIHandler)]

@@ -215,6 +215,8 @@ def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
         "--ServerApp.jpserver_extensions=workbench_ext=True",
         "--ServerApp.identity_provider_class=workbench_ext.identity.WorkbenchIdentityProvider",
     ]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
     if root_dir:
         cmd.append(f"--ServerApp.root_dir={root_dir}")
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
@@ -386,3 +388,7 @@ def dataset_samples(dataset_id: int, split: str, offset: int, limit: int) -> Non
     click.echo(f"{page.total} samples in {split}")
     for s in page.samples:
         click.echo(f"  {s.label or '-':<16} {s.path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -69,7 +69,8 @@ class DatasetsSection(w.VBox):
         self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
         for control in (self.purpose, self.state, self.mine):
             control.observe(lambda _: self.refresh(), names="value")
-        self.search.on_submit(lambda _: self.refresh())
+        self.search.continuous_update = False
+        self.search.observe(lambda _: self.refresh(), names="value")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.listing.observe(lambda ch: self.show(ch["new"]), names="value")
 
@@ -262,9 +263,9 @@ class DatasetsSection(w.VBox):
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / Path(item["name"]).name
                     path.write_bytes(item["content"])
-                    self._upload_path(ds, path)
+                    done = self._upload_path(ds, path)
             elif self.server_path.value:
-                self._upload_path(ds, Path(self.server_path.value).expanduser())
+                done = self._upload_path(ds, Path(self.server_path.value).expanduser())
             else:
                 self.status.value = "Choose an archive or type a path on the server first."
                 return
@@ -279,18 +280,18 @@ class DatasetsSection(w.VBox):
         self.file.value = ()
         self.refresh()
         self.show(ds.id)
+        self.status.ok(done)
 
-    def _upload_path(self, ds: DatasetInfo, path: Path) -> None:
+    def _upload_path(self, ds: DatasetInfo, path: Path) -> str:
         def progress(sent: int, total: int) -> None:
             self.progress.value = int(100 * sent / max(total, 1))
 
         info = self.client.datasets.upload(ds.id, self.split.value, path, progress=progress)
         self.progress.bar_style = "success"
         split = info.splits[self.split.value]  # type: ignore[index]
-        self.status.ok(
+        return (
             f"{path.name}: {split.statistics.samples} samples in "
-            f"{len(split.statistics.classes)} classes, "
-            f"{len(split.report.warnings)} warnings"
+            f"{len(split.statistics.classes)} classes, {len(split.report.warnings)} warnings"
         )
 
     def _created(self, ds: DatasetInfo) -> None:
@@ -338,14 +339,18 @@ class CreateForm(w.VBox):
         )
 
     def _purpose_changed(self) -> None:
-        self.sub_purpose.options = list(SUB_PURPOSES[Purpose(self.purpose.value)])
+        choices = list(SUB_PURPOSES[Purpose(self.purpose.value)])
+        self.sub_purpose.options = choices
+        self.sub_purpose.value = choices[0]
         self._sub_purpose_changed()
 
     def _sub_purpose_changed(self) -> None:
         if self.sub_purpose.value is None:
             return
         key = (Purpose(self.purpose.value), SubPurpose(self.sub_purpose.value))
-        self.format.options = list(FORMATS_FOR[key])
+        formats = list(FORMATS_FOR[key])
+        self.format.options = formats
+        self.format.value = formats[0]
 
     def create(self) -> None:
         try:

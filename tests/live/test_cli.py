@@ -1,0 +1,89 @@
+"""The `workbench` command: admin commands on the registry, dataset commands over REST."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from tests.archives import image_classes, zip_slip
+from workbench.cli import main
+
+
+def run(live, *args: str, token: str | None = None, ok: bool = True):
+    env = {
+        "WORKBENCH_HOME": str(live.server.home),
+        "WORKBENCH_URL": live.server.url,
+        "WORKBENCH_TOKEN": token or live.alice,
+    }
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert (result.exit_code == 0) == ok, result.output
+    return result.output
+
+
+def test_db_and_user_admin(live):
+    assert "at revision" in run(live, "db", "upgrade")
+    out = run(live, "user", "add", "carol")
+    assert "added carol (member)" in out
+    carol_token = out.strip().split()[-1]
+    assert isinstance(json.loads(run(live, "dataset", "list", "--json", token=carol_token)), list)
+    assert "carol" in run(live, "user", "list")
+    assert "already exists" in run(live, "user", "add", "carol", ok=False)
+    assert run(live, "token", "create", "carol").startswith("wb_")
+    assert "No user 'nobody'" in run(live, "token", "create", "nobody", ok=False)
+
+
+def test_dataset_commands(live, tmp_path):
+    ds_id = int(
+        run(
+            live,
+            "dataset",
+            "create",
+            "--name",
+            "cli-digits",
+            "--purpose",
+            "image",
+            "--sub-purpose",
+            "classification",
+            "--format",
+            "dir",
+        ).strip()
+    )
+    archive = image_classes(tmp_path / "train.zip", {"a": 3, "b": 2})
+    out = run(live, "dataset", "upload", str(ds_id), "train", str(archive))
+    assert "train: 5 samples, 2 classes, 0 warnings" in out
+    assert "5 samples in train" in run(live, "dataset", "samples", str(ds_id))
+    shown = json.loads(run(live, "dataset", "show", str(ds_id)))
+    assert shown["splits"]["train"]["statistics"]["class_counts"] == {"a": 3, "b": 2}
+    assert "online" in run(live, "dataset", "publish", str(ds_id))
+    listed = json.loads(run(live, "dataset", "list", "--json", "--mine"))
+    assert [d["name"] for d in listed] == ["cli-digits"]
+    assert "public" in run(live, "dataset", "set", str(ds_id), "--visibility", "public")
+    assert "cli-digits" in run(live, "dataset", "list", token=live.bob)
+    assert "offline" in run(live, "dataset", "offline", str(ds_id))
+    assert f"deleted dataset {ds_id}" in run(live, "dataset", "delete", str(ds_id), "--yes")
+
+
+def test_errors_are_one_clear_line(live, tmp_path):
+    out = run(live, "dataset", "show", "424242", ok=False)
+    assert "Error: dataset 424242 does not exist or is not visible to you" in out
+    assert "Traceback" not in out
+    ds_id = run(
+        live,
+        "dataset",
+        "create",
+        "--name",
+        "cli-bad",
+        "--purpose",
+        "image",
+        "--sub-purpose",
+        "classification",
+        "--format",
+        "dir",
+    ).strip()
+    out = run(
+        live, "dataset", "upload", ds_id, "train", str(zip_slip(tmp_path / "s.zip")), ok=False
+    )
+    assert "[archive_unsafe]" in out
+    out = run(live, "dataset", "list", token="wb_bogus", ok=False)
+    assert "unknown or revoked" in out

@@ -87,3 +87,9 @@ def add_people(workbench: Workbench) -> People:
         alice=Actor(a.id, a.username, a.role),
         bob=Actor(b.id, b.username, b.role),
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running for the rest
+    of the session, which pytest-jupyter's per-test loop fixture must not meet."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -7,7 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Int, Unicode, default
 
 from workbench.config import DEFAULT_HOME, Settings
@@ -79,6 +81,17 @@ class WorkbenchApp(ExtensionApp):
             ),
         )
 
+    def _link_jupyter_server_extension(self, serverapp: ServerApp) -> None:
+        """Install the Workbench's identity provider unless another one was configured.
+
+        Config files in ``jupyter_server_config.d`` can only enable extensions, so this is
+        the one place that can make a plain ``jupyter lab`` use it (linking happens before
+        the server builds its identity provider).
+        """
+        super()._link_jupyter_server_extension(serverapp)
+        if serverapp.identity_provider_class is PasswordIdentityProvider:
+            serverapp.identity_provider_class = WorkbenchIdentityProvider
+
     def initialize_settings(self) -> None:
         wb = Workbench.from_settings(self.workbench_settings())
         if self.upgrade_on_start:
@@ -114,7 +127,7 @@ class WorkbenchApp(ExtensionApp):
         from workbench_ext.panel import panel_handlers
 
         self.handlers.extend(openapi.handlers + users.handlers + datasets.handlers)
-        self.handlers.extend(panel_handlers(self.serverapp.base_url))
+        self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
 
     async def stop_extension(self) -> None:

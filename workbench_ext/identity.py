@@ -14,7 +14,7 @@ import getpass
 import os
 import re
 
-from jupyter_server.auth.identity import IdentityProvider, User
+from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from tornado import web
 from traitlets import Unicode, default
 
@@ -27,7 +27,7 @@ def workbench_secret(handler: web.RequestHandler) -> str | None:
     return match.group(1) if match else None
 
 
-class WorkbenchIdentityProvider(IdentityProvider):
+class WorkbenchIdentityProvider(PasswordIdentityProvider):
     owner = Unicode(
         help="""The user a login with the server's Jupyter token or password acts as.
         Defaults to $JUPYTERHUB_USER, else the operating-system user running the server.

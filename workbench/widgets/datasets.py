@@ -18,7 +18,9 @@ from workbench.enums import SUB_PURPOSES, Purpose, SplitMode, SubPurpose, Visibi
 from workbench.errors import WorkbenchError
 
 ALL = "all"
+WRAP = w.Layout(flex_flow="row wrap", align_items="center")
 PREVIEW_SAMPLES = 8
+CHART_WIDTH = 420
 
 
 def _label(ds: DatasetInfo) -> str:
@@ -53,7 +55,7 @@ class DatasetsSection(w.VBox):
             options=[ALL, *Purpose],
             value=ALL,
             description="Purpose",
-            layout=w.Layout(width="190px"),
+            layout=w.Layout(width="170px"),
         )
         self.state = w.Dropdown(
             options=[ALL, "draft", "online", "offline"],
@@ -76,17 +78,9 @@ class DatasetsSection(w.VBox):
 
         # details
         self.summary = w.HTML()
-        self.histogram = go.FigureWidget(
-            data=[go.Bar(x=[], y=[], marker_color="#1976d2")],
-            layout=go.Layout(
-                title="Class histogram (train)",
-                height=260,
-                margin={"l": 40, "r": 10, "t": 40, "b": 40},
-                xaxis_title="class",
-                yaxis_title="samples",
-            ),
-        )
-        self.previews = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.histogram = class_histogram()
+        self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
+        self.previews = w.HBox(layout=WRAP)
         self.publish_button = w.Button(
             description="Publish", icon="cloud-upload", button_style="success"
         )
@@ -127,14 +121,15 @@ class DatasetsSection(w.VBox):
                         self.visibility,
                         self.visibility_button,
                         self.delete_button,
-                    ]
+                    ],
+                    layout=WRAP,
                 ),
-                self.histogram,
+                self.chart,
                 w.HTML("<b>Samples</b>"),
                 self.previews,
                 w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
-                w.HBox([self.split, self.file, self.server_path]),
-                w.HBox([self.upload_button, self.progress]),
+                w.HBox([self.split, self.file, self.server_path], layout=WRAP),
+                w.HBox([self.upload_button, self.progress], layout=WRAP),
             ]
         )
         self.details.layout.display = "none"
@@ -142,7 +137,10 @@ class DatasetsSection(w.VBox):
         self.create_form = CreateForm(self._created)
         super().__init__(
             [
-                w.HBox([self.purpose, self.state, self.mine, self.search, self.refresh_button]),
+                w.HBox(
+                    [self.purpose, self.state, self.mine, self.search, self.refresh_button],
+                    layout=WRAP,
+                ),
                 self.listing,
                 self.status,
                 w.Accordion(
@@ -185,6 +183,9 @@ class DatasetsSection(w.VBox):
         self.details.layout.display = ""
         self.summary.value = _summary_html(ds)
         self.visibility.value = ds.visibility
+        online = ds.state == "online"
+        self.publish_button.layout.display = "none" if online else ""
+        self.offline_button.layout.display = "" if online else "none"
         stats = ds.statistics
         with self.histogram.batch_update():
             bar = self.histogram.data[0]
@@ -372,44 +373,59 @@ class CreateForm(w.VBox):
         self.on_created(ds)
 
 
-def _summary_html(ds: DatasetInfo) -> str:
-    rows = [
-        ("Owner", ds.owner),
-        ("Purpose", f"{ds.purpose} / {ds.sub_purpose}"),
-        ("Annotation", ds.annotation_type),
-        ("Format", ds.format),
-        (
-            "Test set",
-            "independent"
-            if ds.split_mode is SplitMode.INDEPENDENT
-            else f"ratio {ds.train_ratio:.2f} of train",
+def class_histogram() -> go.FigureWidget:
+    figure = go.FigureWidget(
+        data=[go.Bar(x=[], y=[], marker_color="#1976d2")],
+        layout=go.Layout(
+            title="Class histogram (train)",
+            # plotly cannot measure a container that is not on screen yet, so the size is
+            # set: it fits the panel's minimum width (workbench_ext/lab/style/index.css)
+            width=CHART_WIDTH,
+            height=260,
+            margin={"l": 40, "r": 10, "t": 40, "b": 40},
+            xaxis={"title": "class", "type": "category"},
+            yaxis_title="samples",
         ),
-        ("State", ds.state),
-        ("Visibility", ds.visibility),
-    ]
-    for split, info in ds.splits.items():
-        st = info.statistics
+    )
+    figure._config = {"displaylogo": False}
+    return figure
+
+
+def _summary_html(ds: DatasetInfo) -> str:
+    test_set = (
+        "independent test set"
+        if ds.split_mode is SplitMode.INDEPENDENT
+        else f"test = {1 - ds.train_ratio:.0%} of train"
+    )
+    facts = " · ".join(
+        [
+            f"{ds.purpose}/{ds.sub_purpose}",
+            f"format {ds.format}",
+            f"{ds.annotation_type} labels",
+            test_set,
+            ds.state,
+            ds.visibility,
+            f"owner {ds.owner}",
+        ]
+    )
+    lines = []
+    for split in sorted(ds.splits):
+        info, st = ds.splits[split], ds.splits[split].statistics
         extra = ""
         if st.image_sizes:
-            extra = ", sizes " + ", ".join(
-                f"{k} ({v})" for k, v in list(st.image_sizes.items())[:3]
-            )
+            extra = ", " + ", ".join(f"{k} ({v})" for k, v in list(st.image_sizes.items())[:3])
         if st.text_lengths:
             extra = (
-                f", text length {st.text_lengths.min:.0f} to {st.text_lengths.max:.0f} "
+                f", {st.text_lengths.min:.0f} to {st.text_lengths.max:.0f} characters "
                 f"(mean {st.text_lengths.mean:.0f})"
             )
-        rows.append(
-            (
-                split.capitalize(),
-                f"{info.archive_name}: {st.samples} samples, {len(st.classes)} classes"
-                f"{extra}; {len(info.report.warnings)} warnings",
-            )
+        lines.append(
+            f"<b>{split}</b>: {_escape(info.archive_name)}, {st.samples} samples, "
+            f"{len(st.classes)} classes{_escape(extra)}, {len(info.report.warnings)} warnings"
         )
-    cells = "".join(
-        f"<tr><th style='text-align:left;padding-right:12px'>{k}</th>"
-        f"<td>{_escape(str(v))}</td></tr>"
-        for k, v in rows
+    desc = f"<div>{_escape(ds.description)}</div>" if ds.description else ""
+    return (
+        f"<h3 style='margin:4px 0'>{_escape(ds.name)}</h3>{desc}"
+        f"<div style='color:var(--jp-ui-font-color2, #555)'>{_escape(facts)}</div>"
+        f"<div style='line-height:1.4'>{'<br>'.join(lines)}</div>"
     )
-    desc = f"<p>{_escape(ds.description)}</p>" if ds.description else ""
-    return f"<h3 style='margin:4px 0'>{_escape(ds.name)}</h3>{desc}<table>{cells}</table>"

@@ -1,0 +1,79 @@
+"""Smoke test of the Workbench side panel in a real JupyterLab and Chromium."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ARTIFACTS, LabServer, open_workbench_panel
+
+pytestmark = pytest.mark.browser
+
+
+def _kernel_ids(lab_server: LabServer) -> set[str]:
+    return {kernel["id"] for kernel in lab_server.api("api/kernels")}
+
+
+def test_workbench_panel_renders_in_left_sidebar(page: Page, lab_server: LabServer) -> None:
+    before = _kernel_ids(lab_server)
+
+    frame = open_workbench_panel(page, lab_server)
+
+    # The panel sits in the left sidebar, and its Voila page rendered the ipywidgets UI.
+    expect(page.locator("#jp-left-stack #workbench-panel")).to_be_visible()
+    expect(frame.locator(".lm-TabBar-tab", has_text="Datasets").first).to_be_visible()
+    # The Launcher offers the panel too.
+    expect(page.locator(".jp-LauncherCard", has_text="Workbench")).to_be_visible()
+
+    # One Voila kernel for the whole panel, and the page's widgets are connected to it.
+    deadline = time.monotonic() + 15
+    while True:
+        new = [k for k in lab_server.api("api/kernels") if k["id"] not in before]
+        if (len(new) == 1 and new[0]["connections"] >= 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(new) == 1, new
+    assert new[0]["connections"] >= 1, new
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "panel-smoke.png"))
+
+
+PLOTLY_DEMO = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": (
+                "import ipywidgets as w\n"
+                "import plotly.graph_objects as go\n"
+                "fig = go.FigureWidget(go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2]))\n"
+                "fig.update_layout(width=320, height=240, margin=dict(l=20, r=20, t=20, b=20))\n"
+                "tab = w.Tab(children=[fig, w.Label('second')])\n"
+                "tab.titles = ('Chart', 'Other')\n"
+                "tab"
+            ),
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 4,
+}
+
+
+def test_voila_renders_widgets_and_plotly(page: Page, lab_server: LabServer) -> None:
+    """The stack the panel relies on: ipywidgets and plotly's anywidget-based FigureWidget
+    render in Voila on this server (the panel's own notebook may not plot anything yet)."""
+    (lab_server.root_dir / "plotly_demo.ipynb").write_text(json.dumps(PLOTLY_DEMO))
+
+    page.goto(lab_server.lab_url("voila/render/plotly_demo.ipynb"))
+
+    expect(page.locator(".lm-TabBar-tab", has_text="Chart")).to_be_visible(timeout=90_000)
+    expect(page.locator(".js-plotly-plot .bars path").first).to_be_visible(timeout=30_000)

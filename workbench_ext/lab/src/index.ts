@@ -1,0 +1,94 @@
+/**
+ * The Workbench side panel.
+ *
+ * All panel logic lives in Python (ipywidgets): this extension only adds a
+ * left-sidebar widget hosting a same-origin iframe of the Voila page that the
+ * `workbench_ext` server extension serves at `<base_url>workbench/panel`.
+ */
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { ILauncher } from '@jupyterlab/launcher';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import '../style/index.css';
+
+const PANEL_ID = 'workbench-panel';
+const OPEN_COMMAND = 'workbench:open-panel';
+
+const workbenchIcon = new LabIcon({
+  name: 'workbench:panel',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">' +
+    '<g class="jp-icon3" fill="#616161">' +
+    '<path d="M2 6h20v3H2z"/><path d="M4 9h2.5v11H4zM17.5 9H20v11h-2.5z"/>' +
+    '<path d="M8 3h8v2H8z"/></g></svg>'
+});
+
+/**
+ * A sidebar widget whose content is the Voila-rendered Workbench notebook.
+ *
+ * The iframe is only loaded the first time the panel is shown, so a collapsed
+ * panel costs no Voila kernel.
+ */
+class WorkbenchPanel extends Widget {
+  constructor() {
+    super();
+    this.id = PANEL_ID;
+    this.addClass('jp-WorkbenchPanel');
+    this.title.icon = workbenchIcon;
+    this.title.caption = 'Workbench';
+    this._iframe = document.createElement('iframe');
+    this._iframe.title = 'Workbench';
+    this.node.appendChild(this._iframe);
+  }
+
+  protected onAfterShow(): void {
+    if (!this._iframe.src) {
+      // Voila accepts ?theme=light|dark; follow JupyterLab's theme at load time.
+      const dark = document.body.dataset.jpThemeLight === 'false';
+      const url = URLExt.join(PageConfig.getBaseUrl(), 'workbench/panel');
+      this._iframe.src = url + (dark ? '?theme=dark' : '');
+    }
+  }
+
+  private _iframe: HTMLIFrameElement;
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: '@workbench/panel:plugin',
+  description: 'The Workbench panel in the left sidebar.',
+  autoStart: true,
+  // ILabShell keeps this plugin out of non-Lab frontends (Voila loads lab extensions too).
+  requires: [ILabShell],
+  optional: [ILayoutRestorer, ILauncher],
+  activate: (
+    app: JupyterFrontEnd,
+    labShell: ILabShell,
+    restorer: ILayoutRestorer | null,
+    launcher: ILauncher | null
+  ): void => {
+    const panel = new WorkbenchPanel();
+    labShell.add(panel, 'left', { rank: 200 });
+
+    app.commands.addCommand(OPEN_COMMAND, {
+      label: 'Workbench',
+      caption: 'Open the Workbench panel',
+      icon: workbenchIcon,
+      execute: () => labShell.activateById(panel.id)
+    });
+    if (restorer) {
+      restorer.add(panel, PANEL_ID);
+    }
+    if (launcher) {
+      launcher.add({ command: OPEN_COMMAND, category: 'Other', rank: 0 });
+    }
+  }
+};
+
+export default plugin;

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from workbench.client import WorkbenchClient
-from workbench.config import Settings
+from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, Role, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
@@ -116,11 +116,10 @@ def user() -> None:
 def user_add(username: str, admin: bool, display_name: str) -> None:
     """Add a user and print their first API token (shown once)."""
     with local_workbench() as wb:
-        info = wb.users.add_user(
+        info = wb.users.add_user_with_token(
             username, role=Role.ADMIN if admin else Role.MEMBER, display_name=display_name
         )
-        token = wb.users.create_token(info.id, "cli")
-    click.echo(f"added {info.username} ({info.role}); token (shown once): {token.secret}")
+    click.echo(f"added {info.username} ({info.role}); token (shown once): {info.token}")
 
 
 @user.command("list")
@@ -194,8 +193,8 @@ def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
     """Upgrade the registry and start JupyterLab with the Workbench; prints the URL."""
     settings = Settings.from_env()
     with local_workbench(upgrade=True) as wb:
-        owner = wb.users.ensure_owner(os.environ.get("JUPYTERHUB_USER") or _os_user())
-        cli_token = wb.users.create_token(owner.id, "cli")
+        owner = wb.users.ensure_owner(default_owner())
+        cli_token = wb.users.replace_token(owner.id, "workbench lab")
     jupyter_token = secrets.token_urlsafe(24)
     url = f"http://{ip}:{port}/"
     save_credentials(settings, url, cli_token.secret)
@@ -221,12 +220,6 @@ def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
         cmd.append(f"--ServerApp.root_dir={root_dir}")
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     raise SystemExit(subprocess.call(cmd, env=env))
-
-
-def _os_user() -> str:
-    import getpass
-
-    return getpass.getuser()
 
 
 # --- datasets -----------------------------------------------------------------------------

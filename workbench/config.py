@@ -2,11 +2,13 @@
 
 One value object, :class:`Settings`, built either explicitly or by the named factory
 :meth:`Settings.from_env` (``WORKBENCH_HOME``, ``WORKBENCH_DB_URL``). The embedded default
-keeps everything under one folder: ``registry.db`` (SQLite in WAL mode) and ``store/``.
+keeps everything under one folder: ``registry.db`` (SQLite in WAL mode) and ``store/``;
+a team points ``WORKBENCH_DB_URL`` at PostgreSQL and ``WORKBENCH_STORE`` at a shared folder.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +18,17 @@ from workbench.datasets.types import ArchiveLimits
 DEFAULT_HOME = Path("~/.workbench")
 
 
+def default_owner() -> str:
+    """The user a single-user server belongs to: $JUPYTERHUB_USER, else the OS user."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     db_url: str = ""
+    #: the artifact store's folder; default ``home/store``. A team shares one.
+    store_dir: Path | None = None
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     def __post_init__(self) -> None:
@@ -29,7 +38,9 @@ class Settings:
 
     @property
     def store_root(self) -> Path:
-        return self.home / "store"
+        return (
+            Path(self.store_dir).expanduser().resolve() if self.store_dir else self.home / "store"
+        )
 
     @property
     def credentials_file(self) -> Path:
@@ -42,4 +53,5 @@ class Settings:
         return cls(
             home=Path(env.get("WORKBENCH_HOME") or DEFAULT_HOME),
             db_url=env.get("WORKBENCH_DB_URL", ""),
+            store_dir=Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
         )

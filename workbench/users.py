@@ -67,6 +67,12 @@ class NewToken(TokenInfo):
     secret: str
 
 
+class NewUser(UserInfo):
+    """A just-added user with their first API token (shown this once)."""
+
+    token: str
+
+
 class TeamInfo(BaseModel):
     id: int
     name: str
@@ -104,6 +110,13 @@ class UserService:
             s.add(user)
             s.flush()
             return UserInfo.model_validate(user)
+
+    def add_user_with_token(
+        self, username: str, *, role: Role = Role.MEMBER, display_name: str = ""
+    ) -> NewUser:
+        info = self.add_user(username, role=role, display_name=display_name)
+        token = self.create_token(info.id, "first")
+        return NewUser(**info.model_dump(), token=token.secret)
 
     def ensure_user(self, username: str, *, role: Role = Role.MEMBER) -> Actor:
         """The user named ``username``, created with ``role`` if it does not exist yet."""
@@ -178,6 +191,21 @@ class UserService:
             return NewToken.model_validate(
                 {**TokenInfo.model_validate(token).model_dump(), "secret": secret}
             )
+
+    def replace_token(
+        self, user_id: int, name: str, *, expires_in: timedelta | None = None
+    ) -> NewToken:
+        """Revoke the user's tokens called ``name`` and create a new one (no pile-up)."""
+        with self.registry.session() as s:
+            for token in s.scalars(
+                sa.select(ApiToken).where(
+                    ApiToken.user_id == user_id,
+                    ApiToken.name == name,
+                    ApiToken.revoked_at.is_(None),
+                )
+            ):
+                token.revoked_at = datetime.now(UTC)
+        return self.create_token(user_id, name, expires_in=expires_in)
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a token secret stands for; :class:`Unauthenticated` if it is not valid."""

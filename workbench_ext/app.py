@@ -36,6 +36,11 @@ class WorkbenchApp(ExtensionApp):
         "Default: $WORKBENCH_DB_URL, else SQLite in `home`.",
         config=True,
     )
+    store_dir = Unicode(
+        help="Folder of the artifact store (datasets, images, models). "
+        "Default: $WORKBENCH_STORE, else `home`/store.",
+        config=True,
+    )
     upgrade_on_start = Bool(
         False,
         help="Apply registry migrations when the server starts (otherwise run "
@@ -65,6 +70,10 @@ class WorkbenchApp(ExtensionApp):
     def _default_home(self) -> str:
         return os.environ.get("WORKBENCH_HOME") or str(DEFAULT_HOME)
 
+    @default("store_dir")
+    def _default_store_dir(self) -> str:
+        return os.environ.get("WORKBENCH_STORE", "")
+
     @default("db_url")
     def _default_db_url(self) -> str:
         return os.environ.get("WORKBENCH_DB_URL", "")
@@ -73,6 +82,7 @@ class WorkbenchApp(ExtensionApp):
         return Settings(
             home=Path(self.home),
             db_url=self.db_url,
+            store_dir=Path(self.store_dir) if self.store_dir else None,
             archive_limits=ArchiveLimits(
                 max_archive_bytes=self.max_archive_bytes,
                 max_total_bytes=self.max_unpacked_bytes,
@@ -114,11 +124,12 @@ class WorkbenchApp(ExtensionApp):
             )
             return
         owner = wb.users.ensure_owner(provider.owner)
-        for token in wb.users.list_tokens(owner):
-            if token.name == SESSION_TOKEN:
-                wb.users.revoke_token(owner, token.id)
-        token = wb.users.create_token(owner.id, SESSION_TOKEN, expires_in=timedelta(days=30))
-        os.environ["WORKBENCH_URL"] = self.serverapp.connection_url
+        url = self.serverapp.connection_url
+        # one session token per server address: a restart replaces its own, not another's
+        token = wb.users.replace_token(
+            owner.id, f"{SESSION_TOKEN} {url}", expires_in=timedelta(days=30)
+        )
+        os.environ["WORKBENCH_URL"] = url
         os.environ["WORKBENCH_TOKEN"] = token.secret
         self.log.info("Workbench: registry %s, acting owner %r", wb.registry.url, owner.username)
 

@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from tornado import web
 from traitlets import Unicode, default
+
+from workbench.config import default_owner
 
 WORKBENCH_TOKEN = re.compile(r"^\s*(?:token|bearer)\s+(wb_[A-Za-z0-9_-]+)\s*$", re.IGNORECASE)
 
@@ -37,7 +37,7 @@ class WorkbenchIdentityProvider(PasswordIdentityProvider):
 
     @default("owner")
     def _default_owner(self) -> str:
-        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        return default_owner()
 
     async def get_user(self, handler: web.RequestHandler) -> User | None:  # type: ignore[override]
         secret = workbench_secret(handler)

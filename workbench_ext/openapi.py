@@ -17,9 +17,15 @@ from workbench.datasets.schemas import (
     DatasetUpdate,
     SamplePage,
 )
-from workbench.users import NewToken, TokenInfo, UserInfo
+from workbench.users import NewToken, NewUser, TokenInfo, UserInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
 from workbench_ext.handlers.users import TokenCreate, UserCreate
+
+
+class ApiRoot(BaseModel):
+    version: str
+    user: str
+    openapi: str
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,15 @@ OPS = (
     Op("post", "/tokens", "Create an API token", TokenCreate, NewToken, 201),
     Op("delete", "/tokens/{id}", "Revoke one of my tokens", status=204),
     Op("get", "/users", "All users", response=list[UserInfo]),
-    Op("post", "/users", "Add a user (admins)", UserCreate, UserInfo, 201),
+    Op("get", "", "API version and the user making the request", response=ApiRoot),
+    Op(
+        "post",
+        "/users",
+        "Add a user (admins); the reply carries their first token",
+        UserCreate,
+        NewUser,
+        201,
+    ),
     Op(
         "get",
         "/datasets",
@@ -175,7 +189,7 @@ class RootHandler(WorkbenchHandler):
     @authorized
     def get(self) -> None:
         self.reply(
-            {"version": __version__, "user": self.actor.username, "openapi": f"{API}/openapi.json"}
+            ApiRoot(version=__version__, user=self.actor.username, openapi=f"{API}/openapi.json")
         )
 
 

@@ -11,7 +11,6 @@ code the REST API runs) and is idempotent: a dataset the owner already has is le
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_datasets import DatasetArchives, make_digits, make_texts
 
-from workbench.config import Settings
+from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetCreate, DatasetFilter
 from workbench.enums import Split, SplitMode, Visibility
 from workbench.services import Workbench
@@ -65,7 +64,7 @@ def register(wb: Workbench, owner: Actor, made: DatasetArchives) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--owner", default=getpass.getuser(), help="user who owns them")
+    parser.add_argument("--owner", default=default_owner(), help="user who owns them")
     args = parser.parse_args(argv)
     wb = Workbench.from_settings(Settings.from_env())
     try:

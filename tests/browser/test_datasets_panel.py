@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, PANEL_ID, REPO, LabServer, open_workbench_panel
+from workbench.config import default_owner
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ def examples(lab_server: LabServer) -> None:
             sys.executable,
             str(REPO / "examples/datasets/load_examples.py"),
             "--owner",
-            getpass.getuser(),
+            default_owner(),
         ],
         env={**os.environ, "WORKBENCH_HOME": str(lab_server.home)},
         check=True,

@@ -86,3 +86,24 @@ def test_file_upload_widget_path(panel, tmp_path):
     section.upload_button.click()
     assert "2 samples in 1 classes" in section.status.value
     assert section.file.value == ()
+
+
+def test_delete_asks_for_confirmation(panel, live):
+    section = panel.datasets
+    section.create_form.name.value = "panel-delete-me"
+    section.create_form.create_button.click()
+    ds = section.selected
+    section.delete_button.click()
+    assert section.delete_button.description == "Confirm delete"
+    assert live.client("alice").datasets.get(ds.id).name == "panel-delete-me"
+    section.delete_button.click()
+    assert f"deleted {ds.name}" in section.status.value
+    assert all(f"#{ds.id} " not in label for label, _ in section.listing.options)
+
+
+def test_only_admins_are_offered_preset(live):
+    bob = WorkbenchPanel(live.client("bob")).datasets
+    assert "preset" not in bob.visibility.options
+    assert "preset" not in bob.create_form.visibility.options
+    alice = WorkbenchPanel(live.client("alice")).datasets
+    assert "preset" in alice.create_form.visibility.options

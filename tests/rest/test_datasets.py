@@ -295,3 +295,43 @@ async def test_deleting_a_dataset_in_use_is_refused(users):
         )
     code, err = await users.alice("DELETE", f"{API}/datasets/{ds['id']}")
     assert code == 409 and "workspaces [1]" in err["message"]
+
+
+async def test_patch_refuses_nulls_and_unknown_projects(users):
+    ds = await create(users.alice)
+    code, err = await users.alice("PATCH", f"{API}/datasets/{ds['id']}", {"name": None})
+    assert code == 400 and "name cannot be null" in err["message"]
+    code, err = await users.alice("PATCH", f"{API}/datasets/{ds['id']}", {"project_id": 777})
+    assert (code, err["error"]) == (404, "not_found") and "project" in err["message"]
+    code, err = await users.alice(
+        "POST", f"{API}/datasets", {**DIGITS, "name": "p", "project_id": 777}
+    )
+    assert (code, err["error"]) == (404, "not_found")
+
+
+async def test_timestamps_are_utc_and_stable(users):
+    ds = await create(users.alice)
+    _, got = await users.alice("GET", f"{API}/datasets/{ds['id']}")
+    assert got["created_at"] == ds["created_at"]
+    assert ds["created_at"].endswith(("Z", "+00:00"))
+
+
+async def test_a_non_owners_upload_is_refused_before_its_body(users):
+    ds = await create(users.alice, split_mode="ratio")
+    reader, writer = await _connect(users)
+    head = _put_head(users, ds["id"], 3_000_000).replace(
+        users.alice.token.encode(), users.bob.token.encode()
+    )
+    writer.write(head)  # headers only: the refusal must not wait for 3 MB
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert b" 404 " in status
+    assert list((users.workbench.store.root / "tmp").glob("upload-*")) == []
+
+
+async def test_admins_add_users_who_get_a_first_token(users):
+    code, carol = await users.alice("POST", f"{API}/users", {"username": "carol"})
+    assert code == 201 and carol["token"].startswith("wb_")
+    code, me = await Api(users.alice.fetch, carol["token"], "carol")("GET", f"{API}/me")
+    assert (code, me["username"], me["role"]) == (200, "carol", "member")

@@ -198,3 +198,13 @@ def test_online_datasets_refuse_uploads_and_used_datasets_refuse_deletion(wb, tm
     with pytest.raises(Conflict, match="used by training tasks"):
         wb.datasets.delete(people.alice, ds.id)
     assert wb.datasets.get(people.alice, ds.id).state is DatasetState.ONLINE
+
+
+def test_replacing_a_named_token_revokes_the_old_one(wb):
+    people = add_people(wb)
+    first = wb.users.replace_token(people.bob.id, "workbench lab")
+    second = wb.users.replace_token(people.bob.id, "workbench lab")
+    assert [t.id for t in wb.users.list_tokens(people.bob)] == [second.id]
+    assert wb.users.authenticate(second.secret).username == "bob"
+    with pytest.raises(Exception, match="unknown or revoked"):
+        wb.users.authenticate(first.secret)

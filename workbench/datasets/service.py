@@ -44,6 +44,7 @@ from workbench.registry import Registry
 from workbench.registry.models import (
     Dataset,
     DatasetSplit,
+    Project,
     TrainingTask,
     User,
     Workspace,
@@ -146,6 +147,8 @@ class DatasetService:
         check_visibility(actor, spec.visibility)
         with self.registry.session() as s:
             self._check_unique_name(s, actor, spec.name)
+            if spec.project_id is not None:
+                get_visible(s, Project, spec.project_id, actor, "project")
             row = Dataset(
                 owner_id=actor.id,
                 **spec.model_dump(exclude={"annotation_type"}),
@@ -157,6 +160,11 @@ class DatasetService:
 
     def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
         fields = changes.model_dump(exclude_unset=True)
+        if nulls := sorted(k for k, v in fields.items() if v is None and k != "project_id"):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
         with self.registry.session() as s:
             row = get_owned(s, Dataset, dataset_id, actor, "dataset")
             kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
@@ -171,9 +179,10 @@ class DatasetService:
                 check_visibility(actor, fields["visibility"])
             if fields.get("name") and fields["name"] != row.name:
                 self._check_unique_name(s, actor, fields["name"])
+            if fields.get("project_id") is not None:
+                get_visible(s, Project, fields["project_id"], actor, "project")
             for key, value in fields.items():
-                if value is not None:
-                    setattr(row, key, value)
+                setattr(row, key, value)
             check_kind(row.purpose, row.sub_purpose, row.format)
             s.flush()
             return self._info(s, row)
@@ -219,6 +228,11 @@ class DatasetService:
         if old_key:
             self.store.delete(old_key)
         return self.get(actor, dataset_id)
+
+    def check_upload(self, actor: Actor, dataset_id: int, split: Split) -> None:
+        """Refuse an upload before its bytes arrive (unknown id, not the owner, online)."""
+        with self.registry.session() as s:
+            self._check_uploadable(get_owned(s, Dataset, dataset_id, actor, "dataset"), split)
 
     def publish(self, actor: Actor, dataset_id: int) -> DatasetInfo:
         with self.registry.session() as s:

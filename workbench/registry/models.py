@@ -2,7 +2,7 @@
 
 ORM rows stay inside ``workbench``'s services: the REST layer and the client see pydantic
 views built from them. The schema changes only through Alembic migrations
-(``workbench/registry/migrations``); ``tests/registry/test_migrations.py`` checks that the
+(``workbench/registry/migrations``); ``tests/registry/test_registry.py`` checks that the
 migrations and these models agree.
 """
 
@@ -32,6 +32,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime stored in the registry; use an aware UTC one")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def enum_column(enum: type[StrEnum]) -> sa.Enum:
     """Store an enum by its value as a plain string (portable across SQLite and PostgreSQL)."""
     return sa.Enum(
@@ -56,7 +73,7 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
     type_annotation_map = {  # noqa: RUF012
-        datetime: sa.DateTime(timezone=True),
+        datetime: UTCDateTime(),
         dict[str, Any]: sa.JSON,
         list[Any]: sa.JSON,
     }

@@ -20,6 +20,7 @@ from workbench.errors import WorkbenchError
 ALL = "all"
 WRAP = w.Layout(flex_flow="row wrap", align_items="center")
 PREVIEW_SAMPLES = 8
+CONFIRM_DELETE = "Confirm delete"
 CHART_WIDTH = 420
 
 
@@ -45,8 +46,9 @@ def _escape(text: str) -> str:
 
 
 class DatasetsSection(w.VBox):
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+    def __init__(self, client: WorkbenchClient, *, is_admin: bool = False, **kwargs: Any) -> None:
         self.client = client
+        visibilities = visibility_choices(is_admin)
         self.datasets: dict[int, DatasetInfo] = {}
         self.status = Status()
 
@@ -86,7 +88,7 @@ class DatasetsSection(w.VBox):
         )
         self.offline_button = w.Button(description="Take offline", icon="cloud-download")
         self.visibility = w.Dropdown(
-            options=list(Visibility), description="Visibility", layout=w.Layout(width="200px")
+            options=visibilities, description="Visibility", layout=w.Layout(width="200px")
         )
         self.visibility_button = w.Button(description="Apply")
         self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
@@ -134,7 +136,7 @@ class DatasetsSection(w.VBox):
         )
         self.details.layout.display = "none"
 
-        self.create_form = CreateForm(self._created)
+        self.create_form = CreateForm(self._created, visibilities)
         super().__init__(
             [
                 w.HBox(
@@ -181,6 +183,7 @@ class DatasetsSection(w.VBox):
             self.details.layout.display = "none"
             return
         self.details.layout.display = ""
+        self.delete_button.description = "Delete"
         self.summary.value = _summary_html(ds)
         self.visibility.value = ds.visibility
         online = ds.state == "online"
@@ -240,9 +243,17 @@ class DatasetsSection(w.VBox):
         )
 
     def delete(self) -> None:
+        """First click asks for confirmation, the second deletes."""
         ds = self.selected
         if ds is None:
             return
+        if self.delete_button.description != CONFIRM_DELETE:
+            self.delete_button.description = CONFIRM_DELETE
+            self.status.value = (
+                f"Click '{CONFIRM_DELETE}' to delete {_escape(ds.name)} and its files."
+            )
+            return
+        self.delete_button.description = "Delete"
         try:
             self.client.datasets.delete(ds.id)
         except WorkbenchError as exc:
@@ -306,7 +317,9 @@ class CreateForm(w.VBox):
 
     client: WorkbenchClient
 
-    def __init__(self, on_created: Callable[[DatasetInfo], None]) -> None:
+    def __init__(
+        self, on_created: Callable[[DatasetInfo], None], visibilities: list[Visibility]
+    ) -> None:
         self.on_created = on_created
         self.name = w.Text(description="Name")
         self.description = w.Textarea(description="Description", rows=2)
@@ -317,7 +330,7 @@ class CreateForm(w.VBox):
         self.train_ratio = w.FloatSlider(
             value=0.8, min=0.05, max=0.95, step=0.05, description="Train ratio"
         )
-        self.visibility = w.Dropdown(options=list(Visibility), description="Visibility")
+        self.visibility = w.Dropdown(options=visibilities, description="Visibility")
         self.create_button = w.Button(description="Create", button_style="primary")
         self.message = Status()
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
@@ -371,6 +384,11 @@ class CreateForm(w.VBox):
         self.message.ok(f"created {ds.name}")
         self.name.value = ""
         self.on_created(ds)
+
+
+def visibility_choices(is_admin: bool) -> list[Visibility]:
+    """Only admins may mark something preset, so only they are offered it."""
+    return [v for v in Visibility if is_admin or v is not Visibility.PRESET]
 
 
 def class_histogram() -> go.FigureWidget:

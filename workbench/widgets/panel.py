@@ -13,9 +13,9 @@ from workbench.widgets.datasets import DatasetsSection
 class WorkbenchPanel(w.VBox):
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
         self.client = client
-        self.datasets = DatasetsSection(client)
-        self.tabs = w.Tab(children=[self.datasets], titles=("Datasets",))
         me = client.me()
+        self.datasets = DatasetsSection(client, is_admin=me.role == "admin")
+        self.tabs = w.Tab(children=[self.datasets], titles=("Datasets",))
         header = w.HTML(f"<b>Workbench</b> · signed in as <code>{me.username}</code> ({me.role})")
         super().__init__([header, self.tabs], **kwargs)
         self.datasets.refresh()

@@ -92,6 +92,10 @@ class ArchiveHandler(WorkbenchHandler):
         await super().prepare()
         if self.request.method != "PUT" or self.current_user is None:
             return
+        dataset_id, split = self.path_args
+        await self.run(
+            self.workbench.datasets.check_upload, self.actor, int(dataset_id), Split(split)
+        )
         limit = self.workbench.settings.archive_limits.max_archive_bytes
         self.request.connection.set_max_body_size(limit + 1)  # type: ignore[union-attr]
         declared = self.request.headers.get("Content-Length")

@@ -82,7 +82,7 @@ class UsersHandler(WorkbenchHandler):
             raise PermissionDenied("Only admins can add users.")
         spec = self.parse(UserCreate)
         user = await self.run(
-            self.workbench.users.add_user,
+            self.workbench.users.add_user_with_token,
             spec.username,
             role=spec.role,
             display_name=spec.display_name,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.archives import image_classes, zip_slip
+from tests.archives import image_classes, write_zip, zip_slip
 from workbench.widgets import WorkbenchPanel
 
 
@@ -36,6 +36,7 @@ def test_create_upload_publish_share_from_the_panel(panel, live, tmp_path):
     section.upload_button.click()
     assert section.progress.value == 100 and section.progress.bar_style == "success"
     assert "12 samples in 3 classes" in section.status.value
+    assert "12 files checked, all fine" in section.report.value
     bar = section.histogram.data[0]
     assert list(bar.x) == ["0", "1", "2"] and list(bar.y) == [5, 3, 4]
     assert len(section.previews.children) == 8
@@ -64,6 +65,12 @@ def test_the_panel_shows_errors_and_keeps_going(panel, tmp_path):
     section.upload_button.click()
     assert "archive_unsafe" in section.status.value
     assert section.progress.bar_style == "danger"
+    bad = write_zip(tmp_path / "bad.zip", {"d/stray.png": b"x", "d/a/1.png": b"not a png"})
+    section.server_path.value = str(bad)
+    section.upload_button.click()
+    assert "dataset_invalid" in section.status.value
+    assert "Validation report" in section.report.value
+    assert "stray.png" in section.report.value and "a/1.png" in section.report.value
     section.server_path.value = str(tmp_path / "missing.zip")
     section.upload_button.click()
     assert "Cannot read the file" in section.status.value

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
-from workbench.datasets.types import FORMATS_FOR
+from workbench.datasets.types import FORMATS_FOR, ValidationReport
 from workbench.enums import SUB_PURPOSES, Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
 
@@ -83,6 +83,7 @@ class DatasetsSection(w.VBox):
         self.histogram = class_histogram()
         self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
         self.previews = w.HBox(layout=WRAP)
+        self.report = w.HTML()  # the per-file validation report of the last upload
         self.publish_button = w.Button(
             description="Publish", icon="cloud-upload", button_style="success"
         )
@@ -132,6 +133,12 @@ class DatasetsSection(w.VBox):
                 w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
                 w.HBox([self.split, self.file, self.server_path], layout=WRAP),
                 w.HBox([self.upload_button, self.progress], layout=WRAP),
+                w.HTML(
+                    "<small>The Archive button sends the file through this panel's kernel: "
+                    "for large archives, upload them with JupyterLab's file browser and "
+                    "type their path instead.</small>"
+                ),
+                self.report,
             ]
         )
         self.details.layout.display = "none"
@@ -184,6 +191,7 @@ class DatasetsSection(w.VBox):
             return
         self.details.layout.display = ""
         self.delete_button.description = "Delete"
+        self.report.value = ""
         self.summary.value = _summary_html(ds)
         self.visibility.value = ds.visibility
         online = ds.state == "online"
@@ -284,6 +292,10 @@ class DatasetsSection(w.VBox):
         except WorkbenchError as exc:
             self.progress.bar_style = "danger"
             self.status.error(exc)
+            report = exc.details.get("report")
+            self.report.value = (
+                report_html(ValidationReport.model_validate(report)) if report else ""
+            )
             return
         except OSError as exc:
             self.progress.bar_style = "danger"
@@ -293,6 +305,8 @@ class DatasetsSection(w.VBox):
         self.refresh()
         self.show(ds.id)
         self.status.ok(done)
+        split = self.selected.splits.get(self.split.value) if self.selected else None
+        self.report.value = report_html(split.report) if split else ""
 
     def _upload_path(self, ds: DatasetInfo, path: Path) -> str:
         def progress(sent: int, total: int) -> None:
@@ -384,6 +398,25 @@ class CreateForm(w.VBox):
         self.message.ok(f"created {ds.name}")
         self.name.value = ""
         self.on_created(ds)
+
+
+def report_html(report: ValidationReport, limit: int = 50) -> str:
+    """The per-file validation report as a small table: errors first, then warnings."""
+    rows = [("error", i) for i in report.errors] + [("warning", i) for i in report.warnings]
+    if not rows:
+        return f"<small>Validation: {report.files_checked} files checked, all fine.</small>"
+    colour = {"error": "#b71c1c", "warning": "#e65100"}
+    cells = "".join(
+        f"<tr><td style='color:{colour[kind]}'>{kind}</td><td><code>{_escape(i.path)}</code>"
+        f"</td><td>{_escape(i.message)}</td></tr>"
+        for kind, i in rows[:limit]
+    )
+    more = len(rows) - limit + report.errors_truncated
+    tail = f"<div>…and {more} more</div>" if more > 0 else ""
+    return (
+        f"<div><b>Validation report</b> ({report.format}, {report.files_checked} files "
+        f"checked)</div><table style='font-size:12px'>{cells}</table>{tail}"
+    )
 
 
 def visibility_choices(is_admin: bool) -> list[Visibility]:

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
 from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
-from workbench.users import NewToken, TokenInfo, UserInfo
+from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
 
 API = "workbench/api/v1"
 CHUNK = 1024 * 1024
@@ -117,6 +117,17 @@ class WorkbenchClient:
 
     def revoke_token(self, token_id: int) -> None:
         self.request("DELETE", f"/tokens/{token_id}")
+
+    def teams(self) -> list[TeamInfo]:
+        return _list(TeamInfo, self.json("GET", "/teams"))
+
+    def create_team(self, name: str, description: str = "") -> TeamInfo:
+        body = {"name": name, "description": description}
+        return TeamInfo.model_validate(self.json("POST", "/teams", json=body))
+
+    def add_team_member(self, team_id: int, username: str) -> TeamInfo:
+        data = self.json("POST", f"/teams/{team_id}/members", json={"username": username})
+        return TeamInfo.model_validate(data)
 
 
 class DatasetsAPI:

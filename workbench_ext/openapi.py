@@ -17,9 +17,9 @@ from workbench.datasets.schemas import (
     DatasetUpdate,
     SamplePage,
 )
-from workbench.users import NewToken, NewUser, TokenInfo, UserInfo
+from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
-from workbench_ext.handlers.users import TokenCreate, UserCreate
+from workbench_ext.handlers.users import MemberAdd, TeamCreate, TokenCreate, UserCreate
 
 
 class ApiRoot(BaseModel):
@@ -56,6 +56,9 @@ OPS = (
         NewUser,
         201,
     ),
+    Op("get", "/teams", "Teams I belong to", response=list[TeamInfo]),
+    Op("post", "/teams", "Create a team; I become its admin", TeamCreate, TeamInfo, 201),
+    Op("post", "/teams/{id}/members", "Add a member (team admins)", MemberAdd, TeamInfo),
     Op(
         "get",
         "/datasets",

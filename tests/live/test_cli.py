@@ -87,3 +87,10 @@ def test_errors_are_one_clear_line(live, tmp_path):
     assert "[archive_unsafe]" in out
     out = run(live, "dataset", "list", token="wb_bogus", ok=False)
     assert "unknown or revoked" in out
+
+
+def test_team_commands(live):
+    out = run(live, "team", "create", "cli-team")
+    team_id = out.split()[1]
+    assert "bob (member)" in run(live, "team", "add", team_id, "bob")
+    assert "cli-team" in run(live, "team", "list", token=live.bob)

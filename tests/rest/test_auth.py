@@ -96,3 +96,28 @@ async def test_openapi_document_lists_every_route(users, jp_serverapp):
         shape = shape.replace("(.+)", "{path}")
         for method in methods:
             assert (shape, method) in documented, (shape, method)
+
+
+async def test_teams(users):
+    code, team = await users.alice("POST", "workbench/api/v1/teams", {"name": "vision"})
+    assert code == 201 and team["members"] == {"alice": "admin"}
+    code, err = await users.bob(
+        "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "bob"}
+    )
+    assert code == 404  # not a member: the team does not exist for bob
+    code, team = await users.alice(
+        "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "bob"}
+    )
+    assert code == 200 and team["members"] == {"alice": "admin", "bob": "member"}
+    code, err = await users.bob(
+        "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "owner"}
+    )
+    assert (code, err["error"]) == (403, "forbidden")
+    code, mine = await users.bob("GET", "workbench/api/v1/teams")
+    assert [t["name"] for t in mine] == ["vision"]
+    code, err = await users.alice("POST", "workbench/api/v1/teams", {"name": "vision"})
+    assert (code, err["error"]) == (409, "conflict")
+    code, err = await users.alice(
+        "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "nobody"}
+    )
+    assert code == 404 and "nobody" in err["message"]

@@ -28,6 +28,19 @@ class UserCreate(BaseModel):
     display_name: str = ""
 
 
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+
+
 class MeHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
@@ -90,9 +103,42 @@ class UsersHandler(WorkbenchHandler):
         self.reply(user, status=201)
 
 
+class TeamsHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.users.list_teams, self.actor))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(TeamCreate)
+        team = await self.run(
+            self.workbench.users.create_team, self.actor, spec.name, spec.description
+        )
+        self.reply(team, status=201)
+
+
+class TeamMembersHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def post(self, team_id: str) -> None:
+        spec = self.parse(MemberAdd)
+        team = await self.run(
+            self.workbench.users.add_team_member, self.actor, int(team_id), spec.username
+        )
+        self.reply(team)
+
+
 handlers = [
     (rf"{API}/me", MeHandler),
     (rf"{API}/tokens", TokensHandler),
     (rf"{API}/tokens/(\d+)", TokenHandler),
     (rf"{API}/users", UsersHandler),
+    (rf"{API}/teams", TeamsHandler),
+    (rf"{API}/teams/(\d+)/members", TeamMembersHandler),
 ]

@@ -1,0 +1,199 @@
+"""The backend contract: where workspaces, training tasks, builds and services run.
+
+A backend runs an image with a command, mounts, environment, ports and limits; stops,
+starts again (files kept), removes; reports status and logs; and manages images (build
+from a folder with a Dockerfile, load from a ``docker save`` tar, save to a tar, import a
+root filesystem tar, inspect, remove). Every run carries labels, so what Workbench started
+can be listed and reconciled after a restart.
+
+The methods are synchronous (services call them from a worker thread); long operations
+(builds, log following) yield lines as they come. Implementations convert their
+library's exceptions into the :class:`BackendError` tree at the boundary.
+
+- ``docker``: the Docker Engine through the docker SDK (isolation, limits enforced);
+- ``local``: plain processes, for machines without Docker (no isolation: documented);
+- ``fake``: in memory, for fast unit tests of the services above.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
+
+from workbench.errors import WorkbenchError
+
+#: every run Workbench starts carries this label (value: the Workbench home it belongs to)
+MANAGED_LABEL = "workbench.managed"
+
+
+class BackendError(WorkbenchError):
+    """Root of the backends' errors."""
+
+    status = 502
+    code = "backend_error"
+
+
+class BackendUnavailable(BackendError):
+    status = 503
+    code = "backend_unavailable"
+
+
+class ImageNotFound(BackendError):
+    status = 404
+    code = "image_not_found"
+
+
+class RunNotFound(BackendError):
+    status = 404
+    code = "run_not_found"
+
+
+class BuildFailed(BackendError):
+    status = 422
+    code = "build_failed"
+
+
+class Unsupported(BackendError):
+    """The backend cannot do this at all (e.g. load a docker tar without Docker)."""
+
+    status = 501
+    code = "backend_unsupported"
+
+
+class RunState(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"  # stopped or finished; exit_code says how
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path  # a folder on the host
+    target: str  # an absolute path inside the run
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.target.startswith("/"):
+            raise ValueError(f"mount target must be absolute, got {self.target!r}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpus: float = 1.0
+    memory_mb: int = 2048
+    pids: int = 512
+    gpus: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cpus <= 0 or self.memory_mb < 16 or self.pids < 16 or self.gpus < 0:
+            raise ValueError(f"invalid limits {self}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str  # unique among runs; also the container name
+    image: str
+    command: tuple[str, ...] | None = None  # None: the image's own command
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    #: container port -> host port on 127.0.0.1 (0: any free port)
+    ports: Mapping[int, int] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    name: str
+    state: RunState
+    exit_code: int | None
+    #: container port -> the host port it is published on
+    ports: Mapping[int, int]
+    labels: Mapping[str, str]
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    tags: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None
+    cmd: tuple[str, ...] | None
+    env: Mapping[str, str]
+    exposed_ports: tuple[int, ...]
+    size: int
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    # --- runs -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def run(self, spec: RunSpec) -> RunInfo:
+        """Create and start a run; on failure nothing is left behind."""
+
+    @abstractmethod
+    def start(self, run_id: str) -> RunInfo:
+        """Start a stopped run again (its files are kept)."""
+
+    @abstractmethod
+    def stop(self, run_id: str, timeout: float = 10) -> RunInfo:
+        """Stop a run (SIGTERM, then SIGKILL after ``timeout`` seconds); keep it."""
+
+    @abstractmethod
+    def remove(self, run_id: str) -> None:
+        """Remove a run (stopping it first); removing a missing run is not an error."""
+
+    @abstractmethod
+    def status(self, run_id: str) -> RunInfo:
+        """The run's state; :class:`RunNotFound` if it does not exist."""
+
+    @abstractmethod
+    def logs(self, run_id: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        """The run's output lines (stdout and stderr), following until it ends if asked."""
+
+    @abstractmethod
+    def list(self, labels: Mapping[str, str] | None = None) -> list[RunInfo]:
+        """Runs carrying all of ``labels`` (all managed runs when None)."""
+
+    # --- images ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def build_image(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        dockerfile: str = "Dockerfile",
+        build_args: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """Build ``context`` into ``tag``, yielding log lines; :class:`BuildFailed` at the end
+        of the iteration if it fails (with the last lines in the message)."""
+
+    @abstractmethod
+    def import_rootfs(self, tar: Path, tag: str) -> ImageInfo:
+        """Make an image from a root filesystem tar (like ``docker import``)."""
+
+    @abstractmethod
+    def load_image(self, tar: Path) -> list[str]:
+        """Load a ``docker save`` tar; return the tags it carried."""
+
+    @abstractmethod
+    def save_image(self, ref: str, dest: Path) -> None:
+        """Write ``ref`` as a ``docker save`` tar to ``dest`` (atomically)."""
+
+    @abstractmethod
+    def inspect_image(self, ref: str) -> ImageInfo:
+        """The image's config; :class:`ImageNotFound` if there is none."""
+
+    @abstractmethod
+    def remove_image(self, ref: str) -> None:
+        """Remove an image; removing a missing image is not an error."""

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -52,8 +53,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _fresh_postgres_db()
 
 
-def make_workbench(home: Path, db_url: str = "") -> Workbench:
-    wb = Workbench.from_settings(Settings(home=home, db_url=db_url, archive_limits=SMALL_LIMITS))
+def make_workbench(home: Path, db_url: str = "", **settings: Any) -> Workbench:
+    wb = Workbench.from_settings(
+        Settings(home=home, db_url=db_url, archive_limits=SMALL_LIMITS, **settings)
+    )
     wb.registry.upgrade()
     return wb
 

@@ -11,38 +11,20 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
 from workbench.client import WorkbenchClient
+from workbench.clitools import friendly
 from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, Role, SplitMode, SubPurpose, Visibility
-from workbench.errors import WorkbenchError
+from workbench.environments.cli import envs
 from workbench.services import Workbench
-
-
-class CLIError(click.ClickException):
-    """A Workbench error shown as a one-line message, without a traceback."""
-
-    def __init__(self, error: WorkbenchError) -> None:
-        super().__init__(f"{error.message} [{error.code}]")
-
-
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            raise CLIError(exc) from exc
-
-    return wrapper
 
 
 @contextmanager
@@ -69,6 +51,9 @@ def choice(enum: type) -> click.Choice:
 @click.version_option(package_name="workbench")
 def main() -> None:
     """Workbench: datasets, workspaces, algorithms, training and serving from JupyterLab."""
+
+
+main.add_command(envs)
 
 
 # --- db -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
 from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
 from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
+from workbench.workspaces.schemas import WorkspaceInfo
 
 API = "workbench/api/v1"
 CHUNK = 1024 * 1024
@@ -54,6 +55,7 @@ class WorkbenchClient:
             transport=transport,
         )
         self.datasets = DatasetsAPI(self)
+        self.workspaces = WorkspacesAPI(self)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:
@@ -95,6 +97,34 @@ class WorkbenchClient:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    def upload(
+        self,
+        path: str,
+        file: Path,
+        progress: Progress | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """PUT a file's bytes as the body, streamed in chunks (never read whole)."""
+        total = file.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            sent = 0
+            with file.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    sent += len(chunk)
+                    yield chunk
+                    if progress:
+                        progress(sent, total)
+
+        return self.json(
+            "PUT",
+            path,
+            params=params,
+            content=chunks(),
+            headers={"Content-Length": str(total), "Content-Type": "application/octet-stream"},
+            timeout=httpx.Timeout(60.0, read=None, write=None),
+        )
 
     # --- users and tokens -----------------------------------------------------------------
 
@@ -167,24 +197,8 @@ class DatasetsAPI:
     ) -> DatasetInfo:
         """Stream an archive file to the server (never read whole into memory)."""
         path = Path(path)
-        total = path.stat().st_size
-
-        def chunks() -> Iterator[bytes]:
-            sent = 0
-            with path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    sent += len(chunk)
-                    yield chunk
-                    if progress:
-                        progress(sent, total)
-
-        data = self._c.json(
-            "PUT",
-            f"/datasets/{dataset_id}/archives/{split}",
-            params={"filename": path.name},
-            content=chunks(),
-            headers={"Content-Length": str(total), "Content-Type": "application/octet-stream"},
-            timeout=httpx.Timeout(60.0, read=None, write=None),
+        data = self._c.upload(
+            f"/datasets/{dataset_id}/archives/{split}", path, progress, {"filename": path.name}
         )
         return DatasetInfo.model_validate(data)
 
@@ -200,6 +214,49 @@ class DatasetsAPI:
 
     def sample_bytes(self, dataset_id: int, split: str, path: str) -> bytes:
         return self._c.request("GET", f"/datasets/{dataset_id}/files/{split}/{path}").content
+
+
+class WorkspacesAPI:
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self) -> list[WorkspaceInfo]:
+        return _list(WorkspaceInfo, self._c.json("GET", "/workspaces"))
+
+    def create(self, **fields: Any) -> WorkspaceInfo:
+        """Fields of ``WorkspaceCreate``; ``code`` is e.g. ``{"kind": "git", "url": ...}``."""
+        data = self._c.json("POST", "/workspaces", json=fields, timeout=300)
+        return WorkspaceInfo.model_validate(data)
+
+    def get(self, workspace_id: int) -> WorkspaceInfo:
+        return WorkspaceInfo.model_validate(self._c.json("GET", f"/workspaces/{workspace_id}"))
+
+    def start(self, workspace_id: int) -> WorkspaceInfo:
+        data = self._c.json("POST", f"/workspaces/{workspace_id}/start", timeout=300)
+        return WorkspaceInfo.model_validate(data)
+
+    def stop(self, workspace_id: int) -> WorkspaceInfo:
+        data = self._c.json("POST", f"/workspaces/{workspace_id}/stop", timeout=120)
+        return WorkspaceInfo.model_validate(data)
+
+    def delete(self, workspace_id: int) -> None:
+        self._c.request("DELETE", f"/workspaces/{workspace_id}", timeout=120)
+
+    def add_member(self, workspace_id: int, username: str) -> WorkspaceInfo:
+        data = self._c.json(
+            "POST", f"/workspaces/{workspace_id}/members", json={"username": username}
+        )
+        return WorkspaceInfo.model_validate(data)
+
+    def remove_member(self, workspace_id: int, username: str) -> WorkspaceInfo:
+        data = self._c.json("DELETE", f"/workspaces/{workspace_id}/members/{username}")
+        return WorkspaceInfo.model_validate(data)
+
+    def upload_code(
+        self, workspace_id: int, path: str | Path, progress: Progress | None = None
+    ) -> WorkspaceInfo:
+        data = self._c.upload(f"/workspaces/{workspace_id}/code", Path(path), progress)
+        return WorkspaceInfo.model_validate(data)
 
 
 def _list(model: Any, data: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +25,29 @@ def default_owner() -> str:
 
 
 @dataclass(frozen=True)
+class WorkspaceLimits:
+    """What an admin allows one workspace to ask for."""
+
+    max_cpus: float = 4.0
+    max_memory_mb: int = 16 * 1024
+    max_gpus: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     db_url: str = ""
     #: the artifact store's folder; default ``home/store``. A team shares one.
     store_dir: Path | None = None
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    #: where runs happen: "auto" (Docker if an engine answers, else local), "docker",
+    #: "local" or "fake"
+    backend: str = "auto"
+    workspace_limits: WorkspaceLimits = field(default_factory=WorkspaceLimits)
+    #: the URL a workspace container uses to reach this server's REST API
+    workspace_api_url: str = ""
+    #: let workspaces clone file:// git URLs (tests; never on a shared server)
+    allow_file_git_urls: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -43,6 +61,24 @@ class Settings:
         )
 
     @property
+    def secret_file(self) -> Path:
+        """A random key of this installation (signs workspace JupyterLab tokens)."""
+        return self.home / "secret.key"
+
+    def load_secret(self) -> bytes:
+        """The installation's secret key, created (mode 0600) on first use."""
+        path = self.secret_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return path.read_bytes()
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    @property
     def credentials_file(self) -> Path:
         """Where ``workbench lab``/``workbench login`` keep the URL and token for the CLI."""
         return self.home / "credentials.json"
@@ -54,4 +90,6 @@ class Settings:
             home=Path(env.get("WORKBENCH_HOME") or DEFAULT_HOME),
             db_url=env.get("WORKBENCH_DB_URL", ""),
             store_dir=Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
+            backend=env.get("WORKBENCH_BACKEND", "auto"),
+            workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
         )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
 
+from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
 from workbench.users import UserService
+from workbench.workspaces.service import WorkspaceService
 
 
 @dataclass
@@ -18,18 +22,38 @@ class Workbench:
     store: ArtifactStore
     users: UserService
     datasets: DatasetService
+    workspaces: WorkspaceService
+    backend: Callable[[], Backend] = field(repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workbench:
         """Build the services. Touches nothing on disk: run ``registry.upgrade()`` first."""
         registry = Registry(settings.db_url)
         store = ArtifactStore(settings.store_root)
+        users = UserService(registry)
+
+        @cache
+        def backend() -> Backend:  # chosen on first use: Docker may not be up at import
+            return get_backend(settings.backend, settings.home / "local-backend")
+
         return cls(
             settings=settings,
             registry=registry,
             store=store,
-            users=UserService(registry),
+            users=users,
             datasets=DatasetService(registry, store, settings.archive_limits),
+            workspaces=WorkspaceService(
+                registry,
+                store,
+                users,
+                backend,
+                limits=settings.workspace_limits,
+                archive_limits=settings.archive_limits,
+                secret=settings.load_secret,
+                api_url=settings.workspace_api_url,
+                allow_file_git_urls=settings.allow_file_git_urls,
+            ),
+            backend=backend,
         )
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +13,11 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Int, Unicode, default
 
-from workbench.config import DEFAULT_HOME, Settings
+from workbench.backends import BackendError
+from workbench.config import DEFAULT_HOME, Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
 from workbench.services import Workbench
-from workbench_ext.handlers import datasets, users
+from workbench_ext.handlers import datasets, users, workspaces
 from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
 
@@ -40,6 +42,27 @@ class WorkbenchApp(ExtensionApp):
         help="Folder of the artifact store (datasets, images, models). "
         "Default: $WORKBENCH_STORE, else `home`/store.",
         config=True,
+    )
+    backend = Unicode(
+        help="Where workspaces and tasks run: auto (Docker if an engine answers, else local "
+        "processes), docker, local or fake (tests). Default: $WORKBENCH_BACKEND, else auto.",
+        config=True,
+    )
+    workspace_api_url = Unicode(
+        help="The URL a workspace container uses to reach this server's REST API "
+        "(WORKBENCH_URL inside the workspace). Default: $WORKBENCH_WORKSPACE_API_URL.",
+        config=True,
+    )
+    max_workspace_cpus = Float(
+        WorkspaceLimits.max_cpus, config=True, help="Most CPUs one workspace may ask for."
+    )
+    max_workspace_memory_mb = Int(
+        WorkspaceLimits.max_memory_mb,
+        config=True,
+        help="Most memory (MiB) one workspace may ask for.",
+    )
+    max_workspace_gpus = Int(
+        WorkspaceLimits.max_gpus, config=True, help="Most GPUs one workspace may ask for."
     )
     upgrade_on_start = Bool(
         False,
@@ -74,6 +97,14 @@ class WorkbenchApp(ExtensionApp):
     def _default_store_dir(self) -> str:
         return os.environ.get("WORKBENCH_STORE", "")
 
+    @default("backend")
+    def _default_backend(self) -> str:
+        return os.environ.get("WORKBENCH_BACKEND", "auto")
+
+    @default("workspace_api_url")
+    def _default_workspace_api_url(self) -> str:
+        return os.environ.get("WORKBENCH_WORKSPACE_API_URL", "")
+
     @default("db_url")
     def _default_db_url(self) -> str:
         return os.environ.get("WORKBENCH_DB_URL", "")
@@ -83,6 +114,13 @@ class WorkbenchApp(ExtensionApp):
             home=Path(self.home),
             db_url=self.db_url,
             store_dir=Path(self.store_dir) if self.store_dir else None,
+            backend=self.backend,
+            workspace_api_url=self.workspace_api_url,
+            workspace_limits=WorkspaceLimits(
+                max_cpus=self.max_workspace_cpus,
+                max_memory_mb=self.max_workspace_memory_mb,
+                max_gpus=self.max_workspace_gpus,
+            ),
             archive_limits=ArchiveLimits(
                 max_archive_bytes=self.max_archive_bytes,
                 max_total_bytes=self.max_unpacked_bytes,
@@ -137,9 +175,25 @@ class WorkbenchApp(ExtensionApp):
         from workbench_ext import openapi
         from workbench_ext.panel import panel_handlers
 
-        self.handlers.extend(openapi.handlers + users.handlers + datasets.handlers)
+        self.handlers.extend(
+            openapi.handlers + users.handlers + datasets.handlers + workspaces.handlers
+        )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
+
+    async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
+        """Reconcile the registry with what the backend really runs (a container that died
+        while the server was down is marked failed, with its exit code and last logs)."""
+        wb: Workbench = self.settings["workbench"]
+        try:
+            changed = await asyncio.get_running_loop().run_in_executor(
+                None, wb.workspaces.reconcile
+            )
+        except BackendError as exc:
+            self.log.warning("Workbench: could not reconcile workspaces: %s", exc.message)
+            return
+        if changed:
+            self.log.info("Workbench: workspaces %s were not running any more", changed)
 
     async def stop_extension(self) -> None:
         wb: Any = self.settings.get("workbench")

@@ -18,8 +18,10 @@ from workbench.datasets.schemas import (
     SamplePage,
 )
 from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
+from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
 from workbench_ext.handlers.users import MemberAdd, TeamCreate, TokenCreate, UserCreate
+from workbench_ext.handlers.workspaces import MemberAdd as WorkspaceMemberAdd
 
 
 class ApiRoot(BaseModel):
@@ -94,6 +96,44 @@ OPS = (
         query=("offset", "limit"),
     ),
     Op("get", f"/datasets/{{id}}/files/{SPLIT}/{{path}}", "The raw file of one sample"),
+    Op("get", "/workspaces", "Workspaces I own or am a member of", response=list[WorkspaceInfo]),
+    Op(
+        "post",
+        "/workspaces",
+        "Create a workspace (folders and code; not started)",
+        WorkspaceCreate,
+        WorkspaceInfo,
+        201,
+    ),
+    Op("get", "/workspaces/{id}", "One workspace", response=WorkspaceInfo),
+    Op(
+        "delete",
+        "/workspaces/{id}",
+        "Delete a workspace, its container and files (owner)",
+        status=204,
+    ),
+    Op("post", "/workspaces/{id}/start", "Start the workspace's container", response=WorkspaceInfo),
+    Op("post", "/workspaces/{id}/stop", "Stop it; files are kept", response=WorkspaceInfo),
+    Op(
+        "post",
+        "/workspaces/{id}/members",
+        "Add a team member (owner)",
+        WorkspaceMemberAdd,
+        WorkspaceInfo,
+    ),
+    Op(
+        "delete",
+        "/workspaces/{id}/members/{username}",
+        "Remove a member (owner)",
+        response=WorkspaceInfo,
+    ),
+    Op(
+        "put",
+        "/workspaces/{id}/code",
+        "Replace code/ with a zip or tar(.gz) (owner)",
+        response=WorkspaceInfo,
+        body_kind="archive",
+    ),
 )
 
 ERROR = {

@@ -31,6 +31,7 @@ def jp_server_config(tmp_path):
             "WorkbenchApp": {
                 "home": str(tmp_path / "wbhome"),
                 "upgrade_on_start": True,
+                "backend": "fake",
                 "max_archive_bytes": SMALL_LIMITS.max_archive_bytes,
                 "max_unpacked_bytes": SMALL_LIMITS.max_total_bytes,
             },

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tests.rest.conftest import Api
+from workbench_ext.handlers import datasets, workspaces
+from workbench_ext.handlers import users as users_handlers
 
 
 async def test_every_route_needs_authentication(users, jp_fetch):
@@ -83,17 +85,14 @@ async def test_openapi_document_lists_every_route(users, jp_serverapp):
     assert code == 200 and doc["openapi"].startswith("3.")
     assert "DatasetInfo" in doc["components"]["schemas"]
     documented = {(p, meth) for p, ops in doc["paths"].items() for meth in ops}
-    from workbench_ext.handlers import datasets
-    from workbench_ext.handlers import users as users_handlers
-
-    for pattern, handler in datasets.handlers + users_handlers.handlers:
+    for pattern, handler in datasets.handlers + users_handlers.handlers + workspaces.handlers:
         methods = {
             m.lower()
             for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
             if m.lower() in handler.__dict__
         }
         shape = pattern.replace(r"(\d+)", "{id}").replace("(train|test)", "{split}")
-        shape = shape.replace("(.+)", "{path}")
+        shape = shape.replace("(.+)", "{path}").replace("([a-z0-9][a-z0-9_.-]*)", "{username}")
         for method in methods:
             assert (shape, method) in documented, (shape, method)
 

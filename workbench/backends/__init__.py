@@ -1,5 +1,74 @@
-"""Where things run: Docker Engine, local processes (and later Docker Swarm).
+"""Where things run: the Docker Engine, local processes, or memory (for tests).
 
-Not built yet: the backend interface and its ``docker`` and ``local`` implementations
-arrive with container workspaces (see docs/architecture.md, "planned").
+:mod:`workbench.backends.base` is the contract; ``docker``, ``local`` and ``fake`` implement
+it. Callers import from here and pick one with :func:`get_backend`::
+
+    backend = get_backend("auto", home / "backends")   # Docker if it answers, else local
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.backends.base import (
+    MANAGED_LABEL,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    BuildFailed,
+    ImageInfo,
+    ImageNotFound,
+    Limits,
+    Mount,
+    RunInfo,
+    RunNotFound,
+    RunSpec,
+    RunState,
+    Unsupported,
+)
+from workbench.errors import InvalidInput
+
+__all__ = [
+    "BACKEND_NAMES",
+    "MANAGED_LABEL",
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "BuildFailed",
+    "ImageInfo",
+    "ImageNotFound",
+    "Limits",
+    "Mount",
+    "RunInfo",
+    "RunNotFound",
+    "RunSpec",
+    "RunState",
+    "Unsupported",
+    "get_backend",
+]
+
+BACKEND_NAMES = ("auto", "docker", "local", "fake")
+
+
+def get_backend(name: str, state_dir: Path) -> Backend:
+    """The backend called ``name``: "docker", "local" (its state in ``state_dir``), "fake",
+    or "auto": Docker if an engine answers, else local."""
+    # imported here: the docker SDK loads only where Docker is asked for
+    from workbench.backends.docker import DockerBackend
+    from workbench.backends.fake import FakeBackend
+    from workbench.backends.local import LocalBackend
+
+    if name == "docker":
+        return DockerBackend.from_env()
+    if name == "local":
+        return LocalBackend(state_dir)
+    if name == "fake":
+        return FakeBackend()
+    if name == "auto":
+        try:
+            return DockerBackend.from_env()
+        except BackendUnavailable:
+            return LocalBackend(state_dir)
+    raise InvalidInput(
+        f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.", backend=name
+    )

@@ -17,6 +17,7 @@ library's exceptions into the :class:`BackendError` tree at the boundary.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class Backend(ABC):
         """Make an image from a root filesystem tar (like ``docker import``)."""
 
     @abstractmethod
-    def load_image(self, tar: Path) -> list[str]:
+    def load_image(self, tar: Path) -> builtins.list[str]:
         """Load a ``docker save`` tar; return the tags it carried."""
 
     @abstractmethod

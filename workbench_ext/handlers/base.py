@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
@@ -24,6 +25,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.services import Workbench
+from workbench.store import StoredFile, Upload
 from workbench.users import Actor
 
 API = "/workbench/api/v1"
@@ -139,6 +141,60 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+@web.stream_request_body
+class UploadHandler(WorkbenchHandler):
+    """Base of the PUT routes whose body is a file: it is streamed to a temporary file in
+    the store as it arrives (never held in memory), refused from its headers when
+    :meth:`check_upload` says no or it is too large, and discarded if the client goes away.
+    """
+
+    upload: Upload | None = None
+    upload_error: WorkbenchError | None = None
+
+    async def check_upload(self, *path_args: str) -> None:
+        """Raise to refuse the upload before its body is read (unknown id, not yours...)."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if self.request.method != "PUT" or self.current_user is None:
+            return
+        await self.check_upload(*self.path_args)
+        limit = self.workbench.settings.archive_limits.max_archive_bytes
+        self.request.connection.set_max_body_size(limit + 1)  # type: ignore[union-attr]
+        declared = self.request.headers.get("Content-Length")
+        self.upload = self.workbench.store.begin_upload(
+            limit, int(declared) if declared and declared.isdigit() else None
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.upload is None or self.upload_error is not None:
+            return
+        try:
+            self.upload.write(chunk)
+        except WorkbenchError as exc:  # over the limit: keep reading, refuse at the end
+            self.upload_error = exc
+
+    @contextmanager
+    def received(self) -> Iterator[StoredFile]:
+        """The finished upload, deleted when the block ends."""
+        assert self.upload is not None
+        if self.upload_error is not None:
+            raise self.upload_error
+        try:
+            yield self.upload.finish()
+        finally:
+            self.upload.discard()
+
+    def on_connection_close(self) -> None:
+        if self.upload is not None:
+            self.upload.discard()
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        if self.upload is not None:
+            self.upload.discard()
 
 
 class NotFoundHandler(WorkbenchHandler):

@@ -11,9 +11,7 @@ from tornado import web
 
 from workbench.datasets.schemas import DatasetCreate, DatasetFilter, DatasetUpdate
 from workbench.enums import Split
-from workbench.errors import ArchiveLimitExceeded
-from workbench.store import Upload
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
 
 SPLIT = "(train|test)"
 
@@ -76,50 +74,24 @@ class OfflineHandler(WorkbenchHandler):
         self.reply(info)
 
 
-@web.stream_request_body
-class ArchiveHandler(WorkbenchHandler):
+class ArchiveHandler(UploadHandler):
     """PUT the raw bytes of a zip or tar(.gz) archive as a dataset's train or test split.
 
-    The body is written to a temporary file as it arrives; the dataset changes only
-    once the whole archive is in, unpacked and valid. A dropped connection discards it.
+    The dataset changes only once the whole archive is in, unpacked and valid.
     """
 
     auth_resource = "workbench:datasets"
-    upload: Upload | None = None
-    upload_error: Exception | None = None
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
-        if self.request.method != "PUT" or self.current_user is None:
-            return
-        dataset_id, split = self.path_args
+    async def check_upload(self, dataset_id: str, split: str) -> None:
         await self.run(
             self.workbench.datasets.check_upload, self.actor, int(dataset_id), Split(split)
         )
-        limit = self.workbench.settings.archive_limits.max_archive_bytes
-        self.request.connection.set_max_body_size(limit + 1)  # type: ignore[union-attr]
-        declared = self.request.headers.get("Content-Length")
-        self.upload = self.workbench.store.begin_upload(
-            limit, int(declared) if declared and declared.isdigit() else None
-        )
-
-    def data_received(self, chunk: bytes) -> None:
-        if self.upload is None or self.upload_error is not None:
-            return
-        try:
-            self.upload.write(chunk)
-        except ArchiveLimitExceeded as exc:
-            self.upload_error = exc
 
     @web.authenticated
     @authorized
     async def put(self, dataset_id: str, split: str) -> None:
-        assert self.upload is not None
-        if self.upload_error is not None:
-            raise self.upload_error
         filename = self.get_query_argument("filename", f"{split}.zip")
-        stored = self.upload.finish()
-        try:
+        with self.received() as stored:
             info = await self.run(
                 self.workbench.datasets.upload,
                 self.actor,
@@ -128,18 +100,7 @@ class ArchiveHandler(WorkbenchHandler):
                 stored,
                 filename,
             )
-        finally:
-            self.upload.discard()
         self.reply(info)
-
-    def on_connection_close(self) -> None:
-        if self.upload is not None:
-            self.upload.discard()
-        super().on_connection_close()
-
-    def on_finish(self) -> None:
-        if self.upload is not None:
-            self.upload.discard()
 
 
 class SampleQuery(BaseModel):

@@ -1,0 +1,202 @@
+"""The backend contract, run against Docker (a real engine), local (real processes) and fake.
+
+Commands are POSIX shell, so the same spec runs in the Debian image and on this machine;
+for the fake backend, ``harness.script`` says what the command would print.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.backends.conftest import SESSION, TEST_LABEL, Harness, sh
+from workbench.backends import (
+    MANAGED_LABEL,
+    BackendError,
+    ImageNotFound,
+    Mount,
+    RunNotFound,
+    RunState,
+)
+
+SIGTERM_EXIT = 143  # every backend stops with SIGTERM first; the commands honour it
+
+
+def test_output_lands_in_logs_and_the_exit_code_is_kept(harness: Harness):
+    spec = harness.spec("out", sh("echo one; echo two; exit 3"))
+    harness.script(spec, ["one", "two"], exit_code=3)
+
+    info = harness.backend.run(spec)
+
+    assert info.name == spec.name
+    assert info.labels[TEST_LABEL] == SESSION
+    assert MANAGED_LABEL in info.labels
+    done = harness.wait(info.id)
+    assert (done.exit_code, done.oom_killed) == (3, False)
+    assert list(harness.backend.logs(info.id)) == ["one", "two"]
+    assert list(harness.backend.logs(spec.name, tail=1)) == ["two"]
+
+
+def test_stderr_lands_in_logs(harness: Harness):
+    spec = harness.spec("err", sh("echo oops >&2"))
+    harness.script(spec, ["oops"])
+
+    info = harness.backend.run(spec)
+
+    harness.wait(info.id)
+    assert list(harness.backend.logs(info.id)) == ["oops"]
+
+
+def test_following_logs_yields_lines_as_they_come_until_the_run_ends(harness: Harness):
+    spec = harness.spec("follow", sh("for i in 1 2 3; do echo line $i; sleep 0.3; done"))
+    harness.script(spec, ["line 1", "line 2", "line 3"])
+    info = harness.backend.run(spec)
+
+    lines = list(harness.backend.logs(info.id, follow=True))
+
+    assert lines == ["line 1", "line 2", "line 3"]
+    assert harness.wait(info.id, timeout=5).exit_code == 0
+
+
+@pytest.mark.backends("docker", "local")  # the fake runs no processes
+def test_environment_reaches_the_command(harness: Harness):
+    spec = harness.spec("env", sh('echo "$GREETING, $WHO"'), env={"GREETING": "hi", "WHO": "you"})
+
+    info = harness.backend.run(spec)
+
+    harness.wait(info.id)
+    assert list(harness.backend.logs(info.id)) == ["hi, you"]
+
+
+def test_stop_start_remove(harness: Harness):
+    spec = harness.spec("life", ("sleep", "60"))
+    harness.script(spec, exit_code=None)
+    info = harness.backend.run(spec)
+    assert info.state is RunState.RUNNING
+
+    stopped = harness.backend.stop(info.id, timeout=5)
+    assert (stopped.state, stopped.exit_code) == (RunState.EXITED, SIGTERM_EXIT)
+    assert harness.backend.start(info.id).state is RunState.RUNNING
+    assert harness.backend.status(spec.name).state is RunState.RUNNING
+
+    harness.backend.remove(info.id)
+    with pytest.raises(RunNotFound):
+        harness.backend.status(info.id)
+    harness.backend.remove(info.id)  # removing a missing run is not an error
+
+
+@pytest.mark.backends("docker", "local")
+def test_files_in_a_mounted_folder_survive_stop_start_and_remove(harness: Harness):
+    data = harness.tmp / "data"
+    data.mkdir()
+    stamps = data / "stamps"
+    spec = harness.spec(
+        "files",
+        sh("echo run >> stamps; exec sleep 60"),
+        mounts=(Mount(data, "/data"),),
+        workdir="/data",
+    )
+    info = harness.backend.run(spec)
+    _wait_for(lambda: stamps.exists() and stamps.read_text() == "run\n")
+
+    assert harness.backend.stop(info.id, timeout=5).state is RunState.EXITED
+    harness.backend.start(info.id)
+    _wait_for(lambda: stamps.read_text() == "run\nrun\n")
+    harness.backend.remove(info.id)
+
+    assert stamps.read_text() == "run\nrun\n"
+
+
+@pytest.mark.backends("docker")  # local does not enforce read_only (local.py's docstring)
+def test_a_read_only_mount_cannot_be_written(harness: Harness):
+    data = harness.tmp / "ro"
+    data.mkdir()
+    spec = harness.spec("ro", sh("echo x > /ro/file"), mounts=(Mount(data, "/ro", read_only=True),))
+
+    info = harness.backend.run(spec)
+
+    assert harness.wait(info.id).exit_code != 0
+    assert "Read-only file system" in "\n".join(harness.backend.logs(info.id))
+    assert not (data / "file").exists()
+
+
+def test_runs_are_listed_by_labels(harness: Harness):
+    first = harness.spec("list-a", ("sleep", "60"), labels={"role": "a"})
+    second = harness.spec("list-b", ("sleep", "60"), labels={"role": "b"})
+    for spec in (first, second):
+        harness.script(spec, exit_code=None)
+        harness.backend.run(spec)
+
+    only_a = harness.backend.list({TEST_LABEL: SESSION, "role": "a"})
+    everything = harness.backend.list()
+
+    assert [run.name for run in only_a] == [first.name]
+    assert {first.name, second.name} <= {run.name for run in everything}
+    assert harness.backend.list({TEST_LABEL: SESSION, "role": "none"}) == []
+
+
+def test_a_missing_run_is_run_not_found(harness: Harness):
+    missing = f"wbt-{SESSION}-never-made"
+
+    for call in (
+        harness.backend.status,
+        harness.backend.start,
+        harness.backend.stop,
+        harness.backend.logs,
+    ):
+        with pytest.raises(RunNotFound):
+            call(missing)
+    harness.backend.remove(missing)
+
+
+def test_a_missing_image_is_image_not_found_and_leaves_nothing(harness: Harness):
+    spec = harness.spec("noimage", ("true",))
+    spec = type(spec)(**{**spec.__dict__, "image": f"wbtest-{SESSION}-missing/none:0"})
+
+    with pytest.raises(ImageNotFound):
+        harness.backend.run(spec)
+    with pytest.raises(RunNotFound):
+        harness.backend.status(spec.name)
+
+
+def test_a_failed_start_leaves_nothing_behind(harness: Harness):
+    afile = harness.tmp / "a-file"
+    afile.write_text("not a folder")
+    # the working folder would be below a mounted file: neither Docker nor local can start it
+    spec = harness.spec("badstart", ("true",), mounts=(Mount(afile, "/cfg"),), workdir="/cfg/sub")
+    harness.script(spec, start_error="not a directory")
+
+    with pytest.raises(BackendError):
+        harness.backend.run(spec)
+
+    with pytest.raises(RunNotFound):
+        harness.backend.status(spec.name)
+    assert spec.name not in [run.name for run in harness.backend.list({TEST_LABEL: SESSION})]
+
+
+def test_run_names_are_unique(harness: Harness):
+    spec = harness.spec("dup", ("sleep", "60"))
+    harness.script(spec, exit_code=None)
+    first = harness.backend.run(spec)
+
+    with pytest.raises(BackendError):
+        harness.backend.run(spec)
+    assert harness.backend.status(first.id).state is RunState.RUNNING
+
+
+def test_a_port_asked_as_any_is_reported_with_its_host_port(harness: Harness):
+    spec = harness.spec("port", ("sleep", "60"), ports={8000: 0})
+    harness.script(spec, exit_code=None)
+
+    info = harness.backend.run(spec)
+
+    assert set(info.ports) == {8000}
+    assert 0 < info.ports[8000] < 65536
+
+
+def _wait_for(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

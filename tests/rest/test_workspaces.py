@@ -1,0 +1,99 @@
+"""Workspace routes through a real Jupyter server (on the fake backend; the Docker Engine
+is exercised by tests/backends and the workspace integration tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.archives import write_zip, zip_slip
+from workbench.registry import models as m
+
+API = "workbench/api/v1"
+
+
+@pytest.fixture
+def env_id(users):
+    wb = users.workbench
+    with wb.registry.session() as s:
+        env = m.Environment(
+            name="python", framework="python", image_ref="wb/env:1", owner_id=1, visibility="preset"
+        )
+        s.add(env)
+        s.flush()
+        env_id = env.id
+    wb.backend().add_image("wb/env:1", exposed_ports=[8888])
+    return env_id
+
+
+def body(env_id, **kw):
+    return {
+        "name": "ws",
+        "purpose": "text",
+        "sub_purpose": "classification",
+        "environment_id": env_id,
+        **kw,
+    }
+
+
+async def test_workspace_lifecycle(users, env_id):
+    code, ws = await users.bob("POST", f"{API}/workspaces", body(env_id))
+    assert code == 201 and ws["state"] == "stopped" and ws["code"] == {"kind": "sample"}
+    wid = ws["id"]
+    code, listed = await users.bob("GET", f"{API}/workspaces")
+    assert [w["id"] for w in listed] == [wid]
+    code, started = await users.bob("POST", f"{API}/workspaces/{wid}/start")
+    assert (code, started["state"]) == (200, "running")
+    code, stopped = await users.bob("POST", f"{API}/workspaces/{wid}/stop")
+    assert stopped["state"] == "stopped"
+    assert (await users.bob("DELETE", f"{API}/workspaces/{wid}"))[0] == 204
+    assert (await users.bob("GET", f"{API}/workspaces/{wid}"))[0] == 404
+
+
+async def test_bad_requests(users, env_id):
+    for fields, status, error in [
+        ({"environment_id": 424242}, 404, "not_found"),
+        ({"resources": {"cpus": 1000}}, 400, "invalid_input"),
+        ({"code": {"kind": "git", "url": "not a url"}}, 400, "invalid_input"),
+        ({"code": {"kind": "teleport"}}, 400, "invalid_input"),
+        (
+            {"code": {"kind": "scaffold", "prefix": "Bad Prefix", "api_names": ["x"]}},
+            400,
+            "invalid_input",
+        ),
+    ]:
+        code, err = await users.bob("POST", f"{API}/workspaces", body(env_id, **fields))
+        assert (code, err["error"]) == (status, error), fields
+    assert (await users.bob("GET", f"{API}/workspaces"))[1] == []
+
+
+async def test_others_cannot_open_or_change_it(users, env_id):
+    _, ws = await users.alice("POST", f"{API}/workspaces", body(env_id))
+    wid = ws["id"]
+    for method, path in [
+        ("GET", f"{API}/workspaces/{wid}"),
+        ("POST", f"{API}/workspaces/{wid}/start"),
+        ("POST", f"{API}/workspaces/{wid}/stop"),
+        ("DELETE", f"{API}/workspaces/{wid}"),
+        ("POST", f"{API}/workspaces/{wid}/members"),
+    ]:
+        code, err = await users.bob(
+            method, path, {"username": "bob"} if "members" in path else None
+        )
+        assert (code, err["error"]) == (404, "not_found"), (method, path)
+
+
+async def test_code_upload_replaces_code_all_or_nothing(users, env_id, tmp_path):
+    _, ws = await users.bob("POST", f"{API}/workspaces", body(env_id))
+    wid = ws["id"]
+    good = write_zip(tmp_path / "c.zip", {"proj/app.py": b"print(1)\n"})
+    code, _ = await users.bob("PUT", f"{API}/workspaces/{wid}/code", raw=good.read_bytes())
+    assert code == 200
+    folder = users.workbench.workspaces.folder(wid) / "code"
+    assert [p.name for p in folder.iterdir()] == ["app.py"]
+    code, err = await users.bob(
+        "PUT", f"{API}/workspaces/{wid}/code", raw=zip_slip(tmp_path / "s.zip").read_bytes()
+    )
+    assert (code, err["error"]) == (400, "archive_unsafe")
+    assert [p.name for p in folder.iterdir()] == ["app.py"]
+    code, err = await users.alice("PUT", f"{API}/workspaces/{wid}/code", raw=good.read_bytes())
+    assert code == 404

@@ -1,0 +1,421 @@
+"""The ``docker`` backend: runs and images on a Docker Engine, through the docker SDK.
+
+Every container it creates is locked down the same way, whatever the caller asks:
+
+- ``cap_drop=["ALL"]`` and no capability added back (:attr:`DockerBackend.cap_add` is
+  empty). JupyterLab, Python, pip installing into a user-owned environment and ordinary
+  file work need none. What it rules out: ``apt-get`` at run time (it switches to the
+  ``_apt`` user: SETUID/SETGID), ``chown``/``su``/``sudo``, binding ports below 1024, and
+  root writing into folders it does not own (DAC_OVERRIDE). Images install their system
+  packages at build time, where these limits do not apply, and mounted folders must be
+  owned by the run's user. A deployment that needs more subclasses and sets ``cap_add``.
+- ``security_opt=["no-new-privileges"]`` (setuid binaries do not raise privileges), never
+  privileged, and ``init=True`` (a small init as PID 1 forwards SIGTERM and reaps zombies).
+- The Docker socket never goes in: a mount whose source is the socket, or a folder that
+  holds it (``/``, ``/run``, ``/var/run``, ...), is refused with :class:`InvalidInput`.
+- Ports are published on 127.0.0.1 only; limits set memory with no swap beyond it
+  (``memswap_limit == mem_limit``), CPUs (``nano_cpus``), processes (``pids_limit``), and
+  GPUs through ``device_requests`` when ``limits.gpus > 0``.
+
+The SDK's exceptions become the :class:`BackendError` tree in :func:`_engine_errors`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import math
+import os
+import re
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, ClassVar
+
+import docker
+import docker.errors
+import requests
+from docker.types import DeviceRequest
+from docker.utils import parse_repository_tag
+
+from workbench.backends.base import (
+    MANAGED_LABEL,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    BuildFailed,
+    ImageInfo,
+    ImageNotFound,
+    Mount,
+    RunInfo,
+    RunNotFound,
+    RunSpec,
+    RunState,
+)
+from workbench.errors import InvalidInput
+
+DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path("/run/docker.sock"))
+_STATES = {
+    "created": RunState.CREATED,
+    "running": RunState.RUNNING,
+    "paused": RunState.RUNNING,
+    "restarting": RunState.RUNNING,
+}
+_HOW_TO_START = (
+    "Start it with scripts/docker (installs Debian's docker.io if needed and starts "
+    "dockerd), or run `dockerd &` as root, or choose the local backend."
+)
+_BUILD_TAIL = 20
+
+
+class DockerBackend(Backend):
+    """Runs are containers and images are the engine's images.
+
+    Build one with :meth:`from_env`; a run's id is its container id, and every method
+    taking a ``run_id`` also accepts the run's name.
+    """
+
+    name = "docker"
+    #: capabilities added back after dropping them all (none: see the module docstring)
+    cap_add: ClassVar[tuple[str, ...]] = ()
+    #: seconds :meth:`remove` lets a running container stop before killing it
+    remove_timeout: ClassVar[float] = 10
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+        self._api = client.api
+        host = os.environ.get("DOCKER_HOST", "")
+        custom = (Path(host.removeprefix("unix://")),) if host.startswith("unix://") else ()
+        #: what a mount must never expose: the well-known sockets and the one in use
+        self.sockets: tuple[Path, ...] = (*DOCKER_SOCKETS, *custom)
+
+    @classmethod
+    def from_env(cls, *, timeout: int = 120) -> DockerBackend:
+        """Connect like the docker CLI does (``DOCKER_HOST``, else the local socket) and
+        check that the engine answers; :class:`BackendUnavailable` if it does not."""
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            raise BackendUnavailable(
+                f"No Docker Engine answers at {where} ({exc}). {_HOW_TO_START}", host=where
+            ) from exc
+        return cls(client)
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def run(self, spec: RunSpec) -> RunInfo:
+        for mount in spec.mounts:
+            _check_mount(mount, self.sockets)
+        with _engine_errors(image=spec.image):
+            container = self._client.containers.create(**self._create_args(spec))
+        try:
+            with _engine_errors(run=spec.name):
+                container.start()
+        except BaseException:
+            self._discard(container.id)
+            raise
+        return self.status(container.id)
+
+    def _create_args(self, spec: RunSpec) -> dict[str, Any]:
+        limits = spec.limits
+        memory = f"{limits.memory_mb}m"
+        args: dict[str, Any] = {
+            "image": spec.image,
+            "command": list(spec.command) if spec.command is not None else None,
+            "name": spec.name,
+            "labels": {MANAGED_LABEL: "true", **spec.labels},
+            "environment": dict(spec.env),
+            "volumes": {
+                str(m.source.resolve()): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                for m in spec.mounts
+            },
+            "ports": {
+                f"{inside}/tcp": ("127.0.0.1", host) if host else ("127.0.0.1",)
+                for inside, host in spec.ports.items()
+            },
+            "working_dir": spec.workdir,
+            "user": spec.user,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "nano_cpus": round(limits.cpus * 1e9),
+            "pids_limit": limits.pids,
+            "cap_drop": ["ALL"],
+            "cap_add": list(self.cap_add) or None,
+            "security_opt": ["no-new-privileges"],
+            "privileged": False,
+            "init": True,
+        }
+        if limits.gpus > 0:
+            args["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
+        return {key: value for key, value in args.items() if value is not None}
+
+    def _discard(self, container_id: str) -> None:
+        """Remove a container that must not stay (its start failed); best effort."""
+        with suppress(docker.errors.NotFound):
+            self._api.remove_container(container_id, force=True, v=True)
+
+    def start(self, run_id: str) -> RunInfo:
+        with _engine_errors(run=run_id):
+            self._api.start(run_id)
+        return self.status(run_id)
+
+    def stop(self, run_id: str, timeout: float = 10) -> RunInfo:
+        with _engine_errors(run=run_id):
+            self._api.stop(run_id, timeout=math.ceil(timeout))
+        return self.status(run_id)
+
+    def remove(self, run_id: str) -> None:
+        try:
+            info = self.status(run_id)
+            if info.state is RunState.RUNNING:
+                self.stop(run_id, timeout=self.remove_timeout)
+            with _engine_errors(run=run_id):
+                self._api.remove_container(info.id, force=True, v=True)
+        except RunNotFound:
+            return
+
+    def status(self, run_id: str) -> RunInfo:
+        with _engine_errors(run=run_id):
+            return _run_info(self._api.inspect_container(run_id))
+
+    def logs(self, run_id: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        with _engine_errors(run=run_id):
+            chunks = self._api.logs(
+                run_id, stream=True, follow=follow, tail="all" if tail is None else tail
+            )
+        return _follow_errors(_split_lines(chunks), run_id)
+
+    def list(self, labels: Mapping[str, str] | None = None) -> list[RunInfo]:
+        wanted = [MANAGED_LABEL] if labels is None else [f"{k}={v}" for k, v in labels.items()]
+        with _engine_errors():
+            found = self._api.containers(all=True, filters={"label": wanted})
+        infos = []
+        for summary in found:
+            try:
+                infos.append(self.status(summary["Id"]))
+            except RunNotFound:  # removed since the listing
+                continue
+        return infos
+
+    # --- images ---------------------------------------------------------------------------
+
+    def build_image(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        dockerfile: str = "Dockerfile",
+        build_args: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        if not (context / dockerfile).is_file():
+            raise BuildFailed(
+                f"cannot build {tag}: {context / dockerfile} does not exist; "
+                "the build context must hold the Dockerfile.",
+                tag=tag,
+            )
+        last: deque[str] = deque(maxlen=_BUILD_TAIL)
+        try:
+            entries = self._api.build(
+                path=str(context),
+                tag=tag,
+                dockerfile=dockerfile,
+                buildargs=dict(build_args or {}),
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            for entry in entries:
+                if "error" in entry:
+                    raise _build_failed(tag, str(entry["error"]).strip(), last)
+                for line in str(entry.get("stream", "")).splitlines():
+                    if line.strip():
+                        last.append(line)
+                        yield line
+        except docker.errors.APIError as exc:
+            raise _build_failed(tag, str(exc.explanation or exc), last) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise BackendUnavailable(f"lost the Docker Engine while building {tag}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise BackendError(f"building {tag} failed: {exc}", tag=tag) from exc
+
+    def import_rootfs(self, tar: Path, tag: str) -> ImageInfo:
+        _require_file(tar)
+        repository, version = parse_repository_tag(tag)
+        with _engine_errors(image=tag):
+            result = self._api.import_image_from_file(
+                str(tar), repository=repository, tag=version or "latest"
+            )
+        error = _stream_error(str(result))
+        if error:
+            raise BackendError(f"Docker Engine could not import {tar} as {tag}: {error}", tag=tag)
+        return self.inspect_image(tag)
+
+    def load_image(self, tar: Path) -> builtins.list[str]:
+        _require_file(tar)
+        tags: list[str] = []
+        with tar.open("rb") as data, _engine_errors():
+            for entry in self._api.load_image(data):
+                if "error" in entry:
+                    raise BackendError(f"Docker Engine could not load {tar}: {entry['error']}")
+                for line in str(entry.get("stream", "")).splitlines():
+                    match = re.match(r"Loaded image: (\S+)", line)
+                    if match:
+                        tags.append(match.group(1))
+        return tags
+
+    def save_image(self, ref: str, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, _engine_errors(image=ref):
+                for chunk in self._api.get_image(ref):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(part, dest)
+        except BaseException:
+            Path(part).unlink(missing_ok=True)
+            raise
+
+    def inspect_image(self, ref: str) -> ImageInfo:
+        with _engine_errors(image=ref):
+            attrs = self._api.inspect_image(ref)
+        config = attrs.get("Config") or {}
+        env = dict(item.split("=", 1) for item in config.get("Env") or () if "=" in item)
+        ports = {int(key.split("/", 1)[0]) for key in config.get("ExposedPorts") or {}}
+        return ImageInfo(
+            id=attrs["Id"],
+            tags=tuple(attrs.get("RepoTags") or ()),
+            entrypoint=_tuple_or_none(config.get("Entrypoint")),
+            cmd=_tuple_or_none(config.get("Cmd")),
+            env=env,
+            exposed_ports=tuple(sorted(ports)),
+            size=int(attrs.get("Size") or 0),
+        )
+
+    def remove_image(self, ref: str) -> None:
+        try:
+            with _engine_errors(image=ref):
+                self._api.remove_image(ref)
+        except ImageNotFound:
+            return
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _engine_errors(*, run: str | None = None, image: str | None = None) -> Iterator[None]:
+    """Turn the SDK's exceptions into the backend's, naming the run or image concerned."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        if run is not None and not isinstance(exc, docker.errors.ImageNotFound):
+            raise RunNotFound(
+                f"run {run!r} does not exist on this Docker Engine; list the runs to find it.",
+                run=run,
+            ) from exc
+        raise ImageNotFound(
+            f"image {image or ''!r} does not exist on this Docker Engine; build, load or "
+            "import it first (no registry is pulled from).",
+            image=image or "",
+        ) from exc
+    except docker.errors.APIError as exc:
+        raise BackendError(
+            f"Docker Engine refused: {exc.explanation or exc}", status=exc.status_code
+        ) from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise BackendUnavailable(f"lost the Docker Engine ({exc}). {_HOW_TO_START}") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise BackendError(f"Docker Engine call failed: {exc}") from exc
+
+
+def _check_mount(mount: Mount, sockets: Iterable[Path]) -> None:
+    source = mount.source.resolve()
+    for socket in sockets:
+        for path in {socket, socket.resolve()}:
+            if source == path or source in path.parents:
+                raise InvalidInput(
+                    f"mounting {mount.source} would give the run the Docker socket ({socket}) "
+                    "and with it the whole machine; mount a narrower folder.",
+                    source=str(mount.source),
+                )
+    if not source.exists():
+        raise InvalidInput(
+            f"mount source {mount.source} does not exist; create the folder first.",
+            source=str(mount.source),
+        )
+
+
+def _run_info(attrs: Mapping[str, Any]) -> RunInfo:
+    state = attrs.get("State") or {}
+    run_state = _STATES.get(state.get("Status", ""), RunState.EXITED)
+    exited = run_state is RunState.EXITED
+    return RunInfo(
+        id=attrs["Id"],
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        state=run_state,
+        exit_code=int(state.get("ExitCode", 0)) if exited else None,
+        ports=_ports(attrs),
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        oom_killed=bool(state.get("OOMKilled")),
+    )
+
+
+def _ports(attrs: Mapping[str, Any]) -> dict[int, int]:
+    """Published host ports while running; the requested ones (0: any) otherwise."""
+    live = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    asked = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    ports: dict[int, int] = {}
+    for key, bindings in asked.items():
+        published = live.get(key) or bindings or [{}]
+        local = [b for b in published if b.get("HostIp") == "127.0.0.1"] or published
+        ports[int(key.split("/", 1)[0])] = int(local[0].get("HostPort") or 0)
+    return ports
+
+
+def _split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            yield line.removesuffix("\r")
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending.removesuffix("\r")
+
+
+def _follow_errors(lines: Iterator[str], run_id: str) -> Iterator[str]:
+    with _engine_errors(run=run_id):
+        yield from lines
+
+
+def _build_failed(tag: str, error: str, last: Iterable[str]) -> BuildFailed:
+    lines = [*last, error]
+    return BuildFailed(
+        f"building {tag} failed: {error}\nlast lines of the build:\n" + "\n".join(lines),
+        tag=tag,
+        lines=lines,
+    )
+
+
+def _stream_error(result: str) -> str:
+    match = re.search(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"', result)
+    return match.group(1) if match else ""
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file; give the path of a tar archive.")
+
+
+def _tuple_or_none(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(value)

@@ -1,0 +1,434 @@
+"""Workspaces (manual chapter 2.6): create from an environment with a dataset and a code
+source, start, stop (files kept), delete, members, and reconciliation with the backend.
+
+On disk a workspace is the store folder ``workspaces/<id>/`` holding ``code/``,
+``docker_image/`` and ``model/`` (mounted read-write); the dataset's splits and the
+contracts (``help_doc/``) are mounted read-only. A failed create leaves neither a row nor
+a folder behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from workbench.access import get_visible
+from workbench.backends.base import (
+    MANAGED_LABEL,
+    Backend,
+    Limits,
+    Mount,
+    RunNotFound,
+    RunSpec,
+    RunState,
+)
+from workbench.config import WorkspaceLimits
+from workbench.datasets.archives import dataset_root, extract_archive
+from workbench.datasets.types import ArchiveLimits
+from workbench.enums import DatasetState
+from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from workbench.registry import Registry
+from workbench.registry.models import (
+    Dataset,
+    Environment,
+    Project,
+    TeamMember,
+    User,
+    Workspace,
+    WorkspaceMember,
+)
+from workbench.store import ArtifactStore, StoredFile
+from workbench.users import Actor, UserService
+from workbench.workspaces import sources
+from workbench.workspaces.schemas import (
+    GitSource,
+    Resources,
+    SampleSource,
+    ScaffoldSource,
+    WorkspaceCreate,
+    WorkspaceInfo,
+)
+
+HELP_DOC = Path(__file__).with_name("help_doc")
+JUPYTER_PORT = 8888
+RW_FOLDERS = ("code", "docker_image", "model")
+CONTAINER_ROOT = "/workspace"
+WORKSPACE_UID = 1000  # the `workbench` user of every environment image
+
+
+class WorkspaceState:
+    STOPPED = "stopped"  # created or stopped: files kept, no container running
+    RUNNING = "running"
+    FAILED = "failed"  # the container died or could not start: see state_reason
+
+
+class WorkspaceService:
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        users: UserService,
+        backend: Callable[[], Backend],
+        *,
+        limits: WorkspaceLimits,
+        archive_limits: ArchiveLimits,
+        secret: Callable[[], bytes],
+        api_url: str = "",
+        proxy_prefix: str = "/workbench/proxy/workspaces/",
+        allow_file_git_urls: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.users = users
+        self._backend = backend
+        self.limits = limits
+        self.archive_limits = archive_limits
+        self.secret = secret
+        self.api_url = api_url
+        self.proxy_prefix = proxy_prefix
+        self.allow_file_git_urls = allow_file_git_urls
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor) -> list[WorkspaceInfo]:
+        with self.registry.session() as s:
+            member_of = sa.select(WorkspaceMember.workspace_id).where(
+                WorkspaceMember.user_id == actor.id
+            )
+            rows = s.scalars(
+                sa.select(Workspace)
+                .where(sa.or_(Workspace.owner_id == actor.id, Workspace.id.in_(member_of)))
+                .order_by(Workspace.id.desc())
+            ).all()
+            return [self._info(s, row) for row in rows]
+
+    def get(self, actor: Actor, workspace_id: int) -> WorkspaceInfo:
+        with self.registry.session() as s:
+            return self._info(s, self._get(s, actor, workspace_id))
+
+    def folder(self, workspace_id: int) -> Path:
+        return self.store.path(f"workspaces/{workspace_id}")
+
+    def jupyter_token(self, workspace_id: int) -> str:
+        """The token of the workspace's own JupyterLab; only the server's proxy knows it."""
+        key = self.secret()
+        return hmac.new(key, f"workspace:{workspace_id}".encode(), hashlib.sha256).hexdigest()
+
+    # --- create ---------------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: WorkspaceCreate) -> WorkspaceInfo:
+        self._check_resources(spec.resources)
+        with self.registry.session() as s:
+            env = get_visible(s, Environment, spec.environment_id, actor, "environment")
+            if not env.image_ref:
+                raise Conflict(
+                    f"Environment {env.id} ({env.name}) has no image yet; build or upload "
+                    "its image first.",
+                    environment=env.id,
+                )
+            if spec.dataset_id is not None:
+                ds = get_visible(s, Dataset, spec.dataset_id, actor, "dataset")
+                if ds.state is not DatasetState.ONLINE:
+                    raise Conflict(
+                        f"Dataset {ds.id} ({ds.name}) is {ds.state}; only online datasets "
+                        "can be mounted. Publish it first.",
+                        dataset=ds.id,
+                    )
+            if spec.project_id is not None:
+                get_visible(s, Project, spec.project_id, actor, "project")
+            row = Workspace(
+                owner_id=actor.id,
+                name=spec.name,
+                purpose=spec.purpose,
+                sub_purpose=spec.sub_purpose,
+                environment_id=spec.environment_id,
+                dataset_id=spec.dataset_id,
+                project_id=spec.project_id,
+                code_source=spec.code.model_dump(),
+                cpus=spec.resources.cpus,
+                memory_mb=spec.resources.memory_mb,
+                gpus=spec.resources.gpus,
+                state=WorkspaceState.STOPPED,
+            )
+            s.add(row)
+            s.flush()
+            workspace_id, base_image = row.id, env.image_ref
+        try:
+            self._make_folders(workspace_id, spec, base_image)
+        except BaseException:
+            shutil.rmtree(self.folder(workspace_id), ignore_errors=True)
+            with self.registry.session() as s:
+                s.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
+            raise
+        return self.get(actor, workspace_id)
+
+    def _make_folders(self, workspace_id: int, spec: WorkspaceCreate, base_image: str) -> None:
+        root = self.folder(workspace_id)
+        root.mkdir(parents=True)
+        for name in ("docker_image", "model"):
+            (root / name).mkdir()
+        code = root / "code"
+        match spec.code:
+            case GitSource() as git:
+                sources.clone(git, code, allow_file=self.allow_file_git_urls)
+            case ScaffoldSource() as scaffold:
+                code.mkdir()
+                sources.scaffold(scaffold, code, base_image=base_image)
+            case SampleSource():
+                code.mkdir()
+                sources.sample(spec.purpose, spec.sub_purpose, code, base_image=base_image)
+            case _:
+                code.mkdir()
+        _give_to_workspace_user(root)
+
+    def check_owner(self, actor: Actor, workspace_id: int) -> None:
+        with self.registry.session() as s:
+            self._get_owned(s, actor, workspace_id)
+
+    def upload_code(self, actor: Actor, workspace_id: int, archive: StoredFile) -> WorkspaceInfo:
+        """Replace ``code/`` with the content of a zip or tar(.gz); all or nothing."""
+        self.check_owner(actor, workspace_id)
+        root = self.folder(workspace_id)
+        with self.store.staging() as staging:
+            extract_archive(archive.path, staging / "code", self.archive_limits)
+            new = dataset_root(staging / "code")
+            _give_to_workspace_user(new)
+            old = staging / "old"
+            os.rename(root / "code", old)
+            os.rename(new, root / "code")
+        return self.get(actor, workspace_id)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self, actor: Actor, workspace_id: int) -> WorkspaceInfo:
+        with self.registry.session() as s:
+            row = self._get(s, actor, workspace_id)
+            if row.state == WorkspaceState.RUNNING:
+                return self._info(s, row)
+            spec = self._run_spec(s, row)
+            container_id = row.container_id
+            owner_id = row.owner_id
+        token = self.users.replace_token(owner_id, f"workspace {workspace_id}")
+        spec = replace(spec, env={**spec.env, "WORKBENCH_TOKEN": token.secret})
+        backend = self.backend
+        try:
+            if container_id:
+                backend.remove(container_id)  # a fresh container: new token, same files
+            info = backend.run(spec)
+        except Exception as exc:
+            self._set_state(workspace_id, WorkspaceState.FAILED, f"could not start: {exc}", "")
+            raise
+        self._set_state(workspace_id, WorkspaceState.RUNNING, "", info.id)
+        return self.get(actor, workspace_id)
+
+    def stop(self, actor: Actor, workspace_id: int) -> WorkspaceInfo:
+        with self.registry.session() as s:
+            row = self._get(s, actor, workspace_id)
+            container_id = row.container_id
+        if container_id:
+            try:
+                self.backend.stop(container_id)
+            except RunNotFound:
+                container_id = ""
+        self._set_state(workspace_id, WorkspaceState.STOPPED, "", container_id)
+        return self.get(actor, workspace_id)
+
+    def delete(self, actor: Actor, workspace_id: int) -> None:
+        with self.registry.session() as s:
+            row = self._get_owned(s, actor, workspace_id)
+            container_id = row.container_id
+        if container_id:
+            self.backend.remove(container_id)
+        with self.registry.session() as s:
+            s.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
+        shutil.rmtree(self.folder(workspace_id), ignore_errors=True)
+
+    def reconcile(self) -> list[int]:
+        """Mark workspaces whose container died or vanished; return their ids."""
+        with self.registry.session() as s:
+            running = s.execute(
+                sa.select(Workspace.id, Workspace.container_id).where(
+                    Workspace.state == WorkspaceState.RUNNING
+                )
+            ).all()
+        changed = []
+        for workspace_id, container_id in running:
+            try:
+                info = self.backend.status(container_id)
+            except RunNotFound:
+                self._set_state(
+                    workspace_id, WorkspaceState.FAILED, "its container is gone; start it again", ""
+                )
+                changed.append(workspace_id)
+                continue
+            if info.state is not RunState.RUNNING:
+                tail = "\n".join(list(self.backend.logs(container_id, tail=20)))
+                why = "killed: out of memory" if info.oom_killed else f"exit code {info.exit_code}"
+                self._set_state(
+                    workspace_id,
+                    WorkspaceState.FAILED,
+                    f"its container stopped ({why}); last logs:\n{tail}",
+                    container_id,
+                )
+                changed.append(workspace_id)
+        return changed
+
+    # --- members --------------------------------------------------------------------------
+
+    def add_member(self, actor: Actor, workspace_id: int, username: str) -> WorkspaceInfo:
+        with self.registry.session() as s:
+            self._get_owned(s, actor, workspace_id)
+            user = s.scalar(sa.select(User).where(User.username == username))
+            if user is None or not self._share_a_team(s, actor.id, user.id):
+                raise NotFound(
+                    f"{username!r} is not in any of your teams; add them to a team first "
+                    "(`workbench team add`).",
+                    kind="user",
+                    id=username,
+                )
+            if s.get(WorkspaceMember, (workspace_id, user.id)) is None:
+                s.add(WorkspaceMember(workspace_id=workspace_id, user_id=user.id))
+        return self.get(actor, workspace_id)
+
+    def remove_member(self, actor: Actor, workspace_id: int, username: str) -> WorkspaceInfo:
+        with self.registry.session() as s:
+            self._get_owned(s, actor, workspace_id)
+            user = s.scalar(sa.select(User).where(User.username == username))
+            if user is not None:
+                s.execute(
+                    sa.delete(WorkspaceMember).where(
+                        WorkspaceMember.workspace_id == workspace_id,
+                        WorkspaceMember.user_id == user.id,
+                    )
+                )
+        return self.get(actor, workspace_id)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _check_resources(self, res: Resources) -> None:
+        over = [
+            f"{name} {asked} > {allowed}"
+            for name, asked, allowed in (
+                ("cpus", res.cpus, self.limits.max_cpus),
+                ("memory_mb", res.memory_mb, self.limits.max_memory_mb),
+                ("gpus", res.gpus, self.limits.max_gpus),
+            )
+            if asked > allowed
+        ]
+        if over:
+            raise InvalidInput(
+                f"Resources above what an admin allows: {', '.join(over)}; ask for less.",
+                field="resources",
+                over=over,
+            )
+
+    def _get(self, s: Session, actor: Actor, workspace_id: int) -> Workspace:
+        """Owner or member; everyone else gets 404 (workspaces are never public)."""
+        row = s.get(Workspace, workspace_id)
+        if row is None or not (
+            row.owner_id == actor.id or s.get(WorkspaceMember, (workspace_id, actor.id))
+        ):
+            raise NotFound.entity("workspace", workspace_id)
+        return row
+
+    def _get_owned(self, s: Session, actor: Actor, workspace_id: int) -> Workspace:
+        row = self._get(s, actor, workspace_id)
+        if row.owner_id != actor.id:
+            raise PermissionDenied(f"Only the owner of workspace {workspace_id} can do this.")
+        return row
+
+    @staticmethod
+    def _share_a_team(s: Session, a: int, b: int) -> bool:
+        mine = sa.select(TeamMember.team_id).where(TeamMember.user_id == a)
+        return bool(
+            s.scalar(
+                sa.select(sa.func.count()).where(
+                    TeamMember.user_id == b, TeamMember.team_id.in_(mine)
+                )
+            )
+        )
+
+    def _set_state(self, workspace_id: int, state: str, reason: str, container_id: str) -> None:
+        with self.registry.session() as s:
+            row = s.get(Workspace, workspace_id)
+            if row is not None:
+                row.state, row.state_reason, row.container_id = state, reason, container_id
+
+    def _run_spec(self, s: Session, row: Workspace) -> RunSpec:
+        env = s.get(Environment, row.environment_id)
+        assert env is not None
+        root = self.folder(row.id)
+        mounts = [Mount(root / name, f"{CONTAINER_ROOT}/{name}") for name in RW_FOLDERS]
+        mounts.append(Mount(HELP_DOC, f"{CONTAINER_ROOT}/help_doc", read_only=True))
+        if row.dataset_id is not None:
+            ds = s.get(Dataset, row.dataset_id)
+            for split in ds.splits if ds else ():
+                mounts.append(
+                    Mount(
+                        self.store.path(split.storage_key),
+                        f"{CONTAINER_ROOT}/dataset/{split.split}",
+                        read_only=True,
+                    )
+                )
+        return RunSpec(
+            name=f"workbench-ws-{row.id}-{secrets.token_hex(3)}",
+            image=env.image_ref,
+            env={
+                "JUPYTER_TOKEN": self.jupyter_token(row.id),
+                "JUPYTER_BASE_URL": f"{self.proxy_prefix}{row.id}/",
+                "WORKBENCH_URL": self.api_url,
+                "WORKBENCH_WORKSPACE": str(row.id),
+            },
+            mounts=tuple(mounts),
+            ports={JUPYTER_PORT: 0},
+            limits=Limits(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
+            labels={MANAGED_LABEL: "true", "workbench.workspace": str(row.id)},
+            workdir=CONTAINER_ROOT,
+        )
+
+    def _info(self, s: Session, row: Workspace) -> WorkspaceInfo:
+        owner = s.get(User, row.owner_id)
+        members = s.scalars(
+            sa.select(User.username)
+            .join(WorkspaceMember, WorkspaceMember.user_id == User.id)
+            .where(WorkspaceMember.workspace_id == row.id)
+            .order_by(User.username)
+        ).all()
+        return WorkspaceInfo(
+            id=row.id,
+            name=row.name,
+            owner=owner.username if owner else "?",
+            members=list(members),
+            purpose=row.purpose,
+            sub_purpose=row.sub_purpose,
+            environment_id=row.environment_id,
+            dataset_id=row.dataset_id,
+            project_id=row.project_id,
+            code=row.code_source,
+            resources=Resources(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
+            state=row.state,
+            state_reason=row.state_reason,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def _give_to_workspace_user(root: Path) -> None:
+    """Let the container's uid 1000 write its folders (possible when the server is root)."""
+    if os.geteuid() != 0:
+        return
+    for path in (root, *root.rglob("*")):
+        os.lchown(path, WORKSPACE_UID, WORKSPACE_UID)

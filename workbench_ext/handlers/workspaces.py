@@ -1,0 +1,119 @@
+"""/workspaces: create, start, stop, delete, members, code upload and downloads."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict
+from tornado import web
+
+from workbench.workspaces.schemas import WorkspaceCreate
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+
+
+class WorkspacesHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.workspaces.list, self.actor))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(WorkspaceCreate)
+        self.reply(await self.run(self.workbench.workspaces.create, self.actor, spec), status=201)
+
+
+class WorkspaceHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def get(self, workspace_id: str) -> None:
+        self.reply(await self.run(self.workbench.workspaces.get, self.actor, int(workspace_id)))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, workspace_id: str) -> None:
+        await self.run(self.workbench.workspaces.delete, self.actor, int(workspace_id))
+        self.set_status(204)
+        self.finish()
+
+
+class StartHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def post(self, workspace_id: str) -> None:
+        self.reply(await self.run(self.workbench.workspaces.start, self.actor, int(workspace_id)))
+
+
+class StopHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def post(self, workspace_id: str) -> None:
+        self.reply(await self.run(self.workbench.workspaces.stop, self.actor, int(workspace_id)))
+
+
+class MembersHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def post(self, workspace_id: str) -> None:
+        spec = self.parse(MemberAdd)
+        info = await self.run(
+            self.workbench.workspaces.add_member, self.actor, int(workspace_id), spec.username
+        )
+        self.reply(info)
+
+
+class MemberHandler(WorkbenchHandler):
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def delete(self, workspace_id: str, username: str) -> None:
+        info = await self.run(
+            self.workbench.workspaces.remove_member, self.actor, int(workspace_id), username
+        )
+        self.reply(info)
+
+
+class CodeHandler(UploadHandler):
+    """PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing."""
+
+    auth_resource = "workbench:workspaces"
+
+    async def check_upload(self, workspace_id: str) -> None:
+        await self.run(self.workbench.workspaces.check_owner, self.actor, int(workspace_id))
+
+    @web.authenticated
+    @authorized
+    async def put(self, workspace_id: str) -> None:
+        with self.received() as stored:
+            info = await self.run(
+                self.workbench.workspaces.upload_code, self.actor, int(workspace_id), stored
+            )
+        self.reply(info)
+
+
+handlers = [
+    (rf"{API}/workspaces", WorkspacesHandler),
+    (rf"{API}/workspaces/(\d+)", WorkspaceHandler),
+    (rf"{API}/workspaces/(\d+)/start", StartHandler),
+    (rf"{API}/workspaces/(\d+)/stop", StopHandler),
+    (rf"{API}/workspaces/(\d+)/members", MembersHandler),
+    (rf"{API}/workspaces/(\d+)/members/([a-z0-9][a-z0-9_.-]*)", MemberHandler),
+    (rf"{API}/workspaces/(\d+)/code", CodeHandler),
+]

@@ -18,7 +18,7 @@ from workbench.enums import Role
 from workbench.services import Workbench
 from workbench.users import Actor
 
-pytest_plugins = ("pytest_jupyter.jupyter_server",)
+pytest_plugins = ("pytest_jupyter.jupyter_server", "tests.docker_fixtures")
 
 PG_URL = os.environ.get("WORKBENCH_TEST_PG_URL", "")
 SMALL_LIMITS = ArchiveLimits(

@@ -9,24 +9,22 @@ image). Set WORKBENCH_PIP_INDEX_URL to build from another index.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from importlib import metadata
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.docker_fixtures import env_builder
 from workbench.backends.base import BuildFailed, ImageNotFound, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
-from workbench.environments import HASH_VARIABLE, EnvBuilder, EnvDefinition, load_definition
+from workbench.environments import HASH_VARIABLE, EnvDefinition
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-TAG = "workbench/env-python:test"
 LABELS = {"workbench.test": "envs"}
 START_TIMEOUT_S = 90
 
@@ -41,34 +39,9 @@ print(json.dumps({
 """
 
 
-def host_ca_bundle() -> Path | None:
-    """This machine's CA store: containers trust the site's re-signing CA only through it."""
-    path = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
-    return path if path.is_file() else None
-
-
-def builder(backend: DockerBackend) -> EnvBuilder:
-    return EnvBuilder(
-        backend,
-        extra_ca_bundle=host_ca_bundle(),
-        pip_index_url=os.environ.get("WORKBENCH_PIP_INDEX_URL") or None,
-    )
-
-
 @pytest.fixture(scope="module")
-def python_image(docker_backend: DockerBackend, base_image: str) -> str:
-    definition = load_definition(Path(__file__).resolve().parents[2] / "envs", "python")
-    started = time.monotonic()
-    try:
-        lines = list(builder(docker_backend).build(definition, TAG))
-    except BuildFailed as exc:
-        pytest.fail(exc.message)
-    info = docker_backend.inspect_image(TAG)
-    print(
-        f"\nenvs/python -> {TAG}: {time.monotonic() - started:.1f} s ({lines[-1]}), "
-        f"{info.size / 1e6:.0f} MB"
-    )
-    return TAG
+def python_image(python_env_image: str) -> str:
+    return python_env_image
 
 
 @pytest.fixture
@@ -159,7 +132,7 @@ def test_a_failing_pip_install_is_a_build_failed_with_the_last_lines(
     tag = "workbench/env-broken:test"
 
     with pytest.raises(BuildFailed) as caught:
-        list(builder(docker_backend).build(definition, tag))
+        list(env_builder(docker_backend).build(definition, tag))
 
     assert "last lines of the build" in caught.value.message
     assert "numpy==0.0.1" in caught.value.message

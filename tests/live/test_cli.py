@@ -94,3 +94,57 @@ def test_team_commands(live):
     team_id = out.split()[1]
     assert "bob (member)" in run(live, "team", "add", team_id, "bob")
     assert "cli-team" in run(live, "team", "list", token=live.bob)
+
+
+def test_workspace_commands(live, tmp_path):
+    from workbench.config import Settings
+    from workbench.registry import models as m
+    from workbench.services import Workbench
+
+    wb = Workbench.from_settings(Settings(home=live.server.home))
+    with wb.registry.session() as s:
+        env = m.Environment(
+            name="py", framework="python", image_ref="none:1", owner_id=1, visibility="public"
+        )
+        s.add(env)
+        s.flush()
+        env_id = env.id
+    wb.close()
+    common = ["--purpose", "text", "--sub-purpose", "classification", "--environment", str(env_id)]
+    ws_id = run(
+        live,
+        "workspace",
+        "create",
+        "--name",
+        "cli-ws",
+        "--scaffold",
+        "demo",
+        "--api",
+        "classify",
+        *common,
+    ).strip()
+    assert "cli-ws" in run(live, "workspace", "list")
+    assert "Choose one of" in run(
+        live,
+        "workspace",
+        "create",
+        "--name",
+        "x",
+        "--empty",
+        "--git",
+        "https://h/r.git",
+        *common,
+        ok=False,
+    )
+    archive = tmp_path / "code.zip"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("p/main.py", "print(1)\n")
+    assert "cli-ws" in run(live, "workspace", "upload-code", ws_id, str(archive))
+    assert "not in any of your teams" in run(live, "workspace", "member", ws_id, "carol", ok=False)
+    team_id = run(live, "team", "create", "cli-ws-team").split()[1]
+    run(live, "team", "add", team_id, "bob")
+    assert "members: bob" in run(live, "workspace", "member", ws_id, "bob")
+    assert "members" not in run(live, "workspace", "member", ws_id, "bob", "--remove")
+    assert f"deleted workspace {ws_id}" in run(live, "workspace", "delete", ws_id, "--yes")

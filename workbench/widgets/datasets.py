@@ -16,11 +16,10 @@ from workbench.datasets.schemas import DatasetInfo
 from workbench.datasets.types import FORMATS_FOR, ValidationReport
 from workbench.enums import SUB_PURPOSES, Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
+from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, escape
 
 ALL = "all"
-WRAP = w.Layout(flex_flow="row wrap", align_items="center")
 PREVIEW_SAMPLES = 8
-CONFIRM_DELETE = "Confirm delete"
 CHART_WIDTH = 420
 
 
@@ -29,20 +28,6 @@ def _label(ds: DatasetInfo) -> str:
         f"#{ds.id} {ds.name} · {ds.purpose}/{ds.sub_purpose} · {ds.state} · "
         f"{ds.visibility} · {ds.owner}"
     )
-
-
-class Status(w.HTML):
-    """One line telling the user what happened, errors in red with what to do."""
-
-    def ok(self, text: str) -> None:
-        self.value = f"<span style='color:#1b5e20'>{_escape(text)}</span>"
-
-    def error(self, exc: WorkbenchError) -> None:
-        self.value = f"<span style='color:#b71c1c'><b>{exc.code}</b>: {_escape(exc.message)}</span>"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class DatasetsSection(w.VBox):
@@ -218,7 +203,7 @@ class DatasetsSection(w.VBox):
                 else:
                     body = w.HTML(
                         f"<div style='width:180px;font-size:11px'>"
-                        f"{_escape((sample.text or '')[:160])}</div>"
+                        f"{escape((sample.text or '')[:160])}</div>"
                     )
                 cards.append(
                     w.VBox([body, w.Label(sample.label or "")], layout=w.Layout(margin="2px 6px"))
@@ -258,7 +243,7 @@ class DatasetsSection(w.VBox):
         if self.delete_button.description != CONFIRM_DELETE:
             self.delete_button.description = CONFIRM_DELETE
             self.status.value = (
-                f"Click '{CONFIRM_DELETE}' to delete {_escape(ds.name)} and its files."
+                f"Click '{CONFIRM_DELETE}' to delete {escape(ds.name)} and its files."
             )
             return
         self.delete_button.description = "Delete"
@@ -407,8 +392,8 @@ def report_html(report: ValidationReport, limit: int = 50) -> str:
         return f"<small>Validation: {report.files_checked} files checked, all fine.</small>"
     colour = {"error": "#b71c1c", "warning": "#e65100"}
     cells = "".join(
-        f"<tr><td style='color:{colour[kind]}'>{kind}</td><td><code>{_escape(i.path)}</code>"
-        f"</td><td>{_escape(i.message)}</td></tr>"
+        f"<tr><td style='color:{colour[kind]}'>{kind}</td><td><code>{escape(i.path)}</code>"
+        f"</td><td>{escape(i.message)}</td></tr>"
         for kind, i in rows[:limit]
     )
     more = len(rows) - limit + report.errors_truncated
@@ -471,12 +456,12 @@ def _summary_html(ds: DatasetInfo) -> str:
                 f"(mean {st.text_lengths.mean:.0f})"
             )
         lines.append(
-            f"<b>{split}</b>: {_escape(info.archive_name)}, {st.samples} samples, "
-            f"{len(st.classes)} classes{_escape(extra)}, {len(info.report.warnings)} warnings"
+            f"<b>{split}</b>: {escape(info.archive_name)}, {st.samples} samples, "
+            f"{len(st.classes)} classes{escape(extra)}, {len(info.report.warnings)} warnings"
         )
-    desc = f"<div>{_escape(ds.description)}</div>" if ds.description else ""
+    desc = f"<div>{escape(ds.description)}</div>" if ds.description else ""
     return (
-        f"<h3 style='margin:4px 0'>{_escape(ds.name)}</h3>{desc}"
-        f"<div style='color:var(--jp-ui-font-color2, #555)'>{_escape(facts)}</div>"
+        f"<h3 style='margin:4px 0'>{escape(ds.name)}</h3>{desc}"
+        f"<div style='color:var(--jp-ui-font-color2, #555)'>{escape(facts)}</div>"
         f"<div style='line-height:1.4'>{'<br>'.join(lines)}</div>"
     )

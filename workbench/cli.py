@@ -24,6 +24,7 @@ from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, Role, SplitMode, SubPurpose, Visibility
 from workbench.environments.cli import envs
+from workbench.environments.schemas import EnvironmentInfo
 from workbench.services import Workbench
 from workbench.workspaces.schemas import WorkspaceInfo
 
@@ -532,6 +533,187 @@ def workspace_upload_code(workspace_id: int, archive: Path) -> None:
     """Replace the workspace's code/ with a zip or tar(.gz)."""
     with client() as c:
         _print_workspace(c.workspaces.upload_code(workspace_id, archive))
+
+
+# --- environments -------------------------------------------------------------------------
+
+
+@main.group()
+def environment() -> None:
+    """Base environments of workspaces and builds (through the REST API); `workbench envs`
+    builds the preset images on this machine."""
+
+
+def _print_environment(env: EnvironmentInfo) -> None:
+    version = f"{env.framework} {env.framework_version}".strip()
+    click.echo(
+        f"{env.id:>4}  {env.name:<24} {version:<20} {env.device:<4} {env.state:<9} "
+        f"{env.visibility:<8} {env.owner:<10} {env.image_ref}"
+    )
+    if env.state_reason:
+        click.echo(f"      {env.state_reason.splitlines()[0]}")
+
+
+@environment.command("list")
+@click.option("--mine", is_flag=True, help="Only environments I own.")
+@click.option("--visibility", type=choice(Visibility), help="private, public or preset.")
+@click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def environment_list(
+    mine: bool, visibility: str | None, framework: str | None, as_json: bool
+) -> None:
+    with client() as c:
+        found = c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
+    if as_json:
+        click.echo(json.dumps([e.model_dump(mode="json") for e in found], indent=1))
+        return
+    for env in found:
+        _print_environment(env)
+
+
+@environment.command("create")
+@click.option("--name", required=True)
+@click.option("--definition", help="A preset definition of envs/ to build from (e.g. python).")
+@click.option("--framework", help="Default: the definition's.")
+@click.option("--framework-version", help="Default: the definition's.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Default: the definition's.")
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@friendly
+def environment_create(**fields: Any) -> None:
+    """Create an environment (state draft); prints its id."""
+    with client() as c:
+        env = c.environments.create(**{k: v for k, v in fields.items() if v is not None})
+    click.echo(env.id)
+
+
+@environment.command("show")
+@click.argument("env_id", type=int)
+@friendly
+def environment_show(env_id: int) -> None:
+    with client() as c:
+        click.echo(c.environments.get(env_id).model_dump_json(indent=1))
+
+
+@environment.command("set")
+@click.argument("env_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--framework")
+@click.option("--framework-version")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]))
+@click.option("--definition", help="'' to detach it from its definition.")
+@click.option("--visibility", type=choice(Visibility))
+@friendly
+def environment_set(env_id: int, **changes: Any) -> None:
+    """Edit an environment's fields."""
+    with client() as c:
+        _print_environment(
+            c.environments.update(env_id, **{k: v for k, v in changes.items() if v is not None})
+        )
+
+
+@environment.command("delete")
+@click.argument("env_id", type=int)
+@click.confirmation_option(prompt="Delete the environment?")
+@friendly
+def environment_delete(env_id: int) -> None:
+    with client() as c:
+        c.environments.delete(env_id)
+    click.echo(f"deleted environment {env_id}")
+
+
+@environment.command("build")
+@click.argument("env_id", type=int)
+@click.option("--detach", is_flag=True, help="Start the build and return at once.")
+@friendly
+def environment_build(env_id: int, detach: bool) -> None:
+    """Build the image from the environment's definition, showing its log."""
+    with client() as c:
+        env = c.environments.build(env_id)
+        if detach:
+            _print_environment(env)
+            return
+        for line in c.environments.follow(env_id):
+            click.echo(line)
+        env = c.environments.get(env_id)
+    _print_environment(env)
+    if env.state != "ready":
+        raise click.ClickException(f"the build failed: {env.state_reason}")
+
+
+@environment.command("log")
+@click.argument("env_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep reading while it builds.")
+@friendly
+def environment_log(env_id: int, follow: bool) -> None:
+    """The log of the last build, upload or pull."""
+    with client() as c:
+        if follow:
+            for line in c.environments.follow(env_id):
+                click.echo(line)
+        else:
+            click.echo(c.environments.log(env_id).text, nl=False)
+
+
+@environment.command("upload")
+@click.argument("env_id", type=int)
+@click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def environment_upload(env_id: int, tar: Path) -> None:
+    """Upload a `docker save` TAR as the environment's image (checked, then loaded)."""
+    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        seen = [0]
+
+        def progress(sent: int, _total: int) -> None:
+            bar.update(sent - seen[0])
+            seen[0] = sent
+
+        env = c.environments.upload_image(env_id, tar, progress=progress)
+    _print_environment(env)
+
+
+@environment.command("pull")
+@click.argument("env_id", type=int)
+@click.argument("reference")
+@friendly
+def environment_pull(env_id: int, reference: str) -> None:
+    """`docker pull` REFERENCE as the environment's image (Docker Engine servers only)."""
+    with client() as c:
+        _print_environment(c.environments.pull(env_id, reference))
+
+
+@environment.command("sync-presets")
+@friendly
+def environment_sync_presets() -> None:
+    """Register one preset environment per envs/ definition (admins; safe to run again)."""
+    with client() as c:
+        for env in c.environments.sync_presets():
+            _print_environment(env)
+
+
+@workspace.command("build")
+@click.argument("workspace_id", type=int)
+@click.argument("project")
+@click.option("--kind", type=click.Choice(["train", "predict"]), required=True)
+@click.option("--name", required=True, help="The tar is docker_image/<kind>-<name>.tar.")
+@friendly
+def workspace_build(workspace_id: int, project: str, kind: str, name: str) -> None:
+    """Build code/PROJECT/Dockerfile into docker_image/<kind>-<name>.tar, showing its log."""
+    with client() as c:
+        for line in c.workspaces.build(workspace_id, project, kind, name):
+            click.echo(line)
+
+
+@workspace.command("images")
+@click.argument("workspace_id", type=int)
+@friendly
+def workspace_images(workspace_id: int) -> None:
+    """The docker save tars in the workspace's docker_image/."""
+    with client() as c:
+        for tar in c.workspaces.images(workspace_id):
+            click.echo(f"{tar.size / 1e6:>9.1f} MB  {tar.modified_at:%Y-%m-%d %H:%M}  {tar.path}")
 
 
 if __name__ == "__main__":

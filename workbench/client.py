@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,10 @@ from pydantic import TypeAdapter
 
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
+from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
 from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
 from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
+from workbench.workspaces.builds import ImageTarInfo
 from workbench.workspaces.schemas import WorkspaceInfo
 
 API = "workbench/api/v1"
@@ -31,6 +36,9 @@ CHUNK = 1024 * 1024
 
 #: called with (bytes sent, total bytes) while an upload streams
 Progress = Callable[[int, int], None]
+#: the last line of a workspace build's reply
+BUILD_STATUS = re.compile(r"^(OK \S+\.tar|ERROR ([a-z_]+): (.*))$")
+LONG = httpx.Timeout(60.0, read=None)
 
 
 class ServerUnreachable(WorkbenchError):
@@ -56,6 +64,7 @@ class WorkbenchClient:
         )
         self.datasets = DatasetsAPI(self)
         self.workspaces = WorkspacesAPI(self)
+        self.environments = EnvironmentsAPI(self)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:
@@ -97,6 +106,21 @@ class WorkbenchClient:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A response whose body is read as it comes; errors raised like :meth:`request`."""
+        try:
+            with self._http.stream(method, path, **kwargs) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_from(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"Cannot reach the Workbench at {self.url} ({exc}); is the server running?",
+                url=self.url,
+            ) from exc
 
     def upload(
         self,
@@ -257,6 +281,105 @@ class WorkspacesAPI:
     ) -> WorkspaceInfo:
         data = self._c.upload(f"/workspaces/{workspace_id}/code", Path(path), progress)
         return WorkspaceInfo.model_validate(data)
+
+    def build(self, workspace_id: int, project: str, kind: str, name: str) -> Iterator[str]:
+        """Build ``code/<project>`` into ``docker_image/<kind>-<name>.tar``, yielding the log's
+        lines as they come, then ``OK docker_image/<kind>-<name>.tar``; a failed build raises
+        its error (``BuildFailed``...) after its lines."""
+        body = {"project": project, "kind": kind, "name": name}
+        held: str | None = None
+        with self._c.stream(
+            "POST", f"/workspaces/{workspace_id}/builds", json=body, timeout=LONG
+        ) as response:
+            for line in response.iter_lines():
+                if held is not None:  # it was not the last line after all
+                    yield held
+                    held = None
+                if BUILD_STATUS.match(line):
+                    held = line
+                else:
+                    yield line
+        status = BUILD_STATUS.match(held or "")
+        if status is None:
+            raise WorkbenchError(
+                "The build's reply ended without its status line; the connection may have "
+                "dropped. Look at docker_image/ or build again."
+            )
+        if status.group(2):
+            raise error_class_for(status.group(2))(status.group(3))
+        yield status.group(1)
+
+    def images(self, workspace_id: int) -> list[ImageTarInfo]:
+        return _list(ImageTarInfo, self._c.json("GET", f"/workspaces/{workspace_id}/images"))
+
+
+class EnvironmentsAPI:
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[EnvironmentInfo]:
+        """Filters: mine, visibility (private, public, preset), framework, device, state, q."""
+        params = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in filters.items()
+            if v is not None
+        }
+        return _list(EnvironmentInfo, self._c.json("GET", "/environments", params=params))
+
+    def create(self, **fields: Any) -> EnvironmentInfo:
+        return EnvironmentInfo.model_validate(self._c.json("POST", "/environments", json=fields))
+
+    def get(self, env_id: int) -> EnvironmentInfo:
+        return EnvironmentInfo.model_validate(self._c.json("GET", f"/environments/{env_id}"))
+
+    def update(self, env_id: int, **changes: Any) -> EnvironmentInfo:
+        data = self._c.json("PATCH", f"/environments/{env_id}", json=changes)
+        return EnvironmentInfo.model_validate(data)
+
+    def delete(self, env_id: int) -> None:
+        self._c.request("DELETE", f"/environments/{env_id}", timeout=120)
+
+    def build(self, env_id: int) -> EnvironmentInfo:
+        """Start building the image from the definition; the state is "building" on return
+        (follow it with :meth:`follow`)."""
+        return EnvironmentInfo.model_validate(self._c.json("POST", f"/environments/{env_id}/build"))
+
+    def log(self, env_id: int, offset: int = 0) -> LogPage:
+        response = self._c.request("GET", f"/environments/{env_id}/log", params={"offset": offset})
+        return LogPage(
+            text=response.text,
+            offset=offset,
+            next_offset=int(response.headers["X-Workbench-Next-Offset"]),
+            state=EnvironmentState(response.headers["X-Workbench-State"]),
+        )
+
+    def follow(self, env_id: int, interval: float = 1.0) -> Iterator[str]:
+        """The log's lines as they are written, until the environment stops building."""
+        offset = 0
+        while True:
+            page = self.log(env_id, offset)
+            yield from page.text.splitlines()
+            offset = page.next_offset
+            if not page.text:
+                if page.state is not EnvironmentState.BUILDING:
+                    return
+                time.sleep(interval)
+
+    def upload_image(
+        self, env_id: int, path: str | Path, progress: Progress | None = None
+    ) -> EnvironmentInfo:
+        """Stream a ``docker save`` tar to the server, which checks it and loads it."""
+        data = self._c.upload(f"/environments/{env_id}/image", Path(path), progress)
+        return EnvironmentInfo.model_validate(data)
+
+    def pull(self, env_id: int, reference: str) -> EnvironmentInfo:
+        data = self._c.json(
+            "POST", f"/environments/{env_id}/pull", json={"reference": reference}, timeout=LONG
+        )
+        return EnvironmentInfo.model_validate(data)
+
+    def sync_presets(self) -> list[EnvironmentInfo]:
+        return _list(EnvironmentInfo, self._c.json("POST", "/environments/presets"))
 
 
 def _list(model: Any, data: Any) -> Any:

@@ -9,9 +9,12 @@ from functools import cache
 from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
+from workbench.environments.cli import default_root
+from workbench.environments.service import EnvironmentService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
 from workbench.users import UserService
+from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.service import WorkspaceService
 
 
@@ -23,6 +26,8 @@ class Workbench:
     users: UserService
     datasets: DatasetService
     workspaces: WorkspaceService
+    environments: EnvironmentService
+    builds: WorkspaceBuilds
     backend: Callable[[], Backend] = field(repr=False)
 
     @classmethod
@@ -36,23 +41,27 @@ class Workbench:
         def backend() -> Backend:  # chosen on first use: Docker may not be up at import
             return get_backend(settings.backend, settings.home / "local-backend")
 
+        workspaces = WorkspaceService(
+            registry,
+            store,
+            users,
+            backend,
+            limits=settings.workspace_limits,
+            archive_limits=settings.archive_limits,
+            secret=settings.load_secret,
+            api_url=settings.workspace_api_url,
+            allow_file_git_urls=settings.allow_file_git_urls,
+            instance=str(settings.home),
+        )
         return cls(
             settings=settings,
             registry=registry,
             store=store,
             users=users,
             datasets=DatasetService(registry, store, settings.archive_limits),
-            workspaces=WorkspaceService(
-                registry,
-                store,
-                users,
-                backend,
-                limits=settings.workspace_limits,
-                archive_limits=settings.archive_limits,
-                secret=settings.load_secret,
-                api_url=settings.workspace_api_url,
-                allow_file_git_urls=settings.allow_file_git_urls,
-            ),
+            workspaces=workspaces,
+            environments=EnvironmentService(registry, store, backend, envs_root=default_root()),
+            builds=WorkspaceBuilds(workspaces, backend),
             backend=backend,
         )
 

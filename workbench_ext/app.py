@@ -16,8 +16,11 @@ from traitlets import Bool, Float, Int, Unicode, default
 from workbench.backends import BackendError
 from workbench.config import DEFAULT_HOME, Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
+from workbench.enums import Role
+from workbench.errors import WorkbenchError
 from workbench.services import Workbench
-from workbench_ext.handlers import datasets, users, workspaces
+from workbench_ext import proxy
+from workbench_ext.handlers import builds, datasets, environments, users, workspaces
 from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
 
@@ -142,6 +145,7 @@ class WorkbenchApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         wb = Workbench.from_settings(self.workbench_settings())
+        wb.workspaces.proxy_prefix = proxy.proxy_prefix(self.serverapp.base_url)
         if self.upgrade_on_start:
             wb.registry.upgrade()
         wb.registry.check_schema()
@@ -176,24 +180,49 @@ class WorkbenchApp(ExtensionApp):
         from workbench_ext.panel import panel_handlers
 
         self.handlers.extend(
-            openapi.handlers + users.handlers + datasets.handlers + workspaces.handlers
+            openapi.handlers
+            + users.handlers
+            + datasets.handlers
+            + workspaces.handlers
+            + environments.handlers
+            + builds.handlers
         )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
+        self.handlers.extend(proxy.handlers)
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
         """Reconcile the registry with what the backend really runs (a container that died
         while the server was down is marked failed, with its exit code and last logs)."""
         wb: Workbench = self.settings["workbench"]
-        try:
-            changed = await asyncio.get_running_loop().run_in_executor(
-                None, wb.workspaces.reconcile
+        loop = asyncio.get_running_loop()
+        stuck = await loop.run_in_executor(None, wb.environments.reconcile)
+        if stuck:
+            self.log.warning(
+                "Workbench: environments %s were building when the server stopped; marked failed",
+                stuck,
             )
+        await loop.run_in_executor(None, self._sync_presets, wb)
+        try:
+            changed = await loop.run_in_executor(None, wb.workspaces.reconcile)
         except BackendError as exc:
             self.log.warning("Workbench: could not reconcile workspaces: %s", exc.message)
             return
         if changed:
             self.log.info("Workbench: workspaces %s were not running any more", changed)
+
+    def _sync_presets(self, wb: Workbench) -> None:
+        """Register envs/ as preset environments, so a fresh install lists them."""
+        admin = next((u for u in wb.users.list_users() if u.role is Role.ADMIN and u.active), None)
+        actor = wb.users.find(admin.username) if admin else None
+        if actor is None:
+            return
+        try:
+            presets = wb.environments.sync_presets(actor)
+        except WorkbenchError as exc:
+            self.log.warning("Workbench: preset environments not registered: %s", exc.message)
+            return
+        self.log.info("Workbench: preset environments %s", ", ".join(p.name for p in presets))
 
     async def stop_extension(self) -> None:
         wb: Any = self.settings.get("workbench")

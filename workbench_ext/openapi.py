@@ -17,7 +17,14 @@ from workbench.datasets.schemas import (
     DatasetUpdate,
     SamplePage,
 )
+from workbench.environments.schemas import (
+    EnvironmentCreate,
+    EnvironmentInfo,
+    EnvironmentUpdate,
+    ImagePull,
+)
 from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
+from workbench.workspaces.builds import ImageTarInfo, WorkspaceBuildRequest
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
 from workbench_ext.handlers.users import MemberAdd, TeamCreate, TokenCreate, UserCreate
@@ -133,6 +140,78 @@ OPS = (
         "Replace code/ with a zip or tar(.gz) (owner)",
         response=WorkspaceInfo,
         body_kind="archive",
+    ),
+    Op(
+        "get",
+        "/environments",
+        "Environments I can see: mine, public and preset",
+        response=list[EnvironmentInfo],
+        query=("mine", "visibility", "framework", "device", "state", "q"),
+    ),
+    Op(
+        "post",
+        "/environments",
+        "Create an environment (state draft)",
+        EnvironmentCreate,
+        EnvironmentInfo,
+        201,
+    ),
+    Op(
+        "post",
+        "/environments/presets",
+        "Register one preset environment per envs/ definition (admins; idempotent)",
+        response=list[EnvironmentInfo],
+    ),
+    Op("get", "/environments/{id}", "One environment", response=EnvironmentInfo),
+    Op(
+        "patch",
+        "/environments/{id}",
+        "Edit an environment (owner; admins for presets)",
+        EnvironmentUpdate,
+        EnvironmentInfo,
+    ),
+    Op("delete", "/environments/{id}", "Delete an environment no workspace uses", status=204),
+    Op(
+        "post",
+        "/environments/{id}/build",
+        "Start building its image from its definition, in the background (state building)",
+        response=EnvironmentInfo,
+        status=202,
+    ),
+    Op(
+        "get",
+        "/environments/{id}/log",
+        "The build log so far, as text/plain from byte `offset`; headers "
+        "X-Workbench-Next-Offset and X-Workbench-State",
+        query=("offset",),
+    ),
+    Op(
+        "put",
+        "/environments/{id}/image",
+        "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
+        "then loaded",
+        response=EnvironmentInfo,
+        body_kind="archive",
+    ),
+    Op(
+        "post",
+        "/environments/{id}/pull",
+        "docker pull an image as its image (Docker Engine backends; 501 elsewhere)",
+        ImagePull,
+        EnvironmentInfo,
+    ),
+    Op(
+        "post",
+        "/workspaces/{id}/builds",
+        "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members); the log "
+        "streams as text/plain, its last line `OK <path>` or `ERROR <code>: <message>`",
+        WorkspaceBuildRequest,
+    ),
+    Op(
+        "get",
+        "/workspaces/{id}/images",
+        "The docker save tars in the workspace's docker_image/",
+        response=list[ImageTarInfo],
     ),
 )
 

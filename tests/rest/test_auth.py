@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.rest.conftest import Api
-from workbench_ext.handlers import datasets, workspaces
+from workbench_ext.handlers import builds, datasets, environments, workspaces
 from workbench_ext.handlers import users as users_handlers
 
 
@@ -85,7 +85,14 @@ async def test_openapi_document_lists_every_route(users, jp_serverapp):
     assert code == 200 and doc["openapi"].startswith("3.")
     assert "DatasetInfo" in doc["components"]["schemas"]
     documented = {(p, meth) for p, ops in doc["paths"].items() for meth in ops}
-    for pattern, handler in datasets.handlers + users_handlers.handlers + workspaces.handlers:
+    routes = (
+        datasets.handlers
+        + users_handlers.handlers
+        + workspaces.handlers
+        + environments.handlers
+        + builds.handlers
+    )
+    for pattern, handler in routes:
         methods = {
             m.lower()
             for m in ("GET", "POST", "PUT", "PATCH", "DELETE")

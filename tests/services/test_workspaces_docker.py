@@ -68,13 +68,17 @@ def workspace(wb, python_env_image, tmp_path):
     )
     yield people.bob, ws
     wb.workspaces.delete(people.bob, ws.id)
-    assert wb.backend().list({"workbench.workspace": str(ws.id)}) == []
+    assert (
+        wb.backend().list(
+            {"workbench.managed": str(wb.settings.home), "workbench.workspace": str(ws.id)}
+        )
+        == []
+    )
 
 
-def container_of(wb, ws_id):
-    run = wb.backend().list({"workbench.workspace": str(ws_id)})
-    assert len(run) == 1
-    return docker.from_env().containers.get(run[0].id), run[0]
+def container_of(wb, actor, ws_id):
+    run = wb.backend().status(wb.workspaces.running_container(actor, ws_id))
+    return docker.from_env().containers.get(run.id), run
 
 
 def wait_for_jupyterlab(wb, ws_id, port, timeout=90):
@@ -94,7 +98,7 @@ def wait_for_jupyterlab(wb, ws_id, port, timeout=90):
 def test_a_workspace_on_docker(wb, workspace):
     bob, ws = workspace
     assert wb.workspaces.start(bob, ws.id).state == "running"
-    container, run = container_of(wb, ws.id)
+    container, run = container_of(wb, bob, ws.id)
 
     # limits and hardening, as the engine sees them
     host = container.attrs["HostConfig"]
@@ -125,7 +129,7 @@ def test_a_workspace_on_docker(wb, workspace):
     # stop and start: the files stay
     assert wb.workspaces.stop(bob, ws.id).state == "stopped"
     assert wb.workspaces.start(bob, ws.id).state == "running"
-    container, run = container_of(wb, ws.id)
+    container, run = container_of(wb, bob, ws.id)
     assert container.exec_run(["cat", "/workspace/code/notes.txt"]).output == b"kept\n"
 
     # a container killed behind our back is noticed at reconciliation

@@ -85,6 +85,7 @@ class WorkspaceService:
         api_url: str = "",
         proxy_prefix: str = "/workbench/proxy/workspaces/",
         allow_file_git_urls: bool = False,
+        instance: str = "true",
     ) -> None:
         self.registry = registry
         self.store = store
@@ -96,6 +97,8 @@ class WorkspaceService:
         self.api_url = api_url
         self.proxy_prefix = proxy_prefix
         self.allow_file_git_urls = allow_file_git_urls
+        #: the value of MANAGED_LABEL on this installation's containers (its home folder)
+        self.instance = instance
 
     @property
     def backend(self) -> Backend:
@@ -126,6 +129,36 @@ class WorkspaceService:
         """The token of the workspace's own JupyterLab; only the server's proxy knows it."""
         key = self.secret()
         return hmac.new(key, f"workspace:{workspace_id}".encode(), hashlib.sha256).hexdigest()
+
+    def endpoint(self, actor: Actor, workspace_id: int) -> tuple[str, int]:
+        """Where the workspace's JupyterLab listens on this machine: ``(host, port)``.
+
+        For the server's proxy only (the port is never shown to users). Owner or member
+        (:class:`NotFound` otherwise); :class:`Conflict` unless the workspace runs.
+        """
+        with self.registry.session() as s:
+            row = self._get(s, actor, workspace_id)
+            state, container_id = row.state, row.container_id
+        if state != WorkspaceState.RUNNING or not container_id:
+            raise Conflict(
+                f"Workspace {workspace_id} is {state}; start it first "
+                f"(`workbench workspace start {workspace_id}`).",
+                workspace=workspace_id,
+                state=state,
+            )
+        try:
+            info = self.backend.status(container_id)
+        except RunNotFound:
+            info = None
+        port = info.ports.get(JUPYTER_PORT) if info is not None else None
+        if info is None or info.state is not RunState.RUNNING or not port:
+            raise Conflict(
+                f"Workspace {workspace_id}'s container is not running any more; start it "
+                f"again (`workbench workspace start {workspace_id}`).",
+                workspace=workspace_id,
+                state=state,
+            )
+        return "127.0.0.1", port
 
     # --- create ---------------------------------------------------------------------------
 
@@ -197,6 +230,22 @@ class WorkspaceService:
     def check_owner(self, actor: Actor, workspace_id: int) -> None:
         with self.registry.session() as s:
             self._get_owned(s, actor, workspace_id)
+
+    def running_container(self, actor: Actor, workspace_id: int) -> str:
+        """The backend id of a running workspace's container, to attach to it (a host
+        notebook's kernel). Owner or member (:class:`NotFound` otherwise); :class:`Conflict`
+        unless the registry says it runs."""
+        with self.registry.session() as s:
+            row = self._get(s, actor, workspace_id)
+            state, container_id, name = row.state, row.container_id, row.name
+        if state != WorkspaceState.RUNNING or not container_id:
+            raise Conflict(
+                f"Workspace {workspace_id} ({name}) is {state}; start it first "
+                f"(`workbench workspace start {workspace_id}`), then start the kernel again.",
+                workspace=workspace_id,
+                state=state,
+            )
+        return container_id
 
     def upload_code(self, actor: Actor, workspace_id: int, archive: StoredFile) -> WorkspaceInfo:
         """Replace ``code/`` with the content of a zip or tar(.gz); all or nothing."""
@@ -395,7 +444,7 @@ class WorkspaceService:
             mounts=tuple(mounts),
             ports={JUPYTER_PORT: 0},
             limits=Limits(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
-            labels={MANAGED_LABEL: "true", "workbench.workspace": str(row.id)},
+            labels={MANAGED_LABEL: self.instance, "workbench.workspace": str(row.id)},
             workdir=CONTAINER_ROOT,
         )
 

@@ -1,0 +1,812 @@
+"""Environments (manual chapter 2.5): the base images that workspaces and builds start from.
+
+An environment is a registry row (name, description, framework and version, CPU or GPU,
+optionally the preset definition ``envs/<name>/`` it is built from) plus, once it has one,
+its image. The image comes one of three ways, each moving the same state machine::
+
+    draft ──build / upload / pull──▶ building ──▶ ready
+                                         └─────▶ failed   (state_reason, the log)
+
+- **build**: :class:`EnvBuilder` turns the definition into an image on the backend. Every
+  line goes to the log (artifact store key ``environments/<id>/build.log``) as it comes,
+  flushed line by line, so a reader can tail it while the build runs. This one file is
+  written in place, not renamed into place like the store's other content.
+- **upload**: a ``docker save`` tar, checked (``manifest.json``, every config and layer it
+  names, at least one tag) before the backend loads anything; the image is its first tag.
+- **pull**: ``docker pull`` on a Docker Engine; other backends answer 501.
+
+Only one of these runs at a time for an environment: "building" is claimed with one
+``UPDATE ... WHERE state != 'building'``, so two requests (or two servers on one registry)
+cannot both start. A server that stopped during a build leaves "building" behind;
+:meth:`EnvironmentService.reconcile` marks those failed. A failure keeps the previous
+``image_ref``: workspaces made from the environment go on working with the last good image.
+
+Presets are environments with visibility "preset" (only admins set it), one per definition,
+registered by :meth:`EnvironmentService.sync_presets`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
+
+from workbench.access import check_visibility, get_visible, visible_to
+from workbench.backends.base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ImageNotFound,
+    Unsupported,
+)
+from workbench.enums import Visibility
+from workbench.environments.builder import EnvBuilder
+from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
+from workbench.environments.errors import EnvNotFound
+from workbench.environments.schemas import (
+    EnvironmentCreate,
+    EnvironmentFilter,
+    EnvironmentInfo,
+    EnvironmentState,
+    EnvironmentUpdate,
+    ImageReference,
+    LogPage,
+)
+from workbench.errors import (
+    Conflict,
+    CorruptArchive,
+    InvalidInput,
+    PermissionDenied,
+    UnsupportedArchive,
+    WorkbenchError,
+)
+from workbench.registry import Registry
+from workbench.registry.models import Environment, ModelVersion, User, Workspace
+from workbench.store import ArtifactStore, StoredFile
+from workbench.users import Actor
+
+log = logging.getLogger(__name__)
+
+#: the image a preset's build makes (the same tag ``python -m workbench.environments build``
+#: makes, so an image built from the command line is adopted by :meth:`sync_presets`)
+PRESET_TAG = "workbench/env-{definition}:latest"
+#: the image the build of any other environment makes
+ENV_TAG = "workbench/env-{definition}:env-{id}"
+#: what a definition says about its image, and an environment repeats
+DESCRIBED = ("framework", "framework_version", "device")
+_MANIFEST_LIMIT = 16 * 1024**2
+_LOG_PAGE = 1024**2
+IMAGE_REFERENCE: TypeAdapter[str] = TypeAdapter(ImageReference)
+_SAVE_HINT = "make one with `docker save -o NAME.tar IMAGE:TAG`"
+
+
+class EnvironmentService:
+    """The environment registry and its images.
+
+    :param envs_root: the folder of definitions (``envs/``).
+    :param make_builder: makes the :class:`EnvBuilder` for a backend; pass one that sets a
+        wheels folder, an extra CA bundle or a package index where the site needs them.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        backend: Callable[[], Backend],
+        *,
+        envs_root: Path,
+        make_builder: Callable[[Backend], EnvBuilder] = EnvBuilder,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self._backend = backend
+        self.envs_root = envs_root
+        self.make_builder = make_builder
+        self._threads: dict[int, threading.Thread] = {}
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor, filters: EnvironmentFilter | None = None) -> list[EnvironmentInfo]:
+        f = filters or EnvironmentFilter()
+        query = sa.select(Environment).where(visible_to(Environment, actor))
+        for column, value in (
+            (Environment.visibility, f.visibility),
+            (Environment.framework, f.framework),
+            (Environment.device, f.device),
+            (Environment.state, f.state),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if f.mine:
+            query = query.where(Environment.owner_id == actor.id)
+        if f.q:
+            pattern = f"%{f.q.lower()}%"
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(Environment.name).like(pattern),
+                    sa.func.lower(Environment.description).like(pattern),
+                )
+            )
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(Environment.id)).all()
+            return [self._info(s, row) for row in rows]
+
+    def get(self, actor: Actor, env_id: int) -> EnvironmentInfo:
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, Environment, env_id, actor, "environment"))
+
+    def logs(self, actor: Actor, env_id: int) -> str:
+        """The whole log of the last build, load or pull ("" before the first)."""
+        self.get(actor, env_id)
+        path = self.store.path(log_key(env_id))
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+    def tail(self, actor: Actor, env_id: int, offset: int = 0) -> LogPage:
+        """The log from byte ``offset`` (at most a MiB of it), in whole lines while the
+        build still writes, so ``next_offset`` never splits a line or a character."""
+        if offset < 0:
+            raise InvalidInput("offset must be >= 0.", field="offset")
+        state = self.get(actor, env_id).state
+        try:
+            with self.store.path(log_key(env_id)).open("rb") as f:
+                f.seek(offset)
+                data = f.read(_LOG_PAGE)
+        except FileNotFoundError:
+            data = b""
+        if (state is EnvironmentState.BUILDING or len(data) == _LOG_PAGE) and b"\n" in data:
+            data = data[: data.rfind(b"\n") + 1]
+        return LogPage(
+            text=data.decode("utf-8", errors="replace"),
+            offset=offset,
+            next_offset=offset + len(data),
+            state=state,
+        )
+
+    # --- changing -------------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: EnvironmentCreate) -> EnvironmentInfo:
+        check_visibility(actor, spec.visibility)
+        fields = spec.model_dump(exclude={"definition"})
+        definition = self._definition(spec.definition) if spec.definition else None
+        fields = _agree_with(definition, fields)
+        if fields["framework"] is None:
+            raise InvalidInput(
+                "framework is required for an environment without a definition; give it "
+                "(python, pytorch, tensorflow, keras, ...) or choose a definition.",
+                field="framework",
+            )
+        with self.registry.session() as s:
+            self._check_unique_name(s, actor, spec.name)
+            row = Environment(
+                owner_id=actor.id,
+                name=spec.name,
+                description=spec.description,
+                framework=fields["framework"],
+                framework_version=fields["framework_version"] or "",
+                device=fields["device"] or "cpu",
+                definition=spec.definition or "",
+                visibility=spec.visibility,
+                state=EnvironmentState.DRAFT,
+            )
+            s.add(row)
+            s.flush()
+            return self._info(s, row)
+
+    def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
+        fields = changes.model_dump(exclude_unset=True)
+        if nulls := sorted(k for k, v in fields.items() if v is None):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            if "visibility" in fields:
+                check_visibility(actor, fields["visibility"])
+            if fields.get("name") and fields["name"] != row.name:
+                self._check_unique_name(s, actor, fields["name"], owner_id=row.owner_id)
+            new_definition = fields.get("definition", row.definition)
+            if new_definition != row.definition:
+                _check_not_building(row, "change its definition")
+            if new_definition and fields.keys() & {"definition", *DESCRIBED}:
+                if new_definition != row.definition:  # the new definition's, unless given
+                    described = {key: fields.get(key) for key in DESCRIBED}
+                else:
+                    described = {key: fields.get(key, getattr(row, key)) for key in DESCRIBED}
+                fields.update(_agree_with(self._definition(new_definition), described))
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.flush()
+            return self._info(s, row)
+
+    def delete(self, actor: Actor, env_id: int) -> None:
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            if row.state == EnvironmentState.BUILDING:
+                raise Conflict(
+                    f"Environment {env_id} is building; delete it once the build has finished.",
+                    state=row.state,
+                )
+            self._check_unused(s, row)
+            own_image = row.image_ref if row.image_ref == _env_tag(row) else ""
+            s.delete(row)
+        self.store.delete(f"environments/{env_id}")
+        if own_image:
+            try:
+                self.backend.remove_image(own_image)
+            except BackendError as exc:  # the row is gone; an image left behind is harmless
+                log.warning("environment %s: could not remove %s: %s", env_id, own_image, exc)
+
+    def sync_presets(self, actor: Actor) -> list[EnvironmentInfo]:
+        """Register one preset environment per definition in ``envs/`` (admins; idempotent).
+
+        An existing preset gets its description, framework, version and device from its
+        definition again; a new one adopts the image ``workbench/env-<name>:latest`` when the
+        backend already has it (built with ``python -m workbench.environments build``).
+        """
+        if not actor.is_admin:
+            raise PermissionDenied(
+                "Only admins register the preset environments; ask one to run "
+                "`workbench environment sync-presets`."
+            )
+        ids = []
+        for definition in list_definitions(self.envs_root):
+            with self.registry.session() as s:
+                row = s.scalar(
+                    sa.select(Environment)
+                    .where(
+                        Environment.definition == definition.name,
+                        Environment.visibility == Visibility.PRESET,
+                    )
+                    .order_by(Environment.id)
+                    .limit(1)
+                )
+                if row is None:
+                    row = Environment(
+                        owner_id=actor.id,
+                        name=definition.name,
+                        definition=definition.name,
+                        visibility=Visibility.PRESET,
+                        state=EnvironmentState.DRAFT,
+                    )
+                    s.add(row)
+                row.description = definition.description
+                row.framework = definition.framework
+                row.framework_version = definition.framework_version
+                row.device = definition.device
+                s.flush()
+                ids.append(row.id)
+                adopt = not row.image_ref and row.state == EnvironmentState.DRAFT
+            if adopt:
+                self._adopt_image(row.id, PRESET_TAG.format(definition=definition.name))
+        with self.registry.session() as s:
+            return [self._info(s, s.get_one(Environment, i)) for i in ids]
+
+    def reconcile(self) -> list[int]:
+        """Mark failed the environments left "building" by a server that stopped; their ids.
+
+        Call it when the server starts, before it takes requests.
+        """
+        with self.registry.session() as s:
+            stuck = s.scalars(
+                sa.select(Environment.id).where(Environment.state == EnvironmentState.BUILDING)
+            ).all()
+        orphans = [i for i in stuck if not (i in self._threads and self._threads[i].is_alive())]
+        for env_id in orphans:
+            self._append_log(env_id, "FAILED: the server stopped during the build")
+            self._finish(
+                env_id,
+                EnvironmentState.FAILED,
+                reason="The server stopped while the image was being built or loaded; "
+                "build or upload it again.",
+            )
+        return orphans
+
+    # --- images ---------------------------------------------------------------------------
+
+    def build(self, actor: Actor, env_id: int) -> EnvironmentInfo:
+        """Build the image from the environment's definition, here and now (minutes).
+
+        The state ends ready, or failed with the error re-raised (the log has the details).
+        """
+        definition, tag, previous = self._claim_build(actor, env_id)
+        self._run_build(env_id, definition, tag, previous)
+        return self.get(actor, env_id)
+
+    def start_build(self, actor: Actor, env_id: int) -> EnvironmentInfo:
+        """Claim the build and run it in a background thread; the state is "building" on
+        return. Follow it with :meth:`tail`, or :meth:`wait` for it."""
+        definition, tag, previous = self._claim_build(actor, env_id)
+        thread = threading.Thread(
+            target=self._build_in_background,
+            args=(env_id, definition, tag, previous),
+            name=f"workbench-env-build-{env_id}",
+            daemon=True,
+        )
+        self._threads[env_id] = thread
+        thread.start()
+        return self.get(actor, env_id)
+
+    def wait(self, env_id: int, timeout: float | None = None) -> bool:
+        """Wait for a background build of this process; False if it still runs."""
+        thread = self._threads.get(env_id)
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def check_upload(self, actor: Actor, env_id: int) -> None:
+        """Refuse an image upload before its bytes arrive (unknown id, not yours, building)."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            _check_not_building(row, "upload an image")
+
+    def upload_image(self, actor: Actor, env_id: int, archive: StoredFile) -> EnvironmentInfo:
+        """Load a ``docker save`` tar as the environment's image, once it checked out.
+
+        The caller owns ``archive`` (a finished upload) and deletes it afterwards.
+        """
+        self.check_upload(actor, env_id)
+        tags = read_image_tar(archive.path)
+        with self._claimed(actor, env_id) as write:
+            write(
+                f"loading an uploaded docker save tar ({archive.size} bytes, sha256 "
+                f"{archive.sha256[:12]}) tagged {', '.join(tags)}"
+            )
+            backend = self.backend
+            loaded = backend.load_image(archive.path)
+            write(f"the engine loaded {', '.join(loaded) or 'no tags'}")
+            image = backend.inspect_image(tags[0])
+            write(f"image {tags[0]} ({image.id})")
+            self._finish(env_id, EnvironmentState.READY, image_ref=tags[0], image_id=image.id)
+        return self.get(actor, env_id)
+
+    def pull(self, actor: Actor, env_id: int, reference: str) -> EnvironmentInfo:
+        """``docker pull reference`` and make it the image; Docker Engine backends only.
+
+        The engine needs to reach the registry that holds the image.
+        """
+        try:
+            reference = IMAGE_REFERENCE.validate_python(reference)
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
+                field="reference",
+            ) from exc
+        self.check_upload(actor, env_id)
+        backend = self.backend
+        if backend.name != "docker":
+            raise Unsupported(
+                f"pulling an image needs a Docker Engine; this server's backend is "
+                f"{backend.name!r}. Upload the image as a docker save tar instead "
+                f"({_SAVE_HINT} on a machine that can pull it).",
+                backend=backend.name,
+            )
+        with self._claimed(actor, env_id) as write:
+            write(f"docker pull {reference}")
+            ref = _docker_pull(reference, write)
+            image = backend.inspect_image(ref)
+            write(f"image {ref} ({image.id})")
+            self._finish(env_id, EnvironmentState.READY, image_ref=ref, image_id=image.id)
+        return self.get(actor, env_id)
+
+    # --- building -------------------------------------------------------------------------
+
+    def _claim_build(
+        self, actor: Actor, env_id: int
+    ) -> tuple[EnvDefinition, str, EnvironmentState]:
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            if not row.definition:
+                raise Conflict(
+                    f"Environment {env_id} has no definition to build from; upload its image "
+                    "(a docker save tar) or pull it, or set a definition first.",
+                    environment=env_id,
+                )
+            definition = self._definition(row.definition)
+            tag = _env_tag(row)
+            previous = self._claim(s, row)
+        self._start_log(env_id)
+        return definition, tag, previous
+
+    def _build_in_background(
+        self, env_id: int, definition: EnvDefinition, tag: str, previous: EnvironmentState
+    ) -> None:
+        try:
+            self._run_build(env_id, definition, tag, previous)
+        except WorkbenchError as exc:
+            log.info("environment %s: build failed: %s", env_id, exc.message)
+        except Exception:
+            log.exception("environment %s: build crashed", env_id)
+
+    def _run_build(
+        self, env_id: int, definition: EnvDefinition, tag: str, previous: EnvironmentState
+    ) -> None:
+        with self._recording(env_id, previous) as write:
+            backend = self.backend
+            write(f"building environment {env_id} from envs/{definition.name} as {tag}")
+            for line in self.make_builder(backend).build(definition, tag):
+                write(line)
+            image = backend.inspect_image(tag)
+            write(f"ready: {tag} ({image.id})")
+            self._finish(env_id, EnvironmentState.READY, image_ref=tag, image_id=image.id)
+
+    @contextmanager
+    def _claimed(self, actor: Actor, env_id: int) -> Iterator[Callable[[str], None]]:
+        """Claim "building" for an upload or a pull, and record it in the log."""
+        with self.registry.session() as s:
+            previous = self._claim(s, self._get_changeable(s, actor, env_id))
+        self._start_log(env_id)
+        with self._recording(env_id, previous) as write:
+            yield write
+
+    @contextmanager
+    def _recording(
+        self, env_id: int, previous: EnvironmentState
+    ) -> Iterator[Callable[[str], None]]:
+        """Lines to the log. An error ends the state in failed with its message, except
+        :class:`Unsupported` (nothing could be tried): the state goes back to ``previous``."""
+
+        def write(line: str) -> None:
+            self._append_log(env_id, line)
+
+        try:
+            yield write
+        except Unsupported as exc:
+            write(f"nothing changed: {exc.message}")
+            self._finish(env_id, previous)
+            raise
+        except WorkbenchError as exc:  # (a build's last lines are in the log already)
+            write(f"FAILED: {exc.message.splitlines()[0] if exc.message else exc.code}")
+            self._finish(env_id, EnvironmentState.FAILED, reason=exc.message)
+            raise
+        except Exception as exc:
+            write(f"FAILED: internal error ({type(exc).__name__}); the server log has it")
+            self._finish(
+                env_id,
+                EnvironmentState.FAILED,
+                reason="Internal error; the server log has the details.",
+            )
+            raise
+
+    @staticmethod
+    def _claim(s: Session, row: Environment) -> EnvironmentState:
+        """Move ``row`` to building, atomically (one request or server wins); the state
+        it had."""
+        previous = EnvironmentState(row.state)
+        claimed = s.execute(
+            sa.update(Environment)
+            .where(Environment.id == row.id, Environment.state != EnvironmentState.BUILDING)
+            .values(state=EnvironmentState.BUILDING)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            _check_not_building(row, "try again", force=True)
+        return previous
+
+    def _finish(
+        self,
+        env_id: int,
+        state: EnvironmentState,
+        *,
+        reason: str | None = None,
+        image_ref: str | None = None,
+        image_id: str | None = None,
+    ) -> None:
+        """Set the state (and the image); a failed state keeps its reason unless given.
+        The reason is in place before the state says failed, so readers never miss it."""
+        key = reason_key(env_id)
+        if state is EnvironmentState.FAILED and reason is not None:
+            with self.store.staging() as staging:
+                (staging / "reason").write_text(reason, encoding="utf-8")
+                self.store.publish_file(staging / "reason", key)
+        with self.registry.session() as s:
+            row = s.get(Environment, env_id)
+            if row is None:
+                return
+            row.state = state
+            if image_ref is not None:
+                row.image_ref = image_ref
+            if image_id is not None:
+                row.image_id = image_id
+        if state is not EnvironmentState.FAILED:
+            self.store.delete(key)
+
+    def _adopt_image(self, env_id: int, tag: str) -> None:
+        try:
+            image = self.backend.inspect_image(tag)
+        except BackendError:  # not built yet, or no engine: it stays a draft
+            return
+        self._start_log(env_id)
+        self._append_log(env_id, f"adopted the existing image {tag} ({image.id})")
+        self._finish(env_id, EnvironmentState.READY, image_ref=tag, image_id=image.id)
+
+    # --- the log --------------------------------------------------------------------------
+
+    def _start_log(self, env_id: int) -> None:
+        path = self.store.path(log_key(env_id))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    def _append_log(self, env_id: int, line: str) -> None:
+        path = self.store.path(log_key(env_id))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8", errors="replace") as f:
+            f.write(line.rstrip("\n") + "\n")
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _definition(self, name: str) -> EnvDefinition:
+        try:
+            return load_definition(self.envs_root, name)
+        except EnvNotFound as exc:
+            raise InvalidInput(exc.message, field="definition", known=exc.details["known"]) from exc
+
+    def _get_changeable(self, s: Session, actor: Actor, env_id: int) -> Environment:
+        """The row if ``actor`` owns it, or is an admin and it is a preset; 404 if they
+        cannot see it, 403 if they only see it."""
+        row = get_visible(s, Environment, env_id, actor, "environment")
+        if row.owner_id != actor.id and not (
+            actor.is_admin and row.visibility is Visibility.PRESET
+        ):
+            raise PermissionDenied(
+                f"Only the owner of environment {env_id} can change it; ask them, or create "
+                "your own from the same definition.",
+                kind="environment",
+                id=env_id,
+            )
+        return row
+
+    def _check_unique_name(
+        self, s: Session, actor: Actor, name: str, owner_id: int | None = None
+    ) -> None:
+        owner = actor.id if owner_id is None else owner_id
+        clash = s.scalar(
+            sa.select(Environment.id).where(Environment.owner_id == owner, Environment.name == name)
+        )
+        if clash is not None:
+            raise Conflict(
+                f"There already is an environment named {name!r} (id {clash}); pick another name.",
+                id=clash,
+            )
+
+    @staticmethod
+    def _check_unused(s: Session, row: Environment) -> None:
+        workspaces = s.scalars(
+            sa.select(Workspace.id).where(Workspace.environment_id == row.id).order_by(Workspace.id)
+        ).all()
+        versions = s.scalars(
+            sa.select(ModelVersion.id).where(ModelVersion.environment_id == row.id)
+        ).all()
+        if workspaces or versions:
+            raise Conflict(
+                f"Environment {row.id} is used by workspaces {list(workspaces)}"
+                + (f" and model versions {list(versions)}" if versions else "")
+                + "; delete those workspaces first (model versions keep it as their lineage).",
+                workspaces=list(workspaces),
+                model_versions=list(versions),
+            )
+
+    def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
+        owner = s.get(User, row.owner_id)
+        state = EnvironmentState(row.state)
+        reason = ""
+        if state is EnvironmentState.FAILED:
+            path = self.store.path(reason_key(row.id))
+            reason = path.read_text(encoding="utf-8") if path.is_file() else "unknown"
+        key = log_key(row.id)
+        return EnvironmentInfo(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            owner=owner.username if owner else "?",
+            visibility=row.visibility,
+            framework=row.framework,
+            framework_version=row.framework_version,
+            device=row.device,
+            definition=row.definition,
+            image_ref=row.image_ref,
+            image_id=row.image_id,
+            state=state,
+            state_reason=reason,
+            log_key=key if self.store.exists(key) else "",
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def log_key(env_id: int) -> str:
+    """The artifact store key of an environment's build log."""
+    return f"environments/{env_id}/build.log"
+
+
+def reason_key(env_id: int) -> str:
+    """Where the reason of a failed state is kept (the registry has no column for it)."""
+    return f"environments/{env_id}/state_reason.txt"
+
+
+def _env_tag(row: Environment) -> str:
+    if row.visibility is Visibility.PRESET:
+        return PRESET_TAG.format(definition=row.definition)
+    return ENV_TAG.format(definition=row.definition, id=row.id)
+
+
+def _check_not_building(row: Environment, what: str, *, force: bool = False) -> None:
+    if force or row.state == EnvironmentState.BUILDING:
+        raise Conflict(
+            f"Environment {row.id} is building its image; wait until it is ready or failed "
+            f"(its log shows the progress), then {what}.",
+            state=EnvironmentState.BUILDING.value,
+        )
+
+
+def _agree_with(definition: EnvDefinition | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """framework, framework_version and device: the definition's where not given, and
+    refused where given and different."""
+    if definition is None:
+        return fields
+    result = dict(fields)
+    clashes = []
+    for key in DESCRIBED:
+        theirs = getattr(definition, key)
+        if result.get(key) is None:
+            result[key] = theirs
+        elif result[key] != theirs:
+            clashes.append(f"{key} {result[key]!r} (envs/{definition.name} has {theirs!r})")
+    if clashes:
+        raise InvalidInput(
+            f"The definition {definition.name!r} disagrees: {'; '.join(clashes)}. Leave "
+            "these fields out to take the definition's values.",
+            field="definition",
+        )
+    return result
+
+
+# --- docker save tars ------------------------------------------------------------------------
+
+
+def read_image_tar(path: Path) -> list[str]:
+    """The tags of a ``docker save`` tar (plain or gzipped), once it checks out: it is a
+    tar, holds ``manifest.json``, every config and layer file the manifest names, and at
+    least one tag (``RepoTags``). Nothing is loaded or unpacked."""
+    try:
+        is_tar = tarfile.is_tarfile(path)
+    except OSError as exc:
+        raise UnsupportedArchive(f"The upload cannot be read ({exc}); upload it again.") from exc
+    if not is_tar:
+        raise UnsupportedArchive(
+            f"The upload is not a tar archive; an image is uploaded as a docker save tar: "
+            f"{_SAVE_HINT}.",
+        )
+    try:
+        with tarfile.open(path) as archive:
+            members = {m.name.removeprefix("./"): m for m in archive.getmembers()}
+            manifest = _manifest(archive, members)
+    except tarfile.TarError as exc:
+        raise CorruptArchive(
+            f"The tar is damaged ({exc}); {_SAVE_HINT} again and upload that."
+        ) from exc
+    missing = sorted(
+        {
+            name
+            for entry in manifest
+            for name in (entry["Config"], *entry["Layers"])
+            if name.removeprefix("./") not in members
+        }
+    )
+    if missing:
+        raise CorruptArchive(
+            f"The tar's manifest.json names files it does not hold: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}. It is incomplete or was not made by "
+            f"docker save; {_SAVE_HINT} and upload that.",
+            missing=missing[:20],
+        )
+    tags = [tag for entry in manifest for tag in entry.get("RepoTags") or ()]
+    if not tags:
+        raise InvalidInput(
+            "The image in the tar has no tag (RepoTags is empty): it was saved by image id. "
+            "Save it by name, `docker save -o NAME.tar IMAGE:TAG`, so it can be referred to.",
+            field="RepoTags",
+        )
+    return tags
+
+
+def _manifest(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> list[Any]:
+    member = members.get("manifest.json")
+    if member is None or not member.isfile():
+        raise CorruptArchive(
+            f"The tar holds no manifest.json, so it is not a docker save tar; {_SAVE_HINT} "
+            "(a tar of a root filesystem is not an image).",
+        )
+    if member.size > _MANIFEST_LIMIT:
+        raise CorruptArchive("The tar's manifest.json is implausibly large; is it an image?")
+    data: IO[bytes] | None = archive.extractfile(member)
+    try:
+        manifest = json.load(data) if data is not None else None
+    except ValueError as exc:
+        raise CorruptArchive(f"The tar's manifest.json is not valid JSON ({exc}).") from exc
+    if not _valid_manifest(manifest):
+        raise CorruptArchive(
+            "The tar's manifest.json is not a docker save manifest (a list of entries with "
+            f"Config, Layers and RepoTags); {_SAVE_HINT}."
+        )
+    return manifest
+
+
+def _valid_manifest(manifest: Any) -> bool:
+    return (
+        isinstance(manifest, list)
+        and bool(manifest)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("Config"), str)
+            and isinstance(entry.get("Layers", []), list)
+            and all(isinstance(layer, str) for layer in entry.get("Layers", []))
+            and isinstance(entry.get("RepoTags") or [], list)
+            and all(isinstance(tag, str) for tag in entry.get("RepoTags") or [])
+            for entry in manifest
+        )
+    )
+
+
+# --- docker pull (until the backend contract has it) -------------------------------------------
+
+
+def _docker_pull(reference: str, write: Callable[[str], None]) -> str:
+    """Pull ``reference`` on the Docker Engine the environment (``DOCKER_HOST``) points at,
+    writing its progress; the reference of the pulled image."""
+    import docker
+    import docker.errors
+    import requests
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(reference)
+    tag = tag or "latest"
+    ref = f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
+    try:
+        client = docker.from_env(timeout=600)
+        try:
+            _write_pull_progress(client.api.pull(repository, tag, stream=True, decode=True), write)
+        finally:
+            client.close()
+    except docker.errors.NotFound as exc:
+        raise ImageNotFound(
+            f"The registry has no image {reference!r} ({exc.explanation}); check the name and tag.",
+            image=reference,
+        ) from exc
+    except docker.errors.APIError as exc:
+        raise BackendError(
+            f"docker pull {reference} failed: {exc.explanation or exc}. The engine must reach "
+            "the registry; where it cannot, upload a docker save tar instead.",
+            image=reference,
+        ) from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise BackendUnavailable(f"Lost the Docker Engine while pulling {reference}.") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise BackendError(f"docker pull {reference} failed: {exc}", image=reference) from exc
+    return ref
+
+
+def _write_pull_progress(entries: Iterable[dict[str, Any]], write: Callable[[str], None]) -> None:
+    """The pull's status lines (not its progress bars)."""
+    for entry in entries:
+        if "error" in entry:
+            raise BackendError(f"docker pull failed: {entry['error']}")
+        if "progressDetail" in entry and entry.get("progress"):
+            continue
+        status = str(entry.get("status", "")).strip()
+        if status:
+            write(f"{entry['id']}: {status}" if entry.get("id") else status)

@@ -1,0 +1,222 @@
+"""Image builds from a workspace's code (manual 2.6.4, 2.6.7): a project folder with a
+Dockerfile becomes ``docker_image/<kind>-<name>.tar``, the ``docker save`` archive that
+publishing an algorithm takes.
+
+    for line in builds.build(actor, workspace_id, "bayes-train", "train", "bayes"):
+        print(line)                     # the engine's output, as it comes
+    # -> <workspace>/docker_image/train-bayes.tar
+
+The image is built as ``workbench/ws-<id>-<kind>-<name>:latest`` (the tag the tar carries),
+saved to a temporary name beside the tar, handed to the workspace's user (uid 1000) when
+the server runs as root, renamed into place, and removed from the engine: the tar is the
+artifact. A build that fails raises the backend's :class:`BuildFailed` and writes no tar (a
+tar of the same name from an earlier build stays as it was).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from workbench.backends.base import Backend, BackendError, Unsupported
+from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.users import Actor
+from workbench.workspaces.service import WORKSPACE_UID, WorkspaceService
+
+BuildKind = Literal["train", "predict"]
+#: the ``<name>`` of ``docker_image/<kind>-<name>.tar``; also part of the image's tag, so
+#: lowercase letters and digits separated by one ``.``, ``_`` or ``__``, or by dashes
+IMAGE_NAME = r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"
+ImageName = Annotated[str, StringConstraints(max_length=64, pattern=IMAGE_NAME)]
+ProjectPath = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
+IMAGE_FOLDER = "docker_image"
+#: backends whose images are container images, which docker save tars hold
+TAR_BACKENDS = ("docker", "fake")
+_TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
+
+
+class WorkspaceBuildRequest(BaseModel):
+    """Build ``code/<project>/Dockerfile`` into ``docker_image/<kind>-<name>.tar``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the project's folder under ``code/`` (e.g. ``text-classify-bayes-train-demo``)
+    project: ProjectPath
+    kind: BuildKind
+    name: ImageName
+
+
+class ImageTarInfo(BaseModel):
+    """A ``docker save`` tar in a workspace's ``docker_image/`` folder."""
+
+    #: relative to the workspace's root, e.g. ``docker_image/train-bayes.tar``
+    path: str
+    filename: str
+    #: ``train`` or ``predict`` from the name; None when it does not follow the naming
+    kind: BuildKind | None
+    #: the ``<name>`` of ``<kind>-<name>.tar``
+    name: str | None
+    size: int
+    modified_at: datetime
+
+
+class WorkspaceBuilds:
+    """Builds of the workspaces' projects into image tars, on the workspaces' backend."""
+
+    def __init__(self, workspaces: WorkspaceService, backend: Callable[[], Backend]) -> None:
+        self.workspaces = workspaces
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._running: set[Path] = set()
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend()
+
+    def build(
+        self, actor: Actor, workspace_id: int, project: str, kind: str, name: str
+    ) -> Iterator[str]:
+        """Check the request now (raising), and return the build's log lines as they come.
+
+        The owner and the members of a workspace may build. Raises :class:`NotFound`
+        (workspace, project), :class:`InvalidInput` (kind, name, a path leaving ``code/``,
+        no Dockerfile), :class:`Unsupported` (a backend without container images); while
+        iterating, :class:`Conflict` (the same tar is being built) and :class:`BuildFailed`.
+        """
+        request = _request(project, kind, name)
+        self.workspaces.get(actor, workspace_id)  # 404 unless owner or member
+        root = self.workspaces.folder(workspace_id)
+        context = _project_folder(root, request.project)
+        backend = self.backend
+        if backend.name not in TAR_BACKENDS:
+            raise Unsupported(
+                f"building a workspace image into a docker save tar needs Docker; this "
+                f"server's backend is {backend.name!r}. Start a Docker Engine "
+                "(scripts/docker) and use the docker backend.",
+                backend=backend.name,
+            )
+        dest = root / IMAGE_FOLDER / f"{request.kind}-{request.name}.tar"
+        tag = TAG.format(workspace=workspace_id, kind=request.kind, name=request.name)
+        return self._run(backend, context, request.project, tag, dest)
+
+    def images(self, actor: Actor, workspace_id: int) -> list[ImageTarInfo]:
+        """The tars in ``docker_image/`` (owner and members), by name."""
+        self.workspaces.get(actor, workspace_id)
+        folder = self.workspaces.folder(workspace_id) / IMAGE_FOLDER
+        found = []
+        for path in sorted(folder.glob("*.tar")) if folder.is_dir() else ():
+            if path.name.startswith(".") or not path.is_file() or path.is_symlink():
+                continue
+            stat = path.stat()
+            match = _TAR_NAME.match(path.name)
+            found.append(
+                ImageTarInfo(
+                    path=f"{IMAGE_FOLDER}/{path.name}",
+                    filename=path.name,
+                    kind=cast(BuildKind, match.group(1)) if match else None,
+                    name=match.group(2) if match else None,
+                    size=stat.st_size,
+                    modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+            )
+        return found
+
+    def _run(
+        self, backend: Backend, context: Path, project: str, tag: str, dest: Path
+    ) -> Iterator[str]:
+        relative = f"{IMAGE_FOLDER}/{dest.name}"
+        with self._lock:
+            if dest in self._running:
+                raise Conflict(
+                    f"{relative} is being built already; wait for that build to end.",
+                    path=relative,
+                )
+            self._running.add(dest)
+        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            yield f"building code/{project} as {tag}"
+            yield from backend.build_image(context, tag)
+            yield f"saving {tag} to {relative}"
+            if not dest.parent.is_dir():  # deleted meanwhile: make it the workspace's again
+                dest.parent.mkdir()
+                _give_to_workspace_user(dest.parent)
+            backend.save_image(tag, part)
+            _give_to_workspace_user(part)
+            os.replace(part, dest)
+            yield f"saved {relative} ({dest.stat().st_size / 1e6:.1f} MB)"
+        finally:
+            part.unlink(missing_ok=True)
+            # the tar is the artifact; an image a container still uses may stay
+            with suppress(BackendError):
+                backend.remove_image(tag)
+            with self._lock:
+                self._running.discard(dest)
+
+
+_FIX = {
+    "project": "give the project's folder relative to code/, e.g. text-classify-bayes-train-demo",
+    "kind": "kind is 'train' or 'predict': the tar is named <kind>-<name>.tar",
+    "name": "use up to 64 lowercase letters and digits separated by single '.', '_' or '-' "
+    "(e.g. text-classify-bayes), not starting or ending with one",
+}
+
+
+def _request(project: str, kind: str, name: str) -> WorkspaceBuildRequest:
+    """The build request, or :class:`InvalidInput` saying what to fix."""
+    values = {"project": project, "kind": kind, "name": name}
+    try:
+        return WorkspaceBuildRequest.model_validate(values)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        raise InvalidInput(
+            f"{field} {values.get(field)!r} is not valid: {_FIX[field]}.", field=field
+        ) from exc
+
+
+def _project_folder(root: Path, project: str) -> Path:
+    """``code/<project>`` with a Dockerfile; refuses paths that leave ``code/``."""
+    code = (root / "code").resolve()
+    relative = Path(project)
+    if not project.strip() or relative.is_absolute() or ".." in relative.parts:
+        raise InvalidInput(
+            f"project {project!r} must be a folder inside code/, given relative to it "
+            "(e.g. text-classify-bayes-train-demo).",
+            field="project",
+        )
+    folder = (code / relative).resolve()
+    if not folder.is_relative_to(code):
+        raise InvalidInput(
+            f"project {project!r} leads outside code/ (through a symbolic link); build a "
+            "folder that lies inside code/.",
+            field="project",
+        )
+    if not folder.is_dir():
+        raise NotFound(
+            f"code/{project} does not exist in this workspace; upload or create the project "
+            "first (the folders of code/ are the projects).",
+            kind="project",
+            id=project,
+        )
+    if not (folder / "Dockerfile").is_file():
+        raise InvalidInput(
+            f"code/{project} has no Dockerfile, so there is nothing to build; add one (the "
+            "sample projects have one to start from).",
+            field="project",
+        )
+    return folder
+
+
+def _give_to_workspace_user(path: Path) -> None:
+    """The container's user (uid 1000) owns what the server, as root, writes for it."""
+    if os.geteuid() == 0:
+        os.chown(path, WORKSPACE_UID, WORKSPACE_UID)

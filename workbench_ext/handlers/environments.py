@@ -1,0 +1,143 @@
+"""/environments: the environment registry, image builds (in the background), uploads of
+``docker save`` tars (streamed to disk), pulls, and the build log."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict, Field
+from tornado import web
+
+from workbench.environments.schemas import (
+    EnvironmentCreate,
+    EnvironmentFilter,
+    EnvironmentUpdate,
+    ImagePull,
+)
+from workbench.environments.service import EnvironmentService
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+
+
+class EnvironmentHandlerBase(WorkbenchHandler):
+    auth_resource = "workbench:environments"
+
+    @property
+    def environments(self) -> EnvironmentService:
+        return self.workbench.environments
+
+
+class EnvironmentsHandler(EnvironmentHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        filters = self.query(EnvironmentFilter)
+        self.reply(await self.run(self.environments.list, self.actor, filters))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(EnvironmentCreate)
+        self.reply(await self.run(self.environments.create, self.actor, spec), status=201)
+
+
+class EnvironmentHandler(EnvironmentHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, env_id: str) -> None:
+        self.reply(await self.run(self.environments.get, self.actor, int(env_id)))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, env_id: str) -> None:
+        changes = self.parse(EnvironmentUpdate)
+        self.reply(await self.run(self.environments.update, self.actor, int(env_id), changes))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, env_id: str) -> None:
+        await self.run(self.environments.delete, self.actor, int(env_id))
+        self.set_status(204)
+        self.finish()
+
+
+class BuildHandler(EnvironmentHandlerBase):
+    """POST starts the build in the background and answers 202 (state "building"); follow
+    it with GET .../log and GET .../{id} until the state is ready or failed."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, env_id: str) -> None:
+        info = await self.run(self.environments.start_build, self.actor, int(env_id))
+        self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/environments/{env_id}/log")
+        self.reply(info, status=202)
+
+
+class LogQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offset: int = Field(0, ge=0)
+
+
+class LogHandler(EnvironmentHandlerBase):
+    """The log so far, as text. ``?offset=N`` reads from byte N; the reply's
+    ``X-Workbench-Next-Offset`` is where the next read starts, ``X-Workbench-State`` the
+    environment's state (poll while it is "building")."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, env_id: str) -> None:
+        q = self.query(LogQuery)
+        page = await self.run(self.environments.tail, self.actor, int(env_id), q.offset)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Workbench-Next-Offset", str(page.next_offset))
+        self.set_header("X-Workbench-State", page.state.value)
+        self.finish(page.text.encode(), set_content_type="text/plain; charset=utf-8")
+
+
+class ImageHandler(UploadHandler):
+    """PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image."""
+
+    auth_resource = "workbench:environments"
+
+    async def check_upload(self, env_id: str) -> None:
+        await self.run(self.workbench.environments.check_upload, self.actor, int(env_id))
+
+    @web.authenticated
+    @authorized
+    async def put(self, env_id: str) -> None:
+        with self.received() as stored:
+            info = await self.run(
+                self.workbench.environments.upload_image, self.actor, int(env_id), stored
+            )
+        self.reply(info)
+
+
+class PullHandler(EnvironmentHandlerBase):
+    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, env_id: str) -> None:
+        spec = self.parse(ImagePull)
+        info = await self.run(self.environments.pull, self.actor, int(env_id), spec.reference)
+        self.reply(info)
+
+
+class PresetsHandler(EnvironmentHandlerBase):
+    """POST: register one preset environment per ``envs/`` definition (admins)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.reply(await self.run(self.environments.sync_presets, self.actor))
+
+
+handlers = [
+    (rf"{API}/environments", EnvironmentsHandler),
+    (rf"{API}/environments/presets", PresetsHandler),
+    (rf"{API}/environments/(\d+)", EnvironmentHandler),
+    (rf"{API}/environments/(\d+)/build", BuildHandler),
+    (rf"{API}/environments/(\d+)/log", LogHandler),
+    (rf"{API}/environments/(\d+)/image", ImageHandler),
+    (rf"{API}/environments/(\d+)/pull", PullHandler),
+]

@@ -1,0 +1,354 @@
+"""The way into a workspace's JupyterLab: ``{base_url}workbench/proxy/workspaces/<id>/...``.
+
+A workspace's JupyterLab listens on a port published on 127.0.0.1 only; users reach it
+through this reverse proxy alone, HTTP (bodies streamed both ways) and websockets.
+
+- Who: jupyter_server's login (cookie, or this server's own token); a Workbench API token
+  (``wb_...``) does not open it. The Jupyter user is the registry user of the same name;
+  only the workspace's owner and members get in (anyone else: 404).
+- Toward the container the proxy sends the workspace's token (``Authorization: token``),
+  which the browser never sees (it is blanked out of HTML pages), and drops the browser's
+  ``Authorization``, ``Cookie``, ``Origin`` and XSRF headers and ``token`` query argument:
+  this server's credentials never reach code running in a workspace.
+- Cookies and XSRF: the container's ``Set-Cookie`` headers are dropped, so the browser
+  holds one login cookie and one ``_xsrf`` cookie, this server's. The container needs none:
+  each request carries its token, and token-authenticated requests skip its XSRF check. Its
+  JupyterLab sends this server's ``_xsrf`` back as ``X-XSRFToken``, checked here on
+  cookie-authenticated POST/PUT/PATCH/DELETE exactly as on this server's own routes.
+- Errors are JSON: not running 409; JupyterLab not answering yet 503 with ``Retry-After``.
+
+The container's JupyterLab must serve under the same path: its base URL is
+:func:`proxy_prefix` of this server's base URL plus ``<id>/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import httputil, web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+from tornado.websocket import (
+    WebSocketClientConnection,
+    WebSocketClosedError,
+    WebSocketError,
+    WebSocketHandler,
+    websocket_connect,
+)
+
+from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.services import Workbench
+from workbench_ext.identity import workbench_secret
+
+PROXY_PATH = "workbench/proxy/workspaces/"
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer"}
+    | {"transfer-encoding", "upgrade"}
+)
+#: never forwarded: this server's credentials, and what the proxy sets itself
+DROPPED = HOP_BY_HOP | {"host", "authorization", "cookie", "origin", "accept-encoding"}
+DROPPED |= {"x-xsrftoken", "x-csrftoken", "expect"}
+DROPPED_WS = DROPPED | {"sec-websocket-key", "sec-websocket-version"}
+DROPPED_WS |= {"sec-websocket-extensions", "sec-websocket-protocol"}
+#: never returned: the container sets no cookie, clears no site data and registers no
+#: service worker beyond its own path in the browsers of this server's users
+NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "clear-site-data", "service-worker-allowed"}
+
+
+def proxy_prefix(base_url: str) -> str:
+    """The path under which this server proxies workspaces (``WorkspaceService.proxy_prefix``)."""
+    return url_path_join(base_url, PROXY_PATH)
+
+
+def route(wb: Workbench, username: str, workspace_id: int) -> tuple[str, str]:
+    """``host:port`` of the workspace's JupyterLab and its token, for this Jupyter user."""
+    actor = wb.users.find(username)
+    if actor is None:
+        raise PermissionDenied(
+            f"Jupyter user {username!r} has no Workbench account; ask an admin to run "
+            f"`workbench user add {username}`.",
+            username=username,
+        )
+    host, port = wb.workspaces.endpoint(actor, workspace_id)
+    return f"{host}:{port}", wb.workspaces.jupyter_token(workspace_id)
+
+
+class WorkspaceNotReady(WorkbenchError):
+    status = 503
+    code = "workspace_not_ready"
+    retry_after_s: ClassVar[int] = 2
+
+    def __init__(self, workspace_id: int) -> None:
+        super().__init__(
+            f"Workspace {workspace_id}'s JupyterLab is not answering yet (it may still be "
+            "starting); retry in a few seconds.",
+            workspace=workspace_id,
+        )
+
+
+@web.stream_request_body
+class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
+    """Every check happens in :meth:`prepare`, before a request body is read; the HTTP
+    relay to the container starts there too, and the verbs wait for it."""
+
+    auth_resource = "workbench:workspaces"  # authorizer: "execute" on it
+    connect_timeout: ClassVar[float] = 10
+    request_timeout: ClassVar[float] = 3600
+
+    workspace_id: int
+    upstream: str  # host:port of the container's JupyterLab
+    container_token: str
+    _body: asyncio.Queue[bytes | None]  # the request body on its way (None: its end)
+    _relay: asyncio.Future[None] | None = None
+    _status: httputil.ResponseStartLine
+    _upstream_headers: httputil.HTTPHeaders
+    _html: list[bytes]
+    _ws: WebSocketClientConnection | None = None
+    _pump: asyncio.Future[None]  # container -> browser
+    _started = _scrub = _gone = False
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+        # no user: a page goes to the login page; the API and websockets get 403
+        api = upgrade or (self.path_args[1] or "").startswith("/api/")
+        await super().prepare(_redirect_to_login=not api)
+        if self._finished:
+            return
+        user = self.current_user
+        if user is None or not await ensure_async(
+            self.authorizer.is_authorized(self, user, "execute", self.auth_resource)
+        ):
+            raise web.HTTPError(403)
+        if not self.check_origin():
+            raise web.HTTPError(404)
+        self.workspace_id = int(self.path_args[0])
+        self.upstream, self.container_token = await IOLoop.current().run_in_executor(
+            None, route, self.settings["workbench"], user.username, self.workspace_id
+        )
+        if not upgrade:
+            self._body = asyncio.Queue(maxsize=4)
+            self._relay = asyncio.ensure_future(self._fetch())
+
+    def check_origin(self, origin: str = "") -> bool:
+        return JupyterHandler.check_origin(self)
+
+    @web.authenticated
+    async def get(self, workspace_id: str, path: str | None) -> None:
+        if self._relay is not None:
+            return await self._respond()
+        await self._open_websocket()
+        try:  # returns when the websocket closes, or at once if the handshake is refused
+            await WebSocketHandler.get(self, workspace_id, path)
+        finally:
+            assert self._ws is not None
+            self._ws.close()
+
+    @web.authenticated
+    async def head(self, workspace_id: str, path: str | None) -> None:
+        await self._respond()
+
+    post = put = patch = delete = options = head
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def data_received(self, chunk: bytes) -> None:
+        await self._feed(chunk)
+
+    async def _feed(self, chunk: bytes | None) -> None:
+        """Pass a piece of the request body on; dropped once the relay has ended."""
+        assert self._relay is not None
+        if not self._relay.done():
+            put = asyncio.ensure_future(self._body.put(chunk))
+            await asyncio.wait({put, self._relay}, return_when=asyncio.FIRST_COMPLETED)
+            put.cancel()
+
+    async def _produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        while (chunk := await self._body.get()) is not None:
+            if self._gone:
+                raise StreamClosedError()  # the container must not keep half a body
+            await write(chunk)
+
+    async def _respond(self) -> None:
+        assert self._relay is not None
+        await self._feed(None)
+        await self._relay
+
+    async def _fetch(self) -> None:
+        method = self.request.method or "GET"
+        has_body = method in ("POST", "PUT", "PATCH") or any(
+            h in self.request.headers for h in ("Content-Length", "Transfer-Encoding")
+        )
+        request = HTTPRequest(
+            f"http://{self.upstream}{self._uri()}",
+            method=method,
+            headers=self._forwarded_headers(DROPPED),
+            body_producer=self._produce if has_body else None,
+            header_callback=self._on_header,
+            streaming_callback=self._on_chunk,
+            follow_redirects=False,
+            decompress_response=False,
+            allow_nonstandard_methods=True,
+            connect_timeout=self.connect_timeout,
+            request_timeout=self.request_timeout,
+        )
+        if "workbench_proxy_client" not in self.settings:  # more connections, no size cap
+            self.settings["workbench_proxy_client"] = AsyncHTTPClient(
+                force_instance=True, max_clients=64, max_body_size=2**50
+            )
+        client = self.settings["workbench_proxy_client"]
+        try:  # the container's error statuses are answers too: only lost connections raise
+            await client.fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as exc:  # HTTPClientError: 599, no answer
+            if not self._started:  # JupyterLab does not listen (yet)
+                raise WorkspaceNotReady(self.workspace_id) from exc
+            self.log.warning("workspace %s: cut off midway: %s", self.workspace_id, exc)
+            self.request.connection.close()  # type: ignore[union-attr]  # not a whole body
+            return
+        if self._scrub:
+            self.write(b"".join(self._html).replace(self.container_token.encode(), b""))
+
+    def _on_header(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if line.startswith("HTTP/"):
+            self._status = httputil.parse_response_start_line(line)
+            self._upstream_headers = httputil.HTTPHeaders()
+        elif line:
+            self._upstream_headers.parse_line(line)
+        elif self._status.code >= 200:  # not an interim 1xx
+            self._start_response(self._status, self._upstream_headers)
+
+    def _start_response(
+        self, status: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+    ) -> None:
+        self._started = True
+        self.set_status(status.code, status.reason)
+        self.clear_header("Content-Type")
+        # JupyterLab's pages carry the container's token: HTML is rewritten whole
+        self._scrub, self._html = headers.get("Content-Type", "").startswith("text/html"), []
+        seen: set[str] = set()
+        for name, value in headers.get_all():
+            key = name.lower()
+            if key in NOT_RETURNED or (self._scrub and key == "content-length"):
+                continue
+            if key == "location":
+                value = value.removeprefix(f"http://{self.upstream}")
+            (self.add_header if key in seen else self.set_header)(name, value)
+            seen.add(key)
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        if self._gone:
+            raise StreamClosedError()  # the browser left: stop reading
+        if self._scrub:
+            self._html.append(chunk)
+        else:
+            self.write(chunk)
+            self.flush()
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        if self._relay is not None:
+            with suppress(asyncio.QueueFull):
+                self._body.put_nowait(b"")  # wake _produce, which then aborts
+        super().on_connection_close()
+
+    # --- websockets -----------------------------------------------------------------------
+
+    async def _open_websocket(self) -> None:
+        offered = self.request.headers.get("Sec-WebSocket-Protocol", "")
+        request = HTTPRequest(
+            f"ws://{self.upstream}{self._uri()}",
+            headers=self._forwarded_headers(DROPPED_WS),
+            connect_timeout=self.connect_timeout,
+        )
+        try:
+            self._ws = await websocket_connect(
+                request,
+                subprotocols=[p.strip() for p in offered.split(",") if p.strip()] or None,
+                max_message_size=self.max_message_size,
+            )
+        except HTTPClientError as exc:
+            if exc.code != 599:  # the container answered: pass its refusal on
+                raise web.HTTPError(exc.code) from exc
+            raise WorkspaceNotReady(self.workspace_id) from exc
+        except (OSError, WebSocketError) as exc:
+            raise WorkspaceNotReady(self.workspace_id) from exc
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return self._ws.selected_subprotocol if self._ws is not None else None
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self._pump = asyncio.ensure_future(self._from_container())
+
+    async def _from_container(self) -> None:
+        assert self._ws is not None
+        while (message := await self._ws.read_message()) is not None:
+            try:
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except WebSocketClosedError:
+                break
+        self.close(self._ws.close_code, self._ws.close_reason)
+
+    async def on_message(self, message: str | bytes) -> None:
+        assert self._ws is not None
+        try:
+            await self._ws.write_message(message, binary=isinstance(message, bytes))
+        except WebSocketClosedError:
+            self.close()
+
+    def on_close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _uri(self) -> str:
+        """The request's path and query, less a ``token`` argument (this server's token)."""
+        args = self.request.query_arguments
+        if "token" not in args:
+            return self.request.uri or "/"
+        kept = [(k, v) for k, values in args.items() if k != "token" for v in values]
+        return f"{self.request.path}?{urlencode(kept)}" if kept else self.request.path
+
+    def _forwarded_headers(self, dropped: frozenset[str]) -> httputil.HTTPHeaders:
+        headers = httputil.HTTPHeaders()
+        for name, value in self.request.headers.get_all():
+            if name.lower() not in dropped:
+                headers.add(name, value)
+        headers["Authorization"] = f"token {self.container_token}"
+        return headers
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, WorkbenchError):
+            body, status_code = exc.to_dict(), exc.status
+            if isinstance(exc, WorkspaceNotReady):
+                self.set_header("Retry-After", str(exc.retry_after_s))
+        else:
+            message = getattr(exc, "log_message", None) or self._reason
+            if status_code == 403 and getattr(self, "_jupyter_current_user", None) is None:
+                message = "Log in to JupyterLab first."
+                if workbench_secret(self):
+                    message += " Workbench API tokens (wb_...) are for the REST API only."
+            body = {"error": f"http_{status_code}", "message": message, "details": {}}
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body, default=str))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, WorkbenchError):  # expected: one line, and its cause
+            why = f" ({value.__cause__!r})" if value.__cause__ else ""
+            self.log.info("%s %s -> %s%s", self.request.method, self.request.path, value.code, why)
+            return
+        super().log_exception(typ, value, tb)
+
+
+handlers = [(rf"/{PROXY_PATH}(\d+)(/.*)?", WorkspaceProxyHandler)]

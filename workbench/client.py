@@ -259,6 +259,10 @@ class WorkspacesAPI:
         data = self._c.json("POST", f"/workspaces/{workspace_id}/start", timeout=300)
         return WorkspaceInfo.model_validate(data)
 
+    def ready(self, workspace_id: int) -> bool:
+        """Whether the running workspace's JupyterLab answers yet."""
+        return bool(self._c.json("GET", f"/workspaces/{workspace_id}/ready")["ready"])
+
     def stop(self, workspace_id: int) -> WorkspaceInfo:
         data = self._c.json("POST", f"/workspaces/{workspace_id}/stop", timeout=120)
         return WorkspaceInfo.model_validate(data)

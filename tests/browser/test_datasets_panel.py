@@ -47,7 +47,7 @@ def test_digits_dataset_with_its_class_histogram(
 ) -> None:
     frame = open_workbench_panel(page, lab_server)
     widen_sidebar(page)
-    listing = frame.locator(".widget-select select")
+    listing = frame.locator(".wb-datasets-list select")
     expect(listing.locator("option", has_text="digits")).to_have_count(1)
     listing.select_option(label=listing.locator("option", has_text="digits").inner_text())
 

@@ -97,3 +97,16 @@ async def test_code_upload_replaces_code_all_or_nothing(users, env_id, tmp_path)
     assert [p.name for p in folder.iterdir()] == ["app.py"]
     code, err = await users.alice("PUT", f"{API}/workspaces/{wid}/code", raw=good.read_bytes())
     assert code == 404
+
+
+async def test_starting_installs_a_kernelspec_and_deleting_removes_it(users, env_id):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from workbench_ext.kernels import kernelspec_name
+
+    _, ws = await users.bob("POST", f"{API}/workspaces", body(env_id, name="kern"))
+    await users.bob("POST", f"{API}/workspaces/{ws['id']}/start")
+    specs = KernelSpecManager().find_kernel_specs()
+    assert kernelspec_name(ws["id"]) in specs
+    await users.bob("DELETE", f"{API}/workspaces/{ws['id']}")
+    assert kernelspec_name(ws["id"]) not in KernelSpecManager().find_kernel_specs()

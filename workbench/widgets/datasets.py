@@ -56,6 +56,7 @@ class DatasetsSection(w.VBox):
         self.search = w.Text(placeholder="search", layout=w.Layout(width="140px"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
+        self.listing.add_class("wb-datasets-list")
         for control in (self.purpose, self.state, self.mine):
             control.observe(lambda _: self.refresh(), names="value")
         self.search.continuous_update = False

@@ -8,6 +8,7 @@ import ipywidgets as w
 
 from workbench.client import WorkbenchClient
 from workbench.widgets.datasets import DatasetsSection
+from workbench.widgets.workspaces import WorkspacesSection
 
 
 class WorkbenchPanel(w.VBox):
@@ -15,10 +16,14 @@ class WorkbenchPanel(w.VBox):
         self.client = client
         me = client.me()
         self.datasets = DatasetsSection(client, is_admin=me.role == "admin")
-        self.tabs = w.Tab(children=[self.datasets], titles=("Datasets",))
+        self.workspaces = WorkspacesSection(client)
+        self.tabs = w.Tab(
+            children=[self.datasets, self.workspaces], titles=("Datasets", "Workspaces")
+        )
         header = w.HTML(f"<b>Workbench</b> · signed in as <code>{me.username}</code> ({me.role})")
         super().__init__([header, self.tabs], **kwargs)
         self.datasets.refresh()
+        self.workspaces.refresh()
 
     @classmethod
     def from_env(cls) -> WorkbenchPanel:

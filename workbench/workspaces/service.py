@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -159,6 +160,16 @@ class WorkspaceService:
                 state=state,
             )
         return "127.0.0.1", port
+
+    def ready(self, actor: Actor, workspace_id: int) -> bool:
+        """Whether the workspace's JupyterLab answers yet (``False`` while it boots)."""
+        host, port = self.endpoint(actor, workspace_id)
+        url = f"http://{host}:{port}{self.proxy_prefix}{workspace_id}/api/status"
+        headers = {"Authorization": f"token {self.jupyter_token(workspace_id)}"}
+        try:
+            return httpx.get(url, headers=headers, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
 
     # --- create ---------------------------------------------------------------------------
 

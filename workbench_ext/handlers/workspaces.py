@@ -8,6 +8,7 @@ from tornado import web
 
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
 
 
 class MemberAdd(BaseModel):
@@ -43,6 +44,7 @@ class WorkspaceHandler(WorkbenchHandler):
     @authorized
     async def delete(self, workspace_id: str) -> None:
         await self.run(self.workbench.workspaces.delete, self.actor, int(workspace_id))
+        remove_kernelspec(int(workspace_id))
         self.set_status(204)
         self.finish()
 
@@ -53,7 +55,10 @@ class StartHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
-        self.reply(await self.run(self.workbench.workspaces.start, self.actor, int(workspace_id)))
+        info = await self.run(self.workbench.workspaces.start, self.actor, int(workspace_id))
+        # a notebook of this JupyterLab can now pick a kernel inside the workspace
+        install_kernelspec(info.id, display_name=kernelspec_display_name(info.name, info.id))
+        self.reply(info)
 
 
 class StopHandler(WorkbenchHandler):
@@ -63,6 +68,18 @@ class StopHandler(WorkbenchHandler):
     @authorized
     async def post(self, workspace_id: str) -> None:
         self.reply(await self.run(self.workbench.workspaces.stop, self.actor, int(workspace_id)))
+
+
+class ReadyHandler(WorkbenchHandler):
+    """Whether the workspace's JupyterLab answers yet (409 when it is not running)."""
+
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def get(self, workspace_id: str) -> None:
+        ready = await self.run(self.workbench.workspaces.ready, self.actor, int(workspace_id))
+        self.reply({"ready": ready})
 
 
 class MembersHandler(WorkbenchHandler):
@@ -113,6 +130,7 @@ handlers = [
     (rf"{API}/workspaces/(\d+)", WorkspaceHandler),
     (rf"{API}/workspaces/(\d+)/start", StartHandler),
     (rf"{API}/workspaces/(\d+)/stop", StopHandler),
+    (rf"{API}/workspaces/(\d+)/ready", ReadyHandler),
     (rf"{API}/workspaces/(\d+)/members", MembersHandler),
     (rf"{API}/workspaces/(\d+)/members/([a-z0-9][a-z0-9_.-]*)", MemberHandler),
     (rf"{API}/workspaces/(\d+)/code", CodeHandler),

@@ -525,6 +525,25 @@ def workspace_member(workspace_id: int, username: str, remove: bool) -> None:
         _print_workspace(api(workspace_id, username))
 
 
+@workspace.command("download")
+@click.argument("workspace_id", type=int)
+@click.argument("folder", type=click.Choice(["code", "model"]))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: workspace-<id>-<folder>.zip here.",
+)
+@friendly
+def workspace_download(workspace_id: int, folder: str, output: Path | None) -> None:
+    """Download the workspace's code/ or model/ as a zip."""
+    dest = output or Path(f"workspace-{workspace_id}-{folder}.zip")
+    with client() as c:
+        c.workspaces.download(workspace_id, folder, dest)
+    click.echo(f"saved {dest}")
+
+
 @workspace.command("upload-code")
 @click.argument("workspace_id", type=int)
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -259,6 +259,17 @@ class WorkspacesAPI:
         data = self._c.json("POST", f"/workspaces/{workspace_id}/start", timeout=300)
         return WorkspaceInfo.model_validate(data)
 
+    def download(self, workspace_id: int, folder: str, dest: str | Path) -> Path:
+        """Save ``code/`` or ``model/`` as a zip at ``dest``."""
+        dest = Path(dest)
+        with (
+            self._c.stream("GET", f"/workspaces/{workspace_id}/download/{folder}") as response,
+            dest.open("wb") as f,
+        ):
+            for chunk in response.iter_bytes():
+                f.write(chunk)
+        return dest
+
     def ready(self, workspace_id: int) -> bool:
         """Whether the running workspace's JupyterLab answers yet."""
         return bool(self._c.json("GET", f"/workspaces/{workspace_id}/ready")["ready"])

@@ -121,6 +121,7 @@ OPS = (
     ),
     Op("post", "/workspaces/{id}/start", "Start the workspace's container", response=WorkspaceInfo),
     Op("post", "/workspaces/{id}/stop", "Stop it; files are kept", response=WorkspaceInfo),
+    Op("get", "/workspaces/{id}/download/{folder}", "code/ or model/ as a zip (owner and members)"),
     Op("get", "/workspaces/{id}/ready", 'Whether its JupyterLab answers yet: {"ready": bool}'),
     Op(
         "post",

@@ -61,6 +61,15 @@ def test_create_start_open_stop_delete_from_the_panel(live, env_id):
     )
     assert status.status_code == 404  # the Jupyter login is the owner's, not alice's
 
+    section.build_project.value = "demo-api"
+    section.build_kind.value = "predict"
+    section.build_name.value = "demo"
+    section.build_button.click()
+    assert "built docker_image/predict-demo.tar" in section.status.value, section.status.value
+    assert "Step" in section.build_log.value or "FROM" in section.build_log.value
+    tars = [t.path for t in live.client("alice").workspaces.images(ws.id)]
+    assert tars == ["docker_image/predict-demo.tar"]
+
     section.stop_button.click()
     assert section.selected.state == "stopped" and section.open_link.value == ""
     section.delete_button.click()

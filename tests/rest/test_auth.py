@@ -100,6 +100,7 @@ async def test_openapi_document_lists_every_route(users, jp_serverapp):
         }
         shape = pattern.replace(r"(\d+)", "{id}").replace("(train|test)", "{split}")
         shape = shape.replace("(.+)", "{path}").replace("([a-z0-9][a-z0-9_.-]*)", "{username}")
+        shape = shape.replace("(code|model)", "{folder}")
         for method in methods:
             assert (shape, method) in documented, (shape, method)
 

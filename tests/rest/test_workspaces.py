@@ -110,3 +110,28 @@ async def test_starting_installs_a_kernelspec_and_deleting_removes_it(users, env
     assert kernelspec_name(ws["id"]) in specs
     await users.bob("DELETE", f"{API}/workspaces/{ws['id']}")
     assert kernelspec_name(ws["id"]) not in KernelSpecManager().find_kernel_specs()
+
+
+async def test_download_code_and_model_as_zips(users, env_id, tmp_path):
+    import io
+    import zipfile
+
+    _, ws = await users.bob(
+        "POST",
+        f"{API}/workspaces",
+        body(env_id, code={"kind": "scaffold", "prefix": "demo", "api_names": ["classify"]}),
+    )
+    code, raw = await users.bob("GET", f"{API}/workspaces/{ws['id']}/download/code")
+    assert code == 200
+    names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
+    assert "code/README.md" in names and "code/demo-api/api.py" in names
+    model_dir = users.workbench.workspaces.folder(ws["id"]) / "model"
+    (model_dir / "weights.bin").write_bytes(b"\1\2\3")
+    (model_dir / "escape").symlink_to("/etc/passwd")
+    code, raw = await users.bob("GET", f"{API}/workspaces/{ws['id']}/download/model")
+    archive = zipfile.ZipFile(io.BytesIO(raw))
+    assert archive.namelist() == ["model/weights.bin"]
+    assert archive.read("model/weights.bin") == b"\1\2\3"
+    assert (await users.alice("GET", f"{API}/workspaces/{ws['id']}/download/code"))[0] == 404
+    assert (await users.bob("GET", f"{API}/workspaces/{ws['id']}/download/secrets"))[0] == 404
+    assert list((users.workbench.store.root / "tmp").glob("*.zip")) == []

@@ -42,6 +42,14 @@ class WorkspacesSection(w.VBox):
         )
         self.member = w.Text(placeholder="username", layout=w.Layout(width="160px"))
         self.add_member_button = w.Button(description="Add member", icon="user-plus")
+        self.build_project = w.Text(
+            placeholder="project folder in code/", layout=w.Layout(width="180px")
+        )
+        self.build_kind = w.ToggleButtons(options=["train", "predict"], value="train")
+        self.build_name = w.Text(placeholder="image name", layout=w.Layout(width="140px"))
+        self.build_button = w.Button(description="Build image", icon="cubes")
+        self.build_log = w.Textarea(rows=8, disabled=True, layout=w.Layout(width="100%"))
+        self.build_button.on_click(lambda _: self.build())
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.delete_button.on_click(lambda _: self.delete())
@@ -55,6 +63,15 @@ class WorkspacesSection(w.VBox):
                 ),
                 self.progress,
                 w.HBox([self.member, self.add_member_button], layout=WRAP),
+                w.HTML(
+                    "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
+                    "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
+                ),
+                w.HBox(
+                    [self.build_project, self.build_kind, self.build_name, self.build_button],
+                    layout=WRAP,
+                ),
+                self.build_log,
             ],
             layout=w.Layout(display="none"),
         )
@@ -189,6 +206,25 @@ class WorkspacesSection(w.VBox):
         self.member.value = ""
         self.refresh()
         self.status.ok(f"added a member to {ws.name}")
+
+    def build(self) -> None:
+        """Build on the server, showing the log as it streams."""
+        ws = self.selected
+        if ws is None:
+            return
+        self.build_log.value = ""
+        try:
+            for line in self.client.workspaces.build(
+                ws.id,
+                self.build_project.value.strip(),
+                self.build_kind.value,
+                self.build_name.value.strip(),
+            ):
+                self.build_log.value += line + "\n"
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.status.ok(f"built {self.build_log.value.strip().splitlines()[-1].removeprefix('OK ')}")
 
     def _created(self, ws: WorkspaceInfo) -> None:
         self.refresh()

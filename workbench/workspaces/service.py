@@ -14,6 +14,8 @@ import hmac
 import os
 import secrets
 import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -237,6 +239,24 @@ class WorkspaceService:
             case _:
                 code.mkdir()
         _give_to_workspace_user(root)
+
+    def zip_folder(self, actor: Actor, workspace_id: int, name: str) -> Path:
+        """``code/`` or ``model/`` as a zip in the store's tmp folder; the caller deletes it.
+
+        Links are not followed, so nothing outside the workspace's folder gets in.
+        """
+        if name not in ("code", "model"):
+            raise InvalidInput(f"Only code/ and model/ can be downloaded, not {name!r}.")
+        with self.registry.session() as s:
+            self._get(s, actor, workspace_id)
+        folder = self.folder(workspace_id) / name
+        fd, tmp = tempfile.mkstemp(suffix=".zip", dir=self.store.path("tmp"))
+        os.close(fd)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    zf.write(path, f"{name}/{path.relative_to(folder)}")
+        return Path(tmp)
 
     def check_owner(self, actor: Actor, workspace_id: int) -> None:
         with self.registry.session() as s:

@@ -82,6 +82,32 @@ class ReadyHandler(WorkbenchHandler):
         self.reply({"ready": ready})
 
 
+class DownloadHandler(WorkbenchHandler):
+    """``code/`` or ``model/`` as a zip, streamed (owner and members)."""
+
+    auth_resource = "workbench:workspaces"
+
+    @web.authenticated
+    @authorized
+    async def get(self, workspace_id: str, name: str) -> None:
+        self.workbench.store.path("tmp").mkdir(parents=True, exist_ok=True)
+        path = await self.run(
+            self.workbench.workspaces.zip_folder, self.actor, int(workspace_id), name
+        )
+        try:
+            self.set_header("Content-Type", "application/zip")
+            self.set_header(
+                "Content-Disposition", f'attachment; filename="workspace-{workspace_id}-{name}.zip"'
+            )
+            with path.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    self.write(chunk)
+                    await self.flush()
+        finally:
+            path.unlink(missing_ok=True)
+        self.finish(set_content_type="application/zip")
+
+
 class MembersHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
@@ -131,6 +157,7 @@ handlers = [
     (rf"{API}/workspaces/(\d+)/start", StartHandler),
     (rf"{API}/workspaces/(\d+)/stop", StopHandler),
     (rf"{API}/workspaces/(\d+)/ready", ReadyHandler),
+    (rf"{API}/workspaces/(\d+)/download/(code|model)", DownloadHandler),
     (rf"{API}/workspaces/(\d+)/members", MembersHandler),
     (rf"{API}/workspaces/(\d+)/members/([a-z0-9][a-z0-9_.-]*)", MemberHandler),
     (rf"{API}/workspaces/(\d+)/code", CodeHandler),

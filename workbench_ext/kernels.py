@@ -161,11 +161,11 @@ def kernelspec(workspace_id: int, display_name: str) -> dict[str, Any]:
 
 
 def kernels_dir(prefix: str | Path | None = None) -> Path:
-    """``<prefix>/share/jupyter/kernels``; without a prefix, this Python environment's
-    (jupyter_core's ``ENV_JUPYTER_PATH``: ``sys.prefix``), which a Jupyter server running
-    from it searches."""
+    """``<prefix>/share/jupyter/kernels``; without a prefix, the user's Jupyter data folder
+    (``jupyter_data_dir()``, which ``JUPYTER_DATA_DIR`` moves), searched first by every
+    Jupyter server of this user."""
     if prefix is None:
-        return Path(jupyter_core.paths.ENV_JUPYTER_PATH[0]) / "kernels"
+        return Path(jupyter_core.paths.jupyter_data_dir()) / "kernels"
     return Path(prefix) / "share" / "jupyter" / "kernels"
 
 

@@ -56,13 +56,13 @@ def owners_workspace(wb: Workbench, image: str) -> tuple[int, str]:
             name="ws", purpose="image", sub_purpose="classification", environment_id=env_id
         ),
     )
-    return ws.id, install_kernelspec(ws.id).name  # in sys.prefix's kernels (the test's)
+    return ws.id, install_kernelspec(ws.id).name  # in the user's data dir (the test's)
 
 
-async def test_a_stopped_workspace_kernel_fails_with_advice(jp_serverapp, jp_fetch, tmp_path):
+async def test_a_stopped_workspace_kernel_fails_with_advice(jp_serverapp, jp_fetch, jp_data_dir):
     wb: Workbench = jp_serverapp.web_app.settings["workbench"]
     ws_id, name = owners_workspace(wb, "img:1")
-    assert kernels_dir() == tmp_path / "env" / "share" / "jupyter" / "kernels"
+    assert kernels_dir() == jp_data_dir / "kernels"
 
     specs = json.loads((await jp_fetch("api", "kernelspecs")).body)["kernelspecs"]
     assert specs[name]["spec"]["display_name"] == f"Python (workspace #{ws_id})"

@@ -50,6 +50,8 @@ class WorkspacesSection(w.VBox):
         self.build_button = w.Button(description="Build image", icon="cubes")
         self.build_log = w.Textarea(rows=8, disabled=True, layout=w.Layout(width="100%"))
         self.build_button.on_click(lambda _: self.build())
+        self.start_button.add_class("wb-ws-start")
+        self.open_link.add_class("wb-ws-open")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.delete_button.on_click(lambda _: self.delete())
@@ -258,6 +260,12 @@ class CreateWorkspaceForm(w.VBox):
         self.create_button = w.Button(description="Create", button_style="primary")
         self.message = Status()
         self.source_fields = w.VBox()
+        for widget, name in (
+            (self.name, "name"),
+            (self.environment, "environment"),
+            (self.create_button, "create"),
+        ):
+            widget.add_class(f"wb-ws-{name}")
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
         self.code.observe(lambda _: self._code_changed(), names="value")
         self.create_button.on_click(lambda _: self.create())

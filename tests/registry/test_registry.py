@@ -217,3 +217,17 @@ def test_deleting_a_dataset_cascades_to_its_splits(wb):
         s.delete(s.scalar(sa.select(m.Dataset)))
     with wb.registry.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(m.DatasetSplit)) == 0
+
+
+def test_migrations_go_down_and_up_again(db_url):
+    from alembic import command
+
+    registry = Registry(db_url)
+    registry.upgrade()
+    command.downgrade(registry._alembic_config(), "base")
+    assert set(sa.inspect(registry.engine).get_table_names()) <= {"alembic_version"}
+    registry.upgrade()
+    assert registry.current_revision() == registry.head_revision() == "0002"
+    columns = {c["name"] for c in sa.inspect(registry.engine).get_columns("environments")}
+    assert "state_reason" in columns
+    registry.dispose()

@@ -506,24 +506,20 @@ class EnvironmentService:
         image_ref: str | None = None,
         image_id: str | None = None,
     ) -> None:
-        """Set the state (and the image); a failed state keeps its reason unless given.
-        The reason is in place before the state says failed, so readers never miss it."""
-        key = reason_key(env_id)
-        if state is EnvironmentState.FAILED and reason is not None:
-            with self.store.staging() as staging:
-                (staging / "reason").write_text(reason, encoding="utf-8")
-                self.store.publish_file(staging / "reason", key)
+        """Set the state (and the image); a failed state keeps its reason unless given."""
         with self.registry.session() as s:
             row = s.get(Environment, env_id)
             if row is None:
                 return
             row.state = state
+            if state is not EnvironmentState.FAILED:
+                row.state_reason = ""
+            elif reason is not None:
+                row.state_reason = reason
             if image_ref is not None:
                 row.image_ref = image_ref
             if image_id is not None:
                 row.image_id = image_id
-        if state is not EnvironmentState.FAILED:
-            self.store.delete(key)
 
     def _adopt_image(self, env_id: int, tag: str) -> None:
         try:
@@ -603,10 +599,7 @@ class EnvironmentService:
     def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
         owner = s.get(User, row.owner_id)
         state = EnvironmentState(row.state)
-        reason = ""
-        if state is EnvironmentState.FAILED:
-            path = self.store.path(reason_key(row.id))
-            reason = path.read_text(encoding="utf-8") if path.is_file() else "unknown"
+        reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
         key = log_key(row.id)
         return EnvironmentInfo(
             id=row.id,
@@ -631,11 +624,6 @@ class EnvironmentService:
 def log_key(env_id: int) -> str:
     """The artifact store key of an environment's build log."""
     return f"environments/{env_id}/build.log"
-
-
-def reason_key(env_id: int) -> str:
-    """Where the reason of a failed state is kept (the registry has no column for it)."""
-    return f"environments/{env_id}/state_reason.txt"
 
 
 def _env_tag(row: Environment) -> str:

@@ -225,6 +225,7 @@ class Environment(Shareable, Base):
     image_ref: Mapped[str] = mapped_column(sa.String(255), default="")
     image_id: Mapped[str] = mapped_column(sa.String(128), default="")
     state: Mapped[str] = mapped_column(sa.String(32), default="draft")
+    state_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
 
 class Workspace(Shareable, Base):

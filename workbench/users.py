@@ -192,10 +192,8 @@ class UserService:
                 {**TokenInfo.model_validate(token).model_dump(), "secret": secret}
             )
 
-    def replace_token(
-        self, user_id: int, name: str, *, expires_in: timedelta | None = None
-    ) -> NewToken:
-        """Revoke the user's tokens called ``name`` and create a new one (no pile-up)."""
+    def revoke_named(self, user_id: int, name: str) -> None:
+        """Revoke the user's tokens called ``name`` (e.g. a stopped workspace's)."""
         with self.registry.session() as s:
             for token in s.scalars(
                 sa.select(ApiToken).where(
@@ -205,6 +203,12 @@ class UserService:
                 )
             ):
                 token.revoked_at = datetime.now(UTC)
+
+    def replace_token(
+        self, user_id: int, name: str, *, expires_in: timedelta | None = None
+    ) -> NewToken:
+        """Revoke the user's tokens called ``name`` and create a new one (no pile-up)."""
+        self.revoke_named(user_id, name)
         return self.create_token(user_id, name, expires_in=expires_in)
 
     def authenticate(self, secret: str) -> Actor:

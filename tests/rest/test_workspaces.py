@@ -89,12 +89,12 @@ async def test_code_upload_replaces_code_all_or_nothing(users, env_id, tmp_path)
     code, _ = await users.bob("PUT", f"{API}/workspaces/{wid}/code", raw=good.read_bytes())
     assert code == 200
     folder = users.workbench.workspaces.folder(wid) / "code"
-    assert [p.name for p in folder.iterdir()] == ["app.py"]
+    assert [p.name for p in folder.iterdir()] == ["proj"]
     code, err = await users.bob(
         "PUT", f"{API}/workspaces/{wid}/code", raw=zip_slip(tmp_path / "s.zip").read_bytes()
     )
     assert (code, err["error"]) == (400, "archive_unsafe")
-    assert [p.name for p in folder.iterdir()] == ["app.py"]
+    assert [p.name for p in folder.iterdir()] == ["proj"]
     code, err = await users.alice("PUT", f"{API}/workspaces/{wid}/code", raw=good.read_bytes())
     assert code == 404
 

@@ -13,7 +13,14 @@ from tests.conftest import add_people, make_workbench
 from workbench.config import WorkspaceLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.enums import Split
-from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UnsafeArchive
+from workbench.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    UnsafeArchive,
+)
 from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench.workspaces.sources import GitCloneFailed
@@ -110,6 +117,8 @@ def test_create_start_stop_delete(wb, people, env_id, digits):
 
     (root / "code" / "notes.txt").write_text("keep me")
     assert wb.workspaces.stop(people.bob, ws.id).state == "stopped"
+    with pytest.raises(Unauthenticated):  # the container's token ends with the run
+        wb.users.authenticate(spec_used.env["WORKBENCH_TOKEN"])
     assert wb.workspaces.start(people.bob, ws.id).state == "running"
     assert (root / "code" / "notes.txt").read_text() == "keep me"
 
@@ -211,12 +220,16 @@ def test_git_clone_and_scaffold_and_code_upload(wb, people, env_id, tmp_path):
     with new_code.open("rb") as f:
         archive = wb.store.save_stream(f, 10**8)
     wb.workspaces.upload_code(people.bob, made.id, archive)
-    assert sorted(p.name for p in code.iterdir()) == ["main.py"]
+    assert sorted(p.name for p in code.iterdir()) == ["proj"]
+    assert (code / "proj" / "main.py").read_text() == "x = 1\n"
     with zip_slip(tmp_path / "slip.zip").open("rb") as f:
         bad = wb.store.save_stream(f, 10**8)
     with pytest.raises(UnsafeArchive):
         wb.workspaces.upload_code(people.bob, made.id, bad)
-    assert sorted(p.name for p in code.iterdir()) == ["main.py"]
+    assert sorted(p.name for p in code.iterdir()) == ["proj"]
+    wb.workspaces.start(people.bob, made.id)
+    with pytest.raises(Conflict, match="stop it before replacing its code"):
+        wb.workspaces.upload_code(people.bob, made.id, archive)
     with zipfile.ZipFile(new_code) as zf:
         assert zf.namelist() == ["proj/main.py"]
 

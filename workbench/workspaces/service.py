@@ -35,7 +35,7 @@ from workbench.backends.base import (
     RunState,
 )
 from workbench.config import WorkspaceLimits
-from workbench.datasets.archives import dataset_root, extract_archive
+from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import DatasetState
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -279,12 +279,24 @@ class WorkspaceService:
         return container_id
 
     def upload_code(self, actor: Actor, workspace_id: int, archive: StoredFile) -> WorkspaceInfo:
-        """Replace ``code/`` with the content of a zip or tar(.gz); all or nothing."""
-        self.check_owner(actor, workspace_id)
+        """Replace ``code/`` with the content of a zip or tar(.gz); all or nothing.
+
+        The archive's folders become the projects of ``code/`` as they are (a zip of one
+        project folder gives ``code/<project>/``). Refused while the workspace runs: its
+        container keeps the folder it started with.
+        """
+        with self.registry.session() as s:
+            row = self._get_owned(s, actor, workspace_id)
+            if row.state == WorkspaceState.RUNNING:
+                raise Conflict(
+                    f"Workspace {workspace_id} is running; stop it before replacing its code "
+                    "(or copy files in from its JupyterLab).",
+                    workspace=workspace_id,
+                )
         root = self.folder(workspace_id)
         with self.store.staging() as staging:
             extract_archive(archive.path, staging / "code", self.archive_limits)
-            new = dataset_root(staging / "code")
+            new = staging / "code"
             _give_to_workspace_user(new)
             old = staging / "old"
             os.rename(root / "code", old)
@@ -317,7 +329,8 @@ class WorkspaceService:
     def stop(self, actor: Actor, workspace_id: int) -> WorkspaceInfo:
         with self.registry.session() as s:
             row = self._get(s, actor, workspace_id)
-            container_id = row.container_id
+            container_id, owner_id = row.container_id, row.owner_id
+        self.users.revoke_named(owner_id, f"workspace {workspace_id}")
         if container_id:
             try:
                 self.backend.stop(container_id)
@@ -332,6 +345,7 @@ class WorkspaceService:
             container_id = row.container_id
         if container_id:
             self.backend.remove(container_id)
+        self.users.revoke_named(actor.id, f"workspace {workspace_id}")
         with self.registry.session() as s:
             s.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
         shutil.rmtree(self.folder(workspace_id), ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,31 @@ class WorkspaceLimits:
 
 
 @dataclass(frozen=True)
+class EnvBuildOptions:
+    """How the server builds environment images (the same as `workbench envs build`'s)."""
+
+    #: the folder of environment definitions; default: envs/ of the source checkout
+    envs_dir: Path | None = None
+    #: a CA bundle to trust inside the images (a site that re-signs TLS)
+    extra_ca_bundle: Path | None = None
+    #: a folder of wheels for pip (--find-links); torch comes only from here
+    wheels_dir: Path | None = None
+    pip_index_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EnvBuildOptions:
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        return cls(
+            envs_dir=path("WORKBENCH_ENVS_DIR"),
+            extra_ca_bundle=path("WORKBENCH_EXTRA_CA_BUNDLE"),
+            wheels_dir=path("WORKBENCH_ENV_WHEELS"),
+            pip_index_url=env.get("WORKBENCH_PIP_INDEX_URL") or None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     db_url: str = ""
@@ -48,6 +74,7 @@ class Settings:
     workspace_api_url: str = ""
     #: let workspaces clone file:// git URLs (tests; never on a shared server)
     allow_file_git_urls: bool = False
+    env_build: EnvBuildOptions = field(default_factory=EnvBuildOptions)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -92,4 +119,5 @@ class Settings:
             store_dir=Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
             backend=env.get("WORKBENCH_BACKEND", "auto"),
             workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
+            env_build=EnvBuildOptions.from_env(env),
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 
 from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
+from workbench.environments import EnvBuilder
 from workbench.environments.cli import default_root
 from workbench.environments.service import EnvironmentService
 from workbench.registry import Registry
@@ -36,6 +37,7 @@ class Workbench:
         registry = Registry(settings.db_url)
         store = ArtifactStore(settings.store_root)
         users = UserService(registry)
+        build = settings.env_build
 
         @cache
         def backend() -> Backend:  # chosen on first use: Docker may not be up at import
@@ -60,7 +62,18 @@ class Workbench:
             users=users,
             datasets=DatasetService(registry, store, settings.archive_limits),
             workspaces=workspaces,
-            environments=EnvironmentService(registry, store, backend, envs_root=default_root()),
+            environments=EnvironmentService(
+                registry,
+                store,
+                backend,
+                envs_root=build.envs_dir or default_root(),
+                make_builder=partial(
+                    EnvBuilder,
+                    extra_ca_bundle=build.extra_ca_bundle,
+                    wheels_dir=build.wheels_dir,
+                    pip_index_url=build.pip_index_url,
+                ),
+            ),
             builds=WorkspaceBuilds(workspaces, backend),
             backend=backend,
         )

@@ -14,7 +14,7 @@ from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Int, Unicode, default
 
 from workbench.backends import BackendError
-from workbench.config import DEFAULT_HOME, Settings, WorkspaceLimits
+from workbench.config import DEFAULT_HOME, EnvBuildOptions, Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
 from workbench.errors import WorkbenchError
@@ -118,6 +118,7 @@ class WorkbenchApp(ExtensionApp):
             db_url=self.db_url,
             store_dir=Path(self.store_dir) if self.store_dir else None,
             backend=self.backend,
+            env_build=EnvBuildOptions.from_env(os.environ),
             workspace_api_url=self.workspace_api_url,
             workspace_limits=WorkspaceLimits(
                 max_cpus=self.max_workspace_cpus,

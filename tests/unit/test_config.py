@@ -32,3 +32,18 @@ def test_default_owner_prefers_the_hub_user(monkeypatch):
     import getpass
 
     assert default_owner() == getpass.getuser()
+
+
+def test_server_builds_read_the_same_variables_as_the_envs_command(tmp_path):
+    s = Settings.from_env(
+        {
+            "WORKBENCH_HOME": str(tmp_path),
+            "WORKBENCH_EXTRA_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+            "WORKBENCH_ENV_WHEELS": "/opt/wheels",
+            "WORKBENCH_PIP_INDEX_URL": "https://index.invalid/simple",
+        }
+    )
+    assert str(s.env_build.extra_ca_bundle) == "/etc/ssl/certs/ca-certificates.crt"
+    assert str(s.env_build.wheels_dir) == "/opt/wheels"
+    assert s.env_build.pip_index_url == "https://index.invalid/simple"
+    assert s.env_build.envs_dir is None

@@ -10,20 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.rest.test_environments import wire
-from tests.services.test_environments import fake_wheel
 from workbench.environments import DEFAULT_BASE_IMAGE
 from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 
 API = "workbench/api/v1"
 DOCKERFILE = f'FROM {DEFAULT_BASE_IMAGE}\nRUN make\nCMD ["python3", "-c", "print(1)"]\n'
-
-
-@pytest.fixture
-def jp_server_config(jp_server_config, monkeypatch, tmp_path):
-    wire(monkeypatch, fake_wheel(tmp_path / "dist"))
-    return jp_server_config
 
 
 @pytest.fixture

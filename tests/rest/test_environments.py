@@ -4,57 +4,20 @@ in the background with its log, image uploads and pulls."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from tests.services.test_environments import docker_tar, fake_builder, fake_wheel
 from workbench.environments import DEFAULT_BASE_IMAGE
-from workbench.environments.service import EnvironmentService
 from workbench.registry import models as m
-from workbench.workspaces.builds import WorkspaceBuilds
-from workbench_ext import app as ext_app
-from workbench_ext.handlers import builds as build_routes
-from workbench_ext.handlers import environments as environment_routes
 
 API = "workbench/api/v1"
-ENVS = Path(__file__).resolve().parents[2] / "envs"
-
-
-def wire(monkeypatch: pytest.MonkeyPatch, wheel: Path) -> None:
-    """Add the environment and build services and routes to the extension as it starts,
-    unless ``Workbench.from_settings`` and ``WorkbenchApp`` have them already; the builder
-    uses a stand-in Workbench wheel and a Dockerfile the fake backend reads."""
-    app = ext_app.WorkbenchApp
-    initialize_settings, initialize_handlers = app.initialize_settings, app.initialize_handlers
-
-    def settings(self: ext_app.WorkbenchApp) -> None:
-        initialize_settings(self)
-        wb = self.settings["workbench"]
-        if not hasattr(wb, "environments"):
-            wb.environments = EnvironmentService(wb.registry, wb.store, wb.backend, envs_root=ENVS)
-        if not hasattr(wb, "builds"):
-            wb.builds = WorkspaceBuilds(wb.workspaces, wb.backend)
-        wb.environments.make_builder = fake_builder(wheel)
-
-    def handlers(self: ext_app.WorkbenchApp) -> None:
-        initialize_handlers(self)
-        routes = environment_routes.handlers + build_routes.handlers
-        missing = [route for route in routes if route not in self.handlers]
-        self.handlers[-1:-1] = missing  # before the catch-all 404 of the API
-
-    monkeypatch.setattr(app, "initialize_settings", settings)
-    monkeypatch.setattr(app, "initialize_handlers", handlers)
 
 
 @pytest.fixture
-def jp_server_config(jp_server_config, monkeypatch, tmp_path):
-    wire(monkeypatch, fake_wheel(tmp_path / "dist"))
-    return jp_server_config
-
-
-@pytest.fixture
-def backend(users):
+def backend(users, tmp_path):
+    # a stand-in Workbench wheel, and a Dockerfile the fake backend reads
+    users.workbench.environments.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
     fake = users.workbench.backend()
     fake.add_image(DEFAULT_BASE_IMAGE)
     return fake

@@ -96,3 +96,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop running for the rest
     of the session, which pytest-jupyter's per-test loop fixture must not meet."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def add_environment(wb: Workbench, **fields: Any) -> int:
+    """An environment row (as an admin's preset sync or an upload would leave it)."""
+    from workbench.registry.models import Environment
+
+    fields.setdefault("framework", "python")
+    with wb.registry.session() as s:
+        env = Environment(**fields)
+        s.add(env)
+        s.flush()
+        return env.id

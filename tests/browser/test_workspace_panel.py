@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, LabServer, open_workbench_panel
+from tests.conftest import add_environment
 from workbench.config import Settings
-from workbench.registry import models as m
 from workbench.services import Workbench
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
@@ -17,17 +17,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def environment(lab_server: LabServer, python_env_image: str) -> int:
     wb = Workbench.from_settings(Settings(home=lab_server.home))
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python (browser test)",
-            framework="python",
-            image_ref=python_env_image,
-            owner_id=1,
-            visibility="public",
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb,
+        name="python (browser test)",
+        framework="python",
+        image_ref=python_env_image,
+        owner_id=1,
+        visibility="public",
+    )
     wb.close()
     return env_id
 

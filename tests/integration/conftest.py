@@ -19,6 +19,7 @@ import httpx
 import pytest
 from traitlets.config import Config
 
+from tests.conftest import add_environment
 from workbench.enums import Role
 from workbench.registry import models as m
 from workbench.services import Workbench
@@ -164,17 +165,14 @@ def lab(
     info = wb.users.add_user("alice", role=Role.MEMBER)
     alice = wb.users.find(info.username)
     assert alice is not None
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python",
-            framework="python",
-            image_ref=python_image,
-            owner_id=owner.id,
-            visibility="preset",
-        )
-        s.add(env)
-        s.flush()
-        environment_id = env.id
+    environment_id = add_environment(
+        wb,
+        name="python",
+        framework="python",
+        image_ref=python_image,
+        owner_id=owner.id,
+        visibility="preset",
+    )
     server = Lab(
         wb=wb,
         owner=owner,

@@ -11,7 +11,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
-from workbench.registry import models as m
+from tests.conftest import add_environment
 from workbench.services import Workbench
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench_ext.identity import WorkbenchIdentityProvider
@@ -45,11 +45,9 @@ def jp_server_config(tmp_path, monkeypatch):
 def owners_workspace(wb: Workbench, image: str) -> tuple[int, str]:
     """A stopped workspace of the server's owner, and its kernelspec's name."""
     owner = wb.users.find("owner")
-    with wb.registry.session() as s:
-        env = m.Environment(name="python", framework="python", image_ref=image, owner_id=owner.id)
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb, name="python", framework="python", image_ref=image, owner_id=owner.id
+    )
     ws = wb.workspaces.create(
         owner,
         WorkspaceCreate(

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import add_people, make_workbench
+from tests.conftest import add_environment, add_people, make_workbench
 from tests.kernels.conftest import kernel_manager
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkbenchError
-from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench_ext.kernels import WorkspaceKernelError
 
@@ -24,17 +23,14 @@ def wb(host_env):
 @pytest.fixture
 def env_id(wb):
     people = add_people(wb)
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python",
-            framework="python",
-            image_ref="workbench/env-python:1",
-            owner_id=people.alice.id,
-            visibility="preset",
-        )
-        s.add(env)
-        s.flush()
-        return env.id
+    return add_environment(
+        wb,
+        name="python",
+        framework="python",
+        image_ref="workbench/env-python:1",
+        owner_id=people.alice.id,
+        visibility="preset",
+    )
 
 
 def create_workspace(wb, username, env_id):

@@ -10,9 +10,8 @@ import time
 import docker
 import pytest
 
-from tests.conftest import add_people, make_workbench
+from tests.conftest import add_environment, add_people, make_workbench
 from tests.kernels.conftest import kernel_manager
-from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench_ext.kernels import KernelLaunchFailed, WorkspaceKernelError
 
@@ -23,17 +22,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def workspace(host_env, python_env_image):
     wb = make_workbench(host_env, backend="docker")
     people = add_people(wb)
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python",
-            framework="python",
-            image_ref=python_env_image,
-            owner_id=people.alice.id,
-            visibility="preset",
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb,
+        name="python",
+        framework="python",
+        image_ref=python_env_image,
+        owner_id=people.alice.id,
+        visibility="preset",
+    )
     ws = wb.workspaces.create(
         people.bob,
         WorkspaceCreate(

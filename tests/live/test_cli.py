@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from tests.archives import image_classes, zip_slip
+from tests.conftest import add_environment
 from workbench.cli import main
 
 
@@ -98,17 +99,12 @@ def test_team_commands(live):
 
 def test_workspace_commands(live, tmp_path):
     from workbench.config import Settings
-    from workbench.registry import models as m
     from workbench.services import Workbench
 
     wb = Workbench.from_settings(Settings(home=live.server.home))
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="py", framework="python", image_ref="none:1", owner_id=1, visibility="public"
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb, name="py", framework="python", image_ref="none:1", owner_id=1, visibility="public"
+    )
     wb.close()
     common = ["--purpose", "text", "--sub-purpose", "classification", "--environment", str(env_id)]
     ws_id = run(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import add_environment
 from workbench.config import Settings
-from workbench.registry import models as m
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
 
@@ -17,17 +17,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 @pytest.fixture
 def env_id(live, python_env_image):
     wb = Workbench.from_settings(Settings(home=live.server.home))
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python-live",
-            framework="python",
-            image_ref=python_env_image,
-            owner_id=1,
-            visibility="public",
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb,
+        name="python-live",
+        framework="python",
+        image_ref=python_env_image,
+        owner_id=1,
+        visibility="public",
+    )
     wb.close()
     return env_id
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import add_environment
 from workbench.environments import DEFAULT_BASE_IMAGE
-from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 
 API = "workbench/api/v1"
@@ -23,13 +23,9 @@ def ws(users):
     """bob's workspace with the project code/demo."""
     wb = users.workbench
     wb.backend().add_image(DEFAULT_BASE_IMAGE)
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python", framework="python", image_ref="wb/env:1", owner_id=1, visibility="preset"
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb, name="python", framework="python", image_ref="wb/env:1", owner_id=1, visibility="preset"
+    )
     body = {
         "name": "ws",
         "purpose": "text",

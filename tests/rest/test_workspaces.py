@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.archives import write_zip, zip_slip
-from workbench.registry import models as m
+from tests.conftest import add_environment
 
 API = "workbench/api/v1"
 
@@ -14,13 +14,9 @@ API = "workbench/api/v1"
 @pytest.fixture
 def env_id(users):
     wb = users.workbench
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python", framework="python", image_ref="wb/env:1", owner_id=1, visibility="preset"
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb, name="python", framework="python", image_ref="wb/env:1", owner_id=1, visibility="preset"
+    )
     wb.backend().add_image("wb/env:1", exposed_ports=[8888])
     return env_id
 

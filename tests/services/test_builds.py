@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import add_people, make_workbench
+from tests.conftest import add_environment, add_people, make_workbench
 from workbench.backends.base import (
     BuildFailed,
     ImageNotFound,
@@ -20,7 +20,6 @@ from workbench.backends.base import (
 from workbench.backends.local import LocalBackend
 from workbench.environments import DEFAULT_BASE_IMAGE
 from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.registry import models as m
 from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.schemas import WorkspaceCreate
 
@@ -28,17 +27,14 @@ DOCKERFILE = f'FROM {DEFAULT_BASE_IMAGE}\nCMD ["python3", "-c", "print(1)"]\n'
 
 
 def make_env(wb, owner_id: int) -> int:
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python",
-            framework="python",
-            image_ref="workbench/env-python:1",
-            owner_id=owner_id,
-            visibility="preset",
-        )
-        s.add(env)
-        s.flush()
-        return env.id
+    return add_environment(
+        wb,
+        name="python",
+        framework="python",
+        image_ref="workbench/env-python:1",
+        owner_id=owner_id,
+        visibility="preset",
+    )
 
 
 def make_workspace(wb, actor, env_id: int) -> int:

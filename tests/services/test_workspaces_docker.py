@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from tests.archives import image_classes
-from tests.conftest import add_people, make_workbench
+from tests.conftest import add_environment, add_people, make_workbench
 from workbench.datasets.schemas import DatasetCreate
 from workbench.enums import Split
-from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -44,17 +43,14 @@ def workspace(wb, python_env_image, tmp_path):
         archive = wb.store.save_stream(f, 10**8)
     wb.datasets.upload(people.alice, ds.id, Split.TRAIN, archive, "d.zip")
     wb.datasets.publish(people.alice, ds.id)
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python",
-            framework="python",
-            image_ref=python_env_image,
-            owner_id=people.alice.id,
-            visibility="preset",
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
+    env_id = add_environment(
+        wb,
+        name="python",
+        framework="python",
+        image_ref=python_env_image,
+        owner_id=people.alice.id,
+        visibility="preset",
+    )
     ws = wb.workspaces.create(
         people.bob,
         WorkspaceCreate(

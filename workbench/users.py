@@ -37,6 +37,15 @@ class Actor:
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
+    def require_full_scope(self) -> None:
+        """Refuse account management to narrower tokens (a workspace container's)."""
+        if self.scope != "full":
+            raise PermissionDenied(
+                f"A {self.scope} token cannot manage tokens, users or teams; do this with "
+                "your own login or a token from `workbench token create`.",
+                scope=self.scope,
+            )
+
 
 class UserInfo(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -205,11 +214,16 @@ class UserService:
                 token.revoked_at = datetime.now(UTC)
 
     def replace_token(
-        self, user_id: int, name: str, *, expires_in: timedelta | None = None
+        self,
+        user_id: int,
+        name: str,
+        *,
+        scope: str = "full",
+        expires_in: timedelta | None = None,
     ) -> NewToken:
         """Revoke the user's tokens called ``name`` and create a new one (no pile-up)."""
         self.revoke_named(user_id, name)
-        return self.create_token(user_id, name, expires_in=expires_in)
+        return self.create_token(user_id, name, scope=scope, expires_in=expires_in)
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a token secret stands for; :class:`Unauthenticated` if it is not valid."""

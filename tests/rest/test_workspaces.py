@@ -131,3 +131,26 @@ async def test_download_code_and_model_as_zips(users, env_id, tmp_path):
     assert (await users.alice("GET", f"{API}/workspaces/{ws['id']}/download/code"))[0] == 404
     assert (await users.bob("GET", f"{API}/workspaces/{ws['id']}/download/secrets"))[0] == 404
     assert list((users.workbench.store.root / "tmp").glob("*.zip")) == []
+
+
+async def test_the_workspace_token_acts_as_the_owner_but_manages_no_accounts(users, env_id):
+    from tests.rest.conftest import Api
+
+    _, ws = await users.bob("POST", f"{API}/workspaces", body(env_id, name="scoped"))
+    await users.bob("POST", f"{API}/workspaces/{ws['id']}/start")
+    fake = users.workbench.backend()
+    run = fake.list({"workbench.workspace": str(ws["id"])})[0]
+    inside = Api(users.bob.fetch, fake._runs[run.id].spec.env["WORKBENCH_TOKEN"], "bob")
+    code, me = await inside("GET", f"{API}/me")
+    assert (code, me["username"]) == (200, "bob")
+    assert (await inside("GET", f"{API}/workspaces/{ws['id']}"))[0] == 200
+    for method, path, payload in [
+        ("POST", f"{API}/tokens", {"name": "escalate"}),
+        ("POST", f"{API}/teams", {"name": "t"}),
+        ("POST", f"{API}/users", {"username": "x"}),
+    ]:
+        code, err = await inside(method, path, payload)
+        assert (code, err["error"]) == (403, "forbidden"), path
+        assert "workspace:" in err["message"]
+    await users.bob("POST", f"{API}/workspaces/{ws['id']}/stop")
+    assert (await inside("GET", f"{API}/me"))[0] == 401

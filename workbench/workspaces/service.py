@@ -313,7 +313,9 @@ class WorkspaceService:
             spec = self._run_spec(s, row)
             container_id = row.container_id
             owner_id = row.owner_id
-        token = self.users.replace_token(owner_id, f"workspace {workspace_id}")
+        token = self.users.replace_token(
+            owner_id, f"workspace {workspace_id}", scope=f"workspace:{workspace_id}"
+        )
         spec = replace(spec, env={**spec.env, "WORKBENCH_TOKEN": token.secret})
         backend = self.backend
         try:

@@ -61,6 +61,7 @@ class TokensHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        self.actor.require_full_scope()
         spec = self.parse(TokenCreate)
         expires = timedelta(days=spec.expires_in_days) if spec.expires_in_days else None
         token = await self.run(
@@ -75,6 +76,7 @@ class TokenHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def delete(self, token_id: str) -> None:
+        self.actor.require_full_scope()
         await self.run(self.workbench.users.revoke_token, self.actor, int(token_id))
         self.set_status(204)
         self.finish()
@@ -91,6 +93,7 @@ class UsersHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        self.actor.require_full_scope()
         if not self.actor.is_admin:
             raise PermissionDenied("Only admins can add users.")
         spec = self.parse(UserCreate)
@@ -114,6 +117,7 @@ class TeamsHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        self.actor.require_full_scope()
         spec = self.parse(TeamCreate)
         team = await self.run(
             self.workbench.users.create_team, self.actor, spec.name, spec.description
@@ -127,6 +131,7 @@ class TeamMembersHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self, team_id: str) -> None:
+        self.actor.require_full_scope()
         spec = self.parse(MemberAdd)
         team = await self.run(
             self.workbench.users.add_team_member, self.actor, int(team_id), spec.username

@@ -507,6 +507,19 @@ class LocalBackend(Backend):
             raise
         yield f"Successfully built {image_id[:12]} as {normalize_tag(tag)}"
 
+    def register_venv(self, venv: Path, tag: str) -> ImageInfo:
+        """Use an existing virtual environment (one with JupyterLab, say) as the image
+        ``tag``: the local counterpart of loading a prebuilt image."""
+        if not (venv / "bin" / "python").exists():
+            raise BuildFailed(f"{venv} is not a virtual environment (no bin/python).", tag=tag)
+        image_id = uuid.uuid4().hex
+        link = self.state_dir / "images" / image_id
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(venv.resolve(), target_is_directory=True)
+        with self._lock:
+            self._retag(normalize_tag(tag), image_id)
+        return self.inspect_image(tag)
+
     def _retag(self, tag: str, image_id: str) -> None:
         index = self._index()
         previous = index.get(tag)

@@ -65,6 +65,15 @@ HELP_DOC = Path(__file__).with_name("help_doc")
 JUPYTER_PORT = 8888
 RW_FOLDERS = ("code", "docker_image", "model")
 CONTAINER_ROOT = "/workspace"
+#: how a workspace starts where the image has no command of its own (the environment
+#: images' start-jupyterlab does the same); the local backend passes the port as PORT_8888
+JUPYTERLAB_COMMAND = (
+    "sh",
+    "-c",
+    'exec jupyter lab --no-browser --ip=127.0.0.1 --port="${PORT_8888:-8888}" '
+    '--ServerApp.base_url="$JUPYTER_BASE_URL" --ServerApp.root_dir=. '
+    "--ServerApp.allow_root=True",
+)
 WORKSPACE_UID = 1000  # the `workbench` user of every environment image
 
 
@@ -319,6 +328,9 @@ class WorkspaceService:
         spec = replace(spec, env={**spec.env, "WORKBENCH_TOKEN": token.secret})
         backend = self.backend
         try:
+            if backend.inspect_image(spec.image).cmd is None:
+                # an image without a command of its own (a venv on the local backend)
+                spec = replace(spec, command=JUPYTERLAB_COMMAND)
             if container_id:
                 backend.remove(container_id)  # a fresh container: new token, same files
             info = backend.run(spec)

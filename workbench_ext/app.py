@@ -11,9 +11,12 @@ from typing import Any
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from traitlets import Bool, Float, Int, Unicode, default
 
 from workbench.backends import BackendError
+from workbench.backends.docker import DockerBackend
 from workbench.config import DEFAULT_HOME, EnvBuildOptions, Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
@@ -25,6 +28,8 @@ from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
 
 SESSION_TOKEN = "jupyterlab-session"
+#: the name workspace containers reach this server by
+WORKSPACE_HOST = "workbench-host"
 
 
 class WorkbenchApp(ExtensionApp):
@@ -204,6 +209,10 @@ class WorkbenchApp(ExtensionApp):
                 stuck,
             )
         await loop.run_in_executor(None, self._sync_presets, wb)
+        if not wb.workspaces.api_url:
+            gateway = await loop.run_in_executor(None, self._docker_gateway, wb)
+            if gateway:
+                self._listen_for_workspaces(wb, gateway)
         try:
             changed = await loop.run_in_executor(None, wb.workspaces.reconcile)
         except BackendError as exc:
@@ -211,6 +220,37 @@ class WorkbenchApp(ExtensionApp):
             return
         if changed:
             self.log.info("Workbench: workspaces %s were not running any more", changed)
+
+    def _docker_gateway(self, wb: Workbench) -> str | None:
+        """The host's address on Docker's bridge, when workspaces run on Docker."""
+        try:
+            backend = wb.backend()
+            return backend.bridge_gateway() if isinstance(backend, DockerBackend) else None
+        except BackendError as exc:
+            self.log.warning("Workbench: workspaces cannot reach this server: %s", exc.message)
+            return None
+
+    def _listen_for_workspaces(self, wb: Workbench, gateway: str) -> None:
+        """Let workspace containers reach this server's REST API (their WORKBENCH_URL).
+
+        The server usually listens on 127.0.0.1, which a container cannot reach, so the
+        same web application also listens on the host's bridge address, and containers
+        know it under the name ``workbench-host``. Requests there are authenticated like
+        any other. Skipped when ``workspace_api_url`` is configured.
+        """
+        try:
+            sockets = bind_sockets(0, address=gateway)
+        except OSError as exc:
+            self.log.warning("Workbench: workspaces cannot reach this server: %s", exc)
+            return
+        HTTPServer(self.serverapp.web_app).add_sockets(sockets)
+        port = sockets[0].getsockname()[1]
+        self.serverapp.web_app.settings.setdefault("local_hostnames", ["localhost"]).append(
+            WORKSPACE_HOST
+        )
+        wb.workspaces.api_url = f"http://{WORKSPACE_HOST}:{port}{self.serverapp.base_url}"
+        wb.workspaces.extra_hosts = {WORKSPACE_HOST: gateway}
+        self.log.info("Workbench: workspaces reach this server at %s", wb.workspaces.api_url)
 
     def _sync_presets(self, wb: Workbench) -> None:
         """Register envs/ as preset environments, so a fresh install lists them."""

@@ -128,6 +128,16 @@ def test_a_workspace_on_docker(wb, workspace):
     container, run = container_of(wb, bob, ws.id)
     assert container.exec_run(["cat", "/workspace/code/notes.txt"]).output == b"kept\n"
 
+    # a server restart (a new Workbench over the same home) finds the files and the run
+    assert wb.workspaces.stop(bob, ws.id).state == "stopped"
+    restarted = make_workbench(wb.settings.home, backend="docker")
+    try:
+        assert restarted.workspaces.start(bob, ws.id).state == "running"
+        container, run = container_of(restarted, bob, ws.id)
+        assert container.exec_run(["cat", "/workspace/code/notes.txt"]).output == b"kept\n"
+    finally:
+        restarted.close()
+
     # a container killed behind our back is noticed at reconciliation
     container.kill()
     assert wb.workspaces.reconcile() == [ws.id]

@@ -107,6 +107,8 @@ class RunSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     workdir: str | None = None
     user: str | None = None
+    #: extra names in the run's /etc/hosts: name -> address
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

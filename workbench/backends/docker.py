@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import codecs
+import ipaddress
 import math
 import os
 import re
@@ -120,6 +121,16 @@ class DockerBackend(Backend):
             raise
         return self.status(container.id)
 
+    def bridge_gateway(self) -> str:
+        """The host's address on Docker's default bridge: containers reach the host there."""
+        try:
+            config = self._client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+        except (docker.errors.DockerException, KeyError, IndexError) as exc:
+            raise BackendError(f"Docker's bridge network is not usable: {exc}") from exc
+        if config.get("Gateway"):
+            return str(config["Gateway"])
+        return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
     def _create_args(self, spec: RunSpec) -> dict[str, Any]:
         limits = spec.limits
         memory = f"{limits.memory_mb}m"
@@ -138,6 +149,7 @@ class DockerBackend(Backend):
                 for inside, host in spec.ports.items()
             },
             "working_dir": spec.workdir,
+            "extra_hosts": dict(spec.extra_hosts) or None,
             "user": spec.user,
             "mem_limit": memory,
             "memswap_limit": memory,

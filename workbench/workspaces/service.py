@@ -111,6 +111,8 @@ class WorkspaceService:
         self.allow_file_git_urls = allow_file_git_urls
         #: the value of MANAGED_LABEL on this installation's containers (its home folder)
         self.instance = instance
+        #: names the containers need to reach ``api_url`` (set with it by the server)
+        self.extra_hosts: dict[str, str] = {}
 
     @property
     def backend(self) -> Backend:
@@ -504,6 +506,7 @@ class WorkspaceService:
             ports={JUPYTER_PORT: 0},
             limits=Limits(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
             labels={MANAGED_LABEL: self.instance, "workbench.workspace": str(row.id)},
+            extra_hosts=dict(self.extra_hosts),
             workdir=CONTAINER_ROOT,
         )
 

@@ -108,3 +108,28 @@ def add_environment(wb: Workbench, **fields: Any) -> int:
         s.add(env)
         s.flush()
         return env.id
+
+
+def add_online_dataset(
+    wb: Workbench, owner: Actor, folder: Path, counts: dict[str, int], name: str = "digits"
+) -> int:
+    """A public, online image-classification dataset with ``counts`` images per class."""
+    from tests.archives import image_classes
+    from workbench.datasets.schemas import DatasetCreate
+    from workbench.enums import Split
+
+    ds = wb.datasets.create(
+        owner,
+        DatasetCreate(
+            name=name,
+            purpose="image",
+            sub_purpose="classification",
+            format="dir",
+            visibility="public",
+        ),
+    )
+    with image_classes(folder / f"{name}.zip", counts).open("rb") as f:
+        archive = wb.store.save_stream(f, 10**8)
+    wb.datasets.upload(owner, ds.id, Split.TRAIN, archive, f"{name}.zip")
+    wb.datasets.publish(owner, ds.id)
+    return ds.id

@@ -8,11 +8,10 @@ import zipfile
 
 import pytest
 
-from tests.archives import image_classes, write_zip, zip_slip
-from tests.conftest import add_people, make_workbench
+from tests.archives import write_zip, zip_slip
+from tests.conftest import add_online_dataset, add_people, make_workbench
 from workbench.config import WorkspaceLimits
 from workbench.datasets.schemas import DatasetCreate
-from workbench.enums import Split
 from workbench.errors import (
     Conflict,
     InvalidInput,
@@ -61,21 +60,7 @@ def env_id(wb, people):
 
 @pytest.fixture
 def digits(wb, people, tmp_path):
-    ds = wb.datasets.create(
-        people.alice,
-        DatasetCreate(
-            name="digits",
-            purpose="image",
-            sub_purpose="classification",
-            format="dir",
-            visibility="public",
-        ),
-    )
-    with image_classes(tmp_path / "d.zip", {"0": 2, "1": 2}).open("rb") as f:
-        archive = wb.store.save_stream(f, 10**8)
-    wb.datasets.upload(people.alice, ds.id, Split.TRAIN, archive, "d.zip")
-    wb.datasets.publish(people.alice, ds.id)
-    return ds.id
+    return add_online_dataset(wb, people.alice, tmp_path, {"0": 2, "1": 2})
 
 
 def spec(env_id, **kw) -> WorkspaceCreate:

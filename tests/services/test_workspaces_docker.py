@@ -10,10 +10,7 @@ import docker
 import httpx
 import pytest
 
-from tests.archives import image_classes
-from tests.conftest import add_environment, add_people, make_workbench
-from workbench.datasets.schemas import DatasetCreate
-from workbench.enums import Split
+from tests.conftest import add_environment, add_online_dataset, add_people, make_workbench
 from workbench.workspaces.schemas import WorkspaceCreate
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -29,20 +26,7 @@ def wb(tmp_path, python_env_image):
 @pytest.fixture
 def workspace(wb, python_env_image, tmp_path):
     people = add_people(wb)
-    ds = wb.datasets.create(
-        people.alice,
-        DatasetCreate(
-            name="digits",
-            purpose="image",
-            sub_purpose="classification",
-            format="dir",
-            visibility="public",
-        ),
-    )
-    with image_classes(tmp_path / "d.zip", {"0": 3, "1": 2}).open("rb") as f:
-        archive = wb.store.save_stream(f, 10**8)
-    wb.datasets.upload(people.alice, ds.id, Split.TRAIN, archive, "d.zip")
-    wb.datasets.publish(people.alice, ds.id)
+    ds_id = add_online_dataset(wb, people.alice, tmp_path, {"0": 3, "1": 2})
     env_id = add_environment(
         wb,
         name="python",
@@ -58,7 +42,7 @@ def workspace(wb, python_env_image, tmp_path):
             purpose="image",
             sub_purpose="classification",
             environment_id=env_id,
-            dataset_id=ds.id,
+            dataset_id=ds_id,
             resources={"cpus": 1.5, "memory_mb": 1536},
         ),
     )

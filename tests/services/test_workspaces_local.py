@@ -15,10 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.archives import image_classes
-from tests.conftest import add_environment, add_people, make_workbench
-from workbench.datasets.schemas import DatasetCreate
-from workbench.enums import Split
+from tests.conftest import add_environment, add_online_dataset, add_people, make_workbench
 from workbench.workspaces.schemas import WorkspaceCreate
 
 pytestmark = pytest.mark.slow
@@ -44,20 +41,7 @@ def wait_ready(wb, actor, ws_id, timeout=90):
 
 def test_a_workspace_on_local_processes(wb, tmp_path):
     people = add_people(wb)
-    ds = wb.datasets.create(
-        people.alice,
-        DatasetCreate(
-            name="digits",
-            purpose="image",
-            sub_purpose="classification",
-            format="dir",
-            visibility="public",
-        ),
-    )
-    with image_classes(tmp_path / "d.zip", {"0": 2, "1": 1}).open("rb") as f:
-        archive = wb.store.save_stream(f, 10**8)
-    wb.datasets.upload(people.alice, ds.id, Split.TRAIN, archive, "d.zip")
-    wb.datasets.publish(people.alice, ds.id)
+    ds_id = add_online_dataset(wb, people.alice, tmp_path, {"0": 2, "1": 1})
     env_id = add_environment(
         wb,
         name="python",
@@ -73,7 +57,7 @@ def test_a_workspace_on_local_processes(wb, tmp_path):
             purpose="image",
             sub_purpose="classification",
             environment_id=env_id,
-            dataset_id=ds.id,
+            dataset_id=ds_id,
         ),
     )
 

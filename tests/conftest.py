@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from traitlets.config import Config
 
 from workbench.config import Settings
 from workbench.datasets.types import ArchiveLimits
@@ -89,6 +90,39 @@ def add_people(workbench: Workbench) -> People:
     return People(
         alice=Actor(a.id, a.username, a.role),
         bob=Actor(b.id, b.username, b.role),
+    )
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+def server_config(home: Path, backend: str, **workbench: Any) -> Config:
+    """The Jupyter server config of the in-process (pytest-jupyter) test servers."""
+    from workbench_ext.identity import WorkbenchIdentityProvider
+
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"workbench_ext": True, "voila.server_extension": True},
+                "identity_provider_class": WorkbenchIdentityProvider,
+                "allow_unauthenticated_access": False,
+            },
+            "WorkbenchIdentityProvider": {"owner": "owner"},
+            "WorkbenchApp": {
+                "home": str(home),
+                "upgrade_on_start": True,
+                "backend": backend,
+                **workbench,
+            },
+        }
     )
 
 

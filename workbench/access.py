@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -26,6 +27,34 @@ SHARED = (Visibility.PUBLIC, Visibility.PRESET)
 def visible_to(model: type[Shareable], actor: Actor) -> sa.ColumnElement[bool]:
     """A WHERE clause selecting the rows of ``model`` that ``actor`` may see."""
     return sa.or_(model.owner_id == actor.id, model.visibility.in_(SHARED))
+
+
+def listing(
+    model: type[S],
+    actor: Actor,
+    equals: Iterable[tuple[Any, object]],
+    *,
+    mine: bool = False,
+    q: str | None = None,
+) -> sa.Select[tuple[S]]:
+    """The rows of ``model`` ``actor`` may see, filtered the way every list route is:
+    columns equal to the values given (None: no filter), only the actor's own with
+    ``mine``, and ``q`` found in the name or the description (case-insensitive)."""
+    query = sa.select(model).where(visible_to(model, actor))
+    for column, value in equals:
+        if value is not None:
+            query = query.where(column == value)
+    if mine:
+        query = query.where(model.owner_id == actor.id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(model.name).like(pattern),  # type: ignore[attr-defined]
+                sa.func.lower(model.description).like(pattern),  # type: ignore[attr-defined]
+            )
+        )
+    return query
 
 
 def can_see(row: Shareable, actor: Actor) -> bool:

@@ -189,12 +189,7 @@ class DatasetsAPI:
         self._c = client
 
     def list(self, **filters: Any) -> list[DatasetInfo]:
-        params = {
-            k: str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in filters.items()
-            if v is not None
-        }
-        return _list(DatasetInfo, self._c.json("GET", "/datasets", params=params))
+        return _list(DatasetInfo, self._c.json("GET", "/datasets", params=_query(filters)))
 
     def create(self, **fields: Any) -> DatasetInfo:
         return DatasetInfo.model_validate(self._c.json("POST", "/datasets", json=fields))
@@ -334,12 +329,7 @@ class EnvironmentsAPI:
 
     def list(self, **filters: Any) -> list[EnvironmentInfo]:
         """Filters: mine, visibility (private, public, preset), framework, device, state, q."""
-        params = {
-            k: str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in filters.items()
-            if v is not None
-        }
-        return _list(EnvironmentInfo, self._c.json("GET", "/environments", params=params))
+        return _list(EnvironmentInfo, self._c.json("GET", "/environments", params=_query(filters)))
 
     def create(self, **fields: Any) -> EnvironmentInfo:
         return EnvironmentInfo.model_validate(self._c.json("POST", "/environments", json=fields))
@@ -395,6 +385,15 @@ class EnvironmentsAPI:
 
     def sync_presets(self) -> list[EnvironmentInfo]:
         return _list(EnvironmentInfo, self._c.json("POST", "/environments/presets"))
+
+
+def _query(filters: dict[str, Any]) -> dict[str, str]:
+    """Query parameters of a list call: None left out, booleans as true/false."""
+    return {
+        k: str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in filters.items()
+        if v is not None
+    }
 
 
 def _list(model: Any, data: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from tests.conftest import FAILED
 from workbench.backends import Backend, ImageNotFound, RunInfo, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
@@ -43,17 +44,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("harness") == "docker":
             item.add_marker("docker")
-
-
-FAILED = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.failed:
-        item.stash[FAILED] = True
-    return report
 
 
 def sh(script: str) -> tuple[str, ...]:

@@ -17,35 +17,18 @@ from typing import Any
 
 import httpx
 import pytest
-from traitlets.config import Config
 
-from tests.conftest import add_environment
+from tests.conftest import FAILED, add_environment, server_config
 from workbench.enums import Role
 from workbench.registry import models as m
 from workbench.services import Workbench
 from workbench.users import Actor
 from workbench.workspaces.schemas import WorkspaceCreate
-from workbench_ext.identity import WorkbenchIdentityProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = "owner"
 BASE_URL = "/wb/"  # not "/": the container must serve under the server's base URL too
 READY_TIMEOUT_S = 90
-
-FAILED = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.failed:
-        item.stash[FAILED] = True
-    return report
-
-
-@pytest.fixture(scope="session")
-def python_image(python_env_image: str) -> str:
-    return python_env_image
 
 
 @pytest.fixture
@@ -55,21 +38,7 @@ def jp_base_url() -> str:
 
 @pytest.fixture
 def jp_server_config(tmp_path):
-    return Config(
-        {
-            "ServerApp": {
-                "jpserver_extensions": {"workbench_ext": True},
-                "identity_provider_class": WorkbenchIdentityProvider,
-                "allow_unauthenticated_access": False,
-            },
-            "WorkbenchIdentityProvider": {"owner": OWNER},
-            "WorkbenchApp": {
-                "home": str(tmp_path / "wbhome"),
-                "upgrade_on_start": True,
-                "backend": "docker",
-            },
-        }
-    )
+    return server_config(tmp_path / "wbhome", "docker")
 
 
 @dataclass
@@ -155,7 +124,7 @@ class Lab:
 
 @pytest.fixture
 def lab(
-    request, python_image, jp_serverapp, http_server, jp_http_port, jp_auth_header
+    request, python_env_image, jp_serverapp, http_server, jp_http_port, jp_auth_header
 ) -> Iterator[Lab]:
     """The server with the proxy registered, the image as an environment, alice as a
     second user; workspaces made through :meth:`Lab.create` are removed afterwards."""
@@ -169,7 +138,7 @@ def lab(
         wb,
         name="python",
         framework="python",
-        image_ref=python_image,
+        image_ref=python_env_image,
         owner_id=owner.id,
         visibility="preset",
     )

@@ -9,12 +9,10 @@ import json
 import docker
 import pytest
 from tornado.httpclient import HTTPClientError
-from traitlets.config import Config
 
-from tests.conftest import add_environment
+from tests.conftest import add_environment, server_config
 from workbench.services import Workbench
 from workbench.workspaces.schemas import WorkspaceCreate
-from workbench_ext.identity import WorkbenchIdentityProvider
 from workbench_ext.kernels import install_kernelspec, kernels_dir
 
 
@@ -25,21 +23,9 @@ def jp_server_config(tmp_path, monkeypatch):
     for name in ("WORKBENCH_TOKEN", "WORKBENCH_URL"):  # the extension sets them: undone after
         monkeypatch.setenv(name, "")
     monkeypatch.setenv("JUPYTERHUB_USER", "nobody")  # the owner comes from the server
-    return Config(
-        {
-            "ServerApp": {
-                "jpserver_extensions": {"workbench_ext": True, "jupyter_server_terminals": False},
-                "identity_provider_class": WorkbenchIdentityProvider,
-                "allow_unauthenticated_access": False,
-            },
-            "WorkbenchIdentityProvider": {"owner": "owner"},
-            "WorkbenchApp": {
-                "home": str(tmp_path / "wbhome"),
-                "upgrade_on_start": True,
-                "backend": "docker",  # only the Docker test starts a workspace
-            },
-        }
-    )
+    config = server_config(tmp_path / "wbhome", "docker")  # only the Docker test starts one
+    config.ServerApp.jpserver_extensions["jupyter_server_terminals"] = False
+    return config
 
 
 def owners_workspace(wb: Workbench, image: str) -> tuple[int, str]:

@@ -8,34 +8,21 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
-from traitlets.config import Config
 
-from tests.conftest import SMALL_LIMITS
+from tests.conftest import SMALL_LIMITS, server_config
 from workbench.enums import Role
 from workbench.services import Workbench
-from workbench_ext.identity import WorkbenchIdentityProvider
 
 OWNER = "owner"
 
 
 @pytest.fixture
 def jp_server_config(tmp_path):
-    return Config(
-        {
-            "ServerApp": {
-                "jpserver_extensions": {"workbench_ext": True, "voila.server_extension": True},
-                "identity_provider_class": WorkbenchIdentityProvider,
-                "allow_unauthenticated_access": False,
-            },
-            "WorkbenchIdentityProvider": {"owner": OWNER},
-            "WorkbenchApp": {
-                "home": str(tmp_path / "wbhome"),
-                "upgrade_on_start": True,
-                "backend": "fake",
-                "max_archive_bytes": SMALL_LIMITS.max_archive_bytes,
-                "max_unpacked_bytes": SMALL_LIMITS.max_total_bytes,
-            },
-        }
+    return server_config(
+        tmp_path / "wbhome",
+        "fake",
+        max_archive_bytes=SMALL_LIMITS.max_archive_bytes,
+        max_unpacked_bytes=SMALL_LIMITS.max_total_bytes,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_owned, get_visible, visible_to
+from workbench.access import check_visibility, get_owned, get_visible, listing
 from workbench.datasets.archives import dataset_root, extract_archive
 from workbench.datasets.formats import inspect_dataset, list_samples, resolve_sample
 from workbench.datasets.schemas import (
@@ -94,26 +94,19 @@ class DatasetService:
 
     def list(self, actor: Actor, filters: DatasetFilter | None = None) -> list[DatasetInfo]:
         f = filters or DatasetFilter()
-        query = sa.select(Dataset).where(visible_to(Dataset, actor))
-        for column, value in (
-            (Dataset.purpose, f.purpose),
-            (Dataset.sub_purpose, f.sub_purpose),
-            (Dataset.format, f.format),
-            (Dataset.state, f.state),
-            (Dataset.visibility, f.visibility),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if f.mine:
-            query = query.where(Dataset.owner_id == actor.id)
-        if f.q:
-            pattern = f"%{f.q.lower()}%"
-            query = query.where(
-                sa.or_(
-                    sa.func.lower(Dataset.name).like(pattern),
-                    sa.func.lower(Dataset.description).like(pattern),
-                )
-            )
+        query = listing(
+            Dataset,
+            actor,
+            (
+                (Dataset.purpose, f.purpose),
+                (Dataset.sub_purpose, f.sub_purpose),
+                (Dataset.format, f.format),
+                (Dataset.state, f.state),
+                (Dataset.visibility, f.visibility),
+            ),
+            mine=f.mine,
+            q=f.q,
+        )
         with self.registry.session() as s:
             rows = s.scalars(query.order_by(Dataset.id.desc())).all()
             return [self._info(s, row) for row in rows]

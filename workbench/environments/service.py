@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_visible, visible_to
+from workbench.access import check_visibility, get_visible, listing
 from workbench.backends.base import (
     Backend,
     BackendError,
@@ -121,25 +121,18 @@ class EnvironmentService:
 
     def list(self, actor: Actor, filters: EnvironmentFilter | None = None) -> list[EnvironmentInfo]:
         f = filters or EnvironmentFilter()
-        query = sa.select(Environment).where(visible_to(Environment, actor))
-        for column, value in (
-            (Environment.visibility, f.visibility),
-            (Environment.framework, f.framework),
-            (Environment.device, f.device),
-            (Environment.state, f.state),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if f.mine:
-            query = query.where(Environment.owner_id == actor.id)
-        if f.q:
-            pattern = f"%{f.q.lower()}%"
-            query = query.where(
-                sa.or_(
-                    sa.func.lower(Environment.name).like(pattern),
-                    sa.func.lower(Environment.description).like(pattern),
-                )
-            )
+        query = listing(
+            Environment,
+            actor,
+            (
+                (Environment.visibility, f.visibility),
+                (Environment.framework, f.framework),
+                (Environment.device, f.device),
+                (Environment.state, f.state),
+            ),
+            mine=f.mine,
+            q=f.q,
+        )
         with self.registry.session() as s:
             rows = s.scalars(query.order_by(Environment.id)).all()
             return [self._info(s, row) for row in rows]

@@ -70,3 +70,43 @@ class DatasetState(StrEnum):
     DRAFT = "draft"
     ONLINE = "online"
     OFFLINE = "offline"
+
+
+class AlgorithmState(StrEnum):
+    """draft -> online <-> offline: only online algorithms start training tasks."""
+
+    DRAFT = "draft"
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class ImageKind(StrEnum):
+    """An algorithm's two images; also the prefix of their tars in ``docker_image/``."""
+
+    TRAIN = "train"
+    PREDICT = "predict"
+
+
+class ImageState(StrEnum):
+    """missing -> loading -> ready | failed (an algorithm image's upload, pull or publish)."""
+
+    MISSING = "missing"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class TaskState(StrEnum):
+    """A training task: draft -> queued -> running -> succeeded | failed | stopped; a
+    finished task is started again (retry) as a new run."""
+
+    DRAFT = "draft"  # saved, never started
+    QUEUED = "queued"  # waiting for a slot (concurrency, CPU, memory)
+    RUNNING = "running"  # its container runs
+    SUCCEEDED = "succeeded"  # a model version was registered
+    FAILED = "failed"  # see state_reason and the log
+    STOPPED = "stopped"  # stopped by a user
+
+
+#: the states a task stays in until something ends it
+ACTIVE_TASK_STATES = (TaskState.QUEUED, TaskState.RUNNING)

@@ -270,6 +270,8 @@ class Algorithm(Shareable, Base):
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
     state: Mapped[str] = mapped_column(sa.String(32), default="draft")
+    #: the environment of the workspace its images were published from (lineage)
+    environment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("environments.id"))
 
 
 class AlgorithmImage(Base):
@@ -289,6 +291,14 @@ class AlgorithmImage(Base):
     image_ref: Mapped[str] = mapped_column(sa.String(255), default="")
     digest: Mapped[str] = mapped_column(sa.String(80), default="")
     state: Mapped[str] = mapped_column(sa.String(32), default="missing")
+    state_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    #: how the image came: "upload", "pull" or "workspace", and from what (file, reference)
+    source: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
+    source_detail: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    #: the image's own config: entrypoint, cmd, env, exposed_ports, tags
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    size: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime | None]
 
 
 class Job(Base):
@@ -305,6 +315,9 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(default=0.0)
     message: Mapped[str] = mapped_column(sa.Text, default="")
     log_key: Mapped[str] = mapped_column(sa.String(255), default="")
+    #: the backend's id of the container running it, to re-attach after a restart
+    run_id: Mapped[str] = mapped_column(sa.String(128), default="", server_default="")
+    exit_code: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -315,6 +328,7 @@ class TrainingTask(Shareable, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(128))
+    description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
     algorithm_id: Mapped[int] = mapped_column(sa.ForeignKey("algorithms.id"))
@@ -329,6 +343,27 @@ class TrainingTask(Shareable, Base):
     state: Mapped[str] = mapped_column(sa.String(16), default="draft")
     state_reason: Mapped[str] = mapped_column(sa.Text, default="")
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the model its successful runs add versions to (made by the first one)
+    model_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("models.id", use_alter=True, name="fk_training_tasks_model_id")
+    )
+
+
+class TrainingMetric(Base):
+    """One JSON line a training run appended to its metrics file (``{"epoch": 1, ...}``)."""
+
+    __tablename__ = "training_metrics"
+    __table_args__ = (sa.UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("training_tasks.id", ondelete="CASCADE"), index=True
+    )
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    #: the line's position in the run's metrics file (0, 1, ...)
+    seq: Mapped[int]
+    values: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Model(Shareable, Base):
@@ -357,6 +392,13 @@ class ModelVersion(Base):
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)
     storage_key: Mapped[str] = mapped_column(sa.String(255), default="")
     sha256: Mapped[str] = mapped_column(sa.String(64), default="")
+    #: the training run that made it, and the base version it was transfer-trained from
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    base_version_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("model_versions.id", use_alter=True, name="fk_model_versions_base_version_id")
+    )
+    files: Mapped[int] = mapped_column(default=0, server_default="0")
+    size: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,11 +1,12 @@
 """Session fixtures for tests on the real Docker Engine: the backend, the local base image
-and the `python` environment image (built once per machine: EnvBuilder skips a build when
-the image already carries the same hash)."""
+and the `python` and `pytorch` environment images (built once per machine: EnvBuilder skips
+a build when the image already carries the same hash)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,3 +70,56 @@ def python_env_image(docker_backend: DockerBackend, base_image: str) -> str:
         f"({lines[-1]}), {size / 1e6:.0f} MB"
     )
     return PYTHON_ENV_TAG
+
+
+# --- the pytorch environment (examples/algorithms) ------------------------------------------
+
+PYTORCH_ENV_TAG = "workbench/env-pytorch:test"
+TORCH_WHEEL_GLOB = "torch-2.13.0*.whl"
+
+
+def torch_wheels_dir() -> Path | None:
+    """The first folder holding a torch 2.13.0 wheel: ``WORKBENCH_ENV_WHEELS``, then the
+    find-links of pip's configuration (files and ``PIP_FIND_LINKS``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    values = [os.environ.get("WORKBENCH_ENV_WHEELS", ""), os.environ.get("PIP_FIND_LINKS", "")]
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith("find-links"):
+            values.append(value.strip("'\""))
+    for folder in (Path(v) for value in values for v in value.split()):
+        if folder.is_dir() and any(folder.glob(TORCH_WHEEL_GLOB)):
+            return folder
+    return None
+
+
+@pytest.fixture(scope="session")
+def pytorch_env_image(docker_backend: DockerBackend, base_image: str) -> str:
+    """envs/pytorch with this machine's torch wheel (about 100 s when cold)."""
+    wheels = torch_wheels_dir()
+    if wheels is None:
+        pytest.fail(
+            "no torch 2.13.0 wheel found to build envs/pytorch: put one "
+            f"({TORCH_WHEEL_GLOB}) in a folder named by WORKBENCH_ENV_WHEELS or by pip's "
+            "find-links (`pip config list`), or deselect these tests with -m 'not docker'."
+        )
+    definition = load_definition(REPO / "envs", "pytorch")
+    builder = EnvBuilder(
+        docker_backend,
+        extra_ca_bundle=host_ca_bundle(),
+        wheels_dir=wheels,
+        pip_index_url=os.environ.get("WORKBENCH_PIP_INDEX_URL") or None,
+    )
+    started = time.monotonic()
+    try:
+        lines = list(builder.build(definition, PYTORCH_ENV_TAG))
+    except BuildFailed as exc:
+        pytest.fail(exc.message)
+    size = docker_backend.inspect_image(PYTORCH_ENV_TAG).size
+    print(
+        f"\nenvs/pytorch -> {PYTORCH_ENV_TAG}: {time.monotonic() - started:.1f} s "
+        f"({lines[-1]}), {size / 1e6:.0f} MB"
+    )
+    return PYTORCH_ENV_TAG

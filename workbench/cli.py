@@ -11,21 +11,33 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.client import WorkbenchClient
 from workbench.clitools import friendly
 from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetInfo
-from workbench.enums import DatasetFormat, Purpose, Role, SplitMode, SubPurpose, Visibility
+from workbench.enums import (
+    AlgorithmState,
+    DatasetFormat,
+    ImageKind,
+    Purpose,
+    Role,
+    SplitMode,
+    SubPurpose,
+    TaskState,
+    Visibility,
+)
 from workbench.environments.cli import envs
 from workbench.environments.schemas import EnvironmentInfo
 from workbench.services import Workbench
+from workbench.training.schemas import TaskInfo
 from workbench.workspaces.schemas import WorkspaceInfo
 
 
@@ -733,6 +745,399 @@ def workspace_images(workspace_id: int) -> None:
     with client() as c:
         for tar in c.workspaces.images(workspace_id):
             click.echo(f"{tar.size / 1e6:>9.1f} MB  {tar.modified_at:%Y-%m-%d %H:%M}  {tar.path}")
+
+
+# --- algorithms ---------------------------------------------------------------------------
+
+
+@main.group()
+def algorithm() -> None:
+    """The algorithm library: a training and an inference image with how to run them."""
+
+
+def _print_algorithm(algo: AlgorithmInfo) -> None:
+    click.echo(
+        f"{algo.id:>4}  {algo.name:<24} {algo.purpose}/{algo.sub_purpose:<22} {algo.state:<8} "
+        f"{algo.visibility:<8} {algo.owner:<10} train {algo.train.state:<8} "
+        f"predict {algo.predict.state}"
+    )
+    for kind, image in (("train", algo.train), ("predict", algo.predict)):
+        if image.state_reason:
+            click.echo(f"      {kind}: {image.state_reason.splitlines()[0]}")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} must hold a JSON object of algorithm fields.")
+    return data
+
+
+def _upload_progress(bar: Any) -> Callable[[int, int], None]:
+    seen = [0]
+
+    def progress(sent: int, _total: int) -> None:
+        bar.update(sent - seen[0])
+        seen[0] = sent
+
+    return progress
+
+
+@algorithm.command("list")
+@click.option("--visibility", type=click.Choice(["mine", *(v.value for v in Visibility)]))
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--sub-purpose", type=choice(SubPurpose))
+@click.option("--state", type=choice(AlgorithmState))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def algorithm_list(as_json: bool, **filters: Any) -> None:
+    """Algorithms you can see: yours, public and preset."""
+    with client() as c:
+        found = c.algorithms.list(**filters)
+    if as_json:
+        click.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=1))
+        return
+    for algo in found:
+        _print_algorithm(algo)
+
+
+@algorithm.command("show")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_show(algorithm_id: int) -> None:
+    """One algorithm with both images' settings, state and config, as JSON."""
+    with client() as c:
+        click.echo(c.algorithms.get(algorithm_id).model_dump_json(indent=1))
+
+
+@algorithm.command("create")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--visibility", type=choice(Visibility), help="Default: the file's, else private.")
+@friendly
+def algorithm_create(spec: Path, visibility: str | None) -> None:
+    """Register an algorithm from a JSON file (name, description, purpose, sub_purpose,
+    train and predict settings: the shape of examples/algorithms/*/algorithm.json); prints
+    its id."""
+    fields = _read_json(spec)
+    if visibility:
+        fields["visibility"] = visibility
+    with client() as c:
+        click.echo(c.algorithms.create(**fields).id)
+
+
+@algorithm.command("set")
+@click.argument("algorithm_id", type=int)
+@click.option(
+    "--from",
+    "spec",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON file of the fields to change (train and predict replace the settings whole).",
+)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@friendly
+def algorithm_set(algorithm_id: int, spec: Path | None, **changes: Any) -> None:
+    """Edit an algorithm (run settings only while it is not online)."""
+    fields = _read_json(spec) if spec else {}
+    fields.update({k: v for k, v in changes.items() if v is not None})
+    with client() as c:
+        _print_algorithm(c.algorithms.update(algorithm_id, **fields))
+
+
+@algorithm.command("upload-image")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def algorithm_upload_image(algorithm_id: int, kind: str, tar: Path) -> None:
+    """Upload a `docker save` TAR as the train or predict image (checked, then loaded)."""
+    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        algo = c.algorithms.upload_image(algorithm_id, kind, tar, progress=_upload_progress(bar))
+    _print_algorithm(algo)
+
+
+@algorithm.command("pull")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("reference")
+@friendly
+def algorithm_pull(algorithm_id: int, kind: str, reference: str) -> None:
+    """`docker pull` REFERENCE as the train or predict image (Docker Engine servers only)."""
+    with client() as c:
+        _print_algorithm(c.algorithms.pull_image(algorithm_id, kind, reference))
+
+
+@algorithm.command("check")
+@click.argument("workspace_id", type=int)
+@click.argument("filename")
+@friendly
+def algorithm_check(workspace_id: int, filename: str) -> None:
+    """Check docker_image/FILENAME of a workspace as publishing it would (loads nothing)."""
+    with client() as c:
+        report = c.workspaces.inspect_image(workspace_id, filename)
+    click.echo(report.model_dump_json(indent=1))
+    if not report.ok:
+        raise click.ClickException("; ".join(report.problems))
+
+
+@algorithm.command("from-workspace")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("workspace_id", type=int)
+@click.argument("filename")
+@friendly
+def algorithm_from_workspace(
+    algorithm_id: int, kind: str, workspace_id: int, filename: str
+) -> None:
+    """Publish docker_image/FILENAME (<kind>-<name>.tar) of a workspace as the image."""
+    with client() as c:
+        _print_algorithm(
+            c.algorithms.image_from_workspace(algorithm_id, kind, workspace_id, filename)
+        )
+
+
+@algorithm.command("publish")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_publish(algorithm_id: int) -> None:
+    """Put the algorithm online: training tasks may use it."""
+    with client() as c:
+        _print_algorithm(c.algorithms.publish(algorithm_id))
+
+
+@algorithm.command("offline")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_offline(algorithm_id: int) -> None:
+    """Take the algorithm offline: new training tasks refuse it, old ones keep their history."""
+    with client() as c:
+        _print_algorithm(c.algorithms.take_offline(algorithm_id))
+
+
+@algorithm.command("delete")
+@click.argument("algorithm_id", type=int)
+@click.confirmation_option(prompt="Delete the algorithm and its images?")
+@friendly
+def algorithm_delete(algorithm_id: int) -> None:
+    """Delete an algorithm no training task or model version uses, and its images."""
+    with client() as c:
+        c.algorithms.delete(algorithm_id)
+    click.echo(f"deleted algorithm {algorithm_id}")
+
+
+# --- training tasks -----------------------------------------------------------------------
+
+
+@main.group()
+def task() -> None:
+    """Training tasks: an algorithm trained on a dataset (through the REST API)."""
+
+
+def _print_task(t: TaskInfo) -> None:
+    click.echo(
+        f"{t.id:>4}  {t.name:<24} {t.purpose}/{t.sub_purpose:<16} algorithm {t.algorithm_id:<3} "
+        f"dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
+    )
+    if t.state_reason:
+        click.echo(f"      {t.state_reason.splitlines()[0]}")
+    ev = t.evaluation
+    if ev is not None and ev.accuracy is not None and ev.f1 is not None:
+        click.echo(f"      accuracy {ev.accuracy:.4f}, macro F1 {ev.f1:.4f}")
+    if t.model_version_id is not None:
+        click.echo(f"      model {t.model_id}, latest version id {t.model_version_id}")
+
+
+def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        values[name] = value
+    return values
+
+
+@task.command("list")
+@click.option("--mine", is_flag=True, help="Only tasks I own.")
+@click.option("--state", type=choice(TaskState))
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def task_list(
+    mine: bool, state: str | None, purpose: str | None, q: str | None, as_json: bool
+) -> None:
+    """Training tasks I can see (mine and public ones), newest first."""
+    with client() as c:
+        found = c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
+    if as_json:
+        click.echo(json.dumps([t.model_dump(mode="json") for t in found], indent=1))
+        return
+    for t in found:
+        _print_task(t)
+
+
+@task.command("show")
+@click.argument("task_id", type=int)
+@friendly
+def task_show(task_id: int) -> None:
+    """Everything about a task, its evaluation included, as JSON."""
+    with client() as c:
+        click.echo(c.training.get(task_id).model_dump_json(indent=1))
+
+
+@task.command("create")
+@click.option("--name", required=True)
+@click.option("--purpose", type=choice(Purpose), required=True)
+@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--algorithm", "algorithm_id", type=int, required=True, help="Its id.")
+@click.option("--dataset", "dataset_id", type=int, required=True, help="An online dataset's id.")
+@click.option(
+    "--train-ratio",
+    type=float,
+    help="Share of the dataset trained on (default: the dataset's; not for a dataset with "
+    "an independent test set).",
+)
+@click.option("--param", "params", multiple=True, help="NAME=VALUE of a declared parameter.")
+@click.option("--cpus", type=float, default=1.0, show_default=True)
+@click.option("--memory-mb", type=int, default=2048, show_default=True)
+@click.option("--gpus", type=int, default=0, show_default=True)
+@click.option("--base-model-version", "base_model_version_id", type=int, help="Transfer training.")
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@click.option("--start", is_flag=True, help="Queue it at once instead of saving a draft.")
+@friendly
+def task_create(params: tuple[str, ...], **fields: Any) -> None:
+    """Create a training task (a draft, or queued with --start); prints its id."""
+    body = {k: v for k, v in fields.items() if v is not None}
+    with client() as c:
+        t = c.training.create(**body, parameters=_parameters(params))
+    click.echo(t.id)
+
+
+@task.command("set")
+@click.argument("task_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@click.option("--train-ratio", type=float)
+@click.option("--param", "params", multiple=True, help="NAME=VALUE; replaces all of them.")
+@click.option("--cpus", type=float)
+@click.option("--memory-mb", type=int)
+@click.option("--gpus", type=int)
+@friendly
+def task_set(task_id: int, params: tuple[str, ...], **changes: Any) -> None:
+    """Edit a draft or a finished task."""
+    body = {k: v for k, v in changes.items() if v is not None}
+    if params:
+        body["parameters"] = _parameters(params)
+    with client() as c:
+        _print_task(c.training.update(task_id, **body))
+
+
+@task.command("start")
+@click.argument("task_id", type=int)
+@friendly
+def task_start(task_id: int) -> None:
+    """Queue a draft's first run."""
+    with client() as c:
+        _print_task(c.training.start(task_id))
+
+
+@task.command("stop")
+@click.argument("task_id", type=int)
+@friendly
+def task_stop(task_id: int) -> None:
+    """Stop a queued or running task."""
+    with client() as c:
+        _print_task(c.training.stop(task_id))
+
+
+@task.command("retry")
+@click.argument("task_id", type=int)
+@friendly
+def task_retry(task_id: int) -> None:
+    """Queue a new run of a finished task."""
+    with client() as c:
+        _print_task(c.training.retry(task_id))
+
+
+@task.command("delete")
+@click.argument("task_id", type=int)
+@click.confirmation_option(prompt="Delete the task, its runs, logs and metrics?")
+@friendly
+def task_delete(task_id: int) -> None:
+    """Delete a task (its model versions stay)."""
+    with client() as c:
+        c.training.delete(task_id)
+    click.echo(f"deleted training task {task_id}")
+
+
+@task.command("logs")
+@click.argument("task_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep reading while it is queued or runs.")
+@click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
+@friendly
+def task_logs(task_id: int, follow: bool, job_id: int | None) -> None:
+    """The log of the task's current run."""
+    with client() as c:
+        if follow and job_id is None:
+            for line in c.training.follow(task_id):
+                click.echo(line)
+            return
+        offset, text = 0, None
+        while text != "":
+            page = c.training.log(task_id, offset, job_id)
+            click.echo(page.text, nl=False)
+            offset, text = page.next_offset, page.text
+
+
+@task.command("runs")
+@click.argument("task_id", type=int)
+@friendly
+def task_runs(task_id: int) -> None:
+    """Every run of the task."""
+    with client() as c:
+        for run in c.training.runs(task_id):
+            code = "" if run.exit_code is None else f"exit {run.exit_code}"
+            click.echo(
+                f"{run.id:>5}  {run.created_at:%Y-%m-%d %H:%M}  {run.state:<9} {code:<8} "
+                f"{run.message.splitlines()[0] if run.message else ''}"
+            )
+
+
+@task.command("metrics")
+@click.argument("task_id", type=int)
+@click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@friendly
+def task_metrics(task_id: int, job_id: int | None, as_json: bool) -> None:
+    """The metrics the run wrote (one line of its metrics file each)."""
+    points = []
+    with client() as c:
+        while batch := c.training.metrics(task_id, points[-1].seq if points else -1, job_id):
+            points.extend(batch)
+    if as_json:
+        for p in points:
+            click.echo(json.dumps(p.values))
+        return
+    columns = list(dict.fromkeys(k for p in points for k in p.values))
+    if not columns:
+        return
+    click.echo("  ".join(f"{c:>12}" for c in columns))
+    for p in points:
+        click.echo("  ".join(f"{_cell(p.values.get(c)):>12}" for c in columns))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
+from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
 from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
+from workbench.training.schemas import (
+    MetricPoint,
+    ModelDetail,
+    ModelInfo,
+    ModelVersionInfo,
+    TaskInfo,
+    TaskLogPage,
+    TrainingRunInfo,
+)
 from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
-from workbench.workspaces.builds import ImageTarInfo
+from workbench.workspaces.builds import ImageTarInfo, TarReport
 from workbench.workspaces.schemas import WorkspaceInfo
 
 API = "workbench/api/v1"
@@ -65,6 +76,9 @@ class WorkbenchClient:
         self.datasets = DatasetsAPI(self)
         self.workspaces = WorkspacesAPI(self)
         self.environments = EnvironmentsAPI(self)
+        self.algorithms = AlgorithmsAPI(self)
+        self.training = TrainingAPI(self)
+        self.models = ModelsAPI(self)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:
@@ -322,6 +336,12 @@ class WorkspacesAPI:
     def images(self, workspace_id: int) -> list[ImageTarInfo]:
         return _list(ImageTarInfo, self._c.json("GET", f"/workspaces/{workspace_id}/images"))
 
+    def inspect_image(self, workspace_id: int, filename: str) -> TarReport:
+        """Check ``docker_image/<filename>`` as publishing it as an algorithm's image would
+        (naming, tags, config, digest, size, problems), loading nothing."""
+        data = self._c.json("GET", f"/workspaces/{workspace_id}/images/{quote(filename)}")
+        return TarReport.model_validate(data)
+
 
 class EnvironmentsAPI:
     def __init__(self, client: WorkbenchClient) -> None:
@@ -385,6 +405,156 @@ class EnvironmentsAPI:
 
     def sync_presets(self) -> list[EnvironmentInfo]:
         return _list(EnvironmentInfo, self._c.json("POST", "/environments/presets"))
+
+
+class AlgorithmsAPI:
+    """The algorithm library: ``train`` and ``predict`` take ``ImageSettings`` fields
+    (command, args, env of typed parameters, device, api_spec)."""
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[AlgorithmInfo]:
+        """Filters: visibility (mine, private, public, preset), purpose, sub_purpose, state,
+        q (words in the name or description)."""
+        return _list(AlgorithmInfo, self._c.json("GET", "/algorithms", params=_query(filters)))
+
+    def create(self, **fields: Any) -> AlgorithmInfo:
+        return AlgorithmInfo.model_validate(self._c.json("POST", "/algorithms", json=fields))
+
+    def get(self, algorithm_id: int) -> AlgorithmInfo:
+        return AlgorithmInfo.model_validate(self._c.json("GET", f"/algorithms/{algorithm_id}"))
+
+    def update(self, algorithm_id: int, **changes: Any) -> AlgorithmInfo:
+        data = self._c.json("PATCH", f"/algorithms/{algorithm_id}", json=changes)
+        return AlgorithmInfo.model_validate(data)
+
+    def delete(self, algorithm_id: int) -> None:
+        self._c.request("DELETE", f"/algorithms/{algorithm_id}", timeout=120)
+
+    def publish(self, algorithm_id: int) -> AlgorithmInfo:
+        data = self._c.json("POST", f"/algorithms/{algorithm_id}/publish")
+        return AlgorithmInfo.model_validate(data)
+
+    def take_offline(self, algorithm_id: int) -> AlgorithmInfo:
+        data = self._c.json("POST", f"/algorithms/{algorithm_id}/offline")
+        return AlgorithmInfo.model_validate(data)
+
+    def upload_image(
+        self, algorithm_id: int, kind: str, path: str | Path, progress: Progress | None = None
+    ) -> AlgorithmInfo:
+        """Stream a ``docker save`` tar as the ``train`` or ``predict`` image; the server
+        checks it, loads it and answers once it is ready."""
+        path = Path(path)
+        data = self._c.upload(
+            f"/algorithms/{algorithm_id}/images/{kind}", path, progress, {"filename": path.name}
+        )
+        return AlgorithmInfo.model_validate(data)
+
+    def pull_image(self, algorithm_id: int, kind: str, reference: str) -> AlgorithmInfo:
+        data = self._c.json(
+            "POST",
+            f"/algorithms/{algorithm_id}/images/{kind}/pull",
+            json={"reference": reference},
+            timeout=LONG,
+        )
+        return AlgorithmInfo.model_validate(data)
+
+    def image_from_workspace(
+        self, algorithm_id: int, kind: str, workspace_id: int, filename: str
+    ) -> AlgorithmInfo:
+        """Load ``docker_image/<filename>`` of a workspace as the image (manual 2.6.7)."""
+        data = self._c.json(
+            "POST",
+            f"/algorithms/{algorithm_id}/images/{kind}/from-workspace",
+            json={"workspace_id": workspace_id, "filename": filename},
+            timeout=LONG,
+        )
+        return AlgorithmInfo.model_validate(data)
+
+
+class TrainingAPI:
+    """Training tasks: ``create`` takes ``TaskCreate`` fields (``start=True`` queues the
+    first run at once); a task's log and metrics are read while it runs."""
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[TaskInfo]:
+        """Filters: mine, visibility, purpose, sub_purpose, state, algorithm_id,
+        dataset_id, q."""
+        return _list(TaskInfo, self._c.json("GET", "/training/tasks", params=_query(filters)))
+
+    def create(self, **fields: Any) -> TaskInfo:
+        return TaskInfo.model_validate(self._c.json("POST", "/training/tasks", json=fields))
+
+    def get(self, task_id: int) -> TaskInfo:
+        return TaskInfo.model_validate(self._c.json("GET", f"/training/tasks/{task_id}"))
+
+    def update(self, task_id: int, **changes: Any) -> TaskInfo:
+        data = self._c.json("PATCH", f"/training/tasks/{task_id}", json=changes)
+        return TaskInfo.model_validate(data)
+
+    def delete(self, task_id: int) -> None:
+        self._c.request("DELETE", f"/training/tasks/{task_id}")
+
+    def start(self, task_id: int) -> TaskInfo:
+        return TaskInfo.model_validate(self._c.json("POST", f"/training/tasks/{task_id}/start"))
+
+    def stop(self, task_id: int) -> TaskInfo:
+        """Stop it; a running task's container gets SIGTERM, then SIGKILL after 10 s."""
+        data = self._c.json("POST", f"/training/tasks/{task_id}/stop", timeout=120)
+        return TaskInfo.model_validate(data)
+
+    def retry(self, task_id: int) -> TaskInfo:
+        return TaskInfo.model_validate(self._c.json("POST", f"/training/tasks/{task_id}/retry"))
+
+    def log(self, task_id: int, offset: int = 0, job_id: int | None = None) -> TaskLogPage:
+        """The log of the current run (or of run ``job_id``) from byte ``offset``."""
+        params = _query({"offset": offset, "job_id": job_id})
+        data = self._c.json("GET", f"/training/tasks/{task_id}/log", params=params)
+        return TaskLogPage.model_validate(data)
+
+    def follow(self, task_id: int, interval: float = 1.0) -> Iterator[str]:
+        """The current run's log lines as they are written, until the task is neither
+        queued nor running."""
+        offset = 0
+        while True:
+            page = self.log(task_id, offset)
+            yield from page.text.splitlines()
+            offset = page.next_offset
+            if not page.text:
+                if page.state not in ("queued", "running"):
+                    return
+                time.sleep(interval)
+
+    def metrics(
+        self, task_id: int, after: int = -1, job_id: int | None = None
+    ) -> list[MetricPoint]:
+        """The metric lines after line ``after`` (at most 5000 a call)."""
+        params = _query({"after": after, "job_id": job_id})
+        data = self._c.json("GET", f"/training/tasks/{task_id}/metrics", params=params)
+        return _list(MetricPoint, data)
+
+    def runs(self, task_id: int) -> list[TrainingRunInfo]:
+        return _list(TrainingRunInfo, self._c.json("GET", f"/training/tasks/{task_id}/runs"))
+
+
+class ModelsAPI:
+    """The models training tasks made, and their versions."""
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[ModelInfo]:
+        """Filters: mine, visibility, q."""
+        return _list(ModelInfo, self._c.json("GET", "/models", params=_query(filters)))
+
+    def get(self, model_id: int) -> ModelDetail:
+        return ModelDetail.model_validate(self._c.json("GET", f"/models/{model_id}"))
+
+    def version(self, version_id: int) -> ModelVersionInfo:
+        return ModelVersionInfo.model_validate(self._c.json("GET", f"/model-versions/{version_id}"))
 
 
 def _query(filters: dict[str, Any]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.datasets.types import ArchiveLimits
+from workbench.errors import InvalidInput
 
 DEFAULT_HOME = Path("~/.workbench")
 
@@ -32,6 +33,57 @@ class WorkspaceLimits:
     max_cpus: float = 4.0
     max_memory_mb: int = 16 * 1024
     max_gpus: int = 0
+
+
+def _machine_cpus() -> float:
+    return float(os.cpu_count() or 1)
+
+
+def _half_the_memory_mb() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 4096
+    return max(256, total // 2 // 1024**2)
+
+
+@dataclass(frozen=True)
+class TrainingLimits:
+    """What the training runner of one server may use at once, and so the most one task
+    may ask for: runs side by side, and their CPUs, memory (MiB) and GPUs together."""
+
+    concurrency: int = 1
+    cpus: float = field(default_factory=_machine_cpus)
+    memory_mb: int = field(default_factory=_half_the_memory_mb)
+    gpus: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TrainingLimits:
+        """``WORKBENCH_TRAINING_CONCURRENCY``, ``_CPUS``, ``_MEMORY_MB`` and ``_GPUS``; each
+        left unset keeps its default."""
+        defaults = cls()
+
+        def number(name: str, kind: type[int] | type[float], default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise InvalidInput(
+                    f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}.",
+                    variable=name,
+                ) from None
+            if value < 0 or (value == 0 and name != "WORKBENCH_TRAINING_GPUS"):
+                raise InvalidInput(f"{name}={raw!r} must be positive.", variable=name)
+            return value
+
+        return cls(
+            concurrency=int(number("WORKBENCH_TRAINING_CONCURRENCY", int, defaults.concurrency)),
+            cpus=float(number("WORKBENCH_TRAINING_CPUS", float, defaults.cpus)),
+            memory_mb=int(number("WORKBENCH_TRAINING_MEMORY_MB", int, defaults.memory_mb)),
+            gpus=int(number("WORKBENCH_TRAINING_GPUS", int, defaults.gpus)),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +127,8 @@ class Settings:
     #: let workspaces clone file:// git URLs (tests; never on a shared server)
     allow_file_git_urls: bool = False
     env_build: EnvBuildOptions = field(default_factory=EnvBuildOptions)
+    #: what training runs may use together on this server (WORKBENCH_TRAINING_*)
+    training: TrainingLimits = field(default_factory=TrainingLimits)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -120,4 +174,5 @@ class Settings:
             backend=env.get("WORKBENCH_BACKEND", "auto"),
             workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
             env_build=EnvBuildOptions.from_env(env),
+            training=TrainingLimits.from_env(env),
         )

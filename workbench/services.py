@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, partial
 
+from workbench.algorithms.service import AlgorithmService
 from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
@@ -14,6 +15,7 @@ from workbench.environments.cli import default_root
 from workbench.environments.service import EnvironmentService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
+from workbench.training.service import TrainingService
 from workbench.users import UserService
 from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.service import WorkspaceService
@@ -29,6 +31,8 @@ class Workbench:
     workspaces: WorkspaceService
     environments: EnvironmentService
     builds: WorkspaceBuilds
+    training: TrainingService
+    algorithms: AlgorithmService
     backend: Callable[[], Backend] = field(repr=False)
 
     @classmethod
@@ -75,8 +79,17 @@ class Workbench:
                 ),
             ),
             builds=WorkspaceBuilds(workspaces, backend),
+            training=TrainingService(
+                registry,
+                store,
+                backend,
+                limits=settings.training,
+                instance=str(settings.home),
+            ),
+            algorithms=AlgorithmService(registry, backend, workspaces),
             backend=backend,
         )
 
     def close(self) -> None:
+        self.training.runner.stop()
         self.registry.dispose()

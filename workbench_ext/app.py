@@ -17,13 +17,27 @@ from traitlets import Bool, Float, Int, Unicode, default
 
 from workbench.backends import BackendError
 from workbench.backends.docker import DockerBackend
-from workbench.config import DEFAULT_HOME, EnvBuildOptions, Settings, WorkspaceLimits
+from workbench.config import (
+    DEFAULT_HOME,
+    EnvBuildOptions,
+    Settings,
+    TrainingLimits,
+    WorkspaceLimits,
+)
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench_ext import proxy
-from workbench_ext.handlers import builds, datasets, environments, users, workspaces
+from workbench_ext.handlers import (
+    algorithms,
+    builds,
+    datasets,
+    environments,
+    training,
+    users,
+    workspaces,
+)
 from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
 
@@ -124,6 +138,7 @@ class WorkbenchApp(ExtensionApp):
             store_dir=Path(self.store_dir) if self.store_dir else None,
             backend=self.backend,
             env_build=EnvBuildOptions.from_env(os.environ),
+            training=TrainingLimits.from_env(os.environ),
             workspace_api_url=self.workspace_api_url,
             workspace_limits=WorkspaceLimits(
                 max_cpus=self.max_workspace_cpus,
@@ -192,6 +207,8 @@ class WorkbenchApp(ExtensionApp):
             + workspaces.handlers
             + environments.handlers
             + builds.handlers
+            + algorithms.handlers
+            + training.handlers
         )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
         self.handlers.extend(proxy.handlers)
@@ -208,6 +225,13 @@ class WorkbenchApp(ExtensionApp):
                 "Workbench: environments %s were building when the server stopped; marked failed",
                 stuck,
             )
+        loading = await loop.run_in_executor(None, wb.algorithms.reconcile)
+        if loading:
+            self.log.warning(
+                "Workbench: algorithm images %s were loading when the server stopped; "
+                "marked failed",
+                loading,
+            )
         await loop.run_in_executor(None, self._sync_presets, wb)
         if not wb.workspaces.api_url:
             gateway = await loop.run_in_executor(None, self._docker_gateway, wb)
@@ -217,9 +241,11 @@ class WorkbenchApp(ExtensionApp):
             changed = await loop.run_in_executor(None, wb.workspaces.reconcile)
         except BackendError as exc:
             self.log.warning("Workbench: could not reconcile workspaces: %s", exc.message)
-            return
-        if changed:
-            self.log.info("Workbench: workspaces %s were not running any more", changed)
+        else:
+            if changed:
+                self.log.info("Workbench: workspaces %s were not running any more", changed)
+        # its first round takes up the training runs a stopped server left (reconcile)
+        wb.training.runner.start()
 
     def _docker_gateway(self, wb: Workbench) -> str | None:
         """The host's address on Docker's bridge, when workspaces run on Docker."""
@@ -268,4 +294,4 @@ class WorkbenchApp(ExtensionApp):
     async def stop_extension(self) -> None:
         wb: Any = self.settings.get("workbench")
         if wb is not None:
-            wb.close()
+            wb.close()  # stops the training runner first; its containers run on

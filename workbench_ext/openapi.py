@@ -11,6 +11,12 @@ from pydantic import BaseModel, TypeAdapter
 from tornado import web
 
 from workbench import __version__
+from workbench.algorithms.schemas import (
+    AlgorithmCreate,
+    AlgorithmInfo,
+    AlgorithmUpdate,
+    ImageFromWorkspace,
+)
 from workbench.datasets.schemas import (
     DatasetCreate,
     DatasetInfo,
@@ -23,8 +29,19 @@ from workbench.environments.schemas import (
     EnvironmentUpdate,
     ImagePull,
 )
+from workbench.training.schemas import (
+    MetricPoint,
+    ModelDetail,
+    ModelInfo,
+    ModelVersionInfo,
+    TaskCreate,
+    TaskInfo,
+    TaskLogPage,
+    TaskUpdate,
+    TrainingRunInfo,
+)
 from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
-from workbench.workspaces.builds import ImageTarInfo, WorkspaceBuildRequest
+from workbench.workspaces.builds import ImageTarInfo, TarReport, WorkspaceBuildRequest
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
 from workbench_ext.handlers.users import MemberAdd, TeamCreate, TokenCreate, UserCreate
@@ -202,6 +219,95 @@ OPS = (
         ImagePull,
         EnvironmentInfo,
     ),
+    # --- training and models ---
+    Op(
+        "get",
+        "/training/tasks",
+        "Training tasks I can see: mine and everyone's public ones",
+        response=list[TaskInfo],
+        query=(
+            "mine",
+            "visibility",
+            "purpose",
+            "sub_purpose",
+            "state",
+            "algorithm_id",
+            "dataset_id",
+            "q",
+        ),
+    ),
+    Op(
+        "post",
+        "/training/tasks",
+        'Create a training task (a draft, or queued at once with "start": true)',
+        TaskCreate,
+        TaskInfo,
+        201,
+    ),
+    Op("get", "/training/tasks/{id}", "One training task", response=TaskInfo),
+    Op(
+        "patch",
+        "/training/tasks/{id}",
+        "Edit a training task (owner; a draft or a finished task)",
+        TaskUpdate,
+        TaskInfo,
+    ),
+    Op(
+        "delete",
+        "/training/tasks/{id}",
+        "Delete a task that is not queued or running, its runs, logs and metrics (owner); "
+        "its model versions stay",
+        status=204,
+    ),
+    Op(
+        "post", "/training/tasks/{id}/start", "Queue a draft's first run (owner)", response=TaskInfo
+    ),
+    Op(
+        "post",
+        "/training/tasks/{id}/stop",
+        "Stop a queued task at once, a running one once its container has exited (owner)",
+        response=TaskInfo,
+    ),
+    Op(
+        "post",
+        "/training/tasks/{id}/retry",
+        "Queue a new run of a finished task (owner)",
+        response=TaskInfo,
+    ),
+    Op(
+        "get",
+        "/training/tasks/{id}/log",
+        "The run's log from byte `offset` (whole lines while it runs); `job_id`: an earlier run",
+        response=TaskLogPage,
+        query=("offset", "job_id"),
+    ),
+    Op(
+        "get",
+        "/training/tasks/{id}/metrics",
+        "The run's metric lines after line `after` (at most 5000); `job_id`: an earlier run",
+        response=list[MetricPoint],
+        query=("after", "job_id"),
+    ),
+    Op(
+        "get",
+        "/training/tasks/{id}/runs",
+        "Every run of the task (its jobs)",
+        response=list[TrainingRunInfo],
+    ),
+    Op(
+        "get",
+        "/models",
+        "Models I can see, each with its latest version",
+        response=list[ModelInfo],
+        query=("mine", "visibility", "q"),
+    ),
+    Op("get", "/models/{id}", "One model with all its versions", response=ModelDetail),
+    Op(
+        "get",
+        "/model-versions/{id}",
+        "One model version: files, evaluation and lineage",
+        response=ModelVersionInfo,
+    ),
     Op(
         "post",
         "/workspaces/{id}/builds",
@@ -214,6 +320,79 @@ OPS = (
         "/workspaces/{id}/images",
         "The docker save tars in the workspace's docker_image/",
         response=list[ImageTarInfo],
+    ),
+    Op(
+        "get",
+        "/workspaces/{id}/images/{path}",
+        "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
+        "config, digest, size, layers, problems; nothing is loaded (owner, members)",
+        response=TarReport,
+    ),
+    # --- algorithms ---
+    Op(
+        "get",
+        "/algorithms",
+        "Algorithms I can see: mine, public and preset",
+        response=list[AlgorithmInfo],
+        query=("visibility", "purpose", "sub_purpose", "state", "q"),
+    ),
+    Op(
+        "post",
+        "/algorithms",
+        "Register an algorithm (state draft): purpose, and how its train and predict images run",
+        AlgorithmCreate,
+        AlgorithmInfo,
+        201,
+    ),
+    Op("get", "/algorithms/{id}", "One algorithm with both images", response=AlgorithmInfo),
+    Op(
+        "patch",
+        "/algorithms/{id}",
+        "Edit an algorithm (owner; admins for presets); run settings only while not online",
+        AlgorithmUpdate,
+        AlgorithmInfo,
+    ),
+    Op(
+        "delete",
+        "/algorithms/{id}",
+        "Delete an algorithm no training task, model version or service uses, and its images",
+        status=204,
+    ),
+    Op(
+        "post",
+        "/algorithms/{id}/publish",
+        "Put it online (needs a ready training image with a command)",
+        response=AlgorithmInfo,
+    ),
+    Op(
+        "post",
+        "/algorithms/{id}/offline",
+        "Take it offline: new training tasks refuse it",
+        response=AlgorithmInfo,
+    ),
+    Op(
+        "put",
+        "/algorithms/{id}/images/{kind}",
+        "Upload a docker save tar as the train or predict image: checked (manifest, config, "
+        "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind>",
+        response=AlgorithmInfo,
+        query=("filename",),
+        body_kind="archive",
+    ),
+    Op(
+        "post",
+        "/algorithms/{id}/images/{kind}/pull",
+        "docker pull an image as the train or predict image (Docker Engine backends; 501 "
+        "elsewhere)",
+        ImagePull,
+        AlgorithmInfo,
+    ),
+    Op(
+        "post",
+        "/algorithms/{id}/images/{kind}/from-workspace",
+        "Load docker_image/<kind>-<name>.tar of a workspace I own or am a member of as the image",
+        ImageFromWorkspace,
+        AlgorithmInfo,
     ),
 )
 

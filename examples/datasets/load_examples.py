@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_datasets import DatasetArchives, make_digits, make_texts
+from make_datasets import DatasetArchives, make_digits, make_shapes, make_texts
 
 from workbench.config import Settings, default_owner
 from workbench.datasets.schemas import DatasetCreate, DatasetFilter
@@ -29,6 +29,7 @@ from workbench.users import Actor
 DESCRIPTIONS = {
     "digits": "Handwritten digits 0-9 (scikit-learn's copy of the UCI set), 32x32 PNG.",
     "texts": "Docstrings of Python standard-library packages, labelled by package.",
+    "shapes": "Synthetic 64x64 images with one to three circles, squares and triangles, boxed.",
 }
 
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wb.registry.check_schema()
         owner = wb.users.ensure_owner(args.owner)
         with tempfile.TemporaryDirectory() as tmp:
-            for make in (make_digits, make_texts):
+            for make in (make_digits, make_texts, make_shapes):
                 print(register(wb, owner, make(Path(tmp))))
     finally:
         wb.close()

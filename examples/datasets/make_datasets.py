@@ -7,11 +7,14 @@ digits, the texts from the docstrings of the Python standard library.
   32x32 grayscale pixels (the 8x8 originals scaled to 0..255 and enlarged with nearest-neighbour).
 * ``texts``: text classification, ``dir`` format, one class per standard-library package
   (see :data:`TEXT_TOPICS`), one UTF-8 ``.txt`` file per docstring.
+* ``shapes``: object detection, ``json`` (COCO-style) format, synthetic 64x64 RGB images with
+  one to three circles, squares and triangles each (see :data:`SHAPES`), drawn with Pillow.
 
 Each dataset is written as two zip archives, ``<name>-train.zip`` and ``<name>-test.zip``
-(a stratified split, deterministic for a given seed). Each archive wraps its content in one top
-folder, e.g. ``digits-train/7/0042.png``. The archives are byte-for-byte reproducible: the members
-are sorted and carry a fixed timestamp.
+(a stratified split for the classification sets, two independently drawn sets for ``shapes``;
+deterministic for a given seed). Each archive wraps its content in one top folder, e.g.
+``digits-train/7/0042.png``. The archives are byte-for-byte reproducible: the members are
+sorted and carry a fixed timestamp.
 
 Usage::
 
@@ -26,6 +29,8 @@ import argparse
 import importlib
 import inspect
 import io
+import json
+import math
 import pkgutil
 import random
 import sys
@@ -352,13 +357,181 @@ def make_texts(
     )
 
 
+# --------------------------------------------------------------------------- shapes
+
+#: The categories of the ``shapes`` dataset, in the order of their COCO ids (1, 2, 3).
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+
+#: Side (or diameter) of a shape in pixels, inclusive bounds, for 64-pixel images.
+SHAPE_SIZES = (10, 26)
+
+#: Vertices of the polygon that approximates a circle in ``segmentation``.
+CIRCLE_VERTICES = 16
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One drawn shape: its category, the top-left corner and side of its square box."""
+
+    category: str
+    x: int
+    y: int
+    size: int
+
+    @property
+    def bbox(self) -> list[int]:
+        """``[x, y, width, height]`` in pixels: the box covers exactly the drawn pixels."""
+        return [self.x, self.y, self.size, self.size]
+
+    def polygon(self) -> list[float]:
+        """The outline as a flat ``[x1, y1, x2, y2, ...]`` list (COCO ``segmentation``)."""
+        x0, y0, s = self.x, self.y, self.size
+        if self.category == "square":
+            points = [(x0, y0), (x0 + s, y0), (x0 + s, y0 + s), (x0, y0 + s)]
+        elif self.category == "triangle":
+            points = [(x0 + s / 2, y0), (x0 + s, y0 + s), (x0, y0 + s)]
+        else:
+            r = s / 2
+            points = [
+                (
+                    x0 + r + r * math.cos(2 * math.pi * k / CIRCLE_VERTICES),
+                    y0 + r + r * math.sin(2 * math.pi * k / CIRCLE_VERTICES),
+                )
+                for k in range(CIRCLE_VERTICES)
+            ]
+        return [round(value, 1) for point in points for value in point]
+
+    def overlaps(self, other: Shape, gap: int) -> bool:
+        """Whether the two boxes, each grown by ``gap`` pixels, intersect."""
+        return not (
+            self.x + self.size + gap <= other.x
+            or other.x + other.size + gap <= self.x
+            or self.y + self.size + gap <= other.y
+            or other.y + other.size + gap <= self.y
+        )
+
+
+def _random_color(rng: random.Random, low: int, high: int) -> tuple[int, int, int]:
+    return (rng.randint(low, high), rng.randint(low, high), rng.randint(low, high))
+
+
+def draw_shapes(
+    rng: random.Random, image_size: int = 64, max_shapes: int = 3
+) -> tuple[bytes, list[Shape]]:
+    """One RGB PNG of ``image_size`` pixels with 1 to ``max_shapes`` shapes that do not touch.
+
+    The background is a light colour with faint noise; each shape is filled with a dark,
+    saturated colour, so the category is told by its outline, never by its colour.
+    """
+    from PIL import Image, ImageDraw
+
+    background = _random_color(rng, 170, 255)
+    noise = rng.randbytes(image_size * image_size * 3)
+    pixels = bytes(
+        max(0, min(255, background[i % 3] + (noise[i] % 31) - 15)) for i in range(len(noise))
+    )
+    image = Image.frombytes("RGB", (image_size, image_size), pixels)
+    draw = ImageDraw.Draw(image)
+    low, high = (round(v * image_size / 64) for v in SHAPE_SIZES)
+    shapes: list[Shape] = []
+    wanted = rng.randint(1, max_shapes)
+    for _ in range(50 * wanted):
+        if len(shapes) == wanted:
+            break
+        size = rng.randint(low, high)
+        candidate = Shape(
+            category=rng.choice(SHAPES),
+            x=rng.randint(0, image_size - size),
+            y=rng.randint(0, image_size - size),
+            size=size,
+        )
+        if any(candidate.overlaps(shape, gap=2) for shape in shapes):
+            continue
+        shapes.append(candidate)
+        fill = _random_color(rng, 0, 140)
+        x0, y0, x1, y1 = candidate.x, candidate.y, candidate.x + size - 1, candidate.y + size - 1
+        if candidate.category == "circle":
+            draw.ellipse((x0, y0, x1, y1), fill=fill)
+        elif candidate.category == "square":
+            draw.rectangle((x0, y0, x1, y1), fill=fill)
+        else:
+            draw.polygon(((x0 + (size - 1) / 2, y0), (x1, y1), (x0, y1)), fill=fill)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue(), shapes
+
+
+def shapes_split(
+    count: int, rng: random.Random, image_size: int = 64
+) -> tuple[dict[str, object], dict[str, bytes]]:
+    """``count`` images: the COCO document and the PNG files (name under ``images/``)."""
+    categories = [{"id": index, "name": name} for index, name in enumerate(SHAPES, start=1)]
+    category_id = {name: index for index, name in enumerate(SHAPES, start=1)}
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
+    files: dict[str, bytes] = {}
+    for image_id in range(1, count + 1):
+        png, shapes = draw_shapes(rng, image_size)
+        file_name = f"{image_id:04d}.png"
+        files[file_name] = png
+        images.append(
+            {"id": image_id, "file_name": file_name, "width": image_size, "height": image_size}
+        )
+        for shape in shapes:
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": category_id[shape.category],
+                    "bbox": shape.bbox,
+                    "area": shape.size * shape.size,
+                    "iscrowd": 0,
+                    "segmentation": [shape.polygon()],
+                }
+            )
+    document = {"images": images, "annotations": annotations, "categories": categories}
+    return document, files
+
+
+def make_shapes(
+    out_dir: Path,
+    train_images: int = 400,
+    test_images: int = 100,
+    seed: int = 0,
+    image_size: int = 64,
+) -> DatasetArchives:
+    """Write the ``shapes`` object-detection dataset (``json`` format) to ``out_dir``.
+
+    The train and test images are drawn independently (each split from its own seeded random
+    generator), so changing one count leaves the other split as it was. Each archive holds
+    ``<top>/annotations.json`` and ``<top>/images/<id>.png``.
+    """
+    paths: list[Path] = []
+    for split, count in (("train", train_images), ("test", test_images)):
+        document, files = shapes_split(count, random.Random(f"{seed}:{split}"), image_size)
+        top = f"shapes-{split}"
+        members = {f"{top}/images/{name}": data for name, data in files.items()}
+        members[f"{top}/annotations.json"] = (json.dumps(document, indent=1) + "\n").encode()
+        paths.append(write_zip(Path(out_dir) / f"{top}.zip", members))
+    return DatasetArchives(
+        name="shapes",
+        train=paths[0],
+        test=paths[1],
+        purpose="image",
+        sub_purpose="object_detection",
+        format="json",
+        classes=len(SHAPES),
+        samples=train_images + test_images,
+    )
+
+
 # --------------------------------------------------------------------------- command line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the four archives to the directory given on the command line."""
+    """Write the six archives to the directory given on the command line."""
     parser = argparse.ArgumentParser(
-        description="Make the example datasets (digits, texts) as train/test zip archives."
+        description="Make the example datasets (digits, texts, shapes) as train/test zip archives."
     )
     parser.add_argument("out_dir", type=Path, help="directory to write the zip archives to")
     parser.add_argument(
@@ -366,8 +539,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and sampling")
     args = parser.parse_args(argv)
-    for make in (make_digits, make_texts):
-        dataset = make(args.out_dir, test_fraction=args.test_fraction, seed=args.seed)
+    for dataset in (
+        make_digits(args.out_dir, test_fraction=args.test_fraction, seed=args.seed),
+        make_texts(args.out_dir, test_fraction=args.test_fraction, seed=args.seed),
+        make_shapes(args.out_dir, seed=args.seed),
+    ):
         print(
             f"{dataset.name}: {dataset.samples} samples, {dataset.classes} classes, "
             f"train={dataset.train} test={dataset.test}"

@@ -7,10 +7,11 @@ for the fake backend, ``harness.script`` says what the command would print.
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
-from tests.backends.conftest import SESSION, TEST_LABEL, Harness, sh
+from tests.backends.conftest import SESSION, TAG_PREFIX, TEST_LABEL, Harness, sh
 from workbench.backends import (
     MANAGED_LABEL,
     BackendError,
@@ -193,6 +194,27 @@ def test_a_port_asked_as_any_is_reported_with_its_host_port(harness: Harness):
 
     assert set(info.ports) == {8000}
     assert 0 < info.ports[8000] < 65536
+
+
+@pytest.mark.backends("docker", "fake")  # local images are virtual environments: Unsupported
+def test_tag_image_adds_a_tag_and_removing_it_keeps_the_image(harness: Harness):
+    backend = harness.backend
+    image = backend.inspect_image(harness.image)
+    tag = f"{TAG_PREFIX}tagged-{uuid.uuid4().hex[:6]}:1"
+
+    backend.tag_image(image.id, tag)
+
+    assert backend.inspect_image(tag).id == image.id
+    assert tag in backend.inspect_image(harness.image).tags
+    backend.tag_image(tag, f"{tag}-again")  # by tag as well as by id
+    assert backend.inspect_image(f"{tag}-again").id == image.id
+    backend.remove_image(f"{tag}-again")
+    backend.remove_image(tag)  # only the tag goes
+    assert backend.inspect_image(harness.image).id == image.id
+    with pytest.raises(ImageNotFound):
+        backend.inspect_image(tag)
+    with pytest.raises(ImageNotFound):
+        backend.tag_image(f"{TAG_PREFIX}missing/none:0", tag)
 
 
 def _wait_for(condition, timeout: float = 20) -> None:

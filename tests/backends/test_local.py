@@ -174,6 +174,7 @@ def test_docker_image_operations_are_unsupported(tmp_path: Path):
         lambda: backend.import_rootfs(tar, "x:1"),
         lambda: backend.load_image(tar),
         lambda: backend.save_image("x:1", tar),
+        lambda: backend.tag_image("x:1", "y:1"),
     ):
         with pytest.raises(Unsupported, match="needs Docker"):
             call()

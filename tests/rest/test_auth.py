@@ -3,19 +3,56 @@
 from __future__ import annotations
 
 from tests.rest.conftest import Api
-from workbench_ext.handlers import builds, datasets, environments, workspaces
+from workbench_ext.handlers import (
+    algorithms,
+    builds,
+    datasets,
+    environments,
+    training,
+    workspaces,
+)
 from workbench_ext.handlers import users as users_handlers
+
+ROUTES = (
+    datasets.handlers
+    + users_handlers.handlers
+    + workspaces.handlers
+    + environments.handlers
+    + builds.handlers
+    + algorithms.handlers
+    + training.handlers
+)
+#: each route's capture groups, as the OpenAPI document names them and as a concrete value
+GROUPS = {
+    r"(\d+)": ("{id}", "1"),
+    "(train|test)": ("{split}", "train"),
+    "(train|predict)": ("{kind}", "train"),
+    "(.+)": ("{path}", "x.tar"),
+    "([a-z0-9][a-z0-9_.-]*)": ("{username}", "bob"),
+    "(code|model)": ("{folder}", "code"),
+}
+
+
+def _methods(handler: type) -> set[str]:
+    return {m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m.lower() in handler.__dict__}
+
+
+def _shape(pattern: str, concrete: bool = False) -> str:
+    for group, (name, value) in GROUPS.items():
+        pattern = pattern.replace(group, value if concrete else name)
+    return pattern
 
 
 async def test_every_route_needs_authentication(users, jp_fetch):
     anonymous = Api(jp_fetch, "", "")
-    for method, path in [
-        ("GET", "workbench/api/v1/datasets"),
-        ("GET", "workbench/api/v1/me"),
-        ("POST", "workbench/api/v1/datasets"),
-        ("GET", "workbench/api/v1/openapi.json"),
-        ("PUT", "workbench/api/v1/datasets/1/archives/train"),
-    ]:
+    calls = [("GET", "workbench/api/v1/me"), ("GET", "workbench/api/v1/openapi.json")]
+    calls += [
+        (method, _shape(pattern, concrete=True).lstrip("/"))
+        for pattern, handler in ROUTES
+        for method in sorted(_methods(handler))
+    ]
+    assert len(calls) > 60
+    for method, path in calls:
         code, body = await anonymous(method, path, headers={"Authorization": ""})
         assert code == 401, (method, path)
         assert body["error"] == "unauthenticated"
@@ -85,24 +122,9 @@ async def test_openapi_document_lists_every_route(users, jp_serverapp):
     assert code == 200 and doc["openapi"].startswith("3.")
     assert "DatasetInfo" in doc["components"]["schemas"]
     documented = {(p, meth) for p, ops in doc["paths"].items() for meth in ops}
-    routes = (
-        datasets.handlers
-        + users_handlers.handlers
-        + workspaces.handlers
-        + environments.handlers
-        + builds.handlers
-    )
-    for pattern, handler in routes:
-        methods = {
-            m.lower()
-            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
-            if m.lower() in handler.__dict__
-        }
-        shape = pattern.replace(r"(\d+)", "{id}").replace("(train|test)", "{split}")
-        shape = shape.replace("(.+)", "{path}").replace("([a-z0-9][a-z0-9_.-]*)", "{username}")
-        shape = shape.replace("(code|model)", "{folder}")
-        for method in methods:
-            assert (shape, method) in documented, (shape, method)
+    for pattern, handler in ROUTES:
+        for method in _methods(handler):
+            assert (_shape(pattern), method.lower()) in documented, (pattern, method)
 
 
 async def test_teams(users):

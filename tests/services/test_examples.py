@@ -36,7 +36,7 @@ def test_examples_register_online_with_their_statistics(loader, tmp_path, monkey
     wb = make_workbench(home)
     owner = wb.users.find("demo")
     found = {d.name: d for d in wb.datasets.list(owner)}
-    assert sorted(found) == ["digits", "texts"]
+    assert sorted(found) == ["digits", "shapes", "texts"]
     digits = found["digits"]
     assert digits.state is DatasetState.ONLINE and digits.visibility is Visibility.PUBLIC
     train, test = digits.splits[Split.TRAIN].statistics, digits.splits[Split.TEST].statistics

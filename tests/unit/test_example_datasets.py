@@ -1,9 +1,11 @@
-"""The example datasets made by examples/datasets/make_datasets.py follow the ``dir`` standard."""
+"""The example datasets made by examples/datasets/make_datasets.py follow their standards:
+``dir`` for digits and texts, ``json`` (COCO-style) for shapes."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import sys
 import zipfile
 from collections import Counter
@@ -13,7 +15,9 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
-from workbench.datasets.types import FORMATS_FOR
+from workbench.datasets.archives import dataset_root, extract_archive
+from workbench.datasets.formats import inspect_dataset
+from workbench.datasets.types import FORMATS_FOR, ArchiveLimits
 from workbench.enums import DatasetFormat, Purpose, SubPurpose
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "make_datasets.py"
@@ -60,7 +64,12 @@ def _class_counts(members: dict[str, bytes]) -> Counter[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     out = tmp_path_factory.mktemp("datasets")
-    return {"digits": md.make_digits(out), "texts": md.make_texts(out), "out": out}
+    return {
+        "digits": md.make_digits(out),
+        "texts": md.make_texts(out),
+        "shapes": md.make_shapes(out),
+        "out": out,
+    }
 
 
 @pytest.mark.parametrize("name", ["digits", "texts"])
@@ -175,7 +184,11 @@ def test_texts_are_learnable_by_naive_bayes(built):
 
 
 def test_two_runs_give_identical_archives(built, tmp_path):
-    again = {"digits": md.make_digits(tmp_path), "texts": md.make_texts(tmp_path)}
+    again = {
+        "digits": md.make_digits(tmp_path),
+        "texts": md.make_texts(tmp_path),
+        "shapes": md.make_shapes(tmp_path),
+    }
     for name, dataset in again.items():
         first = built[name]
         for split in ("train", "test"):
@@ -207,17 +220,94 @@ def test_stratified_split_keeps_every_class_on_both_sides():
         md.stratified_split(labels, 1.0, seed=0)
 
 
-def test_main_writes_four_archives_and_reports_them(tmp_path, capsys):
+def test_main_writes_six_archives_and_reports_them(tmp_path, capsys):
     assert md.main([str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "digits-test.zip",
         "digits-train.zip",
+        "shapes-test.zip",
+        "shapes-train.zip",
         "texts-test.zip",
         "texts-train.zip",
     ]
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("digits: 1797 samples, 10 classes")
     assert lines[1].startswith("texts: ")
     assert f"{len(md.TEXT_TOPICS)} classes" in lines[1]
     assert str(tmp_path / "texts-train.zip") in lines[1]
+    assert lines[2].startswith("shapes: 500 samples, 3 classes")
+
+
+# --- shapes ---------------------------------------------------------------------------------
+
+#: a pixel with every channel below this is part of a shape (fills are at most 140, the
+#: noisy backgrounds at least 155)
+SHAPE_PIXEL = 148
+
+
+def _unpacked(archive: Path, dest: Path) -> Path:
+    extract_archive(archive, dest, ArchiveLimits())
+    return dataset_root(dest)
+
+
+def test_shapes_is_a_valid_coco_detection_dataset(built, tmp_path):
+    dataset = built["shapes"]
+    assert (dataset.name, dataset.classes, dataset.samples) == ("shapes", 3, 500)
+    key = (Purpose(dataset.purpose), SubPurpose(dataset.sub_purpose))
+    assert key == (Purpose.IMAGE, SubPurpose.OBJECT_DETECTION)
+    assert DatasetFormat(dataset.format) in FORMATS_FOR[key]
+    assert dataset.train == built["out"] / "shapes-train.zip"
+    for split, archive, count in (("train", dataset.train, 400), ("test", dataset.test, 100)):
+        root = _unpacked(archive, tmp_path / split)
+        assert root.name == f"shapes-{split}"
+        inspection = inspect_dataset(root, DatasetFormat.JSON, Purpose.IMAGE)
+        assert inspection.report.ok, inspection.report.errors
+        assert inspection.report.warnings == []
+        stats = inspection.statistics
+        assert stats is not None
+        assert stats.samples == count
+        assert stats.classes == ["circle", "square", "triangle"]
+        assert stats.image_sizes == {"64x64": count}
+        assert count < stats.annotations <= 3 * count
+        assert all(n > count / 2 for n in stats.class_counts.values()), stats.class_counts
+
+
+def test_shape_boxes_are_tight_around_the_drawn_pixels(built, tmp_path):
+    root = _unpacked(built["shapes"].train, tmp_path / "train")
+    document = json.loads((root / "annotations.json").read_text())
+    assert [c["name"] for c in document["categories"]] == list(md.SHAPES)
+    boxes: dict[int, list[list[int]]] = {}
+    for annotation in document["annotations"]:
+        boxes.setdefault(annotation["image_id"], []).append(annotation["bbox"])
+        polygon = annotation["segmentation"][0]
+        x, y, w, h = annotation["bbox"]
+        assert annotation["area"] == w * h and w == h
+        assert all(x <= px <= x + w for px in polygon[0::2])
+        assert all(y <= py <= y + h for py in polygon[1::2])
+    for image in document["images"][:60]:
+        with Image.open(root / "images" / image["file_name"]) as picture:
+            assert picture.mode == "RGB"
+            pixels = picture.load()
+            dark = {(x, y) for x in range(64) for y in range(64) if max(pixels[x, y]) < SHAPE_PIXEL}
+        inside: set[tuple[int, int]] = set()
+        for x, y, w, h in boxes[image["id"]]:
+            mine = {(px, py) for px, py in dark if x <= px < x + w and y <= py < y + h}
+            # the shape touches all four sides of its box
+            assert {px for px, _ in mine} >= {x, x + w - 1}, image["file_name"]
+            assert {py for _, py in mine} >= {y, y + h - 1}, image["file_name"]
+            inside |= mine
+        assert dark == inside, f"shape pixels outside every box in {image['file_name']}"
+
+
+def test_shapes_splits_are_drawn_independently(built, tmp_path):
+    again = md.make_shapes(tmp_path, train_images=50, test_images=100)
+    first = built["shapes"]
+    assert _read(again.test) == _read(first.test)  # the test split does not move
+    train = _read(again.train)
+    assert len([n for n in train if n.endswith(".png")]) == 50
+    first_train = _read(first.train)
+    assert all(train[n] == first_train[n] for n in train if n.endswith(".png"))
+    other = md.make_shapes(tmp_path / "seed1", train_images=5, test_images=5, seed=1)
+    name = "shapes-test/images/0001.png"
+    assert _read(other.test)[name] != _read(first.test)[name]

@@ -3,7 +3,7 @@
 A backend runs an image with a command, mounts, environment, ports and limits; stops,
 starts again (files kept), removes; reports status and logs; and manages images (build
 from a folder with a Dockerfile, load from a ``docker save`` tar, save to a tar, import a
-root filesystem tar, inspect, remove). Every run carries labels, so what Workbench started
+root filesystem tar, inspect, tag, remove). Every run carries labels, so what Workbench started
 can be listed and reconciled after a restart.
 
 The methods are synchronous (services call them from a worker thread); long operations
@@ -196,6 +196,12 @@ class Backend(ABC):
     @abstractmethod
     def inspect_image(self, ref: str) -> ImageInfo:
         """The image's config; :class:`ImageNotFound` if there is none."""
+
+    @abstractmethod
+    def tag_image(self, ref: str, tag: str) -> None:
+        """Give the image ``ref`` (a tag or an id) the tag ``tag`` as well (``name`` means
+        ``name:latest``); a tag another image had moves to this one. :class:`ImageNotFound`
+        if there is no such image."""
 
     @abstractmethod
     def remove_image(self, ref: str) -> None:

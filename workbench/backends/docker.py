@@ -309,6 +309,11 @@ class DockerBackend(Backend):
             size=int(attrs.get("Size") or 0),
         )
 
+    def tag_image(self, ref: str, tag: str) -> None:
+        repository, version = parse_repository_tag(tag)
+        with _engine_errors(image=ref):
+            self._api.tag(ref, repository, version or "latest")
+
     def remove_image(self, ref: str) -> None:
         try:
             with _engine_errors(image=ref):

@@ -14,13 +14,15 @@ each Dockerfile instruction is one output line (``Step 1/3 : FROM base``), and `
 ``ENV``, ``EXPOSE``, ``CMD`` and ``ENTRYPOINT`` (JSON form) make the image's config;
 :meth:`~FakeBackend.fail_build` makes a tag's builds fail. Saving writes a tar in the
 ``docker save`` layout (``manifest.json`` naming the tags, plus a config file), and loading
-reads that layout, so real ``docker save`` tars load too.
+reads that layout, so real ``docker save`` tars load too; a loaded image's id is the sha256
+of its config, as on Docker.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -340,11 +342,14 @@ class FakeBackend(Backend):
                 manifest = json.load(_member(archive, "manifest.json"))
                 loaded: builtins.list[str] = []
                 for entry in manifest:
-                    config = json.load(_member(archive, entry["Config"])).get("config") or {}
+                    blob = _member(archive, entry["Config"]).read()
+                    config = json.loads(blob).get("config") or {}
                     tags = list(entry.get("RepoTags") or ())
+                    image_id = f"sha256:{hashlib.sha256(blob).hexdigest()}"  # as Docker does
                     with self._cond:
-                        image_id = f"sha256:{next(self._image_ids):064x}"
-                        self._tag(_from_config(image_id, config), tags)
+                        known = self._images.get(image_id)
+                        kept = known.tags if known else ()
+                        self._tag(_from_config(image_id, config), [*kept, *tags])
                     loaded.extend(tags)
         except (OSError, tarfile.TarError, KeyError, ValueError, TypeError) as exc:
             raise BackendError(f"Fake engine could not load {tar}: not a docker save tar") from exc
@@ -376,6 +381,11 @@ class FakeBackend(Backend):
     def inspect_image(self, ref: str) -> ImageInfo:
         with self._cond:
             return self._image(ref)
+
+    def tag_image(self, ref: str, tag: str) -> None:
+        with self._cond:
+            image = self._image(ref)
+            self._tag(image, [*image.tags, tag])
 
     def remove_image(self, ref: str) -> None:
         with self._cond:

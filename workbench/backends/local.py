@@ -541,6 +541,9 @@ class LocalBackend(Backend):
     def save_image(self, ref: str, dest: Path) -> None:
         raise _needs_docker("saving an image as a docker save tar")
 
+    def tag_image(self, ref: str, tag: str) -> None:
+        raise _needs_docker("tagging an image (algorithm images are docker images)")
+
     def inspect_image(self, ref: str) -> ImageInfo:
         image_id, path = self._image(ref)
         tags = tuple(tag for tag, found in self._index().items() if found == image_id)

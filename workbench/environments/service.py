@@ -27,25 +27,21 @@ registered by :meth:`EnvironmentService.sync_presets`.
 
 from __future__ import annotations
 
-import json
 import logging
-import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
 from workbench.backends.base import (
     Backend,
     BackendError,
-    BackendUnavailable,
-    ImageNotFound,
     Unsupported,
 )
 from workbench.enums import Visibility
@@ -58,19 +54,17 @@ from workbench.environments.schemas import (
     EnvironmentInfo,
     EnvironmentState,
     EnvironmentUpdate,
-    ImageReference,
     LogPage,
 )
 from workbench.errors import (
     Conflict,
-    CorruptArchive,
     InvalidInput,
     PermissionDenied,
-    UnsupportedArchive,
     WorkbenchError,
 )
+from workbench.images import IMAGE_REFERENCE, SAVE_HINT, docker_pull, read_image_tar
 from workbench.registry import Registry
-from workbench.registry.models import Environment, ModelVersion, User, Workspace
+from workbench.registry.models import Algorithm, Environment, ModelVersion, User, Workspace
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 
@@ -83,10 +77,7 @@ PRESET_TAG = "workbench/env-{definition}:latest"
 ENV_TAG = "workbench/env-{definition}:env-{id}"
 #: what a definition says about its image, and an environment repeats
 DESCRIBED = ("framework", "framework_version", "device")
-_MANIFEST_LIMIT = 16 * 1024**2
 _LOG_PAGE = 1024**2
-IMAGE_REFERENCE: TypeAdapter[str] = TypeAdapter(ImageReference)
-_SAVE_HINT = "make one with `docker save -o NAME.tar IMAGE:TAG`"
 
 
 class EnvironmentService:
@@ -385,12 +376,12 @@ class EnvironmentService:
             raise Unsupported(
                 f"pulling an image needs a Docker Engine; this server's backend is "
                 f"{backend.name!r}. Upload the image as a docker save tar instead "
-                f"({_SAVE_HINT} on a machine that can pull it).",
+                f"({SAVE_HINT} on a machine that can pull it).",
                 backend=backend.name,
             )
         with self._claimed(actor, env_id) as write:
             write(f"docker pull {reference}")
-            ref = _docker_pull(reference, write)
+            ref = docker_pull(reference, write)
             image = backend.inspect_image(ref)
             write(f"image {ref} ({image.id})")
             self._finish(env_id, EnvironmentState.READY, image_ref=ref, image_id=image.id)
@@ -574,19 +565,31 @@ class EnvironmentService:
 
     @staticmethod
     def _check_unused(s: Session, row: Environment) -> None:
-        workspaces = s.scalars(
-            sa.select(Workspace.id).where(Workspace.environment_id == row.id).order_by(Workspace.id)
-        ).all()
-        versions = s.scalars(
-            sa.select(ModelVersion.id).where(ModelVersion.environment_id == row.id)
-        ).all()
-        if workspaces or versions:
+        def ids(model: type[Workspace] | type[ModelVersion] | type[Algorithm]) -> list[int]:
+            return list(
+                s.scalars(
+                    sa.select(model.id).where(model.environment_id == row.id).order_by(model.id)
+                ).all()
+            )
+
+        workspaces, algorithms, versions = ids(Workspace), ids(Algorithm), ids(ModelVersion)
+        if workspaces or algorithms or versions:
+            used = [
+                f"{what} {found}"
+                for what, found in (
+                    ("workspaces", workspaces),
+                    ("algorithms", algorithms),
+                    ("model versions", versions),
+                )
+                if found
+            ]
             raise Conflict(
-                f"Environment {row.id} is used by workspaces {list(workspaces)}"
-                + (f" and model versions {list(versions)}" if versions else "")
-                + "; delete those workspaces first (model versions keep it as their lineage).",
-                workspaces=list(workspaces),
-                model_versions=list(versions),
+                f"Environment {row.id} is used by {' and '.join(used)}; delete those "
+                "workspaces first (algorithms and model versions keep it as their lineage, "
+                "so an environment they name stays).",
+                workspaces=workspaces,
+                algorithms=algorithms,
+                model_versions=versions,
             )
 
     def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
@@ -654,140 +657,3 @@ def _agree_with(definition: EnvDefinition | None, fields: dict[str, Any]) -> dic
             field="definition",
         )
     return result
-
-
-# --- docker save tars ------------------------------------------------------------------------
-
-
-def read_image_tar(path: Path) -> list[str]:
-    """The tags of a ``docker save`` tar (plain or gzipped), once it checks out: it is a
-    tar, holds ``manifest.json``, every config and layer file the manifest names, and at
-    least one tag (``RepoTags``). Nothing is loaded or unpacked."""
-    try:
-        is_tar = tarfile.is_tarfile(path)
-    except OSError as exc:
-        raise UnsupportedArchive(f"The upload cannot be read ({exc}); upload it again.") from exc
-    if not is_tar:
-        raise UnsupportedArchive(
-            f"The upload is not a tar archive; an image is uploaded as a docker save tar: "
-            f"{_SAVE_HINT}.",
-        )
-    try:
-        with tarfile.open(path) as archive:
-            members = {m.name.removeprefix("./"): m for m in archive.getmembers()}
-            manifest = _manifest(archive, members)
-    except tarfile.TarError as exc:
-        raise CorruptArchive(
-            f"The tar is damaged ({exc}); {_SAVE_HINT} again and upload that."
-        ) from exc
-    missing = sorted(
-        {
-            name
-            for entry in manifest
-            for name in (entry["Config"], *entry["Layers"])
-            if name.removeprefix("./") not in members
-        }
-    )
-    if missing:
-        raise CorruptArchive(
-            f"The tar's manifest.json names files it does not hold: {', '.join(missing[:5])}"
-            f"{' ...' if len(missing) > 5 else ''}. It is incomplete or was not made by "
-            f"docker save; {_SAVE_HINT} and upload that.",
-            missing=missing[:20],
-        )
-    tags = [tag for entry in manifest for tag in entry.get("RepoTags") or ()]
-    if not tags:
-        raise InvalidInput(
-            "The image in the tar has no tag (RepoTags is empty): it was saved by image id. "
-            "Save it by name, `docker save -o NAME.tar IMAGE:TAG`, so it can be referred to.",
-            field="RepoTags",
-        )
-    return tags
-
-
-def _manifest(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> list[Any]:
-    member = members.get("manifest.json")
-    if member is None or not member.isfile():
-        raise CorruptArchive(
-            f"The tar holds no manifest.json, so it is not a docker save tar; {_SAVE_HINT} "
-            "(a tar of a root filesystem is not an image).",
-        )
-    if member.size > _MANIFEST_LIMIT:
-        raise CorruptArchive("The tar's manifest.json is implausibly large; is it an image?")
-    data: IO[bytes] | None = archive.extractfile(member)
-    try:
-        manifest = json.load(data) if data is not None else None
-    except ValueError as exc:
-        raise CorruptArchive(f"The tar's manifest.json is not valid JSON ({exc}).") from exc
-    if not _valid_manifest(manifest):
-        raise CorruptArchive(
-            "The tar's manifest.json is not a docker save manifest (a list of entries with "
-            f"Config, Layers and RepoTags); {_SAVE_HINT}."
-        )
-    return manifest
-
-
-def _valid_manifest(manifest: Any) -> bool:
-    return (
-        isinstance(manifest, list)
-        and bool(manifest)
-        and all(
-            isinstance(entry, dict)
-            and isinstance(entry.get("Config"), str)
-            and isinstance(entry.get("Layers", []), list)
-            and all(isinstance(layer, str) for layer in entry.get("Layers", []))
-            and isinstance(entry.get("RepoTags") or [], list)
-            and all(isinstance(tag, str) for tag in entry.get("RepoTags") or [])
-            for entry in manifest
-        )
-    )
-
-
-# --- docker pull (until the backend contract has it) -------------------------------------------
-
-
-def _docker_pull(reference: str, write: Callable[[str], None]) -> str:
-    """Pull ``reference`` on the Docker Engine the environment (``DOCKER_HOST``) points at,
-    writing its progress; the reference of the pulled image."""
-    import docker
-    import docker.errors
-    import requests
-    from docker.utils import parse_repository_tag
-
-    repository, tag = parse_repository_tag(reference)
-    tag = tag or "latest"
-    ref = f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
-    try:
-        client = docker.from_env(timeout=600)
-        try:
-            _write_pull_progress(client.api.pull(repository, tag, stream=True, decode=True), write)
-        finally:
-            client.close()
-    except docker.errors.NotFound as exc:
-        raise ImageNotFound(
-            f"The registry has no image {reference!r} ({exc.explanation}); check the name and tag.",
-            image=reference,
-        ) from exc
-    except docker.errors.APIError as exc:
-        raise BackendError(
-            f"docker pull {reference} failed: {exc.explanation or exc}. The engine must reach "
-            "the registry; where it cannot, upload a docker save tar instead.",
-            image=reference,
-        ) from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise BackendUnavailable(f"Lost the Docker Engine while pulling {reference}.") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise BackendError(f"docker pull {reference} failed: {exc}", image=reference) from exc
-    return ref
-
-
-def _write_pull_progress(entries: Iterable[dict[str, Any]], write: Callable[[str], None]) -> None:
-    """The pull's status lines (not its progress bars)."""
-    for entry in entries:
-        if "error" in entry:
-            raise BackendError(f"docker pull failed: {entry['error']}")
-        if "progressDetail" in entry and entry.get("progress"):
-            continue
-        status = str(entry.get("status", "")).strip()
-        if status:
-            write(f"{entry['id']}: {status}" if entry.get("id") else status)

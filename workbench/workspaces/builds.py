@@ -10,7 +10,12 @@ The image is built as ``workbench/ws-<id>-<kind>-<name>:latest`` (the tag the ta
 saved to a temporary name beside the tar, handed to the workspace's user (uid 1000) when
 the server runs as root, renamed into place, and removed from the engine: the tar is the
 artifact. A build that fails raises the backend's :class:`BuildFailed` and writes no tar (a
-tar of the same name from an earlier build stays as it was).
+tar of the same name from an earlier build stays as it was). Builds get the workspace's
+environment image as the build argument ``WORKBENCH_ENV_IMAGE`` (docs/contracts.md), so a
+Dockerfile can start ``FROM ${WORKBENCH_ENV_IMAGE}``.
+
+:meth:`WorkspaceBuilds.inspect_tar` reports what publishing a tar as an algorithm's image
+would find (its naming, tags, config, digest, size, problems) without loading it.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from workbench.backends.base import Backend, BackendError, Unsupported
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.images import MAX_IMAGE_BYTES, ImageConfig, ImageTar, inspect_image_tar
+from workbench.registry.models import Environment
 from workbench.users import Actor
 from workbench.workspaces.service import WORKSPACE_UID, WorkspaceService
 
@@ -40,6 +47,8 @@ ImageName = Annotated[str, StringConstraints(max_length=64, pattern=IMAGE_NAME)]
 ProjectPath = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
 IMAGE_FOLDER = "docker_image"
+#: the build argument naming the workspace's environment image
+ENV_IMAGE_ARG = "WORKBENCH_ENV_IMAGE"
 #: backends whose images are container images, which docker save tars hold
 TAR_BACKENDS = ("docker", "fake")
 _TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
@@ -70,12 +79,47 @@ class ImageTarInfo(BaseModel):
     modified_at: datetime
 
 
-class WorkspaceBuilds:
-    """Builds of the workspaces' projects into image tars, on the workspaces' backend."""
+class TarReport(BaseModel):
+    """What publishing a tar of ``docker_image/`` as an algorithm's image would find."""
 
-    def __init__(self, workspaces: WorkspaceService, backend: Callable[[], Backend]) -> None:
+    #: relative to the workspace's root, e.g. ``docker_image/train-bayes.tar``
+    path: str
+    filename: str
+    #: whether the name is ``<kind>-<name>.tar``, which publishing needs
+    naming_ok: bool
+    kind: BuildKind | None
+    name: str | None
+    #: the image's tags (``RepoTags``)
+    tags: list[str] = Field(default_factory=list)
+    #: ``sha256:<hex>`` of its config: the id the engine will give it
+    digest: str = ""
+    config: ImageConfig | None = None
+    #: the tar's size in bytes
+    size: int
+    layers: int = 0
+    #: what stops it from being published (empty: it can be)
+    problems: list[str] = Field(default_factory=list)
+    #: what to keep in mind (an image without a command needs the algorithm's)
+    warnings: list[str] = Field(default_factory=list)
+    ok: bool
+
+
+class WorkspaceBuilds:
+    """Builds of the workspaces' projects into image tars, on the workspaces' backend.
+
+    :param max_image_bytes: the largest tar :meth:`inspect_tar` finds publishable.
+    """
+
+    def __init__(
+        self,
+        workspaces: WorkspaceService,
+        backend: Callable[[], Backend],
+        *,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+    ) -> None:
         self.workspaces = workspaces
         self._backend = backend
+        self.max_image_bytes = max_image_bytes
         self._lock = threading.Lock()
         self._running: set[Path] = set()
 
@@ -94,7 +138,7 @@ class WorkspaceBuilds:
         iterating, :class:`Conflict` (the same tar is being built) and :class:`BuildFailed`.
         """
         request = _request(project, kind, name)
-        self.workspaces.get(actor, workspace_id)  # 404 unless owner or member
+        workspace = self.workspaces.get(actor, workspace_id)  # 404 unless owner or member
         root = self.workspaces.folder(workspace_id)
         context = _project_folder(root, request.project)
         backend = self.backend
@@ -107,7 +151,9 @@ class WorkspaceBuilds:
             )
         dest = root / IMAGE_FOLDER / f"{request.kind}-{request.name}.tar"
         tag = TAG.format(workspace=workspace_id, kind=request.kind, name=request.name)
-        return self._run(backend, context, request.project, tag, dest)
+        env_image = self._environment_image(workspace.environment_id)
+        build_args = {ENV_IMAGE_ARG: env_image} if env_image else {}
+        return self._run(backend, context, request.project, tag, dest, build_args)
 
     def images(self, actor: Actor, workspace_id: int) -> list[ImageTarInfo]:
         """The tars in ``docker_image/`` (owner and members), by name."""
@@ -131,8 +177,48 @@ class WorkspaceBuilds:
             )
         return found
 
+    def inspect_tar(self, actor: Actor, workspace_id: int, filename: str) -> TarReport:
+        """Check ``docker_image/<filename>`` the way publishing it would, loading nothing
+        (owner and members). Raises :class:`InvalidInput` for a path or a symbolic link and
+        :class:`NotFound` for a missing file; everything else is in the report."""
+        self.workspaces.get(actor, workspace_id)
+        path = workspace_tar(self.workspaces.folder(workspace_id), filename)
+        named = parse_tar_name(filename)
+        problems = [] if named else [_naming_problem(filename)]
+        tar: ImageTar | None = None
+        try:
+            tar = inspect_image_tar(path, max_bytes=self.max_image_bytes)
+        except InvalidInput as exc:
+            problems.append(exc.message)
+        return TarReport(
+            path=f"{IMAGE_FOLDER}/{filename}",
+            filename=filename,
+            naming_ok=named is not None,
+            kind=named[0] if named else None,
+            name=named[1] if named else None,
+            tags=list(tar.tags) if tar else [],
+            digest=tar.digest if tar else "",
+            config=tar.config if tar else None,
+            size=path.stat().st_size,
+            layers=tar.layers if tar else 0,
+            problems=problems,
+            warnings=[NO_COMMAND] if tar and not tar.config.has_command else [],
+            ok=not problems,
+        )
+
+    def _environment_image(self, environment_id: int) -> str:
+        with self.workspaces.registry.session() as s:
+            env = s.get(Environment, environment_id)
+            return env.image_ref if env else ""
+
     def _run(
-        self, backend: Backend, context: Path, project: str, tag: str, dest: Path
+        self,
+        backend: Backend,
+        context: Path,
+        project: str,
+        tag: str,
+        dest: Path,
+        build_args: dict[str, str],
     ) -> Iterator[str]:
         relative = f"{IMAGE_FOLDER}/{dest.name}"
         with self._lock:
@@ -145,7 +231,7 @@ class WorkspaceBuilds:
         part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             yield f"building code/{project} as {tag}"
-            yield from backend.build_image(context, tag)
+            yield from backend.build_image(context, tag, build_args=build_args)
             yield f"saving {tag} to {relative}"
             if not dest.parent.is_dir():  # deleted meanwhile: make it the workspace's again
                 dest.parent.mkdir()
@@ -169,6 +255,63 @@ _FIX = {
     "name": "use up to 64 lowercase letters and digits separated by single '.', '_' or '-' "
     "(e.g. text-classify-bayes), not starting or ending with one",
 }
+
+
+NO_COMMAND = (
+    "The image has neither an ENTRYPOINT nor a CMD: give the algorithm a command, or add a "
+    "CMD to the Dockerfile."
+)
+
+
+def parse_tar_name(filename: str) -> tuple[BuildKind, str] | None:
+    """``(kind, name)`` of a ``<kind>-<name>.tar`` that follows the naming; else None."""
+    match = _TAR_NAME.match(filename)
+    if match is None or len(match.group(2)) > 64 or not re.match(IMAGE_NAME, match.group(2)):
+        return None
+    return cast(BuildKind, match.group(1)), match.group(2)
+
+
+def _naming_problem(filename: str) -> str:
+    return (
+        f"{filename} is not named <kind>-<name>.tar: an algorithm's images are "
+        "train-<name>.tar and predict-<name>.tar, <name> being up to 64 lowercase letters and "
+        "digits separated by single '.', '_' or '-'. Rename it, or build it again with that "
+        "name."
+    )
+
+
+def workspace_tar(root: Path, filename: str) -> Path:
+    """``<root>/docker_image/<filename>``: a plain file, named without a path, reached
+    through no symbolic link."""
+    if (
+        not filename
+        or filename in (".", "..")
+        or "/" in filename
+        or "\\" in filename
+        or "\x00" in filename
+        or filename.startswith(".")
+    ):
+        raise InvalidInput(
+            f"{filename!r} is not a file name of docker_image/; give the tar's name alone, "
+            "e.g. train-bayes.tar.",
+            field="filename",
+        )
+    folder = root / IMAGE_FOLDER
+    path = folder / filename
+    if folder.is_symlink() or path.is_symlink():
+        raise InvalidInput(
+            f"{IMAGE_FOLDER}/{filename} is a symbolic link; only a real file of "
+            f"{IMAGE_FOLDER}/ is taken. Save or copy the tar there.",
+            field="filename",
+        )
+    if not path.is_file():
+        raise NotFound(
+            f"{IMAGE_FOLDER}/{filename} does not exist in this workspace; build it first, or "
+            "list the workspace's images to find its name.",
+            kind="image tar",
+            id=filename,
+        )
+    return path
 
 
 def _request(project: str, kind: str, name: str) -> WorkspaceBuildRequest:

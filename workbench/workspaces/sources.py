@@ -86,9 +86,9 @@ import json
 import os
 from pathlib import Path
 
-DATASET = Path(os.environ.get("DATASET_DIR", "/dataset"))
-MODEL = Path(os.environ.get("MODEL_DIR", "/model"))
-METRICS = Path(os.environ.get("METRICS_FILE", str(MODEL / "metrics.jsonl")))
+DATASET = Path(os.environ.get("DATASET_DIR", "/workbench/dataset"))
+MODEL = Path(os.environ.get("MODEL_DIR", "/workbench/output/model"))
+METRICS = Path(os.environ.get("METRICS_FILE", "/workbench/output/metrics.jsonl"))
 EPOCHS = int(os.environ.get("EPOCHS", "1"))
 
 
@@ -127,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/health":
-            self._reply(200, {"live": True, "ready": True})
+            self._reply(200, {"status": "ok"})
         else:
             self._reply(404, {"error": f"no route {self.path}"})
 

@@ -1,5 +1,6 @@
 """/workspaces/{id}/builds and /workspaces/{id}/images: build a project of a workspace's
-``code/`` into ``docker_image/<kind>-<name>.tar`` with its log streamed, and list the tars.
+``code/`` into ``docker_image/<kind>-<name>.tar`` with its log streamed, list the tars, and
+check one before publishing it as an algorithm's image.
 
 The build's reply is ``text/plain``, sent line by line as the engine writes them (each line
 flushed). Its last line says how it ended: ``OK docker_image/<kind>-<name>.tar``, or
@@ -74,6 +75,17 @@ class WorkspaceImagesHandler(BuildsHandlerBase):
         self.reply(await self.run(self.builds.images, self.actor, int(workspace_id)))
 
 
+class WorkspaceImageHandler(BuildsHandlerBase):
+    """GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
+    (naming, tags, config, digest, size, layers, problems), loading nothing."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, workspace_id: str, filename: str) -> None:
+        report = await self.run(self.builds.inspect_tar, self.actor, int(workspace_id), filename)
+        self.reply(report)
+
+
 def _close(lines: Iterator[str]) -> None:
     """End the build's generator: its clean-up (removing the image) runs here."""
     close = getattr(lines, "close", None)
@@ -84,4 +96,6 @@ def _close(lines: Iterator[str]) -> None:
 handlers = [
     (rf"{API}/workspaces/(\d+)/builds", WorkspaceBuildHandler),
     (rf"{API}/workspaces/(\d+)/images", WorkspaceImagesHandler),
+    # (.+), not ([^/]+): a name with a slash gets the service's "no paths" error, not a 404
+    (rf"{API}/workspaces/(\d+)/images/(.+)", WorkspaceImageHandler),
 ]

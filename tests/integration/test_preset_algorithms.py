@@ -1,0 +1,315 @@
+"""The three preset algorithms, the way a team gets them, on the real Docker Engine: an
+admin registers them from examples/algorithms, copies each project into a workspace of the
+matching environment, builds its training and inference images into the workspace's
+docker_image/ and publishes them; then another user trains the text classifier and the
+image classifier on the example datasets to evaluated model versions, and the inference
+image serves the trained model."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import shutil
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import add_environment, add_people, make_workbench
+from tests.services.test_builds import make_workspace
+from workbench.backends.base import Limits, Mount, RunSpec
+from workbench.backends.docker import DockerBackend
+from workbench.config import TrainingLimits
+from workbench.registry.models import DatasetSplit, ModelVersion
+from workbench.services import Workbench
+from workbench.training.schemas import TaskCreate
+from workbench.users import Actor
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+#: preset algorithm -> the environment its Dockerfiles start from
+ENVIRONMENT = {"text-bayes": "python", "image-cnn": "pytorch", "shapes-detector": "pytorch"}
+
+
+@dataclass
+class Team:
+    wb: Workbench
+    alice: Actor  # admin: publishes the presets
+    bob: Actor  # member: trains with them
+    algorithms: dict[str, int]
+    datasets: dict[str, int]
+    environments: dict[str, int]
+    timings: dict[str, float]
+
+
+def _load_examples_module() -> Any:
+    sys.path.insert(0, str(EXAMPLES / "datasets"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "load_examples", EXAMPLES / "datasets" / "load_examples.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(EXAMPLES / "datasets"))
+
+
+@pytest.fixture(scope="module")
+def team(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_backend: DockerBackend,
+    python_env_image: str,
+    pytorch_env_image: str,
+) -> Iterator[Team]:
+    home = tmp_path_factory.mktemp("presets")
+    wb = make_workbench(
+        home / "home",
+        backend="docker",
+        training=TrainingLimits(concurrency=1, cpus=2, memory_mb=4096),
+    )
+    wb.training.runner.interval = 0.5
+    wb.training.runner.start()
+    people = add_people(wb)
+    environments = {
+        name: add_environment(
+            wb,
+            name=name,
+            framework=name,
+            image_ref=image,
+            owner_id=people.alice.id,
+            visibility="preset",
+            state="ready",
+        )
+        for name, image in (("python", python_env_image), ("pytorch", pytorch_env_image))
+    }
+    loader = _load_examples_module()
+    datasets = {}
+    for make in (loader.make_digits, loader.make_texts):
+        made = make(home / "archives")
+        loader.register(wb, people.alice, made)
+        datasets[made.name] = next(
+            d.id for d in wb.datasets.list(people.alice) if d.name == made.name
+        )
+    presets = wb.algorithms.sync_presets(people.alice, EXAMPLES / "algorithms")
+    team = Team(
+        wb,
+        people.alice,
+        people.bob,
+        {a.name: a.id for a in presets},
+        datasets,
+        environments,
+        {},
+    )
+    try:
+        yield team
+    finally:
+        for algo in wb.algorithms.list(people.alice):
+            for kind in ("train", "predict"):
+                ref = getattr(algo, kind).image_ref
+                if ref:
+                    docker_backend.remove_image(ref)
+        wb.close()
+        left = docker_backend.list({"workbench.managed": str(wb.settings.home)})
+        for info in left:
+            docker_backend.remove(info.id)
+        assert left == [], "a container was left behind"
+
+
+@pytest.fixture(scope="module")
+def published(team: Team) -> dict[str, Any]:
+    """Each preset published from a workspace's docker_image/ tars, as a modeler does it."""
+    wb, alice = team.wb, team.alice
+    result = {}
+    for name, env in ENVIRONMENT.items():
+        workspace = make_workspace(wb, alice, team.environments[env])
+        code = wb.workspaces.folder(workspace) / "code" / name
+        shutil.copytree(EXAMPLES / "algorithms" / name, code)
+        started = time.monotonic()
+        for kind, folder in (("train", "train"), ("predict", "predict")):
+            list(wb.builds.build(alice, workspace, f"{name}/{folder}", kind, name))
+            tar = f"{kind}-{name}.tar"
+            report = wb.builds.inspect_tar(alice, workspace, tar)
+            assert report.ok, report.problems
+            wb.algorithms.image_from_workspace(alice, team.algorithms[name], kind, workspace, tar)
+        result[name] = wb.algorithms.publish(alice, team.algorithms[name])
+        team.timings[f"publish {name}"] = time.monotonic() - started
+    return result
+
+
+def test_each_preset_is_published_from_a_workspace(team: Team, published: dict[str, Any]):
+    assert sorted(published) == sorted(ENVIRONMENT)
+    for name, algo in published.items():
+        assert (algo.state, algo.visibility) == ("online", "preset")
+        assert algo.environment_id == team.environments[ENVIRONMENT[name]]
+        for kind in ("train", "predict"):
+            image = getattr(algo, kind)
+            assert (image.state, image.source) == ("ready", "workspace"), (name, kind)
+            assert image.source_detail.endswith(f"docker_image/{kind}-{name}.tar")
+            assert image.digest.startswith("sha256:") and image.size > 0
+            assert image.image_ref == f"workbench/algo-{algo.id}-{kind}:{image.digest[7:19]}"
+        assert algo.predict.settings.api_spec is not None
+        assert algo.predict.settings.api_spec.route == "/predict"
+    # a member sees the presets among the algorithms to train with
+    seen = {a.name for a in team.wb.algorithms.list(team.bob) if a.state == "online"}
+    assert set(ENVIRONMENT) <= seen
+    print("\n" + ", ".join(f"{k}: {v:.0f} s" for k, v in team.timings.items()))
+
+
+def _train(team: Team, algorithm: str, dataset: str, **parameters: Any) -> Any:
+    spec = TaskCreate.model_validate(
+        {
+            "name": f"{algorithm} on {dataset}",
+            "purpose": "image" if dataset == "digits" else "text",
+            "sub_purpose": "classification",
+            "algorithm_id": team.algorithms[algorithm],
+            "dataset_id": team.datasets[dataset],
+            "parameters": parameters,
+            "cpus": 2,
+            "memory_mb": 3072,
+            "start": True,
+        }
+    )
+    started = time.monotonic()
+    task = team.wb.training.create(team.bob, spec)
+    task = _wait(
+        lambda: (
+            (t := team.wb.training.get(team.bob, task.id)).state
+            in ("succeeded", "failed", "stopped")
+            and t
+        ),
+        timeout=600,
+    )
+    log = team.wb.training.tail(team.bob, task.id).text
+    assert task.state == "succeeded", f"{task.state_reason}\n{log[-3000:]}"
+    print(f"\n{algorithm} on {dataset}: {time.monotonic() - started:.0f} s")
+    return task
+
+
+def _wait(condition: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def _version(team: Team, task: Any) -> Any:
+    assert task.model_version_id is not None
+    version = team.wb.training.get_version(team.bob, task.model_version_id)
+    assert version.task_id == task.id and version.files >= 1 and version.size > 0
+    assert version.algorithm_id == task.algorithm_id
+    assert version.dataset_id == task.dataset_id
+    return version
+
+
+def test_the_text_classifier_trains_to_an_evaluated_model_version(
+    team: Team, published: dict[str, Any], docker_backend: DockerBackend
+):
+    task = _train(team, "text-bayes", "texts")
+    version = _version(team, task)
+    evaluation = version.evaluation
+    assert evaluation is not None and evaluation.accuracy is not None
+    assert evaluation.accuracy > 0.85
+    assert evaluation.f1 is not None and 0 < evaluation.f1 <= 1
+    assert len(evaluation.confusion_matrix) == len(evaluation.labels) >= 2
+    assert version.environment_id == team.environments["python"]
+    assert version.parameters["ALPHA"] == "0.1"  # the declared default, as the run got it
+    metrics = team.wb.training.metrics(team.bob, task.id)
+    assert metrics, "the run's metrics lines were not recorded"
+    print(f"text-bayes accuracy {evaluation.accuracy:.3f}, macro F1 {evaluation.f1:.3f}")
+
+    # the inference image serves the model version's files, by the inference contract
+    answer = _serve_and_ask(
+        team,
+        docker_backend,
+        published["text-bayes"].predict.image_ref,
+        version,
+        {"text": "the goalkeeper saved a penalty in the final minute of the match"},
+    )
+    assert answer["label"] in evaluation.labels
+    assert set(answer["scores"]) == set(evaluation.labels)
+
+
+def test_the_image_classifier_reaches_0_9_on_digits(
+    team: Team, published: dict[str, Any], docker_backend: DockerBackend
+):
+    task = _train(team, "image-cnn", "digits")
+    version = _version(team, task)
+    evaluation = version.evaluation
+    assert evaluation is not None and evaluation.accuracy is not None
+    assert evaluation.accuracy > 0.9, evaluation
+    assert evaluation.labels == [str(d) for d in range(10)]
+    assert version.environment_id == team.environments["pytorch"]
+    epochs = [m.values.get("epoch") for m in team.wb.training.metrics(team.bob, task.id)]
+    assert epochs and epochs == sorted(epochs)
+    print(f"image-cnn accuracy {evaluation.accuracy:.3f}, macro F1 {evaluation.f1:.3f}")
+
+    digits = team.wb.datasets.get(team.alice, team.datasets["digits"])
+    assert sum(map(sum, evaluation.confusion_matrix)) == digits.splits["test"].statistics.samples
+    with team.wb.registry.session() as s:
+        key = s.scalar(
+            sa.select(DatasetSplit.storage_key).where(
+                DatasetSplit.dataset_id == digits.id, DatasetSplit.split == "test"
+            )
+        )
+    seven = sorted((team.wb.store.path(key) / "7").iterdir())[0]
+    answer = _serve_and_ask(
+        team,
+        docker_backend,
+        published["image-cnn"].predict.image_ref,
+        version,
+        {"image": base64.b64encode(seven.read_bytes()).decode()},
+    )
+    assert answer["label"] == "7"
+
+
+def _serve_and_ask(
+    team: Team, backend: DockerBackend, image: str, version: Any, body: dict[str, Any]
+) -> Any:
+    with team.wb.registry.session() as s:
+        key = s.get_one(ModelVersion, version.id).storage_key
+    spec = RunSpec(
+        name=f"wbtest-predict-{version.id}-{int(time.time())}",
+        image=image,
+        env={"PORT": "8080", "MODEL_DIR": "/workbench/model"},
+        mounts=(Mount(team.wb.store.path(key), "/workbench/model", read_only=True),),
+        ports={8080: 0},
+        limits=Limits(cpus=1, memory_mb=1024),
+        labels={"workbench.managed": str(team.wb.settings.home)},
+        user="1000:1000",
+    )
+    run = backend.run(spec)
+    try:
+        url = f"http://127.0.0.1:{backend.status(run.id).ports[8080]}"
+        _wait(lambda: _get(f"{url}/health") == 200, timeout=60)
+        request = urllib.request.Request(
+            f"{url}/predict",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(io.TextIOWrapper(response, encoding="utf-8"))
+    finally:
+        backend.remove(run.id)
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except OSError:
+        return None

@@ -1,0 +1,785 @@
+"""The algorithm library (manual chapter 2.2): algorithms and their two images.
+
+An algorithm has a purpose and sub-purpose (as datasets have), and two images, ``train``
+and ``predict``, each with the settings it runs with (command, args, typed parameters as
+environment variables, CPU or GPU, and the inference API) and, once loaded, the image
+itself. An image comes one of three ways, each moving the same states::
+
+    missing ──upload / pull / from a workspace──▶ loading ──▶ ready
+                                                          └─▶ failed   (state_reason)
+
+- **upload**: a ``docker save`` tar; **from a workspace**: ``docker_image/<kind>-<name>.tar``
+  of a workspace the actor owns or is a member of (its environment becomes the algorithm's
+  ``environment_id``). The tar is checked first (:func:`workbench.images.inspect_image_tar`:
+  layout, tags, size, config); a tar that fails loads nothing and changes nothing. Then the
+  backend loads it, the image (whose id must be the digest of its config) is tagged
+  ``workbench/algo-<id>-<kind>:<12 hex of the digest>`` (``image_ref``, what runs), and the
+  tar's own tags are taken off again unless they were in the engine before.
+- **pull**: ``docker pull`` on a Docker Engine, then tagged the same way.
+
+An image with neither ENTRYPOINT nor CMD needs the settings' command. Only one load runs
+at a time per image: "loading" is claimed with one ``UPDATE ... WHERE state != 'loading'``.
+A load that fails in the engine ends "failed" and keeps the previous image.
+
+The algorithm's state: ``draft ──publish──▶ online ◀──take offline / publish──▶ offline``.
+Publishing needs a ready training image with a command (its own or the settings'); only
+online algorithms start training tasks, and an online algorithm's images and run settings
+do not change (take it offline first). Deleting is refused while training tasks, model
+versions or services refer to it; it removes the images it tagged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from workbench.access import check_visibility, get_visible, listing
+from workbench.algorithms.params import ImageSettings
+from workbench.algorithms.schemas import (
+    AlgorithmCreate,
+    AlgorithmFilter,
+    AlgorithmInfo,
+    AlgorithmUpdate,
+    ImageInfo,
+)
+from workbench.backends.base import Backend, BackendError, ImageNotFound, Unsupported
+from workbench.enums import (
+    SUB_PURPOSES,
+    AlgorithmState,
+    ImageKind,
+    ImageState,
+    Purpose,
+    SubPurpose,
+    Visibility,
+)
+from workbench.errors import Conflict, InvalidInput, PermissionDenied, WorkbenchError
+from workbench.images import (
+    IMAGE_REFERENCE,
+    MAX_IMAGE_BYTES,
+    SAVE_HINT,
+    ImageConfig,
+    docker_pull,
+    image_config,
+    inspect_image_tar,
+)
+from workbench.registry import Registry
+from workbench.registry.models import (
+    Algorithm,
+    AlgorithmImage,
+    ModelVersion,
+    Service,
+    TrainingTask,
+    User,
+    utcnow,
+)
+from workbench.store import StoredFile
+from workbench.users import Actor
+from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar
+from workbench.workspaces.service import WorkspaceService
+
+log = logging.getLogger(__name__)
+
+#: the tag a loaded image gets: what training tasks and services run
+IMAGE_TAG = "workbench/algo-{id}-{kind}:{short}"
+#: what the settings of an online algorithm's images may not change
+_RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
+
+
+def image_tag(algorithm_id: int, kind: ImageKind | str, digest: str) -> str:
+    """``workbench/algo-<id>-<kind>:<12 hex of the digest>``."""
+    short = digest.split(":")[-1][:12]
+    return IMAGE_TAG.format(id=algorithm_id, kind=ImageKind(kind).value, short=short)
+
+
+class AlgorithmService:
+    """The algorithm registry and its images.
+
+    :param max_image_bytes: the largest image tar taken (uploads and workspace tars).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        backend: Callable[[], Backend],
+        workspaces: WorkspaceService,
+        *,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+    ) -> None:
+        self.registry = registry
+        self._backend = backend
+        self.workspaces = workspaces
+        self.max_image_bytes = max_image_bytes
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor, filters: AlgorithmFilter | None = None) -> list[AlgorithmInfo]:
+        f = filters or AlgorithmFilter()
+        mine = f.visibility == "mine"
+        query = listing(
+            Algorithm,
+            actor,
+            (
+                (Algorithm.visibility, None if mine else f.visibility),
+                (Algorithm.purpose, f.purpose),
+                (Algorithm.sub_purpose, f.sub_purpose),
+                (Algorithm.state, f.state),
+            ),
+            mine=mine,
+            q=f.q,
+        )
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(Algorithm.id)).all()
+            return [self._info(s, row) for row in rows]
+
+    def get(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, Algorithm, algorithm_id, actor, "algorithm"))
+
+    # --- changing -------------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: AlgorithmCreate) -> AlgorithmInfo:
+        check_visibility(actor, spec.visibility)
+        _check_purpose(spec.purpose, spec.sub_purpose)
+        _check_settings(ImageKind.TRAIN, spec.train)
+        _check_settings(ImageKind.PREDICT, spec.predict)
+        with self.registry.session() as s:
+            _check_unique_name(s, actor.id, spec.name)
+            row = Algorithm(
+                owner_id=actor.id,
+                name=spec.name,
+                description=spec.description,
+                purpose=spec.purpose,
+                sub_purpose=spec.sub_purpose,
+                visibility=spec.visibility,
+                state=AlgorithmState.DRAFT,
+            )
+            s.add(row)
+            s.flush()
+            for kind, settings in (
+                (ImageKind.TRAIN, spec.train),
+                (ImageKind.PREDICT, spec.predict),
+            ):
+                image = AlgorithmImage(algorithm_id=row.id, kind=kind, state=ImageState.MISSING)
+                _apply_settings(image, settings)
+                s.add(image)
+            s.flush()
+            return self._info(s, row)
+
+    def update(self, actor: Actor, algorithm_id: int, changes: AlgorithmUpdate) -> AlgorithmInfo:
+        fields = changes.model_dump(exclude_unset=True)
+        if nulls := sorted(k for k, v in fields.items() if v is None):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            if "visibility" in fields:
+                check_visibility(actor, changes.visibility)  # type: ignore[arg-type]
+            if fields.get("name") and fields["name"] != row.name:
+                _check_unique_name(s, row.owner_id, fields["name"])
+            running = [k for k in _RUN_FIELDS if k in fields]
+            if running and row.state == AlgorithmState.ONLINE:
+                named = " and ".join(
+                    f"{k} settings" if k in ("train", "predict") else k for k in running
+                )
+                raise Conflict(
+                    f"Algorithm {algorithm_id} is online, so its {named} cannot change (tasks "
+                    "rely on them): take it offline first, change it, then publish it again.",
+                    fields=running,
+                )
+            _check_purpose(changes.purpose or row.purpose, changes.sub_purpose or row.sub_purpose)
+            for kind in ImageKind:
+                settings: ImageSettings | None = getattr(changes, kind.value)
+                if settings is None:
+                    continue
+                _check_settings(kind, settings)
+                image = _image_row(s, algorithm_id, kind)
+                _check_command(kind, settings, _stored_config(image))
+                _apply_settings(image, settings)
+                image.updated_at = utcnow()
+            for key in ("name", "description", "purpose", "sub_purpose", "visibility"):
+                if key in fields:
+                    setattr(row, key, getattr(changes, key))
+            row.updated_at = utcnow()
+            s.flush()
+            return self._info(s, row)
+
+    def delete(self, actor: Actor, algorithm_id: int) -> None:
+        """Delete the algorithm and the images it tagged; refused while training tasks,
+        model versions or services refer to it, and while an image loads."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            images = s.scalars(
+                sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == algorithm_id)
+            ).all()
+            if any(image.state == ImageState.LOADING for image in images):
+                raise Conflict(
+                    f"Algorithm {algorithm_id} is loading an image; delete it once that ended.",
+                    algorithm=algorithm_id,
+                )
+            users = {
+                "training_tasks": _ids(s, TrainingTask, algorithm_id),
+                "model_versions": _ids(s, ModelVersion, algorithm_id),
+                "services": _ids(s, Service, algorithm_id),
+            }
+            if any(users.values()):
+                named = "; ".join(
+                    f"{what.replace('_', ' ')} {ids}" for what, ids in users.items() if ids
+                )
+                raise Conflict(
+                    f"Algorithm {algorithm_id} is used by {named}; delete those first (or "
+                    "take the algorithm offline: tasks keep their history, new ones refuse "
+                    "it).",
+                    **users,
+                )
+            refs = [image.image_ref for image in images if _own_ref(algorithm_id, image)]
+            s.execute(sa.delete(AlgorithmImage).where(AlgorithmImage.algorithm_id == algorithm_id))
+            s.delete(row)
+        for ref in refs:
+            self._remove_image(ref)
+
+    def publish(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
+        """Put the algorithm online: new training tasks may use it. Needs a ready training
+        image that has a command (its own, or the settings')."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            train = _image_row(s, algorithm_id, ImageKind.TRAIN)
+            if train.state != ImageState.READY:
+                raise Conflict(
+                    f"Algorithm {algorithm_id} cannot go online: its training image is "
+                    f"{train.state}. Upload it, pull it or publish it from a workspace first"
+                    + (
+                        f" (the last load failed: {train.state_reason})"
+                        if train.state_reason
+                        else ""
+                    )
+                    + ".",
+                    train_state=train.state,
+                )
+            _check_command(ImageKind.TRAIN, _settings(train), _stored_config(train))
+            row.state = AlgorithmState.ONLINE
+            s.flush()
+            return self._info(s, row)
+
+    def take_offline(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
+        """New training tasks refuse an offline algorithm; existing ones keep their history."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            if row.state != AlgorithmState.ONLINE:
+                raise Conflict(
+                    f"Algorithm {algorithm_id} is {row.state}, not online.", state=row.state
+                )
+            row.state = AlgorithmState.OFFLINE
+            s.flush()
+            return self._info(s, row)
+
+    def sync_presets(self, actor: Actor, examples_root: Path) -> list[AlgorithmInfo]:
+        """Register one preset algorithm per ``<examples_root>/<name>/algorithm.json`` (admins;
+        idempotent): new ones as drafts, existing presets of the same name refreshed
+        (description, purpose, settings). Their images come by upload or from a workspace."""
+        if not actor.is_admin:
+            raise PermissionDenied("Only admins register the preset algorithms; ask one.")
+        ids = []
+        for path in sorted(examples_root.glob("*/algorithm.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                fields = {k: data[k] for k in AlgorithmCreate.model_fields if k in data}
+                spec = AlgorithmCreate.model_validate({**fields, "visibility": Visibility.PRESET})
+            except (ValueError, TypeError, ValidationError) as exc:
+                raise InvalidInput(f"{path} is not a valid algorithm.json: {exc}") from exc
+            with self.registry.session() as s:
+                row = s.scalar(
+                    sa.select(Algorithm)
+                    .where(Algorithm.name == spec.name, Algorithm.visibility == Visibility.PRESET)
+                    .order_by(Algorithm.id)
+                    .limit(1)
+                )
+            if row is None:
+                ids.append(self.create(actor, spec).id)
+                continue
+            _check_purpose(spec.purpose, spec.sub_purpose)
+            for kind in ImageKind:
+                _check_settings(kind, getattr(spec, kind.value))
+            with self.registry.session() as s:
+                row = s.get_one(Algorithm, row.id)
+                row.description, row.purpose, row.sub_purpose = (
+                    spec.description,
+                    spec.purpose,
+                    spec.sub_purpose,
+                )
+                for kind in ImageKind:
+                    _apply_settings(_image_row(s, row.id, kind), getattr(spec, kind.value))
+            ids.append(row.id)
+        with self.registry.session() as s:
+            return [self._info(s, s.get_one(Algorithm, i)) for i in ids]
+
+    # --- images ---------------------------------------------------------------------------
+
+    def reconcile(self) -> list[tuple[int, str]]:
+        """Images left "loading" by a server that stopped mid-load end failed (the previous
+        image, if any, stays their reference); the (algorithm, kind) pairs changed."""
+        with self.registry.session() as s:
+            stuck = s.scalars(
+                sa.select(AlgorithmImage).where(AlgorithmImage.state == ImageState.LOADING)
+            ).all()
+            for image in stuck:
+                image.state = ImageState.FAILED
+                image.state_reason = (
+                    "The server stopped while this image was loading; load it again."
+                )
+            return [(image.algorithm_id, image.kind) for image in stuck]
+
+    def check_upload(self, actor: Actor, algorithm_id: int, kind: ImageKind | str) -> None:
+        """Refuse an image before its bytes arrive (unknown id, not yours, online, loading)."""
+        self._loadable(actor, algorithm_id, _kind(kind))
+
+    def upload_image(
+        self,
+        actor: Actor,
+        algorithm_id: int,
+        kind: ImageKind | str,
+        archive: StoredFile,
+        filename: str = "",
+    ) -> AlgorithmInfo:
+        """Load a ``docker save`` tar (a finished upload the caller deletes afterwards)."""
+        detail = filename or f"{archive.size} bytes, sha256 {archive.sha256[:12]}"
+        return self._load_tar(actor, algorithm_id, _kind(kind), archive.path, "upload", detail)
+
+    def image_from_workspace(
+        self,
+        actor: Actor,
+        algorithm_id: int,
+        kind: ImageKind | str,
+        workspace_id: int,
+        filename: str,
+    ) -> AlgorithmInfo:
+        """Load ``docker_image/<filename>`` of a workspace the actor owns or is a member of
+        (manual 2.6.7); the workspace's environment becomes the algorithm's lineage."""
+        kind = _kind(kind)
+        workspace = self.workspaces.get(actor, workspace_id)
+        named = parse_tar_name(filename)
+        if named is None or named[0] != kind.value:
+            raise InvalidInput(
+                f"{IMAGE_FOLDER}/{filename} cannot be the {kind.value} image: its name must be "
+                f"{kind.value}-<name>.tar (lowercase letters and digits separated by single "
+                "'.', '_' or '-'). Build it with that name, or rename it.",
+                field="filename",
+            )
+        path = workspace_tar(self.workspaces.folder(workspace_id), filename)
+        return self._load_tar(
+            actor,
+            algorithm_id,
+            kind,
+            path,
+            "workspace",
+            f"workspace {workspace_id}: {IMAGE_FOLDER}/{filename}"[:255],
+            environment_id=workspace.environment_id,
+        )
+
+    def pull_image(
+        self, actor: Actor, algorithm_id: int, kind: ImageKind | str, reference: str
+    ) -> AlgorithmInfo:
+        """``docker pull reference`` as the image (a Docker Engine that reaches the registry)."""
+        kind = _kind(kind)
+        try:
+            reference = IMAGE_REFERENCE.validate_python(reference)
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
+                field="reference",
+            ) from exc
+        settings = self._loadable(actor, algorithm_id, kind)
+        backend = self.backend
+        if backend.name != "docker":
+            raise Unsupported(
+                f"pulling an image needs a Docker Engine; this server's backend is "
+                f"{backend.name!r}. Upload the image as a docker save tar instead ({SAVE_HINT} "
+                "on a machine that can pull it).",
+                backend=backend.name,
+            )
+        with self._loading(actor, algorithm_id, kind):
+            existed = _image_id(backend, reference)
+            ref = docker_pull(reference, lambda line: log.debug("pull %s: %s", reference, line))
+            image = backend.inspect_image(ref)
+            config = image_config(image.entrypoint, image.cmd, image.env, image.exposed_ports)
+            target = image_tag(algorithm_id, kind, image.id)
+            try:
+                _check_command(kind, settings, config)
+                backend.tag_image(image.id, target)
+            finally:
+                if existed is None:  # the pulled tag was not there before: take it off again
+                    self._remove_image(ref)
+            self._ready(
+                algorithm_id,
+                kind,
+                image_ref=target,
+                digest=image.id,
+                config=config,
+                tags=[ref],
+                size=image.size,
+                source="pull",
+                detail=reference,
+            )
+        return self.get(actor, algorithm_id)
+
+    def _load_tar(
+        self,
+        actor: Actor,
+        algorithm_id: int,
+        kind: ImageKind,
+        path: Path,
+        source: str,
+        detail: str,
+        environment_id: int | None = None,
+    ) -> AlgorithmInfo:
+        settings = self._loadable(actor, algorithm_id, kind)
+        tar = inspect_image_tar(path, max_bytes=self.max_image_bytes)
+        _check_command(kind, settings, tar.config)
+        target = image_tag(algorithm_id, kind, tar.digest)
+        with self._loading(actor, algorithm_id, kind):
+            backend = self.backend
+            before = {tag: _image_id(backend, tag) for tag in tar.tags}
+            known = _image_id(backend, tar.digest) is not None
+            done = False
+            try:
+                backend.load_image(path)
+                loaded = backend.inspect_image(tar.tags[0]).id
+                if loaded != tar.digest:
+                    raise BackendError(
+                        f"The engine loaded the tar as image {loaded}, not {tar.digest} (the "
+                        "digest of its config, checked before loading): the file changed "
+                        "meanwhile. Load it again.",
+                        digest=tar.digest,
+                        loaded=loaded,
+                    )
+                backend.tag_image(tar.digest, target)
+                done = True
+            finally:
+                self._restore_tags(before, tar.digest if not (done or known) else "")
+            self._ready(
+                algorithm_id,
+                kind,
+                image_ref=target,
+                digest=tar.digest,
+                config=tar.config,
+                tags=list(tar.tags),
+                size=tar.size,
+                source=source,
+                detail=detail,
+                environment_id=environment_id,
+            )
+        return self.get(actor, algorithm_id)
+
+    def _restore_tags(self, before: dict[str, str | None], discard: str) -> None:
+        """Put the tags a load moved back where they were, take off the ones it added, and
+        remove ``discard`` (the loaded image, when the load failed and it is new)."""
+        backend = self.backend
+        for tag, previous in before.items():
+            try:
+                if previous is None:
+                    backend.remove_image(tag)
+                elif _image_id(backend, tag) != previous:
+                    backend.tag_image(previous, tag)
+            except BackendError as exc:
+                log.warning("could not restore the tag %s: %s", tag, exc.message)
+        if discard:
+            self._remove_image(discard)
+
+    def _remove_image(self, ref: str) -> None:
+        try:
+            self.backend.remove_image(ref)
+        except BackendError as exc:  # in use by a container, say: harmless to leave
+            log.warning("could not remove the image %s: %s", ref, exc.message)
+
+    def _loadable(self, actor: Actor, algorithm_id: int, kind: ImageKind) -> ImageSettings:
+        """The image's settings, if the actor may load it now (owner, offline, not loading)."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            _check_not_online(row)
+            image = _image_row(s, algorithm_id, kind)
+            if image.state == ImageState.LOADING:
+                raise _loading_conflict(algorithm_id, kind)
+            return _settings(image)
+
+    @contextmanager
+    def _loading(self, actor: Actor, algorithm_id: int, kind: ImageKind) -> Iterator[None]:
+        """Claim "loading" atomically for the block. :class:`InvalidInput` and
+        :class:`Unsupported` put the state back as it was (nothing changed); any other
+        error ends it failed with the error's message, keeping the previous image."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            _check_not_online(row)
+            image = _image_row(s, algorithm_id, kind)
+            previous = (image.state, image.state_reason)
+            claimed = s.execute(
+                sa.update(AlgorithmImage)
+                .where(AlgorithmImage.id == image.id, AlgorithmImage.state != ImageState.LOADING)
+                .values(state=ImageState.LOADING, state_reason="")
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise _loading_conflict(algorithm_id, kind)
+        try:
+            yield
+        except (InvalidInput, Unsupported):
+            self._set_state(algorithm_id, kind, *previous)
+            raise
+        except WorkbenchError as exc:
+            self._set_state(algorithm_id, kind, ImageState.FAILED, exc.message)
+            raise
+        except BaseException:
+            self._set_state(
+                algorithm_id,
+                kind,
+                ImageState.FAILED,
+                "Internal error while loading the image; the server log has the details.",
+            )
+            raise
+
+    def _set_state(self, algorithm_id: int, kind: ImageKind, state: str, reason: str) -> None:
+        with self.registry.session() as s:
+            image = s.scalar(_image_query(algorithm_id, kind))
+            if image is not None:
+                image.state, image.state_reason = state, reason
+
+    def _ready(
+        self,
+        algorithm_id: int,
+        kind: ImageKind,
+        *,
+        image_ref: str,
+        digest: str,
+        config: ImageConfig,
+        tags: list[str],
+        size: int,
+        source: str,
+        detail: str,
+        environment_id: int | None = None,
+    ) -> None:
+        with self.registry.session() as s:
+            image = _image_row(s, algorithm_id, kind)
+            old = image.image_ref if _own_ref(algorithm_id, image) else ""
+            image.state, image.state_reason = ImageState.READY, ""
+            image.image_ref, image.digest = image_ref, digest
+            image.source, image.source_detail = source, detail
+            image.config = {"tags": tags, **config.model_dump(mode="json")}
+            image.size = size
+            image.updated_at = utcnow()
+            if environment_id is not None:
+                s.get_one(Algorithm, algorithm_id).environment_id = environment_id
+        if old and old != image_ref:
+            self._remove_image(old)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _get_changeable(self, s: Session, actor: Actor, algorithm_id: int) -> Algorithm:
+        """The row if ``actor`` owns it, or is an admin and it is a preset; 404 if they
+        cannot see it, 403 if they only see it."""
+        row = get_visible(s, Algorithm, algorithm_id, actor, "algorithm")
+        if row.owner_id != actor.id and not (
+            actor.is_admin and row.visibility is Visibility.PRESET
+        ):
+            raise PermissionDenied(
+                f"Only the owner of algorithm {algorithm_id} can change it; ask them, or "
+                "register your own with the same images.",
+                kind="algorithm",
+                id=algorithm_id,
+            )
+        return row
+
+    def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
+        owner = s.get(User, row.owner_id)
+        rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
+        images = {ImageKind(image.kind): _image_info(image) for image in rows}
+        missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
+        return AlgorithmInfo(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            owner=owner.username if owner else "?",
+            visibility=row.visibility,
+            purpose=row.purpose,
+            sub_purpose=row.sub_purpose,
+            state=AlgorithmState(row.state),
+            environment_id=row.environment_id,
+            train=images.get(ImageKind.TRAIN, missing),
+            predict=images.get(ImageKind.PREDICT, missing),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+# --- module helpers ---------------------------------------------------------------------------
+
+
+def _kind(kind: ImageKind | str) -> ImageKind:
+    try:
+        return ImageKind(kind)
+    except ValueError:
+        raise InvalidInput(
+            f"{kind!r} is not an image kind; an algorithm has a 'train' and a 'predict' image.",
+            field="kind",
+        ) from None
+
+
+def _check_purpose(purpose: Purpose, sub_purpose: SubPurpose) -> None:
+    if sub_purpose not in SUB_PURPOSES[purpose]:
+        raise InvalidInput(
+            f"Sub-purpose {sub_purpose} does not belong to purpose {purpose}; choose one of: "
+            f"{', '.join(SUB_PURPOSES[purpose])}.",
+            field="sub_purpose",
+        )
+
+
+def _check_settings(kind: ImageKind, settings: ImageSettings) -> None:
+    """What the settings' own validation cannot see: the kind they are for."""
+    if kind is ImageKind.TRAIN and settings.api_spec is not None:
+        raise InvalidInput(
+            "train.api_spec: a training image serves no API; give the API spec under predict.",
+            field="train.api_spec",
+        )
+    names = [param.name for param in settings.api_spec.params] if settings.api_spec else []
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise InvalidInput(
+            f"{kind.value}.api_spec.params names {', '.join(twice)} more than once; give each "
+            "input of the API once.",
+            field=f"{kind.value}.api_spec.params",
+        )
+
+
+def _check_command(kind: ImageKind, settings: ImageSettings, config: ImageConfig | None) -> None:
+    """An image without ENTRYPOINT or CMD runs only with the settings' command."""
+    if config is not None and not config.has_command and not settings.command:
+        raise InvalidInput(
+            f"The {kind.value} image has neither an ENTRYPOINT nor a CMD, and the algorithm's "
+            f"{kind.value} settings give no command: set the command (e.g. "
+            '["python", "train.py"]) or add a CMD to the Dockerfile and build it again.',
+            field=f"{kind.value}.command",
+        )
+
+
+def _check_not_online(row: Algorithm) -> None:
+    if row.state == AlgorithmState.ONLINE:
+        raise Conflict(
+            f"Algorithm {row.id} is online, so its images do not change: take it offline "
+            "first, load the new image, then publish it again.",
+            state=row.state,
+        )
+
+
+def _loading_conflict(algorithm_id: int, kind: ImageKind) -> Conflict:
+    return Conflict(
+        f"The {kind.value} image of algorithm {algorithm_id} is being loaded already; wait "
+        "until it is ready or failed, then try again.",
+        state=ImageState.LOADING.value,
+    )
+
+
+def _check_unique_name(s: Session, owner_id: int, name: str) -> None:
+    clash = s.scalar(
+        sa.select(Algorithm.id).where(Algorithm.owner_id == owner_id, Algorithm.name == name)
+    )
+    if clash is not None:
+        raise Conflict(
+            f"There already is an algorithm named {name!r} (id {clash}); pick another name.",
+            id=clash,
+        )
+
+
+def _ids(
+    s: Session, model: type[TrainingTask | ModelVersion | Service], algorithm_id: int
+) -> list[int]:
+    return list(
+        s.scalars(
+            sa.select(model.id).where(model.algorithm_id == algorithm_id).order_by(model.id)
+        ).all()
+    )
+
+
+def _image_query(algorithm_id: int, kind: ImageKind) -> sa.Select[tuple[AlgorithmImage]]:
+    return sa.select(AlgorithmImage).where(
+        AlgorithmImage.algorithm_id == algorithm_id, AlgorithmImage.kind == kind.value
+    )
+
+
+def _image_row(s: Session, algorithm_id: int, kind: ImageKind) -> AlgorithmImage:
+    """The image's row, made when missing (this service makes both with the algorithm;
+    rows written by other means may lack one)."""
+    image = s.scalar(_image_query(algorithm_id, kind))
+    if image is None:
+        image = AlgorithmImage(algorithm_id=algorithm_id, kind=kind.value, state=ImageState.MISSING)
+        s.add(image)
+        s.flush()
+    return image
+
+
+def _own_ref(algorithm_id: int, image: AlgorithmImage) -> bool:
+    """Whether ``image_ref`` is a tag this service made (so it may remove it)."""
+    return image.image_ref.startswith(f"workbench/algo-{algorithm_id}-{image.kind}:")
+
+
+def _apply_settings(image: AlgorithmImage, settings: ImageSettings) -> None:
+    image.command = list(settings.command)
+    image.args = list(settings.args)
+    image.env = {name: spec.model_dump(mode="json") for name, spec in settings.env.items()}
+    image.device = settings.device
+    image.api_spec = settings.api_spec.model_dump(mode="json") if settings.api_spec else {}
+
+
+def _settings(image: AlgorithmImage) -> ImageSettings:
+    return ImageSettings.model_validate(
+        {
+            "command": image.command or [],
+            "args": image.args or [],
+            "env": image.env or {},
+            "device": image.device or "cpu",
+            "api_spec": image.api_spec or None,
+        }
+    )
+
+
+def _stored_config(image: AlgorithmImage) -> ImageConfig | None:
+    """The loaded image's config (None before the first load)."""
+    if image.state != ImageState.READY or not image.config:
+        return None
+    return ImageConfig.model_validate({k: v for k, v in image.config.items() if k != "tags"})
+
+
+def _image_info(image: AlgorithmImage) -> ImageInfo:
+    stored: dict[str, Any] = dict(image.config or {})
+    tags = stored.pop("tags", [])
+    state = ImageState(image.state)
+    return ImageInfo(
+        settings=_settings(image),
+        state=state,
+        state_reason=image.state_reason if state is ImageState.FAILED else "",
+        image_ref=image.image_ref,
+        digest=image.digest,
+        source=image.source,
+        source_detail=image.source_detail,
+        config=ImageConfig.model_validate(stored) if stored else None,
+        tags=tags,
+        size=image.size,
+        updated_at=image.updated_at,
+    )
+
+
+def _image_id(backend: Backend, ref: str) -> str | None:
+    """The id of the image ``ref`` names in the engine; None if there is none."""
+    try:
+        return backend.inspect_image(ref).id
+    except ImageNotFound:
+        return None

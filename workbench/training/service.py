@@ -1,0 +1,699 @@
+"""Training tasks (manual 2.3) and the models they make (2.4): the wizard's checks, the
+task's state machine, its runs, logs and metrics.
+
+A task names an algorithm and a dataset of its purpose, the share of the dataset to train
+on (when the dataset has no independent test set), values for the algorithm's declared
+parameters, and resources. Its state::
+
+    draft --start--> queued --(the runner)--> running --> succeeded | failed | stopped
+      ^                 |                        |
+      |                 +--stop--> stopped       +--stop--> (the run ends) stopped
+      +-- edit (draft, or a finished task) --retry--> queued (a new run)
+
+Every start or retry is a new run: a :class:`Job` row (kind ``training``) that
+``TrainingTask.job_id`` points at; the task's state and its job's state change in the same
+transaction. A job also passes through ``starting`` (claimed by a runner, its container not
+started yet) and ``stopping`` (a stop was asked while it ran); the task is ``running`` in
+both. The runner (:mod:`workbench.training.runner`) starts the runs, follows their logs and
+metrics and records their outcome; a successful run adds a :class:`ModelVersion` to the
+task's model.
+
+Reading follows the visibility rules of every shareable thing (private: 404 to others);
+only the owner edits, starts, stops, retries or deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.algorithms.params import ParamSpec, parse_value, resolve_parameters
+from workbench.backends.base import Backend, RunNotFound
+from workbench.config import TrainingLimits
+from workbench.enums import (
+    ACTIVE_TASK_STATES,
+    SUB_PURPOSES,
+    AlgorithmState,
+    DatasetState,
+    ImageKind,
+    ImageState,
+    SplitMode,
+    TaskState,
+    Visibility,
+)
+from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.registry import Registry
+from workbench.registry.models import (
+    Algorithm,
+    AlgorithmImage,
+    Dataset,
+    Job,
+    Model,
+    ModelVersion,
+    TrainingMetric,
+    TrainingTask,
+    User,
+    utcnow,
+)
+from workbench.store import ArtifactStore
+from workbench.training.evaluation import Evaluation
+from workbench.training.runner import (
+    JOB_KIND,
+    STOP_TIMEOUT,
+    TARGET_TYPE,
+    JobState,
+    TrainingRunner,
+    run_key,
+)
+from workbench.training.schemas import (
+    MetricPoint,
+    ModelDetail,
+    ModelFilter,
+    ModelInfo,
+    ModelVersionInfo,
+    TaskCreate,
+    TaskFilter,
+    TaskInfo,
+    TaskLogPage,
+    TaskUpdate,
+    TrainingRunInfo,
+)
+from workbench.users import Actor
+
+_LOG_PAGE = 1024**2
+#: the most metric lines one call returns (ask again with ``after`` = the last seq)
+METRICS_PAGE = 5000
+FINISHED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
+EDITABLE = (TaskState.DRAFT, *FINISHED)
+#: the fields a task's checks look at, as a create body names them
+CHECKED = (
+    "visibility",
+    "purpose",
+    "sub_purpose",
+    "algorithm_id",
+    "dataset_id",
+    "train_ratio",
+    "parameters",
+    "cpus",
+    "memory_mb",
+    "gpus",
+    "base_model_version_id",
+)
+
+
+class TrainingService:
+    """Training tasks, their runs, and the models they make.
+
+    :param limits: what the runner of this server may use together; one task may ask for
+        at most these.
+    :param instance: the value of the ``workbench.managed`` label on this installation's
+        containers (its home folder).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        backend: Callable[[], Backend],
+        *,
+        limits: TrainingLimits,
+        instance: str = "true",
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self._backend = backend
+        self.limits = limits
+        self.instance = instance
+        #: started by the server (``runner.start()``), stopped by ``Workbench.close``
+        self.runner = TrainingRunner(self)
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor, filters: TaskFilter | None = None) -> list[TaskInfo]:
+        f = filters or TaskFilter()
+        query = listing(
+            TrainingTask,
+            actor,
+            (
+                (TrainingTask.visibility, f.visibility),
+                (TrainingTask.purpose, f.purpose),
+                (TrainingTask.sub_purpose, f.sub_purpose),
+                (TrainingTask.state, f.state),
+                (TrainingTask.algorithm_id, f.algorithm_id),
+                (TrainingTask.dataset_id, f.dataset_id),
+            ),
+            mine=f.mine,
+            q=f.q,
+        )
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(TrainingTask.id.desc())).all()
+            return [self._info(s, row) for row in rows]
+
+    def get(self, actor: Actor, task_id: int) -> TaskInfo:
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, TrainingTask, task_id, actor, "training task"))
+
+    def runs(self, actor: Actor, task_id: int) -> list[TrainingRunInfo]:
+        """Every run of the task, the first first."""
+        with self.registry.session() as s:
+            get_visible(s, TrainingTask, task_id, actor, "training task")
+            jobs = s.scalars(_jobs_of(task_id).order_by(Job.id)).all()
+            made = dict(
+                s.execute(
+                    sa.select(ModelVersion.job_id, ModelVersion.id).where(
+                        ModelVersion.job_id.in_([job.id for job in jobs])
+                    )
+                ).all()
+            )
+            return [
+                TrainingRunInfo(
+                    id=job.id,
+                    task_id=task_id,
+                    state=job.state,
+                    message=job.message,
+                    exit_code=job.exit_code,
+                    model_version_id=made.get(job.id),
+                    created_at=job.created_at,
+                    started_at=job.started_at,
+                    finished_at=job.finished_at,
+                )
+                for job in jobs
+            ]
+
+    def tail(
+        self, actor: Actor, task_id: int, offset: int = 0, job_id: int | None = None
+    ) -> TaskLogPage:
+        """The run's log from byte ``offset`` (at most a MiB of it), in whole lines while
+        the run may still write, so ``next_offset`` never splits a line or a character."""
+        if offset < 0:
+            raise InvalidInput("offset must be >= 0.", field="offset")
+        with self.registry.session() as s:
+            task = get_visible(s, TrainingTask, task_id, actor, "training task")
+            job = self._job_of(s, task, job_id)
+            state = TaskState(task.state)
+            live = job is not None and job.state not in JobState.FINISHED
+            key = job.log_key if job is not None else ""
+        data = b""
+        if key:
+            try:
+                with self.store.path(key).open("rb") as f:
+                    f.seek(offset)
+                    data = f.read(_LOG_PAGE)
+            except FileNotFoundError:
+                data = b""
+        if (live or len(data) == _LOG_PAGE) and b"\n" in data:
+            data = data[: data.rfind(b"\n") + 1]
+        elif live:
+            data = b""
+        return TaskLogPage(
+            text=data.decode("utf-8", errors="replace"),
+            offset=offset,
+            next_offset=offset + len(data),
+            state=state,
+            job_id=job.id if job is not None else None,
+        )
+
+    def metrics(
+        self, actor: Actor, task_id: int, after: int = -1, job_id: int | None = None
+    ) -> list[MetricPoint]:
+        """The run's metric lines after line ``after`` (at most :data:`METRICS_PAGE`)."""
+        with self.registry.session() as s:
+            task = get_visible(s, TrainingTask, task_id, actor, "training task")
+            job = self._job_of(s, task, job_id)
+            if job is None:
+                return []
+            rows = s.scalars(
+                sa.select(TrainingMetric)
+                .where(TrainingMetric.job_id == job.id, TrainingMetric.seq > after)
+                .order_by(TrainingMetric.seq)
+                .limit(METRICS_PAGE)
+            ).all()
+            return [MetricPoint(seq=r.seq, values=r.values, created_at=r.created_at) for r in rows]
+
+    # --- changing -------------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: TaskCreate) -> TaskInfo:
+        """Save a draft, or (``spec.start``) queue its first run at once; either way every
+        check runs first, so a refused task leaves nothing behind."""
+        fields = spec.model_dump(exclude={"start"})
+        with self.registry.session() as s:
+            checked = self._check(s, actor, fields)
+            row = TrainingTask(
+                owner_id=actor.id,
+                name=spec.name,
+                description=spec.description,
+                state=TaskState.DRAFT,
+                **checked,
+            )
+            s.add(row)
+            s.flush()
+            if spec.start:
+                self._enqueue(s, row)
+            info = self._info(s, row)
+        if spec.start:
+            self.runner.wake()
+        return info
+
+    def update(self, actor: Actor, task_id: int, changes: TaskUpdate) -> TaskInfo:
+        fields = changes.model_dump(exclude_unset=True)
+        nullable = {"train_ratio", "base_model_version_id"}
+        if nulls := sorted(k for k, v in fields.items() if v is None and k not in nullable):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
+        with self.registry.session() as s:
+            row = get_owned(s, TrainingTask, task_id, actor, "training task")
+            if row.state not in EDITABLE:
+                raise Conflict(
+                    f"Training task {task_id} is {row.state}; stop it (or wait until it "
+                    "ends) before editing it.",
+                    state=row.state,
+                )
+            merged = {key: getattr(row, key) for key in CHECKED}
+            if fields.get("dataset_id", row.dataset_id) != row.dataset_id and (
+                "train_ratio" not in fields
+            ):
+                merged["train_ratio"] = None  # the new dataset's own ratio
+            merged.update({k: v for k, v in fields.items() if k in CHECKED})
+            checked = self._check(s, actor, merged)
+            for key, value in {**fields, **checked}.items():
+                setattr(row, key, value)
+            s.flush()
+            return self._info(s, row)
+
+    def delete(self, actor: Actor, task_id: int) -> None:
+        """Delete a task that is not queued or running, its runs, logs and metrics. The
+        model versions it made stay, with their lineage (their ``task_id`` becomes null);
+        so do the runs that made them."""
+        with self.registry.session() as s:
+            row = get_owned(s, TrainingTask, task_id, actor, "training task")
+            if row.state in ACTIVE_TASK_STATES:
+                raise Conflict(
+                    f"Training task {task_id} is {row.state}; stop it first "
+                    f"(`workbench task stop {task_id}`), then delete it.",
+                    state=row.state,
+                )
+            s.execute(
+                sa.update(ModelVersion)
+                .where(ModelVersion.task_id == task_id)
+                .values(task_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            row.job_id = None
+            s.flush()
+            kept = sa.select(ModelVersion.job_id).where(ModelVersion.job_id.is_not(None))
+            s.execute(sa.delete(TrainingMetric).where(TrainingMetric.task_id == task_id))
+            s.execute(
+                sa.delete(Job)
+                .where(
+                    Job.target_type == TARGET_TYPE,
+                    Job.target_id == task_id,
+                    Job.id.not_in(kept),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            s.delete(row)
+        self.store.delete(f"training/{task_id}")
+
+    def start(self, actor: Actor, task_id: int) -> TaskInfo:
+        """Queue a draft's first run."""
+        return self._start(actor, task_id, (TaskState.DRAFT,), "retry")
+
+    def retry(self, actor: Actor, task_id: int) -> TaskInfo:
+        """Queue a new run of a finished task (succeeded, failed or stopped)."""
+        return self._start(actor, task_id, FINISHED, "start")
+
+    def stop(self, actor: Actor, task_id: int) -> TaskInfo:
+        """A queued task stops at once; a running one gets SIGTERM (SIGKILL after 10 s)
+        and ends ``stopped`` once its container has exited."""
+        run_id = ""
+        job_id = None
+        for _ in range(5):  # the runner may move the job on between the read and the write
+            with self.registry.session() as s:
+                row = get_owned(s, TrainingTask, task_id, actor, "training task")
+                job = s.get(Job, row.job_id) if row.job_id else None
+                if row.state == TaskState.QUEUED and job is not None:
+                    if self._stop_queued(s, row, job, actor):
+                        return self._info(s, row)
+                    continue
+                if row.state != TaskState.RUNNING or job is None:
+                    raise Conflict(
+                        f"Training task {task_id} is {row.state}; only a queued or running "
+                        "task can be stopped.",
+                        state=row.state,
+                    )
+                if job.state == JobState.STOPPING or _move_job(
+                    s, job, (JobState.STARTING, JobState.RUNNING), JobState.STOPPING
+                ):
+                    run_id, job_id = job.run_id, job.id
+                    break
+        else:
+            raise Conflict(f"Training task {task_id} changed state while stopping; try again.")
+        if run_id:
+            with contextlib.suppress(RunNotFound):  # the runner records it as gone
+                self.backend.stop(run_id, timeout=STOP_TIMEOUT)
+        self.runner.wait(job_id, timeout=30)
+        return self.get(actor, task_id)
+
+    # --- models ---------------------------------------------------------------------------
+
+    def list_models(self, actor: Actor, filters: ModelFilter | None = None) -> list[ModelInfo]:
+        f = filters or ModelFilter()
+        query = listing(Model, actor, ((Model.visibility, f.visibility),), mine=f.mine, q=f.q)
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(Model.id.desc())).all()
+            return [ModelInfo(**self._model_fields(s, row)) for row in rows]
+
+    def get_model(self, actor: Actor, model_id: int) -> ModelDetail:
+        with self.registry.session() as s:
+            row = get_visible(s, Model, model_id, actor, "model")
+            versions = s.scalars(
+                sa.select(ModelVersion)
+                .where(ModelVersion.model_id == model_id)
+                .order_by(ModelVersion.version)
+            ).all()
+            return ModelDetail(
+                **self._model_fields(s, row), versions=[_version_info(v) for v in versions]
+            )
+
+    def get_version(self, actor: Actor, version_id: int) -> ModelVersionInfo:
+        with self.registry.session() as s:
+            return _version_info(self._visible_version(s, actor, version_id))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _start(
+        self, actor: Actor, task_id: int, allowed: tuple[TaskState, ...], other: str
+    ) -> TaskInfo:
+        with self.registry.session() as s:
+            row = get_owned(s, TrainingTask, task_id, actor, "training task")
+            if row.state not in allowed:
+                hint = (
+                    "it is queued or running already"
+                    if row.state in ACTIVE_TASK_STATES
+                    else f"use `{other}` (`workbench task {other} {task_id}`)"
+                )
+                raise Conflict(
+                    f"Training task {task_id} is {row.state}; {hint}.",
+                    state=row.state,
+                )
+            self._check(s, actor, {key: getattr(row, key) for key in CHECKED})
+            self._enqueue(s, row)
+            info = self._info(s, row)
+        self.runner.wake()
+        return info
+
+    def _enqueue(self, s: Session, row: TrainingTask) -> None:
+        """Check what a run needs now, and queue a new run (a job)."""
+        self._check_runnable(s, row)
+        job = Job(
+            kind=JOB_KIND,
+            owner_id=row.owner_id,
+            target_type=TARGET_TYPE,
+            target_id=row.id,
+            state=JobState.QUEUED,
+        )
+        s.add(job)
+        s.flush()
+        job.log_key = f"{run_key(row.id, job.id)}/log.txt"
+        row.job_id = job.id
+        row.state = TaskState.QUEUED
+        row.state_reason = ""
+        row.evaluation = {}
+
+    def _stop_queued(self, s: Session, row: TrainingTask, job: Job, actor: Actor) -> bool:
+        moved = s.execute(
+            sa.update(TrainingTask)
+            .where(TrainingTask.id == row.id, TrainingTask.state == TaskState.QUEUED)
+            .values(
+                state=TaskState.STOPPED,
+                state_reason=f"stopped by {actor.username} before it started",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            s.rollback()
+            return False
+        job.state = JobState.STOPPED
+        job.message = f"stopped by {actor.username} before it started"
+        job.finished_at = utcnow()
+        s.flush()
+        s.refresh(row)
+        return True
+
+    def _check(self, s: Session, actor: Actor, f: dict[str, Any]) -> dict[str, Any]:
+        """The wizard's rules on a whole task (new, or with its changes); the values to
+        store (the train ratio, the typed parameters)."""
+        check_visibility(actor, Visibility(f["visibility"]))
+        purpose, sub_purpose = f["purpose"], f["sub_purpose"]
+        if sub_purpose not in SUB_PURPOSES[purpose]:
+            raise InvalidInput(
+                f"{sub_purpose} is not a sub-purpose of {purpose}; choose one of "
+                f"{', '.join(SUB_PURPOSES[purpose])}.",
+                field="sub_purpose",
+            )
+        algorithm = get_visible(s, Algorithm, f["algorithm_id"], actor, "algorithm")
+        if (algorithm.purpose, algorithm.sub_purpose) != (purpose, sub_purpose):
+            raise InvalidInput(
+                f"Algorithm {algorithm.id} ({algorithm.name}) is for "
+                f"{algorithm.purpose}/{algorithm.sub_purpose}, not {purpose}/{sub_purpose}; "
+                "choose an algorithm of the task's purpose.",
+                field="algorithm_id",
+            )
+        dataset = get_visible(s, Dataset, f["dataset_id"], actor, "dataset")
+        if (dataset.purpose, dataset.sub_purpose) != (purpose, sub_purpose):
+            raise InvalidInput(
+                f"Dataset {dataset.id} ({dataset.name}) is for "
+                f"{dataset.purpose}/{dataset.sub_purpose}, not {purpose}/{sub_purpose}; "
+                "choose a dataset of the task's purpose.",
+                field="dataset_id",
+            )
+        _check_online(dataset)
+        ratio = f["train_ratio"]
+        if dataset.split_mode is SplitMode.INDEPENDENT:
+            if ratio is not None:
+                raise InvalidInput(
+                    f"Dataset {dataset.id} ({dataset.name}) has an independent test set, so "
+                    "the whole train archive is trained on; leave train_ratio out.",
+                    field="train_ratio",
+                )
+        elif ratio is None:
+            ratio = dataset.train_ratio
+        specs = self._param_specs(s, algorithm.id)
+        values = f["parameters"] or {}
+        resolve_parameters(specs, values)  # InvalidInput naming the parameter
+        parameters = {
+            name: parse_value(specs[name].type, value)
+            for name, value in values.items()
+            if value is not None and value != ""
+        }
+        self._check_resources(f["cpus"], f["memory_mb"], f["gpus"])
+        if f["base_model_version_id"] is not None:
+            self._visible_version(s, actor, f["base_model_version_id"])
+        return {**{k: f[k] for k in CHECKED}, "train_ratio": ratio, "parameters": parameters}
+
+    def _check_runnable(self, s: Session, row: TrainingTask) -> None:
+        """What a run needs beyond a valid task: an online algorithm with a ready training
+        image, an online dataset."""
+        algorithm = s.get_one(Algorithm, row.algorithm_id)
+        if algorithm.state != AlgorithmState.ONLINE:
+            raise Conflict(
+                f"Algorithm {algorithm.id} ({algorithm.name}) is {algorithm.state}; only an "
+                "online algorithm trains. Its owner publishes it "
+                f"(`workbench algorithm publish {algorithm.id}`), or choose another one.",
+                algorithm=algorithm.id,
+                state=algorithm.state,
+            )
+        image = _train_image(s, algorithm.id)
+        if image is None or image.state != ImageState.READY or not image.image_ref:
+            state = image.state if image is not None else ImageState.MISSING
+            raise Conflict(
+                f"Algorithm {algorithm.id} ({algorithm.name}) has no ready training image "
+                f"(it is {state}); its owner uploads, pulls or publishes one first.",
+                algorithm=algorithm.id,
+                image_state=state,
+            )
+        _check_online(s.get_one(Dataset, row.dataset_id))
+
+    def _check_resources(self, cpus: float, memory_mb: int, gpus: int) -> None:
+        over = [
+            f"{name} {asked} > {allowed}"
+            for name, asked, allowed in (
+                ("cpus", cpus, self.limits.cpus),
+                ("memory_mb", memory_mb, self.limits.memory_mb),
+                ("gpus", gpus, self.limits.gpus),
+            )
+            if asked > allowed
+        ]
+        if over:
+            raise InvalidInput(
+                f"Resources above what this server's training runs may use: {', '.join(over)}; "
+                "ask for less (an admin sets WORKBENCH_TRAINING_CPUS, _MEMORY_MB and _GPUS).",
+                field="resources",
+                over=over,
+            )
+
+    @staticmethod
+    def _param_specs(s: Session, algorithm_id: int) -> dict[str, ParamSpec]:
+        image = _train_image(s, algorithm_id)
+        env = image.env if image is not None else {}
+        return {name: ParamSpec.model_validate(spec) for name, spec in env.items()}
+
+    @staticmethod
+    def _visible_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
+        version = s.get(ModelVersion, version_id)
+        if version is None:
+            raise NotFound.entity("model version", version_id)
+        try:
+            get_visible(s, Model, version.model_id, actor, "model")
+        except NotFound:
+            raise NotFound.entity("model version", version_id) from None
+        return version
+
+    @staticmethod
+    def _job_of(s: Session, task: TrainingTask, job_id: int | None) -> Job | None:
+        if job_id is None:
+            return s.get(Job, task.job_id) if task.job_id else None
+        job = s.get(Job, job_id)
+        if job is None or job.target_type != TARGET_TYPE or job.target_id != task.id:
+            raise NotFound(
+                f"Training task {task.id} has no run {job_id}; list its runs to find one.",
+                kind="run",
+                id=str(job_id),
+            )
+        return job
+
+    def _info(self, s: Session, row: TrainingTask) -> TaskInfo:
+        owner = s.get(User, row.owner_id)
+        algorithm = s.get(Algorithm, row.algorithm_id)
+        dataset = s.get(Dataset, row.dataset_id)
+        job = s.get(Job, row.job_id) if row.job_id else None
+        latest = s.scalar(
+            sa.select(sa.func.max(ModelVersion.id)).where(ModelVersion.task_id == row.id)
+        )
+        reason = row.state_reason
+        if job is not None and job.state == JobState.STOPPING and not reason:
+            reason = "stopping: SIGTERM sent, SIGKILL after 10 s"
+        started: datetime | None = job.started_at if job else None
+        finished: datetime | None = (
+            job.finished_at if job and job.state in JobState.FINISHED else None
+        )
+        return TaskInfo(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            owner=owner.username if owner else "?",
+            visibility=row.visibility,
+            purpose=row.purpose,
+            sub_purpose=row.sub_purpose,
+            algorithm_id=row.algorithm_id,
+            algorithm_name=algorithm.name if algorithm else "?",
+            dataset_id=row.dataset_id,
+            dataset_name=dataset.name if dataset else "?",
+            train_ratio=row.train_ratio,
+            parameters=row.parameters,
+            cpus=row.cpus,
+            memory_mb=row.memory_mb,
+            gpus=row.gpus,
+            base_model_version_id=row.base_model_version_id,
+            state=TaskState(row.state),
+            state_reason=reason,
+            evaluation=Evaluation.model_validate(row.evaluation) if row.evaluation else None,
+            model_id=row.model_id,
+            model_version_id=latest,
+            job_id=row.job_id,
+            started_at=started,
+            finished_at=finished,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @staticmethod
+    def _model_fields(s: Session, row: Model) -> dict[str, Any]:
+        owner = s.get(User, row.owner_id)
+        latest = s.scalar(
+            sa.select(ModelVersion)
+            .where(ModelVersion.model_id == row.id)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+        return {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description,
+            "owner": owner.username if owner else "?",
+            "visibility": row.visibility,
+            "project_id": row.project_id,
+            "latest_version": _version_info(latest) if latest is not None else None,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+
+
+def _jobs_of(task_id: int) -> sa.Select[tuple[Job]]:
+    return sa.select(Job).where(Job.target_type == TARGET_TYPE, Job.target_id == task_id)
+
+
+def _train_image(s: Session, algorithm_id: int) -> AlgorithmImage | None:
+    return s.scalar(
+        sa.select(AlgorithmImage).where(
+            AlgorithmImage.algorithm_id == algorithm_id, AlgorithmImage.kind == ImageKind.TRAIN
+        )
+    )
+
+
+def _check_online(dataset: Dataset) -> None:
+    if dataset.state is not DatasetState.ONLINE:
+        raise Conflict(
+            f"Dataset {dataset.id} ({dataset.name}) is {dataset.state}; only an online "
+            "dataset is trained on. Its owner publishes it, or choose another one.",
+            dataset=dataset.id,
+            state=dataset.state,
+        )
+
+
+def _move_job(s: Session, job: Job, sources: tuple[str, ...], target: str) -> bool:
+    """Move ``job`` from one of ``sources`` to ``target`` atomically; False if it had moved
+    on already."""
+    moved = s.execute(
+        sa.update(Job)
+        .where(Job.id == job.id, Job.state.in_(sources))
+        .values(state=target)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        s.rollback()
+        return False
+    job.state = target
+    return True
+
+
+def _version_info(v: ModelVersion) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        id=v.id,
+        model_id=v.model_id,
+        version=v.version,
+        task_id=v.task_id,
+        job_id=v.job_id,
+        algorithm_id=v.algorithm_id,
+        dataset_id=v.dataset_id,
+        environment_id=v.environment_id,
+        parameters=v.parameters,
+        evaluation=Evaluation.model_validate(v.evaluation) if v.evaluation else None,
+        base_version_id=v.base_version_id,
+        sha256=v.sha256,
+        files=v.files,
+        size=v.size,
+        created_at=v.created_at,
+    )

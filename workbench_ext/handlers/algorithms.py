@@ -1,0 +1,150 @@
+"""/algorithms: the algorithm library, publishing and taking offline, and the images:
+uploads of ``docker save`` tars (streamed to disk), pulls, and tars of a workspace's
+``docker_image/``."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict
+from tornado import web
+
+from workbench.algorithms.schemas import (
+    AlgorithmCreate,
+    AlgorithmFilter,
+    AlgorithmUpdate,
+    ImageFromWorkspace,
+)
+from workbench.algorithms.service import AlgorithmService
+from workbench.environments.schemas import ImagePull
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+
+KIND = "(train|predict)"
+
+
+class AlgorithmHandlerBase(WorkbenchHandler):
+    auth_resource = "workbench:algorithms"
+
+    @property
+    def algorithms(self) -> AlgorithmService:
+        return self.workbench.algorithms
+
+
+class AlgorithmsHandler(AlgorithmHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        filters = self.query(AlgorithmFilter)
+        self.reply(await self.run(self.algorithms.list, self.actor, filters))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(AlgorithmCreate)
+        self.reply(await self.run(self.algorithms.create, self.actor, spec), status=201)
+
+
+class AlgorithmHandler(AlgorithmHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, algorithm_id: str) -> None:
+        self.reply(await self.run(self.algorithms.get, self.actor, int(algorithm_id)))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, algorithm_id: str) -> None:
+        changes = self.parse(AlgorithmUpdate)
+        self.reply(await self.run(self.algorithms.update, self.actor, int(algorithm_id), changes))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, algorithm_id: str) -> None:
+        await self.run(self.algorithms.delete, self.actor, int(algorithm_id))
+        self.set_status(204)
+        self.finish()
+
+
+class PublishHandler(AlgorithmHandlerBase):
+    @web.authenticated
+    @authorized
+    async def post(self, algorithm_id: str) -> None:
+        self.reply(await self.run(self.algorithms.publish, self.actor, int(algorithm_id)))
+
+
+class OfflineHandler(AlgorithmHandlerBase):
+    @web.authenticated
+    @authorized
+    async def post(self, algorithm_id: str) -> None:
+        self.reply(await self.run(self.algorithms.take_offline, self.actor, int(algorithm_id)))
+
+
+class UploadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: the uploaded file's name, kept as the image's source
+    filename: str = ""
+
+
+class ImageHandler(UploadHandler):
+    """PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image."""
+
+    auth_resource = "workbench:algorithms"
+
+    async def check_upload(self, algorithm_id: str, kind: str) -> None:
+        await self.run(self.workbench.algorithms.check_upload, self.actor, int(algorithm_id), kind)
+
+    @web.authenticated
+    @authorized
+    async def put(self, algorithm_id: str, kind: str) -> None:
+        filename = self.query(UploadQuery).filename[:255]
+        with self.received() as stored:
+            info = await self.run(
+                self.workbench.algorithms.upload_image,
+                self.actor,
+                int(algorithm_id),
+                kind,
+                stored,
+                filename,
+            )
+        self.reply(info)
+
+
+class PullHandler(AlgorithmHandlerBase):
+    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, algorithm_id: str, kind: str) -> None:
+        spec = self.parse(ImagePull)
+        info = await self.run(
+            self.algorithms.pull_image, self.actor, int(algorithm_id), kind, spec.reference
+        )
+        self.reply(info)
+
+
+class FromWorkspaceHandler(AlgorithmHandlerBase):
+    """POST {workspace_id, filename}: load ``docker_image/<filename>`` of that workspace."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, algorithm_id: str, kind: str) -> None:
+        spec = self.parse(ImageFromWorkspace)
+        info = await self.run(
+            self.algorithms.image_from_workspace,
+            self.actor,
+            int(algorithm_id),
+            kind,
+            spec.workspace_id,
+            spec.filename,
+        )
+        self.reply(info)
+
+
+handlers = [
+    (rf"{API}/algorithms", AlgorithmsHandler),
+    (rf"{API}/algorithms/(\d+)", AlgorithmHandler),
+    (rf"{API}/algorithms/(\d+)/publish", PublishHandler),
+    (rf"{API}/algorithms/(\d+)/offline", OfflineHandler),
+    (rf"{API}/algorithms/(\d+)/images/{KIND}", ImageHandler),
+    (rf"{API}/algorithms/(\d+)/images/{KIND}/pull", PullHandler),
+    (rf"{API}/algorithms/(\d+)/images/{KIND}/from-workspace", FromWorkspaceHandler),
+]

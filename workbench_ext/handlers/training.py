@@ -1,0 +1,154 @@
+"""/training/tasks, /models, /model-versions: training tasks (create, edit, start, stop,
+retry, delete), their runs, logs and metrics, and the models their runs made."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from workbench.training.schemas import (
+    LogQuery,
+    MetricsQuery,
+    ModelFilter,
+    TaskCreate,
+    TaskFilter,
+    TaskUpdate,
+)
+from workbench.training.service import TrainingService
+from workbench_ext.handlers.base import API, WorkbenchHandler
+
+
+class TrainingHandlerBase(WorkbenchHandler):
+    auth_resource = "workbench:training"
+
+    @property
+    def training(self) -> TrainingService:
+        return self.workbench.training
+
+
+class TasksHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        filters = self.query(TaskFilter)
+        self.reply(await self.run(self.training.list, self.actor, filters))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.parse(TaskCreate)
+        self.reply(await self.run(self.training.create, self.actor, spec), status=201)
+
+
+class TaskHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        self.reply(await self.run(self.training.get, self.actor, int(task_id)))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, task_id: str) -> None:
+        changes = self.parse(TaskUpdate)
+        self.reply(await self.run(self.training.update, self.actor, int(task_id), changes))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, task_id: str) -> None:
+        await self.run(self.training.delete, self.actor, int(task_id))
+        self.set_status(204)
+        self.finish()
+
+
+class StartHandler(TrainingHandlerBase):
+    """POST: queue a draft's first run (the runner starts it when there is room)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str) -> None:
+        self.reply(await self.run(self.training.start, self.actor, int(task_id)))
+
+
+class StopHandler(TrainingHandlerBase):
+    """POST: a queued task stops at once, a running one once its container has exited
+    (SIGTERM, SIGKILL after 10 s)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str) -> None:
+        self.reply(await self.run(self.training.stop, self.actor, int(task_id)))
+
+
+class RetryHandler(TrainingHandlerBase):
+    """POST: queue a new run of a finished task."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str) -> None:
+        self.reply(await self.run(self.training.retry, self.actor, int(task_id)))
+
+
+class LogHandler(TrainingHandlerBase):
+    """The run's log from byte ``offset`` as a JSON page (whole lines while it runs)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        q = self.query(LogQuery)
+        page = await self.run(self.training.tail, self.actor, int(task_id), q.offset, q.job_id)
+        self.set_header("Cache-Control", "no-store")
+        self.reply(page)
+
+
+class MetricsHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        q = self.query(MetricsQuery)
+        points = await self.run(self.training.metrics, self.actor, int(task_id), q.after, q.job_id)
+        self.set_header("Cache-Control", "no-store")
+        self.reply(points)
+
+
+class RunsHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        self.reply(await self.run(self.training.runs, self.actor, int(task_id)))
+
+
+class ModelsHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        filters = self.query(ModelFilter)
+        self.reply(await self.run(self.training.list_models, self.actor, filters))
+
+
+class ModelHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        self.reply(await self.run(self.training.get_model, self.actor, int(model_id)))
+
+
+class ModelVersionHandler(TrainingHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, version_id: str) -> None:
+        self.reply(await self.run(self.training.get_version, self.actor, int(version_id)))
+
+
+handlers = [
+    (rf"{API}/training/tasks", TasksHandler),
+    (rf"{API}/training/tasks/(\d+)", TaskHandler),
+    (rf"{API}/training/tasks/(\d+)/start", StartHandler),
+    (rf"{API}/training/tasks/(\d+)/stop", StopHandler),
+    (rf"{API}/training/tasks/(\d+)/retry", RetryHandler),
+    (rf"{API}/training/tasks/(\d+)/log", LogHandler),
+    (rf"{API}/training/tasks/(\d+)/metrics", MetricsHandler),
+    (rf"{API}/training/tasks/(\d+)/runs", RunsHandler),
+    (rf"{API}/models", ModelsHandler),
+    (rf"{API}/models/(\d+)", ModelHandler),
+    (rf"{API}/model-versions/(\d+)", ModelVersionHandler),
+]

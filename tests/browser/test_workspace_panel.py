@@ -34,7 +34,7 @@ def test_open_a_workspace_from_the_panel(
 ) -> None:
     frame = open_workbench_panel(page, lab_server)
     frame.locator(".lm-TabBar-tab", has_text="Workspaces").click()
-    frame.locator(".widget-refresh, button", has_text="Refresh").last.click()
+    frame.locator("button:visible", has_text="Refresh").click()
     frame.locator(
         ".jupyter-widget-Collapse-header, .lm-AccordionPanel-title", has_text="New workspace"
     ).first.click()

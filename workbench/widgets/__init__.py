@@ -4,6 +4,8 @@ They talk to the server only through :class:`workbench.client.WorkbenchClient`, 
 same panel works in the JupyterLab side panel, in a notebook and in a Voila dashboard.
 """
 
+from workbench.widgets.algorithms import AlgorithmsSection
 from workbench.widgets.panel import WorkbenchPanel
+from workbench.widgets.training import TrainingSection
 
-__all__ = ["WorkbenchPanel"]
+__all__ = ["AlgorithmsSection", "TrainingSection", "WorkbenchPanel"]

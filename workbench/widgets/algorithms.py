@@ -1,0 +1,983 @@
+"""The Algorithms section of the side panel (manual 2.2): the library with filters, an
+algorithm's details (training and inference settings, each image's state), the create and
+edit form, its images (a workspace's ``docker_image/`` tar checked before it is used, a tar
+upload with a progress bar, or a pull), online/offline, visibility and delete."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from workbench.algorithms.params import ApiSpec, ImageSettings, ParamSpec
+from workbench.algorithms.schemas import AlgorithmInfo, ImageInfo
+from workbench.client import WorkbenchClient
+from workbench.enums import SUB_PURPOSES, ImageKind, ImageState, Purpose, Visibility
+from workbench.errors import WorkbenchError
+from workbench.images import ImageConfig
+from workbench.widgets.common import (
+    CONFIRM_DELETE,
+    WRAP,
+    Poller,
+    Status,
+    escape,
+    on_pick,
+    plain,
+    replace_options,
+    size_text,
+    state_html,
+    table_html,
+)
+from workbench.widgets.datasets import visibility_choices
+from workbench.workspaces.builds import ImageTarInfo, TarReport
+
+ALL = "all"
+PARAM_TYPES = ["int", "float", "str", "bool"]
+API_TYPES = ["string", "integer", "number", "boolean", "array", "object"]
+SOURCES = {"workspace": "a workspace", "upload": "a tar upload", "pull": "a pull"}
+
+
+def _label(algo: AlgorithmInfo) -> str:
+    return (
+        f"#{algo.id} {algo.name} · {algo.purpose}/{algo.sub_purpose} · {algo.state} · "
+        f"{algo.visibility} · {algo.owner}"
+    )
+
+
+class AlgorithmsSection(w.VBox):
+    def __init__(
+        self,
+        client: WorkbenchClient,
+        *,
+        is_admin: bool = False,
+        poll_interval: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        self.client = client
+        self.algorithms: dict[int, AlgorithmInfo] = {}
+        self.status = Status()
+
+        # list and filters
+        self.show_only = w.Dropdown(
+            options=[ALL, "mine", "public", "preset"],
+            value=ALL,
+            description="Show",
+            layout=w.Layout(width="160px"),
+        )
+        self.purpose = w.Dropdown(
+            options=[ALL, *Purpose],
+            value=ALL,
+            description="Purpose",
+            layout=w.Layout(width="170px"),
+        )
+        self.state = w.Dropdown(
+            options=[ALL, "draft", "online", "offline"],
+            value=ALL,
+            description="State",
+            layout=w.Layout(width="170px"),
+        )
+        self.search = w.Text(placeholder="search", layout=w.Layout(width="130px"))
+        self.search.continuous_update = False
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
+        self.listing.add_class("wb-algorithms-list")
+        for control in (self.show_only, self.purpose, self.state, self.search):
+            control.observe(lambda _: self.refresh(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        on_pick(self.listing, self.show)
+
+        # details
+        self.summary = w.HTML()
+        self.publish_button = w.Button(
+            description="Put online", icon="cloud-upload", button_style="success"
+        )
+        self.offline_button = w.Button(description="Take offline", icon="cloud-download")
+        self.edit_button = w.Button(description="Edit", icon="pencil")
+        self.visibility = w.Dropdown(
+            options=visibility_choices(is_admin),
+            description="Visibility",
+            layout=w.Layout(width="200px"),
+        )
+        self.visibility_button = w.Button(description="Apply")
+        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
+        self.publish_button.add_class("wb-algo-publish")
+        self.publish_button.on_click(lambda _: self._act(self.client.algorithms.publish, "online"))
+        self.offline_button.on_click(
+            lambda _: self._act(self.client.algorithms.take_offline, "offline")
+        )
+        self.edit_button.on_click(lambda _: self.edit())
+        self.visibility_button.on_click(lambda _: self.apply_visibility())
+        self.delete_button.on_click(lambda _: self.delete())
+        self.settings = w.HTML()
+        self.images = ImagesBox(client, self._image_changed, poll_interval)
+        self.details = w.VBox(
+            [
+                self.summary,
+                w.HBox(
+                    [
+                        self.publish_button,
+                        self.offline_button,
+                        self.edit_button,
+                        self.visibility,
+                        self.visibility_button,
+                        self.delete_button,
+                    ],
+                    layout=WRAP,
+                ),
+                self.settings,
+                self.images,
+            ],
+            layout=w.Layout(display="none"),
+        )
+
+        self.form = AlgorithmForm(client, self._saved, visibility_choices(is_admin))
+        self.form_box = w.Accordion(
+            children=[self.form], titles=("New algorithm",), selected_index=None
+        )
+        super().__init__(
+            [
+                w.HBox(
+                    [
+                        self.show_only,
+                        self.purpose,
+                        self.state,
+                        self.search,
+                        self.refresh_button,
+                    ],
+                    layout=WRAP,
+                ),
+                self.listing,
+                self.status,
+                self.form_box,
+                self.details,
+            ],
+            **kwargs,
+        )
+
+    # --- actions --------------------------------------------------------------------------
+
+    @property
+    def selected(self) -> AlgorithmInfo | None:
+        return self.algorithms.get(self.listing.value) if self.listing.value else None
+
+    def refresh(self) -> None:
+        try:
+            found = self.client.algorithms.list(
+                visibility=None if self.show_only.value == ALL else self.show_only.value,
+                purpose=None if self.purpose.value == ALL else self.purpose.value,
+                state=None if self.state.value == ALL else self.state.value,
+                q=self.search.value or None,
+            )
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        keep = self.listing.value
+        self.algorithms = {a.id: a for a in found}
+        replace_options(self.listing, [(_label(a), a.id) for a in found], keep)
+        if keep is not None and self.listing.value == keep:
+            self.show(keep)  # its details as they are now
+        self.status.ok(f"{len(found)} algorithms")
+
+    def show(self, algorithm_id: int | None) -> None:
+        algo = self.algorithms.get(algorithm_id) if algorithm_id else None
+        if algo is None:
+            self.details.layout.display = "none"
+            return
+        self.details.layout.display = ""
+        self.delete_button.description = "Delete"
+        self.summary.value = summary_html(algo)
+        self.settings.value = settings_html(algo)
+        if algo.visibility in self.visibility.options:  # members are not offered preset
+            self.visibility.value = algo.visibility
+        online = algo.state == "online"
+        self.publish_button.layout.display = "none" if online else ""
+        self.offline_button.layout.display = "" if online else "none"
+        self.images.show(algo)
+
+    def _reload(self, algorithm_id: int) -> None:
+        """Fetch one algorithm again and show it (after an action changed it)."""
+        try:
+            algo = self.client.algorithms.get(algorithm_id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.algorithms[algo.id] = algo
+        before = self.listing.value
+        replace_options(
+            self.listing, [(_label(a), a.id) for a in self.algorithms.values()], algo.id
+        )
+        if before == algo.id:
+            self.show(algo.id)
+
+    def _act(self, call: Callable[[int], AlgorithmInfo], done: str) -> None:
+        algo = self.selected
+        if algo is None:
+            return
+        try:
+            call(algo.id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self._reload(algo.id)
+        self.status.ok(f"{algo.name} is {done}")
+
+    def apply_visibility(self) -> None:
+        self._act(
+            lambda i: self.client.algorithms.update(i, visibility=self.visibility.value),
+            str(self.visibility.value),
+        )
+
+    def edit(self) -> None:
+        algo = self.selected
+        if algo is None:
+            return
+        self.form.load(algo)
+        self.form_box.titles = (f"Edit {algo.name}",)
+        self.form_box.selected_index = 0
+
+    def delete(self) -> None:
+        """First click asks for confirmation, the second deletes."""
+        algo = self.selected
+        if algo is None:
+            return
+        if self.delete_button.description != CONFIRM_DELETE:
+            self.delete_button.description = CONFIRM_DELETE
+            self.status.value = (
+                f"Click '{CONFIRM_DELETE}' to delete {escape(algo.name)} and its images."
+            )
+            return
+        self.delete_button.description = "Delete"
+        try:
+            self.client.algorithms.delete(algo.id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.listing.value = None
+        self.refresh()
+        self.status.ok(f"deleted {algo.name}")
+
+    def _saved(self, algo: AlgorithmInfo, created: bool) -> None:
+        self.form_box.titles = ("New algorithm",)
+        self.form_box.selected_index = None
+        self.refresh()
+        self._reload(algo.id)
+        if created:
+            self.status.ok(f"created {algo.name} (#{algo.id}); give it its images below")
+        else:
+            self.status.ok(f"saved {algo.name}")
+
+    def _image_changed(self, algo: AlgorithmInfo) -> None:
+        if self.listing.value == algo.id:
+            self.algorithms[algo.id] = algo
+            self.summary.value = summary_html(algo)
+            self.settings.value = settings_html(algo)
+
+
+class ImagesBox(w.VBox):
+    """An algorithm's train or predict image from a workspace's tar, an upload or a pull."""
+
+    def __init__(
+        self,
+        client: WorkbenchClient,
+        on_changed: Callable[[AlgorithmInfo], None],
+        poll_interval: float,
+    ) -> None:
+        self.client = client
+        self.on_changed = on_changed
+        self.algorithm: AlgorithmInfo | None = None
+        self.status = Status()
+        self.kind = w.ToggleButtons(
+            options=list(ImageKind), value=ImageKind.TRAIN, description="Image"
+        )
+        self.source = w.ToggleButtons(
+            options=[(label, key) for key, label in SOURCES.items()],
+            value="workspace",
+            description="From",
+        )
+        self.kind.add_class("wb-algo-image-kind")
+        self.kind.observe(lambda _: self.load_tars(), names="value")  # to be checked again
+        self.source.observe(lambda _: self._source_changed(), names="value")
+
+        # from a workspace: pick the workspace and the tar, read its report, then use it
+        self.workspace = w.Dropdown(description="Workspace", layout=w.Layout(width="300px"))
+        self.tar = w.Dropdown(description="Tar", layout=w.Layout(width="300px"))
+        self.report = w.HTML()
+        self.use_button = w.Button(
+            description="Use this image", icon="check", button_style="success", disabled=True
+        )
+        self.workspace.add_class("wb-algo-workspace")
+        self.tar.add_class("wb-algo-tar")
+        self.report.add_class("wb-algo-report")
+        self.use_button.add_class("wb-algo-use")
+        on_pick(self.workspace, lambda _: self.load_tars())
+        on_pick(self.tar, lambda _: self.inspect())
+        self.use_button.on_click(lambda _: self.use_workspace_tar())
+
+        # an upload
+        self.file = w.FileUpload(accept=".tar", multiple=False, description="Tar")
+        self.server_path = w.Text(
+            placeholder="…or a path on the server", layout=w.Layout(width="260px")
+        )
+        self.upload_button = w.Button(description="Upload", icon="upload")
+        self.upload_button.on_click(lambda _: self.upload())
+
+        # a pull
+        self.reference = w.Text(placeholder="host/project/name:tag", layout=w.Layout(width="300px"))
+        self.pull_button = w.Button(description="Pull", icon="download")
+        self.pull_button.on_click(lambda _: self.pull())
+
+        self.progress = w.IntProgress(
+            value=0,
+            min=0,
+            max=100,
+            description="Loading",
+            layout=w.Layout(width="320px", display="none"),
+        )
+        self.sources = {
+            "workspace": w.VBox(
+                [
+                    w.HBox([self.workspace, self.tar], layout=WRAP),
+                    self.report,
+                    self.use_button,
+                ]
+            ),
+            "upload": w.VBox(
+                [
+                    w.HBox([self.file, self.server_path, self.upload_button], layout=WRAP),
+                    w.HTML(
+                        "<small>A <code>docker save</code> tar. The Tar button sends the file "
+                        "through this panel's kernel: for large tars, upload them with "
+                        "JupyterLab's file browser and type their path instead.</small>"
+                    ),
+                ]
+            ),
+            "pull": w.HBox([self.reference, self.pull_button], layout=WRAP),
+        }
+        self.source_box = w.Box()
+        self.poller = Poller(self._follow, poll_interval)
+        super().__init__(
+            [
+                w.HTML("<b>Images</b>"),
+                w.HBox([self.kind], layout=WRAP),
+                w.HBox([self.source], layout=WRAP),
+                self.source_box,
+                self.progress,
+                self.status,
+            ]
+        )
+        self._source_changed()
+
+    def show(self, algo: AlgorithmInfo) -> None:
+        changed = self.algorithm is None or self.algorithm.id != algo.id
+        self.algorithm = algo
+        if changed:
+            self.progress.layout.display = "none"
+            self.status.value = ""
+            self.load_workspaces()
+        if self._loading(algo):
+            self.poller.start()
+
+    def _source_changed(self) -> None:
+        self.source_box.children = (self.sources[self.source.value],)
+
+    # --- from a workspace -----------------------------------------------------------------
+
+    def load_workspaces(self) -> None:
+        """The workspaces this user owns or is a member of."""
+        try:
+            found = self.client.workspaces.list()
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        keep = self.workspace.value
+        options = [(f"#{ws.id} {ws.name} · {ws.owner}", ws.id) for ws in found]
+        replace_options(self.workspace, [("choose a workspace", None), *options], keep)
+        if self.workspace.value == keep:
+            self.load_tars()
+
+    def load_tars(self) -> None:
+        """The workspace's ``docker_image/`` tars of the chosen kind, and those whose name
+        breaks the naming (their report says why they cannot be used)."""
+        self.use_button.disabled = True
+        self.report.value = ""
+        tars: list[ImageTarInfo] = []
+        if self.workspace.value is not None:
+            try:
+                tars = self.client.workspaces.images(self.workspace.value)
+            except WorkbenchError as exc:
+                self.status.error(exc)
+        fitting = [t for t in tars if t.kind in (self.kind.value, None)]
+        options = [(f"{t.filename} ({size_text(t.size)})", t.filename) for t in fitting]
+        replace_options(self.tar, [("choose a tar", None), *options], None)
+        if self.workspace.value is not None and not fitting:
+            self.report.value = (
+                f"<i>No docker_image/{self.kind.value}-&lt;name&gt;.tar in this workspace: "
+                "build one in the Workspaces tab.</i>"
+            )
+
+    def inspect(self) -> None:
+        """Show the chosen tar's validation report; only a tar without problems may be used."""
+        self.use_button.disabled = True
+        self.report.value = ""
+        if self.workspace.value is None or self.tar.value is None:
+            return
+        try:
+            report = self.client.workspaces.inspect_image(self.workspace.value, self.tar.value)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return
+        self.report.value = tar_report_html(report)
+        self.use_button.disabled = not report.ok or report.kind != self.kind.value
+
+    def use_workspace_tar(self) -> None:
+        algo = self.algorithm
+        if algo is None or self.use_button.disabled:
+            return
+        self._load(
+            f"{self.tar.value} from workspace #{self.workspace.value}",
+            lambda: self.client.algorithms.image_from_workspace(
+                algo.id, self.kind.value, self.workspace.value, self.tar.value
+            ),
+        )
+
+    # --- upload and pull ------------------------------------------------------------------
+
+    def upload(self) -> None:
+        algo = self.algorithm
+        if algo is None:
+            return
+
+        def progress(sent: int, total: int) -> None:
+            self.progress.value = int(90 * sent / max(total, 1))
+
+        def send(path: Path) -> AlgorithmInfo:
+            return self.client.algorithms.upload_image(
+                algo.id, self.kind.value, path, progress=progress
+            )
+
+        try:
+            if self.file.value:
+                item = self.file.value[0]
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / Path(item["name"]).name
+                    path.write_bytes(item["content"])
+                    self._load(path.name, lambda: send(path))
+                self.file.value = ()
+            elif self.server_path.value.strip():
+                path = Path(self.server_path.value.strip()).expanduser()
+                self._load(path.name, lambda: send(path))
+            else:
+                self.status.problem("Choose a tar or type a path on the server first.")
+        except OSError as exc:
+            self.progress.bar_style = "danger"
+            self.status.problem(f"Cannot read the file: {exc}")
+
+    def pull(self) -> None:
+        algo = self.algorithm
+        reference = self.reference.value.strip()
+        if algo is None or not reference:
+            return
+        self._load(
+            reference,
+            lambda: self.client.algorithms.pull_image(algo.id, self.kind.value, reference),
+        )
+
+    # --- loading and following the image's state ------------------------------------------
+
+    def _load(self, what: str, call: Callable[[], AlgorithmInfo]) -> None:
+        """Run an image call with the bar going, then follow the image while it loads."""
+        self.progress.layout.display = ""
+        self.progress.value, self.progress.bar_style = 5, "info"
+        self.status.value = f"loading {escape(what)} as the {self.kind.value} image…"
+        try:
+            algo = call()
+        except WorkbenchError as exc:
+            self.progress.bar_style = "danger"
+            self.status.error(exc)
+            return
+        self.algorithm = algo
+        self._image_state(algo)
+        self.on_changed(algo)
+        if self._loading(algo):
+            self.poller.start()
+
+    def _loading(self, algo: AlgorithmInfo) -> bool:
+        return any(image.state == ImageState.LOADING for image in (algo.train, algo.predict))
+
+    def _follow(self) -> bool:
+        """One poll while an image loads: its state, until it is ready or failed."""
+        algo = self.algorithm
+        if algo is None:
+            return False
+        try:
+            algo = self.client.algorithms.get(algo.id)
+        except WorkbenchError as exc:
+            self.status.error(exc)
+            return False
+        if self.algorithm is None or self.algorithm.id != algo.id:
+            return False  # another algorithm is shown now
+        self.algorithm = algo
+        self._image_state(algo)
+        self.on_changed(algo)
+        return self._loading(algo)
+
+    def _image_state(self, algo: AlgorithmInfo) -> None:
+        image = algo.train if self.kind.value == ImageKind.TRAIN else algo.predict
+        if image.state == ImageState.LOADING:
+            self.progress.layout.display = ""
+            self.progress.value = min(95, max(self.progress.value, 50) + 5)
+            self.progress.bar_style = "info"
+            self.status.value = f"the {self.kind.value} image is loading…"
+        elif image.state == ImageState.READY:
+            self.progress.value, self.progress.bar_style = 100, "success"
+            self.status.ok(f"the {self.kind.value} image is ready: {image.image_ref}")
+        elif image.state == ImageState.FAILED:
+            self.progress.bar_style = "danger"
+            self.status.problem(f"the {self.kind.value} image failed: {image.state_reason}")
+
+
+class ParamRows(w.VBox):
+    """Editable rows of an image's parameters: name, type, default, description."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[w.Text, w.Dropdown, w.Text, w.Text]] = []
+        self.add_button = w.Button(description="Add parameter", icon="plus")
+        self.add_button.on_click(lambda _: self.add())
+        super().__init__([self.add_button])
+
+    def add(self, name: str = "", spec: ParamSpec | None = None) -> None:
+        spec = spec or ParamSpec()
+        row = (
+            w.Text(value=name, placeholder="NAME", layout=w.Layout(width="120px")),
+            w.Dropdown(options=PARAM_TYPES, value=spec.type, layout=w.Layout(width="70px")),
+            w.Text(
+                value="" if spec.default is None else plain(spec.default),
+                placeholder="default",
+                layout=w.Layout(width="90px"),
+            ),
+            w.Text(
+                value=spec.description, placeholder="description", layout=w.Layout(width="150px")
+            ),
+        )
+        self.rows.append(row)
+        self._render()
+
+    def remove(self, index: int) -> None:
+        del self.rows[index]
+        self._render()
+
+    def set(self, env: dict[str, ParamSpec]) -> None:
+        self.rows = []
+        for name, spec in env.items():
+            self.add(name, spec)
+        self._render()
+
+    def value(self) -> dict[str, dict[str, Any]]:
+        """The rows as the JSON of ``ImageSettings.env`` (the server checks the types)."""
+        return {
+            name.value.strip(): {
+                "type": kind.value,
+                "default": default.value.strip() or None,
+                "description": description.value.strip(),
+            }
+            for name, kind, default, description in self.rows
+            if name.value.strip()
+        }
+
+    def _render(self) -> None:
+        lines: list[w.Widget] = []
+        for index, row in enumerate(self.rows):
+            remove = w.Button(icon="times", tooltip="remove", layout=w.Layout(width="32px"))
+            remove.on_click(lambda _, i=index: self.remove(i))
+            lines.append(w.HBox([*row, remove], layout=WRAP))
+        self.children = [*lines, self.add_button]
+
+
+class ApiParamRows(w.VBox):
+    """Editable rows of the inference API's inputs: name, type, required, example, note."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[w.Text, w.Dropdown, w.Checkbox, w.Text, w.Text]] = []
+        self.add_button = w.Button(description="Add API input", icon="plus")
+        self.add_button.on_click(lambda _: self.add())
+        super().__init__([self.add_button])
+
+    def add(
+        self,
+        name: str = "",
+        kind: str = "string",
+        required: bool = True,
+        example: Any = None,
+        description: str = "",
+    ) -> None:
+        row = (
+            w.Text(value=name, placeholder="name", layout=w.Layout(width="100px")),
+            w.Dropdown(options=API_TYPES, value=kind, layout=w.Layout(width="85px")),
+            w.Checkbox(value=required, description="required", indent=False),
+            w.Text(
+                value="" if example is None else plain(example),
+                placeholder="example",
+                layout=w.Layout(width="100px"),
+            ),
+            w.Text(value=description, placeholder="description", layout=w.Layout(width="130px")),
+        )
+        row[2].layout.width = "80px"
+        self.rows.append(row)
+        self._render()
+
+    def remove(self, index: int) -> None:
+        del self.rows[index]
+        self._render()
+
+    def set(self, spec: ApiSpec | None) -> None:
+        self.rows = []
+        for p in spec.params if spec else []:
+            self.add(p.name, p.type, p.required, p.example, p.description)
+        self._render()
+
+    def value(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name.value.strip(),
+                "type": kind.value,
+                "required": required.value,
+                "example": _example(example.value),
+                "description": description.value.strip(),
+            }
+            for name, kind, required, example, description in self.rows
+            if name.value.strip()
+        ]
+
+    def _render(self) -> None:
+        lines: list[w.Widget] = []
+        for index, row in enumerate(self.rows):
+            remove = w.Button(icon="times", tooltip="remove", layout=w.Layout(width="32px"))
+            remove.on_click(lambda _, i=index: self.remove(i))
+            lines.append(w.HBox([*row, remove], layout=WRAP))
+        self.children = [*lines, self.add_button]
+
+
+class ImageSettingsForm(w.VBox):
+    """How one image runs: command, arguments, device, parameters (and the API spec)."""
+
+    def __init__(self, kind: ImageKind) -> None:
+        self.kind = kind
+        self.command = w.Text(
+            description="Command",
+            placeholder="empty: the image's ENTRYPOINT",
+            layout=w.Layout(width="420px"),
+        )
+        self.args = w.Text(
+            description="Arguments",
+            placeholder="empty: the image's CMD",
+            layout=w.Layout(width="420px"),
+        )
+        self.device = w.ToggleButtons(options=["cpu", "gpu"], value="cpu", description="Device")
+        self.params = ParamRows()
+        self.route = w.Text(value="/predict", description="Route", layout=w.Layout(width="260px"))
+        self.method = w.Dropdown(
+            options=["POST", "GET"],
+            value="POST",
+            description="Method",
+            layout=w.Layout(width="180px"),
+        )
+        self.api_params = ApiParamRows()
+        children: list[w.Widget] = [
+            self.command,
+            self.args,
+            self.device,
+            w.HTML("Parameters (environment variables, with their type and default)"),
+            self.params,
+        ]
+        if kind == ImageKind.PREDICT:
+            children += [
+                w.HTML("API (manual 2.2.1: the route and its inputs)"),
+                w.HBox([self.method, self.route], layout=WRAP),
+                self.api_params,
+            ]
+        super().__init__(children)
+
+    def load(self, settings: ImageSettings) -> None:
+        self.command.value = shlex.join(settings.command)
+        self.args.value = shlex.join(settings.args)
+        self.device.value = settings.device
+        self.params.set(dict(settings.env))
+        if self.kind == ImageKind.PREDICT:
+            spec = settings.api_spec or ApiSpec()
+            self.route.value, self.method.value = spec.route, spec.method
+            self.api_params.set(spec)
+
+    def clear(self) -> None:
+        self.load(ImageSettings(api_spec=ApiSpec() if self.kind == ImageKind.PREDICT else None))
+
+    def value(self) -> dict[str, Any]:
+        """The JSON of :class:`ImageSettings`; ValueError for unbalanced quotes."""
+        body: dict[str, Any] = {
+            "command": shlex.split(self.command.value),
+            "args": shlex.split(self.args.value),
+            "env": self.params.value(),
+            "device": self.device.value,
+        }
+        if self.kind == ImageKind.PREDICT:
+            body["api_spec"] = {
+                "route": self.route.value.strip(),
+                "method": self.method.value,
+                "params": self.api_params.value(),
+            }
+        return body
+
+
+class AlgorithmForm(w.VBox):
+    """The "new algorithm" form, also used to edit one (manual 2.2.1 and 2.2.2)."""
+
+    def __init__(
+        self,
+        client: WorkbenchClient,
+        on_saved: Callable[[AlgorithmInfo, bool], None],
+        visibilities: list[Visibility],
+    ) -> None:
+        self.client = client
+        self.on_saved = on_saved
+        self.editing: int | None = None
+        self.name = w.Text(description="Name")
+        self.description = w.Textarea(description="Description", rows=2)
+        self.purpose = w.Dropdown(options=list(Purpose), description="Purpose")
+        self.sub_purpose = w.Dropdown(description="Sub-purpose")
+        self.visibility = w.Dropdown(options=visibilities, description="Visibility")
+        self.train = ImageSettingsForm(ImageKind.TRAIN)
+        self.predict = ImageSettingsForm(ImageKind.PREDICT)
+        self.image_tabs = w.Tab(
+            children=[self.train, self.predict], titles=("Training image", "Inference image")
+        )
+        self.save_button = w.Button(description="Create", button_style="primary", icon="save")
+        self.new_button = w.Button(description="New instead", layout=w.Layout(display="none"))
+        self.message = Status()
+        self.name.add_class("wb-algo-name")
+        self.save_button.add_class("wb-algo-save")
+        self.purpose.observe(lambda _: self._purpose_changed(), names="value")
+        self.save_button.on_click(lambda _: self.save())
+        self.new_button.on_click(lambda _: self.reset())
+        self._purpose_changed()
+        self.predict.clear()
+        super().__init__(
+            [
+                self.name,
+                self.description,
+                self.purpose,
+                self.sub_purpose,
+                self.visibility,
+                self.image_tabs,
+                w.HBox([self.save_button, self.new_button], layout=WRAP),
+                self.message,
+            ]
+        )
+
+    def _purpose_changed(self) -> None:
+        choices = list(SUB_PURPOSES[Purpose(self.purpose.value)])
+        keep = self.sub_purpose.value
+        self.sub_purpose.options = choices
+        self.sub_purpose.value = keep if keep in choices else choices[0]
+
+    def load(self, algo: AlgorithmInfo) -> None:
+        """Edit ``algo``: its values in the fields, Save sends the changes."""
+        self.editing = algo.id
+        self.name.value = algo.name
+        self.description.value = algo.description
+        self.purpose.value = algo.purpose
+        self._purpose_changed()
+        self.sub_purpose.value = algo.sub_purpose
+        if algo.visibility in self.visibility.options:
+            self.visibility.value = algo.visibility
+        self.train.load(algo.train.settings)
+        self.predict.load(algo.predict.settings)
+        self.save_button.description = "Save"
+        self.new_button.layout.display = ""
+        self.message.value = ""
+
+    def reset(self) -> None:
+        self.editing = None
+        self.name.value = self.description.value = ""
+        self.train.clear()
+        self.predict.clear()
+        self.save_button.description = "Create"
+        self.new_button.layout.display = "none"
+        self.message.value = ""
+
+    def save(self) -> None:
+        try:
+            fields: dict[str, Any] = {
+                "name": self.name.value.strip(),
+                "description": self.description.value,
+                "purpose": self.purpose.value,
+                "sub_purpose": self.sub_purpose.value,
+                "visibility": self.visibility.value,
+                "train": self.train.value(),
+                "predict": self.predict.value(),
+            }
+        except ValueError as exc:
+            self.message.problem(f"Command or arguments: {exc} (check the quotes).")
+            return
+        try:
+            if self.editing is None:
+                algo = self.client.algorithms.create(**fields)
+            else:
+                algo = self.client.algorithms.update(self.editing, **fields)
+        except WorkbenchError as exc:
+            self.message.error(exc)
+            return
+        created = self.editing is None
+        self.message.ok(f"{'created' if created else 'saved'} {algo.name}")
+        self.reset()
+        self.on_saved(algo, created)
+
+
+# --- HTML views ---------------------------------------------------------------------------
+
+
+def summary_html(algo: AlgorithmInfo) -> str:
+    facts = " · ".join(
+        [
+            f"{algo.purpose}/{algo.sub_purpose}",
+            algo.visibility,
+            f"owner {algo.owner}",
+        ]
+    )
+    desc = f"<div>{escape(algo.description)}</div>" if algo.description else ""
+    return (
+        f"<h3 style='margin:4px 0'>{escape(algo.name)}</h3>{desc}"
+        f"<div>state {state_html(algo.state)} · "
+        f"<span style='color:var(--jp-ui-font-color2, #555)'>{escape(facts)}</span></div>"
+    )
+
+
+def settings_html(algo: AlgorithmInfo) -> str:
+    """Both images: how they run, their parameters, the API spec, and where they stand."""
+    parts = []
+    for title, image in (("Training", algo.train), ("Inference", algo.predict)):
+        s = image.settings
+        command = f"<code>{escape(shlex.join(s.command))}</code>" if s.command else "its own"
+        args = f"<code>{escape(shlex.join(s.args))}</code>" if s.args else "its own"
+        run = f"command {command} · arguments {args} · {s.device.upper()}"
+        params = (
+            table_html(
+                ["parameter", "type", "default", "description"],
+                [
+                    [
+                        f"<code>{escape(name)}</code>",
+                        spec.type,
+                        escape("" if spec.default is None else plain(spec.default)),
+                        escape(spec.description),
+                    ]
+                    for name, spec in s.env.items()
+                ],
+            )
+            if s.env
+            else "<div><i>no parameters</i></div>"
+        )
+        api = ""
+        if s.api_spec is not None:
+            api = f"<div>API <code>{s.api_spec.method} {escape(s.api_spec.route)}</code></div>"
+            if s.api_spec.params:
+                api += table_html(
+                    ["input", "type", "required", "example", "description"],
+                    [
+                        [
+                            f"<code>{escape(p.name)}</code>",
+                            p.type,
+                            "yes" if p.required else "no",
+                            escape("" if p.example is None else plain(p.example)),
+                            escape(p.description),
+                        ]
+                        for p in s.api_spec.params
+                    ],
+                )
+        parts.append(
+            f"<div style='margin-top:6px'><b>{title}</b> · {run}</div>{params}{api}"
+            f"{image_html(image)}"
+        )
+    return "".join(parts)
+
+
+def image_html(image: ImageInfo) -> str:
+    """One image's state, reference, digest, size, source and config."""
+    facts = [f"image {state_html(image.state)}"]
+    if image.image_ref:
+        facts.append(f"<code>{escape(image.image_ref)}</code>")
+    if image.digest:
+        facts.append(f"<code title='{escape(image.digest)}'>{escape(image.digest[:19])}</code>")
+    if image.size:
+        facts.append(size_text(image.size))
+    if image.source:
+        detail = f" {escape(image.source_detail)}" if image.source_detail else ""
+        facts.append(f"from {escape(image.source)}{detail}")
+    reason = (
+        f"<div style='color:#b71c1c'>{escape(image.state_reason)}</div>"
+        if image.state_reason
+        else ""
+    )
+    config = ""
+    if image.config is not None:
+        config = f"<div style='font-size:12px'>{config_html(image.config)}</div>"
+    return f"<div>{' · '.join(facts)}</div>{reason}{config}"
+
+
+def config_html(config: ImageConfig) -> str:
+    """An image config's entrypoint, command, environment and ports, one line each."""
+    lines = [
+        f"entrypoint <code>{escape(json.dumps(config.entrypoint))}</code> · "
+        f"cmd <code>{escape(json.dumps(config.cmd))}</code>"
+    ]
+    if config.env:
+        names = ", ".join(sorted(config.env))
+        lines.append(f"env <code>{escape(names)}</code>")
+    if config.exposed_ports:
+        lines.append(f"exposed ports {', '.join(str(p) for p in config.exposed_ports)}")
+    if config.workdir or config.user:
+        lines.append(
+            f"workdir <code>{escape(config.workdir or '/')}</code> · "
+            f"user <code>{escape(config.user or 'root')}</code>"
+        )
+    return "<br>".join(lines)
+
+
+def tar_report_html(report: TarReport) -> str:
+    """A workspace tar's validation report: problems and warnings first, then what the
+    image holds (tags, digest, size, layers, its config)."""
+    verdict = (
+        "<div style='color:#1b5e20'><b>No problems</b>: this image can be used.</div>"
+        if report.ok
+        else "<div style='color:#b71c1c'><b>Problems</b> (fix them and build again):</div>"
+    )
+    notes = "".join(f"<li style='color:#b71c1c'>{escape(p)}</li>" for p in report.problems)
+    notes += "".join(f"<li style='color:#e65100'>{escape(n)}</li>" for n in report.warnings)
+    facts = [
+        ["naming", "ok" if report.naming_ok else "<b style='color:#b71c1c'>not kind-name.tar</b>"],
+        ["tags", escape(", ".join(report.tags)) or "<i>none</i>"],
+        ["digest", f"<code>{escape(report.digest)}</code>" if report.digest else ""],
+        ["size", size_text(report.size)],
+        ["layers", str(report.layers)],
+    ]
+    if report.config is not None:
+        facts.append(["config", config_html(report.config)])
+    return (
+        f"<div style='margin-top:4px'><b>Validation report</b> of "
+        f"<code>{escape(report.path)}</code></div>{verdict}"
+        f"{f'<ul style=margin:2px>{notes}</ul>' if notes else ''}"
+        f"{table_html(['', ''], facts, 'wb-tar-report')}"
+    )
+
+
+def _example(text: str) -> Any:
+    """An API example as typed: JSON when it parses (3, true, ["a"]), else the text."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -196,6 +196,20 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     finally:
         _stop(process)
         shutil.copy(log_path, ARTIFACTS / "jupyter-lab.log")
+        _remove_runs_of(home)
+
+
+def _remove_runs_of(home: Path) -> None:
+    """Workspaces outlive a server stop by design; the tests' ones go with the test server."""
+    from workbench.backends.base import BackendUnavailable
+    from workbench.backends.docker import DockerBackend
+
+    try:
+        backend = DockerBackend.from_env()
+    except BackendUnavailable:
+        return
+    for run in backend.list({"workbench.managed": str(home)}):
+        backend.remove(run.id)
 
 
 def _wait_until_ready(server: LabServer) -> None:

@@ -15,14 +15,18 @@ import docker
 import pytest
 
 from tests.conftest import FAILED, add_online_dataset, add_people, make_workbench
+from tests.server import live_server
 from workbench.backends.docker import DockerBackend
-from workbench.config import TrainingLimits
+from workbench.client import WorkbenchClient
+from workbench.config import Settings, TrainingLimits
 from workbench.registry import models as m
 from workbench.services import Workbench
 from workbench.training.schemas import TaskCreate
 from workbench.training.service import TrainingService
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+FINISHED = ("succeeded", "failed", "stopped")
 
 TAG = "wbtest/train-contract:latest"
 LIMITS = TrainingLimits(concurrency=2, cpus=2, memory_mb=2048)
@@ -110,13 +114,11 @@ def wb(tmp_path, train_image, request) -> Iterator[Workbench]:
     assert left == [], "a training container was left behind"
 
 
-@pytest.fixture
-def setup(wb, tmp_path) -> tuple[Any, int, int]:
-    people = add_people(wb)
-    dataset = add_online_dataset(wb, people.alice, tmp_path, {"0": 6, "1": 4})
+def add_algorithm(wb: Workbench, owner_id: int) -> int:
+    """An online, public algorithm whose training image is the contract script's."""
     with wb.registry.session() as s:
         algorithm = m.Algorithm(
-            owner_id=people.alice.id,
+            owner_id=owner_id,
             name="contract",
             purpose="image",
             sub_purpose="classification",
@@ -130,8 +132,14 @@ def setup(wb, tmp_path) -> tuple[Any, int, int]:
                 algorithm_id=algorithm.id, kind="train", image_ref=TAG, state="ready", env=PARAMS
             )
         )
-        algorithm_id = algorithm.id
-    return people.bob, algorithm_id, dataset
+        return algorithm.id
+
+
+@pytest.fixture
+def setup(wb, tmp_path) -> tuple[Any, int, int]:
+    people = add_people(wb)
+    dataset = add_online_dataset(wb, people.alice, tmp_path, {"0": 6, "1": 4})
+    return people.bob, add_algorithm(wb, people.alice.id), dataset
 
 
 def start(wb, setup, **fields: Any) -> int:
@@ -282,3 +290,45 @@ def test_the_log_is_kept_on_disk(wb, setup):
     assert {p.name for p in folder.iterdir()} == {"log.txt", "run.json", "output"}
     assert (folder / "output" / "metrics.jsonl").is_file()
     assert json.loads((folder / "run.json").read_text())["image"] == TAG
+
+
+def test_a_real_server_restart_during_a_run_loses_nothing(train_image, tmp_path):
+    """The server process stops (as `workbench lab` does on Ctrl-C) while a run goes on and
+    another server starts on the same home: the run is taken up and nothing is lost."""
+    with live_server(tmp_path / "server") as server:
+        wb = Workbench.from_settings(Settings(home=server.home))
+        try:
+            people = add_people(wb)
+            dataset = add_online_dataset(wb, people.alice, tmp_path, {"0": 6, "1": 4})
+            algorithm_id = add_algorithm(wb, people.alice.id)
+            token = wb.users.create_token(people.bob.id, "restart").secret
+        finally:
+            wb.close()
+        with WorkbenchClient(server.url, token) as client:
+            task = client.training.create(
+                name="survives-a-restart",
+                purpose="image",
+                sub_purpose="classification",
+                algorithm_id=algorithm_id,
+                dataset_id=dataset,
+                parameters={"EPOCHS": 8, "PAUSE": 0.6},
+                memory_mb=512,
+                start=True,
+            )
+            wait_until(lambda: "epoch 2" in client.training.log(task.id).text)
+    labels = {"workbench.managed": str(server.home), "workbench.task": str(task.id)}
+    backend = DockerBackend.from_env()
+    assert [r.state for r in backend.list(labels)] == ["running"]  # it ran on meanwhile
+
+    with live_server(tmp_path / "server") as again, WorkbenchClient(again.url, token) as client:
+        done = wait_until(
+            lambda: (t := client.training.get(task.id)).state in FINISHED and t, timeout=120
+        )
+        log = client.training.log(task.id).text
+        metrics = client.training.metrics(task.id)
+    assert done.state == "succeeded", log
+    epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
+    assert epochs == [f"epoch {n}" for n in range(1, 9)]  # each once, in order
+    assert [p.values["epoch"] for p in metrics] == list(range(1, 9))
+    assert done.model_version_id is not None and done.evaluation is not None
+    assert backend.list(labels) == []

@@ -19,6 +19,7 @@ import docker
 import pytest
 
 from tests.conftest import add_environment, add_people, make_workbench
+from tests.image_registry import serve_images
 from tests.services.test_builds import make_workspace
 from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.base import ImageNotFound, RunSpec, RunState
@@ -220,3 +221,23 @@ def _without_a_layer(source: Path, dest: Path) -> Path:
                 if member.name != dropped:
                     out.addfile(member, archive.extractfile(member) if member.isfile() else None)
     return dest
+
+
+def test_a_pull_by_reference_becomes_the_training_image(bench: Bench, docker_backend, tmp_path):
+    """A real ``docker pull`` from a registry served by the test (tests/image_registry.py)."""
+    bench.project("tiny", DOCKERFILE)
+    tar = bench.build("tiny", "train", f"tiny-{bench.run}")
+    digest = bench.wb.builds.inspect_tar(bench.bob, bench.workspace, tar.name).digest
+    algo_id = create(bench)
+    with serve_images(tar, {"team/tiny-train:2.0": 0}) as host:
+        reference = f"{host}/team/tiny-train:2.0"
+        algo = bench.wb.algorithms.pull_image(bench.bob, algo_id, "train", reference)
+    image = algo.train
+    assert (image.state, image.source, image.source_detail) == ("ready", "pull", reference)
+    assert image.digest == digest
+    assert image.image_ref == f"workbench/algo-{algo_id}-train:{digest[7:19]}"
+    assert image.config is not None
+    assert image.config.cmd == ["python3", "-c", "print('trained')"]
+    with pytest.raises(ImageNotFound):  # the pulled tag was not there before: taken off
+        docker_backend.inspect_image(reference)
+    assert bench.tags(algo_id) == {image.image_ref}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import add_people, make_workbench
+from tests.image_registry import serve_images
 from workbench.backends.base import Backend, BackendError, BuildFailed, ImageNotFound, Unsupported
 from workbench.backends.local import LocalBackend
 from workbench.enums import Visibility
@@ -518,3 +519,31 @@ def test_a_pull_the_engine_cannot_do_fails_with_its_reason(tmp_path, docker_back
         assert envs.logs(bob, env.id).startswith("docker pull localhost:1/nothing:latest\n")
     finally:
         wb.close()
+
+
+@pytest.mark.docker
+def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
+    """A real ``docker pull`` from a registry served by the test (tests/image_registry.py)."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f'FROM scratch\nLABEL workbench.test={tmp_path.name}\nCOPY Dockerfile /\nCMD ["/x"]\n'
+    )
+    tag = f"wbtest/pulled-env:{tmp_path.name.lower()[-20:]}"
+    list(docker_backend.build_image(context, tag))
+    docker_backend.save_image(tag, tmp_path / "image.tar")
+    built = docker_backend.inspect_image(tag).id
+    docker_backend.remove_image(tag)
+    wb = make_workbench(tmp_path / "home", backend="docker")
+    try:
+        bob = add_people(wb).bob
+        envs = EnvironmentService(wb.registry, wb.store, wb.backend, envs_root=ENVS)
+        env = create(envs, bob, framework="python")
+        with serve_images(tmp_path / "image.tar", {"team/python:3.11": 0}) as host:
+            pulled = envs.pull(bob, env.id, f"{host}/team/python:3.11")
+        assert (pulled.state, pulled.image_ref) == ("ready", f"{host}/team/python:3.11")
+        assert pulled.image_id == built
+        assert "Downloaded newer image" in envs.logs(bob, env.id)
+    finally:
+        wb.close()
+        docker_backend.remove_image(built)

@@ -181,7 +181,7 @@ class AlgorithmsSection(w.VBox):
         replace_options(self.listing, [(_label(a), a.id) for a in found], keep)
         if keep is not None and self.listing.value == keep:
             self.show(keep)  # its details as they are now
-        self.status.ok(f"{len(found)} algorithms")
+        self.status.ok(f"{len(found)} algorithm{'' if len(found) == 1 else 's'}")
 
     def show(self, algorithm_id: int | None) -> None:
         algo = self.algorithms.get(algorithm_id) if algorithm_id else None

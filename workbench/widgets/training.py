@@ -118,7 +118,7 @@ class TrainingSection(w.VBox):
             return
         self.wizard.load_choices()
         self.models.load()
-        self.status.ok(f"{len(self.tasks)} training tasks")
+        self.status.ok(f"{len(self.tasks)} training task{'' if len(self.tasks) == 1 else 's'}")
 
     def _load_list(self) -> bool:
         try:

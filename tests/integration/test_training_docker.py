@@ -227,8 +227,8 @@ def test_failed_runs(wb, setup, mode, memory_mb, reason, in_log):
     assert done.state == "failed"
     assert reason in done.state_reason, done.state_reason
     assert in_log in wb.training.tail(bob, task_id).text
-    if mode == "crash":
-        assert done.state_reason.endswith("about to fail")  # the last lines
+    if mode == "crash":  # the last lines; Docker may put stderr before stdout's last ones
+        assert "about to fail" in done.state_reason.splitlines()[-5:]
     assert done.model_version_id is None
     assert containers(wb, task_id) == []
 

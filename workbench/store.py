@@ -21,6 +21,8 @@ from typing import BinaryIO
 from workbench.errors import ArchiveLimitExceeded, InvalidInput, UploadIncomplete
 
 CHUNK = 1024 * 1024
+#: the most a read of a log returns at once
+LOG_PAGE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -160,3 +162,17 @@ class ArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
+
+    def read_log(self, key: str, offset: int, *, live: bool) -> bytes:
+        """At most :data:`LOG_PAGE` bytes of the log at ``key`` from byte ``offset`` (a
+        missing log reads as empty). While its writer may still be mid-line (``live``), or
+        when the page is full, only whole lines: a reader going on from ``offset + len``
+        never splits a line or a character."""
+        try:
+            with self.path(key).open("rb") as f:
+                f.seek(offset)
+                data = f.read(LOG_PAGE)
+        except FileNotFoundError:
+            return b""
+        whole_lines = live or (len(data) == LOG_PAGE and b"\n" in data)
+        return data[: data.rfind(b"\n") + 1] if whole_lines else data

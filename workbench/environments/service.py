@@ -77,7 +77,6 @@ PRESET_TAG = "workbench/env-{definition}:latest"
 ENV_TAG = "workbench/env-{definition}:env-{id}"
 #: what a definition says about its image, and an environment repeats
 DESCRIBED = ("framework", "framework_version", "device")
-_LOG_PAGE = 1024**2
 
 
 class EnvironmentService:
@@ -144,14 +143,7 @@ class EnvironmentService:
         if offset < 0:
             raise InvalidInput("offset must be >= 0.", field="offset")
         state = self.get(actor, env_id).state
-        try:
-            with self.store.path(log_key(env_id)).open("rb") as f:
-                f.seek(offset)
-                data = f.read(_LOG_PAGE)
-        except FileNotFoundError:
-            data = b""
-        if (state is EnvironmentState.BUILDING or len(data) == _LOG_PAGE) and b"\n" in data:
-            data = data[: data.rfind(b"\n") + 1]
+        data = self.store.read_log(log_key(env_id), offset, live=state is EnvironmentState.BUILDING)
         return LogPage(
             text=data.decode("utf-8", errors="replace"),
             offset=offset,

@@ -86,7 +86,6 @@ from workbench.training.schemas import (
 )
 from workbench.users import Actor
 
-_LOG_PAGE = 1024**2
 #: the most metric lines one call returns (ask again with ``after`` = the last seq)
 METRICS_PAGE = 5000
 FINISHED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
@@ -203,18 +202,7 @@ class TrainingService:
             state = TaskState(task.state)
             live = job is not None and job.state not in JobState.FINISHED
             key = job.log_key if job is not None else ""
-        data = b""
-        if key:
-            try:
-                with self.store.path(key).open("rb") as f:
-                    f.seek(offset)
-                    data = f.read(_LOG_PAGE)
-            except FileNotFoundError:
-                data = b""
-        if (live or len(data) == _LOG_PAGE) and b"\n" in data:
-            data = data[: data.rfind(b"\n") + 1]
-        elif live:
-            data = b""
+        data = self.store.read_log(key, offset, live=live) if key else b""
         return TaskLogPage(
             text=data.decode("utf-8", errors="replace"),
             offset=offset,

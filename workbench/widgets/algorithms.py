@@ -25,6 +25,7 @@ from workbench.widgets.common import (
     WRAP,
     Poller,
     Status,
+    confirmed,
     escape,
     on_pick,
     plain,
@@ -245,13 +246,9 @@ class AlgorithmsSection(w.VBox):
         algo = self.selected
         if algo is None:
             return
-        if self.delete_button.description != CONFIRM_DELETE:
-            self.delete_button.description = CONFIRM_DELETE
-            self.status.value = (
-                f"Click '{CONFIRM_DELETE}' to delete {escape(algo.name)} and its images."
-            )
+        question = f"Click '{CONFIRM_DELETE}' to delete {escape(algo.name)} and its images."
+        if not confirmed(self.delete_button, self.status, question):
             return
-        self.delete_button.description = "Delete"
         try:
             self.client.algorithms.delete(algo.id)
         except WorkbenchError as exc:

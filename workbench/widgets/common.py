@@ -31,6 +31,17 @@ STATE_COLOURS = {
 }
 
 
+def confirmed(button: w.Button, status: w.HTML, question: str) -> bool:
+    """The two-click delete: the first click arms ``button`` and asks ``question`` in
+    ``status``; the second disarms it and says yes."""
+    if button.description != CONFIRM_DELETE:
+        button.description = CONFIRM_DELETE
+        status.value = question
+        return False
+    button.description = "Delete"
+    return True
+
+
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
 

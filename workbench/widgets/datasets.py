@@ -16,7 +16,7 @@ from workbench.datasets.schemas import DatasetInfo
 from workbench.datasets.types import FORMATS_FOR, ValidationReport
 from workbench.enums import SUB_PURPOSES, Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
-from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, escape
+from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, confirmed, escape
 
 ALL = "all"
 PREVIEW_SAMPLES = 8
@@ -241,13 +241,9 @@ class DatasetsSection(w.VBox):
         ds = self.selected
         if ds is None:
             return
-        if self.delete_button.description != CONFIRM_DELETE:
-            self.delete_button.description = CONFIRM_DELETE
-            self.status.value = (
-                f"Click '{CONFIRM_DELETE}' to delete {escape(ds.name)} and its files."
-            )
+        question = f"Click '{CONFIRM_DELETE}' to delete {escape(ds.name)} and its files."
+        if not confirmed(self.delete_button, self.status, question):
             return
-        self.delete_button.description = "Delete"
         try:
             self.client.datasets.delete(ds.id)
         except WorkbenchError as exc:

@@ -27,6 +27,7 @@ from workbench.widgets.common import (
     WRAP,
     Poller,
     Status,
+    confirmed,
     escape,
     on_pick,
     plain,
@@ -419,12 +420,11 @@ class TaskDetail(w.VBox):
         task = self.task
         if task is None:
             return
-        if self.delete_button.description != CONFIRM_DELETE:
-            self.delete_button.description = CONFIRM_DELETE
-            self.status.value = (
-                f"Click '{CONFIRM_DELETE}' to delete {escape(task.name)}, its runs, log and "
-                "metrics (its model versions stay)."
-            )
+        question = (
+            f"Click '{CONFIRM_DELETE}' to delete {escape(task.name)}, its runs, log and "
+            "metrics (its model versions stay)."
+        )
+        if not confirmed(self.delete_button, self.status, question):
             return
         try:
             self.client.training.delete(task.id)

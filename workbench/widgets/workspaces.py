@@ -11,7 +11,7 @@ import ipywidgets as w
 from workbench.client import WorkbenchClient
 from workbench.enums import SUB_PURPOSES, Purpose
 from workbench.errors import WorkbenchError
-from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, escape
+from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, confirmed, escape
 from workbench.workspaces.schemas import WorkspaceInfo
 
 READY_TIMEOUT_S = 120
@@ -181,11 +181,8 @@ class WorkspacesSection(w.VBox):
         ws = self.selected
         if ws is None:
             return
-        if self.delete_button.description != CONFIRM_DELETE:
-            self.delete_button.description = CONFIRM_DELETE
-            self.status.value = (
-                f"Click '{CONFIRM_DELETE}' to delete {escape(ws.name)} and its files."
-            )
+        question = f"Click '{CONFIRM_DELETE}' to delete {escape(ws.name)} and its files."
+        if not confirmed(self.delete_button, self.status, question):
             return
         try:
             self.client.workspaces.delete(ws.id)

@@ -88,7 +88,8 @@ class TrainingLimits:
 
 @dataclass(frozen=True)
 class EnvBuildOptions:
-    """How the server builds environment images (the same as `workbench envs build`'s)."""
+    """How the server builds environment images (the same options as
+    `workbench environment build-local`'s)."""
 
     #: the folder of environment definitions; default: envs/ of the source checkout
     envs_dir: Path | None = None

@@ -11,7 +11,7 @@ from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
 from workbench.environments import EnvBuilder
-from workbench.environments.cli import default_root
+from workbench.environments.builder import default_root
 from workbench.environments.service import EnvironmentService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore

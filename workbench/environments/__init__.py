@@ -8,7 +8,8 @@
     for line in builder.build(pytorch, "workbench/env-pytorch:latest"):
         print(line)
 
-The same from a shell: ``python -m workbench.environments build pytorch --wheels wheelhouse/``.
+The same from a shell: ``workbench environment build-local pytorch --wheels wheelhouse/`` (or
+``python -m workbench.environments build-local ...``).
 Every image starts ``FROM`` the local base image that ``scripts/base-image`` makes.
 """
 

@@ -1,3 +1,6 @@
-from workbench.environments.cli import envs
+"""``python -m workbench.environments``: ``definitions`` and ``build-local``, as in
+``workbench environment``."""
 
-envs(prog_name="python -m workbench.environments")
+from workbench.cli.environments import local
+
+local(prog_name="python -m workbench.environments")

@@ -313,6 +313,12 @@ def source_checkout() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "envs").is_dir() else None
 
 
+def default_root() -> Path:
+    """The folder of the preset definitions: envs/ of the source checkout, else ./envs."""
+    checkout = source_checkout()
+    return checkout / "envs" if checkout else Path("envs")
+
+
 def build_workbench_wheel(dest: Path, source: Path | None = None) -> Path:
     """Build the Workbench wheel from ``source`` (default: :func:`source_checkout`) into
     ``dest`` with ``pip wheel --no-deps``. The JupyterLab extension must already be built

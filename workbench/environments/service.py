@@ -70,7 +70,7 @@ from workbench.users import Actor
 
 log = logging.getLogger(__name__)
 
-#: the image a preset's build makes (the same tag ``python -m workbench.environments build``
+#: the image a preset's build makes (the same tag ``workbench environment build-local``
 #: makes, so an image built from the command line is adopted by :meth:`sync_presets`)
 PRESET_TAG = "workbench/env-{definition}:latest"
 #: the image the build of any other environment makes
@@ -231,7 +231,7 @@ class EnvironmentService:
 
         An existing preset gets its description, framework, version and device from its
         definition again; a new one adopts the image ``workbench/env-<name>:latest`` when the
-        backend already has it (built with ``python -m workbench.environments build``).
+        backend already has it (built with ``workbench environment build-local``).
         """
         if not actor.is_admin:
             raise PermissionDenied(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,260 +16,136 @@ import ipywidgets as w
 from workbench.algorithms.params import ApiSpec, ImageSettings, ParamSpec
 from workbench.algorithms.schemas import AlgorithmInfo, ImageInfo
 from workbench.client import WorkbenchClient
-from workbench.enums import SUB_PURPOSES, ImageKind, ImageState, Purpose, Visibility
-from workbench.errors import WorkbenchError
+from workbench.enums import ImageKind, ImageState, Purpose, Visibility
 from workbench.images import ImageConfig
 from workbench.widgets.common import (
-    CONFIRM_DELETE,
+    FAILED,
     WRAP,
     Poller,
+    Section,
     Status,
-    confirmed,
+    attempt,
+    chosen,
     escape,
+    filter_choice,
+    heading_html,
+    offer_sub_purposes,
     on_pick,
+    picked_file,
     plain,
     replace_options,
+    search_box,
     size_text,
     state_html,
     table_html,
+    visibility_choices,
 )
-from workbench.widgets.datasets import visibility_choices
 from workbench.workspaces.builds import ImageTarInfo, TarReport
 
-ALL = "all"
 PARAM_TYPES = ["int", "float", "str", "bool"]
 API_TYPES = ["string", "integer", "number", "boolean", "array", "object"]
 SOURCES = {"workspace": "a workspace", "upload": "a tar upload", "pull": "a pull"}
 
 
-def _label(algo: AlgorithmInfo) -> str:
-    return (
-        f"#{algo.id} {algo.name} · {algo.purpose}/{algo.sub_purpose} · {algo.state} · "
-        f"{algo.visibility} · {algo.owner}"
-    )
+class AlgorithmsSection(Section[AlgorithmInfo]):
+    title = "Algorithms"
+    noun = "algorithm"
+    deletes = " and its images"
+    refresh_on_open = True  # it lists the images that workspaces build
 
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
 
-class AlgorithmsSection(w.VBox):
-    def __init__(
-        self,
-        client: WorkbenchClient,
-        *,
-        is_admin: bool = False,
-        poll_interval: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
-        self.client = client
-        self.algorithms: dict[int, AlgorithmInfo] = {}
-        self.status = Status()
-
-        # list and filters
-        self.show_only = w.Dropdown(
-            options=[ALL, "mine", "public", "preset"],
-            value=ALL,
-            description="Show",
-            layout=w.Layout(width="160px"),
-        )
-        self.purpose = w.Dropdown(
-            options=[ALL, *Purpose],
-            value=ALL,
-            description="Purpose",
-            layout=w.Layout(width="170px"),
-        )
-        self.state = w.Dropdown(
-            options=[ALL, "draft", "online", "offline"],
-            value=ALL,
-            description="State",
-            layout=w.Layout(width="170px"),
-        )
-        self.search = w.Text(placeholder="search", layout=w.Layout(width="130px"))
-        self.search.continuous_update = False
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
-        self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
-        self.listing.add_class("wb-algorithms-list")
-        for control in (self.show_only, self.purpose, self.state, self.search):
-            control.observe(lambda _: self.refresh(), names="value")
-        self.refresh_button.on_click(lambda _: self.refresh())
-        on_pick(self.listing, self.show)
+        # filters
+        self.show_only = filter_choice("Show", ["mine", "public", "preset"], "160px")
+        self.purpose = filter_choice("Purpose", Purpose, "170px")
+        self.state = filter_choice("State", ["draft", "online", "offline"], "170px")
+        self.search = search_box("130px")
+        self.watch(self.show_only, self.purpose, self.state, self.search)
 
         # details
         self.summary = w.HTML()
-        self.publish_button = w.Button(
-            description="Put online", icon="cloud-upload", button_style="success"
+        sharing = self.sharing(
+            client.algorithms.publish,
+            client.algorithms.take_offline,
+            client.algorithms.update,
+            publish_label="Put online",
         )
-        self.offline_button = w.Button(description="Take offline", icon="cloud-download")
-        self.edit_button = w.Button(description="Edit", icon="pencil")
-        self.visibility = w.Dropdown(
-            options=visibility_choices(is_admin),
-            description="Visibility",
-            layout=w.Layout(width="200px"),
-        )
-        self.visibility_button = w.Button(description="Apply")
-        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
         self.publish_button.add_class("wb-algo-publish")
-        self.publish_button.on_click(lambda _: self._act(self.client.algorithms.publish, "online"))
-        self.offline_button.on_click(
-            lambda _: self._act(self.client.algorithms.take_offline, "offline")
-        )
+        self.edit_button = w.Button(description="Edit", icon="pencil")
         self.edit_button.on_click(lambda _: self.edit())
-        self.visibility_button.on_click(lambda _: self.apply_visibility())
-        self.delete_button.on_click(lambda _: self.delete())
+        sharing.insert(2, self.edit_button)
         self.settings = w.HTML()
-        self.images = ImagesBox(client, self._image_changed, poll_interval)
-        self.details = w.VBox(
-            [
-                self.summary,
-                w.HBox(
-                    [
-                        self.publish_button,
-                        self.offline_button,
-                        self.edit_button,
-                        self.visibility,
-                        self.visibility_button,
-                        self.delete_button,
-                    ],
-                    layout=WRAP,
-                ),
-                self.settings,
-                self.images,
-            ],
-            layout=w.Layout(display="none"),
-        )
+        self.images = ImagesBox(client, self._image_changed, self.poll_interval)
 
-        self.form = AlgorithmForm(client, self._saved, visibility_choices(is_admin))
-        self.form_box = w.Accordion(
-            children=[self.form], titles=("New algorithm",), selected_index=None
+        self.form = AlgorithmForm(client, self._saved, visibility_choices(self.is_admin))
+        self.arrange(
+            filters=[self.show_only, self.purpose, self.state, self.search],
+            forms=[("New algorithm", self.form)],
+            details=w.VBox(
+                [
+                    self.summary,
+                    w.HBox([*sharing, self.delete_button], layout=WRAP),
+                    self.settings,
+                    self.images,
+                ]
+            ),
         )
-        super().__init__(
-            [
-                w.HBox(
-                    [
-                        self.show_only,
-                        self.purpose,
-                        self.state,
-                        self.search,
-                        self.refresh_button,
-                    ],
-                    layout=WRAP,
-                ),
-                self.listing,
-                self.status,
-                self.form_box,
-                self.details,
-            ],
-            **kwargs,
-        )
-
-    # --- actions --------------------------------------------------------------------------
 
     @property
-    def selected(self) -> AlgorithmInfo | None:
-        return self.algorithms.get(self.listing.value) if self.listing.value else None
+    def form_box(self) -> w.Accordion:
+        """The accordion of the form (the Section's ``forms``)."""
+        return self.forms
 
-    def refresh(self) -> None:
-        try:
-            found = self.client.algorithms.list(
-                visibility=None if self.show_only.value == ALL else self.show_only.value,
-                purpose=None if self.purpose.value == ALL else self.purpose.value,
-                state=None if self.state.value == ALL else self.state.value,
-                q=self.search.value or None,
-            )
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        keep = self.listing.value
-        self.algorithms = {a.id: a for a in found}
-        replace_options(self.listing, [(_label(a), a.id) for a in found], keep)
-        if keep is not None and self.listing.value == keep:
-            self.show(keep)  # its details as they are now
-        self.status.ok(f"{len(found)} algorithm{'' if len(found) == 1 else 's'}")
+    # --- the Section hooks ----------------------------------------------------------------
 
-    def show(self, algorithm_id: int | None) -> None:
-        algo = self.algorithms.get(algorithm_id) if algorithm_id else None
-        if algo is None:
-            self.details.layout.display = "none"
-            return
-        self.details.layout.display = ""
-        self.delete_button.description = "Delete"
+    def fetch(self) -> list[AlgorithmInfo]:
+        return self.client.algorithms.list(
+            visibility=chosen(self.show_only),
+            purpose=chosen(self.purpose),
+            state=chosen(self.state),
+            q=self.search.value or None,
+        )
+
+    def label(self, algo: AlgorithmInfo) -> str:
+        return (
+            f"#{algo.id} {algo.name} · {algo.purpose}/{algo.sub_purpose} · {algo.state} · "
+            f"{algo.visibility} · {algo.owner}"
+        )
+
+    def render(self, algo: AlgorithmInfo) -> None:
         self.summary.value = summary_html(algo)
         self.settings.value = settings_html(algo)
-        if algo.visibility in self.visibility.options:  # members are not offered preset
-            self.visibility.value = algo.visibility
-        online = algo.state == "online"
-        self.publish_button.layout.display = "none" if online else ""
-        self.offline_button.layout.display = "" if online else "none"
+        self.show_sharing(algo)
         self.images.show(algo)
 
-    def _reload(self, algorithm_id: int) -> None:
-        """Fetch one algorithm again and show it (after an action changed it)."""
-        try:
-            algo = self.client.algorithms.get(algorithm_id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.algorithms[algo.id] = algo
-        before = self.listing.value
-        replace_options(
-            self.listing, [(_label(a), a.id) for a in self.algorithms.values()], algo.id
-        )
-        if before == algo.id:
-            self.show(algo.id)
+    def remove(self, algorithm_id: int) -> None:
+        self.client.algorithms.delete(algorithm_id)
 
-    def _act(self, call: Callable[[int], AlgorithmInfo], done: str) -> None:
-        algo = self.selected
-        if algo is None:
-            return
-        try:
-            call(algo.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self._reload(algo.id)
-        self.status.ok(f"{algo.name} is {done}")
+    def stop_polling(self) -> None:
+        self.images.poller.stop()
 
-    def apply_visibility(self) -> None:
-        self._act(
-            lambda i: self.client.algorithms.update(i, visibility=self.visibility.value),
-            str(self.visibility.value),
-        )
+    # --- actions --------------------------------------------------------------------------
 
     def edit(self) -> None:
         algo = self.selected
         if algo is None:
             return
         self.form.load(algo)
-        self.form_box.titles = (f"Edit {algo.name}",)
-        self.form_box.selected_index = 0
-
-    def delete(self) -> None:
-        """First click asks for confirmation, the second deletes."""
-        algo = self.selected
-        if algo is None:
-            return
-        question = f"Click '{CONFIRM_DELETE}' to delete {escape(algo.name)} and its images."
-        if not confirmed(self.delete_button, self.status, question):
-            return
-        try:
-            self.client.algorithms.delete(algo.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.listing.value = None
-        self.refresh()
-        self.status.ok(f"deleted {algo.name}")
+        self.open_form(0, f"Edit {algo.name}")
 
     def _saved(self, algo: AlgorithmInfo, created: bool) -> None:
-        self.form_box.titles = ("New algorithm",)
-        self.form_box.selected_index = None
-        self.refresh()
-        self._reload(algo.id)
-        if created:
-            self.status.ok(f"created {algo.name} (#{algo.id}); give it its images below")
-        else:
-            self.status.ok(f"saved {algo.name}")
+        self.close_forms()
+        self.saved(
+            algo,
+            f"created {algo.name} (#{algo.id}); give it its images below"
+            if created
+            else f"saved {algo.name}",
+        )
 
     def _image_changed(self, algo: AlgorithmInfo) -> None:
         if self.listing.value == algo.id:
-            self.algorithms[algo.id] = algo
+            self.items[algo.id] = algo
             self.summary.value = summary_html(algo)
             self.settings.value = settings_html(algo)
 
@@ -386,10 +261,8 @@ class ImagesBox(w.VBox):
 
     def load_workspaces(self) -> None:
         """The workspaces this user owns or is a member of."""
-        try:
-            found = self.client.workspaces.list()
-        except WorkbenchError as exc:
-            self.status.error(exc)
+        found = attempt(self.status, self.client.workspaces.list)
+        if found is FAILED:
             return
         keep = self.workspace.value
         options = [(f"#{ws.id} {ws.name} · {ws.owner}", ws.id) for ws in found]
@@ -404,10 +277,10 @@ class ImagesBox(w.VBox):
         self.report.value = ""
         tars: list[ImageTarInfo] = []
         if self.workspace.value is not None:
-            try:
-                tars = self.client.workspaces.images(self.workspace.value)
-            except WorkbenchError as exc:
-                self.status.error(exc)
+            found = attempt(
+                self.status, lambda: self.client.workspaces.images(self.workspace.value)
+            )
+            tars = [] if found is FAILED else found
         fitting = [t for t in tars if t.kind in (self.kind.value, None)]
         options = [(f"{t.filename} ({size_text(t.size)})", t.filename) for t in fitting]
         replace_options(self.tar, [("choose a tar", None), *options], None)
@@ -423,10 +296,11 @@ class ImagesBox(w.VBox):
         self.report.value = ""
         if self.workspace.value is None or self.tar.value is None:
             return
-        try:
-            report = self.client.workspaces.inspect_image(self.workspace.value, self.tar.value)
-        except WorkbenchError as exc:
-            self.status.error(exc)
+        report = attempt(
+            self.status,
+            lambda: self.client.workspaces.inspect_image(self.workspace.value, self.tar.value),
+        )
+        if report is FAILED:
             return
         self.report.value = tar_report_html(report)
         self.use_button.disabled = not report.ok or report.kind != self.kind.value
@@ -458,18 +332,11 @@ class ImagesBox(w.VBox):
             )
 
         try:
-            if self.file.value:
-                item = self.file.value[0]
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / Path(item["name"]).name
-                    path.write_bytes(item["content"])
-                    self._load(path.name, lambda: send(path))
-                self.file.value = ()
-            elif self.server_path.value.strip():
-                path = Path(self.server_path.value.strip()).expanduser()
+            with picked_file(self.file, self.server_path) as path:
+                if path is None:
+                    self.status.problem("Choose a tar or type a path on the server first.")
+                    return
                 self._load(path.name, lambda: send(path))
-            else:
-                self.status.problem("Choose a tar or type a path on the server first.")
         except OSError as exc:
             self.progress.bar_style = "danger"
             self.status.problem(f"Cannot read the file: {exc}")
@@ -491,11 +358,9 @@ class ImagesBox(w.VBox):
         self.progress.layout.display = ""
         self.progress.value, self.progress.bar_style = 5, "info"
         self.status.value = f"loading {escape(what)} as the {self.kind.value} image…"
-        try:
-            algo = call()
-        except WorkbenchError as exc:
+        algo = attempt(self.status, call)
+        if algo is FAILED:
             self.progress.bar_style = "danger"
-            self.status.error(exc)
             return
         self.algorithm = algo
         self._image_state(algo)
@@ -511,10 +376,9 @@ class ImagesBox(w.VBox):
         algo = self.algorithm
         if algo is None:
             return False
-        try:
-            algo = self.client.algorithms.get(algo.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
+        shown = algo.id
+        algo = attempt(self.status, lambda: self.client.algorithms.get(shown))
+        if algo is FAILED:
             return False
         if self.algorithm is None or self.algorithm.id != algo.id:
             return False  # another algorithm is shown now
@@ -775,10 +639,7 @@ class AlgorithmForm(w.VBox):
         )
 
     def _purpose_changed(self) -> None:
-        choices = list(SUB_PURPOSES[Purpose(self.purpose.value)])
-        keep = self.sub_purpose.value
-        self.sub_purpose.options = choices
-        self.sub_purpose.value = keep if keep in choices else choices[0]
+        offer_sub_purposes(self.purpose, self.sub_purpose)
 
     def load(self, algo: AlgorithmInfo) -> None:
         """Edit ``algo``: its values in the fields, Save sends the changes."""
@@ -819,13 +680,16 @@ class AlgorithmForm(w.VBox):
         except ValueError as exc:
             self.message.problem(f"Command or arguments: {exc} (check the quotes).")
             return
-        try:
-            if self.editing is None:
-                algo = self.client.algorithms.create(**fields)
-            else:
-                algo = self.client.algorithms.update(self.editing, **fields)
-        except WorkbenchError as exc:
-            self.message.error(exc)
+        editing = self.editing
+        algo = attempt(
+            self.message,
+            lambda: (
+                self.client.algorithms.create(**fields)
+                if editing is None
+                else self.client.algorithms.update(editing, **fields)
+            ),
+        )
+        if algo is FAILED:
             return
         created = self.editing is None
         self.message.ok(f"{'created' if created else 'saved'} {algo.name}")
@@ -844,9 +708,8 @@ def summary_html(algo: AlgorithmInfo) -> str:
             f"owner {algo.owner}",
         ]
     )
-    desc = f"<div>{escape(algo.description)}</div>" if algo.description else ""
     return (
-        f"<h3 style='margin:4px 0'>{escape(algo.name)}</h3>{desc}"
+        f"{heading_html(algo.name, algo.description)}"
         f"<div>state {state_html(algo.state)} · "
         f"<span style='color:var(--jp-ui-font-color2, #555)'>{escape(facts)}</span></div>"
     )

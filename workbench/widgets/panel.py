@@ -1,4 +1,5 @@
-"""The whole side panel: one Tab per area. Later areas add their section here."""
+"""The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
+section (Models, Services) is made in ``__init__`` and added to ``self.sections``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ipywidgets as w
 
 from workbench.client import WorkbenchClient
 from workbench.widgets.algorithms import AlgorithmsSection
+from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
@@ -21,33 +23,37 @@ class WorkbenchPanel(w.VBox):
         image (the task list follows at three times that)."""
         self.client = client
         me = client.me()
-        admin = me.role == "admin"
-        self.datasets = DatasetsSection(client, is_admin=admin)
-        self.workspaces = WorkspacesSection(client)
-        self.algorithms = AlgorithmsSection(client, is_admin=admin, poll_interval=poll_interval)
-        self.training = TrainingSection(client, is_admin=admin, poll_interval=poll_interval)
+        options = {"is_admin": me.role == "admin", "poll_interval": poll_interval}
+        self.datasets = DatasetsSection(client, **options)
+        self.workspaces = WorkspacesSection(client, **options)
+        self.algorithms = AlgorithmsSection(client, **options)
+        self.training = TrainingSection(client, **options)
+        #: the tabs, in order
+        self.sections: list[Section[Any]] = [
+            self.datasets,
+            self.workspaces,
+            self.algorithms,
+            self.training,
+        ]
         self.tabs = w.Tab(
-            children=[self.datasets, self.workspaces, self.algorithms, self.training],
-            titles=("Datasets", "Workspaces", "Algorithms", "Training"),
+            children=self.sections, titles=tuple(section.title for section in self.sections)
         )
-        # the later tabs list what the earlier ones make: fresh lists when they are opened
+        # some tabs list what the others make: fresh lists when they are opened
         self.tabs.observe(lambda ch: self._opened(ch["new"]), names="selected_index")
         header = w.HTML(f"<b>Workbench</b> · signed in as <code>{me.username}</code> ({me.role})")
         super().__init__([header, self.tabs], **kwargs)
-        self.datasets.refresh()
-        self.workspaces.refresh()
-        self.algorithms.refresh()
-        self.training.refresh()
+        for section in self.sections:
+            section.refresh()
 
     def _opened(self, index: int | None) -> None:
-        section = self.tabs.children[index] if index is not None else None
-        if isinstance(section, AlgorithmsSection | TrainingSection):
+        section = self.sections[index] if index is not None else None
+        if section is not None and section.refresh_on_open:
             section.refresh()
 
     def stop_polling(self) -> None:
         """Stop following running tasks and loading images (a closed panel)."""
-        self.algorithms.images.poller.stop()
-        self.training.stop_polling()
+        for section in self.sections:
+            section.stop_polling()
 
     @classmethod
     def from_env(cls) -> WorkbenchPanel:

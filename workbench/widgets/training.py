@@ -18,27 +18,34 @@ from workbench.algorithms.params import ParamSpec, parse_value
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
-from workbench.enums import ACTIVE_TASK_STATES, SUB_PURPOSES, Purpose, SplitMode, TaskState
+from workbench.enums import ACTIVE_TASK_STATES, Purpose, SplitMode, TaskState
 from workbench.errors import WorkbenchError
 from workbench.training.evaluation import Evaluation
 from workbench.training.schemas import MetricPoint, ModelVersionInfo, TaskInfo
 from workbench.widgets.common import (
-    CONFIRM_DELETE,
+    CHART_WIDTH,
+    FAILED,
     WRAP,
     Poller,
+    Section,
     Status,
-    confirmed,
+    attempt,
+    chart,
+    chosen,
     escape,
+    filter_choice,
+    heading_html,
+    mine_only,
+    offer_sub_purposes,
     on_pick,
     plain,
     replace_options,
     size_text,
     state_html,
     table_html,
+    visibility_choices,
 )
-from workbench.widgets.datasets import CHART_WIDTH, visibility_choices
 
-ALL = "all"
 #: the log lines the detail shows (the tail of the run's log)
 LOG_TAIL = 20
 #: metric keys that are the x axis, in order of preference (docs/contracts.md)
@@ -48,145 +55,98 @@ STEPS = ("Purpose", "Name", "Algorithm", "Dataset", "Parameters", "Resources")
 FINISHED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
 
 
-def _label(task: TaskInfo) -> str:
-    return (
-        f"#{task.id} {task.name} · {task.state} · {task.algorithm_name} on "
-        f"{task.dataset_name} · {task.owner}"
-    )
-
-
 def _active(task: TaskInfo) -> bool:
     return task.state in ACTIVE_TASK_STATES
 
 
-class TrainingSection(w.VBox):
-    def __init__(
-        self,
-        client: WorkbenchClient,
-        *,
-        is_admin: bool = False,
-        poll_interval: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
-        self.client = client
-        self.tasks: dict[int, TaskInfo] = {}
-        self.status = Status()
-        self.state = w.Dropdown(
-            options=[ALL, *TaskState],
-            value=ALL,
-            description="State",
-            layout=w.Layout(width="190px"),
-        )
-        self.mine = w.Checkbox(
-            value=False, description="Mine only", indent=False, layout=w.Layout(width="100px")
-        )
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
-        self.listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
-        self.listing.add_class("wb-training-list")
-        for control in (self.state, self.mine):
-            control.observe(lambda _: self.refresh(), names="value")
-        self.refresh_button.on_click(lambda _: self.refresh())
-        on_pick(self.listing, self.show)
-        self._list_lock = threading.Lock()
+class TrainingSection(Section[TaskInfo]):
+    title = "Training"
+    noun = "training task"
+    deletes = ", its runs, log and metrics (its model versions stay)"
+    refresh_on_open = True  # it lists the algorithms and datasets put online meanwhile
+
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.state = filter_choice("State", TaskState, "190px")
+        self.mine = mine_only()
+        self.watch(self.state, self.mine)
         #: refreshes the list while any task in it is queued or running
-        self.list_poller = Poller(self._poll_list, poll_interval * 3)
+        self.list_poller = Poller(self._poll_list, self.poll_interval * 3)
 
-        self.wizard = TrainingWizard(client, self._saved, is_admin)
+        self.wizard = TrainingWizard(client, self._saved, self.is_admin)
         self.models = ModelsBox(client, self.transfer)
-        self.forms = w.Accordion(
-            children=[self.wizard, self.models],
-            titles=("New training task", "Transfer training from a model"),
-            selected_index=None,
-        )
-        self.detail = TaskDetail(client, self, poll_interval)
-        super().__init__(
-            [
-                w.HBox([self.state, self.mine, self.refresh_button], layout=WRAP),
-                self.listing,
-                self.status,
-                self.forms,
-                self.detail,
+        self.detail = TaskDetail(client, self, self.poll_interval)
+        self.action_status = self.detail.status
+        self.arrange(
+            filters=[self.state, self.mine],
+            forms=[
+                ("New training task", self.wizard),
+                ("Transfer training from a model", self.models),
             ],
-            **kwargs,
+            details=self.detail,
         )
 
-    @property
-    def selected(self) -> TaskInfo | None:
-        return self.tasks.get(self.listing.value) if self.listing.value else None
+    # --- the Section hooks ----------------------------------------------------------------
 
-    def refresh(self) -> None:
-        if not self._load_list():
-            return
+    def fetch(self) -> list[TaskInfo]:
+        return self.client.training.list(state=chosen(self.state), mine=self.mine.value or None)
+
+    def label(self, task: TaskInfo) -> str:
+        return (
+            f"#{task.id} {task.name} · {task.state} · {task.algorithm_name} on "
+            f"{task.dataset_name} · {task.owner}"
+        )
+
+    def render(self, task: TaskInfo) -> None:
+        self.detail.show(task)
+
+    def clear(self) -> None:
+        self.detail.show(None)
+
+    def remove(self, task_id: int) -> None:
+        self.client.training.delete(task_id)
+
+    def load_choices(self) -> None:
         self.wizard.load_choices()
         self.models.load()
-        self.status.ok(f"{len(self.tasks)} training task{'' if len(self.tasks) == 1 else 's'}")
-
-    def _load_list(self) -> bool:
-        try:
-            found = self.client.training.list(
-                state=None if self.state.value == ALL else self.state.value,
-                mine=self.mine.value or None,
-            )
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return False
-        self._set_tasks(found)
-        if any(_active(t) for t in found):
-            self.list_poller.start()
-        return True
-
-    def _set_tasks(self, tasks: Iterable[TaskInfo]) -> None:
-        """New labels in the list, keeping the chosen task without choosing it again."""
-        with self._list_lock:
-            self.tasks = {t.id: t for t in tasks}
-            options = [(_label(t), t.id) for t in self.tasks.values()]
-            if list(self.listing.options) != options:
-                replace_options(self.listing, options, self.listing.value)
-
-    def _poll_list(self) -> bool:
-        """One automatic refresh of the list; it ends once no task is active."""
-        return self._load_list() and any(_active(t) for t in self.tasks.values())
-
-    def show(self, task_id: int | None) -> None:
-        self.detail.show(self.tasks.get(task_id) if task_id else None)
-
-    def task_changed(self, task: TaskInfo) -> None:
-        """The detail saw a newer state of ``task``: the list says it too."""
-        if task.id in self.tasks and self.tasks[task.id].state != task.state:
-            self._set_tasks({**self.tasks, task.id: task}.values())
-        if _active(task):
-            self.list_poller.start()
-
-    def select(self, task_id: int) -> None:
-        """Show ``task_id`` (just made or changed) in the list and in the detail."""
-        self._load_list()
-        if task_id not in self.tasks:
-            return
-        if self.listing.value == task_id:
-            self.show(task_id)
-        else:
-            self.listing.value = task_id  # shows it
-
-    def edit(self, task: TaskInfo) -> None:
-        self.wizard.load_task(task)
-        self.forms.titles = (f"Edit {task.name}", self.forms.titles[1])
-        self.forms.selected_index = 0
-
-    def transfer(self, version: ModelVersionInfo, model_name: str) -> None:
-        """A new task that starts from ``version`` (its algorithm and dataset, prefilled)."""
-        self.wizard.transfer_from(version, model_name)
-        self.forms.titles = ("New training task (transfer)", self.forms.titles[1])
-        self.forms.selected_index = 0
 
     def stop_polling(self) -> None:
         self.list_poller.stop()
         self.detail.poller.stop()
 
+    # --- following the tasks --------------------------------------------------------------
+
+    def set_items(self, items: Iterable[TaskInfo]) -> None:
+        """The list, followed while a task in it is queued or running."""
+        super().set_items(items)
+        if any(_active(t) for t in self.items.values()):
+            self.list_poller.start()
+
+    def _poll_list(self) -> bool:
+        """One automatic refresh of the list; it ends once no task is active."""
+        return self.load() and any(_active(t) for t in self.items.values())
+
+    def task_changed(self, task: TaskInfo) -> None:
+        """The detail saw a newer state of ``task``: the list says it too."""
+        if task.id in self.items and self.items[task.id].state != task.state:
+            self.set_items({**self.items, task.id: task}.values())
+        if _active(task):
+            self.list_poller.start()
+
+    # --- the forms ------------------------------------------------------------------------
+
+    def edit(self, task: TaskInfo) -> None:
+        self.wizard.load_task(task)
+        self.open_form(0, f"Edit {task.name}")
+
+    def transfer(self, version: ModelVersionInfo, model_name: str) -> None:
+        """A new task that starts from ``version`` (its algorithm and dataset, prefilled)."""
+        self.wizard.transfer_from(version, model_name)
+        self.open_form(0, "New training task (transfer)")
+
     def _saved(self, task: TaskInfo, message: str) -> None:
-        self.forms.titles = ("New training task", self.forms.titles[1])
-        self.forms.selected_index = None
-        self.select(task.id)
-        self.status.ok(message)
+        self.close_forms()
+        self.saved(task, message)
 
 
 class TaskDetail(w.VBox):
@@ -213,7 +173,7 @@ class TaskDetail(w.VBox):
         self.retry_button = w.Button(description="Retry", icon="repeat")
         self.edit_button = w.Button(description="Edit", icon="pencil")
         self.transfer_button = w.Button(description="Transfer training", icon="share")
-        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
+        self.delete_button = section.delete_button
         for button, css in (
             (self.start_button, "start"),
             (self.stop_button, "stop"),
@@ -221,12 +181,13 @@ class TaskDetail(w.VBox):
             (self.transfer_button, "transfer"),
         ):
             button.add_class(f"wb-task-{css}")
-        self.start_button.on_click(lambda _: self._act(self.client.training.start, "started"))
-        self.stop_button.on_click(lambda _: self._act(self.client.training.stop, "stopped"))
-        self.retry_button.on_click(lambda _: self._act(self.client.training.retry, "restarted"))
+        training = client.training
+        self.start_button.on_click(lambda _: section.act(training.start, "started"))
+        self.stop_button.on_click(lambda _: section.act(training.stop, "stopped"))
+        self.retry_button.on_click(lambda _: section.act(training.retry, "restarted"))
         self.edit_button.on_click(lambda _: self.edit())
         self.transfer_button.on_click(lambda _: self.transfer())
-        self.delete_button.on_click(lambda _: self.delete())
+        #: what the actions answer (the Section's ``action_status``)
         self.status = Status()
 
         # the charts join the page when there is something to draw: plotly draws a figure
@@ -271,19 +232,22 @@ class TaskDetail(w.VBox):
         )
 
     def show(self, task: TaskInfo | None) -> None:
-        """Show ``task`` from the beginning of its current run; follow it while active."""
+        """Show ``task``, from the beginning of its current run (or, for the run shown
+        already, from where it is); follow it while it is active."""
         with self._lock:
             self.poller.stop()
+            shown = self.task
             self.task = task
-            self.delete_button.description = "Delete"
-            self.status.value = ""
             if task is None:
+                self.status.value = ""
                 self.layout.display = "none"
                 return
             self.layout.display = ""
-            if not self.chart_box.children:
-                self.chart_box.children = (self.chart,)
-            self._new_run(task.job_id)
+            if shown is None or shown.id != task.id or self.job_id != task.job_id:
+                self.status.value = ""
+                if not self.chart_box.children:
+                    self.chart_box.children = (self.chart,)
+                self._new_run(task.job_id)
             self._render(task)
         if self._follow():
             self.poller.start()
@@ -387,19 +351,6 @@ class TaskDetail(w.VBox):
             if version is not None:
                 self.model.value = model_html(model.name, version)
 
-    def _act(self, call: Callable[[int], TaskInfo], done: str) -> None:
-        task = self.task
-        if task is None:
-            return
-        try:
-            fresh = call(task.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.section.task_changed(fresh)
-        self.show(fresh)
-        self.status.ok(f"{task.name} {done}")
-
     def edit(self) -> None:
         if self.task is not None:
             self.section.edit(self.task)
@@ -408,32 +359,12 @@ class TaskDetail(w.VBox):
         task = self.task
         if task is None or task.model_id is None or task.model_version_id is None:
             return
-        try:
-            model = self.client.models.get(task.model_id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
+        model_id = task.model_id
+        model = attempt(self.status, lambda: self.client.models.get(model_id))
+        if model is FAILED:
             return
         version = next(v for v in model.versions if v.id == task.model_version_id)
         self.section.transfer(version, model.name)
-
-    def delete(self) -> None:
-        task = self.task
-        if task is None:
-            return
-        question = (
-            f"Click '{CONFIRM_DELETE}' to delete {escape(task.name)}, its runs, log and "
-            "metrics (its model versions stay)."
-        )
-        if not confirmed(self.delete_button, self.status, question):
-            return
-        try:
-            self.client.training.delete(task.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.show(None)
-        self.section.refresh()
-        self.section.status.ok(f"deleted {task.name}")
 
 
 class ModelsBox(w.VBox):
@@ -455,10 +386,8 @@ class ModelsBox(w.VBox):
         super().__init__([self.model, self.version, self.button, self.message])
 
     def load(self) -> None:
-        try:
-            found = self.client.models.list()
-        except WorkbenchError as exc:
-            self.message.error(exc)
+        found = attempt(self.message, self.client.models.list)
+        if found is FAILED:
             return
         self.names = {m.id: m.name for m in found}
         options = [(f"#{m.id} {m.name} · {m.owner}", m.id) for m in found]
@@ -469,10 +398,9 @@ class ModelsBox(w.VBox):
         replace_options(self.version, [], None)
         if self.model.value is None:
             return
-        try:
-            model = self.client.models.get(self.model.value)
-        except WorkbenchError as exc:
-            self.message.error(exc)
+        model_id = self.model.value
+        model = attempt(self.message, lambda: self.client.models.get(model_id))
+        if model is FAILED:
             return
         self.versions = {v.id: v for v in model.versions}
         options = [
@@ -662,22 +590,20 @@ class TrainingWizard(w.VBox):
             self.load_datasets()
 
     def _purpose_changed(self) -> None:
-        choices = list(SUB_PURPOSES[Purpose(self.purpose.value)])
-        keep = self.sub_purpose.value
-        self.sub_purpose.options = choices
-        self.sub_purpose.value = keep if keep in choices else choices[0]
+        offer_sub_purposes(self.purpose, self.sub_purpose)
 
     def load_algorithms(self) -> None:
         """Online algorithms of the purpose, from the chosen source (mine, preset, public)."""
-        try:
-            found = self.client.algorithms.list(
+        found = attempt(
+            self.message,
+            lambda: self.client.algorithms.list(
                 visibility=self.algorithm_source.value,
                 purpose=self.purpose.value,
                 sub_purpose=self.sub_purpose.value,
                 state="online",
-            )
-        except WorkbenchError as exc:
-            self.message.error(exc)
+            ),
+        )
+        if found is FAILED:
             return
         keep = self._wanted.get("algorithm_id", self.algorithm.value)
         self.algorithms = {a.id: a for a in found}
@@ -745,12 +671,13 @@ class TrainingWizard(w.VBox):
         return problem
 
     def load_datasets(self) -> None:
-        try:
-            found = self.client.datasets.list(
+        found = attempt(
+            self.message,
+            lambda: self.client.datasets.list(
                 state="online", purpose=self.purpose.value, sub_purpose=self.sub_purpose.value
-            )
-        except WorkbenchError as exc:
-            self.message.error(exc)
+            ),
+        )
+        if found is FAILED:
             return
         keep = self._wanted.get("dataset_id", self.dataset.value)
         self.datasets = {d.id: d for d in found}
@@ -806,11 +733,10 @@ class TrainingWizard(w.VBox):
         prefilled, ``base_model_version_id`` set."""
         self.editing = None
         algo: AlgorithmInfo | None = None
-        if version.algorithm_id is not None:
-            try:
-                algo = self.client.algorithms.get(version.algorithm_id)
-            except WorkbenchError as exc:
-                self.message.error(exc)
+        algorithm_id = version.algorithm_id
+        if algorithm_id is not None:
+            found = attempt(self.message, lambda: self.client.algorithms.get(algorithm_id))
+            algo = None if found is FAILED else found
         self._fill(
             algo.purpose if algo else Purpose(self.purpose.value),
             algo.sub_purpose if algo else self.sub_purpose.value,
@@ -935,9 +861,8 @@ def task_summary_html(task: TaskInfo) -> str:
         if task.state_reason
         else ""
     )
-    desc = f"<div>{escape(task.description)}</div>" if task.description else ""
     return (
-        f"<h3 style='margin:4px 0'>{escape(task.name)}</h3>{desc}"
+        f"{heading_html(task.name, task.description)}"
         f"<div>state {state_html(task.state)} · {task.purpose}/{task.sub_purpose} · "
         f"{task.visibility} · owner {escape(task.owner)}</div>"
         f"<div>algorithm #{task.algorithm_id} {escape(task.algorithm_name)} · dataset "
@@ -1004,34 +929,24 @@ def _evaluation_brief(evaluation: Evaluation | None) -> str:
 
 
 def metrics_chart() -> go.FigureWidget:
-    figure = go.FigureWidget(
-        layout=go.Layout(
-            title="Metrics",
-            width=CHART_WIDTH,
-            height=280,
-            margin={"l": 40, "r": 10, "t": 40, "b": 40},
-            xaxis={"title": "epoch"},
-            legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        )
+    return chart(
+        title="Metrics",
+        height=280,
+        margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "epoch"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
     )
-    figure._config = {"displaylogo": False}
-    return figure
 
 
 def confusion_chart() -> go.FigureWidget:
-    figure = go.FigureWidget(
-        data=[go.Heatmap(z=[], x=[], y=[], colorscale="Blues", texttemplate="%{z}")],
-        layout=go.Layout(
-            title="Confusion matrix",
-            width=CHART_WIDTH,
-            height=CHART_WIDTH,
-            margin={"l": 60, "r": 10, "t": 40, "b": 50},
-            xaxis={"title": "predicted", "type": "category"},
-            yaxis={"title": "true", "type": "category", "autorange": "reversed"},
-        ),
+    return chart(
+        [go.Heatmap(z=[], x=[], y=[], colorscale="Blues", texttemplate="%{z}")],
+        title="Confusion matrix",
+        height=CHART_WIDTH,
+        margin={"l": 60, "r": 10, "t": 40, "b": 50},
+        xaxis={"title": "predicted", "type": "category"},
+        yaxis={"title": "true", "type": "category", "autorange": "reversed"},
     )
-    figure._config = {"displaylogo": False}
-    return figure
 
 
 def _log_html(lines: Iterable[str]) -> str:

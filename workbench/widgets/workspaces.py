@@ -4,35 +4,41 @@ resources), start and stop with progress, open, members and delete."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
 from workbench.client import WorkbenchClient
-from workbench.enums import SUB_PURPOSES, Purpose
+from workbench.enums import Purpose
 from workbench.errors import WorkbenchError
-from workbench.widgets.common import CONFIRM_DELETE, WRAP, Status, confirmed, escape
+from workbench.widgets.common import (
+    FAILED,
+    WRAP,
+    Section,
+    Status,
+    attempt,
+    escape,
+    heading_html,
+    offer_sub_purposes,
+)
 from workbench.workspaces.schemas import WorkspaceInfo
 
 READY_TIMEOUT_S = 120
 
 
-class WorkspacesSection(w.VBox):
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        self.client = client
-        self.workspaces: dict[int, WorkspaceInfo] = {}
-        self.status = Status()
-        self.listing = w.Select(options=[], rows=5, layout=w.Layout(width="100%"))
-        self.listing.add_class("wb-workspaces-list")
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
-        self.refresh_button.on_click(lambda _: self.refresh())
-        self.listing.observe(lambda ch: self.show(ch["new"]), names="value")
+class WorkspacesSection(Section[WorkspaceInfo]):
+    title = "Workspaces"
+    noun = "workspace"
+    deletes = " and its files"
 
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.listing.rows = 5
         self.summary = w.HTML()
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.open_link = w.HTML()
-        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
         self.progress = w.IntProgress(
             value=0,
             min=0,
@@ -54,68 +60,41 @@ class WorkspacesSection(w.VBox):
         self.open_link.add_class("wb-ws-open")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
-        self.delete_button.on_click(lambda _: self.delete())
         self.add_member_button.on_click(lambda _: self.add_member())
-        self.details = w.VBox(
-            [
-                self.summary,
-                w.HBox(
-                    [self.start_button, self.stop_button, self.open_link, self.delete_button],
-                    layout=WRAP,
-                ),
-                self.progress,
-                w.HBox([self.member, self.add_member_button], layout=WRAP),
-                w.HTML(
-                    "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
-                    "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
-                ),
-                w.HBox(
-                    [self.build_project, self.build_kind, self.build_name, self.build_button],
-                    layout=WRAP,
-                ),
-                self.build_log,
-            ],
-            layout=w.Layout(display="none"),
-        )
         self.form = CreateWorkspaceForm(client, self._created)
-        super().__init__(
-            [
-                self.refresh_button,
-                self.listing,
-                self.status,
-                w.Accordion(children=[self.form], titles=("New workspace",), selected_index=None),
-                self.details,
-            ],
-            **kwargs,
+        self.arrange(
+            forms=[("New workspace", self.form)],
+            details=w.VBox(
+                [
+                    self.summary,
+                    w.HBox(
+                        [self.start_button, self.stop_button, self.open_link, self.delete_button],
+                        layout=WRAP,
+                    ),
+                    self.progress,
+                    w.HBox([self.member, self.add_member_button], layout=WRAP),
+                    w.HTML(
+                        "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
+                        "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
+                    ),
+                    w.HBox(
+                        [self.build_project, self.build_kind, self.build_name, self.build_button],
+                        layout=WRAP,
+                    ),
+                    self.build_log,
+                ]
+            ),
         )
 
-    @property
-    def selected(self) -> WorkspaceInfo | None:
-        return self.workspaces.get(self.listing.value) if self.listing.value else None
+    # --- the Section hooks ----------------------------------------------------------------
 
-    def refresh(self) -> None:
-        try:
-            found = self.client.workspaces.list()
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        keep = self.listing.value
-        self.workspaces = {ws.id: ws for ws in found}
-        self.listing.options = [
-            (f"#{ws.id} {ws.name} · {ws.state} · {ws.owner}", ws.id) for ws in found
-        ]
-        self.listing.value = keep if keep in self.workspaces else None
-        if keep in self.workspaces:
-            self.show(keep)
-        self.form.load_choices()
+    def fetch(self) -> list[WorkspaceInfo]:
+        return self.client.workspaces.list()
 
-    def show(self, workspace_id: int | None) -> None:
-        ws = self.workspaces.get(workspace_id) if workspace_id else None
-        if ws is None:
-            self.details.layout.display = "none"
-            return
-        self.details.layout.display = ""
-        self.delete_button.description = "Delete"
+    def label(self, ws: WorkspaceInfo) -> str:
+        return f"#{ws.id} {ws.name} · {ws.state} · {ws.owner}"
+
+    def render(self, ws: WorkspaceInfo) -> None:
         running = ws.state == "running"
         self.start_button.layout.display = "none" if running else ""
         self.stop_button.layout.display = "" if running else "none"
@@ -131,13 +110,21 @@ class WorkspacesSection(w.VBox):
             f"<div style='color:#b71c1c'>{escape(ws.state_reason)}</div>" if ws.state_reason else ""
         )
         self.summary.value = (
-            f"<h3 style='margin:4px 0'>{escape(ws.name)}</h3>"
+            f"{heading_html(ws.name)}"
             f"<div>{ws.purpose}/{ws.sub_purpose} · environment #{ws.environment_id} · "
             f"dataset {('#' + str(ws.dataset_id)) if ws.dataset_id else 'none'} · "
             f"{res.cpus:g} CPUs, {res.memory_mb} MiB, {res.gpus} GPUs</div>"
             f"<div>state <b>{ws.state}</b> · owner {ws.owner} · members {members}</div>"
             f"{reason}"
         )
+
+    def remove(self, workspace_id: int) -> None:
+        self.client.workspaces.delete(workspace_id)
+
+    def load_choices(self) -> None:
+        self.form.load_choices()
+
+    # --- actions --------------------------------------------------------------------------
 
     def start(self) -> None:
         ws = self.selected
@@ -165,46 +152,17 @@ class WorkspacesSection(w.VBox):
         self.status.ok(f"{started.name} is running")
 
     def stop(self) -> None:
-        ws = self.selected
-        if ws is None:
-            return
-        try:
-            self.client.workspaces.stop(ws.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.progress.layout.display = "none"
-        self.refresh()
-        self.status.ok(f"{ws.name} stopped; its files are kept")
-
-    def delete(self) -> None:
-        ws = self.selected
-        if ws is None:
-            return
-        question = f"Click '{CONFIRM_DELETE}' to delete {escape(ws.name)} and its files."
-        if not confirmed(self.delete_button, self.status, question):
-            return
-        try:
-            self.client.workspaces.delete(ws.id)
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.listing.value = None
-        self.refresh()
-        self.status.ok(f"deleted {ws.name}")
+        if self.act(self.client.workspaces.stop, "stopped; its files are kept"):
+            self.progress.layout.display = "none"
 
     def add_member(self) -> None:
-        ws = self.selected
-        if ws is None or not self.member.value.strip():
-            return
-        try:
-            self.client.workspaces.add_member(ws.id, self.member.value.strip())
-        except WorkbenchError as exc:
-            self.status.error(exc)
-            return
-        self.member.value = ""
-        self.refresh()
-        self.status.ok(f"added a member to {ws.name}")
+        username = self.member.value.strip()
+
+        def add(workspace_id: int) -> WorkspaceInfo:
+            return self.client.workspaces.add_member(workspace_id, username)
+
+        if username and self.act(add, f"has a new member, {username}"):
+            self.member.value = ""
 
     def build(self) -> None:
         """Build on the server, showing the log as it streams."""
@@ -226,15 +184,15 @@ class WorkspacesSection(w.VBox):
         self.status.ok(f"built {self.build_log.value.strip().splitlines()[-1].removeprefix('OK ')}")
 
     def _created(self, ws: WorkspaceInfo) -> None:
-        self.refresh()
-        self.listing.value = ws.id
-        self.status.ok(f"created {ws.name} (#{ws.id}); start it to open its JupyterLab")
+        self.saved(ws, f"created {ws.name} (#{ws.id}); start it to open its JupyterLab")
 
 
 class CreateWorkspaceForm(w.VBox):
     """The "new workspace" form (manual 2.6.1 and 2.6.2)."""
 
-    def __init__(self, client: WorkbenchClient, on_created: Any) -> None:
+    def __init__(
+        self, client: WorkbenchClient, on_created: Callable[[WorkspaceInfo], None]
+    ) -> None:
         self.client = client
         self.on_created = on_created
         self.name = w.Text(description="Name")
@@ -287,19 +245,21 @@ class CreateWorkspaceForm(w.VBox):
 
     def load_choices(self) -> None:
         """Environments with an image, and online datasets of the chosen purpose."""
-        try:
-            envs = [e for e in self.client.environments.list() if e.image_ref]
-            datasets = self.client.datasets.list(state="online", purpose=self.purpose.value)
-        except WorkbenchError as exc:
-            self.message.error(exc)
+        found = attempt(
+            self.message,
+            lambda: (
+                [e for e in self.client.environments.list() if e.image_ref],
+                self.client.datasets.list(state="online", purpose=self.purpose.value),
+            ),
+        )
+        if found is FAILED:
             return
+        envs, datasets = found
         self.environment.options = [(f"{e.name} ({e.framework})", e.id) for e in envs]
         self.dataset.options = [("none", None)] + [(f"#{d.id} {d.name}", d.id) for d in datasets]
 
     def _purpose_changed(self) -> None:
-        choices = list(SUB_PURPOSES[Purpose(self.purpose.value)])
-        self.sub_purpose.options = choices
-        self.sub_purpose.value = choices[0]
+        offer_sub_purposes(self.purpose, self.sub_purpose)
 
     def _code_changed(self) -> None:
         self.source_fields.children = {
@@ -323,8 +283,9 @@ class CreateWorkspaceForm(w.VBox):
         if self.environment.value is None:
             self.message.value = "Choose an environment (an admin may need to build one)."
             return
-        try:
-            ws = self.client.workspaces.create(
+        ws = attempt(
+            self.message,
+            lambda: self.client.workspaces.create(
                 name=self.name.value.strip(),
                 purpose=self.purpose.value,
                 sub_purpose=self.sub_purpose.value,
@@ -336,9 +297,9 @@ class CreateWorkspaceForm(w.VBox):
                     "memory_mb": self.memory.value,
                     "gpus": self.gpus.value,
                 },
-            )
-        except WorkbenchError as exc:
-            self.message.error(exc)
+            ),
+        )
+        if ws is FAILED:
             return
         self.message.ok(f"created {ws.name}")
         self.name.value = ""

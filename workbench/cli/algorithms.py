@@ -1,0 +1,183 @@
+"""``workbench algorithm``: the algorithm library (through the REST API)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.algorithms.schemas import AlgorithmInfo
+from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.enums import AlgorithmState, ImageKind, Purpose, SubPurpose, Visibility
+
+
+@click.group()
+def algorithm() -> None:
+    """The algorithm library: a training and an inference image with how to run them."""
+
+
+def _print_algorithm(algo: AlgorithmInfo) -> None:
+    click.echo(
+        f"{algo.id:>4}  {algo.name:<24} {algo.purpose}/{algo.sub_purpose:<22} {algo.state:<8} "
+        f"{algo.visibility:<8} {algo.owner:<10} train {algo.train.state:<8} "
+        f"predict {algo.predict.state}"
+    )
+    for kind, image in (("train", algo.train), ("predict", algo.predict)):
+        if image.state_reason:
+            click.echo(f"      {kind}: {image.state_reason.splitlines()[0]}")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} must hold a JSON object of algorithm fields.")
+    return data
+
+
+@algorithm.command("list")
+@click.option("--visibility", type=click.Choice(["mine", *(v.value for v in Visibility)]))
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--sub-purpose", type=choice(SubPurpose))
+@click.option("--state", type=choice(AlgorithmState))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def algorithm_list(as_json: bool, **filters: Any) -> None:
+    """Algorithms you can see: yours, public and preset."""
+    with client() as c:
+        found = c.algorithms.list(**filters)
+    if as_json:
+        echo_json(found)
+        return
+    for algo in found:
+        _print_algorithm(algo)
+
+
+@algorithm.command("show")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_show(algorithm_id: int) -> None:
+    """One algorithm with both images' settings, state and config, as JSON."""
+    with client() as c:
+        click.echo(c.algorithms.get(algorithm_id).model_dump_json(indent=1))
+
+
+@algorithm.command("create")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--visibility", type=choice(Visibility), help="Default: the file's, else private.")
+@friendly
+def algorithm_create(spec: Path, visibility: str | None) -> None:
+    """Register an algorithm from a JSON file (name, description, purpose, sub_purpose,
+    train and predict settings: the shape of examples/algorithms/*/algorithm.json); prints
+    its id."""
+    fields = _read_json(spec)
+    if visibility:
+        fields["visibility"] = visibility
+    with client() as c:
+        click.echo(c.algorithms.create(**fields).id)
+
+
+@algorithm.command("set")
+@click.argument("algorithm_id", type=int)
+@click.option(
+    "--from",
+    "spec",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON file of the fields to change (train and predict replace the settings whole).",
+)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@friendly
+def algorithm_set(algorithm_id: int, spec: Path | None, **changes: Any) -> None:
+    """Edit an algorithm (run settings only while it is not online)."""
+    fields = _read_json(spec) if spec else {}
+    fields.update(given(changes))
+    with client() as c:
+        _print_algorithm(c.algorithms.update(algorithm_id, **fields))
+
+
+@algorithm.command("upload-image")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def algorithm_upload_image(algorithm_id: int, kind: str, tar: Path) -> None:
+    """Upload a `docker save` TAR as the train or predict image (checked, then loaded)."""
+    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        algo = c.algorithms.upload_image(algorithm_id, kind, tar, progress=upload_progress(bar))
+    _print_algorithm(algo)
+
+
+@algorithm.command("pull")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("reference")
+@friendly
+def algorithm_pull(algorithm_id: int, kind: str, reference: str) -> None:
+    """`docker pull` REFERENCE as the train or predict image (Docker Engine servers only)."""
+    with client() as c:
+        _print_algorithm(c.algorithms.pull_image(algorithm_id, kind, reference))
+
+
+@algorithm.command("check")
+@click.argument("workspace_id", type=int)
+@click.argument("filename")
+@friendly
+def algorithm_check(workspace_id: int, filename: str) -> None:
+    """Check docker_image/FILENAME of a workspace as publishing it would (loads nothing)."""
+    with client() as c:
+        report = c.workspaces.inspect_image(workspace_id, filename)
+    click.echo(report.model_dump_json(indent=1))
+    if not report.ok:
+        raise click.ClickException("; ".join(report.problems))
+
+
+@algorithm.command("from-workspace")
+@click.argument("algorithm_id", type=int)
+@click.argument("kind", type=choice(ImageKind))
+@click.argument("workspace_id", type=int)
+@click.argument("filename")
+@friendly
+def algorithm_from_workspace(
+    algorithm_id: int, kind: str, workspace_id: int, filename: str
+) -> None:
+    """Publish docker_image/FILENAME (<kind>-<name>.tar) of a workspace as the image."""
+    with client() as c:
+        _print_algorithm(
+            c.algorithms.image_from_workspace(algorithm_id, kind, workspace_id, filename)
+        )
+
+
+@algorithm.command("publish")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_publish(algorithm_id: int) -> None:
+    """Put the algorithm online: training tasks may use it."""
+    with client() as c:
+        _print_algorithm(c.algorithms.publish(algorithm_id))
+
+
+@algorithm.command("offline")
+@click.argument("algorithm_id", type=int)
+@friendly
+def algorithm_offline(algorithm_id: int) -> None:
+    """Take the algorithm offline: new training tasks refuse it, old ones keep their history."""
+    with client() as c:
+        _print_algorithm(c.algorithms.take_offline(algorithm_id))
+
+
+@algorithm.command("delete")
+@click.argument("algorithm_id", type=int)
+@click.confirmation_option(prompt="Delete the algorithm and its images?")
+@friendly
+def algorithm_delete(algorithm_id: int) -> None:
+    """Delete an algorithm no training task or model version uses, and its images."""
+    with client() as c:
+        c.algorithms.delete(algorithm_id)
+    click.echo(f"deleted algorithm {algorithm_id}")

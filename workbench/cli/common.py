@@ -1,0 +1,82 @@
+"""What the ``workbench`` commands share: Workbench errors shown as one line, the registry
+(for the administration commands) and the client (for the rest), and small helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from workbench.client import WorkbenchClient
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.services import Workbench
+
+
+class CLIError(click.ClickException):
+    """A Workbench error shown as a one-line message, without a traceback."""
+
+    def __init__(self, error: WorkbenchError) -> None:
+        super().__init__(f"{error.message} [{error.code}]")
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the Workbench errors a command raises into :class:`CLIError`."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise CLIError(exc) from exc
+
+    return wrapper
+
+
+@contextmanager
+def local_workbench(upgrade: bool = False) -> Iterator[Workbench]:
+    """The registry itself ($WORKBENCH_HOME, $WORKBENCH_DB_URL), for the administration
+    commands; ``upgrade``: apply the migrations first."""
+    wb = Workbench.from_settings(Settings.from_env())
+    try:
+        if upgrade:
+            wb.registry.upgrade()
+        wb.registry.check_schema()
+        yield wb
+    finally:
+        wb.close()
+
+
+def client() -> WorkbenchClient:
+    """The REST client of the saved login (or $WORKBENCH_URL and $WORKBENCH_TOKEN)."""
+    return WorkbenchClient.from_env()
+
+
+def choice(enum: type) -> click.Choice:
+    return click.Choice([m.value for m in enum])
+
+
+def given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that were given (not None): the fields a ``set`` command changes."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def echo_json(items: Sequence[BaseModel]) -> None:
+    """A ``list --json``: the items as a JSON array."""
+    click.echo(json.dumps([item.model_dump(mode="json") for item in items], indent=1))
+
+
+def upload_progress(bar: Any) -> Callable[[int, int], None]:
+    """A client upload's ``progress`` callback that moves a ``click.progressbar``."""
+    seen = [0]
+
+    def progress(sent: int, _total: int) -> None:
+        bar.update(sent - seen[0])
+        seen[0] = sent
+
+    return progress

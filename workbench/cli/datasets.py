@@ -1,0 +1,162 @@
+"""``workbench dataset``: datasets (through the REST API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.datasets.schemas import DatasetInfo
+from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
+
+
+@click.group()
+def dataset() -> None:
+    """Datasets (through the REST API)."""
+
+
+def _print_dataset(ds: DatasetInfo) -> None:
+    click.echo(
+        f"{ds.id:>4}  {ds.name:<28} {ds.purpose}/{ds.sub_purpose:<16} {ds.format:<12} "
+        f"{ds.state:<8} {ds.visibility:<8} {ds.owner}"
+    )
+    for split, info in ds.splits.items():
+        st = info.statistics
+        click.echo(
+            f"      {split}: {info.archive_name} {st.samples} samples, {len(st.classes)} classes"
+        )
+
+
+@dataset.command("list")
+@click.option("--mine", is_flag=True, help="Only datasets I own.")
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--state", type=click.Choice(["draft", "online", "offline"]))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def dataset_list(
+    mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
+) -> None:
+    with client() as c:
+        found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
+    if as_json:
+        echo_json(found)
+        return
+    for ds in found:
+        _print_dataset(ds)
+
+
+@dataset.command("create")
+@click.option("--name", required=True)
+@click.option("--purpose", type=choice(Purpose), required=True)
+@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--format", "fmt", type=choice(DatasetFormat), required=True)
+@click.option("--split-mode", type=choice(SplitMode), default="ratio", show_default=True)
+@click.option("--train-ratio", type=float, default=0.8, show_default=True)
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@friendly
+def dataset_create(
+    name: str,
+    purpose: str,
+    sub_purpose: str,
+    fmt: str,
+    split_mode: str,
+    train_ratio: float,
+    description: str,
+    visibility: str,
+) -> None:
+    """Create a dataset (state draft); prints its id."""
+    with client() as c:
+        ds = c.datasets.create(
+            name=name,
+            purpose=purpose,
+            sub_purpose=sub_purpose,
+            format=fmt,
+            split_mode=split_mode,
+            train_ratio=train_ratio,
+            description=description,
+            visibility=visibility,
+        )
+    click.echo(ds.id)
+
+
+@dataset.command("show")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_show(dataset_id: int) -> None:
+    with client() as c:
+        click.echo(c.datasets.get(dataset_id).model_dump_json(indent=1))
+
+
+@dataset.command("upload")
+@click.argument("dataset_id", type=int)
+@click.argument("split", type=click.Choice(["train", "test"]))
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def dataset_upload(dataset_id: int, split: str, archive: Path) -> None:
+    """Upload a zip or tar(.gz) ARCHIVE as the SPLIT of a dataset, with progress."""
+    size = archive.stat().st_size
+    with client() as c, click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
+        ds = c.datasets.upload(dataset_id, split, archive, progress=upload_progress(bar))
+    info = ds.splits[split]  # type: ignore[index]
+    click.echo(
+        f"{split}: {info.statistics.samples} samples, {len(info.statistics.classes)} "
+        f"classes, {len(info.report.warnings)} warnings"
+    )
+
+
+@dataset.command("set")
+@click.argument("dataset_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@click.option("--train-ratio", type=float)
+@friendly
+def dataset_set(dataset_id: int, **changes: Any) -> None:
+    """Edit a dataset's fields."""
+    with client() as c:
+        _print_dataset(c.datasets.update(dataset_id, **given(changes)))
+
+
+@dataset.command("publish")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_publish(dataset_id: int) -> None:
+    """Put a dataset online so tasks and workspaces can use it."""
+    with client() as c:
+        _print_dataset(c.datasets.publish(dataset_id))
+
+
+@dataset.command("offline")
+@click.argument("dataset_id", type=int)
+@friendly
+def dataset_offline(dataset_id: int) -> None:
+    with client() as c:
+        _print_dataset(c.datasets.take_offline(dataset_id))
+
+
+@dataset.command("delete")
+@click.argument("dataset_id", type=int)
+@click.confirmation_option(prompt="Delete the dataset and its files?")
+@friendly
+def dataset_delete(dataset_id: int) -> None:
+    with client() as c:
+        c.datasets.delete(dataset_id)
+    click.echo(f"deleted dataset {dataset_id}")
+
+
+@dataset.command("samples")
+@click.argument("dataset_id", type=int)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train")
+@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=int, default=10)
+@friendly
+def dataset_samples(dataset_id: int, split: str, offset: int, limit: int) -> None:
+    with client() as c:
+        page = c.datasets.samples(dataset_id, split, offset, limit)
+    click.echo(f"{page.total} samples in {split}")
+    for s in page.samples:
+        click.echo(f"  {s.label or '-':<16} {s.path}")

@@ -1,0 +1,265 @@
+"""``workbench environment``: base environments of workspaces and builds (through the REST
+API), and the preset definitions of envs/ built on this machine (``definitions``,
+``build-local``; also ``python -m workbench.environments``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.enums import Visibility
+from workbench.environments.builder import DEFAULT_BASE_IMAGE, EnvBuilder, default_root
+from workbench.environments.definition import list_definitions, load_definition
+from workbench.environments.schemas import EnvironmentInfo
+
+
+@click.group()
+def environment() -> None:
+    """Base environments of workspaces and builds (through the REST API); `definitions`
+    and `build-local` work on this machine's envs/ folder and Docker Engine."""
+
+
+def _print_environment(env: EnvironmentInfo) -> None:
+    version = f"{env.framework} {env.framework_version}".strip()
+    click.echo(
+        f"{env.id:>4}  {env.name:<24} {version:<20} {env.device:<4} {env.state:<9} "
+        f"{env.visibility:<8} {env.owner:<10} {env.image_ref}"
+    )
+    if env.state_reason:
+        click.echo(f"      {env.state_reason.splitlines()[0]}")
+
+
+@environment.command("list")
+@click.option("--mine", is_flag=True, help="Only environments I own.")
+@click.option("--visibility", type=choice(Visibility), help="private, public or preset.")
+@click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def environment_list(
+    mine: bool, visibility: str | None, framework: str | None, as_json: bool
+) -> None:
+    with client() as c:
+        found = c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
+    if as_json:
+        echo_json(found)
+        return
+    for env in found:
+        _print_environment(env)
+
+
+@environment.command("create")
+@click.option("--name", required=True)
+@click.option("--definition", help="A preset definition of envs/ to build from (e.g. python).")
+@click.option("--framework", help="Default: the definition's.")
+@click.option("--framework-version", help="Default: the definition's.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Default: the definition's.")
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@friendly
+def environment_create(**fields: Any) -> None:
+    """Create an environment (state draft); prints its id."""
+    with client() as c:
+        env = c.environments.create(**given(fields))
+    click.echo(env.id)
+
+
+@environment.command("show")
+@click.argument("env_id", type=int)
+@friendly
+def environment_show(env_id: int) -> None:
+    with client() as c:
+        click.echo(c.environments.get(env_id).model_dump_json(indent=1))
+
+
+@environment.command("set")
+@click.argument("env_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--framework")
+@click.option("--framework-version")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]))
+@click.option("--definition", help="'' to detach it from its definition.")
+@click.option("--visibility", type=choice(Visibility))
+@friendly
+def environment_set(env_id: int, **changes: Any) -> None:
+    """Edit an environment's fields."""
+    with client() as c:
+        _print_environment(c.environments.update(env_id, **given(changes)))
+
+
+@environment.command("delete")
+@click.argument("env_id", type=int)
+@click.confirmation_option(prompt="Delete the environment?")
+@friendly
+def environment_delete(env_id: int) -> None:
+    with client() as c:
+        c.environments.delete(env_id)
+    click.echo(f"deleted environment {env_id}")
+
+
+@environment.command("build")
+@click.argument("env_id", type=int)
+@click.option("--detach", is_flag=True, help="Start the build and return at once.")
+@friendly
+def environment_build(env_id: int, detach: bool) -> None:
+    """Build the image from the environment's definition, showing its log."""
+    with client() as c:
+        env = c.environments.build(env_id)
+        if detach:
+            _print_environment(env)
+            return
+        for line in c.environments.follow(env_id):
+            click.echo(line)
+        env = c.environments.get(env_id)
+    _print_environment(env)
+    if env.state != "ready":
+        raise click.ClickException(f"the build failed: {env.state_reason}")
+
+
+@environment.command("log")
+@click.argument("env_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep reading while it builds.")
+@friendly
+def environment_log(env_id: int, follow: bool) -> None:
+    """The log of the last build, upload or pull."""
+    with client() as c:
+        if follow:
+            for line in c.environments.follow(env_id):
+                click.echo(line)
+        else:
+            click.echo(c.environments.log(env_id).text, nl=False)
+
+
+@environment.command("upload")
+@click.argument("env_id", type=int)
+@click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def environment_upload(env_id: int, tar: Path) -> None:
+    """Upload a `docker save` TAR as the environment's image (checked, then loaded)."""
+    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        env = c.environments.upload_image(env_id, tar, progress=upload_progress(bar))
+    _print_environment(env)
+
+
+@environment.command("pull")
+@click.argument("env_id", type=int)
+@click.argument("reference")
+@friendly
+def environment_pull(env_id: int, reference: str) -> None:
+    """`docker pull` REFERENCE as the environment's image (Docker Engine servers only)."""
+    with client() as c:
+        _print_environment(c.environments.pull(env_id, reference))
+
+
+@environment.command("sync-presets")
+@friendly
+def environment_sync_presets() -> None:
+    """Register one preset environment per envs/ definition (admins; safe to run again)."""
+    with client() as c:
+        for env in c.environments.sync_presets():
+            _print_environment(env)
+
+
+# --- the preset definitions, built on this machine ----------------------------------------
+
+ENVS_OPTION = click.option(
+    "--envs",
+    "root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=default_root,
+    envvar="WORKBENCH_ENVS_DIR",
+    show_default="envs/ of the source checkout",
+    help="The folder of environment definitions ($WORKBENCH_ENVS_DIR).",
+)
+
+
+@environment.command("definitions")
+@ENVS_OPTION
+@friendly
+def environment_definitions(root: Path) -> None:
+    """The preset definitions (envs/<name>/env.toml): name, framework, version, device,
+    description."""
+    for d in list_definitions(root):
+        click.echo(
+            f"{d.name:<12} {d.framework:<11} {d.framework_version:<8} {d.device:<4} {d.description}"
+        )
+
+
+@environment.command("build-local")
+@click.argument("name")
+@ENVS_OPTION
+@click.option("--tag", help="The image to make.  [default: workbench/env-NAME:latest]")
+@click.option(
+    "--wheels",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="WORKBENCH_ENV_WHEELS",
+    help="A folder of wheels pip takes first (--find-links); required for packages a "
+    "definition takes from local wheels (torch), which are never downloaded "
+    "($WORKBENCH_ENV_WHEELS).",
+)
+@click.option(
+    "--extra-ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="WORKBENCH_EXTRA_CA_BUNDLE",
+    help="PEM certificates the image trusts besides the system's, e.g. a TLS-inspecting "
+    "proxy's CA ($WORKBENCH_EXTRA_CA_BUNDLE).",
+)
+@click.option(
+    "--pip-index-url",
+    envvar="WORKBENCH_PIP_INDEX_URL",
+    help="The package index pip uses during the build ($WORKBENCH_PIP_INDEX_URL; default PyPI).",
+)
+@click.option(
+    "--base-image",
+    default=DEFAULT_BASE_IMAGE,
+    show_default=True,
+    help="The local image to build FROM (scripts/base-image makes it).",
+)
+@click.option(
+    "--workbench-wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A built Workbench wheel.  [default: built from the source checkout]",
+)
+@click.option("--force", is_flag=True, help="Build even if the image is up to date.")
+@friendly
+def environment_build_local(
+    name: str,
+    root: Path,
+    tag: str | None,
+    wheels: Path | None,
+    extra_ca_bundle: Path | None,
+    pip_index_url: str | None,
+    base_image: str,
+    workbench_wheel: Path | None,
+    force: bool,
+) -> None:
+    """Build the image of the preset definition NAME on this machine's Docker Engine (no
+    server needed)."""
+    from workbench.backends.docker import DockerBackend
+
+    started = time.monotonic()
+    definition = load_definition(root, name)
+    builder = EnvBuilder(
+        DockerBackend.from_env(),
+        base_image=base_image,
+        extra_ca_bundle=extra_ca_bundle,
+        wheels_dir=wheels,
+        pip_index_url=pip_index_url,
+        workbench_wheel=workbench_wheel,
+    )
+    for line in builder.build(definition, tag or f"workbench/env-{name}:latest", force=force):
+        click.echo(line)
+    click.echo(f"done in {time.monotonic() - started:.0f} s")
+
+
+#: ``python -m workbench.environments``: the same two commands, without a server
+local = click.Group(
+    "environments",
+    commands=[environment_definitions, environment_build_local],
+    help="Preset base environments (envs/<name>/env.toml) and their images, built on this "
+    "machine: the same as `workbench environment definitions` and `build-local`.",
+)

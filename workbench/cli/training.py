@@ -1,0 +1,219 @@
+"""``workbench task``: training tasks (through the REST API)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from workbench.cli.common import choice, client, echo_json, friendly, given
+from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
+from workbench.training.schemas import TaskInfo
+
+
+@click.group()
+def task() -> None:
+    """Training tasks: an algorithm trained on a dataset (through the REST API)."""
+
+
+def _print_task(t: TaskInfo) -> None:
+    click.echo(
+        f"{t.id:>4}  {t.name:<24} {t.purpose}/{t.sub_purpose:<16} algorithm {t.algorithm_id:<3} "
+        f"dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
+    )
+    if t.state_reason:
+        click.echo(f"      {t.state_reason.splitlines()[0]}")
+    ev = t.evaluation
+    if ev is not None and ev.accuracy is not None and ev.f1 is not None:
+        click.echo(f"      accuracy {ev.accuracy:.4f}, macro F1 {ev.f1:.4f}")
+    if t.model_version_id is not None:
+        click.echo(f"      model {t.model_id}, latest version id {t.model_version_id}")
+
+
+def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        values[name] = value
+    return values
+
+
+@task.command("list")
+@click.option("--mine", is_flag=True, help="Only tasks I own.")
+@click.option("--state", type=choice(TaskState))
+@click.option("--purpose", type=choice(Purpose))
+@click.option("--search", "q", help="Text to find in names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def task_list(
+    mine: bool, state: str | None, purpose: str | None, q: str | None, as_json: bool
+) -> None:
+    """Training tasks I can see (mine and public ones), newest first."""
+    with client() as c:
+        found = c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
+    if as_json:
+        echo_json(found)
+        return
+    for t in found:
+        _print_task(t)
+
+
+@task.command("show")
+@click.argument("task_id", type=int)
+@friendly
+def task_show(task_id: int) -> None:
+    """Everything about a task, its evaluation included, as JSON."""
+    with client() as c:
+        click.echo(c.training.get(task_id).model_dump_json(indent=1))
+
+
+@task.command("create")
+@click.option("--name", required=True)
+@click.option("--purpose", type=choice(Purpose), required=True)
+@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--algorithm", "algorithm_id", type=int, required=True, help="Its id.")
+@click.option("--dataset", "dataset_id", type=int, required=True, help="An online dataset's id.")
+@click.option(
+    "--train-ratio",
+    type=float,
+    help="Share of the dataset trained on (default: the dataset's; not for a dataset with "
+    "an independent test set).",
+)
+@click.option("--param", "params", multiple=True, help="NAME=VALUE of a declared parameter.")
+@click.option("--cpus", type=float, default=1.0, show_default=True)
+@click.option("--memory-mb", type=int, default=2048, show_default=True)
+@click.option("--gpus", type=int, default=0, show_default=True)
+@click.option("--base-model-version", "base_model_version_id", type=int, help="Transfer training.")
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@click.option("--start", is_flag=True, help="Queue it at once instead of saving a draft.")
+@friendly
+def task_create(params: tuple[str, ...], **fields: Any) -> None:
+    """Create a training task (a draft, or queued with --start); prints its id."""
+    body = given(fields)
+    with client() as c:
+        t = c.training.create(**body, parameters=_parameters(params))
+    click.echo(t.id)
+
+
+@task.command("set")
+@click.argument("task_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--visibility", type=choice(Visibility))
+@click.option("--train-ratio", type=float)
+@click.option("--param", "params", multiple=True, help="NAME=VALUE; replaces all of them.")
+@click.option("--cpus", type=float)
+@click.option("--memory-mb", type=int)
+@click.option("--gpus", type=int)
+@friendly
+def task_set(task_id: int, params: tuple[str, ...], **changes: Any) -> None:
+    """Edit a draft or a finished task."""
+    body = given(changes)
+    if params:
+        body["parameters"] = _parameters(params)
+    with client() as c:
+        _print_task(c.training.update(task_id, **body))
+
+
+@task.command("start")
+@click.argument("task_id", type=int)
+@friendly
+def task_start(task_id: int) -> None:
+    """Queue a draft's first run."""
+    with client() as c:
+        _print_task(c.training.start(task_id))
+
+
+@task.command("stop")
+@click.argument("task_id", type=int)
+@friendly
+def task_stop(task_id: int) -> None:
+    """Stop a queued or running task."""
+    with client() as c:
+        _print_task(c.training.stop(task_id))
+
+
+@task.command("retry")
+@click.argument("task_id", type=int)
+@friendly
+def task_retry(task_id: int) -> None:
+    """Queue a new run of a finished task."""
+    with client() as c:
+        _print_task(c.training.retry(task_id))
+
+
+@task.command("delete")
+@click.argument("task_id", type=int)
+@click.confirmation_option(prompt="Delete the task, its runs, logs and metrics?")
+@friendly
+def task_delete(task_id: int) -> None:
+    """Delete a task (its model versions stay)."""
+    with client() as c:
+        c.training.delete(task_id)
+    click.echo(f"deleted training task {task_id}")
+
+
+@task.command("logs")
+@click.argument("task_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep reading while it is queued or runs.")
+@click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
+@friendly
+def task_logs(task_id: int, follow: bool, job_id: int | None) -> None:
+    """The log of the task's current run."""
+    with client() as c:
+        if follow and job_id is None:
+            for line in c.training.follow(task_id):
+                click.echo(line)
+            return
+        offset, text = 0, None
+        while text != "":
+            page = c.training.log(task_id, offset, job_id)
+            click.echo(page.text, nl=False)
+            offset, text = page.next_offset, page.text
+
+
+@task.command("runs")
+@click.argument("task_id", type=int)
+@friendly
+def task_runs(task_id: int) -> None:
+    """Every run of the task."""
+    with client() as c:
+        for run in c.training.runs(task_id):
+            code = "" if run.exit_code is None else f"exit {run.exit_code}"
+            click.echo(
+                f"{run.id:>5}  {run.created_at:%Y-%m-%d %H:%M}  {run.state:<9} {code:<8} "
+                f"{run.message.splitlines()[0] if run.message else ''}"
+            )
+
+
+@task.command("metrics")
+@click.argument("task_id", type=int)
+@click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@friendly
+def task_metrics(task_id: int, job_id: int | None, as_json: bool) -> None:
+    """The metrics the run wrote (one line of its metrics file each)."""
+    points = []
+    with client() as c:
+        while batch := c.training.metrics(task_id, points[-1].seq if points else -1, job_id):
+            points.extend(batch)
+    if as_json:
+        for p in points:
+            click.echo(json.dumps(p.values))
+        return
+    columns = list(dict.fromkeys(k for p in points for k in p.values))
+    if not columns:
+        return
+    click.echo("  ".join(f"{c:>12}" for c in columns))
+    for p in points:
+        click.echo("  ".join(f"{_cell(p.values.get(c)):>12}" for c in columns))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,181 @@
+"""``workbench workspace``: container workspaces and the images built in them (through the
+REST API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.common import choice, client, friendly
+from workbench.enums import Purpose, SubPurpose
+from workbench.workspaces.schemas import WorkspaceInfo
+
+
+@click.group()
+def workspace() -> None:
+    """Container workspaces (through the REST API)."""
+
+
+def _print_workspace(ws: WorkspaceInfo) -> None:
+    members = f" members: {', '.join(ws.members)}" if ws.members else ""
+    click.echo(
+        f"{ws.id:>4}  {ws.name:<24} {ws.purpose}/{ws.sub_purpose:<16} env {ws.environment_id:<3} "
+        f"{ws.state:<8} {ws.owner}{members}"
+    )
+    if ws.state_reason:
+        click.echo(f"      {ws.state_reason}")
+
+
+@workspace.command("list")
+@friendly
+def workspace_list() -> None:
+    """Workspaces you own or are a member of."""
+    with client() as c:
+        for ws in c.workspaces.list():
+            _print_workspace(ws)
+
+
+@workspace.command("create")
+@click.option("--name", required=True)
+@click.option("--purpose", type=choice(Purpose), required=True)
+@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--environment", "environment_id", type=int, required=True, help="Its id.")
+@click.option("--dataset", "dataset_id", type=int, help="An online dataset's id.")
+@click.option("--git", "git_url", help="Clone this repository into code/.")
+@click.option("--ref", default="", help="Branch or tag to clone.")
+@click.option("--scaffold", "prefix", help="Generate <prefix>-train and <prefix>-api.")
+@click.option("--api", "api_names", multiple=True, help="API names of the scaffold.")
+@click.option("--empty", is_flag=True, help="No code yet (upload a zip later).")
+@click.option("--cpus", type=float, default=1.0, show_default=True)
+@click.option("--memory-mb", type=int, default=2048, show_default=True)
+@click.option("--gpus", type=int, default=0, show_default=True)
+@friendly
+def workspace_create(
+    name: str,
+    purpose: str,
+    sub_purpose: str,
+    environment_id: int,
+    dataset_id: int | None,
+    git_url: str | None,
+    ref: str,
+    prefix: str | None,
+    api_names: tuple[str, ...],
+    empty: bool,
+    cpus: float,
+    memory_mb: int,
+    gpus: int,
+) -> None:
+    """Create a workspace; code comes from --git, --scaffold, --empty, or the sample."""
+    if sum(bool(x) for x in (git_url, prefix, empty)) > 1:
+        raise click.UsageError("Choose one of --git, --scaffold and --empty.")
+    code: dict[str, Any] = {"kind": "sample"}
+    if git_url:
+        code = {"kind": "git", "url": git_url, "ref": ref}
+    elif prefix:
+        code = {"kind": "scaffold", "prefix": prefix, "api_names": list(api_names) or ["predict"]}
+    elif empty:
+        code = {"kind": "upload"}
+    with client() as c:
+        ws = c.workspaces.create(
+            name=name,
+            purpose=purpose,
+            sub_purpose=sub_purpose,
+            environment_id=environment_id,
+            dataset_id=dataset_id,
+            code=code,
+            resources={"cpus": cpus, "memory_mb": memory_mb, "gpus": gpus},
+        )
+    click.echo(ws.id)
+
+
+@workspace.command("start")
+@click.argument("workspace_id", type=int)
+@friendly
+def workspace_start(workspace_id: int) -> None:
+    with client() as c:
+        _print_workspace(c.workspaces.start(workspace_id))
+
+
+@workspace.command("stop")
+@click.argument("workspace_id", type=int)
+@friendly
+def workspace_stop(workspace_id: int) -> None:
+    """Stop the container; the files are kept."""
+    with client() as c:
+        _print_workspace(c.workspaces.stop(workspace_id))
+
+
+@workspace.command("delete")
+@click.argument("workspace_id", type=int)
+@click.confirmation_option(prompt="Delete the workspace, its container and its files?")
+@friendly
+def workspace_delete(workspace_id: int) -> None:
+    with client() as c:
+        c.workspaces.delete(workspace_id)
+    click.echo(f"deleted workspace {workspace_id}")
+
+
+@workspace.command("member")
+@click.argument("workspace_id", type=int)
+@click.argument("username")
+@click.option("--remove", is_flag=True, help="Remove instead of add.")
+@friendly
+def workspace_member(workspace_id: int, username: str, remove: bool) -> None:
+    """Add a member of one of your teams to a workspace (or --remove them)."""
+    with client() as c:
+        api = c.workspaces.remove_member if remove else c.workspaces.add_member
+        _print_workspace(api(workspace_id, username))
+
+
+@workspace.command("download")
+@click.argument("workspace_id", type=int)
+@click.argument("folder", type=click.Choice(["code", "model"]))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: workspace-<id>-<folder>.zip here.",
+)
+@friendly
+def workspace_download(workspace_id: int, folder: str, output: Path | None) -> None:
+    """Download the workspace's code/ or model/ as a zip."""
+    dest = output or Path(f"workspace-{workspace_id}-{folder}.zip")
+    with client() as c:
+        c.workspaces.download(workspace_id, folder, dest)
+    click.echo(f"saved {dest}")
+
+
+@workspace.command("upload-code")
+@click.argument("workspace_id", type=int)
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def workspace_upload_code(workspace_id: int, archive: Path) -> None:
+    """Replace the workspace's code/ with a zip or tar(.gz)."""
+    with client() as c:
+        _print_workspace(c.workspaces.upload_code(workspace_id, archive))
+
+
+@workspace.command("build")
+@click.argument("workspace_id", type=int)
+@click.argument("project")
+@click.option("--kind", type=click.Choice(["train", "predict"]), required=True)
+@click.option("--name", required=True, help="The tar is docker_image/<kind>-<name>.tar.")
+@friendly
+def workspace_build(workspace_id: int, project: str, kind: str, name: str) -> None:
+    """Build code/PROJECT/Dockerfile into docker_image/<kind>-<name>.tar, showing its log."""
+    with client() as c:
+        for line in c.workspaces.build(workspace_id, project, kind, name):
+            click.echo(line)
+
+
+@workspace.command("images")
+@click.argument("workspace_id", type=int)
+@friendly
+def workspace_images(workspace_id: int) -> None:
+    """The docker save tars in the workspace's docker_image/."""
+    with client() as c:
+        for tar in c.workspaces.images(workspace_id):
+            click.echo(f"{tar.size / 1e6:>9.1f} MB  {tar.modified_at:%Y-%m-%d %H:%M}  {tar.path}")

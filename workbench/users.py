@@ -19,6 +19,7 @@ from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from workbench.registry import Registry
 from workbench.registry.models import ApiToken, Team, TeamMember, User
+from workbench.registry.unique import flush_unique
 
 TOKEN_PREFIX = "wb_"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -113,11 +114,15 @@ class UserService:
                 field="username",
             )
         with self.registry.session() as s:
-            if s.scalar(sa.select(User).where(User.username == username)):
-                raise Conflict(f"User {username!r} already exists.", username=username)
+
+            def check() -> None:
+                if s.scalar(sa.select(User).where(User.username == username)):
+                    raise Conflict(f"User {username!r} already exists.", username=username)
+
+            check()
             user = User(username=username, role=role, display_name=display_name or username)
             s.add(user)
-            s.flush()
+            flush_unique(s, "uq_users_username", check)
             return UserInfo.model_validate(user)
 
     def add_user_with_token(
@@ -263,11 +268,15 @@ class UserService:
 
     def create_team(self, actor: Actor, name: str, description: str = "") -> TeamInfo:
         with self.registry.session() as s:
-            if s.scalar(sa.select(Team).where(Team.name == name)):
-                raise Conflict(f"Team {name!r} already exists.", name=name)
+
+            def check() -> None:
+                if s.scalar(sa.select(Team).where(Team.name == name)):
+                    raise Conflict(f"Team {name!r} already exists.", name=name)
+
+            check()
             team = Team(name=name, description=description)
             s.add(team)
-            s.flush()
+            flush_unique(s, "uq_teams_name", check)
             s.add(TeamMember(team_id=team.id, user_id=actor.id, role=Role.ADMIN))
             s.flush()
             return self._team_info(s, team)

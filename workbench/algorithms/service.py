@@ -80,6 +80,7 @@ from workbench.registry.models import (
     User,
     utcnow,
 )
+from workbench.registry.unique import flush_unique
 from workbench.store import StoredFile
 from workbench.users import Actor
 from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar
@@ -91,6 +92,8 @@ log = logging.getLogger(__name__)
 IMAGE_TAG = "workbench/algo-{id}-{kind}:{short}"
 #: what the settings of an online algorithm's images may not change
 _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
+#: the database's guard of the names :func:`_check_unique_name` checks
+UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
 def image_tag(algorithm_id: int, kind: ImageKind | str, digest: str) -> str:
@@ -166,7 +169,7 @@ class AlgorithmService:
                 state=AlgorithmState.DRAFT,
             )
             s.add(row)
-            s.flush()
+            flush_unique(s, UNIQUE_NAME, lambda: _check_unique_name(s, actor.id, spec.name))
             for kind, settings in (
                 (ImageKind.TRAIN, spec.train),
                 (ImageKind.PREDICT, spec.predict),
@@ -214,7 +217,9 @@ class AlgorithmService:
                 if key in fields:
                     setattr(row, key, getattr(changes, key))
             row.updated_at = utcnow()
-            s.flush()
+            flush_unique(
+                s, UNIQUE_NAME, lambda: _check_unique_name(s, row.owner_id, fields["name"])
+            )
             return self._info(s, row)
 
     def delete(self, actor: Actor, algorithm_id: int) -> None:

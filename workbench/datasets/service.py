@@ -50,6 +50,7 @@ from workbench.registry.models import (
     Workspace,
     utcnow,
 )
+from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 
@@ -64,6 +65,8 @@ DEFAULT_ANNOTATION = {
 #: task and workspace states in which a dataset counts as in use
 ACTIVE_TASK_STATES = ("draft", "queued", "running")
 GONE_WORKSPACE_STATES = ("deleted",)
+#: the database's guard of the names :meth:`DatasetService._check_unique_name` checks
+UNIQUE_NAME = "uq_datasets_owner_id_name"
 
 
 def check_kind(purpose: Purpose, sub_purpose: SubPurpose, fmt: DatasetFormat) -> None:
@@ -148,7 +151,7 @@ class DatasetService:
                 annotation_type=spec.annotation_type or DEFAULT_ANNOTATION[spec.sub_purpose],
             )
             s.add(row)
-            s.flush()
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, spec.name))
             return self._info(s, row)
 
     def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
@@ -177,7 +180,7 @@ class DatasetService:
             for key, value in fields.items():
                 setattr(row, key, value)
             check_kind(row.purpose, row.sub_purpose, row.format)
-            s.flush()
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, fields["name"]))
             return self._info(s, row)
 
     def upload(

@@ -65,6 +65,7 @@ from workbench.errors import (
 from workbench.images import IMAGE_REFERENCE, SAVE_HINT, docker_pull, read_image_tar
 from workbench.registry import Registry
 from workbench.registry.models import Algorithm, Environment, ModelVersion, User, Workspace
+from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 
@@ -77,6 +78,8 @@ PRESET_TAG = "workbench/env-{definition}:latest"
 ENV_TAG = "workbench/env-{definition}:env-{id}"
 #: what a definition says about its image, and an environment repeats
 DESCRIBED = ("framework", "framework_version", "device")
+#: the database's guard of the names :meth:`EnvironmentService._check_unique_name` checks
+UNIQUE_NAME = "uq_environments_owner_id_name"
 
 
 class EnvironmentService:
@@ -178,7 +181,7 @@ class EnvironmentService:
                 state=EnvironmentState.DRAFT,
             )
             s.add(row)
-            s.flush()
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, spec.name))
             return self._info(s, row)
 
     def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
@@ -205,7 +208,11 @@ class EnvironmentService:
                 fields.update(_agree_with(self._definition(new_definition), described))
             for key, value in fields.items():
                 setattr(row, key, value)
-            s.flush()
+            flush_unique(
+                s,
+                UNIQUE_NAME,
+                lambda: self._check_unique_name(s, actor, fields["name"], owner_id=row.owner_id),
+            )
             return self._info(s, row)
 
     def delete(self, actor: Actor, env_id: int) -> None:
@@ -263,7 +270,11 @@ class EnvironmentService:
                 row.framework = definition.framework
                 row.framework_version = definition.framework_version
                 row.device = definition.device
-                s.flush()
+                flush_unique(  # an environment of the admin's own may have the preset's name
+                    s,
+                    UNIQUE_NAME,
+                    lambda name=definition.name: self._check_unique_name(s, actor, name),
+                )
                 ids.append(row.id)
                 adopt = not row.image_ref and row.state == EnvironmentState.DRAFT
             if adopt:

@@ -61,6 +61,8 @@ def enum_column(enum: type[StrEnum]) -> sa.Enum:
     )
 
 
+#: constraint names; a unique constraint's name carries only its first column, so the
+#: per-owner ones over (owner_id, name) are named in full (``uq_datasets_owner_id_name``)
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -163,6 +165,7 @@ class Project(Shareable, Base):
 
 class Dataset(Shareable, Base):
     __tablename__ = "datasets"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_datasets_owner_id_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(128))
@@ -214,6 +217,9 @@ class Environment(Shareable, Base):
     """A base image for workspaces and builds (its definition lives in ``envs/``)."""
 
     __tablename__ = "environments"
+    __table_args__ = (
+        sa.UniqueConstraint("owner_id", "name", name="uq_environments_owner_id_name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(128))
@@ -263,6 +269,7 @@ class WorkspaceMember(Base):
 
 class Algorithm(Shareable, Base):
     __tablename__ = "algorithms"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_algorithms_owner_id_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(128))

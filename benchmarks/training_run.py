@@ -96,8 +96,8 @@ def main() -> int:
             training=TrainingLimits(concurrency=1, cpus=2, memory_mb=4096),
         )
         try:
-            wb.training.runner.interval = 0.2
-            wb.training.runner.start()
+            wb.jobs.runner.interval = 0.2
+            wb.start()
             owner = wb.users.ensure_owner("owner")
             made = loader.make_texts(root / "archives")
             loader.register(wb, owner, made)

@@ -1,8 +1,13 @@
-"""Builders of small (good and bad) dataset archives for the tests."""
+"""Builders of small (good and bad) dataset archives for the tests, and of image tars a
+real engine loads."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -68,3 +73,42 @@ def tar_with_device(path: Path) -> Path:
         info.devmajor, info.devminor = 1, 3
         tf.addfile(info)
     return path
+
+
+def loadable_image_tar(path: Path, megabytes: int) -> tuple[Path, str, str]:
+    """A ``docker save`` tar of one image whose single layer is ``megabytes`` of random
+    bytes (so the engine has none of it); the tar, the image's id and its tag."""
+    work = path.parent / f"{path.stem}-layer"
+    work.mkdir(parents=True)
+    blob = work / "blob"
+    with blob.open("wb") as f:
+        for _ in range(megabytes):
+            f.write(os.urandom(1024 * 1024))
+    layer = work / "layer.tar"
+    with tarfile.open(layer, "w") as t:
+        t.add(blob, arcname="blob")
+    blob.unlink()
+    digest = hashlib.sha256()
+    with layer.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/blob"], "Env": ["PATH=/usr/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+        }
+    ).encode()
+    image_id = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    tag = f"wbtest/big-{image_id[7:15]}:1"
+    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": ["l1/layer.tar"]}]
+    with tarfile.open(path, "w") as t:
+        t.add(layer, arcname="l1/layer.tar")
+        for name, data in (("config.json", config), ("manifest.json", json.dumps(manifest))):
+            raw = data if isinstance(data, bytes) else data.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            t.addfile(info, io.BytesIO(raw))
+    shutil.rmtree(work)
+    return path, image_id, tag

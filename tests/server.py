@@ -1,4 +1,5 @@
-"""A real Jupyter server in a subprocess, configured as `workbench lab` configures it."""
+"""A real Jupyter server in a subprocess, configured as `workbench lab` configures it;
+:meth:`LiveServer.kill` ends it as a crash or an OOM killer would (SIGKILL)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ class LiveServer:
     home: Path
     root_dir: Path
     log: Path
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown hook runs, its threads stop where they are."""
+        self.process.kill()
+        self.process.wait(15)
 
 
 def free_port() -> int:
@@ -33,18 +40,23 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    tmp: Path, app: str = "jupyter_server", owner: str = "owner", timeout: float = 60.0
+    tmp: Path,
+    app: str = "jupyter_server",
+    owner: str = "owner",
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
-    """Start ``python -m <app>`` (jupyter_server or jupyterlab) with the Workbench enabled."""
+    """Start ``python -m <app>`` (jupyter_server or jupyterlab) with the Workbench enabled
+    (``env``: more environment variables for it)."""
     home, root, log = tmp / "wbhome", tmp / "root", tmp / "server.log"
     root.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "JUPYTERHUB_USER": owner}
-    env.pop("WORKBENCH_URL", None)
-    env.pop("WORKBENCH_TOKEN", None)
+    environ = {**os.environ, "WORKBENCH_HOME": str(home), "JUPYTERHUB_USER": owner, **(env or {})}
+    environ.pop("WORKBENCH_URL", None)
+    environ.pop("WORKBENCH_TOKEN", None)
     subprocess.run(
         [sys.executable, "-m", "workbench.cli", "db", "upgrade"],
-        env=env,
+        env=environ,
         check=True,
         capture_output=True,
     )
@@ -63,7 +75,7 @@ def live_server(
         *(["--allow-root"] if os.geteuid() == 0 else []),
     ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=environ, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout
@@ -83,7 +95,7 @@ def live_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in {timeout}s:\n{log.read_text()[-4000:]}")
             time.sleep(0.2)
-        yield LiveServer(url, token, home, root, log)
+        yield LiveServer(url, token, home, root, log, proc)
     finally:
         proc.terminate()
         try:

@@ -7,6 +7,9 @@
     wb.datasets.upload(ds.id, "train", "digits-train.zip", progress=print)
 
 Errors come back as the same exception classes the server raised (``workbench.errors``).
+Long operations (builds, image loads, pulls) are jobs on the server: the methods that start
+one wait for it by default (``wait=True``) and raise its error if it fails; ``wait=False``
+returns at once, and ``client.jobs`` follows it.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
-from workbench.errors import Unauthenticated, WorkbenchError, error_class_for
+from workbench.errors import Unauthenticated, WorkbenchError, rebuild_error
+from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
+from workbench.jobs.schemas import wait_for_job
+from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo
 from workbench.training.schemas import (
     MetricPoint,
-    ModelDetail,
-    ModelInfo,
-    ModelVersionInfo,
     TaskInfo,
     TaskLogPage,
     TrainingRunInfo,
@@ -79,6 +82,7 @@ class WorkbenchClient:
         self.algorithms = AlgorithmsAPI(self)
         self.training = TrainingAPI(self)
         self.models = ModelsAPI(self)
+        self.jobs = JobsAPI(self)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:
@@ -330,7 +334,7 @@ class WorkspacesAPI:
                 "dropped. Look at docker_image/ or build again."
             )
         if status.group(2):
-            raise error_class_for(status.group(2))(status.group(3))
+            raise rebuild_error(status.group(2), status.group(3), {})
         yield status.group(1)
 
     def images(self, workspace_id: int) -> list[ImageTarInfo]:
@@ -391,17 +395,30 @@ class EnvironmentsAPI:
                 time.sleep(interval)
 
     def upload_image(
-        self, env_id: int, path: str | Path, progress: Progress | None = None
+        self,
+        env_id: int,
+        path: str | Path,
+        progress: Progress | None = None,
+        *,
+        wait: bool = True,
     ) -> EnvironmentInfo:
-        """Stream a ``docker save`` tar to the server, which checks it and loads it."""
+        """Stream a ``docker save`` tar to the server, which checks it and loads it (a job;
+        ``wait``: until it is loaded)."""
         data = self._c.upload(f"/environments/{env_id}/image", Path(path), progress)
-        return EnvironmentInfo.model_validate(data)
+        return self._done(EnvironmentInfo.model_validate(data), wait)
 
-    def pull(self, env_id: int, reference: str) -> EnvironmentInfo:
+    def pull(self, env_id: int, reference: str, *, wait: bool = True) -> EnvironmentInfo:
+        """``docker pull`` on the server's engine (a job; ``wait``: until it is pulled)."""
         data = self._c.json(
             "POST", f"/environments/{env_id}/pull", json={"reference": reference}, timeout=LONG
         )
-        return EnvironmentInfo.model_validate(data)
+        return self._done(EnvironmentInfo.model_validate(data), wait)
+
+    def _done(self, info: EnvironmentInfo, wait: bool) -> EnvironmentInfo:
+        if wait and info.job_id is not None:
+            self._c.jobs.wait(info.job_id)
+            return self.get(info.id)
+        return info
 
     def sync_presets(self) -> list[EnvironmentInfo]:
         return _list(EnvironmentInfo, self._c.json("POST", "/environments/presets"))
@@ -441,27 +458,35 @@ class AlgorithmsAPI:
         return AlgorithmInfo.model_validate(data)
 
     def upload_image(
-        self, algorithm_id: int, kind: str, path: str | Path, progress: Progress | None = None
+        self,
+        algorithm_id: int,
+        kind: str,
+        path: str | Path,
+        progress: Progress | None = None,
+        *,
+        wait: bool = True,
     ) -> AlgorithmInfo:
         """Stream a ``docker save`` tar as the ``train`` or ``predict`` image; the server
-        checks it, loads it and answers once it is ready."""
+        checks it and loads it in the background (a job; ``wait``: until it is ready)."""
         path = Path(path)
         data = self._c.upload(
             f"/algorithms/{algorithm_id}/images/{kind}", path, progress, {"filename": path.name}
         )
-        return AlgorithmInfo.model_validate(data)
+        return self._done(AlgorithmInfo.model_validate(data), kind, wait)
 
-    def pull_image(self, algorithm_id: int, kind: str, reference: str) -> AlgorithmInfo:
+    def pull_image(
+        self, algorithm_id: int, kind: str, reference: str, *, wait: bool = True
+    ) -> AlgorithmInfo:
         data = self._c.json(
             "POST",
             f"/algorithms/{algorithm_id}/images/{kind}/pull",
             json={"reference": reference},
             timeout=LONG,
         )
-        return AlgorithmInfo.model_validate(data)
+        return self._done(AlgorithmInfo.model_validate(data), kind, wait)
 
     def image_from_workspace(
-        self, algorithm_id: int, kind: str, workspace_id: int, filename: str
+        self, algorithm_id: int, kind: str, workspace_id: int, filename: str, *, wait: bool = True
     ) -> AlgorithmInfo:
         """Load ``docker_image/<filename>`` of a workspace as the image (manual 2.6.7)."""
         data = self._c.json(
@@ -470,7 +495,16 @@ class AlgorithmsAPI:
             json={"workspace_id": workspace_id, "filename": filename},
             timeout=LONG,
         )
-        return AlgorithmInfo.model_validate(data)
+        return self._done(AlgorithmInfo.model_validate(data), kind, wait)
+
+    def _done(self, info: AlgorithmInfo, kind: str, wait: bool) -> AlgorithmInfo:
+        """With ``wait``: the algorithm once the image's load (a job) is over; its error
+        if it failed."""
+        job_id = (info.train if kind == "train" else info.predict).job_id
+        if wait and job_id is not None:
+            self._c.jobs.wait(job_id)
+            return self.get(info.id)
+        return info
 
 
 class TrainingAPI:
@@ -557,6 +591,58 @@ class ModelsAPI:
         return ModelVersionInfo.model_validate(self._c.json("GET", f"/model-versions/{version_id}"))
 
 
+class JobsAPI:
+    """Long operations (builds, image loads, training runs): progress, log, cancel."""
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[JobInfo]:
+        """Filters: kind, state, target_type, target_id, all (admins), limit."""
+        return _list(JobInfo, self._c.json("GET", "/jobs", params=_query(filters)))
+
+    def get(self, job_id: int) -> JobInfo:
+        return JobInfo.model_validate(self._c.json("GET", f"/jobs/{job_id}"))
+
+    def log(self, job_id: int, offset: int = 0) -> JobLogPage:
+        data = self._c.json("GET", f"/jobs/{job_id}/log", params={"offset": offset})
+        return JobLogPage.model_validate(data)
+
+    def follow(self, job_id: int, interval: float = 1.0) -> Iterator[str]:
+        """The log's lines as they are written, until the job is over."""
+        offset = 0
+        while True:
+            page = self.log(job_id, offset)
+            yield from page.text.splitlines()
+            offset = page.next_offset
+            if not page.text:
+                if page.state in FINISHED_JOB_STATES:
+                    return
+                time.sleep(interval)
+
+    def cancel(self, job_id: int) -> JobInfo:
+        return JobInfo.model_validate(self._c.json("POST", f"/jobs/{job_id}/cancel", timeout=LONG))
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float = 3600,
+        interval: float = 0.5,
+        progress: Callable[[JobInfo], None] | None = None,
+        check: bool = True,
+    ) -> JobInfo:
+        """Poll until the job is over (``progress`` is called with each reading); with
+        ``check``, a failed job raises its error (the class the server raised)."""
+        return wait_for_job(
+            lambda: self.get(job_id),
+            timeout=timeout,
+            interval=interval,
+            progress=progress,
+            check=check,
+        )
+
+
 def _query(filters: dict[str, Any]) -> dict[str, str]:
     """Query parameters of a list call: None left out, booleans as true/false."""
     return {
@@ -573,9 +659,9 @@ def _list(model: Any, data: Any) -> Any:
 def _error_from(response: httpx.Response) -> WorkbenchError:
     try:
         body = response.json()
-        cls = error_class_for(body["error"])
-        error = cls(body.get("message") or response.reason_phrase, **(body.get("details") or {}))
-    except (ValueError, KeyError, TypeError):
+        message = body.get("message") or response.reason_phrase
+        error = rebuild_error(body["error"], message, dict(body.get("details") or {}))
+    except (ValueError, KeyError, TypeError, AttributeError):
         error = WorkbenchError(f"HTTP {response.status_code}: {response.text[:200]}")
     error.http_status = response.status_code  # type: ignore[attr-defined]
     return error

@@ -128,8 +128,17 @@ class Settings:
     #: let workspaces clone file:// git URLs (tests; never on a shared server)
     allow_file_git_urls: bool = False
     env_build: EnvBuildOptions = field(default_factory=EnvBuildOptions)
-    #: what training runs may use together on this server (WORKBENCH_TRAINING_*)
+    #: what training runs may use together on this server (WORKBENCH_TRAINING_*); the
+    #: pool of every job whose container asks for CPUs, memory or GPUs
     training: TrainingLimits = field(default_factory=TrainingLimits)
+    #: this server's name among the servers of one registry (WORKBENCH_INSTANCE): recorded
+    #: on the jobs it claims and the containers it starts; default: the home folder. A
+    #: restarted server must keep it to take its jobs up.
+    instance_name: str = ""
+
+    @property
+    def instance(self) -> str:
+        return self.instance_name or str(self.home)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -176,4 +185,5 @@ class Settings:
             workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
             env_build=EnvBuildOptions.from_env(env),
             training=TrainingLimits.from_env(env),
+            instance_name=env.get("WORKBENCH_INSTANCE", ""),
         )

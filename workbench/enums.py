@@ -110,3 +110,7 @@ class TaskState(StrEnum):
 
 #: the states a task stays in until something ends it
 ACTIVE_TASK_STATES = (TaskState.QUEUED, TaskState.RUNNING)
+#: the states a task ends in (it may be edited and retried from them)
+FINISHED_TASK_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
+#: a task that may still run: a draft, or active (its dataset cannot be deleted)
+UNFINISHED_TASK_STATES = (TaskState.DRAFT, *ACTIVE_TASK_STATES)

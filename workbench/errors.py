@@ -121,6 +121,15 @@ def _all_subclasses(cls: type[WorkbenchError]) -> list[type[WorkbenchError]]:
     return found
 
 
+def rebuild_error(code: str, message: str, details: dict[str, Any]) -> WorkbenchError:
+    """The error a code, message and details describe (a reply's body, a job's failure),
+    as the most specific class, whatever that class's own constructor takes."""
+    cls = error_class_for(code)
+    error = cls.__new__(cls)
+    WorkbenchError.__init__(error, message, **details)
+    return error
+
+
 def error_class_for(code: str) -> type[WorkbenchError]:
     """The most specific class for an error code, as sent over the wire."""
     for cls in _all_subclasses(WorkbenchError):

@@ -17,16 +17,14 @@ import hashlib
 import json
 import tarfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from workbench.backends.base import BackendError, BackendUnavailable, ImageNotFound
-from workbench.environments.schemas import ImageReference
 from workbench.errors import (
     ArchiveLimitExceeded,
     CorruptArchive,
@@ -37,8 +35,20 @@ from workbench.errors import (
 #: the largest image tar accepted unless a service is given another limit
 MAX_IMAGE_BYTES = 16 * 1024**3
 _MANIFEST_LIMIT = 16 * 1024**2
+#: an image reference as ``docker pull`` takes it: ``[host[:port]/]path[:tag][@digest]``
+ImageReference = Annotated[
+    str, StringConstraints(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+]
 IMAGE_REFERENCE: TypeAdapter[str] = TypeAdapter(ImageReference)
 SAVE_HINT = "make one with `docker save -o NAME.tar IMAGE:TAG`"
+
+
+class ImagePull(BaseModel):
+    """The body of a pull: an environment's image or an algorithm's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: ImageReference
 
 
 class ImageConfig(BaseModel):
@@ -253,53 +263,3 @@ def image_config(
         env=dict(env),
         exposed_ports=sorted(exposed_ports),
     )
-
-
-# --- docker pull (until the backend contract has it) -------------------------------------------
-
-
-def docker_pull(reference: str, write: Callable[[str], None]) -> str:
-    """Pull ``reference`` on the Docker Engine the environment (``DOCKER_HOST``) points at,
-    writing its progress; the reference of the pulled image."""
-    import docker
-    import docker.errors
-    import requests
-    from docker.utils import parse_repository_tag
-
-    repository, tag = parse_repository_tag(reference)
-    tag = tag or "latest"
-    ref = f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
-    try:
-        client = docker.from_env(timeout=600)
-        try:
-            _write_pull_progress(client.api.pull(repository, tag, stream=True, decode=True), write)
-        finally:
-            client.close()
-    except docker.errors.NotFound as exc:
-        raise ImageNotFound(
-            f"The registry has no image {reference!r} ({exc.explanation}); check the name and tag.",
-            image=reference,
-        ) from exc
-    except docker.errors.APIError as exc:
-        raise BackendError(
-            f"docker pull {reference} failed: {exc.explanation or exc}. The engine must reach "
-            "the registry; where it cannot, upload a docker save tar instead.",
-            image=reference,
-        ) from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise BackendUnavailable(f"Lost the Docker Engine while pulling {reference}.") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise BackendError(f"docker pull {reference} failed: {exc}", image=reference) from exc
-    return ref
-
-
-def _write_pull_progress(entries: Iterable[dict[str, Any]], write: Callable[[str], None]) -> None:
-    """The pull's status lines (not its progress bars)."""
-    for entry in entries:
-        if "error" in entry:
-            raise BackendError(f"docker pull failed: {entry['error']}")
-        if "progressDetail" in entry and entry.get("progress"):
-            continue
-        status = str(entry.get("status", "")).strip()
-        if status:
-            write(f"{entry['id']}: {status}" if entry.get("id") else status)

@@ -1,4 +1,5 @@
-"""The one object that wires Workbench's services to a registry and an artifact store."""
+"""The one object that wires Workbench's services to a registry, an artifact store, a
+backend and the job runner."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from workbench.datasets.service import DatasetService
 from workbench.environments import EnvBuilder
 from workbench.environments.builder import default_root
 from workbench.environments.service import EnvironmentService
+from workbench.errors import WorkbenchError
+from workbench.jobs import JobRunner, JobService
+from workbench.models.service import ModelService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
+from workbench.training.jobs import TrainingKind
 from workbench.training.service import TrainingService
 from workbench.users import UserService
 from workbench.workspaces.builds import WorkspaceBuilds
@@ -33,11 +38,17 @@ class Workbench:
     builds: WorkspaceBuilds
     training: TrainingService
     algorithms: AlgorithmService
+    models: ModelService
+    jobs: JobService
     backend: Callable[[], Backend] = field(repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Workbench:
-        """Build the services. Touches nothing on disk: run ``registry.upgrade()`` first."""
+    def from_settings(
+        cls, settings: Settings, *, backend_instance: Backend | None = None
+    ) -> Workbench:
+        """Build the services. Touches nothing on disk: run ``registry.upgrade()`` first.
+        ``backend_instance``: use this backend instead of choosing one from the settings
+        (another Workbench's, say: tests of two servers on one engine)."""
         registry = Registry(settings.db_url)
         store = ArtifactStore(settings.store_root)
         users = UserService(registry)
@@ -45,8 +56,15 @@ class Workbench:
 
         @cache
         def backend() -> Backend:  # chosen on first use: Docker may not be up at import
+            if backend_instance is not None:
+                return backend_instance
             return get_backend(settings.backend, settings.home / "local-backend")
 
+        runner = JobRunner(
+            registry, store, backend, limits=settings.training, instance=settings.instance
+        )
+        jobs = JobService(runner)
+        models = ModelService(registry, store)
         workspaces = WorkspaceService(
             registry,
             store,
@@ -57,7 +75,26 @@ class Workbench:
             secret=settings.load_secret,
             api_url=settings.workspace_api_url,
             allow_file_git_urls=settings.allow_file_git_urls,
-            instance=str(settings.home),
+            instance=settings.instance,
+        )
+        environments = EnvironmentService(
+            registry,
+            store,
+            backend,
+            jobs,
+            envs_root=build.envs_dir or default_root(),
+            make_builder=partial(
+                EnvBuilder,
+                extra_ca_bundle=build.extra_ca_bundle,
+                wheels_dir=build.wheels_dir,
+                pip_index_url=build.pip_index_url,
+            ),
+        )
+        algorithms = AlgorithmService(registry, store, backend, workspaces, jobs)
+        runner.register(environments.kind)
+        runner.register(algorithms.kind)
+        runner.register(
+            TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
         )
         return cls(
             settings=settings,
@@ -66,30 +103,32 @@ class Workbench:
             users=users,
             datasets=DatasetService(registry, store, settings.archive_limits),
             workspaces=workspaces,
-            environments=EnvironmentService(
-                registry,
-                store,
-                backend,
-                envs_root=build.envs_dir or default_root(),
-                make_builder=partial(
-                    EnvBuilder,
-                    extra_ca_bundle=build.extra_ca_bundle,
-                    wheels_dir=build.wheels_dir,
-                    pip_index_url=build.pip_index_url,
-                ),
-            ),
+            environments=environments,
             builds=WorkspaceBuilds(workspaces, backend),
-            training=TrainingService(
-                registry,
-                store,
-                backend,
-                limits=settings.training,
-                instance=str(settings.home),
-            ),
-            algorithms=AlgorithmService(registry, backend, workspaces),
+            training=TrainingService(registry, store, jobs, limits=settings.training),
+            algorithms=algorithms,
+            models=models,
+            jobs=jobs,
             backend=backend,
         )
 
+    def start(self) -> dict[str, list[object]]:
+        """Bring the registry in line with what really runs, then start the job runner
+        (its first round takes up the jobs a stopped server left). What was changed, by
+        area (for the server's log). Call it once, when a server starts."""
+        changed: dict[str, list[object]] = {
+            "environments": list(self.environments.reconcile()),
+            "algorithm images": list(self.algorithms.reconcile()),
+        }
+        try:
+            changed["workspaces"] = list(self.workspaces.reconcile())
+        except WorkbenchError as exc:  # no engine yet: the workspaces stay as recorded
+            changed["workspaces (not reconciled)"] = [exc.message]
+        self.jobs.runner.start()
+        return changed
+
     def close(self) -> None:
-        self.training.runner.stop()
+        """Stop the job runner (containers run on; the next start takes them up) and let
+        go of the registry."""
+        self.jobs.runner.stop()
         self.registry.dispose()

@@ -16,7 +16,6 @@ from tornado.netutil import bind_sockets
 from traitlets import Bool, Float, Int, Unicode, default
 
 from workbench.backends import BackendError
-from workbench.backends.docker import DockerBackend
 from workbench.config import (
     DEFAULT_HOME,
     EnvBuildOptions,
@@ -34,6 +33,8 @@ from workbench_ext.handlers import (
     builds,
     datasets,
     environments,
+    jobs,
+    models,
     training,
     users,
     workspaces,
@@ -139,6 +140,7 @@ class WorkbenchApp(ExtensionApp):
             backend=self.backend,
             env_build=EnvBuildOptions.from_env(os.environ),
             training=TrainingLimits.from_env(os.environ),
+            instance_name=os.environ.get("WORKBENCH_INSTANCE", ""),
             workspace_api_url=self.workspace_api_url,
             workspace_limits=WorkspaceLimits(
                 max_cpus=self.max_workspace_cpus,
@@ -209,49 +211,33 @@ class WorkbenchApp(ExtensionApp):
             + builds.handlers
             + algorithms.handlers
             + training.handlers
+            + models.handlers
+            + jobs.handlers
         )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
         self.handlers.extend(proxy.handlers)
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
-        """Reconcile the registry with what the backend really runs (a container that died
-        while the server was down is marked failed, with its exit code and last logs)."""
+        """Register the preset environments, let workspaces reach this server, then
+        :meth:`Workbench.start`: reconcile the registry with what the backend really runs
+        and start the job runner, which takes up the jobs a stopped server left."""
         wb: Workbench = self.settings["workbench"]
         loop = asyncio.get_running_loop()
-        stuck = await loop.run_in_executor(None, wb.environments.reconcile)
-        if stuck:
-            self.log.warning(
-                "Workbench: environments %s were building when the server stopped; marked failed",
-                stuck,
-            )
-        loading = await loop.run_in_executor(None, wb.algorithms.reconcile)
-        if loading:
-            self.log.warning(
-                "Workbench: algorithm images %s were loading when the server stopped; "
-                "marked failed",
-                loading,
-            )
         await loop.run_in_executor(None, self._sync_presets, wb)
         if not wb.workspaces.api_url:
-            gateway = await loop.run_in_executor(None, self._docker_gateway, wb)
+            gateway = await loop.run_in_executor(None, self._host_gateway, wb)
             if gateway:
                 self._listen_for_workspaces(wb, gateway)
-        try:
-            changed = await loop.run_in_executor(None, wb.workspaces.reconcile)
-        except BackendError as exc:
-            self.log.warning("Workbench: could not reconcile workspaces: %s", exc.message)
-        else:
-            if changed:
-                self.log.info("Workbench: workspaces %s were not running any more", changed)
-        # its first round takes up the training runs a stopped server left (reconcile)
-        wb.training.runner.start()
+        changed = await loop.run_in_executor(None, wb.start)
+        for area, ids in changed.items():
+            if ids:
+                self.log.warning("Workbench: reconciled %s: %s", area, ids)
 
-    def _docker_gateway(self, wb: Workbench) -> str | None:
-        """The host's address on Docker's bridge, when workspaces run on Docker."""
+    def _host_gateway(self, wb: Workbench) -> str | None:
+        """The host's address as the backend's runs reach it (Docker's bridge), if any."""
         try:
-            backend = wb.backend()
-            return backend.bridge_gateway() if isinstance(backend, DockerBackend) else None
+            return wb.backend().host_gateway()
         except BackendError as exc:
             self.log.warning("Workbench: workspaces cannot reach this server: %s", exc.message)
             return None
@@ -294,4 +280,4 @@ class WorkbenchApp(ExtensionApp):
     async def stop_extension(self) -> None:
         wb: Any = self.settings.get("workbench")
         if wb is not None:
-            wb.close()  # stops the training runner first; its containers run on
+            wb.close()  # stops the job runner first; its containers run on

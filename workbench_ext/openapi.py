@@ -27,13 +27,12 @@ from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentInfo,
     EnvironmentUpdate,
-    ImagePull,
 )
+from workbench.images import ImagePull
+from workbench.jobs import JobInfo, JobLogPage
+from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo
 from workbench.training.schemas import (
     MetricPoint,
-    ModelDetail,
-    ModelInfo,
-    ModelVersionInfo,
     TaskCreate,
     TaskInfo,
     TaskLogPage,
@@ -208,16 +207,19 @@ OPS = (
         "put",
         "/environments/{id}/image",
         "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
-        "then loaded",
+        "then loaded in the background (a job: `job_id`; state building)",
         response=EnvironmentInfo,
+        status=202,
         body_kind="archive",
     ),
     Op(
         "post",
         "/environments/{id}/pull",
-        "docker pull an image as its image (Docker Engine backends; 501 elsewhere)",
+        "docker pull an image as its image, in the background (a job: `job_id`; Docker "
+        "Engine backends, 501 elsewhere)",
         ImagePull,
         EnvironmentInfo,
+        202,
     ),
     # --- training and models ---
     Op(
@@ -374,25 +376,53 @@ OPS = (
         "put",
         "/algorithms/{id}/images/{kind}",
         "Upload a docker save tar as the train or predict image: checked (manifest, config, "
-        "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind>",
+        "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind> "
+        "in the background (a job: the image's `job_id`; state loading)",
         response=AlgorithmInfo,
+        status=202,
         query=("filename",),
         body_kind="archive",
     ),
     Op(
         "post",
         "/algorithms/{id}/images/{kind}/pull",
-        "docker pull an image as the train or predict image (Docker Engine backends; 501 "
-        "elsewhere)",
+        "docker pull an image as the train or predict image, in the background (a job; "
+        "Docker Engine backends, 501 elsewhere)",
         ImagePull,
         AlgorithmInfo,
+        202,
     ),
     Op(
         "post",
         "/algorithms/{id}/images/{kind}/from-workspace",
-        "Load docker_image/<kind>-<name>.tar of a workspace I own or am a member of as the image",
+        "Check docker_image/<kind>-<name>.tar of a workspace I own or am a member of, then "
+        "load it as the image in the background (a job)",
         ImageFromWorkspace,
         AlgorithmInfo,
+        202,
+    ),
+    # --- jobs ---
+    Op(
+        "get",
+        "/jobs",
+        "My jobs, newest first (builds, image loads, training runs...); `all`: everyone's (admins)",
+        response=list[JobInfo],
+        query=("kind", "state", "target_type", "target_id", "all", "limit"),
+    ),
+    Op("get", "/jobs/{id}", "One job: state, progress, message, result", response=JobInfo),
+    Op(
+        "get",
+        "/jobs/{id}/log",
+        "The job's log from byte `offset` (whole lines while it runs)",
+        response=JobLogPage,
+        query=("offset",),
+    ),
+    Op(
+        "post",
+        "/jobs/{id}/cancel",
+        "Cancel it: a queued job stops at once, a running one at its next step (a "
+        "container: SIGTERM, SIGKILL after 10 s)",
+        response=JobInfo,
     ),
 )
 

@@ -76,9 +76,13 @@ def load_images(wb: Workbench, actor: Actor, algo: AlgorithmInfo, backend: Backe
             with tar.open("rb") as f:
                 stored = wb.store.save_stream(f, wb.algorithms.max_image_bytes)
             try:
-                loaded = wb.algorithms.upload_image(actor, algo.id, kind, stored)
+                queued = wb.algorithms.upload_image(actor, algo.id, kind, stored)
             finally:
                 stored.path.unlink(missing_ok=True)
+        job_id = getattr(queued, kind).job_id
+        assert job_id is not None
+        wb.jobs.wait(job_id, check=True)  # the load, done here (no server runs it)
+        loaded = wb.algorithms.get(actor, algo.id)
         print(f"  {kind}: {getattr(loaded, kind).image_ref}")
 
 
@@ -94,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wb.environments.sync_presets(actor)
         presets = wb.algorithms.sync_presets(actor, HERE)
         backend = wb.backend()
-        if backend.name != "docker":
+        if not backend.saves_images:
             print(
                 f"registered {', '.join(a.name for a in presets)} as drafts; their images need "
                 f"a Docker Engine (this server's backend is {backend.name!r})"

@@ -19,6 +19,7 @@ from workbench.backends import (
     Mount,
     RunNotFound,
     RunState,
+    Unsupported,
 )
 
 SIGTERM_EXIT = 143  # every backend stops with SIGTERM first; the commands honour it
@@ -222,3 +223,29 @@ def _wait_for(condition, timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_what_a_backend_cannot_do_is_unsupported_with_what_to_do(harness: Harness, tmp_path):
+    """The capabilities the services ask (``saves_images``, ``pulls_images``) match what
+    the backend does: where one is False, its methods raise Unsupported, never a crash."""
+    backend = harness.backend
+    if not backend.saves_images:
+        for call in (
+            lambda: backend.load_image(tmp_path / "x.tar"),
+            lambda: backend.save_image("x:1", tmp_path / "x.tar"),
+            lambda: backend.tag_image("x:1", "y:1"),
+        ):
+            with pytest.raises(Unsupported, match="Docker"):
+                call()
+    if not backend.pulls_images:
+        with pytest.raises(Unsupported, match="docker save tar"):
+            backend.pull_image("example/image:1", lambda line: None)
+        with pytest.raises(Unsupported):
+            backend.require_pull()
+    else:
+        backend.require_pull()
+    assert (backend.saves_images, backend.pulls_images) == {
+        "docker": (True, True),
+        "local": (False, False),
+        "fake": (True, False),
+    }[backend.name]

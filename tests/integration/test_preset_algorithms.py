@@ -79,8 +79,8 @@ def team(
         backend="docker",
         training=TrainingLimits(concurrency=1, cpus=2, memory_mb=4096),
     )
-    wb.training.runner.interval = 0.5
-    wb.training.runner.start()
+    wb.jobs.runner.interval = 0.5
+    wb.start()
     people = add_people(wb)
     environments = {
         name: add_environment(
@@ -209,7 +209,7 @@ def _wait(condition: Callable[[], Any], timeout: float) -> Any:
 
 def _version(team: Team, task: Any) -> Any:
     assert task.model_version_id is not None
-    version = team.wb.training.get_version(team.bob, task.model_version_id)
+    version = team.wb.models.get_version(team.bob, task.model_version_id)
     assert version.task_id == task.id and version.files >= 1 and version.size > 0
     assert version.algorithm_id == task.algorithm_id
     assert version.dataset_id == task.dataset_id

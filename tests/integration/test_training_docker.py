@@ -15,13 +15,13 @@ import docker
 import pytest
 
 from tests.conftest import FAILED, add_online_dataset, add_people, make_workbench
-from tests.server import live_server
+from tests.server import LiveServer, live_server
 from workbench.backends.docker import DockerBackend
 from workbench.client import WorkbenchClient
 from workbench.config import Settings, TrainingLimits
 from workbench.registry import models as m
 from workbench.services import Workbench
-from workbench.training.schemas import TaskCreate
+from workbench.training.schemas import TaskCreate, TaskInfo
 from workbench.training.service import TrainingService
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -99,8 +99,8 @@ def train_image(
 @pytest.fixture
 def wb(tmp_path, train_image, request) -> Iterator[Workbench]:
     workbench = make_workbench(tmp_path / "home", backend="docker", training=LIMITS)
-    workbench.training.runner.interval = 0.2
-    workbench.training.runner.start()
+    workbench.jobs.runner.interval = 0.2
+    workbench.start()
     yield workbench
     workbench.close()
     left = workbench.backend().list(
@@ -202,7 +202,7 @@ def test_a_successful_run_registers_a_model_version(wb, setup):
     assert evaluation.labels == ["0", "1"] and evaluation.metrics == {"epochs": 3}
     assert evaluation.confusion_matrix == [[1, 0], [1, 0]]
     assert evaluation.accuracy == 0.5 and evaluation.per_class["1"].recall == 0.0
-    version = wb.training.get_version(bob, done.model_version_id)
+    version = wb.models.get_version(bob, done.model_version_id)
     assert (version.version, version.files, version.task_id) == (1, 1, task_id)
     assert version.parameters == {"MODE": "success", "EPOCHS": "3", "PAUSE": "0.0"}
     assert version.evaluation == evaluation
@@ -258,19 +258,18 @@ def test_a_server_restart_in_the_middle_of_a_run_loses_nothing(wb, setup):
     bob = setup[0]
     task_id = start(wb, setup, parameters={"EPOCHS": 8, "PAUSE": 0.5})
     wait_until(lambda: "epoch 2" in wb.training.tail(bob, task_id).text)
-    wb.training.runner.stop()  # the server stops; the container runs on
+    wb.jobs.runner.stop()  # the server stops; the container runs on
     time.sleep(1.5)
     assert wb.training.get(bob, task_id).state == "running"
 
-    again = TrainingService(
-        wb.registry, wb.store, wb.backend, limits=LIMITS, instance=str(wb.settings.home)
-    )
-    again.runner.interval = 0.2
-    again.runner.start()
+    server = Workbench.from_settings(wb.settings)
+    server.jobs.runner.interval = 0.2
+    server.start()
+    again = server.training
     try:
         done = finished(again, bob, task_id)
     finally:
-        again.runner.stop()
+        server.close()
     log = again.tail(bob, task_id).text
     assert done.state == "succeeded", log
     epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
@@ -292,29 +291,40 @@ def test_the_log_is_kept_on_disk(wb, setup):
     assert json.loads((folder / "run.json").read_text())["image"] == TAG
 
 
+def start_a_run_on(
+    server: LiveServer, folder: Path, *, epochs: int, pause: float
+) -> tuple[str, TaskInfo]:
+    """On a fresh live server: alice's public algorithm and dataset, a run of bob's that
+    goes on (its first epoch logged); bob's token and the task."""
+    wb = Workbench.from_settings(Settings(home=server.home))
+    try:
+        people = add_people(wb)
+        dataset = add_online_dataset(wb, people.alice, folder, {"0": 6, "1": 4})
+        algorithm_id = add_algorithm(wb, people.alice.id)
+        token = wb.users.create_token(people.bob.id, "restart").secret
+    finally:
+        wb.close()
+    with WorkbenchClient(server.url, token) as client:
+        task = client.training.create(
+            name="survives-a-restart",
+            purpose="image",
+            sub_purpose="classification",
+            algorithm_id=algorithm_id,
+            dataset_id=dataset,
+            parameters={"EPOCHS": epochs, "PAUSE": pause},
+            memory_mb=512,
+            start=True,
+        )
+        wait_until(lambda: "epoch 1" in client.training.log(task.id).text)
+    return token, task
+
+
 def test_a_real_server_restart_during_a_run_loses_nothing(train_image, tmp_path):
     """The server process stops (as `workbench lab` does on Ctrl-C) while a run goes on and
     another server starts on the same home: the run is taken up and nothing is lost."""
     with live_server(tmp_path / "server") as server:
-        wb = Workbench.from_settings(Settings(home=server.home))
-        try:
-            people = add_people(wb)
-            dataset = add_online_dataset(wb, people.alice, tmp_path, {"0": 6, "1": 4})
-            algorithm_id = add_algorithm(wb, people.alice.id)
-            token = wb.users.create_token(people.bob.id, "restart").secret
-        finally:
-            wb.close()
+        token, task = start_a_run_on(server, tmp_path, epochs=8, pause=0.6)
         with WorkbenchClient(server.url, token) as client:
-            task = client.training.create(
-                name="survives-a-restart",
-                purpose="image",
-                sub_purpose="classification",
-                algorithm_id=algorithm_id,
-                dataset_id=dataset,
-                parameters={"EPOCHS": 8, "PAUSE": 0.6},
-                memory_mb=512,
-                start=True,
-            )
             wait_until(lambda: "epoch 2" in client.training.log(task.id).text)
     labels = {"workbench.managed": str(server.home), "workbench.task": str(task.id)}
     backend = DockerBackend.from_env()

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from tests.archives import image_classes, zip_slip
+from tests.archives import image_classes, loadable_image_tar, zip_slip
 from tests.conftest import add_environment
 from workbench.cli import main
 
@@ -144,3 +144,29 @@ def test_workspace_commands(live, tmp_path):
     assert "members: bob" in run(live, "workspace", "member", ws_id, "bob")
     assert "members" not in run(live, "workspace", "member", ws_id, "bob", "--remove")
     assert f"deleted workspace {ws_id}" in run(live, "workspace", "delete", ws_id, "--yes")
+
+
+def test_image_loads_are_jobs_the_cli_follows(live, tmp_path):
+    """`algorithm upload-image` follows its load job's log; `--detach` returns at once, and
+    `workbench job` shows, waits for, logs and refuses to cancel a finished job."""
+    algo = live.client().algorithms.create(
+        name="cli-jobs", purpose="image", sub_purpose="classification"
+    )
+    tar, image_id, _tag = loadable_image_tar(tmp_path / "train-cli.tar", 1)
+    out = run(live, "algorithm", "upload-image", str(algo.id), "train", str(tar))
+    assert f"loading train-cli.tar ({tar.stat().st_size} bytes), image {image_id}" in out
+    assert "succeeded: ready: workbench/algo-" in out
+
+    other, _, _ = loadable_image_tar(tmp_path / "predict-cli.tar", 1)
+    out = run(live, "algorithm", "upload-image", "--detach", str(algo.id), "predict", str(other))
+    job_id = int(out.split("job ", 1)[1].split()[0])
+    assert f"`workbench job log {job_id} -f` follows it" in out
+    assert "succeeded" in run(live, "job", "wait", str(job_id))
+    listed = json.loads(run(live, "job", "list", "--kind", "algorithm-image", "--json"))
+    assert job_id in [j["id"] for j in listed]
+    assert json.loads(run(live, "job", "show", str(job_id)))["state"] == "succeeded"
+    log = run(live, "job", "log", str(job_id))
+    assert log.splitlines()[-1].startswith(f"[workbench] job {job_id} succeeded: ready")
+    out = run(live, "job", "cancel", str(job_id), ok=False)
+    assert f"Job {job_id} is succeeded already" in out and "Traceback" not in out
+    assert "job 999999 does not exist" in run(live, "job", "show", "999999", ok=False)

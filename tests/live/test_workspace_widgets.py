@@ -14,7 +14,7 @@ from workbench.widgets import WorkbenchPanel
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def env_id(live, python_env_image):
     wb = Workbench.from_settings(Settings(home=live.server.home))
     env_id = add_environment(

@@ -76,6 +76,8 @@ class Users:
 @pytest.fixture
 def users(jp_serverapp, jp_fetch, jp_auth_header, jp_http_port, jp_base_url) -> Users:
     wb: Workbench = jp_serverapp.web_app.settings["workbench"]
+    wb.start()  # the job runner: a real server starts it once its loop runs (pytest-jupyter
+    # never runs the extensions' start hooks)
     apis = {}
     for name, role in (("alice", Role.ADMIN), ("bob", Role.MEMBER)):
         info = wb.users.add_user(name, role=role)

@@ -40,6 +40,17 @@ async def upload(api: Api, algorithm_id: int, kind: str, tar: Path) -> tuple[int
     )
 
 
+async def loaded(api: Api, algorithm_id: int, kind: str, timeout: float = 20) -> dict:
+    """The algorithm once its ``kind`` image's load job is over."""
+    for _ in range(int(timeout / 0.05)):
+        code, algo = await api("GET", f"{API}/algorithms/{algorithm_id}")
+        assert code == 200
+        if algo[kind]["state"] != "loading":
+            return algo
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"algorithm {algorithm_id}'s {kind} image still loading: {algo}")
+
+
 async def test_every_algorithm_route_is_documented_and_needs_a_token(users, jp_fetch):
     _, doc = await users.bob("GET", f"{API}/openapi.json")
     documented = {(p, method) for p, ops in doc["paths"].items() for method in ops}
@@ -75,7 +86,11 @@ async def test_algorithm_lifecycle(users, tmp_path):
     assert "training image is missing" in err["message"]
 
     code, info = await upload(users.bob, aid, "train", image_tar(tmp_path / "train-v2.tar"))
-    assert code == 200, info
+    assert (code, info["train"]["state"]) == (202, "loading"), info  # checked, then a job
+    job_id = info["train"]["job_id"]
+    info = await loaded(users.bob, aid, "train")
+    code, page = await users.bob("GET", f"{API}/jobs/{job_id}/log")  # kept after its clean-up
+    assert page["text"].splitlines()[-1].startswith(f"[workbench] job {job_id} succeeded: ready")
     assert (info["train"]["state"], info["train"]["digest"], info["train"]["source_detail"]) == (
         "ready",
         digest_of(),
@@ -185,7 +200,9 @@ async def test_workspace_tars_are_checked_and_published(users):
     code, err = await users.bob("POST", path, {"workspace_id": ws, "filename": "model.tar"})
     assert (code, err["error"]) == (400, "invalid_input") and "train-<name>.tar" in err["message"]
     code, info = await users.bob("POST", path, {"workspace_id": ws, "filename": "train-bayes.tar"})
-    assert code == 200 and info["train"]["state"] == "ready"
+    assert (code, info["train"]["state"]) == (202, "loading")
+    info = await loaded(users.bob, algo["id"], "train")
+    assert info["train"]["state"] == "ready"
     assert info["environment_id"] == wb.workspaces.get(bob, ws).environment_id
 
 
@@ -239,8 +256,8 @@ async def test_a_real_docker_save_tar_uploads(users, tmp_path, docker_backend: D
         docker_backend.remove_image(tag)
     _, algo = await users.bob("POST", f"{API}/algorithms", BAYES)
     code, info = await upload(users.bob, algo["id"], "train", tar)
-    assert code == 200, info
-    image = info["train"]
+    assert code == 202, info
+    image = (await loaded(users.bob, algo["id"], "train"))["train"]
     assert (image["state"], image["digest"], image["tags"]) == ("ready", image_id, [tag])
     assert image["config"]["cmd"] == ["/hello"] and image["size"] == tar.stat().st_size
     assert re.fullmatch(rf"workbench/algo-{algo['id']}-train:{image_id[7:19]}", image["image_ref"])

@@ -8,6 +8,8 @@ from workbench_ext.handlers import (
     builds,
     datasets,
     environments,
+    jobs,
+    models,
     training,
     workspaces,
 )
@@ -21,6 +23,8 @@ ROUTES = (
     + builds.handlers
     + algorithms.handlers
     + training.handlers
+    + models.handlers
+    + jobs.handlers
 )
 #: each route's capture groups, as the OpenAPI document names them and as a concrete value
 GROUPS = {

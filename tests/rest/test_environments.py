@@ -122,7 +122,9 @@ async def test_a_failed_build_is_reported(users, backend):
     failed = await settled(users.bob, eid)
     assert failed["state"] == "failed" and "pip failed" in failed["state_reason"]
     _, text = await users.bob("GET", f"{API}/environments/{eid}/log")
-    assert b"no numpy\n" in text and b"FAILED: building workbench/env-python" in text
+    last = text.decode().splitlines()[-1]
+    assert b"no numpy\n" in text and last.startswith("[workbench] job ")
+    assert " failed: building workbench/env-python" in last
     _, plain = await users.bob("POST", f"{API}/environments", {"name": "k", "framework": "keras"})
     code, err = await users.bob("POST", f"{API}/environments/{plain['id']}/build")
     assert (code, err["error"]) == (409, "conflict")
@@ -161,7 +163,10 @@ async def test_image_upload(users, backend, tmp_path):
     code, err = await users.alice("PUT", path, raw=good)
     assert code == 404
     code, info = await users.bob("PUT", path, raw=good)
-    assert (code, info["state"], info["image_ref"]) == (200, "ready", "corp/python:3.7.9-cpu")
+    assert (code, info["state"], info["image_ref"]) == (202, "building", "")  # a load job
+    assert info["job_id"]
+    info = await settled(users.bob, env["id"])
+    assert (info["state"], info["image_ref"]) == ("ready", "corp/python:3.7.9-cpu")
     assert backend.inspect_image("corp/python:3.7.9-cpu").id == info["image_id"]
     assert not list((users.workbench.store.root / "tmp").glob("upload-*"))
 

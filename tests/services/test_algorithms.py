@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from tests.conftest import add_people, make_workbench
 from tests.services.test_builds import make_env, make_workspace
+from workbench.algorithms.jobs import image_tag
 from workbench.algorithms.schemas import AlgorithmCreate, AlgorithmFilter, AlgorithmUpdate
-from workbench.algorithms.service import AlgorithmService, image_tag
+from workbench.algorithms.service import AlgorithmService
 from workbench.backends.base import BackendError, ImageNotFound, Unsupported
 from workbench.backends.local import LocalBackend
 from workbench.datasets.schemas import DatasetCreate
@@ -33,6 +34,7 @@ from workbench.errors import (
     UnsupportedArchive,
 )
 from workbench.registry import models as m
+from workbench.services import Workbench
 from workbench.users import Actor
 
 CMD = ["python", "/app/train.py"]
@@ -370,7 +372,8 @@ def _rootfs_tar(path: Path) -> Path:
 
 
 def test_a_tar_over_the_limit_is_refused(wb, people, backend, tmp_path):
-    algos = AlgorithmService(wb.registry, wb.backend, wb.workspaces, max_image_bytes=100)
+    algos = wb.algorithms
+    algos.max_image_bytes = 100
     algo = create(algos, people.bob)
     with pytest.raises(ArchiveLimitExceeded, match="over the limit") as caught:
         algos.upload_image(people.bob, algo.id, "train", stored(wb, image_tar(tmp_path / "t")))
@@ -527,12 +530,13 @@ def test_pull_needs_a_docker_engine(algos, people):
 
 
 def test_a_backend_without_docker_images_changes_nothing(wb, people, tmp_path):
-    local = LocalBackend(tmp_path / "local")
-    algos = AlgorithmService(wb.registry, lambda: local, wb.workspaces)
+    local = Workbench.from_settings(wb.settings, backend_instance=LocalBackend(tmp_path / "l"))
+    algos = local.algorithms
     algo = create(algos, people.bob)
     with pytest.raises(Unsupported, match="needs Docker"):
         algos.upload_image(people.bob, algo.id, "train", stored(wb, image_tar(tmp_path / "t")))
     assert algos.get(people.bob, algo.id).train.state == "missing"
+    local.close()
 
 
 # --- online, offline, delete ----------------------------------------------------------------

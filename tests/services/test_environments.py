@@ -44,6 +44,7 @@ from workbench.errors import (
     UnsupportedArchive,
 )
 from workbench.registry import models as m
+from workbench.services import Workbench
 
 ENVS = Path(__file__).resolve().parents[2] / "envs"
 PRESETS = ["onnx", "python", "pytorch", "tensorflow"]
@@ -130,14 +131,8 @@ def backend(wb):
 
 @pytest.fixture
 def envs(wb, tmp_path) -> EnvironmentService:
-    wheel = fake_wheel(tmp_path / "dist")
-    return EnvironmentService(
-        wb.registry,
-        wb.store,
-        wb.backend,
-        envs_root=ENVS,
-        make_builder=fake_builder(wheel),
-    )
+    wb.environments.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
+    return wb.environments
 
 
 def create(envs, actor, **fields):
@@ -341,7 +336,8 @@ def test_a_failed_build_keeps_the_last_image_and_says_why(envs, people, backend)
     assert (failed.image_ref, failed.image_id) == (good.image_ref, good.image_id)
     text = envs.logs(people.bob, env.id)
     assert "ERROR: No matching distribution found for numpy==99" in text
-    assert text.splitlines()[-1].startswith("FAILED: building workbench/env-python")
+    assert text.splitlines()[-1].startswith("[workbench] job ")
+    assert "failed: building workbench/env-python" in text.splitlines()[-1]
 
 
 def test_a_build_that_cannot_start_fails_with_the_reason_then_recovers(envs, people, tmp_path, wb):
@@ -350,7 +346,7 @@ def test_a_build_that_cannot_start_fails_with_the_reason_then_recovers(envs, peo
         envs.build(people.bob, env.id)
     failed = envs.get(people.bob, env.id)
     assert failed.state == "failed" and "from a local wheel" in failed.state_reason
-    assert "FAILED: environment 'pytorch' installs torch==" in envs.logs(people.bob, env.id)
+    assert "failed: environment 'pytorch' installs torch==" in envs.logs(people.bob, env.id)
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -385,7 +381,9 @@ class GatedBuilder(FlatBuilder):
         yield from super().build(definition, tag, force=force)
 
 
-def test_one_operation_at_a_time_and_the_log_while_building(envs, people, tmp_path):
+def test_one_operation_at_a_time_and_the_log_while_building(envs, people, tmp_path, wb):
+    wb.jobs.runner.interval = 0.02
+    wb.jobs.runner.start()  # the build runs in the background, as in a server
     wheel = fake_wheel(tmp_path / "dist")
     GatedBuilder.gate = threading.Event()
     envs.make_builder = lambda b: GatedBuilder(b, workbench_wheel=wheel)
@@ -485,13 +483,14 @@ def test_upload_rules(envs, people, wb, tmp_path):
 
 
 def test_an_engine_without_docker_tars_changes_nothing(wb, people, tmp_path):
-    local = LocalBackend(tmp_path / "local")
-    envs = EnvironmentService(wb.registry, wb.store, lambda: local, envs_root=ENVS)
+    local = Workbench.from_settings(wb.settings, backend_instance=LocalBackend(tmp_path / "l"))
+    envs = local.environments
     env = create(envs, people.bob, framework="python")
     with pytest.raises(Unsupported, match="needs Docker"):
         envs.upload_image(people.bob, env.id, stored(wb, docker_tar(tmp_path / "ok.tar")))
     assert envs.get(people.bob, env.id).state == "draft"
-    assert "nothing changed" in envs.logs(people.bob, env.id)
+    assert "failed: " in envs.logs(people.bob, env.id)
+    local.close()
 
 
 def test_pull_needs_a_docker_engine(envs, people):
@@ -509,7 +508,7 @@ def test_a_pull_the_engine_cannot_do_fails_with_its_reason(tmp_path, docker_back
     wb = make_workbench(tmp_path / "home", backend="docker")
     try:
         bob = add_people(wb).bob
-        envs = EnvironmentService(wb.registry, wb.store, wb.backend, envs_root=ENVS)
+        envs = wb.environments
         env = create(envs, bob, framework="python")
         with pytest.raises(BackendError, match="connection refused") as caught:
             envs.pull(bob, env.id, "localhost:1/nothing:latest")
@@ -537,7 +536,7 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
     wb = make_workbench(tmp_path / "home", backend="docker")
     try:
         bob = add_people(wb).bob
-        envs = EnvironmentService(wb.registry, wb.store, wb.backend, envs_root=ENVS)
+        envs = wb.environments
         env = create(envs, bob, framework="python")
         with serve_images(tmp_path / "image.tar", {"team/python:3.11": 0}) as host:
             pulled = envs.pull(bob, env.id, f"{host}/team/python:3.11")

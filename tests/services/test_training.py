@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from workbench.config import TrainingLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.enums import Split
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from workbench.models.schemas import ModelFilter
 from workbench.registry import models as m
-from workbench.training.schemas import ModelFilter, TaskCreate, TaskFilter, TaskUpdate
-from workbench.training.service import TrainingService
+from workbench.services import Workbench
+from workbench.training.schemas import TaskCreate, TaskFilter, TaskUpdate
 
 IMAGE = "wbtest/train-digits:1"
 LIMITS = TrainingLimits(concurrency=2, cpus=4, memory_mb=8192, gpus=1)
@@ -38,8 +40,8 @@ def wb(tmp_path, db_url):
     workbench = make_workbench(tmp_path / "home", db_url, backend="fake", training=LIMITS)
     workbench.backend().add_image(IMAGE, cmd=["python", "/app/train.py"])
     workbench.backend().script(IMAGE, ["loading"], exit_code=None)  # runs until told
-    workbench.training.runner.interval = 0.02
-    workbench.training.runner.start()
+    workbench.jobs.runner.interval = 0.02
+    workbench.jobs.runner.start()
     yield workbench
     workbench.close()
 
@@ -205,13 +207,13 @@ def test_a_run_from_the_queue_to_a_model_version(wb, people, algo, digits):
     ]
     assert [p.seq for p in wb.training.metrics(bob, info.id, after=0)] == [2, 3]
 
-    version = wb.training.get_version(bob, done.model_version_id)
+    version = wb.models.get_version(bob, done.model_version_id)
     assert (version.version, version.task_id, version.job_id) == (1, info.id, job.id)
     assert (version.algorithm_id, version.dataset_id) == (algo, digits)
     assert version.parameters == {"EPOCHS": "3", "LR": "0.1", "AUGMENT": "true"}
     assert (version.files, version.size) == (2, 104)
     assert len(version.sha256) == 64 and version.evaluation.accuracy == 0.5
-    model = wb.training.get_model(bob, done.model_id)
+    model = wb.models.get(bob, done.model_id)
     assert model.name == "digits-run" and model.owner == "bob" and model.visibility == "private"
     assert [v.id for v in model.versions] == [version.id]
     with wb.registry.session() as s:
@@ -220,7 +222,7 @@ def test_a_run_from_the_queue_to_a_model_version(wb, people, algo, digits):
 
     log = wb.training.tail(bob, info.id).text
     assert log.startswith("loading\nepoch 1\nepoch 2\n")
-    assert f"run {job.id} succeeded: model {model.id} version 1" in log
+    assert f"job {job.id} succeeded: model {model.id} version 1" in log
     assert containers(wb, info.id) == []  # removed
     assert not (run / "dataset").exists() and (run / "output" / "metrics.jsonl").exists()
     [only] = wb.training.runs(bob, info.id)
@@ -236,13 +238,13 @@ def test_a_second_success_adds_a_version_and_retry_makes_a_new_run(wb, people, a
         wb.backend().finish(job.run_id, 0)
         done = wait_state(wb, bob, info.id, "succeeded")
         assert done.evaluation is None
-        assert wb.training.get_version(bob, done.model_version_id).version == expected
+        assert wb.models.get_version(bob, done.model_version_id).version == expected
         if expected == 1:
             with pytest.raises(Conflict, match="use `retry`"):
                 wb.training.start(bob, info.id)
             assert wb.training.retry(bob, info.id).job_id != job.id
     assert [r.state for r in wb.training.runs(bob, info.id)] == ["succeeded", "succeeded"]
-    assert len(wb.training.get_model(bob, done.model_id).versions) == 2
+    assert len(wb.models.get(bob, done.model_id).versions) == 2
 
 
 @pytest.mark.parametrize(
@@ -323,11 +325,11 @@ def test_the_queue_keeps_to_the_concurrency_and_the_resources(wb, people, algo, 
 
 def test_two_runners_on_one_registry_never_start_the_same_run(wb, people, algo, digits):
     """Claims are one UPDATE ... WHERE state = 'queued': each run starts exactly once."""
-    other = TrainingService(
-        wb.registry, wb.store, wb.backend, limits=LIMITS, instance=str(wb.settings.home)
+    other = Workbench.from_settings(
+        replace(wb.settings, instance_name="second-server"), backend_instance=wb.backend()
     )
-    other.runner.interval = 0.02
-    other.runner.start()
+    other.jobs.runner.interval = 0.02
+    other.start()
     try:
         ids = [
             wb.training.create(people.bob, task(algo, digits, name=f"t{i}", start=True)).id
@@ -338,9 +340,12 @@ def test_two_runners_on_one_registry_never_start_the_same_run(wb, people, algo, 
             assert len(containers(wb, task_id)) == 1
         assert len(wb.backend().list({"workbench.kind": "training"})) == 4
         for task_id in ids:
-            other.stop(people.bob, task_id)
+            other.training.stop(people.bob, task_id)
+        with wb.registry.session() as s:
+            instances = {job.instance for job in s.scalars(sa.select(m.Job))}
+        assert instances == {wb.settings.instance, "second-server"}
     finally:
-        other.runner.stop()
+        other.close()
 
 
 # --- the wizard's checks ----------------------------------------------------------------------
@@ -381,7 +386,7 @@ def test_draft_edit_start_and_delete_rules(wb, people, algo, digits):
     wb.training.delete(bob, draft.id)
     with pytest.raises(NotFound):
         wb.training.get(bob, draft.id)
-    version = wb.training.get_version(bob, done.model_version_id)
+    version = wb.models.get_version(bob, done.model_version_id)
     assert version.task_id is None and version.job_id == job.id  # lineage kept
     assert (version.algorithm_id, version.dataset_id) == (algo, digits)
     assert not wb.store.path(f"training/{draft.id}").exists()
@@ -535,16 +540,16 @@ def test_transfer_training_adds_to_the_base_models_versions(wb, people, algo, di
     wb.backend().finish(job.run_id, 0)
     done = wait_state(wb, bob, tuned.id, "succeeded")
     assert done.model_id == base.model_id
-    version = wb.training.get_version(bob, done.model_version_id)
+    version = wb.models.get_version(bob, done.model_version_id)
     assert (version.version, version.base_version_id) == (2, base.model_version_id)
-    models = wb.training.list_models(bob)
+    models = wb.models.list(bob)
     assert [(x.id, x.latest_version.version) for x in models] == [(base.model_id, 2)]
-    assert wb.training.list_models(people.alice) == []
-    assert wb.training.list_models(bob, ModelFilter(q="digits")) != []
+    assert wb.models.list(people.alice) == []
+    assert wb.models.list(bob, ModelFilter(q="digits")) != []
     with pytest.raises(NotFound):
-        wb.training.get_model(people.alice, base.model_id)
+        wb.models.get(people.alice, base.model_id)
     with pytest.raises(NotFound):
-        wb.training.get_version(people.alice, version.id)
+        wb.models.get_version(people.alice, version.id)
 
 
 # --- restarts ---------------------------------------------------------------------------------
@@ -562,7 +567,7 @@ def test_a_restart_loses_nothing(wb, people, algo, digits):
     (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
     wait_until(lambda: len(wb.training.metrics(bob, info.id)) == 1)
     wait_until(lambda: "before 2" in wb.training.tail(bob, info.id).text)
-    wb.training.runner.stop()
+    wb.jobs.runner.stop()
 
     fake.emit(job.run_id, "while down")
     with (out / "metrics.jsonl").open("a") as f:
@@ -570,11 +575,10 @@ def test_a_restart_loses_nothing(wb, people, algo, digits):
     time.sleep(0.1)
     assert "while down" not in wb.training.tail(bob, info.id).text
 
-    again = TrainingService(
-        wb.registry, wb.store, wb.backend, limits=LIMITS, instance=str(wb.settings.home)
-    )
-    again.runner.interval = 0.02
-    again.runner.start()
+    server = Workbench.from_settings(wb.settings, backend_instance=wb.backend())
+    server.jobs.runner.interval = 0.02
+    server.start()
+    again = server.training
     try:
         wait_until(lambda: "while down" in again.tail(bob, info.id).text)
         fake.emit(job.run_id, "after")
@@ -589,14 +593,14 @@ def test_a_restart_loses_nothing(wb, people, algo, digits):
         assert [p.values["epoch"] for p in again.metrics(bob, info.id)] == [1, 2, 3]
         assert containers(wb, info.id) == []
     finally:
-        again.runner.stop()
+        server.close()
 
 
 def test_reconcile_requeues_unstarted_runs_and_fails_vanished_ones(wb, people, algo, digits):
     bob = people.bob
     gone = wb.training.create(bob, task(algo, digits, name="gone", start=True))
     job = run_of(wb, gone.id)
-    wb.training.runner.stop()
+    wb.jobs.runner.stop()
     wb.backend().remove(job.run_id)
     claimed = wb.training.create(bob, task(algo, digits, name="claimed", start=True))
     with wb.registry.session() as s:  # claimed by a server that stopped before its start
@@ -618,11 +622,10 @@ def test_reconcile_requeues_unstarted_runs_and_fails_vanished_ones(wb, people, a
             job.finished_at = job.created_at if message else None
         cut[name] = started.id
 
-    again = TrainingService(
-        wb.registry, wb.store, wb.backend, limits=LIMITS, instance=str(wb.settings.home)
-    )
-    again.runner.interval = 0.02
-    again.runner.start()
+    server = Workbench.from_settings(wb.settings, backend_instance=wb.backend())
+    server.jobs.runner.interval = 0.02
+    server.start()
+    again = server.training
     try:
         failed = wait_until(lambda: (t := again.get(bob, gone.id)).state == "failed" and t)
         assert "the container is gone" in failed.state_reason
@@ -635,4 +638,4 @@ def test_reconcile_requeues_unstarted_runs_and_fails_vanished_ones(wb, people, a
         assert run_of(wb, claimed.id).run_id
         again.stop(bob, claimed.id)
     finally:
-        again.runner.stop()
+        server.close()

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from workbench.errors import InvalidInput
-from workbench.training.evaluation import derive, from_document, json_safe, read_evaluation
+from workbench.models.evaluation import derive, from_document, json_safe, read_evaluation
 
 
 @pytest.mark.parametrize("seed", range(5))

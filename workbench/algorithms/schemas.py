@@ -80,6 +80,8 @@ class ImageInfo(BaseModel):
     tags: list[str] = Field(default_factory=list)
     #: bytes (the tar's size, or the engine's size of a pulled image)
     size: int = 0
+    #: the latest load (a job: ``GET /jobs/<id>`` has its progress and log)
+    job_id: int | None = None
     updated_at: datetime | None = None
 
 

@@ -17,9 +17,12 @@ itself. An image comes one of three ways, each moving the same states::
   tar's own tags are taken off again unless they were in the engine before.
 - **pull**: ``docker pull`` on a Docker Engine, then tagged the same way.
 
-An image with neither ENTRYPOINT nor CMD needs the settings' command. Only one load runs
-at a time per image: "loading" is claimed with one ``UPDATE ... WHERE state != 'loading'``.
-A load that fails in the engine ends "failed" and keeps the previous image.
+An image with neither ENTRYPOINT nor CMD needs the settings' command. The checks run in
+the request; the load itself is a job (kind ``algorithm-image``,
+:mod:`workbench.algorithms.jobs`) that the job runner does in the background, so the
+request returns at once with the image "loading" and its ``job_id``. Only one load runs at
+a time per image: "loading" is claimed with one ``UPDATE ... WHERE state != 'loading'``. A
+load that fails in the engine ends "failed" and keeps the previous image.
 
 The algorithm's state: ``draft ──publish──▶ online ◀──take offline / publish──▶ offline``.
 Publishing needs a ready training image with a command (its own or the settings'); only
@@ -32,8 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
+from workbench.algorithms.jobs import (
+    JOB_KIND,
+    TARGET_TYPE,
+    UPLOADED_TAR,
+    AlgorithmImageKind,
+    check_command,
+    own_ref,
+    remove_image,
+)
 from workbench.algorithms.params import ImageSettings
 from workbench.algorithms.schemas import (
     AlgorithmCreate,
@@ -50,7 +61,7 @@ from workbench.algorithms.schemas import (
     AlgorithmUpdate,
     ImageInfo,
 )
-from workbench.backends.base import Backend, BackendError, ImageNotFound, Unsupported
+from workbench.backends.base import Backend
 from workbench.enums import (
     SUB_PURPOSES,
     AlgorithmState,
@@ -60,20 +71,14 @@ from workbench.enums import (
     SubPurpose,
     Visibility,
 )
-from workbench.errors import Conflict, InvalidInput, PermissionDenied, WorkbenchError
-from workbench.images import (
-    IMAGE_REFERENCE,
-    MAX_IMAGE_BYTES,
-    SAVE_HINT,
-    ImageConfig,
-    docker_pull,
-    image_config,
-    inspect_image_tar,
-)
+from workbench.errors import Conflict, InvalidInput, PermissionDenied
+from workbench.images import IMAGE_REFERENCE, MAX_IMAGE_BYTES, ImageConfig, inspect_image_tar
+from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
+    Job,
     ModelVersion,
     Service,
     TrainingTask,
@@ -81,25 +86,17 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
-from workbench.store import StoredFile
+from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar
 from workbench.workspaces.service import WorkspaceService
 
 log = logging.getLogger(__name__)
 
-#: the tag a loaded image gets: what training tasks and services run
-IMAGE_TAG = "workbench/algo-{id}-{kind}:{short}"
 #: what the settings of an online algorithm's images may not change
 _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
 #: the database's guard of the names :func:`_check_unique_name` checks
 UNIQUE_NAME = "uq_algorithms_owner_id_name"
-
-
-def image_tag(algorithm_id: int, kind: ImageKind | str, digest: str) -> str:
-    """``workbench/algo-<id>-<kind>:<12 hex of the digest>``."""
-    short = digest.split(":")[-1][:12]
-    return IMAGE_TAG.format(id=algorithm_id, kind=ImageKind(kind).value, short=short)
 
 
 class AlgorithmService:
@@ -111,15 +108,21 @@ class AlgorithmService:
     def __init__(
         self,
         registry: Registry,
+        store: ArtifactStore,
         backend: Callable[[], Backend],
         workspaces: WorkspaceService,
+        jobs: JobService,
         *,
         max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> None:
         self.registry = registry
+        self.store = store
         self._backend = backend
         self.workspaces = workspaces
+        self.jobs = jobs
         self.max_image_bytes = max_image_bytes
+        #: the job kind that loads the images (registered by Workbench)
+        self.kind = AlgorithmImageKind(registry)
 
     @property
     def backend(self) -> Backend:
@@ -210,7 +213,7 @@ class AlgorithmService:
                     continue
                 _check_settings(kind, settings)
                 image = _image_row(s, algorithm_id, kind)
-                _check_command(kind, settings, _stored_config(image))
+                check_command(kind, settings, _stored_config(image))
                 _apply_settings(image, settings)
                 image.updated_at = utcnow()
             for key in ("name", "description", "purpose", "sub_purpose", "visibility"):
@@ -250,11 +253,11 @@ class AlgorithmService:
                     "it).",
                     **users,
                 )
-            refs = [image.image_ref for image in images if _own_ref(algorithm_id, image)]
+            refs = [image.image_ref for image in images if own_ref(algorithm_id, image)]
             s.execute(sa.delete(AlgorithmImage).where(AlgorithmImage.algorithm_id == algorithm_id))
             s.delete(row)
         for ref in refs:
-            self._remove_image(ref)
+            remove_image(self.backend, ref)
 
     def publish(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
         """Put the algorithm online: new training tasks may use it. Needs a ready training
@@ -274,7 +277,7 @@ class AlgorithmService:
                     + ".",
                     train_state=train.state,
                 )
-            _check_command(ImageKind.TRAIN, _settings(train), _stored_config(train))
+            check_command(ImageKind.TRAIN, _settings(train), _stored_config(train))
             row.state = AlgorithmState.ONLINE
             s.flush()
             return self._info(s, row)
@@ -334,17 +337,21 @@ class AlgorithmService:
     # --- images ---------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[int, str]]:
-        """Images left "loading" by a server that stopped mid-load end failed (the previous
-        image, if any, stays their reference); the (algorithm, kind) pairs changed."""
+        """Images left "loading" with no job to end them (by a version that loaded in the
+        request) end failed, the previous image staying their reference; the (algorithm,
+        kind) pairs changed. The job runner takes care of the rest."""
+        active = sa.select(Job.target_id).where(
+            Job.target_type == TARGET_TYPE, Job.state.in_(ACTIVE_JOB_STATES)
+        )
         with self.registry.session() as s:
             stuck = s.scalars(
-                sa.select(AlgorithmImage).where(AlgorithmImage.state == ImageState.LOADING)
+                sa.select(AlgorithmImage).where(
+                    AlgorithmImage.state == ImageState.LOADING, AlgorithmImage.id.not_in(active)
+                )
             ).all()
             for image in stuck:
                 image.state = ImageState.FAILED
-                image.state_reason = (
-                    "The server stopped while this image was loading; load it again."
-                )
+                image.state_reason = self.kind.interrupted_message
             return [(image.algorithm_id, image.kind) for image in stuck]
 
     def check_upload(self, actor: Actor, algorithm_id: int, kind: ImageKind | str) -> None:
@@ -358,10 +365,16 @@ class AlgorithmService:
         kind: ImageKind | str,
         archive: StoredFile,
         filename: str = "",
+        *,
+        wait: bool = True,
     ) -> AlgorithmInfo:
-        """Load a ``docker save`` tar (a finished upload the caller deletes afterwards)."""
+        """Check a ``docker save`` tar and load it (a job; ``wait``: until it is ready,
+        raising its error if it fails); ``archive`` (a finished upload) moves into the
+        job's folder."""
         detail = filename or f"{archive.size} bytes, sha256 {archive.sha256[:12]}"
-        return self._load_tar(actor, algorithm_id, _kind(kind), archive.path, "upload", detail)
+        return self._load_tar(
+            actor, algorithm_id, _kind(kind), archive.path, "upload", detail, move=True, wait=wait
+        )
 
     def image_from_workspace(
         self,
@@ -370,9 +383,12 @@ class AlgorithmService:
         kind: ImageKind | str,
         workspace_id: int,
         filename: str,
+        *,
+        wait: bool = True,
     ) -> AlgorithmInfo:
-        """Load ``docker_image/<filename>`` of a workspace the actor owns or is a member of
-        (manual 2.6.7); the workspace's environment becomes the algorithm's lineage."""
+        """Check ``docker_image/<filename>`` of a workspace the actor owns or is a member of
+        (manual 2.6.7) and queue its load; the workspace's environment becomes the
+        algorithm's lineage."""
         kind = _kind(kind)
         workspace = self.workspaces.get(actor, workspace_id)
         named = parse_tar_name(filename)
@@ -392,12 +408,20 @@ class AlgorithmService:
             "workspace",
             f"workspace {workspace_id}: {IMAGE_FOLDER}/{filename}"[:255],
             environment_id=workspace.environment_id,
+            wait=wait,
         )
 
     def pull_image(
-        self, actor: Actor, algorithm_id: int, kind: ImageKind | str, reference: str
+        self,
+        actor: Actor,
+        algorithm_id: int,
+        kind: ImageKind | str,
+        reference: str,
+        *,
+        wait: bool = True,
     ) -> AlgorithmInfo:
-        """``docker pull reference`` as the image (a Docker Engine that reaches the registry)."""
+        """Queue ``docker pull reference`` as the image (a job; a Docker Engine that
+        reaches the registry)."""
         kind = _kind(kind)
         try:
             reference = IMAGE_REFERENCE.validate_python(reference)
@@ -407,38 +431,19 @@ class AlgorithmService:
                 field="reference",
             ) from exc
         settings = self._loadable(actor, algorithm_id, kind)
-        backend = self.backend
-        if backend.name != "docker":
-            raise Unsupported(
-                f"pulling an image needs a Docker Engine; this server's backend is "
-                f"{backend.name!r}. Upload the image as a docker save tar instead ({SAVE_HINT} "
-                "on a machine that can pull it).",
-                backend=backend.name,
-            )
-        with self._loading(actor, algorithm_id, kind):
-            existed = _image_id(backend, reference)
-            ref = docker_pull(reference, lambda line: log.debug("pull %s: %s", reference, line))
-            image = backend.inspect_image(ref)
-            config = image_config(image.entrypoint, image.cmd, image.env, image.exposed_ports)
-            target = image_tag(algorithm_id, kind, image.id)
-            try:
-                _check_command(kind, settings, config)
-                backend.tag_image(image.id, target)
-            finally:
-                if existed is None:  # the pulled tag was not there before: take it off again
-                    self._remove_image(ref)
-            self._ready(
-                algorithm_id,
-                kind,
-                image_ref=target,
-                digest=image.id,
-                config=config,
-                tags=[ref],
-                size=image.size,
-                source="pull",
-                detail=reference,
-            )
-        return self.get(actor, algorithm_id)
+        self.backend.require_pull()
+        job_id = self._queue(
+            actor,
+            algorithm_id,
+            kind,
+            {
+                "source": "pull",
+                "reference": reference,
+                "detail": reference,
+                "settings": settings.model_dump(mode="json"),
+            },
+        )
+        return self._done(actor, algorithm_id, job_id, wait)
 
     def _load_tar(
         self,
@@ -449,65 +454,70 @@ class AlgorithmService:
         source: str,
         detail: str,
         environment_id: int | None = None,
+        *,
+        move: bool = False,
+        wait: bool = True,
     ) -> AlgorithmInfo:
         settings = self._loadable(actor, algorithm_id, kind)
         tar = inspect_image_tar(path, max_bytes=self.max_image_bytes)
-        _check_command(kind, settings, tar.config)
-        target = image_tag(algorithm_id, kind, tar.digest)
-        with self._loading(actor, algorithm_id, kind):
-            backend = self.backend
-            before = {tag: _image_id(backend, tag) for tag in tar.tags}
-            known = _image_id(backend, tar.digest) is not None
-            done = False
-            try:
-                backend.load_image(path)
-                loaded = backend.inspect_image(tar.tags[0]).id
-                if loaded != tar.digest:
-                    raise BackendError(
-                        f"The engine loaded the tar as image {loaded}, not {tar.digest} (the "
-                        "digest of its config, checked before loading): the file changed "
-                        "meanwhile. Load it again.",
-                        digest=tar.digest,
-                        loaded=loaded,
-                    )
-                backend.tag_image(tar.digest, target)
-                done = True
-            finally:
-                self._restore_tags(before, tar.digest if not (done or known) else "")
-            self._ready(
-                algorithm_id,
-                kind,
-                image_ref=target,
-                digest=tar.digest,
-                config=tar.config,
-                tags=list(tar.tags),
-                size=tar.size,
-                source=source,
-                detail=detail,
-                environment_id=environment_id,
-            )
+        check_command(kind, settings, tar.config)
+        spec = {
+            "source": source,
+            "detail": detail,
+            "path": str(path),
+            "digest": tar.digest,
+            "tags": list(tar.tags),
+            "size": tar.size,
+            "config": tar.config.model_dump(mode="json"),
+            "environment_id": environment_id,
+        }
+        job_id = self._queue(actor, algorithm_id, kind, spec, upload=path if move else None)
+        return self._done(actor, algorithm_id, job_id, wait)
+
+    def _done(self, actor: Actor, algorithm_id: int, job_id: int, wait: bool) -> AlgorithmInfo:
+        if wait:
+            self.jobs.wait(job_id, timeout=3600, check=True)
         return self.get(actor, algorithm_id)
 
-    def _restore_tags(self, before: dict[str, str | None], discard: str) -> None:
-        """Put the tags a load moved back where they were, take off the ones it added, and
-        remove ``discard`` (the loaded image, when the load failed and it is new)."""
-        backend = self.backend
-        for tag, previous in before.items():
-            try:
-                if previous is None:
-                    backend.remove_image(tag)
-                elif _image_id(backend, tag) != previous:
-                    backend.tag_image(previous, tag)
-            except BackendError as exc:
-                log.warning("could not restore the tag %s: %s", tag, exc.message)
-        if discard:
-            self._remove_image(discard)
-
-    def _remove_image(self, ref: str) -> None:
-        try:
-            self.backend.remove_image(ref)
-        except BackendError as exc:  # in use by a container, say: harmless to leave
-            log.warning("could not remove the image %s: %s", ref, exc.message)
+    def _queue(
+        self,
+        actor: Actor,
+        algorithm_id: int,
+        kind: ImageKind,
+        spec: dict[str, Any],
+        upload: Path | None = None,
+    ) -> int:
+        """Claim "loading" atomically and queue the load, in one transaction (an upload's
+        tar moves into the job's folder); the job's id."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, algorithm_id)
+            _check_not_online(row)
+            image = _image_row(s, algorithm_id, kind)
+            previous = [image.state, image.state_reason]
+            claimed = s.execute(
+                sa.update(AlgorithmImage)
+                .where(AlgorithmImage.id == image.id, AlgorithmImage.state != ImageState.LOADING)
+                .values(state=ImageState.LOADING, state_reason="")
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise _loading_conflict(algorithm_id, kind)
+            job = self.jobs.create(
+                s,
+                JOB_KIND,
+                owner_id=actor.id,
+                target_type=TARGET_TYPE,
+                target_id=image.id,
+                spec={
+                    **spec,
+                    "algorithm_id": algorithm_id,
+                    "kind": kind.value,
+                    "previous": previous,
+                },
+            )
+            if upload is not None:
+                self.store.publish_file(upload, f"{job_folder(job.id)}/{UPLOADED_TAR}")
+            return job.id
 
     def _loadable(self, actor: Actor, algorithm_id: int, kind: ImageKind) -> ImageSettings:
         """The image's settings, if the actor may load it now (owner, offline, not loading)."""
@@ -518,75 +528,6 @@ class AlgorithmService:
             if image.state == ImageState.LOADING:
                 raise _loading_conflict(algorithm_id, kind)
             return _settings(image)
-
-    @contextmanager
-    def _loading(self, actor: Actor, algorithm_id: int, kind: ImageKind) -> Iterator[None]:
-        """Claim "loading" atomically for the block. :class:`InvalidInput` and
-        :class:`Unsupported` put the state back as it was (nothing changed); any other
-        error ends it failed with the error's message, keeping the previous image."""
-        with self.registry.session() as s:
-            row = self._get_changeable(s, actor, algorithm_id)
-            _check_not_online(row)
-            image = _image_row(s, algorithm_id, kind)
-            previous = (image.state, image.state_reason)
-            claimed = s.execute(
-                sa.update(AlgorithmImage)
-                .where(AlgorithmImage.id == image.id, AlgorithmImage.state != ImageState.LOADING)
-                .values(state=ImageState.LOADING, state_reason="")
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise _loading_conflict(algorithm_id, kind)
-        try:
-            yield
-        except (InvalidInput, Unsupported):
-            self._set_state(algorithm_id, kind, *previous)
-            raise
-        except WorkbenchError as exc:
-            self._set_state(algorithm_id, kind, ImageState.FAILED, exc.message)
-            raise
-        except BaseException:
-            self._set_state(
-                algorithm_id,
-                kind,
-                ImageState.FAILED,
-                "Internal error while loading the image; the server log has the details.",
-            )
-            raise
-
-    def _set_state(self, algorithm_id: int, kind: ImageKind, state: str, reason: str) -> None:
-        with self.registry.session() as s:
-            image = s.scalar(_image_query(algorithm_id, kind))
-            if image is not None:
-                image.state, image.state_reason = state, reason
-
-    def _ready(
-        self,
-        algorithm_id: int,
-        kind: ImageKind,
-        *,
-        image_ref: str,
-        digest: str,
-        config: ImageConfig,
-        tags: list[str],
-        size: int,
-        source: str,
-        detail: str,
-        environment_id: int | None = None,
-    ) -> None:
-        with self.registry.session() as s:
-            image = _image_row(s, algorithm_id, kind)
-            old = image.image_ref if _own_ref(algorithm_id, image) else ""
-            image.state, image.state_reason = ImageState.READY, ""
-            image.image_ref, image.digest = image_ref, digest
-            image.source, image.source_detail = source, detail
-            image.config = {"tags": tags, **config.model_dump(mode="json")}
-            image.size = size
-            image.updated_at = utcnow()
-            if environment_id is not None:
-                s.get_one(Algorithm, algorithm_id).environment_id = environment_id
-        if old and old != image_ref:
-            self._remove_image(old)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -608,7 +549,7 @@ class AlgorithmService:
     def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
         owner = s.get(User, row.owner_id)
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
-        images = {ImageKind(image.kind): _image_info(image) for image in rows}
+        images = {ImageKind(image.kind): _image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
         return AlgorithmInfo(
             id=row.id,
@@ -662,17 +603,6 @@ def _check_settings(kind: ImageKind, settings: ImageSettings) -> None:
             f"{kind.value}.api_spec.params names {', '.join(twice)} more than once; give each "
             "input of the API once.",
             field=f"{kind.value}.api_spec.params",
-        )
-
-
-def _check_command(kind: ImageKind, settings: ImageSettings, config: ImageConfig | None) -> None:
-    """An image without ENTRYPOINT or CMD runs only with the settings' command."""
-    if config is not None and not config.has_command and not settings.command:
-        raise InvalidInput(
-            f"The {kind.value} image has neither an ENTRYPOINT nor a CMD, and the algorithm's "
-            f"{kind.value} settings give no command: set the command (e.g. "
-            '["python", "train.py"]) or add a CMD to the Dockerfile and build it again.',
-            field=f"{kind.value}.command",
         )
 
 
@@ -731,11 +661,6 @@ def _image_row(s: Session, algorithm_id: int, kind: ImageKind) -> AlgorithmImage
     return image
 
 
-def _own_ref(algorithm_id: int, image: AlgorithmImage) -> bool:
-    """Whether ``image_ref`` is a tag this service made (so it may remove it)."""
-    return image.image_ref.startswith(f"workbench/algo-{algorithm_id}-{image.kind}:")
-
-
 def _apply_settings(image: AlgorithmImage, settings: ImageSettings) -> None:
     image.command = list(settings.command)
     image.args = list(settings.args)
@@ -763,7 +688,7 @@ def _stored_config(image: AlgorithmImage) -> ImageConfig | None:
     return ImageConfig.model_validate({k: v for k, v in image.config.items() if k != "tags"})
 
 
-def _image_info(image: AlgorithmImage) -> ImageInfo:
+def _image_info(s: Session, image: AlgorithmImage) -> ImageInfo:
     stored: dict[str, Any] = dict(image.config or {})
     tags = stored.pop("tags", [])
     state = ImageState(image.state)
@@ -778,13 +703,10 @@ def _image_info(image: AlgorithmImage) -> ImageInfo:
         config=ImageConfig.model_validate(stored) if stored else None,
         tags=tags,
         size=image.size,
+        job_id=s.scalar(
+            sa.select(sa.func.max(Job.id)).where(
+                Job.target_type == TARGET_TYPE, Job.target_id == image.id
+            )
+        ),
         updated_at=image.updated_at,
     )
-
-
-def _image_id(backend: Backend, ref: str) -> str | None:
-    """The id of the image ``ref`` names in the engine; None if there is none."""
-    try:
-        return backend.inspect_image(ref).id
-    except ImageNotFound:
-        return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -136,6 +136,20 @@ class ImageInfo:
 
 class Backend(ABC):
     name: ClassVar[str]
+    #: a run sees its mounts at their targets (containers); False: at their host paths
+    #: (plain processes), so paths handed to a run must be the host's
+    isolates_files: ClassVar[bool] = True
+    #: the backend pulls images from registries (:meth:`pull_image`)
+    pulls_images: ClassVar[bool] = False
+    #: its images are container images, which ``docker save`` tars hold: it loads and
+    #: saves them (:meth:`load_image`, :meth:`save_image`) and tags them
+    saves_images: ClassVar[bool] = True
+
+    def host_gateway(self) -> str | None:
+        """The address at which runs reach services of the host that listen there, when
+        it is not the host's own loopback (Docker's bridge gateway); None when runs share
+        the host's network."""
+        return None
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -206,3 +220,21 @@ class Backend(ABC):
     @abstractmethod
     def remove_image(self, ref: str) -> None:
         """Remove an image; removing a missing image is not an error."""
+
+    def pull_image(self, reference: str, progress: Callable[[str], None]) -> str:
+        """Pull ``reference`` from its registry, writing the pull's status lines; the
+        reference of the pulled image (``repo:tag`` or ``repo@sha256:...``).
+        :class:`Unsupported` where :attr:`pulls_images` is False."""
+        self.require_pull()
+        raise NotImplementedError
+
+    def require_pull(self) -> None:
+        """:class:`Unsupported`, with what to do instead, unless this backend pulls."""
+        if self.pulls_images:
+            return
+        raise Unsupported(
+            f"pulling an image needs a Docker Engine; this server's backend is {self.name!r}. "
+            "Upload the image as a docker save tar instead (make one with `docker save -o "
+            "NAME.tar IMAGE:TAG` on a machine that can pull it).",
+            backend=self.name,
+        )

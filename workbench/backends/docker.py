@@ -30,7 +30,7 @@ import os
 import re
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,6 +79,7 @@ class DockerBackend(Backend):
     """
 
     name = "docker"
+    pulls_images = True
     #: capabilities added back after dropping them all (none: see the module docstring)
     cap_add: ClassVar[tuple[str, ...]] = ()
     #: seconds :meth:`remove` lets a running container stop before killing it
@@ -121,7 +122,7 @@ class DockerBackend(Backend):
             raise
         return self.status(container.id)
 
-    def bridge_gateway(self) -> str:
+    def host_gateway(self) -> str:
         """The host's address on Docker's default bridge: containers reach the host there."""
         try:
             config = self._client.networks.get("bridge").attrs["IPAM"]["Config"][0]
@@ -278,6 +279,32 @@ class DockerBackend(Backend):
                     if match:
                         tags.append(match.group(1))
         return tags
+
+    def pull_image(self, reference: str, progress: Callable[[str], None]) -> str:
+        repository, tag = parse_repository_tag(reference)
+        tag = tag or "latest"
+        ref = f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
+        try:
+            _write_pull_progress(
+                self._api.pull(repository, tag, stream=True, decode=True), progress
+            )
+        except docker.errors.NotFound as exc:
+            raise ImageNotFound(
+                f"The registry has no image {reference!r} ({exc.explanation}); check the name "
+                "and tag.",
+                image=reference,
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise BackendError(
+                f"docker pull {reference} failed: {exc.explanation or exc}. The engine must "
+                "reach the registry; where it cannot, upload a docker save tar instead.",
+                image=reference,
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise BackendUnavailable(f"Lost the Docker Engine while pulling {reference}.") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise BackendError(f"docker pull {reference} failed: {exc}", image=reference) from exc
+        return ref
 
     def save_image(self, ref: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -436,3 +463,15 @@ def _tuple_or_none(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _write_pull_progress(entries: Iterable[dict[str, Any]], write: Callable[[str], None]) -> None:
+    """The pull's status lines (not its progress bars)."""
+    for entry in entries:
+        if "error" in entry:
+            raise BackendError(f"docker pull failed: {entry['error']}")
+        if "progressDetail" in entry and entry.get("progress"):
+            continue
+        status = str(entry.get("status", "")).strip()
+        if status:
+            write(f"{entry['id']}: {status}" if entry.get("id") else status)

@@ -196,6 +196,8 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    isolates_files = False  # plain processes see the host's paths
+    saves_images = False  # its images are virtual environments
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir

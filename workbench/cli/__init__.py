@@ -15,6 +15,7 @@ from workbench.cli import (
     algorithms,
     datasets,
     environments,
+    jobs,
     lab,
     teams,
     training,
@@ -40,5 +41,6 @@ for command in (
     workspaces.workspace,
     algorithms.algorithm,
     training.task,
+    jobs.job,
 ):
     main.add_command(command)

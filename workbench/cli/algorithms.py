@@ -9,7 +9,17 @@ from typing import Any
 import click
 
 from workbench.algorithms.schemas import AlgorithmInfo
-from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.cli.common import (
+    choice,
+    client,
+    detach_option,
+    echo_json,
+    follow_job,
+    friendly,
+    given,
+    upload_progress,
+)
+from workbench.client import WorkbenchClient
 from workbench.enums import AlgorithmState, ImageKind, Purpose, SubPurpose, Visibility
 
 
@@ -102,27 +112,40 @@ def algorithm_set(algorithm_id: int, spec: Path | None, **changes: Any) -> None:
         _print_algorithm(c.algorithms.update(algorithm_id, **fields))
 
 
+def _follow_load(c: WorkbenchClient, algo: AlgorithmInfo, kind: str, detach: bool) -> None:
+    """Show the image load's log (a job) until it is over (unless ``detach``), then the
+    algorithm."""
+    follow_job(c, (algo.train if kind == "train" else algo.predict).job_id, detach=detach)
+    _print_algorithm(c.algorithms.get(algo.id))
+
+
 @algorithm.command("upload-image")
 @click.argument("algorithm_id", type=int)
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@detach_option
 @friendly
-def algorithm_upload_image(algorithm_id: int, kind: str, tar: Path) -> None:
+def algorithm_upload_image(algorithm_id: int, kind: str, tar: Path, detach: bool) -> None:
     """Upload a `docker save` TAR as the train or predict image (checked, then loaded)."""
-    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
-        algo = c.algorithms.upload_image(algorithm_id, kind, tar, progress=upload_progress(bar))
-    _print_algorithm(algo)
+    with client() as c:
+        with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+            algo = c.algorithms.upload_image(
+                algorithm_id, kind, tar, progress=upload_progress(bar), wait=False
+            )
+        _follow_load(c, algo, kind, detach)
 
 
 @algorithm.command("pull")
 @click.argument("algorithm_id", type=int)
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("reference")
+@detach_option
 @friendly
-def algorithm_pull(algorithm_id: int, kind: str, reference: str) -> None:
+def algorithm_pull(algorithm_id: int, kind: str, reference: str, detach: bool) -> None:
     """`docker pull` REFERENCE as the train or predict image (Docker Engine servers only)."""
     with client() as c:
-        _print_algorithm(c.algorithms.pull_image(algorithm_id, kind, reference))
+        algo = c.algorithms.pull_image(algorithm_id, kind, reference, wait=False)
+        _follow_load(c, algo, kind, detach)
 
 
 @algorithm.command("check")
@@ -143,15 +166,17 @@ def algorithm_check(workspace_id: int, filename: str) -> None:
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("workspace_id", type=int)
 @click.argument("filename")
+@detach_option
 @friendly
 def algorithm_from_workspace(
-    algorithm_id: int, kind: str, workspace_id: int, filename: str
+    algorithm_id: int, kind: str, workspace_id: int, filename: str, detach: bool
 ) -> None:
     """Publish docker_image/FILENAME (<kind>-<name>.tar) of a workspace as the image."""
     with client() as c:
-        _print_algorithm(
-            c.algorithms.image_from_workspace(algorithm_id, kind, workspace_id, filename)
+        algo = c.algorithms.image_from_workspace(
+            algorithm_id, kind, workspace_id, filename, wait=False
         )
+        _follow_load(c, algo, kind, detach)
 
 
 @algorithm.command("publish")

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from workbench.client import WorkbenchClient
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.jobs import JobInfo, JobState
+from workbench.jobs.schemas import job_error
 from workbench.services import Workbench
 
 
@@ -80,3 +82,29 @@ def upload_progress(bar: Any) -> Callable[[int, int], None]:
         seen[0] = sent
 
     return progress
+
+
+#: for the commands that start a job: return once it is queued instead of following it
+detach_option = click.option(
+    "--detach",
+    is_flag=True,
+    help="Return once the job is queued (follow it later with `workbench job log ID -f`).",
+)
+
+
+def follow_job(
+    c: WorkbenchClient, job_id: int | None, *, quiet: bool = False, detach: bool = False
+) -> None:
+    """Show a job's log as it is written (unless ``quiet``) until it is over; its error
+    (as one line) if it failed. ``detach``: only say which job it is."""
+    if job_id is None:
+        return
+    if detach:
+        click.echo(f"job {job_id} queued; `workbench job log {job_id} -f` follows it")
+        return
+    for line in c.jobs.follow(job_id, interval=0.5):
+        if not quiet:
+            click.echo(line)
+    info: JobInfo = c.jobs.get(job_id)
+    if info.state == JobState.FAILED:
+        raise job_error(info)

@@ -1,6 +1,6 @@
 """``workbench environment``: base environments of workspaces and builds (through the REST
 API), and the preset definitions of envs/ built on this machine (``definitions``,
-``build-local``; also ``python -m workbench.environments``)."""
+``build-local``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.cli.common import (
+    choice,
+    client,
+    detach_option,
+    echo_json,
+    follow_job,
+    friendly,
+    given,
+    upload_progress,
+)
 from workbench.enums import Visibility
 from workbench.environments.builder import DEFAULT_BASE_IMAGE, EnvBuilder, default_root
 from workbench.environments.definition import list_definitions, load_definition
@@ -103,7 +112,7 @@ def environment_delete(env_id: int) -> None:
 
 @environment.command("build")
 @click.argument("env_id", type=int)
-@click.option("--detach", is_flag=True, help="Start the build and return at once.")
+@detach_option
 @friendly
 def environment_build(env_id: int, detach: bool) -> None:
     """Build the image from the environment's definition, showing its log."""
@@ -137,22 +146,31 @@ def environment_log(env_id: int, follow: bool) -> None:
 @environment.command("upload")
 @click.argument("env_id", type=int)
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@detach_option
 @friendly
-def environment_upload(env_id: int, tar: Path) -> None:
-    """Upload a `docker save` TAR as the environment's image (checked, then loaded)."""
-    with client() as c, click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
-        env = c.environments.upload_image(env_id, tar, progress=upload_progress(bar))
-    _print_environment(env)
+def environment_upload(env_id: int, tar: Path, detach: bool) -> None:
+    """Upload a `docker save` TAR as the environment's image (checked, then loaded: a job
+    whose log is shown)."""
+    with client() as c:
+        with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+            env = c.environments.upload_image(
+                env_id, tar, progress=upload_progress(bar), wait=False
+            )
+        follow_job(c, env.job_id, detach=detach)
+        _print_environment(c.environments.get(env_id))
 
 
 @environment.command("pull")
 @click.argument("env_id", type=int)
 @click.argument("reference")
+@detach_option
 @friendly
-def environment_pull(env_id: int, reference: str) -> None:
+def environment_pull(env_id: int, reference: str, detach: bool) -> None:
     """`docker pull` REFERENCE as the environment's image (Docker Engine servers only)."""
     with client() as c:
-        _print_environment(c.environments.pull(env_id, reference))
+        env = c.environments.pull(env_id, reference, wait=False)
+        follow_job(c, env.job_id, detach=detach)
+        _print_environment(c.environments.get(env_id))
 
 
 @environment.command("sync-presets")
@@ -254,12 +272,3 @@ def environment_build_local(
     for line in builder.build(definition, tag or f"workbench/env-{name}:latest", force=force):
         click.echo(line)
     click.echo(f"done in {time.monotonic() - started:.0f} s")
-
-
-#: ``python -m workbench.environments``: the same two commands, without a server
-local = click.Group(
-    "environments",
-    commands=[environment_definitions, environment_build_local],
-    help="Preset base environments (envs/<name>/env.toml) and their images, built on this "
-    "machine: the same as `workbench environment definitions` and `build-local`.",
-)

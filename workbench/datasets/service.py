@@ -31,6 +31,7 @@ from workbench.datasets.schemas import (
 from workbench.datasets.types import FORMATS_FOR, ArchiveLimits, Statistics, ValidationReport
 from workbench.enums import (
     SUB_PURPOSES,
+    UNFINISHED_TASK_STATES,
     AnnotationType,
     DatasetFormat,
     DatasetState,
@@ -62,8 +63,7 @@ DEFAULT_ANNOTATION = {
     SubPurpose.SEMANTIC_SEGMENTATION: AnnotationType.POSITION,
     SubPurpose.NER: AnnotationType.ENTITY,
 }
-#: task and workspace states in which a dataset counts as in use
-ACTIVE_TASK_STATES = ("draft", "queued", "running")
+#: the states of a workspace that no longer uses its dataset
 GONE_WORKSPACE_STATES = ("deleted",)
 #: the database's guard of the names :meth:`DatasetService._check_unique_name` checks
 UNIQUE_NAME = "uq_datasets_owner_id_name"
@@ -295,7 +295,7 @@ class DatasetService:
     def _check_unused(s: Session, ds: Dataset) -> None:
         tasks = s.scalars(
             sa.select(TrainingTask.id).where(
-                TrainingTask.dataset_id == ds.id, TrainingTask.state.in_(ACTIVE_TASK_STATES)
+                TrainingTask.dataset_id == ds.id, TrainingTask.state.in_(UNFINISHED_TASK_STATES)
             )
         ).all()
         workspaces = s.scalars(

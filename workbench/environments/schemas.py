@@ -19,10 +19,6 @@ Version = Annotated[str, StringConstraints(max_length=32, pattern=r"^[\w.+-]*$")
 Device = Literal["cpu", "gpu"]
 #: the name of a folder of ``envs/`` (a preset definition)
 DefinitionName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-#: an image reference as ``docker pull`` takes it: ``[host[:port]/]path[:tag][@digest]``
-ImageReference = Annotated[
-    str, StringConstraints(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
-]
 
 
 class EnvironmentState(StrEnum):
@@ -96,14 +92,10 @@ class EnvironmentInfo(BaseModel):
     state_reason: str = ""
     #: the key of the build log in the artifact store (empty before the first build or load)
     log_key: str = ""
+    #: the latest build, upload or pull (a job: ``GET /jobs/<id>`` has its progress)
+    job_id: int | None = None
     created_at: datetime
     updated_at: datetime
-
-
-class ImagePull(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reference: ImageReference
 
 
 class LogPage(BaseModel):

@@ -13,13 +13,16 @@ its image. The image comes one of three ways, each moving the same state machine
   written in place, not renamed into place like the store's other content.
 - **upload**: a ``docker save`` tar, checked (``manifest.json``, every config and layer it
   names, at least one tag) before the backend loads anything; the image is its first tag.
-- **pull**: ``docker pull`` on a Docker Engine; other backends answer 501.
+- **pull**: ``docker pull`` on a Docker Engine; other backends answer 501 at once.
 
-Only one of these runs at a time for an environment: "building" is claimed with one
+Each is a job (kind ``environment-image``, :mod:`workbench.environments.jobs`) that the job
+runner does in the background: the request returns at once with the environment
+"building" and the job's id (``job_id``); ``GET /jobs/<id>`` has its progress. Only one
+runs at a time for an environment: "building" is claimed with one
 ``UPDATE ... WHERE state != 'building'``, so two requests (or two servers on one registry)
-cannot both start. A server that stopped during a build leaves "building" behind;
-:meth:`EnvironmentService.reconcile` marks those failed. A failure keeps the previous
-``image_ref``: workspaces made from the environment go on working with the last good image.
+cannot both start. A server that stops during one ends it failed when it starts again. A
+failure keeps the previous ``image_ref``: workspaces made from the environment go on
+working with the last good image.
 
 Presets are environments with visibility "preset" (only admins set it), one per definition,
 registered by :meth:`EnvironmentService.sync_presets`.
@@ -28,9 +31,7 @@ registered by :meth:`EnvironmentService.sync_presets`.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,12 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
-from workbench.backends.base import (
-    Backend,
-    BackendError,
-    Unsupported,
-)
+from workbench.backends.base import Backend, BackendError
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
 from workbench.environments.errors import EnvNotFound
+from workbench.environments.jobs import JOB_KIND, TARGET_TYPE, UPLOADED_TAR, EnvironmentImageKind
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
@@ -56,15 +54,11 @@ from workbench.environments.schemas import (
     EnvironmentUpdate,
     LogPage,
 )
-from workbench.errors import (
-    Conflict,
-    InvalidInput,
-    PermissionDenied,
-    WorkbenchError,
-)
-from workbench.images import IMAGE_REFERENCE, SAVE_HINT, docker_pull, read_image_tar
+from workbench.errors import Conflict, InvalidInput, PermissionDenied
+from workbench.images import IMAGE_REFERENCE, read_image_tar
+from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry
-from workbench.registry.models import Algorithm, Environment, ModelVersion, User, Workspace
+from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, User, Workspace
 from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
@@ -95,6 +89,7 @@ class EnvironmentService:
         registry: Registry,
         store: ArtifactStore,
         backend: Callable[[], Backend],
+        jobs: JobService,
         *,
         envs_root: Path,
         make_builder: Callable[[Backend], EnvBuilder] = EnvBuilder,
@@ -102,9 +97,18 @@ class EnvironmentService:
         self.registry = registry
         self.store = store
         self._backend = backend
+        self.jobs = jobs
         self.envs_root = envs_root
-        self.make_builder = make_builder
-        self._threads: dict[int, threading.Thread] = {}
+        #: the job kind that builds, loads and pulls the images (registered by Workbench)
+        self.kind = EnvironmentImageKind(envs_root, make_builder)
+
+    @property
+    def make_builder(self) -> Callable[[Backend], EnvBuilder]:
+        return self.kind.make_builder
+
+    @make_builder.setter
+    def make_builder(self, make: Callable[[Backend], EnvBuilder]) -> None:
+        self.kind.make_builder = make
 
     @property
     def backend(self) -> Backend:
@@ -283,118 +287,35 @@ class EnvironmentService:
             return [self._info(s, s.get_one(Environment, i)) for i in ids]
 
     def reconcile(self) -> list[int]:
-        """Mark failed the environments left "building" by a server that stopped; their ids.
-
-        Call it when the server starts, before it takes requests.
-        """
+        """Mark failed the environments left "building" with no job to end it (by a version
+        that built in a thread of its own); their ids. The job runner takes care of the
+        rest."""
+        active = sa.select(Job.target_id).where(
+            Job.target_type == TARGET_TYPE, Job.state.in_(ACTIVE_JOB_STATES)
+        )
         with self.registry.session() as s:
             stuck = s.scalars(
-                sa.select(Environment.id).where(Environment.state == EnvironmentState.BUILDING)
+                sa.select(Environment).where(
+                    Environment.state == EnvironmentState.BUILDING, Environment.id.not_in(active)
+                )
             ).all()
-        orphans = [i for i in stuck if not (i in self._threads and self._threads[i].is_alive())]
-        for env_id in orphans:
-            self._append_log(env_id, "FAILED: the server stopped during the build")
-            self._finish(
-                env_id,
-                EnvironmentState.FAILED,
-                reason="The server stopped while the image was being built or loaded; "
-                "build or upload it again.",
-            )
-        return orphans
+            for row in stuck:
+                row.state, row.state_reason = EnvironmentState.FAILED, self.kind.interrupted_message
+            return [row.id for row in stuck]
 
     # --- images ---------------------------------------------------------------------------
 
     def build(self, actor: Actor, env_id: int) -> EnvironmentInfo:
-        """Build the image from the environment's definition, here and now (minutes).
+        """Build the image from the environment's definition and wait for it (minutes).
 
-        The state ends ready, or failed with the error re-raised (the log has the details).
-        """
-        definition, tag, previous = self._claim_build(actor, env_id)
-        self._run_build(env_id, definition, tag, previous)
+        The state ends ready, or failed with the error raised again (the log has the
+        details)."""
+        self.jobs.wait(self._job_id(self.start_build(actor, env_id)), timeout=3600, check=True)
         return self.get(actor, env_id)
 
     def start_build(self, actor: Actor, env_id: int) -> EnvironmentInfo:
-        """Claim the build and run it in a background thread; the state is "building" on
-        return. Follow it with :meth:`tail`, or :meth:`wait` for it."""
-        definition, tag, previous = self._claim_build(actor, env_id)
-        thread = threading.Thread(
-            target=self._build_in_background,
-            args=(env_id, definition, tag, previous),
-            name=f"workbench-env-build-{env_id}",
-            daemon=True,
-        )
-        self._threads[env_id] = thread
-        thread.start()
-        return self.get(actor, env_id)
-
-    def wait(self, env_id: int, timeout: float | None = None) -> bool:
-        """Wait for a background build of this process; False if it still runs."""
-        thread = self._threads.get(env_id)
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
-
-    def check_upload(self, actor: Actor, env_id: int) -> None:
-        """Refuse an image upload before its bytes arrive (unknown id, not yours, building)."""
-        with self.registry.session() as s:
-            row = self._get_changeable(s, actor, env_id)
-            _check_not_building(row, "upload an image")
-
-    def upload_image(self, actor: Actor, env_id: int, archive: StoredFile) -> EnvironmentInfo:
-        """Load a ``docker save`` tar as the environment's image, once it checked out.
-
-        The caller owns ``archive`` (a finished upload) and deletes it afterwards.
-        """
-        self.check_upload(actor, env_id)
-        tags = read_image_tar(archive.path)
-        with self._claimed(actor, env_id) as write:
-            write(
-                f"loading an uploaded docker save tar ({archive.size} bytes, sha256 "
-                f"{archive.sha256[:12]}) tagged {', '.join(tags)}"
-            )
-            backend = self.backend
-            loaded = backend.load_image(archive.path)
-            write(f"the engine loaded {', '.join(loaded) or 'no tags'}")
-            image = backend.inspect_image(tags[0])
-            write(f"image {tags[0]} ({image.id})")
-            self._finish(env_id, EnvironmentState.READY, image_ref=tags[0], image_id=image.id)
-        return self.get(actor, env_id)
-
-    def pull(self, actor: Actor, env_id: int, reference: str) -> EnvironmentInfo:
-        """``docker pull reference`` and make it the image; Docker Engine backends only.
-
-        The engine needs to reach the registry that holds the image.
-        """
-        try:
-            reference = IMAGE_REFERENCE.validate_python(reference)
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
-                field="reference",
-            ) from exc
-        self.check_upload(actor, env_id)
-        backend = self.backend
-        if backend.name != "docker":
-            raise Unsupported(
-                f"pulling an image needs a Docker Engine; this server's backend is "
-                f"{backend.name!r}. Upload the image as a docker save tar instead "
-                f"({SAVE_HINT} on a machine that can pull it).",
-                backend=backend.name,
-            )
-        with self._claimed(actor, env_id) as write:
-            write(f"docker pull {reference}")
-            ref = docker_pull(reference, write)
-            image = backend.inspect_image(ref)
-            write(f"image {ref} ({image.id})")
-            self._finish(env_id, EnvironmentState.READY, image_ref=ref, image_id=image.id)
-        return self.get(actor, env_id)
-
-    # --- building -------------------------------------------------------------------------
-
-    def _claim_build(
-        self, actor: Actor, env_id: int
-    ) -> tuple[EnvDefinition, str, EnvironmentState]:
+        """Queue the build (a job); the state is "building" on return. Follow it with
+        :meth:`tail`, ``GET /jobs/<job_id>``, or :meth:`wait` for it."""
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
             if not row.definition:
@@ -404,70 +325,88 @@ class EnvironmentService:
                     environment=env_id,
                 )
             definition = self._definition(row.definition)
-            tag = _env_tag(row)
-            previous = self._claim(s, row)
-        self._start_log(env_id)
-        return definition, tag, previous
+            spec = {"source": "build", "definition": definition.name, "tag": _env_tag(row)}
+            self._queue(s, actor, row, spec)
+            return self._info(s, row)
 
-    def _build_in_background(
-        self, env_id: int, definition: EnvDefinition, tag: str, previous: EnvironmentState
-    ) -> None:
-        try:
-            self._run_build(env_id, definition, tag, previous)
-        except WorkbenchError as exc:
-            log.info("environment %s: build failed: %s", env_id, exc.message)
-        except Exception:
-            log.exception("environment %s: build crashed", env_id)
-
-    def _run_build(
-        self, env_id: int, definition: EnvDefinition, tag: str, previous: EnvironmentState
-    ) -> None:
-        with self._recording(env_id, previous) as write:
-            backend = self.backend
-            write(f"building environment {env_id} from envs/{definition.name} as {tag}")
-            for line in self.make_builder(backend).build(definition, tag):
-                write(line)
-            image = backend.inspect_image(tag)
-            write(f"ready: {tag} ({image.id})")
-            self._finish(env_id, EnvironmentState.READY, image_ref=tag, image_id=image.id)
-
-    @contextmanager
-    def _claimed(self, actor: Actor, env_id: int) -> Iterator[Callable[[str], None]]:
-        """Claim "building" for an upload or a pull, and record it in the log."""
+    def wait(self, env_id: int, timeout: float | None = None) -> bool:
+        """Wait for the environment's current image job; False if it still runs."""
         with self.registry.session() as s:
-            previous = self._claim(s, self._get_changeable(s, actor, env_id))
-        self._start_log(env_id)
-        with self._recording(env_id, previous) as write:
-            yield write
-
-    @contextmanager
-    def _recording(
-        self, env_id: int, previous: EnvironmentState
-    ) -> Iterator[Callable[[str], None]]:
-        """Lines to the log. An error ends the state in failed with its message, except
-        :class:`Unsupported` (nothing could be tried): the state goes back to ``previous``."""
-
-        def write(line: str) -> None:
-            self._append_log(env_id, line)
-
+            job_id = _current_job(s, env_id)
+        if job_id is None:
+            return True
         try:
-            yield write
-        except Unsupported as exc:
-            write(f"nothing changed: {exc.message}")
-            self._finish(env_id, previous)
-            raise
-        except WorkbenchError as exc:  # (a build's last lines are in the log already)
-            write(f"FAILED: {exc.message.splitlines()[0] if exc.message else exc.code}")
-            self._finish(env_id, EnvironmentState.FAILED, reason=exc.message)
-            raise
-        except Exception as exc:
-            write(f"FAILED: internal error ({type(exc).__name__}); the server log has it")
-            self._finish(
-                env_id,
-                EnvironmentState.FAILED,
-                reason="Internal error; the server log has the details.",
-            )
-            raise
+            self.jobs.wait(job_id, timeout=timeout if timeout is not None else 3600)
+        except TimeoutError:
+            return False
+        return True
+
+    def check_upload(self, actor: Actor, env_id: int) -> None:
+        """Refuse an image upload before its bytes arrive (unknown id, not yours, building)."""
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            _check_not_building(row, "upload an image")
+
+    def upload_image(
+        self, actor: Actor, env_id: int, archive: StoredFile, *, wait: bool = True
+    ) -> EnvironmentInfo:
+        """Check a ``docker save`` tar, then load it as the environment's image (a job;
+        ``wait``: until it is loaded, raising its error if it fails). ``archive`` (a
+        finished upload) moves into the job's folder."""
+        self.check_upload(actor, env_id)
+        tags = read_image_tar(archive.path)
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            spec = {
+                "source": "upload",
+                "tags": list(tags),
+                "size": archive.size,
+                "sha256": archive.sha256,
+            }
+            job = self._queue(s, actor, row, spec)
+            self.store.publish_file(archive.path, f"{job_folder(job.id)}/{UPLOADED_TAR}")
+        return self._done(actor, env_id, job.id, wait)
+
+    def pull(
+        self, actor: Actor, env_id: int, reference: str, *, wait: bool = True
+    ) -> EnvironmentInfo:
+        """``docker pull reference`` as the image (a job; ``wait``: until it is pulled);
+        Docker Engine backends only (the engine needs to reach the image's registry)."""
+        try:
+            reference = IMAGE_REFERENCE.validate_python(reference)
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
+                field="reference",
+            ) from exc
+        self.check_upload(actor, env_id)
+        self.backend.require_pull()
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, env_id)
+            job = self._queue(s, actor, row, {"source": "pull", "reference": reference})
+        return self._done(actor, env_id, job.id, wait)
+
+    def _queue(self, s: Session, actor: Actor, row: Environment, spec: dict[str, Any]) -> Job:
+        """Claim "building" and queue the job, in one transaction."""
+        previous = self._claim(s, row)
+        return self.jobs.create(
+            s,
+            JOB_KIND,
+            owner_id=actor.id,
+            target_type=TARGET_TYPE,
+            target_id=row.id,
+            spec={**spec, "previous": previous.value},
+            log_key=log_key(row.id),
+        )
+
+    def _job_id(self, info: EnvironmentInfo) -> int:
+        assert info.job_id is not None
+        return info.job_id
+
+    def _done(self, actor: Actor, env_id: int, job_id: int, wait: bool) -> EnvironmentInfo:
+        if wait:
+            self.jobs.wait(job_id, timeout=3600, check=True)
+        return self.get(actor, env_id)
 
     @staticmethod
     def _claim(s: Session, row: Environment) -> EnvironmentState:
@@ -615,9 +554,19 @@ class EnvironmentService:
             state=state,
             state_reason=reason,
             log_key=key if self.store.exists(key) else "",
+            job_id=_current_job(s, row.id),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def _current_job(s: Session, env_id: int) -> int | None:
+    """The environment's latest image job (build, upload or pull)."""
+    return s.scalar(
+        sa.select(sa.func.max(Job.id)).where(
+            Job.target_type == TARGET_TYPE, Job.target_id == env_id
+        )
+    )
 
 
 def log_key(env_id: int) -> str:

@@ -312,19 +312,29 @@ class Job(Base):
     """A long operation (image load/build, conversion, benchmark, training, deploy)."""
 
     __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     target_type: Mapped[str] = mapped_column(sa.String(32), default="")
     target_id: Mapped[int | None]
-    state: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    state: Mapped[str] = mapped_column(sa.String(16), default="queued", index=True)
     progress: Mapped[float] = mapped_column(default=0.0)
     message: Mapped[str] = mapped_column(sa.Text, default="")
     log_key: Mapped[str] = mapped_column(sa.String(255), default="")
     #: the backend's id of the container running it, to re-attach after a restart
     run_id: Mapped[str] = mapped_column(sa.String(128), default="", server_default="")
     exit_code: Mapped[int | None]
+    #: the server (installation) that claimed it; only that one follows or ends it
+    instance: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    #: what its container asks of the runner's pool (0 for work done in the server)
+    cpus: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    memory_mb: Mapped[int] = mapped_column(default=0, server_default="0")
+    gpus: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: the kind's input (what to build, load, run) and what it produced
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -1,11 +1,9 @@
-"""Training tasks (manual 2.3) and the models they make (2.4).
+"""Training tasks (manual 2.3); the models they make are in :mod:`workbench.models`.
 
 - :mod:`~workbench.training.service`: :class:`TrainingService`, the tasks' wizard checks,
-  state machine, runs, logs, metrics and models (``Workbench.training``);
-- :mod:`~workbench.training.runner`: :class:`TrainingRunner`, which starts queued runs on
-  the backend, follows them and records their outcome (started by the server);
+  state machine, runs, logs and metrics (``Workbench.training``);
+- :mod:`~workbench.training.jobs`: :class:`TrainingKind`, a run as a job of the job runner
+  (prepare the container, read its metrics, register its model);
 - :mod:`~workbench.training.dataset_view`: the dataset a run sees, split applied;
-- :mod:`~workbench.training.evaluation`: accuracy, precision, recall and F1 from a run's
-  confusion matrix;
 - :mod:`~workbench.training.schemas`: the REST bodies.
 """

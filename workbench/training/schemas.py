@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
-from workbench.training.evaluation import Evaluation
+from workbench.models.evaluation import Evaluation
 
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")
@@ -164,50 +164,3 @@ class MetricsQuery(BaseModel):
     #: only the lines after this one
     after: int = Field(-1, ge=-1)
     job_id: int | None = None
-
-
-class ModelFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mine: bool = False
-    visibility: Visibility | None = None
-    q: str | None = None
-
-
-class ModelVersionInfo(BaseModel):
-    """A trained model's files and where they came from."""
-
-    id: int
-    model_id: int
-    version: int
-    #: lineage: the task and run that made it (task_id None once the task is deleted)
-    task_id: int | None
-    job_id: int | None
-    algorithm_id: int | None
-    dataset_id: int | None
-    environment_id: int | None
-    #: the parameters the run got (as environment variables)
-    parameters: dict[str, Any]
-    evaluation: Evaluation | None
-    base_version_id: int | None
-    #: sha256 of the sorted manifest of its files ("<sha256>  <path>" lines)
-    sha256: str
-    files: int
-    size: int
-    created_at: datetime
-
-
-class ModelInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
-    project_id: int | None
-    latest_version: ModelVersionInfo | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class ModelDetail(ModelInfo):
-    versions: list[ModelVersionInfo]

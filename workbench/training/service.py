@@ -14,9 +14,9 @@ Every start or retry is a new run: a :class:`Job` row (kind ``training``) that
 ``TrainingTask.job_id`` points at; the task's state and its job's state change in the same
 transaction. A job also passes through ``starting`` (claimed by a runner, its container not
 started yet) and ``stopping`` (a stop was asked while it ran); the task is ``running`` in
-both. The runner (:mod:`workbench.training.runner`) starts the runs, follows their logs and
-metrics and records their outcome; a successful run adds a :class:`ModelVersion` to the
-task's model.
+both. The job runner (:mod:`workbench.jobs`, the kind in :mod:`workbench.training.jobs`)
+starts the runs, follows their logs and metrics and records their outcome; a successful
+run adds a version to the task's model (:mod:`workbench.models`).
 
 Reading follows the visibility rules of every shareable thing (private: 404 to others);
 only the owner edits, starts, stops, retries or deletes.
@@ -25,7 +25,6 @@ only the owner edits, starts, stops, retries or deletes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +33,10 @@ from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
 from workbench.algorithms.params import ParamSpec, parse_value, resolve_parameters
-from workbench.backends.base import Backend, RunNotFound
 from workbench.config import TrainingLimits
 from workbench.enums import (
     ACTIVE_TASK_STATES,
+    FINISHED_TASK_STATES,
     SUB_PURPOSES,
     AlgorithmState,
     DatasetState,
@@ -48,35 +47,24 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.jobs import FINISHED_JOB_STATES, JobService, JobState
+from workbench.models.evaluation import Evaluation
+from workbench.models.service import visible_version
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
     Dataset,
     Job,
-    Model,
     ModelVersion,
     TrainingMetric,
     TrainingTask,
     User,
-    utcnow,
 )
 from workbench.store import ArtifactStore
-from workbench.training.evaluation import Evaluation
-from workbench.training.runner import (
-    JOB_KIND,
-    STOP_TIMEOUT,
-    TARGET_TYPE,
-    JobState,
-    TrainingRunner,
-    run_key,
-)
+from workbench.training.jobs import JOB_KIND, TARGET_TYPE, run_key
 from workbench.training.schemas import (
     MetricPoint,
-    ModelDetail,
-    ModelFilter,
-    ModelInfo,
-    ModelVersionInfo,
     TaskCreate,
     TaskFilter,
     TaskInfo,
@@ -88,8 +76,7 @@ from workbench.users import Actor
 
 #: the most metric lines one call returns (ask again with ``after`` = the last seq)
 METRICS_PAGE = 5000
-FINISHED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
-EDITABLE = (TaskState.DRAFT, *FINISHED)
+EDITABLE = (TaskState.DRAFT, *FINISHED_TASK_STATES)
 #: the fields a task's checks look at, as a create body names them
 CHECKED = (
     "visibility",
@@ -107,34 +94,25 @@ CHECKED = (
 
 
 class TrainingService:
-    """Training tasks, their runs, and the models they make.
+    """Training tasks and their runs (jobs of kind ``training``, see
+    :mod:`workbench.training.jobs`).
 
-    :param limits: what the runner of this server may use together; one task may ask for
-        at most these.
-    :param instance: the value of the ``workbench.managed`` label on this installation's
-        containers (its home folder).
+    :param limits: what this server's container jobs may use together; one task may ask
+        for at most these.
     """
 
     def __init__(
         self,
         registry: Registry,
         store: ArtifactStore,
-        backend: Callable[[], Backend],
+        jobs: JobService,
         *,
         limits: TrainingLimits,
-        instance: str = "true",
     ) -> None:
         self.registry = registry
         self.store = store
-        self._backend = backend
+        self.jobs = jobs
         self.limits = limits
-        self.instance = instance
-        #: started by the server (``runner.start()``), stopped by ``Workbench.close``
-        self.runner = TrainingRunner(self)
-
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -200,7 +178,7 @@ class TrainingService:
             task = get_visible(s, TrainingTask, task_id, actor, "training task")
             job = self._job_of(s, task, job_id)
             state = TaskState(task.state)
-            live = job is not None and job.state not in JobState.FINISHED
+            live = job is not None and job.state not in FINISHED_JOB_STATES
             key = job.log_key if job is not None else ""
         data = self.store.read_log(key, offset, live=live) if key else b""
         return TaskLogPage(
@@ -247,10 +225,7 @@ class TrainingService:
             s.flush()
             if spec.start:
                 self._enqueue(s, row)
-            info = self._info(s, row)
-        if spec.start:
-            self.runner.wake()
-        return info
+            return self._info(s, row)
 
     def update(self, actor: Actor, task_id: int, changes: TaskUpdate) -> TaskInfo:
         fields = changes.model_dump(exclude_unset=True)
@@ -320,64 +295,23 @@ class TrainingService:
 
     def retry(self, actor: Actor, task_id: int) -> TaskInfo:
         """Queue a new run of a finished task (succeeded, failed or stopped)."""
-        return self._start(actor, task_id, FINISHED, "start")
+        return self._start(actor, task_id, FINISHED_TASK_STATES, "start")
 
     def stop(self, actor: Actor, task_id: int) -> TaskInfo:
         """A queued task stops at once; a running one gets SIGTERM (SIGKILL after 10 s)
         and ends ``stopped`` once its container has exited."""
-        run_id = ""
-        job_id = None
-        for _ in range(5):  # the runner may move the job on between the read and the write
-            with self.registry.session() as s:
-                row = get_owned(s, TrainingTask, task_id, actor, "training task")
-                job = s.get(Job, row.job_id) if row.job_id else None
-                if row.state == TaskState.QUEUED and job is not None:
-                    if self._stop_queued(s, row, job, actor):
-                        return self._info(s, row)
-                    continue
-                if row.state != TaskState.RUNNING or job is None:
-                    raise Conflict(
-                        f"Training task {task_id} is {row.state}; only a queued or running "
-                        "task can be stopped.",
-                        state=row.state,
-                    )
-                if job.state == JobState.STOPPING or _move_job(
-                    s, job, (JobState.STARTING, JobState.RUNNING), JobState.STOPPING
-                ):
-                    run_id, job_id = job.run_id, job.id
-                    break
-        else:
-            raise Conflict(f"Training task {task_id} changed state while stopping; try again.")
-        if run_id:
-            with contextlib.suppress(RunNotFound):  # the runner records it as gone
-                self.backend.stop(run_id, timeout=STOP_TIMEOUT)
-        self.runner.wait(job_id, timeout=30)
+        with self.registry.session() as s:
+            row = get_owned(s, TrainingTask, task_id, actor, "training task")
+            if row.state not in ACTIVE_TASK_STATES or row.job_id is None:
+                raise Conflict(
+                    f"Training task {task_id} is {row.state}; only a queued or running "
+                    "task can be stopped.",
+                    state=row.state,
+                )
+            job_id = row.job_id
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            self.jobs.stop(job_id, f"stopped by {actor.username} before it started")
         return self.get(actor, task_id)
-
-    # --- models ---------------------------------------------------------------------------
-
-    def list_models(self, actor: Actor, filters: ModelFilter | None = None) -> list[ModelInfo]:
-        f = filters or ModelFilter()
-        query = listing(Model, actor, ((Model.visibility, f.visibility),), mine=f.mine, q=f.q)
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(Model.id.desc())).all()
-            return [ModelInfo(**self._model_fields(s, row)) for row in rows]
-
-    def get_model(self, actor: Actor, model_id: int) -> ModelDetail:
-        with self.registry.session() as s:
-            row = get_visible(s, Model, model_id, actor, "model")
-            versions = s.scalars(
-                sa.select(ModelVersion)
-                .where(ModelVersion.model_id == model_id)
-                .order_by(ModelVersion.version)
-            ).all()
-            return ModelDetail(
-                **self._model_fields(s, row), versions=[_version_info(v) for v in versions]
-            )
-
-    def get_version(self, actor: Actor, version_id: int) -> ModelVersionInfo:
-        with self.registry.session() as s:
-            return _version_info(self._visible_version(s, actor, version_id))
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -398,47 +332,29 @@ class TrainingService:
                 )
             self._check(s, actor, {key: getattr(row, key) for key in CHECKED})
             self._enqueue(s, row)
-            info = self._info(s, row)
-        self.runner.wake()
-        return info
+            return self._info(s, row)
 
     def _enqueue(self, s: Session, row: TrainingTask) -> None:
         """Check what a run needs now, and queue a new run (a job)."""
         self._check_runnable(s, row)
-        job = Job(
-            kind=JOB_KIND,
+        specs = self._param_specs(s, row.algorithm_id)
+        epochs = resolve_parameters(specs, row.parameters).get("EPOCHS", "")
+        job = self.jobs.create(
+            s,
+            JOB_KIND,
             owner_id=row.owner_id,
             target_type=TARGET_TYPE,
             target_id=row.id,
-            state=JobState.QUEUED,
+            spec={"epochs": int(epochs)} if epochs.isdigit() else {},
+            cpus=row.cpus,
+            memory_mb=row.memory_mb,
+            gpus=row.gpus,
+            log_key=f"{run_key(row.id, '{id}')}/log.txt",
         )
-        s.add(job)
-        s.flush()
-        job.log_key = f"{run_key(row.id, job.id)}/log.txt"
         row.job_id = job.id
         row.state = TaskState.QUEUED
         row.state_reason = ""
         row.evaluation = {}
-
-    def _stop_queued(self, s: Session, row: TrainingTask, job: Job, actor: Actor) -> bool:
-        moved = s.execute(
-            sa.update(TrainingTask)
-            .where(TrainingTask.id == row.id, TrainingTask.state == TaskState.QUEUED)
-            .values(
-                state=TaskState.STOPPED,
-                state_reason=f"stopped by {actor.username} before it started",
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            s.rollback()
-            return False
-        job.state = JobState.STOPPED
-        job.message = f"stopped by {actor.username} before it started"
-        job.finished_at = utcnow()
-        s.flush()
-        s.refresh(row)
-        return True
 
     def _check(self, s: Session, actor: Actor, f: dict[str, Any]) -> dict[str, Any]:
         """The wizard's rules on a whole task (new, or with its changes); the values to
@@ -488,7 +404,7 @@ class TrainingService:
         }
         self._check_resources(f["cpus"], f["memory_mb"], f["gpus"])
         if f["base_model_version_id"] is not None:
-            self._visible_version(s, actor, f["base_model_version_id"])
+            visible_version(s, actor, f["base_model_version_id"])
         return {**{k: f[k] for k in CHECKED}, "train_ratio": ratio, "parameters": parameters}
 
     def _check_runnable(self, s: Session, row: TrainingTask) -> None:
@@ -539,17 +455,6 @@ class TrainingService:
         return {name: ParamSpec.model_validate(spec) for name, spec in env.items()}
 
     @staticmethod
-    def _visible_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
-        version = s.get(ModelVersion, version_id)
-        if version is None:
-            raise NotFound.entity("model version", version_id)
-        try:
-            get_visible(s, Model, version.model_id, actor, "model")
-        except NotFound:
-            raise NotFound.entity("model version", version_id) from None
-        return version
-
-    @staticmethod
     def _job_of(s: Session, task: TrainingTask, job_id: int | None) -> Job | None:
         if job_id is None:
             return s.get(Job, task.job_id) if task.job_id else None
@@ -575,7 +480,7 @@ class TrainingService:
             reason = "stopping: SIGTERM sent, SIGKILL after 10 s"
         started: datetime | None = job.started_at if job else None
         finished: datetime | None = (
-            job.finished_at if job and job.state in JobState.FINISHED else None
+            job.finished_at if job and job.state in FINISHED_JOB_STATES else None
         )
         return TaskInfo(
             id=row.id,
@@ -607,27 +512,6 @@ class TrainingService:
             updated_at=row.updated_at,
         )
 
-    @staticmethod
-    def _model_fields(s: Session, row: Model) -> dict[str, Any]:
-        owner = s.get(User, row.owner_id)
-        latest = s.scalar(
-            sa.select(ModelVersion)
-            .where(ModelVersion.model_id == row.id)
-            .order_by(ModelVersion.version.desc())
-            .limit(1)
-        )
-        return {
-            "id": row.id,
-            "name": row.name,
-            "description": row.description,
-            "owner": owner.username if owner else "?",
-            "visibility": row.visibility,
-            "project_id": row.project_id,
-            "latest_version": _version_info(latest) if latest is not None else None,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
-
 
 def _jobs_of(task_id: int) -> sa.Select[tuple[Job]]:
     return sa.select(Job).where(Job.target_type == TARGET_TYPE, Job.target_id == task_id)
@@ -649,39 +533,3 @@ def _check_online(dataset: Dataset) -> None:
             dataset=dataset.id,
             state=dataset.state,
         )
-
-
-def _move_job(s: Session, job: Job, sources: tuple[str, ...], target: str) -> bool:
-    """Move ``job`` from one of ``sources`` to ``target`` atomically; False if it had moved
-    on already."""
-    moved = s.execute(
-        sa.update(Job)
-        .where(Job.id == job.id, Job.state.in_(sources))
-        .values(state=target)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        s.rollback()
-        return False
-    job.state = target
-    return True
-
-
-def _version_info(v: ModelVersion) -> ModelVersionInfo:
-    return ModelVersionInfo(
-        id=v.id,
-        model_id=v.model_id,
-        version=v.version,
-        task_id=v.task_id,
-        job_id=v.job_id,
-        algorithm_id=v.algorithm_id,
-        dataset_id=v.dataset_id,
-        environment_id=v.environment_id,
-        parameters=v.parameters,
-        evaluation=Evaluation.model_validate(v.evaluation) if v.evaluation else None,
-        base_version_id=v.base_version_id,
-        sha256=v.sha256,
-        files=v.files,
-        size=v.size,
-        created_at=v.created_at,
-    )

@@ -18,10 +18,11 @@ from workbench.algorithms.params import ParamSpec, parse_value
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
-from workbench.enums import ACTIVE_TASK_STATES, Purpose, SplitMode, TaskState
+from workbench.enums import ACTIVE_TASK_STATES, FINISHED_TASK_STATES, Purpose, SplitMode, TaskState
 from workbench.errors import WorkbenchError
-from workbench.training.evaluation import Evaluation
-from workbench.training.schemas import MetricPoint, ModelVersionInfo, TaskInfo
+from workbench.models.evaluation import Evaluation
+from workbench.models.schemas import ModelVersionInfo
+from workbench.training.schemas import MetricPoint, TaskInfo
 from workbench.widgets.common import (
     CHART_WIDTH,
     FAILED,
@@ -52,7 +53,6 @@ LOG_TAIL = 20
 X_KEYS = ("epoch", "step")
 ALGORITHM_SOURCES = [("Mine", "mine"), ("Preset", "preset"), ("Public", "public")]
 STEPS = ("Purpose", "Name", "Algorithm", "Dataset", "Parameters", "Resources")
-FINISHED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.STOPPED)
 
 
 def _active(task: TaskInfo) -> bool:
@@ -269,7 +269,7 @@ class TaskDetail(w.VBox):
         self.summary.value = task_summary_html(task)
         self.start_button.layout.display = "" if task.state == TaskState.DRAFT else "none"
         self.stop_button.layout.display = "" if _active(task) else "none"
-        self.retry_button.layout.display = "" if task.state in FINISHED else "none"
+        self.retry_button.layout.display = "" if task.state in FINISHED_TASK_STATES else "none"
         self.edit_button.layout.display = "none" if _active(task) else ""
         self.transfer_button.layout.display = "" if task.model_version_id else "none"
 

@@ -49,8 +49,6 @@ TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
 IMAGE_FOLDER = "docker_image"
 #: the build argument naming the workspace's environment image
 ENV_IMAGE_ARG = "WORKBENCH_ENV_IMAGE"
-#: backends whose images are container images, which docker save tars hold
-TAR_BACKENDS = ("docker", "fake")
 _TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
 
 
@@ -142,7 +140,7 @@ class WorkspaceBuilds:
         root = self.workspaces.folder(workspace_id)
         context = _project_folder(root, request.project)
         backend = self.backend
-        if backend.name not in TAR_BACKENDS:
+        if not backend.saves_images:
             raise Unsupported(
                 f"building a workspace image into a docker save tar needs Docker; this "
                 f"server's backend is {backend.name!r}. Start a Docker Engine "

@@ -15,7 +15,7 @@ from workbench.algorithms.schemas import (
     ImageFromWorkspace,
 )
 from workbench.algorithms.service import AlgorithmService
-from workbench.environments.schemas import ImagePull
+from workbench.images import ImagePull
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
 
 KIND = "(train|predict)"
@@ -104,8 +104,9 @@ class ImageHandler(UploadHandler):
                 kind,
                 stored,
                 filename,
+                wait=False,
             )
-        self.reply(info)
+        self.reply(info, status=202)
 
 
 class PullHandler(AlgorithmHandlerBase):
@@ -116,9 +117,14 @@ class PullHandler(AlgorithmHandlerBase):
     async def post(self, algorithm_id: str, kind: str) -> None:
         spec = self.parse(ImagePull)
         info = await self.run(
-            self.algorithms.pull_image, self.actor, int(algorithm_id), kind, spec.reference
+            self.algorithms.pull_image,
+            self.actor,
+            int(algorithm_id),
+            kind,
+            spec.reference,
+            wait=False,
         )
-        self.reply(info)
+        self.reply(info, status=202)
 
 
 class FromWorkspaceHandler(AlgorithmHandlerBase):
@@ -135,8 +141,9 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
             kind,
             spec.workspace_id,
             spec.filename,
+            wait=False,
         )
-        self.reply(info)
+        self.reply(info, status=202)
 
 
 handlers = [

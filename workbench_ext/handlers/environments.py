@@ -11,9 +11,9 @@ from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
     EnvironmentUpdate,
-    ImagePull,
 )
 from workbench.environments.service import EnvironmentService
+from workbench.images import ImagePull
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
 
 
@@ -95,7 +95,8 @@ class LogHandler(EnvironmentHandlerBase):
 
 
 class ImageHandler(UploadHandler):
-    """PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image."""
+    """PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
+    the background (202, with the job's id)."""
 
     auth_resource = "workbench:environments"
 
@@ -107,9 +108,13 @@ class ImageHandler(UploadHandler):
     async def put(self, env_id: str) -> None:
         with self.received() as stored:
             info = await self.run(
-                self.workbench.environments.upload_image, self.actor, int(env_id), stored
+                self.workbench.environments.upload_image,
+                self.actor,
+                int(env_id),
+                stored,
+                wait=False,
             )
-        self.reply(info)
+        self.reply(info, status=202)
 
 
 class PullHandler(EnvironmentHandlerBase):
@@ -119,8 +124,10 @@ class PullHandler(EnvironmentHandlerBase):
     @authorized
     async def post(self, env_id: str) -> None:
         spec = self.parse(ImagePull)
-        info = await self.run(self.environments.pull, self.actor, int(env_id), spec.reference)
-        self.reply(info)
+        info = await self.run(
+            self.environments.pull, self.actor, int(env_id), spec.reference, wait=False
+        )
+        self.reply(info, status=202)
 
 
 class PresetsHandler(EnvironmentHandlerBase):

@@ -1,5 +1,5 @@
-"""/training/tasks, /models, /model-versions: training tasks (create, edit, start, stop,
-retry, delete), their runs, logs and metrics, and the models their runs made."""
+"""/training/tasks: training tasks (create, edit, start, stop, retry, delete), their runs,
+logs and metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tornado import web
 from workbench.training.schemas import (
     LogQuery,
     MetricsQuery,
-    ModelFilter,
     TaskCreate,
     TaskFilter,
     TaskUpdate,
@@ -117,28 +116,6 @@ class RunsHandler(TrainingHandlerBase):
         self.reply(await self.run(self.training.runs, self.actor, int(task_id)))
 
 
-class ModelsHandler(TrainingHandlerBase):
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(ModelFilter)
-        self.reply(await self.run(self.training.list_models, self.actor, filters))
-
-
-class ModelHandler(TrainingHandlerBase):
-    @web.authenticated
-    @authorized
-    async def get(self, model_id: str) -> None:
-        self.reply(await self.run(self.training.get_model, self.actor, int(model_id)))
-
-
-class ModelVersionHandler(TrainingHandlerBase):
-    @web.authenticated
-    @authorized
-    async def get(self, version_id: str) -> None:
-        self.reply(await self.run(self.training.get_version, self.actor, int(version_id)))
-
-
 handlers = [
     (rf"{API}/training/tasks", TasksHandler),
     (rf"{API}/training/tasks/(\d+)", TaskHandler),
@@ -148,7 +125,4 @@ handlers = [
     (rf"{API}/training/tasks/(\d+)/log", LogHandler),
     (rf"{API}/training/tasks/(\d+)/metrics", MetricsHandler),
     (rf"{API}/training/tasks/(\d+)/runs", RunsHandler),
-    (rf"{API}/models", ModelsHandler),
-    (rf"{API}/models/(\d+)", ModelHandler),
-    (rf"{API}/model-versions/(\d+)", ModelVersionHandler),
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import add_environment
+from tests.live.test_training_widgets import wait_until
 from workbench.config import Settings
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
@@ -205,8 +206,9 @@ def test_a_workspace_tar_is_checked_before_it_is_used(panel, live, workspace, tm
     for words in ("No problems", "wbtest/panel-tiny-train:1", "sha256:", "/app/train.py", "8080"):
         assert words in report, words
     assert not images.use_button.disabled
-    images.use_button.click()
-    assert images.progress.value == 100 and images.progress.bar_style == "success"
+    images.use_button.click()  # queues the load: the panel follows its job
+    wait_until(lambda: images.progress.bar_style == "success", 60, "the load to be followed")
+    assert images.progress.value == 100
     assert "the train image is ready" in images.status.value
     train = live.client("alice").algorithms.get(algo.id).train
     assert train.state == "ready" and train.source == "workspace"
@@ -225,7 +227,7 @@ def test_a_workspace_tar_is_checked_before_it_is_used(panel, live, workspace, tm
         )
     )
     images.upload_button.click()
-    assert images.progress.value == 100, images.status.value
+    wait_until(lambda: images.progress.value == 100, 60, "the upload's load")
     assert live.client("alice").algorithms.get(algo.id).predict.state == "ready"
     assert "predict.tar" in section.settings.value
 

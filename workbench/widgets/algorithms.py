@@ -312,7 +312,7 @@ class ImagesBox(w.VBox):
         self._load(
             f"{self.tar.value} from workspace #{self.workspace.value}",
             lambda: self.client.algorithms.image_from_workspace(
-                algo.id, self.kind.value, self.workspace.value, self.tar.value
+                algo.id, self.kind.value, self.workspace.value, self.tar.value, wait=False
             ),
         )
 
@@ -328,7 +328,7 @@ class ImagesBox(w.VBox):
 
         def send(path: Path) -> AlgorithmInfo:
             return self.client.algorithms.upload_image(
-                algo.id, self.kind.value, path, progress=progress
+                algo.id, self.kind.value, path, progress=progress, wait=False
             )
 
         try:
@@ -348,13 +348,16 @@ class ImagesBox(w.VBox):
             return
         self._load(
             reference,
-            lambda: self.client.algorithms.pull_image(algo.id, self.kind.value, reference),
+            lambda: self.client.algorithms.pull_image(
+                algo.id, self.kind.value, reference, wait=False
+            ),
         )
 
     # --- loading and following the image's state ------------------------------------------
 
     def _load(self, what: str, call: Callable[[], AlgorithmInfo]) -> None:
-        """Run an image call with the bar going, then follow the image while it loads."""
+        """Send an image call (it queues the load as a job), then follow the job's progress
+        and the image's state while it loads: the kernel stays free meanwhile."""
         self.progress.layout.display = ""
         self.progress.value, self.progress.bar_style = 5, "info"
         self.status.value = f"loading {escape(what)} as the {self.kind.value} image…"
@@ -391,15 +394,28 @@ class ImagesBox(w.VBox):
         image = algo.train if self.kind.value == ImageKind.TRAIN else algo.predict
         if image.state == ImageState.LOADING:
             self.progress.layout.display = ""
-            self.progress.value = min(95, max(self.progress.value, 50) + 5)
             self.progress.bar_style = "info"
-            self.status.value = f"the {self.kind.value} image is loading…"
+            self.status.value = f"the {self.kind.value} image is loading…{self._job_line(image)}"
         elif image.state == ImageState.READY:
             self.progress.value, self.progress.bar_style = 100, "success"
             self.status.ok(f"the {self.kind.value} image is ready: {image.image_ref}")
         elif image.state == ImageState.FAILED:
             self.progress.bar_style = "danger"
             self.status.problem(f"the {self.kind.value} image failed: {image.state_reason}")
+
+    def _job_line(self, image: ImageInfo) -> str:
+        """The load job's progress on the bar, and its state and newest log line as text."""
+        if image.job_id is None:
+            return ""
+        job_id = image.job_id
+        job = attempt(self.status, lambda: self.client.jobs.get(job_id))
+        page = attempt(self.status, lambda: self.client.jobs.log(job_id))
+        if job is FAILED or page is FAILED:
+            return ""
+        self.progress.value = max(5, round(job.progress * 100))
+        lines = page.text.splitlines()
+        last = f": {escape(lines[-1][-160:])}" if lines else ""
+        return f" <small>(job {job_id}, {job.state}{last})</small>"
 
 
 class ParamRows(w.VBox):

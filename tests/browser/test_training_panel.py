@@ -110,7 +110,9 @@ def test_train_from_the_wizard_and_watch_it_live(
     expect(points).to_have_count(20)  # loss and accuracy for 10 epochs
     expect(log).to_contain_text("saved the model")
     expect(frame.locator(".wb-training-model")).to_contain_text("version 1")
-    expect(frame.locator(".wb-training-confusion .js-plotly-plot .heatmaplayer")).to_be_visible()
+    # a FigureWidget first shown now: plotly.js draws it a few seconds later on a busy machine
+    heatmap = frame.locator(".wb-training-confusion .js-plotly-plot .heatmaplayer")
+    expect(heatmap).to_be_visible(timeout=30_000)
 
     frame.locator(".wb-training-list").scroll_into_view_if_needed()
     panel.screenshot(path=str(ARTIFACTS / "training-panel.png"))

@@ -34,7 +34,7 @@ from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, Lo
 from workbench.errors import Unauthenticated, WorkbenchError, rebuild_error
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
 from workbench.jobs.schemas import wait_for_job
-from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo
+from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo, VersionComparison
 from workbench.training.schemas import (
     MetricPoint,
     TaskInfo,
@@ -575,20 +575,86 @@ class TrainingAPI:
 
 
 class ModelsAPI:
-    """The models training tasks made, and their versions."""
+    """The model registry: models, their versions, tags, aliases, comparison, download."""
 
     def __init__(self, client: WorkbenchClient) -> None:
         self._c = client
 
     def list(self, **filters: Any) -> list[ModelInfo]:
-        """Filters: mine, visibility, q."""
+        """Filters: mine, visibility, q, name, tag (``key`` or ``key=value``), purpose,
+        framework, owner."""
         return _list(ModelInfo, self._c.json("GET", "/models", params=_query(filters)))
 
     def get(self, model_id: int) -> ModelDetail:
         return ModelDetail.model_validate(self._c.json("GET", f"/models/{model_id}"))
 
+    def update(self, model_id: int, **changes: Any) -> ModelDetail:
+        """name, description, purpose, visibility."""
+        data = self._c.json("PATCH", f"/models/{model_id}", json=changes)
+        return ModelDetail.model_validate(data)
+
+    def delete(self, model_id: int) -> None:
+        self._c.request("DELETE", f"/models/{model_id}")
+
+    def set_tag(self, model_id: int, key: str, value: str) -> dict[str, str]:
+        path = f"/models/{model_id}/tags/{quote(key, safe='')}"
+        return dict(self._c.json("PUT", path, json={"value": value}))
+
+    def delete_tag(self, model_id: int, key: str) -> dict[str, str]:
+        return dict(self._c.json("DELETE", f"/models/{model_id}/tags/{quote(key, safe='')}"))
+
+    def set_alias(self, model_id: int, alias: str, version: int) -> dict[str, int]:
+        """Point ``alias`` at the model's version number ``version``; all its aliases."""
+        path = f"/models/{model_id}/aliases/{alias}"
+        return dict(self._c.json("PUT", path, json={"version": version}))
+
+    def alias(self, model_id: int, alias: str) -> ModelVersionInfo:
+        """The version ``alias`` points at now."""
+        data = self._c.json("GET", f"/models/{model_id}/aliases/{alias}")
+        return ModelVersionInfo.model_validate(data)
+
+    def delete_alias(self, model_id: int, alias: str) -> dict[str, int]:
+        return dict(self._c.json("DELETE", f"/models/{model_id}/aliases/{alias}"))
+
     def version(self, version_id: int) -> ModelVersionInfo:
         return ModelVersionInfo.model_validate(self._c.json("GET", f"/model-versions/{version_id}"))
+
+    def update_version(self, version_id: int, *, description: str) -> ModelVersionInfo:
+        data = self._c.json(
+            "PATCH", f"/model-versions/{version_id}", json={"description": description}
+        )
+        return ModelVersionInfo.model_validate(data)
+
+    def delete_version(self, version_id: int) -> None:
+        self._c.request("DELETE", f"/model-versions/{version_id}")
+
+    def set_version_tag(self, version_id: int, key: str, value: str) -> dict[str, str]:
+        path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
+        return dict(self._c.json("PUT", path, json={"value": value}))
+
+    def delete_version_tag(self, version_id: int, key: str) -> dict[str, str]:
+        path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
+        return dict(self._c.json("DELETE", path))
+
+    def compare(self, *version_ids: int) -> VersionComparison:
+        params = {"ids": ",".join(map(str, version_ids))}
+        data = self._c.json("GET", "/model-versions/compare", params=params)
+        return VersionComparison.model_validate(data)
+
+    def download(self, version_id: int, dest: str | Path) -> Path:
+        """Save the version's native files as a zip at ``dest`` (a folder: under the name
+        the server gives, ``<model>-v<n>.zip``)."""
+        dest = Path(dest)
+        with self._c.stream("GET", f"/model-versions/{version_id}/download") as response:
+            if dest.is_dir():
+                found = re.search(r'filename="([^"/]+)"', response.headers["content-disposition"])
+                dest = dest / (found.group(1) if found else f"version-{version_id}.zip")
+            part = dest.with_name(f".{dest.name}.part")
+            with part.open("wb") as f:
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
+            part.replace(dest)
+        return dest
 
 
 class JobsAPI:

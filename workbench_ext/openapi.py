@@ -30,7 +30,16 @@ from workbench.environments.schemas import (
 )
 from workbench.images import ImagePull
 from workbench.jobs import JobInfo, JobLogPage
-from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo
+from workbench.models.schemas import (
+    AliasTarget,
+    ModelDetail,
+    ModelInfo,
+    ModelUpdate,
+    ModelVersionInfo,
+    TagValue,
+    VersionComparison,
+    VersionUpdate,
+)
 from workbench.training.schemas import (
     MetricPoint,
     TaskCreate,
@@ -299,17 +308,70 @@ OPS = (
     Op(
         "get",
         "/models",
-        "Models I can see, each with its latest version",
+        "Models I can see, each with its latest version; tag is `key` or `key=value` (the "
+        "model's or a version's), framework any version's",
         response=list[ModelInfo],
-        query=("mine", "visibility", "q"),
+        query=("mine", "visibility", "q", "name", "tag", "purpose", "framework", "owner"),
     ),
     Op("get", "/models/{id}", "One model with all its versions", response=ModelDetail),
+    Op(
+        "patch",
+        "/models/{id}",
+        "Edit a model: name, description, purpose, visibility (owner)",
+        ModelUpdate,
+        ModelDetail,
+    ),
+    Op(
+        "delete",
+        "/models/{id}",
+        "Delete a model with its versions and files (owner); 409 while a service uses one",
+        status=204,
+    ),
+    Op("put", "/models/{id}/tags/{key}", "Set a tag on a model (owner); its tags", TagValue),
+    Op("delete", "/models/{id}/tags/{key}", "Remove a model's tag (owner); its tags"),
+    Op(
+        "get",
+        "/models/{id}/aliases/{alias}",
+        "The version an alias points at",
+        response=ModelVersionInfo,
+    ),
+    Op(
+        "put",
+        "/models/{id}/aliases/{alias}",
+        "Point an alias at a version number, made or moved in one step (owner); the aliases",
+        AliasTarget,
+    ),
+    Op("delete", "/models/{id}/aliases/{alias}", "Remove an alias (owner); the aliases"),
+    Op(
+        "get",
+        "/model-versions/compare",
+        "Two or more versions side by side (ids=3,5): parameters, metrics, what differs",
+        response=VersionComparison,
+        query=("ids",),
+    ),
     Op(
         "get",
         "/model-versions/{id}",
         "One model version: files, evaluation and lineage",
         response=ModelVersionInfo,
     ),
+    Op(
+        "patch",
+        "/model-versions/{id}",
+        "Edit a version's description",
+        VersionUpdate,
+        ModelVersionInfo,
+    ),
+    Op(
+        "delete",
+        "/model-versions/{id}",
+        "Delete a version and its files (owner); 409 while a service, an alias or an "
+        "unfinished task uses it",
+        status=204,
+    ),
+    Op("get", "/model-versions/{id}/download", "The version's native files as a zip"),
+    Op("put", "/model-versions/{id}/tags/{key}", "Set a tag on a version (owner)", TagValue),
+    Op("delete", "/model-versions/{id}/tags/{key}", "Remove a version's tag (owner)"),
     Op(
         "post",
         "/workspaces/{id}/builds",

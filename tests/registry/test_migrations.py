@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,4 +140,37 @@ def test_downgrading_unique_names_drops_the_constraints(db_url):
         owner = insert(conn, "users", username="u")
         insert(conn, "datasets", owner_id=owner, name="twice")
         insert(conn, "datasets", owner_id=owner, name="twice")
+    registry.dispose()
+
+
+def test_the_model_registry_upgrade_fills_in_purpose_and_framework(db_url):
+    """0006: a trained model's purpose is its algorithm's, its versions' framework their
+    environment's; a version with neither keeps "" and every row is kept."""
+    registry = Registry(db_url)
+    registry.upgrade("0005")
+    with registry.engine.begin() as conn:
+        owner = insert(conn, "users", username="u")
+        algorithm = insert(conn, "algorithms", owner_id=owner, name="a", purpose="text")
+        env = insert(conn, "environments", owner_id=owner, name="e", framework="pytorch")
+        trained = insert(conn, "models", owner_id=owner, name="trained")
+        other = insert(conn, "models", owner_id=owner, name="other")
+        insert(
+            conn,
+            "model_versions",
+            model_id=trained,
+            version=1,
+            algorithm_id=algorithm,
+            environment_id=env,
+        )
+        insert(conn, "model_versions", model_id=other, version=1)
+    registry.upgrade()
+    with registry.engine.connect() as conn:
+        models = dict(conn.execute(sa.text("SELECT name, purpose FROM models")).all())
+        numbers = dict(conn.execute(sa.text("SELECT name, last_version FROM models")).all())
+        frameworks = sorted(conn.execute(sa.text("SELECT framework FROM model_versions")).scalars())
+        tags = conn.execute(sa.text("SELECT tags FROM model_versions")).scalars().all()
+    assert models == {"trained": "text", "other": ""}
+    assert numbers == {"trained": 1, "other": 1}
+    assert frameworks == ["", "pytorch"]
+    assert [t if isinstance(t, dict) else json.loads(t) for t in tags] == [{}, {}]
     registry.dispose()

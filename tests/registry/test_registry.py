@@ -227,10 +227,12 @@ def test_migrations_go_down_and_up_again(db_url):
     command.downgrade(registry._alembic_config(), "base")
     assert set(sa.inspect(registry.engine).get_table_names()) <= {"alembic_version"}
     registry.upgrade()
-    assert registry.current_revision() == registry.head_revision() == "0005"
+    assert registry.current_revision() == registry.head_revision() == "0006"
     columns = {c["name"] for c in sa.inspect(registry.engine).get_columns("environments")}
     assert "state_reason" in columns
     jobs = {c["name"] for c in sa.inspect(registry.engine).get_columns("jobs")}
     assert {"instance", "cpus", "memory_mb", "gpus", "spec", "result"} <= jobs
-    assert "training_metrics" in sa.inspect(registry.engine).get_table_names()
+    assert {"training_metrics", "model_aliases"} <= set(
+        sa.inspect(registry.engine).get_table_names()
+    )
     registry.dispose()

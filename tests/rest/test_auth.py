@@ -34,6 +34,8 @@ GROUPS = {
     "(.+)": ("{path}", "x.tar"),
     "([a-z0-9][a-z0-9_.-]*)": ("{username}", "bob"),
     "(code|model)": ("{folder}", "code"),
+    "([^/]+)": ("{key}", "stage"),
+    "([A-Za-z][A-Za-z0-9_.-]*)": ("{alias}", "champion"),
 }
 
 

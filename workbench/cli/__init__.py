@@ -17,6 +17,7 @@ from workbench.cli import (
     environments,
     jobs,
     lab,
+    models,
     teams,
     training,
     workspaces,
@@ -41,6 +42,7 @@ for command in (
     workspaces.workspace,
     algorithms.algorithm,
     training.task,
+    models.model,
     jobs.job,
 ):
     main.add_command(command)

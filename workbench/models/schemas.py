@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.enums import Visibility
 from workbench.models.evaluation import Evaluation
+
+#: an alias: a letter, then letters, digits, ``_``, ``-`` or ``.`` (``champion``, ``v2-rc``)
+ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+#: a tag's key; its value is any string up to 5000 characters
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_.: -]{1,128}$"
 
 
 class ModelFilter(BaseModel):
@@ -16,7 +21,48 @@ class ModelFilter(BaseModel):
 
     mine: bool = False
     visibility: Visibility | None = None
+    #: found in the name or the description (case-insensitive)
     q: str | None = None
+    #: the exact name
+    name: str | None = None
+    #: a tag the model or one of its versions has: ``key`` (any value) or ``key=value``
+    tag: str | None = None
+    purpose: str | None = None
+    #: the framework of one of its versions (pytorch, tensorflow, sklearn, onnx)
+    framework: str | None = None
+    #: the owner's username
+    owner: str | None = None
+
+
+class ModelUpdate(BaseModel):
+    """What the owner may change of a model; what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = None
+    visibility: Visibility | None = None
+    purpose: str | None = Field(default=None, max_length=32)
+
+
+class VersionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+
+
+class TagValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(max_length=5000)
+
+
+class AliasTarget(BaseModel):
+    """The version an alias points at, by its number in the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
 
 
 class ModelVersionInfo(BaseModel):
@@ -39,6 +85,14 @@ class ModelVersionInfo(BaseModel):
     sha256: str
     files: int
     size: int
+    description: str = ""
+    #: the native format's framework (pytorch, tensorflow, sklearn, onnx; "" unknown)
+    framework: str = ""
+    #: inputs and outputs (names, dtypes, shapes with -1 for a dynamic axis)
+    signature: dict[str, Any] = {}
+    tags: dict[str, str] = {}
+    #: the model's aliases that point at this version
+    aliases: list[str] = []
     created_at: datetime
 
 
@@ -49,6 +103,10 @@ class ModelInfo(BaseModel):
     owner: str
     visibility: Visibility
     project_id: int | None
+    purpose: str = ""
+    tags: dict[str, str] = {}
+    #: alias -> version number
+    aliases: dict[str, int] = {}
     latest_version: ModelVersionInfo | None
     created_at: datetime
     updated_at: datetime
@@ -70,3 +128,20 @@ class NewVersion(BaseModel):
     parameters: dict[str, Any] = {}
     evaluation: dict[str, Any] = {}
     base_version_id: int | None = None
+    framework: str = ""
+    signature: dict[str, Any] = {}
+    description: str = ""
+
+
+class VersionComparison(BaseModel):
+    """Two or more versions side by side: each row one value per version, in their order
+    (None where a version has none)."""
+
+    versions: list[ModelVersionInfo]
+    #: the model each version belongs to (versions of different models may be compared)
+    models: list[str]
+    parameters: dict[str, list[Any]]
+    #: accuracy, macro precision/recall/F1 and the other scalar metrics of the evaluation
+    metrics: dict[str, list[float | None]]
+    #: parameter names whose values differ between the versions
+    differing: list[str]

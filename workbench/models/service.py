@@ -15,27 +15,43 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import get_visible, listing
-from workbench.enums import Visibility
-from workbench.errors import InvalidInput, NotFound
+from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.enums import UNFINISHED_TASK_STATES, Visibility
+from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import (
+    ALIAS_PATTERN,
+    TAG_KEY_PATTERN,
     ModelDetail,
     ModelFilter,
     ModelInfo,
+    ModelUpdate,
     ModelVersionInfo,
     NewVersion,
+    VersionComparison,
+    VersionUpdate,
 )
 from workbench.registry import Registry
-from workbench.registry.models import Model, ModelVersion, User
+from workbench.registry.models import (
+    Model,
+    ModelAlias,
+    ModelVersion,
+    Service,
+    TrainingTask,
+    User,
+    utcnow,
+)
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -61,10 +77,27 @@ class ModelService:
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: ModelFilter | None = None) -> list[ModelInfo]:
+        """The models the actor sees, newest first, filtered (see :class:`ModelFilter`)."""
         f = filters or ModelFilter()
-        query = listing(Model, actor, ((Model.visibility, f.visibility),), mine=f.mine, q=f.q)
+        query = listing(
+            Model,
+            actor,
+            ((Model.visibility, f.visibility), (Model.name, f.name), (Model.purpose, f.purpose)),
+            mine=f.mine,
+            q=f.q,
+        )
+        if f.owner is not None:
+            query = query.join(User, User.id == Model.owner_id).where(User.username == f.owner)
+        if f.framework is not None:
+            query = query.where(
+                sa.exists().where(
+                    ModelVersion.model_id == Model.id, ModelVersion.framework == f.framework
+                )
+            )
         with self.registry.session() as s:
             rows = s.scalars(query.order_by(Model.id.desc())).all()
+            if f.tag is not None:
+                rows = [row for row in rows if _tagged(s, row, f.tag)]
             return [ModelInfo(**_model_fields(s, row)) for row in rows]
 
     def get(self, actor: Actor, model_id: int) -> ModelDetail:
@@ -76,12 +109,187 @@ class ModelService:
                 .order_by(ModelVersion.version)
             ).all()
             return ModelDetail(
-                **_model_fields(s, row), versions=[version_info(v) for v in versions]
+                **_model_fields(s, row), versions=[version_info(v, s) for v in versions]
             )
 
     def get_version(self, actor: Actor, version_id: int) -> ModelVersionInfo:
         with self.registry.session() as s:
-            return version_info(visible_version(s, actor, version_id))
+            return version_info(visible_version(s, actor, version_id), s)
+
+    def by_alias(self, actor: Actor, model_id: int, alias: str) -> ModelVersionInfo:
+        """The version an alias of the model points at now."""
+        with self.registry.session() as s:
+            get_visible(s, Model, model_id, actor, "model")
+            row = _alias(s, model_id, alias)
+            return version_info(s.get_one(ModelVersion, row.version_id), s)
+
+    def compare(self, actor: Actor, version_ids: list[int]) -> VersionComparison:
+        """Two or more versions (of one model or several) side by side: parameters and
+        the evaluation's scalar metrics, one value per version."""
+        if len(version_ids) < 2 or len(set(version_ids)) != len(version_ids):
+            raise InvalidInput(
+                "Compare two or more different versions: give their ids (e.g. ids=3,5).",
+                field="ids",
+            )
+        with self.registry.session() as s:
+            rows = [visible_version(s, actor, v) for v in version_ids]
+            versions = [version_info(v, s) for v in rows]
+            models = [s.get_one(Model, v.model_id).name for v in rows]
+        names = sorted({k for v in versions for k in v.parameters})
+        parameters = {k: [v.parameters.get(k) for v in versions] for k in names}
+        metrics: dict[str, list[float | None]] = {}
+        for key in ("accuracy", "precision", "recall", "f1"):
+            values = [getattr(v.evaluation, key) if v.evaluation else None for v in versions]
+            if any(value is not None for value in values):
+                metrics[key] = values
+        extra = sorted({k for v in versions if v.evaluation for k in v.evaluation.metrics})
+        for key in extra:
+            values = [
+                _number(v.evaluation.metrics.get(key)) if v.evaluation else None for v in versions
+            ]
+            if any(value is not None for value in values):
+                metrics[key] = values
+        differing = [k for k, values in parameters.items() if len({repr(x) for x in values}) > 1]
+        return VersionComparison(
+            versions=versions,
+            models=models,
+            parameters=parameters,
+            metrics=metrics,
+            differing=differing,
+        )
+
+    def archive(self, actor: Actor, version_id: int) -> tuple[Path, str]:
+        """A version's native files as a zip in the store's tmp folder (the caller deletes
+        it), and the file name to offer."""
+        with self.registry.session() as s:
+            version = visible_version(s, actor, version_id)
+            model = s.get_one(Model, version.model_id)
+            folder = self.store.path(version.storage_key)
+            name = f"{_safe_name(model.name)}-v{version.version}.zip"
+        tmp_dir = self.store.path("tmp")
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".zip", dir=tmp_dir)
+        os.close(fd)
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+                for path in _files(folder):
+                    zf.write(path, path.relative_to(folder).as_posix())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Path(tmp), name
+
+    # --- changing -------------------------------------------------------------------------
+
+    def update(self, actor: Actor, model_id: int, change: ModelUpdate) -> ModelDetail:
+        """The owner changes the name, description, purpose or visibility."""
+        with self.registry.session() as s:
+            row = get_owned(s, Model, model_id, actor, "model")
+            if change.visibility is not None:
+                check_visibility(actor, change.visibility)
+                row.visibility = change.visibility
+            for field in ("name", "description", "purpose"):
+                value = getattr(change, field)
+                if value is not None:
+                    setattr(row, field, value)
+        return self.get(actor, model_id)
+
+    def update_version(
+        self, actor: Actor, version_id: int, change: VersionUpdate
+    ) -> ModelVersionInfo:
+        with self.registry.session() as s:
+            version = owned_version(s, actor, version_id)
+            if change.description is not None:
+                version.description = change.description
+            s.flush()
+            return version_info(version, s)
+
+    def set_tag(self, actor: Actor, model_id: int, key: str, value: str) -> dict[str, str]:
+        """Set a tag on the model (the owner); all its tags."""
+        with self.registry.session() as s:
+            return _set_tag(get_owned(s, Model, model_id, actor, "model"), key, value)
+
+    def delete_tag(self, actor: Actor, model_id: int, key: str) -> dict[str, str]:
+        with self.registry.session() as s:
+            return _delete_tag(get_owned(s, Model, model_id, actor, "model"), key)
+
+    def set_version_tag(
+        self, actor: Actor, version_id: int, key: str, value: str
+    ) -> dict[str, str]:
+        """Set a tag on a version (its model's owner); all its tags."""
+        with self.registry.session() as s:
+            return _set_tag(owned_version(s, actor, version_id), key, value)
+
+    def delete_version_tag(self, actor: Actor, version_id: int, key: str) -> dict[str, str]:
+        with self.registry.session() as s:
+            return _delete_tag(owned_version(s, actor, version_id), key)
+
+    def set_alias(self, actor: Actor, model_id: int, alias: str, version: int) -> dict[str, int]:
+        """Point ``alias`` at the model's version number ``version`` (made, or moved in one
+        UPDATE: a reader sees the old version or the new one, never none); all aliases."""
+        if not re.match(ALIAS_PATTERN, alias) or alias.isdigit():
+            raise InvalidInput(
+                f"{alias!r} is not an alias: start with a letter, then letters, digits, "
+                "'_', '-' or '.', at most 64 characters (e.g. champion).",
+                field="alias",
+            )
+        with self.registry.session() as s:
+            get_owned(s, Model, model_id, actor, "model")
+            target = _numbered(s, model_id, version)
+            moved = s.execute(
+                sa.update(ModelAlias)
+                .where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
+                .values(version_id=target.id, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount == 0:  # type: ignore[attr-defined]
+                s.add(ModelAlias(model_id=model_id, alias=alias, version_id=target.id))
+            s.flush()
+            return _aliases(s, model_id)
+
+    def delete_alias(self, actor: Actor, model_id: int, alias: str) -> dict[str, int]:
+        with self.registry.session() as s:
+            get_owned(s, Model, model_id, actor, "model")
+            s.delete(_alias(s, model_id, alias))
+            s.flush()
+            return _aliases(s, model_id)
+
+    # --- deleting -------------------------------------------------------------------------
+
+    def delete_version(self, actor: Actor, version_id: int) -> None:
+        """Delete a version and its files (converted formats and benchmarks with it).
+        Refused while a service serves it, an alias points at it, or a training task that
+        may still run starts from it."""
+        with self.registry.session() as s:
+            version = owned_version(s, actor, version_id)
+            _check_deletable(s, [version])
+            key = version.storage_key
+            _forget(s, [version.id])
+            s.delete(version)
+        if key:
+            self.store.delete(key)
+
+    def delete(self, actor: Actor, model_id: int) -> None:
+        """Delete a model with all its versions (as :meth:`delete_version`, all or none)."""
+        with self.registry.session() as s:
+            model = get_owned(s, Model, model_id, actor, "model")
+            versions = s.scalars(
+                sa.select(ModelVersion).where(ModelVersion.model_id == model_id)
+            ).all()
+            s.execute(sa.delete(ModelAlias).where(ModelAlias.model_id == model_id))
+            _check_deletable(s, versions)
+            _forget(s, [v.id for v in versions])
+            for version in versions:
+                s.delete(version)
+            s.execute(
+                sa.update(TrainingTask)
+                .where(TrainingTask.model_id == model_id)
+                .values(model_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            s.flush()
+            s.delete(model)
+        self.store.delete(f"models/{model_id}")
 
     def files(self, version_id: int) -> Path:
         """The folder of a version's files (no access check: callers did theirs)."""
@@ -98,6 +306,7 @@ class ModelService:
         owner_id: int,
         visibility: Visibility,
         description: str = "",
+        purpose: str = "",
         base_version_id: int | None = None,
     ) -> Model:
         """In the caller's transaction: the model a new version goes to. The base version's
@@ -108,7 +317,13 @@ class ModelService:
             model = s.get_one(Model, base.model_id)
             if model.owner_id == owner_id:
                 return model
-        model = Model(name=name, owner_id=owner_id, visibility=visibility, description=description)
+        model = Model(
+            name=name,
+            owner_id=owner_id,
+            visibility=visibility,
+            description=description,
+            purpose=purpose,
+        )
         s.add(model)
         s.flush()
         return model
@@ -143,11 +358,14 @@ class ModelService:
             moved_to: Path | None = None
             try:
                 with self.registry.session() as s:
-                    number = 1 + s.scalar(
+                    model = s.get_one(Model, model_id)
+                    highest = s.scalar(
                         sa.select(sa.func.coalesce(sa.func.max(ModelVersion.version), 0)).where(
                             ModelVersion.model_id == model_id
                         )
                     )
+                    number = 1 + max(highest, model.last_version)
+                    model.last_version = number
                     key = version_key(model_id, number)
                     if self.store.exists(key):  # left by an attempt whose commit failed
                         self.store.delete(key)
@@ -180,6 +398,153 @@ class ModelService:
         raise AssertionError("unreachable")
 
 
+def owned_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
+    """The version if the actor owns its model; 404 if they do not see it, 403 if they
+    only see it."""
+    version = visible_version(s, actor, version_id)
+    get_owned(s, Model, version.model_id, actor, "model")
+    return version
+
+
+def _numbered(s: Session, model_id: int, number: int) -> ModelVersion:
+    version = s.scalar(
+        sa.select(ModelVersion).where(
+            ModelVersion.model_id == model_id, ModelVersion.version == number
+        )
+    )
+    if version is None:
+        raise NotFound(
+            f"Model {model_id} has no version {number}; `workbench model show {model_id}` "
+            "lists its versions.",
+            model=model_id,
+            version=number,
+        )
+    return version
+
+
+def _alias(s: Session, model_id: int, alias: str) -> ModelAlias:
+    row = s.scalar(
+        sa.select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
+    )
+    if row is None:
+        raise NotFound(
+            f"Model {model_id} has no alias {alias!r}; its aliases are "
+            f"{sorted(_aliases(s, model_id))}.",
+            model=model_id,
+            alias=alias,
+        )
+    return row
+
+
+def _aliases(s: Session, model_id: int) -> dict[str, int]:
+    """alias -> version number"""
+    rows = s.execute(
+        sa.select(ModelAlias.alias, ModelVersion.version)
+        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+        .where(ModelAlias.model_id == model_id)
+        .order_by(ModelAlias.alias)
+    ).all()
+    return {alias: number for alias, number in rows}
+
+
+def _check_deletable(s: Session, versions: Sequence[ModelVersion]) -> None:
+    """:class:`Conflict` naming what still uses one of the versions."""
+    ids = [v.id for v in versions]
+    if not ids:
+        return
+    numbers = {v.id: v.version for v in versions}
+    services = s.execute(
+        sa.select(Service.name, Service.model_version_id).where(Service.model_version_id.in_(ids))
+    ).all()
+    if services:
+        raise Conflict(
+            "Services serve this model: "
+            + ", ".join(f"{name!r} (version {numbers[v]})" for name, v in services)
+            + ". Delete them, or move them to another version, first.",
+            services=[name for name, _ in services],
+        )
+    aliases = s.execute(
+        sa.select(ModelAlias.alias, ModelAlias.version_id).where(ModelAlias.version_id.in_(ids))
+    ).all()
+    if aliases:
+        raise Conflict(
+            "Aliases point at this version: "
+            + ", ".join(f"{alias!r} (version {numbers[v]})" for alias, v in aliases)
+            + ". Move them to another version or delete them first.",
+            aliases=[alias for alias, _ in aliases],
+        )
+    tasks = s.execute(
+        sa.select(TrainingTask.id, TrainingTask.name).where(
+            TrainingTask.base_model_version_id.in_(ids),
+            TrainingTask.state.in_(UNFINISHED_TASK_STATES),
+        )
+    ).all()
+    if tasks:
+        raise Conflict(
+            "Training tasks not finished yet start from this version: "
+            + ", ".join(f"{name!r} (task {task_id})" for task_id, name in tasks)
+            + ". Let them finish, or change or delete them, first.",
+            tasks=[task_id for task_id, _ in tasks],
+        )
+
+
+def _forget(s: Session, ids: list[int]) -> None:
+    """What refers to versions about to be deleted and outlives them: finished tasks'
+    base version, and later versions' lineage, become unknown."""
+    if not ids:
+        return
+    s.execute(
+        sa.update(TrainingTask)
+        .where(TrainingTask.base_model_version_id.in_(ids))
+        .values(base_model_version_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        sa.update(ModelVersion)
+        .where(ModelVersion.base_version_id.in_(ids), ModelVersion.id.not_in(ids))
+        .values(base_version_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    s.flush()
+
+
+def _tagged(s: Session, model: Model, tag: str) -> bool:
+    """Whether the model or one of its versions has ``key`` or ``key=value``."""
+    key, sep, value = tag.partition("=")
+    tag_sets = [
+        model.tags,
+        *s.scalars(sa.select(ModelVersion.tags).where(ModelVersion.model_id == model.id)),
+    ]
+    return any(key in tags and (not sep or tags[key] == value) for tags in tag_sets)
+
+
+def _set_tag(row: Model | ModelVersion, key: str, value: str) -> dict[str, str]:
+    if not re.match(TAG_KEY_PATTERN, key):
+        raise InvalidInput(
+            f"{key!r} is not a tag key: 1 to 128 letters, digits, spaces or _ . : -.",
+            field="key",
+        )
+    row.tags = {**row.tags, key: value}
+    return dict(row.tags)
+
+
+def _delete_tag(row: Model | ModelVersion, key: str) -> dict[str, str]:
+    if key not in row.tags:
+        raise NotFound(f"No tag {key!r} here; the tags are {sorted(row.tags)}.", tag=key)
+    row.tags = {k: v for k, v in row.tags.items() if k != key}
+    return dict(row.tags)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
+
+
 def visible_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
     """The version if the actor sees its model; 404 otherwise."""
     version = s.get(ModelVersion, version_id)
@@ -192,7 +557,13 @@ def visible_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
     return version
 
 
-def version_info(v: ModelVersion) -> ModelVersionInfo:
+def version_info(v: ModelVersion, s: Session | None = None) -> ModelVersionInfo:
+    """A version as the API shows it; with a session, the aliases that point at it."""
+    aliases = (
+        list(s.scalars(sa.select(ModelAlias.alias).where(ModelAlias.version_id == v.id)))
+        if s is not None
+        else []
+    )
     return ModelVersionInfo(
         id=v.id,
         model_id=v.model_id,
@@ -208,6 +579,11 @@ def version_info(v: ModelVersion) -> ModelVersionInfo:
         sha256=v.sha256,
         files=v.files,
         size=v.size,
+        description=v.description or "",
+        framework=v.framework or "",
+        signature=v.signature or {},
+        tags=v.tags or {},
+        aliases=sorted(aliases),
         created_at=v.created_at,
     )
 
@@ -227,7 +603,10 @@ def _model_fields(s: Session, row: Model) -> dict[str, Any]:
         "owner": owner.username if owner else "?",
         "visibility": row.visibility,
         "project_id": row.project_id,
-        "latest_version": version_info(latest) if latest is not None else None,
+        "purpose": row.purpose or "",
+        "tags": row.tags or {},
+        "aliases": _aliases(s, row.id),
+        "latest_version": version_info(latest, s) if latest is not None else None,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }

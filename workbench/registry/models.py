@@ -390,6 +390,27 @@ class Model(Shareable, Base):
     name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     description: Mapped[str] = mapped_column(sa.Text, default="")
+    #: what it does (a Purpose value, "" when unknown): from its algorithm, or given on import
+    purpose: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    #: free key/value tags (as in MLflow's registry)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    #: the highest version number ever given (a deleted version's number is not reused)
+    last_version: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class ModelAlias(Base):
+    """A name for one version of a model (``champion`` -> version 3); moving it is one
+    UPDATE, so readers see the old or the new version, never none."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (sa.UniqueConstraint("model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(sa.String(64))
+    #: no cascade: a version an alias points at is not deleted until the alias moves
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("model_versions.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class ModelVersion(Base):
@@ -416,6 +437,12 @@ class ModelVersion(Base):
     )
     files: Mapped[int] = mapped_column(default=0, server_default="0")
     size: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    #: the native format's framework (pytorch, tensorflow, sklearn, onnx; "" unknown)
+    framework: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    #: inputs and outputs: names, dtypes, shapes (-1 or None for a dynamic axis)
+    signature: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -48,6 +48,7 @@ from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
     Dataset,
+    Environment,
     Job,
     ModelVersion,
     TrainingMetric,
@@ -292,11 +293,18 @@ class TrainingKind(JobKind):
                     owner_id=task.owner_id,
                     visibility=task.visibility,
                     description=f"trained by task {task.id}",
+                    purpose=task.purpose,
                     base_version_id=task.base_model_version_id,
                 ).id
             algorithm = s.get(Algorithm, task.algorithm_id)
+            environment = (
+                s.get(Environment, algorithm.environment_id)
+                if algorithm is not None and algorithm.environment_id is not None
+                else None
+            )
             model_id = task.model_id
             lineage = NewVersion(
+                framework=environment.framework if environment is not None else "",
                 task_id=task.id,
                 job_id=ctx.job_id,
                 algorithm_id=task.algorithm_id,

@@ -1,13 +1,26 @@
-"""/models, /model-versions: the model registry (read-only for now)."""
+"""/models, /model-versions: the model registry: list and search, detail, edit, tags,
+aliases, comparison, download of a version's files, delete."""
 
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict
 from tornado import web
 
-from workbench.models.schemas import ModelFilter
+from workbench.errors import InvalidInput
+from workbench.models.schemas import (
+    AliasTarget,
+    ModelFilter,
+    ModelUpdate,
+    TagValue,
+    VersionUpdate,
+)
 from workbench.models.service import ModelService
 from workbench_ext.handlers.base import API, WorkbenchHandler
+
+#: route groups: a tag's key (URL-encoded), an alias
+TAG = r"([^/]+)"
+ALIAS = r"([A-Za-z][A-Za-z0-9_.-]*)"
 
 
 class ModelHandlerBase(WorkbenchHandler):
@@ -16,6 +29,10 @@ class ModelHandlerBase(WorkbenchHandler):
     @property
     def models(self) -> ModelService:
         return self.workbench.models
+
+    def done(self) -> None:
+        self.set_status(204)
+        self.finish()
 
 
 class ModelsHandler(ModelHandlerBase):
@@ -32,6 +49,63 @@ class ModelHandler(ModelHandlerBase):
     async def get(self, model_id: str) -> None:
         self.reply(await self.run(self.models.get, self.actor, int(model_id)))
 
+    @web.authenticated
+    @authorized
+    async def patch(self, model_id: str) -> None:
+        change = self.parse(ModelUpdate)
+        self.reply(await self.run(self.models.update, self.actor, int(model_id), change))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, model_id: str) -> None:
+        await self.run(self.models.delete, self.actor, int(model_id))
+        self.done()
+
+
+class ModelTagHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def put(self, model_id: str, key: str) -> None:
+        value = self.parse(TagValue).value
+        self.reply(await self.run(self.models.set_tag, self.actor, int(model_id), key, value))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, model_id: str, key: str) -> None:
+        self.reply(await self.run(self.models.delete_tag, self.actor, int(model_id), key))
+
+
+class VersionTagHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def put(self, version_id: str, key: str) -> None:
+        value = self.parse(TagValue).value
+        tags = await self.run(self.models.set_version_tag, self.actor, int(version_id), key, value)
+        self.reply(tags)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, version_id: str, key: str) -> None:
+        self.reply(await self.run(self.models.delete_version_tag, self.actor, int(version_id), key))
+
+
+class AliasHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str, alias: str) -> None:
+        self.reply(await self.run(self.models.by_alias, self.actor, int(model_id), alias))
+
+    @web.authenticated
+    @authorized
+    async def put(self, model_id: str, alias: str) -> None:
+        number = self.parse(AliasTarget).version
+        self.reply(await self.run(self.models.set_alias, self.actor, int(model_id), alias, number))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, model_id: str, alias: str) -> None:
+        self.reply(await self.run(self.models.delete_alias, self.actor, int(model_id), alias))
+
 
 class ModelVersionHandler(ModelHandlerBase):
     @web.authenticated
@@ -39,9 +113,69 @@ class ModelVersionHandler(ModelHandlerBase):
     async def get(self, version_id: str) -> None:
         self.reply(await self.run(self.models.get_version, self.actor, int(version_id)))
 
+    @web.authenticated
+    @authorized
+    async def patch(self, version_id: str) -> None:
+        change = self.parse(VersionUpdate)
+        self.reply(await self.run(self.models.update_version, self.actor, int(version_id), change))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, version_id: str) -> None:
+        await self.run(self.models.delete_version, self.actor, int(version_id))
+        self.done()
+
+
+class CompareQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: version ids, comma-separated
+    ids: str
+
+    def version_ids(self) -> list[int]:
+        try:
+            return [int(part) for part in self.ids.split(",") if part.strip()]
+        except ValueError:
+            raise InvalidInput(
+                f"ids must be version ids separated by commas (e.g. 3,5), not {self.ids!r}.",
+                field="ids",
+            ) from None
+
+
+class CompareHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        ids = self.query(CompareQuery).version_ids()
+        self.reply(await self.run(self.models.compare, self.actor, ids))
+
+
+class VersionDownloadHandler(ModelHandlerBase):
+    """A version's native files as a zip, streamed."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, version_id: str) -> None:
+        path, name = await self.run(self.models.archive, self.actor, int(version_id))
+        try:
+            self.set_header("Content-Type", "application/zip")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+            with path.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    self.write(chunk)
+                    await self.flush()
+        finally:
+            path.unlink(missing_ok=True)
+        self.finish()
+
 
 handlers = [
     (rf"{API}/models", ModelsHandler),
     (rf"{API}/models/(\d+)", ModelHandler),
+    (rf"{API}/models/(\d+)/tags/{TAG}", ModelTagHandler),
+    (rf"{API}/models/(\d+)/aliases/{ALIAS}", AliasHandler),
+    (rf"{API}/model-versions/compare", CompareHandler),
     (rf"{API}/model-versions/(\d+)", ModelVersionHandler),
+    (rf"{API}/model-versions/(\d+)/download", VersionDownloadHandler),
+    (rf"{API}/model-versions/(\d+)/tags/{TAG}", VersionTagHandler),
 ]

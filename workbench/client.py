@@ -34,7 +34,16 @@ from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, Lo
 from workbench.errors import Unauthenticated, WorkbenchError, rebuild_error
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
 from workbench.jobs.schemas import wait_for_job
-from workbench.models.schemas import ModelDetail, ModelInfo, ModelVersionInfo, VersionComparison
+from workbench.models.schemas import (
+    BenchmarkReport,
+    BenchmarkStarted,
+    ConversionStarted,
+    FormatInfo,
+    ModelDetail,
+    ModelInfo,
+    ModelVersionInfo,
+    VersionComparison,
+)
 from workbench.training.schemas import (
     MetricPoint,
     TaskInfo,
@@ -619,10 +628,9 @@ class ModelsAPI:
     def version(self, version_id: int) -> ModelVersionInfo:
         return ModelVersionInfo.model_validate(self._c.json("GET", f"/model-versions/{version_id}"))
 
-    def update_version(self, version_id: int, *, description: str) -> ModelVersionInfo:
-        data = self._c.json(
-            "PATCH", f"/model-versions/{version_id}", json={"description": description}
-        )
+    def update_version(self, version_id: int, **changes: Any) -> ModelVersionInfo:
+        """description; signature (``{"inputs": [{"name", "dtype", "shape"}], ...}``)."""
+        data = self._c.json("PATCH", f"/model-versions/{version_id}", json=changes)
         return ModelVersionInfo.model_validate(data)
 
     def delete_version(self, version_id: int) -> None:
@@ -635,6 +643,38 @@ class ModelsAPI:
     def delete_version_tag(self, version_id: int, key: str) -> dict[str, str]:
         path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
         return dict(self._c.json("DELETE", path))
+
+    def convert(
+        self, version_id: int, formats: list[str] | None = None, *, wait: bool = True
+    ) -> list[FormatInfo]:
+        """Convert a version to deployment formats (a job; ``wait``: until it is over, a
+        failed job raising its error); its formats then."""
+        data = self._c.json(
+            "POST", f"/model-versions/{version_id}/conversions", json={"formats": formats}
+        )
+        started = ConversionStarted.model_validate(data)
+        if wait:
+            self._c.jobs.wait(started.job_id)
+            return self.formats(version_id)
+        return started.formats
+
+    def formats(self, version_id: int) -> list[FormatInfo]:
+        return _list(FormatInfo, self._c.json("GET", f"/model-versions/{version_id}/formats"))
+
+    def benchmark(self, version_id: int, *, wait: bool = True, **options: Any) -> BenchmarkStarted:
+        """Benchmark a version (a job; options: formats, max_batch, window_s, point_cap_s);
+        ``wait``: until it is over, a failed job raising its error. :meth:`benchmarks`
+        reads the figures."""
+        data = self._c.json("POST", f"/model-versions/{version_id}/benchmarks", json=options)
+        started = BenchmarkStarted.model_validate(data)
+        if wait:
+            self._c.jobs.wait(started.job_id)
+        return started
+
+    def benchmarks(self, version_id: int, machine: str | None = None) -> BenchmarkReport:
+        params = {"machine": machine} if machine else None
+        data = self._c.json("GET", f"/model-versions/{version_id}/benchmarks", params=params)
+        return BenchmarkReport.model_validate(data)
 
     def compare(self, *version_ids: int) -> VersionComparison:
         params = {"ids": ",".join(map(str, version_ids))}

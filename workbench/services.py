@@ -64,7 +64,7 @@ class Workbench:
             registry, store, backend, limits=settings.training, instance=settings.instance
         )
         jobs = JobService(runner)
-        models = ModelService(registry, store)
+        models = ModelService(registry, store, jobs)
         workspaces = WorkspaceService(
             registry,
             store,
@@ -93,6 +93,8 @@ class Workbench:
         algorithms = AlgorithmService(registry, store, backend, workspaces, jobs)
         runner.register(environments.kind)
         runner.register(algorithms.kind)
+        runner.register(models.kind)
+        runner.register(models.benchmark_kind)
         runner.register(
             TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
         )

@@ -32,6 +32,12 @@ from workbench.images import ImagePull
 from workbench.jobs import JobInfo, JobLogPage
 from workbench.models.schemas import (
     AliasTarget,
+    BenchmarkReport,
+    BenchmarkRequest,
+    BenchmarkStarted,
+    ConversionRequest,
+    ConversionStarted,
+    FormatInfo,
     ModelDetail,
     ModelInfo,
     ModelUpdate,
@@ -370,6 +376,39 @@ OPS = (
         status=204,
     ),
     Op("get", "/model-versions/{id}/download", "The version's native files as a zip"),
+    Op(
+        "post",
+        "/model-versions/{id}/conversions",
+        "Convert a version (owner) to deployment formats, each checked against the native "
+        "model, as a job (202; formats default to all its native kind converts to); 409 "
+        "while one of them is converting",
+        ConversionRequest,
+        ConversionStarted,
+        202,
+    ),
+    Op(
+        "get",
+        "/model-versions/{id}/formats",
+        "A version's converted formats: state, check, file",
+        response=list[FormatInfo],
+    ),
+    Op(
+        "post",
+        "/model-versions/{id}/benchmarks",
+        "Benchmark a version (owner): the native model and its verified formats at batch "
+        "sizes 1, 2, 4, ... up to max_batch, as a job (202); 409 while one runs",
+        BenchmarkRequest,
+        BenchmarkStarted,
+        202,
+    ),
+    Op(
+        "get",
+        "/model-versions/{id}/benchmarks",
+        "A version's benchmark on one machine (default: the newest): p50/p95/p99, "
+        "throughput, memory per format and batch size; the best per latency budget",
+        response=BenchmarkReport,
+        query=("machine",),
+    ),
     Op("put", "/model-versions/{id}/tags/{key}", "Set a tag on a version (owner)", TagValue),
     Op("delete", "/model-versions/{id}/tags/{key}", "Remove a version's tag (owner)"),
     Op(

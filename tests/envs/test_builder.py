@@ -126,7 +126,7 @@ def test_requirements_pin_the_servers_widgets_and_carry_the_wheels_dependencies(
     anywidget = metadata.version("anywidget").split(".")
     lines = (context.path / "requirements.txt").read_text().splitlines()
     assert lines[1:] == list(context.requirements)
-    assert context.requirements[:4] == python_env.python.packages
+    assert context.requirements[: len(python_env.python.packages)] == python_env.python.packages
     assert f"anywidget~={anywidget[0]}.{anywidget[1]}.0" in context.requirements
     assert any(r.startswith("ipywidgets~=") for r in context.requirements)
     assert "httpx>=0.27" in context.requirements

@@ -28,6 +28,8 @@ from tests.services.test_builds import make_workspace
 from workbench.backends.base import Limits, Mount, RunSpec
 from workbench.backends.docker import DockerBackend
 from workbench.config import TrainingLimits
+from workbench.errors import Conflict
+from workbench.models.schemas import BenchmarkRequest, ConversionRequest
 from workbench.registry.models import DatasetSplit, ModelVersion
 from workbench.services import Workbench
 from workbench.training.schemas import TaskCreate
@@ -243,6 +245,16 @@ def test_the_text_classifier_trains_to_an_evaluated_model_version(
     assert answer["label"] in evaluation.labels
     assert set(answer["scores"]) == set(evaluation.labels)
 
+    # scikit-learn -> ONNX (and optimised, INT8) in the python environment's image, each
+    # checked against the pipeline on the texts its signature gives
+    assert version.framework == "sklearn"
+    assert version.signature["inputs"][0]["dtype"] == "string"
+    formats = _convert(team, version.id)
+    assert formats["onnx"].state == "verified", formats["onnx"].message
+    assert formats["onnx"].check["max_abs_error"] <= 1e-2  # float64 -> float32
+    assert formats["onnx-optimized"].state == "verified", formats["onnx-optimized"].message
+    _benchmark(team, version.id, ["native", "onnx", "onnx-optimized", "onnx-int8"])
+
 
 def test_the_image_classifier_reaches_0_9_on_digits(
     team: Team, published: dict[str, Any], docker_backend: DockerBackend
@@ -275,6 +287,66 @@ def test_the_image_classifier_reaches_0_9_on_digits(
         {"image": base64.b64encode(seven.read_bytes()).decode()},
     )
     assert answer["label"] == "7"
+
+    # TorchScript -> ONNX -> optimised and INT8 in the pytorch environment's image, each
+    # checked against the TorchScript model; TensorRT fails fast without a GPU
+    assert version.framework == "pytorch"
+    assert version.signature["inputs"][0]["shape"] == [-1, 1, 32, 32]
+    team.wb.models.kind.perturb = ("onnx",)  # an injected wrong conversion...
+    try:
+        wrong = team.wb.models.convert(team.bob, version.id, ConversionRequest(formats=["onnx"]))
+        ended = team.wb.jobs.wait(wrong.job_id, timeout=300)
+    finally:
+        team.wb.models.kind.perturb = ()
+    assert ended.state == "failed"  # ...is caught by the check, never offered
+    onnx = {f.format: f for f in team.wb.models.formats(team.bob, version.id)}["onnx"]
+    assert onnx.state == "failed" and onnx.message.startswith("the check failed"), onnx
+    formats = _convert(team, version.id)
+    for fmt in ("onnx", "onnx-optimized", "onnx-int8"):
+        assert formats[fmt].state == "verified", (fmt, formats[fmt].message)
+    assert formats["onnx"].check["top1_agreement"] == 1.0
+    assert formats["onnx-int8"].check["error_to_range"] <= 0.05
+    assert formats["tensorrt"].state == "failed" and "NVIDIA GPU" in formats["tensorrt"].message
+    _benchmark(team, version.id, ["native", "onnx", "onnx-optimized", "onnx-int8"])
+
+
+def _benchmark(team: Team, version_id: int, formats: list[str]) -> None:
+    """Benchmark every format at batch sizes 1 to 32 in the environment's image: a point
+    per format and size in the registry, the machine they were measured on, the best
+    format per latency budget and the version's default format."""
+    request = BenchmarkRequest(max_batch=32, window_s=0.2, point_cap_s=4)
+    started = team.wb.models.benchmark(team.bob, version_id, request)
+    took = time.monotonic()
+    job = team.wb.jobs.wait(started.job_id, timeout=900)
+    took = time.monotonic() - took
+    assert job.state == "succeeded", team.wb.jobs.tail(team.bob, job.id).text[-3000:]
+    report = team.wb.models.benchmarks(team.bob, version_id)
+    measured = {(p.format, p.batch_size) for p in report.points}
+    assert measured == {(f, b) for f in formats for b in (1, 2, 4, 8, 16, 32)}, job.message
+    assert all(p.p50_ms <= p.p95_ms <= p.p99_ms and p.throughput > 0 for p in report.points)
+    assert all(p.samples >= 3 * p.batch_size for p in report.points)
+    assert report.hardware["cpus_given"] == 1.0 and report.software["onnxruntime"]
+    assert report.default_format in formats and report.best
+    print(f"benchmark of version {version_id}: {took:.1f} s; {report.hardware}")
+    for p in report.points:
+        print(
+            f"  {p.format:<15} {p.batch_size:>3} p50 {p.p50_ms:8.3f} ms  p99 {p.p99_ms:8.3f} ms"
+            f"  {p.throughput:9.0f}/s  {p.memory_mb:6.0f} MiB{'' if p.stable else ' unstable'}"
+        )
+    print("  best:", [(b.budget_ms, b.format, b.batch_size) for b in report.best])
+
+
+def _convert(team: Team, version_id: int) -> dict[str, Any]:
+    """Convert a version to every format its native kind converts to; its formats."""
+    started = team.wb.models.convert(team.bob, version_id)
+    with pytest.raises(Conflict):  # the same formats again while they convert
+        team.wb.models.convert(team.bob, version_id)
+    took = time.monotonic()
+    job = team.wb.jobs.wait(started.job_id, timeout=600)
+    took = time.monotonic() - took
+    print(f"conversion of version {version_id}: {took:.1f} s, {job.message}")
+    assert job.state == "succeeded", team.wb.jobs.tail(team.bob, job.id).text[-3000:]
+    return {f.format: f for f in team.wb.models.formats(team.bob, version_id)}
 
 
 def _serve_and_ask(

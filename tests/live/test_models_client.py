@@ -137,3 +137,23 @@ def test_the_model_commands(live, model, tmp_path: Path):
     run(live, "model", "alias", str(model_id), "canary", "--delete")
     assert run(live, "model", "untag", str(model_id), "reviewed by").strip() == "{}"
     assert json.loads(run(live, "model", "version", str(first)))["tags"] == {"stage": "qa"}
+
+
+def test_a_conversion_is_refused_with_what_to_do(live, model):
+    """The fixture's versions declare no signature: the conversion says how to give one;
+    once given, an unknown format is refused by name (nothing queued either time)."""
+    _, first, _ = model
+    alice = live.client("alice")
+    with pytest.raises(InvalidInput) as unsigned:
+        alice.models.convert(first)
+    assert "declares no signature" in unsigned.value.message
+    out = run(live, "model", "convert", str(first), ok=False)
+    assert "declares no signature" in out and "[invalid_input]" in out
+    signature = {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 4]}]}
+    version = alice.models.update_version(first, description="baseline", signature=signature)
+    assert version.signature["inputs"][0]["shape"] == [-1, 4]
+    with pytest.raises(InvalidInput) as unknown:
+        alice.models.convert(first, ["savedmodel"])
+    assert "converts to onnx, onnx-optimized" in unknown.value.message
+    assert alice.models.formats(first) == []
+    assert [j for j in alice.jobs.list() if j.kind == "model-convert"] == []

@@ -45,12 +45,15 @@ def register(
             ).id
     source = tmp_path / f"{name}-{model_id}-{len(list(tmp_path.iterdir()))}"
     (source / "sub").mkdir(parents=True)
-    (source / "model.pt").write_bytes(f"weights of {name}".encode())
+    weights = WEIGHTS.get(lineage.get("framework", ""), "model.pt")  # the kind is by name
+    (source / weights).write_bytes(f"weights of {name}".encode())
     (source / "sub" / "labels.txt").write_text("0\n1\n")
     made = wb.models.register_version(model_id, source, NewVersion(**lineage), staging=source.name)
     return model_id, made.id
 
 
+#: a version's framework comes from its model file's name
+WEIGHTS = {"pytorch": "model.pt", "onnx": "model.onnx", "sklearn": "model.joblib"}
 EVAL_A = {"accuracy": 0.9, "precision": 0.8, "recall": 0.85, "f1": 0.82, "metrics": {"loss": 0.3}}
 EVAL_B = {"accuracy": 0.95, "precision": 0.9, "recall": 0.9, "f1": 0.9, "metrics": {"loss": 0.2}}
 

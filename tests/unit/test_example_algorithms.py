@@ -201,7 +201,10 @@ def test_text_bayes_trains_by_the_contract(text_train, tmp_path, monkeypatch, fm
 
     assert text_train.main() == 0
 
-    assert sorted(p.name for p in (output / "model").iterdir()) == ["model.joblib", "model.json"]
+    names = sorted(p.name for p in (output / "model").iterdir())
+    assert names == ["model.joblib", "model.json", "signature.json"]
+    signature = json.loads((output / "model" / "signature.json").read_text())
+    assert signature["inputs"][0]["dtype"] == "string" and signature["inputs"][0]["examples"]
     lines = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5]
     assert lines[-1]["train_samples"] == 8

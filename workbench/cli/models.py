@@ -8,10 +8,18 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, friendly, given
+from workbench.cli.common import (
+    choice,
+    client,
+    detach_option,
+    echo_json,
+    follow_job,
+    friendly,
+    given,
+)
 from workbench.client import WorkbenchClient
 from workbench.enums import Visibility
-from workbench.models.schemas import ModelInfo, ModelVersionInfo
+from workbench.models.schemas import BenchmarkReport, FormatInfo, ModelInfo, ModelVersionInfo
 
 
 @click.group()
@@ -77,6 +85,8 @@ def model_show(model_id: int, as_json: bool) -> None:
         click.echo(f"  tags {json.dumps(detail.tags)}")
     for version in detail.versions:
         _print_version(version)
+        for fmt in version.formats:
+            _print_format(fmt)
 
 
 @model.command("version")
@@ -151,6 +161,119 @@ def model_alias(model_id: int, alias: str, version: int | None, delete: bool) ->
             _print_version(c.models.alias(model_id, alias))
 
 
+@model.command("convert")
+@click.argument("version_id", type=int)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    help="onnx, onnx-optimized, onnx-int8, tensorrt "
+    "(repeat; default: every format the native model converts to).",
+)
+@detach_option
+@friendly
+def model_convert(version_id: int, formats: tuple[str, ...], detach: bool) -> None:
+    """Convert a version to deployment formats (a job), each checked against the native
+    model; follows the job's log unless --detach."""
+    with client() as c:
+        started = c.models.convert(version_id, list(formats) or None, wait=False)
+        try:
+            follow_job(c, started.job_id, detach=detach)
+        finally:
+            if not detach:
+                for fmt in c.models.formats(version_id):
+                    _print_format(fmt)
+
+
+@model.command("formats")
+@click.argument("version_id", type=int)
+@friendly
+def model_formats(version_id: int) -> None:
+    """A version's converted formats with their checks."""
+    with client() as c:
+        for fmt in c.models.formats(version_id):
+            _print_format(fmt)
+
+
+def _print_format(fmt: FormatInfo) -> None:
+    click.echo(
+        f"  {fmt.format:<15} {fmt.state:<10} {fmt.message.splitlines()[0] if fmt.message else ''}"
+    )
+
+
+@model.command("benchmark")
+@click.argument("version_id", type=int)
+@click.option(
+    "--format", "formats", multiple=True, help="A verified format (repeat; default: all)."
+)
+@click.option("--max-batch", type=int, default=32, show_default=True)
+@click.option(
+    "--window",
+    "window_s",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds of one measuring window.",
+)
+@detach_option
+@friendly
+def model_benchmark(
+    version_id: int, formats: tuple[str, ...], max_batch: int, window_s: float, detach: bool
+) -> None:
+    """Benchmark a version's native model and verified formats (a job), then show the
+    figures unless --detach."""
+    options: dict[str, object] = {"max_batch": max_batch, "window_s": window_s}
+    if formats:
+        options["formats"] = list(formats)
+    with client() as c:
+        started = c.models.benchmark(version_id, wait=False, **options)
+        follow_job(c, started.job_id, detach=detach)
+        if not detach:
+            _print_report(c.models.benchmarks(version_id))
+
+
+@model.command("benchmarks")
+@click.argument("version_id", type=int)
+@click.option("--machine", help="A machine's digest (default: the newest measured).")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def model_benchmarks(version_id: int, machine: str | None, as_json: bool) -> None:
+    """A version's benchmark: latency percentiles and throughput per format and batch
+    size, and the best format per latency budget."""
+    with client() as c:
+        report = c.models.benchmarks(version_id, machine)
+    if as_json:
+        click.echo(report.model_dump_json(indent=1))
+    else:
+        _print_report(report)
+
+
+def _print_report(report: BenchmarkReport) -> None:
+    hw = report.hardware
+    click.echo(
+        f"machine {report.machine or '-'}: {hw.get('cpu', '?')}, {hw.get('cpus_given', '?')} "
+        f"CPUs{', GPU ' + hw['gpu'] if hw.get('gpu') else ''}; default format "
+        f"{report.default_format or '-'}"
+    )
+    click.echo(
+        f"  {'format':<15} {'batch':>5} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} "
+        f"{'samples/s':>10} {'MiB':>7} {'n':>6}"
+    )
+    for p in report.points:
+        click.echo(
+            f"  {p.format:<15} {p.batch_size:>5} {p.p50_ms:>9.3f} {p.p95_ms:>9.3f} "
+            f"{p.p99_ms:>9.3f} {p.throughput:>10.0f} {p.memory_mb or 0:>7.0f} {p.samples:>6}"
+            f"{'' if p.stable else '  (not stable)'}"
+        )
+    if report.best:
+        click.echo("  best per p99 budget:")
+    for b in report.best:
+        click.echo(
+            f"    <= {b.budget_ms:g} ms: {b.format} at batch {b.batch_size} "
+            f"({b.throughput:.0f} samples/s, p99 {b.p99_ms:.3f} ms)"
+        )
+
+
 @model.command("compare")
 @click.argument("version_ids", type=int, nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -170,6 +293,12 @@ def model_compare(version_ids: tuple[int, ...], as_json: bool) -> None:
         click.echo(f"{mark}{name:<19} " + " ".join(f"{_cell(v):>16}" for v in values))
     for name, numbers in table.metrics.items():
         click.echo(f" {name:<19} " + " ".join(f"{_cell(v):>16}" for v in numbers))
+    for name, states in table.formats.items():
+        click.echo(f" {name:<19} " + " ".join(f"{_cell(v):>16}" for v in states))
+    for name, latencies in table.latency_ms.items():
+        click.echo(f" {name + ' p50 ms':<19} " + " ".join(f"{_cell(v):>16}" for v in latencies))
+    for name, rates in table.throughput.items():
+        click.echo(f" {name + ' max/s':<19} " + " ".join(f"{_cell(v):>16}" for v in rates))
 
 
 def _check_version_of(c: WorkbenchClient, model_id: int, version_id: int) -> None:

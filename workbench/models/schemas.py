@@ -49,6 +49,8 @@ class VersionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = None
+    #: inputs and outputs (a model registered without ``signature.json``); checked
+    signature: dict[str, Any] | None = None
 
 
 class TagValue(BaseModel):
@@ -63,6 +65,37 @@ class AliasTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1)
+
+
+class FormatInfo(BaseModel):
+    """A deployment format of a version: converting, verified (offered for serving) or
+    failed, with the conversion's numeric check against the native model."""
+
+    format: str
+    state: str
+    message: str
+    #: max_abs_error, max_rel_error, error_to_range, top1_agreement, atol, rtol,
+    #: range_tol, samples, seconds
+    check: dict[str, Any]
+    file: str
+    size: int
+    job_id: int | None
+    updated_at: datetime
+
+
+class ConversionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: the formats to make (each also needs the ones it is made from); default: every
+    #: format the version's native kind converts to
+    formats: list[str] | None = None
+
+
+class ConversionStarted(BaseModel):
+    """A conversion queued as a job (``GET /jobs/<job_id>`` follows it)."""
+
+    job_id: int
+    formats: list[FormatInfo]
 
 
 class ModelVersionInfo(BaseModel):
@@ -93,6 +126,10 @@ class ModelVersionInfo(BaseModel):
     tags: dict[str, str] = {}
     #: the model's aliases that point at this version
     aliases: list[str] = []
+    #: its converted formats (see :class:`FormatInfo`)
+    formats: list[FormatInfo] = []
+    #: what a service serves by default: the benchmark's fastest format at batch size 1
+    default_format: str = ""
     created_at: datetime
 
 
@@ -145,3 +182,76 @@ class VersionComparison(BaseModel):
     metrics: dict[str, list[float | None]]
     #: parameter names whose values differ between the versions
     differing: list[str]
+    #: format -> its state for each version (None: not converted)
+    formats: dict[str, list[str | None]] = {}
+    #: format -> p50 latency (ms) at batch size 1 for each version, on its newest machine
+    latency_ms: dict[str, list[float | None]] = {}
+    #: format -> the highest throughput (samples/s) measured for each version
+    throughput: dict[str, list[float | None]] = {}
+
+
+class BenchmarkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: the verified formats to measure beside the native model (default: all of them)
+    formats: list[str] | None = None
+    #: batch sizes 1, 2, 4, ... up to this
+    max_batch: int = Field(default=32, ge=1, le=1024)
+    #: seconds of one measuring window (a point takes 3 or more, after a warm-up)
+    window_s: float = Field(default=0.5, ge=0.05, le=10)
+    #: seconds a point may take before it is recorded as not stable
+    point_cap_s: float = Field(default=10, ge=0.5, le=120)
+
+
+class BenchmarkStarted(BaseModel):
+    """A benchmark queued as a job (``GET /jobs/<job_id>`` follows it)."""
+
+    job_id: int
+    formats: list[str]
+    batch_sizes: list[int]
+
+
+class BenchmarkPoint(BaseModel):
+    format: str
+    batch_size: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    #: samples per second
+    throughput: float
+    #: the container's peak resident memory while measuring it
+    memory_mb: float | None
+    #: the calls and samples behind the figures
+    calls: int
+    samples: int
+    #: three windows in a row agreed within 10% before the point's time cap
+    stable: bool
+    created_at: datetime
+
+
+class BudgetChoice(BaseModel):
+    """The highest throughput whose p99 latency fits a budget."""
+
+    budget_ms: float
+    format: str
+    batch_size: int
+    p99_ms: float
+    throughput: float
+
+
+class BenchmarkReport(BaseModel):
+    """A version's benchmark on one machine (the newest unless one is asked for)."""
+
+    version_id: int
+    #: a digest of the hardware; ``machines`` lists every machine measured
+    machine: str
+    machines: list[str]
+    #: cpu, cores_visible, cpus_given, gpu
+    hardware: dict[str, Any]
+    #: python, numpy, onnxruntime, torch, scikit-learn versions
+    software: dict[str, Any]
+    points: list[BenchmarkPoint]
+    #: the best format and batch size per latency budget
+    best: list[BudgetChoice]
+    #: the fastest format at batch size 1: what a service serves by default
+    default_format: str

@@ -24,15 +24,41 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
-from workbench.enums import UNFINISHED_TASK_STATES, Visibility
+from workbench.enums import UNFINISHED_TASK_STATES, ImageKind, Visibility
 from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.evaluation import Evaluation
+from workbench.models.formats import (
+    CONVERSIONS,
+    FRAMEWORK,
+    NATIVE_FILES,
+    Signature,
+    native_kind,
+    read_signature,
+)
+from workbench.models.jobs import (
+    BENCHMARK_KIND,
+    JOB_KIND,
+    TARGET_TYPE,
+    BenchmarkKind,
+    ConversionKind,
+    formats_key,
+)
 from workbench.models.schemas import (
     ALIAS_PATTERN,
     TAG_KEY_PATTERN,
+    BenchmarkPoint,
+    BenchmarkReport,
+    BenchmarkRequest,
+    BenchmarkStarted,
+    BudgetChoice,
+    ConversionRequest,
+    ConversionStarted,
+    FormatInfo,
     ModelDetail,
     ModelFilter,
     ModelInfo,
@@ -44,14 +70,20 @@ from workbench.models.schemas import (
 )
 from workbench.registry import Registry
 from workbench.registry.models import (
+    AlgorithmImage,
+    BenchmarkRun,
+    Environment,
+    Job,
     Model,
     ModelAlias,
+    ModelFormat,
     ModelVersion,
     Service,
     TrainingTask,
     User,
     utcnow,
 )
+from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -70,9 +102,26 @@ def staging_key(model_id: int, name: str) -> str:
 class ModelService:
     """Models and versions: reading with the visibility rules, and registering."""
 
-    def __init__(self, registry: Registry, store: ArtifactStore) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        jobs: JobService,
+        *,
+        conversion_cpus: float = 1.0,
+        conversion_memory_mb: int = 2048,
+        conversion_timeout_s: int = 600,
+        benchmark_timeout_s: int = 1800,
+    ) -> None:
         self.registry = registry
         self.store = store
+        self.jobs = jobs
+        self.kind = ConversionKind(registry, store)
+        self.benchmark_kind = BenchmarkKind(registry, store)
+        self.benchmark_timeout_s = benchmark_timeout_s
+        self.conversion_cpus = conversion_cpus
+        self.conversion_memory_mb = conversion_memory_mb
+        self.conversion_timeout_s = conversion_timeout_s
 
     # --- reading --------------------------------------------------------------------------
 
@@ -123,6 +172,73 @@ class ModelService:
             row = _alias(s, model_id, alias)
             return version_info(s.get_one(ModelVersion, row.version_id), s)
 
+    def benchmark(
+        self, actor: Actor, version_id: int, request: BenchmarkRequest | None = None
+    ) -> BenchmarkStarted:
+        """Queue a benchmark of a version (its owner): the native model and its verified
+        formats (or those asked) at batch sizes 1, 2, 4, ... up to ``max_batch``, in a
+        container with the conversions' CPU and memory. :class:`Conflict` while one runs."""
+        request = request or BenchmarkRequest()
+        with self.registry.session() as s:
+            version = owned_version(s, actor, version_id)
+            native, native_file = self._native(version)
+            verified = _verified(s, version_id)
+            asked = request.formats if request.formats is not None else list(verified)
+            missing = [f for f in asked if f not in verified]
+            if missing:
+                raise InvalidInput(
+                    f"Only verified formats are benchmarked; version {version_id} has "
+                    f"{', '.join(sorted(verified)) or 'none'}, not {', '.join(missing)} "
+                    "(convert it first).",
+                    field="formats",
+                )
+            running = s.scalar(
+                sa.select(Job.id).where(
+                    Job.kind == BENCHMARK_KIND,
+                    Job.target_id == version_id,
+                    Job.state.in_(ACTIVE_JOB_STATES),
+                )
+            )
+            if running is not None:
+                raise Conflict(
+                    f"Version {version_id} is being benchmarked already (job {running}); "
+                    "wait for it to end, or cancel it.",
+                    job=running,
+                )
+            sizes = [1 << i for i in range(11) if 1 << i <= request.max_batch]
+            job = self.jobs.create(
+                s,
+                BENCHMARK_KIND,
+                owner_id=actor.id,
+                target_type=TARGET_TYPE,
+                target_id=version_id,
+                spec={
+                    "version_id": version_id,
+                    "native": native,
+                    "native_file": native_file,
+                    "formats": {f: verified[f] for f in asked},
+                    "image": _image_of(s, version),
+                    "signature": self._signature_of(version),
+                    "batch_sizes": sizes,
+                    "warmup_s": request.window_s,
+                    "window_s": request.window_s,
+                    "point_cap_s": request.point_cap_s,
+                    "timeout_s": self.benchmark_timeout_s,
+                },
+                cpus=self.conversion_cpus,
+                memory_mb=self.conversion_memory_mb,
+            )
+            return BenchmarkStarted(job_id=job.id, formats=["native", *asked], batch_sizes=sizes)
+
+    def benchmarks(
+        self, actor: Actor, version_id: int, machine: str | None = None
+    ) -> BenchmarkReport:
+        """A version's benchmark on ``machine`` (default: the one measured last), with the
+        best format and batch size per latency budget."""
+        with self.registry.session() as s:
+            version = visible_version(s, actor, version_id)
+            return _report(s, version_id, machine, version.default_format)
+
     def compare(self, actor: Actor, version_ids: list[int]) -> VersionComparison:
         """Two or more versions (of one model or several) side by side: parameters and
         the evaluation's scalar metrics, one value per version."""
@@ -150,12 +266,37 @@ class ModelService:
             if any(value is not None for value in values):
                 metrics[key] = values
         differing = [k for k, values in parameters.items() if len({repr(x) for x in values}) > 1]
+        with self.registry.session() as s:
+            reports = [_report(s, v.id, None, v.default_format) for v in versions]
+        names = sorted({f.format for v in versions for f in v.formats})
+        formats = {
+            name: [next((f.state for f in v.formats if f.format == name), None) for v in versions]
+            for name in names
+        }
+        measured = sorted({p.format for r in reports for p in r.points})
+        latency = {
+            name: [
+                next((p.p50_ms for p in r.points if p.format == name and p.batch_size == 1), None)
+                for r in reports
+            ]
+            for name in measured
+        }
+        throughput = {
+            name: [
+                max((p.throughput for p in r.points if p.format == name), default=None)
+                for r in reports
+            ]
+            for name in measured
+        }
         return VersionComparison(
             versions=versions,
             models=models,
             parameters=parameters,
             metrics=metrics,
             differing=differing,
+            formats=formats,
+            latency_ms=latency,
+            throughput=throughput,
         )
 
     def archive(self, actor: Actor, version_id: int) -> tuple[Path, str]:
@@ -197,12 +338,86 @@ class ModelService:
     def update_version(
         self, actor: Actor, version_id: int, change: VersionUpdate
     ) -> ModelVersionInfo:
+        signature = (
+            _signature(change.signature).model_dump(mode="json")
+            if change.signature is not None
+            else None
+        )
         with self.registry.session() as s:
             version = owned_version(s, actor, version_id)
             if change.description is not None:
                 version.description = change.description
+            if signature is not None:
+                version.signature = signature
             s.flush()
             return version_info(version, s)
+
+    # --- conversion -----------------------------------------------------------------------
+
+    def _native(self, version: ModelVersion) -> tuple[str, str]:
+        """The version's native kind and model file (relative to its folder)."""
+        folder = self.store.path(version.storage_key)
+        native = native_kind(folder)
+        if native is None:
+            raise InvalidInput(
+                f"Version {version.id} has no model file Workbench converts or measures (a "
+                "TorchScript *.pt, a scikit-learn *.joblib or an ONNX *.onnx).",
+                field="formats",
+            )
+        found = next(p for pattern in NATIVE_FILES[native] for p in sorted(folder.rglob(pattern)))
+        return native, found.relative_to(folder).as_posix()
+
+    @staticmethod
+    def _signature_of(version: ModelVersion) -> dict[str, Any]:
+        if not version.signature:
+            raise InvalidInput(
+                f"Version {version.id} declares no signature (its inputs' names, dtypes and "
+                "shapes), which conversion and benchmarks need: set one with PATCH "
+                f"/model-versions/{version.id} with a signature, or have the training code "
+                "write signature.json beside the model.",
+                field="signature",
+            )
+        return dict(version.signature)
+
+    def formats(self, actor: Actor, version_id: int) -> list[FormatInfo]:
+        with self.registry.session() as s:
+            visible_version(s, actor, version_id)
+            return _formats(s, version_id)
+
+    def convert(
+        self, actor: Actor, version_id: int, request: ConversionRequest | None = None
+    ) -> ConversionStarted:
+        """Queue the conversion of a version (its owner) to the formats asked (default:
+        every format its native kind converts to), each checked against the native model.
+        :class:`Conflict` while one of them is converting already."""
+        with self.registry.session() as s:
+            version = owned_version(s, actor, version_id)
+            native, native_file = self._native(version)
+            verified = _verified(s, version_id)
+            wanted = _plan(native, (request or ConversionRequest()).formats, set(verified))
+            signature = self._signature_of(version)
+            image = _image_of(s, version)
+            job = self.jobs.create(
+                s,
+                JOB_KIND,
+                owner_id=actor.id,
+                target_type=TARGET_TYPE,
+                target_id=version_id,
+                spec={
+                    "version_id": version_id,
+                    "native": native,
+                    "native_file": native_file,
+                    "formats": wanted,
+                    "reuse": {f: verified[f] for f in verified if f not in wanted},
+                    "image": image,
+                    "signature": signature,
+                    "timeout_s": self.conversion_timeout_s,
+                },
+                cpus=self.conversion_cpus,
+                memory_mb=self.conversion_memory_mb,
+            )
+            _claim_formats(s, version_id, wanted, job.id)
+            return ConversionStarted(job_id=job.id, formats=_formats(s, version_id))
 
     def set_tag(self, actor: Actor, model_id: int, key: str, value: str) -> dict[str, str]:
         """Set a tag on the model (the owner); all its tags."""
@@ -264,10 +479,12 @@ class ModelService:
             version = owned_version(s, actor, version_id)
             _check_deletable(s, [version])
             key = version.storage_key
+            converted = formats_key(version.model_id, version.version)
             _forget(s, [version.id])
             s.delete(version)
         if key:
             self.store.delete(key)
+        self.store.delete(converted)
 
     def delete(self, actor: Actor, model_id: int) -> None:
         """Delete a model with all its versions (as :meth:`delete_version`, all or none)."""
@@ -354,6 +571,13 @@ class ModelService:
         elif not self.store.exists(staged):
             raise InvalidInput(f"{source} holds no model files to register.", field="files")
         manifest, count, size = _manifest(self.store.path(staged))
+        fields = lineage.model_dump()
+        native = native_kind(self.store.path(staged))
+        if native is not None:
+            fields["framework"] = FRAMEWORK[native]
+        if not lineage.signature:
+            declared = read_signature(self.store.path(staged))
+            fields["signature"] = declared.model_dump(mode="json") if declared else {}
         for attempt in range(_ATTEMPTS):
             moved_to: Path | None = None
             try:
@@ -380,7 +604,7 @@ class ModelService:
                         sha256=hashlib.sha256(manifest.encode()).hexdigest(),
                         files=count,
                         size=size,
-                        **lineage.model_dump(),
+                        **fields,
                     )
                     s.add(version)
                     s.flush()
@@ -473,6 +697,18 @@ def _check_deletable(s: Session, versions: Sequence[ModelVersion]) -> None:
             + ". Move them to another version or delete them first.",
             aliases=[alias for alias, _ in aliases],
         )
+    converting = s.execute(
+        sa.select(ModelFormat.format, ModelFormat.model_version_id).where(
+            ModelFormat.model_version_id.in_(ids), ModelFormat.state == "converting"
+        )
+    ).all()
+    if converting:
+        raise Conflict(
+            "A conversion is under way: "
+            + ", ".join(f"{fmt} (version {numbers[v]})" for fmt, v in converting)
+            + ". Wait for it to end, or cancel its job, first.",
+            formats=[fmt for fmt, _ in converting],
+        )
     tasks = s.execute(
         sa.select(TrainingTask.id, TrainingTask.name).where(
             TrainingTask.base_model_version_id.in_(ids),
@@ -506,6 +742,204 @@ def _forget(s: Session, ids: list[int]) -> None:
         .execution_options(synchronize_session=False)
     )
     s.flush()
+
+
+def _plan(native: str, asked: list[str] | None, verified: set[str]) -> list[str]:
+    """The formats to make, in the order they are made: those asked and the ones they are
+    made from (``onnx-int8`` needs ``onnx``) unless ``verified`` already."""
+    possible = CONVERSIONS[native]
+    if asked is None:
+        return list(possible)
+    unknown = [f for f in asked if f not in possible]
+    if unknown or not asked:
+        raise InvalidInput(
+            f"A {native} model converts to {', '.join(possible)}; "
+            + (f"not {', '.join(map(repr, unknown))}." if unknown else "ask for one of them."),
+            field="formats",
+        )
+    wanted = set(asked)
+    needs_onnx = wanted & {"onnx-optimized", "onnx-int8", "tensorrt"}
+    if needs_onnx and "onnx" in possible and "onnx" not in verified:
+        wanted.add("onnx")
+    return [f for f in possible if f in wanted]
+
+
+def _claim_formats(s: Session, version_id: int, formats: list[str], job_id: int) -> None:
+    """Mark the formats converting for this job; :class:`Conflict` if one of them is
+    converting already (two conversions of one format never run at once)."""
+    for fmt in formats:
+        moved = s.execute(
+            sa.update(ModelFormat)
+            .where(
+                ModelFormat.model_version_id == version_id,
+                ModelFormat.format == fmt,
+                ModelFormat.state != "converting",
+            )
+            .values(state="converting", message="queued", job_id=job_id, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            continue
+        existing = s.scalar(
+            sa.select(ModelFormat).where(
+                ModelFormat.model_version_id == version_id, ModelFormat.format == fmt
+            )
+        )
+        if existing is not None:
+            raise Conflict(
+                f"Version {version_id} is being converted to {fmt} already (job "
+                f"{existing.job_id}); wait for it to end, or cancel it, then convert again.",
+                format=fmt,
+                job=existing.job_id,
+            )
+        s.add(
+            ModelFormat(
+                model_version_id=version_id,
+                format=fmt,
+                state="converting",
+                message="queued",
+                job_id=job_id,
+            )
+        )
+
+        def busy(fmt: str = fmt) -> None:
+            raise Conflict(
+                f"Version {version_id} is being converted to {fmt} already; wait for it to "
+                "end, then convert again.",
+                format=fmt,
+            )
+
+        flush_unique(s, "uq_model_formats_model_version_id", busy)
+
+
+def _verified(s: Session, version_id: int) -> dict[str, str]:
+    """The version's verified formats: format -> its model file."""
+    rows = s.scalars(
+        sa.select(ModelFormat).where(
+            ModelFormat.model_version_id == version_id, ModelFormat.state == "verified"
+        )
+    )
+    return {row.format: row.file for row in rows}
+
+
+def _formats(s: Session, version_id: int) -> list[FormatInfo]:
+    rows = s.scalars(
+        sa.select(ModelFormat)
+        .where(ModelFormat.model_version_id == version_id)
+        .order_by(ModelFormat.id)
+    ).all()
+    return [
+        FormatInfo(
+            format=row.format,
+            state=row.state,
+            message=row.message,
+            check=row.check or {},
+            file=row.file,
+            size=row.size,
+            job_id=row.job_id,
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    ]
+
+
+#: the latency budgets (ms, p99) the best format is chosen for
+BUDGETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+
+
+def _report(s: Session, version_id: int, machine: str | None, default: str) -> BenchmarkReport:
+    runs = s.scalars(
+        sa.select(BenchmarkRun)
+        .where(BenchmarkRun.model_version_id == version_id)
+        .order_by(BenchmarkRun.created_at.desc(), BenchmarkRun.id.desc())
+    ).all()
+    machines = list(dict.fromkeys(run.machine for run in runs))
+    if machine is not None and machine not in machines:
+        raise NotFound(
+            f"Version {version_id} has no benchmark from machine {machine!r}; it has "
+            f"{machines or 'none'}.",
+            machine=machine,
+        )
+    chosen = machine or (machines[0] if machines else "")
+    mine = [run for run in runs if run.machine == chosen]
+    points = sorted(
+        (
+            BenchmarkPoint(
+                format=run.format,
+                batch_size=run.batch_size,
+                p50_ms=run.p50_ms,
+                p95_ms=run.p95_ms,
+                p99_ms=run.p99_ms,
+                throughput=run.throughput,
+                memory_mb=run.memory_mb,
+                calls=run.calls,
+                samples=run.samples,
+                stable=run.stable,
+                created_at=run.created_at,
+            )
+            for run in mine
+        ),
+        key=lambda p: (p.format, p.batch_size),
+    )
+    best = []
+    for budget in BUDGETS_MS:
+        fitting = [p for p in points if p.p99_ms <= budget]
+        if fitting:
+            top = max(fitting, key=lambda p: p.throughput)
+            best.append(
+                BudgetChoice(
+                    budget_ms=budget,
+                    format=top.format,
+                    batch_size=top.batch_size,
+                    p99_ms=top.p99_ms,
+                    throughput=top.throughput,
+                )
+            )
+    return BenchmarkReport(
+        version_id=version_id,
+        machine=chosen,
+        machines=machines,
+        hardware=mine[0].hardware if mine else {},
+        software=mine[0].software if mine else {},
+        points=points,
+        best=best,
+        default_format=default,
+    )
+
+
+def _image_of(s: Session, version: ModelVersion) -> str:
+    """The image a version's conversion runs in: its environment's, else its algorithm's
+    training image (built from an environment)."""
+    if version.environment_id is not None:
+        environment = s.get(Environment, version.environment_id)
+        if environment is not None and environment.image_ref:
+            return environment.image_ref
+    if version.algorithm_id is not None:
+        image = s.scalar(
+            sa.select(AlgorithmImage.image_ref).where(
+                AlgorithmImage.algorithm_id == version.algorithm_id,
+                AlgorithmImage.kind == ImageKind.TRAIN,
+            )
+        )
+        if image:
+            return image
+    raise InvalidInput(
+        f"Version {version.id} has no environment image to convert in (no environment, and "
+        "no algorithm with a training image, in its lineage).",
+        field="environment_id",
+    )
+
+
+def _signature(raw: dict[str, Any]) -> Signature:
+    try:
+        return Signature.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"Not a signature: {exc.errors()[0]['msg']} at "
+            f"{'.'.join(map(str, exc.errors()[0]['loc']))}; give "
+            '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}]}.',
+            field="signature",
+        ) from exc
 
 
 def _tagged(s: Session, model: Model, tag: str) -> bool:
@@ -584,6 +1018,8 @@ def version_info(v: ModelVersion, s: Session | None = None) -> ModelVersionInfo:
         signature=v.signature or {},
         tags=v.tags or {},
         aliases=sorted(aliases),
+        formats=_formats(s, v.id) if s is not None else [],
+        default_format=v.default_format or "",
         created_at=v.created_at,
     )
 

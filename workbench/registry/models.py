@@ -443,6 +443,8 @@ class ModelVersion(Base):
     #: inputs and outputs: names, dtypes, shapes (-1 or None for a dynamic axis)
     signature: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    #: the format a service serves by default: the benchmark's best (or "native")
+    default_format: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -460,8 +462,17 @@ class ModelFormat(Base):
     storage_key: Mapped[str] = mapped_column(sa.String(255), default="")
     #: the conversion's numeric check: max abs error against the native model, tolerance
     check: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: converting, verified (offered for serving) or failed
     state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    #: how the conversion went, or why it failed
+    message: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    #: the model file in the format's folder (``model.onnx``)
+    file: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    size: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    #: the conversion job that made it (or makes it now)
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class BenchmarkRun(Base):
@@ -480,6 +491,16 @@ class BenchmarkRun(Base):
     throughput: Mapped[float]
     memory_mb: Mapped[float | None]
     job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    #: the calls and samples behind the figures (the last three windows)
+    calls: Mapped[int] = mapped_column(default=0, server_default="0")
+    samples: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: three windows in a row agreed within 10% before the point's time cap
+    stable: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    #: the machine it was measured on: CPU model, CPUs given, GPU; and software versions
+    hardware: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    software: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    #: a digest of ``hardware``: runs on different machines are never mixed up
+    machine: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

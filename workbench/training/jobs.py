@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shutil
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +34,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.algorithms.params import ImageSettings, ParamSpec, resolve_parameters
-from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
+from workbench.backends.base import Limits, Mount, RunInfo, RunSpec
 from workbench.enums import ImageKind, TaskState
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.jobs import JobContext, JobFailed, JobKind, JobState, Outcome
+from workbench.jobs.files import RUN_UID, give_to_run_user, path_in_run, tail_lines
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion
 from workbench.models.service import ModelService, drop_links, has_files, staging_key
@@ -68,7 +67,6 @@ MODEL_DIR = f"{OUTPUT_DIR}/model"
 METRICS_FILE = f"{OUTPUT_DIR}/metrics.jsonl"
 EVALUATION_FILE = f"{OUTPUT_DIR}/evaluation.json"
 BASE_MODEL_DIR = "/workbench/base_model"
-RUN_UID = 1000  # the `workbench` user of every environment image
 TAIL_LINES = 20
 #: what a run was started with (image, command, parameters), beside its log
 RUN_RECORD = "run.json"
@@ -158,7 +156,7 @@ class TrainingKind(JobKind):
             hint = f" (137: killed, often for going over the {memory_mb} MiB memory limit)"
             raise JobFailed(
                 f"exited with code {code}{hint if code == 137 else ''}; the last log lines:\n"
-                + "\n".join(_tail(ctx.log_path, TAIL_LINES))
+                + "\n".join(tail_lines(ctx.log_path, TAIL_LINES))
             )
         if not has_files(model_dir) and not self._staged(ctx, task_id):
             raise JobFailed(
@@ -232,23 +230,23 @@ class TrainingKind(JobKind):
         view = materialize(source, folder / "dataset", train_ratio=train_ratio, seed=str(task_id))
         output = folder / "output"
         (output / "model").mkdir(parents=True)
-        _give_to_run_user(output)
+        give_to_run_user(output)
         backend = ctx.backend
         base_path = self.models.files(base_id) if base_id is not None else None
         mounts = [
-            Mount(folder / "dataset", _inside(backend, folder / "dataset", DATASET_DIR), True),
-            Mount(output, _inside(backend, output, OUTPUT_DIR)),
+            Mount(folder / "dataset", path_in_run(backend, folder / "dataset", DATASET_DIR), True),
+            Mount(output, path_in_run(backend, output, OUTPUT_DIR)),
         ]
         if base_path is not None:
-            mounts.append(Mount(base_path, _inside(backend, base_path, BASE_MODEL_DIR), True))
+            mounts.append(Mount(base_path, path_in_run(backend, base_path, BASE_MODEL_DIR), True))
         contract = {
-            "DATASET_DIR": _inside(backend, folder / "dataset", DATASET_DIR),
+            "DATASET_DIR": path_in_run(backend, folder / "dataset", DATASET_DIR),
             "DATASET_FORMAT": view["format"],
-            "OUTPUT_DIR": _inside(backend, output, OUTPUT_DIR),
-            "MODEL_DIR": _inside(backend, output / "model", MODEL_DIR),
-            "METRICS_FILE": _inside(backend, output / "metrics.jsonl", METRICS_FILE),
-            "EVALUATION_FILE": _inside(backend, output / "evaluation.json", EVALUATION_FILE),
-            "BASE_MODEL_DIR": _inside(backend, base_path, BASE_MODEL_DIR) if base_path else "",
+            "OUTPUT_DIR": path_in_run(backend, output, OUTPUT_DIR),
+            "MODEL_DIR": path_in_run(backend, output / "model", MODEL_DIR),
+            "METRICS_FILE": path_in_run(backend, output / "metrics.jsonl", METRICS_FILE),
+            "EVALUATION_FILE": path_in_run(backend, output / "evaluation.json", EVALUATION_FILE),
+            "BASE_MODEL_DIR": path_in_run(backend, base_path, BASE_MODEL_DIR) if base_path else "",
         }
         command = (*settings.command, *settings.args)
         record = {"image": image_ref, "command": list(command) or None, "parameters": env}
@@ -402,12 +400,6 @@ def _task_id(ctx: JobContext) -> int:
     return ctx.target_id
 
 
-def _inside(backend: Backend, path: Path, target: str) -> str:
-    """A mounted path as the run sees it: the mount target, or the real path on a backend
-    whose runs see the host's files (no mount targets)."""
-    return target if backend.isolates_files else str(path)
-
-
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -418,21 +410,3 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return json_safe(value) if isinstance(value, dict) else None
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return list(deque((line.rstrip("\n") for line in f), maxlen=lines))
-    except FileNotFoundError:
-        return []
-
-
-def _give_to_run_user(root: Path) -> None:
-    """Let the run's uid 1000 write its output: the owner when the server runs as root,
-    else (a server of another uid) a folder everyone may write."""
-    for path in (root, *root.rglob("*")):
-        if os.geteuid() == 0:
-            os.lchown(path, RUN_UID, RUN_UID)
-        elif os.geteuid() != RUN_UID:
-            path.chmod(0o777)

@@ -1,5 +1,6 @@
 """/models, /model-versions: the model registry: list and search, detail, edit, tags,
-aliases, comparison, download of a version's files, delete."""
+aliases, comparison, download of a version's files, delete; conversions to deployment
+formats and benchmarks (jobs), the formats made and the benchmark's figures."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from tornado import web
 from workbench.errors import InvalidInput
 from workbench.models.schemas import (
     AliasTarget,
+    BenchmarkRequest,
+    ConversionRequest,
     ModelFilter,
     ModelUpdate,
     TagValue,
@@ -126,6 +129,43 @@ class ModelVersionHandler(ModelHandlerBase):
         self.done()
 
 
+class ConversionsHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def post(self, version_id: str) -> None:
+        request = self.parse(ConversionRequest)
+        started = await self.run(self.models.convert, self.actor, int(version_id), request)
+        self.reply(started, status=202)
+
+
+class FormatsHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, version_id: str) -> None:
+        self.reply(await self.run(self.models.formats, self.actor, int(version_id)))
+
+
+class MachineQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    machine: str | None = None
+
+
+class BenchmarksHandler(ModelHandlerBase):
+    @web.authenticated
+    @authorized
+    async def get(self, version_id: str) -> None:
+        machine = self.query(MachineQuery).machine
+        self.reply(await self.run(self.models.benchmarks, self.actor, int(version_id), machine))
+
+    @web.authenticated
+    @authorized
+    async def post(self, version_id: str) -> None:
+        request = self.parse(BenchmarkRequest)
+        started = await self.run(self.models.benchmark, self.actor, int(version_id), request)
+        self.reply(started, status=202)
+
+
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -178,4 +218,7 @@ handlers = [
     (rf"{API}/model-versions/(\d+)", ModelVersionHandler),
     (rf"{API}/model-versions/(\d+)/download", VersionDownloadHandler),
     (rf"{API}/model-versions/(\d+)/tags/{TAG}", VersionTagHandler),
+    (rf"{API}/model-versions/(\d+)/conversions", ConversionsHandler),
+    (rf"{API}/model-versions/(\d+)/formats", FormatsHandler),
+    (rf"{API}/model-versions/(\d+)/benchmarks", BenchmarksHandler),
 ]

@@ -7,7 +7,8 @@ matrix to ``$EVALUATION_FILE`` and the model to ``$MODEL_DIR``:
 
 - ``model.pt``: the network as TorchScript (``torch.jit.load`` needs no code from here);
 - ``labels.json``: the class names, in the order of the network's outputs;
-- ``preprocess.json``: how an image becomes the network's input (size, channels, scaling).
+- ``preprocess.json``: how an image becomes the network's input (size, channels, scaling);
+- ``signature.json``: the network's input and output tensors (names, dtypes, shapes).
 
 When ``$BASE_MODEL_DIR`` holds a ``model.pt`` written by this script, training starts from
 its weights (every tensor whose name and shape match; the last layer is new when the
@@ -242,6 +243,13 @@ def main() -> int:
     (model_dir / "labels.json").write_text(json.dumps(classes) + "\n")
     preprocess = {"img_size": img_size, "channels": channels, "mean": MEAN, "std": STD}
     (model_dir / "preprocess.json").write_text(json.dumps(preprocess) + "\n")
+    signature = {  # what the network takes and gives (conversion and serving read it)
+        "inputs": [
+            {"name": "input", "dtype": "float32", "shape": [-1, channels, img_size, img_size]}
+        ],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, len(classes)]}],
+    }
+    (model_dir / "signature.json").write_text(json.dumps(signature) + "\n")
 
     labels = sorted(set(classes) | set(test_names))
     predicted = predict(model, x_test, torch.device("cpu")).argmax(1).tolist()

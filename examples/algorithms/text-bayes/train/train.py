@@ -2,9 +2,9 @@
 
 Follows Workbench's training-container contract (docs/contracts.md): reads the dataset's
 ``train/`` and ``test/`` from ``$DATASET_DIR`` (``single_text`` or ``dir`` format), writes
-``model.joblib`` and ``model.json`` into ``$MODEL_DIR``, one metrics line per step of a
-learning curve into ``$METRICS_FILE`` and the test split's confusion matrix into
-``$EVALUATION_FILE``.
+``model.joblib``, ``model.json`` and ``signature.json`` into ``$MODEL_DIR``, one metrics
+line per step of a learning curve into ``$METRICS_FILE`` and the test split's confusion
+matrix into ``$EVALUATION_FILE``.
 
 Parameters (environment variables):
 
@@ -161,6 +161,14 @@ def main() -> int:
 
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / "model.joblib")
+    signature = {  # a batch of texts in; labels and class probabilities out
+        "inputs": [{"name": "text", "dtype": "string", "shape": [-1], "examples": x_test[:20]}],
+        "outputs": [
+            {"name": "label", "dtype": "string", "shape": [-1]},
+            {"name": "probabilities", "dtype": "float32", "shape": [-1, len(model.classes_)]},
+        ],
+    }
+    (model_dir / "signature.json").write_text(json.dumps(signature) + "\n")
     (model_dir / "model.json").write_text(
         json.dumps(
             {

@@ -1,5 +1,7 @@
 """the model registry: a model's purpose, tags and last version number; a version's
-description, framework, signature and tags; aliases (``champion`` -> a version)
+description, framework, signature and tags; aliases (``champion`` -> a version); a
+converted format's message, file, size and job; a benchmark point's calls, samples,
+stability and machine; a version's default serving format
 
 Revision ID: 0006
 Revises: 0005
@@ -31,6 +33,38 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("signature", sa.JSON(), server_default="{}", nullable=False))
         batch_op.add_column(sa.Column("tags", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(
+            sa.Column("default_format", sa.String(length=32), server_default="", nullable=False)
+        )
+    with op.batch_alter_table("benchmark_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("calls", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("samples", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(
+            sa.Column("stable", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
+        batch_op.add_column(sa.Column("hardware", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(sa.Column("software", sa.JSON(), server_default="{}", nullable=False))
+        batch_op.add_column(
+            sa.Column("machine", sa.String(length=64), server_default="", nullable=False)
+        )
+    with op.batch_alter_table("model_formats", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("message", sa.Text(), server_default="", nullable=False))
+        batch_op.add_column(
+            sa.Column("file", sa.String(length=255), server_default="", nullable=False)
+        )
+        batch_op.add_column(sa.Column("size", sa.BigInteger(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("job_id", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "updated_at",
+                sa.DateTime(timezone=True),
+                server_default=sa.func.current_timestamp(),
+                nullable=False,
+            )
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_model_formats_job_id_jobs"), "jobs", ["job_id"], ["id"]
+        )
     op.create_table(
         "model_aliases",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -73,7 +107,18 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("model_aliases")
+    with op.batch_alter_table("benchmark_runs", schema=None) as batch_op:
+        for column in ("machine", "software", "hardware", "stable", "samples", "calls"):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("model_formats", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_model_formats_job_id_jobs"), type_="foreignkey")
+        batch_op.drop_column("updated_at")
+        batch_op.drop_column("job_id")
+        batch_op.drop_column("size")
+        batch_op.drop_column("file")
+        batch_op.drop_column("message")
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.drop_column("default_format")
         batch_op.drop_column("tags")
         batch_op.drop_column("signature")
         batch_op.drop_column("framework")

@@ -1,0 +1,388 @@
+"""A model version's conversion to deployment formats (kind ``model-convert``) and its
+benchmark (kind ``model-benchmark``) as jobs, run by the job runner (:mod:`workbench.jobs`)
+in a container of the version's environment image, with the job's CPU and memory limits
+and a time limit. Both run a script of ``workbench/models/container/`` (mounted
+read-only, with the version's files and its verified formats read-only and the job's
+folder writable) on the ``request.json`` the kind writes there.
+
+**Conversion.** ``convert.py`` writes each format into ``out/<format>/`` and
+``out/result.json`` (state, message, numeric check). The collection moves each verified
+format to ``models/<model>/formats/<n>/<format>`` and records every format's row: only a
+``verified`` format is ever offered for serving. While the job is not over its formats
+are ``converting``; a job that ends without a result (crash, time limit, cancel) leaves
+them ``failed`` with why, and the version's other formats untouched.
+
+**Benchmark.** ``benchmark.py`` measures the native model and each verified format at
+batch sizes 1, 2, 4, ... and appends each point to ``out/points.jsonl`` as it is measured.
+The collection replaces the version's earlier points measured on the same machine (a
+digest of the hardware: runs on different machines are never mixed) with these, keeps
+the smaller sizes' points when the container was killed for memory at a larger one, and
+makes the fastest format at batch size 1 the version's default serving format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
+from workbench.jobs.files import RUN_UID, give_to_run_user, path_in_run, tail_lines
+from workbench.registry import Registry
+from workbench.registry.models import BenchmarkRun, Job, ModelFormat, ModelVersion
+from workbench.store import ArtifactStore
+
+JOB_KIND = "model-convert"
+BENCHMARK_KIND = "model-benchmark"
+TARGET_TYPE = "model_version"
+#: the folder of the scripts that run in the container (convert.py, benchmark.py)
+TOOLS_DIR = Path(__file__).resolve().parent / "container"
+#: where things are inside the container
+NATIVE_DIR, FORMATS_DIR = "/workbench/native", "/workbench/formats"
+JOB_DIR, TOOL_DIR = "/workbench/job", "/workbench/converter"
+#: the check of an exact format: every output within atol + rtol x |native|, by the native
+#: kind. scikit-learn computes in float64 and its ONNX graph in float32: over a large
+#: vocabulary a naive Bayes model's probabilities then differ by a few 1e-3 (its labels
+#: must still be equal)
+TOLERANCE = {"torchscript": (1e-4, 1e-3), "onnx": (1e-4, 1e-3), "sklearn": (1e-2, 1e-2)}
+#: the check of an approximate format (INT8): the largest error within this share of the
+#: native output's range
+INT8_RANGE_TOL = 0.05
+SAMPLES = 16
+TAIL_LINES = 15
+
+
+def formats_key(model_id: int, number: int) -> str:
+    """The store folder of a version's converted formats (beside its native files, not in
+    them: a download or a new conversion sees the native files alone)."""
+    return f"models/{model_id}/formats/{number}"
+
+
+class _VersionTool(JobKind):
+    """A job that runs one of ``container/``'s scripts on a version (see the module doc):
+    the container, the request file, the time limit and the clean-up; the subclass writes
+    the request and collects the result."""
+
+    #: the script in ``container/``
+    script: str
+    #: what the job does, for messages ("conversion")
+    what: str
+
+    def __init__(self, registry: Registry, store: ArtifactStore, *, concurrency: int = 1) -> None:
+        self.registry = registry
+        self.store = store
+        self.concurrency = concurrency
+        #: job id -> when its container was first seen running (monotonic), for the limit
+        self._started: dict[int, float] = {}
+        self._timed_out: set[int] = set()
+        self._lock = threading.Lock()
+
+    def request(self, ctx: JobContext, inside: _Inside) -> dict[str, Any]:
+        """The script's request (paths as the container sees them, through ``inside``)."""
+        raise NotImplementedError
+
+    def prepare(self, ctx: JobContext) -> RunSpec:
+        spec = ctx.spec
+        with self.registry.session() as s:
+            version = s.get_one(ModelVersion, spec["version_id"])
+            native_dir = self.store.path(version.storage_key)
+            formats_dir = self.store.path(formats_key(version.model_id, version.version))
+            job = s.get_one(Job, ctx.job_id)
+            cpus, memory_mb = job.cpus, job.memory_mb
+        shutil.rmtree(ctx.folder, ignore_errors=True)  # claimed again after a restart
+        (ctx.folder / "out").mkdir(parents=True)
+        give_to_run_user(ctx.folder)
+        formats_dir.mkdir(parents=True, exist_ok=True)
+        inside = _Inside(ctx.backend, native_dir, formats_dir, ctx.folder)
+        request = {"out_dir": inside.job("out"), **self.request(ctx, inside)}
+        (ctx.folder / "request.json").write_text(json.dumps(request, indent=1), encoding="utf-8")
+        threads = str(max(1, int(cpus)))
+        backend = ctx.backend
+        return RunSpec(
+            name=f"workbench-{self.what}-{spec['version_id']}-{ctx.job_id}",
+            image=spec["image"],
+            command=(
+                "python",
+                path_in_run(backend, TOOLS_DIR / self.script, f"{TOOL_DIR}/{self.script}"),
+                inside.job("request.json"),
+            ),
+            env={
+                "PYTHONUNBUFFERED": "1",
+                "WORKBENCH_THREADS": threads,
+                "OMP_NUM_THREADS": threads,
+            },
+            mounts=(
+                Mount(native_dir, path_in_run(backend, native_dir, NATIVE_DIR), True),
+                Mount(formats_dir, path_in_run(backend, formats_dir, FORMATS_DIR), True),
+                Mount(TOOLS_DIR, path_in_run(backend, TOOLS_DIR, TOOL_DIR), True),
+                Mount(ctx.folder, path_in_run(backend, ctx.folder, JOB_DIR)),
+            ),
+            limits=Limits(cpus=cpus, memory_mb=memory_mb),
+            user=f"{RUN_UID}:{RUN_UID}",
+        )
+
+    def poll(self, ctx: JobContext) -> None:
+        """Stop a container that runs past the job's time limit (it hangs, say)."""
+        now = time.monotonic()
+        with self._lock:
+            started = self._started.setdefault(ctx.job_id, now)
+            if ctx.job_id in self._timed_out or now - started < ctx.spec["timeout_s"]:
+                return
+            self._timed_out.add(ctx.job_id)
+        with self.registry.session() as s:
+            run_id = s.get_one(Job, ctx.job_id).run_id
+        if run_id:
+            ctx.log(f"[workbench] the {self.what} ran past {ctx.spec['timeout_s']} s: stopping it")
+            ctx.backend.stop(run_id, timeout=5)
+
+    def timed_out(self, ctx: JobContext) -> bool:
+        with self._lock:
+            return ctx.job_id in self._timed_out
+
+    def failed_run(self, ctx: JobContext, info: RunInfo) -> JobFailed:
+        """Why the script's container did not exit 0, with its last log lines."""
+        why = "killed: out of memory" if info.oom_killed else f"exited with {info.exit_code}"
+        last = "\n".join(tail_lines(ctx.log_path, TAIL_LINES))
+        return JobFailed(f"the {self.what} {why}; the last log lines:\n{last}")
+
+    def cleanup(self, ctx: JobContext) -> None:
+        shutil.rmtree(ctx.folder, ignore_errors=True)
+        with self._lock:
+            self._started.pop(ctx.job_id, None)
+            self._timed_out.discard(ctx.job_id)
+
+
+class _Inside:
+    """Paths as the container sees them (on a backend whose runs see the host's files:
+    the host's own)."""
+
+    def __init__(self, backend: Backend, native: Path, formats: Path, job: Path) -> None:
+        self.backend, self._native, self._formats, self._job = backend, native, formats, job
+
+    def native(self, relative: str) -> str:
+        return path_in_run(self.backend, self._native / relative, f"{NATIVE_DIR}/{relative}")
+
+    def format(self, fmt: str, file: str) -> str:
+        return path_in_run(self.backend, self._formats / fmt / file, f"{FORMATS_DIR}/{fmt}/{file}")
+
+    def job(self, relative: str) -> str:
+        return path_in_run(self.backend, self._job / relative, f"{JOB_DIR}/{relative}")
+
+
+class ConversionKind(_VersionTool):
+    """Conversions of model versions (module doc)."""
+
+    name = JOB_KIND
+    script = "convert.py"
+    what = "conversion"
+    interrupted_message = "The server stopped while this conversion started; convert again."
+
+    def __init__(self, registry: Registry, store: ArtifactStore, *, concurrency: int = 1) -> None:
+        super().__init__(registry, store, concurrency=concurrency)
+        #: test hook: formats whose converted file is made wrong before its check
+        self.perturb: tuple[str, ...] = ()
+
+    def request(self, ctx: JobContext, inside: _Inside) -> dict[str, Any]:
+        spec = ctx.spec
+        atol, rtol = TOLERANCE[spec["native"]]
+        return {
+            # verified formats that formats asked for are made from
+            "verified": {fmt: inside.format(fmt, file) for fmt, file in spec["reuse"].items()},
+            "native": spec["native"],
+            "native_file": inside.native(spec["native_file"]),
+            "formats": spec["formats"],
+            "signature": spec["signature"],
+            "atol": atol,
+            "rtol": rtol,
+            "int8_range_tol": INT8_RANGE_TOL,
+            "samples": SAMPLES,
+            "perturb": list(self.perturb),
+        }
+
+    def collect(self, ctx: JobContext, info: RunInfo) -> Outcome:
+        if self.timed_out(ctx):
+            raise JobFailed(
+                f"the conversion ran past its time limit ({ctx.spec['timeout_s']} s) and was "
+                "stopped; the version and its other formats are as they were"
+            )
+        if info.oom_killed or info.exit_code != 0:
+            raise self.failed_run(ctx, info)
+        result_path = ctx.folder / "out" / "result.json"
+        try:
+            results: dict[str, dict[str, Any]] = json.loads(result_path.read_text())["formats"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise JobFailed(f"the converter wrote no result ({exc})") from exc
+        verified, failed = [], []
+        with self.registry.session() as s:
+            version = s.get_one(ModelVersion, ctx.spec["version_id"])
+            for fmt in ctx.spec["formats"]:
+                entry = results.get(fmt) or {"state": "failed", "message": "no result"}
+                row = _row(s, version.id, fmt)
+                row.check, row.message = entry.get("check", {}), str(entry.get("message", ""))
+                if entry.get("state") == "verified":
+                    key = f"{formats_key(version.model_id, version.version)}/{fmt}"
+                    self.store.delete(key)
+                    self.store.path(key).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(ctx.folder / "out" / fmt), str(self.store.path(key)))
+                    file = self.store.path(key) / entry["file"]
+                    row.state, row.storage_key = "verified", key
+                    row.file, row.size = entry["file"], file.stat().st_size
+                    verified.append(fmt)
+                else:
+                    row.state, row.storage_key, row.file, row.size = "failed", "", "", 0
+                    failed.append(f"{fmt} ({row.message.splitlines()[0] if row.message else '?'})")
+        summary = f"verified: {', '.join(verified) or 'none'}"
+        if failed:
+            summary += f"; failed: {'; '.join(failed)}"
+        if not verified:
+            raise JobFailed(summary)
+        return Outcome(summary, {"verified": verified, "failed": [f.split(" ")[0] for f in failed]})
+
+    def sync(self, s: Session, job: Job) -> None:
+        """Formats stay ``converting`` while the job is not over; one that ended with its
+        formats still converting (failed, stopped, timed out) leaves them ``failed``."""
+        if job.state in ACTIVE_JOB_STATES:
+            return
+        for row in s.query(ModelFormat).filter(
+            ModelFormat.job_id == job.id, ModelFormat.state == "converting"
+        ):
+            row.state = "failed"
+            row.message = job.message or f"the conversion job ended {job.state}"
+
+
+class BenchmarkKind(_VersionTool):
+    """Benchmarks of model versions (module doc)."""
+
+    name = BENCHMARK_KIND
+    script = "benchmark.py"
+    what = "benchmark"
+    interrupted_message = "The server stopped while this benchmark started; run it again."
+
+    def request(self, ctx: JobContext, inside: _Inside) -> dict[str, Any]:
+        spec = ctx.spec
+        formats = {"native": [spec["native"], inside.native(spec["native_file"])]}
+        for fmt, file in spec["formats"].items():
+            formats[fmt] = ["onnx", inside.format(fmt, file)]
+        return {
+            "formats": formats,
+            "signature": spec["signature"],
+            "batch_sizes": spec["batch_sizes"],
+            "warmup_s": spec["warmup_s"],
+            "window_s": spec["window_s"],
+            "point_cap_s": spec["point_cap_s"],
+        }
+
+    def collect(self, ctx: JobContext, info: RunInfo) -> Outcome:
+        out = ctx.folder / "out"
+        try:
+            found = json.loads((out / "machine.json").read_text())
+        except (OSError, ValueError) as exc:
+            if info.exit_code != 0:
+                raise self.failed_run(ctx, info) from exc
+            raise JobFailed(f"the benchmark wrote no machine description ({exc})") from exc
+        points, notes = _read_points(out / "points.jsonl")
+        with self.registry.session() as s:
+            job = s.get_one(Job, ctx.job_id)
+            memory_mb, cpus = job.memory_mb, job.cpus
+        if info.oom_killed or info.exit_code != 0:
+            trying = notes.pop("trying", None)
+            if trying is None:
+                raise self.failed_run(ctx, info)
+            fmt, batch = trying
+            why = (
+                f"out of memory at batch size {batch} (the job's limit is {memory_mb} MiB)"
+                if info.oom_killed or info.exit_code == 137
+                else f"the benchmark {self.failed_run(ctx, info).message}"
+            )
+            notes[fmt] = f"{why}: the smaller sizes' results are kept"
+        elif self.timed_out(ctx):
+            notes["all"] = (
+                f"the benchmark ran past its time limit ({ctx.spec['timeout_s']} s) and was "
+                "stopped: the points measured by then are kept"
+            )
+        notes.pop("trying", None)
+        if not points:
+            raise JobFailed("no point was measured: " + "; ".join(notes.values()))
+        # what the container was given (its CPU quota is the job's) beside what it saw
+        hardware = {**found["hardware"], "cpus_given": cpus, "memory_mb_given": memory_mb}
+        software = found["software"]
+        machine = hashlib.sha256(json.dumps(hardware, sort_keys=True).encode()).hexdigest()[:16]
+        with self.registry.session() as s:
+            version = s.get_one(ModelVersion, ctx.spec["version_id"])
+            s.query(BenchmarkRun).filter(
+                BenchmarkRun.model_version_id == version.id, BenchmarkRun.machine == machine
+            ).delete(synchronize_session=False)
+            for point in points:
+                s.add(
+                    BenchmarkRun(
+                        model_version_id=version.id,
+                        format=point["format"],
+                        device=hardware["gpu"] or "cpu",
+                        batch_size=point["batch_size"],
+                        p50_ms=point["p50_ms"],
+                        p95_ms=point["p95_ms"],
+                        p99_ms=point["p99_ms"],
+                        throughput=point["throughput"],
+                        memory_mb=point["memory_mb"],
+                        calls=point["calls"],
+                        samples=point["samples"],
+                        stable=point["stable"],
+                        hardware=hardware,
+                        software=software,
+                        machine=machine,
+                        job_id=ctx.job_id,
+                    )
+                )
+            single = [p for p in points if p["batch_size"] == 1]
+            if single:
+                version.default_format = min(single, key=lambda p: p["p50_ms"])["format"]
+            default = version.default_format
+        measured = sorted({p["format"] for p in points})
+        message = f"{len(points)} points ({', '.join(measured)}); default format {default}"
+        if notes:
+            message += "; " + "; ".join(f"{k}: {v}" for k, v in notes.items())
+        return Outcome(message, {"points": len(points), "machine": machine, "notes": notes})
+
+
+def _read_points(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The measured points, and notes: per format, why its sizes stopped; ``trying``: the
+    (format, batch size) being measured when the file ends (a container killed then)."""
+    points: list[dict[str, Any]] = []
+    notes: dict[str, Any] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut off by a kill
+        if "trying" in entry:
+            notes["trying"] = (entry["format"], entry["trying"])
+        elif "stopped" in entry:
+            notes[entry["format"]] = entry["stopped"]
+            notes.pop("trying", None)
+        else:
+            points.append(entry)
+            notes.pop("trying", None)
+    return points, notes
+
+
+def _row(s: Session, version_id: int, fmt: str) -> ModelFormat:
+    row = (
+        s.query(ModelFormat)
+        .filter(ModelFormat.model_version_id == version_id, ModelFormat.format == fmt)
+        .one_or_none()
+    )
+    if row is None:
+        row = ModelFormat(model_version_id=version_id, format=fmt, state="converting")
+        s.add(row)
+    return row

@@ -646,17 +646,16 @@ class ModelsAPI:
 
     def convert(
         self, version_id: int, formats: list[str] | None = None, *, wait: bool = True
-    ) -> list[FormatInfo]:
-        """Convert a version to deployment formats (a job; ``wait``: until it is over, a
-        failed job raising its error); its formats then."""
+    ) -> ConversionStarted:
+        """Convert a version to deployment formats (a job); ``wait``: until it is over, a
+        failed job raising its error. :meth:`formats` reads the result."""
         data = self._c.json(
             "POST", f"/model-versions/{version_id}/conversions", json={"formats": formats}
         )
         started = ConversionStarted.model_validate(data)
         if wait:
             self._c.jobs.wait(started.job_id)
-            return self.formats(version_id)
-        return started.formats
+        return started
 
     def formats(self, version_id: int) -> list[FormatInfo]:
         return _list(FormatInfo, self._c.json("GET", f"/model-versions/{version_id}/formats"))

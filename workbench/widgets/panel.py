@@ -1,5 +1,5 @@
 """The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
-section (Models, Services) is made in ``__init__`` and added to ``self.sections``."""
+section (Services) is made in ``__init__`` and added to ``self.sections``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from workbench.client import WorkbenchClient
 from workbench.widgets.algorithms import AlgorithmsSection
 from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
+from workbench.widgets.models import ModelsSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
 
@@ -28,12 +29,14 @@ class WorkbenchPanel(w.VBox):
         self.workspaces = WorkspacesSection(client, **options)
         self.algorithms = AlgorithmsSection(client, **options)
         self.training = TrainingSection(client, **options)
+        self.models = ModelsSection(client, **options)
         #: the tabs, in order
         self.sections: list[Section[Any]] = [
             self.datasets,
             self.workspaces,
             self.algorithms,
             self.training,
+            self.models,
         ]
         self.tabs = w.Tab(
             children=self.sections, titles=tuple(section.title for section in self.sections)

@@ -249,10 +249,22 @@ def optimise(source: Path, dest: Path) -> None:
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
 
 
+#: the operators dynamic quantization turns to INT8
+QUANTIZED_OPS = {"MatMul", "Gemm", "Conv", "Attention", "LSTM", "GRU", "EmbedLayerNormalization"}
+
+
 def quantize(source: Path, dest: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    ops = {
+        node.op_type for node in onnx.load(str(source)).graph.node if node.domain in ("", "ai.onnx")
+    }
+    if not ops & QUANTIZED_OPS:
+        raise Refused(
+            "nothing in this model is quantized to INT8: its graph has no MatMul, Gemm or Conv "
+            f"(its operators: {', '.join(sorted(ops)) or 'only ai.onnx.ml ones'})"
+        )
     quantize_dynamic(
         str(source),
         str(dest),

@@ -1,0 +1,92 @@
+"""The Models section in a real JupyterLab: a model whose newest version was converted and
+benchmarked for real (jobs the server runs in the python environment's image), its
+benchmark charts (latency percentiles and throughput by batch size, one line per format),
+the best format per budget, and two versions compared side by side."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ARTIFACTS, PANEL_ID, LabServer, open_workbench_panel
+from tests.browser.test_datasets_panel import widen_sidebar
+from tests.models_fixtures import register_classifiers
+from workbench.config import default_owner
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+API = "workbench/api/v1"
+
+
+def wait_for_job(lab_server: LabServer, job_id: int, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while (job := lab_server.api(f"{API}/jobs/{job_id}"))["state"] not in (
+        "succeeded",
+        "failed",
+        "stopped",
+    ):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["state"] == "succeeded", job
+    return job
+
+
+@pytest.fixture(scope="module")
+def flowers(
+    lab_server: LabServer, python_env_image: str, tmp_path_factory
+) -> tuple[int, list[int]]:
+    """The classifiers' model; its second version converted and benchmarked through REST."""
+    folder: Path = tmp_path_factory.mktemp("browser-models")
+    model, versions = register_classifiers(
+        lab_server.home, python_env_image, folder, owner=default_owner(), name="flowers-ui"
+    )
+    newest = versions[-1]
+    started = lab_server.api(f"{API}/model-versions/{newest}/conversions", "POST", json={})
+    wait_for_job(lab_server, started["job_id"])
+    started = lab_server.api(
+        f"{API}/model-versions/{newest}/benchmarks", "POST", json={"max_batch": 8, "window_s": 0.2}
+    )
+    wait_for_job(lab_server, started["job_id"])
+    return model, versions
+
+
+def test_benchmark_charts_and_a_comparison(page: Page, lab_server: LabServer, flowers) -> None:
+    frame = open_workbench_panel(page, lab_server)
+    widen_sidebar(page)
+    frame.locator(".lm-TabBar-tab", has_text="Models").first.click()
+    listing = frame.locator(".wb-models-list select")
+    option = listing.locator("option", has_text="flowers-ui")
+    expect(option).to_have_count(1)
+    listing.select_option(label=option.inner_text())
+    expect(frame.locator("h3", has_text="flowers-ui")).to_be_visible()
+
+    # the newest version: its formats and the benchmark's charts
+    expect(frame.locator(".wb-model-formats-table")).to_contain_text("verified")
+    charts = frame.locator(".wb-model-charts .js-plotly-plot")
+    expect(charts).to_have_count(2, timeout=30_000)
+    # three formats measured (native, onnx, onnx-optimized): p50/p95/p99 lines each
+    expect(charts.nth(0).locator(".scatterlayer .trace")).to_have_count(9, timeout=30_000)
+    expect(charts.nth(1).locator(".scatterlayer .trace")).to_have_count(3)
+    expect(charts.nth(1).locator(".scatterlayer .trace").first.locator("path.point")).to_have_count(
+        4
+    )  # batch sizes 1, 2, 4, 8
+    expect(frame.locator(".wb-model-best-table")).to_contain_text("ms")
+    expect(frame.locator(".wb-model-best")).to_contain_text("measured on")
+    ARTIFACTS.mkdir(exist_ok=True)
+    frame.locator(".wb-model-charts").scroll_into_view_if_needed()
+    page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-benchmark.png"))
+
+    # compare the two versions
+    pick = frame.locator(".wb-model-compare-pick select")
+    pick.select_option([f"v1 (id {flowers[1][0]})", f"v2 (id {flowers[1][1]})"])
+    frame.locator("button.wb-model-compare").click()
+    table = frame.locator(".wb-model-comparison-table")
+    expect(table).to_contain_text("accuracy")
+    expect(table).to_contain_text("C *")
+    bars = frame.locator(".wb-model-compare-chart .js-plotly-plot")
+    expect(bars).to_have_count(2, timeout=30_000)
+    expect(bars.nth(0).locator(".barlayer .trace")).to_have_count(2)
+    table.scroll_into_view_if_needed()
+    page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-compare.png"))

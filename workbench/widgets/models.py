@@ -1,0 +1,453 @@
+"""The Models section of the side panel (manual 2.4): the registry with filters, a model's
+versions with their lineage, evaluation, formats and aliases; convert and benchmark a
+version (jobs, followed with a progress bar); the benchmark's charts (latency percentiles
+and throughput against batch size, one line per format) and the best format per latency
+budget; two or more versions compared side by side (evaluation and benchmark)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+from workbench.client import WorkbenchClient
+from workbench.enums import Purpose
+from workbench.jobs import FINISHED_JOB_STATES
+from workbench.models.schemas import (
+    BenchmarkReport,
+    ModelDetail,
+    ModelInfo,
+    ModelVersionInfo,
+    VersionComparison,
+)
+from workbench.widgets.common import (
+    FAILED,
+    WRAP,
+    Poller,
+    Section,
+    Status,
+    chart,
+    chosen,
+    escape,
+    filter_choice,
+    heading_html,
+    mine_only,
+    search_box,
+    size_text,
+    state_html,
+    table_html,
+)
+
+FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
+#: batch sizes on a log axis, labelled as they are
+BATCH_AXIS = {"type": "log", "title": "batch size", "tickvals": [1 << i for i in range(11)]}
+#: the charts' size, margins and legend (below the plot: the panel is narrow)
+CHART_LAYOUT: dict[str, Any] = {
+    "height": 380,
+    "margin": {"l": 55, "r": 10, "t": 40, "b": 40},
+    "legend": {"orientation": "h", "y": -0.25},
+}
+#: one colour per format, the same in every chart
+COLOURS = {
+    "native": "#546e7a",
+    "onnx": "#1e88e5",
+    "onnx-optimized": "#43a047",
+    "onnx-int8": "#fb8c00",
+    "tensorrt": "#8e24aa",
+}
+
+
+class ModelsSection(Section[ModelInfo]):
+    title = "Models"
+    noun = "model"
+    deletes = ", its versions and their files"
+    refresh_on_open = True  # training tasks add models
+
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.detail: ModelDetail | None = None
+
+        # filters
+        self.purpose = filter_choice("Purpose", Purpose, "170px")
+        self.framework = filter_choice("Framework", FRAMEWORKS, "190px")
+        self.mine = mine_only()
+        self.search = search_box("140px")
+        self.watch(self.purpose, self.framework, self.mine, self.search)
+
+        # details: the model, its versions, the chosen version's formats and benchmark
+        self.summary = w.HTML()
+        self.versions = w.HTML()
+        self.versions.add_class("wb-model-versions")
+        self.version = w.Dropdown(description="Version", layout=w.Layout(width="220px"))
+        self.version.add_class("wb-model-version")
+        self.version.observe(lambda _: self._show_version(), names="value")
+        self.version_info = w.HTML()
+        self.convert_button = w.Button(description="Convert", icon="exchange")
+        self.benchmark_button = w.Button(description="Benchmark", icon="tachometer")
+        self.convert_button.add_class("wb-model-convert")
+        self.benchmark_button.add_class("wb-model-benchmark")
+        self.max_batch = w.Dropdown(
+            options=[4, 8, 16, 32, 64, 128],
+            value=32,
+            description="Up to batch",
+            layout=w.Layout(width="160px"),
+        )
+        self.convert_button.on_click(lambda _: self._start("convert"))
+        self.benchmark_button.on_click(lambda _: self._start("benchmark"))
+        self.progress = w.FloatProgress(
+            value=0, min=0, max=1, description="Job", layout=w.Layout(width="300px", display="none")
+        )
+        self.job_status = Status()
+        self.formats = w.HTML()
+        self.formats.add_class("wb-model-formats")
+        self.latency = chart(
+            title="Latency (ms) by batch size",
+            xaxis=BATCH_AXIS,
+            yaxis={"title": "ms (log)", "type": "log"},
+            **CHART_LAYOUT,
+        )
+        self.throughput = chart(
+            title="Throughput (samples/s) by batch size",
+            xaxis=BATCH_AXIS,
+            yaxis={"title": "samples/s"},
+            **CHART_LAYOUT,
+        )
+        self.charts = w.VBox(
+            [self.latency, self.throughput], layout=w.Layout(width="100%", overflow="auto hidden")
+        )
+        self.charts.add_class("wb-model-charts")
+        self.best = w.HTML()
+        self.best.add_class("wb-model-best")
+
+        # compare
+        self.compare_pick = w.SelectMultiple(rows=4, layout=w.Layout(width="220px"))
+        self.compare_pick.add_class("wb-model-compare-pick")
+        self.compare_button = w.Button(description="Compare", icon="columns")
+        self.compare_button.add_class("wb-model-compare")
+        self.compare_button.on_click(lambda _: self.compare())
+        self.comparison = w.HTML()
+        self.comparison.add_class("wb-model-comparison")
+        self.compare_chart = chart(
+            barmode="group", height=280, margin={"l": 50, "r": 10, "t": 40, "b": 40}
+        )
+        self.compare_rates = chart(
+            barmode="group", height=280, margin={"l": 50, "r": 10, "t": 40, "b": 40}
+        )
+        self.compare_box = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
+        self.compare_box.add_class("wb-model-compare-chart")
+
+        self.poller = Poller(self._follow, self.poll_interval)
+        self._job_id: int | None = None
+        self.arrange(
+            filters=[self.purpose, self.framework, self.mine, self.search],
+            details=w.VBox(
+                [
+                    self.summary,
+                    w.HBox([self.delete_button], layout=WRAP),
+                    self.versions,
+                    w.HTML("<b>A version</b>"),
+                    w.HBox(
+                        [self.version, self.convert_button, self.benchmark_button, self.max_batch],
+                        layout=WRAP,
+                    ),
+                    w.HBox([self.progress, self.job_status], layout=WRAP),
+                    self.version_info,
+                    self.formats,
+                    self.charts,
+                    self.best,
+                    w.HTML("<b>Compare versions</b> (choose two or more)"),
+                    w.HBox([self.compare_pick, self.compare_button], layout=WRAP),
+                    self.comparison,
+                    self.compare_box,
+                ]
+            ),
+        )
+
+    # --- the Section hooks ----------------------------------------------------------------
+
+    def fetch(self) -> list[ModelInfo]:
+        return self.client.models.list(
+            purpose=chosen(self.purpose),
+            framework=chosen(self.framework),
+            mine=self.mine.value or None,
+            q=self.search.value or None,
+        )
+
+    def label(self, model: ModelInfo) -> str:
+        latest = f"v{model.latest_version.version}" if model.latest_version else "no version"
+        return f"#{model.id} {model.name} · {latest} · {model.visibility} · {model.owner}"
+
+    def render(self, model: ModelInfo) -> None:
+        detail = self.attempt(lambda: self.client.models.get(model.id))
+        if detail is FAILED:
+            return
+        self.detail = detail
+        self.summary.value = _summary_html(detail)
+        self.versions.value = _versions_html(detail)
+        options = [(f"v{v.version} (id {v.id})", v.id) for v in reversed(detail.versions)]
+        keep = self.version.value if self.version.value in [v for _, v in options] else None
+        self.version.options = options
+        self.version.value = keep if keep is not None else (options[0][1] if options else None)
+        self.compare_pick.options = options
+        self._show_version()
+
+    def remove(self, model_id: int) -> None:
+        self.client.models.delete(model_id)
+
+    def stop_polling(self) -> None:
+        self.poller.stop()
+
+    # --- a version: formats, benchmark charts, jobs ---------------------------------------
+
+    def _chosen_version(self) -> ModelVersionInfo | None:
+        if self.detail is None:
+            return None
+        return next((v for v in self.detail.versions if v.id == self.version.value), None)
+
+    def _show_version(self) -> None:
+        version = self._chosen_version()
+        if version is None:
+            self.version_info.value = self.formats.value = self.best.value = ""
+            return
+        self.version_info.value = _version_html(version)
+        self.formats.value = _formats_html(version)
+        report = self.attempt(lambda: self.client.models.benchmarks(version.id))
+        if report is not FAILED:
+            self._draw(report)
+
+    def _draw(self, report: BenchmarkReport) -> None:
+        by_format: dict[str, list[Any]] = {}
+        for point in report.points:
+            by_format.setdefault(point.format, []).append(point)
+        latency, throughput = [], []
+        for fmt, points in sorted(by_format.items()):
+            xs = [p.batch_size for p in points]
+            colour = COLOURS.get(fmt, "#333")
+            for name, ys, dash in (
+                ("p50", [p.p50_ms for p in points], "solid"),
+                ("p95", [p.p95_ms for p in points], "dot"),
+                ("p99", [p.p99_ms for p in points], "dash"),
+            ):
+                latency.append(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        name=f"{fmt} {name}",
+                        mode="lines+markers",
+                        line={"color": colour, "dash": dash},
+                        legendgroup=fmt,
+                    )
+                )
+            throughput.append(
+                go.Scatter(
+                    x=xs,
+                    y=[p.throughput for p in points],
+                    name=fmt,
+                    mode="lines+markers",
+                    line={"color": colour},
+                )
+            )
+        where = "" if report.points else " · not measured yet"
+        _redraw(self.latency, latency, f"Latency (ms) by batch size{where}")
+        _redraw(self.throughput, throughput, "Throughput (samples/s) by batch size")
+        self.best.value = _best_html(report)
+
+    def _start(self, what: str) -> None:
+        version = self._chosen_version()
+        if version is None:
+            return
+        if what == "convert":
+            started = self.attempt(lambda: self.client.models.convert(version.id, wait=False))
+        else:
+            started = self.attempt(
+                lambda: self.client.models.benchmark(
+                    version.id, wait=False, max_batch=self.max_batch.value
+                )
+            )
+        if started is FAILED:
+            return
+        self._job_id = started.job_id
+        self.progress.layout.display = ""
+        self.progress.value, self.progress.bar_style = 0, "info"
+        self.job_status.value = f"{what} job {self._job_id} queued…"
+        self.poller.start()
+
+    def _follow(self) -> bool:
+        """One look at the job: its progress and newest log line; the version again when it
+        is over."""
+        job_id = self._job_id
+        if job_id is None:
+            return False
+        job = self.attempt(lambda: self.client.jobs.get(job_id))
+        if job is FAILED:
+            return False
+        page = self.attempt(lambda: self.client.jobs.log(job_id))
+        last = page.text.splitlines()[-1] if page is not FAILED and page.text else ""
+        self.progress.value = job.progress
+        if job.state not in FINISHED_JOB_STATES:
+            self.job_status.value = f"job {job_id} {job.state}: {escape(last[-160:])}"
+            return True
+        self.progress.value = 1
+        if job.state == "succeeded":
+            self.progress.bar_style = "success"
+            self.job_status.ok(f"job {job_id} succeeded: {job.message}")
+        else:
+            self.progress.bar_style = "danger"
+            self.job_status.problem(f"job {job_id} {job.state}: {job.message}")
+        if self.selected is not None:
+            self.render(self.selected)
+        return False
+
+    # --- compare --------------------------------------------------------------------------
+
+    def compare(self) -> None:
+        ids = list(self.compare_pick.value)
+        if len(ids) < 2:
+            self.status.problem("Choose two or more versions to compare.")
+            return
+        table = self.attempt(lambda: self.client.models.compare(*ids))
+        if table is FAILED:
+            return
+        self.comparison.value = _comparison_html(table)
+        heads = [f"{m} v{v.version}" for m, v in zip(table.models, table.versions, strict=True)]
+        _redraw(self.compare_chart, _bars(heads, table.metrics), "Evaluation")
+        _redraw(self.compare_rates, _bars(heads, table.throughput), "Best samples/s by format")
+        self.compare_box.children = (w.VBox([self.compare_chart, self.compare_rates]),)
+
+
+def _redraw(figure: go.FigureWidget, traces: list[Any], title: str) -> None:
+    with figure.batch_update():
+        figure.data = []
+        if traces:
+            figure.add_traces(traces)
+        figure.layout.title.text = title
+
+
+def _bars(heads: list[str], rows: dict[str, list[Any]]) -> list[go.Bar]:
+    """One bar series per compared version over the rows' names."""
+    return [
+        go.Bar(name=head, x=list(rows), y=[values[i] for values in rows.values()])
+        for i, head in enumerate(heads)
+    ]
+
+
+def _summary_html(m: ModelDetail) -> str:
+    tags = ", ".join(f"{escape(k)}={escape(v)}" for k, v in m.tags.items()) or "none"
+    aliases = ", ".join(f"{escape(a)} → v{n}" for a, n in m.aliases.items()) or "none"
+    rows = [
+        ("owner", escape(m.owner)),
+        ("visibility", escape(m.visibility)),
+        ("purpose", escape(m.purpose or "-")),
+        ("tags", tags),
+        ("aliases", aliases),
+    ]
+    return heading_html(m.name, m.description) + table_html(["", ""], rows)
+
+
+def _versions_html(m: ModelDetail) -> str:
+    rows = []
+    for v in reversed(m.versions):
+        accuracy = v.evaluation.accuracy if v.evaluation else None
+        formats = " ".join(f"{escape(f.format)}:{state_html(f.state)}" for f in v.formats) or "-"
+        rows.append(
+            [
+                f"v{v.version}",
+                escape(v.framework or "-"),
+                f"{accuracy:.3f}" if accuracy is not None else "-",
+                formats,
+                escape(v.default_format or "-"),
+                escape(", ".join(v.aliases) or "-"),
+                f"task {v.task_id}" if v.task_id else "-",
+            ]
+        )
+    headers = ["version", "framework", "accuracy", "formats", "default", "aliases", "lineage"]
+    return table_html(headers, rows, "wb-model-versions-table")
+
+
+def _version_html(v: ModelVersionInfo) -> str:
+    signature = (
+        "; ".join(
+            f"{escape(t['name'])} {escape(t['dtype'])} {t['shape']}"
+            for t in v.signature.get("inputs", [])
+        )
+        or "none (conversion needs one)"
+    )
+    rows = [
+        (
+            "lineage",
+            f"task {v.task_id}, algorithm {v.algorithm_id}, dataset {v.dataset_id}, "
+            f"environment {v.environment_id}, base version {v.base_version_id}",
+        ),
+        ("files", f"{v.files} ({size_text(v.size)})"),
+        ("inputs", signature),
+        ("parameters", escape(", ".join(f"{k}={x}" for k, x in v.parameters.items()) or "-")),
+    ]
+    return table_html(["", ""], rows)
+
+
+def _formats_html(v: ModelVersionInfo) -> str:
+    if not v.formats:
+        return "<i>Not converted yet: Convert makes its deployment formats, each checked.</i>"
+    rows = [
+        [
+            escape(f.format),
+            state_html(f.state),
+            escape(f.message.splitlines()[0] if f.message else ""),
+            size_text(f.size) if f.size else "-",
+        ]
+        for f in v.formats
+    ]
+    return table_html(["format", "state", "check", "size"], rows, "wb-model-formats-table")
+
+
+def _best_html(report: BenchmarkReport) -> str:
+    if not report.best:
+        return ""
+    rows, last = [], None
+    for b in report.best:  # a budget whose choice is the smaller budget's adds nothing
+        if (b.format, b.batch_size) == last:
+            continue
+        last = (b.format, b.batch_size)
+        rows.append(
+            [
+                f"≤ {b.budget_ms:g} ms",
+                escape(b.format),
+                str(b.batch_size),
+                f"{b.p99_ms:.3f}",
+                f"{b.throughput:,.0f}",
+            ]
+        )
+    hardware = report.hardware
+    head = (
+        f"<b>Best format per p99 budget</b> (and every larger budget) · default format "
+        f"<b>{escape(report.default_format or '-')}</b><br><small>measured on "
+        f"{escape(str(hardware.get('cpu', '?')))}, {hardware.get('cpus_given', '?')} CPU, "
+        f"{escape(', '.join(f'{k} {v}' for k, v in report.software.items()))}</small>"
+    )
+    return head + table_html(
+        ["p99 budget", "format", "batch", "p99 ms", "samples/s"], rows, "wb-model-best-table"
+    )
+
+
+def _comparison_html(t: VersionComparison) -> str:
+    heads = [f"{escape(m)} v{v.version}" for m, v in zip(t.models, t.versions, strict=True)]
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.4g}" if isinstance(value, float) else escape(str(value))
+
+    rows = []
+    for name, values in t.parameters.items():
+        mark = " *" if name in t.differing else ""
+        rows.append([f"{escape(name)}{mark}", *map(cell, values)])
+    for name, values in t.metrics.items():
+        rows.append([f"<b>{escape(name)}</b>", *map(cell, values)])
+    for name, values in t.formats.items():
+        rows.append([escape(name), *(state_html(v) if v else "-" for v in values)])
+    for name, values in t.latency_ms.items():
+        rows.append([f"{escape(name)} p50 ms (batch 1)", *map(cell, values)])
+    for name, values in t.throughput.items():
+        rows.append([f"{escape(name)} best samples/s", *map(cell, values)])
+    return table_html(["", *heads], rows, "wb-model-comparison-table")

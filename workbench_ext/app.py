@@ -200,7 +200,7 @@ class WorkbenchApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from workbench_ext import openapi
-        from workbench_ext.panel import panel_handlers
+        from workbench_ext.panel import DASHBOARD_NOTEBOOK, DASHBOARD_URL, panel_handlers
 
         self.handlers.extend(
             openapi.handlers
@@ -215,6 +215,7 @@ class WorkbenchApp(ExtensionApp):
             + jobs.handlers
         )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
+        self.handlers.extend(panel_handlers("/", notebook=DASHBOARD_NOTEBOOK, url=DASHBOARD_URL))
         self.handlers.extend(proxy.handlers)
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
 

@@ -3,7 +3,8 @@
 JupyterLab's ``@workbench/panel`` extension shows ``{base_url}workbench/panel`` in a
 same-origin iframe. This module serves that page with Voila's own request handler, so the
 whole panel (every tab of it) is one Voila kernel running the packaged notebook
-``workbench_ext/panel/workbench.ipynb``.
+``workbench_ext/panel/workbench.ipynb``. The reviewers' read-only models dashboard is the
+same kind of page, for ``models-dashboard.ipynb``, at ``{base_url}workbench/dashboard/models``.
 
 How it works, against voila 0.5.13 used as a Jupyter server extension:
 
@@ -52,6 +53,8 @@ from voila.server_extension import load_config_file as load_voila_config_file
 from voila.tornado.handler import TornadoVoilaHandler
 
 __all__ = [
+    "DASHBOARD_NOTEBOOK",
+    "DASHBOARD_URL",
     "PANEL_DIR",
     "PANEL_NOTEBOOK",
     "PANEL_URL",
@@ -67,6 +70,9 @@ PANEL_DIR: Path = Path(__file__).resolve().parent / "panel"
 PANEL_NOTEBOOK: str = "workbench.ipynb"
 #: The panel's URL, relative to the server's ``base_url``.
 PANEL_URL: str = "workbench/panel"
+#: The reviewers' read-only models dashboard: its notebook and stable URL.
+DASHBOARD_NOTEBOOK: str = "models-dashboard.ipynb"
+DASHBOARD_URL: str = "workbench/dashboard/models"
 #: The JupyterLab extension hosting the panel; never loaded inside the panel's own page.
 LAB_EXTENSION_NAME: str = "@workbench/panel"
 
@@ -254,8 +260,10 @@ def panel_handlers(
     cull_interval: float = DEFAULT_CULL_INTERVAL_SECONDS,
     notebook_dir: Path = PANEL_DIR,
     notebook: str = PANEL_NOTEBOOK,
+    url: str = PANEL_URL,
 ) -> list[tuple[str, type, dict[str, Any]]]:
-    """The tornado handlers serving the Voila-rendered panel at ``{base_url}workbench/panel``.
+    """The tornado handlers serving the Voila-rendered panel at ``{base_url}workbench/panel``
+    (or another packaged notebook at ``url``: the reviewers' dashboard).
 
     ``base_url`` is prefixed as given: pass ``"/"`` from an ``ExtensionApp``'s
     ``initialize_handlers`` (``ExtensionApp`` prepends the server's ``base_url`` itself) and
@@ -267,4 +275,4 @@ def panel_handlers(
     """
     culler = PanelKernelCuller(cull_after=cull_after, interval=cull_interval)
     panel = PanelSettings(notebook_dir, notebook, culler, config)
-    return [(url_path_join(base_url or "/", PANEL_URL), WorkbenchPanelHandler, {"panel": panel})]
+    return [(url_path_join(base_url or "/", url), WorkbenchPanelHandler, {"panel": panel})]

@@ -74,6 +74,8 @@ def test_benchmark_charts_and_a_comparison(page: Page, lab_server: LabServer, fl
     )  # batch sizes 1, 2, 4, 8
     expect(frame.locator(".wb-model-best-table")).to_contain_text("ms")
     expect(frame.locator(".wb-model-best")).to_contain_text("measured on")
+    link = frame.locator("a", has_text="Open the reviewers' dashboard")
+    expect(link).to_have_attribute("href", "dashboard/models")  # from workbench/panel
     ARTIFACTS.mkdir(exist_ok=True)
     frame.locator(".wb-model-charts").scroll_into_view_if_needed()
     page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-benchmark.png"))
@@ -90,3 +92,23 @@ def test_benchmark_charts_and_a_comparison(page: Page, lab_server: LabServer, fl
     expect(bars.nth(0).locator(".barlayer .trace")).to_have_count(2)
     table.scroll_into_view_if_needed()
     page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-compare.png"))
+
+
+def test_a_reviewer_reads_the_dashboard(page: Page, lab_server: LabServer, flowers) -> None:
+    """The read-only dashboard at its stable URL: the same versions, formats and charts,
+    and no button that changes anything."""
+    page.goto(lab_server.lab_url("workbench/dashboard/models"))
+    expect(page.locator("h2", has_text="Workbench · models")).to_be_visible(timeout=60_000)
+    listing = page.locator(".wb-models-list select")
+    option = listing.locator("option", has_text="flowers-ui")
+    expect(option).to_have_count(1)
+    listing.select_option(label=option.inner_text())
+    expect(page.locator(".wb-model-versions-table")).to_contain_text("verified")
+    charts = page.locator(".wb-model-charts .js-plotly-plot")
+    expect(charts.nth(1).locator(".scatterlayer .trace")).to_have_count(3, timeout=30_000)
+    expect(page.locator("button.wb-model-convert")).to_be_hidden()
+    expect(page.locator("button.wb-model-benchmark")).to_be_hidden()
+    expect(page.locator("button", has_text="Delete")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 900, "height": 1400})
+    page.screenshot(path=str(ARTIFACTS / "models-dashboard.png"), full_page=True)

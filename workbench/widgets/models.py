@@ -40,6 +40,8 @@ from workbench.widgets.common import (
 )
 
 FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
+#: the reviewers' dashboard, relative to the panel's page ({base_url}workbench/panel)
+DASHBOARD_LINK = "dashboard/models"
 #: batch sizes on a log axis, labelled as they are
 BATCH_AXIS = {"type": "log", "title": "batch size", "tickvals": [1 << i for i in range(11)]}
 #: the charts' size, margins and legend (below the plot: the panel is narrow)
@@ -64,8 +66,10 @@ class ModelsSection(Section[ModelInfo]):
     deletes = ", its versions and their files"
     refresh_on_open = True  # training tasks add models
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+    def __init__(self, client: WorkbenchClient, *, read_only: bool = False, **kwargs: Any) -> None:
+        """``read_only``: no delete, convert or benchmark (the reviewers' dashboard)."""
         super().__init__(client, **kwargs)
+        self.read_only = read_only
         self.detail: ModelDetail | None = None
 
         # filters
@@ -139,18 +143,23 @@ class ModelsSection(Section[ModelInfo]):
 
         self.poller = Poller(self._follow, self.poll_interval)
         self._job_id: int | None = None
+        actions: list[w.Widget] = [self.convert_button, self.benchmark_button, self.max_batch]
+        dashboard = w.HTML(
+            f"<a href='{DASHBOARD_LINK}' target='_blank'>Open the reviewers' dashboard ↗</a> "
+            "<small>(read-only, a stable URL to share)</small>"
+        )
+        if read_only:
+            for widget in (*actions, self.delete_button, self.progress, dashboard):
+                widget.layout.display = "none"
         self.arrange(
             filters=[self.purpose, self.framework, self.mine, self.search],
             details=w.VBox(
                 [
                     self.summary,
-                    w.HBox([self.delete_button], layout=WRAP),
+                    w.HBox([self.delete_button, dashboard], layout=WRAP),
                     self.versions,
                     w.HTML("<b>A version</b>"),
-                    w.HBox(
-                        [self.version, self.convert_button, self.benchmark_button, self.max_batch],
-                        layout=WRAP,
-                    ),
+                    w.HBox([self.version, *actions], layout=WRAP),
                     w.HBox([self.progress, self.job_status], layout=WRAP),
                     self.version_info,
                     self.formats,
@@ -374,16 +383,24 @@ def _version_html(v: ModelVersionInfo) -> str:
         or "none (conversion needs one)"
     )
     rows = [
-        (
-            "lineage",
-            f"task {v.task_id}, algorithm {v.algorithm_id}, dataset {v.dataset_id}, "
-            f"environment {v.environment_id}, base version {v.base_version_id}",
-        ),
+        ("lineage", _lineage(v)),
         ("files", f"{v.files} ({size_text(v.size)})"),
         ("inputs", signature),
         ("parameters", escape(", ".join(f"{k}={x}" for k, x in v.parameters.items()) or "-")),
     ]
     return table_html(["", ""], rows)
+
+
+def _lineage(v: ModelVersionInfo) -> str:
+    """What made the version, the parts it has: "task 3, algorithm 1, dataset 2"."""
+    parts = (
+        ("task", v.task_id),
+        ("algorithm", v.algorithm_id),
+        ("dataset", v.dataset_id),
+        ("environment", v.environment_id),
+        ("base version", v.base_version_id),
+    )
+    return ", ".join(f"{name} {value}" for name, value in parts if value is not None) or "-"
 
 
 def _formats_html(v: ModelVersionInfo) -> str:
@@ -451,3 +468,24 @@ def _comparison_html(t: VersionComparison) -> str:
     for name, values in t.throughput.items():
         rows.append([f"{escape(name)} best samples/s", *map(cell, values)])
     return table_html(["", *heads], rows, "wb-model-comparison-table")
+
+
+class ModelsDashboard(w.VBox):
+    """The reviewers' read-only view of the models (a Voila page at
+    ``{base_url}workbench/dashboard/models``): the Models section without its actions."""
+
+    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+        me = client.me()
+        self.models = ModelsSection(client, read_only=True)
+        header = w.HTML(
+            "<h2 style='margin:4px 0'>Workbench · models</h2><small>Read-only: versions, "
+            f"evaluation, formats and benchmarks, as <code>{escape(me.username)}</code> sees "
+            "them.</small>"
+        )
+        super().__init__([header, self.models], **kwargs)
+        self.models.refresh()
+
+    @classmethod
+    def from_env(cls) -> ModelsDashboard:
+        """A dashboard for the server this kernel belongs to (``WORKBENCH_URL``/``_TOKEN``)."""
+        return cls(WorkbenchClient.from_env())

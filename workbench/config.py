@@ -135,6 +135,10 @@ class Settings:
     #: on the jobs it claims and the containers it starts; default: the home folder. A
     #: restarted server must keep it to take its jobs up.
     instance_name: str = ""
+    #: convert every newly registered version that declares a signature to all the formats
+    #: its native model converts to (WORKBENCH_AUTO_CONVERT=1); off by default: a
+    #: conversion takes a CPU for seconds to minutes per version
+    auto_convert: bool = False
 
     @property
     def instance(self) -> str:
@@ -186,4 +190,5 @@ class Settings:
             env_build=EnvBuildOptions.from_env(env),
             training=TrainingLimits.from_env(env),
             instance_name=env.get("WORKBENCH_INSTANCE", ""),
+            auto_convert=env.get("WORKBENCH_AUTO_CONVERT", "").lower() in ("1", "true", "yes"),
         )

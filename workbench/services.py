@@ -64,7 +64,7 @@ class Workbench:
             registry, store, backend, limits=settings.training, instance=settings.instance
         )
         jobs = JobService(runner)
-        models = ModelService(registry, store, jobs)
+        models = ModelService(registry, store, jobs, auto_convert=settings.auto_convert)
         workspaces = WorkspaceService(
             registry,
             store,

@@ -306,3 +306,27 @@ def test_a_benchmark_keeps_the_sizes_measured_before_an_out_of_memory_kill(wb, p
     table = wb.models.compare(bob, [version, second])
     assert table.latency_ms["onnx"] == [0.2, None] and table.formats["onnx"] == ["verified", None]
     assert table.throughput["native"] == [20000, None]
+
+
+def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, db_url):
+    wb = make_workbench(tmp_path / "home", db_url, backend="fake", auto_convert=True)
+    wb.backend().add_image(IMAGE, cmd=["python"])
+    wb.backend().script(IMAGE, ["converting"], exit_code=None)
+    try:
+        bob = add_people(wb).bob
+        signed = version_of(wb, bob, tmp_path)
+        jobs = wb.jobs.list(bob)
+        assert [(j.kind, j.target_id, j.owner) for j in jobs] == [("model-convert", signed, "bob")]
+        states = {f.format: f.state for f in wb.models.formats(bob, signed)}
+        assert states == dict.fromkeys(
+            ("onnx", "onnx-optimized", "onnx-int8", "tensorrt"), "converting"
+        )
+        source = tmp_path / "unsigned"
+        source.mkdir()
+        (source / "model.pt").write_bytes(b"torchscript")
+        model_id = wb.models.get_version(bob, signed).model_id
+        unsigned = wb.models.register_version(model_id, source, NewVersion(), staging="u").id
+        assert wb.models.formats(bob, unsigned) == []  # no signature: left as it is
+        assert len(wb.jobs.list(bob)) == 1
+    finally:
+        wb.close()

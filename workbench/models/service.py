@@ -14,6 +14,7 @@ cut short may call again with the same staging name (see :meth:`ModelService.reg
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
 from workbench.enums import UNFINISHED_TASK_STATES, ImageKind, Visibility
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.evaluation import Evaluation
 from workbench.models.formats import (
@@ -87,6 +88,8 @@ from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
+log = logging.getLogger(__name__)
+
 _ATTEMPTS = 5
 
 
@@ -112,13 +115,17 @@ class ModelService:
         conversion_memory_mb: int = 2048,
         conversion_timeout_s: int = 600,
         benchmark_timeout_s: int = 1800,
+        auto_convert: bool = False,
     ) -> None:
+        """``auto_convert``: queue the conversion of each new version that declares a
+        signature (to every format its native model converts to), as its model's owner."""
         self.registry = registry
         self.store = store
         self.jobs = jobs
         self.kind = ConversionKind(registry, store)
         self.benchmark_kind = BenchmarkKind(registry, store)
         self.benchmark_timeout_s = benchmark_timeout_s
+        self.auto_convert = auto_convert
         self.conversion_cpus = conversion_cpus
         self.conversion_memory_mb = conversion_memory_mb
         self.conversion_timeout_s = conversion_timeout_s
@@ -353,6 +360,17 @@ class ModelService:
             return version_info(version, s)
 
     # --- conversion -----------------------------------------------------------------------
+
+    def _convert_new(self, version: ModelVersionInfo) -> None:
+        """The automatic conversion of a version just registered (``auto_convert``), queued
+        as its model's owner; a version that cannot be converted is left as it is."""
+        with self.registry.session() as s:
+            owner = s.get_one(User, s.get_one(Model, version.model_id).owner_id)
+            actor = Actor(owner.id, owner.username, owner.role)
+        try:
+            self.convert(actor, version.id)
+        except WorkbenchError as exc:
+            log.info("version %s is not converted automatically: %s", version.id, exc.message)
 
     def _native(self, version: ModelVersion) -> tuple[str, str]:
         """The version's native kind and model file (relative to its folder)."""
@@ -609,6 +627,8 @@ class ModelService:
                     s.add(version)
                     s.flush()
                     info = version_info(version)
+                if self.auto_convert and info.signature:
+                    self._convert_new(info)
                 return info
             except sa.exc.IntegrityError:  # another registration took the number
                 if moved_to is not None:

@@ -680,11 +680,13 @@ class ModelsAPI:
         data = self._c.json("GET", "/model-versions/compare", params=params)
         return VersionComparison.model_validate(data)
 
-    def download(self, version_id: int, dest: str | Path) -> Path:
-        """Save the version's native files as a zip at ``dest`` (a folder: under the name
-        the server gives, ``<model>-v<n>.zip``)."""
+    def download(self, version_id: int, dest: str | Path, fmt: str | None = None) -> Path:
+        """Save the version's native files (``fmt``: a verified format's) as a zip at
+        ``dest`` (a folder: under the name the server gives, ``<model>-v<n>[-<fmt>].zip``)."""
         dest = Path(dest)
-        with self._c.stream("GET", f"/model-versions/{version_id}/download") as response:
+        params = {"format": fmt} if fmt else None
+        path = f"/model-versions/{version_id}/download"
+        with self._c.stream("GET", path, params=params) as response:
             if dest.is_dir():
                 found = re.search(r'filename="([^"/]+)"', response.headers["content-disposition"])
                 dest = dest / (found.group(1) if found else f"version-{version_id}.zip")

@@ -375,7 +375,12 @@ OPS = (
         "unfinished task uses it",
         status=204,
     ),
-    Op("get", "/model-versions/{id}/download", "The version's native files as a zip"),
+    Op(
+        "get",
+        "/model-versions/{id}/download",
+        "The version's native files (or ?format=onnx: a verified format's) as a zip",
+        query=("format",),
+    ),
     Op(
         "post",
         "/model-versions/{id}/conversions",

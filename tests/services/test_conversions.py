@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import add_environment, add_people, make_workbench
-from workbench.errors import Conflict, InvalidInput
+from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import JobState
 from workbench.models.schemas import (
     BenchmarkRequest,
@@ -180,6 +181,16 @@ def test_a_conversion_job_lands_its_verified_formats(wb, people, tmp_path):
     stored = stored / "onnx" / "model.onnx"
     assert stored.read_bytes() == b"onnx onnx"
     assert not job_folder.exists()  # the job's own folder is cleaned up
+    zipped, name = wb.models.archive(bob, version, "onnx")  # one format, to download
+    try:
+        assert name == "cnn-v1-onnx.zip"
+        with zipfile.ZipFile(zipped) as zf:
+            assert zf.namelist() == ["model.onnx"] and zf.read("model.onnx") == b"onnx onnx"
+    finally:
+        zipped.unlink()
+    with pytest.raises(NotFound) as unverified:
+        wb.models.archive(bob, version, "onnx-int8")
+    assert "no verified onnx-int8 format; it has onnx" in unverified.value.message
     assert [f.format for f in wb.models.get_version(bob, version).formats] == [
         "onnx",
         "onnx-int8",

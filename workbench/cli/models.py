@@ -322,11 +322,13 @@ def _cell(value: object) -> str:
 @model.command("download")
 @click.argument("version_id", type=int)
 @click.option("--to", "dest", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--format", "fmt", help="A verified format (onnx...) instead of the native files.")
 @friendly
-def model_download(version_id: int, dest: Path) -> None:
-    """Save a version's native files as a zip (into a folder, or at a file path)."""
+def model_download(version_id: int, dest: Path, fmt: str | None) -> None:
+    """Save a version's native files, or one format, as a zip (into a folder, or at a file
+    path)."""
     with client() as c:
-        click.echo(str(c.models.download(version_id, dest)))
+        click.echo(str(c.models.download(version_id, dest, fmt)))
 
 
 @model.command("delete")

@@ -306,14 +306,26 @@ class ModelService:
             throughput=throughput,
         )
 
-    def archive(self, actor: Actor, version_id: int) -> tuple[Path, str]:
-        """A version's native files as a zip in the store's tmp folder (the caller deletes
-        it), and the file name to offer."""
+    def archive(self, actor: Actor, version_id: int, fmt: str | None = None) -> tuple[Path, str]:
+        """A version's native files (or one verified format's) as a zip in the store's tmp
+        folder (the caller deletes it), and the file name to offer."""
         with self.registry.session() as s:
             version = visible_version(s, actor, version_id)
             model = s.get_one(Model, version.model_id)
-            folder = self.store.path(version.storage_key)
-            name = f"{_safe_name(model.name)}-v{version.version}.zip"
+            name = f"{_safe_name(model.name)}-v{version.version}"
+            if fmt is None:
+                folder = self.store.path(version.storage_key)
+            else:
+                verified = _verified(s, version_id)
+                if fmt not in verified:
+                    raise NotFound(
+                        f"Version {version_id} has no verified {fmt} format; it has "
+                        f"{', '.join(sorted(verified)) or 'none'}.",
+                        format=fmt,
+                    )
+                folder = self.store.path(f"{formats_key(model.id, version.version)}/{fmt}")
+                name += f"-{fmt}"
+            name += ".zip"
         tmp_dir = self.store.path("tmp")
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".zip", dir=tmp_dir)

@@ -190,13 +190,22 @@ class CompareHandler(ModelHandlerBase):
         self.reply(await self.run(self.models.compare, self.actor, ids))
 
 
+class FormatQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: a verified format instead of the native files
+    format: str | None = None
+
+
 class VersionDownloadHandler(ModelHandlerBase):
-    """A version's native files as a zip, streamed."""
+    """A version's native files (or, with ``?format=``, a verified format's) as a zip,
+    streamed."""
 
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
-        path, name = await self.run(self.models.archive, self.actor, int(version_id))
+        fmt = self.query(FormatQuery).format
+        path, name = await self.run(self.models.archive, self.actor, int(version_id), fmt)
         try:
             self.set_header("Content-Type", "application/zip")
             self.set_header("Content-Disposition", f'attachment; filename="{name}"')

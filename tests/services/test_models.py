@@ -221,7 +221,7 @@ def test_deletes_refused_while_used_change_nothing(wb, people, tmp_path):
     wb.models.delete_alias(alice, model, "champion")
     with pytest.raises(Conflict) as tasked:
         wb.models.delete_version(alice, first)
-    assert f"(task {task_id})" in tasked.value.message
+    assert f"'task {task_id}: t' (version 1)" in tasked.value.message
     with wb.registry.session() as s:
         s.get_one(m.TrainingTask, task_id).state = "succeeded"
     wb.models.delete_version(alice, first)

@@ -709,51 +709,53 @@ def _check_deletable(s: Session, versions: Sequence[ModelVersion]) -> None:
     if not ids:
         return
     numbers = {v.id: v.version for v in versions}
-    services = s.execute(
-        sa.select(Service.name, Service.model_version_id).where(Service.model_version_id.in_(ids))
-    ).all()
-    if services:
-        raise Conflict(
-            "Services serve this model: "
-            + ", ".join(f"{name!r} (version {numbers[v]})" for name, v in services)
-            + ". Delete them, or move them to another version, first.",
-            services=[name for name, _ in services],
-        )
-    aliases = s.execute(
-        sa.select(ModelAlias.alias, ModelAlias.version_id).where(ModelAlias.version_id.in_(ids))
-    ).all()
-    if aliases:
-        raise Conflict(
-            "Aliases point at this version: "
-            + ", ".join(f"{alias!r} (version {numbers[v]})" for alias, v in aliases)
-            + ". Move them to another version or delete them first.",
-            aliases=[alias for alias, _ in aliases],
-        )
-    converting = s.execute(
-        sa.select(ModelFormat.format, ModelFormat.model_version_id).where(
-            ModelFormat.model_version_id.in_(ids), ModelFormat.state == "converting"
-        )
-    ).all()
-    if converting:
-        raise Conflict(
-            "A conversion is under way: "
-            + ", ".join(f"{fmt} (version {numbers[v]})" for fmt, v in converting)
-            + ". Wait for it to end, or cancel its job, first.",
-            formats=[fmt for fmt, _ in converting],
-        )
-    tasks = s.execute(
-        sa.select(TrainingTask.id, TrainingTask.name).where(
-            TrainingTask.base_model_version_id.in_(ids),
-            TrainingTask.state.in_(UNFINISHED_TASK_STATES),
-        )
-    ).all()
-    if tasks:
-        raise Conflict(
-            "Training tasks not finished yet start from this version: "
-            + ", ".join(f"{name!r} (task {task_id})" for task_id, name in tasks)
-            + ". Let them finish, or change or delete them, first.",
-            tasks=[task_id for task_id, _ in tasks],
-        )
+    # (what uses it: (name, version id) rows; the sentence; what to do; the detail's key)
+    users = (
+        (
+            sa.select(Service.name, Service.model_version_id).where(
+                Service.model_version_id.in_(ids)
+            ),
+            "Services serve this model",
+            "Delete them, or move them to another version, first.",
+            "services",
+        ),
+        (
+            sa.select(ModelAlias.alias, ModelAlias.version_id).where(
+                ModelAlias.version_id.in_(ids)
+            ),
+            "Aliases point at this version",
+            "Move them to another version or delete them first.",
+            "aliases",
+        ),
+        (
+            sa.select(ModelFormat.format, ModelFormat.model_version_id).where(
+                ModelFormat.model_version_id.in_(ids), ModelFormat.state == "converting"
+            ),
+            "A conversion is under way",
+            "Wait for it to end, or cancel its job, first.",
+            "formats",
+        ),
+        (
+            sa.select(
+                sa.literal("task ")
+                + sa.cast(TrainingTask.id, sa.String)
+                + ": "
+                + TrainingTask.name,
+                TrainingTask.base_model_version_id,
+            ).where(
+                TrainingTask.base_model_version_id.in_(ids),
+                TrainingTask.state.in_(UNFINISHED_TASK_STATES),
+            ),
+            "Training tasks not finished yet start from this version",
+            "Let them finish, or change or delete them, first.",
+            "tasks",
+        ),
+    )
+    for query, what, remedy, key in users:
+        rows = s.execute(query).all()
+        if rows:
+            named = ", ".join(f"{name!r} (version {numbers[v]})" for name, v in rows)
+            raise Conflict(f"{what}: {named}. {remedy}", **{key: [name for name, _ in rows]})
 
 
 def _forget(s: Session, ids: list[int]) -> None:

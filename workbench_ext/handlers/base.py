@@ -10,6 +10,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
@@ -85,6 +86,19 @@ class WorkbenchHandler(APIHandler):
     def query(self, model: type[M]) -> M:
         args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         return validate(model, args)
+
+    async def send_zip(self, path: Path, name: str) -> None:
+        """Stream the zip at ``path`` as the download ``name``, then delete it."""
+        try:
+            self.set_header("Content-Type", "application/zip")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+            with path.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    self.write(chunk)
+                    await self.flush()
+        finally:
+            path.unlink(missing_ok=True)
+        self.finish()
 
     def reply(self, payload: BaseModel | list[Any] | dict[str, Any], status: int = 200) -> None:
         self.set_status(status)

@@ -206,16 +206,7 @@ class VersionDownloadHandler(ModelHandlerBase):
     async def get(self, version_id: str) -> None:
         fmt = self.query(FormatQuery).format
         path, name = await self.run(self.models.archive, self.actor, int(version_id), fmt)
-        try:
-            self.set_header("Content-Type", "application/zip")
-            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-            with path.open("rb") as f:
-                while chunk := f.read(1024 * 1024):
-                    self.write(chunk)
-                    await self.flush()
-        finally:
-            path.unlink(missing_ok=True)
-        self.finish()
+        await self.send_zip(path, name)
 
 
 handlers = [

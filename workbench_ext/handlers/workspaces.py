@@ -94,18 +94,7 @@ class DownloadHandler(WorkbenchHandler):
         path = await self.run(
             self.workbench.workspaces.zip_folder, self.actor, int(workspace_id), name
         )
-        try:
-            self.set_header("Content-Type", "application/zip")
-            self.set_header(
-                "Content-Disposition", f'attachment; filename="workspace-{workspace_id}-{name}.zip"'
-            )
-            with path.open("rb") as f:
-                while chunk := f.read(1024 * 1024):
-                    self.write(chunk)
-                    await self.flush()
-        finally:
-            path.unlink(missing_ok=True)
-        self.finish(set_content_type="application/zip")
+        await self.send_zip(path, f"workspace-{workspace_id}-{name}.zip")
 
 
 class MembersHandler(WorkbenchHandler):

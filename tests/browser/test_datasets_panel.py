@@ -52,13 +52,13 @@ def test_digits_dataset_with_its_class_histogram(
     listing.select_option(label=listing.locator("option", has_text="digits").inner_text())
 
     expect(frame.locator("h3", has_text="digits")).to_be_visible()
-    bars = frame.locator(".js-plotly-plot .bars path")
-    expect(bars).to_have_count(10, timeout=30_000)
-    expect(frame.locator(".js-plotly-plot .gtitle")).to_contain_text("digits")
+    histogram = frame.locator(".wb-dataset-histogram .js-plotly-plot")
+    expect(histogram.locator(".bars path")).to_have_count(10, timeout=30_000)
+    expect(histogram.locator(".gtitle")).to_contain_text("digits")
     expect(frame.locator("text=1438 samples")).to_be_visible()
     expect(frame.locator(".widget-image").first).to_be_visible()  # sample previews
 
-    frame.locator(".js-plotly-plot").scroll_into_view_if_needed()
+    histogram.scroll_into_view_if_needed()
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "datasets-panel-digits.png"))
     page.screenshot(path=str(ARTIFACTS / "datasets-panel-lab.png"))

@@ -63,7 +63,7 @@ def panel(live):
 
 def test_create_edit_and_filter_from_the_form(panel, live):
     section = panel.algorithms
-    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training")
+    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training", "Models")
     form = section.form
     form.name.value = "panel-bayes"
     form.description.value = "naive Bayes on words"

@@ -32,7 +32,7 @@ def env_id(live, python_env_image):
 def test_create_start_open_stop_delete_from_the_panel(live, env_id):
     panel = WorkbenchPanel(live.client("alice"))
     section = panel.workspaces
-    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training")
+    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training", "Models")
     form = section.form
     form.load_choices()
     assert env_id in [value for _, value in form.environment.options]

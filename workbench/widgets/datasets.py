@@ -56,6 +56,7 @@ class DatasetsSection(Section[DatasetInfo]):
         self.summary = w.HTML()
         self.histogram = class_histogram()
         self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
+        self.chart.add_class("wb-dataset-histogram")
         self.previews = w.HBox(layout=WRAP)
         self.report = w.HTML()  # the per-file validation report of the last upload
         sharing = self.sharing(

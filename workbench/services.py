@@ -93,7 +93,7 @@ class Workbench:
         algorithms = AlgorithmService(registry, store, backend, workspaces, jobs)
         runner.register(environments.kind)
         runner.register(algorithms.kind)
-        runner.register(models.kind)
+        runner.register(models.conversion_kind)
         runner.register(models.benchmark_kind)
         runner.register(
             TrainingKind(registry, store, models, concurrency=settings.training.concurrency)

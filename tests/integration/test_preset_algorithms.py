@@ -292,12 +292,12 @@ def test_the_image_classifier_reaches_0_9_on_digits(
     # checked against the TorchScript model; TensorRT fails fast without a GPU
     assert version.framework == "pytorch"
     assert version.signature["inputs"][0]["shape"] == [-1, 1, 32, 32]
-    team.wb.models.kind.perturb = ("onnx",)  # an injected wrong conversion...
+    team.wb.models.conversion_kind.perturb = ("onnx",)  # an injected wrong conversion...
     try:
         wrong = team.wb.models.convert(team.bob, version.id, ConversionRequest(formats=["onnx"]))
         ended = team.wb.jobs.wait(wrong.job_id, timeout=300)
     finally:
-        team.wb.models.kind.perturb = ()
+        team.wb.models.conversion_kind.perturb = ()
     assert ended.state == "failed"  # ...is caught by the check, never offered
     onnx = {f.format: f for f in team.wb.models.formats(team.bob, version.id)}["onnx"]
     assert onnx.state == "failed" and onnx.message.startswith("the check failed"), onnx

@@ -617,33 +617,17 @@ class JobRunner:
                 return
             with self.registry.session() as s:
                 job = s.get(Job, job_id)
-                if job is None or (only_queued and job.state != JobState.QUEUED):
+                if job is None or job.state in FINISHED_JOB_STATES:
                     return
-                end_job(s, self.kinds[job.kind], job, state, message, result, self.store)
+                if only_queued and job.state != JobState.QUEUED:
+                    return
+                record_end(s, self.kinds[job.kind], job, state, message, result, self.store)
 
     def _cleanup(self, kind: JobKind, ctx: JobContext) -> None:
         try:
             kind.cleanup(ctx)
         except Exception:
             log.exception("job %s: cleanup failed", ctx.job_id)
-
-
-def end_job(
-    s: Session,
-    kind: JobKind,
-    job: Job,
-    state: JobState,
-    message: str,
-    result: dict[str, object] | None,
-    store: ArtifactStore,
-) -> bool:
-    """In ``s``: the end state of a job not finished yet, the kind's rows, and the log's
-    last line (the message's first line, written before the transaction commits, so a
-    reader that sees the end state has the whole log). False if the job had ended already."""
-    if job.state in FINISHED_JOB_STATES:
-        return False
-    record_end(s, kind, job, state, message, result, store)
-    return True
 
 
 def record_end(
@@ -655,7 +639,9 @@ def record_end(
     result: dict[str, object] | None,
     store: ArtifactStore,
 ) -> None:
-    """:func:`end_job` without its guard, for a caller that moved the state atomically."""
+    """In ``s``: a job's end state, the kind's rows, and the log's last line (the message's
+    first line, written before the transaction commits, so a reader that sees the end state
+    has the whole log). The caller checked the job was not over (or moved it atomically)."""
     job.state, job.message = state, message
     job.finished_at = job.finished_at or utcnow()
     if result is not None:

@@ -122,7 +122,7 @@ class ModelService:
         self.registry = registry
         self.store = store
         self.jobs = jobs
-        self.kind = ConversionKind(registry, store)
+        self.conversion_kind = ConversionKind(registry, store)
         self.benchmark_kind = BenchmarkKind(registry, store)
         self.benchmark_timeout_s = benchmark_timeout_s
         self.auto_convert = auto_convert
@@ -213,27 +213,19 @@ class ModelService:
                     job=running,
                 )
             sizes = [1 << i for i in range(11) if 1 << i <= request.max_batch]
-            job = self.jobs.create(
+            job = self._queue(
                 s,
+                actor,
+                version,
                 BENCHMARK_KIND,
-                owner_id=actor.id,
-                target_type=TARGET_TYPE,
-                target_id=version_id,
-                spec={
-                    "version_id": version_id,
-                    "native": native,
-                    "native_file": native_file,
-                    "formats": {f: verified[f] for f in asked},
-                    "image": _image_of(s, version),
-                    "signature": self._signature_of(version),
-                    "batch_sizes": sizes,
-                    "warmup_s": request.window_s,
-                    "window_s": request.window_s,
-                    "point_cap_s": request.point_cap_s,
-                    "timeout_s": self.benchmark_timeout_s,
-                },
-                cpus=self.conversion_cpus,
-                memory_mb=self.conversion_memory_mb,
+                native=native,
+                native_file=native_file,
+                formats={f: verified[f] for f in asked},
+                batch_sizes=sizes,
+                warmup_s=request.window_s,
+                window_s=request.window_s,
+                point_cap_s=request.point_cap_s,
+                timeout_s=self.benchmark_timeout_s,
             )
             return BenchmarkStarted(job_id=job.id, formats=["native", *asked], batch_sizes=sizes)
 
@@ -409,6 +401,28 @@ class ModelService:
             )
         return dict(version.signature)
 
+    def _queue(
+        self, s: Session, actor: Actor, version: ModelVersion, kind: str, **spec: Any
+    ) -> Job:
+        """A conversion or benchmark job of the version, in ``s``, with the container's
+        limits, its image and the version's signature beside ``spec``."""
+        signature = self._signature_of(version)
+        return self.jobs.create(
+            s,
+            kind,
+            owner_id=actor.id,
+            target_type=TARGET_TYPE,
+            target_id=version.id,
+            spec={
+                "version_id": version.id,
+                "signature": signature,
+                "image": _image_of(s, version),
+                **spec,
+            },
+            cpus=self.conversion_cpus,
+            memory_mb=self.conversion_memory_mb,
+        )
+
     def formats(self, actor: Actor, version_id: int) -> list[FormatInfo]:
         with self.registry.session() as s:
             visible_version(s, actor, version_id)
@@ -425,26 +439,16 @@ class ModelService:
             native, native_file = self._native(version)
             verified = _verified(s, version_id)
             wanted = _plan(native, (request or ConversionRequest()).formats, set(verified))
-            signature = self._signature_of(version)
-            image = _image_of(s, version)
-            job = self.jobs.create(
+            job = self._queue(
                 s,
+                actor,
+                version,
                 JOB_KIND,
-                owner_id=actor.id,
-                target_type=TARGET_TYPE,
-                target_id=version_id,
-                spec={
-                    "version_id": version_id,
-                    "native": native,
-                    "native_file": native_file,
-                    "formats": wanted,
-                    "reuse": {f: verified[f] for f in verified if f not in wanted},
-                    "image": image,
-                    "signature": signature,
-                    "timeout_s": self.conversion_timeout_s,
-                },
-                cpus=self.conversion_cpus,
-                memory_mb=self.conversion_memory_mb,
+                native=native,
+                native_file=native_file,
+                formats=wanted,
+                reuse={f: verified[f] for f in verified if f not in wanted},
+                timeout_s=self.conversion_timeout_s,
             )
             _claim_formats(s, version_id, wanted, job.id)
             return ConversionStarted(job_id=job.id, formats=_formats(s, version_id))

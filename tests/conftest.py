@@ -144,6 +144,22 @@ def add_environment(wb: Workbench, **fields: Any) -> int:
         return env.id
 
 
+def add_preset_environments(wb: Workbench, owner_id: int, images: dict[str, str]) -> dict[str, int]:
+    """Ready preset environments named after their framework, one per image: name -> id."""
+    return {
+        name: add_environment(
+            wb,
+            name=name,
+            framework=name,
+            image_ref=image,
+            owner_id=owner_id,
+            visibility="preset",
+            state="ready",
+        )
+        for name, image in images.items()
+    }
+
+
 def add_online_dataset(
     wb: Workbench, owner: Actor, folder: Path, counts: dict[str, int], name: str = "digits"
 ) -> int:

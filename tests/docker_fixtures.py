@@ -1,6 +1,6 @@
 """Session fixtures for tests on the real Docker Engine: the backend, the local base image
-and the `python` and `pytorch` environment images (built once per machine: EnvBuilder skips
-a build when the image already carries the same hash)."""
+and the `python`, `pytorch` and `tensorflow` environment images (built once per machine:
+EnvBuilder skips a build when the image already carries the same hash)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from workbench.environments import DEFAULT_BASE_IMAGE, EnvBuilder, load_definiti
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_ENV_TAG = "workbench/env-python:test"
+TENSORFLOW_ENV_TAG = "workbench/env-tensorflow:test"
 
 
 def host_ca_bundle() -> Path | None:
@@ -55,21 +56,32 @@ def base_image(docker_backend: DockerBackend) -> str:
     return DEFAULT_BASE_IMAGE
 
 
+def build_env(backend: DockerBackend, name: str, tag: str) -> str:
+    """envs/<name> built from the base image as ``tag``, with the time and size printed."""
+    definition = load_definition(REPO / "envs", name)
+    started = time.monotonic()
+    try:
+        lines = list(env_builder(backend).build(definition, tag))
+    except BuildFailed as exc:
+        pytest.fail(exc.message)
+    size = backend.inspect_image(tag).size
+    print(
+        f"\nenvs/{name} -> {tag}: {time.monotonic() - started:.1f} s "
+        f"({lines[-1]}), {size / 1e6:.0f} MB"
+    )
+    return tag
+
+
 @pytest.fixture(scope="session")
 def python_env_image(docker_backend: DockerBackend, base_image: str) -> str:
     """envs/python built offline-first from the base image (about a minute when cold)."""
-    definition = load_definition(REPO / "envs", "python")
-    started = time.monotonic()
-    try:
-        lines = list(env_builder(docker_backend).build(definition, PYTHON_ENV_TAG))
-    except BuildFailed as exc:
-        pytest.fail(exc.message)
-    size = docker_backend.inspect_image(PYTHON_ENV_TAG).size
-    print(
-        f"\nenvs/python -> {PYTHON_ENV_TAG}: {time.monotonic() - started:.1f} s "
-        f"({lines[-1]}), {size / 1e6:.0f} MB"
-    )
-    return PYTHON_ENV_TAG
+    return build_env(docker_backend, "python", PYTHON_ENV_TAG)
+
+
+@pytest.fixture(scope="session")
+def tensorflow_env_image(docker_backend: DockerBackend, base_image: str) -> str:
+    """envs/tensorflow (TensorFlow CPU, Keras, tf2onnx): about 1.6 GB, a few minutes cold."""
+    return build_env(docker_backend, "tensorflow", TENSORFLOW_ENV_TAG)
 
 
 # --- the pytorch environment (examples/algorithms) ------------------------------------------

@@ -39,6 +39,7 @@ from workbench.models.schemas import (
     BenchmarkStarted,
     ConversionStarted,
     FormatInfo,
+    ImportStarted,
     ModelDetail,
     ModelInfo,
     ModelVersionInfo,
@@ -643,6 +644,41 @@ class ModelsAPI:
     def delete_version_tag(self, version_id: int, key: str) -> dict[str, str]:
         path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
         return dict(self._c.json("DELETE", path))
+
+    def import_model(self, path: str | Path, kind: str, **options: Any) -> ModelVersionInfo:
+        """Import a model trained elsewhere (the file or archive at ``path``) as a new
+        version, and wait for its check (a job; a file that is not what ``kind`` says
+        raises the server's error, and nothing is registered); the version, whose
+        ``source`` lists the import's warnings. ``kind``: onnx, torchscript, pytorch (an
+        archive of a state dict and its code, with ``entry="module:Class"``), keras,
+        savedmodel (an archive), skops, pickle. Options as :meth:`start_import`'s."""
+        started = self.start_import(path, kind, **options)
+        job = self._c.jobs.wait(started.job_id)
+        return self.version(int(job.result["version_id"]))
+
+    def start_import(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        name: str | None = None,
+        model_id: int | None = None,
+        signature: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> ImportStarted:
+        """Upload the file and queue its import (see :meth:`import_model`) without waiting.
+        The version goes to the model ``model_id`` (yours), or to your model called
+        ``name`` (made when you have none); ``signature`` where the file does not record
+        it (torchscript, pytorch). Other options: file (the model file inside an archive),
+        entry, environment_id, description, visibility, purpose."""
+        path = Path(path)
+        params = {"kind": kind, "filename": path.name, "name": name, "model_id": model_id}
+        params.update(options)
+        if signature:
+            params["signature"] = json.dumps(signature)
+        data = self._c.upload("/models/import", path, progress, _query(params))
+        return ImportStarted.model_validate(data)
 
     def convert(
         self, version_id: int, formats: list[str] | None = None, *, wait: bool = True

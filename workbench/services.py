@@ -64,7 +64,13 @@ class Workbench:
             registry, store, backend, limits=settings.training, instance=settings.instance
         )
         jobs = JobService(runner)
-        models = ModelService(registry, store, jobs, auto_convert=settings.auto_convert)
+        models = ModelService(
+            registry,
+            store,
+            jobs,
+            auto_convert=settings.auto_convert,
+            archive_limits=settings.archive_limits,
+        )
         workspaces = WorkspaceService(
             registry,
             store,
@@ -95,6 +101,7 @@ class Workbench:
         runner.register(algorithms.kind)
         runner.register(models.conversion_kind)
         runner.register(models.benchmark_kind)
+        runner.register(models.import_kind)
         runner.register(
             TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
         )

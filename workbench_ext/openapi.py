@@ -38,6 +38,7 @@ from workbench.models.schemas import (
     ConversionRequest,
     ConversionStarted,
     FormatInfo,
+    ImportStarted,
     ModelDetail,
     ModelInfo,
     ModelUpdate,
@@ -318,6 +319,32 @@ OPS = (
         "model's or a version's), framework any version's",
         response=list[ModelInfo],
         query=("mine", "visibility", "q", "name", "tag", "purpose", "framework", "owner"),
+    ),
+    Op(
+        "put",
+        "/models/import",
+        "Import a model trained elsewhere (the body: its file, or an archive) as a new "
+        "version of model_id, or of my model called name (made if none): kind onnx, "
+        "torchscript, pytorch (a state dict with its code, entry=module:Class), keras, "
+        "savedmodel, skops or pickle (accepted with a warning: it runs code); signature as "
+        "JSON where the file does not record it. Checked in a container of the environment's "
+        "image, as a job (202); the job's result names the version",
+        response=ImportStarted,
+        status=202,
+        query=(
+            "kind",
+            "filename",
+            "name",
+            "model_id",
+            "file",
+            "entry",
+            "signature",
+            "environment_id",
+            "description",
+            "visibility",
+            "purpose",
+        ),
+        body_kind="archive",
     ),
     Op("get", "/models/{id}", "One model with all its versions", response=ModelDetail),
     Op(

@@ -331,7 +331,7 @@ def test_text_bayes_trains_on_single_text_and_serves(harness, python_env_image, 
     trained = harness.train("text-bayes", train_image, dataset, DatasetFormat.SINGLE_TEXT)
 
     assert trained.exit_code == 0
-    assert trained.files() == ["model.joblib", "model.json", "signature.json"]
+    assert trained.files() == ["model.joblib", "model.json", "samples.npz", "signature.json"]
     metrics = trained.metrics()
     assert [m["step"] for m in metrics] == [1, 2, 3, 4, 5]
     assert metrics[-1]["test_accuracy"] > metrics[0]["test_accuracy"]
@@ -364,7 +364,13 @@ def test_image_cnn_trains_on_digits_serves_and_transfers(harness, pytorch_env_im
     trained = harness.train("image-cnn", train_image, dataset, DatasetFormat.DIR)
 
     assert trained.exit_code == 0
-    assert trained.files() == ["labels.json", "model.pt", "preprocess.json", "signature.json"]
+    assert trained.files() == [
+        "labels.json",
+        "model.pt",
+        "preprocess.json",
+        "samples.npz",
+        "signature.json",
+    ]
     metrics = trained.metrics()
     epochs = algorithm("image-cnn")["train"]["env"]["EPOCHS"]["default"]
     assert [m["epoch"] for m in metrics] == list(range(1, epochs + 1))

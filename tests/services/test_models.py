@@ -310,3 +310,37 @@ def add_task(
     s.add(task)
     s.flush()
     return task.id
+
+
+def test_the_listing_reads_all_models_in_a_few_queries(wb, people, tmp_path):
+    """GET /models costs the same handful of queries for 2 models as for 12 (owners,
+    latest versions, aliases, formats are each read once for all of them)."""
+    bob = people.bob
+
+    def queries_of_listing() -> tuple[int, list[Any]]:
+        statements: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(wb.registry.engine, "before_cursor_execute", count)
+        try:
+            listed = wb.models.list(bob)
+        finally:
+            sa.event.remove(wb.registry.engine, "before_cursor_execute", count)
+        return len(statements), listed
+
+    for n in range(2):
+        model_id, _ = register(wb, bob, tmp_path, f"m{n}", framework="onnx")
+        wb.models.set_alias(bob, model_id, "champion", 1)
+    few, listed = queries_of_listing()
+    for n in range(2, 12):
+        model_id, _ = register(wb, bob, tmp_path, f"m{n}")
+        register(wb, bob, tmp_path, f"m{n}", model_id=model_id)  # a second version
+    many, listed = queries_of_listing()
+    assert len(listed) == 12 and few == many, (few, many)
+    latest = {m.name: m.latest_version for m in listed}
+    assert latest["m5"] is not None and latest["m5"].version == 2
+    assert latest["m0"] is not None and latest["m0"].aliases == ["champion"]
+    assert {m.name: m.aliases for m in listed}["m1"] == {"champion": 1}
+    assert {m.name: m.owner for m in listed}["m7"] == "bob"

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -202,9 +203,13 @@ def test_text_bayes_trains_by_the_contract(text_train, tmp_path, monkeypatch, fm
     assert text_train.main() == 0
 
     names = sorted(p.name for p in (output / "model").iterdir())
-    assert names == ["model.joblib", "model.json", "signature.json"]
+    assert names == ["model.joblib", "model.json", "samples.npz", "signature.json"]
     signature = json.loads((output / "model" / "signature.json").read_text())
     assert signature["inputs"][0]["dtype"] == "string" and signature["inputs"][0]["examples"]
+    with np.load(output / "model" / "samples.npz", allow_pickle=False) as held_out:
+        assert sorted(held_out.files) == ["labels", "text"]
+        assert len(held_out["text"]) == len(held_out["labels"]) == 8  # the test split
+        assert set(held_out["labels"]) == {"politics", "sport"}
     lines = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5]
     assert lines[-1]["train_samples"] == 8

@@ -1,5 +1,6 @@
 """``workbench model``: the model registry (through the REST API): list and search, show,
-edit, tags, aliases, compare versions, download a version's files, delete."""
+edit, tags, aliases, compare versions, download a version's files, delete; import a model
+trained elsewhere; convert and benchmark."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from workbench.cli.common import (
 )
 from workbench.client import WorkbenchClient
 from workbench.enums import Visibility
+from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, FormatInfo, ModelInfo, ModelVersionInfo
 
 
@@ -183,6 +185,62 @@ def model_convert(version_id: int, formats: tuple[str, ...], detach: bool) -> No
             if not detach:
                 for fmt in c.models.formats(version_id):
                     _print_format(fmt)
+
+
+@model.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(sorted(IMPORT_KINDS)),
+    help="What the file is: onnx, torchscript, keras, skops, pickle (a file or an archive); "
+    "pytorch (an archive of a state dict and its module's code), savedmodel (an archive).",
+)
+@click.option("--name", help="The model it becomes a version of (yours; made if none).")
+@click.option("--model", "model_id", type=int, help="...or the id of your model.")
+@click.option("--entry", default="", help="pytorch: the module class, module:Class.")
+@click.option("--file", "inner", default="", help="The model file inside an archive.")
+@click.option(
+    "--signature",
+    default="",
+    help="Inputs (and outputs) as JSON, or @FILE: needed for torchscript and pytorch.",
+)
+@click.option("--environment", "environment_id", type=int, help="Checked in its image.")
+@click.option("--description", default="")
+@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@detach_option
+@friendly
+def model_import(
+    file: Path,
+    kind: str,
+    signature: str,
+    inner: str,
+    detach: bool,
+    **options: str | int | None,
+) -> None:
+    """Import a model trained elsewhere as a new version: the file is checked in a
+    container (what it claims to be, its signature), then registered."""
+    declared = None
+    if signature:
+        text = Path(signature[1:]).read_text() if signature.startswith("@") else signature
+        try:
+            declared = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--signature") from exc
+    with client() as c:
+        started = c.models.start_import(
+            file,
+            kind,
+            signature=declared,
+            file=inner,
+            **{k: v for k, v in options.items() if v not in (None, "")},
+        )
+        follow_job(c, started.job_id, detach=detach)
+        if not detach:
+            result = c.jobs.get(started.job_id).result
+            _print_version(c.models.version(int(result["version_id"])))
+            for warning in result.get("warnings", []):
+                click.echo(f"warning: {warning}", err=True)
 
 
 @model.command("formats")

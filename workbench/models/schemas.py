@@ -98,6 +98,43 @@ class ConversionStarted(BaseModel):
     formats: list[FormatInfo]
 
 
+class ModelImport(BaseModel):
+    """A model trained elsewhere, imported as a new version (the file is the request's
+    body): of the model ``model_id`` (the actor's), else of the actor's model called
+    ``name`` (made when there is none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: what the file is: a key of ``workbench.models.formats.IMPORT_KINDS``
+    kind: str
+    #: the uploaded file's name: *.zip, *.tar, *.tar.gz, *.tgz are unpacked (a state dict
+    #: with its code, a SavedModel folder, or a model file with samples.npz beside it)
+    filename: str = Field(min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    model_id: int | None = None
+    #: the model file inside an archive (found by its suffix when it is the only one)
+    file: str = Field(default="", max_length=255)
+    #: a state dict's module class, ``module:Class`` (kind ``pytorch``)
+    entry: str = Field(default="", max_length=255)
+    #: inputs (and outputs): needed where the file does not record them (TorchScript, a
+    #: state dict); else it is read from the file
+    signature: dict[str, Any] = {}
+    #: the environment whose image checks, converts and serves it (default: a ready one of
+    #: the kind's framework)
+    environment_id: int | None = None
+    description: str = Field(default="", max_length=4000)
+    visibility: Visibility = Visibility.PRIVATE
+    purpose: str = Field(default="", max_length=32)
+
+
+class ImportStarted(BaseModel):
+    """An import queued as a job: ``GET /jobs/<job_id>`` follows it; when it succeeds its
+    result names the model and the version."""
+
+    job_id: int
+    environment_id: int
+
+
 class ModelVersionInfo(BaseModel):
     """A trained model's files and where they came from."""
 
@@ -130,6 +167,9 @@ class ModelVersionInfo(BaseModel):
     formats: list[FormatInfo] = []
     #: what a service serves by default: the benchmark's fastest format at batch size 1
     default_format: str = ""
+    #: an imported version's source: ``import`` (its kind), ``file``, ``sha256`` and the
+    #: ``warnings`` its import gave
+    source: dict[str, Any] = {}
     created_at: datetime
 
 
@@ -168,6 +208,7 @@ class NewVersion(BaseModel):
     framework: str = ""
     signature: dict[str, Any] = {}
     description: str = ""
+    source: dict[str, Any] = {}
 
 
 class VersionComparison(BaseModel):

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.datasets.archives import extract_archive
+from workbench.datasets.types import ArchiveLimits
 from workbench.enums import UNFINISHED_TASK_STATES, ImageKind, Visibility
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
@@ -36,17 +39,20 @@ from workbench.models.evaluation import Evaluation
 from workbench.models.formats import (
     CONVERSIONS,
     FRAMEWORK,
-    NATIVE_FILES,
+    IMPORT_KINDS,
     Signature,
+    native_file,
     native_kind,
     read_signature,
 )
 from workbench.models.jobs import (
     BENCHMARK_KIND,
+    IMPORT_KIND,
     JOB_KIND,
     TARGET_TYPE,
     BenchmarkKind,
     ConversionKind,
+    ImportKind,
     formats_key,
 )
 from workbench.models.schemas import (
@@ -60,8 +66,10 @@ from workbench.models.schemas import (
     ConversionRequest,
     ConversionStarted,
     FormatInfo,
+    ImportStarted,
     ModelDetail,
     ModelFilter,
+    ModelImport,
     ModelInfo,
     ModelUpdate,
     ModelVersionInfo,
@@ -85,7 +93,7 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
-from workbench.store import ArtifactStore
+from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 
 log = logging.getLogger(__name__)
@@ -116,14 +124,18 @@ class ModelService:
         conversion_timeout_s: int = 600,
         benchmark_timeout_s: int = 1800,
         auto_convert: bool = False,
+        archive_limits: ArchiveLimits | None = None,
     ) -> None:
         """``auto_convert``: queue the conversion of each new version that declares a
-        signature (to every format its native model converts to), as its model's owner."""
+        signature (to every format its native model converts to), as its model's owner.
+        ``archive_limits``: what an imported archive may unpack to."""
         self.registry = registry
         self.store = store
         self.jobs = jobs
+        self.archive_limits = archive_limits or ArchiveLimits()
         self.conversion_kind = ConversionKind(registry, store)
         self.benchmark_kind = BenchmarkKind(registry, store)
+        self.import_kind = ImportKind(registry, store, self._register_import)
         self.benchmark_timeout_s = benchmark_timeout_s
         self.auto_convert = auto_convert
         self.conversion_cpus = conversion_cpus
@@ -154,7 +166,7 @@ class ModelService:
             rows = s.scalars(query.order_by(Model.id.desc())).all()
             if f.tag is not None:
                 rows = [row for row in rows if _tagged(s, row, f.tag)]
-            return [ModelInfo(**_model_fields(s, row)) for row in rows]
+            return _model_infos(s, rows)
 
     def get(self, actor: Actor, model_id: int) -> ModelDetail:
         with self.registry.session() as s:
@@ -379,15 +391,16 @@ class ModelService:
     def _native(self, version: ModelVersion) -> tuple[str, str]:
         """The version's native kind and model file (relative to its folder)."""
         folder = self.store.path(version.storage_key)
-        native = native_kind(folder)
-        if native is None:
+        found = native_file(folder)
+        if found is None:
             raise InvalidInput(
                 f"Version {version.id} has no model file Workbench converts or measures (a "
-                "TorchScript *.pt, a scikit-learn *.joblib or an ONNX *.onnx).",
+                "TorchScript *.pt, a scikit-learn *.joblib or *.skops, an ONNX *.onnx, a Keras "
+                "*.keras or a SavedModel's saved_model.pb).",
                 field="formats",
             )
-        found = next(p for pattern in NATIVE_FILES[native] for p in sorted(folder.rglob(pattern)))
-        return native, found.relative_to(folder).as_posix()
+        native, path = found
+        return native, path.relative_to(folder).as_posix()
 
     @staticmethod
     def _signature_of(version: ModelVersion) -> dict[str, Any]:
@@ -546,6 +559,147 @@ class ModelService:
         """The folder of a version's files (no access check: callers did theirs)."""
         with self.registry.session() as s:
             return self.store.path(s.get_one(ModelVersion, version_id).storage_key)
+
+    # --- importing ------------------------------------------------------------------------
+
+    def check_import(self, actor: Actor, request: ModelImport) -> Environment:
+        """What can be told of an import from its request alone (before its file is read):
+        :class:`InvalidInput` saying what is wrong; the environment it is checked in."""
+        if request.kind not in IMPORT_KINDS:
+            raise InvalidInput(
+                f"{request.kind!r} is not a kind of model Workbench imports; use one of: "
+                + "; ".join(f"{k} ({what})" for k, (what, _, _) in IMPORT_KINDS.items()),
+                field="kind",
+            )
+        check_visibility(actor, request.visibility)
+        if request.signature:
+            _signature(request.signature)
+        elif request.kind in ("torchscript", "pytorch"):
+            raise InvalidInput(
+                f"A {request.kind} model does not record its inputs' shapes: give a signature, "
+                '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}]} '
+                "(-1: the batch axis).",
+                field="signature",
+            )
+        if request.kind in ("pytorch", "savedmodel") and not _is_archive(request.filename):
+            what = (
+                "the module's .py files and the state dict"
+                if request.kind == "pytorch"
+                else "the SavedModel folder"
+            )
+            raise InvalidInput(
+                f"A {request.kind} model is a folder: upload it as an archive "
+                f"({', '.join(ARCHIVE_SUFFIXES)}) of {what}.",
+                field="filename",
+            )
+        if request.kind == "pytorch" and not request.entry:
+            raise InvalidInput(
+                "A state dict needs its module class: give entry=module:Class (e.g. model:Net "
+                "for class Net in model.py).",
+                field="entry",
+            )
+        with self.registry.session() as s:
+            if request.model_id is not None:
+                get_owned(s, Model, request.model_id, actor, "model")
+            elif not request.name:
+                raise InvalidInput(
+                    "Name the model the version goes to: name (yours, or a new one) or model_id.",
+                    field="name",
+                )
+            return _import_environment(s, actor, request)
+
+    def import_model(self, actor: Actor, upload: StoredFile, request: ModelImport) -> ImportStarted:
+        """Queue the import of a model trained elsewhere (``upload``, a finished upload,
+        moves into the store): first what the request (:meth:`check_import`) and the file's
+        first bytes tell, at once (400 with what is wrong); then the job checks it in a
+        container of the environment's image and registers it (see :class:`ImportKind`)."""
+        environment = self.check_import(actor, request)
+        signature = (
+            _signature(request.signature).model_dump(mode="json") if request.signature else {}
+        )
+        filename = _safe_name(Path(request.filename).name)
+        archive = _is_archive(filename)
+        if not archive:
+            _check_model_file(upload.path, filename, request.kind)
+        key = f"models/imports/{uuid.uuid4().hex}"
+        target = self.store.path(key)
+        if archive:
+            extract_archive(upload.path, target, self.archive_limits)
+            drop_links(target)
+        else:
+            target.mkdir(parents=True)
+            shutil.move(str(upload.path), str(target / filename))
+        try:
+            with self.registry.session() as s:
+                job = self.jobs.create(
+                    s,
+                    IMPORT_KIND,
+                    owner_id=actor.id,
+                    target_type="model",
+                    target_id=request.model_id,
+                    spec={
+                        **request.model_dump(mode="json"),
+                        "signature": signature,
+                        "upload_key": key,
+                        "sha256": upload.sha256,
+                        "image": environment.image_ref,
+                        "environment_id": environment.id,
+                        "owner_id": actor.id,
+                        "timeout_s": self.conversion_timeout_s,
+                    },
+                    cpus=self.conversion_cpus,
+                    memory_mb=self.conversion_memory_mb,
+                )
+                return ImportStarted(job_id=job.id, environment_id=environment.id)
+        except BaseException:
+            self.store.delete(key)
+            raise
+
+    def _register_import(
+        self, spec: dict[str, Any], folder: Path, result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The import job's last step: register ``folder`` as the next version of the
+        model it names (made now when the owner has none of that name)."""
+        with self.registry.session() as s:
+            model_id = spec.get("model_id")
+            if model_id is None:
+                model_id = s.scalar(
+                    sa.select(Model.id)
+                    .where(Model.owner_id == spec["owner_id"], Model.name == spec["name"])
+                    .order_by(Model.id)
+                    .limit(1)
+                )
+            if model_id is None:
+                model = Model(
+                    name=spec["name"],
+                    owner_id=spec["owner_id"],
+                    visibility=Visibility(spec["visibility"]),
+                    description=spec["description"],
+                    purpose=spec["purpose"],
+                )
+                s.add(model)
+                s.flush()
+                model_id = model.id
+            name = s.get_one(Model, model_id).name
+        info = self.register_version(
+            model_id,
+            folder,
+            NewVersion(
+                job_id=spec["job_id"],
+                environment_id=spec["environment_id"],
+                framework=FRAMEWORK[result["native"]],
+                signature=result["signature"],
+                description=spec["description"],
+                source={
+                    "import": spec["kind"],
+                    "file": spec["filename"],
+                    "sha256": spec["sha256"],
+                    "warnings": result.get("warnings", []),
+                },
+            ),
+            staging=f"import-{spec['job_id']}",
+        )
+        return {"model": name, "model_id": model_id, "version": info.version, "version_id": info.id}
 
     # --- registering ----------------------------------------------------------------------
 
@@ -866,19 +1020,20 @@ def _formats(s: Session, version_id: int) -> list[FormatInfo]:
         .where(ModelFormat.model_version_id == version_id)
         .order_by(ModelFormat.id)
     ).all()
-    return [
-        FormatInfo(
-            format=row.format,
-            state=row.state,
-            message=row.message,
-            check=row.check or {},
-            file=row.file,
-            size=row.size,
-            job_id=row.job_id,
-            updated_at=row.updated_at,
-        )
-        for row in rows
-    ]
+    return [_format_info(row) for row in rows]
+
+
+def _format_info(row: ModelFormat) -> FormatInfo:
+    return FormatInfo(
+        format=row.format,
+        state=row.state,
+        message=row.message,
+        check=row.check or {},
+        file=row.file,
+        size=row.size,
+        job_id=row.job_id,
+        updated_at=row.updated_at,
+    )
 
 
 #: the latency budgets (ms, p99) the best format is chosen for
@@ -980,6 +1135,93 @@ def _signature(raw: dict[str, Any]) -> Signature:
         ) from exc
 
 
+#: an upload whose name ends so is unpacked (zip, tar, tar.gz)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+#: import kind -> the names its single file may have
+IMPORT_SUFFIXES = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".pth", ".torchscript"),
+    "keras": (".keras",),
+    "skops": (".skops",),
+    "pickle": (".joblib", ".pkl"),
+}
+
+
+def _is_archive(filename: str) -> bool:
+    return filename.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _check_model_file(path: Path, filename: str, kind: str) -> None:
+    """What the first bytes tell of a single uploaded model file, before any job: its name
+    fits the kind, an ONNX file is a protocol buffer, a TorchScript, Keras or skops file is
+    a zip archive, and a TorchScript file is not a bare state dict (that is kind pytorch)."""
+    suffixes = IMPORT_SUFFIXES[kind]
+    if not filename.lower().endswith(suffixes):
+        raise InvalidInput(
+            f"{filename} is not named as a {kind} file ({', '.join(suffixes)}); rename it, or "
+            "choose the kind it is.",
+            field="filename",
+        )
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        raise InvalidInput(f"{filename} is empty (0 bytes); upload it again.", field="file")
+    if kind == "onnx" and head[0] != 0x08:  # ModelProto starts with its ir_version field
+        raise InvalidInput(
+            f"{filename} is not an ONNX model (it does not start as one); export it with "
+            "torch.onnx.export, tf2onnx or skl2onnx.",
+            field="file",
+        )
+    if kind in ("torchscript", "keras", "skops"):
+        if not zipfile.is_zipfile(path):
+            raise InvalidInput(
+                f"{filename} is not a {kind} file ({kind} files are zip archives, and this one "
+                "is not).",
+                field="file",
+            )
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if kind == "torchscript" and not any("/code/" in n for n in names):
+            raise InvalidInput(
+                f"{filename} holds no TorchScript code: it looks like a state dict "
+                "(torch.save(model.state_dict())). Import it as kind pytorch with its module's "
+                "code, or save the model with torch.jit.save(torch.jit.script(model)).",
+                field="file",
+            )
+        if kind == "keras" and "config.json" not in names:
+            raise InvalidInput(
+                f"{filename} is a zip archive but not a Keras model (no config.json); save it "
+                "with model.save('model.keras').",
+                field="file",
+            )
+
+
+def _import_environment(s: Session, actor: Actor, request: ModelImport) -> Environment:
+    """The environment an import is checked (and later converted) in: the one asked for
+    (visible, with an image), else the newest ready one of the kind's frameworks."""
+    if request.environment_id is not None:
+        environment = get_visible(s, Environment, request.environment_id, actor, "environment")
+        if not environment.image_ref:
+            raise InvalidInput(
+                f"Environment {environment.id} has no image yet; build it, or choose another.",
+                field="environment_id",
+            )
+        return environment
+    frameworks = IMPORT_KINDS[request.kind][2]
+    candidates = [
+        e
+        for e in s.scalars(listing(Environment, actor, []))
+        if e.framework in frameworks and e.image_ref
+    ]
+    if not candidates:
+        raise InvalidInput(
+            f"No environment with an image can check a {request.kind} model (it needs one of "
+            f"the frameworks {', '.join(frameworks)}): build one, or give environment_id.",
+            field="environment_id",
+        )
+    return min(candidates, key=lambda e: (frameworks.index(e.framework), -e.id))
+
+
 def _tagged(s: Session, model: Model, tag: str) -> bool:
     """Whether the model or one of its versions has ``key`` or ``key=value``."""
     key, sep, value = tag.partition("=")
@@ -1029,13 +1271,23 @@ def visible_version(s: Session, actor: Actor, version_id: int) -> ModelVersion:
     return version
 
 
-def version_info(v: ModelVersion, s: Session | None = None) -> ModelVersionInfo:
-    """A version as the API shows it; with a session, the aliases that point at it."""
-    aliases = (
-        list(s.scalars(sa.select(ModelAlias.alias).where(ModelAlias.version_id == v.id)))
-        if s is not None
-        else []
-    )
+def version_info(
+    v: ModelVersion,
+    s: Session | None = None,
+    *,
+    aliases: list[str] | None = None,
+    formats: list[FormatInfo] | None = None,
+) -> ModelVersionInfo:
+    """A version as the API shows it; with a session, the aliases that point at it and its
+    formats (unless given: a listing reads them for all its versions at once)."""
+    if aliases is None:
+        aliases = (
+            list(s.scalars(sa.select(ModelAlias.alias).where(ModelAlias.version_id == v.id)))
+            if s is not None
+            else []
+        )
+    if formats is None:
+        formats = _formats(s, v.id) if s is not None else []
     return ModelVersionInfo(
         id=v.id,
         model_id=v.model_id,
@@ -1056,34 +1308,91 @@ def version_info(v: ModelVersion, s: Session | None = None) -> ModelVersionInfo:
         signature=v.signature or {},
         tags=v.tags or {},
         aliases=sorted(aliases),
-        formats=_formats(s, v.id) if s is not None else [],
+        formats=formats,
         default_format=v.default_format or "",
+        source=v.source or {},
         created_at=v.created_at,
     )
 
 
 def _model_fields(s: Session, row: Model) -> dict[str, Any]:
-    owner = s.get(User, row.owner_id)
-    latest = s.scalar(
-        sa.select(ModelVersion)
-        .where(ModelVersion.model_id == row.id)
-        .order_by(ModelVersion.version.desc())
-        .limit(1)
+    return _model_infos(s, [row])[0].model_dump()
+
+
+def _model_infos(s: Session, rows: Sequence[Model]) -> list[ModelInfo]:
+    """The models as the API lists them, each with its latest version: a few queries for
+    all of them (owners, latest versions, aliases, formats), never a few per model."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return []
+    owners = dict(
+        s.execute(
+            sa.select(User.id, User.username).where(User.id.in_({r.owner_id for r in rows}))
+        ).all()
     )
-    return {
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "owner": owner.username if owner else "?",
-        "visibility": row.visibility,
-        "project_id": row.project_id,
-        "purpose": row.purpose or "",
-        "tags": row.tags or {},
-        "aliases": _aliases(s, row.id),
-        "latest_version": version_info(latest, s) if latest is not None else None,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
+    newest = (
+        sa.select(ModelVersion.model_id, sa.func.max(ModelVersion.version).label("number"))
+        .where(ModelVersion.model_id.in_(ids))
+        .group_by(ModelVersion.model_id)
+        .subquery()
+    )
+    latest = {
+        v.model_id: v
+        for v in s.scalars(
+            sa.select(ModelVersion).join(
+                newest,
+                sa.and_(
+                    ModelVersion.model_id == newest.c.model_id,
+                    ModelVersion.version == newest.c.number,
+                ),
+            )
+        )
     }
+    aliases: dict[int, dict[str, int]] = {i: {} for i in ids}
+    pointing: dict[int, list[str]] = {}
+    for model_id, alias, version_id, number in s.execute(
+        sa.select(ModelAlias.model_id, ModelAlias.alias, ModelVersion.id, ModelVersion.version)
+        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+        .where(ModelAlias.model_id.in_(ids))
+        .order_by(ModelAlias.alias)
+    ):
+        aliases[model_id][alias] = number
+        pointing.setdefault(version_id, []).append(alias)
+    formats: dict[int, list[FormatInfo]] = {v.id: [] for v in latest.values()}
+    for fmt in s.scalars(
+        sa.select(ModelFormat)
+        .where(ModelFormat.model_version_id.in_(list(formats)))
+        .order_by(ModelFormat.id)
+    ):
+        formats[fmt.model_version_id].append(_format_info(fmt))
+    infos = []
+    for row in rows:
+        version = latest.get(row.id)
+        infos.append(
+            ModelInfo(
+                id=row.id,
+                name=row.name,
+                description=row.description,
+                owner=owners.get(row.owner_id, "?"),
+                visibility=row.visibility,
+                project_id=row.project_id,
+                purpose=row.purpose or "",
+                tags=row.tags or {},
+                aliases=aliases[row.id],
+                latest_version=(
+                    version_info(
+                        version,
+                        aliases=sorted(pointing.get(version.id, [])),
+                        formats=formats[version.id],
+                    )
+                    if version is not None
+                    else None
+                ),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+        )
+    return infos
 
 
 def has_files(folder: Path) -> bool:

@@ -445,6 +445,8 @@ class ModelVersion(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     #: the format a service serves by default: the benchmark's best (or "native")
     default_format: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    #: an imported version: {"import": kind, "file", "sha256", "warnings": [...]}
+    source: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,11 +1,14 @@
 """The Models section of the side panel (manual 2.4): the registry with filters, a model's
-versions with their lineage, evaluation, formats and aliases; convert and benchmark a
-version (jobs, followed with a progress bar); the benchmark's charts (latency percentiles
-and throughput against batch size, one line per format) and the best format per latency
-budget; two or more versions compared side by side (evaluation and benchmark)."""
+versions with their lineage, evaluation, formats and aliases; import a model trained
+elsewhere (a job, followed); convert and benchmark a version (jobs, followed with a
+progress bar); the benchmark's charts (latency percentiles and throughput against batch
+size, one line per format) and the best format per latency budget; two or more versions
+compared side by side (evaluation and benchmark)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -14,6 +17,7 @@ import plotly.graph_objects as go
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.jobs import FINISHED_JOB_STATES
+from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import (
     BenchmarkReport,
     ModelDetail,
@@ -27,6 +31,7 @@ from workbench.widgets.common import (
     Poller,
     Section,
     Status,
+    attempt,
     chart,
     chosen,
     escape,
@@ -57,6 +62,7 @@ COLOURS = {
     "onnx-optimized": "#43a047",
     "onnx-int8": "#fb8c00",
     "tensorrt": "#8e24aa",
+    "savedmodel": "#e53935",
 }
 
 
@@ -141,6 +147,43 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_box = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.compare_box.add_class("wb-model-compare-chart")
 
+        # import a model trained elsewhere: a file or archive the kernel can read
+        self.import_path = w.Text(
+            description="File",
+            placeholder="model.onnx, net.zip... (relative to the notebook)",
+            layout=w.Layout(width="330px"),
+        )
+        self.import_kind = w.Dropdown(
+            options=[(f"{kind}: {what}", kind) for kind, (what, _, _) in IMPORT_KINDS.items()],
+            description="Kind",
+            layout=w.Layout(width="330px"),
+        )
+        self.import_name = w.Text(description="Model", placeholder="yours, or a new name")
+        self.import_entry = w.Text(description="Entry", placeholder="pytorch: module:Class")
+        self.import_signature = w.Textarea(
+            description="Signature",
+            placeholder='torchscript, pytorch: {"inputs": [{"name": "input", "dtype": '
+            '"float32", "shape": [-1, 3, 32, 32]}]}',
+            layout=w.Layout(width="330px", height="64px"),
+        )
+        self.import_button = w.Button(description="Import", icon="upload", button_style="primary")
+        self.import_button.add_class("wb-model-import")
+        self.import_button.on_click(lambda _: self.start_import())
+        self.import_status = Status()
+        import_form = w.VBox(
+            [
+                self.import_path,
+                self.import_kind,
+                self.import_name,
+                self.import_entry,
+                self.import_signature,
+                self.import_button,
+                self.import_status,
+            ]
+        )
+        self.import_poller = Poller(self._follow_import, self.poll_interval)
+        self._import_job: int | None = None
+
         self.poller = Poller(self._follow, self.poll_interval)
         self._job_id: int | None = None
         actions: list[w.Widget] = [self.convert_button, self.benchmark_button, self.max_batch]
@@ -153,6 +196,7 @@ class ModelsSection(Section[ModelInfo]):
                 widget.layout.display = "none"
         self.arrange(
             filters=[self.purpose, self.framework, self.mine, self.search],
+            forms=[] if read_only else [("Import a model trained elsewhere", import_form)],
             details=w.VBox(
                 [
                     self.summary,
@@ -206,6 +250,64 @@ class ModelsSection(Section[ModelInfo]):
 
     def stop_polling(self) -> None:
         self.poller.stop()
+        self.import_poller.stop()
+
+    # --- import ---------------------------------------------------------------------------
+
+    def start_import(self) -> None:
+        """Upload the file and follow its check; the new version is shown when it is in."""
+        signature = None
+        if self.import_signature.value.strip():
+            try:
+                signature = json.loads(self.import_signature.value)
+            except ValueError as exc:
+                self.import_status.problem(f"The signature is not JSON: {exc}")
+                return
+        path, kind = self.import_path.value.strip(), self.import_kind.value
+        if not path:
+            self.import_status.problem("Give the model's file (or an archive of its folder).")
+            return
+        if not Path(path).expanduser().is_file():
+            self.import_status.problem(
+                f"There is no file {path} (a path relative to the notebook's folder, or absolute)."
+            )
+            return
+        started = attempt(
+            self.import_status,
+            lambda: self.client.models.start_import(
+                Path(path).expanduser(),
+                kind,
+                name=self.import_name.value.strip() or None,
+                signature=signature,
+                entry=self.import_entry.value.strip(),
+            ),
+        )
+        if started is FAILED:
+            return
+        self._import_job = started.job_id
+        self.import_status.value = f"import job {started.job_id} queued: checking the file…"
+        self.import_poller.start()
+
+    def _follow_import(self) -> bool:
+        job_id = self._import_job
+        if job_id is None:
+            return False
+        job = attempt(self.import_status, lambda: self.client.jobs.get(job_id))
+        if job is FAILED:
+            return False
+        if job.state not in FINISHED_JOB_STATES:
+            self.import_status.value = f"import job {job_id} {job.state}…"
+            return True
+        if job.state != "succeeded":
+            self.import_status.problem(f"import job {job_id} {job.state}: {job.message}")
+            return False
+        warnings = "".join(f"; ⚠ {x}" for x in job.result.get("warnings", []))
+        self.import_status.ok(
+            f"imported as {job.result['model']} v{job.result['version']}{warnings}"
+        )
+        self.refresh()
+        self.listing.value = job.result["model_id"]
+        return False
 
     # --- a version: formats, benchmark charts, jobs ---------------------------------------
 
@@ -383,7 +485,7 @@ def _version_html(v: ModelVersionInfo) -> str:
         or "none (conversion needs one)"
     )
     rows = [
-        ("lineage", _lineage(v)),
+        ("lineage", escape(_lineage(v))),
         ("files", f"{v.files} ({size_text(v.size)})"),
         ("inputs", signature),
         ("parameters", escape(", ".join(f"{k}={x}" for k, x in v.parameters.items()) or "-")),
@@ -400,7 +502,12 @@ def _lineage(v: ModelVersionInfo) -> str:
         ("environment", v.environment_id),
         ("base version", v.base_version_id),
     )
-    return ", ".join(f"{name} {value}" for name, value in parts if value is not None) or "-"
+    made = ", ".join(f"{name} {value}" for name, value in parts if value is not None)
+    if v.source.get("import"):
+        imported = f"imported {v.source['import']} file {v.source.get('file', '?')}"
+        warned = "".join(f"; ⚠ {w}" for w in v.source.get("warnings", []))
+        made = ", ".join(part for part in (imported + warned, made) if part)
+    return made or "-"
 
 
 def _formats_html(v: ModelVersionInfo) -> str:

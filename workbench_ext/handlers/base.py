@@ -157,6 +157,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: a refused upload of at most this many bytes is read (and dropped) before the answer: a
+#: client that has sent it whole then reads the error, where closing on its unread bytes
+#: would reset the connection under it; a larger one is answered at once, without waiting
+DRAIN_BYTES = 1024**2
+
+
 @web.stream_request_body
 class UploadHandler(WorkbenchHandler):
     """Base of the PUT routes whose body is a file: it is streamed to a temporary file in
@@ -174,13 +180,20 @@ class UploadHandler(WorkbenchHandler):
         await super().prepare()
         if self.request.method != "PUT" or self.current_user is None:
             return
-        await self.check_upload(*self.path_args)
+        declared = self.request.headers.get("Content-Length")
+        size = int(declared) if declared and declared.isdigit() else None
+        try:
+            await self.check_upload(*self.path_args)
+        except WorkbenchError as exc:
+            if size is None or size > DRAIN_BYTES:
+                raise  # answered at once; the connection closes on the rest of the body
+            # a small body is read and dropped first, so the client, still sending it,
+            # reads the error rather than a reset connection
+            self.upload_error = exc
+            return
         limit = self.workbench.settings.archive_limits.max_archive_bytes
         self.request.connection.set_max_body_size(limit + 1)  # type: ignore[union-attr]
-        declared = self.request.headers.get("Content-Length")
-        self.upload = self.workbench.store.begin_upload(
-            limit, int(declared) if declared and declared.isdigit() else None
-        )
+        self.upload = self.workbench.store.begin_upload(limit, size)
 
     def data_received(self, chunk: bytes) -> None:
         if self.upload is None or self.upload_error is not None:
@@ -192,10 +205,11 @@ class UploadHandler(WorkbenchHandler):
 
     @contextmanager
     def received(self) -> Iterator[StoredFile]:
-        """The finished upload, deleted when the block ends."""
-        assert self.upload is not None
+        """The finished upload, deleted when the block ends (the error that refused it,
+        raised)."""
         if self.upload_error is not None:
             raise self.upload_error
+        assert self.upload is not None
         try:
             yield self.upload.finish()
         finally:

@@ -1,8 +1,11 @@
 """/models, /model-versions: the model registry: list and search, detail, edit, tags,
-aliases, comparison, download of a version's files, delete; conversions to deployment
-formats and benchmarks (jobs), the formats made and the benchmark's figures."""
+aliases, comparison, download of a version's files, delete; imports of models trained
+elsewhere, conversions to deployment formats and benchmarks (jobs), the formats made and
+the benchmark's figures."""
 
 from __future__ import annotations
+
+import json
 
 from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
@@ -14,12 +17,13 @@ from workbench.models.schemas import (
     BenchmarkRequest,
     ConversionRequest,
     ModelFilter,
+    ModelImport,
     ModelUpdate,
     TagValue,
     VersionUpdate,
 )
 from workbench.models.service import ModelService
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, validate
 
 #: route groups: a tag's key (URL-encoded), an alias
 TAG = r"([^/]+)"
@@ -209,8 +213,45 @@ class VersionDownloadHandler(ModelHandlerBase):
         await self.send_zip(path, name)
 
 
+class ImportHandler(UploadHandler):
+    """PUT a model file (or an archive) trained elsewhere; the query says what it is
+    (:class:`ModelImport`, the signature as JSON). 202 with the import's job."""
+
+    auth_resource = "workbench:models"
+
+    def request_of(self) -> ModelImport:
+        args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        if args.get("signature"):
+            try:
+                args["signature"] = json.loads(args["signature"])
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"signature is not JSON ({exc}); give "
+                    '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 4]}]}',
+                    field="signature",
+                ) from exc
+        else:
+            args.pop("signature", None)
+        return validate(ModelImport, args)
+
+    async def check_upload(self) -> None:
+        """A wrong request is refused before its body is read."""
+        await self.run(self.workbench.models.check_import, self.actor, self.request_of())
+
+    @web.authenticated
+    @authorized
+    async def put(self) -> None:
+        request = self.request_of()
+        with self.received() as stored:
+            started = await self.run(
+                self.workbench.models.import_model, self.actor, stored, request
+            )
+        self.reply(started, status=202)
+
+
 handlers = [
     (rf"{API}/models", ModelsHandler),
+    (rf"{API}/models/import", ImportHandler),
     (rf"{API}/models/(\d+)", ModelHandler),
     (rf"{API}/models/(\d+)/tags/{TAG}", ModelTagHandler),
     (rf"{API}/models/(\d+)/aliases/{ALIAS}", AliasHandler),

@@ -51,7 +51,7 @@ def machine() -> dict[str, Any]:
         pass
     cores = len(os.sched_getaffinity(0))
     software = {"python": platform.python_version()}
-    for package in ("numpy", "onnxruntime", "torch", "scikit-learn"):
+    for package in ("numpy", "onnxruntime", "torch", "scikit-learn", "tensorflow-cpu", "keras"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             software[package] = metadata.version(package)
     return {

@@ -4,23 +4,33 @@ model, inside a container of the version's environment image (the job kind in
 folder, and runs ``python convert.py REQUEST``).
 
 It imports nothing from Workbench: only the standard library, NumPy and the frameworks the
-image has (torch, onnx, onnxruntime, scikit-learn, skl2onnx), each when a format needs it.
+image has (torch, onnx, onnxruntime, scikit-learn, skl2onnx, skops, tensorflow, tf2onnx),
+each when a format needs it.
 
 The request (JSON) names the native model file and its kind (``torchscript``, ``sklearn``,
-``onnx``), the formats wanted in order, the
+``onnx``, ``keras``, ``savedmodel``), the formats wanted in order, the
 signature (inputs with shapes, -1 for a dynamic axis), the tolerance and the number of
-sample inputs. The answer, ``result.json`` in the output folder, has one entry per format:
+sample inputs. The inputs are the version's held-out samples when it has them
+(``samples.npz`` beside the model: one array per input, by name, and ``labels``; see
+docs/contracts.md), else seeded random ones in the signature's shapes. With labels, the
+evaluation (accuracy) is run again on each format next to the native model's, and an
+approximate format (INT8) must not lose more than the request's ``accuracy_drop``.
+
+The answer, ``result.json`` in the output folder, has one entry per format:
 ``state`` (``verified`` or ``failed``), ``file`` (in ``<out>/<format>/``), ``message`` and
 ``check`` (``max_abs_error``, ``max_rel_error``, ``atol``, ``rtol``, ``samples``,
-``top1_agreement``, ``seconds``). A format that cannot be made or checked is ``failed`` with
-why; the others go on.
+``inputs`` (``held-out`` or ``random``), ``top1_agreement``, ``evaluation``, ``seconds``).
+A format that cannot be made or checked is ``failed`` with why; the others go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -67,6 +77,31 @@ def sample_inputs(signature: dict[str, Any], batch: int, seed: int) -> dict[str,
         else:
             inputs[spec["name"]] = rng.integers(0, 10, shape).astype(DTYPES[dtype])
     return inputs
+
+
+def held_out(path: Path, signature: dict[str, Any], limit: int) -> tuple[dict, np.ndarray | None]:
+    """The first ``limit`` held-out samples of ``samples.npz`` (one array per input of the
+    signature, by name; text as a unicode array) and their ``labels`` (None without)."""
+    with np.load(path, allow_pickle=False) as data:
+        inputs = {}
+        for spec in signature["inputs"]:
+            if spec["name"] not in data.files:
+                raise ValueError(
+                    f"{path.name} has no array named {spec['name']!r} (it has "
+                    f"{', '.join(data.files)}): name its arrays after the signature's inputs"
+                )
+            array = data[spec["name"]][:limit]
+            inputs[spec["name"]] = array.astype(DTYPES[spec["dtype"]])
+        labels = data["labels"][:limit] if "labels" in data.files else None
+    return inputs, labels
+
+
+def accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> float:
+    """The share of samples whose prediction is their label: the first output is either the
+    predicted labels (1-D) or one score per class (2-D, the highest wins)."""
+    first = np.asarray(outputs[0])
+    predicted = first.argmax(1) if first.ndim == 2 and first.shape[1] > 1 else first.reshape(-1)
+    return float(np.mean(predicted.astype(str) == np.asarray(labels).astype(str)))
 
 
 def compare(
@@ -154,10 +189,31 @@ def onnx_runner(path: Path) -> Runner:
     return run
 
 
-def sklearn_runner(path: Path, signature: dict[str, Any]) -> Runner:
+#: the modules whose types a skops file may hold (anything else is refused, not loaded)
+SKOPS_TRUSTED = ("sklearn.", "numpy.", "scipy.")
+
+
+def load_sklearn(path: Path) -> Any:
+    """A scikit-learn model from a skops file (only scikit-learn, NumPy and SciPy types are
+    trusted), or from a joblib / pickle file (which runs the code it holds)."""
+    if path.suffix == ".skops":
+        import skops.io
+
+        untrusted = skops.io.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED)]
+        if refused:
+            raise Refused(
+                f"{path.name} holds types that are not scikit-learn's, NumPy's or SciPy's: "
+                f"{', '.join(refused[:10])}; Workbench does not load them"
+            )
+        return skops.io.load(path, trusted=untrusted)
     import joblib
 
-    model = joblib.load(path)
+    return joblib.load(path)
+
+
+def sklearn_runner(path: Path, signature: dict[str, Any]) -> Runner:
+    model = load_sklearn(path)
     name = signature["inputs"][0]["name"]
 
     def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -171,14 +227,74 @@ def sklearn_runner(path: Path, signature: dict[str, Any]) -> Runner:
     return run
 
 
+def tensorflow_threads() -> None:
+    """TensorFlow's threads, as the job's CPUs (set before TensorFlow first runs; later
+    calls find them set)."""
+    import tensorflow as tf
+
+    threads = max(1, int(os.environ.get("WORKBENCH_THREADS", "1")))
+    with contextlib.suppress(RuntimeError):  # already initialised, with these numbers
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def keras_runner(path: Path) -> Runner:
+    tensorflow_threads()
+    import keras
+
+    model = keras.models.load_model(str(path), safe_mode=True, compile=False)
+    names = [t.name for t in model.inputs]
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = model([inputs[n] for n in names] if len(names) > 1 else inputs[names[0]])
+        outs = out if isinstance(out, tuple | list) else [out]
+        return [np.asarray(keras.ops.convert_to_numpy(o)) for o in outs]
+
+    return run
+
+
+def serving_function(folder: Path) -> Any:
+    """A SavedModel's ``serving_default`` function."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(folder))
+    if "serving_default" not in loaded.signatures:
+        raise Refused(
+            f"the SavedModel has no serving_default signature (it has "
+            f"{', '.join(loaded.signatures) or 'none'}): export it with one"
+        )
+    return loaded, loaded.signatures["serving_default"]
+
+
+def savedmodel_runner(path: Path) -> Runner:
+    tensorflow_threads()
+    import tensorflow as tf
+
+    folder = path.parent if path.is_file() else path
+    loaded, function = serving_function(folder)
+    names = list(function.structured_input_signature[1])
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = function(**{n: tf.constant(inputs[n]) for n in names})
+        return [np.asarray(v) for v in out.values()]
+
+    run.keep = loaded  # type: ignore[attr-defined]  # the variables live as long as the runner
+    return run
+
+
 def runner_for(kind: str, path: Path, signature: dict[str, Any]) -> Runner:
-    """A runner of the model file ``path`` of kind ``torchscript``, ``sklearn`` or ``onnx``."""
+    """A runner of the model file ``path`` of kind ``torchscript``, ``sklearn``, ``onnx``,
+    ``keras`` or ``savedmodel`` (its folder or its ``saved_model.pb``)."""
     if kind == "torchscript":
         return torchscript_runner(path, signature)
     if kind == "sklearn":
         return sklearn_runner(path, signature)
     if kind == "onnx":
         return onnx_runner(path)
+    if kind == "keras":
+        return keras_runner(path)
+    if kind == "savedmodel":
+        return savedmodel_runner(path)
     raise Refused(f"no runner for {kind} models here")
 
 
@@ -204,11 +320,10 @@ def to_onnx(native: str, source: Path, signature: dict[str, Any], dest: Path) ->
             dynamo=False,  # a TorchScript module goes through the TorchScript exporter
         )
     elif native == "sklearn":
-        import joblib
         from skl2onnx import to_onnx as skl_to_onnx
         from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-        model = joblib.load(source)
+        model = load_sklearn(source)
         spec = signature["inputs"][0]
         kind = StringTensorType if spec["dtype"] == "string" else FloatTensorType
         shape = [None, *[d if d and d > 0 else None for d in spec["shape"][1:]]]
@@ -219,8 +334,39 @@ def to_onnx(native: str, source: Path, signature: dict[str, Any], dest: Path) ->
             target_opset={"": 17, "ai.onnx.ml": 3},
         )
         dest.write_bytes(onnx_model.SerializeToString())
+    elif native == "keras":
+        tensorflow_threads()
+        import keras
+        import tensorflow as tf
+        import tf2onnx
+
+        model = keras.models.load_model(str(source), safe_mode=True, compile=False)
+        specs = tuple(
+            tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name) for t in model.inputs
+        )
+        tf2onnx.convert.from_keras(model, input_signature=specs, opset=17, output_path=str(dest))
+    elif native == "savedmodel":
+        import subprocess
+
+        folder = source.parent if source.is_file() else source
+        command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(folder)]
+        command += ["--signature_def", "serving_default", "--opset", "17", "--output", str(dest)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise Refused(f"tf2onnx failed: {done.stderr.strip()[-1500:]}")
     else:
         raise Refused(f"no ONNX conversion for {native} models here")
+
+
+def to_savedmodel(native: str, source: Path, dest: Path) -> None:
+    """A Keras model exported as a SavedModel folder (its serving_default signature)."""
+    if native != "keras":
+        raise Refused(f"no SavedModel conversion for {native} models here")
+    tensorflow_threads()
+    import keras
+
+    model = keras.models.load_model(str(source), safe_mode=True, compile=False)
+    model.export(str(dest), format="tf_saved_model", verbose=False)
 
 
 def _sklearn_options(model: Any) -> dict[Any, dict[str, Any]]:
@@ -265,13 +411,18 @@ def quantize(source: Path, dest: Path) -> None:
             "nothing in this model is quantized to INT8: its graph has no MatMul, Gemm or Conv "
             f"(its operators: {', '.join(sorted(ops)) or 'only ai.onnx.ml ones'})"
         )
-    quantize_dynamic(
-        str(source),
-        str(dest),
-        weight_type=QuantType.QInt8,
-        # a graph with ai.onnx.ml operators (scikit-learn) leaves some types to infer
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    # the quantizer writes files beside its input (a shape-inferred copy): give it a copy
+    # in a folder of its own, as a native ONNX model's folder is mounted read-only
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "model.onnx"
+        shutil.copyfile(source, copy)
+        quantize_dynamic(
+            str(copy),
+            str(dest),
+            weight_type=QuantType.QInt8,
+            # a graph with ai.onnx.ml operators (scikit-learn) leaves some types to infer
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 def perturb(path: Path) -> None:
@@ -300,7 +451,15 @@ def main(request_path: str) -> int:
     #: verified formats, the ones already there first (onnx, for onnx-int8 asked alone)
     made: dict[str, Path] = {fmt: Path(path) for fmt, path in request["verified"].items()}
     reference: Runner | None = None
-    inputs = sample_inputs(signature, int(request["samples"]), int(request.get("seed", 0)))
+    labels: np.ndarray | None = None
+    if request.get("samples_file"):
+        inputs, labels = held_out(
+            Path(request["samples_file"]), signature, int(request["held_out_samples"])
+        )
+    else:
+        inputs = sample_inputs(signature, int(request["samples"]), int(request.get("seed", 0)))
+    expected: list[np.ndarray] | None = None
+    native_accuracy: float | None = None
     for fmt in request["formats"]:
         started = time.monotonic()
         print(f"[convert] {fmt}: converting", flush=True)
@@ -309,8 +468,15 @@ def main(request_path: str) -> int:
         try:
             if reference is None:
                 reference = runner_for(native, source, signature)
+                expected = reference(inputs)
+                if labels is not None:
+                    native_accuracy = accuracy(expected, labels)
             tol_abs, tol_rel, range_tol = atol, rtol, None
-            if fmt == "onnx":
+            runtime = "onnx"
+            if fmt == "savedmodel":
+                target, runtime = folder / "model", "savedmodel"
+                to_savedmodel(native, source, target)
+            elif fmt == "onnx":
                 target = folder / "model.onnx"
                 if native == "onnx":
                     raise Refused("the native model is ONNX already")
@@ -334,23 +500,46 @@ def main(request_path: str) -> int:
                 raise Refused(f"{fmt} is not a format this converter makes from {native}")
             if fmt in request.get("perturb", []):
                 perturb(target)
-            check = compare(
-                reference(inputs), onnx_runner(target)(inputs), tol_abs, tol_rel, range_tol
-            )
+            assert expected is not None
+            got = runner_for(runtime, target, signature)(inputs)
+            check = compare(expected, got, tol_abs, tol_rel, range_tol)
             check.update(
                 atol=tol_abs,
                 rtol=tol_rel,
                 range_tol=range_tol,
                 samples=len(next(iter(inputs.values()))),
-                seconds=round(time.monotonic() - started, 3),
+                inputs="random" if labels is None else "held-out",
             )
             ok = check.pop("ok")
+            if labels is not None and native_accuracy is not None and "why" not in check:
+                measured = accuracy(got, labels)
+                drop = float(request["accuracy_drop"])
+                check["evaluation"] = {
+                    "metric": "accuracy",
+                    "native": native_accuracy,
+                    "format": measured,
+                    "change": measured - native_accuracy,
+                    "allowed_drop": drop if range_tol is not None else 0.0,
+                }
+                if range_tol is not None and measured < native_accuracy - drop:
+                    ok = False
+                    check["why"] = (
+                        f"the held-out accuracy fell from {native_accuracy:.4f} to "
+                        f"{measured:.4f}, more than the {drop:g} allowed"
+                    )
+            check["seconds"] = round(time.monotonic() - started, 3)
             if ok:
                 made[fmt] = target
                 message = (
                     f"max abs error {check['max_abs_error']:.3g}, max rel "
-                    f"error {check['max_rel_error']:.3g} on {check['samples']} samples"
+                    f"error {check['max_rel_error']:.3g} on {check['samples']} "
+                    f"{check['inputs']} samples"
                 )
+                if "evaluation" in check:
+                    evaluation = check["evaluation"]
+                    message += (
+                        f"; accuracy {evaluation['format']:.4f} (native {evaluation['native']:.4f})"
+                    )
             else:
                 allowed = (
                     f"{range_tol:g} x the native output's range"
@@ -359,7 +548,7 @@ def main(request_path: str) -> int:
                 )
                 message = check.pop("why", None) or (
                     f"the check failed: max abs error {check['max_abs_error']:.3g} exceeds "
-                    f"{allowed} on {check['samples']} samples"
+                    f"{allowed} on {check['samples']} {check['inputs']} samples"
                 )
             results[fmt] = {
                 "state": "verified" if ok else "failed",

@@ -8,7 +8,9 @@ matrix to ``$EVALUATION_FILE`` and the model to ``$MODEL_DIR``:
 - ``model.pt``: the network as TorchScript (``torch.jit.load`` needs no code from here);
 - ``labels.json``: the class names, in the order of the network's outputs;
 - ``preprocess.json``: how an image becomes the network's input (size, channels, scaling);
-- ``signature.json``: the network's input and output tensors (names, dtypes, shapes).
+- ``signature.json``: the network's input and output tensors (names, dtypes, shapes);
+- ``samples.npz``: held-out test images as the network takes them (``input``) with their
+  class indices (``labels``): conversions are checked and evaluated on them.
 
 When ``$BASE_MODEL_DIR`` holds a ``model.pt`` written by this script, training starts from
 its weights (every tensor whose name and shape match; the last layer is new when the
@@ -28,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -37,6 +40,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 MEAN = 0.5
 STD = 0.5
+#: held-out samples written beside the model at most
+HELD_OUT = 512
 
 
 def env_path(name: str, default: str) -> Path:
@@ -250,6 +255,12 @@ def main() -> int:
         "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, len(classes)]}],
     }
     (model_dir / "signature.json").write_text(json.dumps(signature) + "\n")
+    held_out = known[:HELD_OUT]  # test images of known classes, with their class index
+    np.savez(
+        model_dir / "samples.npz",
+        input=x_test[held_out].numpy(),
+        labels=y_known[: len(held_out)].numpy(),
+    )
 
     labels = sorted(set(classes) | set(test_names))
     predicted = predict(model, x_test, torch.device("cpu")).argmax(1).tolist()

@@ -2,7 +2,8 @@
 
 Follows Workbench's training-container contract (docs/contracts.md): reads the dataset's
 ``train/`` and ``test/`` from ``$DATASET_DIR`` (``single_text`` or ``dir`` format), writes
-``model.joblib``, ``model.json`` and ``signature.json`` into ``$MODEL_DIR``, one metrics
+``model.joblib``, ``model.json``, ``signature.json`` and ``samples.npz`` (held-out test
+texts and their labels, on which conversions are checked) into ``$MODEL_DIR``, one metrics
 line per step of a learning curve into ``$METRICS_FILE`` and the test split's confusion
 matrix into ``$EVALUATION_FILE``.
 
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import joblib
+import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.naive_bayes import MultinomialNB
@@ -33,6 +35,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 SINGLE_TEXT_SUFFIXES = (".txt", ".tsv", ".csv")
 TRUE = {"1", "true", "yes", "on"}
+#: held-out texts written beside the model at most
+HELD_OUT = 512
 
 
 def env_path(name: str, default: str) -> Path:
@@ -169,6 +173,11 @@ def main() -> int:
         ],
     }
     (model_dir / "signature.json").write_text(json.dumps(signature) + "\n")
+    np.savez(
+        model_dir / "samples.npz",
+        text=np.array(x_test[:HELD_OUT], dtype=str),
+        labels=np.array(y_test[:HELD_OUT], dtype=str),
+    )
     (model_dir / "model.json").write_text(
         json.dumps(
             {

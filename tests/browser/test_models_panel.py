@@ -1,20 +1,25 @@
 """The Models section in a real JupyterLab: a model whose newest version was converted and
 benchmarked for real (jobs the server runs in the python environment's image), its
 benchmark charts (latency percentiles and throughput by batch size, one line per format),
-the best format per budget, and two versions compared side by side."""
+the best format per budget, two versions compared side by side, and a model trained
+elsewhere imported with the panel's form."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
+from sklearn.linear_model import LogisticRegression
 
 from tests.browser.conftest import ARTIFACTS, PANEL_ID, LabServer, open_workbench_panel
 from tests.browser.test_datasets_panel import widen_sidebar
 from tests.models_fixtures import register_classifiers
 from workbench.config import default_owner
+from workbench.models.formats import IMPORT_KINDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 API = "workbench/api/v1"
@@ -113,3 +118,28 @@ def test_a_reviewer_reads_the_dashboard(page: Page, lab_server: LabServer, flowe
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 900, "height": 1400})
     page.screenshot(path=str(ARTIFACTS / "models-dashboard.png"), full_page=True)
+
+
+def test_import_a_model_from_the_panel(
+    page: Page, lab_server: LabServer, flowers, tmp_path: Path
+) -> None:
+    """The Import form: a pickled classifier on the server's disk becomes a model, checked
+    in a container; the panel shows it with the pickle's warning."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    path = tmp_path / "iris-from-home.joblib"
+    joblib.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), path)
+    frame = open_workbench_panel(page, lab_server)
+    widen_sidebar(page)
+    frame.locator(".lm-TabBar-tab", has_text="Models").first.click()
+    frame.get_by_text("Import a model trained elsewhere").click()
+    frame.get_by_placeholder("model.onnx, net.zip... (relative to the notebook)").fill(str(path))
+    kind = frame.get_by_role("combobox", name="Kind")
+    kind.select_option(label=f"pickle: {IMPORT_KINDS['pickle'][0]}")
+    frame.get_by_placeholder("yours, or a new name").fill("iris-from-home")
+    frame.locator("button.wb-model-import").click()
+    expect(frame.get_by_text("imported as iris-from-home v1")).to_be_visible(timeout=120_000)
+    expect(frame.get_by_text("runs any code", exact=False).first).to_be_visible()
+    expect(frame.locator(".wb-model-versions-table")).to_contain_text("sklearn")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-import.png"))

@@ -1,0 +1,248 @@
+"""Serving throughput and latency of one ONNX CNN (about 12 M multiply-adds per sample, made
+here), in one run on this machine, with the server and the load generator pinned to
+different cores (``taskset``; on 2 cores: the server on core 0, wrk on core 1):
+
+- the floor: ONNX Runtime called in-process in a bare loop, same threads (1), at batch 1
+  and at its best batch size;
+- our model server process (``python -m workbench.serving``), batching on (up to 32) and
+  off, with JSON and with binary tensors (the V2 binary extension), at concurrency 1, 8
+  and 32, driven by Debian's ``wrk`` with a Lua body (``scripts/system-deps`` installs it).
+
+For each: throughput (requests/s = samples/s: one sample a request), p50 and p99 latency,
+the non-2xx count, and the throughput over the floor at batch 1 and at its best batch.
+
+    .venv/bin/python benchmarks/serving.py [--seconds 10] [--server-core 0] [--load-core 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+CONCURRENCY = (1, 8, 32)
+#: channels of the three 3x3 convolutions (32x32 -> 16x16 -> 8x8 after each 2x2 pool)
+CHANNELS = (3, 32, 64, 144)
+
+
+def make_cnn(path: Path) -> int:
+    """A CNN on 3x32x32 images, 10 classes; its multiply-adds per sample."""
+    rng = np.random.default_rng(0)
+    inits, nodes, x, side, macs = [], [], "input", 32, 0
+    for i in range(3):
+        cin, cout = CHANNELS[i], CHANNELS[i + 1]
+        weights = rng.standard_normal((cout, cin, 3, 3)) * (2 / (cin * 9)) ** 0.5
+        inits += [
+            numpy_helper.from_array(weights.astype(np.float32), f"w{i}"),
+            numpy_helper.from_array(np.zeros(cout, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+            helper.make_node("MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2]),
+        ]
+        macs += side * side * cout * cin * 9
+        x, side = f"p{i}", side // 2
+    flat = CHANNELS[-1] * side * side
+    fc = rng.standard_normal((flat, 10)) * (1 / flat) ** 0.5
+    inits += [
+        numpy_helper.from_array(fc.astype(np.float32), "fw"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "fb"),
+    ]
+    nodes += [
+        helper.make_node("Flatten", [x], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fw", "fb"], ["logits"]),
+    ]
+    macs += flat * 10
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return macs
+
+
+def floor(model: Path, core: int, seconds: float) -> dict[int, float]:
+    """In-process samples/s per batch size (a child process pinned to ``core``)."""
+    code = f"""
+import json, time, numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
+s = ort.InferenceSession({str(model)!r}, o, providers=["CPUExecutionProvider"])
+rates = {{}}
+for b in (1, 2, 4, 8, 16, 32):
+    x = np.random.default_rng(0).standard_normal((b, 3, 32, 32)).astype(np.float32)
+    for _ in range(20):
+        s.run(None, {{"input": x}})
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < {seconds}:
+        s.run(None, {{"input": x}}); n += 1
+    rates[b] = n * b / (time.perf_counter() - t)
+print(json.dumps(rates))
+"""
+    out = subprocess.run(
+        ["taskset", "-c", str(core), sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    ).stdout
+    return {int(k): v for k, v in json.loads(out).items()}
+
+
+def bodies(folder: Path) -> dict[str, Path]:
+    """wrk's Lua scripts: one request of one sample, in JSON and in binary."""
+    x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    tensor = {"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32"}
+    (folder / "json.body").write_text(
+        json.dumps({"inputs": [{**tensor, "data": x.ravel().tolist()}]})
+    )
+    header = json.dumps(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": x.nbytes}}],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    (folder / "binary.body").write_bytes(header + x.tobytes())
+    scripts = {}
+    for kind, extra in (
+        ("json", 'wrk.headers["Content-Type"] = "application/json"'),
+        ("binary", f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"'),
+    ):
+        lua = folder / f"{kind}.lua"
+        lua.write_text(
+            f'wrk.method = "POST"\n{extra}\n'
+            f'local f = io.open("{folder / (kind + ".body")}", "rb")\n'
+            'wrk.body = f:read("*a")\nf:close()\n'
+        )
+        scripts[kind] = lua
+    return scripts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(model: Path, core: int, max_batch: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    pinned = ["taskset", "-c", str(core), sys.executable, "-m", "workbench.serving"]
+    options = f"--runtime onnx --name cnn --host 127.0.0.1 --port {port} --threads 1"
+    options += f" --max-batch {max_batch} --max-queue 1024"
+    process = subprocess.Popen(
+        [*pinned, str(model), *options.split()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1):
+                return process, url
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the model server did not get ready in 60 s")
+
+
+def load(url: str, script: Path, concurrency: int, core: int, seconds: int) -> dict[str, Any]:
+    wrk = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
+    out = subprocess.run(
+        [*wrk, "--latency", "-s", str(script), f"{url}/v2/models/cnn/infer"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {
+        "rate": rate,
+        "p50": _ms(re.search(r"50%\s+([\d.]+)(us|ms|s)", out)),
+        "p99": _ms(re.search(r"99%\s+([\d.]+)(us|ms|s)", out)),
+        "requests": total,
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+def _ms(found: re.Match[str] | None) -> float:
+    if found is None:
+        return float("nan")
+    value, unit = float(found.group(1)), found.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--load-core", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: run scripts/system-deps (Debian's wrk)")
+    folder = Path(tempfile.mkdtemp(prefix="wb-serving-"))
+    model = folder / "cnn.onnx"
+    macs = make_cnn(model)
+    scripts = bodies(folder)
+    print(
+        f"CNN: {macs / 1e6:.1f} M multiply-adds per sample; {os.cpu_count()} cores; "
+        f"server on core {args.server_core}, wrk on core {args.load_core}; "
+        f"onnxruntime {ort.__version__}, {args.seconds:g} s per point\n"
+    )
+    rates = floor(model, args.server_core, min(args.seconds, 5))
+    single, best = rates[1], max(rates.values())
+    best_batch = max(rates, key=rates.get)  # type: ignore[arg-type]
+    print("floor: in-process ONNX Runtime, 1 thread, samples/s by batch size:")
+    print("  " + "  ".join(f"b{b} {r:,.0f}" for b, r in rates.items()))
+    print(f"  batch 1: {single:,.0f}/s; best: batch {best_batch}, {best:,.0f}/s\n")
+    header = (
+        f"{'server':<34} {'conc':>4} {'req/s':>9} {'vs b1':>6} {'vs best':>7} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for max_batch, label in ((32, "batching on (<=32)"), (1, "batching off")):
+        process, url = serve(model, args.server_core, max_batch)
+        try:
+            for kind in ("binary", "json"):
+                for c in CONCURRENCY:
+                    r = load(url, scripts[kind], c, args.load_core, args.seconds)
+                    name = f"model server, {label}, {kind}"
+                    print(
+                        f"{name:<34} {c:>4} {r['rate']:>9,.0f} {r['rate'] / single:>6.0%} "
+                        f"{r['rate'] / best:>7.0%} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                        f"{r['non2xx']:>8} {r['socket_errors']}",
+                        flush=True,
+                    )
+        finally:
+            process.terminate()
+            process.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

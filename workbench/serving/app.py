@@ -1,0 +1,344 @@
+"""The model server's HTTP routes, as an ASGI application (served by granian, see
+``__main__``; in tests, in-process):
+
+- ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /health`` (the inference
+  container's contract);
+- ``GET /v2`` (server metadata), ``GET /v2/models/{m}[/versions/{v}]`` (model metadata),
+  ``.../ready``, ``.../config`` (read-only, in Triton's model-configuration shape);
+- ``POST /v2/models/{m}[/versions/{v}]/infer``: JSON tensors or the binary tensor extension;
+- ``POST /predict`` (the simple JSON route): ``{"<input>": <one sample>}`` in,
+  ``{"<output>": <its value>}`` out;
+- ``GET /metrics``: Prometheus.
+
+Errors answer ``{"error": "..."}``: 400 for a request the model cannot take, 404 for an
+unknown model, version or route, 405 for a wrong method, 413 for a body over the limit,
+503 when the queue is full, 500 when the model raises.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+
+from workbench import __version__
+from workbench.serving.batching import Batcher, Overloaded
+from workbench.serving.metrics import Metrics
+from workbench.serving.protocol import (
+    DATATYPES,
+    HEADER_LENGTH,
+    ProtocolError,
+    TensorSpec,
+    decode_infer,
+    encode_infer,
+)
+from workbench.serving.runtimes import PLATFORMS, Runtime
+
+Scope = dict[str, Any]
+JSON = [(b"content-type", b"application/json")]
+#: Triton's names of the V2 datatypes (a model configuration's ``data_type``)
+TRITON_TYPES = {
+    "BOOL": "TYPE_BOOL",
+    "UINT8": "TYPE_UINT8",
+    "UINT16": "TYPE_UINT16",
+    "UINT32": "TYPE_UINT32",
+    "UINT64": "TYPE_UINT64",
+    "INT8": "TYPE_INT8",
+    "INT16": "TYPE_INT16",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "FP16": "TYPE_FP16",
+    "FP32": "TYPE_FP32",
+    "FP64": "TYPE_FP64",
+    "BYTES": "TYPE_STRING",
+}
+
+
+class ModelServer:
+    """Serves one model version (see the module doc)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        name: str,
+        version: str = "1",
+        max_batch: int = 32,
+        max_delay_s: float = 0.005,
+        max_queue: int = 256,
+        max_body_bytes: int = 64 * 1024**2,
+        threads: int = 1,
+    ) -> None:
+        """``threads``: the runtime's; the model runs in a thread of its own when the
+        process has more cores than that (:mod:`workbench.serving.batching`)."""
+        self.runtime = runtime
+        self.name = name
+        self.version = version
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_body_bytes = max_body_bytes
+        self.metrics = Metrics()
+        batched = max_batch > 1 and all(s.shape[:1] == (-1,) for s in runtime.inputs)
+        self.batcher = Batcher(
+            runtime.run,
+            max_batch=max_batch if batched else 1,
+            max_delay_s=max_delay_s,
+            max_queue=max_queue,
+            metrics=self.metrics,
+            offload=len(os.sched_getaffinity(0)) > threads,
+        )
+        # the children of the metrics every inference touches, found once
+        self._infer_ok = self.metrics.requests.labels("infer", "200")
+        self._infer_seconds = self.metrics.latency.labels("infer")
+        base = f"/v2/models/{name}"
+        versioned = f"{base}/versions/{version}"
+        self._model_paths = {base, versioned}
+        self._static: dict[str, bytes] = {
+            "/v2/health/live": b'{"live":true}',
+            "/v2/health/ready": b'{"ready":true}',
+            "/health": b'{"status":"ok"}',
+            "/v2": orjson.dumps(
+                {
+                    "name": "workbench",
+                    "version": __version__,
+                    "extensions": ["binary_tensor_data", "model_configuration"],
+                }
+            ),
+        }
+        metadata = orjson.dumps(
+            {
+                "name": name,
+                "versions": [version],
+                "platform": PLATFORMS[runtime.name],
+                "inputs": [s.as_json() for s in runtime.inputs],
+                "outputs": [s.as_json() for s in runtime.outputs],
+            }
+        )
+        ready = orjson.dumps({"name": name, "ready": True})
+        config = orjson.dumps(self._config())
+        for path in self._model_paths:
+            self._static[path] = metadata
+            self._static[f"{path}/ready"] = ready
+            self._static[f"{path}/config"] = config
+        self._infer = {f"{p}/infer" for p in self._model_paths}
+
+    def _config(self) -> dict[str, Any]:
+        batched = self.batcher.max_batch > 1
+
+        def entry(spec: TensorSpec) -> dict[str, Any]:
+            dims = list(spec.shape[1:] if batched else spec.shape)
+            return {"name": spec.name, "data_type": TRITON_TYPES[spec.datatype], "dims": dims}
+
+        config: dict[str, Any] = {
+            "name": self.name,
+            "platform": PLATFORMS[self.runtime.name],
+            "max_batch_size": self.batcher.max_batch if batched else 0,
+            "input": [entry(s) for s in self.runtime.inputs],
+            "output": [entry(s) for s in self.runtime.outputs],
+        }
+        if batched:
+            config["dynamic_batching"] = {
+                "max_queue_delay_microseconds": int(self.max_delay_s * 1e6)
+            }
+        return config
+
+    # --- ASGI -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path in self._infer:
+            if method != "POST":
+                await _reply(send, 405, {"error": f"{path} takes POST"})
+                return
+            await self._answer_infer(scope, receive, send)
+            return
+        if path == "/predict":
+            if method != "POST":
+                await _reply(send, 405, {"error": "/predict takes POST"})
+                return
+            await self._answer_predict(scope, receive, send)
+            return
+        static = self._static.get(path)
+        if static is not None:
+            await _send(send, 200, static, JSON)
+            self.metrics.requests.labels(_route(path), "200").inc()
+            return
+        if path == "/metrics":
+            await _send(send, 200, self.metrics.exposition(), [(b"content-type", b"text/plain")])
+            return
+        if path.startswith("/v2/models/"):
+            await _reply(send, 404, {"error": self._unknown_model(path)})
+            return
+        await _reply(send, 404, {"error": f"no route {path}; see /v2 and /v2/models/{self.name}"})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.batcher.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _unknown_model(self, path: str) -> str:
+        parts = path.split("/")
+        asked = parts[3] if len(parts) > 3 else ""
+        if asked != self.name:
+            return f"unknown model {asked!r}: this server serves {self.name!r}"
+        if len(parts) > 5 and parts[4] == "versions" and parts[5] != self.version:
+            return (
+                f"unknown version {parts[5]!r} of {self.name!r}: it serves version {self.version}"
+            )
+        return f"no route {path}"
+
+    async def _read(self, scope: Scope, receive: Any) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise ProtocolError(self._too_large(int(declared)), status=413)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise ProtocolError(self._too_large(size), status=413)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"the body is {size} bytes, over this server's limit of {self.max_body_bytes}; "
+            "send smaller batches"
+        )
+
+    async def _answer_infer(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        code = 200
+        try:
+            body = await self._read(scope, receive)
+            length = _header(scope, HEADER_LENGTH.encode())
+            request = decode_infer(
+                body, int(length) if length and length.isdigit() else None, self.runtime.inputs
+            )
+            outputs = await self._run(request.inputs)
+            payload, headers = encode_infer(
+                self.name, self.version, request, outputs, self.runtime.outputs
+            )
+            await _send(send, 200, payload, [(k.encode(), v.encode()) for k, v in headers.items()])
+        except ProtocolError as exc:
+            code = exc.status
+            await _reply(send, code, {"error": exc.message})
+        if code == 200:
+            self._infer_ok.inc()
+        else:
+            self.metrics.requests.labels("infer", str(code)).inc()
+        self._infer_seconds.observe(time.perf_counter() - started)
+
+    async def _answer_predict(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        code = 200
+        try:
+            body = await self._read(scope, receive)
+            try:
+                sample = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise ProtocolError(f"the body is not JSON ({exc})") from exc
+            inputs = self._one_sample(sample)
+            outputs = await self._run(inputs)
+            answer = {k: _plain(v[0]) for k, v in outputs.items()}
+            await _send(send, 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), JSON)
+        except ProtocolError as exc:
+            code = exc.status
+            await _reply(send, code, {"error": exc.message})
+        self.metrics.requests.labels("predict", str(code)).inc()
+        self.metrics.latency.labels("predict").observe(time.perf_counter() - started)
+
+    def _one_sample(self, sample: Any) -> dict[str, np.ndarray]:
+        names = [s.name for s in self.runtime.inputs]
+        example = ", ".join(f'"{n}": ...' for n in names)
+        if not isinstance(sample, dict):
+            raise ProtocolError(f"send one sample as a JSON object: {{{example}}}")
+        unknown = [k for k in sample if k not in names]
+        missing = [n for n in names if n not in sample]
+        if unknown or missing:
+            raise ProtocolError(
+                f"the model takes {{{example}}}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+            )
+        inputs = {}
+        for spec in self.runtime.inputs:
+            value = sample[spec.name]
+            try:
+                if spec.datatype == "BYTES":
+                    array = np.array(
+                        [value.encode() if isinstance(value, str) else value], dtype=object
+                    )
+                else:
+                    array = np.asarray([value], dtype=DATATYPES[spec.datatype])
+            except (TypeError, ValueError) as exc:
+                raise ProtocolError(f"{spec.name}: not {spec.datatype} values ({exc})") from exc
+            want = spec.shape[1:]
+            if array.ndim - 1 != len(want) or any(
+                w >= 0 and g != w for g, w in zip(array.shape[1:], want, strict=True)
+            ):
+                shape = "[" + ", ".join("N" if d < 0 else str(d) for d in want) + "]"
+                raise ProtocolError(
+                    f"{spec.name} has shape {list(array.shape[1:])}, one sample of the model "
+                    f"is {shape}"
+                )
+            inputs[spec.name] = array
+        return inputs
+
+    async def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return await self.batcher.submit(inputs)
+        except Overloaded as exc:
+            raise ProtocolError(str(exc), status=503) from exc
+        except Exception as exc:  # the model raised on this input
+            raise ProtocolError(
+                f"the model failed on this request: {type(exc).__name__}: {exc}"[:1000], status=500
+            ) from exc
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OSU":
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in value.tolist()]
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _route(path: str) -> str:
+    return "health" if "health" in path else "metadata"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _reply(send: Any, status: int, payload: dict[str, Any]) -> None:
+    await _send(send, status, orjson.dumps(payload), JSON)

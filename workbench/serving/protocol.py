@@ -1,0 +1,309 @@
+"""The Open Inference Protocol (KServe V2) over REST: a request's tensors decoded and
+checked against the model's inputs, and outputs encoded, in JSON or with the binary tensor
+extension (a JSON header, then the tensors' raw little-endian bytes, the header's length in
+``Inference-Header-Content-Length``). Every error is a :class:`ProtocolError` whose message
+says what was wrong and what to send instead; it becomes ``{"error": message}``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+#: V2 datatype -> numpy dtype (BYTES: objects holding bytes)
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+#: numpy dtype name -> V2 datatype (text is BYTES)
+V2_OF = {dtype.name: name for name, dtype in DATATYPES.items() if name != "BYTES"}
+HEADER_LENGTH = "inference-header-content-length"
+
+
+class ProtocolError(Exception):
+    """A request the server cannot answer as asked: ``status`` and a message that says
+    what to send instead."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of the model: its name, V2 datatype and shape (-1: any size;
+    the batch axis first)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+def v2_datatype(dtype: np.dtype[Any] | str) -> str:
+    """The V2 datatype of a numpy dtype (strings and objects are BYTES)."""
+    known = _V2_CACHE.get(dtype)
+    if known is None:
+        found = np.dtype(dtype)
+        known = _V2_CACHE[dtype] = "BYTES" if found.kind in "OSU" else V2_OF[found.name]
+    return known
+
+
+#: dtype -> its V2 datatype, as found (every response asks)
+_V2_CACHE: dict[Any, str] = {}
+
+
+@dataclass
+class InferRequest:
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    #: the outputs asked for (None: all), each with whether it is wanted as binary
+    outputs: dict[str, bool] | None
+    #: every output in binary unless it says otherwise (``binary_data_output``)
+    binary_default: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_infer(body: bytes, header_length: int | None, inputs: list[TensorSpec]) -> InferRequest:
+    """The request of ``POST .../infer``, its tensors checked against ``inputs``."""
+    json_part, binary = (body, b"") if header_length is None else _split(body, header_length)
+    try:
+        request = orjson.loads(json_part)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"the body is not JSON ({exc}); send a V2 inference request") from exc
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise ProtocolError(
+            'a V2 inference request is an object with "inputs": [{"name", "shape", '
+            '"datatype", "data"}]'
+        )
+    expected = {spec.name: spec for spec in inputs}
+    tensors: dict[str, np.ndarray] = {}
+    offset = 0
+    for raw in request["inputs"]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ProtocolError('each input is an object with a "name"')
+        name = raw["name"]
+        spec = expected.get(name)
+        if spec is None:
+            raise ProtocolError(
+                f"unknown input {name!r}: the model takes {', '.join(expected)}", status=400
+            )
+        if name in tensors:
+            raise ProtocolError(f"input {name!r} is given twice")
+        shape = _shape(raw.get("shape"), name)
+        datatype = raw.get("datatype")
+        if datatype != spec.datatype:
+            raise ProtocolError(
+                f"input {name!r} is {datatype}, the model takes {spec.datatype}; send it as "
+                f"{spec.datatype}"
+            )
+        _check_shape(name, shape, spec.shape)
+        size = _binary_size(raw)
+        if size is not None:
+            if offset + size > len(binary):
+                raise ProtocolError(
+                    f"input {name!r} says it has {size} binary bytes, the body has "
+                    f"{len(binary) - offset} left"
+                )
+            tensors[name] = _from_binary(binary[offset : offset + size], shape, datatype, name)
+            offset += size
+        else:
+            if "data" not in raw:
+                raise ProtocolError(f'input {name!r} has no "data" (nor binary_data_size)')
+            tensors[name] = _from_json(raw["data"], shape, datatype, name)
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        raise ProtocolError(
+            f"missing input {', '.join(map(repr, missing))}: the model takes all of "
+            f"{', '.join(expected)}"
+        )
+    batches = {t.shape[0] for t in tensors.values() if t.ndim}
+    if len(batches) > 1:
+        raise ProtocolError(f"the inputs' batch sizes differ ({sorted(batches)}); give one")
+    parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
+    wanted: dict[str, bool] | None = None
+    if isinstance(request.get("outputs"), list):
+        wanted = {}
+        for out in request["outputs"]:
+            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+                raise ProtocolError('each requested output is an object with a "name"')
+            params = out.get("parameters") if isinstance(out.get("parameters"), dict) else {}
+            wanted[out["name"]] = bool(params.get("binary_data", False))
+    request_id = request.get("id")
+    return InferRequest(
+        id=str(request_id) if request_id is not None else None,
+        inputs=tensors,
+        outputs=wanted,
+        binary_default=bool(parameters.get("binary_data_output", False)),
+        parameters=parameters,
+    )
+
+
+def encode_infer(
+    model: str,
+    version: str,
+    request: InferRequest,
+    outputs: dict[str, np.ndarray],
+    specs: list[TensorSpec],
+) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers: JSON, or a JSON header and the binary outputs
+    when any output is asked for in binary."""
+    known = {spec.name for spec in specs}
+    if request.outputs is not None:
+        unknown = [name for name in request.outputs if name not in known]
+        if unknown:
+            raise ProtocolError(
+                f"unknown output {', '.join(map(repr, unknown))}: the model gives "
+                f"{', '.join(sorted(known))}"
+            )
+        chosen = request.outputs
+    else:
+        chosen = {spec.name: request.binary_default for spec in specs}
+    described: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, binary in chosen.items():
+        array = outputs[name]
+        entry: dict[str, Any] = {
+            "name": name,
+            "datatype": v2_datatype(array.dtype),
+            "shape": list(array.shape),
+        }
+        if binary or (request.outputs is not None and request.binary_default):
+            blob = _to_binary(array)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = _to_json(array)
+        described.append(entry)
+    body: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": described}
+    if request.id is not None:
+        body["id"] = request.id
+    header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return header, {"content-type": "application/json"}
+    return header + b"".join(blobs), {
+        "content-type": "application/octet-stream",
+        HEADER_LENGTH: str(len(header)),
+    }
+
+
+# --- tensors ------------------------------------------------------------------------------
+
+
+def _split(body: bytes, header_length: int) -> tuple[bytes, bytes]:
+    if header_length < 0 or header_length > len(body):
+        raise ProtocolError(
+            f"Inference-Header-Content-Length is {header_length}, the body has {len(body)} bytes"
+        )
+    return body[:header_length], body[header_length:]
+
+
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise ProtocolError(f'input {name!r} needs "shape": a list of sizes, e.g. [1, 3, 32, 32]')
+    return tuple(value)
+
+
+def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    if len(shape) != len(expected) or any(
+        want >= 0 and got != want for got, want in zip(shape, expected, strict=True)
+    ):
+        wanted = "[" + ", ".join("N" if d < 0 else str(d) for d in expected) + "]"
+        raise ProtocolError(f"input {name!r} has shape {list(shape)}, the model takes {wanted}")
+
+
+def _binary_size(raw: dict[str, Any]) -> int | None:
+    params = raw.get("parameters")
+    if not isinstance(params, dict) or "binary_data_size" not in params:
+        return None
+    size = params["binary_data_size"]
+    if not isinstance(size, int) or size < 0:
+        raise ProtocolError(f"input {raw['name']!r}: binary_data_size is not a size")
+    return size
+
+
+def _from_json(data: Any, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
+    count = math.prod(shape)
+    try:
+        if datatype == "BYTES":
+            flat = np.array(_flatten(data), dtype=object)
+            flat = np.array(
+                [v.encode() if isinstance(v, str) else v for v in flat.tolist()], dtype=object
+            )
+        else:
+            flat = np.asarray(data, dtype=DATATYPES[datatype]).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"input {name!r}: its data are not {datatype} values ({exc})") from exc
+    if flat.size != count:
+        raise ProtocolError(
+            f"input {name!r} has {flat.size} values, its shape {list(shape)} needs {count}"
+        )
+    return flat.reshape(shape)
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    out: list[Any] = []
+    for item in data:
+        out.extend(_flatten(item))
+    return out
+
+
+def _from_binary(blob: bytes, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        items, at = [], 0
+        while at < len(blob):
+            if at + 4 > len(blob):
+                raise ProtocolError(f"input {name!r}: a BYTES element's length is cut off")
+            length = int.from_bytes(blob[at : at + 4], "little")
+            items.append(blob[at + 4 : at + 4 + length])
+            at += 4 + length
+        if len(items) != count:
+            raise ProtocolError(
+                f"input {name!r} has {len(items)} elements, its shape {list(shape)} needs {count}"
+            )
+        return np.array(items, dtype=object).reshape(shape)
+    dtype = DATATYPES[datatype].newbyteorder("<")
+    if len(blob) != count * dtype.itemsize:
+        raise ProtocolError(
+            f"input {name!r} has {len(blob)} bytes, shape {list(shape)} of {datatype} needs "
+            f"{count * dtype.itemsize}"
+        )
+    return np.frombuffer(blob, dtype=dtype).reshape(shape)
+
+
+def _to_json(array: np.ndarray) -> Any:
+    if array.dtype.kind in "OSU":
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in array.reshape(-1).tolist()]
+    return array.reshape(-1)
+
+
+def _to_binary(array: np.ndarray) -> bytes:
+    if array.dtype.kind in "OSU":
+        parts = []
+        for value in array.reshape(-1).tolist():
+            data = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(len(data).to_bytes(4, "little") + data)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

@@ -6,12 +6,17 @@ different cores (``taskset``; on 2 cores: the server on core 0, wrk on core 1):
   and at its best batch size;
 - our model server process (``python -m workbench.serving``), batching on (up to 32) and
   off, with JSON and with binary tensors (the V2 binary extension), at concurrency 1, 8
-  and 32, driven by Debian's ``wrk`` with a Lua body (``scripts/system-deps`` installs it).
+  and 32, driven by Debian's ``wrk`` with a Lua body (``scripts/system-deps`` installs it);
+- the peers on the same ONNX file, same pinning, same wrk: BentoML with adaptive batching
+  (``@bentoml.api(batchable=True, max_batch_size=32)``) and MLflow's ``models serve`` (one
+  worker), installed by this script in a virtual environment of their own
+  (``~/.cache/workbench-benchmarks/peers``), never as Workbench's dependencies.
 
 For each: throughput (requests/s = samples/s: one sample a request), p50 and p99 latency,
 the non-2xx count, and the throughput over the floor at batch 1 and at its best batch.
 
     .venv/bin/python benchmarks/serving.py [--seconds 10] [--server-core 0] [--load-core 1]
+        [--no-peers]
 """
 
 from __future__ import annotations
@@ -36,6 +41,29 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 CONCURRENCY = (1, 8, 32)
+#: the peers' virtual environment and what goes in it
+PEERS_VENV = Path.home() / ".cache" / "workbench-benchmarks" / "peers"
+PEERS = ("bentoml>=1.4,<1.5", "mlflow>=3.17,<4", "onnx==1.23.2", "onnxruntime==1.32.0")
+BENTO_SERVICE = """
+import bentoml
+import numpy as np
+import onnxruntime as ort
+
+
+@bentoml.service(workers=1)
+class CNN:
+    def __init__(self) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            {model!r}, options, providers=["CPUExecutionProvider"]
+        )
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=10000)
+    def predict(self, input: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {{"input": input.astype(np.float32)}})[0]
+"""
 #: channels of the three 3x3 convolutions (32x32 -> 16x16 -> 8x8 after each 2x2 pool)
 CHANNELS = (3, 32, 64, 144)
 
@@ -123,10 +151,16 @@ def bodies(folder: Path) -> dict[str, Path]:
         }
     ).encode()
     (folder / "binary.body").write_bytes(header + x.tobytes())
+    nested = x.tolist()  # [1, 3, 32, 32]
+    (folder / "bentoml.body").write_text(json.dumps({"input": nested}))
+    (folder / "mlflow.body").write_text(json.dumps({"inputs": {"input": nested}}))
     scripts = {}
+    json_type = 'wrk.headers["Content-Type"] = "application/json"'
     for kind, extra in (
-        ("json", 'wrk.headers["Content-Type"] = "application/json"'),
+        ("json", json_type),
         ("binary", f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"'),
+        ("bentoml", json_type),
+        ("mlflow", json_type),
     ):
         lua = folder / f"{kind}.lua"
         lua.write_text(
@@ -145,31 +179,84 @@ def free_port() -> int:
 
 
 def serve(model: Path, core: int, max_batch: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Our model server on ``core``; its infer URL."""
     port = free_port()
     pinned = ["taskset", "-c", str(core), sys.executable, "-m", "workbench.serving"]
     options = f"--runtime onnx --name cnn --host 127.0.0.1 --port {port} --threads 1"
     options += f" --max-batch {max_batch} --max-queue 1024"
-    process = subprocess.Popen(
-        [*pinned, str(model), *options.split()],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    process = subprocess.Popen([*pinned, str(model), *options.split()], **QUIET)
+    ready(process, f"http://127.0.0.1:{port}/v2/health/ready", "the model server")
+    return process, f"http://127.0.0.1:{port}/v2/models/cnn/infer"
+
+
+#: a server's output is not the benchmark's
+QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
+def ready(process: subprocess.Popen[bytes], url: str, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1):
-                return process, url
+            with urllib.request.urlopen(url, timeout=1):
+                return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.3)
     process.kill()
-    raise SystemExit("the model server did not get ready in 60 s")
+    raise SystemExit(f"{what} did not get ready in {timeout:.0f} s")
+
+
+def peers_python() -> Path:
+    """The peers' venv's Python, made (once) with BentoML, MLflow and ONNX Runtime."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing the peers into {PEERS_VENV} (once)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS], check=True, **QUIET)
+    return python
+
+
+def serve_bentoml(model: Path, core: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    python = peers_python()
+    (folder / "svc.py").write_text(BENTO_SERVICE.format(model=str(model)))
+    port = free_port()
+    command = ["taskset", "-c", str(core), str(python), "-m", "bentoml", "serve", "svc:CNN"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--host", "127.0.0.1"],
+        cwd=folder,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "True"},
+        **QUIET,
+    )
+    ready(process, f"http://127.0.0.1:{port}/readyz", "BentoML")
+    return process, f"http://127.0.0.1:{port}/predict"
+
+
+def serve_mlflow(model: Path, core: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    python = peers_python()
+    saved = folder / "mlflow-model"
+    if not saved.exists():
+        code = "import mlflow.onnx, onnx; "
+        code += f"mlflow.onnx.save_model(onnx.load({str(model)!r}), {str(saved)!r})"
+        subprocess.run([str(python), "-c", code], check=True, **QUIET)
+    port = free_port()
+    bin_dir = str(python.parent)
+    command = ["taskset", "-c", str(core), str(python.parent / "mlflow"), "models", "serve"]
+    options = f"-m {saved} --env-manager local -w 1 -p {port} -h 127.0.0.1"
+    process = subprocess.Popen(
+        [*command, *options.split()],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"},
+        **QUIET,
+    )
+    ready(process, f"http://127.0.0.1:{port}/ping", "MLflow")
+    return process, f"http://127.0.0.1:{port}/invocations"
 
 
 def load(url: str, script: Path, concurrency: int, core: int, seconds: int) -> dict[str, Any]:
+    """wrk's figures for ``url`` (the full route)."""
     wrk = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
     out = subprocess.run(
-        [*wrk, "--latency", "-s", str(script), f"{url}/v2/models/cnn/infer"],
+        [*wrk, "--latency", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
@@ -200,6 +287,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument("--no-peers", dest="peers", action="store_false")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/system-deps (Debian's wrk)")
@@ -224,13 +312,38 @@ def main() -> int:
     )
     print(header)
     print("-" * len(header))
-    for max_batch, label in ((32, "batching on (<=32)"), (1, "batching off")):
-        process, url = serve(model, args.server_core, max_batch)
+    runs: list[tuple[str, Any, list[str]]] = [
+        (
+            "model server, batching on (<=32)",
+            lambda: serve(model, args.server_core, 32),
+            ["binary", "json"],
+        ),
+        (
+            "model server, batching off",
+            lambda: serve(model, args.server_core, 1),
+            ["binary", "json"],
+        ),
+    ]
+    if args.peers:
+        runs += [
+            (
+                "BentoML, adaptive batching",
+                lambda: serve_bentoml(model, args.server_core, folder),
+                ["bentoml"],
+            ),
+            (
+                "MLflow models serve",
+                lambda: serve_mlflow(model, args.server_core, folder),
+                ["mlflow"],
+            ),
+        ]
+    for label, start, kinds in runs:
+        process, url = start()
         try:
-            for kind in ("binary", "json"):
+            for kind in kinds:
                 for c in CONCURRENCY:
                     r = load(url, scripts[kind], c, args.load_core, args.seconds)
-                    name = f"model server, {label}, {kind}"
+                    name = f"{label}, {kind}" if label.startswith("model server") else label
                     print(
                         f"{name:<34} {c:>4} {r['rate']:>9,.0f} {r['rate'] / single:>6.0%} "
                         f"{r['rate'] / best:>7.0%} {r['p50']:>8.2f} {r['p99']:>8.2f} "
@@ -239,7 +352,10 @@ def main() -> int:
                     )
         finally:
             process.terminate()
-            process.wait(10)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -399,6 +399,9 @@ class ModelsSection(Section[ModelInfo]):
         if job.state not in FINISHED_JOB_STATES:
             self.job_status.value = f"job {job_id} {job.state}: {escape(last[-160:])}"
             return True
+        # the version as the job left it first (formats, charts), then the bar says so
+        if self.selected is not None:
+            self.render(self.selected)
         self.progress.value = 1
         if job.state == "succeeded":
             self.progress.bar_style = "success"
@@ -406,8 +409,6 @@ class ModelsSection(Section[ModelInfo]):
         else:
             self.progress.bar_style = "danger"
             self.job_status.problem(f"job {job_id} {job.state}: {job.message}")
-        if self.selected is not None:
-            self.render(self.selected)
         return False
 
     # --- compare --------------------------------------------------------------------------

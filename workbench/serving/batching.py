@@ -115,8 +115,6 @@ class Batcher:
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
         future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(inputs, rows, now, future))
-        if self.metrics:
-            self.metrics.queue_depth.set(self._queue.qsize())
         return await future
 
     async def _work(self) -> None:
@@ -155,7 +153,7 @@ class Batcher:
                 continue
             took = time.perf_counter() - started
             self.latency.add(rows, took)
-            if self.metrics:
+            if self.metrics:  # the depth is read as each batch ends
                 self.metrics.observe_batch(rows, took, [started - p.arrived for p in batch])
                 self.metrics.queue_depth.set(queue.qsize())
             at = 0

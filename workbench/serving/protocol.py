@@ -31,6 +31,8 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 #: numpy dtype name -> V2 datatype (text is BYTES)
 V2_OF = {dtype.name: name for name, dtype in DATATYPES.items() if name != "BYTES"}
+#: V2 datatype -> its little-endian numpy dtype (the binary extension's byte order)
+LITTLE = {name: dtype.newbyteorder("<") for name, dtype in DATATYPES.items() if name != "BYTES"}
 HEADER_LENGTH = "inference-header-content-length"
 
 
@@ -216,11 +218,13 @@ def _split(body: bytes, header_length: int) -> tuple[bytes, bytes]:
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-    ):
-        raise ProtocolError(f'input {name!r} needs "shape": a list of sizes, e.g. [1, 3, 32, 32]')
-    return tuple(value)
+    if type(value) is list:
+        for d in value:
+            if type(d) is not int or d < 0:
+                break
+        else:
+            return tuple(value)
+    raise ProtocolError(f'input {name!r} needs "shape": a list of sizes, e.g. [1, 3, 32, 32]')
 
 
 def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
@@ -284,7 +288,7 @@ def _from_binary(blob: bytes, shape: tuple[int, ...], datatype: str, name: str) 
                 f"input {name!r} has {len(items)} elements, its shape {list(shape)} needs {count}"
             )
         return np.array(items, dtype=object).reshape(shape)
-    dtype = DATATYPES[datatype].newbyteorder("<")
+    dtype = LITTLE[datatype]
     if len(blob) != count * dtype.itemsize:
         raise ProtocolError(
             f"input {name!r} has {len(blob)} bytes, shape {list(shape)} of {datatype} needs "

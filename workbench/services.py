@@ -11,6 +11,7 @@ from workbench.algorithms.service import AlgorithmService
 from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
+from workbench.deployments.service import DeploymentService
 from workbench.environments import EnvBuilder
 from workbench.environments.builder import default_root
 from workbench.environments.service import EnvironmentService
@@ -39,6 +40,7 @@ class Workbench:
     training: TrainingService
     algorithms: AlgorithmService
     models: ModelService
+    deployments: DeploymentService
     jobs: JobService
     backend: Callable[[], Backend] = field(repr=False)
 
@@ -102,6 +104,8 @@ class Workbench:
         runner.register(models.conversion_kind)
         runner.register(models.benchmark_kind)
         runner.register(models.import_kind)
+        deployments = DeploymentService(registry, store, jobs, backend)
+        runner.register(deployments.deploy_kind)
         runner.register(
             TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
         )
@@ -117,6 +121,7 @@ class Workbench:
             training=TrainingService(registry, store, jobs, limits=settings.training),
             algorithms=algorithms,
             models=models,
+            deployments=deployments,
             jobs=jobs,
             backend=backend,
         )

@@ -429,7 +429,7 @@ class ModelService:
             spec={
                 "version_id": version.id,
                 "signature": signature,
-                "image": _image_of(s, version),
+                "image": image_of(s, version),
                 **spec,
             },
             cpus=self.conversion_cpus,
@@ -1100,7 +1100,7 @@ def _report(s: Session, version_id: int, machine: str | None, default: str) -> B
     )
 
 
-def _image_of(s: Session, version: ModelVersion) -> str:
+def image_of(s: Session, version: ModelVersion) -> str:
     """The image a version's conversion runs in: its environment's, else its algorithm's
     training image (built from an environment)."""
     if version.environment_id is not None:

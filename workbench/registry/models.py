@@ -521,3 +521,14 @@ class Service(Shareable, Base):
     port: Mapped[int | None]
     state: Mapped[str] = mapped_column(sa.String(16), default="stopped")
     health: Mapped[str] = mapped_column(sa.String(16), default="unknown")
+    #: the version's format served ("native" or a verified format) and its runtime
+    format: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    runtime: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    #: each replica's limits, and the model server's options (max_batch, max_delay_ms...)
+    cpus: Mapped[float] = mapped_column(default=1.0, server_default="1")
+    memory_mb: Mapped[int] = mapped_column(default=1024, server_default="1024")
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    #: what it does now, or why its last deploy failed
+    message: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    #: its newest deploy job
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))

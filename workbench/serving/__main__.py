@@ -32,6 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max-queue", type=int, default=256, help="queued requests at most")
     parser.add_argument("--max-body-mb", type=float, default=64.0)
+    parser.add_argument(
+        "--signature", type=Path, help="a signature.json (default: the one beside the model)"
+    )
     return parser.parse_args(argv)
 
 
@@ -41,7 +44,10 @@ def app_from_env() -> object:
     from workbench.serving.runtimes import load
 
     options = json.loads(os.environ[CONFIG_ENV])
-    runtime = load(Path(options["model"]), options["runtime"], threads=options["threads"])
+    signature = json.loads(Path(options["signature"]).read_text()) if options["signature"] else None
+    runtime = load(
+        Path(options["model"]), options["runtime"], threads=options["threads"], signature=signature
+    )
     return ModelServer(
         runtime,
         name=options["name"],

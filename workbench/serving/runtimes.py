@@ -61,14 +61,18 @@ class Runtime:
         raise NotImplementedError
 
 
-def load(path: Path, runtime: str, *, threads: int = 1) -> Runtime:
-    """The model at ``path`` (a model file, or the folder holding one) with ``runtime``."""
+def load(
+    path: Path, runtime: str, *, threads: int = 1, signature: dict[str, Any] | None = None
+) -> Runtime:
+    """The model at ``path`` (a model file, or the folder holding one) with ``runtime``;
+    ``signature``: its inputs and outputs, where the model does not say (default: its
+    ``signature.json``)."""
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"no runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     folder, file = _locate(path, runtime)
     if runtime == "onnx":
         return OnnxRuntime(file, threads)
-    signature = _signature(folder, file)
+    signature = signature or _signature(folder, file)
     if runtime == "torchscript":
         return TorchScriptRuntime(file, signature, threads)
     if runtime == "savedmodel":

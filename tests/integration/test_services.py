@@ -1,0 +1,165 @@
+"""Services on the real Docker Engine: a registered ONNX model version served by replicas
+of the model server in the python environment's image; create, scale to 2 and back, stop
+and start (the number of replicas kept), restart (new replicas), delete; a deploy whose
+replica cannot start fails with its last log lines; the refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.http as triton
+
+from tests.conftest import add_people, add_preset_environments, make_workbench
+from tests.serving.models import CNN_SIGNATURE, make_cnn
+from workbench.backends.docker import DockerBackend
+from workbench.deployments.schemas import ServiceCreate
+from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.jobs import JobState
+from workbench.models.schemas import NewVersion
+from workbench.services import Workbench
+from workbench.users import Actor
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@dataclass
+class Setup:
+    wb: Workbench
+    alice: Actor
+    bob: Actor
+    version: int
+    broken: int
+    model_file: Path
+
+
+@pytest.fixture(scope="module")
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, docker_backend: DockerBackend, python_env_image: str
+) -> Iterator[Setup]:
+    home = tmp_path_factory.mktemp("services")
+    wb = make_workbench(home / "home", backend="docker")
+    wb.jobs.runner.interval = 0.2
+    wb.start()
+    people = add_people(wb)
+    env = add_preset_environments(wb, people.alice.id, {"python": python_env_image})["python"]
+    versions = []
+    for name, content in (("cnn", None), ("broken", b"\x08\x07 not a model")):
+        folder = home / name
+        model_file = make_cnn(folder / "model.onnx")
+        if content is not None:
+            model_file.write_bytes(content)
+        (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
+        with wb.registry.session() as s:
+            model = wb.models.model_for(
+                s, name=name, owner_id=people.bob.id, visibility="private"
+            ).id
+        lineage = NewVersion(environment_id=env)
+        versions.append(wb.models.register_version(model, folder, lineage, staging=name).id)
+    good = make_cnn(home / "reference.onnx")  # the same weights (seed 0) as the served one
+    yield Setup(wb, people.alice, people.bob, versions[0], versions[1], good)
+    for service in wb.deployments.list(people.alice):
+        wb.deployments.delete(people.alice if service.owner == "alice" else people.bob, service.id)
+    wb.close()
+
+
+def deployed(setup: Setup, job_id: int, state: str = JobState.SUCCEEDED) -> None:
+    job = setup.wb.jobs.wait(job_id, timeout=300)
+    log = setup.wb.jobs.tail(setup.bob, job.id).text[-3000:]
+    assert job.state == state, (job.message, log)
+
+
+def answers(setup: Setup, port: int | None) -> None:
+    """The replica on ``port`` gives the reference model's scores."""
+    assert port
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+    x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    tensor = triton.InferInput("image", [2, 1, 8, 8], "FP32")
+    tensor.set_data_from_numpy(x, binary_data=True)
+    got = client.infer("cnn", [tensor]).as_numpy("scores")
+    session = ort.InferenceSession(str(setup.model_file), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got, session.run(None, {"image": x})[0], rtol=1e-5, atol=1e-6)
+    client.close()
+
+
+def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup: Setup):
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(bob, ServiceCreate(name="cnn", version_id=setup.version))
+    assert started.service.format == "native" and started.service.runtime == "onnx"
+    with pytest.raises(Conflict):  # one deploy at a time
+        wb.deployments.scale(bob, started.service.id, 2)
+    deployed(setup, started.job_id)
+    service = wb.deployments.get(bob, started.service.id)
+    assert service.state == "running" and service.message == "1 replica ready"
+    assert [r.state for r in service.replica_states] == ["running"]
+    answers(setup, service.replica_states[0].port)
+
+    deployed(setup, wb.deployments.scale(bob, service.id, 2).job_id)
+    service = wb.deployments.get(bob, service.id)
+    assert [r.index for r in service.replica_states] == [0, 1]
+    for replica in service.replica_states:
+        answers(setup, replica.port)
+    first = service.replica_states[0].run_id
+
+    deployed(setup, wb.deployments.stop(bob, service.id).job_id)
+    stopped = wb.deployments.get(bob, service.id)
+    assert stopped.state == "stopped" and stopped.replica_states == [] and stopped.replicas == 2
+
+    deployed(setup, wb.deployments.start(bob, service.id).job_id)
+    service = wb.deployments.get(bob, service.id)
+    assert service.state == "running" and len(service.replica_states) == 2
+    assert first not in {r.run_id for r in service.replica_states}
+    kept = {r.run_id for r in service.replica_states}
+
+    deployed(setup, wb.deployments.restart(bob, service.id).job_id)
+    service = wb.deployments.get(bob, service.id)
+    assert len(service.replica_states) == 2 and not kept & {
+        r.run_id for r in service.replica_states
+    }
+
+    deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
+    assert len(wb.deployments.get(bob, service.id).replica_states) == 1
+    wb.deployments.delete(bob, service.id)
+    with pytest.raises(NotFound):
+        wb.deployments.get(bob, service.id)
+    assert wb.backend().list({"workbench.service": str(service.id)}) == []
+
+
+def test_a_replica_that_cannot_start_fails_the_deploy_with_its_log(setup: Setup):
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(bob, ServiceCreate(name="broken", version_id=setup.broken))
+    deployed(setup, started.job_id, JobState.FAILED)
+    service = wb.deployments.get(bob, started.service.id)
+    assert service.state == "failed"
+    assert "replica 0 exited with" in service.message and "last log lines" in service.message
+    assert "onnx" in service.message.lower()  # the model server's own error
+    assert service.replica_states == []  # nothing left behind
+    wb.deployments.delete(bob, service.id)
+
+
+def test_what_is_refused(setup: Setup):
+    wb, bob, alice = setup.wb, setup.bob, setup.alice
+    with pytest.raises(InvalidInput, match="no verified onnx-int8 format"):
+        wb.deployments.create(
+            bob, ServiceCreate(name="int8", version_id=setup.version, format="onnx-int8")
+        )
+    with pytest.raises(NotFound):  # bob's private version is not alice's to serve
+        wb.deployments.create(alice, ServiceCreate(name="stolen", version_id=setup.version))
+    with pytest.raises(ValueError, match="should match pattern"):
+        ServiceCreate(name="Not A Name", version_id=setup.version)
+    started = wb.deployments.create(bob, ServiceCreate(name="twice", version_id=setup.version))
+    with pytest.raises(Conflict, match="exists already"):
+        wb.deployments.create(bob, ServiceCreate(name="twice", version_id=setup.version))
+    deployed(setup, started.job_id)
+    carol = wb.users.add_user("carol")
+    stranger = Actor(carol.id, carol.username, carol.role)
+    with pytest.raises(NotFound):  # a private service is not seen by others
+        wb.deployments.get(stranger, started.service.id)
+    with pytest.raises(NotFound):
+        wb.deployments.stop(stranger, started.service.id)
+    wb.deployments.delete(bob, started.service.id)

@@ -1,0 +1,175 @@
+"""Deploys (kind ``service-deploy``): bring a service's replicas to the number asked, in
+the server (no container of its own). Each replica is a container of the version's
+environment image running ``python -m workbench.serving`` on the served format (mounted
+read-only), as uid 1000 with the service's CPU and memory, its port 8080 published on
+127.0.0.1. A deploy removes the replicas that are gone or too many, starts the missing
+ones, and waits until each answers ``/v2/health/ready``; a replica that exits first fails
+the deploy with its last log lines (and is removed). Deploys are idempotent: a server that
+stops during one queues it again when it starts."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from sqlalchemy.orm import Session
+
+from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec, RunState
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
+from workbench.jobs.files import RUN_UID, path_in_run
+from workbench.registry import Registry
+from workbench.registry.models import Job, Service
+from workbench.store import ArtifactStore
+
+DEPLOY_KIND = "service-deploy"
+TARGET_TYPE = "service"
+#: the labels that find a service's replicas on the backend
+SERVICE_LABEL, REPLICA_LABEL = "workbench.service", "workbench.replica"
+MODEL_DIR, SERVICE_DIR = "/workbench/model", "/workbench/service"
+SERVER_PORT = 8080
+READY_TIMEOUT_S = 120
+TAIL_LINES = 20
+
+
+def service_key(service_id: int) -> str:
+    """The store folder of a service's own files (the signature its replicas read)."""
+    return f"services/{service_id}"
+
+
+class DeployKind(JobKind):
+    name = DEPLOY_KIND
+    requeue_interrupted = True
+    interrupted_message = "The server stopped during this deploy; it is queued again."
+
+    def __init__(self, registry: Registry, store: ArtifactStore, *, concurrency: int = 2) -> None:
+        self.registry = registry
+        self.store = store
+        self.concurrency = concurrency
+
+    def prepare(self, ctx: JobContext) -> None:
+        return None
+
+    def execute(self, ctx: JobContext) -> Outcome:
+        spec = ctx.spec
+        backend = ctx.backend
+        wanted = int(spec["replicas"])
+        runs = backend.list({SERVICE_LABEL: str(spec["service_id"])})
+        kept: dict[int, RunInfo] = {}
+        for run in sorted(runs, key=lambda r: r.name):
+            index = int(run.labels.get(REPLICA_LABEL, "-1"))
+            if (
+                spec.get("restart")
+                or index >= wanted
+                or index in kept
+                or (run.state != RunState.RUNNING)
+            ):
+                ctx.log(f"[deploy] removing replica {index} ({run.state})")
+                backend.stop(run.id, timeout=10)
+                backend.remove(run.id)
+            else:
+                kept[index] = run
+        for index in range(wanted):
+            if index not in kept:
+                ctx.check()
+                ctx.log(f"[deploy] starting replica {index}")
+                kept[index] = backend.run(self._replica(ctx, index))
+        for done, index in enumerate(sorted(kept)):
+            self._wait_ready(ctx, kept[index], index)
+            ctx.progress((done + 1) / max(1, wanted))
+        ports = {i: backend.status(kept[i].id).ports.get(SERVER_PORT) for i in sorted(kept)}
+        message = f"{wanted} replica{'' if wanted == 1 else 's'} ready" if wanted else "stopped"
+        return Outcome(message, {"replicas": {str(i): p for i, p in ports.items()}})
+
+    def _replica(self, ctx: JobContext, index: int) -> RunSpec:
+        spec, backend = ctx.spec, ctx.backend
+        model_dir = self.store.path(spec["model_key"])
+        own = self.store.path(service_key(spec["service_id"]))
+        own.mkdir(parents=True, exist_ok=True)
+        (own / "signature.json").write_text(json.dumps(spec["signature"]), encoding="utf-8")
+        options = spec["options"]
+        command = [
+            "python", "-m", "workbench.serving",
+            path_in_run(backend, model_dir, MODEL_DIR),
+            "--runtime", spec["runtime"],
+            "--name", spec["model"],
+            "--version", str(spec["version"]),
+            "--port", str(SERVER_PORT),
+            "--threads", str(options["threads"]),
+            "--max-batch", str(options["max_batch"]),
+            "--max-delay-ms", str(options["max_delay_ms"]),
+            "--max-queue", str(options["max_queue"]),
+            "--signature",
+            path_in_run(backend, own / "signature.json", f"{SERVICE_DIR}/signature.json"),
+        ]  # fmt: skip
+        return RunSpec(
+            name=f"workbench-svc-{spec['service_id']}-{index}-{uuid.uuid4().hex[:6]}",
+            image=spec["image"],
+            command=tuple(command),
+            env={"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(options["threads"])},
+            mounts=(
+                Mount(model_dir, path_in_run(backend, model_dir, MODEL_DIR), True),
+                Mount(own, path_in_run(backend, own, SERVICE_DIR), True),
+            ),
+            ports={SERVER_PORT: 0},
+            limits=Limits(cpus=float(spec["cpus"]), memory_mb=int(spec["memory_mb"])),
+            labels={SERVICE_LABEL: str(spec["service_id"]), REPLICA_LABEL: str(index)},
+            user=f"{RUN_UID}:{RUN_UID}",
+        )
+
+    def _wait_ready(self, ctx: JobContext, run: RunInfo, index: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            ctx.check()
+            info = ctx.backend.status(run.id)
+            if info.state != RunState.RUNNING:
+                last = list(ctx.backend.logs(run.id, tail=TAIL_LINES))
+                ctx.backend.remove(run.id)
+                why = "out of memory" if info.oom_killed else f"exited with {info.exit_code}"
+                raise JobFailed(
+                    f"replica {index} {why} before it was ready; its last log lines:\n"
+                    + "\n".join(last)
+                )
+            port = info.ports.get(SERVER_PORT)
+            if port and _answers(f"http://127.0.0.1:{port}/v2/health/ready"):
+                ctx.log(f"[deploy] replica {index} ready on 127.0.0.1:{port}")
+                return
+            if time.monotonic() > deadline:
+                raise JobFailed(
+                    f"replica {index} did not get ready in {READY_TIMEOUT_S} s; see its log"
+                )
+            time.sleep(0.2)
+
+    def sync(self, s: Session, job: Job) -> None:
+        """The service's state follows its newest deploy."""
+        service = s.get(Service, job.target_id) if job.target_id is not None else None
+        if service is None or service.job_id != job.id:
+            return
+        if job.state in ACTIVE_JOB_STATES:
+            service.state, service.message = "deploying", job.message or "deploying"
+        elif job.state == "succeeded":
+            service.state = "running" if int(job.spec.get("replicas", 0)) else "stopped"
+            service.message = job.message
+        else:
+            service.state, service.message = "failed", job.message or f"the deploy {job.state}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def replica_runs(backend: Backend, service_id: int) -> list[RunInfo]:
+    """A service's replicas on the backend, by index."""
+    runs = backend.list({SERVICE_LABEL: str(service_id)})
+    return sorted(runs, key=lambda r: int(r.labels.get(REPLICA_LABEL, "0")))
+
+
+def model_key_for(native_key: str, formats_key: str, fmt: str) -> str:
+    """The store folder a replica serves: the native files, or a verified format's."""
+    return native_key if fmt == "native" else f"{formats_key}/{fmt}"

@@ -1,0 +1,85 @@
+"""The REST bodies of services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from workbench.enums import Visibility
+
+#: a service's name is part of its URLs: lowercase letters, digits and dashes
+ServiceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+]
+
+
+class ServerOptions(BaseModel):
+    """The model server's options (see docs/serving.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(default=32, ge=1, le=1024)
+    max_delay_ms: float = Field(default=5.0, ge=0, le=1000)
+    max_queue: int = Field(default=256, ge=1, le=100_000)
+    threads: int = Field(default=1, ge=1, le=64)
+
+
+class ServiceCreate(BaseModel):
+    """A service from a model version: ``format`` (default: the version's default serving
+    format, the benchmark's fastest, else its native model), ``replicas``, each replica's
+    ``cpus`` and ``memory_mb``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ServiceName
+    version_id: int
+    format: str | None = None
+    replicas: int = Field(default=1, ge=0, le=32)
+    cpus: float = Field(default=1.0, gt=0, le=64)
+    memory_mb: int = Field(default=1024, ge=128, le=1024 * 1024)
+    options: ServerOptions = ServerOptions()
+    visibility: Visibility = Visibility.PRIVATE
+    description: str = Field(default="", max_length=4000)
+
+
+class ReplicaInfo(BaseModel):
+    """One replica as the backend sees it now."""
+
+    index: int
+    run_id: str
+    state: str
+    #: where it answers on this machine (127.0.0.1:<port>)
+    port: int | None
+
+
+class ServiceInfo(BaseModel):
+    id: int
+    name: str
+    owner: str
+    visibility: Visibility
+    model_version_id: int | None
+    #: the model and version number behind it
+    model: str
+    version: int | None
+    format: str
+    runtime: str
+    #: replicas asked for, and each one found running
+    replicas: int
+    replica_states: list[ReplicaInfo] = []
+    cpus: float
+    memory_mb: int
+    options: ServerOptions
+    #: deploying, running, stopped, failed
+    state: str
+    message: str
+    job_id: int | None
+    created_at: datetime
+
+
+class ServiceStarted(BaseModel):
+    """A deploy queued as a job (``GET /jobs/<job_id>`` follows it)."""
+
+    job_id: int
+    service: ServiceInfo

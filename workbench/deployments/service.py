@@ -1,0 +1,271 @@
+"""Services: a model version served by replicas of the model server (manual 2.7).
+
+Create one from a version you can see: the format served is the one asked (a verified
+format, or ``native``), else the version's default serving format (the benchmark's
+fastest), else its native model; the replicas run in the version's environment image.
+Every change of the replicas is a deploy job (:mod:`workbench.deployments.jobs`): create,
+start, stop (replicas to 0; the service and its settings are kept), scale, restart.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.backends.base import Backend
+from workbench.deployments.jobs import (
+    DEPLOY_KIND,
+    TARGET_TYPE,
+    DeployKind,
+    model_key_for,
+    replica_runs,
+    service_key,
+)
+from workbench.deployments.schemas import (
+    ReplicaInfo,
+    ServerOptions,
+    ServiceCreate,
+    ServiceInfo,
+    ServiceStarted,
+)
+from workbench.errors import Conflict, InvalidInput
+from workbench.jobs import ACTIVE_JOB_STATES, JobService
+from workbench.models.formats import RUNTIME, native_kind
+from workbench.models.jobs import formats_key
+from workbench.models.service import image_of, visible_version
+from workbench.registry import Registry
+from workbench.registry.models import Job, Model, ModelFormat, ModelVersion, Service, User
+from workbench.store import ArtifactStore
+from workbench.users import Actor
+
+#: native kind -> the model server's runtime for it (a Keras file is served as a format)
+NATIVE_RUNTIME = {
+    "onnx": "onnx",
+    "torchscript": "torchscript",
+    "sklearn": "sklearn",
+    "savedmodel": "savedmodel",
+}
+
+
+class DeploymentService:
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        jobs: JobService,
+        backend: Callable[[], Backend],
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.jobs = jobs
+        self._backend = backend
+        self.deploy_kind = DeployKind(registry, store)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list(self, actor: Actor) -> list[ServiceInfo]:
+        with self.registry.session() as s:
+            rows = s.scalars(listing(Service, actor, []).order_by(Service.id.desc())).all()
+            return [self._info(s, row, replicas=False) for row in rows]
+
+    def get(self, actor: Actor, service_id: int) -> ServiceInfo:
+        """The service with its replicas as the backend sees them now."""
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, Service, service_id, actor, "service"))
+
+    # --- changing -------------------------------------------------------------------------
+
+    def create(self, actor: Actor, request: ServiceCreate) -> ServiceStarted:
+        check_visibility(actor, request.visibility)
+        with self.registry.session() as s:
+            version = visible_version(s, actor, request.version_id)
+            fmt, runtime = _served(s, self.store, version, request.format)
+            taken = s.scalar(sa.select(Service.id).where(Service.name == request.name))
+            if taken is not None:
+                raise Conflict(
+                    f"A service named {request.name!r} exists already (id {taken}); choose "
+                    "another name.",
+                    field="name",
+                )
+            service = Service(
+                name=request.name,
+                owner_id=actor.id,
+                visibility=request.visibility,
+                model_version_id=version.id,
+                image_ref=image_of(s, version),
+                replicas=request.replicas,
+                format=fmt,
+                runtime=runtime,
+                cpus=request.cpus,
+                memory_mb=request.memory_mb,
+                options=request.options.model_dump(),
+                state="deploying",
+            )
+            s.add(service)
+            s.flush()
+            return self._deploy(s, actor, service, request.replicas)
+
+    def scale(self, actor: Actor, service_id: int, replicas: int) -> ServiceStarted:
+        if not 0 <= replicas <= 32:
+            raise InvalidInput("replicas is 0 to 32.", field="replicas")
+        with self.registry.session() as s:
+            service = self._owned(s, actor, service_id)
+            service.replicas = replicas
+            return self._deploy(s, actor, service, replicas)
+
+    def stop(self, actor: Actor, service_id: int) -> ServiceStarted:
+        """Replicas to 0; the service, its settings and its number of replicas are kept."""
+        with self.registry.session() as s:
+            return self._deploy(s, actor, self._owned(s, actor, service_id), 0)
+
+    def start(self, actor: Actor, service_id: int) -> ServiceStarted:
+        with self.registry.session() as s:
+            service = self._owned(s, actor, service_id)
+            return self._deploy(s, actor, service, max(1, service.replicas))
+
+    def restart(self, actor: Actor, service_id: int) -> ServiceStarted:
+        """Every replica replaced by a new one."""
+        with self.registry.session() as s:
+            service = self._owned(s, actor, service_id)
+            return self._deploy(s, actor, service, max(1, service.replicas), restart=True)
+
+    def delete(self, actor: Actor, service_id: int) -> None:
+        """Remove its replicas and the service."""
+        with self.registry.session() as s:
+            service = self._owned(s, actor, service_id)
+            backend = self._backend()
+            for run in replica_runs(backend, service.id):
+                backend.stop(run.id, timeout=10)
+                backend.remove(run.id)
+            s.delete(service)
+        shutil.rmtree(self.store.path(service_key(service_id)), ignore_errors=True)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _owned(self, s: Session, actor: Actor, service_id: int) -> Service:
+        service = get_owned(s, Service, service_id, actor, "service")
+        if service.job_id is not None:
+            job = s.get(Job, service.job_id)
+            if job is not None and job.state in ACTIVE_JOB_STATES:
+                raise Conflict(
+                    f"Service {service.name} is being deployed (job {job.id}); wait for it to "
+                    "end, or cancel it.",
+                    job=job.id,
+                )
+        return service
+
+    def _deploy(
+        self, s: Session, actor: Actor, service: Service, replicas: int, *, restart: bool = False
+    ) -> ServiceStarted:
+        version = s.get_one(ModelVersion, service.model_version_id)
+        model = s.get_one(Model, version.model_id)
+        job = self.jobs.create(
+            s,
+            DEPLOY_KIND,
+            owner_id=actor.id,
+            target_type=TARGET_TYPE,
+            target_id=service.id,
+            spec={
+                "service_id": service.id,
+                "replicas": replicas,
+                "restart": restart,
+                "image": service.image_ref,
+                "model_key": model_key_for(
+                    version.storage_key, formats_key(model.id, version.version), service.format
+                ),
+                "runtime": service.runtime,
+                "model": model.name,
+                "version": version.version,
+                "signature": version.signature or {},
+                "options": service.options,
+                "cpus": service.cpus,
+                "memory_mb": service.memory_mb,
+            },
+        )
+        service.job_id = job.id
+        service.state, service.message = "deploying", f"deploy job {job.id} queued"
+        s.flush()
+        return ServiceStarted(job_id=job.id, service=self._info(s, service, replicas=False))
+
+    def _info(self, s: Session, row: Service, *, replicas: bool = True) -> ServiceInfo:
+        owner = s.get(User, row.owner_id)
+        version = s.get(ModelVersion, row.model_version_id) if row.model_version_id else None
+        model = s.get(Model, version.model_id) if version is not None else None
+        states: list[ReplicaInfo] = []
+        if replicas:
+            for run in replica_runs(self._backend(), row.id):
+                states.append(
+                    ReplicaInfo(
+                        index=int(run.labels.get("workbench.replica", "0")),
+                        run_id=run.id,
+                        state=str(run.state.value if hasattr(run.state, "value") else run.state),
+                        port=run.ports.get(8080),
+                    )
+                )
+        return ServiceInfo(
+            id=row.id,
+            name=row.name,
+            owner=owner.username if owner else "?",
+            visibility=row.visibility,
+            model_version_id=row.model_version_id,
+            model=model.name if model else "",
+            version=version.version if version else None,
+            format=row.format,
+            runtime=row.runtime,
+            replicas=row.replicas,
+            replica_states=states,
+            cpus=row.cpus,
+            memory_mb=row.memory_mb,
+            options=ServerOptions.model_validate(row.options or {}),
+            state=row.state,
+            message=row.message,
+            job_id=row.job_id,
+            created_at=row.created_at,
+        )
+
+
+def _served(
+    s: Session, store: ArtifactStore, version: ModelVersion, asked: str | None
+) -> tuple[str, str]:
+    """The format a new service serves, and its runtime (see the module doc)."""
+    verified = dict(
+        s.execute(
+            sa.select(ModelFormat.format, ModelFormat.file).where(
+                ModelFormat.model_version_id == version.id, ModelFormat.state == "verified"
+            )
+        ).all()
+    )
+    fmt = asked or version.default_format or "native"
+    if fmt == "native":
+        native = native_kind(store.path(version.storage_key))
+        runtime = NATIVE_RUNTIME.get(native or "")
+        if runtime is None:
+            choices = ", ".join(sorted(verified)) or "none: convert it first"
+            raise InvalidInput(
+                f"Version {version.id}'s native model ({native or 'none found'}) is not served "
+                f"as it is; serve one of its verified formats ({choices}).",
+                field="format",
+            )
+    elif fmt not in verified:
+        raise InvalidInput(
+            f"Version {version.id} has no verified {fmt} format; serve native or one of "
+            f"{', '.join(sorted(verified)) or 'none (convert it first)'}.",
+            field="format",
+        )
+    else:
+        runtime = RUNTIME[fmt]
+        if runtime not in NATIVE_RUNTIME.values():
+            raise InvalidInput(
+                f"The {fmt} format is not served yet; serve onnx or native.", field="format"
+            )
+    if not version.signature and runtime != "onnx":
+        raise InvalidInput(
+            f"Version {version.id} declares no signature, which its {runtime} runtime needs: "
+            f"set one with PATCH /model-versions/{version.id}.",
+            field="signature",
+        )
+    return fmt, runtime

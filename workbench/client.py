@@ -30,6 +30,7 @@ from pydantic import TypeAdapter
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
+from workbench.deployments.schemas import ServiceInfo, ServiceStarted
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
 from workbench.errors import Unauthenticated, WorkbenchError, rebuild_error
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
@@ -92,6 +93,7 @@ class WorkbenchClient:
         self.algorithms = AlgorithmsAPI(self)
         self.training = TrainingAPI(self)
         self.models = ModelsAPI(self)
+        self.services = ServicesAPI(self)
         self.jobs = JobsAPI(self)
 
     @classmethod
@@ -732,6 +734,55 @@ class ModelsAPI:
                     f.write(chunk)
             part.replace(dest)
         return dest
+
+
+class ServicesAPI:
+    """Services: a model version served by replicas of the model server. Every change is a
+    deploy job; ``wait``: until it is over, a failed deploy raising its error."""
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self) -> list[ServiceInfo]:
+        return _list(ServiceInfo, self._c.json("GET", "/services"))
+
+    def get(self, service_id: int) -> ServiceInfo:
+        return ServiceInfo.model_validate(self._c.json("GET", f"/services/{service_id}"))
+
+    def create(
+        self, name: str, version_id: int, *, wait: bool = True, **options: Any
+    ) -> ServiceInfo:
+        """Serve a version (options: format, replicas, cpus, memory_mb, options (the model
+        server's: max_batch, max_delay_ms, max_queue, threads), visibility)."""
+        body = {"name": name, "version_id": version_id, **options}
+        started = ServiceStarted.model_validate(self._c.json("POST", "/services", json=body))
+        return self._after(started, wait)
+
+    def scale(self, service_id: int, replicas: int, *, wait: bool = True) -> ServiceInfo:
+        data = self._c.json("POST", f"/services/{service_id}/scale", json={"replicas": replicas})
+        return self._after(ServiceStarted.model_validate(data), wait)
+
+    def stop(self, service_id: int, *, wait: bool = True) -> ServiceInfo:
+        return self._action(service_id, "stop", wait)
+
+    def start(self, service_id: int, *, wait: bool = True) -> ServiceInfo:
+        return self._action(service_id, "start", wait)
+
+    def restart(self, service_id: int, *, wait: bool = True) -> ServiceInfo:
+        return self._action(service_id, "restart", wait)
+
+    def delete(self, service_id: int) -> None:
+        self._c.request("DELETE", f"/services/{service_id}", timeout=LONG)
+
+    def _action(self, service_id: int, action: str, wait: bool) -> ServiceInfo:
+        data = self._c.json("POST", f"/services/{service_id}/{action}")
+        return self._after(ServiceStarted.model_validate(data), wait)
+
+    def _after(self, started: ServiceStarted, wait: bool) -> ServiceInfo:
+        if not wait:
+            return started.service
+        self._c.jobs.wait(started.job_id)
+        return self.get(started.service.id)
 
 
 class JobsAPI:

@@ -35,6 +35,7 @@ from workbench_ext.handlers import (
     environments,
     jobs,
     models,
+    services,
     training,
     users,
     workspaces,
@@ -212,6 +213,7 @@ class WorkbenchApp(ExtensionApp):
             + algorithms.handlers
             + training.handlers
             + models.handlers
+            + services.handlers
             + jobs.handlers
         )
         self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url

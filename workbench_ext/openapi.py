@@ -23,6 +23,7 @@ from workbench.datasets.schemas import (
     DatasetUpdate,
     SamplePage,
 )
+from workbench.deployments.schemas import ServiceCreate, ServiceInfo, ServiceStarted
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentInfo,
@@ -59,6 +60,7 @@ from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
 from workbench.workspaces.builds import ImageTarInfo, TarReport, WorkspaceBuildRequest
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.services import ServiceScale
 from workbench_ext.handlers.users import MemberAdd, TeamCreate, TokenCreate, UserCreate
 from workbench_ext.handlers.workspaces import MemberAdd as WorkspaceMemberAdd
 
@@ -533,6 +535,48 @@ OPS = (
         ImageFromWorkspace,
         AlgorithmInfo,
         202,
+    ),
+    # --- services ---
+    Op("get", "/services", "Services I can see, newest first", response=list[ServiceInfo]),
+    Op(
+        "post",
+        "/services",
+        "Serve a model version: its default serving format (or format), replicas of the model "
+        "server in its environment image; a deploy job (202)",
+        ServiceCreate,
+        ServiceStarted,
+        202,
+    ),
+    Op("get", "/services/{id}", "One service with each replica's state", response=ServiceInfo),
+    Op("delete", "/services/{id}", "Remove a service and its replicas (owner)", status=204),
+    Op(
+        "post",
+        "/services/{id}/scale",
+        "Set the number of replicas (owner); a deploy job (202)",
+        ServiceScale,
+        ServiceStarted,
+        202,
+    ),
+    Op(
+        "post",
+        "/services/{id}/stop",
+        "Replicas to 0, the service and its settings kept (owner); a deploy job (202)",
+        response=ServiceStarted,
+        status=202,
+    ),
+    Op(
+        "post",
+        "/services/{id}/start",
+        "Its replicas again (owner); a deploy job (202)",
+        response=ServiceStarted,
+        status=202,
+    ),
+    Op(
+        "post",
+        "/services/{id}/restart",
+        "Every replica replaced by a new one (owner); a deploy job (202)",
+        response=ServiceStarted,
+        status=202,
     ),
     # --- jobs ---
     Op(

@@ -10,6 +10,7 @@ from workbench_ext.handlers import (
     environments,
     jobs,
     models,
+    services,
     training,
     workspaces,
 )
@@ -24,6 +25,7 @@ ROUTES = (
     + algorithms.handlers
     + training.handlers
     + models.handlers
+    + services.handlers
     + jobs.handlers
 )
 #: each route's capture groups, as the OpenAPI document names them and as a concrete value

@@ -18,6 +18,7 @@ from workbench.cli import (
     jobs,
     lab,
     models,
+    services,
     teams,
     training,
     workspaces,
@@ -43,6 +44,7 @@ for command in (
     algorithms.algorithm,
     training.task,
     models.model,
+    services.service,
     jobs.job,
 ):
     main.add_command(command)

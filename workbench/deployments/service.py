@@ -68,9 +68,10 @@ class DeploymentService:
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor) -> list[ServiceInfo]:
+        """The services the actor sees, newest first, each with its replicas now."""
         with self.registry.session() as s:
             rows = s.scalars(listing(Service, actor, []).order_by(Service.id.desc())).all()
-            return [self._info(s, row, replicas=False) for row in rows]
+            return [self._info(s, row) for row in rows]
 
     def get(self, actor: Actor, service_id: int) -> ServiceInfo:
         """The service with its replicas as the backend sees them now."""

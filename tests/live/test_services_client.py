@@ -1,0 +1,88 @@
+"""Services over REST, through the Python client and the CLI, against a real server process
+and the Docker Engine: serve an ONNX version, scale, stop and start, list and show, delete;
+the errors a user gets."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import add_environment
+from tests.live.test_cli import run
+from tests.serving.models import CNN_SIGNATURE, make_cnn
+from workbench.config import Settings
+from workbench.errors import InvalidInput, NotFound
+from workbench.models.schemas import NewVersion
+from workbench.registry.models import User
+from workbench.services import Workbench
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def version(live, python_env_image, tmp_path_factory) -> int:
+    """bob's ONNX CNN version, in the python environment."""
+    folder = tmp_path_factory.mktemp("svc") / "cnn"
+    make_cnn(folder / "model.onnx")
+    (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
+    wb = Workbench.from_settings(Settings(home=live.server.home))
+    try:
+        with wb.registry.session() as s:
+            bob = s.scalar(sa.select(User.id).where(User.username == "bob"))
+            assert bob is not None
+            model = wb.models.model_for(s, name="cnn-live", owner_id=bob, visibility="private")
+            model_id = model.id
+        env = add_environment(
+            wb, name="python-svc", framework="python", image_ref=python_env_image,
+            owner_id=bob, visibility="private", state="ready",
+        )  # fmt: skip
+        lineage = NewVersion(environment_id=env)
+        return wb.models.register_version(model_id, folder, lineage, staging="live").id
+    finally:
+        wb.close()
+
+
+def predict(port: int | None) -> list[float]:
+    assert port
+    x = np.zeros((1, 8, 8), np.float32).tolist()
+    r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"image": x}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["scores"]
+
+
+def test_serve_scale_stop_start_and_delete(live, version):
+    bob = live.client("bob")
+    service = bob.services.create("cnn-live", version)
+    assert service.state == "running" and service.format == "native"
+    assert len(predict(service.replica_states[0].port)) == 3
+    service = bob.services.scale(service.id, 2)
+    assert [r.index for r in service.replica_states] == [0, 1]
+    assert predict(service.replica_states[1].port) == predict(service.replica_states[0].port)
+    assert bob.services.stop(service.id).state == "stopped"
+    assert len(bob.services.start(service.id).replica_states) == 2
+
+    listed = run(live, "service", "list", token=live.bob)
+    assert "cnn-live" in listed and "running" in listed and "2/2" in listed
+    out = run(live, "service", "scale", str(service.id), "1", token=live.bob)
+    assert "1 replica ready" in out and "1/1" in out
+    shown = json.loads(run(live, "service", "show", str(service.id), token=live.bob))
+    assert shown["replicas"] == 1 and shown["state"] == "running"
+    assert "deleted" in run(live, "service", "delete", str(service.id), token=live.bob)
+    assert bob.services.list() == []
+
+
+def test_the_errors_a_user_gets(live, version):
+    bob, alice = live.client("bob"), live.client("alice")
+    with pytest.raises(NotFound):
+        bob.services.create("nothing", 999_999)
+    with pytest.raises(InvalidInput) as name:
+        bob.services.create("Bad Name", version)
+    assert "name" in name.value.message
+    with pytest.raises(InvalidInput, match="no verified onnx format"):
+        bob.services.create("cnn-onnx", version, format="onnx")
+    with pytest.raises(NotFound):
+        alice.services.get(424242)

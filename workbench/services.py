@@ -11,6 +11,7 @@ from workbench.algorithms.service import AlgorithmService
 from workbench.backends import Backend, get_backend
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
+from workbench.deployments.proxy import Proxy
 from workbench.deployments.service import DeploymentService
 from workbench.environments import EnvBuilder
 from workbench.environments.builder import default_root
@@ -104,7 +105,9 @@ class Workbench:
         runner.register(models.conversion_kind)
         runner.register(models.benchmark_kind)
         runner.register(models.import_kind)
-        deployments = DeploymentService(registry, store, jobs, backend)
+        deployments = DeploymentService(
+            registry, store, jobs, backend, Proxy(settings.home / "proxy")
+        )
         runner.register(deployments.deploy_kind)
         runner.register(
             TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
@@ -138,11 +141,17 @@ class Workbench:
             changed["workspaces"] = list(self.workspaces.reconcile())
         except WorkbenchError as exc:  # no engine yet: the workspaces stay as recorded
             changed["workspaces (not reconciled)"] = [exc.message]
+        try:
+            self.deployments.publish()  # the endpoints of the services there are
+        except WorkbenchError as exc:  # no proxy or no engine: the services wait
+            changed["service endpoints (not served)"] = [exc.message]
         self.jobs.runner.start()
         return changed
 
     def close(self) -> None:
-        """Stop the job runner (containers run on; the next start takes them up) and let
+        """Stop the job runner (containers run on; the next start takes them up) and the
+        services' proxy (their replicas run on; the next start serves them again), and let
         go of the registry."""
         self.jobs.runner.stop()
+        self.deployments.proxy.stop()
         self.registry.dispose()

@@ -1,15 +1,21 @@
 """Services on the real Docker Engine: a registered ONNX model version served by replicas
 of the model server in the python environment's image; create, scale to 2 and back, stop
-and start (the number of replicas kept), restart (new replicas), delete; a deploy whose
-replica cannot start fails with its last log lines; the refusals."""
+and start (the number of replicas kept, the endpoint's address too), restart (new
+replicas), delete; the endpoint (HAProxy) in front of the replicas, with no failed request
+while a replica is killed and while the service scales; a deploy whose replica cannot
+start fails with its last log lines; the refusals."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -87,6 +93,12 @@ def answers(setup: Setup, port: int | None) -> None:
     client.close()
 
 
+def endpoint_port(address: str) -> int:
+    host, _, port = address.rpartition(":")
+    assert host == "127.0.0.1"
+    return int(port)
+
+
 def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup: Setup):
     wb, bob = setup.wb, setup.bob
     started = wb.deployments.create(bob, ServiceCreate(name="cnn", version_id=setup.version))
@@ -98,6 +110,8 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup
     assert service.state == "running" and service.message == "1 replica ready"
     assert [r.state for r in service.replica_states] == ["running"]
     answers(setup, service.replica_states[0].port)
+    address = service.address
+    answers(setup, endpoint_port(address))  # through the proxy
 
     deployed(setup, wb.deployments.scale(bob, service.id, 2).job_id)
     service = wb.deployments.get(bob, service.id)
@@ -109,10 +123,14 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup
     deployed(setup, wb.deployments.stop(bob, service.id).job_id)
     stopped = wb.deployments.get(bob, service.id)
     assert stopped.state == "stopped" and stopped.replica_states == [] and stopped.replicas == 2
+    assert stopped.address == address  # kept
+    r = httpx.post(f"http://{address}/predict", json={"image": [[[0.0] * 8] * 8]})
+    assert r.status_code == 503 and "has no replica ready" in r.json()["error"]
 
     deployed(setup, wb.deployments.start(bob, service.id).job_id)
     service = wb.deployments.get(bob, service.id)
     assert service.state == "running" and len(service.replica_states) == 2
+    answers(setup, endpoint_port(address))
     assert first not in {r.run_id for r in service.replica_states}
     kept = {r.run_id for r in service.replica_states}
 
@@ -163,3 +181,59 @@ def test_what_is_refused(setup: Setup):
     with pytest.raises(NotFound):
         wb.deployments.stop(stranger, started.service.id)
     wb.deployments.delete(bob, started.service.id)
+
+
+def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Setup):
+    """Four clients post to the endpoint all along; one replica is killed (SIGKILL), then
+    the service scales to 3 and back to 1: every request gets its answer."""
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(
+        bob, ServiceCreate(name="steady", version_id=setup.version, replicas=2)
+    )
+    deployed(setup, started.job_id)
+    service = wb.deployments.get(bob, started.service.id)
+    url = f"http://{service.address}/predict"
+    body = {"image": [[[0.5] * 8] * 8]}
+    stop = threading.Event()
+    outcomes: list[int | str] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    r = http.post(url, json=body)
+                    outcomes.append(
+                        200
+                        if r.status_code == 200
+                        else f"{time.monotonic() - t0:.2f}s {r.status_code} {r.text[:200]}"
+                    )
+                except httpx.HTTPError as exc:
+                    outcomes.append(f"{time.monotonic() - t0:.2f}s {type(exc).__name__}: {exc}")
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        victim = service.replica_states[0].run_id
+        print(f"kill at {time.monotonic() - t0:.2f}s")
+        docker.from_env().containers.get(victim).kill()  # the engine's SIGKILL
+        time.sleep(3)
+        print(f"scale 3 at {time.monotonic() - t0:.2f}s")
+        deployed(setup, wb.deployments.scale(bob, service.id, 3).job_id)
+        time.sleep(1)
+        print(f"scale 1 at {time.monotonic() - t0:.2f}s")
+        deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
+        print(f"scaled 1 at {time.monotonic() - t0:.2f}s")
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    failed = [o for o in outcomes if o != 200]
+    print(f"{len(outcomes)} requests, {len(failed)} failed: {failed[:5]}")
+    assert len(outcomes) > 200 and failed == []
+    service = wb.deployments.get(bob, service.id)
+    assert len(service.replica_states) == 1 and victim not in service.replica_states[0].run_id
+    wb.deployments.delete(bob, service.id)

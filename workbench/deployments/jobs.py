@@ -2,10 +2,13 @@
 the server (no container of its own). Each replica is a container of the version's
 environment image running ``python -m workbench.serving`` on the served format (mounted
 read-only), as uid 1000 with the service's CPU and memory, its port 8080 published on
-127.0.0.1. A deploy removes the replicas that are gone or too many, starts the missing
-ones, and waits until each answers ``/v2/health/ready``; a replica that exits first fails
-the deploy with its last log lines (and is removed). Deploys are idempotent: a server that
-stops during one queues it again when it starts."""
+127.0.0.1. A deploy removes the replicas that are gone, starts the missing ones and waits
+until each answers ``/v2/health/ready``, points the service's endpoint
+(:mod:`workbench.deployments.proxy`) at the replicas it keeps, and only then stops those
+that are too many or replaced (a restart), after letting them answer what they were sent:
+a change of replicas drops no request. A replica that exits before it is ready fails the
+deploy with its last log lines, and what the deploy started is removed. Deploys are
+idempotent: a server that stops during one queues it again when it starts."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -31,6 +35,8 @@ SERVICE_LABEL, REPLICA_LABEL = "workbench.service", "workbench.replica"
 MODEL_DIR, SERVICE_DIR = "/workbench/model", "/workbench/service"
 SERVER_PORT = 8080
 READY_TIMEOUT_S = 120
+#: how long a replica taken out of the endpoint still gets to answer what it was sent
+DRAIN_S = 1.0
 TAIL_LINES = 20
 
 
@@ -44,9 +50,18 @@ class DeployKind(JobKind):
     requeue_interrupted = True
     interrupted_message = "The server stopped during this deploy; it is queued again."
 
-    def __init__(self, registry: Registry, store: ArtifactStore, *, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        publish: Callable[[int, list[int]], None],
+        *,
+        concurrency: int = 2,
+    ) -> None:
+        """``publish(service_id, ports)``: point the service's endpoint at these replicas."""
         self.registry = registry
         self.store = store
+        self.publish = publish
         self.concurrency = concurrency
 
     def prepare(self, ctx: JobContext) -> None:
@@ -56,30 +71,44 @@ class DeployKind(JobKind):
         spec = ctx.spec
         backend = ctx.backend
         wanted = int(spec["replicas"])
-        runs = backend.list({SERVICE_LABEL: str(spec["service_id"])})
         kept: dict[int, RunInfo] = {}
-        for run in sorted(runs, key=lambda r: r.name):
+        doomed: list[RunInfo] = []
+        for run in replica_runs(backend, spec["service_id"]):
             index = int(run.labels.get(REPLICA_LABEL, "-1"))
-            if (
-                spec.get("restart")
-                or index >= wanted
-                or index in kept
-                or (run.state != RunState.RUNNING)
-            ):
-                ctx.log(f"[deploy] removing replica {index} ({run.state})")
-                backend.stop(run.id, timeout=10)
-                backend.remove(run.id)
+            alive = run.state == RunState.RUNNING
+            if not alive or spec.get("restart") or index >= wanted or index in kept:
+                doomed.append(run)
             else:
                 kept[index] = run
-        for index in range(wanted):
-            if index not in kept:
-                ctx.check()
-                ctx.log(f"[deploy] starting replica {index}")
-                kept[index] = backend.run(self._replica(ctx, index))
-        for done, index in enumerate(sorted(kept)):
-            self._wait_ready(ctx, kept[index], index)
-            ctx.progress((done + 1) / max(1, wanted))
+        for run in doomed:  # the dead go at once; the others serve until replaced
+            if run.state != RunState.RUNNING:
+                ctx.log(f"[deploy] removing replica {run.labels.get(REPLICA_LABEL)} ({run.state})")
+                backend.remove(run.id)
+        doomed = [run for run in doomed if run.state == RunState.RUNNING]
+        started: list[RunInfo] = []
+        try:
+            for index in range(wanted):
+                if index not in kept:
+                    ctx.check()
+                    ctx.log(f"[deploy] starting replica {index}")
+                    kept[index] = backend.run(self._replica(ctx, index))
+                    started.append(kept[index])
+            for done, index in enumerate(sorted(kept)):
+                self._wait_ready(ctx, kept[index], index)
+                ctx.progress((done + 1) / max(1, wanted))
+        except BaseException:
+            for run in started:  # what this deploy started and did not get ready goes
+                backend.stop(run.id, timeout=5)
+                backend.remove(run.id)
+            raise
         ports = {i: backend.status(kept[i].id).ports.get(SERVER_PORT) for i in sorted(kept)}
+        self.publish(spec["service_id"], [p for p in ports.values() if p])
+        if doomed:
+            time.sleep(DRAIN_S)  # the proxy's old workers finish what they sent them
+        for run in doomed:
+            ctx.log(f"[deploy] removing replica {run.labels.get(REPLICA_LABEL)}")
+            backend.stop(run.id, timeout=10)
+            backend.remove(run.id)
         message = f"{wanted} replica{'' if wanted == 1 else 's'} ready" if wanted else "stopped"
         return Outcome(message, {"replicas": {str(i): p for i, p in ports.items()}})
 
@@ -126,7 +155,6 @@ class DeployKind(JobKind):
             info = ctx.backend.status(run.id)
             if info.state != RunState.RUNNING:
                 last = list(ctx.backend.logs(run.id, tail=TAIL_LINES))
-                ctx.backend.remove(run.id)
                 why = "out of memory" if info.oom_killed else f"exited with {info.exit_code}"
                 raise JobFailed(
                     f"replica {index} {why} before it was ready; its last log lines:\n"

@@ -71,6 +71,8 @@ class ServiceInfo(BaseModel):
     cpus: float
     memory_mb: int
     options: ServerOptions
+    #: its endpoint: host:port of the proxy in front of its replicas (kept while stopped)
+    address: str
     #: deploying, running, stopped, failed
     state: str
     message: str

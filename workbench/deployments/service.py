@@ -10,21 +10,25 @@ start, stop (replicas to 0; the service and its settings are kept), scale, resta
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
-from workbench.backends.base import Backend
+from workbench.backends.base import Backend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
+    SERVER_PORT,
     TARGET_TYPE,
     DeployKind,
     model_key_for,
     replica_runs,
     service_key,
 )
+from workbench.deployments.proxy import Endpoint, Proxy
 from workbench.deployments.schemas import (
     ReplicaInfo,
     ServerOptions,
@@ -58,12 +62,37 @@ class DeploymentService:
         store: ArtifactStore,
         jobs: JobService,
         backend: Callable[[], Backend],
+        proxy: Proxy,
     ) -> None:
         self.registry = registry
         self.store = store
         self.jobs = jobs
         self._backend = backend
-        self.deploy_kind = DeployKind(registry, store)
+        self.proxy = proxy
+        self._publishing = threading.Lock()
+        self.deploy_kind = DeployKind(registry, store, self.publish)
+
+    # --- the endpoints --------------------------------------------------------------------
+
+    def publish(self, service_id: int | None = None, ports: list[int] | None = None) -> None:
+        """Point every service's endpoint at its running replicas (``service_id``'s at
+        ``ports`` instead: the ones its deploy keeps) and reload the proxy."""
+        with self._publishing, self.registry.session() as s:
+            rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
+            backend = self._backend()
+            endpoints = []
+            for row in rows:
+                if row.id == service_id and ports is not None:
+                    replicas = tuple(ports)
+                else:
+                    replicas = tuple(
+                        run.ports[SERVER_PORT]
+                        for run in replica_runs(backend, row.id)
+                        if run.state == RunState.RUNNING and run.ports.get(SERVER_PORT)
+                    )
+                assert row.port is not None
+                endpoints.append(Endpoint(row.id, row.name, row.port, replicas))
+            self.proxy.apply(endpoints)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -94,6 +123,7 @@ class DeploymentService:
                 )
             service = Service(
                 name=request.name,
+                port=_free_port(),
                 owner_id=actor.id,
                 visibility=request.visibility,
                 model_version_id=version.id,
@@ -144,6 +174,7 @@ class DeploymentService:
                 backend.remove(run.id)
             s.delete(service)
         shutil.rmtree(self.store.path(service_key(service_id)), ignore_errors=True)
+        self.publish()
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -222,11 +253,19 @@ class DeploymentService:
             cpus=row.cpus,
             memory_mb=row.memory_mb,
             options=ServerOptions.model_validate(row.options or {}),
+            address=f"{self.proxy.bind}:{row.port}" if row.port else "",
             state=row.state,
             message=row.message,
             job_id=row.job_id,
             created_at=row.created_at,
         )
+
+
+def _free_port() -> int:
+    """A port free now on this machine: a new service's endpoint, kept for its life."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _served(

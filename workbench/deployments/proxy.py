@@ -1,0 +1,177 @@
+"""The services' endpoints: one HAProxy (Debian's package) in master-worker mode, that the
+Workbench configures, in front of every service's replicas. Each service has a stable
+port (kept while it is stopped); its backend balances over the replicas that answer
+``/v2/health/ready`` (checked every second, out after 2 failures, back after 1 success),
+sends a request that met a dead connection or an empty response again to another replica
+(up to 3 times: a replica killed an instant ago is not yet known to be down and may be
+chosen again), and answers a stopped service's requests with a JSON 503. A change (a replica
+more or less, a service added) rewrites the configuration, checks it (``haproxy -c``) and
+reloads it (SIGUSR2 to the master): the listening sockets stay open, and the old workers
+finish the requests they hold, so no request is dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+class ProxyUnavailable(WorkbenchError):
+    status = 503
+    code = "proxy_unavailable"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One service's endpoint: its port, and its ready replicas' ports (on 127.0.0.1)."""
+
+    service_id: int
+    name: str
+    port: int
+    replicas: tuple[int, ...]
+
+
+class Proxy:
+    def __init__(self, folder: Path, *, bind: str = "127.0.0.1", binary: str = "haproxy") -> None:
+        self.folder = folder
+        self.bind = bind
+        self.binary = binary
+        self.config = folder / "haproxy.cfg"
+        self.pidfile = folder / "haproxy.pid"
+
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
+
+    def apply(self, endpoints: list[Endpoint]) -> None:
+        """Serve exactly these endpoints (start the proxy, or reload it; stop it when there
+        are none)."""
+        if not endpoints:
+            self.stop()
+            return
+        if not self.available():
+            raise ProxyUnavailable(
+                f"{self.binary} is not installed: run scripts/system-deps (Debian's haproxy)."
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = render(endpoints, self.bind, self.pidfile)
+        candidate = self.folder / "haproxy.cfg.new"
+        candidate.write_text(text, encoding="utf-8")
+        check = subprocess.run(
+            [self.binary, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True
+        )
+        if check.returncode != 0:
+            raise ProxyUnavailable(f"the proxy's configuration is refused: {check.stderr[-1500:]}")
+        os.replace(candidate, self.config)
+        master = self._master()
+        if master is None:
+            started = subprocess.run(
+                [self.binary, "-W", "-D", "-f", str(self.config), "-p", str(self.pidfile)],
+                capture_output=True,
+                text=True,
+            )
+            if started.returncode != 0:
+                raise ProxyUnavailable(f"the proxy did not start: {started.stderr[-1500:]}")
+        else:
+            os.kill(master, signal.SIGUSR2)
+        self._wait_listening(endpoints)
+
+    def stop(self) -> None:
+        master = self._master()
+        if master is not None:
+            os.kill(master, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while _alive(master) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+
+    def _master(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _wait_listening(self, endpoints: list[Endpoint]) -> None:
+        import socket
+
+        deadline = time.monotonic() + 5
+        for endpoint in endpoints:
+            while True:
+                with socket.socket() as s:
+                    s.settimeout(0.5)
+                    if s.connect_ex((self.bind, endpoint.port)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise ProxyUnavailable(
+                        f"the proxy does not listen on {self.bind}:{endpoint.port} for "
+                        f"service {endpoint.name}"
+                    )
+                time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render(endpoints: list[Endpoint], bind: str, pidfile: Path) -> str:
+    """HAProxy's configuration for these endpoints (see the module doc)."""
+    lines = [
+        "global",
+        "    master-worker",
+        f"    pidfile {pidfile}",
+        # a worker replaced by a reload ends once its requests are answered, 30 s at most
+        "    hard-stop-after 30s",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 120s",
+        "    timeout server 120s",
+        "    timeout http-request 30s",
+        # the body is kept, so that a request can be sent again to another replica
+        "    option http-buffer-request",
+        "    retries 3",
+        "    retry-on conn-failure empty-response",
+        "    option redispatch 1",
+        "    default-server inter 1s fall 2 rise 1",
+        "    http-reuse safe",
+        # a worker replaced by a reload answers the next request on a kept-alive
+        # connection (with Connection: close) rather than closing it under the client
+        "    option idle-close-on-response",
+        "",
+    ]
+    for e in sorted(endpoints, key=lambda e: e.service_id):
+        stopped = json.dumps(
+            {"error": f"service {e.name} has no replica ready (stopped, or starting); start it"}
+        )
+        lines += [
+            f"frontend service_{e.service_id}",
+            f"    bind {bind}:{e.port}",
+            f"    default_backend replicas_{e.service_id}",
+            "",
+            f"backend replicas_{e.service_id}",
+            "    balance leastconn",
+            "    option httpchk GET /v2/health/ready",
+            "    http-check expect status 200",
+        ]
+        if not e.replicas:  # stopped: say so (replicas just reloaded may not be checked yet)
+            lines.append(
+                f"    http-request return status 503 content-type application/json "
+                f"string '{stopped}'"
+            )
+        lines += [f"    server r{i} 127.0.0.1:{port} check" for i, port in enumerate(e.replicas)]
+        lines.append("")
+    return "\n".join(lines)

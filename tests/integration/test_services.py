@@ -112,6 +112,19 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup
     answers(setup, service.replica_states[0].port)
     address = service.address
     answers(setup, endpoint_port(address))  # through the proxy
+    client = triton.InferenceServerClient(url=address)  # Triton's client, as a peer
+    assert client.get_model_metadata("cnn")["platform"] == "onnxruntime_onnx"
+    assert client.get_model_config("cnn")["max_batch_size"] == 32
+    x = np.ones((1, 1, 8, 8), np.float32)
+    for binary in (False, True):
+        tensor = triton.InferInput("image", [1, 1, 8, 8], "FP32")
+        tensor.set_data_from_numpy(x, binary_data=binary)
+        wanted = triton.InferRequestedOutput("scores", binary_data=binary)
+        got = client.infer("cnn", [tensor], outputs=[wanted]).as_numpy("scores")
+        session = ort.InferenceSession(str(setup.model_file), providers=["CPUExecutionProvider"])
+        want = session.run(None, {"image": x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    client.close()
 
     deployed(setup, wb.deployments.scale(bob, service.id, 2).job_id)
     service = wb.deployments.get(bob, service.id)

@@ -7,6 +7,9 @@ different cores (``taskset``; on 2 cores: the server on core 0, wrk on core 1):
 - our model server process (``python -m workbench.serving``), batching on (up to 32) and
   off, with JSON and with binary tensors (the V2 binary extension), at concurrency 1, 8
   and 32, driven by Debian's ``wrk`` with a Lua body (``scripts/system-deps`` installs it);
+- our service through its endpoint, as users reach it: a Workbench service of the same
+  model (one replica, a container of envs/python with 1 CPU) behind its HAProxy endpoint
+  (neither pinned to a core: the container's CPU quota is what it gets);
 - the peers on the same ONNX file, same pinning, same wrk: BentoML with adaptive batching
   (``@bentoml.api(batchable=True, max_batch_size=32)``) and MLflow's ``models serve`` (one
   worker), installed by this script in a virtual environment of their own
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 #: the peers' virtual environment and what goes in it
 PEERS_VENV = Path.home() / ".cache" / "workbench-benchmarks" / "peers"
@@ -178,15 +183,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(model: Path, core: int, max_batch: int) -> tuple[subprocess.Popen[bytes], str]:
-    """Our model server on ``core``; its infer URL."""
+Started = tuple[str, Callable[[], None]]
+
+
+def stopper(process: subprocess.Popen[bytes]) -> Callable[[], None]:
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    return stop
+
+
+def serve(model: Path, core: int, max_batch: int) -> Started:
+    """Our model server on ``core``: its infer URL, and how to stop it."""
     port = free_port()
     pinned = ["taskset", "-c", str(core), sys.executable, "-m", "workbench.serving"]
     options = f"--runtime onnx --name cnn --host 127.0.0.1 --port {port} --threads 1"
     options += f" --max-batch {max_batch} --max-queue 1024"
     process = subprocess.Popen([*pinned, str(model), *options.split()], **QUIET)
     ready(process, f"http://127.0.0.1:{port}/v2/health/ready", "the model server")
-    return process, f"http://127.0.0.1:{port}/v2/models/cnn/infer"
+    return f"http://127.0.0.1:{port}/v2/models/cnn/infer", stopper(process)
 
 
 #: a server's output is not the benchmark's
@@ -217,7 +236,7 @@ def peers_python() -> Path:
     return python
 
 
-def serve_bentoml(model: Path, core: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve_bentoml(model: Path, core: int, folder: Path) -> Started:
     python = peers_python()
     (folder / "svc.py").write_text(BENTO_SERVICE.format(model=str(model)))
     port = free_port()
@@ -229,10 +248,10 @@ def serve_bentoml(model: Path, core: int, folder: Path) -> tuple[subprocess.Pope
         **QUIET,
     )
     ready(process, f"http://127.0.0.1:{port}/readyz", "BentoML")
-    return process, f"http://127.0.0.1:{port}/predict"
+    return f"http://127.0.0.1:{port}/predict", stopper(process)
 
 
-def serve_mlflow(model: Path, core: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve_mlflow(model: Path, core: int, folder: Path) -> Started:
     python = peers_python()
     saved = folder / "mlflow-model"
     if not saved.exists():
@@ -249,7 +268,60 @@ def serve_mlflow(model: Path, core: int, folder: Path) -> tuple[subprocess.Popen
         **QUIET,
     )
     ready(process, f"http://127.0.0.1:{port}/ping", "MLflow")
-    return process, f"http://127.0.0.1:{port}/invocations"
+    return f"http://127.0.0.1:{port}/invocations", stopper(process)
+
+
+def serve_endpoint(model: Path) -> Started:
+    """A Workbench service of the model (one replica: a container of envs/python with 1
+    CPU, behind the HAProxy endpoint), as users reach it."""
+    sys.path.insert(0, str(REPO))
+    from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder
+    from workbench.backends.docker import DockerBackend
+    from workbench.config import Settings
+    from workbench.deployments.schemas import ServerOptions, ServiceCreate
+    from workbench.environments import load_definition
+    from workbench.models.schemas import NewVersion
+    from workbench.registry import models as m
+    from workbench.services import Workbench
+    from workbench.users import Actor
+
+    backend = DockerBackend.from_env()
+    subprocess.run([str(REPO / "scripts" / "base-image")], check=True, capture_output=True)
+    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    home = Path(tempfile.mkdtemp(prefix="wb-serving-home-"))
+    wb = Workbench.from_settings(Settings(home=home, backend="docker"), backend_instance=backend)
+    wb.registry.upgrade()
+    wb.start()
+    user = wb.users.add_user("bench")
+    actor = Actor(user.id, user.username, user.role)
+    folder = home / "cnn"
+    folder.mkdir()
+    shutil.copy(model, folder / "model.onnx")
+    with wb.registry.session() as s:
+        env = m.Environment(
+            name="python", framework="python", image_ref=PYTHON_ENV_TAG, owner_id=user.id
+        )
+        s.add(env)
+        s.flush()
+        env_id = env.id
+        model_id = wb.models.model_for(s, name="cnn", owner_id=user.id, visibility="private").id
+    version = wb.models.register_version(
+        model_id, folder, NewVersion(environment_id=env_id), staging="bench"
+    )
+    request = ServiceCreate(
+        name="cnn", version_id=version.id, options=ServerOptions(max_queue=1024)
+    )
+    started = wb.deployments.create(actor, request)
+    job = wb.jobs.wait(started.job_id, timeout=300)
+    if job.state != "succeeded":
+        raise SystemExit(f"the service did not deploy: {job.message}")
+
+    def stop() -> None:
+        wb.deployments.delete(actor, started.service.id)
+        wb.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+    return f"http://{started.service.address}/v2/models/cnn/infer", stop
 
 
 def load(url: str, script: Path, concurrency: int, core: int, seconds: int) -> dict[str, Any]:
@@ -288,6 +360,12 @@ def main() -> int:
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument(
+        "--no-endpoint",
+        dest="endpoint",
+        action="store_false",
+        help="skip the Workbench service (needs the Docker Engine and HAProxy)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/system-deps (Debian's wrk)")
@@ -337,13 +415,21 @@ def main() -> int:
                 ["mlflow"],
             ),
         ]
+    if args.endpoint:
+        runs.append(
+            (
+                "service endpoint (proxy + replica)",
+                lambda: serve_endpoint(model),
+                ["binary", "json"],
+            )
+        )
     for label, start, kinds in runs:
-        process, url = start()
+        url, stop = start()
         try:
             for kind in kinds:
                 for c in CONCURRENCY:
                     r = load(url, scripts[kind], c, args.load_core, args.seconds)
-                    name = f"{label}, {kind}" if label.startswith("model server") else label
+                    name = f"{label}, {kind}" if len(kinds) > 1 else label
                     print(
                         f"{name:<34} {c:>4} {r['rate']:>9,.0f} {r['rate'] / single:>6.0%} "
                         f"{r['rate'] / best:>7.0%} {r['p50']:>8.2f} {r['p99']:>8.2f} "
@@ -351,11 +437,7 @@ def main() -> int:
                         flush=True,
                     )
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop()
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -9,6 +9,7 @@ import socket
 import tarfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -89,6 +90,24 @@ def test_a_run_over_its_memory_limit_is_oom_killed(docker_h: Harness):
 
     done = docker_h.wait(info.id)
     assert (done.state, done.exit_code, done.oom_killed) == (RunState.EXITED, 137, True)
+
+
+@docker_only
+def test_a_run_that_fails_is_started_again_when_asked(docker_h: Harness):
+    """restart_on_failure: the engine starts it again after a failing exit (a service's
+    replica that crashes), and counts it; a stop through the engine is final."""
+    spec = docker_h.spec("crashes", ("python3", "-c", "import sys; sys.exit(3)"))
+    info = docker_h.backend.run(replace(spec, restart_on_failure=True))
+    deadline = time.monotonic() + 30
+    while docker_h.backend.status(info.id).restarts < 2:
+        assert time.monotonic() < deadline, "the engine did not start it again"
+        time.sleep(0.2)
+    stopped = docker_h.backend.stop(info.id, timeout=1)
+    assert stopped.state == RunState.EXITED
+    time.sleep(2)
+    assert docker_h.backend.status(info.id).state == RunState.EXITED
+    once = docker_h.backend.run(replace(spec, name=f"{spec.name}-once"))
+    assert docker_h.wait(once.id).restarts == 0  # by default, an exit is final
 
 
 @docker_only

@@ -167,7 +167,7 @@ def test_a_replica_that_cannot_start_fails_the_deploy_with_its_log(setup: Setup)
     deployed(setup, started.job_id, JobState.FAILED)
     service = wb.deployments.get(bob, started.service.id)
     assert service.state == "failed"
-    assert "replica 0 exited with" in service.message and "last log lines" in service.message
+    assert "replica 0 exited" in service.message and "last log lines" in service.message
     assert "onnx" in service.message.lower()  # the model server's own error
     assert service.replica_states == []  # nothing left behind
     wb.deployments.delete(bob, service.id)

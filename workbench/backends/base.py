@@ -109,6 +109,9 @@ class RunSpec:
     user: str | None = None
     #: extra names in the run's /etc/hosts: name -> address
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    #: started again by the engine when it exits with an error (not when it is stopped or
+    #: killed through the engine); backends without that ignore it
+    restart_on_failure: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class RunInfo:
     ports: Mapping[int, int]
     labels: Mapping[str, str]
     oom_killed: bool = False
+    #: how many times the engine started it again (``restart_on_failure``)
+    restarts: int = 0
 
 
 @dataclass(frozen=True)

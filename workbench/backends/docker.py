@@ -164,6 +164,8 @@ class DockerBackend(Backend):
         }
         if limits.gpus > 0:
             args["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
+        if spec.restart_on_failure:
+            args["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 0}
         return {key: value for key, value in args.items() if value is not None}
 
     def _discard(self, container_id: str) -> None:
@@ -407,6 +409,7 @@ def _run_info(attrs: Mapping[str, Any]) -> RunInfo:
         ports=_ports(attrs),
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         oom_killed=bool(state.get("OOMKilled")),
+        restarts=int(attrs.get("RestartCount") or 0),
     )
 
 

@@ -146,6 +146,7 @@ class DeployKind(JobKind):
             limits=Limits(cpus=float(spec["cpus"]), memory_mb=int(spec["memory_mb"])),
             labels={SERVICE_LABEL: str(spec["service_id"]), REPLICA_LABEL: str(index)},
             user=f"{RUN_UID}:{RUN_UID}",
+            restart_on_failure=True,
         )
 
     def _wait_ready(self, ctx: JobContext, run: RunInfo, index: int) -> None:
@@ -153,9 +154,15 @@ class DeployKind(JobKind):
         while True:
             ctx.check()
             info = ctx.backend.status(run.id)
-            if info.state != RunState.RUNNING:
+            if info.state != RunState.RUNNING or info.restarts:
                 last = list(ctx.backend.logs(run.id, tail=TAIL_LINES))
-                why = "out of memory" if info.oom_killed else f"exited with {info.exit_code}"
+                why = (
+                    "ran out of memory"
+                    if info.oom_killed
+                    else f"exited with {info.exit_code}"
+                    if info.exit_code is not None
+                    else "exited"
+                )
                 raise JobFailed(
                     f"replica {index} {why} before it was ready; its last log lines:\n"
                     + "\n".join(last)

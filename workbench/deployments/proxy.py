@@ -7,7 +7,9 @@ sends a request that met a dead connection or an empty response again to another
 chosen again), and answers a stopped service's requests with a JSON 503. A change (a replica
 more or less, a service added) rewrites the configuration, checks it (``haproxy -c``) and
 reloads it (SIGUSR2 to the master): the listening sockets stay open, and the old workers
-finish the requests they hold, so no request is dropped."""
+finish the requests they hold, so no request is dropped. A change is done when every
+endpoint answers with the new configuration (each tells its generation on a path of its
+own), not before."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +63,8 @@ class Proxy:
                 f"{self.binary} is not installed: run scripts/system-deps (Debian's haproxy)."
             )
         self.folder.mkdir(parents=True, exist_ok=True)
-        text = render(endpoints, self.bind, self.pidfile)
+        generation = str(time.time_ns())
+        text = render(endpoints, self.bind, self.pidfile, generation)
         candidate = self.folder / "haproxy.cfg.new"
         candidate.write_text(text, encoding="utf-8")
         check = subprocess.run(
@@ -80,7 +84,7 @@ class Proxy:
                 raise ProxyUnavailable(f"the proxy did not start: {started.stderr[-1500:]}")
         else:
             os.kill(master, signal.SIGUSR2)
-        self._wait_listening(endpoints)
+        self._wait_serving(endpoints, generation)
 
     def stop(self) -> None:
         master = self._master()
@@ -98,22 +102,25 @@ class Proxy:
             return None
         return pid if _alive(pid) else None
 
-    def _wait_listening(self, endpoints: list[Endpoint]) -> None:
-        import socket
-
-        deadline = time.monotonic() + 5
+    def _wait_serving(self, endpoints: list[Endpoint], generation: str) -> None:
+        """Until every endpoint answers with this configuration (a reload is asynchronous:
+        the old workers answer until the new ones take over)."""
+        deadline = time.monotonic() + 10
         for endpoint in endpoints:
+            url = f"http://{self.bind}:{endpoint.port}{GENERATION_PATH}"
             while True:
-                with socket.socket() as s:
-                    s.settimeout(0.5)
-                    if s.connect_ex((self.bind, endpoint.port)) == 0:
-                        break
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as answer:
+                        if answer.read().decode() == generation:
+                            break
+                except OSError:
+                    pass
                 if time.monotonic() > deadline:
                     raise ProxyUnavailable(
-                        f"the proxy does not listen on {self.bind}:{endpoint.port} for "
-                        f"service {endpoint.name}"
+                        f"the proxy does not serve service {endpoint.name} on "
+                        f"{self.bind}:{endpoint.port} with its new configuration"
                     )
-                time.sleep(0.05)
+                time.sleep(0.02)
 
 
 def _alive(pid: int) -> bool:
@@ -126,7 +133,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def render(endpoints: list[Endpoint], bind: str, pidfile: Path) -> str:
+#: the path each endpoint answers with its configuration's generation (the proxy's own)
+GENERATION_PATH = "/.workbench/proxy-generation"
+
+
+def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str) -> str:
     """HAProxy's configuration for these endpoints (see the module doc)."""
     lines = [
         "global",
@@ -160,6 +171,8 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path) -> str:
         lines += [
             f"frontend service_{e.service_id}",
             f"    bind {bind}:{e.port}",
+            f"    http-request return status 200 content-type text/plain string {generation} "
+            f"if {{ path {GENERATION_PATH} }}",
             f"    default_backend replicas_{e.service_id}",
             "",
             f"backend replicas_{e.service_id}",

@@ -774,6 +774,15 @@ class ServicesAPI:
     def delete(self, service_id: int) -> None:
         self._c.request("DELETE", f"/services/{service_id}", timeout=LONG)
 
+    def predict(self, service_id: int, sample: dict[str, Any]) -> dict[str, Any]:
+        """One sample through the service's simple route, relayed by the server."""
+        return dict(self._c.json("POST", f"/services/{service_id}/endpoint/predict", json=sample))
+
+    def infer(self, service_id: int, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A V2 inference request (JSON tensors) through the service's endpoint."""
+        path = f"/services/{service_id}/endpoint/v2/models/{model}/infer"
+        return dict(self._c.json("POST", path, json=request))
+
     def _action(self, service_id: int, action: str, wait: bool) -> ServiceInfo:
         data = self._c.json("POST", f"/services/{service_id}/{action}")
         return self._after(ServiceStarted.model_validate(data), wait)

@@ -578,6 +578,17 @@ OPS = (
         response=ServiceStarted,
         status=202,
     ),
+    Op(
+        "get",
+        "/services/{id}/endpoint/{path}",
+        "The service's endpoint relayed (its V2 metadata, health...), for whoever sees it",
+    ),
+    Op(
+        "post",
+        "/services/{id}/endpoint/{path}",
+        "The service's endpoint relayed: V2 infer (JSON or binary, the "
+        "Inference-Header-Content-Length header passed on) or the simple /predict route",
+    ),
     # --- jobs ---
     Op(
         "get",

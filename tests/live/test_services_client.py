@@ -62,6 +62,31 @@ def test_serve_scale_stop_start_and_delete(live, version):
     service = bob.services.scale(service.id, 2)
     assert [r.index for r in service.replica_states] == [0, 1]
     assert predict(service.replica_states[1].port) == predict(service.replica_states[0].port)
+    # the endpoint through the Workbench server: the simple route, V2 in JSON and binary
+    relayed = bob.services.predict(service.id, {"image": np.zeros((1, 8, 8)).tolist()})
+    assert relayed["scores"] == predict(service.replica_states[0].port)
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    tensor = {"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32"}
+    request = {"inputs": [{**tensor, "data": x.ravel().tolist()}]}
+    answer = bob.services.infer(service.id, "cnn-live", request)
+    assert answer["outputs"][0]["data"] == pytest.approx(relayed["scores"], rel=1e-5)
+    header = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": 256}}]})
+    relay = f"{live.server.url}workbench/api/v1/services/{service.id}/endpoint"
+    r = httpx.post(
+        f"{relay}/v2/models/cnn-live/infer",
+        content=header.encode() + x.tobytes(),
+        headers={
+            "Authorization": f"token {live.bob}",
+            "Inference-Header-Content-Length": str(len(header)),
+        },
+    )
+    assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [1, 3]
+    with pytest.raises(NotFound):  # alice sees no private service of bob's
+        live.client("alice").services.predict(service.id, {"image": x[0].tolist()})
+    bad = httpx.post(
+        f"{relay}/predict", json={"picture": 1}, headers={"Authorization": f"token {live.bob}"}
+    )
+    assert bad.status_code == 400 and "the model takes" in bad.json()["error"]
     assert bob.services.stop(service.id).state == "stopped"
     assert len(bob.services.start(service.id).replica_states) == 2
 

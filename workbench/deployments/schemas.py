@@ -73,6 +73,8 @@ class ServiceInfo(BaseModel):
     options: ServerOptions
     #: its endpoint: host:port of the proxy in front of its replicas (kept while stopped)
     address: str
+    #: the endpoint through the Workbench server, under its REST API (``/workbench/api/v1/``)
+    relay: str = ""
     #: deploying, running, stopped, failed
     state: str
     message: str

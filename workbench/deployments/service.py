@@ -107,6 +107,14 @@ class DeploymentService:
         with self.registry.session() as s:
             return self._info(s, get_visible(s, Service, service_id, actor, "service"))
 
+    def address(self, actor: Actor, service_id: int) -> str:
+        """``host:port`` of the service's endpoint, for one who may see it."""
+        with self.registry.session() as s:
+            service = get_visible(s, Service, service_id, actor, "service")
+            if service.port is None:
+                raise Conflict(f"Service {service.name} has no endpoint.", service=service_id)
+            return f"{self.proxy.bind}:{service.port}"
+
     # --- changing -------------------------------------------------------------------------
 
     def create(self, actor: Actor, request: ServiceCreate) -> ServiceStarted:
@@ -254,6 +262,8 @@ class DeploymentService:
             memory_mb=row.memory_mb,
             options=ServerOptions.model_validate(row.options or {}),
             address=f"{self.proxy.bind}:{row.port}" if row.port else "",
+            # the same endpoint through the Workbench server (its REST API's prefix before)
+            relay=f"services/{row.id}/endpoint/",
             state=row.state,
             message=row.message,
             job_id=row.job_id,

@@ -1,14 +1,17 @@
 """/services: services from model versions (manual 2.7): list, detail with each replica,
-create, scale, stop, start, restart (each a deploy job: 202), delete."""
+create, scale, stop, start, restart (each a deploy job: 202), delete; and each service's
+endpoint relayed through this server (``/services/{id}/endpoint/<path>``)."""
 
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from workbench.deployments.schemas import ServiceCreate
 from workbench.deployments.service import DeploymentService
+from workbench.errors import WorkbenchError
 from workbench_ext.handlers.base import API, WorkbenchHandler
 
 
@@ -86,6 +89,63 @@ class RestartHandler(ActionHandler):
     action = "restart"
 
 
+class EndpointHandler(ServiceHandlerBase):
+    """``/services/{id}/endpoint/<path>``: the service's endpoint through this server, for
+    whoever may see the service (a Workbench token or a Jupyter login): the request is
+    relayed to the service's proxy as it came (its body, its content type and the V2
+    binary header), the answer comes back as it left."""
+
+    #: relayed request headers (the rest, this server's credentials first, are not)
+    FORWARDED = ("content-type", "inference-header-content-length", "accept")
+    RETURNED = ("content-type", "inference-header-content-length", "retry-after")
+
+    @web.authenticated
+    @authorized
+    async def get(self, service_id: str, path: str) -> None:
+        await self._relay(int(service_id), path)
+
+    @web.authenticated
+    @authorized
+    async def post(self, service_id: str, path: str) -> None:
+        await self._relay(int(service_id), path)
+
+    async def _relay(self, service_id: int, path: str) -> None:
+        address = await self.run(self.deployments.address, self.actor, service_id)
+        headers = {k: v for k, v in self.request.headers.items() if k.lower() in self.FORWARDED}
+        method = self.request.method or "GET"
+        request = HTTPRequest(
+            f"http://{address}/{path}",
+            method=method,
+            headers=headers,
+            body=self.request.body if method == "POST" else None,
+            connect_timeout=5,
+            request_timeout=120,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except OSError as exc:
+            raise ServiceUnreachable(service_id, str(exc)) from exc
+        if response.code == 599:
+            raise ServiceUnreachable(service_id, str(response.error))
+        self.set_status(response.code)
+        for name in self.RETURNED:
+            if name in response.headers:
+                self.set_header(name, response.headers[name])
+        self.finish(response.body)
+
+
+class ServiceUnreachable(WorkbenchError):
+    status = 502
+    code = "service_unreachable"
+
+    def __init__(self, service_id: int, why: str) -> None:
+        super().__init__(
+            f"Service {service_id}'s endpoint did not answer ({why}); see its state and "
+            "replicas with GET /services/{id}.",
+            service=service_id,
+        )
+
+
 handlers = [
     (rf"{API}/services", ServicesHandler),
     (rf"{API}/services/(\d+)", ServiceHandler),
@@ -93,4 +153,5 @@ handlers = [
     (rf"{API}/services/(\d+)/stop", StopHandler),
     (rf"{API}/services/(\d+)/start", StartHandler),
     (rf"{API}/services/(\d+)/restart", RestartHandler),
+    (rf"{API}/services/(\d+)/endpoint/(.+)", EndpointHandler),
 ]

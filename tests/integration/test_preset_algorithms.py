@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -28,6 +30,7 @@ from tests.services.test_builds import make_workspace
 from workbench.backends.base import Limits, Mount, RunSpec
 from workbench.backends.docker import DockerBackend
 from workbench.config import TrainingLimits
+from workbench.deployments.schemas import ServiceCreate
 from workbench.errors import Conflict
 from workbench.models.schemas import BenchmarkRequest, ConversionRequest
 from workbench.registry.models import DatasetSplit, ModelVersion
@@ -304,6 +307,39 @@ def test_the_image_classifier_reaches_0_9_on_digits(
     print("INT8 on the held-out images:", formats["onnx-int8"].check["evaluation"])
     assert formats["tensorrt"].state == "failed" and "NVIDIA GPU" in formats["tensorrt"].message
     _benchmark(team, version.id, ["native", "onnx", "onnx-optimized", "onnx-int8"])
+
+    # published with one call: its default serving format, behind its endpoint; the
+    # held-out test images get the trained model's answers, by the simple and the V2 route
+    started = team.wb.deployments.create(
+        team.bob, ServiceCreate(name="digits", version_id=version.id)
+    )
+    job = team.wb.jobs.wait(started.job_id, timeout=300)
+    assert job.state == "succeeded", job.message
+    service = team.wb.deployments.get(team.bob, started.service.id)
+    assert service.format == version_default(team, version.id)
+    folder = team.wb.models.files(version.id)
+    with np.load(folder / "samples.npz") as held_out:
+        images, labels = held_out["input"][:20], held_out["labels"][:20]
+    model = team.wb.models.get(team.bob, version.model_id).name
+    right = 0
+    for image, label in zip(images, labels, strict=True):
+        r = httpx.post(f"http://{service.address}/predict", json={"input": image.tolist()})
+        assert r.status_code == 200, r.text
+        right += int(np.argmax(r.json()["logits"]) == label)
+    tensor = {"name": "input", "shape": list(images.shape), "datatype": "FP32"}
+    r = httpx.post(
+        f"http://{service.address}/v2/models/{model}/infer",
+        json={"inputs": [{**tensor, "data": images.ravel().tolist()}]},
+    )
+    assert r.status_code == 200, r.text
+    scores = np.array(r.json()["outputs"][0]["data"]).reshape(len(images), -1)
+    assert int((scores.argmax(1) == labels).sum()) == right
+    assert right >= 17, right  # the model's own accuracy is about 0.97
+    team.wb.deployments.delete(team.bob, service.id)
+
+
+def version_default(team: Team, version_id: int) -> str:
+    return team.wb.models.get_version(team.bob, version_id).default_format or "native"
 
 
 def _held_out_check(check: dict[str, Any], accuracy: float, *, exact: bool) -> None:

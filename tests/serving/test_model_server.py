@@ -272,3 +272,42 @@ def test_a_model_that_cannot_be_served_says_why(tmp_path):
         load(tmp_path / "p", "python")
     with pytest.raises(ModelLoadError, match="no runtime 'caffe'"):
         load(tmp_path, "caffe")
+
+
+async def test_a_scikit_learn_model_is_served_by_its_runtime(tmp_path):
+    """The sklearn runtime: a joblib pipeline with its signature; labels and probabilities
+    come back by the V2 route and the simple route."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, 4)).astype(np.float32)
+    fitted = LogisticRegression().fit(x, (x[:, 0] > 0).astype(np.int64))
+    folder = tmp_path / "sk"
+    folder.mkdir()
+    joblib.dump(fitted, folder / "model.joblib")
+    signature = {
+        "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, 4]}],
+        "outputs": [
+            {"name": "label", "dtype": "int64", "shape": [-1]},
+            {"name": "probabilities", "dtype": "float32", "shape": [-1, 2]},
+        ],
+    }
+    (folder / "signature.json").write_text(json.dumps(signature))
+    server = ModelServer(load(folder, "sklearn"), name="churn")
+    async with client_of(server) as client:
+        tensor = {"name": "features", "shape": [3, 4], "datatype": "FP32"}
+        r = await client.post(
+            "/v2/models/churn/infer", json={"inputs": [{**tensor, "data": x[:3].ravel().tolist()}]}
+        )
+        assert r.status_code == 200, r.text
+        outputs = {o["name"]: o for o in r.json()["outputs"]}
+        assert outputs["label"]["data"] == fitted.predict(x[:3]).tolist()
+        np.testing.assert_allclose(
+            np.array(outputs["probabilities"]["data"]).reshape(3, 2),
+            fitted.predict_proba(x[:3]),
+            rtol=1e-5,
+        )
+        one = await client.post("/predict", json={"features": x[0].tolist()})
+        assert one.json()["label"] == int(fitted.predict(x[:1])[0])
+    server.batcher.close()

@@ -510,6 +510,8 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
                 return int(pid), ports
             code = self._exit_code(exec_id)
             if code is not None or time.monotonic() > deadline:
+                if code is not None:  # what it wrote before it exited, read after the exit
+                    files = self._read_folder()
                 what = (
                     f"exited with code {code}"
                     if code is not None

@@ -161,14 +161,10 @@ def main() -> int:
 def python_image() -> str:
     """The envs/python image the tests build (built here if missing)."""
     sys.path.insert(0, str(REPO))
-    from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder
+    from tests.docker_fixtures import python_env_image_for
     from workbench.backends.docker import DockerBackend
-    from workbench.environments import load_definition
 
-    backend = DockerBackend.from_env()
-    for _ in env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG):
-        pass
-    return PYTHON_ENV_TAG
+    return python_env_image_for(DockerBackend.from_env())
 
 
 if __name__ == "__main__":

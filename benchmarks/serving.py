@@ -275,19 +275,17 @@ def serve_endpoint(model: Path) -> Started:
     """A Workbench service of the model (one replica: a container of envs/python with 1
     CPU, behind the HAProxy endpoint), as users reach it."""
     sys.path.insert(0, str(REPO))
-    from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder
+    from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for
     from workbench.backends.docker import DockerBackend
     from workbench.config import Settings
     from workbench.deployments.schemas import ServerOptions, ServiceCreate
-    from workbench.environments import load_definition
     from workbench.models.schemas import NewVersion
     from workbench.registry import models as m
     from workbench.services import Workbench
     from workbench.users import Actor
 
     backend = DockerBackend.from_env()
-    subprocess.run([str(REPO / "scripts" / "base-image")], check=True, capture_output=True)
-    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    python_env_image_for(backend)
     home = Path(tempfile.mkdtemp(prefix="wb-serving-home-"))
     wb = Workbench.from_settings(Settings(home=home, backend="docker"), backend_instance=backend)
     wb.registry.upgrade()

@@ -31,11 +31,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from serving import free_port, make_cnn  # noqa: E402
 
-from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder  # noqa: E402
+from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
 from workbench.backends.docker import DockerBackend  # noqa: E402
 from workbench.config import Settings  # noqa: E402
 from workbench.deployments.schemas import ServiceCreate  # noqa: E402
-from workbench.environments import load_definition  # noqa: E402
 from workbench.models.schemas import NewVersion  # noqa: E402
 from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
@@ -79,8 +78,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     backend = DockerBackend.from_env()
-    subprocess.run([str(REPO / "scripts" / "base-image")], check=True, capture_output=True)
-    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    python_env_image_for(backend)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cnn"

@@ -31,11 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import make_workbench  # noqa: E402
-from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder  # noqa: E402
+from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
 from workbench.backends.base import Limits, Mount, RunSpec, RunState  # noqa: E402
 from workbench.backends.docker import DockerBackend  # noqa: E402
 from workbench.config import TrainingLimits  # noqa: E402
-from workbench.environments import load_definition  # noqa: E402
 from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
 from workbench.training.dataset_view import DatasetSource, materialize  # noqa: E402
@@ -74,7 +73,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     backend = DockerBackend.from_env()
-    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    python_env_image_for(backend)
     list(
         backend.build_image(
             EXAMPLE / "train", TAG, build_args={"WORKBENCH_ENV_IMAGE": PYTHON_ENV_TAG}

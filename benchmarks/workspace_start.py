@@ -25,12 +25,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.docker_fixtures import PYTHON_ENV_TAG, env_builder  # noqa: E402
+from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
 from tests.server import free_port, live_server  # noqa: E402
 from workbench.backends.docker import DockerBackend  # noqa: E402
 from workbench.client import WorkbenchClient  # noqa: E402
 from workbench.config import Settings  # noqa: E402
-from workbench.environments import load_definition  # noqa: E402
 from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
 
@@ -100,8 +99,7 @@ def main() -> int:
     args = parser.parse_args()
 
     backend = DockerBackend.from_env()
-    subprocess.run([str(REPO / "scripts" / "base-image")], check=True, capture_output=True)
-    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    python_env_image_for(backend)
     results = {
         "floor: bare docker run -> JupyterLab answers": timed(
             bare_docker_run(PYTHON_ENV_TAG), args.repeat

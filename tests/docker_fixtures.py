@@ -35,6 +35,14 @@ def env_builder(backend: DockerBackend) -> EnvBuilder:
     )
 
 
+def python_env_image_for(backend: DockerBackend) -> str:
+    """The base image and envs/python built if missing (scripts and benchmarks; the
+    tests use the fixtures): the image's tag. Raises what the build raises."""
+    subprocess.run([str(REPO / "scripts" / "base-image")], check=True, capture_output=True)
+    list(env_builder(backend).build(load_definition(REPO / "envs", "python"), PYTHON_ENV_TAG))
+    return PYTHON_ENV_TAG
+
+
 @pytest.fixture(scope="session")
 def docker_backend() -> DockerBackend:
     try:

@@ -21,6 +21,7 @@ from workbench.access import check_visibility, get_owned, get_visible, listing
 from workbench.backends.base import Backend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
+    REPLICA_LABEL,
     SERVER_PORT,
     TARGET_TYPE,
     DeployKind,
@@ -240,10 +241,10 @@ class DeploymentService:
             for run in replica_runs(self._backend(), row.id):
                 states.append(
                     ReplicaInfo(
-                        index=int(run.labels.get("workbench.replica", "0")),
+                        index=int(run.labels.get(REPLICA_LABEL, "0")),
                         run_id=run.id,
-                        state=str(run.state.value if hasattr(run.state, "value") else run.state),
-                        port=run.ports.get(8080),
+                        state=run.state.value,
+                        port=run.ports.get(SERVER_PORT),
                     )
                 )
         return ServiceInfo(

@@ -30,9 +30,9 @@ from pydantic import TypeAdapter
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
-from workbench.deployments.schemas import ServiceInfo, ServiceStarted
+from workbench.deployments.schemas import ReplicaLog, ServiceInfo, ServiceMetrics, ServiceStarted
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
-from workbench.errors import Unauthenticated, WorkbenchError, rebuild_error
+from workbench.errors import InferenceError, Unauthenticated, WorkbenchError, rebuild_error
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
 from workbench.jobs.schemas import wait_for_job
 from workbench.models.schemas import (
@@ -774,6 +774,25 @@ class ServicesAPI:
     def delete(self, service_id: int) -> None:
         self._c.request("DELETE", f"/services/{service_id}", timeout=LONG)
 
+    def metrics(self, service_id: int) -> ServiceMetrics:
+        """Each running replica's counters now; :func:`workbench.deployments.metrics.rates`
+        of two readings: requests per second, latency percentiles, mean batch size."""
+        data = self._c.json("GET", f"/services/{service_id}/metrics")
+        return ServiceMetrics.model_validate(data)
+
+    def logs(
+        self, service_id: int, *, replica: int | None = None, tail: int = 200
+    ) -> list[ReplicaLog]:
+        """The last ``tail`` lines of each replica's log (of replica ``replica`` only)."""
+        params: dict[str, Any] = {"tail": tail}
+        if replica is not None:
+            params["replica"] = replica
+        return _list(ReplicaLog, self._c.json("GET", f"/services/{service_id}/logs", params=params))
+
+    def metadata(self, service_id: int, model: str) -> dict[str, Any]:
+        """The served model's V2 metadata (inputs and outputs: names, datatypes, shapes)."""
+        return dict(self._c.json("GET", f"/services/{service_id}/endpoint/v2/models/{model}"))
+
     def predict(self, service_id: int, sample: dict[str, Any]) -> dict[str, Any]:
         """One sample through the service's simple route, relayed by the server."""
         return dict(self._c.json("POST", f"/services/{service_id}/endpoint/predict", json=sample))
@@ -862,8 +881,13 @@ def _list(model: Any, data: Any) -> Any:
 def _error_from(response: httpx.Response) -> WorkbenchError:
     try:
         body = response.json()
-        message = body.get("message") or response.reason_phrase
-        error = rebuild_error(body["error"], message, dict(body.get("details") or {}))
+        error: WorkbenchError
+        if isinstance(body.get("error"), str) and "message" not in body:
+            # a service's own error body, relayed (the model server's, its endpoint's)
+            error = InferenceError(body["error"])
+        else:
+            message = body.get("message") or response.reason_phrase
+            error = rebuild_error(body["error"], message, dict(body.get("details") or {}))
     except (ValueError, KeyError, TypeError, AttributeError):
         error = WorkbenchError(f"HTTP {response.status_code}: {response.text[:200]}")
     error.http_status = response.status_code  # type: ignore[attr-defined]

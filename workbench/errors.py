@@ -121,6 +121,14 @@ def _all_subclasses(cls: type[WorkbenchError]) -> list[type[WorkbenchError]]:
     return found
 
 
+class InferenceError(WorkbenchError):
+    """A service's answer that is not a success: its model server's (or its endpoint's)
+    error body, ``{"error": "<what was wrong>"}``, with the HTTP status it came with."""
+
+    status = 400
+    code = "inference_error"
+
+
 def rebuild_error(code: str, message: str, details: dict[str, Any]) -> WorkbenchError:
     """The error a code, message and details describe (a reply's body, a job's failure),
     as the most specific class, whatever that class's own constructor takes."""

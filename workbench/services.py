@@ -105,8 +105,9 @@ class Workbench:
         runner.register(models.conversion_kind)
         runner.register(models.benchmark_kind)
         runner.register(models.import_kind)
+        proxy = Proxy(settings.home / "proxy")
         deployments = DeploymentService(
-            registry, store, jobs, backend, Proxy(settings.home / "proxy")
+            registry, store, jobs, backend, proxy, instance=settings.instance
         )
         runner.register(deployments.deploy_kind)
         runner.register(

@@ -23,7 +23,13 @@ from workbench.datasets.schemas import (
     DatasetUpdate,
     SamplePage,
 )
-from workbench.deployments.schemas import ServiceCreate, ServiceInfo, ServiceStarted
+from workbench.deployments.schemas import (
+    ReplicaLog,
+    ServiceCreate,
+    ServiceInfo,
+    ServiceMetrics,
+    ServiceStarted,
+)
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentInfo,
@@ -577,6 +583,20 @@ OPS = (
         "Every replica replaced by a new one (owner); a deploy job (202)",
         response=ServiceStarted,
         status=202,
+    ),
+    Op(
+        "get",
+        "/services/{id}/metrics",
+        "Each running replica's counters now (requests, errors, latency and batch-size "
+        "histograms, queue depth); two readings give the rates",
+        response=ServiceMetrics,
+    ),
+    Op(
+        "get",
+        "/services/{id}/logs",
+        "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
+        response=list[ReplicaLog],
+        query=("replica", "tail"),
     ),
     Op(
         "get",

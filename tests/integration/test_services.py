@@ -99,7 +99,9 @@ def endpoint_port(address: str) -> int:
     return int(port)
 
 
-def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup: Setup):
+def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
+    setup: Setup, python_env_image: str
+):
     wb, bob = setup.wb, setup.bob
     started = wb.deployments.create(bob, ServiceCreate(name="cnn", version_id=setup.version))
     assert started.service.format == "native" and started.service.runtime == "onnx"
@@ -153,9 +155,24 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(setup
         r.run_id for r in service.replica_states
     }
 
-    deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
-    assert len(wb.deployments.get(bob, service.id).replica_states) == 1
-    wb.deployments.delete(bob, service.id)
+    # another Workbench on the same engine has a service with the same id: not ours
+    stranger = docker.from_env().containers.run(
+        python_env_image,
+        ["sleep", "120"],
+        detach=True,
+        labels={"workbench.managed": "another-workbench", "workbench.service": str(service.id),
+                "workbench.replica": "0"},
+    )  # fmt: skip
+    try:
+        deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
+        service = wb.deployments.get(bob, service.id)
+        assert [r.index for r in service.replica_states] == [0]
+        assert stranger.id not in {r.run_id for r in service.replica_states}
+        wb.deployments.delete(bob, service.id)
+        stranger.reload()
+        assert stranger.status == "running"  # neither scaled away nor deleted
+    finally:
+        stranger.remove(force=True)
     with pytest.raises(NotFound):
         wb.deployments.get(bob, service.id)
     assert wb.backend().list({"workbench.service": str(service.id)}) == []

@@ -15,7 +15,7 @@ from tests.conftest import add_environment
 from tests.live.test_cli import run
 from tests.serving.models import CNN_SIGNATURE, make_cnn
 from workbench.config import Settings
-from workbench.errors import InvalidInput, NotFound
+from workbench.errors import InferenceError, InvalidInput, NotFound
 from workbench.models.schemas import NewVersion
 from workbench.registry.models import User
 from workbench.services import Workbench
@@ -87,6 +87,23 @@ def test_serve_scale_stop_start_and_delete(live, version):
         f"{relay}/predict", json={"picture": 1}, headers={"Authorization": f"token {live.bob}"}
     )
     assert bad.status_code == 400 and "the model takes" in bad.json()["error"]
+
+    # its metrics and logs, by the client and the CLI
+    reading = bob.services.metrics(service.id)
+    assert [r.index for r in reading.replicas] == [0, 1]
+    assert sum(r.requests for r in reading.replicas) >= 4  # the predictions above
+    assert all(r.latency.count == r.requests and not r.error for r in reading.replicas)
+    logs = bob.services.logs(service.id)
+    assert [log.index for log in logs] == [0, 1]
+    assert all("serving cnn-live v1 (onnx runtime" in log.text for log in logs)
+    sample = json.dumps({"image": np.zeros((1, 8, 8)).tolist()})
+    out = run(live, "service", "predict", str(service.id), sample, token=live.bob)
+    answer, took = out.splitlines()  # the answer on stdout, its latency on stderr
+    assert json.loads(answer)["scores"] == relayed["scores"] and took.endswith(" ms)")
+    out = run(live, "service", "logs", str(service.id), "--replica", "1", token=live.bob)
+    assert "--- replica 1" in out and "replica 0" not in out
+    out = run(live, "service", "metrics", str(service.id), "--seconds", "0.5", token=live.bob)
+    assert "2 replicas" in out and "req/s" in out
     assert bob.services.stop(service.id).state == "stopped"
     assert len(bob.services.start(service.id).replica_states) == 2
 
@@ -111,3 +128,18 @@ def test_the_errors_a_user_gets(live, version):
         bob.services.create("cnn-onnx", version, format="onnx")
     with pytest.raises(NotFound):
         alice.services.get(424242)
+    with pytest.raises(NotFound):
+        alice.services.metrics(424242)
+    idle = bob.services.create("cnn-idle", version, replicas=0)
+    try:
+        with pytest.raises(NotFound):  # private: alice does not see it
+            alice.services.logs(idle.id)
+        with pytest.raises(NotFound, match="has no replica 3"):
+            bob.services.logs(idle.id, replica=3)
+        with pytest.raises(InvalidInput, match="tail"):
+            bob.services.logs(idle.id, tail=0)
+        assert bob.services.metrics(idle.id).replicas == []
+        with pytest.raises(InferenceError, match="no replica ready"):  # the endpoint's 503
+            bob.services.predict(idle.id, {"image": np.zeros((1, 8, 8)).tolist()})
+    finally:
+        bob.services.delete(idle.id)

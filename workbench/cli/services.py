@@ -1,13 +1,18 @@
 """``workbench service``: services from model versions (through the REST API): list, show,
-create, scale, stop, start, restart, delete. Each change is a deploy job, followed."""
+create, scale, stop, start, restart, delete; predict (one sample, through the endpoint),
+logs and metrics. Each change is a deploy job, followed."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import click
 
 from workbench.cli import common
 from workbench.cli.common import choice, client, echo_json, friendly
 from workbench.client import WorkbenchClient
+from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import ServiceInfo, ServiceStarted
 from workbench.enums import Visibility
 
@@ -131,3 +136,63 @@ def service_delete(service_id: int) -> None:
     with client() as c:
         c.services.delete(service_id)
         click.echo(f"service {service_id} deleted")
+
+
+@service.command("predict")
+@click.argument("service_id", type=int)
+@click.argument("sample")
+@friendly
+def service_predict(service_id: int, sample: str) -> None:
+    """One sample through the service's simple route: SAMPLE is its JSON object
+    ('{"features": [5.1, 3.5, 1.4, 0.2]}'), or @FILE for a file holding it."""
+    text = click.open_file(sample[1:]).read() if sample.startswith("@") else sample
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="SAMPLE") from exc
+    with client() as c:
+        started = time.perf_counter()
+        answer = c.services.predict(service_id, body)
+        took = (time.perf_counter() - started) * 1000
+        click.echo(json.dumps(answer))
+        click.echo(f"({took:.1f} ms)", err=True)
+
+
+@service.command("logs")
+@click.argument("service_id", type=int)
+@click.option("--replica", type=int, default=None, help="One replica's (its index).")
+@click.option("--tail", type=int, default=200, show_default=True, help="Lines per replica.")
+@friendly
+def service_logs(service_id: int, replica: int | None, tail: int) -> None:
+    """The replicas' last log lines."""
+    with client() as c:
+        for log in c.services.logs(service_id, replica=replica, tail=tail):
+            click.echo(f"--- replica {log.index} ({log.run_id[:12]})")
+            click.echo(log.text)
+
+
+@service.command("metrics")
+@click.argument("service_id", type=int)
+@click.option("--seconds", type=float, default=5.0, show_default=True, help="Between readings.")
+@click.option("--json", "as_json", is_flag=True, help="One reading's counters, as JSON.")
+@friendly
+def service_metrics(service_id: int, seconds: float, as_json: bool) -> None:
+    """What the service does now: two readings SECONDS apart give requests per second,
+    errors, latency percentiles and the mean batch size."""
+    with client() as c:
+        before = c.services.metrics(service_id)
+        if as_json:
+            click.echo(before.model_dump_json(indent=1))
+            return
+        time.sleep(seconds)
+        r = rates(before, c.services.metrics(service_id))
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} ms"
+
+    batch = "-" if r.mean_batch is None else f"{r.mean_batch:.1f}"
+    click.echo(
+        f"{r.replicas} replicas · {r.request_rate:.1f} req/s · {r.error_rate:.1f} errors/s · "
+        f"p50 {ms(r.p50_ms)} p95 {ms(r.p95_ms)} p99 {ms(r.p99_ms)} · mean batch {batch} · "
+        f"queue {r.queue_depth:.0f}"
+    )

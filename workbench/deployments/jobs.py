@@ -21,7 +21,15 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec, RunState
+from workbench.backends.base import (
+    MANAGED_LABEL,
+    Backend,
+    Limits,
+    Mount,
+    RunInfo,
+    RunSpec,
+    RunState,
+)
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, path_in_run
 from workbench.registry import Registry
@@ -56,10 +64,14 @@ class DeployKind(JobKind):
         store: ArtifactStore,
         publish: Callable[[int, list[int]], None],
         *,
+        instance: str,
         concurrency: int = 2,
     ) -> None:
-        """``publish(service_id, ports)``: point the service's endpoint at these replicas."""
+        """``publish(service_id, ports)``: point the service's endpoint at these replicas;
+        ``instance``: this server's name on its replicas (services of another Workbench on
+        the same engine have the same ids)."""
         self.registry = registry
+        self.instance = instance
         self.store = store
         self.publish = publish
         self.concurrency = concurrency
@@ -73,7 +85,7 @@ class DeployKind(JobKind):
         wanted = int(spec["replicas"])
         kept: dict[int, RunInfo] = {}
         doomed: list[RunInfo] = []
-        for run in replica_runs(backend, spec["service_id"]):
+        for run in replica_runs(backend, self.instance, spec["service_id"]):
             index = int(run.labels.get(REPLICA_LABEL, "-1"))
             alive = run.state == RunState.RUNNING
             if not alive or spec.get("restart") or index >= wanted or index in kept:
@@ -144,7 +156,11 @@ class DeployKind(JobKind):
             ),
             ports={SERVER_PORT: 0},
             limits=Limits(cpus=float(spec["cpus"]), memory_mb=int(spec["memory_mb"])),
-            labels={SERVICE_LABEL: str(spec["service_id"]), REPLICA_LABEL: str(index)},
+            labels={
+                MANAGED_LABEL: self.instance,
+                SERVICE_LABEL: str(spec["service_id"]),
+                REPLICA_LABEL: str(index),
+            },
             user=f"{RUN_UID}:{RUN_UID}",
             restart_on_failure=True,
         )
@@ -199,9 +215,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def replica_runs(backend: Backend, service_id: int) -> list[RunInfo]:
-    """A service's replicas on the backend, by index."""
-    runs = backend.list({SERVICE_LABEL: str(service_id)})
+def replica_runs(backend: Backend, instance: str, service_id: int) -> list[RunInfo]:
+    """A service's replicas on the backend (this instance's), by index."""
+    runs = backend.list({MANAGED_LABEL: instance, SERVICE_LABEL: str(service_id)})
     return sorted(runs, key=lambda r: int(r.labels.get(REPLICA_LABEL, "0")))
 
 

@@ -63,6 +63,10 @@ class ServiceInfo(BaseModel):
     #: the model and version number behind it
     model: str
     version: int | None
+    #: what made the version: its training task, dataset and algorithm (None: imported)
+    task_id: int | None = None
+    dataset_id: int | None = None
+    algorithm_id: int | None = None
     format: str
     runtime: str
     #: replicas asked for, and each one found running
@@ -87,3 +91,64 @@ class ServiceStarted(BaseModel):
 
     job_id: int
     service: ServiceInfo
+
+
+class Histogram(BaseModel):
+    """A cumulative histogram: ``counts[i]`` observations were at most ``bounds[i]``;
+    ``count`` observations in all (also those above the last bound), summing to ``sum``."""
+
+    bounds: list[float] = []
+    counts: list[float] = []
+    sum: float = 0.0
+    count: float = 0.0
+
+
+class ReplicaMetrics(BaseModel):
+    """One replica's counters since it started (the model server's ``/metrics``)."""
+
+    index: int
+    run_id: str
+    #: inference requests answered (V2 infer and the simple route), and those not 200
+    requests: float = 0.0
+    errors: float = 0.0
+    #: refused with 503 because the queue was full
+    rejected: float = 0.0
+    #: seconds from a request's body read to its answer
+    latency: Histogram = Histogram()
+    #: rows per batch the model ran
+    batch_size: Histogram = Histogram()
+    queue_depth: float = 0.0
+    #: why it could not be read ("" when it was)
+    error: str = ""
+
+
+class ServiceMetrics(BaseModel):
+    """Every running replica's counters, read at ``at`` (seconds since the epoch); two
+    readings give the rates (:func:`workbench.deployments.metrics.rates`)."""
+
+    service_id: int
+    at: float
+    replicas: list[ReplicaMetrics]
+
+
+class ServiceRates(BaseModel):
+    """What a service did in the ``seconds`` before ``at``, over all its replicas."""
+
+    at: float
+    seconds: float
+    request_rate: float
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    mean_batch: float | None
+    queue_depth: float
+    replicas: int
+
+
+class ReplicaLog(BaseModel):
+    """The last lines a replica wrote."""
+
+    index: int
+    run_id: str
+    text: str

@@ -12,8 +12,10 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -29,15 +31,19 @@ from workbench.deployments.jobs import (
     replica_runs,
     service_key,
 )
+from workbench.deployments.metrics import parse as parse_metrics
 from workbench.deployments.proxy import Endpoint, Proxy
 from workbench.deployments.schemas import (
     ReplicaInfo,
+    ReplicaLog,
+    ReplicaMetrics,
     ServerOptions,
     ServiceCreate,
     ServiceInfo,
+    ServiceMetrics,
     ServiceStarted,
 )
-from workbench.errors import Conflict, InvalidInput
+from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
@@ -54,6 +60,8 @@ NATIVE_RUNTIME = {
     "sklearn": "sklearn",
     "savedmodel": "savedmodel",
 }
+#: how long a replica's /metrics may take to answer
+METRICS_TIMEOUT_S = 2.0
 
 
 class DeploymentService:
@@ -64,14 +72,18 @@ class DeploymentService:
         jobs: JobService,
         backend: Callable[[], Backend],
         proxy: Proxy,
+        *,
+        instance: str,
     ) -> None:
+        """``instance``: this server's name on its replicas (see :class:`DeployKind`)."""
         self.registry = registry
+        self.instance = instance
         self.store = store
         self.jobs = jobs
         self._backend = backend
         self.proxy = proxy
         self._publishing = threading.Lock()
-        self.deploy_kind = DeployKind(registry, store, self.publish)
+        self.deploy_kind = DeployKind(registry, store, self.publish, instance=instance)
 
     # --- the endpoints --------------------------------------------------------------------
 
@@ -88,7 +100,7 @@ class DeploymentService:
                 else:
                     replicas = tuple(
                         run.ports[SERVER_PORT]
-                        for run in replica_runs(backend, row.id)
+                        for run in replica_runs(backend, self.instance, row.id)
                         if run.state == RunState.RUNNING and run.ports.get(SERVER_PORT)
                     )
                 assert row.port is not None
@@ -107,6 +119,53 @@ class DeploymentService:
         """The service with its replicas as the backend sees them now."""
         with self.registry.session() as s:
             return self._info(s, get_visible(s, Service, service_id, actor, "service"))
+
+    def metrics(self, actor: Actor, service_id: int) -> ServiceMetrics:
+        """Every running replica's counters now (a replica that does not answer is listed
+        with the reason); two readings give the rates (:func:`metrics.rates`)."""
+        with self.registry.session() as s:
+            get_visible(s, Service, service_id, actor, "service")
+        replicas = []
+        for run in replica_runs(self._backend(), self.instance, service_id):
+            port = run.ports.get(SERVER_PORT)
+            if run.state != RunState.RUNNING or not port:
+                continue
+            index = int(run.labels.get(REPLICA_LABEL, "0"))
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S)
+                page.raise_for_status()
+            except httpx.HTTPError as exc:
+                replicas.append(ReplicaMetrics(index=index, run_id=run.id, error=str(exc)))
+                continue
+            replicas.append(parse_metrics(page.text, index=index, run_id=run.id))
+        return ServiceMetrics(service_id=service_id, at=time.time(), replicas=replicas)
+
+    def logs(
+        self, actor: Actor, service_id: int, replica: int | None = None, tail: int = 200
+    ) -> list[ReplicaLog]:
+        """The last ``tail`` lines of each replica's log (of replica ``replica`` only)."""
+        if not 1 <= tail <= 10_000:
+            raise InvalidInput("tail is 1 to 10000 lines.", field="tail")
+        with self.registry.session() as s:
+            service = get_visible(s, Service, service_id, actor, "service")
+        backend = self._backend()
+        runs = replica_runs(backend, self.instance, service_id)
+        if replica is not None:
+            runs = [r for r in runs if int(r.labels.get(REPLICA_LABEL, "0")) == replica]
+            if not runs:
+                raise NotFound(
+                    f"Service {service.name} has no replica {replica}; GET "
+                    f"/services/{service_id} lists its replicas.",
+                    field="replica",
+                )
+        return [
+            ReplicaLog(
+                index=int(run.labels.get(REPLICA_LABEL, "0")),
+                run_id=run.id,
+                text="\n".join(backend.logs(run.id, tail=tail)),
+            )
+            for run in runs
+        ]
 
     def address(self, actor: Actor, service_id: int) -> str:
         """``host:port`` of the service's endpoint, for one who may see it."""
@@ -178,7 +237,7 @@ class DeploymentService:
         with self.registry.session() as s:
             service = self._owned(s, actor, service_id)
             backend = self._backend()
-            for run in replica_runs(backend, service.id):
+            for run in replica_runs(backend, self.instance, service.id):
                 backend.stop(run.id, timeout=10)
                 backend.remove(run.id)
             s.delete(service)
@@ -238,7 +297,7 @@ class DeploymentService:
         model = s.get(Model, version.model_id) if version is not None else None
         states: list[ReplicaInfo] = []
         if replicas:
-            for run in replica_runs(self._backend(), row.id):
+            for run in replica_runs(self._backend(), self.instance, row.id):
                 states.append(
                     ReplicaInfo(
                         index=int(run.labels.get(REPLICA_LABEL, "0")),
@@ -255,6 +314,9 @@ class DeploymentService:
             model_version_id=row.model_version_id,
             model=model.name if model else "",
             version=version.version if version else None,
+            task_id=version.task_id if version else None,
+            dataset_id=version.dataset_id if version else None,
+            algorithm_id=version.algorithm_id if version else None,
             format=row.format,
             runtime=row.runtime,
             replicas=row.replicas,

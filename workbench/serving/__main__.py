@@ -48,6 +48,14 @@ def app_from_env() -> object:
     runtime = load(
         Path(options["model"]), options["runtime"], threads=options["threads"], signature=signature
     )
+    inputs = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in runtime.inputs)
+    print(
+        f"serving {options['name']} v{options['version']} ({options['runtime']} runtime, inputs: "
+        f"{inputs}) on port {options['port']}; batches up to {options['max_batch']} rows, "
+        f"waiting at most {options['max_delay_ms']:g} ms",
+        file=sys.stderr,
+        flush=True,
+    )
     return ModelServer(
         runtime,
         name=options["name"],

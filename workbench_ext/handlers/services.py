@@ -1,6 +1,7 @@
 """/services: services from model versions (manual 2.7): list, detail with each replica,
-create, scale, stop, start, restart (each a deploy job: 202), delete; and each service's
-endpoint relayed through this server (``/services/{id}/endpoint/<path>``)."""
+create, scale, stop, start, restart (each a deploy job: 202), delete; its replicas' metrics
+and logs; and each service's endpoint relayed through this server
+(``/services/{id}/endpoint/<path>``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ class ServiceScale(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     replicas: int = Field(ge=0, le=32)
+
+
+class LogsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: one replica's log (its index); all of them without
+    replica: int | None = Field(default=None, ge=0)
+    tail: int = Field(default=200, ge=1, le=10_000)
 
 
 class ServiceHandlerBase(WorkbenchHandler):
@@ -89,6 +98,26 @@ class RestartHandler(ActionHandler):
     action = "restart"
 
 
+class MetricsHandler(ServiceHandlerBase):
+    """GET /services/{id}/metrics: each running replica's counters now."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, service_id: str) -> None:
+        self.reply(await self.run(self.deployments.metrics, self.actor, int(service_id)))
+
+
+class LogsHandler(ServiceHandlerBase):
+    """GET /services/{id}/logs?replica=&tail=: the replicas' last log lines."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, service_id: str) -> None:
+        q = self.query(LogsQuery)
+        logs = await self.run(self.deployments.logs, self.actor, int(service_id), q.replica, q.tail)
+        self.reply(logs)
+
+
 class EndpointHandler(ServiceHandlerBase):
     """``/services/{id}/endpoint/<path>``: the service's endpoint through this server, for
     whoever may see the service (a Workbench token or a Jupyter login): the request is
@@ -153,5 +182,7 @@ handlers = [
     (rf"{API}/services/(\d+)/stop", StopHandler),
     (rf"{API}/services/(\d+)/start", StartHandler),
     (rf"{API}/services/(\d+)/restart", RestartHandler),
+    (rf"{API}/services/(\d+)/metrics", MetricsHandler),
+    (rf"{API}/services/(\d+)/logs", LogsHandler),
     (rf"{API}/services/(\d+)/endpoint/(.+)", EndpointHandler),
 ]

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import add_environment
 from tests.live.test_training_widgets import wait_until
+from tests.live.test_workspace_widgets import PANEL_TABS
 from workbench.config import Settings
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
@@ -63,7 +64,7 @@ def panel(live):
 
 def test_create_edit_and_filter_from_the_form(panel, live):
     section = panel.algorithms
-    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training", "Models")
+    assert panel.tabs.titles == PANEL_TABS
     form = section.form
     form.name.value = "panel-bayes"
     form.description.value = "naive Bayes on words"

@@ -11,6 +11,9 @@ from workbench.config import Settings
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
 
+#: the panel's tabs, in order
+PANEL_TABS = ("Datasets", "Workspaces", "Algorithms", "Training", "Models", "Services")
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
@@ -32,7 +35,7 @@ def env_id(live, python_env_image):
 def test_create_start_open_stop_delete_from_the_panel(live, env_id):
     panel = WorkbenchPanel(live.client("alice"))
     section = panel.workspaces
-    assert panel.tabs.titles == ("Datasets", "Workspaces", "Algorithms", "Training", "Models")
+    assert panel.tabs.titles == PANEL_TABS
     form = section.form
     form.load_choices()
     assert env_id in [value for _, value in form.environment.options]

@@ -12,6 +12,7 @@ from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.models import ModelsDashboard, ModelsSection
 from workbench.widgets.panel import WorkbenchPanel
+from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
 
@@ -21,6 +22,7 @@ __all__ = [
     "ModelsDashboard",
     "ModelsSection",
     "Section",
+    "ServicesSection",
     "TrainingSection",
     "WorkbenchPanel",
     "WorkspacesSection",

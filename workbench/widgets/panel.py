@@ -1,5 +1,5 @@
 """The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
-section (Services) is made in ``__init__`` and added to ``self.sections``."""
+section is made in ``__init__`` and added to ``self.sections``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from workbench.widgets.algorithms import AlgorithmsSection
 from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.models import ModelsSection
+from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
 
@@ -30,6 +31,7 @@ class WorkbenchPanel(w.VBox):
         self.algorithms = AlgorithmsSection(client, **options)
         self.training = TrainingSection(client, **options)
         self.models = ModelsSection(client, **options)
+        self.services = ServicesSection(client, **options)
         #: the tabs, in order
         self.sections: list[Section[Any]] = [
             self.datasets,
@@ -37,6 +39,7 @@ class WorkbenchPanel(w.VBox):
             self.algorithms,
             self.training,
             self.models,
+            self.services,
         ]
         self.tabs = w.Tab(
             children=self.sections, titles=tuple(section.title for section in self.sections)
@@ -54,7 +57,7 @@ class WorkbenchPanel(w.VBox):
             section.refresh()
 
     def stop_polling(self) -> None:
-        """Stop following running tasks and loading images (a closed panel)."""
+        """Stop following running tasks, loading images and services (a closed panel)."""
         for section in self.sections:
             section.stop_polling()
 

@@ -1,0 +1,164 @@
+"""The Services panel, driven as a user would, against a real server and the Docker Engine:
+publish a version from the form (its default format), test it online with the form made
+from its V2 metadata (the simple route and V2; a wrong shape gets the server's message),
+scale it to 2 from the panel, watch the live charts fill while a load runs, read a
+replica's log, stop and start it (the address kept), and delete it."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from tests.live.test_training_widgets import wait_until
+from tests.models_fixtures import register_classifiers
+from workbench.config import Settings
+from workbench.registry.models import ModelVersion
+from workbench.services import Workbench
+from workbench.widgets import WorkbenchPanel
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def served(live, python_env_image, tmp_path_factory) -> tuple[int, list[int], Path]:
+    folder = tmp_path_factory.mktemp("served")
+    model, versions = register_classifiers(
+        live.server.home, python_env_image, folder, name="served"
+    )
+    wb = Workbench.from_settings(Settings(home=live.server.home))
+    try:
+        with wb.registry.session() as s:
+            key = s.get_one(ModelVersion, versions[-1]).storage_key
+        return model, versions, wb.store.path(key) / "model.joblib"
+    finally:
+        wb.close()
+
+
+def load(address: str, seconds: float, stop: threading.Event) -> int:
+    """Requests on the endpoint for ``seconds`` (or until ``stop``): how many got a 200."""
+    ok, deadline = 0, time.monotonic() + seconds
+    with httpx.Client(base_url=f"http://{address}", timeout=10) as http:
+        while time.monotonic() < deadline and not stop.is_set():
+            r = http.post("/predict", json={"features": [0.1, 0.2, 0.3, 0.4]})
+            ok += r.status_code == 200
+    return ok
+
+
+def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
+    model_id, (_, newest), model_file = served
+    panel = WorkbenchPanel(live.client("alice"), poll_interval=0.3)
+    section = panel.services
+    assert section.title in panel.tabs.titles
+
+    # publish: the newest version first, its default serving format offered first
+    section.pick_model.value = model_id
+    assert section.pick_version.value == newest
+    assert section.pick_format.options[0] == ("default: native", "")
+    assert section.new_name.value == "served"
+    section.publish_button.click()
+    service = wait_until(
+        lambda: (s := section.selected) is not None and s.state == "running" and s, 180, "deploy"
+    )
+    assert service.name == "served" and service.format == "native"
+    wait_until(lambda: section.test_inputs.children, 30, "the test form")
+    assert "r0" in section.replica_table.value and "running" in section.replica_table.value
+    assert f"http://{service.address}" in section.summary.value
+
+    # the online test: the form has the model's input, filled with a sample of its shape
+    (box,) = section.test_inputs.children
+    field = box.children[1]
+    assert field.description == "features" and json.loads(field.value) == [0, 0, 0, 0]
+    sample = [0.5, 1.0, -0.3, 2.0]
+    field.value = json.dumps(sample)
+    section.send_button.click()
+    assert "answered in" in section.answer_status.value, section.answer_status.value
+    expected = int(joblib.load(model_file).predict(np.array([sample]))[0])
+    answer = json.loads(html.unescape(re.sub(r"<[^>]+>", "", section.answer.value)))
+    assert answer["label"] == expected and len(answer["probabilities"]) == 3
+    section.route.value = "infer"
+    section.send_button.click()
+    assert "answered in" in section.answer_status.value
+    assert "outputs" in section.answer.value and "probabilities" in section.answer.value
+    field.value = "[1, 2]"  # a wrong shape: the model server's message, by either route
+    section.send_button.click()
+    assert "inference_error" in section.answer_status.value
+    assert "has shape [1, 2], the model takes [N, 4]" in section.answer_status.value
+    section.route.value = "predict"
+    section.send_button.click()
+    assert "one sample of the model is [4]" in section.answer_status.value
+    field.value = "[1, 2"
+    section.send_button.click()
+    assert "features is not JSON" in section.answer_status.value
+
+    # scale to 2 from the panel
+    section.scale_to.value = 2
+    section.scale_button.click()
+    wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "2 replicas")
+    assert "r1" in section.replica_table.value
+    assert "done" in section.deploy_status.value
+
+    # the live charts fill while a load runs through the endpoint
+    stop = threading.Event()
+    answered: list[int] = []
+    loader = threading.Thread(target=lambda: answered.append(load(service.address, 30, stop)))
+    loader.start()
+    try:
+        wait_until(
+            lambda: any(p.request_rate > 5 and p.replicas == 2 for p in section._history),
+            30,
+            "a reading with the load",
+        )
+    finally:
+        stop.set()
+        loader.join()
+    assert answered[0] > 0
+    assert section.live_chart is not None
+    lines = {trace.name: [y for y in trace.y if y is not None] for trace in section.live_chart.data}
+    assert set(lines) == {
+        "requests/s",
+        "errors/s",
+        "p50",
+        "p95",
+        "p99",
+        "mean batch",
+        "queue depth",
+    }
+    assert max(lines["requests/s"]) > 5
+    assert lines["errors/s"][-1] == 0  # the wrong shapes sent above were errors, the load not
+    assert max(lines["p50"]) > 0 and max(lines["p99"]) >= max(lines["p50"])
+    assert max(lines["mean batch"]) >= 1
+    assert "req/s" in section.now.value
+
+    # a replica's log
+    section.log_replica.value = 1
+    section.log_button.click()
+    assert "serving served v2 (sklearn runtime" in section.log_text.value
+
+    # stop and start: the replicas go and come back behind the same address
+    section.stop_button.click()
+    wait_until(lambda: section.selected.state == "stopped", 120, "the stop")
+    wait_until(lambda: "No replica runs" in section.replica_table.value, 30, "no replicas")
+    section.start_button.click()
+    wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "the start")
+    assert section.selected.address == service.address
+    assert (
+        httpx.post(
+            f"http://{service.address}/predict", json={"features": sample}, timeout=10
+        ).json()
+        == answer
+    )
+
+    section.delete_button.click()  # asks first
+    section.delete_button.click()
+    assert section.selected is None
+    assert "deleted served" in section.status.value
+    panel.stop_polling()

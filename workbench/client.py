@@ -750,11 +750,19 @@ class ServicesAPI:
         return ServiceInfo.model_validate(self._c.json("GET", f"/services/{service_id}"))
 
     def create(
-        self, name: str, version_id: int, *, wait: bool = True, **options: Any
+        self,
+        name: str,
+        version_id: int | None = None,
+        *,
+        algorithm_id: int | None = None,
+        wait: bool = True,
+        **options: Any,
     ) -> ServiceInfo:
-        """Serve a version (options: format, replicas, cpus, memory_mb, options (the model
-        server's: max_batch, max_delay_ms, max_queue, threads), visibility)."""
-        body = {"name": name, "version_id": version_id, **options}
+        """Serve a version with the model server, or with the inference image of
+        ``algorithm_id`` (the version's files, if one is given, at ``$MODEL_DIR``). Options:
+        format, replicas, cpus, memory_mb, options (the model server's: max_batch,
+        max_delay_ms, max_queue, threads), visibility."""
+        body = {"name": name, "version_id": version_id, "algorithm_id": algorithm_id, **options}
         started = ServiceStarted.model_validate(self._c.json("POST", "/services", json=body))
         return self._after(started, wait)
 
@@ -795,7 +803,17 @@ class ServicesAPI:
 
     def predict(self, service_id: int, sample: dict[str, Any]) -> dict[str, Any]:
         """One sample through the service's simple route, relayed by the server."""
-        return dict(self._c.json("POST", f"/services/{service_id}/endpoint/predict", json=sample))
+        return self.call(service_id, "/predict", sample)
+
+    def call(
+        self, service_id: int, route: str, body: dict[str, Any] | None = None, method: str = "POST"
+    ) -> Any:
+        """Any route of the service (an inference image's API spec: its route, method and
+        params), relayed by the server; its JSON answer."""
+        path = f"/services/{service_id}/endpoint/{route.lstrip('/')}"
+        if method == "GET":
+            return self._c.json("GET", path, params=body or {})
+        return self._c.json(method, path, json=body or {})
 
     def infer(self, service_id: int, model: str, request: dict[str, Any]) -> dict[str, Any]:
         """A V2 inference request (JSON tensors) through the service's endpoint."""

@@ -147,12 +147,14 @@ class Workbench:
         except WorkbenchError as exc:  # no proxy or no engine: the services wait
             changed["service endpoints (not served)"] = [exc.message]
         self.jobs.runner.start()
+        self.deployments.watch()  # replicas gone or hung are replaced
         return changed
 
     def close(self) -> None:
-        """Stop the job runner (containers run on; the next start takes them up) and the
-        services' proxy (their replicas run on; the next start serves them again), and let
-        go of the registry."""
+        """Stop the services' watch, the job runner (containers run on; the next start takes
+        them up) and the services' proxy (their replicas run on; the next start serves them
+        again), and let go of the registry."""
+        self.deployments.unwatch()
         self.jobs.runner.stop()
         self.deployments.proxy.stop()
         self.registry.dispose()

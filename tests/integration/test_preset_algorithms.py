@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import io
-import json
 import shutil
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +24,12 @@ import sqlalchemy as sa
 
 from tests.conftest import add_people, add_preset_environments, make_workbench
 from tests.services.test_builds import make_workspace
-from workbench.backends.base import Limits, Mount, RunSpec
 from workbench.backends.docker import DockerBackend
 from workbench.config import TrainingLimits
 from workbench.deployments.schemas import ServiceCreate
 from workbench.errors import Conflict
 from workbench.models.schemas import BenchmarkRequest, ConversionRequest
-from workbench.registry.models import DatasetSplit, ModelVersion
+from workbench.registry.models import DatasetSplit
 from workbench.services import Workbench
 from workbench.training.schemas import TaskCreate
 from workbench.users import Actor
@@ -213,7 +209,7 @@ def _version(team: Team, task: Any) -> Any:
 
 
 def test_the_text_classifier_trains_to_an_evaluated_model_version(
-    team: Team, published: dict[str, Any], docker_backend: DockerBackend
+    team: Team, published: dict[str, Any]
 ):
     task = _train(team, "text-bayes", "texts")
     version = _version(team, task)
@@ -228,11 +224,10 @@ def test_the_text_classifier_trains_to_an_evaluated_model_version(
     assert metrics, "the run's metrics lines were not recorded"
     print(f"text-bayes accuracy {evaluation.accuracy:.3f}, macro F1 {evaluation.f1:.3f}")
 
-    # the inference image serves the model version's files, by the inference contract
+    # the inference image serves the model version's files as a service (manual 2.7.1)
     answer = _serve_and_ask(
         team,
-        docker_backend,
-        published["text-bayes"].predict.image_ref,
+        published["text-bayes"],
         version,
         {"text": "the goalkeeper saved a penalty in the final minute of the match"},
     )
@@ -251,9 +246,7 @@ def test_the_text_classifier_trains_to_an_evaluated_model_version(
     _benchmark(team, version.id, ["native", "onnx", "onnx-optimized", "onnx-int8"])
 
 
-def test_the_image_classifier_reaches_0_9_on_digits(
-    team: Team, published: dict[str, Any], docker_backend: DockerBackend
-):
+def test_the_image_classifier_reaches_0_9_on_digits(team: Team, published: dict[str, Any]):
     task = _train(team, "image-cnn", "digits")
     version = _version(team, task)
     evaluation = version.evaluation
@@ -276,8 +269,7 @@ def test_the_image_classifier_reaches_0_9_on_digits(
     seven = sorted((team.wb.store.path(key) / "7").iterdir())[0]
     answer = _serve_and_ask(
         team,
-        docker_backend,
-        published["image-cnn"].predict.image_ref,
+        published["image-cnn"],
         version,
         {"image": base64.b64encode(seven.read_bytes()).decode()},
     )
@@ -398,39 +390,33 @@ def _convert(team: Team, version_id: int) -> dict[str, Any]:
     return formats
 
 
-def _serve_and_ask(
-    team: Team, backend: DockerBackend, image: str, version: Any, body: dict[str, Any]
-) -> Any:
-    with team.wb.registry.session() as s:
-        key = s.get_one(ModelVersion, version.id).storage_key
-    spec = RunSpec(
-        name=f"wbtest-predict-{version.id}-{int(time.time())}",
-        image=image,
-        env={"PORT": "8080", "MODEL_DIR": "/workbench/model"},
-        mounts=(Mount(team.wb.store.path(key), "/workbench/model", read_only=True),),
-        ports={8080: 0},
-        limits=Limits(cpus=1, memory_mb=1024),
-        labels={"workbench.managed": str(team.wb.settings.home)},
-        user="1000:1000",
+def _serve_and_ask(team: Team, algorithm: Any, version: Any, body: dict[str, Any]) -> Any:
+    """A service from the algorithm's inference image with the version's files (manual
+    2.7.1, by the inference contract): ``body`` to its API spec's route through the
+    endpoint; the answer."""
+    wb, bob = team.wb, team.bob
+    started = wb.deployments.create(
+        bob,
+        ServiceCreate(
+            name=f"{algorithm.name}-api", algorithm_id=algorithm.id, version_id=version.id
+        ),
     )
-    run = backend.run(spec)
+    job = wb.jobs.wait(started.job_id, timeout=180)
+    assert job.state == "succeeded", job.message
+    service = wb.deployments.get(bob, started.service.id)
     try:
-        url = f"http://127.0.0.1:{backend.status(run.id).ports[8080]}"
-        _wait(lambda: _get(f"{url}/health") == 200, timeout=60)
-        request = urllib.request.Request(
-            f"{url}/predict",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(io.TextIOWrapper(response, encoding="utf-8"))
+        assert (service.format, service.runtime, service.state) == ("image", "image", "running")
+        assert service.api_spec is not None and service.api_spec["route"] == "/predict"
+        assert service.algorithm_id == algorithm.id and service.task_id == version.task_id
+        example = {p["name"]: p["example"] for p in service.api_spec["params"]}
+        assert set(example) == set(body)  # the spec names what the route takes
+        r = httpx.post(f"http://{service.address}{service.api_spec['route']}", json=body)
+        assert r.status_code == 200, r.text
+        bad = httpx.post(f"http://{service.address}/predict", json={"nothing": 1})
+        assert bad.status_code == 400 and "error" in bad.json()  # the contract's error
+        # the image's own server has no /metrics: each replica says why it was not read
+        (replica,) = wb.deployments.metrics(bob, service.id).replicas
+        assert replica.error and "404" in replica.error
+        return r.json()
     finally:
-        backend.remove(run.id)
-
-
-def _get(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except OSError:
-        return None
+        wb.deployments.delete(bob, service.id)

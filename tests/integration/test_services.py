@@ -7,7 +7,9 @@ start fails with its last log lines; the refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +22,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
+from pydantic import ValidationError
 
 from tests.conftest import add_people, add_preset_environments, make_workbench
 from tests.serving.models import CNN_SIGNATURE, make_cnn
+from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.docker import DockerBackend
 from workbench.deployments.schemas import ServiceCreate
 from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.jobs import JobState
+from workbench.jobs import JobFilter, JobState
 from workbench.models.schemas import NewVersion
 from workbench.services import Workbench
 from workbench.users import Actor
@@ -175,7 +179,8 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
         stranger.remove(force=True)
     with pytest.raises(NotFound):
         wb.deployments.get(bob, service.id)
-    assert wb.backend().list({"workbench.service": str(service.id)}) == []
+    ours = {"workbench.managed": wb.settings.instance, "workbench.service": str(service.id)}
+    assert wb.backend().list(ours) == []
 
 
 def test_a_replica_that_cannot_start_fails_the_deploy_with_its_log(setup: Setup):
@@ -198,6 +203,19 @@ def test_what_is_refused(setup: Setup):
         )
     with pytest.raises(NotFound):  # bob's private version is not alice's to serve
         wb.deployments.create(alice, ServiceCreate(name="stolen", version_id=setup.version))
+    # from an inference image: an algorithm whose predict image is not loaded yet
+    drafted = wb.algorithms.create(
+        bob,
+        AlgorithmCreate(name="no-image", purpose="image", sub_purpose="classification"),
+    )
+    with pytest.raises(InvalidInput, match="no inference image ready \\(missing\\); upload"):
+        wb.deployments.create(bob, ServiceCreate(name="no-image", algorithm_id=drafted.id))
+    with pytest.raises(NotFound):  # bob's private algorithm
+        wb.deployments.create(alice, ServiceCreate(name="no-image", algorithm_id=drafted.id))
+    with pytest.raises(ValidationError, match=r"give version_id .* or algorithm_id"):
+        ServiceCreate(name="nothing")
+    with pytest.raises(ValidationError, match="serves the format 'image' only"):
+        ServiceCreate(name="both", algorithm_id=drafted.id, version_id=1, format="onnx")
     with pytest.raises(ValueError, match="should match pattern"):
         ServiceCreate(name="Not A Name", version_id=setup.version)
     started = wb.deployments.create(bob, ServiceCreate(name="twice", version_id=setup.version))
@@ -266,4 +284,42 @@ def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Set
     assert len(outcomes) > 200 and failed == []
     service = wb.deployments.get(bob, service.id)
     assert len(service.replica_states) == 1 and victim not in service.replica_states[0].run_id
+    wb.deployments.delete(bob, service.id)
+
+
+def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
+    """The engine starts a crashed replica again; one stopped through the engine (docker
+    kill) or hung (paused: it runs and answers nothing) the server's watch replaces."""
+    wb, bob = setup.wb, setup.bob
+    wb.deployments.hung_after_s = 3.0
+    started = wb.deployments.create(
+        bob, ServiceCreate(name="watched", version_id=setup.version, replicas=2)
+    )
+    deployed(setup, started.job_id)
+    service = wb.deployments.get(bob, started.service.id)
+    before = {r.run_id for r in service.replica_states}
+    engine = docker.from_env()
+    killed, hung = (engine.containers.get(r.run_id) for r in service.replica_states)
+    killed.kill()
+    hung.pause()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            service = wb.deployments.get(bob, service.id)
+            fresh = {r.run_id for r in service.replica_states if r.state == "running"}
+            if service.state == "running" and len(fresh) == 2 and not fresh & before:
+                break
+            assert time.monotonic() < deadline, service
+            time.sleep(0.5)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            hung.unpause()
+    mine = JobFilter(target_type="service", target_id=service.id)
+    jobs = [j for j in wb.jobs.list(bob, mine) if j.id != started.job_id]
+    logs = "".join(wb.jobs.tail(bob, j.id).text for j in jobs)
+    assert "replica 0 is exited" in logs  # the watch's look, or the deploy's own for 1:
+    assert re.search(r"replica 1 d(id|oes) not answer /v2/health/ready", logs), logs
+    x = np.zeros((1, 8, 8), np.float32).tolist()
+    r = httpx.post(f"http://{service.address}/predict", json={"image": x}, timeout=10)
+    assert r.status_code == 200, r.text
     wb.deployments.delete(bob, service.id)

@@ -277,7 +277,7 @@ class AlgorithmService:
                     + ".",
                     train_state=train.state,
                 )
-            check_command(ImageKind.TRAIN, _settings(train), _stored_config(train))
+            check_command(ImageKind.TRAIN, image_settings(train), _stored_config(train))
             row.state = AlgorithmState.ONLINE
             s.flush()
             return self._info(s, row)
@@ -527,7 +527,7 @@ class AlgorithmService:
             image = _image_row(s, algorithm_id, kind)
             if image.state == ImageState.LOADING:
                 raise _loading_conflict(algorithm_id, kind)
-            return _settings(image)
+            return image_settings(image)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -669,7 +669,8 @@ def _apply_settings(image: AlgorithmImage, settings: ImageSettings) -> None:
     image.api_spec = settings.api_spec.model_dump(mode="json") if settings.api_spec else {}
 
 
-def _settings(image: AlgorithmImage) -> ImageSettings:
+def image_settings(image: AlgorithmImage) -> ImageSettings:
+    """How the image runs: its command, args, parameters, device and API spec."""
     return ImageSettings.model_validate(
         {
             "command": image.command or [],
@@ -693,7 +694,7 @@ def _image_info(s: Session, image: AlgorithmImage) -> ImageInfo:
     tags = stored.pop("tags", [])
     state = ImageState(image.state)
     return ImageInfo(
-        settings=_settings(image),
+        settings=image_settings(image),
         state=state,
         state_reason=image.state_reason if state is ImageState.FAILED else "",
         image_ref=image.image_ref,

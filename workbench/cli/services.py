@@ -63,7 +63,13 @@ def service_show(service_id: int) -> None:
 
 @service.command("create")
 @click.argument("name")
-@click.argument("version_id", type=int)
+@click.argument("version_id", type=int, required=False)
+@click.option(
+    "--algorithm",
+    "algorithm_id",
+    type=int,
+    help="Serve with this algorithm's inference image (VERSION_ID's files at $MODEL_DIR).",
+)
 @click.option("--format", "fmt", help="A verified format, or native (default: the best).")
 @click.option("--replicas", type=int, default=1, show_default=True)
 @click.option("--cpus", type=float, default=1.0, show_default=True)
@@ -74,7 +80,8 @@ def service_show(service_id: int) -> None:
 @friendly
 def service_create(
     name: str,
-    version_id: int,
+    version_id: int | None,
+    algorithm_id: int | None,
     fmt: str | None,
     replicas: int,
     cpus: float,
@@ -83,10 +90,12 @@ def service_create(
     visibility: str,
     detach: bool,
 ) -> None:
-    """Serve a model version; follows the deploy unless --detach."""
+    """Serve a model version with the model server, or with an algorithm's inference image
+    (--algorithm); follows the deploy unless --detach."""
     body = {
         "name": name,
         "version_id": version_id,
+        "algorithm_id": algorithm_id,
         "replicas": replicas,
         "cpus": cpus,
         "memory_mb": memory_mb,

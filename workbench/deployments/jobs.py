@@ -1,13 +1,15 @@
 """Deploys (kind ``service-deploy``): bring a service's replicas to the number asked, in
 the server (no container of its own). Each replica is a container of the version's
 environment image running ``python -m workbench.serving`` on the served format (mounted
-read-only), as uid 1000 with the service's CPU and memory, its port 8080 published on
-127.0.0.1. A deploy removes the replicas that are gone, starts the missing ones and waits
-until each answers ``/v2/health/ready``, points the service's endpoint
-(:mod:`workbench.deployments.proxy`) at the replicas it keeps, and only then stops those
-that are too many or replaced (a restart), after letting them answer what they were sent:
-a change of replicas drops no request. A replica that exits before it is ready fails the
-deploy with its last log lines, and what the deploy started is removed. Deploys are
+read-only), or of an algorithm's inference image run by the inference contract (the
+version's files at ``$MODEL_DIR``, ``PORT``), as uid 1000 with the service's CPU and
+memory, its port 8080 published on 127.0.0.1. A deploy removes the replicas that are gone,
+starts the missing ones (and the ones it is told to replace) and waits until each answers
+its health route (``/v2/health/ready``; an inference image's ``/health``), points the
+service's endpoint (:mod:`workbench.deployments.proxy`) at the replicas it keeps, and only
+then stops those that are too many or replaced, after letting them answer what they were
+sent: a change of replicas drops no request. A replica that exits before it is ready fails
+the deploy with its last log lines, and what the deploy started is removed. Deploys are
 idempotent: a server that stops during one queues it again when it starts."""
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from workbench.store import ArtifactStore
 
 DEPLOY_KIND = "service-deploy"
 TARGET_TYPE = "service"
+#: a deploy's kind for an algorithm's inference image (else: the model server)
+IMAGE_KIND = "image"
 #: the labels that find a service's replicas on the backend
 SERVICE_LABEL, REPLICA_LABEL = "workbench.service", "workbench.replica"
 MODEL_DIR, SERVICE_DIR = "/workbench/model", "/workbench/service"
@@ -46,6 +50,9 @@ READY_TIMEOUT_S = 120
 #: how long a replica taken out of the endpoint still gets to answer what it was sent
 DRAIN_S = 1.0
 TAIL_LINES = 20
+#: how long a replica a deploy keeps may take to answer its health route before it is
+#: replaced as hung
+KEPT_GRACE_S = 3.0
 
 
 def service_key(service_id: int) -> str:
@@ -85,9 +92,12 @@ class DeployKind(JobKind):
         wanted = int(spec["replicas"])
         kept: dict[int, RunInfo] = {}
         doomed: list[RunInfo] = []
+        if spec.get("why"):
+            ctx.log(f"[deploy] {spec['why']}")
+        replace = set(spec.get("replace", []))
         for run in replica_runs(backend, self.instance, spec["service_id"]):
             index = int(run.labels.get(REPLICA_LABEL, "-1"))
-            alive = run.state == RunState.RUNNING
+            alive = run.state == RunState.RUNNING and index not in replace
             if not alive or spec.get("restart") or index >= wanted or index in kept:
                 doomed.append(run)
             else:
@@ -97,6 +107,12 @@ class DeployKind(JobKind):
                 ctx.log(f"[deploy] removing replica {run.labels.get(REPLICA_LABEL)} ({run.state})")
                 backend.remove(run.id)
         doomed = [run for run in doomed if run.state == RunState.RUNNING]
+        health = spec.get("health", "/v2/health/ready")
+        for index, run in sorted(kept.items()):  # a kept replica must answer (not hung)
+            port = run.ports.get(SERVER_PORT)
+            if not (port and answers(f"http://127.0.0.1:{port}{health}", within=KEPT_GRACE_S)):
+                ctx.log(f"[deploy] replica {index} does not answer {health}: replaced")
+                doomed.append(kept.pop(index))
         started: list[RunInfo] = []
         try:
             for index in range(wanted):
@@ -125,35 +141,50 @@ class DeployKind(JobKind):
         return Outcome(message, {"replicas": {str(i): p for i, p in ports.items()}})
 
     def _replica(self, ctx: JobContext, index: int) -> RunSpec:
+        """Replica ``index``: the model server, or the algorithm's inference image (run by
+        the inference contract: the version's files at ``$MODEL_DIR``, ``PORT``)."""
         spec, backend = ctx.spec, ctx.backend
-        model_dir = self.store.path(spec["model_key"])
         own = self.store.path(service_key(spec["service_id"]))
         own.mkdir(parents=True, exist_ok=True)
-        (own / "signature.json").write_text(json.dumps(spec["signature"]), encoding="utf-8")
-        options = spec["options"]
-        command = [
-            "python", "-m", "workbench.serving",
-            path_in_run(backend, model_dir, MODEL_DIR),
-            "--runtime", spec["runtime"],
-            "--name", spec["model"],
-            "--version", str(spec["version"]),
-            "--port", str(SERVER_PORT),
-            "--threads", str(options["threads"]),
-            "--max-batch", str(options["max_batch"]),
-            "--max-delay-ms", str(options["max_delay_ms"]),
-            "--max-queue", str(options["max_queue"]),
-            "--signature",
-            path_in_run(backend, own / "signature.json", f"{SERVICE_DIR}/signature.json"),
-        ]  # fmt: skip
+        mounts, model_in_run = [], ""
+        if spec.get("model_key"):
+            model_dir = self.store.path(spec["model_key"])
+            model_in_run = path_in_run(backend, model_dir, MODEL_DIR)
+            mounts.append(Mount(model_dir, model_in_run, True))
+        command: tuple[str, ...] | None
+        if spec.get("kind") == IMAGE_KIND:
+            command = (*spec["command"], *spec["args"]) or None  # None: the image's own
+            env = {
+                **spec["env"],
+                "PORT": str(SERVER_PORT),
+                "MODEL_DIR": model_in_run,
+                "PYTHONUNBUFFERED": "1",
+            }
+        else:
+            (own / "signature.json").write_text(json.dumps(spec["signature"]), encoding="utf-8")
+            mounts.append(Mount(own, path_in_run(backend, own, SERVICE_DIR), True))
+            options = spec["options"]
+            command = (
+                "python", "-m", "workbench.serving",
+                model_in_run,
+                "--runtime", spec["runtime"],
+                "--name", spec["model"],
+                "--version", str(spec["version"]),
+                "--port", str(SERVER_PORT),
+                "--threads", str(options["threads"]),
+                "--max-batch", str(options["max_batch"]),
+                "--max-delay-ms", str(options["max_delay_ms"]),
+                "--max-queue", str(options["max_queue"]),
+                "--signature",
+                path_in_run(backend, own / "signature.json", f"{SERVICE_DIR}/signature.json"),
+            )  # fmt: skip
+            env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(options["threads"])}
         return RunSpec(
             name=f"workbench-svc-{spec['service_id']}-{index}-{uuid.uuid4().hex[:6]}",
             image=spec["image"],
-            command=tuple(command),
-            env={"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(options["threads"])},
-            mounts=(
-                Mount(model_dir, path_in_run(backend, model_dir, MODEL_DIR), True),
-                Mount(own, path_in_run(backend, own, SERVICE_DIR), True),
-            ),
+            command=command,
+            env=env,
+            mounts=tuple(mounts),
             ports={SERVER_PORT: 0},
             limits=Limits(cpus=float(spec["cpus"]), memory_mb=int(spec["memory_mb"])),
             labels={
@@ -184,7 +215,8 @@ class DeployKind(JobKind):
                     + "\n".join(last)
                 )
             port = info.ports.get(SERVER_PORT)
-            if port and _answers(f"http://127.0.0.1:{port}/v2/health/ready"):
+            health = ctx.spec.get("health", "/v2/health/ready")
+            if port and answers(f"http://127.0.0.1:{port}{health}"):
                 ctx.log(f"[deploy] replica {index} ready on 127.0.0.1:{port}")
                 return
             if time.monotonic() > deadline:
@@ -207,12 +239,20 @@ class DeployKind(JobKind):
             service.state, service.message = "failed", job.message or f"the deploy {job.state}"
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
+def answers(url: str, within: float = 0.0) -> bool:
+    """Whether ``url`` answers 200 (a replica's health route): one try of a second, or
+    tries until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (OSError, urllib.error.URLError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def replica_runs(backend: Backend, instance: str, service_id: int) -> list[RunInfo]:

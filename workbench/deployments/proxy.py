@@ -33,12 +33,14 @@ class ProxyUnavailable(WorkbenchError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One service's endpoint: its port, and its ready replicas' ports (on 127.0.0.1)."""
+    """One service's endpoint: its port, its ready replicas' ports (on 127.0.0.1), and the
+    route that says a replica is ready (200)."""
 
     service_id: int
     name: str
     port: int
     replicas: tuple[int, ...]
+    health: str = "/v2/health/ready"
 
 
 class Proxy:
@@ -177,7 +179,7 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str)
             "",
             f"backend replicas_{e.service_id}",
             "    balance leastconn",
-            "    option httpchk GET /v2/health/ready",
+            f"    option httpchk GET {e.health}",
             "    http-check expect status 200",
         ]
         if not e.replicas:  # stopped: say so (replicas just reloaded may not be checked yet)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from workbench.enums import Visibility
 
+#: the format (and runtime) of a service that runs an algorithm's inference image
+IMAGE_FORMAT = "image"
 #: a service's name is part of its URLs: lowercase letters, digits and dashes
 ServiceName = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -27,14 +29,17 @@ class ServerOptions(BaseModel):
 
 
 class ServiceCreate(BaseModel):
-    """A service from a model version: ``format`` (default: the version's default serving
-    format, the benchmark's fastest, else its native model), ``replicas``, each replica's
-    ``cpus`` and ``memory_mb``."""
+    """A service from a model version served by the model server (``format``, default: the
+    version's default serving format, the benchmark's fastest, else its native model), or
+    from an algorithm's inference image (``algorithm_id``; with ``version_id``, that
+    version's files at ``$MODEL_DIR``, by the inference contract); ``replicas``, each
+    replica's ``cpus`` and ``memory_mb``."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: ServiceName
-    version_id: int
+    version_id: int | None = None
+    algorithm_id: int | None = None
     format: str | None = None
     replicas: int = Field(default=1, ge=0, le=32)
     cpus: float = Field(default=1.0, gt=0, le=64)
@@ -42,6 +47,17 @@ class ServiceCreate(BaseModel):
     options: ServerOptions = ServerOptions()
     visibility: Visibility = Visibility.PRIVATE
     description: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> ServiceCreate:
+        if self.version_id is None and self.algorithm_id is None:
+            raise ValueError(
+                "give version_id (a model version, served by the model server) or "
+                "algorithm_id (an algorithm's inference image)"
+            )
+        if self.algorithm_id is not None and self.format not in (None, IMAGE_FORMAT):
+            raise ValueError(f"an inference image serves the format {IMAGE_FORMAT!r} only")
+        return self
 
 
 class ReplicaInfo(BaseModel):
@@ -63,10 +79,14 @@ class ServiceInfo(BaseModel):
     #: the model and version number behind it
     model: str
     version: int | None
-    #: what made the version: its training task, dataset and algorithm (None: imported)
+    #: what made the version: its training task and dataset; the algorithm whose inference
+    #: image serves it (format "image"), else the version's (None: none of these)
     task_id: int | None = None
     dataset_id: int | None = None
     algorithm_id: int | None = None
+    #: an inference image's API (its route, method, params with examples); None for the
+    #: model server, whose API is the V2 metadata of the model
+    api_spec: dict[str, Any] | None = None
     format: str
     runtime: str
     #: replicas asked for, and each one found running

@@ -5,21 +5,31 @@ format, or ``native``), else the version's default serving format (the benchmark
 fastest), else its native model; the replicas run in the version's environment image.
 Every change of the replicas is a deploy job (:mod:`workbench.deployments.jobs`): create,
 start, stop (replicas to 0; the service and its settings are kept), scale, restart.
+
+The engine starts a replica that crashed again. What it does not, the watch of a running
+server does (:meth:`DeploymentService.heal`, every few seconds): a replica that is gone
+(removed, or stopped through the engine; seen on two looks) or does not answer its health
+route for ``hung_after_s`` (hung) is replaced by a deploy job of the service's owner, its reason in
+the job's log; the proxy has taken such a replica out of the endpoint already.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.algorithms.params import ApiSpec, resolve_parameters
+from workbench.algorithms.service import image_settings
 from workbench.backends.base import Backend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
@@ -27,6 +37,7 @@ from workbench.deployments.jobs import (
     SERVER_PORT,
     TARGET_TYPE,
     DeployKind,
+    answers,
     model_key_for,
     replica_runs,
     service_key,
@@ -34,6 +45,7 @@ from workbench.deployments.jobs import (
 from workbench.deployments.metrics import parse as parse_metrics
 from workbench.deployments.proxy import Endpoint, Proxy
 from workbench.deployments.schemas import (
+    IMAGE_FORMAT,
     ReplicaInfo,
     ReplicaLog,
     ReplicaMetrics,
@@ -43,13 +55,23 @@ from workbench.deployments.schemas import (
     ServiceMetrics,
     ServiceStarted,
 )
+from workbench.enums import ImageKind, ImageState, Role
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
 from workbench.models.service import image_of, visible_version
 from workbench.registry import Registry
-from workbench.registry.models import Job, Model, ModelFormat, ModelVersion, Service, User
+from workbench.registry.models import (
+    Algorithm,
+    AlgorithmImage,
+    Job,
+    Model,
+    ModelFormat,
+    ModelVersion,
+    Service,
+    User,
+)
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -60,6 +82,15 @@ NATIVE_RUNTIME = {
     "sklearn": "sklearn",
     "savedmodel": "savedmodel",
 }
+#: the route that says a replica is ready: the model server's (V2), an inference image's
+SERVER_HEALTH, IMAGE_HEALTH = "/v2/health/ready", "/health"
+#: seconds between two looks of the watch at the running services' replicas
+HEAL_INTERVAL_S = 5.0
+#: a running replica that does not answer its health route for this long is replaced
+HUNG_AFTER_S = 30.0
+#: a replica gone or exited for this long (two looks) is replaced
+GONE_AFTER_S = 2.0
+log = logging.getLogger(__name__)
 #: how long a replica's /metrics may take to answer
 METRICS_TIMEOUT_S = 2.0
 
@@ -84,6 +115,11 @@ class DeploymentService:
         self.proxy = proxy
         self._publishing = threading.Lock()
         self.deploy_kind = DeployKind(registry, store, self.publish, instance=instance)
+        self.hung_after_s = HUNG_AFTER_S
+        #: "<service id>/<replica index>" -> when it was first seen in trouble (monotonic)
+        self._unhealthy_since: dict[str, float] = {}
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # --- the endpoints --------------------------------------------------------------------
 
@@ -104,8 +140,81 @@ class DeploymentService:
                         if run.state == RunState.RUNNING and run.ports.get(SERVER_PORT)
                     )
                 assert row.port is not None
-                endpoints.append(Endpoint(row.id, row.name, row.port, replicas))
+                health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
+                endpoints.append(Endpoint(row.id, row.name, row.port, replicas, health))
             self.proxy.apply(endpoints)
+
+    # --- the watch --------------------------------------------------------------------------
+
+    def watch(self, interval: float = HEAL_INTERVAL_S) -> None:
+        """Look at the running services' replicas every ``interval`` seconds (a server's
+        thread, until :meth:`unwatch`)."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._watching.set()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), name="workbench-services-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def unwatch(self) -> None:
+        self._watching.clear()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+            self._watcher = None
+
+    def _watch(self, interval: float) -> None:
+        while self._watching.is_set():
+            try:
+                for job_id, why in self.heal():
+                    log.warning("services watch: deploy job %s: %s", job_id, why)
+            except Exception:  # the watch goes on: the engine may be back at the next look
+                log.exception("services watch: a look at the replicas failed")
+            deadline = time.monotonic() + interval
+            while self._watching.is_set() and time.monotonic() < deadline:
+                time.sleep(min(0.2, interval))
+
+    def heal(self) -> list[tuple[int, str]]:
+        """One look at every running service's replicas (see the module doc): a deploy job
+        for each service with a replica gone, stopped or hung; (job id, why) of each."""
+        backend = self._backend()
+        now, seen, queued = time.monotonic(), set(), []
+        with self.registry.session() as s:
+            rows = s.scalars(sa.select(Service).where(Service.state == "running")).all()
+            for row in rows:
+                if row.job_id is not None and _active(s, row.job_id):
+                    continue
+                runs = {
+                    int(r.labels.get(REPLICA_LABEL, "-1")): r
+                    for r in replica_runs(backend, self.instance, row.id)
+                }
+                health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
+                problems, replace = [], []
+                for index in range(row.replicas):
+                    run, key = runs.get(index), f"{row.id}/{index}"
+                    if run is not None and run.state == RunState.RUNNING:
+                        port = run.ports.get(SERVER_PORT)
+                        if port and answers(f"http://127.0.0.1:{port}{health}"):
+                            continue
+                        trouble, after = f"did not answer {health}", self.hung_after_s
+                        replace.append(index)
+                    else:  # the engine may be starting it again: seen twice, it is gone
+                        trouble = "is gone" if run is None else f"is {run.state.value}"
+                        after = GONE_AFTER_S
+                    seen.add(key)
+                    since = self._unhealthy_since.setdefault(key, now)
+                    if now - since >= after:
+                        problems.append(f"replica {index} {trouble} ({now - since:.0f} s)")
+                    elif index in replace:
+                        replace.remove(index)
+                if problems:
+                    owner = s.get_one(User, row.owner_id)
+                    actor = Actor(id=owner.id, username=owner.username, role=Role(owner.role))
+                    why = "; ".join(problems) + ": replaced"
+                    started = self._deploy(s, actor, row, row.replicas, replace=replace, why=why)
+                    queued.append((started.job_id, f"service {row.name}: {why}"))
+        self._unhealthy_since = {k: v for k, v in self._unhealthy_since.items() if k in seen}
+        return queued
 
     # --- reading --------------------------------------------------------------------------
 
@@ -180,8 +289,18 @@ class DeploymentService:
     def create(self, actor: Actor, request: ServiceCreate) -> ServiceStarted:
         check_visibility(actor, request.visibility)
         with self.registry.session() as s:
-            version = visible_version(s, actor, request.version_id)
-            fmt, runtime = _served(s, self.store, version, request.format)
+            version = (
+                visible_version(s, actor, request.version_id)
+                if request.version_id is not None
+                else None
+            )
+            if request.algorithm_id is not None:
+                image = _inference_image(s, actor, request.algorithm_id)
+                fmt, runtime, image_ref = IMAGE_FORMAT, IMAGE_FORMAT, image.image_ref
+            else:
+                assert version is not None  # ServiceCreate asks for one of the two
+                fmt, runtime = _served(s, self.store, version, request.format)
+                image_ref = image_of(s, version)
             taken = s.scalar(sa.select(Service.id).where(Service.name == request.name))
             if taken is not None:
                 raise Conflict(
@@ -194,8 +313,9 @@ class DeploymentService:
                 port=_free_port(),
                 owner_id=actor.id,
                 visibility=request.visibility,
-                model_version_id=version.id,
-                image_ref=image_of(s, version),
+                model_version_id=version.id if version is not None else None,
+                algorithm_id=request.algorithm_id,
+                image_ref=image_ref,
                 replicas=request.replicas,
                 format=fmt,
                 runtime=runtime,
@@ -259,20 +379,49 @@ class DeploymentService:
         return service
 
     def _deploy(
-        self, s: Session, actor: Actor, service: Service, replicas: int, *, restart: bool = False
+        self,
+        s: Session,
+        actor: Actor,
+        service: Service,
+        replicas: int,
+        *,
+        restart: bool = False,
+        replace: list[int] | None = None,
+        why: str = "",
     ) -> ServiceStarted:
-        version = s.get_one(ModelVersion, service.model_version_id)
-        model = s.get_one(Model, version.model_id)
-        job = self.jobs.create(
-            s,
-            DEPLOY_KIND,
-            owner_id=actor.id,
-            target_type=TARGET_TYPE,
-            target_id=service.id,
-            spec={
-                "service_id": service.id,
-                "replicas": replicas,
-                "restart": restart,
+        """A deploy job to ``replicas`` replicas (``restart``: all new; ``replace``: these
+        new), ``why`` in its log."""
+        spec: dict[str, Any] = {
+            "service_id": service.id,
+            "replicas": replicas,
+            "restart": restart,
+            "replace": replace or [],
+            "why": why,
+            "cpus": service.cpus,
+            "memory_mb": service.memory_mb,
+        }
+        version = (
+            s.get(ModelVersion, service.model_version_id) if service.model_version_id else None
+        )
+        if service.runtime == IMAGE_FORMAT:
+            # the algorithm's inference image as it is now: a new upload or pull is taken up
+            assert service.algorithm_id is not None
+            image = _inference_image(s, actor, service.algorithm_id)
+            service.image_ref = image.image_ref
+            settings = image_settings(image)
+            spec |= {
+                "kind": IMAGE_FORMAT,
+                "image": image.image_ref,
+                "command": settings.command,
+                "args": settings.args,
+                "env": resolve_parameters(settings.env, {}),
+                "model_key": version.storage_key if version is not None else None,
+                "health": IMAGE_HEALTH,
+            }
+        else:
+            assert version is not None
+            model = s.get_one(Model, version.model_id)
+            spec |= {
                 "image": service.image_ref,
                 "model_key": model_key_for(
                     version.storage_key, formats_key(model.id, version.version), service.format
@@ -282,9 +431,15 @@ class DeploymentService:
                 "version": version.version,
                 "signature": version.signature or {},
                 "options": service.options,
-                "cpus": service.cpus,
-                "memory_mb": service.memory_mb,
-            },
+                "health": SERVER_HEALTH,
+            }
+        job = self.jobs.create(
+            s,
+            DEPLOY_KIND,
+            owner_id=actor.id,
+            target_type=TARGET_TYPE,
+            target_id=service.id,
+            spec=spec,
         )
         service.job_id = job.id
         service.state, service.message = "deploying", f"deploy job {job.id} queued"
@@ -316,7 +471,8 @@ class DeploymentService:
             version=version.version if version else None,
             task_id=version.task_id if version else None,
             dataset_id=version.dataset_id if version else None,
-            algorithm_id=version.algorithm_id if version else None,
+            algorithm_id=row.algorithm_id or (version.algorithm_id if version else None),
+            api_spec=_api_spec(s, row),
             format=row.format,
             runtime=row.runtime,
             replicas=row.replicas,
@@ -382,3 +538,46 @@ def _served(
             field="signature",
         )
     return fmt, runtime
+
+
+def _inference_image(s: Session, actor: Actor, algorithm_id: int) -> AlgorithmImage:
+    """The algorithm's inference image, if the actor sees the algorithm and it is loaded."""
+    algorithm = get_visible(s, Algorithm, algorithm_id, actor, "algorithm")
+    image = s.scalar(
+        sa.select(AlgorithmImage).where(
+            AlgorithmImage.algorithm_id == algorithm_id,
+            AlgorithmImage.kind == ImageKind.PREDICT.value,
+        )
+    )
+    if image is None or image.state != ImageState.READY or not image.image_ref:
+        state = image.state if image is not None else ImageState.MISSING
+        raise InvalidInput(
+            f"Algorithm {algorithm.name} has no inference image ready ({state}); upload or pull "
+            "its predict image first (PUT or POST /algorithms/{id}/images/predict).",
+            field="algorithm_id",
+        )
+    if image.device == "gpu":
+        raise InvalidInput(
+            f"Algorithm {algorithm.name}'s inference image asks for a GPU, which services do "
+            "not place yet; set its device to cpu.",
+            field="algorithm_id",
+        )
+    return image
+
+
+def _api_spec(s: Session, row: Service) -> dict[str, Any] | None:
+    """An inference-image service's API (its algorithm's spec, or the contract's default)."""
+    if row.runtime != IMAGE_FORMAT or row.algorithm_id is None:
+        return None
+    spec = s.scalar(
+        sa.select(AlgorithmImage.api_spec).where(
+            AlgorithmImage.algorithm_id == row.algorithm_id,
+            AlgorithmImage.kind == ImageKind.PREDICT.value,
+        )
+    )
+    return ApiSpec.model_validate(spec or {}).model_dump(mode="json")
+
+
+def _active(s: Session, job_id: int) -> bool:
+    job = s.get(Job, job_id)
+    return job is not None and job.state in ACTIVE_JOB_STATES

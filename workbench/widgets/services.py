@@ -20,7 +20,12 @@ from plotly.subplots import make_subplots
 
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
-from workbench.deployments.schemas import ServiceInfo, ServiceMetrics, ServiceRates
+from workbench.deployments.schemas import (
+    IMAGE_FORMAT,
+    ServiceInfo,
+    ServiceMetrics,
+    ServiceRates,
+)
 from workbench.jobs import FINISHED_JOB_STATES
 from workbench.models.schemas import ModelDetail
 from workbench.widgets.common import (
@@ -121,6 +126,8 @@ class ServicesSection(Section[ServiceInfo]):
         self.publish_button.on_click(lambda _: self.publish())
         self.publish_status = Status()
         self._model_detail: ModelDetail | None = None
+        #: the chosen version's algorithm (whose inference image the form may offer)
+        self._algorithm_id: int | None = None
         publish_form = w.VBox(
             [
                 self.pick_model,
@@ -317,6 +324,14 @@ class ServicesSection(Section[ServiceInfo]):
         verified = [f.format for f in version.formats if f.state == "verified"]
         options = [(f"default: {default}", ""), ("native", "native")]
         options += [(fmt, fmt) for fmt in verified]
+        algorithm_id = version.algorithm_id
+        if algorithm_id is not None:  # trained by an algorithm: its inference image too
+            algorithm = attempt(
+                self.publish_status, lambda: self.client.algorithms.get(algorithm_id)
+            )
+            if algorithm is not FAILED and algorithm.predict.state == "ready":
+                options.append((f"{algorithm.name}'s inference image", IMAGE_FORMAT))
+        self._algorithm_id = algorithm_id
         replace_options(self.pick_format, options, "")
 
     def publish(self) -> None:
@@ -333,7 +348,9 @@ class ServicesSection(Section[ServiceInfo]):
             "memory_mb": self.new_memory.value,
             "visibility": self.new_visibility.value,
         }
-        if self.pick_format.value:
+        if self.pick_format.value == IMAGE_FORMAT:
+            options["algorithm_id"] = self._algorithm_id
+        elif self.pick_format.value:
             options["format"] = self.pick_format.value
         made = attempt(
             self.publish_status,
@@ -398,27 +415,46 @@ class ServicesSection(Section[ServiceInfo]):
     # --- the online test ------------------------------------------------------------------
 
     def _load_form(self, s: ServiceInfo) -> None:
-        """The test form from the served model's V2 metadata: one JSON field per input,
-        filled with a sample of its shape."""
-        metadata = attempt(self.answer_status, lambda: self.client.services.metadata(s.id, s.model))
-        if metadata is FAILED:
-            return
-        self._metadata = metadata
+        """The test form: one JSON field per input of the served model's V2 metadata (filled
+        with a sample of its shape), or per parameter of an inference image's API spec
+        (filled with its example)."""
+        if s.api_spec is not None:
+            spec = s.api_spec
+            self._metadata = {"api_spec": spec}
+            fields = [
+                (
+                    p["name"],
+                    f"{p['type']}{'' if p['required'] else ', optional'}"
+                    + (f": {p['description']}" if p.get("description") else ""),
+                    json.dumps(p.get("example")),
+                )
+                for p in spec["params"]
+            ]
+            self.route.layout.display = "none"
+        else:
+            metadata = attempt(
+                self.answer_status, lambda: self.client.services.metadata(s.id, s.model)
+            )
+            if metadata is FAILED:
+                return
+            self._metadata = metadata
+            fields = []
+            for tensor in metadata["inputs"]:
+                shape = ", ".join("N" if d < 0 else str(d) for d in tensor["shape"])
+                one = json.dumps(example_sample([tensor])[tensor["name"]])
+                fields.append((tensor["name"], f"{tensor['datatype']} [{shape}]", one))
+            self.route.layout.display = ""
         self.answer_status.value = ""
-        fields = []
-        for spec in metadata["inputs"]:
-            shape = ", ".join("N" if d < 0 else str(d) for d in spec["shape"])
-            one = json.dumps(example_sample([spec])[spec["name"]])
+        boxes = []
+        for name, note, value in fields:
             field = w.Textarea(
-                value=one,
-                description=spec["name"],
-                layout=w.Layout(width="95%", height="64px" if len(one) > 60 else "32px"),
+                value=value,
+                description=name,
+                layout=w.Layout(width="95%", height="64px" if len(value) > 60 else "32px"),
             )
             field.add_class("wb-service-input")
-            fields.append(
-                w.VBox([w.HTML(f"<small>{escape(spec['datatype'])} [{shape}]</small>"), field])
-            )
-        self.test_inputs.children = tuple(fields)
+            boxes.append(w.VBox([w.HTML(f"<small>{escape(note)}</small>"), field]))
+        self.test_inputs.children = tuple(boxes)
 
     def send(self) -> None:
         """The form's sample to the service (simple route or V2), its answer and latency."""
@@ -437,7 +473,10 @@ class ServicesSection(Section[ServiceInfo]):
                 return
         route = self.route.value
 
-        def call() -> dict[str, Any]:
+        def call() -> Any:
+            if "api_spec" in metadata:  # an inference image: its own route
+                spec = metadata["api_spec"]
+                return self.client.services.call(service.id, spec["route"], sample, spec["method"])
             if route == "predict":
                 return self.client.services.predict(service.id, sample)
             request = v2_request(metadata["inputs"], sample)
@@ -478,6 +517,13 @@ class ServicesSection(Section[ServiceInfo]):
     def _read_metrics(self, service_id: int) -> None:
         reading = attempt(self.deploy_status, lambda: self.client.services.metrics(service_id))
         if reading is FAILED:
+            return
+        unread = [r for r in reading.replicas if r.error]
+        if unread and len(unread) == len(reading.replicas):
+            self.now.value = (
+                "<small><i>Its replicas serve no Prometheus /metrics (an inference image's own "
+                f"server): {escape(unread[0].error[:200])}</i></small>"
+            )
             return
         if self._last is not None:
             now = rates(self._last, reading)
@@ -550,11 +596,7 @@ def _summary_html(s: ServiceInfo) -> str:
     options = s.options
     rows = [
         ("state", state_html(s.state) + (f" · {escape(s.message)}" if s.message else "")),
-        (
-            "serves",
-            f"{escape(s.model)} v{s.version} (version id {s.model_version_id}) as "
-            f"<b>{escape(s.format)}</b> ({escape(s.runtime)} runtime)",
-        ),
+        ("serves", _serves_html(s)),
         ("made by", escape(lineage or "no training task here (registered or imported)")),
         ("address", f"<code>http://{escape(s.address)}</code>" if s.address else "-"),
         ("through Jupyter", f"<code>/workbench/api/v1/{escape(s.relay)}</code>"),
@@ -566,6 +608,19 @@ def _summary_html(s: ServiceInfo) -> str:
         ("owner", f"{escape(s.owner)} · {escape(s.visibility)}"),
     ]
     return heading_html(s.name) + table_html(["", ""], rows)
+
+
+def _serves_html(s: ServiceInfo) -> str:
+    version = (
+        f"{escape(s.model)} v{s.version} (version id {s.model_version_id})"
+        if s.model_version_id is not None
+        else ""
+    )
+    if s.api_spec is None:
+        return f"{version} as <b>{escape(s.format)}</b> ({escape(s.runtime)} runtime)"
+    api = f"{escape(s.api_spec['method'])} <code>{escape(s.api_spec['route'])}</code>"
+    files = f", with {version}'s files" if version else ""
+    return f"algorithm {s.algorithm_id}'s <b>inference image</b>{files}; its API: {api}"
 
 
 def _replicas_html(s: ServiceInfo) -> str:

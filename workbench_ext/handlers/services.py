@@ -142,8 +142,9 @@ class EndpointHandler(ServiceHandlerBase):
         address = await self.run(self.deployments.address, self.actor, service_id)
         headers = {k: v for k, v in self.request.headers.items() if k.lower() in self.FORWARDED}
         method = self.request.method or "GET"
+        query = f"?{self.request.query}" if self.request.query else ""
         request = HTTPRequest(
-            f"http://{address}/{path}",
+            f"http://{address}/{path}{query}",
             method=method,
             headers=headers,
             body=self.request.body if method == "POST" else None,

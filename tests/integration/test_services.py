@@ -231,6 +231,45 @@ def test_what_is_refused(setup: Setup):
     wb.deployments.delete(bob, started.service.id)
 
 
+class Load:
+    """Clients posting a sample to the endpoint until the ``with`` ends: ``outcomes`` holds
+    200 for each answer that was one, else what came (when, the status and body, or the
+    error)."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url, self.clients = url, clients
+        self.outcomes: list[int | str] = []
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+        self._threads: list[threading.Thread] = []
+
+    def mark(self, what: str) -> None:
+        print(f"{what} at {time.monotonic() - self._t0:.2f}s")
+
+    def _client(self) -> None:
+        body = {"image": [[[0.5] * 8] * 8]}
+        with httpx.Client(timeout=30) as http:
+            while not self._stop.is_set():
+                at = f"{time.monotonic() - self._t0:.2f}s"
+                try:
+                    r = http.post(self.url, json=body)
+                    ok = r.status_code == 200
+                    self.outcomes.append(200 if ok else f"{at} {r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.outcomes.append(f"{at} {type(exc).__name__}: {exc}")
+
+    def __enter__(self) -> Load:
+        self._threads = [threading.Thread(target=self._client) for _ in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
 def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Setup):
     """Four clients post to the endpoint all along; one replica is killed (SIGKILL), then
     the service scales to 3 and back to 1: every request gets its answer."""
@@ -240,45 +279,20 @@ def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Set
     )
     deployed(setup, started.job_id)
     service = wb.deployments.get(bob, started.service.id)
-    url = f"http://{service.address}/predict"
-    body = {"image": [[[0.5] * 8] * 8]}
-    stop = threading.Event()
-    outcomes: list[int | str] = []
-
-    def client() -> None:
-        with httpx.Client(timeout=30) as http:
-            while not stop.is_set():
-                try:
-                    r = http.post(url, json=body)
-                    outcomes.append(
-                        200
-                        if r.status_code == 200
-                        else f"{time.monotonic() - t0:.2f}s {r.status_code} {r.text[:200]}"
-                    )
-                except httpx.HTTPError as exc:
-                    outcomes.append(f"{time.monotonic() - t0:.2f}s {type(exc).__name__}: {exc}")
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    with Load(f"http://{service.address}/predict") as load:
         time.sleep(1)
         victim = service.replica_states[0].run_id
-        print(f"kill at {time.monotonic() - t0:.2f}s")
+        load.mark("kill")
         docker.from_env().containers.get(victim).kill()  # the engine's SIGKILL
         time.sleep(3)
-        print(f"scale 3 at {time.monotonic() - t0:.2f}s")
+        load.mark("scale 3")
         deployed(setup, wb.deployments.scale(bob, service.id, 3).job_id)
         time.sleep(1)
-        print(f"scale 1 at {time.monotonic() - t0:.2f}s")
+        load.mark("scale 1")
         deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
-        print(f"scaled 1 at {time.monotonic() - t0:.2f}s")
+        load.mark("scaled 1")
         time.sleep(1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
+    outcomes = load.outcomes
     failed = [o for o in outcomes if o != 200]
     print(f"{len(outcomes)} requests, {len(failed)} failed: {failed[:5]}")
     assert len(outcomes) > 200 and failed == []
@@ -322,4 +336,34 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
     x = np.zeros((1, 8, 8), np.float32).tolist()
     r = httpx.post(f"http://{service.address}/predict", json={"image": x}, timeout=10)
     assert r.status_code == 200, r.text
+    wb.deployments.delete(bob, service.id)
+
+
+def test_stopping_under_load_answers_or_says_503(setup: Setup):
+    """Clients post all along while the service stops (replicas to 0) and starts again:
+    each request gets the model's answer or the endpoint's clear 503, none an error or
+    nothing; after the start they are answered again."""
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(
+        bob, ServiceCreate(name="stopping", version_id=setup.version, replicas=2)
+    )
+    deployed(setup, started.job_id)
+    service = wb.deployments.get(bob, started.service.id)
+    with Load(f"http://{service.address}/predict") as load:
+        time.sleep(1)
+        load.mark("stop")
+        deployed(setup, wb.deployments.stop(bob, service.id).job_id)
+        load.mark("stopped")
+        time.sleep(1)
+        stopped_at = len(load.outcomes)
+        load.mark("start")
+        deployed(setup, wb.deployments.start(bob, service.id).job_id)
+        load.mark("started")
+        time.sleep(1)
+    before, during = load.outcomes[:stopped_at], load.outcomes[stopped_at:]
+    refused = [o for o in load.outcomes if o != 200]
+    clear = [o for o in refused if " 503 " in str(o) and "has no replica ready" in str(o)]
+    print(f"{len(load.outcomes)} requests, {len(refused)} refused: {refused[:3]}")
+    assert refused and clear == refused  # a clear 503 for each, no error and no silence
+    assert before.count(200) > 50 and during[-20:] == [200] * 20  # answered again at the end
     wb.deployments.delete(bob, service.id)

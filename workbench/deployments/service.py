@@ -82,6 +82,8 @@ NATIVE_RUNTIME = {
     "sklearn": "sklearn",
     "savedmodel": "savedmodel",
 }
+#: the runtimes whose models say what their inputs and outputs are (no signature needed)
+SELF_DESCRIBED = frozenset({"onnx", "savedmodel"})
 #: the route that says a replica is ready: the model server's (V2), an inference image's
 SERVER_HEALTH, IMAGE_HEALTH = "/v2/health/ready", "/health"
 #: seconds between two looks of the watch at the running services' replicas
@@ -531,7 +533,7 @@ def _served(
             raise InvalidInput(
                 f"The {fmt} format is not served yet; serve onnx or native.", field="format"
             )
-    if not version.signature and runtime != "onnx":
+    if not version.signature and runtime not in SELF_DESCRIBED:
         raise InvalidInput(
             f"Version {version.id} declares no signature, which its {runtime} runtime needs: "
             f"set one with PATCH /model-versions/{version.id}.",

@@ -70,13 +70,13 @@ def load(
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"no runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     folder, file = _locate(path, runtime)
-    if runtime == "onnx":
+    if runtime == "onnx":  # these two models say what their inputs and outputs are
         return OnnxRuntime(file, threads)
+    if runtime == "savedmodel":
+        return SavedModelRuntime(file.parent, threads)
     signature = signature or _signature(folder, file)
     if runtime == "torchscript":
         return TorchScriptRuntime(file, signature, threads)
-    if runtime == "savedmodel":
-        return SavedModelRuntime(file.parent, threads)
     if runtime == "sklearn":
         return SklearnRuntime(file, signature)
     return PythonRuntime(folder, file, signature)

@@ -28,7 +28,7 @@ from tests.conftest import add_people, add_preset_environments, make_workbench
 from tests.serving.models import CNN_SIGNATURE, make_cnn
 from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.docker import DockerBackend
-from workbench.deployments.schemas import ServiceCreate
+from workbench.deployments.schemas import ServiceCreate, ServiceInfo
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import JobFilter, JobState
 from workbench.models.schemas import NewVersion
@@ -367,3 +367,105 @@ def test_stopping_under_load_answers_or_says_503(setup: Setup):
     assert refused and clear == refused  # a clear 503 for each, no error and no silence
     assert before.count(200) > 50 and during[-20:] == [200] * 20  # answered again at the end
     wb.deployments.delete(bob, service.id)
+
+
+#: a small inference image by the contract: /health, and POST /predict answering which
+#: build it is (ANSWER, baked in) and the text it got
+ECHO_SERVER = """
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def answer(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.answer(200, {"status": "ok"})
+        else:
+            self.answer(404, {"error": f"no route GET {self.path}"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if "text" not in body:
+            self.answer(400, {"error": "send {\\"text\\": ...}"})
+        else:
+            self.answer(200, {"build": os.environ["ANSWER"], "text": body["text"],
+                              "model_dir": os.environ.get("MODEL_DIR", "")})
+
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def echo_image_tar(backend: DockerBackend, base: str, folder: Path, build: str) -> Path:
+    """The echo inference image (build ``build``) from the base image, as a docker save
+    tar, its tag removed from the engine again (the upload loads it)."""
+    context = folder / f"echo-{build}"
+    context.mkdir(parents=True)
+    (context / "serve.py").write_text(ECHO_SERVER)
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\nENV ANSWER={build}\nCOPY serve.py /app/serve.py\n"
+        'CMD ["python3", "/app/serve.py"]\n'
+    )
+    tag = f"wbtest/echo-predict:{build}-{int(time.time())}"
+    list(backend.build_image(context, tag))
+    tar = folder / f"predict-echo-{build}.tar"
+    backend.save_image(tag, tar)
+    backend.remove_image(tag)
+    return tar
+
+
+def test_a_service_from_an_inference_image_and_its_image_redone(
+    setup: Setup, docker_backend: DockerBackend, base_image: str, tmp_path: Path
+):
+    """Manual 2.7.1-2.7.10: an algorithm's inference image (uploaded as a tar) is a service
+    with its API spec; a new image uploaded to the algorithm is what the restart serves."""
+    wb, bob = setup.wb, setup.bob
+    spec = {
+        "route": "/predict",
+        "params": [{"name": "text", "type": "string", "example": "hello"}],
+    }
+    algorithm = wb.algorithms.create(
+        bob,
+        AlgorithmCreate(
+            name="echo",
+            purpose="text",
+            sub_purpose="classification",
+            predict={"api_spec": spec},
+        ),
+    )
+
+    def upload(build: str) -> None:
+        tar = echo_image_tar(docker_backend, base_image, tmp_path, build)
+        with tar.open("rb") as f:
+            stored = wb.store.save_stream(f, 10**9)
+        wb.algorithms.upload_image(bob, algorithm.id, "predict", stored, tar.name)
+        tar.unlink()
+
+    def check(job_id: int, build: str) -> ServiceInfo:
+        deployed(setup, job_id)
+        service = wb.deployments.get(bob, started.service.id)
+        assert (service.format, service.api_spec["route"]) == ("image", "/predict")
+        assert service.api_spec["params"][0]["example"] == "hello"
+        assert len(service.replica_states) == 2
+        for _ in range(4):  # both replicas, through the endpoint
+            r = httpx.post(f"http://{service.address}/predict", json={"text": "hi"}, timeout=10)
+            assert r.json() == {"build": build, "text": "hi", "model_dir": ""}, r.text
+        return service
+
+    upload("1")
+    started = wb.deployments.create(
+        bob, ServiceCreate(name="echo", algorithm_id=algorithm.id, replicas=2)
+    )
+    service = check(started.job_id, "1")
+    upload("2")  # redo its image: the restart takes the algorithm's image as it is now
+    service = check(wb.deployments.restart(bob, service.id).job_id, "2")
+    bad = httpx.post(f"http://{service.address}/predict", json={}, timeout=10)
+    assert bad.status_code == 400 and "send" in bad.json()["error"]
+    wb.deployments.delete(bob, service.id)
+    wb.algorithms.delete(bob, algorithm.id)

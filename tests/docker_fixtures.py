@@ -143,3 +143,54 @@ def pytorch_env_image(docker_backend: DockerBackend, base_image: str) -> str:
         f"({lines[-1]}), {size / 1e6:.0f} MB"
     )
     return PYTORCH_ENV_TAG
+
+
+#: a small inference image by the contract: /health, and POST /predict answering which
+#: build it is (ANSWER, baked in) and the text it got
+ECHO_SERVER = """
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def answer(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.answer(200, {"status": "ok"})
+        else:
+            self.answer(404, {"error": f"no route GET {self.path}"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if "text" not in body:
+            self.answer(400, {"error": "send {\\"text\\": ...}"})
+        else:
+            self.answer(200, {"build": os.environ["ANSWER"], "text": body["text"],
+                              "model_dir": os.environ.get("MODEL_DIR", "")})
+
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def echo_image_tar(backend: DockerBackend, base: str, folder: Path, build: str) -> Path:
+    """The echo inference image (build ``build``) from the base image, as a docker save
+    tar, its tag removed from the engine again (the upload loads it)."""
+    context = folder / f"echo-{build}"
+    context.mkdir(parents=True)
+    (context / "serve.py").write_text(ECHO_SERVER)
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\nENV ANSWER={build}\nCOPY serve.py /app/serve.py\n"
+        'CMD ["python3", "/app/serve.py"]\n'
+    )
+    tag = f"wbtest/echo-predict:{build}-{int(time.time())}"
+    list(backend.build_image(context, tag))
+    tar = folder / f"predict-echo-{build}.tar"
+    backend.save_image(tag, tar)
+    backend.remove_image(tag)
+    return tar

@@ -18,6 +18,7 @@ import joblib
 import numpy as np
 import pytest
 
+from tests.docker_fixtures import echo_image_tar
 from tests.live.test_training_widgets import wait_until
 from tests.models_fixtures import register_classifiers
 from workbench.config import Settings
@@ -162,3 +163,48 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     assert section.selected is None
     assert "deleted served" in section.status.value
     panel.stop_polling()
+
+
+def test_publish_an_inference_image_and_test_it_by_its_api_spec(
+    live, docker_backend, base_image, tmp_path
+):
+    """Manual 2.7.1, the second way: an algorithm's inference image (uploaded as a tar)
+    published from the panel; the test form is made from its API spec."""
+    alice = live.client("alice")
+    spec = {
+        "route": "/predict",
+        "params": [
+            {"name": "text", "type": "string", "example": "hello", "description": "to echo"}
+        ],
+    }
+    algorithm = alice.algorithms.create(
+        name="echo-ui", purpose="text", sub_purpose="classification", predict={"api_spec": spec}
+    )
+    alice.algorithms.upload_image(
+        algorithm.id, "predict", echo_image_tar(docker_backend, base_image, tmp_path, "7")
+    )
+    panel = WorkbenchPanel(alice, poll_interval=0.3)
+    section = panel.services
+    section.serve_from.value = "image"
+    assert section.pick_model.layout.display == "none"
+    assert (section.pick_algorithm.value, section.new_name.value) == (algorithm.id, "echo-ui")
+    section.publish_button.click()
+    service = wait_until(
+        lambda: (s := section.selected) is not None and s.state == "running" and s, 120, "deploy"
+    )
+    assert service.format == "image" and "inference image" in section.summary.value
+    assert "POST <code>/predict</code>" in section.summary.value
+    (box,) = section.test_inputs.children
+    note, field = box.children
+    assert field.description == "text" and json.loads(field.value) == "hello"
+    assert "string: to echo" in note.value and section.route.layout.display == "none"
+    field.value = '"hi there"'
+    section.send_button.click()
+    assert "answered in" in section.answer_status.value, section.answer_status.value
+    answer = json.loads(html.unescape(re.sub(r"<[^>]+>", "", section.answer.value)))
+    assert answer == {"build": "7", "text": "hi there", "model_dir": ""}
+    wait_until(lambda: "serve no Prometheus /metrics" in section.now.value, 10, "the note")
+    section.delete_button.click()
+    section.delete_button.click()
+    panel.stop_polling()
+    alice.algorithms.delete(algorithm.id)

@@ -102,7 +102,20 @@ class ServicesSection(Section[ServiceInfo]):
         self._history: deque[ServiceRates] = deque(maxlen=HISTORY)
         self.poller = Poller(self._tick, self.poll_interval)
 
-        # publish a version
+        # publish a version, or an algorithm's inference image (manual 2.7.1)
+        self.serve_from = w.ToggleButtons(
+            options=[("A model version", "version"), ("An inference image", IMAGE_FORMAT)],
+            value="version",
+            style={"button_width": "150px"},
+        )
+        self.serve_from.add_class("wb-service-from")
+        self.serve_from.observe(lambda _: self._show_source(), names="value")
+        self.pick_algorithm = w.Dropdown(
+            description="Algorithm", layout=w.Layout(width="330px", display="none")
+        )
+        self.pick_algorithm.add_class("wb-service-algorithm")
+        self._algorithm_names: dict[int, str] = {}
+        on_pick(self.pick_algorithm, lambda _: self._name_after_algorithm())
         self.pick_model = w.Dropdown(description="Model", layout=w.Layout(width="330px"))
         self.pick_version = w.Dropdown(description="Version", layout=w.Layout(width="330px"))
         self.pick_format = w.Dropdown(description="Format", layout=w.Layout(width="330px"))
@@ -130,6 +143,8 @@ class ServicesSection(Section[ServiceInfo]):
         self._algorithm_id: int | None = None
         publish_form = w.VBox(
             [
+                self.serve_from,
+                self.pick_algorithm,
                 self.pick_model,
                 self.pick_version,
                 self.pick_format,
@@ -281,6 +296,14 @@ class ServicesSection(Section[ServiceInfo]):
         self.poller.stop()
 
     def load_choices(self) -> None:
+        algorithms = attempt(self.publish_status, self.client.algorithms.list)
+        if algorithms is not FAILED:  # those whose inference image is loaded
+            ready = [a for a in algorithms if a.predict.state == "ready"]
+            served = [(f"{a.name} ({a.owner})", a.id) for a in ready]
+            self._algorithm_names = {a.id: a.name for a in ready}
+            replace_options(self.pick_algorithm, served, self.pick_algorithm.value)
+            if self.pick_algorithm.value is None and served:
+                self.pick_algorithm.value = served[0][1]
         models = attempt(self.publish_status, self.client.models.list)
         if models is FAILED:
             return
@@ -334,9 +357,32 @@ class ServicesSection(Section[ServiceInfo]):
         self._algorithm_id = algorithm_id
         replace_options(self.pick_format, options, "")
 
+    def _name_after_algorithm(self) -> None:
+        name = self._algorithm_names.get(self.pick_algorithm.value)
+        if name and self.serve_from.value == IMAGE_FORMAT:
+            self.new_name.value = _service_name(name)
+
+    def _show_source(self) -> None:
+        """The form for a version (model, version, format) or an inference image."""
+        image = self.serve_from.value == IMAGE_FORMAT
+        for widget in (self.pick_model, self.pick_version, self.pick_format):
+            widget.layout.display = "none" if image else ""
+        self.pick_algorithm.layout.display = "" if image else "none"
+        if image:
+            self._name_after_algorithm()
+
     def publish(self) -> None:
         version_id, name = self.pick_version.value, self.new_name.value.strip()
-        if version_id is None:
+        image_only = self.serve_from.value == IMAGE_FORMAT
+        if image_only:
+            version_id = None
+            if self.pick_algorithm.value is None:
+                self.publish_status.problem(
+                    "Choose an algorithm whose inference image is loaded (the Algorithms tab "
+                    "uploads or pulls one)."
+                )
+                return
+        elif version_id is None:
             self.publish_status.problem("Choose a model and one of its versions.")
             return
         if not name:
@@ -348,7 +394,9 @@ class ServicesSection(Section[ServiceInfo]):
             "memory_mb": self.new_memory.value,
             "visibility": self.new_visibility.value,
         }
-        if self.pick_format.value == IMAGE_FORMAT:
+        if image_only:
+            options["algorithm_id"] = self.pick_algorithm.value
+        elif self.pick_format.value == IMAGE_FORMAT:
             options["algorithm_id"] = self._algorithm_id
         elif self.pick_format.value:
             options["format"] = self.pick_format.value

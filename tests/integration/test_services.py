@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+import sqlalchemy as sa
 import tritonclient.http as triton
 from pydantic import ValidationError
 
@@ -33,6 +35,7 @@ from workbench.deployments.schemas import ServiceCreate, ServiceInfo
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import JobFilter, JobState
 from workbench.models.schemas import NewVersion
+from workbench.registry.models import AlgorithmImage
 from workbench.services import Workbench
 from workbench.users import Actor
 
@@ -371,7 +374,11 @@ def test_stopping_under_load_answers_or_says_503(setup: Setup):
 
 
 def test_a_service_from_an_inference_image_and_its_image_redone(
-    setup: Setup, docker_backend: DockerBackend, base_image: str, tmp_path: Path
+    setup: Setup,
+    docker_backend: DockerBackend,
+    base_image: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ):
     """Manual 2.7.1-2.7.10: an algorithm's inference image (uploaded as a tar) is a service
     with its API spec; a new image uploaded to the algorithm is what the restart serves."""
@@ -417,5 +424,27 @@ def test_a_service_from_an_inference_image_and_its_image_redone(
     service = check(wb.deployments.restart(bob, service.id).job_id, "2")
     bad = httpx.post(f"http://{service.address}/predict", json={}, timeout=10)
     assert bad.status_code == 400 and "send" in bad.json()["error"]
+
+    # a replica gone while the image cannot be deployed: the watch says why and goes on
+    with wb.registry.session() as s:
+        s.execute(
+            sa.update(AlgorithmImage)
+            .where(AlgorithmImage.algorithm_id == algorithm.id)
+            .values(state="failed")
+        )
+    docker.from_env().containers.get(service.replica_states[0].run_id).remove(force=True)
+    with caplog.at_level(logging.WARNING, logger="workbench.deployments.service"):
+        wb.deployments.heal()
+        time.sleep(2.5)  # gone on two looks
+        assert wb.deployments.heal() == []
+    assert "services watch: service echo: Algorithm echo has no inference image ready" in (
+        caplog.text
+    )
+    with wb.registry.session() as s:
+        s.execute(
+            sa.update(AlgorithmImage)
+            .where(AlgorithmImage.algorithm_id == algorithm.id)
+            .values(state="ready")
+        )
     wb.deployments.delete(bob, service.id)
     wb.algorithms.delete(bob, algorithm.id)

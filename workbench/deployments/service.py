@@ -56,7 +56,7 @@ from workbench.deployments.schemas import (
     ServiceStarted,
 )
 from workbench.enums import ImageKind, ImageState, Role
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
@@ -120,6 +120,7 @@ class DeploymentService:
         self.hung_after_s = HUNG_AFTER_S
         #: "<service id>/<replica index>" -> when it was first seen in trouble (monotonic)
         self._unhealthy_since: dict[str, float] = {}
+        self._healing = threading.Lock()
         self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -178,45 +179,59 @@ class DeploymentService:
 
     def heal(self) -> list[tuple[int, str]]:
         """One look at every running service's replicas (see the module doc): a deploy job
-        for each service with a replica gone, stopped or hung; (job id, why) of each."""
+        for each service with a replica gone, stopped or hung; (job id, why) of each. A
+        service that cannot be deployed now (its image gone, say) is logged and left."""
         backend = self._backend()
-        now, seen, queued = time.monotonic(), set(), []
-        with self.registry.session() as s:
+        now, seen, queued = time.monotonic(), set[str](), []
+        with self._healing, self.registry.session() as s:  # one look at a time
             rows = s.scalars(sa.select(Service).where(Service.state == "running")).all()
             for row in rows:
                 if row.job_id is not None and _active(s, row.job_id):
                     continue
-                runs = {
-                    int(r.labels.get(REPLICA_LABEL, "-1")): r
-                    for r in replica_runs(backend, self.instance, row.id)
-                }
-                health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
-                problems, replace = [], []
-                for index in range(row.replicas):
-                    run, key = runs.get(index), f"{row.id}/{index}"
-                    if run is not None and run.state == RunState.RUNNING:
-                        port = run.ports.get(SERVER_PORT)
-                        if port and answers(f"http://127.0.0.1:{port}{health}"):
-                            continue
-                        trouble, after = f"did not answer {health}", self.hung_after_s
-                        replace.append(index)
-                    else:  # the engine may be starting it again: seen twice, it is gone
-                        trouble = "is gone" if run is None else f"is {run.state.value}"
-                        after = GONE_AFTER_S
-                    seen.add(key)
-                    since = self._unhealthy_since.setdefault(key, now)
-                    if now - since >= after:
-                        problems.append(f"replica {index} {trouble} ({now - since:.0f} s)")
-                    elif index in replace:
-                        replace.remove(index)
-                if problems:
-                    owner = s.get_one(User, row.owner_id)
-                    actor = Actor(id=owner.id, username=owner.username, role=Role(owner.role))
-                    why = "; ".join(problems) + ": replaced"
-                    started = self._deploy(s, actor, row, row.replicas, replace=replace, why=why)
-                    queued.append((started.job_id, f"service {row.name}: {why}"))
-        self._unhealthy_since = {k: v for k, v in self._unhealthy_since.items() if k in seen}
+                try:
+                    done = self._heal(s, backend, row, now, seen)
+                except WorkbenchError as exc:
+                    log.warning("services watch: service %s: %s", row.name, exc.message)
+                    continue
+                if done is not None:
+                    queued.append(done)
+            self._unhealthy_since = {k: v for k, v in self._unhealthy_since.items() if k in seen}
         return queued
+
+    def _heal(
+        self, s: Session, backend: Backend, row: Service, now: float, seen: set[str]
+    ) -> tuple[int, str] | None:
+        """One service's look (:meth:`heal`): the deploy job it got, and why; or None."""
+        runs = {
+            int(r.labels.get(REPLICA_LABEL, "-1")): r
+            for r in replica_runs(backend, self.instance, row.id)
+        }
+        health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
+        problems, replace = [], []
+        for index in range(row.replicas):
+            run, key = runs.get(index), f"{row.id}/{index}"
+            if run is not None and run.state == RunState.RUNNING:
+                port = run.ports.get(SERVER_PORT)
+                if port and answers(f"http://127.0.0.1:{port}{health}"):
+                    continue
+                trouble, after = f"did not answer {health}", self.hung_after_s
+                replace.append(index)
+            else:  # the engine may be starting it again: seen twice, it is gone
+                trouble = "is gone" if run is None else f"is {run.state.value}"
+                after = GONE_AFTER_S
+            seen.add(key)
+            since = self._unhealthy_since.setdefault(key, now)
+            if now - since >= after:
+                problems.append(f"replica {index} {trouble} ({now - since:.0f} s)")
+            elif index in replace:
+                replace.remove(index)
+        if not problems:
+            return None
+        owner = s.get_one(User, row.owner_id)
+        actor = Actor(id=owner.id, username=owner.username, role=Role(owner.role))
+        why = "; ".join(problems) + ": replaced"
+        started = self._deploy(s, actor, row, row.replicas, replace=replace, why=why)
+        return started.job_id, f"service {row.name}: {why}"
 
     # --- reading --------------------------------------------------------------------------
 

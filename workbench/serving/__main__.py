@@ -39,7 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def app_from_env() -> object:
-    """granian's factory: the ASGI application, its model loaded (in the worker)."""
+    """granian's factory: the application (served by RSGI), its model loaded (in the worker)."""
     from workbench.serving.app import ModelServer
     from workbench.serving.runtimes import load
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         factory=True,
         address=args.host,
         port=args.port,
-        interface="asgi",
+        interface="rsgi",
         workers=1,
         runtime_threads=1,
         log_access=False,

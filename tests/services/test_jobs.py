@@ -259,7 +259,11 @@ def test_work_in_a_stopped_server_ends_failed_or_is_queued_again(wb, people):
             assert info.state == expected, info
             if expected == "failed":
                 assert info.message == "the server stopped while it ran; start it again"
-                assert kind.cleaned == [job_id]  # its files too (an upload's tar, say)
+                # its files too (an upload's tar, say): cleaned just after the state is written
+                deadline = time.monotonic() + 5
+                while not kind.cleaned and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert kind.cleaned == [job_id]
                 assert server.jobs.runner.reconcile() == []  # once
         finally:
             server.close()

@@ -235,6 +235,15 @@ def test_what_is_refused(setup: Setup):
     wb.deployments.delete(bob, started.service.id)
 
 
+def two_replicas(setup: Setup, name: str) -> ServiceInfo:
+    """bob's CNN served by 2 replicas, deployed (``job_id``: that deploy)."""
+    started = setup.wb.deployments.create(
+        setup.bob, ServiceCreate(name=name, version_id=setup.version, replicas=2)
+    )
+    deployed(setup, started.job_id)
+    return setup.wb.deployments.get(setup.bob, started.service.id)
+
+
 class Load:
     """Clients posting a sample to the endpoint until the ``with`` ends: ``outcomes`` holds
     200 for each answer that was one, else what came (when, the status and body, or the
@@ -278,11 +287,7 @@ def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Set
     """Four clients post to the endpoint all along; one replica is killed (SIGKILL), then
     the service scales to 3 and back to 1: every request gets its answer."""
     wb, bob = setup.wb, setup.bob
-    started = wb.deployments.create(
-        bob, ServiceCreate(name="steady", version_id=setup.version, replicas=2)
-    )
-    deployed(setup, started.job_id)
-    service = wb.deployments.get(bob, started.service.id)
+    service = two_replicas(setup, "steady")
     with Load(f"http://{service.address}/predict") as load:
         time.sleep(1)
         victim = service.replica_states[0].run_id
@@ -310,11 +315,8 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
     kill) or hung (paused: it runs and answers nothing) the server's watch replaces."""
     wb, bob = setup.wb, setup.bob
     wb.deployments.hung_after_s = 3.0
-    started = wb.deployments.create(
-        bob, ServiceCreate(name="watched", version_id=setup.version, replicas=2)
-    )
-    deployed(setup, started.job_id)
-    service = wb.deployments.get(bob, started.service.id)
+    service = two_replicas(setup, "watched")
+    deploy_job = service.job_id
     before = {r.run_id for r in service.replica_states}
     engine = docker.from_env()
     killed, hung = (engine.containers.get(r.run_id) for r in service.replica_states)
@@ -333,7 +335,7 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             hung.unpause()
     mine = JobFilter(target_type="service", target_id=service.id)
-    jobs = [j for j in wb.jobs.list(bob, mine) if j.id != started.job_id]
+    jobs = [j for j in wb.jobs.list(bob, mine) if j.id != deploy_job]
     logs = "".join(wb.jobs.tail(bob, j.id).text for j in jobs)
     assert "replica 0 is exited" in logs  # the watch's look, or the deploy's own for 1:
     assert re.search(r"replica 1 d(id|oes) not answer /v2/health/ready", logs), logs
@@ -348,11 +350,7 @@ def test_stopping_under_load_answers_or_says_503(setup: Setup):
     each request gets the model's answer or the endpoint's clear 503, none an error or
     nothing; after the start they are answered again."""
     wb, bob = setup.wb, setup.bob
-    started = wb.deployments.create(
-        bob, ServiceCreate(name="stopping", version_id=setup.version, replicas=2)
-    )
-    deployed(setup, started.job_id)
-    service = wb.deployments.get(bob, started.service.id)
+    service = two_replicas(setup, "stopping")
     with Load(f"http://{service.address}/predict") as load:
         time.sleep(1)
         load.mark("stop")

@@ -32,6 +32,7 @@ from workbench.backends.base import (
     RunSpec,
     RunState,
 )
+from workbench.deployments.schemas import IMAGE_FORMAT
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, path_in_run
 from workbench.registry import Registry
@@ -40,8 +41,8 @@ from workbench.store import ArtifactStore
 
 DEPLOY_KIND = "service-deploy"
 TARGET_TYPE = "service"
-#: a deploy's kind for an algorithm's inference image (else: the model server)
-IMAGE_KIND = "image"
+#: the route that says a replica is ready: the model server's (V2), an inference image's
+SERVER_HEALTH, IMAGE_HEALTH = "/v2/health/ready", "/health"
 #: the labels that find a service's replicas on the backend
 SERVICE_LABEL, REPLICA_LABEL = "workbench.service", "workbench.replica"
 MODEL_DIR, SERVICE_DIR = "/workbench/model", "/workbench/service"
@@ -96,7 +97,7 @@ class DeployKind(JobKind):
             ctx.log(f"[deploy] {spec['why']}")
         replace = set(spec.get("replace", []))
         for run in replica_runs(backend, self.instance, spec["service_id"]):
-            index = int(run.labels.get(REPLICA_LABEL, "-1"))
+            index = replica_index(run)
             alive = run.state == RunState.RUNNING and index not in replace
             if not alive or spec.get("restart") or index >= wanted or index in kept:
                 doomed.append(run)
@@ -107,7 +108,7 @@ class DeployKind(JobKind):
                 ctx.log(f"[deploy] removing replica {run.labels.get(REPLICA_LABEL)} ({run.state})")
                 backend.remove(run.id)
         doomed = [run for run in doomed if run.state == RunState.RUNNING]
-        health = spec.get("health", "/v2/health/ready")
+        health = health_route(spec["runtime"])
         for index, run in sorted(kept.items()):  # a kept replica must answer (not hung)
             port = run.ports.get(SERVER_PORT)
             if not (port and answers(f"http://127.0.0.1:{port}{health}", within=KEPT_GRACE_S)):
@@ -152,7 +153,7 @@ class DeployKind(JobKind):
             model_in_run = path_in_run(backend, model_dir, MODEL_DIR)
             mounts.append(Mount(model_dir, model_in_run, True))
         command: tuple[str, ...] | None
-        if spec.get("kind") == IMAGE_KIND:
+        if spec["runtime"] == IMAGE_FORMAT:
             command = (*spec["command"], *spec["args"]) or None  # None: the image's own
             env = {
                 **spec["env"],
@@ -215,7 +216,7 @@ class DeployKind(JobKind):
                     + "\n".join(last)
                 )
             port = info.ports.get(SERVER_PORT)
-            health = ctx.spec.get("health", "/v2/health/ready")
+            health = health_route(ctx.spec["runtime"])
             if port and answers(f"http://127.0.0.1:{port}{health}"):
                 ctx.log(f"[deploy] replica {index} ready on 127.0.0.1:{port}")
                 return
@@ -258,7 +259,17 @@ def answers(url: str, within: float = 0.0) -> bool:
 def replica_runs(backend: Backend, instance: str, service_id: int) -> list[RunInfo]:
     """A service's replicas on the backend (this instance's), by index."""
     runs = backend.list({MANAGED_LABEL: instance, SERVICE_LABEL: str(service_id)})
-    return sorted(runs, key=lambda r: int(r.labels.get(REPLICA_LABEL, "0")))
+    return sorted(runs, key=replica_index)
+
+
+def replica_index(run: RunInfo) -> int:
+    """A replica's index, from its label."""
+    return int(run.labels.get(REPLICA_LABEL, "-1"))
+
+
+def health_route(runtime: str) -> str:
+    """The route that says a replica of a service with this runtime is ready."""
+    return IMAGE_HEALTH if runtime == IMAGE_FORMAT else SERVER_HEALTH
 
 
 def model_key_for(native_key: str, formats_key: str, fmt: str) -> str:

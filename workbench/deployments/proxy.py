@@ -40,7 +40,7 @@ class Endpoint:
     name: str
     port: int
     replicas: tuple[int, ...]
-    health: str = "/v2/health/ready"
+    health: str
 
 
 class Proxy:

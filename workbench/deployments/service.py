@@ -33,12 +33,13 @@ from workbench.algorithms.service import image_settings
 from workbench.backends.base import Backend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
-    REPLICA_LABEL,
     SERVER_PORT,
     TARGET_TYPE,
     DeployKind,
     answers,
+    health_route,
     model_key_for,
+    replica_index,
     replica_runs,
     service_key,
 )
@@ -84,8 +85,6 @@ NATIVE_RUNTIME = {
 }
 #: the runtimes whose models say what their inputs and outputs are (no signature needed)
 SELF_DESCRIBED = frozenset({"onnx", "savedmodel"})
-#: the route that says a replica is ready: the model server's (V2), an inference image's
-SERVER_HEALTH, IMAGE_HEALTH = "/v2/health/ready", "/health"
 #: seconds between two looks of the watch at the running services' replicas
 HEAL_INTERVAL_S = 5.0
 #: a running replica that does not answer its health route for this long is replaced
@@ -121,7 +120,7 @@ class DeploymentService:
         #: "<service id>/<replica index>" -> when it was first seen in trouble (monotonic)
         self._unhealthy_since: dict[str, float] = {}
         self._healing = threading.Lock()
-        self._watching = threading.Event()
+        self._unwatched = threading.Event()
         self._watcher: threading.Thread | None = None
 
     # --- the endpoints --------------------------------------------------------------------
@@ -143,8 +142,9 @@ class DeploymentService:
                         if run.state == RunState.RUNNING and run.ports.get(SERVER_PORT)
                     )
                 assert row.port is not None
-                health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
-                endpoints.append(Endpoint(row.id, row.name, row.port, replicas, health))
+                endpoints.append(
+                    Endpoint(row.id, row.name, row.port, replicas, health_route(row.runtime))
+                )
             self.proxy.apply(endpoints)
 
     # --- the watch --------------------------------------------------------------------------
@@ -154,28 +154,27 @@ class DeploymentService:
         thread, until :meth:`unwatch`)."""
         if self._watcher is not None and self._watcher.is_alive():
             return
-        self._watching.set()
+        self._unwatched.clear()
         self._watcher = threading.Thread(
             target=self._watch, args=(interval,), name="workbench-services-watch", daemon=True
         )
         self._watcher.start()
 
     def unwatch(self) -> None:
-        self._watching.clear()
+        self._unwatched.set()
         if self._watcher is not None:
             self._watcher.join(timeout=30)
             self._watcher = None
 
     def _watch(self, interval: float) -> None:
-        while self._watching.is_set():
+        while True:
             try:
                 for job_id, why in self.heal():
                     log.warning("services watch: deploy job %s: %s", job_id, why)
             except Exception:  # the watch goes on: the engine may be back at the next look
                 log.exception("services watch: a look at the replicas failed")
-            deadline = time.monotonic() + interval
-            while self._watching.is_set() and time.monotonic() < deadline:
-                time.sleep(min(0.2, interval))
+            if self._unwatched.wait(interval):
+                return
 
     def heal(self) -> list[tuple[int, str]]:
         """One look at every running service's replicas (see the module doc): a deploy job
@@ -202,11 +201,8 @@ class DeploymentService:
         self, s: Session, backend: Backend, row: Service, now: float, seen: set[str]
     ) -> tuple[int, str] | None:
         """One service's look (:meth:`heal`): the deploy job it got, and why; or None."""
-        runs = {
-            int(r.labels.get(REPLICA_LABEL, "-1")): r
-            for r in replica_runs(backend, self.instance, row.id)
-        }
-        health = IMAGE_HEALTH if row.runtime == IMAGE_FORMAT else SERVER_HEALTH
+        runs = {replica_index(r): r for r in replica_runs(backend, self.instance, row.id)}
+        health = health_route(row.runtime)
         problems, replace = [], []
         for index in range(row.replicas):
             run, key = runs.get(index), f"{row.id}/{index}"
@@ -256,7 +252,7 @@ class DeploymentService:
             port = run.ports.get(SERVER_PORT)
             if run.state != RunState.RUNNING or not port:
                 continue
-            index = int(run.labels.get(REPLICA_LABEL, "0"))
+            index = replica_index(run)
             try:
                 page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S)
                 page.raise_for_status()
@@ -277,7 +273,7 @@ class DeploymentService:
         backend = self._backend()
         runs = replica_runs(backend, self.instance, service_id)
         if replica is not None:
-            runs = [r for r in runs if int(r.labels.get(REPLICA_LABEL, "0")) == replica]
+            runs = [r for r in runs if replica_index(r) == replica]
             if not runs:
                 raise NotFound(
                     f"Service {service.name} has no replica {replica}; GET "
@@ -286,7 +282,7 @@ class DeploymentService:
                 )
         return [
             ReplicaLog(
-                index=int(run.labels.get(REPLICA_LABEL, "0")),
+                index=replica_index(run),
                 run_id=run.id,
                 text="\n".join(backend.logs(run.id, tail=tail)),
             )
@@ -385,14 +381,12 @@ class DeploymentService:
 
     def _owned(self, s: Session, actor: Actor, service_id: int) -> Service:
         service = get_owned(s, Service, service_id, actor, "service")
-        if service.job_id is not None:
-            job = s.get(Job, service.job_id)
-            if job is not None and job.state in ACTIVE_JOB_STATES:
-                raise Conflict(
-                    f"Service {service.name} is being deployed (job {job.id}); wait for it to "
-                    "end, or cancel it.",
-                    job=job.id,
-                )
+        if service.job_id is not None and _active(s, service.job_id):
+            raise Conflict(
+                f"Service {service.name} is being deployed (job {service.job_id}); wait for it "
+                "to end, or cancel it.",
+                job=service.job_id,
+            )
         return service
 
     def _deploy(
@@ -427,13 +421,12 @@ class DeploymentService:
             service.image_ref = image.image_ref
             settings = image_settings(image)
             spec |= {
-                "kind": IMAGE_FORMAT,
+                "runtime": IMAGE_FORMAT,
                 "image": image.image_ref,
                 "command": settings.command,
                 "args": settings.args,
                 "env": resolve_parameters(settings.env, {}),
                 "model_key": version.storage_key if version is not None else None,
-                "health": IMAGE_HEALTH,
             }
         else:
             assert version is not None
@@ -448,7 +441,6 @@ class DeploymentService:
                 "version": version.version,
                 "signature": version.signature or {},
                 "options": service.options,
-                "health": SERVER_HEALTH,
             }
         job = self.jobs.create(
             s,
@@ -472,7 +464,7 @@ class DeploymentService:
             for run in replica_runs(self._backend(), self.instance, row.id):
                 states.append(
                     ReplicaInfo(
-                        index=int(run.labels.get(REPLICA_LABEL, "0")),
+                        index=replica_index(run),
                         run_id=run.id,
                         state=run.state.value,
                         port=run.ports.get(SERVER_PORT),

@@ -1,13 +1,15 @@
-"""The model server's routes in-process (its ASGI application under httpx), with real
-models: an ONNX CNN run by ONNX Runtime and a Python predictor. The V2 protocol in JSON and
-binary, the errors a client gets, batching of requests that arrive together (and none for
-a lone one), the full queue's 503, and the metrics."""
+"""The model server's routes in-process (served by its HTTP layer on this test's event loop,
+asked with httpx), with real models: an ONNX CNN run by ONNX Runtime and a Python
+predictor. The V2 protocol in JSON and binary, the errors a client gets, batching of
+requests that arrive together (and none for a lone one), the full queue's 503, and the
+metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +19,27 @@ import pytest
 
 from tests.serving.models import make_cnn, make_predictor
 from workbench.serving.app import ModelServer
+from workbench.serving.http import serve
 from workbench.serving.runtimes import ModelLoadError, load
 
 INFER = "/v2/models/cnn/infer"
 
 
-def client_of(server: ModelServer) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://m")
+@contextlib.asynccontextmanager
+async def client_of(server: ModelServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``server``, served on a free port of this event loop while it is open."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[int] = loop.create_future()
+    stop = asyncio.Event()
+    serving = loop.create_task(serve(server, "127.0.0.1", 0, started=started, stop=stop))
+    port = await started
+    limits = httpx.Limits(max_connections=64)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+            yield client
+    finally:
+        stop.set()
+        await serving
 
 
 @pytest.fixture

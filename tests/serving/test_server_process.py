@@ -1,9 +1,11 @@
-"""``python -m workbench.serving`` as a real process (granian, one worker), checked with
-Triton's own HTTP client as a conformance peer: server and model metadata, the model
-configuration, and inference in JSON and in binary; then a model that cannot load."""
+"""``python -m workbench.serving`` as a real process, checked with Triton's own HTTP client
+as a conformance peer: server and model metadata, the model configuration, and inference in
+JSON and in binary; then SIGTERM (what ``docker stop`` sends) and a model that cannot
+load."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -37,22 +39,29 @@ def start(model: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
     return process, port
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    model = make_cnn(tmp_path_factory.mktemp("served") / "cnn.onnx")
-    process, port = start(model, "--runtime", "onnx", "--name", "cnn", "--version", "2")
-    url = f"127.0.0.1:{port}"
-    client = triton.InferenceServerClient(url=url)
+def wait_ready(process: subprocess.Popen[str], port: int) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if client.is_server_ready():
-                break
-        except Exception:  # not listening yet
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: m\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:  # not listening yet
             pass
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, "the server did not get ready in 60 s"
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    model = make_cnn(tmp_path_factory.mktemp("served") / "cnn.onnx")
+    process, port = start(model, "--runtime", "onnx", "--name", "cnn", "--version", "2")
+    wait_ready(process, port)
+    url = f"127.0.0.1:{port}"
+    client = triton.InferenceServerClient(url=url)
+    assert client.is_server_ready()
     yield url, model
     process.terminate()
     process.wait(10)
@@ -88,6 +97,25 @@ def test_triton_infers_in_json_and_binary(served, binary):
         wrong = triton.InferInput("image", list(x.shape), "FP64")
         wrong.set_data_from_numpy(x.astype(np.float64), binary_data=binary)
         client.infer("cnn", [wrong])
+
+
+def test_sigterm_ends_the_server_at_once_when_it_owes_no_answer(tmp_path):
+    model = make_cnn(tmp_path / "cnn.onnx")
+    process, port = start(model, "--runtime", "onnx", "--name", "cnn")
+    try:
+        wait_ready(process, port)
+        idle = socket.create_connection(("127.0.0.1", port))  # a kept-alive client
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: m\r\n\r\n")
+        assert idle.recv(1000).startswith(b"HTTP/1.1 200")
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+        assert process.returncode == 0, output
+        assert time.monotonic() - sent < 2
+        assert idle.recv(100) == b""  # closed by the server
+        assert "serving cnn v1 (onnx runtime, inputs: image FP32 [-1, 1, 8, 8])" in output
+    finally:
+        process.kill()
 
 
 def test_a_model_that_cannot_load_ends_the_process(tmp_path):

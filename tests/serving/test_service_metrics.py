@@ -13,10 +13,9 @@ from workbench.deployments.schemas import ServiceMetrics
 from workbench.serving.metrics import Metrics
 
 
-def observe(m: Metrics, *, route: str, code: str, seconds: float, n: int) -> None:
+def observe(m: Metrics, *, route: str, code: int, seconds: float, n: int) -> None:
     for _ in range(n):
-        m.requests.labels(route, code).inc()
-        m.latency.labels(route).observe(seconds)
+        m.answered(route, code, seconds)
 
 
 def reading(at: float, *replicas: tuple[str, Metrics]) -> ServiceMetrics:
@@ -32,11 +31,12 @@ def reading(at: float, *replicas: tuple[str, Metrics]) -> ServiceMetrics:
 
 def test_a_replica_page_is_read_without_the_health_checks() -> None:
     m = Metrics()
-    observe(m, route="infer", code="200", seconds=0.003, n=40)
-    observe(m, route="predict", code="400", seconds=0.0004, n=2)
-    m.requests.labels("health", "200").inc(500)  # the proxy's checks are not traffic
-    m.rejected.inc(3)
-    m.queue_depth.set(7)
+    observe(m, route="infer", code=200, seconds=0.003, n=40)
+    observe(m, route="predict", code=400, seconds=0.0004, n=2)
+    for _ in range(500):  # the proxy's checks are not traffic
+        m.answered("health", 200)
+    m.rejected = 3
+    m.queue_depth = 7
     for rows in (1, 8, 8, 16):
         m.observe_batch(rows, 0.001, [0.0001] * rows)
     r = parse(m.exposition().decode(), index=0, run_id="abc")
@@ -49,13 +49,13 @@ def test_a_replica_page_is_read_without_the_health_checks() -> None:
 
 def test_rates_between_two_readings() -> None:
     a, b = Metrics(), Metrics()
-    observe(a, route="infer", code="200", seconds=0.0015, n=10)
+    observe(a, route="infer", code=200, seconds=0.0015, n=10)
     before = reading(100.0, ("a", a), ("b", b))
     # in 2 s: 90 fast requests and 10 slow ones on a, 100 on b, one of them refused
-    observe(a, route="infer", code="200", seconds=0.0015, n=90)
-    observe(a, route="infer", code="200", seconds=0.3, n=10)
-    observe(b, route="predict", code="200", seconds=0.0015, n=99)
-    observe(b, route="predict", code="503", seconds=0.0001, n=1)
+    observe(a, route="infer", code=200, seconds=0.0015, n=90)
+    observe(a, route="infer", code=200, seconds=0.3, n=10)
+    observe(b, route="predict", code=200, seconds=0.0015, n=99)
+    observe(b, route="predict", code=503, seconds=0.0001, n=1)
     for rows in (4, 4, 8):
         a.observe_batch(rows, 0.001, [])
     r = rates(before, reading(102.0, ("a", a), ("b", b)))
@@ -71,11 +71,11 @@ def test_rates_between_two_readings() -> None:
 
 def test_a_replica_started_again_or_new_counts_from_zero() -> None:
     old = Metrics()
-    observe(old, route="infer", code="200", seconds=0.001, n=1000)
+    observe(old, route="infer", code=200, seconds=0.001, n=1000)
     before = reading(10.0, ("r0", old))
     restarted, new = Metrics(), Metrics()  # r0's counters back at zero; r1 new
-    observe(restarted, route="infer", code="200", seconds=0.001, n=30)
-    observe(new, route="infer", code="200", seconds=0.001, n=20)
+    observe(restarted, route="infer", code=200, seconds=0.001, n=30)
+    observe(new, route="infer", code=200, seconds=0.001, n=20)
     r = rates(before, reading(11.0, ("r0", restarted), ("r1", new)))
     assert r.request_rate == pytest.approx(50.0)
     assert r.replicas == 2

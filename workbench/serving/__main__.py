@@ -1,7 +1,8 @@
 """``python -m workbench.serving MODEL --runtime onnx --name cnn``: serve one model version
-over HTTP (the routes are in :mod:`workbench.serving.app`) with granian, one worker process
-whose model runs on ``--threads`` threads. A service's replica runs this in a container of
-the version's environment image; it is also how to serve a model by hand."""
+over HTTP (the routes are in :mod:`workbench.serving.app`, the HTTP layer in
+:mod:`workbench.serving.http`) on uvloop's event loop, in this one process, the model running
+on ``--threads`` threads. A service's replica runs this in a container of the version's
+environment image; it is also how to serve a model by hand."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
-#: the environment variable that hands the options to granian's worker process
-CONFIG_ENV = "WORKBENCH_SERVING_CONFIG"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -38,59 +36,47 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def app_from_env() -> object:
-    """granian's factory: the application (served by RSGI), its model loaded (in the worker)."""
-    from workbench.serving.app import ModelServer
-    from workbench.serving.runtimes import load
-
-    options = json.loads(os.environ[CONFIG_ENV])
-    signature = json.loads(Path(options["signature"]).read_text()) if options["signature"] else None
-    runtime = load(
-        Path(options["model"]), options["runtime"], threads=options["threads"], signature=signature
-    )
-    inputs = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in runtime.inputs)
-    print(
-        f"serving {options['name']} v{options['version']} ({options['runtime']} runtime, inputs: "
-        f"{inputs}) on port {options['port']}; batches up to {options['max_batch']} rows, "
-        f"waiting at most {options['max_delay_ms']:g} ms",
-        file=sys.stderr,
-        flush=True,
-    )
-    return ModelServer(
-        runtime,
-        name=options["name"],
-        version=options["version"],
-        max_batch=options["max_batch"],
-        max_delay_s=options["max_delay_ms"] / 1000,
-        max_queue=options["max_queue"],
-        max_body_bytes=int(options["max_body_mb"] * 1024**2),
-        threads=options["threads"],
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if not args.model.exists():
         print(f"error: {args.model} does not exist", file=sys.stderr)
         return 2
-    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    os.environ[CONFIG_ENV] = json.dumps(options)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(args.threads))
-    from granian import Granian
+    import uvloop
 
-    Granian(
-        "workbench.serving.__main__:app_from_env",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface="rsgi",
-        workers=1,
-        runtime_threads=1,
-        log_access=False,
-        log_level="warning",
-        backlog=2048,
-    ).serve()
+    from workbench.serving.app import ModelServer
+    from workbench.serving.http import serve
+    from workbench.serving.runtimes import ModelLoadError, load
+
+    signature = json.loads(args.signature.read_text()) if args.signature else None
+    try:
+        runtime = load(args.model, args.runtime, threads=args.threads, signature=signature)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = ModelServer(
+        runtime,
+        name=args.name,
+        version=args.version,
+        max_batch=args.max_batch,
+        max_delay_s=args.max_delay_ms / 1000,
+        max_queue=args.max_queue,
+        max_body_bytes=int(args.max_body_mb * 1024**2),
+        threads=args.threads,
+    )
+    inputs = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in runtime.inputs)
+    print(
+        f"serving {args.name} v{args.version} ({args.runtime} runtime, inputs: {inputs}) on "
+        f"port {args.port}; batches up to {server.batcher.max_batch} rows, waiting at most "
+        f"{args.max_delay_ms:g} ms",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        uvloop.run(serve(server, args.host, args.port))
+    finally:
+        server.close()
     return 0
 
 

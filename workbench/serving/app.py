@@ -1,6 +1,5 @@
-"""The model server's HTTP routes (:meth:`ModelServer.respond`), served by granian through
-its own RSGI interface (see ``__main__``: about 12 us less per request than ASGI), and as an
-ASGI application (in-process tests, any ASGI server):
+"""The model server's routes (:meth:`ModelServer.respond`; :mod:`workbench.serving.http`
+serves them over HTTP):
 
 - ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /health`` (the inference
   container's contract);
@@ -20,14 +19,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import orjson
 
 from workbench import __version__
-from workbench.serving.batching import Batcher, Overloaded
+from workbench.serving.batching import Batcher, Done, Overloaded, Tensors
 from workbench.serving.metrics import Metrics
 from workbench.serving.protocol import (
     DATATYPES,
@@ -39,15 +38,16 @@ from workbench.serving.protocol import (
 )
 from workbench.serving.runtimes import PLATFORMS, Runtime
 
-Scope = dict[str, Any]
-#: an answer: its status, body and headers
-Answer = tuple[int, bytes, list[tuple[str, str]]]
+#: an answer: its status, body and headers (HTTP header lines, each ending in CRLF)
+Answer = tuple[int, bytes, bytes]
+#: what is called with a request's answer
+Reply = Callable[[Answer], None]
 #: a request header by its lowercase name (None: not sent)
-Header = Callable[[str], "str | None"]
-#: the request's whole body
-Reader = Callable[[], Awaitable[bytes]]
-JSON = [("content-type", "application/json")]
-TEXT = [("content-type", "text/plain")]
+Header = Callable[[bytes], "bytes | None"]
+JSON = b"content-type: application/json\r\n"
+BINARY = b"content-type: application/octet-stream\r\n"
+TEXT = b"content-type: text/plain; version=0.0.4\r\n"
+HEADER_BYTES = HEADER_LENGTH.encode()  # the request's and the answer's
 #: Triton's names of the V2 datatypes (a model configuration's ``data_type``)
 TRITON_TYPES = {
     "BOOL": "TYPE_BOOL",
@@ -90,6 +90,7 @@ class ModelServer:
         self.max_delay_s = max_delay_s
         self.max_body_bytes = max_body_bytes
         self.metrics = Metrics()
+        self._inputs = {spec.name: spec for spec in runtime.inputs}
         batched = max_batch > 1 and all(s.shape[:1] == (-1,) for s in runtime.inputs)
         self.batcher = Batcher(
             runtime.run,
@@ -99,9 +100,6 @@ class ModelServer:
             metrics=self.metrics,
             offload=len(os.sched_getaffinity(0)) > threads,
         )
-        # the children of the metrics every inference touches, found once
-        self._infer_ok = self.metrics.requests.labels("infer", "200")
-        self._infer_seconds = self.metrics.latency.labels("infer")
         base = f"/v2/models/{name}"
         versioned = f"{base}/versions/{version}"
         self._model_paths = {base, versioned}
@@ -154,22 +152,29 @@ class ModelServer:
             }
         return config
 
-    # --- the routes, whatever the interface -------------------------------------------------
+    # --- the routes ----------------------------------------------------------------------
 
-    async def respond(self, method: str, path: str, header: Header, read: Reader) -> Answer:
-        """The answer to one request: its status, body and headers. ``header(name)``: a
-        request header (lowercase name), ``read()``: the whole body."""
+    def respond(self, method: str, path: str, header: Header, body: bytes, reply: Reply) -> None:
+        """Answers one request by calling ``reply`` with its status, body and headers: at once,
+        or, for an inference, when its batch has run. ``header(name)``: a request header
+        (lowercase name)."""
         if path in self._infer:
             if method != "POST":
-                return _error(405, f"{path} takes POST")
-            return await self._answer_infer(header, read)
-        if path == "/predict":
+                reply(_error(405, f"{path} takes POST"))
+            else:
+                self._answer_infer(header, body, reply)
+        elif path == "/predict":
             if method != "POST":
-                return _error(405, "/predict takes POST")
-            return await self._answer_predict(header, read)
+                reply(_error(405, "/predict takes POST"))
+            else:
+                self._answer_predict(body, reply)
+        else:
+            reply(self._answer_get(path))
+
+    def _answer_get(self, path: str) -> Answer:
         static = self._static.get(path)
         if static is not None:
-            self.metrics.requests.labels(_route(path), "200").inc()
+            self.metrics.answered(_route(path), 200)
             return 200, static, JSON
         if path == "/metrics":
             return 200, self.metrics.exposition(), TEXT
@@ -177,75 +182,8 @@ class ModelServer:
             return _error(404, self._unknown_model(path))
         return _error(404, f"no route {path}; see /v2 and /v2/models/{self.name}")
 
-    # --- RSGI (granian's own interface: what ``__main__`` serves) -------------------------
-
-    def __rsgi_init__(self, loop: Any) -> None:
-        return None
-
-    def __rsgi_del__(self, loop: Any) -> None:
+    def close(self) -> None:
         self.batcher.close()
-
-    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
-        if scope.proto != "http":
-            return
-        headers = scope.headers
-
-        async def read() -> bytes:
-            self._check_declared(headers.get("content-length"))
-            body: bytes = await protocol()
-            if len(body) > self.max_body_bytes:
-                raise ProtocolError(self._too_large(len(body)), status=413)
-            return body
-
-        status, body, answer_headers = await self.respond(
-            scope.method, scope.path, headers.get, read
-        )
-        protocol.response_bytes(status, answer_headers, body)
-
-    # --- ASGI (in-process tests, any ASGI server) -----------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-
-        def header(name: str) -> str | None:
-            key = name.encode("latin-1")
-            for k, v in scope["headers"]:
-                if k == key:
-                    return str(v.decode("latin-1"))
-            return None
-
-        async def read() -> bytes:
-            self._check_declared(header("content-length"))
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise ProtocolError(self._too_large(size), status=413)
-                chunks.append(chunk)
-                if not message.get("more_body"):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-        status, body, headers = await self.respond(scope["method"], scope["path"], header, read)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.batcher.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     def _unknown_model(self, path: str) -> str:
         parts = path.split("/")
@@ -258,52 +196,80 @@ class ModelServer:
             )
         return f"no route {path}"
 
-    def _check_declared(self, declared: str | None) -> None:
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise ProtocolError(self._too_large(int(declared)), status=413)
-
-    def _too_large(self, size: int) -> str:
+    def too_large(self, size: int) -> str:
+        """What a client sending a body of ``size`` bytes, over the limit, is told (413)."""
         return (
             f"the body is {size} bytes, over this server's limit of {self.max_body_bytes}; "
             "send smaller batches"
         )
 
-    async def _answer_infer(self, header: Header, read: Reader) -> Answer:
+    def _answer_infer(self, header: Header, body: bytes, reply: Reply) -> None:
         started = time.perf_counter()
-        try:
-            body = await read()
-            length = header(HEADER_LENGTH)
-            request = decode_infer(
-                body, int(length) if length and length.isdigit() else None, self.runtime.inputs
-            )
-            outputs = await self._run(request.inputs)
-            payload, headers = encode_infer(
-                self.name, self.version, request, outputs, self.runtime.outputs
-            )
-            answer: Answer = (200, payload, list(headers.items()))
-            self._infer_ok.inc()
-        except ProtocolError as exc:
-            answer = _error(exc.status, exc.message)
-            self.metrics.requests.labels("infer", str(exc.status)).inc()
-        self._infer_seconds.observe(time.perf_counter() - started)
-        return answer
 
-    async def _answer_predict(self, header: Header, read: Reader) -> Answer:
+        def answer(outcome: Answer) -> None:
+            self.metrics.answered("infer", outcome[0], time.perf_counter() - started)
+            reply(outcome)
+
+        try:
+            length = header(HEADER_BYTES)
+            request = decode_infer(
+                body, int(length) if length and length.isdigit() else None, self._inputs
+            )
+        except ProtocolError as exc:
+            answer(_error(exc.status, exc.message))
+            return
+
+        def ran(outputs: Tensors | None, failure: BaseException | None) -> None:
+            try:
+                if failure is not None:
+                    raise _failed(failure)
+                assert outputs is not None
+                payload, json_length = encode_infer(
+                    self.name, self.version, request, outputs, self.runtime.outputs
+                )
+            except ProtocolError as exc:
+                answer(_error(exc.status, exc.message))
+                return
+            if json_length is None:
+                answer((200, payload, JSON))
+            else:
+                answer((200, payload, BINARY + b"%s: %d\r\n" % (HEADER_BYTES, json_length)))
+
+        self._submit(request.inputs, ran, answer)
+
+    def _answer_predict(self, body: bytes, reply: Reply) -> None:
         started = time.perf_counter()
+
+        def answer(outcome: Answer) -> None:
+            self.metrics.answered("predict", outcome[0], time.perf_counter() - started)
+            reply(outcome)
+
         try:
             try:
-                sample = orjson.loads(await read())
+                sample = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise ProtocolError(f"the body is not JSON ({exc})") from exc
             inputs = self._one_sample(sample)
-            outputs = await self._run(inputs)
-            plain = {k: _plain(v[0]) for k, v in outputs.items()}
-            answer: Answer = (200, orjson.dumps(plain, option=orjson.OPT_SERIALIZE_NUMPY), JSON)
         except ProtocolError as exc:
-            answer = _error(exc.status, exc.message)
-        self.metrics.requests.labels("predict", str(answer[0])).inc()
-        self.metrics.latency.labels("predict").observe(time.perf_counter() - started)
-        return answer
+            answer(_error(exc.status, exc.message))
+            return
+
+        def ran(outputs: Tensors | None, failure: BaseException | None) -> None:
+            if failure is not None:
+                error = _failed(failure)
+                answer(_error(error.status, error.message))
+                return
+            assert outputs is not None
+            plain = {k: _plain(v[0]) for k, v in outputs.items()}
+            answer((200, orjson.dumps(plain, option=orjson.OPT_SERIALIZE_NUMPY), JSON))
+
+        self._submit(inputs, ran, answer)
+
+    def _submit(self, inputs: Tensors, ran: Done, answer: Reply) -> None:
+        try:
+            self.batcher.submit(inputs, ran)
+        except Overloaded as exc:
+            answer(_error(503, str(exc)))
 
     def _one_sample(self, sample: Any) -> dict[str, np.ndarray]:
         names = [s.name for s in self.runtime.inputs]
@@ -342,15 +308,11 @@ class ModelServer:
             inputs[spec.name] = array
         return inputs
 
-    async def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        try:
-            return await self.batcher.submit(inputs)
-        except Overloaded as exc:
-            raise ProtocolError(str(exc), status=503) from exc
-        except Exception as exc:  # the model raised on this input
-            raise ProtocolError(
-                f"the model failed on this request: {type(exc).__name__}: {exc}"[:1000], status=500
-            ) from exc
+
+def _failed(failure: BaseException) -> ProtocolError:
+    """What a client is told when its batch failed: the model raised on it (500)."""
+    message = f"the model failed on this request: {type(failure).__name__}: {failure}"
+    return ProtocolError(message[:1000], status=500)
 
 
 def _plain(value: Any) -> Any:

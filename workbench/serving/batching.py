@@ -19,7 +19,9 @@ rather than letting latency grow without limit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,19 +30,22 @@ import numpy as np
 
 from workbench.serving.metrics import Metrics
 
+logger = logging.getLogger(__name__)
 Tensors = dict[str, np.ndarray]
+#: called with a request's outputs, or with why its batch failed
+Done = Callable[["Tensors | None", "BaseException | None"], None]
 
 
 class Overloaded(Exception):
     """The queue is full: the request is refused (503), not queued."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     inputs: Tensors
     rows: int
     arrived: float
-    future: asyncio.Future[Tensors] = field(repr=False)
+    done: Done = field(repr=False)
 
 
 class LatencyModel:
@@ -91,20 +96,24 @@ class Batcher:
         self.max_queue = max_queue
         self.metrics = metrics
         self.latency = LatencyModel()
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._queue: deque[_Pending] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None  # what the idle worker waits on
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="workbench-model")
         self._gap = 1.0  # seconds between arrivals, smoothed
         self._last_arrival = 0.0
 
-    async def submit(self, inputs: Tensors) -> Tensors:
-        """The model's outputs for these inputs (one request: one or more rows)."""
-        if self._queue is None:  # made in the loop that serves (whatever server runs it)
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._work())
-        if self._queue.qsize() >= self.max_queue:
+    def submit(self, inputs: Tensors, done: Done) -> None:
+        """Queues these inputs (one request: one or more rows); ``done`` is called, in the
+        event loop, with their outputs once their batch has run, or with its failure.
+        Raises :class:`Overloaded` when the queue is full."""
+        if self._loop is None:  # the worker runs in the loop that serves
+            self._loop = asyncio.get_running_loop()
+            self._worker = self._loop.create_task(self._work())
+        if len(self._queue) >= self.max_queue:
             if self.metrics:
-                self.metrics.rejected.inc()
+                self.metrics.rejected += 1
             raise Overloaded(
                 f"the server is at capacity ({self.max_queue} requests queued); retry shortly"
             )
@@ -113,31 +122,37 @@ class Batcher:
             self._gap = 0.9 * self._gap + 0.1 * (now - self._last_arrival)
         self._last_arrival = now
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
-        future: asyncio.Future[Tensors] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(inputs, rows, now, future))
-        return await future
+        self._queue.append(_Pending(inputs, rows, now, done))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _arrival(self, within: float | None = None) -> bool:
+        """Waits for a request to be queued (at most ``within`` seconds): whether one was."""
+        assert self._loop is not None
+        wake = self._wake = self._loop.create_future()
+        timer = None if within is None else self._loop.call_later(within, _settle, wake)
+        await wake
+        if timer is not None:
+            timer.cancel()
+        return bool(self._queue)
 
     async def _work(self) -> None:
-        assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            while not queue:
+                await self._arrival()
+            batch = [queue.popleft()]
             rows = batch[0].rows
             while rows < self.max_batch:
-                if not queue.empty():
-                    item = queue.get_nowait()
-                elif self._waiting_pays(batch[0].arrived):
-                    try:
-                        item = await asyncio.wait_for(queue.get(), self._gap)
-                    except TimeoutError:
-                        break
-                else:
+                if not queue and not (
+                    self._waiting_pays(batch[0].arrived) and await self._arrival(self._gap)
+                ):
                     break
-                if rows + item.rows > self.max_batch:
-                    batch_next = item  # does not fit: it starts the next batch
-                    queue.put_nowait(batch_next)
-                    break
+                if rows + queue[0].rows > self.max_batch:
+                    break  # does not fit: it starts the next batch
+                item = queue.popleft()
                 batch.append(item)
                 rows += item.rows
             started = time.perf_counter()
@@ -148,20 +163,21 @@ class Batcher:
                     outputs = self._run(batch)
             except Exception as exc:  # the model raised: every request of the batch fails
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                    _call(pending.done, None, exc)
                 continue
             took = time.perf_counter() - started
             self.latency.add(rows, took)
             if self.metrics:  # the depth is read as each batch ends
                 self.metrics.observe_batch(rows, took, [started - p.arrived for p in batch])
-                self.metrics.queue_depth.set(queue.qsize())
+                self.metrics.queue_depth = len(queue)
+            if len(batch) == 1:
+                _call(batch[0].done, outputs, None)
+                continue
             at = 0
             for pending in batch:
                 part = {k: v[at : at + pending.rows] for k, v in outputs.items()}
                 at += pending.rows
-                if not pending.future.done():  # its client may have gone
-                    pending.future.set_result(part)
+                _call(pending.done, part, None)
 
     def _waiting_pays(self, oldest: float) -> bool:
         left = oldest + self.max_delay_s - time.perf_counter()
@@ -178,3 +194,16 @@ class Batcher:
         if self._worker is not None:
             self._worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _call(done: Done, outputs: Tensors | None, failure: BaseException | None) -> None:
+    """Hands a request its outcome; what goes wrong there is that request's, not the batch's."""
+    try:
+        done(outputs, failure)
+    except Exception:
+        logger.exception("answering a request failed")

@@ -1,10 +1,25 @@
-"""The model server's Prometheus metrics (``GET /metrics``), in a registry of its own:
-requests and errors by route and status, request latency, batch sizes, queue depth, time
-in the queue, the model's time per batch, and requests refused for a full queue."""
+"""The model server's Prometheus metrics (``GET /metrics``): requests and errors by route
+and status, request latency, batch sizes, queue depth, time in the queue, the model's time
+per batch, and requests refused for a full queue.
+
+They are counted in plain numbers by the event loop's thread (every request touches four of
+them: about 0.3 us, against 1.5 us through ``prometheus_client``'s locked metric objects)
+and handed to ``prometheus_client`` as a collector when scraped: it writes the exposition.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 #: request latency buckets, seconds (0.25 ms to 10 s)
 LATENCY_BUCKETS = (
@@ -13,39 +28,53 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+class Histogram:
+    """Observations counted in buckets (upper bounds, inclusive) and summed."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: over every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip(
+            (*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True
+        ):
+            total += count
+            out.append((bound, total))
+        return out
+
+
 class Metrics:
     def __init__(self) -> None:
+        #: requests answered, by (route, status code)
+        self.requests: dict[tuple[str, str], int] = {}
+        #: time from a request's body read to its answer, by route
+        self.latency: dict[str, Histogram] = {}
+        self.batch_size = Histogram(BATCH_BUCKETS)
+        self.inference = Histogram(LATENCY_BUCKETS)
+        self.queue_time = Histogram(LATENCY_BUCKETS)
+        self.queue_depth = 0
+        self.rejected = 0
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "workbench_requests", "Requests answered", ["route", "code"], registry=r
-        )
-        self.latency = Histogram(
-            "workbench_request_seconds",
-            "Time from a request's body read to its answer",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "workbench_batch_size", "Rows per batch run", buckets=BATCH_BUCKETS, registry=r
-        )
-        self.inference = Histogram(
-            "workbench_inference_seconds",
-            "The model's time per batch",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue_time = Histogram(
-            "workbench_queue_seconds",
-            "Time a request waited before its batch ran",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue_depth = Gauge("workbench_queue_depth", "Requests waiting", registry=r)
-        self.rejected = Counter(
-            "workbench_rejected", "Requests refused because the queue was full", registry=r
-        )
+        self.registry.register(self)
+
+    def answered(self, route: str, code: int, seconds: float | None = None) -> None:
+        """One request answered; ``seconds`` from its body read to its answer."""
+        key = (route, str(code))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if seconds is not None:
+            histogram = self.latency.get(route)
+            if histogram is None:
+                histogram = self.latency[route] = Histogram(LATENCY_BUCKETS)
+            histogram.observe(seconds)
 
     def observe_batch(self, rows: int, seconds: float, waited: list[float]) -> None:
         self.batch_size.observe(rows)
@@ -55,3 +84,36 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client's collector interface: the metrics as they are now."""
+        requests = CounterMetricFamily(
+            "workbench_requests", "Requests answered", labels=["route", "code"]
+        )
+        for (route, code), count in sorted(self.requests.items()):
+            requests.add_metric([route, code], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "workbench_request_seconds",
+            "Time from a request's body read to its answer",
+            labels=["route"],
+        )
+        for route, histogram in sorted(self.latency.items()):
+            latency.add_metric([route], histogram.cumulative(), histogram.sum)
+        yield latency
+        for name, doc, histogram in (
+            ("workbench_batch_size", "Rows per batch run", self.batch_size),
+            ("workbench_inference_seconds", "The model's time per batch", self.inference),
+            (
+                "workbench_queue_seconds",
+                "Time a request waited before its batch ran",
+                self.queue_time,
+            ),
+        ):
+            yield HistogramMetricFamily(
+                name, doc, buckets=histogram.cumulative(), sum_value=histogram.sum
+            )
+        yield GaugeMetricFamily("workbench_queue_depth", "Requests waiting", value=self.queue_depth)
+        yield CounterMetricFamily(
+            "workbench_rejected", "Requests refused because the queue was full", value=self.rejected
+        )

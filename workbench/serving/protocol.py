@@ -7,6 +7,7 @@ says what was wrong and what to send instead; it becomes ``{"error": message}``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +84,12 @@ class InferRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_infer(body: bytes, header_length: int | None, inputs: list[TensorSpec]) -> InferRequest:
-    """The request of ``POST .../infer``, its tensors checked against ``inputs``."""
-    json_part, binary = (body, b"") if header_length is None else _split(body, header_length)
+def decode_infer(
+    body: bytes, header_length: int | None, expected: Mapping[str, TensorSpec]
+) -> InferRequest:
+    """The request of ``POST .../infer``, its tensors checked against the model's inputs
+    (``expected``, by name)."""
+    json_part, binary = _split(body, header_length)
     try:
         request = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
@@ -95,7 +99,6 @@ def decode_infer(body: bytes, header_length: int | None, inputs: list[TensorSpec
             'a V2 inference request is an object with "inputs": [{"name", "shape", '
             '"datatype", "data"}]'
         )
-    expected = {spec.name: spec for spec in inputs}
     tensors: dict[str, np.ndarray] = {}
     offset = 0
     for raw in request["inputs"]:
@@ -130,24 +133,29 @@ def decode_infer(body: bytes, header_length: int | None, inputs: list[TensorSpec
             if "data" not in raw:
                 raise ProtocolError(f'input {name!r} has no "data" (nor binary_data_size)')
             tensors[name] = _from_json(raw["data"], shape, datatype, name)
-    missing = [name for name in expected if name not in tensors]
-    if missing:
+    if len(tensors) != len(expected):
+        missing = [name for name in expected if name not in tensors]
         raise ProtocolError(
             f"missing input {', '.join(map(repr, missing))}: the model takes all of "
             f"{', '.join(expected)}"
         )
-    batches = {t.shape[0] for t in tensors.values() if t.ndim}
-    if len(batches) > 1:
-        raise ProtocolError(f"the inputs' batch sizes differ ({sorted(batches)}); give one")
-    parameters = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
+    if len(tensors) > 1:
+        batches = {t.shape[0] for t in tensors.values() if t.ndim}
+        if len(batches) > 1:
+            raise ProtocolError(f"the inputs' batch sizes differ ({sorted(batches)}); give one")
+    parameters = request.get("parameters")
+    if not isinstance(parameters, dict):
+        parameters = {}
     wanted: dict[str, bool] | None = None
-    if isinstance(request.get("outputs"), list):
+    outputs = request.get("outputs")
+    if isinstance(outputs, list):
         wanted = {}
-        for out in request["outputs"]:
-            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+        for out in outputs:
+            name = out.get("name") if isinstance(out, dict) else None
+            if not isinstance(name, str):
                 raise ProtocolError('each requested output is an object with a "name"')
-            params = out.get("parameters") if isinstance(out.get("parameters"), dict) else {}
-            wanted[out["name"]] = bool(params.get("binary_data", False))
+            params = out.get("parameters")
+            wanted[name] = isinstance(params, dict) and bool(params.get("binary_data", False))
     request_id = request.get("id")
     return InferRequest(
         id=str(request_id) if request_id is not None else None,
@@ -164,9 +172,10 @@ def encode_infer(
     request: InferRequest,
     outputs: dict[str, np.ndarray],
     specs: list[TensorSpec],
-) -> tuple[bytes, dict[str, str]]:
-    """The response body and its headers: JSON, or a JSON header and the binary outputs
-    when any output is asked for in binary."""
+) -> tuple[bytes, int | None]:
+    """The response body: JSON, or a JSON header and the binary outputs when any output is
+    asked for in binary; and then the JSON header's length (the answer's
+    ``Inference-Header-Content-Length``), else None."""
     known = {spec.name for spec in specs}
     if request.outputs is not None:
         unknown = [name for name in request.outputs if name not in known]
@@ -199,22 +208,23 @@ def encode_infer(
         body["id"] = request.id
     header = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
-        return header, {"content-type": "application/json"}
-    return header + b"".join(blobs), {
-        "content-type": "application/octet-stream",
-        HEADER_LENGTH: str(len(header)),
-    }
+        return header, None
+    return header + b"".join(blobs), len(header)
 
 
 # --- tensors ------------------------------------------------------------------------------
 
 
-def _split(body: bytes, header_length: int) -> tuple[bytes, bytes]:
+def _split(body: bytes, header_length: int | None) -> tuple[memoryview, memoryview]:
+    """The JSON header and the binary part, views of ``body`` (the tensors are not copied)."""
+    view = memoryview(body)
+    if header_length is None:
+        return view, view[:0]
     if header_length < 0 or header_length > len(body):
         raise ProtocolError(
             f"Inference-Header-Content-Length is {header_length}, the body has {len(body)} bytes"
         )
-    return body[:header_length], body[header_length:]
+    return view[:header_length], view[header_length:]
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
@@ -228,9 +238,13 @@ def _shape(value: Any, name: str) -> tuple[int, ...]:
 
 
 def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
-    if len(shape) != len(expected) or any(
-        want >= 0 and got != want for got, want in zip(shape, expected, strict=True)
-    ):
+    fits = len(shape) == len(expected)
+    if fits:
+        for got, want in zip(shape, expected, strict=True):
+            if want >= 0 and got != want:
+                fits = False
+                break
+    if not fits:
         wanted = "[" + ", ".join("N" if d < 0 else str(d) for d in expected) + "]"
         raise ProtocolError(f"input {name!r} has shape {list(shape)}, the model takes {wanted}")
 
@@ -273,15 +287,16 @@ def _flatten(data: Any) -> list[Any]:
     return out
 
 
-def _from_binary(blob: bytes, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
+def _from_binary(blob: memoryview, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
     count = math.prod(shape)
     if datatype == "BYTES":
+        data = bytes(blob)  # its elements are bytes objects
         items, at = [], 0
         while at < len(blob):
             if at + 4 > len(blob):
                 raise ProtocolError(f"input {name!r}: a BYTES element's length is cut off")
-            length = int.from_bytes(blob[at : at + 4], "little")
-            items.append(blob[at + 4 : at + 4 + length])
+            length = int.from_bytes(data[at : at + 4], "little")
+            items.append(data[at + 4 : at + 4 + length])
             at += 4 + length
         if len(items) != count:
             raise ProtocolError(

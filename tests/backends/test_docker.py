@@ -63,7 +63,7 @@ def test_limits_and_lock_down_are_what_the_engine_holds(
 
 
 @docker_only
-def test_a_published_port_answers_on_localhost_only(
+def test_a_published_port_answers_on_localhost_only_and_the_address_from_this_host(
     docker_h: Harness, docker_client: docker.DockerClient
 ):
     spec = docker_h.spec(
@@ -78,6 +78,10 @@ def test_a_published_port_answers_on_localhost_only(
     body = _get(f"http://127.0.0.1:{port}/hostname")
     assert body.strip() != ""
     assert docker_h.backend.status(info.id).ports == {8000: port}
+    # the container's own address answers too, from this host (what the endpoints use)
+    assert info.address and _get(f"http://{info.address}:8000/hostname") == body
+    docker_h.backend.stop(info.id, timeout=5)
+    assert docker_h.backend.status(info.id).address is None
 
 
 @docker_only

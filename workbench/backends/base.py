@@ -126,6 +126,9 @@ class RunInfo:
     oom_killed: bool = False
     #: how many times the engine started it again (``restart_on_failure``)
     restarts: int = 0
+    #: its own address on its network, reachable from this host (Docker: the container's
+    #: IP on its bridge network); None when it is not running or the backend has none
+    address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -410,7 +410,17 @@ def _run_info(attrs: Mapping[str, Any]) -> RunInfo:
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         oom_killed=bool(state.get("OOMKilled")),
         restarts=int(attrs.get("RestartCount") or 0),
+        address=_address(attrs) if run_state is RunState.RUNNING else None,
     )
+
+
+def _address(attrs: Mapping[str, Any]) -> str | None:
+    """The container's IP address on its (first) network."""
+    settings = attrs.get("NetworkSettings") or {}
+    for network in (settings.get("Networks") or {}).values():
+        if (network or {}).get("IPAddress"):
+            return str(network["IPAddress"])
+    return settings.get("IPAddress") or None
 
 
 def _ports(attrs: Mapping[str, Any]) -> dict[int, int]:

@@ -33,13 +33,13 @@ class ProxyUnavailable(WorkbenchError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One service's endpoint: its port, its ready replicas' ports (on 127.0.0.1), and the
+    """One service's endpoint: its port, its ready replicas (``host:port`` each), and the
     route that says a replica is ready (200)."""
 
     service_id: int
     name: str
     port: int
-    replicas: tuple[int, ...]
+    replicas: tuple[str, ...]
     health: str
 
 
@@ -139,11 +139,19 @@ def _alive(pid: int) -> bool:
 GENERATION_PATH = "/.workbench/proxy-generation"
 
 
+def proxy_threads() -> int:
+    """HAProxy's threads: a quarter of this machine's cores, at least one (one thread relays
+    tens of thousands of requests a second; measured with ``benchmarks/serving.py`` on 2
+    cores, a second thread, competing with the replicas for them, costs the endpoint 10%)."""
+    return max(1, len(os.sched_getaffinity(0)) // 4)
+
+
 def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str) -> str:
     """HAProxy's configuration for these endpoints (see the module doc)."""
     lines = [
         "global",
         "    master-worker",
+        f"    nbthread {proxy_threads()}",
         f"    pidfile {pidfile}",
         # a worker replaced by a reload ends once its requests are answered, 30 s at most
         "    hard-stop-after 30s",
@@ -187,6 +195,6 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str)
                 f"    http-request return status 503 content-type application/json "
                 f"string '{stopped}'"
             )
-        lines += [f"    server r{i} 127.0.0.1:{port} check" for i, port in enumerate(e.replicas)]
+        lines += [f"    server r{i} {target} check" for i, target in enumerate(e.replicas)]
         lines.append("")
     return "\n".join(lines)

@@ -41,6 +41,7 @@ from workbench.deployments.jobs import (
     model_key_for,
     replica_index,
     replica_runs,
+    replica_target,
     service_key,
 )
 from workbench.deployments.metrics import parse as parse_metrics
@@ -125,22 +126,20 @@ class DeploymentService:
 
     # --- the endpoints --------------------------------------------------------------------
 
-    def publish(self, service_id: int | None = None, ports: list[int] | None = None) -> None:
+    def publish(self, service_id: int | None = None, targets: list[str] | None = None) -> None:
         """Point every service's endpoint at its running replicas (``service_id``'s at
-        ``ports`` instead: the ones its deploy keeps) and reload the proxy."""
+        ``targets`` instead, ``host:port`` each: the ones its deploy keeps) and reload the
+        proxy."""
         with self._publishing, self.registry.session() as s:
             rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
             backend = self._backend()
             endpoints = []
             for row in rows:
-                if row.id == service_id and ports is not None:
-                    replicas = tuple(ports)
+                if row.id == service_id and targets is not None:
+                    replicas = tuple(targets)
                 else:
-                    replicas = tuple(
-                        run.ports[SERVER_PORT]
-                        for run in replica_runs(backend, self.instance, row.id)
-                        if run.state == RunState.RUNNING and run.ports.get(SERVER_PORT)
-                    )
+                    runs = replica_runs(backend, self.instance, row.id)
+                    replicas = tuple(t for t in map(replica_target, runs) if t)
                 assert row.port is not None
                 endpoints.append(
                     Endpoint(row.id, row.name, row.port, replicas, health_route(row.runtime))
@@ -207,8 +206,8 @@ class DeploymentService:
         for index in range(row.replicas):
             run, key = runs.get(index), f"{row.id}/{index}"
             if run is not None and run.state == RunState.RUNNING:
-                port = run.ports.get(SERVER_PORT)
-                if port and answers(f"http://127.0.0.1:{port}{health}"):
+                target = replica_target(run)
+                if target and answers(f"http://{target}{health}"):
                     continue
                 trouble, after = f"did not answer {health}", self.hung_after_s
                 replace.append(index)
@@ -249,12 +248,12 @@ class DeploymentService:
             get_visible(s, Service, service_id, actor, "service")
         replicas = []
         for run in replica_runs(self._backend(), self.instance, service_id):
-            port = run.ports.get(SERVER_PORT)
-            if run.state != RunState.RUNNING or not port:
+            target = replica_target(run)
+            if target is None:
                 continue
             index = replica_index(run)
             try:
-                page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=METRICS_TIMEOUT_S)
+                page = httpx.get(f"http://{target}/metrics", timeout=METRICS_TIMEOUT_S)
                 page.raise_for_status()
             except httpx.HTTPError as exc:
                 replicas.append(ReplicaMetrics(index=index, run_id=run.id, error=str(exc)))

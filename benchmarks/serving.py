@@ -383,7 +383,7 @@ def main() -> int:
     print("  " + "  ".join(f"b{b} {r:,.0f}" for b, r in rates.items()))
     print(f"  batch 1: {single:,.0f}/s; best: batch {best_batch}, {best:,.0f}/s\n")
     header = (
-        f"{'server':<34} {'conc':>4} {'req/s':>9} {'vs b1':>6} {'vs best':>7} "
+        f"{'server':<44} {'conc':>4} {'req/s':>9} {'vs b1':>6} {'vs best':>7} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
     )
     print(header)
@@ -429,7 +429,7 @@ def main() -> int:
                     r = load(url, scripts[kind], c, args.load_core, args.seconds)
                     name = f"{label}, {kind}" if len(kinds) > 1 else label
                     print(
-                        f"{name:<34} {c:>4} {r['rate']:>9,.0f} {r['rate'] / single:>6.0%} "
+                        f"{name:<44} {c:>4} {r['rate']:>9,.0f} {r['rate'] / single:>6.0%} "
                         f"{r['rate'] / best:>7.0%} {r['p50']:>8.2f} {r['p99']:>8.2f} "
                         f"{r['non2xx']:>8} {r['socket_errors']}",
                         flush=True,

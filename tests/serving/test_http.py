@@ -236,7 +236,10 @@ async def test_a_stop_answers_the_requests_it_has_then_closes(doubler):
         idle_writer.write(get("/health"))
         assert (await read_answer(idle_reader)).status == 200
         busy_writer.write(post("/predict", sample(7.0)))
-        await asyncio.sleep(0.02)  # the request is in its batch
+        for _ in range(200):  # until the server has the request (its batch takes 0.1 s)
+            if doubler.batcher._last_arrival:
+                break
+            await asyncio.sleep(0.005)
         stop.set()
         assert await closed(idle_reader)
         answer = await read_answer(busy_reader)

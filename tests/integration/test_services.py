@@ -141,6 +141,18 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     assert [r.index for r in service.replica_states] == [0, 1]
     for replica in service.replica_states:
         answers(setup, replica.port)
+    # the endpoint reaches each replica at the container's own address, not a published port
+    engine = docker.from_env()
+    addresses = [
+        next(iter(engine.containers.get(r.run_id).attrs["NetworkSettings"]["Networks"].values()))[
+            "IPAddress"
+        ]
+        for r in service.replica_states
+    ]
+    config = wb.deployments.proxy.config.read_text()
+    section = config.split(f"backend replicas_{service.id}\n", 1)[1].split("\n\n", 1)[0]
+    servers = [line.split()[2] for line in section.splitlines() if "server " in line]
+    assert sorted(servers) == sorted(f"{ip}:8080" for ip in addresses), servers
     first = service.replica_states[0].run_id
 
     deployed(setup, wb.deployments.stop(bob, service.id).job_id)

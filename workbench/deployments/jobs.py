@@ -110,8 +110,7 @@ class DeployKind(JobKind):
         doomed = [run for run in doomed if run.state == RunState.RUNNING]
         health = health_route(spec["runtime"])
         for index, run in sorted(kept.items()):  # a kept replica must answer (not hung)
-            target = replica_target(run)
-            if not (target and answers(f"http://{target}{health}", within=KEPT_GRACE_S)):
+            if not answers(run, health, within=KEPT_GRACE_S):
                 ctx.log(f"[deploy] replica {index} does not answer {health}: replaced")
                 doomed.append(kept.pop(index))
         started: list[RunInfo] = []
@@ -216,10 +215,8 @@ class DeployKind(JobKind):
                     f"replica {index} {why} before it was ready; its last log lines:\n"
                     + "\n".join(last)
                 )
-            target = replica_target(info)
-            health = health_route(ctx.spec["runtime"])
-            if target and answers(f"http://{target}{health}"):
-                ctx.log(f"[deploy] replica {index} ready at {target}")
+            if answers(info, health_route(ctx.spec["runtime"])):
+                ctx.log(f"[deploy] replica {index} ready at {replica_target(info)}")
                 return
             if time.monotonic() > deadline:
                 raise JobFailed(
@@ -241,9 +238,13 @@ class DeployKind(JobKind):
             service.state, service.message = "failed", job.message or f"the deploy {job.state}"
 
 
-def answers(url: str, within: float = 0.0) -> bool:
-    """Whether ``url`` answers 200 (a replica's health route): one try of a second, or
-    tries until ``within`` seconds have passed."""
+def answers(run: RunInfo, health: str, within: float = 0.0) -> bool:
+    """Whether a replica answers 200 on its health route: one try of a second, or tries
+    until ``within`` seconds have passed. One not running does not."""
+    target = replica_target(run)
+    if target is None:
+        return False
+    url = f"http://{target}{health}"
     deadline = time.monotonic() + within
     while True:
         try:

@@ -206,8 +206,7 @@ class DeploymentService:
         for index in range(row.replicas):
             run, key = runs.get(index), f"{row.id}/{index}"
             if run is not None and run.state == RunState.RUNNING:
-                target = replica_target(run)
-                if target and answers(f"http://{target}{health}"):
+                if answers(run, health):
                     continue
                 trouble, after = f"did not answer {health}", self.hung_after_s
                 replace.append(index)

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from workbench import __version__
-from workbench.serving.batching import Batcher, Done, Overloaded, Tensors
+from workbench.serving.batching import Batcher, Overloaded, Tensors
 from workbench.serving.metrics import Metrics
 from workbench.serving.protocol import (
     DATATYPES,
@@ -160,12 +160,12 @@ class ModelServer:
         (lowercase name)."""
         if path in self._infer:
             if method != "POST":
-                reply(_error(405, f"{path} takes POST"))
+                reply(error_answer(405, f"{path} takes POST"))
             else:
                 self._answer_infer(header, body, reply)
         elif path == "/predict":
             if method != "POST":
-                reply(_error(405, "/predict takes POST"))
+                reply(error_answer(405, "/predict takes POST"))
             else:
                 self._answer_predict(body, reply)
         else:
@@ -179,8 +179,8 @@ class ModelServer:
         if path == "/metrics":
             return 200, self.metrics.exposition(), TEXT
         if path.startswith("/v2/models/"):
-            return _error(404, self._unknown_model(path))
-        return _error(404, f"no route {path}; see /v2 and /v2/models/{self.name}")
+            return error_answer(404, self._unknown_model(path))
+        return error_answer(404, f"no route {path}; see /v2 and /v2/models/{self.name}")
 
     def close(self) -> None:
         self.batcher.close()
@@ -203,47 +203,39 @@ class ModelServer:
             "send smaller batches"
         )
 
-    def _answer_infer(self, header: Header, body: bytes, reply: Reply) -> None:
+    def _counted(self, route: str, reply: Reply) -> Reply:
+        """``reply``, counting the answer and its latency from now in the metrics."""
         started = time.perf_counter()
 
         def answer(outcome: Answer) -> None:
-            self.metrics.answered("infer", outcome[0], time.perf_counter() - started)
+            self.metrics.answered(route, outcome[0], time.perf_counter() - started)
             reply(outcome)
 
+        return answer
+
+    def _answer_infer(self, header: Header, body: bytes, reply: Reply) -> None:
+        answer = self._counted("infer", reply)
         try:
             length = header(HEADER_BYTES)
             request = decode_infer(
                 body, int(length) if length and length.isdigit() else None, self._inputs
             )
         except ProtocolError as exc:
-            answer(_error(exc.status, exc.message))
+            answer(error_answer(exc.status, exc.message))
             return
 
-        def ran(outputs: Tensors | None, failure: BaseException | None) -> None:
-            try:
-                if failure is not None:
-                    raise _failed(failure)
-                assert outputs is not None
-                payload, json_length = encode_infer(
-                    self.name, self.version, request, outputs, self.runtime.outputs
-                )
-            except ProtocolError as exc:
-                answer(_error(exc.status, exc.message))
-                return
+        def encoded(outputs: Tensors) -> Answer:
+            payload, json_length = encode_infer(
+                self.name, self.version, request, outputs, self.runtime.outputs
+            )
             if json_length is None:
-                answer((200, payload, JSON))
-            else:
-                answer((200, payload, BINARY + b"%s: %d\r\n" % (HEADER_BYTES, json_length)))
+                return 200, payload, JSON
+            return 200, payload, BINARY + b"%s: %d\r\n" % (HEADER_BYTES, json_length)
 
-        self._submit(request.inputs, ran, answer)
+        self._submit(request.inputs, encoded, answer)
 
     def _answer_predict(self, body: bytes, reply: Reply) -> None:
-        started = time.perf_counter()
-
-        def answer(outcome: Answer) -> None:
-            self.metrics.answered("predict", outcome[0], time.perf_counter() - started)
-            reply(outcome)
-
+        answer = self._counted("predict", reply)
         try:
             try:
                 sample = orjson.loads(body)
@@ -251,28 +243,36 @@ class ModelServer:
                 raise ProtocolError(f"the body is not JSON ({exc})") from exc
             inputs = self._one_sample(sample)
         except ProtocolError as exc:
-            answer(_error(exc.status, exc.message))
+            answer(error_answer(exc.status, exc.message))
             return
+
+        def encoded(outputs: Tensors) -> Answer:
+            plain = {k: _plain(v[0]) for k, v in outputs.items()}
+            return 200, orjson.dumps(plain, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+
+        self._submit(inputs, encoded, answer)
+
+    def _submit(self, inputs: Tensors, encoded: Callable[[Tensors], Answer], answer: Reply) -> None:
+        """Queues ``inputs`` for the model; ``answer`` gets ``encoded(outputs)``, or the error:
+        the queue full (503), the model failed (500), the outputs not what was asked (400)."""
 
         def ran(outputs: Tensors | None, failure: BaseException | None) -> None:
             if failure is not None:
-                error = _failed(failure)
-                answer(_error(error.status, error.message))
+                answer(_failed(failure))
                 return
             assert outputs is not None
-            plain = {k: _plain(v[0]) for k, v in outputs.items()}
-            answer((200, orjson.dumps(plain, option=orjson.OPT_SERIALIZE_NUMPY), JSON))
+            try:
+                answer(encoded(outputs))
+            except ProtocolError as exc:
+                answer(error_answer(exc.status, exc.message))
 
-        self._submit(inputs, ran, answer)
-
-    def _submit(self, inputs: Tensors, ran: Done, answer: Reply) -> None:
         try:
             self.batcher.submit(inputs, ran)
         except Overloaded as exc:
-            answer(_error(503, str(exc)))
+            answer(error_answer(503, str(exc)))
 
     def _one_sample(self, sample: Any) -> dict[str, np.ndarray]:
-        names = [s.name for s in self.runtime.inputs]
+        names = list(self._inputs)
         example = ", ".join(f'"{n}": ...' for n in names)
         if not isinstance(sample, dict):
             raise ProtocolError(f"send one sample as a JSON object: {{{example}}}")
@@ -309,10 +309,10 @@ class ModelServer:
         return inputs
 
 
-def _failed(failure: BaseException) -> ProtocolError:
+def _failed(failure: BaseException) -> Answer:
     """What a client is told when its batch failed: the model raised on it (500)."""
     message = f"the model failed on this request: {type(failure).__name__}: {failure}"
-    return ProtocolError(message[:1000], status=500)
+    return error_answer(500, message[:1000])
 
 
 def _plain(value: Any) -> Any:
@@ -331,5 +331,6 @@ def _route(path: str) -> str:
     return "health" if "health" in path else "metadata"
 
 
-def _error(status: int, message: str) -> Answer:
+def error_answer(status: int, message: str) -> Answer:
+    """An error's answer: ``{"error": message}``."""
     return status, orjson.dumps({"error": message}), JSON

@@ -32,20 +32,20 @@ has, closes its connections, and returns (at most ``grace_s`` later).
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
-import sys
 import time
 from collections import deque
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import cast
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
-if TYPE_CHECKING:
-    from workbench.serving.app import ModelServer
+from workbench.serving.app import Answer, ModelServer, error_answer
+
+logger = logging.getLogger(__name__)
 
 #: answers a connection may have waiting before it is no longer read
 PIPELINED = 16
@@ -58,7 +58,7 @@ LINGER_S = 2.0
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
-class Refused(Exception):
+class _Refused(Exception):
     """A request answered with an error before it was whole; its connection is closed."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -93,7 +93,7 @@ class Connection(asyncio.Protocol):
         self.closing = False  # no further request is taken: close once the last is answered
         self.write_paused = False
         self.reading = True
-        self.refusal: tuple[int, bytes, bytes] | None = None
+        self.refusal: Answer | None = None
         self.current: _Request | None = None  # the request being answered
         self.lingering = False  # refused: our side is shut, what comes is dropped
         self.last_active = time.monotonic()
@@ -127,12 +127,12 @@ class Connection(asyncio.Protocol):
         try:
             if self.in_head:  # what the earlier reads of this head brought was all head
                 if self.head_read > MAX_HEAD:  # (a header cut over reads is kept until it ends)
-                    raise Refused(431, f"the request's headers are over {MAX_HEAD} bytes")
+                    raise _Refused(431, f"the request's headers are over {MAX_HEAD} bytes")
                 self.head_read += len(data)
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, Refused):
+            if isinstance(cause, _Refused):
                 self._refuse(cause.status, cause.message)
             else:
                 self._refuse(400, f"the request could not be read: {cause or exc}")
@@ -140,7 +140,7 @@ class Connection(asyncio.Protocol):
             self.shut()
         except httptools.HttpParserError as exc:
             self._refuse(400, f"not an HTTP/1.1 request this server can read: {exc}")
-        except Refused as exc:
+        except _Refused as exc:
             self._refuse(exc.status, exc.message)
 
     def pause_writing(self) -> None:
@@ -167,14 +167,14 @@ class Connection(asyncio.Protocol):
         declared = self.headers.get(b"content-length")
         limit = self.server.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Refused(413, self.server.too_large(int(declared)))
+            raise _Refused(413, self.server.too_large(int(declared)))
         if self.headers.get(b"expect", b"").lower() == b"100-continue" and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
         self.body_size += len(chunk)
         if self.body_size > self.server.max_body_bytes:
-            raise Refused(413, self.server.too_large(self.body_size))
+            raise _Refused(413, self.server.too_large(self.body_size))
         self.chunks.append(chunk)
 
     def on_message_complete(self) -> None:
@@ -204,7 +204,7 @@ class Connection(asyncio.Protocol):
     def _count_head(self, size: int) -> None:
         self.head_size += size
         if self.head_size > MAX_HEAD:
-            raise Refused(431, f"the request's headers are over {MAX_HEAD} bytes")
+            raise _Refused(431, f"the request's headers are over {MAX_HEAD} bytes")
 
     def _next(self) -> None:
         """Answers the next request waiting, if any; else closes the connection if it is to
@@ -218,8 +218,8 @@ class Connection(asyncio.Protocol):
                     request.method, request.path, request.headers.get, request.body, self._reply
                 )
             except Exception as exc:  # a bug of ours: the client still gets an answer
-                print(f"error answering {request.method} {request.path}: {exc!r}", file=sys.stderr)
-                self._reply(_error(500, f"the server failed: {type(exc).__name__}"))
+                logger.exception("answering %s %s failed", request.method, request.path)
+                self._reply(error_answer(500, f"the server failed: {type(exc).__name__}"))
             return
         self.answering = False
         if self.refusal is not None:
@@ -245,7 +245,7 @@ class Connection(asyncio.Protocol):
         transport.resume_reading()
         asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
-    def _reply(self, answer: tuple[int, bytes, bytes]) -> None:
+    def _reply(self, answer: Answer) -> None:
         request = self.current
         if request is None or self.transport is None:
             return  # the connection is gone
@@ -273,7 +273,7 @@ class Connection(asyncio.Protocol):
         """Answers an error once the answers owed are written, then closes the connection:
         what follows on it cannot be read."""
         self.closing = True
-        self.refusal = _error(status, message)
+        self.refusal = error_answer(status, message)
         self._flow()
         if not self.answering:
             self._next()
@@ -364,7 +364,3 @@ async def serve(
         keeper.cancel()
         for sig in signals:
             loop.remove_signal_handler(sig)
-
-
-def _error(status: int, message: str) -> tuple[int, bytes, bytes]:
-    return status, orjson.dumps({"error": message}), b"content-type: application/json\r\n"

@@ -80,14 +80,14 @@ def test_broken_evaluations_are_refused(document, message):
         from_document(document)
 
 
-def test_reading_the_file(tmp_path):
-    path = tmp_path / "evaluation.json"
-    assert read_evaluation(path) is None  # none written
-    path.write_text("{not json")
+def test_reading_the_file():
+    assert read_evaluation(None) is None  # none written
     with pytest.raises(InvalidInput, match="not valid JSON"):
-        read_evaluation(path)
-    path.write_text(json.dumps({"labels": ["a", "b"], "confusion_matrix": [[0, 0], [0, 0]]}))
-    empty = read_evaluation(path)
+        read_evaluation(b"{not json")
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        read_evaluation(b"\xff\xfe")
+    document = {"labels": ["a", "b"], "confusion_matrix": [[0, 0], [0, 0]]}
+    empty = read_evaluation(json.dumps(document).encode())
     assert empty is not None and empty.accuracy == 0.0 and empty.f1 == 0.0
 
 

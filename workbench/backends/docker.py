@@ -66,7 +66,9 @@ _STATES = {
 }
 _HOW_TO_START = (
     "Start it with scripts/docker (installs Debian's docker.io if needed and starts "
-    "dockerd), or run `dockerd &` as root, or choose the local backend."
+    "dockerd), or run `dockerd &` as root. On a single-user machine without Docker, choose "
+    "the local backend explicitly (WORKBENCH_BACKEND=local): it runs everything as your own "
+    "processes, without isolation, and refuses model imports, conversions and benchmarks."
 )
 _BUILD_TAIL = 20
 
@@ -142,7 +144,7 @@ class DockerBackend(Backend):
             "labels": {MANAGED_LABEL: "true", **spec.labels},
             "environment": dict(spec.env),
             "volumes": {
-                str(m.source.resolve()): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                _mount_source(m): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                 for m in spec.mounts
             },
             "ports": {
@@ -380,8 +382,22 @@ def _engine_errors(*, run: str | None = None, image: str | None = None) -> Itera
         raise BackendError(f"Docker Engine call failed: {exc}") from exc
 
 
+def _mount_source(mount: Mount) -> str:
+    """The folder a mount gives the run: its source's real path, once the source itself is
+    no link (a link left in the store by a run could point anywhere on the host; the
+    folders Workbench mounts are real folders)."""
+    source = Path(os.path.abspath(mount.source))
+    if source.is_symlink():
+        raise InvalidInput(
+            f"mount source {mount.source} is a symbolic link; only real folders are mounted "
+            "(a link may point anywhere on the host).",
+            source=str(mount.source),
+        )
+    return str(source.parent.resolve() / source.name)
+
+
 def _check_mount(mount: Mount, sockets: Iterable[Path]) -> None:
-    source = mount.source.resolve()
+    source = Path(_mount_source(mount))
     for socket in sockets:
         for path in {socket, socket.resolve()}:
             if source == path or source in path.parents:

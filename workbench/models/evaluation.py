@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -122,14 +121,13 @@ def from_document(document: Any) -> Evaluation:
     return derive(labels, matrix, metrics)
 
 
-def read_evaluation(path: Path) -> Evaluation | None:
-    """The evaluation a run wrote at ``path``; None when it wrote none."""
-    if not path.is_file():
+def read_evaluation(data: bytes | None) -> Evaluation | None:
+    """The evaluation a run wrote (``evaluation.json``'s bytes, read by the caller without
+    following links and at most :data:`MAX_BYTES`); None when it wrote none."""
+    if data is None:
         return None
-    if path.stat().st_size > MAX_BYTES:
-        raise InvalidInput(f"evaluation.json is larger than {MAX_BYTES // 1024**2} MiB.")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"evaluation.json is not valid JSON ({exc}).") from None
     return from_document(document)

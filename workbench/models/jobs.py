@@ -35,7 +35,14 @@ from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
-from workbench.jobs.files import RUN_UID, give_to_run_user, path_in_run, tail_lines
+from workbench.jobs.files import (
+    RUN_UID,
+    RunOutput,
+    UnsafeOutput,
+    give_to_run_user,
+    path_in_run,
+    tail_lines,
+)
 from workbench.models.formats import RUNTIME
 from workbench.registry import Registry
 from workbench.registry.models import BenchmarkRun, Job, ModelFormat, ModelVersion
@@ -73,6 +80,10 @@ HELD_OUT_SAMPLES = 512
 #: a version's held-out samples, beside its model
 HELD_OUT_FILE = "samples.npz"
 TAIL_LINES = 15
+#: the most the server reads of a script's result.json or machine.json, and of its points
+RESULT_BYTES, POINTS_BYTES = 4 * 1024**2, 16 * 1024**2
+#: the longest message of a script's kept in a job's or a format's message
+MESSAGE_CHARS = 4000
 
 
 def formats_key(model_id: int, number: int) -> str:
@@ -252,30 +263,46 @@ class ConversionKind(_VersionTool):
 
     def collect(self, ctx: JobContext, info: RunInfo) -> Outcome:
         self.check_exit(ctx, info, "the version and its other formats are as they were")
-        result_path = ctx.folder / "out" / "result.json"
+        out = RunOutput(ctx.folder, "the converter")
         try:
-            results: dict[str, dict[str, Any]] = json.loads(result_path.read_text())["formats"]
-        except (OSError, ValueError, KeyError) as exc:
+            document = out.read_json("out/result.json", limit=RESULT_BYTES)
+            results: dict[str, dict[str, Any]] = document["formats"]
+            if not isinstance(results, dict):
+                raise TypeError("formats is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
             raise JobFailed(f"the converter wrote no result ({exc})") from exc
         verified, failed = [], []
-        with self.registry.session() as s:
-            version = s.get_one(ModelVersion, ctx.spec["version_id"])
+        with self.store.staging() as staging:
+            # every verified format is copied out of the job's folder first: one that is
+            # not plain files fails the job before anything stored changes
+            entries = {}
             for fmt in ctx.spec["formats"]:
-                entry = results.get(fmt) or {"state": "failed", "message": "no result"}
-                row = _row(s, version.id, fmt)
-                row.check, row.message = entry.get("check", {}), str(entry.get("message", ""))
+                entry = results.get(fmt)
+                entry = entry if isinstance(entry, dict) else {"state": "failed"}
+                entry.setdefault("message", "no result")
                 if entry.get("state") == "verified":
-                    key = f"{formats_key(version.model_id, version.version)}/{fmt}"
-                    self.store.delete(key)
-                    self.store.path(key).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(str(ctx.folder / "out" / fmt), str(self.store.path(key)))
-                    file = self.store.path(key) / entry["file"]
-                    row.state, row.storage_key = "verified", key
-                    row.file, row.size = entry["file"], size_of(file)
-                    verified.append(fmt)
-                else:
-                    row.state, row.storage_key, row.file, row.size = "failed", "", "", 0
-                    failed.append(f"{fmt} ({row.message.splitlines()[0] if row.message else '?'})")
+                    out.copy(f"out/{fmt}", staging / fmt)
+                    entry["file"] = _file_in(staging / fmt, entry.get("file"), fmt)
+                entries[fmt] = entry
+            with self.registry.session() as s:
+                version = s.get_one(ModelVersion, ctx.spec["version_id"])
+                for fmt, entry in entries.items():
+                    row = _row(s, version.id, fmt)
+                    check = entry.get("check")
+                    row.check = check if isinstance(check, dict) else {}
+                    row.message = str(entry.get("message", ""))[:MESSAGE_CHARS]
+                    if entry.get("state") == "verified":
+                        key = f"{formats_key(version.model_id, version.version)}/{fmt}"
+                        self.store.delete(key)
+                        self.store.publish_dir(staging / fmt, key)
+                        row.state, row.storage_key = "verified", key
+                        row.file = entry["file"]
+                        row.size = size_of(self.store.path(key) / entry["file"])
+                        verified.append(fmt)
+                    else:
+                        row.state, row.storage_key, row.file, row.size = "failed", "", "", 0
+                        first = row.message.splitlines()[0] if row.message else "?"
+                        failed.append(f"{fmt} ({first})")
         summary = f"verified: {', '.join(verified) or 'none'}"
         if failed:
             summary += f"; failed: {'; '.join(failed)}"
@@ -318,14 +345,16 @@ class BenchmarkKind(_VersionTool):
         }
 
     def collect(self, ctx: JobContext, info: RunInfo) -> Outcome:
-        out = ctx.folder / "out"
+        out = RunOutput(ctx.folder, "the benchmark")
         try:
-            found = json.loads((out / "machine.json").read_text())
-        except (OSError, ValueError) as exc:
+            found = out.read_json("out/machine.json", limit=RESULT_BYTES)
+            if not isinstance(found, dict) or not isinstance(found.get("hardware"), dict):
+                raise ValueError("no hardware description in machine.json")
+        except ValueError as exc:
             if info.exit_code != 0:
                 raise self.failed_run(ctx, info) from exc
             raise JobFailed(f"the benchmark wrote no machine description ({exc})") from exc
-        points, notes = _read_points(out / "points.jsonl")
+        points, notes = _read_points(out.read_text("out/points.jsonl", limit=POINTS_BYTES))
         with self.registry.session() as s:
             job = s.get_one(Job, ctx.job_id)
             memory_mb, cpus = job.memory_mb, job.cpus
@@ -428,26 +457,31 @@ class ImportKind(_VersionTool):
 
     def collect(self, ctx: JobContext, info: RunInfo) -> Outcome:
         self.check_exit(ctx, info, "nothing was registered")
+        out = RunOutput(ctx.folder, "the import's check")
         try:
-            result = json.loads((ctx.folder / "out" / "result.json").read_text())
-        except (OSError, ValueError) as exc:
+            result = out.read_json("out/result.json", limit=RESULT_BYTES)
+            if not isinstance(result, dict):
+                raise ValueError("result.json holds no object")
+        except ValueError as exc:
             raise JobFailed(f"the check wrote no result ({exc}); nothing was registered") from exc
         if not result.get("ok"):
-            raise JobFailed(f"{result.get('message', 'the check failed')}; nothing was registered")
+            message = str(result.get("message", "the check failed"))[:MESSAGE_CHARS]
+            raise JobFailed(f"{message}; nothing was registered")
         upload = self.store.path(ctx.spec["upload_key"])
-        made = ctx.folder / "out" / "files"
-        if made.is_dir():  # a state dict's TorchScript: the upload goes under source/
-            folder = ctx.folder / "version"
-            folder.mkdir()
-            shutil.move(str(upload), str(folder / "source"))
-            for path in made.iterdir():
-                shutil.move(str(path), str(folder / path.name))
-        else:
-            folder = upload
-        registered = self.register({**ctx.spec, "job_id": ctx.job_id}, folder, result)
-        warnings = list(result.get("warnings", []))
+        with self.store.staging() as staging:
+            if out.exists("out/files"):  # a state dict's TorchScript: the upload under source/
+                folder = staging / "version"
+                out.copy("out/files", folder)
+                if (folder / "source").exists():
+                    raise JobFailed("the check made a file named source; nothing was registered")
+                shutil.move(str(upload), str(folder / "source"))
+            else:
+                folder = upload
+            registered = self.register({**ctx.spec, "job_id": ctx.job_id}, folder, result)
+        warnings = [str(w)[:MESSAGE_CHARS] for w in result.get("warnings") or ()]
         message = (
-            f"registered {registered['model']} version {registered['version']}: {result['message']}"
+            f"registered {registered['model']} version {registered['version']}: "
+            f"{str(result.get('message', ''))[:MESSAGE_CHARS]}"
         )
         if warnings:
             message += "; warnings: " + "; ".join(warnings)
@@ -458,16 +492,13 @@ class ImportKind(_VersionTool):
         super().cleanup(ctx)
 
 
-def _read_points(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The measured points, and notes: per format, why its sizes stopped; ``trying``: the
-    (format, batch size) being measured when the file ends (a container killed then)."""
+def _read_points(text: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The measured points of ``points.jsonl`` (None: none written), and notes: per
+    format, why its sizes stopped; ``trying``: the (format, batch size) being measured when
+    the file ends (a container killed then)."""
     points: list[dict[str, Any]] = []
     notes: dict[str, Any] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        lines = []
-    for line in lines:
+    for line in (text or "").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
@@ -481,6 +512,20 @@ def _read_points(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             points.append(entry)
             notes.pop("trying", None)
     return points, notes
+
+
+def _file_in(folder: Path, file: Any, fmt: str) -> str:
+    """The converter's ``file`` of a format, once it names a file or folder inside the
+    format's folder (the copy, which holds no links)."""
+    name = file if isinstance(file, str) else ""
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts or not (folder / name).exists():
+        raise UnsafeOutput(
+            f"the converter named {name!r} as the {fmt} file, which is not in out/{fmt}; "
+            "nothing was taken.",
+            path=f"out/{fmt}",
+        )
+    return Path(name).as_posix()
 
 
 def size_of(path: Path) -> int:

@@ -1414,6 +1414,10 @@ def drop_links(folder: Path) -> list[str]:
 
 
 def _files(folder: Path) -> Iterator[Path]:
+    """A stored folder's regular files, never through a link (none when the folder itself
+    is one: what a run leaves is copied, never linked, into the store)."""
+    if folder.is_symlink():
+        return
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
             yield path

@@ -28,7 +28,7 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -38,10 +38,18 @@ from workbench.backends.base import Limits, Mount, RunInfo, RunSpec
 from workbench.enums import ImageKind, TaskState
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.jobs import JobContext, JobFailed, JobKind, JobState, Outcome
-from workbench.jobs.files import RUN_UID, give_to_run_user, path_in_run, tail_lines
+from workbench.jobs.files import (
+    RUN_UID,
+    RunOutput,
+    UnsafeOutput,
+    give_to_run_user,
+    path_in_run,
+    tail_lines,
+)
+from workbench.models.evaluation import MAX_BYTES as EVALUATION_BYTES
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion
-from workbench.models.service import ModelService, drop_links, has_files, staging_key
+from workbench.models.service import ModelService, has_files, staging_key
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
@@ -144,7 +152,7 @@ class TrainingKind(JobKind):
         folder = self.store.path(run_key(task_id, ctx.job_id))
         with self.registry.session() as s:
             memory_mb = s.get_one(Job, ctx.job_id).memory_mb
-        model_dir = folder / "output" / "model"
+        model_dir = folder / "model"
         code = info.exit_code
         if info.oom_killed:
             raise JobFailed(
@@ -158,17 +166,31 @@ class TrainingKind(JobKind):
                 f"exited with code {code}{hint if code == 137 else ''}; the last log lines:\n"
                 + "\n".join(tail_lines(ctx.log_path, TAIL_LINES))
             )
-        if not has_files(model_dir) and not self._staged(ctx, task_id):
-            raise JobFailed(
-                f"exited with code 0 but wrote no model into $MODEL_DIR ({MODEL_DIR}); the "
-                "training code must save its model files there."
-            )
+        if not self._staged(ctx, task_id):
+            model_dir = self._collect_model(folder)
         try:
             return self._register(ctx, task_id, model_dir, folder)
         except (WorkbenchError, OSError, sa.exc.SQLAlchemyError) as exc:
             log.exception("training run %s: the model was not registered", ctx.job_id)
             why = exc.message if isinstance(exc, WorkbenchError) else type(exc).__name__
             raise JobFailed(f"the model could not be registered ({why}); retry the task") from exc
+
+    @staticmethod
+    def _collect_model(folder: Path) -> Path:
+        """A copy of the run's ``$MODEL_DIR`` that is the server's (the run's own folder is
+        hostile input: :class:`RunOutput` takes regular files and folders only, and fails
+        the run on a link or anything else), at ``<run>/model``."""
+        output = RunOutput(folder / "output", "the training run")
+        collected = folder / "model"
+        shutil.rmtree(collected, ignore_errors=True)  # a copy cut short by a restart
+        if output.exists("model"):
+            output.copy("model", collected)
+        if not has_files(collected):
+            raise JobFailed(
+                f"exited with code 0 but wrote no model into $MODEL_DIR ({MODEL_DIR}); the "
+                "training code must save its model files there."
+            )
+        return collected
 
     def _staged(self, ctx: JobContext, task_id: int) -> bool:
         """Whether an earlier collection (cut short by a restart) staged the model files."""
@@ -190,6 +212,7 @@ class TrainingKind(JobKind):
         folder = self.store.path(run_key(_task_id(ctx), ctx.job_id))
         shutil.rmtree(folder / "dataset", ignore_errors=True)
         shutil.rmtree(folder / "output" / "model", ignore_errors=True)
+        shutil.rmtree(folder / "model", ignore_errors=True)
         with self._metrics_lock:
             self._metrics.pop(ctx.job_id, None)
 
@@ -273,14 +296,14 @@ class TrainingKind(JobKind):
         """The model files as a new version of the task's model, with the run's evaluation
         and lineage; "model 3 version 2"."""
         try:
-            evaluation = read_evaluation(folder / "output" / "evaluation.json")
-        except InvalidInput as exc:
+            output = RunOutput(folder / "output", "the training run")
+            evaluation = read_evaluation(
+                output.read_bytes("evaluation.json", limit=EVALUATION_BYTES)
+            )
+        except (InvalidInput, UnsafeOutput) as exc:
             ctx.log(f"[workbench] evaluation.json ignored: {exc.message}")
             evaluation = None
         evaluation_doc = evaluation.model_dump(mode="json") if evaluation is not None else {}
-        if model_dir.is_dir():
-            for skipped in drop_links(model_dir):
-                ctx.log(f"[workbench] not kept (not a regular file): {skipped}")
         record = json.loads((folder / RUN_RECORD).read_text(encoding="utf-8"))
         with self.registry.session() as s:
             task = s.get_one(TrainingTask, task_id)
@@ -328,7 +351,7 @@ class TrainingKind(JobKind):
         """Store the metrics file's new lines (``seq`` = the line's position); lines that
         are not JSON objects are skipped. Only whole lines, unless the run has ended."""
         task_id = _task_id(ctx)
-        path = self.store.path(f"{run_key(task_id, ctx.job_id)}/output/metrics.jsonl")
+        output = RunOutput(self.store.path(f"{run_key(task_id, ctx.job_id)}/output"), "the run")
         with self._metrics_lock:
             cursor = self._metrics.setdefault(ctx.job_id, _Metrics())
         with cursor.lock:
@@ -339,7 +362,16 @@ class TrainingKind(JobKind):
                             TrainingMetric.job_id == ctx.job_id
                         )
                     )
-            rows = _new_lines(path, cursor, final=final)
+            try:
+                metrics = output.open("metrics.jsonl")
+            except UnsafeOutput as exc:
+                if final:
+                    ctx.log(f"[workbench] metrics.jsonl not read: {exc.message}")
+                return
+            if metrics is None:
+                return
+            with metrics:
+                rows = _new_lines(metrics, cursor, final=final)
             if not rows:
                 return
             with self.registry.session() as s:
@@ -362,31 +394,27 @@ class TrainingKind(JobKind):
                 ctx.progress(epoch / epochs)
 
 
-def _new_lines(path: Path, cursor: _Metrics, *, final: bool) -> dict[int, dict[str, Any]]:
+def _new_lines(f: BinaryIO, cursor: _Metrics, *, final: bool) -> dict[int, dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
-    try:
-        with path.open("rb") as f:
-            f.seek(cursor.offset)
-            while chunk := f.read(_METRICS_CHUNK):
-                at_end = len(chunk) < _METRICS_CHUNK
-                end = len(chunk) if final and at_end else chunk.rfind(b"\n") + 1
-                if end == 0:
-                    if at_end:
-                        break  # half a line: the rest comes later
-                    end = len(chunk)  # a line longer than a chunk: skipped
-                lines = chunk[:end].split(b"\n")
-                if chunk[:end].endswith(b"\n"):
-                    lines.pop()
-                for raw in lines:
-                    seq = cursor.lines
-                    cursor.lines += 1
-                    values = _json_object(raw)
-                    if values is not None and seq > (cursor.stored_seq or -1):
-                        rows[seq] = values
-                cursor.offset += end
-                f.seek(cursor.offset)
-    except FileNotFoundError:
-        pass
+    f.seek(cursor.offset)
+    while chunk := f.read(_METRICS_CHUNK):
+        at_end = len(chunk) < _METRICS_CHUNK
+        end = len(chunk) if final and at_end else chunk.rfind(b"\n") + 1
+        if end == 0:
+            if at_end:
+                break  # half a line: the rest comes later
+            end = len(chunk)  # a line longer than a chunk: skipped
+        lines = chunk[:end].split(b"\n")
+        if chunk[:end].endswith(b"\n"):
+            lines.pop()
+        for raw in lines:
+            seq = cursor.lines
+            cursor.lines += 1
+            values = _json_object(raw)
+            if values is not None and seq > (cursor.stored_seq or -1):
+                rows[seq] = values
+        cursor.offset += end
+        f.seek(cursor.offset)
     return rows
 
 

@@ -151,10 +151,11 @@ class Workbench:
         return changed
 
     def close(self) -> None:
-        """Stop the services' watch, the job runner (containers run on; the next start takes
-        them up) and the services' proxy (their replicas run on; the next start serves them
-        again), and let go of the registry."""
+        """Stop what :meth:`start` started (the services' watch, the job runner: containers
+        run on, the next start takes them up) and let go of the registry. The services'
+        proxy is left running: it is the data plane, whose endpoints answer while no server
+        runs (a new one adopts it), and an administration command's Workbench, closed
+        beside a running server, must not end them."""
         self.deployments.unwatch()
         self.jobs.runner.stop()
-        self.deployments.proxy.stop()
         self.registry.dispose()

@@ -283,4 +283,4 @@ class WorkbenchApp(ExtensionApp):
     async def stop_extension(self) -> None:
         wb: Any = self.settings.get("workbench")
         if wb is not None:
-            wb.close()  # stops the job runner first; its containers run on
+            wb.close()  # stops the job runner; its containers and the proxy run on

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 
@@ -53,7 +52,8 @@ def save_credentials(settings: Settings, url: str, secret: str) -> None:
 @click.option("--open-browser/--no-browser", default=False, show_default=True)
 @friendly
 def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
-    """Upgrade the registry and start JupyterLab with the Workbench; prints the URL."""
+    """Upgrade the registry and start JupyterLab with the Workbench; prints the URL.
+    JupyterLab replaces this command (same pid): stopping it stops the server."""
     settings = Settings.from_env()
     with local_workbench(upgrade=True) as wb:
         owner = wb.users.ensure_owner(default_owner())
@@ -82,4 +82,8 @@ def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
     if root_dir:
         cmd.append(f"--ServerApp.root_dir={root_dir}")
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    raise SystemExit(subprocess.call(cmd, env=env))
+    sys.stderr.flush()
+    # JupyterLab in this process's place (same pid): a process manager's SIGTERM or SIGINT
+    # reaches the Jupyter server itself, whose shutdown stops the Workbench; a child would
+    # be left running, orphaned
+    os.execve(sys.executable, cmd, env)

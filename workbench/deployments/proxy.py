@@ -9,10 +9,20 @@ more or less, a service added) rewrites the configuration, checks it (``haproxy 
 reloads it (SIGUSR2 to the master): the listening sockets stay open, and the old workers
 finish the requests they hold, so no request is dropped. A change is done when every
 endpoint answers with the new configuration (each tells its generation on a path of its
-own), not before."""
+own), not before.
+
+The proxy is the data plane: it outlives the server that started it. HAProxy's daemon mode
+puts it in a session of its own (not the server's process group: a process manager's
+SIGTERM or SIGKILL to the server's group leaves it), with none of the server's environment
+or file descriptors; nothing but :meth:`Proxy.apply` with no endpoint left, or an explicit
+:meth:`Proxy.stop`, ends it. A server started later adopts it through its pidfile, once the
+process with that pid is checked to be HAProxy run on this folder's configuration (a pid
+reused by another process after a reboot is neither signalled nor adopted). Servers and
+administration commands of one home change the proxy one at a time (a lock file)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -20,7 +30,10 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
@@ -66,43 +79,83 @@ class Proxy:
             )
         self.folder.mkdir(parents=True, exist_ok=True)
         generation = str(time.time_ns())
-        text = render(endpoints, self.bind, self.pidfile, generation)
-        candidate = self.folder / "haproxy.cfg.new"
-        candidate.write_text(text, encoding="utf-8")
-        check = subprocess.run(
-            [self.binary, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True
-        )
-        if check.returncode != 0:
-            raise ProxyUnavailable(f"the proxy's configuration is refused: {check.stderr[-1500:]}")
-        os.replace(candidate, self.config)
-        master = self._master()
-        if master is None:
-            started = subprocess.run(
-                [self.binary, "-W", "-D", "-f", str(self.config), "-p", str(self.pidfile)],
-                capture_output=True,
-                text=True,
+        with self._locked():
+            text = render(endpoints, self.bind, self.pidfile, generation)
+            candidate = self.folder / "haproxy.cfg.new"
+            candidate.write_text(text, encoding="utf-8")
+            check = subprocess.run(
+                [self.binary, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True
             )
-            if started.returncode != 0:
-                raise ProxyUnavailable(f"the proxy did not start: {started.stderr[-1500:]}")
-        else:
-            os.kill(master, signal.SIGUSR2)
-        self._wait_serving(endpoints, generation)
+            if check.returncode != 0:
+                raise ProxyUnavailable(
+                    f"the proxy's configuration is refused: {check.stderr[-1500:]}"
+                )
+            os.replace(candidate, self.config)
+            master = self.master()
+            if master is None:
+                self._start()
+            else:
+                os.kill(master, signal.SIGUSR2)
+            self._wait_serving(endpoints, generation)
 
     def stop(self) -> None:
-        master = self._master()
-        if master is not None:
-            os.kill(master, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while _alive(master) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        self.pidfile.unlink(missing_ok=True)
+        """End the proxy (every endpoint refuses connections until the next :meth:`apply`):
+        only when no endpoint is left, or asked explicitly; a server's close does not."""
+        if not self.folder.is_dir():
+            return
+        with self._locked():
+            master = self.master()
+            if master is not None:
+                os.kill(master, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while _alive(master) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            self.pidfile.unlink(missing_ok=True)
 
-    def _master(self) -> int | None:
+    def master(self) -> int | None:
+        """The pid of this folder's running HAProxy master (see the module doc), or None."""
         try:
             pid = int(self.pidfile.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) else None
+        return pid if self._runs_our_config(pid) else None
+
+    def _runs_our_config(self, pid: int) -> bool:
+        """Whether ``pid`` is HAProxy started on this folder's configuration: its command
+        line (kept by a reload, which execs the master again with the same arguments)."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError):
+            return False
+        named = bool(argv) and Path(argv[0]).name == Path(self.binary).name
+        return named and ("-f", str(self.config)) in pairwise(argv)
+
+    def _start(self) -> None:
+        """Start the master in daemon mode: it forks, leaves this process's session and
+        group (``setsid``), and the command returns once its workers are up. Started in a
+        session of its own from the first instant, from the proxy's folder, with stdin
+        closed and only ``PATH`` of the server's environment (which may hold secrets)."""
+        started = subprocess.run(
+            [self.binary, "-W", "-D", "-f", str(self.config), "-p", str(self.pidfile)],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            cwd=self.folder,
+            env={"PATH": os.environ.get("PATH", os.defpath)},
+            start_new_session=True,
+        )
+        if started.returncode != 0:
+            raise ProxyUnavailable(f"the proxy did not start: {started.stderr[-1500:]}")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This home's proxy changed by one process at a time (released if it dies)."""
+        with (self.folder / "lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _wait_serving(self, endpoints: list[Endpoint], generation: str) -> None:
         """Until every endpoint answers with this configuration (a reload is asynchronous:

@@ -119,8 +119,8 @@ class Settings:
     #: the artifact store's folder; default ``home/store``. A team shares one.
     store_dir: Path | None = None
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
-    #: where runs happen: "auto" (Docker if an engine answers, else local), "docker",
-    #: "local" or "fake"
+    #: where runs happen: "docker" ("auto" is the same: no engine answering means 503s,
+    #: never a fallback), "local" (single-user mode, no isolation: only when set) or "fake"
     backend: str = "auto"
     workspace_limits: WorkspaceLimits = field(default_factory=WorkspaceLimits)
     #: the URL a workspace container uses to reach this server's REST API

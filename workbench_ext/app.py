@@ -68,8 +68,9 @@ class WorkbenchApp(ExtensionApp):
         config=True,
     )
     backend = Unicode(
-        help="Where workspaces and tasks run: auto (Docker if an engine answers, else local "
-        "processes), docker, local or fake (tests). Default: $WORKBENCH_BACKEND, else auto.",
+        help="Where workspaces and tasks run: docker (auto is the same), local (single-user "
+        "mode: plain processes, no isolation, no model imports) or fake (tests). Default: "
+        "$WORKBENCH_BACKEND, else auto.",
         config=True,
     )
     workspace_api_url = Unicode(

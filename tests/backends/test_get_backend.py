@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import workbench.backends
-from workbench.backends import get_backend
+from workbench.backends import BackendUnavailable, get_backend
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
 from workbench.backends.local import LocalBackend
@@ -48,10 +48,19 @@ def test_an_unknown_name_lists_the_known_ones(tmp_path: Path):
         get_backend("kubernetes", tmp_path)
 
 
-def test_auto_falls_back_to_local_without_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize("name", ["auto", "docker"])
+def test_without_docker_auto_is_unavailable_never_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+):
+    """The attack: a server whose Docker is down for a moment would fall back to running
+    every user's files as its own processes, unboxed. It answers 503 instead."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
 
-    assert isinstance(get_backend("auto", tmp_path), LocalBackend)
+    with pytest.raises(BackendUnavailable) as unavailable:
+        get_backend(name, tmp_path)
+    assert unavailable.value.status == 503
+    assert "scripts/docker" in unavailable.value.message
+    assert "WORKBENCH_BACKEND=local" in unavailable.value.message
 
 
 @pytest.mark.docker

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def pickled(live, python_env_image, tmp_path_factory) -> Path:
-    """A fitted 4-feature classifier as a joblib pickle; a python environment with an image
-    that bob can use."""
+    """A fitted 4-feature classifier as a joblib pickle; a preset python environment with
+    an image (what bob's imports are checked in)."""
     wb = Workbench.from_settings(Settings(home=live.server.home))
     try:
         with wb.registry.session() as s:
@@ -39,7 +39,7 @@ def pickled(live, python_env_image, tmp_path_factory) -> Path:
             framework="python",
             image_ref=python_env_image,
             owner_id=alice,
-            visibility="public",
+            visibility="preset",
             state="ready",
         )
     finally:

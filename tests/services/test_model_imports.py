@@ -45,14 +45,14 @@ def people(wb):
 
 @pytest.fixture
 def env_id(wb, people):
-    """A public pytorch environment with an image (the one imports default to)."""
+    """A preset pytorch environment with an image (the one imports default to)."""
     return add_environment(
         wb,
         name="torch",
         framework="pytorch",
         image_ref=IMAGE,
         owner_id=people.alice.id,
-        visibility="public",
+        visibility="preset",
     )
 
 
@@ -125,7 +125,7 @@ def test_what_is_refused_before_a_job_is_queued(wb, people, env_id):
     assert "is empty" in refused(
         wb, bob, b"", kind="pickle", filename="m.pkl", environment_id=env_id
     )
-    assert "No environment with an image can check a keras model" in refused(
+    assert "No environment of yours or preset with an image can check a keras" in refused(
         wb, bob, zip_bytes({"config.json": b"{}"}), kind="keras", filename="m.keras"
     )
     with pytest.raises(PermissionDenied):
@@ -150,7 +150,8 @@ def test_a_checked_import_becomes_a_version(wb, people, env_id):
     job_id = start(wb, bob, zip_bytes(TORCHSCRIPT), description="from my laptop")
     run = running_run(wb, job_id)
     spec = wb.backend()._runs[run.id].spec
-    assert spec.image == IMAGE and spec.user == "1000:1000"
+    # pinned to the image's id: a tag moved after the request does not change what runs
+    assert spec.image == wb.backend().inspect_image(IMAGE).id and spec.user == "1000:1000"
     assert spec.command[1:] == ("/workbench/converter/validate.py", "/workbench/job/request.json")
     assert {m.target: m.read_only for m in spec.mounts} == {
         "/workbench/native": True,  # the upload

@@ -3,7 +3,10 @@
 :mod:`workbench.backends.base` is the contract; ``docker``, ``local`` and ``fake`` implement
 it. Callers import from here and pick one with :func:`get_backend`::
 
-    backend = get_backend("auto", home / "backends")   # Docker if it answers, else local
+    backend = get_backend("docker", home / "backends")
+
+"auto" is Docker: nothing falls back to the local backend, which isolates nothing and is
+chosen only by name (single-user mode).
 """
 
 from __future__ import annotations
@@ -51,24 +54,22 @@ BACKEND_NAMES = ("auto", "docker", "local", "fake")
 
 
 def get_backend(name: str, state_dir: Path) -> Backend:
-    """The backend called ``name``: "docker", "local" (its state in ``state_dir``), "fake",
-    or "auto": Docker if an engine answers, else local."""
+    """The backend called ``name``: "docker" (or "auto", the same), "local" (its state in
+    ``state_dir``) or "fake". Docker that does not answer raises :class:`BackendUnavailable`
+    (503, saying how to start it), never the local backend: a server that fell back to it
+    would run every user's imported models and workspaces as its own processes, unboxed,
+    without anyone having asked for that."""
     # imported here: the docker SDK loads only where Docker is asked for
     from workbench.backends.docker import DockerBackend
     from workbench.backends.fake import FakeBackend
     from workbench.backends.local import LocalBackend
 
-    if name == "docker":
+    if name in ("docker", "auto"):
         return DockerBackend.from_env()
     if name == "local":
         return LocalBackend(state_dir)
     if name == "fake":
         return FakeBackend()
-    if name == "auto":
-        try:
-            return DockerBackend.from_env()
-        except BackendUnavailable:
-            return LocalBackend(state_dir)
     raise InvalidInput(
         f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.", backend=name
     )

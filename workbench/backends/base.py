@@ -147,6 +147,10 @@ class Backend(ABC):
     #: a run sees its mounts at their targets (containers); False: at their host paths
     #: (plain processes), so paths handed to a run must be the host's
     isolates_files: ClassVar[bool] = True
+    #: a run is boxed in (a container): it cannot read the server's files or reach other
+    #: users' runs. False (plain processes of the server's user): the kinds that load
+    #: files a user brought (model imports, conversions, benchmarks) refuse to run there
+    isolates_runs: ClassVar[bool] = True
     #: the backend pulls images from registries (:meth:`pull_image`)
     pulls_images: ClassVar[bool] = False
     #: its images are container images, which ``docker save`` tars hold: it loads and

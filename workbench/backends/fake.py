@@ -167,13 +167,11 @@ class FakeBackend(Backend):
         with self._cond:
             if any(run.spec.name == spec.name for run in self._runs.values()):
                 raise BackendError(f"a run named {spec.name!r} already exists.", run=spec.name)
-            self._image(spec.image)
-            script = (
-                self._scripts.get(spec.name)
-                or self._scripts.get(spec.image)
-                or self._scripts.get(normalize_tag(spec.image))
-                or Script()
-            )
+            image = self._image(spec.image)
+            # a script is found by the run's name, the image it names, or (a run pinned to
+            # an image's id) any of the image's tags
+            keys = (spec.name, spec.image, normalize_tag(spec.image), *image.tags)
+            script = next((self._scripts[k] for k in keys if k in self._scripts), Script())
             run = _FakeRun(
                 id=f"fake-run-{next(self._run_ids)}",
                 spec=spec,

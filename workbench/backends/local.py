@@ -197,6 +197,7 @@ class LocalBackend(Backend):
 
     name = "local"
     isolates_files = False  # plain processes see the host's paths
+    isolates_runs = False  # ... as the server's user: no box at all
     saves_images = False  # its images are virtual environments
 
     def __init__(self, state_dir: Path) -> None:

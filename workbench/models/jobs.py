@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
+from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec, Unsupported
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
 from workbench.jobs.files import (
     RUN_UID,
@@ -125,6 +125,7 @@ class _VersionTool(JobKind):
         return native_dir, formats_dir
 
     def prepare(self, ctx: JobContext) -> RunSpec:
+        refuse_unboxed(ctx.backend, self.what)
         native_dir, formats_dir = self.folders(ctx)
         with self.registry.session() as s:
             job = s.get_one(Job, ctx.job_id)
@@ -203,6 +204,21 @@ class _VersionTool(JobKind):
         with self._lock:
             self._started.pop(ctx.job_id, None)
             self._timed_out.discard(ctx.job_id)
+
+
+def refuse_unboxed(backend: Backend, what: str) -> None:
+    """:class:`Unsupported` (501) on a backend whose runs are not boxed in (the local
+    backend): a model's import, conversion or benchmark loads its files, and loading a
+    pickle, a module's code or a crafted file runs what its author wrote; as a process of
+    the server's user it would read the server's secrets and every user's files."""
+    if not backend.isolates_runs:
+        raise Unsupported(
+            f"A model {what} loads files a user brought, which can run any code; the "
+            f"{backend.name} backend would run it unboxed, as the server's own process, so it "
+            "refuses. Run the server on the docker backend (WORKBENCH_BACKEND=docker, with a "
+            "Docker Engine: scripts/docker) for imports, conversions and benchmarks.",
+            backend=backend.name,
+        )
 
 
 class _Inside:

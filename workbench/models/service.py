@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.backends.base import Backend, ImageNotFound
 from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import UNFINISHED_TASK_STATES, ImageKind, Visibility
@@ -54,6 +55,7 @@ from workbench.models.jobs import (
     ConversionKind,
     ImportKind,
     formats_key,
+    refuse_unboxed,
 )
 from workbench.models.schemas import (
     ALIAS_PATTERN,
@@ -564,7 +566,9 @@ class ModelService:
 
     def check_import(self, actor: Actor, request: ModelImport) -> Environment:
         """What can be told of an import from its request alone (before its file is read):
-        :class:`InvalidInput` saying what is wrong; the environment it is checked in."""
+        :class:`InvalidInput` saying what is wrong, :class:`Unsupported` on a backend that
+        does not box runs in; the environment it is checked in."""
+        refuse_unboxed(self.jobs.runner.backend, "import")
         if request.kind not in IMPORT_KINDS:
             raise InvalidInput(
                 f"{request.kind!r} is not a kind of model Workbench imports; use one of: "
@@ -614,6 +618,7 @@ class ModelService:
         first bytes tell, at once (400 with what is wrong); then the job checks it in a
         container of the environment's image and registers it (see :class:`ImportKind`)."""
         environment = self.check_import(actor, request)
+        image = _pinned_image(self.jobs.runner.backend, environment)
         signature = (
             _signature(request.signature).model_dump(mode="json") if request.signature else {}
         )
@@ -642,7 +647,7 @@ class ModelService:
                         "signature": signature,
                         "upload_key": key,
                         "sha256": upload.sha256,
-                        "image": environment.image_ref,
+                        "image": image,
                         "environment_id": environment.id,
                         "owner_id": actor.id,
                         "timeout_s": self.conversion_timeout_s,
@@ -1198,7 +1203,9 @@ def _check_model_file(path: Path, filename: str, kind: str) -> None:
 
 def _import_environment(s: Session, actor: Actor, request: ModelImport) -> Environment:
     """The environment an import is checked (and later converted) in: the one asked for
-    (visible, with an image), else the newest ready one of the kind's frameworks."""
+    (visible, with an image), else the newest of the kind's frameworks among the caller's
+    own and the presets. Never another user's public one unasked: its owner can change its
+    image at any time, and the import would run his image on the caller's upload."""
     if request.environment_id is not None:
         environment = get_visible(s, Environment, request.environment_id, actor, "environment")
         if not environment.image_ref:
@@ -1211,15 +1218,32 @@ def _import_environment(s: Session, actor: Actor, request: ModelImport) -> Envir
     candidates = [
         e
         for e in s.scalars(listing(Environment, actor, []))
-        if e.framework in frameworks and e.image_ref
+        if e.framework in frameworks
+        and e.image_ref
+        and (e.owner_id == actor.id or e.visibility == Visibility.PRESET)
     ]
     if not candidates:
         raise InvalidInput(
-            f"No environment with an image can check a {request.kind} model (it needs one of "
-            f"the frameworks {', '.join(frameworks)}): build one, or give environment_id.",
+            f"No environment of yours or preset with an image can check a {request.kind} "
+            f"model (it needs one of the frameworks {', '.join(frameworks)}): build one, ask "
+            "an admin for the presets, or give environment_id.",
             field="environment_id",
         )
     return min(candidates, key=lambda e: (frameworks.index(e.framework), -e.id))
+
+
+def _pinned_image(backend: Backend, environment: Environment) -> str:
+    """The id of the image an import runs in (``sha256:...``), fixed when it is asked for:
+    the id the registry keeps, else what the environment's tag names now. A tag can move
+    (a rebuild, an upload) between the request and the run; the id cannot."""
+    try:
+        return environment.image_id or backend.inspect_image(environment.image_ref).id
+    except ImageNotFound as exc:
+        raise InvalidInput(
+            f"Environment {environment.id}'s image {environment.image_ref} is not on this "
+            "server's engine; build it again, or choose another environment.",
+            field="environment_id",
+        ) from exc
 
 
 def _tagged(s: Session, model: Model, tag: str) -> bool:

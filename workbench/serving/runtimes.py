@@ -5,7 +5,7 @@ batch axis first). Each framework is imported only when its runtime is chosen.
 - ``onnx``: ONNX Runtime's CPU provider (its inputs and outputs come from the file);
 - ``torchscript``: ``torch.jit.load``;
 - ``savedmodel``: a TensorFlow SavedModel's ``serving_default`` signature;
-- ``sklearn``: a scikit-learn model (``*.skops``, only scikit-learn, NumPy and SciPy types;
+- ``sklearn``: a scikit-learn model (``*.skops``, only the types ``skops_trust`` allows;
   ``*.joblib``/``*.pkl``): ``label`` from ``predict``, ``probabilities`` from
   ``predict_proba`` when it has one;
 - ``python``: your own class, ``Predictor`` in ``predictor.py`` beside the model:
@@ -220,11 +220,13 @@ class SklearnRuntime(Runtime):
         if file.suffix == ".skops":
             import skops.io
 
-            untrusted = skops.io.get_untrusted_types(file=file)
-            refused = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-            if refused:
-                raise ModelLoadError(f"{file.name} holds types the server does not load: {refused}")
-            self.model = skops.io.load(file, trusted=untrusted)
+            from workbench.models.container.skops_trust import UntrustedTypes, trusted_types
+
+            try:
+                trusted = trusted_types(file)
+            except UntrustedTypes as exc:
+                raise ModelLoadError(str(exc)) from exc
+            self.model = skops.io.load(file, trusted=trusted)
         else:
             import joblib
 

@@ -189,24 +189,19 @@ def onnx_runner(path: Path) -> Runner:
     return run
 
 
-#: the modules whose types a skops file may hold (anything else is refused, not loaded)
-SKOPS_TRUSTED = ("sklearn.", "numpy.", "scipy.")
-
-
 def load_sklearn(path: Path) -> Any:
-    """A scikit-learn model from a skops file (only scikit-learn, NumPy and SciPy types are
-    trusted), or from a joblib / pickle file (which runs the code it holds)."""
+    """A scikit-learn model from a skops file (only the types ``skops_trust`` allows, never
+    a function: anything else is refused, not loaded), or from a joblib / pickle file
+    (which runs the code it holds)."""
     if path.suffix == ".skops":
         import skops.io
+        from skops_trust import UntrustedTypes, trusted_types  # beside this file
 
-        untrusted = skops.io.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED)]
-        if refused:
-            raise Refused(
-                f"{path.name} holds types that are not scikit-learn's, NumPy's or SciPy's: "
-                f"{', '.join(refused[:10])}; Workbench does not load them"
-            )
-        return skops.io.load(path, trusted=untrusted)
+        try:
+            trusted = trusted_types(path)
+        except UntrustedTypes as exc:
+            raise Refused(str(exc)) from exc
+        return skops.io.load(path, trusted=trusted)
     import joblib
 
     return joblib.load(path)

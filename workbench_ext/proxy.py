@@ -15,6 +15,17 @@ through this reverse proxy alone, HTTP (bodies streamed both ways) and websocket
   each request carries its token, and token-authenticated requests skip its XSRF check. Its
   JupyterLab sends this server's ``_xsrf`` back as ``X-XSRFToken``, checked here on
   cookie-authenticated POST/PUT/PATCH/DELETE exactly as on this server's own routes.
+- Pages in a sandbox: a workspace's pages are served on this server's origin, where a
+  script would run with this server's cookies and call its API as whoever opened the page
+  (a member opening an HTML file from a workspace's ``files/``, say). Every relayed
+  response gets ``Content-Security-Policy:`` :data:`SANDBOX` (no ``allow-same-origin``:
+  the page runs in an opaque origin, without this server's cookies, storage or API), the
+  container's own policies dropped, except JupyterLab's application pages
+  (:data:`APP_PAGES`), which get ``frame-ancestors 'self'`` only: JupyterLab cannot run
+  sandboxed (it reads the ``_xsrf`` cookie and ``localStorage``, both refused to an opaque
+  origin, and calls ``api/`` with this server's login cookie, which a sandboxed page does
+  not send). Those pages are the container's to serve, so a workspace's own user can
+  still put script there: the whole fix is an origin per workspace (docs/workspaces.md).
 - Errors are JSON: not running 409; JupyterLab not answering yet 503 with ``Retry-After``.
 
 The container's JupyterLab must serve under the same path: its base URL is
@@ -59,9 +70,17 @@ DROPPED = HOP_BY_HOP | {"host", "authorization", "cookie", "origin", "accept-enc
 DROPPED |= {"x-xsrftoken", "x-csrftoken", "expect"}
 DROPPED_WS = DROPPED | {"sec-websocket-key", "sec-websocket-version"}
 DROPPED_WS |= {"sec-websocket-extensions", "sec-websocket-protocol"}
-#: never returned: the container sets no cookie, clears no site data and registers no
-#: service worker beyond its own path in the browsers of this server's users
+#: never returned: the container sets no cookie, clears no site data, registers no service
+#: worker beyond its own path in the browsers of this server's users, and sets no policy
 NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "clear-site-data", "service-worker-allowed"}
+NOT_RETURNED |= {"content-security-policy", "content-security-policy-report-only"}
+#: the policy of every relayed response (module doc): scripts run, in an opaque origin
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+#: JupyterLab's application pages (``lab``, ``lab/...``, ``doc/...``), relative to the
+#: workspace's prefix: they must stay on this server's origin to work at all
+APP_PAGES = ("lab", "doc")
+#: their policy: framed by this server's pages only
+APP_POLICY = "frame-ancestors 'self'"
 
 
 def proxy_prefix(base_url: str) -> str:
@@ -243,6 +262,13 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
                 value = value.removeprefix(f"http://{self.upstream}")
             (self.add_header if key in seen else self.set_header)(name, value)
             seen.add(key)
+        self.set_header("Content-Security-Policy", self._policy())
+
+    def _policy(self) -> str:
+        """:data:`APP_POLICY` for JupyterLab's application pages, :data:`SANDBOX` for the
+        rest (module doc)."""
+        first = (self.path_args[1] or "/").lstrip("/").split("/", 1)[0]
+        return APP_POLICY if first in APP_PAGES else SANDBOX
 
     def _on_chunk(self, chunk: bytes) -> None:
         if self._gone:

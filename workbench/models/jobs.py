@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import threading
 import time
@@ -142,7 +143,9 @@ class _VersionTool(JobKind):
         if formats_dir is not None:
             mounts.append(Mount(formats_dir, path_in_run(backend, formats_dir, FORMATS_DIR), True))
         return RunSpec(
-            name=f"workbench-{self.what}-{ctx.spec.get('version_id', 'new')}-{ctx.job_id}",
+            # unique on the engine, which other servers (another home) may share
+            name=f"workbench-{self.what}-{ctx.spec.get('version_id', 'new')}-{ctx.job_id}-"
+            f"{secrets.token_hex(3)}",
             image=ctx.spec["image"],
             command=(
                 "python",

@@ -79,16 +79,21 @@ class ModelServer:
         max_delay_s: float = 0.005,
         max_queue: int = 256,
         max_body_bytes: int = 64 * 1024**2,
+        max_elements: int | None = None,
         threads: int = 1,
     ) -> None:
-        """``threads``: the runtime's; the model runs in a thread of its own when the
-        process has more cores than that (:mod:`workbench.serving.batching`)."""
+        """``max_elements``: of one input tensor at most (default: ``max_body_bytes``, as
+        no element takes less than a byte in any encoding), checked on its shape before
+        anything is allocated for it. ``threads``: the runtime's; the model runs in a
+        thread of its own when the process has more cores than that
+        (:mod:`workbench.serving.batching`)."""
         self.runtime = runtime
         self.name = name
         self.version = version
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_body_bytes = max_body_bytes
+        self.max_elements = max_body_bytes if max_elements is None else max_elements
         self.metrics = Metrics()
         self._inputs = {spec.name: spec for spec in runtime.inputs}
         batched = max_batch > 1 and all(s.shape[:1] == (-1,) for s in runtime.inputs)
@@ -218,7 +223,10 @@ class ModelServer:
         try:
             length = header(HEADER_BYTES)
             request = decode_infer(
-                body, int(length) if length and length.isdigit() else None, self._inputs
+                body,
+                int(length) if length and length.isdigit() else None,
+                self._inputs,
+                self.max_elements,
             )
         except ProtocolError as exc:
             answer(error_answer(exc.status, exc.message))

@@ -85,10 +85,15 @@ class InferRequest:
 
 
 def decode_infer(
-    body: bytes, header_length: int | None, expected: Mapping[str, TensorSpec]
+    body: bytes,
+    header_length: int | None,
+    expected: Mapping[str, TensorSpec],
+    max_elements: int,
 ) -> InferRequest:
     """The request of ``POST .../infer``, its tensors checked against the model's inputs
-    (``expected``, by name)."""
+    (``expected``, by name). A tensor's element count (its shape's product) is checked
+    against ``max_elements`` and against the data given before anything is allocated for
+    it: a shape is the client's word, not a size to trust."""
     json_part, binary = _split(body, header_length)
     try:
         request = orjson.loads(json_part)
@@ -120,6 +125,12 @@ def decode_infer(
                 f"{spec.datatype}"
             )
         _check_shape(name, shape, spec.shape)
+        count = math.prod(shape)  # of at most the model's few dimensions
+        if count > max_elements:
+            raise ProtocolError(
+                f"input {name!r} has shape {list(shape)}: {count} elements, over this "
+                f"server's limit of {max_elements} a tensor; send smaller batches"
+            )
         size = _binary_size(raw)
         if size is not None:
             if offset + size > len(binary):
@@ -127,12 +138,13 @@ def decode_infer(
                     f"input {name!r} says it has {size} binary bytes, the body has "
                     f"{len(binary) - offset} left"
                 )
-            tensors[name] = _from_binary(binary[offset : offset + size], shape, datatype, name)
+            blob = binary[offset : offset + size]
+            tensors[name] = _from_binary(blob, shape, count, datatype, name)
             offset += size
         else:
             if "data" not in raw:
                 raise ProtocolError(f'input {name!r} has no "data" (nor binary_data_size)')
-            tensors[name] = _from_json(raw["data"], shape, datatype, name)
+            tensors[name] = _from_json(raw["data"], shape, count, datatype, name)
     if len(tensors) != len(expected):
         missing = [name for name in expected if name not in tensors]
         raise ProtocolError(
@@ -259,11 +271,17 @@ def _binary_size(raw: dict[str, Any]) -> int | None:
     return size
 
 
-def _from_json(data: Any, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
-    count = math.prod(shape)
+def _from_json(
+    data: Any, shape: tuple[int, ...], count: int, datatype: str, name: str
+) -> np.ndarray:
+    given = _given(data)
+    if given != count:
+        raise ProtocolError(
+            f"input {name!r} has {given} values, its shape {list(shape)} needs {count}"
+        )
     try:
         if datatype == "BYTES":
-            flat = np.array(_flatten(data), dtype=object)
+            flat = np.array(_flatten(data, count), dtype=object)
             flat = np.array(
                 [v.encode() if isinstance(v, str) else v for v in flat.tolist()], dtype=object
             )
@@ -271,36 +289,62 @@ def _from_json(data: Any, shape: tuple[int, ...], datatype: str, name: str) -> n
             flat = np.asarray(data, dtype=DATATYPES[datatype]).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"input {name!r}: its data are not {datatype} values ({exc})") from exc
-    if flat.size != count:
+    if flat.size != count:  # ragged lists
+        has = f"more than {count}" if flat.size > count else flat.size
         raise ProtocolError(
-            f"input {name!r} has {flat.size} values, its shape {list(shape)} needs {count}"
+            f"input {name!r} has {has} values, its shape {list(shape)} needs {count}"
         )
     return flat.reshape(shape)
 
 
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
+def _given(data: Any) -> int:
+    """How many values ``data`` holds if its lists are regular: the product of the lengths
+    along its first items (ragged data are refused later, by NumPy or :func:`_flatten`).
+    Read without a copy and without recursion, however deep the lists."""
+    given = 1
+    while isinstance(data, list):
+        given *= len(data)
+        if not data:
+            break
+        data = data[0]
+    return given
+
+
+def _flatten(data: Any, count: int) -> list[Any]:
+    """The values of nested lists, in order; without recursion, and no more than ``count``
+    plus one (enough to know that there are too many)."""
     out: list[Any] = []
-    for item in data:
-        out.extend(_flatten(item))
+    stack = [iter([data])]
+    while stack and len(out) <= count:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            out.append(item)
     return out
 
 
-def _from_binary(blob: memoryview, shape: tuple[int, ...], datatype: str, name: str) -> np.ndarray:
-    count = math.prod(shape)
+_END = object()
+
+
+def _from_binary(
+    blob: memoryview, shape: tuple[int, ...], count: int, datatype: str, name: str
+) -> np.ndarray:
     if datatype == "BYTES":
-        data = bytes(blob)  # its elements are bytes objects
-        items, at = [], 0
-        while at < len(blob):
+        items: list[bytes] = []  # its elements are bytes objects
+        at = 0
+        while at < len(blob) and len(items) <= count:  # one more says there are too many
             if at + 4 > len(blob):
                 raise ProtocolError(f"input {name!r}: a BYTES element's length is cut off")
-            length = int.from_bytes(data[at : at + 4], "little")
-            items.append(data[at + 4 : at + 4 + length])
+            length = int.from_bytes(blob[at : at + 4], "little")
+            items.append(bytes(blob[at + 4 : at + 4 + length]))
             at += 4 + length
         if len(items) != count:
+            has = f"more than {count}" if len(items) > count else len(items)
             raise ProtocolError(
-                f"input {name!r} has {len(items)} elements, its shape {list(shape)} needs {count}"
+                f"input {name!r} has {has} elements, its shape {list(shape)} needs {count}"
             )
         return np.array(items, dtype=object).reshape(shape)
     dtype = LITTLE[datatype]

@@ -70,12 +70,17 @@ def doubler(tmp_path: Path) -> ModelServer:
 
 
 @contextlib.asynccontextmanager
-async def served(server: ModelServer) -> AsyncIterator[tuple[int, asyncio.Event]]:
-    """``server`` on a free port of this loop: the port, and the event that stops it."""
+async def served(
+    server: ModelServer, hub: http.Hub | None = None
+) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """``server`` on a free port of this loop (its connections kept by ``hub``): the port,
+    and the event that stops it."""
     loop = asyncio.get_running_loop()
     started: asyncio.Future[int] = loop.create_future()
     stop = asyncio.Event()
-    serving = loop.create_task(http.serve(server, "127.0.0.1", 0, started=started, stop=stop))
+    serving = loop.create_task(
+        http.serve(server, "127.0.0.1", 0, hub=hub, started=started, stop=stop)
+    )
     try:
         yield await started, stop
     finally:
@@ -247,3 +252,41 @@ async def test_a_stop_answers_the_requests_it_has_then_closes(doubler):
         assert await closed(busy_reader)
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_trailers_are_read_but_never_taken_for_headers(doubler):
+    async with served(doubler) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = sample(6.0)
+        writer.write(b"POST /predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n")
+        # a trailer that would change how the body is read, were it merged into the headers
+        writer.write(
+            b"%x\r\n%s\r\n0\r\nContent-Type: text/plain\r\nX-Sum: 1\r\n\r\n" % (len(body), body)
+        )
+        answer = await read_answer(reader)
+        assert answer.json()["y"] == [12.0, 2.0]
+        writer.write(get("/health"))
+        assert (await read_answer(reader)).status == 200
+        writer.close()
+
+
+async def test_a_body_sent_in_pieces_at_a_fair_rate_is_answered(doubler):
+    hub = http.Hub(doubler, http.Limits(min_body_rate=100, body_window_s=0.5))
+    async with served(doubler, hub) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = post("/predict", sample(2.0) + b" " * 150)
+        for at in range(0, len(request), 60):  # about 200 bytes/s
+            writer.write(request[at : at + 60])
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        assert (await read_answer(reader)).json()["y"] == [4.0, 2.0]
+        assert hub.held == 0  # the body is released once answered
+        writer.close()
+
+
+def test_a_budget_that_could_not_take_one_body_is_refused(doubler):
+    with pytest.raises(ValueError, match="connection_body_bytes is 100, under the largest"):
+        http.Hub(doubler, http.Limits(connection_body_bytes=100))
+    with pytest.raises(ValueError, match="process_body_bytes is 199"):
+        http.Hub(doubler, http.Limits(process_body_bytes=199))
+    doubler.close()

@@ -31,6 +31,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=256, help="queued requests at most")
     parser.add_argument("--max-body-mb", type=float, default=64.0)
     parser.add_argument(
+        "--max-body-in-flight-mb",
+        type=float,
+        help="body bytes all requests read and not yet answered may hold (default: 4 bodies)",
+    )
+    parser.add_argument("--max-elements", type=int, help="of one input tensor at most")
+    parser.add_argument("--max-connections", type=int, default=1024)
+    parser.add_argument(
+        "--head-timeout-s", type=float, default=10.0, help="for a request's head to be whole"
+    )
+    parser.add_argument(
+        "--min-body-rate", type=int, default=1024, help="bytes/s a body must bring (over 10 s)"
+    )
+    parser.add_argument(
         "--signature", type=Path, help="a signature.json (default: the one beside the model)"
     )
     return parser.parse_args(argv)
@@ -46,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     from workbench.serving.app import ModelServer
-    from workbench.serving.http import serve
+    from workbench.serving.http import Hub, Limits, serve
     from workbench.serving.runtimes import ModelLoadError, load
 
     signature = json.loads(args.signature.read_text()) if args.signature else None
@@ -63,8 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         max_delay_s=args.max_delay_ms / 1000,
         max_queue=args.max_queue,
         max_body_bytes=int(args.max_body_mb * 1024**2),
+        max_elements=args.max_elements,
         threads=args.threads,
     )
+    in_flight = args.max_body_in_flight_mb
+    limits = Limits(
+        head_s=args.head_timeout_s,
+        min_body_rate=args.min_body_rate,
+        max_connections=args.max_connections,
+        process_body_bytes=None if in_flight is None else int(in_flight * 1024**2),
+    )
+    try:
+        hub = Hub(server, limits)
+    except ValueError as exc:
+        server.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     inputs = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in runtime.inputs)
     print(
         f"serving {args.name} v{args.version} ({args.runtime} runtime, inputs: {inputs}) on "
@@ -74,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        uvloop.run(serve(server, args.host, args.port))
+        uvloop.run(serve(server, args.host, args.port, hub=hub))
     finally:
         server.close()
     return 0

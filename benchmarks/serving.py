@@ -142,8 +142,13 @@ print(json.dumps(rates))
     return {int(k): v for k, v in json.loads(out).items()}
 
 
+#: the Authorization header wrk's scripts send, when set (the endpoint's key)
+AUTH_VARIABLE = "WORKBENCH_BENCH_AUTHORIZATION"
+
+
 def bodies(folder: Path) -> dict[str, Path]:
-    """wrk's Lua scripts: one request of one sample, in JSON and in binary."""
+    """wrk's Lua scripts: one request of one sample, in JSON and in binary (with
+    ``$WORKBENCH_BENCH_AUTHORIZATION`` as the Authorization header, when set)."""
     x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
     tensor = {"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32"}
     (folder / "json.body").write_text(
@@ -170,6 +175,8 @@ def bodies(folder: Path) -> dict[str, Path]:
         lua = folder / f"{kind}.lua"
         lua.write_text(
             f'wrk.method = "POST"\n{extra}\n'
+            f'local auth = os.getenv("{AUTH_VARIABLE}")\n'
+            'if auth then wrk.headers["Authorization"] = auth end\n'
             f'local f = io.open("{folder / (kind + ".body")}", "rb")\n'
             'wrk.body = f:read("*a")\nf:close()\n'
         )
@@ -271,9 +278,10 @@ def serve_mlflow(model: Path, core: int, folder: Path) -> Started:
     return f"http://127.0.0.1:{port}/invocations", stopper(process)
 
 
-def serve_endpoint(model: Path) -> Started:
+def serve_endpoint(model: Path, public: bool) -> Started:
     """A Workbench service of the model (one replica: a container of envs/python with 1
-    CPU, behind the HAProxy endpoint), as users reach it."""
+    CPU, behind the HAProxy endpoint), as users reach it: with its key, which the proxy
+    checks (``public``: an endpoint open on purpose, no key checked)."""
     sys.path.insert(0, str(REPO))
     from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for
     from workbench.backends.docker import DockerBackend
@@ -307,14 +315,20 @@ def serve_endpoint(model: Path) -> Started:
         model_id, folder, NewVersion(environment_id=env_id), staging="bench"
     )
     request = ServiceCreate(
-        name="cnn", version_id=version.id, options=ServerOptions(max_queue=1024)
+        name="cnn",
+        version_id=version.id,
+        options=ServerOptions(max_queue=1024),
+        public_endpoint=public,
     )
     started = wb.deployments.create(actor, request)
     job = wb.jobs.wait(started.job_id, timeout=300)
     if job.state != "succeeded":
         raise SystemExit(f"the service did not deploy: {job.message}")
+    if not public:
+        os.environ[AUTH_VARIABLE] = f"Bearer {started.service.key}"
 
     def stop() -> None:
+        os.environ.pop(AUTH_VARIABLE, None)
         wb.deployments.delete(actor, started.service.id)
         wb.close()
         shutil.rmtree(home, ignore_errors=True)
@@ -363,6 +377,11 @@ def main() -> int:
         dest="endpoint",
         action="store_false",
         help="skip the Workbench service (needs the Docker Engine and HAProxy)",
+    )
+    parser.add_argument(
+        "--public-endpoint",
+        action="store_true",
+        help="the service's endpoint public (no key checked), to compare with the default",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -416,8 +435,9 @@ def main() -> int:
     if args.endpoint:
         runs.append(
             (
-                "service endpoint (proxy + replica)",
-                lambda: serve_endpoint(model),
+                "service endpoint (proxy + replica)"
+                + (", public" if args.public_endpoint else ", key checked"),
+                lambda: serve_endpoint(model, args.public_endpoint),
                 ["binary", "json"],
             )
         )

@@ -43,14 +43,18 @@ from workbench.users import Actor  # noqa: E402
 SIGNATURE = {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}]}
 
 
-def first_correct(url: str, x: np.ndarray, want: np.ndarray, timeout: float = 120) -> None:
-    """Post until the answer is the model's (connection refused, 503: not yet)."""
+def first_correct(
+    url: str, x: np.ndarray, want: np.ndarray, timeout: float = 120, key: str | None = None
+) -> None:
+    """Post until the answer is the model's (connection refused, 503: not yet); ``key``:
+    the endpoint's."""
+    headers = {"Authorization": f"Bearer {key}"} if key else None
     tensor = {"name": "input", "shape": list(x.shape), "datatype": "FP32"}
     body = {"inputs": [{**tensor, "data": x.ravel().tolist()}]}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            r = httpx.post(url, json=body, timeout=5)
+            r = httpx.post(url, json=body, headers=headers, timeout=5)
             if r.status_code == 200:
                 got = np.array(r.json()["outputs"][0]["data"]).reshape(want.shape)
                 if np.allclose(got, want, rtol=1e-4, atol=1e-5):
@@ -129,7 +133,8 @@ def main() -> int:
                 started = wb.deployments.create(
                     actor, ServiceCreate(name=f"cnn-{next(counter)}", version_id=version.id)
                 )
-                first_correct(f"http://{started.service.address}/v2/models/cnn/infer", x, want)
+                url = f"http://{started.service.address}/v2/models/cnn/infer"
+                first_correct(url, x, want, key=started.service.key)
 
                 def cleanup() -> None:
                     wb.jobs.wait(started.job_id, timeout=120)

@@ -30,7 +30,13 @@ from pydantic import TypeAdapter
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.config import Settings
 from workbench.datasets.schemas import DatasetInfo, SamplePage
-from workbench.deployments.schemas import ReplicaLog, ServiceInfo, ServiceMetrics, ServiceStarted
+from workbench.deployments.schemas import (
+    ReplicaLog,
+    ServiceInfo,
+    ServiceKey,
+    ServiceMetrics,
+    ServiceStarted,
+)
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
 from workbench.errors import InferenceError, Unauthenticated, WorkbenchError, rebuild_error
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
@@ -761,10 +767,17 @@ class ServicesAPI:
         """Serve a version with the model server, or with the inference image of
         ``algorithm_id`` (the version's files, if one is given, at ``$MODEL_DIR``). Options:
         format, replicas, cpus, memory_mb, options (the model server's: max_batch,
-        max_delay_ms, max_queue, threads), visibility."""
+        max_delay_ms, max_queue, threads), visibility, public_endpoint. The answer's ``key``
+        is the endpoint's key, given this once (``Authorization: Bearer <key>``)."""
         body = {"name": name, "version_id": version_id, "algorithm_id": algorithm_id, **options}
         started = ServiceStarted.model_validate(self._c.json("POST", "/services", json=body))
-        return self._after(started, wait)
+        return self._after(started, wait).model_copy(update={"key": started.service.key})
+
+    def rotate_key(self, service_id: int) -> str:
+        """A new key for the service's endpoint (its owner's), given this once; the old one
+        is refused from now on."""
+        data = self._c.json("POST", f"/services/{service_id}/key")
+        return ServiceKey.model_validate(data).key
 
     def scale(self, service_id: int, replicas: int, *, wait: bool = True) -> ServiceInfo:
         data = self._c.json("POST", f"/services/{service_id}/scale", json={"replicas": replicas})

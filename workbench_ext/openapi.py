@@ -27,6 +27,7 @@ from workbench.deployments.schemas import (
     ReplicaLog,
     ServiceCreate,
     ServiceInfo,
+    ServiceKey,
     ServiceMetrics,
     ServiceStarted,
 )
@@ -548,7 +549,9 @@ OPS = (
         "post",
         "/services",
         "Serve a model version: its default serving format (or format), replicas of the model "
-        "server in its environment image; a deploy job (202)",
+        "server in its environment image; a deploy job (202). The answer's service.key is the "
+        "endpoint's key (Authorization: Bearer <key>), given this once; public_endpoint: true "
+        "opens the endpoint to anyone, on purpose",
         ServiceCreate,
         ServiceStarted,
         202,
@@ -583,6 +586,13 @@ OPS = (
         "Every replica replaced by a new one (owner); a deploy job (202)",
         response=ServiceStarted,
         status=202,
+    ),
+    Op(
+        "post",
+        "/services/{id}/key",
+        "A new key for the service's endpoint (owner), given this once; the old one is "
+        "refused from this answer on",
+        response=ServiceKey,
     ),
     Op(
         "get",

@@ -36,8 +36,9 @@ def version(lab_server: LabServer, python_env_image: str, tmp_path_factory) -> I
         lab_server.api(f"{API}/services/{service['id']}", "DELETE")
 
 
-def load(address: str, stop: threading.Event, answered: list[int]) -> None:
-    with httpx.Client(base_url=f"http://{address}", timeout=10) as http:
+def load(address: str, key: str, stop: threading.Event, answered: list[int]) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"http://{address}", timeout=10, headers=headers) as http:
         while not stop.is_set():
             r = http.post("/predict", json={"features": [0.1, 0.2, 0.3, 0.4]})
             answered.append(r.status_code)
@@ -58,6 +59,9 @@ def test_publish_test_scale_and_watch(page: Page, lab_server: LabServer, version
     summary = frame.locator(".wb-service-summary")
     expect(summary).to_contain_text("running", timeout=120_000)
     expect(frame.locator(".wb-replicas-table")).to_contain_text("r0")
+    # the endpoint's key, shown this once, with a call that sends it
+    key = frame.locator(".wb-service-key-value").inner_text()
+    expect(frame.locator(".wb-service-key")).to_contain_text(f"Authorization: Bearer {key}")
 
     # the online test: the form from the model's V2 metadata
     field = frame.locator(".wb-service-input textarea")
@@ -81,7 +85,7 @@ def test_publish_test_scale_and_watch(page: Page, lab_server: LabServer, version
     # the live charts while a load runs on the endpoint
     (service,) = [s for s in lab_server.api(f"{API}/services") if s["name"] == NAME]
     stop, answered = threading.Event(), []
-    loader = threading.Thread(target=load, args=(service["address"], stop, answered))
+    loader = threading.Thread(target=load, args=(service["address"], key, stop, answered))
     loader.start()
     try:
         now = frame.locator(".wb-service-now")

@@ -313,15 +313,18 @@ def test_the_image_classifier_reaches_0_9_on_digits(team: Team, published: dict[
     with np.load(folder / "samples.npz") as held_out:
         images, labels = held_out["input"][:20], held_out["labels"][:20]
     model = team.wb.models.get(team.bob, version.model_id).name
-    right = 0
+    right, auth = 0, {"Authorization": f"Bearer {started.service.key}"}
     for image, label in zip(images, labels, strict=True):
-        r = httpx.post(f"http://{service.address}/predict", json={"input": image.tolist()})
+        r = httpx.post(
+            f"http://{service.address}/predict", json={"input": image.tolist()}, headers=auth
+        )
         assert r.status_code == 200, r.text
         right += int(np.argmax(r.json()["logits"]) == label)
     tensor = {"name": "input", "shape": list(images.shape), "datatype": "FP32"}
     r = httpx.post(
         f"http://{service.address}/v2/models/{model}/infer",
         json={"inputs": [{**tensor, "data": images.ravel().tolist()}]},
+        headers=auth,
     )
     assert r.status_code == 200, r.text
     scores = np.array(r.json()["outputs"][0]["data"]).reshape(len(images), -1)
@@ -410,9 +413,11 @@ def _serve_and_ask(team: Team, algorithm: Any, version: Any, body: dict[str, Any
         assert service.algorithm_id == algorithm.id and service.task_id == version.task_id
         example = {p["name"]: p["example"] for p in service.api_spec["params"]}
         assert set(example) == set(body)  # the spec names what the route takes
-        r = httpx.post(f"http://{service.address}{service.api_spec['route']}", json=body)
+        auth = {"Authorization": f"Bearer {started.service.key}"}
+        route = f"http://{service.address}{service.api_spec['route']}"
+        r = httpx.post(route, json=body, headers=auth)
         assert r.status_code == 200, r.text
-        bad = httpx.post(f"http://{service.address}/predict", json={"nothing": 1})
+        bad = httpx.post(f"http://{service.address}/predict", json={"nothing": 1}, headers=auth)
         assert bad.status_code == 400 and "error" in bad.json()  # the contract's error
         # the image's own server has no /metrics: each replica says why it was not read
         (replica,) = wb.deployments.metrics(bob, service.id).replicas

@@ -88,14 +88,22 @@ def deployed(setup: Setup, job_id: int, state: str = JobState.SUCCEEDED) -> None
     assert job.state == state, (job.message, log)
 
 
-def answers(setup: Setup, port: int | None) -> None:
-    """The replica on ``port`` gives the reference model's scores."""
+def auth(key: str | None) -> dict[str, str]:
+    """The header that opens a service's endpoint."""
+    assert key
+    return {"Authorization": f"Bearer {key}"}
+
+
+def answers(setup: Setup, port: int | None, key: str | None = None) -> None:
+    """The replica on ``port`` (an endpoint's, with its ``key``) gives the reference model's
+    scores."""
     assert port
     client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
     x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
     tensor = triton.InferInput("image", [2, 1, 8, 8], "FP32")
     tensor.set_data_from_numpy(x, binary_data=True)
-    got = client.infer("cnn", [tensor]).as_numpy("scores")
+    headers = auth(key) if key else None
+    got = client.infer("cnn", [tensor], headers=headers).as_numpy("scores")
     session = ort.InferenceSession(str(setup.model_file), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(got, session.run(None, {"image": x})[0], rtol=1e-5, atol=1e-6)
     client.close()
@@ -112,6 +120,7 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
 ):
     wb, bob = setup.wb, setup.bob
     started = wb.deployments.create(bob, ServiceCreate(name="cnn", version_id=setup.version))
+    key = started.service.key
     assert started.service.format == "native" and started.service.runtime == "onnx"
     with pytest.raises(Conflict):  # one deploy at a time
         wb.deployments.scale(bob, started.service.id, 2)
@@ -121,16 +130,17 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     assert [r.state for r in service.replica_states] == ["running"]
     answers(setup, service.replica_states[0].port)
     address = service.address
-    answers(setup, endpoint_port(address))  # through the proxy
+    answers(setup, endpoint_port(address), key)  # through the proxy
     client = triton.InferenceServerClient(url=address)  # Triton's client, as a peer
-    assert client.get_model_metadata("cnn")["platform"] == "onnxruntime_onnx"
-    assert client.get_model_config("cnn")["max_batch_size"] == 32
+    assert client.get_model_metadata("cnn", headers=auth(key))["platform"] == "onnxruntime_onnx"
+    assert client.get_model_config("cnn", headers=auth(key))["max_batch_size"] == 32
     x = np.ones((1, 1, 8, 8), np.float32)
     for binary in (False, True):
         tensor = triton.InferInput("image", [1, 1, 8, 8], "FP32")
         tensor.set_data_from_numpy(x, binary_data=binary)
         wanted = triton.InferRequestedOutput("scores", binary_data=binary)
-        got = client.infer("cnn", [tensor], outputs=[wanted]).as_numpy("scores")
+        got = client.infer("cnn", [tensor], outputs=[wanted], headers=auth(key))
+        got = got.as_numpy("scores")
         session = ort.InferenceSession(str(setup.model_file), providers=["CPUExecutionProvider"])
         want = session.run(None, {"image": x})[0]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -159,13 +169,14 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     stopped = wb.deployments.get(bob, service.id)
     assert stopped.state == "stopped" and stopped.replica_states == [] and stopped.replicas == 2
     assert stopped.address == address  # kept
-    r = httpx.post(f"http://{address}/predict", json={"image": [[[0.0] * 8] * 8]})
+    sample = {"image": [[[0.0] * 8] * 8]}
+    r = httpx.post(f"http://{address}/predict", json=sample, headers=auth(key))
     assert r.status_code == 503 and "has no replica ready" in r.json()["error"]
 
     deployed(setup, wb.deployments.start(bob, service.id).job_id)
     service = wb.deployments.get(bob, service.id)
     assert service.state == "running" and len(service.replica_states) == 2
-    answers(setup, endpoint_port(address))
+    answers(setup, endpoint_port(address), key)
     assert first not in {r.run_id for r in service.replica_states}
     kept = {r.run_id for r in service.replica_states}
 
@@ -248,12 +259,14 @@ def test_what_is_refused(setup: Setup):
 
 
 def two_replicas(setup: Setup, name: str) -> ServiceInfo:
-    """bob's CNN served by 2 replicas, deployed (``job_id``: that deploy)."""
+    """bob's CNN served by 2 replicas, deployed (``job_id``: that deploy; ``key``: its
+    endpoint's)."""
     started = setup.wb.deployments.create(
         setup.bob, ServiceCreate(name=name, version_id=setup.version, replicas=2)
     )
     deployed(setup, started.job_id)
-    return setup.wb.deployments.get(setup.bob, started.service.id)
+    service = setup.wb.deployments.get(setup.bob, started.service.id)
+    return service.model_copy(update={"key": started.service.key})
 
 
 class Load:
@@ -261,8 +274,8 @@ class Load:
     200 for each answer that was one, else what came (when, the status and body, or the
     error)."""
 
-    def __init__(self, url: str, clients: int = 4) -> None:
-        self.url, self.clients = url, clients
+    def __init__(self, url: str, key: str | None, clients: int = 4) -> None:
+        self.url, self.clients, self.key = url, clients, key
         self.outcomes: list[int | str] = []
         self._stop = threading.Event()
         self._t0 = time.monotonic()
@@ -273,7 +286,7 @@ class Load:
 
     def _client(self) -> None:
         body = {"image": [[[0.5] * 8] * 8]}
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30, headers=auth(self.key)) as http:
             while not self._stop.is_set():
                 at = f"{time.monotonic() - self._t0:.2f}s"
                 try:
@@ -300,7 +313,7 @@ def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Set
     the service scales to 3 and back to 1: every request gets its answer."""
     wb, bob = setup.wb, setup.bob
     service = two_replicas(setup, "steady")
-    with Load(f"http://{service.address}/predict") as load:
+    with Load(f"http://{service.address}/predict", service.key) as load:
         time.sleep(1)
         victim = service.replica_states[0].run_id
         load.mark("kill")
@@ -328,7 +341,7 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
     wb, bob = setup.wb, setup.bob
     wb.deployments.hung_after_s = 3.0
     service = two_replicas(setup, "watched")
-    deploy_job = service.job_id
+    deploy_job, key = service.job_id, service.key
     before = {r.run_id for r in service.replica_states}
     engine = docker.from_env()
     killed, hung = (engine.containers.get(r.run_id) for r in service.replica_states)
@@ -352,7 +365,7 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
     assert "replica 0 is exited" in logs  # the watch's look, or the deploy's own for 1:
     assert re.search(r"replica 1 d(id|oes) not answer /v2/health/ready", logs), logs
     x = np.zeros((1, 8, 8), np.float32).tolist()
-    r = httpx.post(f"http://{service.address}/predict", json={"image": x}, timeout=10)
+    r = httpx.post(f"http://{service.address}/predict", json={"image": x}, headers=auth(key))
     assert r.status_code == 200, r.text
     wb.deployments.delete(bob, service.id)
 
@@ -363,7 +376,7 @@ def test_stopping_under_load_answers_or_says_503(setup: Setup):
     nothing; after the start they are answered again."""
     wb, bob = setup.wb, setup.bob
     service = two_replicas(setup, "stopping")
-    with Load(f"http://{service.address}/predict") as load:
+    with Load(f"http://{service.address}/predict", service.key) as load:
         time.sleep(1)
         load.mark("stop")
         deployed(setup, wb.deployments.stop(bob, service.id).job_id)
@@ -427,9 +440,10 @@ def test_a_service_from_an_inference_image_and_its_image_redone(
 
     upload("1")
     started = wb.deployments.create(
-        bob, ServiceCreate(name="echo", algorithm_id=algorithm.id, replicas=2)
+        bob, ServiceCreate(name="echo", algorithm_id=algorithm.id, replicas=2, public_endpoint=True)
     )
-    service = check(started.job_id, "1")
+    service = check(started.job_id, "1")  # public on purpose: no key asked
+    assert service.public_endpoint
     upload("2")  # redo its image: the restart takes the algorithm's image as it is now
     service = check(wb.deployments.restart(bob, service.id).job_id, "2")
     bad = httpx.post(f"http://{service.address}/predict", json={}, timeout=10)

@@ -25,6 +25,7 @@ from workbench.config import Settings
 from workbench.registry.models import ModelVersion
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
+from workbench.widgets.services import ServicesSection
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -44,10 +45,18 @@ def served(live, python_env_image, tmp_path_factory) -> tuple[int, list[int], Pa
         wb.close()
 
 
-def load(address: str, seconds: float, stop: threading.Event) -> int:
+def shown_key(section: ServicesSection) -> str:
+    """The endpoint's key the section shows (once, after a create or a rotation)."""
+    found = re.search(r"class='wb-service-key-value'>([^<]+)<", section.key_box.value)
+    assert found, section.key_box.value
+    return html.unescape(found.group(1))
+
+
+def load(address: str, key: str, seconds: float, stop: threading.Event) -> int:
     """Requests on the endpoint for ``seconds`` (or until ``stop``): how many got a 200."""
     ok, deadline = 0, time.monotonic() + seconds
-    with httpx.Client(base_url=f"http://{address}", timeout=10) as http:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"http://{address}", timeout=10, headers=headers) as http:
         while time.monotonic() < deadline and not stop.is_set():
             r = http.post("/predict", json={"features": [0.1, 0.2, 0.3, 0.4]})
             ok += r.status_code == 200
@@ -73,6 +82,10 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     wait_until(lambda: section.test_inputs.children, 30, "the test form")
     assert "r0" in section.replica_table.value and "running" in section.replica_table.value
     assert f"http://{service.address}" in section.summary.value
+    # the endpoint's key, shown this once, with a call that sends it
+    key = shown_key(section)
+    assert f"Authorization: Bearer {key}" in html.unescape(section.key_box.value)
+    assert "those with its key" in section.summary.value
 
     # the online test: the form has the model's input, filled with a sample of its shape
     (box,) = section.test_inputs.children
@@ -110,7 +123,7 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     # the live charts fill while a load runs through the endpoint
     stop = threading.Event()
     answered: list[int] = []
-    loader = threading.Thread(target=lambda: answered.append(load(service.address, 30, stop)))
+    loader = threading.Thread(target=lambda: answered.append(load(service.address, key, 30, stop)))
     loader.start()
     try:
         wait_until(
@@ -151,12 +164,22 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     section.start_button.click()
     wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "the start")
     assert section.selected.address == service.address
-    assert (
-        httpx.post(
-            f"http://{service.address}/predict", json={"features": sample}, timeout=10
-        ).json()
-        == answer
-    )
+
+    def predict(key: str) -> httpx.Response:
+        return httpx.post(
+            f"http://{service.address}/predict",
+            json={"features": sample},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+
+    assert predict(key).json() == answer
+
+    # a new key from the panel: shown once, the old one refused at once
+    section.rotate_button.click()
+    new_key = shown_key(section)
+    assert new_key != key and predict(new_key).json() == answer
+    assert predict(key).status_code == 401
 
     section.delete_button.click()  # asks first
     section.delete_button.click()

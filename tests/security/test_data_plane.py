@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import add_environment
-from tests.integration.test_services import Load
+from tests.integration.test_services import Load, auth
 from tests.server import free_port
 from tests.serving.models import CNN_SIGNATURE, make_cnn
 from workbench.client import WorkbenchClient
@@ -62,27 +62,34 @@ class Home:
         return Proxy(self.path / "proxy")
 
 
+def cnn_version(
+    wb: Workbench, owner_id: int, image: str, folder: Path, visibility: str = "private"
+) -> int:
+    """The owner's ONNX CNN (made in ``folder``) as a version in an environment of
+    ``image``: its id."""
+    make_cnn(folder / "model.onnx")
+    (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
+    with wb.registry.session() as s:
+        model_id = wb.models.model_for(s, name="cnn", owner_id=owner_id, visibility=visibility).id
+    env = add_environment(
+        wb, name="python-svc", framework="python", image_ref=image,
+        owner_id=owner_id, visibility=visibility, state="ready",
+    )  # fmt: skip
+    lineage = NewVersion(environment_id=env)
+    return wb.models.register_version(model_id, folder, lineage, staging="cnn").id
+
+
 @pytest.fixture
 def home(tmp_path: Path, python_env_image: str) -> Iterator[Home]:
     """A migrated home with bob and his CNN version; whatever a test left serving is
     removed afterwards (replicas and proxy)."""
     path = tmp_path / "wbhome"
-    folder = tmp_path / "cnn"
-    make_cnn(folder / "model.onnx")
-    (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
     wb = Workbench.from_settings(Settings(home=path, backend="docker"))
     try:
         wb.registry.upgrade()
         bob = wb.users.add_user("bob")
         token = wb.users.create_token(bob.id, "data plane").secret
-        with wb.registry.session() as s:
-            model_id = wb.models.model_for(s, name="cnn", owner_id=bob.id, visibility="private").id
-        env = add_environment(
-            wb, name="python-svc", framework="python", image_ref=python_env_image,
-            owner_id=bob.id, visibility="private", state="ready",
-        )  # fmt: skip
-        lineage = NewVersion(environment_id=env)
-        version = wb.models.register_version(model_id, folder, lineage, staging="dp").id
+        version = cnn_version(wb, bob.id, python_env_image, tmp_path / "cnn")
     finally:
         wb.close()
     made = Home(path, token, version)
@@ -171,7 +178,7 @@ def test_stopping_then_killing_the_server_leaves_the_endpoint_answering(home: Ho
         assert service.state == "running", service.message
         master = haproxy_master(home)
         assert os.getpgid(master) != first.group and os.getsid(master) != first.group
-        with Load(f"http://{service.address}/predict", clients=2) as load:
+        with Load(f"http://{service.address}/predict", service.key, clients=2) as load:
             time.sleep(1)
             load.mark("SIGTERM to workbench lab")
             first.process.send_signal(signal.SIGTERM)
@@ -196,7 +203,7 @@ def test_stopping_then_killing_the_server_leaves_the_endpoint_answering(home: Ho
         backend = config.split(f"\nbackend replicas_{service.id}\n")[1].split("\n\n")[0]
         assert backend.count(" check") == 2, backend
         again.services.stop(service.id)  # and so does its stop
-        r = httpx.post(f"http://{service.address}/predict", json={}, timeout=10)
+        r = httpx.post(f"http://{service.address}/predict", json={}, headers=auth(service.key))
         assert r.status_code == 503 and "has no replica ready" in r.text
         again.services.delete(service.id)
         assert left == [], f"the Jupyter server outlived its SIGTERM: {left}"
@@ -215,7 +222,7 @@ def test_user_add_beside_a_running_server_changes_nothing_for_the_endpoints(
     with workbench_lab(home, tmp_path) as lab, WorkbenchClient(lab.url, home.bob) as bob:
         service = bob.services.create("steady", home.version)
         master = haproxy_master(home)
-        with Load(f"http://{service.address}/predict", clients=2) as load:
+        with Load(f"http://{service.address}/predict", service.key, clients=2) as load:
             time.sleep(1)
             for name in ("carol", "dave"):
                 added = subprocess.run(

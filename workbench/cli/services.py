@@ -1,6 +1,7 @@
 """``workbench service``: services from model versions (through the REST API): list, show,
-create, scale, stop, start, restart, delete; predict (one sample, through the endpoint),
-logs and metrics. Each change is a deploy job, followed."""
+create (the endpoint's key printed once), scale, stop, start, restart, delete; key rotate;
+predict (one sample, through the endpoint), logs and metrics. Each change is a deploy job,
+followed."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def service_show(service_id: int) -> None:
 @click.option("--memory-mb", type=int, default=1024, show_default=True)
 @click.option("--max-batch", type=int, default=32, show_default=True)
 @click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@click.option(
+    "--public-endpoint",
+    is_flag=True,
+    help="Its endpoint answers anyone, without a key (default: only callers with its key).",
+)
 @common.detach_option
 @friendly
 def service_create(
@@ -88,10 +94,12 @@ def service_create(
     memory_mb: int,
     max_batch: int,
     visibility: str,
+    public_endpoint: bool,
     detach: bool,
 ) -> None:
     """Serve a model version with the model server, or with an algorithm's inference image
-    (--algorithm); follows the deploy unless --detach."""
+    (--algorithm); follows the deploy unless --detach. Prints the endpoint's key, this
+    once."""
     body = {
         "name": name,
         "version_id": version_id,
@@ -101,12 +109,34 @@ def service_create(
         "memory_mb": memory_mb,
         "options": {"max_batch": max_batch},
         "visibility": visibility,
+        "public_endpoint": public_endpoint,
     }
     if fmt:
         body["format"] = fmt
     with client() as c:
         started = ServiceStarted.model_validate(c.json("POST", "/services", json=body))
+        if started.service.key:
+            _echo_key(started.service.id, started.service.key)
         _follow(c, started, detach)
+
+
+def _echo_key(service_id: int, key: str) -> None:
+    click.echo(f"service {service_id}'s endpoint key (shown this once; keep it): {key}")
+    click.echo(f"  send it as the header: Authorization: Bearer {key}")
+
+
+@service.group("key")
+def service_key() -> None:
+    """The key a service's endpoint asks its callers for."""
+
+
+@service_key.command("rotate")
+@click.argument("service_id", type=int)
+@friendly
+def service_key_rotate(service_id: int) -> None:
+    """A new key for the service's endpoint (its owner's); the old one is refused at once."""
+    with client() as c:
+        _echo_key(service_id, c.services.rotate_key(service_id))
 
 
 @service.command("scale")

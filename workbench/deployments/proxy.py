@@ -11,6 +11,14 @@ finish the requests they hold, so no request is dropped. A change is done when e
 endpoint answers with the new configuration (each tells its generation on a path of its
 own), not before.
 
+Each endpoint asks for its service's key (``Authorization: Bearer <key>``, or ``X-Api-Key:
+<key>``) unless the service is public on purpose: the proxy hashes what it was sent
+(SHA-256) and looks the hash up in a map of the services' key hashes (``keys.map``: it never
+holds a key in clear); a request without the key, or with another service's, gets a JSON
+401 that says what to send, and reaches no replica. The key's headers are not passed on to
+the replicas. The Workbench server's relay (``/services/{id}/endpoint/``) sends a key of its
+own (``relay.key``, mode 0600, kept across servers) that every endpoint takes.
+
 The proxy is the data plane: it outlives the server that started it. HAProxy's daemon mode
 puts it in a session of its own (not the server's process group: a process manager's
 SIGTERM or SIGKILL to the server's group leaves it), with none of the server's environment
@@ -25,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -33,10 +42,12 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.users import hash_token
 
 
 class ProxyUnavailable(WorkbenchError):
@@ -54,6 +65,10 @@ class Endpoint:
     port: int
     replicas: tuple[str, ...]
     health: str
+    #: the SHA-256 (hex) of the key it asks for ("": none, every caller refused but the
+    #: relay); ``public``: it asks for none, on purpose
+    key_hash: str = ""
+    public: bool = False
 
 
 class Proxy:
@@ -63,6 +78,8 @@ class Proxy:
         self.binary = binary
         self.config = folder / "haproxy.cfg"
         self.pidfile = folder / "haproxy.pid"
+        self.keys = folder / "keys.map"
+        self.relay_file = folder / "relay.key"
 
     def available(self) -> bool:
         return shutil.which(self.binary) is not None
@@ -80,7 +97,8 @@ class Proxy:
         self.folder.mkdir(parents=True, exist_ok=True)
         generation = str(time.time_ns())
         with self._locked():
-            text = render(endpoints, self.bind, self.pidfile, generation)
+            _write_private(self.keys, key_map(endpoints, hash_token(self.relay_key)))
+            text = render(endpoints, self.bind, self.pidfile, generation, self.keys)
             candidate = self.folder / "haproxy.cfg.new"
             candidate.write_text(text, encoding="utf-8")
             check = subprocess.run(
@@ -111,6 +129,22 @@ class Proxy:
                 while _alive(master) and time.monotonic() < deadline:
                     time.sleep(0.05)
             self.pidfile.unlink(missing_ok=True)
+
+    @cached_property
+    def relay_key(self) -> str:
+        """The key the Workbench server's relay sends to every endpoint (made once)."""
+        try:
+            return self.relay_file.read_text().strip()
+        except FileNotFoundError:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            key = "wbrelay_" + secrets.token_urlsafe(32)
+            try:
+                fd = os.open(self.relay_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                return self.relay_file.read_text().strip()
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
+            return key
 
     def master(self) -> int | None:
         """The pid of this folder's running HAProxy master (see the module doc), or None."""
@@ -178,6 +212,23 @@ class Proxy:
                 time.sleep(0.02)
 
 
+def key_map(endpoints: list[Endpoint], relay_hash: str) -> str:
+    """The proxy's map: a key's SHA-256 (upper-case hex, as HAProxy's ``hex`` writes it) ->
+    the service it opens (``*``: the relay's, every one)."""
+    lines = [f"{relay_hash.upper()} *"]
+    lines += [f"{e.key_hash.upper()} {e.service_id}" for e in endpoints if e.key_hash]
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner reads, whole or not at all."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -199,8 +250,9 @@ def proxy_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) // 4)
 
 
-def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str) -> str:
-    """HAProxy's configuration for these endpoints (see the module doc)."""
+def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str, keys: Path) -> str:
+    """HAProxy's configuration for these endpoints (see the module doc; ``keys``: the map
+    of key hashes)."""
     lines = [
         "global",
         "    master-worker",
@@ -236,6 +288,7 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str)
             f"    bind {bind}:{e.port}",
             f"    http-request return status 200 content-type text/plain string {generation} "
             f"if {{ path {GENERATION_PATH} }}",
+            *([] if e.public else _key_check(e, keys)),
             f"    default_backend replicas_{e.service_id}",
             "",
             f"backend replicas_{e.service_id}",
@@ -251,3 +304,28 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str)
         lines += [f"    server r{i} {target} check" for i, target in enumerate(e.replicas)]
         lines.append("")
     return "\n".join(lines)
+
+
+def _key_check(e: Endpoint, keys: Path) -> list[str]:
+    """The frontend's rules that refuse a request without this service's key (or the
+    relay's): the key from ``X-Api-Key``, or from ``Authorization: Bearer``; its SHA-256
+    looked up in ``keys``; the key's headers removed before a replica sees the request."""
+    refused = json.dumps(
+        {
+            "error": f"the endpoint of service {e.name} needs its key: send the header "
+            "Authorization: Bearer <key> (or X-Api-Key: <key>). The key was shown once, when "
+            f"the service was created; its owner gets a new one with POST /services/"
+            f"{e.service_id}/key (workbench service key rotate {e.service_id})."
+        }
+    )
+    return [
+        "    http-request set-var(txn.wb_key) req.hdr(x-api-key)",
+        "    http-request set-var(txn.wb_key) req.hdr(authorization),word(2,' ') "
+        "if { req.hdr(authorization),word(1,' ') -m str -i bearer }",
+        f"    http-request set-var(txn.wb_opens) var(txn.wb_key),sha2(256),hex,map({keys})",
+        "    http-request return status 401 content-type application/json "
+        f"string '{refused}' hdr WWW-Authenticate Bearer "
+        f"unless {{ var(txn.wb_opens) -m str {e.service_id} * }}",
+        "    http-request del-header authorization",
+        "    http-request del-header x-api-key",
+    ]

@@ -47,6 +47,8 @@ class ServiceCreate(BaseModel):
     options: ServerOptions = ServerOptions()
     visibility: Visibility = Visibility.PRIVATE
     description: str = Field(default="", max_length=4000)
+    #: its endpoint answers anyone, without a key, on purpose (default: its key only)
+    public_endpoint: bool = False
 
     @model_validator(mode="after")
     def _serves_something(self) -> ServiceCreate:
@@ -99,11 +101,23 @@ class ServiceInfo(BaseModel):
     address: str
     #: the endpoint through the Workbench server, under its REST API (``/workbench/api/v1/``)
     relay: str = ""
+    #: its endpoint answers without a key, on purpose (else ``Authorization: Bearer <key>``)
+    public_endpoint: bool = False
+    #: the endpoint's key: only in the answer that creates the service (never stored; a
+    #: lost key is replaced by ``POST /services/{id}/key``)
+    key: str | None = None
     #: deploying, running, stopped, failed
     state: str
     message: str
     job_id: int | None
     created_at: datetime
+
+
+class ServiceKey(BaseModel):
+    """A service's new endpoint key, shown this once (the previous one is refused now)."""
+
+    service_id: int
+    key: str
 
 
 class ServiceStarted(BaseModel):

@@ -16,6 +16,7 @@ the job's log; the proxy has taken such a replica out of the endpoint already.
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import socket
 import threading
@@ -54,6 +55,7 @@ from workbench.deployments.schemas import (
     ServerOptions,
     ServiceCreate,
     ServiceInfo,
+    ServiceKey,
     ServiceMetrics,
     ServiceStarted,
 )
@@ -75,7 +77,7 @@ from workbench.registry.models import (
     User,
 )
 from workbench.store import ArtifactStore
-from workbench.users import Actor
+from workbench.users import Actor, hash_token
 
 #: native kind -> the model server's runtime for it (a Keras file is served as a format)
 NATIVE_RUNTIME = {
@@ -95,6 +97,15 @@ GONE_AFTER_S = 2.0
 log = logging.getLogger(__name__)
 #: how long a replica's /metrics may take to answer
 METRICS_TIMEOUT_S = 2.0
+#: how a service's endpoint key starts (told apart from a Workbench token, ``wb_``)
+KEY_PREFIX = "wbsk_"
+
+
+def new_key() -> tuple[str, str]:
+    """A service's endpoint key and its SHA-256 (hex, what the registry and the proxy's map
+    keep): 256 random bits, so a hash without salt is safe to keep."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, hash_token(key)
 
 
 class DeploymentService:
@@ -142,7 +153,15 @@ class DeploymentService:
                     replicas = tuple(t for t in map(replica_target, runs) if t)
                 assert row.port is not None
                 endpoints.append(
-                    Endpoint(row.id, row.name, row.port, replicas, health_route(row.runtime))
+                    Endpoint(
+                        row.id,
+                        row.name,
+                        row.port,
+                        replicas,
+                        health_route(row.runtime),
+                        key_hash=row.key_hash,
+                        public=row.public_endpoint,
+                    )
                 )
             self.proxy.apply(endpoints)
 
@@ -319,6 +338,7 @@ class DeploymentService:
                     "another name.",
                     field="name",
                 )
+            key, key_hash = new_key()
             service = Service(
                 name=request.name,
                 port=_free_port(),
@@ -334,10 +354,23 @@ class DeploymentService:
                 memory_mb=request.memory_mb,
                 options=request.options.model_dump(),
                 state="deploying",
+                key_hash=key_hash,
+                public_endpoint=request.public_endpoint,
             )
             s.add(service)
             s.flush()
-            return self._deploy(s, actor, service, request.replicas)
+            started = self._deploy(s, actor, service, request.replicas)
+            started.service.key = key  # this once
+            return started
+
+    def rotate_key(self, actor: Actor, service_id: int) -> ServiceKey:
+        """A new key for the service's endpoint (its owner's); the old one is refused once
+        this returns (the proxy reloaded). Allowed during a deploy."""
+        key, key_hash = new_key()
+        with self.registry.session() as s:
+            get_owned(s, Service, service_id, actor, "service").key_hash = key_hash
+        self.publish()
+        return ServiceKey(service_id=service_id, key=key)
 
     def scale(self, actor: Actor, service_id: int, replicas: int) -> ServiceStarted:
         if not 0 <= replicas <= 32:
@@ -490,6 +523,7 @@ class DeploymentService:
             address=f"{self.proxy.bind}:{row.port}" if row.port else "",
             # the same endpoint through the Workbench server (its REST API's prefix before)
             relay=f"services/{row.id}/endpoint/",
+            public_endpoint=row.public_endpoint,
             state=row.state,
             message=row.message,
             job_id=row.job_id,

@@ -532,3 +532,7 @@ class Service(Shareable, Base):
     message: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     #: its newest deploy job
     job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    #: the SHA-256 (hex) of its endpoint's key, never the key ("": no key, every caller
+    #: refused until its owner rotates one); ``public_endpoint``: open to anyone, on purpose
+    key_hash: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    public_endpoint: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

@@ -132,6 +132,10 @@ class ServicesSection(Section[ServiceInfo]):
         self.new_visibility = w.Dropdown(
             options=visibility_choices(self.is_admin), description="Visibility"
         )
+        self.new_public = w.Checkbox(
+            value=False, description="Public endpoint: anyone may call it, without a key"
+        )
+        self.new_public.add_class("wb-service-public")
         self.publish_button = w.Button(
             description="Publish", icon="cloud-upload", button_style="success"
         )
@@ -151,6 +155,7 @@ class ServicesSection(Section[ServiceInfo]):
                 self.new_name,
                 w.HBox([self.new_replicas, self.new_cpus], layout=WRAP),
                 w.HBox([self.new_memory, self.new_visibility], layout=WRAP),
+                self.new_public,
                 self.publish_button,
                 self.publish_status,
             ]
@@ -177,6 +182,12 @@ class ServicesSection(Section[ServiceInfo]):
         ):
             button.add_class(f"wb-service-{action}")
             button.on_click(lambda _, a=action: self.deploy(a))
+        self.rotate_button = w.Button(description="New key", icon="key")
+        self.rotate_button.add_class("wb-service-rotate-key")
+        self.rotate_button.on_click(lambda _: self.rotate_key())
+        #: the endpoint's key, shown once: after the service is made or its key rotated
+        self.key_box = w.HTML()
+        self.key_box.add_class("wb-service-key")
         self.deploy_status = Status()
         self.deploy_status.add_class("wb-service-deploy-status")
         self.action_status = self.deploy_status
@@ -233,10 +244,12 @@ class ServicesSection(Section[ServiceInfo]):
                             self.restart_button,
                             self.scale_to,
                             self.scale_button,
+                            self.rotate_button,
                             self.delete_button,
                         ],
                         layout=WRAP,
                     ),
+                    self.key_box,
                     self.deploy_status,
                     w.HTML("<b>Test it online</b>"),
                     self.test_box,
@@ -269,7 +282,7 @@ class ServicesSection(Section[ServiceInfo]):
             self._draw()
             self.test_inputs.children = ()
             self.answer.value = self.answer_status.value = ""
-            self.log_text.value = self.now.value = ""
+            self.log_text.value = self.now.value = self.key_box.value = ""
             self.scale_to.value = max(1, s.replicas)
             self._job = s.job_id if s.state == "deploying" else None
         self.summary.value = _summary_html(s)
@@ -393,6 +406,7 @@ class ServicesSection(Section[ServiceInfo]):
             "cpus": self.new_cpus.value,
             "memory_mb": self.new_memory.value,
             "visibility": self.new_visibility.value,
+            "public_endpoint": self.new_public.value,
         }
         if image_only:
             options["algorithm_id"] = self.pick_algorithm.value
@@ -410,6 +424,19 @@ class ServicesSection(Section[ServiceInfo]):
         self.new_name.value = ""
         self.close_forms()
         self.saved(made, f"{made.name}: deploy job {made.job_id} started (followed below)")
+        if made.key:
+            self.key_box.value = _key_html(made, made.key)
+
+    def rotate_key(self) -> None:
+        """A new key for the chosen service's endpoint, shown here this once."""
+        service = self.selected
+        if service is None:
+            return
+        key = attempt(self.deploy_status, lambda: self.client.services.rotate_key(service.id))
+        if key is FAILED:
+            return
+        self.key_box.value = _key_html(service, key)
+        self.deploy_status.ok("a new key: the old one is refused from now on")
 
     # --- start, stop, restart, scale ------------------------------------------------------
 
@@ -647,6 +674,13 @@ def _summary_html(s: ServiceInfo) -> str:
         ("serves", _serves_html(s)),
         ("made by", escape(lineage or "no training task here (registered or imported)")),
         ("address", f"<code>http://{escape(s.address)}</code>" if s.address else "-"),
+        (
+            "callers",
+            "<b>anyone</b>: its endpoint is public, on purpose (no key asked)"
+            if s.public_endpoint
+            else "those with its key (<code>Authorization: Bearer &lt;key&gt;</code>); "
+            "New key gives one",
+        ),
         ("through Jupyter", f"<code>/workbench/api/v1/{escape(s.relay)}</code>"),
         (
             "each replica",
@@ -656,6 +690,20 @@ def _summary_html(s: ServiceInfo) -> str:
         ("owner", f"{escape(s.owner)} · {escape(s.visibility)}"),
     ]
     return heading_html(s.name) + table_html(["", ""], rows)
+
+
+def _key_html(s: ServiceInfo, key: str) -> str:
+    """The endpoint's key, shown this once, with a call that sends it."""
+    route = s.api_spec["route"] if s.api_spec is not None else "/predict"
+    call = (
+        f"curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        f"-d @sample.json http://{s.address}{route}"
+    )
+    return (
+        "<div><b>The endpoint's key</b>, shown this once (copy it now; <i>New key</i> "
+        f"replaces it): <code class='wb-service-key-value'>{escape(key)}</code><br>"
+        f"<small>For example:</small> <code>{escape(call)}</code></div>"
+    )
 
 
 def _serves_html(s: ServiceInfo) -> str:

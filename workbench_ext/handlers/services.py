@@ -1,7 +1,7 @@
 """/services: services from model versions (manual 2.7): list, detail with each replica,
-create, scale, stop, start, restart (each a deploy job: 202), delete; its replicas' metrics
-and logs; and each service's endpoint relayed through this server
-(``/services/{id}/endpoint/<path>``)."""
+create (its endpoint's key in the answer, this once), scale, stop, start, restart (each a
+deploy job: 202), delete; a new endpoint key; its replicas' metrics and logs; and each
+service's endpoint relayed through this server (``/services/{id}/endpoint/<path>``)."""
 
 from __future__ import annotations
 
@@ -98,6 +98,16 @@ class RestartHandler(ActionHandler):
     action = "restart"
 
 
+class KeyHandler(ServiceHandlerBase):
+    """POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
+    owner's; the old key is refused once this answers)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, service_id: str) -> None:
+        self.reply(await self.run(self.deployments.rotate_key, self.actor, int(service_id)))
+
+
 class MetricsHandler(ServiceHandlerBase):
     """GET /services/{id}/metrics: each running replica's counters now."""
 
@@ -122,7 +132,8 @@ class EndpointHandler(ServiceHandlerBase):
     """``/services/{id}/endpoint/<path>``: the service's endpoint through this server, for
     whoever may see the service (a Workbench token or a Jupyter login): the request is
     relayed to the service's proxy as it came (its body, its content type and the V2
-    binary header), the answer comes back as it left."""
+    binary header) with the relay's key (the caller was checked here), the answer comes
+    back as it left."""
 
     #: relayed request headers (the rest, this server's credentials first, are not)
     FORWARDED = ("content-type", "inference-header-content-length", "accept")
@@ -141,6 +152,7 @@ class EndpointHandler(ServiceHandlerBase):
     async def _relay(self, service_id: int, path: str) -> None:
         address = await self.run(self.deployments.address, self.actor, service_id)
         headers = {k: v for k, v in self.request.headers.items() if k.lower() in self.FORWARDED}
+        headers["Authorization"] = f"Bearer {self.deployments.proxy.relay_key}"
         method = self.request.method or "GET"
         query = f"?{self.request.query}" if self.request.query else ""
         request = HTTPRequest(
@@ -183,6 +195,7 @@ handlers = [
     (rf"{API}/services/(\d+)/stop", StopHandler),
     (rf"{API}/services/(\d+)/start", StartHandler),
     (rf"{API}/services/(\d+)/restart", RestartHandler),
+    (rf"{API}/services/(\d+)/key", KeyHandler),
     (rf"{API}/services/(\d+)/metrics", MetricsHandler),
     (rf"{API}/services/(\d+)/logs", LogsHandler),
     (rf"{API}/services/(\d+)/endpoint/(.+)", EndpointHandler),

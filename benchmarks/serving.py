@@ -435,8 +435,7 @@ def main() -> int:
     if args.endpoint:
         runs.append(
             (
-                "service endpoint (proxy + replica)"
-                + (", public" if args.public_endpoint else ", key checked"),
+                "service endpoint, " + ("public" if args.public_endpoint else "key checked"),
                 lambda: serve_endpoint(model, args.public_endpoint),
                 ["binary", "json"],
             )

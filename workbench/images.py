@@ -4,20 +4,34 @@ A tar is checked before anything is loaded into the engine: it is a tar (plain o
 gzipped), holds ``manifest.json``, the config and every layer the manifest names, and at
 least one tag. :func:`inspect_image_tar` also reads the image's config and digest (the
 sha256 of the config blob, which is also the image id the engine gives it) and refuses a
-tar over a size limit; nothing is loaded or unpacked.
+tar over a size limit, or an image that carries Workbench's own labels; nothing is loaded
+or unpacked.
 
     tar = inspect_image_tar(Path("train-bayes.tar"), max_bytes=MAX_IMAGE_BYTES)
     tar.digest            # "sha256:9f86d0..."
     tar.config.cmd        # ["python", "/app/train.py"]
+
+Images belong to their owner (shared/SECURITY.md): ``docker load`` applies the tags written
+inside the tar, whatever the caller intended, so a tar tagged like a preset image would
+take the preset's tag for every user. :func:`untagged_stream` gives the engine the tar
+without its tags (the backends load by id), and the services then tag the image under
+names of the owner's own (``workbench/env-<id>:...``, ``workbench/algo-<id>-<kind>:...``).
+A pulled reference may not name Workbench's namespace (:func:`check_reference`), and an
+image's ``LABEL``s, which Docker merges into its containers' labels, may not use
+Workbench's (:func:`check_labels`): labels are how Workbench marks its own runs.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import json
+import queue
 import tarfile
+import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +55,17 @@ ImageReference = Annotated[
 ]
 IMAGE_REFERENCE: TypeAdapter[str] = TypeAdapter(ImageReference)
 SAVE_HINT = "make one with `docker save -o NAME.tar IMAGE:TAG`"
+#: the labels and the image names that are Workbench's alone; ``workbench.base.*`` and
+#: ``workbench.env.*`` describe the base image and the environment an image was built on
+#: (set by scripts/base-image and the environment builder, inherited by every image built
+#: FROM one), and are never read to find a run
+RESERVED_LABEL_PREFIX = "workbench."
+DESCRIPTIVE_LABEL_PREFIXES = ("workbench.base.", "workbench.env.")
+RESERVED_NAMESPACE = "workbench/"
+#: the registry hosts an unqualified name means (``workbench/x`` is ``docker.io/workbench/x``)
+_DEFAULT_REGISTRIES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+#: the size of the pieces :func:`untagged_stream` hands the engine
+_STREAM_CHUNK = 1024 * 1024
 
 
 class ImagePull(BaseModel):
@@ -62,6 +87,7 @@ class ImageConfig(BaseModel):
     exposed_ports: list[int] = Field(default_factory=list)
     workdir: str = ""
     user: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def has_command(self) -> bool:
@@ -80,14 +106,6 @@ class ImageTar:
     #: the tar's size in bytes
     size: int
     layers: int
-
-
-def read_image_tar(path: Path) -> list[str]:
-    """The tags of a ``docker save`` tar (plain or gzipped, one image or several), once it
-    checks out. Nothing is loaded or unpacked."""
-    with _open(path) as (archive, members):
-        manifest = _checked_manifest(archive, members)
-    return _tags(manifest)
 
 
 def inspect_image_tar(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageTar:
@@ -114,13 +132,149 @@ def inspect_image_tar(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageT
             )
         [entry] = manifest
         blob = _read(archive, members[entry["Config"].removeprefix("./")], "config")
+    config = _config(blob)
+    check_labels(config.labels)
     return ImageTar(
         tags=tuple(_tags(manifest)),
         digest=f"sha256:{hashlib.sha256(blob).hexdigest()}",
-        config=_config(blob),
+        config=config,
         size=size,
         layers=len(entry.get("Layers") or ()),
     )
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    """:class:`InvalidInput` for an image that carries Workbench's labels (``workbench.*``
+    but the descriptive ones, :data:`DESCRIPTIVE_LABEL_PREFIXES`): Docker merges an image's labels
+    into its containers', where Workbench finds its runs, so such an image could pass its
+    containers off as another user's service replicas."""
+    reserved = sorted(
+        key
+        for key in labels
+        if key.lower().startswith(RESERVED_LABEL_PREFIX)
+        and not key.lower().startswith(DESCRIPTIVE_LABEL_PREFIXES)
+    )
+    if reserved:
+        raise InvalidInput(
+            f"The image carries the label{'s' if len(reserved) > 1 else ''} "
+            f"{', '.join(reserved[:5])}: labels starting with {RESERVED_LABEL_PREFIX!r} are "
+            "Workbench's own, which it sets on the containers it runs. Remove those LABEL "
+            "lines from the Dockerfile (or rename them), build and save the image again.",
+            field="labels",
+            labels=reserved[:20],
+        )
+
+
+def check_reference(reference: str) -> str:
+    """``reference`` once it is a valid image reference outside Workbench's namespace
+    (``workbench/...``, where the presets and every owner's images are tagged: a pull
+    would take one of those tags for everyone); :class:`InvalidInput` otherwise."""
+    try:
+        reference = IMAGE_REFERENCE.validate_python(reference)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{reference!r} is not an image reference like registry.example/team/name:tag.",
+            field="reference",
+        ) from exc
+    name = reference.lower()
+    for registry in _DEFAULT_REGISTRIES:
+        name = name.removeprefix(registry)
+    if name.removeprefix("library/").startswith(RESERVED_NAMESPACE):
+        raise InvalidInput(
+            f"{reference!r} names Workbench's own namespace ({RESERVED_NAMESPACE}...), where "
+            "the preset images and each owner's images are tagged; pull the image under "
+            "another name (push it to your registry as team/name:tag, say).",
+            field="reference",
+        )
+    return reference
+
+
+def untagged_stream(path: Path) -> Iterator[bytes]:
+    """The ``docker save`` tar at ``path`` (plain or gzipped) as a plain tar stream without
+    its tags: ``manifest.json``'s ``RepoTags`` null and no legacy ``repositories`` file,
+    everything else as it was. ``docker load`` of it tags nothing ("Loaded image ID: ...").
+    Written by a thread as the engine reads, a piece at a time: nothing is unpacked on disk
+    and at most a few pieces are held in memory. :class:`CorruptArchive` when the tar
+    cannot be read."""
+    pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def put(item: bytes | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                pieces.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def produce() -> None:
+        try:
+            _write_untagged(path, _PutWriter(put))
+            put(None)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the reader, which raises it
+            try:
+                put(exc)
+            except _Stopped:
+                return
+
+    thread = threading.Thread(target=produce, name="untagged-tar", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = pieces.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                if isinstance(item, CorruptArchive):
+                    raise item
+                raise CorruptArchive(
+                    f"The tar could not be read while loading ({item}); {SAVE_HINT} again."
+                ) from item
+            yield item
+    finally:
+        stop.set()
+
+
+class _Stopped(Exception):
+    """The reader of :func:`untagged_stream` went away."""
+
+
+class _PutWriter(io.RawIOBase):
+    def __init__(self, put: Callable[[bytes], None]) -> None:
+        self._put = put
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._put(bytes(data))
+        return len(data)
+
+
+def _write_untagged(path: Path, out: IO[bytes]) -> None:
+    with (
+        tarfile.open(path, "r|*") as source,
+        tarfile.open(fileobj=out, mode="w|", bufsize=_STREAM_CHUNK) as target,
+    ):
+        for member in source:
+            name = member.name.removeprefix("./")
+            if name == "repositories":
+                continue
+            if name == "manifest.json":
+                manifest = json.loads(_read(source, member, "manifest.json"))
+                if not _valid_manifest(manifest):
+                    raise CorruptArchive(f"The tar's manifest.json changed; {SAVE_HINT} again.")
+                for entry in manifest:
+                    entry["RepoTags"] = None
+                data = json.dumps(manifest).encode()
+                info = copy.copy(member)
+                info.size = len(data)
+                target.addfile(info, io.BytesIO(data))
+            else:
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
 
 
 @contextmanager
@@ -239,6 +393,7 @@ def _config(blob: bytes) -> ImageConfig:
             ),
             workdir=config.get("WorkingDir") or "",
             user=config.get("User") or "",
+            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise CorruptArchive(f"The image's config cannot be read ({exc}); {SAVE_HINT}.") from exc
@@ -255,6 +410,7 @@ def image_config(
     cmd: Iterable[str] | None,
     env: dict[str, str],
     exposed_ports: Iterable[int],
+    labels: Mapping[str, str] | None = None,
 ) -> ImageConfig:
     """An :class:`ImageConfig` from what a backend's ``inspect_image`` reports."""
     return ImageConfig(
@@ -262,4 +418,5 @@ def image_config(
         cmd=list(cmd) if cmd is not None else None,
         env=dict(env),
         exposed_ports=sorted(exposed_ports),
+        labels=dict(labels or {}),
     )

@@ -33,10 +33,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 DOCKERFILE = """\
 ARG WORKBENCH_ENV_IMAGE=workbench-test/not-passed:0
 FROM ${{WORKBENCH_ENV_IMAGE}}
-LABEL workbench.test.run={run}
+LABEL wbtest.run={run}
 CMD ["python3", "-c", "print('trained')"]
 """
-NO_COMMAND = "FROM scratch\nLABEL workbench.test.run={run}\nCOPY hello.txt /\n"
+NO_COMMAND = "FROM scratch\nLABEL wbtest.run={run}\nCOPY hello.txt /\n"
 
 
 @dataclass

@@ -166,8 +166,9 @@ async def test_image_upload(users, backend, tmp_path):
     assert (code, info["state"], info["image_ref"]) == (202, "building", "")  # a load job
     assert info["job_id"]
     info = await settled(users.bob, env["id"])
-    assert (info["state"], info["image_ref"]) == ("ready", "corp/python:3.7.9-cpu")
-    assert backend.inspect_image("corp/python:3.7.9-cpu").id == info["image_id"]
+    own = f"workbench/env-{env['id']}:{info['image_id'][7:19]}"  # not the tar's own tag
+    assert (info["state"], info["image_ref"]) == ("ready", own)
+    assert backend.inspect_image(own).id == info["image_id"]
     assert not list((users.workbench.store.root / "tmp").glob("upload-*"))
 
 

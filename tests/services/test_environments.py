@@ -34,7 +34,7 @@ from workbench.environments.schemas import (
     EnvironmentState,
     EnvironmentUpdate,
 )
-from workbench.environments.service import EnvironmentService, log_key, read_image_tar
+from workbench.environments.service import EnvironmentService, log_key
 from workbench.errors import (
     Conflict,
     CorruptArchive,
@@ -43,6 +43,7 @@ from workbench.errors import (
     PermissionDenied,
     UnsupportedArchive,
 )
+from workbench.images import inspect_image_tar
 from workbench.registry import models as m
 from workbench.services import Workbench
 
@@ -432,11 +433,17 @@ def test_upload_a_docker_save_tar(envs, people, wb, backend, tmp_path, compress)
     tar = docker_tar(
         tmp_path / "py.tar", tags=["corp/python:3.7.9-cpu", "corp/python:3.7"], compress=compress
     )
+    digest = inspect_image_tar(tar).digest
     info = envs.upload_image(people.bob, env.id, stored(wb, tar))
-    assert (info.state, info.image_ref) == ("ready", "corp/python:3.7.9-cpu")
-    assert info.image_id == backend.inspect_image("corp/python:3.7.9-cpu").id
-    assert backend.inspect_image("corp/python:3.7.9-cpu").cmd == ("python3",)
-    assert "tagged corp/python:3.7.9-cpu, corp/python:3.7" in envs.logs(people.bob, env.id)
+    assert (info.state, info.image_ref) == ("ready", f"workbench/env-{env.id}:{digest[7:19]}")
+    assert info.image_id == digest == backend.inspect_image(info.image_ref).id
+    assert backend.inspect_image(info.image_ref).cmd == ("python3",)
+    # the tags written in the tar name anyone's image: they are not applied
+    for tag in ("corp/python:3.7.9-cpu", "corp/python:3.7"):
+        with pytest.raises(ImageNotFound):
+            backend.inspect_image(tag)
+    logs = envs.logs(people.bob, env.id)
+    assert "its own tags (corp/python:3.7.9-cpu, corp/python:3.7) are not applied" in logs
 
 
 @pytest.mark.parametrize(
@@ -465,11 +472,12 @@ def test_bad_tars_are_refused_before_anything_is_loaded(
 def test_files_that_are_not_tars(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(UnsupportedArchive, match=r"not a tar archive; .* docker save"):
-        read_image_tar(tmp_path / "notes.txt")
+        inspect_image_tar(tmp_path / "notes.txt")
     broken = docker_tar(tmp_path / "m.tar", manifest=[])
     with pytest.raises(CorruptArchive):
-        read_image_tar(broken)
-    assert read_image_tar(docker_tar(tmp_path / "ok.tar", layers=())) == ["corp/python:3.7.9-cpu"]
+        inspect_image_tar(broken)
+    ok = inspect_image_tar(docker_tar(tmp_path / "ok.tar", layers=()))
+    assert ok.tags == ("corp/python:3.7.9-cpu",)
 
 
 def test_upload_rules(envs, people, wb, tmp_path):
@@ -526,7 +534,7 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f'FROM scratch\nLABEL workbench.test={tmp_path.name}\nCOPY Dockerfile /\nCMD ["/x"]\n'
+        f'FROM scratch\nLABEL wbtest.pull={tmp_path.name}\nCOPY Dockerfile /\nCMD ["/x"]\n'
     )
     tag = f"wbtest/pulled-env:{tmp_path.name.lower()[-20:]}"
     list(docker_backend.build_image(context, tag))
@@ -540,8 +548,14 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
         env = create(envs, bob, framework="python")
         with serve_images(tmp_path / "image.tar", {"team/python:3.11": 0}) as host:
             pulled = envs.pull(bob, env.id, f"{host}/team/python:3.11")
-        assert (pulled.state, pulled.image_ref) == ("ready", f"{host}/team/python:3.11")
+        # tagged as the environment's own; the pulled name, new here, taken off again
+        assert (pulled.state, pulled.image_ref) == (
+            "ready",
+            f"workbench/env-{env.id}:{built[7:19]}",
+        )
         assert pulled.image_id == built
+        with pytest.raises(ImageNotFound):
+            docker_backend.inspect_image(f"{host}/team/python:3.11")
         assert "Downloaded newer image" in envs.logs(bob, env.id)
     finally:
         wb.close()

@@ -5,12 +5,14 @@ job runner (:mod:`workbench.jobs`), so a multi-GB load holds no request thread.
 
 - ``upload``: the ``docker save`` tar the request left at ``jobs/<id>/image.tar``;
   ``workspace``: a workspace's ``docker_image/<kind>-<name>.tar`` (``spec["path"]``).
-  Both were checked before the job was queued (:func:`workbench.images.inspect_image_tar`);
-  the backend loads the tar, the image (whose id must be the digest checked,
-  ``spec["digest"]``) is tagged ``workbench/algo-<id>-<kind>:<12 hex>``, and the tar's own
-  tags are put back as they were in the engine;
-- ``pull``: the backend pulls ``spec["reference"]``, the image's command is checked, and it
-  is tagged the same way.
+  Both were checked before the job was queued (:func:`workbench.images.inspect_image_tar`:
+  one image, without Workbench's labels). A workspace's tar is first copied into the job's
+  folder, never through a link (the workspace's code may change its files at any time);
+  the backend loads the tar without its own tags (they could name anyone's image), and the
+  image (whose id must be the digest checked, ``spec["digest"]``) is tagged
+  ``workbench/algo-<id>-<kind>:<12 hex>``;
+- ``pull``: the backend pulls ``spec["reference"]`` (outside Workbench's namespace), the
+  image's command and labels are checked, and it is tagged the same way.
 
 While the job is not over the image is ``loading``; it ends ``ready`` (the previous image
 this service tagged is removed), ``failed`` with the job's message (the previous image stays
@@ -31,8 +33,9 @@ from workbench.algorithms.params import ImageSettings
 from workbench.backends.base import Backend, BackendError, ImageNotFound, Unsupported
 from workbench.enums import ImageKind, ImageState
 from workbench.errors import InvalidInput
-from workbench.images import ImageConfig, image_config
+from workbench.images import ImageConfig, check_labels, image_config
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
+from workbench.jobs.files import RunOutput
 from workbench.registry import Registry
 from workbench.registry.models import Algorithm, AlgorithmImage, Job, utcnow
 
@@ -98,33 +101,36 @@ class AlgorithmImageKind(JobKind):
         algorithm_id, kind = spec["algorithm_id"], ImageKind(spec["kind"])
         if spec["source"] == "pull":
             return self._pull(ctx, algorithm_id, kind)
-        path = ctx.folder / UPLOADED_TAR if spec["source"] == "upload" else Path(spec["path"])
-        backend, digest, tags = ctx.backend, spec["digest"], spec["tags"]
-        ctx.log(f"loading {spec['detail']} ({spec['size']} bytes), image {digest}")
-        before = {tag: image_id(backend, tag) for tag in tags}
+        path = ctx.folder / UPLOADED_TAR
+        if spec["source"] == "workspace":
+            _copy_from_workspace(Path(spec["path"]), path)
+        backend, digest = ctx.backend, spec["digest"]
+        ctx.log(
+            f"loading {spec['detail']} ({spec['size']} bytes), image {digest}; its own tags "
+            f"({', '.join(spec['tags'])}) are not applied"
+        )
         known = image_id(backend, digest) is not None
         target = image_tag(algorithm_id, kind, digest)
-        done = False
         try:
-            backend.load_image(path)
+            loaded = backend.load_image(path)
             ctx.progress(0.9)
-            loaded = backend.inspect_image(tags[0]).id
-            if loaded != digest:
+            if digest not in loaded:
                 raise BackendError(
-                    f"The engine loaded the tar as image {loaded}, not {digest} (the digest "
-                    "of its config, checked before loading): the file changed meanwhile. "
-                    "Load it again.",
+                    f"The engine loaded the tar as {', '.join(loaded) or 'nothing'}, not the "
+                    f"image {digest} (the digest of its config, checked before loading): the "
+                    "file changed meanwhile. Load it again.",
                     digest=digest,
                     loaded=loaded,
                 )
             backend.tag_image(digest, target)
-            done = True
-        finally:
-            _restore_tags(backend, before, digest if not (done or known) else "")
+        except BaseException:
+            if not known:  # a new image that is not taken: not left in the engine
+                remove_image(backend, digest)
+            raise
         ctx.log(f"tagged {target}")
         return Outcome(
             f"ready: {target}",
-            {"image_ref": target, "digest": digest, "config": spec["config"], "tags": tags},
+            {"image_ref": target, "digest": digest, "config": spec["config"], "tags": spec["tags"]},
         )
 
     def _pull(self, ctx: JobContext, algorithm_id: int, kind: ImageKind) -> Outcome:
@@ -133,9 +139,12 @@ class AlgorithmImageKind(JobKind):
         existed = image_id(backend, reference)
         ref = backend.pull_image(reference, ctx.log)
         image = backend.inspect_image(ref)
-        config = image_config(image.entrypoint, image.cmd, image.env, image.exposed_ports)
+        config = image_config(
+            image.entrypoint, image.cmd, image.env, image.exposed_ports, image.labels
+        )
         target = image_tag(algorithm_id, kind, image.id)
         try:
+            check_labels(image.labels)
             check_command(kind, ImageSettings.model_validate(ctx.spec["settings"]), config)
             backend.tag_image(image.id, target)
         finally:
@@ -187,16 +196,9 @@ class AlgorithmImageKind(JobKind):
             remove_image(ctx.backend, replaced)
 
 
-def _restore_tags(backend: Backend, before: dict[str, str | None], discard: str) -> None:
-    """Put the tags a load moved back where they were, take off the ones it added, and
-    remove ``discard`` (the loaded image, when the load failed and it is new)."""
-    for tag, previous in before.items():
-        try:
-            if previous is None:
-                backend.remove_image(tag)
-            elif image_id(backend, tag) != previous:
-                backend.tag_image(previous, tag)
-        except BackendError as exc:
-            log.warning("could not restore the tag %s: %s", tag, exc.message)
-    if discard:
-        remove_image(backend, discard)
+def _copy_from_workspace(source: Path, dest: Path) -> None:
+    """The workspace's tar, copied into the job's folder through descriptors that follow no
+    link (:class:`RunOutput`): a link put there since the check fails the job."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)  # a copy cut short by a restart
+    RunOutput(source.parent, "the workspace").copy(source.name, dest)

@@ -72,7 +72,7 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
-from workbench.images import IMAGE_REFERENCE, MAX_IMAGE_BYTES, ImageConfig, inspect_image_tar
+from workbench.images import MAX_IMAGE_BYTES, ImageConfig, check_reference, inspect_image_tar
 from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry
 from workbench.registry.models import (
@@ -423,13 +423,7 @@ class AlgorithmService:
         """Queue ``docker pull reference`` as the image (a job; a Docker Engine that
         reaches the registry)."""
         kind = _kind(kind)
-        try:
-            reference = IMAGE_REFERENCE.validate_python(reference)
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
-                field="reference",
-            ) from exc
+        reference = check_reference(reference)
         settings = self._loadable(actor, algorithm_id, kind)
         self.backend.require_pull()
         job_id = self._queue(

@@ -140,6 +140,8 @@ class ImageInfo:
     env: Mapping[str, str]
     exposed_ports: tuple[int, ...]
     size: int
+    #: the image's own ``LABEL``s (Docker merges them into its containers' labels)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Backend(ABC):
@@ -213,7 +215,9 @@ class Backend(ABC):
 
     @abstractmethod
     def load_image(self, tar: Path) -> builtins.list[str]:
-        """Load a ``docker save`` tar; return the tags it carried."""
+        """Load a ``docker save`` tar *without* the tags written in it (they could name
+        any image, a preset's included: the caller tags what it loaded under names of its
+        own); the ids of the images loaded (``sha256:...``)."""
 
     @abstractmethod
     def save_image(self, ref: str, dest: Path) -> None:

@@ -56,6 +56,7 @@ from workbench.backends.base import (
     RunState,
 )
 from workbench.errors import InvalidInput
+from workbench.images import untagged_stream
 
 DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path("/run/docker.sock"))
 _STATES = {
@@ -273,16 +274,16 @@ class DockerBackend(Backend):
 
     def load_image(self, tar: Path) -> builtins.list[str]:
         _require_file(tar)
-        tags: list[str] = []
-        with tar.open("rb") as data, _engine_errors():
-            for entry in self._api.load_image(data):
+        ids: list[str] = []
+        with _engine_errors():
+            for entry in self._api.load_image(untagged_stream(tar)):
                 if "error" in entry:
                     raise BackendError(f"Docker Engine could not load {tar}: {entry['error']}")
                 for line in str(entry.get("stream", "")).splitlines():
-                    match = re.match(r"Loaded image: (\S+)", line)
+                    match = re.match(r"Loaded image ID: (sha256:[0-9a-f]{64})", line)
                     if match:
-                        tags.append(match.group(1))
-        return tags
+                        ids.append(match.group(1))
+        return ids
 
     def pull_image(self, reference: str, progress: Callable[[str], None]) -> str:
         repository, tag = parse_repository_tag(reference)
@@ -338,6 +339,7 @@ class DockerBackend(Backend):
             env=env,
             exposed_ports=tuple(sorted(ports)),
             size=int(attrs.get("Size") or 0),
+            labels=dict(config.get("Labels") or {}),
         )
 
     def tag_image(self, ref: str, tag: str) -> None:

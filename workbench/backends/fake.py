@@ -342,13 +342,11 @@ class FakeBackend(Backend):
                 for entry in manifest:
                     blob = _member(archive, entry["Config"]).read()
                     config = json.loads(blob).get("config") or {}
-                    tags = list(entry.get("RepoTags") or ())
                     image_id = f"sha256:{hashlib.sha256(blob).hexdigest()}"  # as Docker does
-                    with self._cond:
+                    with self._cond:  # the tags in the tar are not applied (as Docker's)
                         known = self._images.get(image_id)
-                        kept = known.tags if known else ()
-                        self._tag(_from_config(image_id, config), [*kept, *tags])
-                    loaded.extend(tags)
+                        self._tag(_from_config(image_id, config), known.tags if known else ())
+                    loaded.append(image_id)
         except (OSError, tarfile.TarError, KeyError, ValueError, TypeError) as exc:
             raise BackendError(f"Fake engine could not load {tar}: not a docker save tar") from exc
         return loaded
@@ -468,4 +466,5 @@ def _from_config(image_id: str, config: Mapping[str, Any]) -> ImageInfo:
         env=env,
         exposed_ports=tuple(sorted(ports)),
         size=0,
+        labels=dict(config.get("Labels") or {}),
     )

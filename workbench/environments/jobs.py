@@ -5,8 +5,12 @@ job runner (:mod:`workbench.jobs`), one of three ways (``spec["source"]``):
   ``spec["tag"]``, every line into the log as it comes (``Step N/M`` lines set the job's
   progress);
 - ``upload``: the ``docker save`` tar the request left at ``jobs/<id>/image.tar`` (checked
-  before the job was queued) is loaded; the image is its first tag ``spec["tags"][0]``;
-- ``pull``: the backend pulls ``spec["reference"]``.
+  before the job was queued: one image, ``spec["digest"]``, without Workbench's labels) is
+  loaded without its own tags, which could name anyone's image (a preset's); the image is
+  tagged ``workbench/env-<id>:<12 hex of its id>`` (:func:`own_tag`);
+- ``pull``: the backend pulls ``spec["reference"]`` (outside Workbench's namespace); an
+  image carrying Workbench's labels is refused, the pulled name taken off again when it is
+  new, and the image tagged as an upload is.
 
 While the job is not over the environment is ``building``; it ends ``ready`` with the new
 image, ``failed`` with the job's message (the previous image stays its ``image_ref``), or,
@@ -23,14 +27,17 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend, Unsupported
+from workbench.backends.base import Backend, ImageNotFound, Unsupported
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import load_definition
 from workbench.environments.schemas import EnvironmentState
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
+from workbench.images import check_labels
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, JobState, Outcome
 from workbench.registry.models import Environment, Job
 
 JOB_KIND = "environment-image"
+#: the tag of an uploaded or pulled image: the environment's own name
+OWN_TAG = "workbench/env-{id}:{short}"
 TARGET_TYPE = "environment"
 #: where an upload's tar waits for its job, in the job's folder
 UPLOADED_TAR = "image.tar"
@@ -70,19 +77,44 @@ class EnvironmentImageKind(JobKind):
                     ctx.progress(int(step[1]) / max(int(step[2]), 1) * 0.95)
                 ctx.check()
         elif source == "upload":
-            tags = spec["tags"]
+            digest, tag = spec["digest"], spec["tag"]
             ctx.log(
                 f"loading an uploaded docker save tar ({spec['size']} bytes, sha256 "
-                f"{spec['sha256'][:12]}) tagged {', '.join(tags)}"
+                f"{spec['sha256'][:12]}), image {digest}; its own tags "
+                f"({', '.join(spec['tags'])}) are not applied"
             )
             loaded = backend.load_image(ctx.folder / UPLOADED_TAR)
-            ctx.log(f"the engine loaded {', '.join(loaded) or 'no tags'}")
-            tag = tags[0]
+            if digest not in loaded:
+                raise JobFailed(
+                    f"The engine loaded {', '.join(loaded) or 'nothing'}, not the image {digest} "
+                    "checked before the job (the file changed meanwhile?); upload it again."
+                )
+            backend.tag_image(digest, tag)
         else:
-            ctx.log(f"docker pull {spec['reference']}")
-            tag = backend.pull_image(spec["reference"], ctx.log)
+            tag = self._pull(ctx)
+        ctx.log(f"tagged {tag}")
         image = backend.inspect_image(tag)
         return Outcome(f"ready: {tag} ({image.id})", {"image_ref": tag, "image_id": image.id})
+
+    @staticmethod
+    def _pull(ctx: JobContext) -> str:
+        """Pull the reference and tag the image as the environment's own (module doc)."""
+        backend, reference = ctx.backend, ctx.spec["reference"]
+        ctx.log(f"docker pull {reference}")
+        try:
+            existed: str | None = backend.inspect_image(reference).id
+        except ImageNotFound:
+            existed = None
+        ref = backend.pull_image(reference, ctx.log)
+        try:
+            image = backend.inspect_image(ref)
+            check_labels(image.labels)
+            tag = own_tag(ctx.target_id or 0, image.id)
+            backend.tag_image(image.id, tag)
+        finally:
+            if existed is None:  # the pulled name was not there before: take it off again
+                backend.remove_image(ref)
+        return tag
 
     def sync(self, s: Session, job: Job) -> None:
         row = s.get(Environment, job.target_id) if job.target_id is not None else None
@@ -100,3 +132,8 @@ class EnvironmentImageKind(JobKind):
 
     def cleanup(self, ctx: JobContext) -> None:
         shutil.rmtree(ctx.folder, ignore_errors=True)
+
+
+def own_tag(env_id: int, image_id: str) -> str:
+    """``workbench/env-<id>:<12 hex of the image id>``: an uploaded or pulled image's tag."""
+    return OWN_TAG.format(id=env_id, short=image_id.split(":")[-1][:12])

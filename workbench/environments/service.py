@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
@@ -45,7 +44,14 @@ from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
 from workbench.environments.errors import EnvNotFound
-from workbench.environments.jobs import JOB_KIND, TARGET_TYPE, UPLOADED_TAR, EnvironmentImageKind
+from workbench.environments.jobs import (
+    JOB_KIND,
+    OWN_TAG,
+    TARGET_TYPE,
+    UPLOADED_TAR,
+    EnvironmentImageKind,
+    own_tag,
+)
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
@@ -55,7 +61,7 @@ from workbench.environments.schemas import (
     LogPage,
 )
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
-from workbench.images import IMAGE_REFERENCE, read_image_tar
+from workbench.images import check_reference, inspect_image_tar
 from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry
 from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, User, Workspace
@@ -228,7 +234,7 @@ class EnvironmentService:
                     state=row.state,
                 )
             self._check_unused(s, row)
-            own_image = row.image_ref if row.image_ref == _env_tag(row) else ""
+            own_image = row.image_ref if _own_image(row) else ""
             s.delete(row)
         self.store.delete(f"environments/{env_id}")
         if own_image:
@@ -354,12 +360,14 @@ class EnvironmentService:
         ``wait``: until it is loaded, raising its error if it fails). ``archive`` (a
         finished upload) moves into the job's folder."""
         self.check_upload(actor, env_id)
-        tags = read_image_tar(archive.path)
+        tar = inspect_image_tar(archive.path)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
             spec = {
                 "source": "upload",
-                "tags": list(tags),
+                "tags": list(tar.tags),
+                "digest": tar.digest,
+                "tag": own_tag(row.id, tar.digest),
                 "size": archive.size,
                 "sha256": archive.sha256,
             }
@@ -372,13 +380,7 @@ class EnvironmentService:
     ) -> EnvironmentInfo:
         """``docker pull reference`` as the image (a job; ``wait``: until it is pulled);
         Docker Engine backends only (the engine needs to reach the image's registry)."""
-        try:
-            reference = IMAGE_REFERENCE.validate_python(reference)
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"{reference!r} is not an image reference like registry.example/team/name:tag.",
-                field="reference",
-            ) from exc
+        reference = check_reference(reference)
         self.check_upload(actor, env_id)
         self.backend.require_pull()
         with self.registry.session() as s:
@@ -572,6 +574,13 @@ def _current_job(s: Session, env_id: int) -> int | None:
 def log_key(env_id: int) -> str:
     """The artifact store key of an environment's build log."""
     return f"environments/{env_id}/build.log"
+
+
+def _own_image(row: Environment) -> bool:
+    """Whether the environment's image is a tag this service made for it (so it may go)."""
+    return row.image_ref == _env_tag(row) or row.image_ref.startswith(
+        OWN_TAG.format(id=row.id, short="")
+    )
 
 
 def _env_tag(row: Environment) -> str:

@@ -18,9 +18,12 @@ from tests.rest.conftest import Api
 from workbench.backends.docker import DockerBackend
 from workbench.enums import Role
 from workbench.services import Workbench
+from workbench.users import Actor
 
 API = "workbench/api/v1"
-SECRET = "the server's own secret: never in a user's hands"
+#: a JSON line: a run that links its metrics file to it would have it stored as a metric
+SECRET = '{"secret": "the server\'s own: never in a user\'s hands"}\n'
+SECRET_WORDS = "never in a user"
 
 
 @pytest.fixture
@@ -35,6 +38,8 @@ class Tenants:
     bob: Api
     python_env: int
     python_image: str
+    #: alice's and bob's actors, for setting up what is not the attack
+    actors: dict[str, Actor]
     #: a folder of the host (not the store's): a root-owned 0600 file and a 0700 folder
     host_secret: Path
 
@@ -54,17 +59,18 @@ def tenants(
     wb: Workbench = jp_serverapp.web_app.settings["workbench"]
     wb.jobs.runner.interval = 0.2
     wb.start()
-    apis = {}
+    apis, actors = {}, {}
     for name in ("alice", "bob"):
         info = wb.users.add_user(name, role=Role.MEMBER)
         apis[name] = Api(jp_fetch, wb.users.create_token(info.id, "t").secret, name)
+        actors[name] = Actor(info.id, info.username, info.role)
     owner = wb.users.ensure_owner("owner")
     env = add_preset_environments(wb, owner.id, {"python": python_env_image})["python"]
     secret = tmp_path / "host-secret"
     secret.mkdir(mode=0o700)
     (secret / "secret.txt").write_text(SECRET)
     os.chmod(secret / "secret.txt", 0o600)
-    return Tenants(wb, apis["alice"], apis["bob"], env, python_env_image, secret)
+    return Tenants(wb, apis["alice"], apis["bob"], env, python_env_image, actors, secret)
 
 
 async def finished(api: Api, job_id: int, timeout: float = 300) -> dict[str, Any]:

@@ -7,6 +7,7 @@ then downloaded), or hung its job runner on the pipe."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import pickle
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.security.conftest import API, Tenants, finished
+from tests.conftest import add_online_dataset
+from tests.security.conftest import API, SECRET_WORDS, Tenants, finished
 from workbench.backends.base import Mount, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
+from workbench.registry import models as m
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -194,4 +197,111 @@ async def test_a_conversion_that_links_its_format_to_a_host_folder_takes_nothing
     assert status == 200
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     assert names == ["sleeper.pkl"], names
+    assert tenants.secret_intact()
+
+
+# --- a training run ------------------------------------------------------------------------
+
+#: bob's training code: $MODEL_DIR becomes a link to a folder of the host (or, with
+#: METRICS_LINK, the metrics file a link to a host file), then it exits 0
+TRAIN_PY = r"""
+import os, shutil
+model = os.environ["MODEL_DIR"]
+if os.environ.get("METRICS_LINK"):
+    os.symlink(os.environ["TARGET"] + "/secret.txt", os.environ["METRICS_FILE"])
+    os.makedirs(model, exist_ok=True)
+    open(model + "/weights.bin", "wb").write(b"real weights")
+else:
+    shutil.rmtree(model)
+    os.symlink(os.environ["TARGET"], model)
+print("done")
+"""
+
+
+@pytest.fixture
+def escaping_algorithm(tenants: Tenants, docker_backend: DockerBackend, tmp_path: Path) -> int:
+    """Bob's online algorithm whose training image runs TRAIN_PY (built FROM the python
+    environment; how its image came is not the attack: what it leaves is)."""
+    context = tmp_path / "train-image"
+    context.mkdir()
+    (context / "train.py").write_text(TRAIN_PY)
+    (context / "Dockerfile").write_text(
+        'ARG BASE\nFROM ${BASE}\nCOPY train.py /app/train.py\nCMD ["python", "/app/train.py"]\n'
+    )
+    tag = f"wbtest/escape-train:{tmp_path.name.lower()[-12:]}"
+    list(docker_backend.build_image(context, tag, build_args={"BASE": tenants.python_image}))
+    params = {
+        "TARGET": {"type": "str", "default": str(tenants.host_secret)},
+        "METRICS_LINK": {"type": "str", "default": ""},
+    }
+    with tenants.wb.registry.session() as s:
+        algorithm = m.Algorithm(
+            owner_id=tenants.actors["bob"].id,
+            name="escape",
+            purpose="image",
+            sub_purpose="classification",
+            state="online",
+            visibility="private",
+        )
+        s.add(algorithm)
+        s.flush()
+        s.add(
+            m.AlgorithmImage(
+                algorithm_id=algorithm.id, kind="train", image_ref=tag, state="ready", env=params
+            )
+        )
+        return algorithm.id
+
+
+async def bob_trains(
+    t: Tenants, algorithm_id: int, tmp_path: Path, **params: str
+) -> dict[str, Any]:
+    dataset = add_online_dataset(t.wb, t.actors["alice"], tmp_path, {"0": 4, "1": 4})
+    code, task = await t.bob(
+        "POST",
+        f"{API}/training/tasks",
+        {
+            "name": "escape",
+            "purpose": "image",
+            "sub_purpose": "classification",
+            "algorithm_id": algorithm_id,
+            "dataset_id": dataset,
+            "memory_mb": 512,
+            "parameters": params,
+            "start": True,
+        },
+    )
+    assert code == 201, task
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 180
+    while True:
+        code, task = await t.bob("GET", f"{API}/training/tasks/{task['id']}")
+        if task["state"] in ("succeeded", "failed", "stopped"):
+            return task
+        assert loop.time() < deadline, task
+        await asyncio.sleep(0.3)
+
+
+async def test_a_training_run_that_links_its_model_folder_to_the_host_registers_nothing(
+    tenants: Tenants, escaping_algorithm: int, tmp_path: Path
+) -> None:
+    """$MODEL_DIR as a link to a host folder: the server renamed the link into the store as
+    the version's folder, and the version's download zipped the host's files through it."""
+    task = await bob_trains(tenants, escaping_algorithm, tmp_path)
+    assert task["state"] == "failed", task
+    assert "symbolic link at model" in task["state_reason"], task["state_reason"]
+    assert await bobs_models(tenants) == []
+    assert tenants.secret_intact()
+
+
+async def test_a_metrics_file_linked_to_a_host_file_is_not_read(
+    tenants: Tenants, escaping_algorithm: int, tmp_path: Path
+) -> None:
+    """metrics.jsonl as a link to a host file: its lines would be stored as the run's
+    metrics, which bob reads. The run's model is still taken; the metrics are not."""
+    task = await bob_trains(tenants, escaping_algorithm, tmp_path, METRICS_LINK="1")
+    assert task["state"] == "succeeded", task
+    code, metrics = await tenants.bob("GET", f"{API}/training/tasks/{task['id']}/metrics")
+    assert code == 200
+    assert SECRET_WORDS not in json.dumps(metrics)
     assert tenants.secret_intact()

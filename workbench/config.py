@@ -139,6 +139,15 @@ class Settings:
     #: its native model converts to (WORKBENCH_AUTO_CONVERT=1); off by default: a
     #: conversion takes a CPU for seconds to minutes per version
     auto_convert: bool = False
+    #: training runs reach beyond this host (WORKBENCH_TRAINING_OUTBOUND=1); off by default:
+    #: a run reads its dataset and base model from its mounts, its image holds its
+    #: packages, and a user's code has no business in the team's network (or the cloud's
+    #: metadata address). They never reach other runs either way
+    training_outbound: bool = False
+    #: workspaces reach beyond this host (WORKBENCH_WORKSPACE_OUTBOUND, on by default:
+    #: notebooks install packages and fetch data; 0 keeps them to this host: the
+    #: Workbench API and their proxy). They never reach other runs either way
+    workspace_outbound: bool = True
 
     @property
     def instance(self) -> str:
@@ -191,4 +200,18 @@ class Settings:
             training=TrainingLimits.from_env(env),
             instance_name=env.get("WORKBENCH_INSTANCE", ""),
             auto_convert=env.get("WORKBENCH_AUTO_CONVERT", "").lower() in ("1", "true", "yes"),
+            training_outbound=flag(env, "WORKBENCH_TRAINING_OUTBOUND", False),
+            workspace_outbound=flag(env, "WORKBENCH_WORKSPACE_OUTBOUND", True),
         )
+
+
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no variable: 1/true/yes or 0/false/no (any case); unset or empty: ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise InvalidInput(f"{name}={raw!r} is not a yes/no value: use 1 or 0.", variable=name)

@@ -85,6 +85,7 @@ class Workbench:
             api_url=settings.workspace_api_url,
             allow_file_git_urls=settings.allow_file_git_urls,
             instance=settings.instance,
+            outbound=settings.workspace_outbound,
         )
         environments = EnvironmentService(
             registry,
@@ -111,7 +112,13 @@ class Workbench:
         )
         runner.register(deployments.deploy_kind)
         runner.register(
-            TrainingKind(registry, store, models, concurrency=settings.training.concurrency)
+            TrainingKind(
+                registry,
+                store,
+                models,
+                concurrency=settings.training.concurrency,
+                outbound=settings.training_outbound,
+            )
         )
         return cls(
             settings=settings,

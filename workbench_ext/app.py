@@ -22,6 +22,7 @@ from workbench.config import (
     Settings,
     TrainingLimits,
     WorkspaceLimits,
+    flag,
 )
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
@@ -143,6 +144,8 @@ class WorkbenchApp(ExtensionApp):
             env_build=EnvBuildOptions.from_env(os.environ),
             training=TrainingLimits.from_env(os.environ),
             instance_name=os.environ.get("WORKBENCH_INSTANCE", ""),
+            training_outbound=flag(os.environ, "WORKBENCH_TRAINING_OUTBOUND", False),
+            workspace_outbound=flag(os.environ, "WORKBENCH_WORKSPACE_OUTBOUND", True),
             workspace_api_url=self.workspace_api_url,
             workspace_limits=WorkspaceLimits(
                 max_cpus=self.max_workspace_cpus,

@@ -94,11 +94,11 @@ def auth(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def answers(setup: Setup, port: int | None, key: str | None = None) -> None:
-    """The replica on ``port`` (an endpoint's, with its ``key``) gives the reference model's
-    scores."""
-    assert port
-    client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+def answers(setup: Setup, address: str | None, key: str | None = None) -> None:
+    """The replica at ``address`` (an endpoint, with its ``key``) gives the reference
+    model's scores."""
+    assert address
+    client = triton.InferenceServerClient(url=address)
     x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
     tensor = triton.InferInput("image", [2, 1, 8, 8], "FP32")
     tensor.set_data_from_numpy(x, binary_data=True)
@@ -107,12 +107,6 @@ def answers(setup: Setup, port: int | None, key: str | None = None) -> None:
     session = ort.InferenceSession(str(setup.model_file), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(got, session.run(None, {"image": x})[0], rtol=1e-5, atol=1e-6)
     client.close()
-
-
-def endpoint_port(address: str) -> int:
-    host, _, port = address.rpartition(":")
-    assert host == "127.0.0.1"
-    return int(port)
 
 
 def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
@@ -128,9 +122,10 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     service = wb.deployments.get(bob, started.service.id)
     assert service.state == "running" and service.message == "1 replica ready"
     assert [r.state for r in service.replica_states] == ["running"]
-    answers(setup, service.replica_states[0].port)
+    answers(setup, service.replica_states[0].address)
     address = service.address
-    answers(setup, endpoint_port(address), key)  # through the proxy
+    assert address.startswith("127.0.0.1:")  # the endpoint: on this host only
+    answers(setup, address, key)  # through the proxy
     client = triton.InferenceServerClient(url=address)  # Triton's client, as a peer
     assert client.get_model_metadata("cnn", headers=auth(key))["platform"] == "onnxruntime_onnx"
     assert client.get_model_config("cnn", headers=auth(key))["max_batch_size"] == 32
@@ -150,7 +145,7 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     service = wb.deployments.get(bob, service.id)
     assert [r.index for r in service.replica_states] == [0, 1]
     for replica in service.replica_states:
-        answers(setup, replica.port)
+        answers(setup, replica.address)
     # the endpoint reaches each replica at the container's own address, not a published port
     engine = docker.from_env()
     addresses = [
@@ -176,7 +171,7 @@ def test_a_service_is_created_scaled_stopped_started_restarted_and_deleted(
     deployed(setup, wb.deployments.start(bob, service.id).job_id)
     service = wb.deployments.get(bob, service.id)
     assert service.state == "running" and len(service.replica_states) == 2
-    answers(setup, endpoint_port(address), key)
+    answers(setup, address, key)
     assert first not in {r.run_id for r in service.replica_states}
     kept = {r.run_id for r in service.replica_states}
 

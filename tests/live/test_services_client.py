@@ -46,10 +46,10 @@ def version(live, python_env_image, tmp_path_factory) -> int:
         wb.close()
 
 
-def predict(port: int | None) -> list[float]:
-    assert port
+def predict(address: str | None) -> list[float]:
+    assert address
     x = np.zeros((1, 8, 8), np.float32).tolist()
-    r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"image": x}, timeout=10)
+    r = httpx.post(f"http://{address}/predict", json={"image": x}, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()["scores"]
 
@@ -58,13 +58,13 @@ def test_serve_scale_stop_start_and_delete(live, version):
     bob = live.client("bob")
     service = bob.services.create("cnn-live", version)
     assert service.state == "running" and service.format == "native"
-    assert len(predict(service.replica_states[0].port)) == 3
+    assert len(predict(service.replica_states[0].address)) == 3
     service = bob.services.scale(service.id, 2)
     assert [r.index for r in service.replica_states] == [0, 1]
-    assert predict(service.replica_states[1].port) == predict(service.replica_states[0].port)
+    assert predict(service.replica_states[1].address) == predict(service.replica_states[0].address)
     # the endpoint through the Workbench server: the simple route, V2 in JSON and binary
     relayed = bob.services.predict(service.id, {"image": np.zeros((1, 8, 8)).tolist()})
-    assert relayed["scores"] == predict(service.replica_states[0].port)
+    assert relayed["scores"] == predict(service.replica_states[0].address)
     x = np.zeros((1, 1, 8, 8), np.float32)
     tensor = {"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32"}
     request = {"inputs": [{**tensor, "data": x.ravel().tolist()}]}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workbench.backends.base import (
     MANAGED_LABEL,
+    NO_NETWORK,
     Backend,
     BackendError,
     BackendUnavailable,
@@ -23,6 +24,7 @@ from workbench.backends.base import (
     ImageNotFound,
     Limits,
     Mount,
+    Network,
     RunInfo,
     RunNotFound,
     RunSpec,
@@ -34,6 +36,7 @@ from workbench.errors import InvalidInput
 __all__ = [
     "BACKEND_NAMES",
     "MANAGED_LABEL",
+    "NO_NETWORK",
     "Backend",
     "BackendError",
     "BackendUnavailable",
@@ -42,6 +45,7 @@ __all__ = [
     "ImageNotFound",
     "Limits",
     "Mount",
+    "Network",
     "RunInfo",
     "RunNotFound",
     "RunSpec",

@@ -18,17 +18,20 @@ library's exceptions into the :class:`BackendError` tree at the boundary.
 from __future__ import annotations
 
 import builtins
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from workbench.errors import WorkbenchError
 
 #: every run Workbench starts carries this label (value: the Workbench home it belongs to)
 MANAGED_LABEL = "workbench.managed"
+#: :attr:`RunSpec.network` for a run with no network at all
+NO_NETWORK: Literal["none"] = "none"
 
 
 class BackendError(WorkbenchError):
@@ -95,6 +98,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Network:
+    """A network of Workbench's own for the runs of one purpose (jobs, workspaces, one
+    service's replicas), made by the backend on first use and marked as Workbench's.
+
+    Runs on it never reach one another (the engine's inter-container traffic is off on
+    it), nor runs on any other network; this host reaches them at their address. With
+    ``outbound`` False it is internal: nothing beyond this host is reached (the engine
+    then publishes no ports for it either: this host uses the run's address).
+    ``remove_when_empty``: the backend removes it with its last run (a service's network:
+    each takes one of the engine's address pools, which are few); shared networks stay,
+    as another run may be joining them at that moment.
+    """
+
+    name: str
+    outbound: bool = False
+    remove_when_empty: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", self.name) or self.name in (
+            "bridge",
+            "host",
+            "none",
+            "default",
+        ):
+            raise ValueError(f"invalid network name {self.name!r}")
+
+
+@dataclass(frozen=True)
 class RunSpec:
     name: str  # unique among runs; also the container name
     image: str
@@ -112,6 +143,23 @@ class RunSpec:
     #: started again by the engine when it exits with an error (not when it is stopped or
     #: killed through the engine); backends without that ignore it
     restart_on_failure: bool = False
+    #: where the run's traffic goes: ``None`` the engine's default network (Docker's shared
+    #: bridge, where every container reaches every other: for tools and tests; every kind
+    #: of Workbench chooses), :data:`NO_NETWORK` none at all (only its own loopback), or a
+    #: :class:`Network` Workbench manages. The local backend ignores it (processes share
+    #: the host's network)
+    network: Network | Literal["none"] | None = None
+    #: the run's root file system is read-only: it writes only to its writable mounts and
+    #: its ``tmpfs``; its ``HOME``, unless ``env`` sets one, is its first tmpfs. The local
+    #: backend ignores it (file modes are a process's only limit there)
+    read_only_root: bool = False
+    #: in-memory folders of the run: absolute path -> size in MiB (counted in its memory)
+    tmpfs: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for target, size_mb in self.tmpfs.items():
+            if not target.startswith("/") or size_mb < 1:
+                raise ValueError(f"tmpfs {target!r} needs an absolute path and a size >= 1 MiB")
 
 
 @dataclass(frozen=True)

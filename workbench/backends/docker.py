@@ -13,7 +13,19 @@ Every container it creates is locked down the same way, whatever the caller asks
   privileged, and ``init=True`` (a small init as PID 1 forwards SIGTERM and reaps zombies).
 - The Docker socket never goes in: a mount whose source is the socket, or a folder that
   holds it (``/``, ``/run``, ``/var/run``, ...), is refused with :class:`InvalidInput`.
-- Ports are published on 127.0.0.1 only; limits set memory with no swap beyond it
+- Networks (:attr:`RunSpec.network`): none at all (``network_mode="none"``), or a bridge
+  network of Workbench's own, made on first use with inter-container traffic off
+  (``com.docker.network.bridge.enable_icc=false``: no run reaches another on it, and
+  Docker's isolation rules keep bridges apart) and internal unless its runs may reach
+  beyond the host. A network of that name that is not such is refused, never joined.
+  Only the engine's default bridge (``network=None``, tools and tests) lets containers
+  talk. What a run on any bridge still reaches: this host's own addresses (the engine
+  filters forwarding, not the host's input), so services of the host that must not be
+  reached listen on 127.0.0.1.
+- A read-only root (``read_only=True``) with size-limited tmpfs folders (``exec`` allowed:
+  JIT compilers write code there), HOME on the first of them.
+- Ports are published on 127.0.0.1 only (none on an internal network or without one: the
+  host reaches such a run at its address); limits set memory with no swap beyond it
   (``memswap_limit == mem_limit``), CPUs (``nano_cpus``), processes (``pids_limit``), and
   GPUs through ``device_requests`` when ``limits.gpus > 0``.
 
@@ -29,6 +41,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -43,6 +56,7 @@ from docker.utils import parse_repository_tag
 
 from workbench.backends.base import (
     MANAGED_LABEL,
+    NO_NETWORK,
     Backend,
     BackendError,
     BackendUnavailable,
@@ -50,13 +64,14 @@ from workbench.backends.base import (
     ImageInfo,
     ImageNotFound,
     Mount,
+    Network,
     RunInfo,
     RunNotFound,
     RunSpec,
     RunState,
 )
 from workbench.errors import InvalidInput
-from workbench.images import untagged_stream
+from workbench.images import RESERVED_LABEL_PREFIX, untagged_stream
 
 DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path("/run/docker.sock"))
 _STATES = {
@@ -72,6 +87,10 @@ _HOW_TO_START = (
     "processes, without isolation, and refuses model imports, conversions and benchmarks."
 )
 _BUILD_TAIL = 20
+#: the bridge driver's option that lets containers on one network talk to each other
+_ICC = "com.docker.network.bridge.enable_icc"
+#: on a network Workbench made: "true" when it goes with its last container
+_REMOVE_WHEN_EMPTY = "workbench.network.remove-when-empty"
 
 
 class DockerBackend(Backend):
@@ -95,6 +114,10 @@ class DockerBackend(Backend):
         custom = (Path(host.removeprefix("unix://")),) if host.startswith("unix://") else ()
         #: what a mount must never expose: the well-known sockets and the one in use
         self.sockets: tuple[Path, ...] = (*DOCKER_SOCKETS, *custom)
+        #: image id -> the labels the image itself carries (:meth:`_image_labels`)
+        self._labels_of_images: dict[str, Mapping[str, str]] = {}
+        #: one network made at a time (two runs of one purpose start together)
+        self._networks_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, *, timeout: int = 120) -> DockerBackend:
@@ -115,15 +138,68 @@ class DockerBackend(Backend):
     def run(self, spec: RunSpec) -> RunInfo:
         for mount in spec.mounts:
             _check_mount(mount, self.sockets)
-        with _engine_errors(image=spec.image):
-            container = self._client.containers.create(**self._create_args(spec))
+        network = spec.network if isinstance(spec.network, Network) else None
+        if network is not None:
+            self._ensure_network(network)
         try:
-            with _engine_errors(run=spec.name):
-                container.start()
+            with _engine_errors(image=spec.image):
+                container = self._client.containers.create(**self._create_args(spec))
+            try:
+                with _engine_errors(run=spec.name):
+                    container.start()
+            except BaseException:
+                self._discard(container.id)
+                raise
         except BaseException:
-            self._discard(container.id)
+            if network is not None:
+                self._drop_if_empty(network.name)
             raise
         return self.status(container.id)
+
+    def _ensure_network(self, network: Network) -> None:
+        """Make ``network`` if the engine has none of that name; refuse one that exists
+        without the isolation asked (made by someone else, or with other settings)."""
+        with self._networks_lock, _engine_errors():
+            try:
+                attrs = self._api.inspect_network(network.name)
+            except docker.errors.NotFound:
+                self._api.create_network(
+                    network.name,
+                    driver="bridge",
+                    internal=not network.outbound,
+                    options={_ICC: "false"},
+                    labels={
+                        MANAGED_LABEL: "true",
+                        _REMOVE_WHEN_EMPTY: str(network.remove_when_empty).lower(),
+                    },
+                    check_duplicate=True,
+                )
+                return
+        options, labels = attrs.get("Options") or {}, attrs.get("Labels") or {}
+        if (
+            attrs.get("Driver") != "bridge"
+            or bool(attrs.get("Internal")) == network.outbound
+            or options.get(_ICC) != "false"
+            or MANAGED_LABEL not in labels
+        ):
+            raise BackendError(
+                f"Docker network {network.name!r} exists but is not the one Workbench makes "
+                f"(a bridge, {'with' if network.outbound else 'without'} outbound access, "
+                "containers kept apart, labelled workbench.managed): a run joining it could "
+                f"reach others. Remove it (`docker network rm {network.name}`) once no "
+                "container uses it, and run again; a changed outbound setting takes effect "
+                "that way too.",
+                network=network.name,
+            )
+
+    def _drop_if_empty(self, name: str) -> None:
+        """Remove the network ``name`` if it goes with its last container and has none;
+        best effort (a run joining it meanwhile keeps it)."""
+        with self._networks_lock, suppress(docker.errors.APIError):
+            attrs = self._api.inspect_network(name)
+            labels = attrs.get("Labels") or {}
+            if labels.get(_REMOVE_WHEN_EMPTY) == "true" and not attrs.get("Containers"):
+                self._api.remove_network(name)
 
     def host_gateway(self) -> str:
         """The host's address on Docker's default bridge: containers reach the host there."""
@@ -165,6 +241,16 @@ class DockerBackend(Backend):
             "privileged": False,
             "init": True,
         }
+        args.update(_network_args(spec))
+        if spec.read_only_root:
+            args["read_only"] = True
+            if spec.tmpfs and "HOME" not in spec.env:
+                args["environment"]["HOME"] = next(iter(spec.tmpfs))
+        if spec.tmpfs:
+            args["tmpfs"] = {
+                target: f"rw,exec,nosuid,nodev,size={size_mb}m,mode=1777"
+                for target, size_mb in spec.tmpfs.items()
+            }
         if limits.gpus > 0:
             args["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
         if spec.restart_on_failure:
@@ -189,16 +275,34 @@ class DockerBackend(Backend):
     def remove(self, run_id: str) -> None:
         try:
             info = self.status(run_id)
+            with _engine_errors(run=run_id):
+                networks = _networks(self._api.inspect_container(info.id))
             if info.state is RunState.RUNNING:
                 self.stop(run_id, timeout=self.remove_timeout)
             with _engine_errors(run=run_id):
                 self._api.remove_container(info.id, force=True, v=True)
         except RunNotFound:
             return
+        for name in networks:
+            self._drop_if_empty(name)
 
     def status(self, run_id: str) -> RunInfo:
         with _engine_errors(run=run_id):
-            return _run_info(self._api.inspect_container(run_id))
+            attrs = self._api.inspect_container(run_id)
+        return _run_info(attrs, self._image_labels(str(attrs.get("Image", ""))))
+
+    def _image_labels(self, image_id: str) -> Mapping[str, str]:
+        """The labels an image set itself (cached: an image id's labels never change)."""
+        labels = self._labels_of_images.get(image_id)
+        if labels is None:
+            try:
+                with _engine_errors(image=image_id):
+                    attrs = self._api.inspect_image(image_id)
+            except ImageNotFound:  # removed while a container of it is kept
+                return {}
+            labels = dict((attrs.get("Config") or {}).get("Labels") or {})
+            self._labels_of_images[image_id] = labels
+        return labels
 
     def logs(self, run_id: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
         with _engine_errors(run=run_id):
@@ -214,9 +318,12 @@ class DockerBackend(Backend):
         infos = []
         for summary in found:
             try:
-                infos.append(self.status(summary["Id"]))
+                info = self.status(summary["Id"])
             except RunNotFound:  # removed since the listing
                 continue
+            # what the engine matched may be the image's labels, which Workbench did not set
+            if labels is None or all(info.labels.get(k) == v for k, v in labels.items()):
+                infos.append(info)
         return infos
 
     # --- images ---------------------------------------------------------------------------
@@ -415,7 +522,10 @@ def _check_mount(mount: Mount, sockets: Iterable[Path]) -> None:
         )
 
 
-def _run_info(attrs: Mapping[str, Any]) -> RunInfo:
+def _run_info(attrs: Mapping[str, Any], image_labels: Mapping[str, str]) -> RunInfo:
+    """The run a container is; its labels are those Workbench set: Docker merges the
+    image's own labels into the container's, so a ``workbench.*`` label that the image
+    carries (with that value) proves nothing and is left out (shared/SECURITY.md)."""
     state = attrs.get("State") or {}
     run_state = _STATES.get(state.get("Status", ""), RunState.EXITED)
     exited = run_state is RunState.EXITED
@@ -425,11 +535,33 @@ def _run_info(attrs: Mapping[str, Any]) -> RunInfo:
         state=run_state,
         exit_code=int(state.get("ExitCode", 0)) if exited else None,
         ports=_ports(attrs),
-        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        labels={
+            key: value
+            for key, value in ((attrs.get("Config") or {}).get("Labels") or {}).items()
+            if not (key.startswith(RESERVED_LABEL_PREFIX) and image_labels.get(key) == value)
+        },
         oom_killed=bool(state.get("OOMKilled")),
         restarts=int(attrs.get("RestartCount") or 0),
         address=_address(attrs) if run_state is RunState.RUNNING else None,
     )
+
+
+def _network_args(spec: RunSpec) -> dict[str, Any]:
+    """The container's network: none, a Workbench network, or the engine's default; the
+    ports it publishes (none where the engine could not: no network, an internal one)."""
+    if spec.network == NO_NETWORK:
+        return {"network_mode": "none", "ports": {}}
+    if not isinstance(spec.network, Network):
+        return {}
+    args: dict[str, Any] = {"network": spec.network.name}
+    if not spec.network.outbound:
+        args["ports"] = {}
+    return args
+
+
+def _networks(attrs: Mapping[str, Any]) -> builtins.list[str]:
+    """The names of the networks a container is on."""
+    return list(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
 
 
 def _address(attrs: Mapping[str, Any]) -> str | None:

@@ -7,7 +7,8 @@ told to :meth:`~FakeBackend.finish`, or fails to start. Without a script a run p
 nothing and runs until stopped. Stopping exits with 143 (the process honoured SIGTERM).
 
 Ids count up (``fake-run-1``, ...) and ports published on "any free port" count up from
-:attr:`FakeBackend.first_port`, so tests can compare whole values.
+:attr:`FakeBackend.first_port`, so tests can compare whole values. A run's network,
+read-only root and tmpfs change nothing here (they are the Docker backend's).
 
 Images are entries in a dict: add them with :meth:`~FakeBackend.add_image`, or build them:
 each Dockerfile instruction is one output line (``Step 1/3 : FROM base``), and ``FROM``,

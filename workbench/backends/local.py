@@ -17,8 +17,10 @@ so here rather than pretend:
   in ``root`` (or ``root/<workdir>``). Paths relative to the working folder therefore reach
   the mounts; an absolute target path only works where it is the source itself (absolute
   paths pass through unchanged). ``WORKBENCH_RUN_ROOT`` names the run's root folder.
-- **read_only is not enforced**: the process may write wherever its user may; file modes
-  are the only protection.
+- **read_only is not enforced**, nor ``read_only_root`` (``tmpfs`` folders are not made):
+  the process may write wherever its user may; file modes are the only protection.
+- **No networks**: ``network`` is ignored; every run shares the host's network (and
+  reaches every other run's ports).
 - **Limits are best effort**, set with ``setrlimit`` by a small wrapper process before it
   starts the command (not in ``preexec_fn``, which is unsafe in threaded programs):
   memory as ``RLIMIT_AS`` (address space, not resident memory: a too-large allocation

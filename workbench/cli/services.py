@@ -24,7 +24,7 @@ def service() -> None:
 
 
 def _print(info: ServiceInfo) -> None:
-    where = " ".join(f"r{r.index}:127.0.0.1:{r.port}" for r in info.replica_states if r.port)
+    where = " ".join(f"r{r.index}:{r.address}" for r in info.replica_states if r.address)
     click.echo(
         f"{info.id:>5}  {info.name:<20} {info.model} v{info.version} {info.format:<15} "
         f"{info.state:<10} {len(info.replica_states)}/{info.replicas} {where}".rstrip()

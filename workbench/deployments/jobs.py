@@ -35,6 +35,7 @@ from workbench.backends.base import (
 from workbench.deployments.schemas import IMAGE_FORMAT
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, path_in_run
+from workbench.networks import SCRATCH, service_network
 from workbench.registry import Registry
 from workbench.registry.models import Job, Service
 from workbench.store import ArtifactStore
@@ -131,7 +132,7 @@ class DeployKind(JobKind):
             raise
         now = [backend.status(kept[i].id) for i in sorted(kept)]
         self.publish(spec["service_id"], [t for t in map(replica_target, now) if t])
-        ports = {i: run.ports.get(SERVER_PORT) for i, run in zip(sorted(kept), now, strict=True)}
+        targets = {i: replica_target(run) for i, run in zip(sorted(kept), now, strict=True)}
         if doomed:
             time.sleep(DRAIN_S)  # the proxy's old workers finish what they sent them
         for run in doomed:
@@ -139,7 +140,7 @@ class DeployKind(JobKind):
             backend.stop(run.id, timeout=10)
             backend.remove(run.id)
         message = f"{wanted} replica{'' if wanted == 1 else 's'} ready" if wanted else "stopped"
-        return Outcome(message, {"replicas": {str(i): p for i, p in ports.items()}})
+        return Outcome(message, {"replicas": {str(i): t for i, t in targets.items()}})
 
     def _replica(self, ctx: JobContext, index: int) -> RunSpec:
         """Replica ``index``: the model server, or the algorithm's inference image (run by
@@ -195,6 +196,11 @@ class DeployKind(JobKind):
             },
             user=f"{RUN_UID}:{RUN_UID}",
             restart_on_failure=True,
+            # reached by the proxy on this host only, never by another run (nor another
+            # replica of its own); nothing but its files and its scratch written
+            network=service_network(self.instance, int(spec["service_id"])),
+            read_only_root=True,
+            tmpfs=SCRATCH,
         )
 
     def _wait_ready(self, ctx: JobContext, run: RunInfo, index: int) -> None:

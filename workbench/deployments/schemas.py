@@ -68,8 +68,11 @@ class ReplicaInfo(BaseModel):
     index: int
     run_id: str
     state: str
-    #: where it answers on this machine (127.0.0.1:<port>)
+    #: its port published on 127.0.0.1 (None on Docker: replicas sit on a network of
+    #: their own, which publishes none)
     port: int | None
+    #: ``host:port`` where it answers on this machine (Docker: the container's address)
+    address: str | None = None
 
 
 class ServiceInfo(BaseModel):

@@ -499,6 +499,7 @@ class DeploymentService:
                         run_id=run.id,
                         state=run.state.value,
                         port=run.ports.get(SERVER_PORT),
+                        address=replica_target(run),
                     )
                 )
         return ServiceInfo(

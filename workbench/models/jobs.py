@@ -45,6 +45,7 @@ from workbench.jobs.files import (
     tail_lines,
 )
 from workbench.models.formats import RUNTIME
+from workbench.networks import NO_NETWORK, SCRATCH
 from workbench.registry import Registry
 from workbench.registry.models import BenchmarkRun, Job, ModelFormat, ModelVersion
 from workbench.store import ArtifactStore
@@ -133,6 +134,7 @@ class _VersionTool(JobKind):
             cpus, memory_mb = job.cpus, job.memory_mb
         shutil.rmtree(ctx.folder, ignore_errors=True)  # claimed again after a restart
         (ctx.folder / "out").mkdir(parents=True)
+        (ctx.folder / "tmp").mkdir()  # TMPDIR: a model's copy may not fit the tmpfs
         give_to_run_user(ctx.folder)
         inside = _Inside(ctx.backend, native_dir, formats_dir, ctx.folder)
         request = {"out_dir": inside.job("out"), **self.request(ctx, inside)}
@@ -157,6 +159,7 @@ class _VersionTool(JobKind):
                 "WORKBENCH_THREADS": threads,
                 "OMP_NUM_THREADS": threads,
                 "TF_CPP_MIN_LOG_LEVEL": "2",
+                "TMPDIR": inside.job("tmp"),
             },
             mounts=(
                 *mounts,
@@ -165,6 +168,10 @@ class _VersionTool(JobKind):
             ),
             limits=Limits(cpus=cpus, memory_mb=memory_mb),
             user=f"{RUN_UID}:{RUN_UID}",
+            # the files it loads are a user's: they reach nothing and change no image file
+            network=NO_NETWORK,
+            read_only_root=True,
+            tmpfs=SCRATCH,
         )
 
     def poll(self, ctx: JobContext) -> None:

@@ -50,6 +50,7 @@ from workbench.models.evaluation import MAX_BYTES as EVALUATION_BYTES
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion
 from workbench.models.service import ModelService, has_files, staging_key
+from workbench.networks import SCRATCH, jobs_network
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
@@ -113,12 +114,20 @@ class TrainingKind(JobKind):
     requeue_interrupted = True  # a run is prepared again from scratch
 
     def __init__(
-        self, registry: Registry, store: ArtifactStore, models: ModelService, *, concurrency: int
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        models: ModelService,
+        *,
+        concurrency: int,
+        outbound: bool = False,
     ) -> None:
+        """``outbound``: runs reach beyond this host (``WORKBENCH_TRAINING_OUTBOUND``)."""
         self.registry = registry
         self.store = store
         self.models = models
         self.concurrency = concurrency
+        self.outbound = outbound
         self._metrics: dict[int, _Metrics] = {}
         self._metrics_lock = threading.Lock()
 
@@ -288,6 +297,9 @@ class TrainingKind(JobKind):
             limits=limits,
             labels={"workbench.task": str(task_id)},
             user=f"{RUN_UID}:{RUN_UID}",
+            network=jobs_network(self.outbound),
+            read_only_root=True,
+            tmpfs=SCRATCH,
         )
 
     # --- collecting -----------------------------------------------------------------------

@@ -726,7 +726,7 @@ def _replicas_html(s: ServiceInfo) -> str:
         [
             f"r{r.index}",
             state_html(r.state),
-            f"127.0.0.1:{r.port}" if r.port else "-",
+            r.address or "-",
             r.run_id[:12],
         ]
         for r in s.replica_states

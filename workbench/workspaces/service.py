@@ -39,6 +39,7 @@ from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import DatasetState
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from workbench.networks import workspaces_network
 from workbench.registry import Registry
 from workbench.registry.models import (
     Dataset,
@@ -98,7 +99,10 @@ class WorkspaceService:
         proxy_prefix: str = "/workbench/proxy/workspaces/",
         allow_file_git_urls: bool = False,
         instance: str = "true",
+        outbound: bool = True,
     ) -> None:
+        """``outbound``: workspaces reach beyond this host (``WORKBENCH_WORKSPACE_OUTBOUND``);
+        they never reach other runs, and always this server's API (``api_url``)."""
         self.registry = registry
         self.store = store
         self.users = users
@@ -113,6 +117,7 @@ class WorkspaceService:
         self.instance = instance
         #: names the containers need to reach ``api_url`` (set with it by the server)
         self.extra_hosts: dict[str, str] = {}
+        self.network = workspaces_network(outbound)
 
     @property
     def backend(self) -> Backend:
@@ -145,7 +150,8 @@ class WorkspaceService:
         return hmac.new(key, f"workspace:{workspace_id}".encode(), hashlib.sha256).hexdigest()
 
     def endpoint(self, actor: Actor, workspace_id: int) -> tuple[str, int]:
-        """Where the workspace's JupyterLab listens on this machine: ``(host, port)``.
+        """Where the workspace's JupyterLab listens on this machine: ``(host, port)``: the
+        container's own address where it has one, else its port published on 127.0.0.1.
 
         For the server's proxy only (the port is never shown to users). Owner or member
         (:class:`NotFound` otherwise); :class:`Conflict` unless the workspace runs.
@@ -164,15 +170,22 @@ class WorkspaceService:
             info = self.backend.status(container_id)
         except RunNotFound:
             info = None
-        port = info.ports.get(JUPYTER_PORT) if info is not None else None
-        if info is None or info.state is not RunState.RUNNING or not port:
+        where: tuple[str, int] | None = None
+        if info is not None and info.state is RunState.RUNNING:
+            port = info.ports.get(JUPYTER_PORT)
+            # its address first: a network without outbound access publishes no port
+            if info.address:
+                where = info.address, JUPYTER_PORT
+            elif port:
+                where = "127.0.0.1", port
+        if where is None:
             raise Conflict(
                 f"Workspace {workspace_id}'s container is not running any more; start it "
                 f"again (`workbench workspace start {workspace_id}`).",
                 workspace=workspace_id,
                 state=state,
             )
-        return "127.0.0.1", port
+        return where
 
     def ready(self, actor: Actor, workspace_id: int) -> bool:
         """Whether the workspace's JupyterLab answers yet (``False`` while it boots)."""
@@ -508,6 +521,7 @@ class WorkspaceService:
             labels={MANAGED_LABEL: self.instance, "workbench.workspace": str(row.id)},
             extra_hosts=dict(self.extra_hosts),
             workdir=CONTAINER_ROOT,
+            network=self.network,
         )
 
     def _info(self, s: Session, row: Workspace) -> WorkspaceInfo:

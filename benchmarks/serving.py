@@ -36,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -378,11 +379,6 @@ def main() -> int:
         action="store_false",
         help="skip the Workbench service (needs the Docker Engine and HAProxy)",
     )
-    parser.add_argument(
-        "--public-endpoint",
-        action="store_true",
-        help="the service's endpoint public (no key checked), to compare with the default",
-    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/system-deps (Debian's wrk)")
@@ -432,14 +428,15 @@ def main() -> int:
                 ["mlflow"],
             ),
         ]
-    if args.endpoint:
-        runs.append(
+    if args.endpoint:  # with its key checked, and open on purpose: the key's cost
+        runs += [
             (
-                "service endpoint, " + ("public" if args.public_endpoint else "key checked"),
-                lambda: serve_endpoint(model, args.public_endpoint),
+                f"service endpoint, {'public' if public else 'key checked'}",
+                partial(serve_endpoint, model, public),
                 ["binary", "json"],
             )
-        )
+            for public in (False, True)
+        ]
     for label, start, kinds in runs:
         url, stop = start()
         try:

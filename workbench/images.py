@@ -23,10 +23,10 @@ Workbench's (:func:`check_labels`): labels are how Workbench marks its own runs.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
+import posixpath
 import queue
 import tarfile
 import threading
@@ -190,12 +190,16 @@ def check_reference(reference: str) -> str:
 
 
 def untagged_stream(path: Path) -> Iterator[bytes]:
-    """The ``docker save`` tar at ``path`` (plain or gzipped) as a plain tar stream without
-    its tags: ``manifest.json``'s ``RepoTags`` null and no legacy ``repositories`` file,
-    everything else as it was. ``docker load`` of it tags nothing ("Loaded image ID: ...").
-    Written by a thread as the engine reads, a piece at a time: nothing is unpacked on disk
-    and at most a few pieces are held in memory. :class:`CorruptArchive` when the tar
-    cannot be read."""
+    """The one image of the ``docker save`` tar at ``path`` (plain or gzipped), checked as
+    :func:`inspect_image_tar` checks it, as a new plain tar for ``docker load``: its config
+    (whose sha256 must still be the digest checked) and the layers its manifest names, and
+    a ``manifest.json`` written here with no tags. Nothing else of the tar reaches the
+    engine: no tag, no legacy ``repositories`` file, no second manifest (Docker's untar
+    cleans ``x/../manifest.json`` into ``manifest.json``: such names are refused outright).
+    ``docker load`` of it tags nothing ("Loaded image ID: ..."). Written by a thread as the
+    engine reads, a piece at a time: nothing is unpacked on disk and at most a few pieces
+    are held in memory. :class:`CorruptArchive` when the tar cannot be read or changed."""
+    plan = _load_plan(path)
     pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     stop = threading.Event()
 
@@ -210,7 +214,7 @@ def untagged_stream(path: Path) -> Iterator[bytes]:
 
     def produce() -> None:
         try:
-            _write_untagged(path, _PutWriter(put))
+            _write_untagged(path, plan, _PutWriter(put))
             put(None)
         except _Stopped:
             return
@@ -254,27 +258,108 @@ class _PutWriter(io.RawIOBase):
         return len(data)
 
 
-def _write_untagged(path: Path, out: IO[bytes]) -> None:
+@dataclass(frozen=True)
+class _LoadPlan:
+    """What of a checked tar goes to the engine (:func:`untagged_stream`)."""
+
+    entry: dict[str, Any]  # the manifest's one entry, tags removed
+    digest: str  # the config blob's sha256, as checked
+    config: str  # the config's member name
+    #: the members copied: the config, the layers, links among them to their targets
+    members: frozenset[str]
+    #: the folders above them
+    folders: frozenset[str]
+
+
+def _load_plan(path: Path) -> _LoadPlan:
+    with _open(path) as (archive, members):
+        manifest = _checked_manifest(archive, members)
+        if len(manifest) != 1:
+            raise InvalidInput(
+                f"The tar holds {len(manifest)} images; an image is uploaded alone: {SAVE_HINT}.",
+                images=len(manifest),
+            )
+        entry = {
+            "Config": manifest[0]["Config"],
+            "RepoTags": None,
+            "Layers": list(manifest[0].get("Layers") or []),
+        }
+        config = entry["Config"].removeprefix("./")
+        digest = hashlib.sha256(_read(archive, members[config], "config")).hexdigest()
+        wanted = {config, *(layer.removeprefix("./") for layer in entry["Layers"])}
+        for name in list(wanted):
+            member = members[name]
+            if member.issym():  # docker save links a layer it holds twice to the first
+                target = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(name), member.linkname)
+                )
+                found = members.get(target)
+                if target.startswith("../") or found is None or not found.isfile():
+                    raise CorruptArchive(
+                        f"The tar's {name} links to {member.linkname}, which is not a file of "
+                        f"the tar; {SAVE_HINT}."
+                    )
+                wanted.add(target)
+            elif not member.isfile():
+                raise CorruptArchive(f"The tar's {name} is not a file; {SAVE_HINT}.")
+    folders = {
+        "/".join(name.split("/")[:i]) for name in wanted for i in range(1, name.count("/") + 1)
+    }
+    return _LoadPlan(entry, f"sha256:{digest}", config, frozenset(wanted), frozenset(folders))
+
+
+def _write_untagged(path: Path, plan: _LoadPlan, out: IO[bytes]) -> None:
+    seen: set[str] = set()
     with (
         tarfile.open(path, "r|*") as source,
         tarfile.open(fileobj=out, mode="w|", bufsize=_STREAM_CHUNK) as target,
     ):
         for member in source:
-            name = member.name.removeprefix("./")
-            if name == "repositories":
-                continue
-            if name == "manifest.json":
-                manifest = json.loads(_read(source, member, "manifest.json"))
-                if not _valid_manifest(manifest):
-                    raise CorruptArchive(f"The tar's manifest.json changed; {SAVE_HINT} again.")
-                for entry in manifest:
-                    entry["RepoTags"] = None
-                data = json.dumps(manifest).encode()
-                info = copy.copy(member)
-                info.size = len(data)
-                target.addfile(info, io.BytesIO(data))
-            else:
-                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+            name = _member_name(member)
+            if name in seen and not member.isdir():
+                raise CorruptArchive(f"The tar holds {name} twice; {SAVE_HINT}.")
+            seen.add(name)
+            if (name in plan.folders and member.isdir()) or (
+                name in plan.members and member.issym()
+            ):
+                target.addfile(member)
+            elif name == plan.config:
+                blob = _read(source, member, "config")
+                if f"sha256:{hashlib.sha256(blob).hexdigest()}" != plan.digest:
+                    raise CorruptArchive(
+                        f"The tar's config changed since it was checked; {SAVE_HINT}."
+                    )
+                target.addfile(member, io.BytesIO(blob))
+            elif name in plan.members and member.isfile():
+                target.addfile(member, source.extractfile(member))
+        missing = plan.members - seen
+        if missing:
+            raise CorruptArchive(
+                f"The tar no longer holds {', '.join(sorted(missing)[:3])}; {SAVE_HINT}."
+            )
+        data = json.dumps([plan.entry]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size, info.mode = len(data), 0o644
+        target.addfile(info, io.BytesIO(data))
+
+
+def _member_name(member: tarfile.TarInfo) -> str:
+    """A member's name without a leading ``./``; :class:`CorruptArchive` for a name that
+    is not already clean (absolute, with ``..``, ``.`` or empty parts): the engine cleans
+    names, so ``x/../manifest.json`` would land on ``manifest.json``."""
+    name = member.name.removeprefix("./").rstrip("/")
+    if (
+        not name
+        or name.startswith("/")
+        or posixpath.normpath(name) != name
+        or ".." in name.split("/")
+    ):
+        raise CorruptArchive(
+            f"The tar holds a member named {member.name!r}, which docker save never writes "
+            f"(absolute, or with '.', '..' or empty parts); {SAVE_HINT}.",
+            member=member.name[:200],
+        )
+    return name
 
 
 @contextmanager
@@ -291,7 +376,13 @@ def _open(path: Path) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarIn
         )
     try:
         with tarfile.open(path) as archive:
-            yield archive, {m.name.removeprefix("./"): m for m in archive.getmembers()}
+            members: dict[str, tarfile.TarInfo] = {}
+            for member in archive.getmembers():
+                name = _member_name(member)
+                if name in members and not (member.isdir() and members[name].isdir()):
+                    raise CorruptArchive(f"The tar holds {name} twice; {SAVE_HINT}.")
+                members[name] = member
+            yield archive, members
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise CorruptArchive(
             f"The tar is damaged ({exc}); {SAVE_HINT} again and use that."

@@ -218,6 +218,18 @@ class UserService:
             ):
                 token.revoked_at = datetime.now(UTC)
 
+    def revoke_scoped(self, scope: str, user_id: int | None = None) -> None:
+        """Revoke every live token of ``scope`` (only ``user_id``'s, if given): a stopped
+        or deleted workspace's tokens, those of a member who leaves it."""
+        with self.registry.session() as s:
+            query = sa.select(ApiToken).where(
+                ApiToken.scope == scope, ApiToken.revoked_at.is_(None)
+            )
+            if user_id is not None:
+                query = query.where(ApiToken.user_id == user_id)
+            for token in s.scalars(query):
+                token.revoked_at = datetime.now(UTC)
+
     def replace_token(
         self,
         user_id: int,

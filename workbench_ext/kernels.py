@@ -16,6 +16,10 @@ A kernelspec whose ``metadata.kernel_provisioner`` is ``{"provisioner_name":
    and writes them back; the provisioner reads the folder (``get_archive``) and answers
    with the host's side of the same connection: ``ip`` is the container's address on its
    Docker network, which a Linux host reaches directly. No port is published.
+   The kernel's ``WORKBENCH_TOKEN`` is its user's own token of the workspace's scope
+   (:meth:`~workbench.workspaces.service.WorkspaceService.kernel_token`), made for this
+   launch and revoked at its clean-up: a member's kernel acts as the member, never as the
+   owner whose token the container's own environment holds.
 3. ``poll``/``wait`` read the exec's state from the engine; signals are ``kill`` run in
    the container on the kernel's process group (the exec made it a session leader);
    ``cleanup`` removes the folder. A restart in the same container keeps the ports.
@@ -79,7 +83,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.services import Workbench
-from workbench.users import Actor
+from workbench.users import Actor, NewToken
 from workbench.workspaces.service import CONTAINER_ROOT
 
 #: the entry point's name in the group ``jupyter_client.kernel_provisioners``
@@ -246,6 +250,8 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
     _folder: str = ""
     _exec_id: str | None = None
     _pid: int | None = None
+    _token: NewToken | None = None  # this launch's WORKBENCH_TOKEN
+    _token_user: Actor | None = None
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -254,9 +260,13 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         return self._exec_id is not None
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        with _shown_to_users():
-            kwargs = await self._pre_launch(**kwargs)
-        return await super().pre_launch(**kwargs)
+        try:
+            with _shown_to_users():
+                kwargs = await self._pre_launch(**kwargs)
+            return await super().pre_launch(**kwargs)
+        except BaseException:
+            await self._forget_token()
+            raise
 
     async def _pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self._manager()
@@ -283,11 +293,14 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
 
     def _finalize_env(self, env: dict[str, str]) -> None:
         """Only the kernelspec's own variables (and the notebook's name) go in: the host's
-        environment stays out; the container's is there already."""
+        environment stays out; the container's is there already, but for its
+        ``WORKBENCH_TOKEN``, replaced by the kernel's user's own."""
         super()._finalize_env(env)
         wanted = {*self.kernel_spec.env, "JPY_SESSION_NAME"}
         for key in set(env) - wanted:
             del env[key]
+        assert self._token is not None, "pre_launch makes the kernel's token first"
+        env["WORKBENCH_TOKEN"] = self._token.secret
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         km = self._manager()
@@ -297,10 +310,14 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             "key": km.session.key.decode(),
             "kernel_name": km.kernel_name,
         }
-        with _shown_to_users():
-            exec_id, pid, ports = await asyncio.to_thread(
-                self._start, cmd, kwargs.get("env") or {}, inside
-            )
+        try:
+            with _shown_to_users():
+                exec_id, pid, ports = await asyncio.to_thread(
+                    self._start, cmd, kwargs.get("env") or {}, inside
+                )
+        except BaseException:
+            await self._forget_token()
+            raise
         self._exec_id, self._pid = exec_id, pid
         for name, port in ports.items():
             setattr(km, name, port)
@@ -339,11 +356,12 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         await self.send_signal(signal.SIGTERM)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Remove the kernel's folder (its key) from the container; a restart writes a new
-        one. The Docker client closes unless a restart follows."""
+        """Remove the kernel's folder (its key) from the container and revoke its token; a
+        restart makes new ones. The Docker client closes unless a restart follows."""
         if self._container is not None and self._folder:
             await asyncio.to_thread(self._run_quietly, ["rm", "-rf", self._folder])
             self._folder = ""
+        await self._forget_token()
         if not restart and self._client is not None:
             self._client.close()
             self._client = None
@@ -381,7 +399,10 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             )
         wb, owned = self._workbench()
         try:
-            container_id = wb.workspaces.running_container(_acting_user(wb), self.workspace_id)
+            actor = _acting_user(wb)
+            container_id = wb.workspaces.running_container(actor, self.workspace_id)
+            self._token = wb.workspaces.kernel_token(actor, self.workspace_id, self.kernel_id[:8])
+            self._token_user = actor
         finally:
             if owned:
                 wb.close()
@@ -433,6 +454,23 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             wb.close()
             raise
         return wb, True
+
+    async def _forget_token(self) -> None:
+        """Revoke this launch's token, if it has one (already revoked if the workspace
+        stopped)."""
+        token, user = self._token, self._token_user
+        self._token = self._token_user = None
+        if token is not None and user is not None:
+            await asyncio.to_thread(self._revoke_token, user, token.id)
+
+    def _revoke_token(self, user: Actor, token_id: int) -> None:
+        wb, owned = self._workbench()
+        try:
+            with suppress(NotFound):
+                wb.users.revoke_token(user, token_id)
+        finally:
+            if owned:
+                wb.close()
 
     def _docker(self) -> docker.DockerClient:
         if self._client is None:

@@ -10,7 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, TypeAdapter
 from tornado import web
 
-from workbench import __version__
+from workbench import __version__, scopes
 from workbench.algorithms.schemas import (
     AlgorithmCreate,
     AlgorithmInfo,
@@ -726,6 +726,7 @@ def build_document() -> dict[str, Any]:
 
 class OpenAPIHandler(WorkbenchHandler):
     auth_resource = "workbench:api"
+    token_scopes = scopes.needs(GET=scopes.IDENTIFY)
 
     @web.authenticated
     @authorized
@@ -735,6 +736,7 @@ class OpenAPIHandler(WorkbenchHandler):
 
 class RootHandler(WorkbenchHandler):
     auth_resource = "workbench:api"
+    token_scopes = scopes.needs(GET=scopes.IDENTIFY)
 
     @web.authenticated
     @authorized

@@ -30,7 +30,7 @@ from workbench.backends import (
     RunState,
 )
 from workbench.backends.docker import DockerBackend, _engine_errors
-from workbench.errors import CorruptArchive, InvalidInput
+from workbench.errors import InvalidInput, UnsupportedArchive
 
 docker_only = pytest.mark.docker
 
@@ -245,7 +245,7 @@ def test_a_tar_that_is_not_one_is_refused(docker_h: Harness, tmp_path: Path):
 
     with pytest.raises(BackendError, match="invalid tar header"):
         docker_h.backend.import_rootfs(junk, f"{TAG_PREFIX}junk:1")
-    with pytest.raises(CorruptArchive, match="could not be read while loading"):
+    with pytest.raises(UnsupportedArchive, match="not a tar archive"):
         docker_h.backend.load_image(junk)
 
 

@@ -1,5 +1,6 @@
 """From inside a workspace, the `workbench` client reaches this server's REST API as the
-owner, with the container's scoped token, through the host's bridge address."""
+owner, with the container's scoped token, through the host's bridge address: what the
+workspace needs (itself), not what it does not (minting tokens, deleting models)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 CHECK = (
-    "from workbench.client import WorkbenchClient as C; c = C.from_env(); "
-    "print(c.me().username, [d.name for d in c.datasets.list()])"
+    "import os; from workbench.client import WorkbenchClient as C; c = C.from_env(); "
+    "print(c.me().username, c.workspaces.get(int(os.environ['WORKBENCH_WORKSPACE'])).name)"
 )
 
 
@@ -39,4 +40,15 @@ async def test_the_client_inside_a_workspace_calls_the_api_as_its_owner(lab, jp_
             ]
         ),
     )
-    assert escalate.exit_code != 0 and b"cannot manage tokens" in escalate.output
+    assert escalate.exit_code != 0 and f"workspace:{ws_id} token cannot".encode() in escalate.output
+    delete = await loop.run_in_executor(
+        None,
+        lambda: container.exec_run(
+            [
+                "python",
+                "-c",
+                "from workbench.client import WorkbenchClient as C; C.from_env().models.delete(1)",
+            ]
+        ),
+    )
+    assert delete.exit_code != 0 and b"token cannot call DELETE" in delete.output, delete.output

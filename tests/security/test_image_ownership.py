@@ -8,6 +8,7 @@ conversions and replicas on that preset ran bob's image."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -153,3 +154,60 @@ async def test_a_pull_may_not_name_workbenchs_namespace(tenants: Tenants, refere
     )
     assert (code, error["error"]) == (400, "invalid_input"), error
     assert "Workbench's own namespace" in error["message"]
+
+
+def smuggling_tar(path: Path, stolen: str, name: str = "x/../manifest.json") -> Path:
+    """A tar whose checked manifest is benign (one unlabelled image) and whose member
+    ``name`` is a second manifest that Docker's untar cleans into ``manifest.json``,
+    overwriting the first: it tags a second, labelled image as ``stolen`` (found by review:
+    the checks read only the member literally named manifest.json)."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"hi\n"))
+    diff = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+
+    def config(labels: dict[str, str]) -> bytes:
+        document = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/hello"], "Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": [diff]},
+        }
+        return json.dumps(document).encode()
+
+    benign, evil = config({}), config({"workbench.service": "1"})
+    b, e = hashlib.sha256(benign).hexdigest(), hashlib.sha256(evil).hexdigest()
+    checked = [{"Config": f"{b}.json", "RepoTags": ["bob/app:1"], "Layers": ["l1/layer.tar"]}]
+    smuggled = [
+        {"Config": f"{e}.json", "RepoTags": [stolen], "Layers": ["l1/layer.tar"]},
+        {"Config": f"{b}.json", "RepoTags": None, "Layers": ["l1/layer.tar"]},
+    ]
+    members = [
+        ("manifest.json", json.dumps(checked).encode()),
+        (f"{b}.json", benign),
+        (f"{e}.json", evil),
+        ("l1/layer.tar", layer.getvalue()),
+        (name, json.dumps(smuggled).encode()),
+    ]
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as archive:
+        for member, data in members:
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["x/../manifest.json", "./manifest.json", "/manifest.json"])
+async def test_a_second_manifest_smuggled_under_another_name_takes_no_tag(
+    tenants: Tenants, docker_backend: DockerBackend, tmp_path: Path, name: str
+) -> None:
+    preset = docker_backend.inspect_image(tenants.python_image).id
+    tar = smuggling_tar(tmp_path / "smuggle.tar", tenants.python_image, name)
+    env_id = await bobs_environment(tenants)
+    code, error = await tenants.bob(
+        "PUT", f"{API}/environments/{env_id}/image", raw=tar.read_bytes()
+    )
+    assert code == 400, error
+    assert docker_backend.inspect_image(tenants.python_image).id == preset

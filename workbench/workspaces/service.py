@@ -50,8 +50,9 @@ from workbench.registry.models import (
     Workspace,
     WorkspaceMember,
 )
+from workbench.scopes import workspace_scope
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor, UserService
+from workbench.users import Actor, NewToken, UserService
 from workbench.workspaces import sources
 from workbench.workspaces.schemas import (
     GitSource,
@@ -338,7 +339,7 @@ class WorkspaceService:
             container_id = row.container_id
             owner_id = row.owner_id
         token = self.users.replace_token(
-            owner_id, f"workspace {workspace_id}", scope=f"workspace:{workspace_id}"
+            owner_id, f"workspace {workspace_id}", scope=workspace_scope(workspace_id)
         )
         spec = replace(spec, env={**spec.env, "WORKBENCH_TOKEN": token.secret})
         backend = self.backend
@@ -358,8 +359,8 @@ class WorkspaceService:
     def stop(self, actor: Actor, workspace_id: int) -> WorkspaceInfo:
         with self.registry.session() as s:
             row = self._get(s, actor, workspace_id)
-            container_id, owner_id = row.container_id, row.owner_id
-        self.users.revoke_named(owner_id, f"workspace {workspace_id}")
+            container_id = row.container_id
+        self.users.revoke_scoped(workspace_scope(workspace_id))  # the owner's and members'
         if container_id:
             try:
                 self.backend.stop(container_id)
@@ -374,7 +375,7 @@ class WorkspaceService:
             container_id = row.container_id
         if container_id:
             self.backend.remove(container_id)
-        self.users.revoke_named(actor.id, f"workspace {workspace_id}")
+        self.users.revoke_scoped(workspace_scope(workspace_id))
         with self.registry.session() as s:
             s.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
         shutil.rmtree(self.folder(workspace_id), ignore_errors=True)
@@ -427,17 +428,34 @@ class WorkspaceService:
         return self.get(actor, workspace_id)
 
     def remove_member(self, actor: Actor, workspace_id: int, username: str) -> WorkspaceInfo:
+        """Remove a member and revoke their tokens of the workspace, and the container's
+        own token (the owner's), which code the member ran in the shared container could
+        read: the workspace's code gets a new one when the workspace is started again."""
+        removed = None
         with self.registry.session() as s:
             self._get_owned(s, actor, workspace_id)
             user = s.scalar(sa.select(User).where(User.username == username))
-            if user is not None:
+            if user is not None and s.get(WorkspaceMember, (workspace_id, user.id)):
                 s.execute(
                     sa.delete(WorkspaceMember).where(
                         WorkspaceMember.workspace_id == workspace_id,
                         WorkspaceMember.user_id == user.id,
                     )
                 )
+                removed = user.id
+        if removed is not None:
+            self.users.revoke_scoped(workspace_scope(workspace_id), removed)
+            self.users.revoke_named(actor.id, f"workspace {workspace_id}")
         return self.get(actor, workspace_id)
+
+    def kernel_token(self, actor: Actor, workspace_id: int, kernel: str) -> NewToken:
+        """A token for a kernel ``actor`` (owner or member) runs in the running workspace:
+        the actor's own, of the workspace's scope, so the kernel's code acts as its user,
+        never as the owner. Revoked with the kernel, when its user leaves the workspace or
+        when the workspace stops."""
+        self.running_container(actor, workspace_id)
+        name = f"workspace {workspace_id} kernel {kernel}"
+        return self.users.create_token(actor.id, name, scope=workspace_scope(workspace_id))
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
 from tornado import web
 
+from workbench import scopes
 from workbench.algorithms.schemas import (
     AlgorithmCreate,
     AlgorithmFilter,
@@ -30,6 +31,8 @@ class AlgorithmHandlerBase(WorkbenchHandler):
 
 
 class AlgorithmsHandler(AlgorithmHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS, POST=scopes.CREATE_ALGORITHMS)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -44,6 +47,8 @@ class AlgorithmsHandler(AlgorithmHandlerBase):
 
 
 class AlgorithmHandler(AlgorithmHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS)
+
     @web.authenticated
     @authorized
     async def get(self, algorithm_id: str) -> None:
@@ -129,6 +134,12 @@ class PullHandler(AlgorithmHandlerBase):
 
 class FromWorkspaceHandler(AlgorithmHandlerBase):
     """POST {workspace_id, filename}: load ``docker_image/<filename>`` of that workspace."""
+
+    token_scopes = scopes.needs(POST=scopes.PUBLISH_ALGORITHM_IMAGES)
+
+    def scope_target(self) -> int | None:
+        """The workspace the tar comes from, for a workspace token (its own only)."""
+        return self.parse(ImageFromWorkspace).workspace_id
 
     @web.authenticated
     @authorized

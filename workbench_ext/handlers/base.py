@@ -1,4 +1,7 @@
-"""The base of every Workbench REST handler: who is acting, JSON in and out, errors.
+"""The base of every Workbench REST handler: who is acting, what a scoped token may do
+(:mod:`workbench.scopes`: each handler names the scope a method needs in
+:attr:`WorkbenchHandler.token_scopes`, checked in :meth:`WorkbenchHandler.prepare` for
+every route), JSON in and out, errors.
 
 Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 ``{"error": code, "message": ..., "details": {...}}``; internals never leak.
@@ -8,16 +11,17 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from workbench import scopes
 from workbench.errors import (
     InvalidInput,
     NotFound,
@@ -41,6 +45,9 @@ NO_AUTH = Unauthenticated(
 
 class WorkbenchHandler(APIHandler):
     auth_resource = "workbench"
+    #: the scope (:mod:`workbench.scopes`) a scoped token needs for each method; a method
+    #: not named here is closed to scoped tokens (a workspace's), whatever their user may
+    token_scopes: ClassVar[Mapping[str, str]] = scopes.needs()
     actor: Actor
 
     @property
@@ -62,17 +69,35 @@ class WorkbenchHandler(APIHandler):
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
-        if self.current_user is None or hasattr(self, "actor"):
+        if self.current_user is None:
             return
-        username = self.current_user.username
-        actor = await self.run(self.workbench.users.find, username)
-        if actor is None:
-            raise PermissionDenied(
-                f"Jupyter user {username!r} has no Workbench account; ask an admin to run "
-                f"`workbench user add {username}`.",
-                username=username,
+        if not hasattr(self, "actor"):  # a Jupyter login, not a Workbench token
+            username = self.current_user.username
+            actor = await self.run(self.workbench.users.find, username)
+            if actor is None:
+                raise PermissionDenied(
+                    f"Jupyter user {username!r} has no Workbench account; ask an admin to "
+                    f"run `workbench user add {username}`.",
+                    username=username,
+                )
+            self.actor = actor
+        if self.actor.scope != "full":
+            await self.run(
+                scopes.check,
+                self.workbench.registry,
+                scope=self.actor.scope,
+                user_id=self.actor.id,
+                needed=self.token_scopes.get(self.request.method or ""),
+                route=f"{self.request.method} {self.request.path}",
+                target=self.scope_target(),
+                visibility=scopes.visibility_asked(self.request.query_arguments, self.request.body),
             )
-        self.actor = actor
+
+    def scope_target(self) -> int | None:
+        """The id a filtered scope (``!workspace``, ``!mounted``) is checked against: the
+        route's first id; a route that names its workspace elsewhere says so."""
+        first = self.path_args[0] if self.path_args else ""
+        return int(first) if isinstance(first, str) and first.isdigit() else None
 
     # --- input and output -----------------------------------------------------------------
 

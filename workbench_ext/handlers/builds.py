@@ -16,6 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from workbench import scopes
 from workbench.errors import WorkbenchError
 from workbench.workspaces.builds import IMAGE_FOLDER, WorkspaceBuildRequest, WorkspaceBuilds
 from workbench_ext.handlers.base import API, WorkbenchHandler
@@ -32,6 +33,8 @@ class BuildsHandlerBase(WorkbenchHandler):
 
 
 class WorkspaceBuildHandler(BuildsHandlerBase):
+    token_scopes = scopes.needs(POST=scopes.BUILD_WORKSPACE)
+
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
@@ -69,6 +72,8 @@ class WorkspaceBuildHandler(BuildsHandlerBase):
 
 
 class WorkspaceImagesHandler(BuildsHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
+
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str) -> None:
@@ -78,6 +83,8 @@ class WorkspaceImagesHandler(BuildsHandlerBase):
 class WorkspaceImageHandler(BuildsHandlerBase):
     """GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
     (naming, tags, config, digest, size, layers, problems), loading nothing."""
+
+    token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
 
     @web.authenticated
     @authorized

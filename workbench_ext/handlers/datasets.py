@@ -9,6 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
+from workbench import scopes
 from workbench.datasets.schemas import DatasetCreate, DatasetFilter, DatasetUpdate
 from workbench.enums import Split
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
@@ -34,6 +35,7 @@ class DatasetsHandler(WorkbenchHandler):
 
 class DatasetHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
+    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
     @web.authenticated
     @authorized
@@ -112,6 +114,7 @@ class SampleQuery(BaseModel):
 
 class SamplesHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
+    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
     @web.authenticated
     @authorized
@@ -132,6 +135,7 @@ class SampleFileHandler(WorkbenchHandler):
     """The raw bytes of one sample (an image or a text), for previews."""
 
     auth_resource = "workbench:datasets"
+    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
     @web.authenticated
     @authorized

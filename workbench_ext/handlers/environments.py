@@ -7,6 +7,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
+from workbench import scopes
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
@@ -26,6 +27,8 @@ class EnvironmentHandlerBase(WorkbenchHandler):
 
 
 class EnvironmentsHandler(EnvironmentHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -40,6 +43,8 @@ class EnvironmentsHandler(EnvironmentHandlerBase):
 
 
 class EnvironmentHandler(EnvironmentHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
+
     @web.authenticated
     @authorized
     async def get(self, env_id: str) -> None:
@@ -81,6 +86,8 @@ class LogHandler(EnvironmentHandlerBase):
     """The log so far, as text. ``?offset=N`` reads from byte N; the reply's
     ``X-Workbench-Next-Offset`` is where the next read starts, ``X-Workbench-State`` the
     environment's state (poll while it is "building")."""
+
+    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
     @web.authenticated
     @authorized

@@ -7,6 +7,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
+from workbench import scopes
 from workbench.jobs import JobFilter, JobService
 from workbench_ext.handlers.base import API, WorkbenchHandler
 
@@ -26,6 +27,8 @@ class JobHandlerBase(WorkbenchHandler):
 
 
 class JobsHandler(JobHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -35,6 +38,8 @@ class JobsHandler(JobHandlerBase):
 
 
 class JobHandler(JobHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
+
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
@@ -43,6 +48,8 @@ class JobHandler(JobHandlerBase):
 
 
 class JobLogHandler(JobHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
+
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:

@@ -11,6 +11,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
 from tornado import web
 
+from workbench import scopes
 from workbench.errors import InvalidInput
 from workbench.models.schemas import (
     AliasTarget,
@@ -43,6 +44,8 @@ class ModelHandlerBase(WorkbenchHandler):
 
 
 class ModelsHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -51,6 +54,8 @@ class ModelsHandler(ModelHandlerBase):
 
 
 class ModelHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, model_id: str) -> None:
@@ -97,6 +102,8 @@ class VersionTagHandler(ModelHandlerBase):
 
 
 class AliasHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, model_id: str, alias: str) -> None:
@@ -115,6 +122,8 @@ class AliasHandler(ModelHandlerBase):
 
 
 class ModelVersionHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -134,6 +143,8 @@ class ModelVersionHandler(ModelHandlerBase):
 
 
 class ConversionsHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(POST=scopes.CONVERT_MODELS)
+
     @web.authenticated
     @authorized
     async def post(self, version_id: str) -> None:
@@ -143,6 +154,8 @@ class ConversionsHandler(ModelHandlerBase):
 
 
 class FormatsHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -156,6 +169,8 @@ class MachineQuery(BaseModel):
 
 
 class BenchmarksHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS, POST=scopes.BENCHMARK_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -187,6 +202,8 @@ class CompareQuery(BaseModel):
 
 
 class CompareHandler(ModelHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -205,6 +222,8 @@ class VersionDownloadHandler(ModelHandlerBase):
     """A version's native files (or, with ``?format=``, a verified format's) as a zip,
     streamed."""
 
+    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -218,6 +237,7 @@ class ImportHandler(UploadHandler):
     (:class:`ModelImport`, the signature as JSON). 202 with the import's job."""
 
     auth_resource = "workbench:models"
+    token_scopes = scopes.needs(PUT=scopes.IMPORT_MODELS)
 
     def request_of(self) -> ModelImport:
         args = {k: self.get_query_argument(k) for k in self.request.query_arguments}

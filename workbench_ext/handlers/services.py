@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from workbench import scopes
 from workbench.deployments.schemas import ServiceCreate
 from workbench.deployments.service import DeploymentService
 from workbench.errors import WorkbenchError
@@ -39,6 +40,8 @@ class ServiceHandlerBase(WorkbenchHandler):
 
 
 class ServicesHandler(ServiceHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -52,6 +55,8 @@ class ServicesHandler(ServiceHandlerBase):
 
 
 class ServiceHandler(ServiceHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
+
     @web.authenticated
     @authorized
     async def get(self, service_id: str) -> None:
@@ -111,6 +116,8 @@ class KeyHandler(ServiceHandlerBase):
 class MetricsHandler(ServiceHandlerBase):
     """GET /services/{id}/metrics: each running replica's counters now."""
 
+    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
+
     @web.authenticated
     @authorized
     async def get(self, service_id: str) -> None:
@@ -119,6 +126,8 @@ class MetricsHandler(ServiceHandlerBase):
 
 class LogsHandler(ServiceHandlerBase):
     """GET /services/{id}/logs?replica=&tail=: the replicas' last log lines."""
+
+    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
     @web.authenticated
     @authorized
@@ -134,6 +143,8 @@ class EndpointHandler(ServiceHandlerBase):
     relayed to the service's proxy as it came (its body, its content type and the V2
     binary header) with the relay's key (the caller was checked here), the answer comes
     back as it left."""
+
+    token_scopes = scopes.needs(GET=scopes.ACCESS_SERVICES, POST=scopes.ACCESS_SERVICES)
 
     #: relayed request headers (the rest, this server's credentials first, are not)
     FORWARDED = ("content-type", "inference-header-content-length", "accept")

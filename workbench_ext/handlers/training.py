@@ -6,6 +6,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from workbench import scopes
 from workbench.training.schemas import (
     LogQuery,
     MetricsQuery,
@@ -26,6 +27,8 @@ class TrainingHandlerBase(WorkbenchHandler):
 
 
 class TasksHandler(TrainingHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -40,6 +43,8 @@ class TasksHandler(TrainingHandlerBase):
 
 
 class TaskHandler(TrainingHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -90,6 +95,8 @@ class RetryHandler(TrainingHandlerBase):
 class LogHandler(TrainingHandlerBase):
     """The run's log from byte ``offset`` as a JSON page (whole lines while it runs)."""
 
+    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -100,6 +107,8 @@ class LogHandler(TrainingHandlerBase):
 
 
 class MetricsHandler(TrainingHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -110,6 +119,8 @@ class MetricsHandler(TrainingHandlerBase):
 
 
 class RunsHandler(TrainingHandlerBase):
+    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:

@@ -8,6 +8,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
+from workbench import scopes
 from workbench.enums import Role
 from workbench.errors import PermissionDenied
 from workbench_ext.handlers.base import API, WorkbenchHandler
@@ -43,6 +44,7 @@ class MemberAdd(BaseModel):
 
 class MeHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
+    token_scopes = scopes.needs(GET=scopes.IDENTIFY)
 
     @web.authenticated
     @authorized

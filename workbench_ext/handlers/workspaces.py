@@ -6,6 +6,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
 from tornado import web
 
+from workbench import scopes
 from workbench.workspaces.schemas import WorkspaceCreate
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
@@ -34,6 +35,7 @@ class WorkspacesHandler(WorkbenchHandler):
 
 class WorkspaceHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
+    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
     @web.authenticated
     @authorized
@@ -74,6 +76,7 @@ class ReadyHandler(WorkbenchHandler):
     """Whether the workspace's JupyterLab answers yet (409 when it is not running)."""
 
     auth_resource = "workbench:workspaces"
+    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
     @web.authenticated
     @authorized
@@ -86,6 +89,7 @@ class DownloadHandler(WorkbenchHandler):
     """``code/`` or ``model/`` as a zip, streamed (owner and members)."""
 
     auth_resource = "workbench:workspaces"
+    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
     @web.authenticated
     @authorized

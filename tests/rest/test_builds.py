@@ -15,7 +15,10 @@ from workbench.environments import DEFAULT_BASE_IMAGE
 from workbench.workspaces.schemas import WorkspaceCreate
 
 API = "workbench/api/v1"
-DOCKERFILE = f'FROM {DEFAULT_BASE_IMAGE}\nRUN make\nCMD ["python3", "-c", "print(1)"]\n'
+DOCKERFILE = (
+    "ARG WORKBENCH_ENV_IMAGE\nFROM ${WORKBENCH_ENV_IMAGE}\n"
+    'RUN make\nCMD ["python3", "-c", "print(1)"]\n'
+)
 
 
 @pytest.fixture
@@ -80,11 +83,12 @@ async def test_build_streams_its_log_then_the_tar_is_listed(users, ws, monkeypat
     )
     lines = b"".join(chunks).decode().splitlines()
     assert code == 200 and headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert lines[:2] == [
+    assert lines[:3] == [
+        "copying code/demo for the build",
         f"building code/demo as workbench/ws-{ws}-train-demo:latest",
         "first step",
     ]
-    assert "Step 2/3 : RUN make" in lines
+    assert "Step 3/4 : RUN make" in lines
     assert lines[-1] == "OK docker_image/train-demo.tar"
     code, images = await users.bob("GET", f"{API}/workspaces/{ws}/images")
     assert code == 200

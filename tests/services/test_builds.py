@@ -23,7 +23,10 @@ from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.schemas import WorkspaceCreate
 
-DOCKERFILE = f'FROM {DEFAULT_BASE_IMAGE}\nCMD ["python3", "-c", "print(1)"]\n'
+#: a workspace's image starts FROM its environment's (passed as WORKBENCH_ENV_IMAGE)
+DOCKERFILE = (
+    'ARG WORKBENCH_ENV_IMAGE\nFROM ${WORKBENCH_ENV_IMAGE}\nCMD ["python3", "-c", "print(1)"]\n'
+)
 
 
 def make_env(wb, owner_id: int) -> int:
@@ -31,7 +34,7 @@ def make_env(wb, owner_id: int) -> int:
         wb,
         name="python",
         framework="python",
-        image_ref="workbench/env-python:1",
+        image_ref=DEFAULT_BASE_IMAGE,
         owner_id=owner_id,
         visibility="preset",
     )
@@ -86,8 +89,8 @@ def test_build_saves_a_tar_and_removes_the_image(wb, people, ws, builds):
     backend = wb.backend()
     lines = list(builds.build(people.bob, ws, "demo", "train", "demo-cpu"))
     tag = f"workbench/ws-{ws}-train-demo-cpu:latest"
-    assert lines[0] == f"building code/demo as {tag}"
-    assert f"Step 1/2 : FROM {DEFAULT_BASE_IMAGE}" in lines
+    assert lines[:2] == ["copying code/demo for the build", f"building code/demo as {tag}"]
+    assert "Step 2/3 : FROM ${WORKBENCH_ENV_IMAGE}" in lines
     assert lines[-2] == f"saving {tag} to docker_image/train-demo-cpu.tar"
     assert lines[-1].startswith("saved docker_image/train-demo-cpu.tar (")
     tar = image_folder(wb, ws) / "train-demo-cpu.tar"

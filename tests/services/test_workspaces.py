@@ -199,7 +199,10 @@ def test_git_clone_and_scaffold_and_code_upload(wb, people, env_id, tmp_path):
     assert "['classify', 'health_check']" in api
     compile(api, "api.py", "exec")
     compile((code / "flowers-train" / "train.py").read_text(), "train.py", "exec")
-    assert "FROM workbench/env-python:1" in (code / "flowers-train" / "Dockerfile").read_text()
+    dockerfile = (code / "flowers-train" / "Dockerfile").read_text()
+    assert (
+        "ARG WORKBENCH_ENV_IMAGE=workbench/env-python:1\nFROM ${WORKBENCH_ENV_IMAGE}" in dockerfile
+    )
 
     new_code = write_zip(tmp_path / "code.zip", {"proj/main.py": b"x = 1\n"})
     with new_code.open("rb") as f:

@@ -132,3 +132,20 @@ def test_a_missing_output_folder_reads_as_nothing(tmp_path: Path) -> None:
     assert output.open("metrics.jsonl") is None
     with pytest.raises(UnsafeOutput, match="left no out/files"):
         output.copy("out/files", tmp_path / "copy")
+
+
+def test_a_sparse_file_or_one_over_the_budget_is_not_copied(out: Path, tmp_path: Path) -> None:
+    """A few blocks on disk that read as 1 GiB of zeros (or a TiB) would fill the server's disk."""
+    files = out / "out" / "files"
+    files.mkdir()
+    with (files / "weights.bin").open("wb") as f:
+        f.truncate(1 << 30)
+    with pytest.raises(UnsafeOutput, match=r"sparse file at out/files/weights\.bin"):
+        RunOutput(out).copy("out/files", tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    (files / "weights.bin").write_bytes(b"x" * 2000)
+    (files / "more.bin").write_bytes(b"y" * 2000)
+    with pytest.raises(UnsafeOutput, match="more than 3000 bytes"):
+        RunOutput(out).copy("out/files", tmp_path / "copy", max_bytes=3000)
+    assert not (tmp_path / "copy").exists()
+    assert RunOutput(out).copy("out/files", tmp_path / "copy", max_bytes=4000) == 4000

@@ -103,7 +103,7 @@ class AlgorithmImageKind(JobKind):
             return self._pull(ctx, algorithm_id, kind)
         path = ctx.folder / UPLOADED_TAR
         if spec["source"] == "workspace":
-            _copy_from_workspace(Path(spec["path"]), path)
+            _copy_from_workspace(Path(spec["path"]), path, spec["size"])
         backend, digest = ctx.backend, spec["digest"]
         ctx.log(
             f"loading {spec['detail']} ({spec['size']} bytes), image {digest}; its own tags "
@@ -196,9 +196,10 @@ class AlgorithmImageKind(JobKind):
             remove_image(ctx.backend, replaced)
 
 
-def _copy_from_workspace(source: Path, dest: Path) -> None:
+def _copy_from_workspace(source: Path, dest: Path, size: int) -> None:
     """The workspace's tar, copied into the job's folder through descriptors that follow no
-    link (:class:`RunOutput`): a link put there since the check fails the job."""
+    link (:class:`RunOutput`), at most the ``size`` checked: a link put there since the
+    check, or a tar grown since, fails the job."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.unlink(missing_ok=True)  # a copy cut short by a restart
-    RunOutput(source.parent, "the workspace").copy(source.name, dest)
+    RunOutput(source.parent, "the workspace").copy(source.name, dest, max_bytes=size)

@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +51,10 @@ def tail_lines(path: Path, lines: int) -> list[str]:
 MAX_OUTPUT_ENTRIES = 100_000
 #: how deep a run's output folders may nest
 MAX_OUTPUT_DEPTH = 64
+#: the most bytes the server copies out of a run, unless the caller says less
+MAX_OUTPUT_BYTES = 32 * 1024**3
+#: a file larger than this with less than half of it on disk is refused as sparse
+SPARSE_FROM = 1024**2
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHUNK = 1024 * 1024
@@ -126,28 +131,30 @@ class RunOutput:
 
     # --- copying ------------------------------------------------------------------------
 
-    def copy(self, relative: str, dest: Path) -> int:
+    def copy(self, relative: str, dest: Path, *, max_bytes: int = MAX_OUTPUT_BYTES) -> int:
         """Copy the regular file or folder ``relative`` to ``dest`` (which must not exist;
         its parent is the server's), never following a link; the bytes copied. What is
         copied belongs to the server and is readable by all (``0644``/``0755``): the run
         keeps no handle on it. :class:`UnsafeOutput` (and nothing left at ``dest``) when
-        anything in it is not a regular file or a folder."""
+        anything in it is not a regular file or a folder, when it holds more than
+        ``max_bytes``, or a sparse file (a few blocks on disk that would copy as a
+        mountain of zeros onto the server's)."""
         fd = self._open(relative, directory=None)
         if fd is None:
             raise UnsafeOutput(f"{self.what} left no {relative}.", path=relative)
         is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
         parent = os.open(dest.parent, _DIR_FLAGS)
-        counter = [0, 0]  # entries, bytes
+        tally = _Tally(max_bytes)
         try:
             if is_dir:
                 os.mkdir(dest.name, 0o755, dir_fd=parent)
                 target = os.open(dest.name, _DIR_FLAGS, dir_fd=parent)
                 try:
-                    self._copy_dir(fd, target, relative, 1, counter)
+                    self._copy_dir(fd, target, relative, 1, tally)
                 finally:
                     os.close(target)
             else:
-                self._copy_file(fd, parent, dest.name, relative, counter)
+                self._copy_file(fd, parent, dest.name, relative, tally)
         except BaseException:
             os.close(fd)
             fd = -1
@@ -160,47 +167,71 @@ class RunOutput:
             if fd >= 0:
                 os.close(fd)
             os.close(parent)
-        return counter[1]
+        return tally.bytes
 
-    def _copy_dir(self, fd: int, target: int, where: str, depth: int, counter: list[int]) -> None:
+    def _copy_dir(self, fd: int, target: int, where: str, depth: int, tally: _Tally) -> None:
         if depth > MAX_OUTPUT_DEPTH:
             raise UnsafeOutput(
                 f"{self.what} nested folders deeper than {MAX_OUTPUT_DEPTH} levels in {where}; "
                 "nothing was taken.",
                 path=where,
             )
-        for name in sorted(os.listdir(fd)):
-            counter[0] += 1
-            if counter[0] > MAX_OUTPUT_ENTRIES:
-                raise UnsafeOutput(
-                    f"{self.what} left more than {MAX_OUTPUT_ENTRIES} files and folders in "
-                    f"{where}; nothing was taken.",
-                    path=where,
-                )
-            inner = f"{where}/{name}"
-            child = self._open_at(fd, name, inner)
-            try:
-                if stat.S_ISDIR(os.fstat(child).st_mode):
-                    os.mkdir(name, 0o755, dir_fd=target)
-                    made = os.open(name, _DIR_FLAGS, dir_fd=target)
-                    try:
-                        self._copy_dir(child, made, inner, depth + 1, counter)
-                    finally:
-                        os.close(made)
-                else:
-                    self._copy_file(child, target, name, inner, counter)
-            finally:
-                os.close(child)
+        with os.scandir(fd) as entries:  # one name at a time: a folder may hold millions
+            for entry in entries:
+                tally.entries += 1
+                if tally.entries > MAX_OUTPUT_ENTRIES:
+                    raise UnsafeOutput(
+                        f"{self.what} left more than {MAX_OUTPUT_ENTRIES} files and folders in "
+                        f"{where}; nothing was taken.",
+                        path=where,
+                    )
+                name, inner = entry.name, f"{where}/{_shown(entry.name)}"
+                child = self._open_at(fd, name, inner)
+                try:
+                    if stat.S_ISDIR(os.fstat(child).st_mode):
+                        os.mkdir(name, 0o755, dir_fd=target)
+                        made = os.open(name, _DIR_FLAGS, dir_fd=target)
+                        try:
+                            self._copy_dir(child, made, inner, depth + 1, tally)
+                        finally:
+                            os.close(made)
+                    else:
+                        self._copy_file(child, target, name, inner, tally)
+                finally:
+                    os.close(child)
 
-    def _copy_file(self, fd: int, parent: int, name: str, where: str, counter: list[int]) -> None:
+    def _copy_file(self, fd: int, parent: int, name: str, where: str, tally: _Tally) -> None:
+        """Copy exactly the file's size as ``fstat`` gave it, once that fits the budget
+        and is not sparse; a file that grows or shrinks meanwhile fails."""
+        info = os.fstat(fd)
+        size = info.st_size
+        if tally.bytes + size > tally.max_bytes:
+            raise UnsafeOutput(
+                f"{self.what} left more than {tally.max_bytes} bytes (at {where}); nothing was "
+                "taken.",
+                path=where,
+            )
+        if size > SPARSE_FROM and info.st_blocks * 512 < size // 2:
+            raise UnsafeOutput(
+                f"{self.what} left a sparse file at {where} ({size} bytes, "
+                f"{info.st_blocks * 512} on disk); write the file's data itself.",
+                path=where,
+            )
         out = os.open(
             name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=parent
         )
         try:
             os.lseek(fd, 0, os.SEEK_SET)
-            while chunk := os.read(fd, _CHUNK):
+            left = size
+            while left > 0 and (chunk := os.read(fd, min(_CHUNK, left))):
                 os.write(out, chunk)
-                counter[1] += len(chunk)
+                left -= len(chunk)
+            if left or os.read(fd, 1):
+                raise UnsafeOutput(
+                    f"{self.what} changed {where} while the server copied it; nothing was taken.",
+                    path=where,
+                )
+            tally.bytes += size
         finally:
             os.close(out)
 
@@ -288,6 +319,21 @@ class RunOutput:
                 path=where,
             )
         return fd
+
+
+@dataclass
+class _Tally:
+    """What a copy took so far, against its budget."""
+
+    max_bytes: int
+    entries: int = 0
+    bytes: int = 0
+
+
+def _shown(name: str) -> str:
+    """A name a run chose, as messages and logs show it: control characters (a newline
+    would forge a log line of the server's) escaped."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
 
 
 def _kind(mode: int) -> str:

@@ -28,7 +28,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -380,7 +380,10 @@ class BenchmarkKind(_VersionTool):
             if info.exit_code != 0:
                 raise self.failed_run(ctx, info) from exc
             raise JobFailed(f"the benchmark wrote no machine description ({exc})") from exc
-        points, notes = _read_points(out.read_text("out/points.jsonl", limit=POINTS_BYTES))
+        points, notes = _read_points(
+            out.read_text("out/points.jsonl", limit=POINTS_BYTES),
+            {"native", *ctx.spec["formats"]},
+        )
         with self.registry.session() as s:
             job = s.get_one(Job, ctx.job_id)
             memory_mb, cpus = job.memory_mb, job.cpus
@@ -405,7 +408,7 @@ class BenchmarkKind(_VersionTool):
             raise JobFailed("no point was measured: " + "; ".join(notes.values()))
         # what the container was given (its CPU quota is the job's) beside what it saw
         hardware = {**found["hardware"], "cpus_given": cpus, "memory_mb_given": memory_mb}
-        software = found["software"]
+        software = found.get("software") if isinstance(found.get("software"), dict) else {}
         machine = hashlib.sha256(json.dumps(hardware, sort_keys=True).encode()).hexdigest()[:16]
         with self.registry.session() as s:
             version = s.get_one(ModelVersion, ctx.spec["version_id"])
@@ -518,7 +521,19 @@ class ImportKind(_VersionTool):
         super().cleanup(ctx)
 
 
-def _read_points(text: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _is_point(entry: dict[str, Any]) -> bool:
+    """Whether a line of points.jsonl is a measured point: a batch size and numbers."""
+    numbers = ("p50_ms", "p95_ms", "p99_ms", "throughput", "memory_mb", "calls", "samples")
+    return (
+        isinstance(entry.get("batch_size"), int)
+        and all(isinstance(entry.get(key), int | float) for key in numbers)
+        and isinstance(entry.get("stable"), bool)
+    )
+
+
+def _read_points(
+    text: str | None, formats: Collection[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The measured points of ``points.jsonl`` (None: none written), and notes: per
     format, why its sizes stopped; ``trying``: the (format, batch size) being measured when
     the file ends (a container killed then)."""
@@ -529,12 +544,14 @@ def _read_points(text: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]
             entry = json.loads(line)
         except ValueError:
             continue  # a line cut off by a kill
+        if not isinstance(entry, dict) or entry.get("format") not in formats:
+            continue  # not a line of the script's (the container wrote what it liked)
         if "trying" in entry:
             notes["trying"] = (entry["format"], entry["trying"])
         elif "stopped" in entry:
-            notes[entry["format"]] = entry["stopped"]
+            notes[entry["format"]] = str(entry["stopped"])[:MESSAGE_CHARS]
             notes.pop("trying", None)
-        else:
+        elif _is_point(entry):
             points.append(entry)
             notes.pop("trying", None)
     return points, notes

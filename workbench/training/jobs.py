@@ -80,6 +80,10 @@ TAIL_LINES = 20
 #: what a run was started with (image, command, parameters), beside its log
 RUN_RECORD = "run.json"
 _METRICS_CHUNK = 4 * 1024**2
+#: what one look at a metrics file reads at most (the next look goes on from there)
+_METRICS_PER_LOOK = 4 * _METRICS_CHUNK
+#: the most metric lines a run keeps (a run could write millions, each a row)
+MAX_METRIC_LINES = 100_000
 #: a job's state as its task shows it
 _TASK_STATE = {
     JobState.QUEUED: TaskState.QUEUED,
@@ -407,9 +411,16 @@ class TrainingKind(JobKind):
 
 
 def _new_lines(f: BinaryIO, cursor: _Metrics, *, final: bool) -> dict[int, dict[str, Any]]:
+    """The metrics lines written since the last look: at most :data:`_METRICS_PER_LOOK`
+    bytes a look, and none past :data:`MAX_METRIC_LINES` lines (the file is the run's:
+    it may be endless, or sparse)."""
     rows: dict[int, dict[str, Any]] = {}
     f.seek(cursor.offset)
-    while chunk := f.read(_METRICS_CHUNK):
+    start = cursor.offset
+    while cursor.lines < MAX_METRIC_LINES and cursor.offset - start < _METRICS_PER_LOOK:
+        chunk = f.read(_METRICS_CHUNK)
+        if not chunk:
+            break
         at_end = len(chunk) < _METRICS_CHUNK
         end = len(chunk) if final and at_end else chunk.rfind(b"\n") + 1
         if end == 0:
@@ -419,7 +430,7 @@ def _new_lines(f: BinaryIO, cursor: _Metrics, *, final: bool) -> dict[int, dict[
         lines = chunk[:end].split(b"\n")
         if chunk[:end].endswith(b"\n"):
             lines.pop()
-        for raw in lines:
+        for raw in lines[: MAX_METRIC_LINES - cursor.lines]:
             seq = cursor.lines
             cursor.lines += 1
             values = _json_object(raw)

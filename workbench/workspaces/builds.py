@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from workbench.backends.base import Backend, BackendError, Unsupported
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.images import MAX_IMAGE_BYTES, ImageConfig, ImageTar, inspect_image_tar
+from workbench.jobs.files import RunOutput
 from workbench.registry.models import Environment
 from workbench.users import Actor
 from workbench.workspaces.service import WORKSPACE_UID, WorkspaceService
@@ -49,6 +50,10 @@ TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
 IMAGE_FOLDER = "docker_image"
 #: the build argument naming the workspace's environment image
 ENV_IMAGE_ARG = "WORKBENCH_ENV_IMAGE"
+#: the most a project's folder (the build context) may hold
+MAX_CONTEXT_BYTES = 8 * 1024**3
+#: what a Dockerfile may build FROM: the environment's image, or nothing
+_BASES = {f"${ENV_IMAGE_ARG}", f"${{{ENV_IMAGE_ARG}}}", "scratch"}
 _TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
 
 
@@ -150,8 +155,15 @@ class WorkspaceBuilds:
         dest = root / IMAGE_FOLDER / f"{request.kind}-{request.name}.tar"
         tag = TAG.format(workspace=workspace_id, kind=request.kind, name=request.name)
         env_image = self._environment_image(workspace.environment_id)
-        build_args = {ENV_IMAGE_ARG: env_image} if env_image else {}
-        return self._run(backend, context, request.project, tag, dest, build_args)
+        if not env_image:
+            raise InvalidInput(
+                f"Workspace {workspace_id}'s environment has no image to build FROM; build or "
+                "upload the environment's image first.",
+                field="environment",
+            )
+        check_dockerfile((context / "Dockerfile").read_text(encoding="utf-8", errors="replace"))
+        build_args = {ENV_IMAGE_ARG: env_image}
+        return self._run(backend, root, request.project, tag, dest, build_args)
 
     def images(self, actor: Actor, workspace_id: int) -> list[ImageTarInfo]:
         """The tars in ``docker_image/`` (owner and members), by name."""
@@ -212,7 +224,7 @@ class WorkspaceBuilds:
     def _run(
         self,
         backend: Backend,
-        context: Path,
+        root: Path,
         project: str,
         tag: str,
         dest: Path,
@@ -228,8 +240,17 @@ class WorkspaceBuilds:
             self._running.add(dest)
         part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            yield f"building code/{project} as {tag}"
-            yield from backend.build_image(context, tag, build_args=build_args)
+            with self.workspaces.store.staging() as staging:
+                # the workspace's code may change while the engine reads it: the build gets
+                # a copy of the server's, taken without following a link, checked again
+                yield f"copying code/{project} for the build"
+                context = staging / "context"
+                RunOutput(root, "the workspace").copy(
+                    f"code/{Path(project).as_posix()}", context, max_bytes=MAX_CONTEXT_BYTES
+                )
+                check_dockerfile((context / "Dockerfile").read_text("utf-8", errors="replace"))
+                yield f"building code/{project} as {tag}"
+                yield from backend.build_image(context, tag, build_args=build_args)
             yield f"saving {tag} to {relative}"
             if not dest.parent.is_dir():  # deleted meanwhile: make it the workspace's again
                 dest.parent.mkdir()
@@ -355,6 +376,69 @@ def _project_folder(root: Path, project: str) -> Path:
             field="project",
         )
     return folder
+
+
+def check_dockerfile(text: str) -> None:
+    """:class:`InvalidInput` unless every stage of the Dockerfile starts ``FROM
+    ${WORKBENCH_ENV_IMAGE}`` (the workspace's environment), ``FROM scratch`` or an earlier
+    stage, and every ``--from`` names an earlier stage. The engine resolves any other name,
+    or a short image id, against every image it holds: another user's algorithm or
+    environment image would be copied into this workspace's tar."""
+    escape = "\\"
+    directive = re.match(r"\s*#\s*escape\s*=\s*(\S)", text)
+    if directive:
+        escape = directive.group(1)
+    logical, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith(escape):
+            current += stripped[: -len(escape)] + " "
+            continue
+        logical.append(current + stripped)
+        current = ""
+    if current:
+        logical.append(current)
+    stages: list[str] = []
+    for instruction in logical:
+        words = instruction.split()
+        keyword = words[0].upper()
+        flags = [w for w in words[1:] if w.startswith("--")]
+        if keyword == "FROM":
+            rest = [w for w in words[1:] if not w.startswith("--")]
+            base = rest[0] if rest else ""
+            if base not in _BASES and base.lower() not in stages:
+                raise InvalidInput(
+                    f"The Dockerfile builds FROM {base!r}; a workspace's image starts FROM "
+                    f"${{{ENV_IMAGE_ARG}}} (its environment's image), FROM scratch, or an earlier "
+                    "stage of the same Dockerfile. Install what else it needs in RUN steps.",
+                    field="Dockerfile",
+                )
+            stages.append(rest[2].lower() if len(rest) > 2 and rest[1].upper() == "AS" else "")
+        for flag in flags:
+            source = _from_of(flag)
+            if (
+                source is not None
+                and source.lower() not in stages
+                and not (source.isdigit() and int(source) < len(stages) - 1)
+            ):
+                raise InvalidInput(
+                    f"The Dockerfile's {keyword} takes files from {source!r}; only an earlier "
+                    "stage of the same Dockerfile can be named there.",
+                    field="Dockerfile",
+                )
+
+
+def _from_of(flag: str) -> str | None:
+    """The image or stage a ``--from=X`` (COPY) or ``--mount=...,from=X`` (RUN) names."""
+    if flag.startswith("--from="):
+        return flag.removeprefix("--from=")
+    if flag.startswith("--mount="):
+        for part in flag.removeprefix("--mount=").split(","):
+            if part.startswith("from="):
+                return part.removeprefix("from=")
+    return None
 
 
 def _give_to_workspace_user(path: Path) -> None:

@@ -146,7 +146,9 @@ if __name__ == "__main__":
 """)
 
 DOCKERFILE = Template("""\
-FROM $base
+# Workbench passes the workspace's environment image as WORKBENCH_ENV_IMAGE
+ARG WORKBENCH_ENV_IMAGE=$base
+FROM $${WORKBENCH_ENV_IMAGE}
 WORKDIR /app
 COPY . /app
 RUN python3 -m pip install --no-cache-dir -r requirements.txt

@@ -83,7 +83,8 @@ def test_a_host_kernel_runs_in_the_workspace_container(workspace, tmp_path):
 
         # reached on the container's address (no published port), with CurveZMQ
         container.reload()
-        ip = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        [network] = container.attrs["NetworkSettings"]["Networks"].values()  # the workspaces'
+        ip = network["IPAddress"]
         assert km.ip == ip and km.provisioner.connection_info["ip"] == ip
         assert km.curve_publickey is not None
         assert list(container.attrs["HostConfig"]["PortBindings"]) == ["8888/tcp"]

@@ -93,6 +93,14 @@ def add_people(workbench: Workbench) -> People:
     )
 
 
+def accept_invitations(workbench: Workbench, actor: Actor) -> None:
+    """``actor`` accepts every invitation addressed to them (a team's, a workspace's):
+    adding someone makes an invitation, a member only once accepted."""
+    for invitation in workbench.invitations.list(actor):
+        if invitation.user == actor.username:
+            workbench.invitations.accept(actor, invitation.id)
+
+
 FAILED = pytest.StashKey[bool]()
 
 

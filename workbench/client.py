@@ -39,6 +39,7 @@ from workbench.deployments.schemas import (
 )
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
 from workbench.errors import InferenceError, Unauthenticated, WorkbenchError, rebuild_error
+from workbench.invitations import InvitationInfo
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
 from workbench.jobs.schemas import wait_for_job
 from workbench.models.schemas import (
@@ -52,6 +53,7 @@ from workbench.models.schemas import (
     ModelVersionInfo,
     VersionComparison,
 )
+from workbench.quotas import QuotaInfo
 from workbench.training.schemas import (
     MetricPoint,
     TaskInfo,
@@ -216,8 +218,34 @@ class WorkbenchClient:
         return TeamInfo.model_validate(self.json("POST", "/teams", json=body))
 
     def add_team_member(self, team_id: int, username: str) -> TeamInfo:
+        """Invite ``username`` to the team: a member once they accept."""
         data = self.json("POST", f"/teams/{team_id}/members", json={"username": username})
         return TeamInfo.model_validate(data)
+
+    def invitations(self) -> list[InvitationInfo]:
+        """The invitations to you and those you sent."""
+        return _list(InvitationInfo, self.json("GET", "/invitations"))
+
+    def accept_invitation(self, invitation_id: int) -> InvitationInfo:
+        data = self.json("POST", f"/invitations/{invitation_id}/accept")
+        return InvitationInfo.model_validate(data)
+
+    def decline_invitation(self, invitation_id: int) -> InvitationInfo:
+        data = self.json("POST", f"/invitations/{invitation_id}/decline")
+        return InvitationInfo.model_validate(data)
+
+    def cancel_invitation(self, invitation_id: int) -> None:
+        self.request("DELETE", f"/invitations/{invitation_id}")
+
+    def quota(self, username: str) -> QuotaInfo:
+        """A user's quotas and use (your own; anyone's for an admin)."""
+        return QuotaInfo.model_validate(self.json("GET", f"/users/{username}/quota"))
+
+    def set_quota(self, username: str, **quotas: int | None) -> QuotaInfo:
+        """Set a user's ``replicas``, ``memory_mb`` or ``upload_bytes`` (admins; None: the
+        server's default)."""
+        data = self.json("PUT", f"/users/{username}/quota", json=quotas)
+        return QuotaInfo.model_validate(data)
 
 
 class DatasetsAPI:

@@ -87,6 +87,41 @@ class TrainingLimits:
 
 
 @dataclass(frozen=True)
+class QuotaDefaults:
+    """Each user's quotas unless an admin set others (`workbench quota set`): replicas
+    running across their services; MiB reserved by those replicas, their running
+    workspaces and their queued or running container jobs (training, imports...); bytes
+    they keep in the store (datasets, model versions and formats, algorithm images)."""
+
+    replicas: int = 16
+    memory_mb: int = 64 * 1024
+    upload_bytes: int = 100 * 1024**3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> QuotaDefaults:
+        """``WORKBENCH_QUOTA_REPLICAS``, ``_MEMORY_MB`` and ``_UPLOAD_BYTES``; each left
+        unset keeps its default."""
+        defaults = cls()
+
+        def number(name: str, default: int) -> int:
+            raw = env.get(f"WORKBENCH_QUOTA_{name}", "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit():
+                raise InvalidInput(
+                    f"WORKBENCH_QUOTA_{name}={raw!r} is not a whole number (0 or more).",
+                    variable=f"WORKBENCH_QUOTA_{name}",
+                )
+            return int(raw)
+
+        return cls(
+            replicas=number("REPLICAS", defaults.replicas),
+            memory_mb=number("MEMORY_MB", defaults.memory_mb),
+            upload_bytes=number("UPLOAD_BYTES", defaults.upload_bytes),
+        )
+
+
+@dataclass(frozen=True)
 class EnvBuildOptions:
     """How the server builds environment images (the same options as
     `workbench environment build-local`'s)."""
@@ -119,6 +154,8 @@ class Settings:
     #: the artifact store's folder; default ``home/store``. A team shares one.
     store_dir: Path | None = None
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    #: each user's quotas where an admin set none (WORKBENCH_QUOTA_*)
+    quotas: QuotaDefaults = field(default_factory=QuotaDefaults)
     #: where runs happen: "docker" ("auto" is the same: no engine answering means 503s,
     #: never a fallback), "local" (single-user mode, no isolation: only when set) or "fake"
     backend: str = "auto"
@@ -195,6 +232,7 @@ class Settings:
             db_url=env.get("WORKBENCH_DB_URL", ""),
             store_dir=Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
             backend=env.get("WORKBENCH_BACKEND", "auto"),
+            quotas=QuotaDefaults.from_env(env),
             workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
             env_build=EnvBuildOptions.from_env(env),
             training=TrainingLimits.from_env(env),

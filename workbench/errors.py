@@ -17,6 +17,7 @@ whether they run in-process or over HTTP::
     │   └── DatasetInvalid              422 dataset_invalid
     ├── Unauthenticated                 401 unauthenticated
     ├── PermissionDenied                403 forbidden
+    │   └── QuotaExceeded               403 quota_exceeded
     ├── NotFound                        404 not_found
     ├── Conflict                        409 conflict
     └── UploadIncomplete                400 upload_incomplete
@@ -88,6 +89,13 @@ class Unauthenticated(WorkbenchError):
 class PermissionDenied(WorkbenchError):
     status = 403
     code = "forbidden"
+
+
+class QuotaExceeded(PermissionDenied):
+    """More than a user's quota would be in use: its details say which quota, its limit,
+    what is in use and what was asked (stop something, or ask an admin for more)."""
+
+    code = "quota_exceeded"
 
 
 class NotFound(WorkbenchError):

@@ -17,8 +17,10 @@ from workbench.environments import EnvBuilder
 from workbench.environments.builder import default_root
 from workbench.environments.service import EnvironmentService
 from workbench.errors import WorkbenchError
+from workbench.invitations import InvitationService
 from workbench.jobs import JobRunner, JobService
 from workbench.models.service import ModelService
+from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
 from workbench.training.jobs import TrainingKind
@@ -34,6 +36,8 @@ class Workbench:
     registry: Registry
     store: ArtifactStore
     users: UserService
+    quotas: QuotaService
+    invitations: InvitationService
     datasets: DatasetService
     workspaces: WorkspaceService
     environments: EnvironmentService
@@ -55,6 +59,7 @@ class Workbench:
         registry = Registry(settings.db_url)
         store = ArtifactStore(settings.store_root)
         users = UserService(registry)
+        quotas = QuotaService(registry, settings.quotas)
         build = settings.env_build
 
         @cache
@@ -108,7 +113,7 @@ class Workbench:
         runner.register(models.import_kind)
         proxy = Proxy(settings.home / "proxy")
         deployments = DeploymentService(
-            registry, store, jobs, backend, proxy, instance=settings.instance
+            registry, store, jobs, backend, proxy, instance=settings.instance, quotas=quotas
         )
         runner.register(deployments.deploy_kind)
         runner.register(
@@ -125,6 +130,8 @@ class Workbench:
             registry=registry,
             store=store,
             users=users,
+            quotas=quotas,
+            invitations=InvitationService(registry),
             datasets=DatasetService(registry, store, settings.archive_limits),
             workspaces=workspaces,
             environments=environments,

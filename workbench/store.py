@@ -12,13 +12,13 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from workbench.errors import ArchiveLimitExceeded, InvalidInput, UploadIncomplete
+from workbench.errors import ArchiveLimitExceeded, InvalidInput, UploadIncomplete, WorkbenchError
 
 CHUNK = 1024 * 1024
 #: the most a read of a log returns at once
@@ -39,10 +39,19 @@ class Upload:
     failed upload leaves nothing in the store's content.
     """
 
-    def __init__(self, path: Path, max_bytes: int, expected_bytes: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int,
+        expected_bytes: int | None,
+        too_large: Callable[[int], WorkbenchError] | None = None,
+    ) -> None:
+        """``too_large``: the error for a body past ``max_bytes`` (given the bytes received)
+        when the limit is not the archive limit (a user's quota, say)."""
         self.path = path
         self.max_bytes = max_bytes
         self.expected_bytes = expected_bytes
+        self.too_large = too_large
         self.size = 0
         self._hash = hashlib.sha256()
         self._file: BinaryIO | None = open(path, "xb")  # noqa: SIM115 (closed in finish)
@@ -52,6 +61,8 @@ class Upload:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             self.discard()
+            if self.too_large is not None:
+                raise self.too_large(self.size)
             raise ArchiveLimitExceeded(
                 f"The upload is larger than the limit of {self.max_bytes} bytes; "
                 "split the dataset or ask an admin to raise the limit.",
@@ -103,7 +114,14 @@ class ArtifactStore:
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp
 
-    def begin_upload(self, max_bytes: int, expected_bytes: int | None = None) -> Upload:
+    def begin_upload(
+        self,
+        max_bytes: int,
+        expected_bytes: int | None = None,
+        too_large: Callable[[int], WorkbenchError] | None = None,
+    ) -> Upload:
+        if too_large is not None and expected_bytes is not None and expected_bytes > max_bytes:
+            raise too_large(expected_bytes)
         if expected_bytes is not None and expected_bytes > max_bytes:
             raise ArchiveLimitExceeded(
                 f"The file is {expected_bytes} bytes, over the limit of {max_bytes} bytes; "
@@ -112,7 +130,9 @@ class ArtifactStore:
                 max=max_bytes,
                 actual=expected_bytes,
             )
-        return Upload(self._tmp_dir() / f"upload-{uuid.uuid4().hex}", max_bytes, expected_bytes)
+        return Upload(
+            self._tmp_dir() / f"upload-{uuid.uuid4().hex}", max_bytes, expected_bytes, too_large
+        )
 
     def save_stream(self, stream: BinaryIO, max_bytes: int) -> StoredFile:
         """Copy a readable binary stream into a temporary upload and finish it."""

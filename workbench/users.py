@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from workbench.invitations import invite, invited
 from workbench.registry import Registry
 from workbench.registry.models import ApiToken, Team, TeamMember, User
 from workbench.registry.unique import flush_unique
@@ -88,6 +89,8 @@ class TeamInfo(BaseModel):
     name: str
     description: str
     members: dict[str, Role]
+    #: invited, not members until they accept
+    invited: list[str] = []
 
 
 def hash_token(secret: str) -> str:
@@ -294,6 +297,8 @@ class UserService:
             return self._team_info(s, team)
 
     def add_team_member(self, actor: Actor, team_id: int, username: str) -> TeamInfo:
+        """Invite ``username`` to the team: a member once they accept (:mod:`invitations`);
+        the team lists them under ``invited`` until then."""
         with self.registry.session() as s:
             team = s.get(Team, team_id)
             membership = s.get(TeamMember, (team_id, actor.id))
@@ -304,9 +309,7 @@ class UserService:
             user = s.scalar(sa.select(User).where(User.username == username))
             if user is None:
                 raise NotFound.entity("user", username)
-            if s.get(TeamMember, (team_id, user.id)) is None:
-                s.add(TeamMember(team_id=team_id, user_id=user.id))
-                s.flush()
+            invite(s, user_id=user.id, inviter_id=actor.id, team_id=team_id)
             return self._team_info(s, team)
 
     def list_teams(self, actor: Actor) -> list[TeamInfo]:
@@ -331,4 +334,5 @@ class UserService:
             name=team.name,
             description=team.description,
             members={u: r for u, r in rows},
+            invited=invited(s, team_id=team.id),
         )

@@ -19,6 +19,7 @@ from workbench.backends import BackendError
 from workbench.config import (
     DEFAULT_HOME,
     EnvBuildOptions,
+    QuotaDefaults,
     Settings,
     TrainingLimits,
     WorkspaceLimits,
@@ -141,6 +142,7 @@ class WorkbenchApp(ExtensionApp):
             db_url=self.db_url,
             store_dir=Path(self.store_dir) if self.store_dir else None,
             backend=self.backend,
+            quotas=QuotaDefaults.from_env(os.environ),
             env_build=EnvBuildOptions.from_env(os.environ),
             training=TrainingLimits.from_env(os.environ),
             instance_name=os.environ.get("WORKBENCH_INSTANCE", ""),

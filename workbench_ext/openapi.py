@@ -37,6 +37,7 @@ from workbench.environments.schemas import (
     EnvironmentUpdate,
 )
 from workbench.images import ImagePull
+from workbench.invitations import InvitationInfo
 from workbench.jobs import JobInfo, JobLogPage
 from workbench.models.schemas import (
     AliasTarget,
@@ -55,6 +56,7 @@ from workbench.models.schemas import (
     VersionComparison,
     VersionUpdate,
 )
+from workbench.quotas import QuotaInfo, QuotaUpdate
 from workbench.training.schemas import (
     MetricPoint,
     TaskCreate,
@@ -108,7 +110,50 @@ OPS = (
     ),
     Op("get", "/teams", "Teams I belong to", response=list[TeamInfo]),
     Op("post", "/teams", "Create a team; I become its admin", TeamCreate, TeamInfo, 201),
-    Op("post", "/teams/{id}/members", "Add a member (team admins)", MemberAdd, TeamInfo),
+    Op(
+        "post",
+        "/teams/{id}/members",
+        "Invite someone (team admins); a member once they accept",
+        MemberAdd,
+        TeamInfo,
+    ),
+    Op(
+        "get",
+        "/invitations",
+        "Invitations to teams and workspaces: to me, and those I sent",
+        response=list[InvitationInfo],
+    ),
+    Op(
+        "post",
+        "/invitations/{id}/accept",
+        "Accept an invitation to me: I join the team or the workspace",
+        response=InvitationInfo,
+    ),
+    Op(
+        "post",
+        "/invitations/{id}/decline",
+        "Decline an invitation to me",
+        response=InvitationInfo,
+    ),
+    Op(
+        "delete",
+        "/invitations/{id}",
+        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
+        status=204,
+    ),
+    Op(
+        "get",
+        "/users/{username}/quota",
+        "A user's quotas and use (my own; anyone's for admins)",
+        response=QuotaInfo,
+    ),
+    Op(
+        "put",
+        "/users/{username}/quota",
+        "Set a user's quotas (admins); a field given null goes back to the default",
+        QuotaUpdate,
+        QuotaInfo,
+    ),
     Op(
         "get",
         "/datasets",
@@ -167,7 +212,7 @@ OPS = (
     Op(
         "post",
         "/workspaces/{id}/members",
-        "Add a team member (owner)",
+        "Invite a team member (owner); a member once they accept",
         WorkspaceMemberAdd,
         WorkspaceInfo,
     ),

@@ -49,6 +49,8 @@ def test_migrations_match_the_models(db_url):
         "benchmark_runs",
         "services",
         "jobs",
+        "invitations",
+        "quotas",
         "alembic_version",
     }
     registry.dispose()
@@ -227,14 +229,14 @@ def test_migrations_go_down_and_up_again(db_url):
     command.downgrade(registry._alembic_config(), "base")
     assert set(sa.inspect(registry.engine).get_table_names()) <= {"alembic_version"}
     registry.upgrade()
-    assert registry.current_revision() == registry.head_revision() == "0009"
+    assert registry.current_revision() == registry.head_revision() == "0010"
     versions = {c["name"] for c in sa.inspect(registry.engine).get_columns("model_versions")}
     assert "source" in versions
     columns = {c["name"] for c in sa.inspect(registry.engine).get_columns("environments")}
     assert "state_reason" in columns
     jobs = {c["name"] for c in sa.inspect(registry.engine).get_columns("jobs")}
     assert {"instance", "cpus", "memory_mb", "gpus", "spec", "result"} <= jobs
-    assert {"training_metrics", "model_aliases"} <= set(
+    assert {"training_metrics", "model_aliases", "invitations", "quotas"} <= set(
         sa.inspect(registry.engine).get_table_names()
     )
     registry.dispose()

@@ -145,7 +145,14 @@ async def test_teams(users):
     code, team = await users.alice(
         "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "bob"}
     )
-    assert code == 200 and team["members"] == {"alice": "admin", "bob": "member"}
+    assert code == 200 and team["members"] == {"alice": "admin"} and team["invited"] == ["bob"]
+    _, [invitation] = await users.bob("GET", "workbench/api/v1/invitations")
+    code, accepted = await users.bob(
+        "POST", f"workbench/api/v1/invitations/{invitation['id']}/accept"
+    )
+    assert code == 200 and accepted["state"] == "accepted"
+    _, [team] = await users.alice("GET", "workbench/api/v1/teams")
+    assert team["members"] == {"alice": "admin", "bob": "member"} and team["invited"] == []
     code, err = await users.bob(
         "POST", f"workbench/api/v1/teams/{team['id']}/members", {"username": "owner"}
     )

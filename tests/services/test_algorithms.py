@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from tests.conftest import add_people, make_workbench
+from tests.conftest import accept_invitations, add_people, make_workbench
 from tests.services.test_builds import make_env, make_workspace
 from workbench.algorithms.jobs import image_tag
 from workbench.algorithms.schemas import AlgorithmCreate, AlgorithmFilter, AlgorithmUpdate
@@ -512,7 +512,9 @@ def test_a_member_of_the_workspace_may_publish_its_tars(wb, algos, people, tmp_p
     image_tar(wb.workspaces.folder(ws) / "docker_image" / "train-x.tar")
     team = wb.users.create_team(people.bob, "nlp")
     wb.users.add_team_member(people.bob, team.id, "alice")
+    accept_invitations(wb, people.alice)
     wb.workspaces.add_member(people.bob, ws, "alice")
+    accept_invitations(wb, people.alice)
     algo = create(algos, people.alice)
     assert algos.image_from_workspace(people.alice, algo.id, "train", ws, "train-x.tar").train
 

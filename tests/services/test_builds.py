@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import add_environment, add_people, make_workbench
+from tests.conftest import accept_invitations, add_environment, add_people, make_workbench
 from workbench.backends.base import (
     BuildFailed,
     ImageNotFound,
@@ -118,7 +118,9 @@ def test_members_build_and_others_do_not_see_the_workspace(wb, people, ws, build
         builds.images(people.alice, ws)
     team = wb.users.create_team(people.bob, "nlp")
     wb.users.add_team_member(people.bob, team.id, "alice")
+    accept_invitations(wb, people.alice)
     wb.workspaces.add_member(people.bob, ws, "alice")
+    accept_invitations(wb, people.alice)
     list(builds.build(people.alice, ws, "demo", "predict", "api"))
     assert [t.filename for t in builds.images(people.bob, ws)] == ["predict-api.tar"]
 

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from tests.archives import write_zip, zip_slip
-from tests.conftest import add_online_dataset, add_people, make_workbench
+from tests.conftest import accept_invitations, add_online_dataset, add_people, make_workbench
 from workbench.config import WorkspaceLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.errors import (
@@ -232,7 +232,12 @@ def test_only_owner_and_members_open_it(wb, people, env_id):
         wb.workspaces.add_member(people.alice, ws.id, "bob")
     team = wb.users.create_team(people.alice, "vision")
     wb.users.add_team_member(people.alice, team.id, "bob")
-    assert wb.workspaces.add_member(people.alice, ws.id, "bob").members == ["bob"]
+    accept_invitations(wb, people.bob)
+    assert wb.workspaces.add_member(people.alice, ws.id, "bob").invited == ["bob"]
+    with pytest.raises(NotFound):  # invited, not a member yet
+        wb.workspaces.get(people.bob, ws.id)
+    accept_invitations(wb, people.bob)
+    assert wb.workspaces.get(people.alice, ws.id).members == ["bob"]
     assert wb.workspaces.start(people.bob, ws.id).state == "running"
     assert [w.id for w in wb.workspaces.list(people.bob)] == [ws.id]
     with pytest.raises(PermissionDenied):

@@ -30,6 +30,54 @@ from workbench.errors import WorkbenchError
 
 #: every run Workbench starts carries this label (value: the Workbench home it belongs to)
 MANAGED_LABEL = "workbench.managed"
+#: the most characters of one output line a backend hands on (a run's code may print a
+#: 100 MiB line: the rest is dropped as it streams, never held; see :func:`cut_line`)
+LINE_MAX_CHARS = 16 * 1024
+
+
+def cut_line(kept: str, dropped: int) -> str:
+    """A line of which ``dropped`` characters past :data:`LINE_MAX_CHARS` were left out,
+    saying so."""
+    return f"{kept} [... line cut: {dropped} more characters]" if dropped else kept
+
+
+class LineSplitter:
+    """Splits text as it comes into lines of at most :data:`LINE_MAX_CHARS` (what passes
+    is dropped as it comes, counted, and said at the line's end: memory stays bounded and
+    each piece is looked at once, however long a line a run prints)."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._kept = self._dropped = 0
+
+    def feed(self, text: str) -> Iterator[str]:
+        """The lines ``text`` ends (without their ``\n``, nor a ``\r`` before it)."""
+        *ended, rest = text.split("\n")
+        for part in ended:
+            self._add(part)
+            yield self._take()
+        self._add(rest)
+
+    def close(self) -> Iterator[str]:
+        """The last line, if the text did not end with one."""
+        if self._kept or self._dropped:
+            yield self._take()
+
+    def _add(self, part: str) -> None:
+        room = LINE_MAX_CHARS - self._kept
+        if len(part) > room:
+            self._dropped += len(part) - room
+            part = part[:room]
+        if part:
+            self._pending.append(part)
+            self._kept += len(part)
+
+    def _take(self) -> str:
+        line = cut_line("".join(self._pending).removesuffix("\r"), self._dropped)
+        self._pending, self._kept, self._dropped = [], 0, 0
+        return line
+
+
 #: :attr:`RunSpec.network` for a run with no network at all
 NO_NETWORK: Literal["none"] = "none"
 

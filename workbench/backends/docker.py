@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import docker
 import docker.errors
 import requests
-from docker.types import DeviceRequest
+from docker.types import DeviceRequest, LogConfig
 from docker.utils import parse_repository_tag
 
 from workbench.backends.base import (
@@ -63,6 +63,7 @@ from workbench.backends.base import (
     BuildFailed,
     ImageInfo,
     ImageNotFound,
+    LineSplitter,
     Mount,
     Network,
     RunInfo,
@@ -240,6 +241,11 @@ class DockerBackend(Backend):
             "security_opt": ["no-new-privileges"],
             "privileged": False,
             "init": True,
+            # the engine's own copy of the output, on the host's disk: rotated, so a run
+            # that prints without end fills no disk (its job's log is capped the same way)
+            "log_config": LogConfig(
+                type=LogConfig.types.JSON, config={"max-size": "64m", "max-file": "2"}
+            ),
         }
         args.update(_network_args(spec))
         if spec.read_only_root:
@@ -586,16 +592,13 @@ def _ports(attrs: Mapping[str, Any]) -> dict[int, int]:
 
 
 def _split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The output's lines, each cut at ``LINE_MAX_CHARS`` as it streams (:class:`LineSplitter`)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
+    splitter = LineSplitter()
     for chunk in chunks:
-        pending += decoder.decode(chunk)
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            yield line.removesuffix("\r")
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending.removesuffix("\r")
+        yield from splitter.feed(decoder.decode(chunk))
+    yield from splitter.feed(decoder.decode(b"", final=True))
+    yield from splitter.close()
 
 
 def _follow_errors(lines: Iterator[str], run_id: str) -> Iterator[str]:

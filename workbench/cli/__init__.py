@@ -1,8 +1,8 @@
 """The ``workbench`` command: one module per area, each a click group (or command)
 registered here.
 
-Administration (``db``, ``user``, ``token``: :mod:`.admin`) works on the registry directly,
-like ``jupyterhub`` does; everything else goes through the REST API with the client. What
+Administration (``db``, ``user``, ``token``, ``quota``: :mod:`.admin`) works on the registry
+directly, like ``jupyterhub`` does; everything else goes through the REST API with the client. What
 the commands share (errors as one line, the client, the registry) is in :mod:`.common`.
 """
 
@@ -35,7 +35,9 @@ for command in (
     admin.db,
     admin.user,
     admin.token,
+    admin.quota,
     teams.team,
+    teams.invitation,
     lab.login,
     lab.lab,
     datasets.dataset,

@@ -1,4 +1,4 @@
-"""``workbench db``, ``user`` and ``token``: administration on the registry itself, like
+"""``workbench db``, ``user``, ``token`` and ``quota``: administration on the registry itself, like
 ``jupyterhub`` does (no server needed)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import click
 from workbench.cli.common import friendly, local_workbench
 from workbench.config import Settings
 from workbench.enums import Role
+from workbench.quotas import NAMES, QuotaInfo, QuotaUpdate
 from workbench.services import Workbench
 
 # --- db -----------------------------------------------------------------------------------
@@ -91,3 +92,55 @@ def token_create(username: str, name: str, days: int | None) -> None:
             actor.id, name, expires_in=timedelta(days=days) if days else None
         )
     click.echo(new.secret)
+
+
+@click.group()
+def quota() -> None:
+    """Users' quotas: replicas, memory and bytes kept (on the registry, admins)."""
+
+
+def _echo_quota(info: QuotaInfo) -> None:
+    for name in NAMES:
+        origin = "set" if name in info.custom else "default"
+        used, limit = getattr(info.used, name), getattr(info.limits, name)
+        click.echo(f"{name:<13} {used:>14} used of {limit:>14} ({origin})")
+
+
+@quota.command("show")
+@click.argument("username")
+@friendly
+def quota_show(username: str) -> None:
+    """USERNAME's quotas and what they use now."""
+    with local_workbench() as wb:
+        _echo_quota(wb.quotas.get(username))
+
+
+@quota.command("set")
+@click.argument("username")
+@click.option("--replicas", type=click.IntRange(min=0), help="Service replicas, together.")
+@click.option("--memory-mb", type=click.IntRange(min=0), help="MiB reserved, together.")
+@click.option("--upload-bytes", type=click.IntRange(min=0), help="Bytes kept in the store.")
+@click.option(
+    "--default",
+    "defaults",
+    multiple=True,
+    type=click.Choice(NAMES),
+    help="Put this quota back to the server's default (repeatable).",
+)
+@friendly
+def quota_set(
+    username: str,
+    replicas: int | None,
+    memory_mb: int | None,
+    upload_bytes: int | None,
+    defaults: tuple[str, ...],
+) -> None:
+    """Set USERNAME's quotas; those not named keep their value. Lowering one stops
+    nothing: it refuses what would go past it from now on."""
+    given = {"replicas": replicas, "memory_mb": memory_mb, "upload_bytes": upload_bytes}
+    changes: dict[str, int | None] = {k: v for k, v in given.items() if v is not None}
+    changes |= dict.fromkeys(defaults)
+    if not changes:
+        raise click.UsageError("Name a quota to set: --replicas, --memory-mb, --upload-bytes.")
+    with local_workbench() as wb:
+        _echo_quota(wb.quotas.set(username, QuotaUpdate(**changes)))

@@ -1,4 +1,5 @@
-"""``workbench team``: teams (through the REST API)."""
+"""``workbench team`` and ``workbench invitation``: teams, and the invitations to teams
+and workspaces (through the REST API)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,16 @@ def team_create(name: str, description: str) -> None:
 @click.argument("username")
 @friendly
 def team_add(team_id: int, username: str) -> None:
-    """Add USERNAME to a team you administer."""
+    """Invite USERNAME to a team you administer (a member once they accept)."""
     with client() as c:
         t = c.add_team_member(team_id, username)
-    click.echo(", ".join(f"{u} ({r})" for u, r in t.members.items()))
+    if username in t.members:
+        click.echo(f"{username} is a member of team {t.name} already")
+    else:
+        click.echo(
+            f"invitation sent to {username}: a member of team {t.name} once they accept it "
+            "(`workbench invitation accept`)"
+        )
 
 
 @team.command("list")
@@ -41,3 +48,49 @@ def team_list() -> None:
     with client() as c:
         for t in c.teams():
             click.echo(f"{t.id:>4}  {t.name:<24} {', '.join(t.members)}")
+
+
+@click.group()
+def invitation() -> None:
+    """Invitations to teams and workspaces: nobody is a member until they accept."""
+
+
+@invitation.command("list")
+@friendly
+def invitation_list() -> None:
+    """The invitations to you, and those you sent."""
+    with client() as c:
+        me = c.me().username
+        for i in c.invitations():
+            who = f"from {i.inviter}" if i.user == me else f"to {i.user} (sent)"
+            click.echo(f"{i.id:>4}  {i.kind} {i.name} ({i.target_id}) {who}")
+
+
+@invitation.command("accept")
+@click.argument("invitation_id", type=int)
+@friendly
+def invitation_accept(invitation_id: int) -> None:
+    """Accept an invitation: you join the team or the workspace."""
+    with client() as c:
+        i = c.accept_invitation(invitation_id)
+    click.echo(f"joined {i.kind} {i.name} ({i.target_id})")
+
+
+@invitation.command("decline")
+@click.argument("invitation_id", type=int)
+@friendly
+def invitation_decline(invitation_id: int) -> None:
+    """Decline an invitation addressed to you."""
+    with client() as c:
+        i = c.decline_invitation(invitation_id)
+    click.echo(f"declined the invitation to {i.kind} {i.name}")
+
+
+@invitation.command("cancel")
+@click.argument("invitation_id", type=int)
+@friendly
+def invitation_cancel(invitation_id: int) -> None:
+    """Withdraw an invitation you sent."""
+    with client() as c:
+        c.cancel_invitation(invitation_id)
+    click.echo(f"cancelled invitation {invitation_id}")

@@ -20,9 +20,10 @@ def workspace() -> None:
 
 def _print_workspace(ws: WorkspaceInfo) -> None:
     members = f" members: {', '.join(ws.members)}" if ws.members else ""
+    invited = f" invited: {', '.join(ws.invited)}" if ws.invited else ""
     click.echo(
         f"{ws.id:>4}  {ws.name:<24} {ws.purpose}/{ws.sub_purpose:<16} env {ws.environment_id:<3} "
-        f"{ws.state:<8} {ws.owner}{members}"
+        f"{ws.state:<8} {ws.owner}{members}{invited}"
     )
     if ws.state_reason:
         click.echo(f"      {ws.state_reason}")
@@ -123,7 +124,8 @@ def workspace_delete(workspace_id: int) -> None:
 @click.option("--remove", is_flag=True, help="Remove instead of add.")
 @friendly
 def workspace_member(workspace_id: int, username: str, remove: bool) -> None:
-    """Add a member of one of your teams to a workspace (or --remove them)."""
+    """Invite a member of one of your teams to a workspace (a member once they accept:
+    `workbench invitation accept`), or --remove a member."""
     with client() as c:
         api = c.workspaces.remove_member if remove else c.workspaces.add_member
         _print_workspace(api(workspace_id, username))

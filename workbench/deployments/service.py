@@ -65,6 +65,7 @@ from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
 from workbench.models.service import image_of, visible_version
+from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
@@ -118,9 +119,12 @@ class DeploymentService:
         proxy: Proxy,
         *,
         instance: str,
+        quotas: QuotaService,
     ) -> None:
-        """``instance``: this server's name on its replicas (see :class:`DeployKind`)."""
+        """``instance``: this server's name on its replicas (see :class:`DeployKind`);
+        ``quotas``: checked on create, scale, start and restart (never on a heal)."""
         self.registry = registry
+        self.quotas = quotas
         self.instance = instance
         self.store = store
         self.jobs = jobs
@@ -357,6 +361,7 @@ class DeploymentService:
                 key_hash=key_hash,
                 public_endpoint=request.public_endpoint,
             )
+            self.quotas.check_service(s, service, request.replicas)
             s.add(service)
             s.flush()
             started = self._deploy(s, actor, service, request.replicas)
@@ -377,6 +382,7 @@ class DeploymentService:
             raise InvalidInput("replicas is 0 to 32.", field="replicas")
         with self.registry.session() as s:
             service = self._owned(s, actor, service_id)
+            self.quotas.check_service(s, service, replicas)
             service.replicas = replicas
             return self._deploy(s, actor, service, replicas)
 
@@ -388,12 +394,14 @@ class DeploymentService:
     def start(self, actor: Actor, service_id: int) -> ServiceStarted:
         with self.registry.session() as s:
             service = self._owned(s, actor, service_id)
+            self.quotas.check_service(s, service, max(1, service.replicas))
             return self._deploy(s, actor, service, max(1, service.replicas))
 
     def restart(self, actor: Actor, service_id: int) -> ServiceStarted:
         """Every replica replaced by a new one."""
         with self.registry.session() as s:
             service = self._owned(s, actor, service_id)
+            self.quotas.check_service(s, service, max(1, service.replicas))
             return self._deploy(s, actor, service, max(1, service.replicas), restart=True)
 
     def delete(self, actor: Actor, service_id: int) -> None:

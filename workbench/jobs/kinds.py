@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend, RunInfo, RunSpec
 from workbench.errors import WorkbenchError
+from workbench.jobs.logs import CappedLog
 from workbench.jobs.schemas import JOB_FAILED
 from workbench.registry.models import Job
 
@@ -72,10 +73,11 @@ class JobContext:
     _progress: Callable[[float], None] = field(repr=False)
 
     def log(self, line: str) -> None:
-        """Append one line to the job's log (flushed: readers tail it live)."""
+        """Append one line to the job's log (flushed: readers tail it live), within the
+        log's caps (:mod:`workbench.jobs.logs`)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8", errors="replace") as f:
-            f.write(line.rstrip("\n") + "\n")
+        with self.log_path.open("ab") as f:
+            CappedLog(f).write(line)
 
     def progress(self, fraction: float) -> None:
         self._progress(min(max(fraction, 0.0), 1.0))

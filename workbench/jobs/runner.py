@@ -54,6 +54,7 @@ from workbench.backends.base import (
 from workbench.config import TrainingLimits
 from workbench.errors import Conflict, WorkbenchError
 from workbench.jobs.kinds import JobCancelled, JobContext, JobKind
+from workbench.jobs.logs import CappedLog
 from workbench.jobs.states import FINISHED_JOB_STATES, LIVE_JOB_STATES, JobState
 from workbench.registry import Registry
 from workbench.registry.models import Job, utcnow
@@ -272,7 +273,7 @@ class JobRunner:
         backend = self.backend
         found = [
             info
-            for kind in self.kinds
+            for kind in list(self.kinds)  # a kind may be registered meanwhile
             for info in backend.list({MANAGED_LABEL: self.instance, KIND_LABEL: kind})
         ]
         if not found:
@@ -442,25 +443,31 @@ class JobRunner:
 
     def _copy_log(self, logs: Callable[..., Iterator[str]], run_id: str, path: Path) -> bool:
         """The backend's whole output into ``path`` (again, after a restart), then the new
-        lines as they come; False if the runner stopped meanwhile."""
-        history = list(logs(run_id))
+        lines as they come; False if the runner stopped meanwhile. Streamed, never held,
+        and capped (:class:`CappedLog`: a run may print without end); once the log is full
+        the lines are still read, and dropped, until the run ends."""
+        history = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(f".{path.name}.part")
-        part.write_text("".join(f"{line}\n" for line in history), encoding="utf-8")
+        with part.open("wb") as out:
+            capped = CappedLog(out)
+            for line in logs(run_id):
+                history += 1
+                capped.write(line)
         with self._write_lock:
             if self._detached:
                 part.unlink(missing_ok=True)
                 return False
             os.replace(part, path)
-        with path.open("a", encoding="utf-8") as out:
+        with path.open("ab") as out:
+            capped = CappedLog(out)
             for number, line in enumerate(logs(run_id, follow=True)):
-                if number < len(history):
+                if number < history:
                     continue
                 with self._write_lock:
                     if self._detached:
                         return False
-                    out.write(f"{line}\n")
-                    out.flush()
+                    capped.write(line)
         return not self._detached
 
     def _collect(self, run: _Run, ctx: JobContext, info: RunInfo, *, adopted: bool) -> None:

@@ -150,6 +150,44 @@ class TeamMember(Base):
     role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.MEMBER)
 
 
+class Invitation(Base):
+    """An invitation to join a team or a workspace (one of the two ids): the invitee becomes
+    a member only by accepting it; declining or the inviter's cancel deletes it."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "user_id"),
+        sa.UniqueConstraint("workspace_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(sa.ForeignKey("teams.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    #: the invitee, and who invited them
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    inviter_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Quota(Base):
+    """An admin's quotas for one user; a column left null takes the server's default."""
+
+    __tablename__ = "quotas"
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: replicas running across the user's services
+    replicas: Mapped[int | None]
+    #: MiB reserved by the user's replicas, running workspaces and training runs
+    memory_mb: Mapped[int | None]
+    #: bytes the user keeps in the store (datasets, model versions and formats, images)
+    upload_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Project(Shareable, Base):
     """A namespace for models and services (food-recommendation, pricing, ...)."""
 

@@ -1,5 +1,7 @@
 """The Workspaces section of the side panel: create (environment, dataset, code source,
-resources), start and stop with progress, open, members and delete."""
+resources), start and stop with progress, open, members (invited, then members once they
+accept) and delete; the invitations to you (teams' and workspaces'), to accept or
+decline."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import ipywidgets as w
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.errors import WorkbenchError
+from workbench.invitations import InvitationInfo
 from workbench.widgets.common import (
     FAILED,
     WRAP,
@@ -47,7 +50,14 @@ class WorkspacesSection(Section[WorkspaceInfo]):
             layout=w.Layout(width="300px", display="none"),
         )
         self.member = w.Text(placeholder="username", layout=w.Layout(width="160px"))
-        self.add_member_button = w.Button(description="Add member", icon="user-plus")
+        self.add_member_button = w.Button(description="Invite member", icon="user-plus")
+        self.invitations = w.Dropdown(
+            description="Invited", options=[], layout=w.Layout(width="360px")
+        )
+        self.accept_button = w.Button(description="Accept", icon="check", button_style="success")
+        self.decline_button = w.Button(description="Decline", icon="times")
+        self.accept_button.on_click(lambda _: self.answer(accept=True))
+        self.decline_button.on_click(lambda _: self.answer(accept=False))
         self.build_project = w.Text(
             placeholder="project folder in code/", layout=w.Layout(width="180px")
         )
@@ -62,6 +72,9 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.stop_button.on_click(lambda _: self.stop())
         self.add_member_button.on_click(lambda _: self.add_member())
         self.form = CreateWorkspaceForm(client, self._created)
+        self.invitations_box = w.HBox(
+            [self.invitations, self.accept_button, self.decline_button], layout=WRAP
+        )
         self.arrange(
             forms=[("New workspace", self.form)],
             details=w.VBox(
@@ -85,6 +98,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
                 ]
             ),
         )
+        self.children = [self.invitations_box, *self.children]
 
     # --- the Section hooks ----------------------------------------------------------------
 
@@ -106,6 +120,8 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         )
         res = ws.resources
         members = ", ".join(ws.members) or "none"
+        if ws.invited:
+            members += f" · invited (not members until they accept) {', '.join(ws.invited)}"
         reason = (
             f"<div style='color:#b71c1c'>{escape(ws.state_reason)}</div>" if ws.state_reason else ""
         )
@@ -123,6 +139,15 @@ class WorkspacesSection(Section[WorkspaceInfo]):
 
     def load_choices(self) -> None:
         self.form.load_choices()
+        self.load_invitations()
+
+    def load_invitations(self) -> None:
+        """The pending invitations to this user (to teams and workspaces), shown above the
+        list only when there are some."""
+        me = self.client.me().username
+        mine = [i for i in self.client.invitations() if i.user == me]
+        self.invitations.options = [(_invitation_label(i), i.id) for i in mine]
+        self.invitations_box.layout.display = "" if mine else "none"
 
     # --- actions --------------------------------------------------------------------------
 
@@ -161,8 +186,20 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         def add(workspace_id: int) -> WorkspaceInfo:
             return self.client.workspaces.add_member(workspace_id, username)
 
-        if username and self.act(add, f"has a new member, {username}"):
+        if username and self.act(add, f"invited {username}: a member once they accept"):
             self.member.value = ""
+
+    def answer(self, *, accept: bool) -> None:
+        """Accept or decline the chosen invitation; accepted, its workspace is listed."""
+        invitation_id = self.invitations.value
+        if invitation_id is None:
+            return
+        call = self.client.accept_invitation if accept else self.client.decline_invitation
+        answered = self.attempt(lambda: call(invitation_id))
+        if answered is FAILED:
+            return
+        self.refresh()
+        self.action_status.ok(f"{answered.state} the invitation to {_invitation_label(answered)}")
 
     def build(self) -> None:
         """Build on the server, showing the log as it streams."""
@@ -185,6 +222,10 @@ class WorkspacesSection(Section[WorkspaceInfo]):
 
     def _created(self, ws: WorkspaceInfo) -> None:
         self.saved(ws, f"created {ws.name} (#{ws.id}); start it to open its JupyterLab")
+
+
+def _invitation_label(invitation: InvitationInfo) -> str:
+    return f"{invitation.kind} {invitation.name} from {invitation.inviter}"
 
 
 class CreateWorkspaceForm(w.VBox):

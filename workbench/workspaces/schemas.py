@@ -72,6 +72,8 @@ class WorkspaceInfo(BaseModel):
     name: str
     owner: str
     members: list[str]
+    #: invited, not members until they accept
+    invited: list[str] = []
     purpose: Purpose
     sub_purpose: SubPurpose
     environment_id: int

@@ -39,6 +39,7 @@ from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import DatasetState
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from workbench.invitations import invite, invited
 from workbench.networks import workspaces_network
 from workbench.registry import Registry
 from workbench.registry.models import (
@@ -413,6 +414,8 @@ class WorkspaceService:
     # --- members --------------------------------------------------------------------------
 
     def add_member(self, actor: Actor, workspace_id: int, username: str) -> WorkspaceInfo:
+        """Invite ``username``, who must share a team with the owner: a member once they
+        accept (:mod:`workbench.invitations`), listed under ``invited`` until then."""
         with self.registry.session() as s:
             self._get_owned(s, actor, workspace_id)
             user = s.scalar(sa.select(User).where(User.username == username))
@@ -423,8 +426,7 @@ class WorkspaceService:
                     kind="user",
                     id=username,
                 )
-            if s.get(WorkspaceMember, (workspace_id, user.id)) is None:
-                s.add(WorkspaceMember(workspace_id=workspace_id, user_id=user.id))
+            invite(s, user_id=user.id, inviter_id=actor.id, workspace_id=workspace_id)
         return self.get(actor, workspace_id)
 
     def remove_member(self, actor: Actor, workspace_id: int, username: str) -> WorkspaceInfo:
@@ -555,6 +557,7 @@ class WorkspaceService:
             name=row.name,
             owner=owner.username if owner else "?",
             members=list(members),
+            invited=invited(s, workspace_id=row.id),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             environment_id=row.environment_id,

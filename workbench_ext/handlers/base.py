@@ -209,6 +209,11 @@ class UploadHandler(WorkbenchHandler):
         size = int(declared) if declared and declared.isdigit() else None
         try:
             await self.check_upload(*self.path_args)
+            # the owner's upload_bytes quota: refused from the declared size before any
+            # byte is stored, else once the body passes the room left
+            allowance = await self.run(self.workbench.quotas.upload_allowance, self.actor.id)
+            if size is not None and size > allowance.room:
+                raise allowance.refused(size)
         except WorkbenchError as exc:
             if size is None or size > DRAIN_BYTES:
                 raise  # answered at once; the connection closes on the rest of the body
@@ -218,7 +223,12 @@ class UploadHandler(WorkbenchHandler):
             return
         limit = self.workbench.settings.archive_limits.max_archive_bytes
         self.request.connection.set_max_body_size(limit + 1)  # type: ignore[union-attr]
-        self.upload = self.workbench.store.begin_upload(limit, size)
+        if allowance.room < limit:
+            self.upload = self.workbench.store.begin_upload(
+                allowance.room, size, too_large=allowance.refused
+            )
+        else:
+            self.upload = self.workbench.store.begin_upload(limit, size)
 
     def data_received(self, chunk: bytes) -> None:
         if self.upload is None or self.upload_error is not None:

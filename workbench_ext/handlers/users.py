@@ -1,4 +1,4 @@
-"""/me, /tokens and /users."""
+"""/me, /tokens, /users (and their quotas), /teams and /invitations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from tornado import web
 
 from workbench import scopes
 from workbench.enums import Role
-from workbench.errors import PermissionDenied
+from workbench.errors import NotFound, PermissionDenied
+from workbench.quotas import QuotaUpdate
 from workbench_ext.handlers.base import API, WorkbenchHandler
 
 
@@ -108,6 +109,29 @@ class UsersHandler(WorkbenchHandler):
         self.reply(user, status=201)
 
 
+class QuotaHandler(WorkbenchHandler):
+    """A user's quotas and what they use: anyone's for an admin, one's own for a user
+    (another's is 404, as if the name did not exist); only admins set them."""
+
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self, username: str) -> None:
+        if username != self.actor.username and not self.actor.is_admin:
+            raise NotFound.entity("user", username)
+        self.reply(await self.run(self.workbench.quotas.get, username))
+
+    @web.authenticated
+    @authorized
+    async def put(self, username: str) -> None:
+        self.actor.require_full_scope()
+        if not self.actor.is_admin:
+            raise PermissionDenied("Only admins can set quotas; ask one to raise yours.")
+        update = self.parse(QuotaUpdate)
+        self.reply(await self.run(self.workbench.quotas.set, username, update))
+
+
 class TeamsHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
@@ -141,11 +165,63 @@ class TeamMembersHandler(WorkbenchHandler):
         self.reply(team)
 
 
+class InvitationsHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.run(self.workbench.invitations.list, self.actor))
+
+
+class InvitationHandler(WorkbenchHandler):
+    """Cancel an invitation (its inviter, the team's admins, the workspace's owner)."""
+
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def delete(self, invitation_id: str) -> None:
+        self.actor.require_full_scope()
+        await self.run(self.workbench.invitations.cancel, self.actor, int(invitation_id))
+        self.set_status(204)
+        self.finish()
+
+
+class InvitationAcceptHandler(WorkbenchHandler):
+    """Accept an invitation addressed to you: you join the team or the workspace."""
+
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def post(self, invitation_id: str) -> None:
+        self.actor.require_full_scope()
+        invitations = self.workbench.invitations
+        self.reply(await self.run(invitations.accept, self.actor, int(invitation_id)))
+
+
+class InvitationDeclineHandler(WorkbenchHandler):
+    auth_resource = "workbench:users"
+
+    @web.authenticated
+    @authorized
+    async def post(self, invitation_id: str) -> None:
+        self.actor.require_full_scope()
+        invitations = self.workbench.invitations
+        self.reply(await self.run(invitations.decline, self.actor, int(invitation_id)))
+
+
 handlers = [
     (rf"{API}/me", MeHandler),
     (rf"{API}/tokens", TokensHandler),
     (rf"{API}/tokens/(\d+)", TokenHandler),
     (rf"{API}/users", UsersHandler),
+    (rf"{API}/users/([a-z0-9][a-z0-9_.-]*)/quota", QuotaHandler),
     (rf"{API}/teams", TeamsHandler),
     (rf"{API}/teams/(\d+)/members", TeamMembersHandler),
+    (rf"{API}/invitations", InvitationsHandler),
+    (rf"{API}/invitations/(\d+)", InvitationHandler),
+    (rf"{API}/invitations/(\d+)/accept", InvitationAcceptHandler),
+    (rf"{API}/invitations/(\d+)/decline", InvitationDeclineHandler),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from click.testing import CliRunner
 
@@ -32,6 +33,13 @@ def test_db_and_user_admin(live):
     assert "already exists" in run(live, "user", "add", "carol", ok=False)
     assert run(live, "token", "create", "carol").startswith("wb_")
     assert "No user 'nobody'" in run(live, "token", "create", "nobody", ok=False)
+    out = run(live, "quota", "set", "carol", "--replicas", "3", "--upload-bytes", "1000")
+    assert re.search(r"replicas +0 used of +3 \(set\)", out), out
+    assert re.search(r"memory_mb +0 used of +65536 \(default\)", out), out
+    out = run(live, "quota", "set", "carol", "--default", "replicas")
+    assert re.search(r"replicas +0 used of +16 \(default\)", out), out
+    assert "Name a quota" in run(live, "quota", "set", "carol", ok=False)
+    assert "does not exist" in run(live, "quota", "show", "nobody", ok=False)
 
 
 def test_dataset_commands(live, tmp_path):
@@ -140,8 +148,15 @@ def test_workspace_commands(live, tmp_path):
     assert "cli-ws" in run(live, "workspace", "upload-code", ws_id, str(archive))
     assert "not in any of your teams" in run(live, "workspace", "member", ws_id, "carol", ok=False)
     team_id = run(live, "team", "create", "cli-ws-team").split()[1]
-    run(live, "team", "add", team_id, "bob")
-    assert "members: bob" in run(live, "workspace", "member", ws_id, "bob")
+    assert "invitation sent to bob" in run(live, "team", "add", team_id, "bob")
+    invitation = run(live, "invitation", "list", token=live.bob).split()[0]
+    assert "joined team cli-ws-team" in run(
+        live, "invitation", "accept", invitation, token=live.bob
+    )
+    assert "invited: bob" in run(live, "workspace", "member", ws_id, "bob")
+    invitation = run(live, "invitation", "list", token=live.bob).split()[0]
+    run(live, "invitation", "accept", invitation, token=live.bob)
+    assert "members: bob" in run(live, "workspace", "list")
     assert "members" not in run(live, "workspace", "member", ws_id, "bob", "--remove")
     assert f"deleted workspace {ws_id}" in run(live, "workspace", "delete", ws_id, "--yes")
 

@@ -20,7 +20,6 @@ from workbench.enums import ImageKind, ImageState, Purpose, Visibility
 from workbench.images import ImageConfig
 from workbench.widgets.common import (
     FAILED,
-    WRAP,
     Poller,
     Section,
     Status,
@@ -39,6 +38,7 @@ from workbench.widgets.common import (
     state_html,
     table_html,
     visibility_choices,
+    wrap,
 )
 from workbench.workspaces.builds import ImageTarInfo, TarReport
 
@@ -85,7 +85,7 @@ class AlgorithmsSection(Section[AlgorithmInfo]):
             details=w.VBox(
                 [
                     self.summary,
-                    w.HBox([*sharing, self.delete_button], layout=WRAP),
+                    w.HBox([*sharing, self.delete_button], layout=wrap()),
                     self.settings,
                     self.images,
                 ]
@@ -213,14 +213,14 @@ class ImagesBox(w.VBox):
         self.sources = {
             "workspace": w.VBox(
                 [
-                    w.HBox([self.workspace, self.tar], layout=WRAP),
+                    w.HBox([self.workspace, self.tar], layout=wrap()),
                     self.report,
                     self.use_button,
                 ]
             ),
             "upload": w.VBox(
                 [
-                    w.HBox([self.file, self.server_path, self.upload_button], layout=WRAP),
+                    w.HBox([self.file, self.server_path, self.upload_button], layout=wrap()),
                     w.HTML(
                         "<small>A <code>docker save</code> tar. The Tar button sends the file "
                         "through this panel's kernel: for large tars, upload them with "
@@ -228,15 +228,15 @@ class ImagesBox(w.VBox):
                     ),
                 ]
             ),
-            "pull": w.HBox([self.reference, self.pull_button], layout=WRAP),
+            "pull": w.HBox([self.reference, self.pull_button], layout=wrap()),
         }
         self.source_box = w.Box()
         self.poller = Poller(self._follow, poll_interval)
         super().__init__(
             [
                 w.HTML("<b>Images</b>"),
-                w.HBox([self.kind], layout=WRAP),
-                w.HBox([self.source], layout=WRAP),
+                w.HBox([self.kind], layout=wrap()),
+                w.HBox([self.source], layout=wrap()),
                 self.source_box,
                 self.progress,
                 self.status,
@@ -471,7 +471,7 @@ class ParamRows(w.VBox):
         for index, row in enumerate(self.rows):
             remove = w.Button(icon="times", tooltip="remove", layout=w.Layout(width="32px"))
             remove.on_click(lambda _, i=index: self.remove(i))
-            lines.append(w.HBox([*row, remove], layout=WRAP))
+            lines.append(w.HBox([*row, remove], layout=wrap()))
         self.children = [*lines, self.add_button]
 
 
@@ -535,7 +535,7 @@ class ApiParamRows(w.VBox):
         for index, row in enumerate(self.rows):
             remove = w.Button(icon="times", tooltip="remove", layout=w.Layout(width="32px"))
             remove.on_click(lambda _, i=index: self.remove(i))
-            lines.append(w.HBox([*row, remove], layout=WRAP))
+            lines.append(w.HBox([*row, remove], layout=wrap()))
         self.children = [*lines, self.add_button]
 
 
@@ -574,7 +574,7 @@ class ImageSettingsForm(w.VBox):
         if kind == ImageKind.PREDICT:
             children += [
                 w.HTML("API (manual 2.2.1: the route and its inputs)"),
-                w.HBox([self.method, self.route], layout=WRAP),
+                w.HBox([self.method, self.route], layout=wrap()),
                 self.api_params,
             ]
         super().__init__(children)
@@ -649,7 +649,7 @@ class AlgorithmForm(w.VBox):
                 self.sub_purpose,
                 self.visibility,
                 self.image_tabs,
-                w.HBox([self.save_button, self.new_button], layout=WRAP),
+                w.HBox([self.save_button, self.new_button], layout=wrap()),
                 self.message,
             ]
         )

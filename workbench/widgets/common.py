@@ -24,7 +24,6 @@ from workbench.enums import SUB_PURPOSES, Purpose, Visibility
 from workbench.errors import WorkbenchError
 
 #: a row of controls that wraps in a narrow sidebar
-WRAP = w.Layout(flex_flow="row wrap", align_items="center")
 CONFIRM_DELETE = "Confirm delete"
 #: the value of a filter that filters nothing
 ALL = "all"
@@ -226,6 +225,14 @@ class Failed(Enum):
 FAILED = Failed.FAILED
 
 
+def wrap() -> w.Layout:
+    """The layout of a row that wraps: a new one each time, since a widget shown or hidden
+    sets its own layout's ``display``, and a layout shared by every row would hide them
+    all (the Workspaces tab's invitations, when none were pending, hid every row of the
+    panel)."""
+    return w.Layout(flex_flow="row wrap", align_items="center")
+
+
 def attempt(status: Status, call: Callable[[], T]) -> T | Literal[Failed.FAILED]:
     """``call()``, or :data:`FAILED` with its Workbench error shown in ``status``."""
     try:
@@ -415,7 +422,7 @@ class Section(w.VBox, Generic[ItemT]):
         self.details = details
         details.layout.display = "none"
         self.children = [
-            w.HBox([*filters, self.refresh_button], layout=WRAP),
+            w.HBox([*filters, self.refresh_button], layout=wrap()),
             self.listing,
             self.status,
             self.forms,

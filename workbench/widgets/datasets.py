@@ -17,7 +17,6 @@ from workbench.enums import Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
 from workbench.widgets.common import (
     FAILED,
-    WRAP,
     Section,
     Status,
     attempt,
@@ -31,6 +30,7 @@ from workbench.widgets.common import (
     picked_file,
     search_box,
     visibility_choices,
+    wrap,
 )
 
 PREVIEW_SAMPLES = 8
@@ -57,7 +57,7 @@ class DatasetsSection(Section[DatasetInfo]):
         self.histogram = class_histogram()
         self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
         self.chart.add_class("wb-dataset-histogram")
-        self.previews = w.HBox(layout=WRAP)
+        self.previews = w.HBox(layout=wrap())
         self.report = w.HTML()  # the per-file validation report of the last upload
         sharing = self.sharing(
             client.datasets.publish, client.datasets.take_offline, client.datasets.update
@@ -84,13 +84,13 @@ class DatasetsSection(Section[DatasetInfo]):
             details=w.VBox(
                 [
                     self.summary,
-                    w.HBox([*sharing, self.delete_button], layout=WRAP),
+                    w.HBox([*sharing, self.delete_button], layout=wrap()),
                     self.chart,
                     w.HTML("<b>Samples</b>"),
                     self.previews,
                     w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
-                    w.HBox([self.split, self.file, self.server_path], layout=WRAP),
-                    w.HBox([self.upload_button, self.progress], layout=WRAP),
+                    w.HBox([self.split, self.file, self.server_path], layout=wrap()),
+                    w.HBox([self.upload_button, self.progress], layout=wrap()),
                     w.HTML(
                         "<small>The Archive button sends the file through this panel's kernel: "
                         "for large archives, upload them with JupyterLab's file browser and "

@@ -27,7 +27,6 @@ from workbench.models.schemas import (
 )
 from workbench.widgets.common import (
     FAILED,
-    WRAP,
     Poller,
     Section,
     Status,
@@ -42,6 +41,7 @@ from workbench.widgets.common import (
     size_text,
     state_html,
     table_html,
+    wrap,
 )
 
 FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
@@ -200,17 +200,17 @@ class ModelsSection(Section[ModelInfo]):
             details=w.VBox(
                 [
                     self.summary,
-                    w.HBox([self.delete_button, dashboard], layout=WRAP),
+                    w.HBox([self.delete_button, dashboard], layout=wrap()),
                     self.versions,
                     w.HTML("<b>A version</b>"),
-                    w.HBox([self.version, *actions], layout=WRAP),
-                    w.HBox([self.progress, self.job_status], layout=WRAP),
+                    w.HBox([self.version, *actions], layout=wrap()),
+                    w.HBox([self.progress, self.job_status], layout=wrap()),
                     self.version_info,
                     self.formats,
                     self.charts,
                     self.best,
                     w.HTML("<b>Compare versions</b> (choose two or more)"),
-                    w.HBox([self.compare_pick, self.compare_button], layout=WRAP),
+                    w.HBox([self.compare_pick, self.compare_button], layout=wrap()),
                     self.comparison,
                     self.compare_box,
                 ]

@@ -31,7 +31,6 @@ from workbench.models.schemas import ModelDetail
 from workbench.widgets.common import (
     CHART_WIDTH,
     FAILED,
-    WRAP,
     Poller,
     Section,
     Status,
@@ -43,6 +42,7 @@ from workbench.widgets.common import (
     state_html,
     table_html,
     visibility_choices,
+    wrap,
 )
 
 #: readings the live charts keep (one per poll)
@@ -153,8 +153,8 @@ class ServicesSection(Section[ServiceInfo]):
                 self.pick_version,
                 self.pick_format,
                 self.new_name,
-                w.HBox([self.new_replicas, self.new_cpus], layout=WRAP),
-                w.HBox([self.new_memory, self.new_visibility], layout=WRAP),
+                w.HBox([self.new_replicas, self.new_cpus], layout=wrap()),
+                w.HBox([self.new_memory, self.new_visibility], layout=wrap()),
                 self.new_public,
                 self.publish_button,
                 self.publish_status,
@@ -209,7 +209,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.test_box = w.VBox(
             [
                 self.test_inputs,
-                w.HBox([self.route, self.send_button], layout=WRAP),
+                w.HBox([self.route, self.send_button], layout=wrap()),
                 self.answer_status,
                 self.answer,
             ]
@@ -247,7 +247,7 @@ class ServicesSection(Section[ServiceInfo]):
                             self.rotate_button,
                             self.delete_button,
                         ],
-                        layout=WRAP,
+                        layout=wrap(),
                     ),
                     self.key_box,
                     self.deploy_status,
@@ -257,7 +257,7 @@ class ServicesSection(Section[ServiceInfo]):
                     self.now,
                     self.charts,
                     w.HTML("<b>Logs</b>"),
-                    w.HBox([self.log_replica, self.log_button], layout=WRAP),
+                    w.HBox([self.log_replica, self.log_button], layout=wrap()),
                     self.log_text,
                 ]
             ),

@@ -26,7 +26,6 @@ from workbench.training.schemas import MetricPoint, TaskInfo
 from workbench.widgets.common import (
     CHART_WIDTH,
     FAILED,
-    WRAP,
     Poller,
     Section,
     Status,
@@ -45,6 +44,7 @@ from workbench.widgets.common import (
     state_html,
     table_html,
     visibility_choices,
+    wrap,
 )
 
 #: the log lines the detail shows (the tail of the run's log)
@@ -216,7 +216,7 @@ class TaskDetail(w.VBox):
                         self.transfer_button,
                         self.delete_button,
                     ],
-                    layout=WRAP,
+                    layout=wrap(),
                 ),
                 self.status,
                 self.model,
@@ -531,7 +531,7 @@ class TrainingWizard(w.VBox):
                 self.page,
                 w.HBox(
                     [self.back_button, self.next_button, self.save_button, self.save_start_button],
-                    layout=WRAP,
+                    layout=wrap(),
                 ),
                 self.message,
             ]
@@ -652,7 +652,7 @@ class TrainingWizard(w.VBox):
                 layout=w.Layout(width="150px"),
             )
             note = w.HTML(f"<small>{escape(spec.description)}</small>")
-            rows.append(w.VBox([w.HBox([label, field, note], layout=WRAP), error]))
+            rows.append(w.VBox([w.HBox([label, field, note], layout=wrap()), error]))
         self.params_box.children = rows or (w.HTML("<i>This algorithm takes no parameters.</i>"),)
 
     def param_problem(self, name: str) -> str:

@@ -17,13 +17,13 @@ from workbench.errors import WorkbenchError
 from workbench.invitations import InvitationInfo
 from workbench.widgets.common import (
     FAILED,
-    WRAP,
     Section,
     Status,
     attempt,
     escape,
     heading_html,
     offer_sub_purposes,
+    wrap,
 )
 from workbench.workspaces.schemas import WorkspaceInfo
 
@@ -73,7 +73,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.add_member_button.on_click(lambda _: self.add_member())
         self.form = CreateWorkspaceForm(client, self._created)
         self.invitations_box = w.HBox(
-            [self.invitations, self.accept_button, self.decline_button], layout=WRAP
+            [self.invitations, self.accept_button, self.decline_button], layout=wrap()
         )
         self.arrange(
             forms=[("New workspace", self.form)],
@@ -82,17 +82,17 @@ class WorkspacesSection(Section[WorkspaceInfo]):
                     self.summary,
                     w.HBox(
                         [self.start_button, self.stop_button, self.open_link, self.delete_button],
-                        layout=WRAP,
+                        layout=wrap(),
                     ),
                     self.progress,
-                    w.HBox([self.member, self.add_member_button], layout=WRAP),
+                    w.HBox([self.member, self.add_member_button], layout=wrap()),
                     w.HTML(
                         "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
                         "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
                     ),
                     w.HBox(
                         [self.build_project, self.build_kind, self.build_name, self.build_button],
-                        layout=WRAP,
+                        layout=wrap(),
                     ),
                     self.build_log,
                 ]

@@ -191,3 +191,14 @@ def add_online_dataset(
     wb.datasets.upload(owner, ds.id, Split.TRAIN, archive, f"{name}.zip")
     wb.datasets.publish(owner, ds.id)
     return ds.id
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_proxy_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The services' proxy outlives the server that started it, on purpose (it is the data
+    plane): a test's servers are gone at the end, so their proxies go with the session."""
+    yield
+    from workbench.deployments.proxy import Proxy
+
+    for pidfile in tmp_path_factory.getbasetemp().rglob("haproxy.pid"):
+        Proxy(pidfile.parent).stop()

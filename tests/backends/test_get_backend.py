@@ -18,6 +18,7 @@ def test_the_public_surface_is_declared_once():
     assert set(workbench.backends.__all__) == {
         "BACKEND_NAMES",
         "MANAGED_LABEL",
+        "NO_NETWORK",
         "Backend",
         "BackendError",
         "BackendUnavailable",
@@ -26,6 +27,7 @@ def test_the_public_surface_is_declared_once():
         "ImageNotFound",
         "Limits",
         "Mount",
+        "Network",
         "RunInfo",
         "RunNotFound",
         "RunSpec",

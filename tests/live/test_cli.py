@@ -101,7 +101,10 @@ def test_errors_are_one_clear_line(live, tmp_path):
 def test_team_commands(live):
     out = run(live, "team", "create", "cli-team")
     team_id = out.split()[1]
-    assert "bob (member)" in run(live, "team", "add", team_id, "bob")
+    assert "invitation sent to bob" in run(live, "team", "add", team_id, "bob")
+    assert "cli-team" not in run(live, "team", "list", token=live.bob)  # not before accepting
+    invitation = run(live, "invitation", "list", token=live.bob).split()[0]
+    assert "joined team cli-team" in run(live, "invitation", "accept", invitation, token=live.bob)
     assert "cli-team" in run(live, "team", "list", token=live.bob)
 
 

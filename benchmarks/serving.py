@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,8 @@ print(json.dumps(rates))
 
 #: the Authorization header wrk's scripts send, when set (the endpoint's key)
 AUTH_VARIABLE = "WORKBENCH_BENCH_AUTHORIZATION"
+#: url -> the Authorization header its calls send (an endpoint's key)
+AUTHORIZATION: dict[str, str] = {}
 
 
 def bodies(folder: Path) -> dict[str, Path]:
@@ -325,26 +328,31 @@ def serve_endpoint(model: Path, public: bool) -> Started:
     job = wb.jobs.wait(started.job_id, timeout=300)
     if job.state != "succeeded":
         raise SystemExit(f"the service did not deploy: {job.message}")
+    url = f"http://{started.service.address}/v2/models/cnn/infer"
     if not public:
-        os.environ[AUTH_VARIABLE] = f"Bearer {started.service.key}"
+        AUTHORIZATION[url] = f"Bearer {started.service.key}"
 
     def stop() -> None:
-        os.environ.pop(AUTH_VARIABLE, None)
+        AUTHORIZATION.pop(url, None)
         wb.deployments.delete(actor, started.service.id)
         wb.close()
         shutil.rmtree(home, ignore_errors=True)
 
-    return f"http://{started.service.address}/v2/models/cnn/infer", stop
+    return url, stop
 
 
 def load(url: str, script: Path, concurrency: int, core: int, seconds: int) -> dict[str, Any]:
-    """wrk's figures for ``url`` (the full route)."""
+    """wrk's figures for ``url`` (the full route), with its Authorization when it has one."""
     wrk = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s"]
+    env = dict(os.environ)
+    if url in AUTHORIZATION:
+        env[AUTH_VARIABLE] = AUTHORIZATION[url]
     out = subprocess.run(
         [*wrk, "--latency", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -379,6 +387,7 @@ def main() -> int:
         action="store_false",
         help="skip the Workbench service (needs the Docker Engine and HAProxy)",
     )
+    parser.add_argument("--rounds", type=int, default=5, help="turns of the key's cost measurement")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/system-deps (Debian's wrk)")
@@ -428,15 +437,14 @@ def main() -> int:
                 ["mlflow"],
             ),
         ]
-    if args.endpoint:  # with its key checked, and open on purpose: the key's cost
-        runs += [
+    if args.endpoint:
+        runs.append(
             (
-                f"service endpoint, {'public' if public else 'key checked'}",
-                partial(serve_endpoint, model, public),
+                "service endpoint, key checked",
+                partial(serve_endpoint, model, False),
                 ["binary", "json"],
             )
-            for public in (False, True)
-        ]
+        )
     for label, start, kinds in runs:
         url, stop = start()
         try:
@@ -452,9 +460,36 @@ def main() -> int:
                     )
         finally:
             stop()
+    if args.endpoint:
+        key_cost(model, scripts, args.load_core, args.seconds, args.rounds)
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def key_cost(model: Path, scripts: dict[str, Path], core: int, seconds: int, rounds: int) -> None:
+    """The endpoint's key check against the same service public on purpose (no key
+    checked): both run at once and are measured in turns at concurrency 32, the order
+    swapped every round (ABBA), so the machine's slower minutes fall on both alike; the
+    median of each round's ratio, and the medians of the rates."""
+    print(f"\nthe key's cost: {rounds} rounds in turns, concurrency 32, {seconds} s each")
+    keyed, public = serve_endpoint(model, False), serve_endpoint(model, True)
+    try:
+        for kind in ("binary", "json"):
+            pairs: list[tuple[float, float]] = []
+            for turn in range(rounds):
+                order = (keyed, public) if turn % 2 == 0 else (public, keyed)
+                rate = {
+                    url: load(url, scripts[kind], 32, core, seconds)["rate"] for url, _ in order
+                }
+                pairs.append((rate[keyed[0]], rate[public[0]]))
+            ratio = statistics.median(k / p for k, p in pairs)
+            print(
+                f"  {kind}: key checked / public, median of the rounds' ratios: {ratio:.1%}; "
+                f"medians {statistics.median(k for k, _ in pairs):,.0f} / "
+                f"{statistics.median(p for _, p in pairs):,.0f} req/s; rounds "
+                + ", ".join(f"{k:,.0f}/{p:,.0f}" for k, p in pairs),
+                flush=True,
+            )
+    finally:
+        keyed[1]()
+        public[1]()

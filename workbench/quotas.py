@@ -13,7 +13,8 @@ Three quotas, each the server's default (:class:`~workbench.config.QuotaDefaults
   refused, from its declared size before its body is stored, else as soon as it passes.
 
 Checked where things are made: a service's create, scale and start (the replicas and
-memory the change would leave in use), and every upload. Over quota is
+memory the change would leave in use), a workspace's start and a training run's queueing
+(the memory), and every upload. Over quota is
 :class:`~workbench.errors.QuotaExceeded` (403) saying the quota, what is in use, what was
 asked and what to do. What already runs is never stopped by a lowered quota; replacing a
 crashed replica is never refused.
@@ -144,6 +145,14 @@ class QuotaService:
         for name, amount in asked.items():
             if amount and used[name] + amount > limits[name]:
                 raise _exceeded(name, limits[name], used[name], amount, f"service {service.name}")
+
+    def check_memory(self, s: Session, user_id: int, memory_mb: int, what: str) -> None:
+        """Refuse (:class:`QuotaExceeded`) ``what`` (a workspace's start, a training run),
+        which reserves ``memory_mb``, if its owner would pass the memory quota."""
+        limit = self._limits(s, user_id)["memory_mb"]
+        used = self._running(s, user_id)["memory_mb"]
+        if used + memory_mb > limit:
+            raise _exceeded("memory_mb", limit, used, memory_mb, what)
 
     def upload_allowance(self, user_id: int) -> UploadAllowance:
         """The user's ``upload_bytes`` quota and what they keep now, read once at an

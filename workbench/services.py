@@ -91,6 +91,7 @@ class Workbench:
             allow_file_git_urls=settings.allow_file_git_urls,
             instance=settings.instance,
             outbound=settings.workspace_outbound,
+            quotas=quotas,
         )
         environments = EnvironmentService(
             registry,
@@ -136,7 +137,9 @@ class Workbench:
             workspaces=workspaces,
             environments=environments,
             builds=WorkspaceBuilds(workspaces, backend),
-            training=TrainingService(registry, store, jobs, limits=settings.training),
+            training=TrainingService(
+                registry, store, jobs, limits=settings.training, quotas=quotas
+            ),
             algorithms=algorithms,
             models=models,
             deployments=deployments,

@@ -639,3 +639,21 @@ def test_reconcile_requeues_unstarted_runs_and_fails_vanished_ones(wb, people, a
         again.stop(bob, claimed.id)
     finally:
         server.close()
+
+
+def test_a_run_past_the_owners_memory_quota_is_not_queued(wb, people, algo, digits):
+    """The memory a run reserves counts against its owner's quota (workbench quota set)."""
+    from workbench.errors import QuotaExceeded
+    from workbench.quotas import QuotaUpdate
+
+    wb.quotas.set("bob", QuotaUpdate(memory_mb=1024))
+    info = wb.training.create(people.bob, task(algo, digits, memory_mb=2048))
+    with pytest.raises(QuotaExceeded) as refused:
+        wb.training.start(people.bob, info.id)
+    assert refused.value.details == {"quota": "memory_mb", "limit": 1024, "used": 0, "asked": 2048}
+    assert "training task digits-run" in refused.value.message
+    assert wb.training.get(people.bob, info.id).state == "draft"
+    with wb.registry.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(m.Job)) == 0
+    wb.quotas.set("bob", QuotaUpdate(memory_mb=4096))
+    assert wb.training.start(people.bob, info.id).state == "queued"

@@ -272,3 +272,29 @@ def test_a_failed_start_is_a_failed_state_with_the_reason(wb, people, env_id):
     got = wb.workspaces.get(people.bob, ws.id)
     assert got.state == "failed" and "no space left" in got.state_reason
     assert backend.list({"workbench.workspace": str(ws.id)}) == []
+
+
+def test_a_start_past_the_owners_memory_quota_starts_nothing(wb, people, env_id):
+    """A running workspace reserves its memory against its owner's quota."""
+    from workbench.errors import QuotaExceeded
+    from workbench.quotas import QuotaUpdate
+
+    wb.quotas.set("bob", QuotaUpdate(memory_mb=1536))
+    first = wb.workspaces.create(people.bob, spec(env_id, resources={"memory_mb": 1024}))
+    second = wb.workspaces.create(
+        people.bob, spec(env_id, name="second", resources={"memory_mb": 1024})
+    )
+    assert wb.workspaces.start(people.bob, first.id).state == "running"
+    with pytest.raises(QuotaExceeded) as refused:
+        wb.workspaces.start(people.bob, second.id)
+    assert refused.value.details == {
+        "quota": "memory_mb",
+        "limit": 1536,
+        "used": 1024,
+        "asked": 1024,
+    }
+    assert "workspace second" in refused.value.message
+    assert wb.workspaces.get(people.bob, second.id).state == "stopped"
+    assert wb.backend().list({"workbench.workspace": str(second.id)}) == []
+    wb.workspaces.stop(people.bob, first.id)
+    assert wb.workspaces.start(people.bob, second.id).state == "running"

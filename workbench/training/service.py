@@ -50,6 +50,7 @@ from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import FINISHED_JOB_STATES, JobService, JobState
 from workbench.models.evaluation import Evaluation
 from workbench.models.service import visible_version
+from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (
     Algorithm,
@@ -108,11 +109,14 @@ class TrainingService:
         jobs: JobService,
         *,
         limits: TrainingLimits,
+        quotas: QuotaService | None = None,
     ) -> None:
+        """``quotas``: a run is refused past its owner's memory quota."""
         self.registry = registry
         self.store = store
         self.jobs = jobs
         self.limits = limits
+        self.quotas = quotas
 
     # --- reading --------------------------------------------------------------------------
 
@@ -337,6 +341,8 @@ class TrainingService:
     def _enqueue(self, s: Session, row: TrainingTask) -> None:
         """Check what a run needs now, and queue a new run (a job)."""
         self._check_runnable(s, row)
+        if self.quotas is not None:
+            self.quotas.check_memory(s, row.owner_id, row.memory_mb, f"training task {row.name}")
         specs = self._param_specs(s, row.algorithm_id)
         epochs = resolve_parameters(specs, row.parameters).get("EPOCHS", "")
         job = self.jobs.create(

@@ -41,6 +41,7 @@ from workbench.enums import DatasetState
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.invitations import invite, invited
 from workbench.networks import workspaces_network
+from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (
     Dataset,
@@ -102,12 +103,15 @@ class WorkspaceService:
         allow_file_git_urls: bool = False,
         instance: str = "true",
         outbound: bool = True,
+        quotas: QuotaService | None = None,
     ) -> None:
         """``outbound``: workspaces reach beyond this host (``WORKBENCH_WORKSPACE_OUTBOUND``);
-        they never reach other runs, and always this server's API (``api_url``)."""
+        they never reach other runs, and always this server's API (``api_url``). ``quotas``:
+        a start is refused past its owner's memory quota."""
         self.registry = registry
         self.store = store
         self.users = users
+        self.quotas = quotas
         self._backend = backend
         self.limits = limits
         self.archive_limits = archive_limits
@@ -336,6 +340,8 @@ class WorkspaceService:
             row = self._get(s, actor, workspace_id)
             if row.state == WorkspaceState.RUNNING:
                 return self._info(s, row)
+            if self.quotas is not None:
+                self.quotas.check_memory(s, row.owner_id, row.memory_mb, f"workspace {row.name}")
             spec = self._run_spec(s, row)
             container_id = row.container_id
             owner_id = row.owner_id

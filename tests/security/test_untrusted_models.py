@@ -8,8 +8,6 @@ backend, chosen on purpose, refuses the kinds that load a user's files."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from tests.conftest import add_environment, add_people, make_workbench, server_config
 from tests.integration.test_model_import import make_files
 from tests.rest.conftest import Api
+from tests.security.conftest import API, finished
 from tests.server import live_server
 from tests.services.test_conversions import version_of
 from workbench.backends.base import Unsupported
@@ -31,7 +30,6 @@ from workbench.models.schemas import ModelImport
 from workbench.registry.models import Job
 from workbench.services import Workbench
 
-API = "workbench/api/v1"
 
 #: each file is a fitted pipeline whose first step's ``func`` (called on every predict) is
 #: what the case names; the loaded model would run it on the caller's inputs
@@ -149,17 +147,6 @@ def server(jp_serverapp, jp_fetch, python_env_image: str) -> Iterator[Server]:
 async def start_import(api: Api, path: Path, **params: Any) -> tuple[int, Any]:
     query = {"kind": "skops", "filename": path.name, "name": path.stem, **params}
     return await api("PUT", f"{API}/models/import", raw=path.read_bytes(), params=query)
-
-
-async def finished(api: Api, job_id: int, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, job = await api("GET", f"{API}/jobs/{job_id}")
-        assert code == 200, job
-        if job["state"] in ("succeeded", "failed", "stopped"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} did not end: {job}"
-        await asyncio.sleep(0.25)
 
 
 async def registered(api: Api) -> list[dict[str, Any]]:

@@ -30,7 +30,6 @@ from workbench.models.schemas import ModelImport
 from workbench.registry.models import Job
 from workbench.services import Workbench
 
-
 #: each file is a fitted pipeline whose first step's ``func`` (called on every predict) is
 #: what the case names; the loaded model would run it on the caller's inputs
 MAKE = """

@@ -52,8 +52,8 @@ PLOTLY_DEMO = {
             "source": (
                 "import ipywidgets as w\n"
                 "import plotly.graph_objects as go\n"
-                "fig = go.FigureWidget(go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2]))\n"
-                "fig.update_layout(width=320, height=240, margin=dict(l=20, r=20, t=20, b=20))\n"
+                "from workbench.widgets.common import chart\n"
+                "fig = chart([go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2])], width=320, height=240)\n"
                 "tab = w.Tab(children=[fig, w.Label('second')])\n"
                 "tab.titles = ('Chart', 'Other')\n"
                 "tab"
@@ -69,8 +69,8 @@ PLOTLY_DEMO = {
 
 
 def test_voila_renders_widgets_and_plotly(page: Page, lab_server: LabServer) -> None:
-    """The stack the panel relies on: ipywidgets and plotly's anywidget-based FigureWidget
-    render in Voila on this server (the panel's own notebook may not plot anything yet)."""
+    """The stack the panel relies on: ipywidgets and the panel's charts (a plotly figure as
+    an output, drawn by JupyterLab's plotly renderer) render in Voila on this server."""
     (lab_server.root_dir / "plotly_demo.ipynb").write_text(json.dumps(PLOTLY_DEMO))
 
     page.goto(lab_server.lab_url("voila/render/plotly_demo.ipynb"))

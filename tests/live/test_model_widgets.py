@@ -40,10 +40,10 @@ def test_convert_benchmark_and_compare_from_the_panel(live, classifiers):
     section.benchmark_button.click()
     wait_until(lambda: section.progress.bar_style in ("success", "danger"), 300, "the benchmark")
     assert section.progress.bar_style == "success", section.job_status.value
-    names = {trace.name for trace in section.throughput.data}
+    names = {trace.name for trace in section.throughput.figure.data}
     assert names == {"native", "onnx", "onnx-optimized"}
-    assert len(section.latency.data) == 3 * len(names)  # p50, p95, p99 per format
-    assert all(list(trace.x) == [1, 2, 4] for trace in section.throughput.data)
+    assert len(section.latency.figure.data) == 3 * len(names)  # p50, p95, p99 per format
+    assert all(list(trace.x) == [1, 2, 4] for trace in section.throughput.figure.data)
     assert "Best format per p99 budget" in section.best.value
     assert "default format" in section.best.value
 
@@ -53,5 +53,6 @@ def test_convert_benchmark_and_compare_from_the_panel(live, classifiers):
     assert "C *" in table and "accuracy" in table  # C differs between the two
     assert "native best samples/s" in table  # the benchmarked one has figures, the other "-"
     charts = section.compare_box.children[0].children
-    assert [c.layout.title.text for c in charts] == ["Evaluation", "Best samples/s by format"]
-    assert {bar.name for bar in charts[0].data} == {"flowers v1", "flowers v2"}
+    titles = [c.figure.layout.title.text for c in charts]
+    assert titles == ["Evaluation", "Best samples/s by format"]
+    assert {bar.name for bar in charts[0].figure.data} == {"flowers v1", "flowers v2"}

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import ipywidgets as w
 import joblib
 import numpy as np
 import pytest
@@ -79,7 +80,12 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
         lambda: (s := section.selected) is not None and s.state == "running" and s, 180, "deploy"
     )
     assert service.name == "served" and service.format == "native"
-    wait_until(lambda: section.test_inputs.children, 30, "the test form")
+    # the form itself, not the placeholder a render shows while the service was deploying
+    wait_until(
+        lambda: [c for c in section.test_inputs.children if not isinstance(c, w.HTML)],
+        30,
+        "the test form",
+    )
     assert "r0" in section.replica_table.value and "running" in section.replica_table.value
     assert f"http://{service.address}" in section.summary.value
     # the endpoint's key, shown this once, with a call that sends it
@@ -136,7 +142,8 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
         loader.join()
     assert answered[0] > 0
     assert section.live_chart is not None
-    lines = {trace.name: [y for y in trace.y if y is not None] for trace in section.live_chart.data}
+    traces = section.live_chart.figure.data
+    lines = {trace.name: [y for y in trace.y if y is not None] for trace in traces}
     assert set(lines) == {
         "requests/s",
         "errors/s",

@@ -273,10 +273,10 @@ def test_save_and_start_then_follow_the_run_live(training, setup, live):
     assert "epoch 2/6" in detail.log_view.value
     wait_until(lambda: detail.task.state == "succeeded", 120, "the run to succeed")
     assert not detail.poller.running
-    traces = {trace.name: trace for trace in detail.chart.data}
+    traces = {trace.name: trace for trace in detail.chart.figure.data}
     assert set(traces) == {"loss", "accuracy"}
     assert list(traces["loss"].x) == [1, 2, 3, 4, 5, 6]
-    assert detail.chart.layout.xaxis.title.text == "epoch"
+    assert detail.chart.figure.layout.xaxis.title.text == "epoch"
     assert "saved the model" in detail.log_view.value
 
     # then the evaluation, the confusion matrix and the model version
@@ -288,7 +288,7 @@ def test_save_and_start_then_follow_the_run_live(training, setup, live):
         "<td style='padding:1px 6px'>2</td>",
     ):
         assert words in evaluation, words
-    heat = detail.confusion.data[0]
+    heat = detail.confusion.figure.data[0]
     assert list(heat.x) == ["0", "1", "2"] and len(heat.z) == 3
     assert detail.confusion_box.children == (detail.confusion,)
     assert "version 1" in detail.model.value and "panel-run" in detail.model.value

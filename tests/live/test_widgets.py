@@ -37,7 +37,7 @@ def test_create_upload_publish_share_from_the_panel(panel, live, tmp_path):
     assert section.progress.value == 100 and section.progress.bar_style == "success"
     assert "12 samples in 3 classes" in section.status.value
     assert "12 files checked, all fine" in section.report.value
-    bar = section.histogram.data[0]
+    bar = section.histogram.figure.data[0]
     assert list(bar.x) == ["0", "1", "2"] and list(bar.y) == [5, 3, 4]
     assert len(section.previews.children) == 8
     assert "panel-digits" in section.summary.value

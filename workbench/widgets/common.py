@@ -193,13 +193,46 @@ def picked_file(upload: w.FileUpload, typed: w.Text) -> Iterator[Path | None]:
         yield None
 
 
-def chart(data: Sequence[Any] = (), **layout: Any) -> go.FigureWidget:
-    """A plotly chart as wide as the panel (``CHART_WIDTH`` unless ``width`` is given),
-    without plotly's logo; ``layout``: the keywords of ``go.Layout``."""
+#: the MIME type JupyterLab's plotly extension draws (Voila's pages load it too)
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+class Chart(w.Output):
+    """A plotly figure, drawn in the browser from its JSON by JupyterLab's plotly renderer.
+
+    Not a ``go.FigureWidget``: that is an anywidget whose front end must load plotly.js
+    within 2 s of the page asking, and on a busy machine it does not (the chart stays
+    blank, "[anywidget] Failed to initialize model"). Here the figure lives in Python and
+    each :meth:`drawing` sends it whole, as an output, which the page draws whenever it
+    gets to it. Change the figure only inside ``with chart.drawing() as figure:``.
+    """
+
+    def __init__(self, figure: go.Figure, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.figure = figure
+        self.config = {"displaylogo": False, **(config or {})}
+        self._draw()
+
+    @contextmanager
+    def drawing(self) -> Iterator[go.Figure]:
+        """The figure to change; drawn again when the block ends."""
+        with self.figure.batch_update():
+            yield self.figure
+        self._draw()
+
+    def _draw(self) -> None:
+        bundle = json.loads(self.figure.to_json(validate=False))
+        bundle["config"] = self.config
+        self.outputs = (
+            {"output_type": "display_data", "data": {PLOTLY_MIME: bundle}, "metadata": {}},
+        )
+
+
+def chart(data: Sequence[Any] = (), **layout: Any) -> Chart:
+    """A plotly chart as wide as the panel (``CHART_WIDTH`` unless ``width`` is given);
+    ``layout``: the keywords of ``go.Layout``."""
     layout.setdefault("width", CHART_WIDTH)
-    figure = go.FigureWidget(data=list(data), layout=go.Layout(**layout))
-    figure._config = {"displaylogo": False}
-    return figure
+    return Chart(go.Figure(data=list(data), layout=go.Layout(**layout)))
 
 
 class Status(w.HTML):

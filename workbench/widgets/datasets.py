@@ -17,6 +17,7 @@ from workbench.enums import Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
 from workbench.widgets.common import (
     FAILED,
+    Chart,
     Section,
     Status,
     attempt,
@@ -122,11 +123,11 @@ class DatasetsSection(Section[DatasetInfo]):
         self.summary.value = _summary_html(ds)
         self.show_sharing(ds)
         stats = ds.statistics
-        with self.histogram.batch_update():
-            bar = self.histogram.data[0]
+        with self.histogram.drawing() as figure:
+            bar = figure.data[0]
             bar.x = list(stats.class_counts) if stats else []
             bar.y = list(stats.class_counts.values()) if stats else []
-            self.histogram.layout.title.text = f"Class histogram (train) · {ds.name}"
+            figure.layout.title.text = f"Class histogram (train) · {ds.name}"
         self.previews.children = self._previews(ds)
 
     def remove(self, dataset_id: int) -> None:
@@ -297,7 +298,7 @@ def report_html(report: ValidationReport, limit: int = 50) -> str:
     )
 
 
-def class_histogram() -> go.FigureWidget:
+def class_histogram() -> Chart:
     return chart(
         [go.Bar(x=[], y=[], marker_color="#1976d2")],
         title="Class histogram (train)",

@@ -27,6 +27,7 @@ from workbench.models.schemas import (
 )
 from workbench.widgets.common import (
     FAILED,
+    Chart,
     Poller,
     Section,
     Status,
@@ -428,8 +429,8 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_box.children = (w.VBox([self.compare_chart, self.compare_rates]),)
 
 
-def _redraw(figure: go.FigureWidget, traces: list[Any], title: str) -> None:
-    with figure.batch_update():
+def _redraw(chart: Chart, traces: list[Any], title: str) -> None:
+    with chart.drawing() as figure:
         figure.data = []
         if traces:
             figure.add_traces(traces)

@@ -31,6 +31,7 @@ from workbench.models.schemas import ModelDetail
 from workbench.widgets.common import (
     CHART_WIDTH,
     FAILED,
+    Chart,
     Poller,
     Section,
     Status,
@@ -225,9 +226,9 @@ class ServicesSection(Section[ServiceInfo]):
         # live charts
         self.now = w.HTML()
         self.now.add_class("wb-service-now")
-        #: the live charts, made when a service is first shown (a plotly figure is a widget
-        #: whose front end must load in 2 s; one made with the panel may miss that)
-        self.live_chart: go.FigureWidget | None = None
+        #: the live charts, made when a service is first shown: a panel that shows none
+        #: sends none
+        self.live_chart: Chart | None = None
         self.charts = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.charts.add_class("wb-service-charts")
 
@@ -621,23 +622,21 @@ class ServicesSection(Section[ServiceInfo]):
                 style = {"color": colour}
                 traces.append(go.Scatter(x=xs, y=y, name=name, mode="lines", line=style))
                 rows.append(row)
-        with self.live_chart.batch_update():
-            self.live_chart.data = []
+        with self.live_chart.drawing() as figure:
+            figure.data = []
             if points:
-                self.live_chart.add_traces(traces, rows=rows, cols=[1] * len(rows))
+                figure.add_traces(traces, rows=rows, cols=[1] * len(rows))
 
 
-def live_chart() -> go.FigureWidget:
+def live_chart() -> Chart:
     """Three charts over time, one above the other: request rate, latency percentiles,
     batch size and queue depth."""
-    figure = go.FigureWidget(
-        make_subplots(
-            rows=len(LIVE_LINES),
-            cols=1,
-            shared_xaxes=True,
-            vertical_spacing=0.08,
-            subplot_titles=LIVE_TITLES,
-        )
+    figure = make_subplots(
+        rows=len(LIVE_LINES),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=LIVE_TITLES,
     )
     figure.update_layout(
         width=CHART_WIDTH,
@@ -648,8 +647,7 @@ def live_chart() -> go.FigureWidget:
     figure.update_yaxes(rangemode="tozero")
     figure.update_xaxes(tickformat="%H:%M:%S")
     # no toolbar: it would cover the first title, and zooming a chart that moves on is moot
-    figure._config = {"displaylogo": False, "displayModeBar": False}
-    return figure
+    return Chart(figure, {"displayModeBar": False})
 
 
 def _service_name(model: str) -> str:

@@ -26,6 +26,7 @@ from workbench.training.schemas import MetricPoint, TaskInfo
 from workbench.widgets.common import (
     CHART_WIDTH,
     FAILED,
+    Chart,
     Poller,
     Section,
     Status,
@@ -258,9 +259,9 @@ class TaskDetail(w.VBox):
         self.log_lines.clear()
         self.log_view.value = _log_html([])
         self.points = {}
-        with self.chart.batch_update():
-            self.chart.data = []
-            self.chart.layout.title.text = "Metrics"
+        with self.chart.drawing() as figure:
+            figure.data = []
+            figure.layout.title.text = "Metrics"
         self.evaluation.value = ""
         self.confusion_box.children = ()
         self.model.value = ""
@@ -323,15 +324,15 @@ class TaskDetail(w.VBox):
                 xs, ys = self.points.setdefault(name, ([], []))
                 xs.append(float(values[x_key]) if x_key else float(point.seq + 1))
                 ys.append(float(value))
-        with self.chart.batch_update():
-            traces = {trace.name: trace for trace in self.chart.data}
+        with self.chart.drawing() as figure:
+            traces = {trace.name: trace for trace in figure.data}
             for name, (xs, ys) in self.points.items():
                 if name in traces:
                     traces[name].x, traces[name].y = list(xs), list(ys)
                 else:
-                    self.chart.add_scatter(x=list(xs), y=list(ys), name=name, mode="lines+markers")
-            self.chart.layout.xaxis.title.text = self.x_title
-            self.chart.layout.title.text = f"Metrics · {self.last_seq + 1} lines"
+                    figure.add_scatter(x=list(xs), y=list(ys), name=name, mode="lines+markers")
+            figure.layout.xaxis.title.text = self.x_title
+            figure.layout.title.text = f"Metrics · {self.last_seq + 1} lines"
 
     def _show_result(self, task: TaskInfo) -> None:
         evaluation = task.evaluation
@@ -339,11 +340,11 @@ class TaskDetail(w.VBox):
             return
         self.evaluation.value = evaluation_html(evaluation)
         if evaluation.confusion_matrix:
-            with self.confusion.batch_update():
-                heat = self.confusion.data[0]
+            with self.confusion.drawing() as figure:
+                heat = figure.data[0]
                 heat.z = evaluation.confusion_matrix
                 heat.x = heat.y = list(evaluation.labels)
-                self.confusion.layout.title.text = f"Confusion matrix · {task.name}"
+                figure.layout.title.text = f"Confusion matrix · {task.name}"
             self.confusion_box.children = (self.confusion,)
         if task.model_id is not None and task.model_version_id is not None:
             model = self.client.models.get(task.model_id)
@@ -928,7 +929,7 @@ def _evaluation_brief(evaluation: Evaluation | None) -> str:
     return f"accuracy {evaluation.accuracy:.3f}"
 
 
-def metrics_chart() -> go.FigureWidget:
+def metrics_chart() -> Chart:
     return chart(
         title="Metrics",
         height=280,
@@ -938,7 +939,7 @@ def metrics_chart() -> go.FigureWidget:
     )
 
 
-def confusion_chart() -> go.FigureWidget:
+def confusion_chart() -> Chart:
     return chart(
         [go.Heatmap(z=[], x=[], y=[], colorscale="Blues", texttemplate="%{z}")],
         title="Confusion matrix",

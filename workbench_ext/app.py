@@ -13,7 +13,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode, default
 
 from workbench.backends import BackendError
 from workbench.config import (
@@ -90,6 +90,16 @@ class WorkbenchApp(ExtensionApp):
     )
     max_workspace_gpus = Int(
         WorkspaceLimits.max_gpus, config=True, help="Most GPUs one workspace may ask for."
+    )
+    workspace_origins = Enum(
+        ["port", "shared"],
+        default_value="port",
+        help="""Where a workspace's JupyterLab pages run. "port": on an origin of the
+        workspace's own, a port of this server's address opened on first use, so a script
+        in a workspace never runs with this server's origin. "shared": on this server's
+        origin, for a server behind a proxy that exposes one port only; a workspace's
+        owner can then run script as the members who open it (docs/security.md).""",
+        config=True,
     )
     upgrade_on_start = Bool(
         False,
@@ -180,6 +190,8 @@ class WorkbenchApp(ExtensionApp):
             wb.registry.upgrade()
         wb.registry.check_schema()
         self.settings["workbench"] = wb
+        if self.workspace_origins == "port":
+            self.settings["workbench_origins"] = proxy.WorkspaceOrigins(self.serverapp)
         self._export_session_credentials(wb)
 
     def _export_session_credentials(self, wb: Workbench) -> None:
@@ -287,6 +299,9 @@ class WorkbenchApp(ExtensionApp):
         self.log.info("Workbench: preset environments %s", ", ".join(p.name for p in presets))
 
     async def stop_extension(self) -> None:
+        origins: proxy.WorkspaceOrigins | None = self.settings.get("workbench_origins")
+        if origins is not None:
+            origins.close()
         wb: Any = self.settings.get("workbench")
         if wb is not None:
             wb.close()  # stops the job runner; its containers and the proxy run on

@@ -6,6 +6,8 @@
 - Anything else is authenticated by jupyter_server as usual. A login with the server's own
   Jupyter token or password proves that the person is the server's owner, so the
   anonymous user jupyter_server would invent is replaced by ``owner``.
+- On a workspace's own origin (workbench_ext/proxy.py, another port of this server's
+  host) the login cookie read is this server's: its name has the port the login was on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from traitlets import Unicode, default
 
 from workbench.config import default_owner
 
+#: what jupyter_server replaces by "-" in a login cookie's name
+NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 WORKBENCH_TOKEN = re.compile(r"^\s*(?:token|bearer)\s+(wb_[A-Za-z0-9_-]+)\s*$", re.IGNORECASE)
 
 
@@ -51,6 +55,15 @@ class WorkbenchIdentityProvider(PasswordIdentityProvider):
             return None
         handler._token_authenticated = True  # type: ignore[attr-defined]
         return User(username=actor.username, name=actor.username, display_name=actor.username)
+
+    def get_cookie_name(self, handler: web.RequestHandler) -> str:
+        port = handler.settings.get("workbench_login_port")
+        if self.cookie_name or port is None:
+            return super().get_cookie_name(handler)
+        request = handler.request
+        default = {"http": 80, "https": 443}.get(request.protocol)
+        host = request.host_name if port == default else f"{request.host_name}:{port}"
+        return NOT_ALPHANUMERIC.sub("-", f"username-{host}")
 
     def generate_anonymous_user(self, handler: web.RequestHandler) -> User:
         return User(

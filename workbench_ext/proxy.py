@@ -15,17 +15,23 @@ through this reverse proxy alone, HTTP (bodies streamed both ways) and websocket
   each request carries its token, and token-authenticated requests skip its XSRF check. Its
   JupyterLab sends this server's ``_xsrf`` back as ``X-XSRFToken``, checked here on
   cookie-authenticated POST/PUT/PATCH/DELETE exactly as on this server's own routes.
-- Pages in a sandbox: a workspace's pages are served on this server's origin, where a
-  script would run with this server's cookies and call its API as whoever opened the page
-  (a member opening an HTML file from a workspace's ``files/``, say). Every relayed
-  response gets ``Content-Security-Policy:`` :data:`SANDBOX` (no ``allow-same-origin``:
-  the page runs in an opaque origin, without this server's cookies, storage or API), the
-  container's own policies dropped, except JupyterLab's application pages
-  (:data:`APP_PAGES`), which get ``frame-ancestors 'self'`` only: JupyterLab cannot run
-  sandboxed (it reads the ``_xsrf`` cookie and ``localStorage``, both refused to an opaque
-  origin, and calls ``api/`` with this server's login cookie, which a sandboxed page does
-  not send). Those pages are the container's to serve, so a workspace's own user can
-  still put script there: the whole fix is an origin per workspace (docs/workspaces.md).
+- An origin per workspace: JupyterLab cannot run sandboxed (it reads the ``_xsrf``
+  cookie and ``localStorage`` and calls ``api/`` with the login cookie, all refused to an
+  opaque origin), and on this server's origin the script of a workspace's pages would run
+  as whoever opens them, calling this server's API with their cookies (a member opening a
+  workspace whose owner changed its JupyterLab, say). So JupyterLab's application pages
+  (:data:`APP_PAGES`) are served on an origin of the workspace's own: a port of this
+  server's address, opened on first use by :class:`WorkspaceOrigins`, that serves that
+  workspace's relay and nothing else. This server's routes refuse requests from it (their
+  origin check), and a request for ``lab`` or ``doc/...`` here is redirected there. The
+  login cookie is the same (browsers send a host's cookies to all its ports), so a user
+  logged in here is logged in there. ``c.WorkbenchApp.workspace_origins = "shared"`` keeps
+  every page on this origin, for a server behind a proxy that exposes one port only
+  (docs/security.md says what that costs).
+- Pages in a sandbox: every other relayed response, on either origin, gets
+  ``Content-Security-Policy:`` :data:`SANDBOX` (no ``allow-same-origin``: the page runs in
+  an opaque origin, without cookies, storage or API), the container's own policies dropped;
+  the application pages get ``frame-ancestors 'self'`` only.
 - Errors are JSON: not running 409; JupyterLab not answering yet 503 with ``Retry-After``.
 
 The container's JupyterLab must serve under the same path: its base URL is
@@ -43,11 +49,14 @@ from urllib.parse import urlencode
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
 from tornado import httputil, web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
 from tornado.websocket import (
     WebSocketClientConnection,
     WebSocketClosedError,
@@ -77,7 +86,7 @@ NOT_RETURNED |= {"content-security-policy", "content-security-policy-report-only
 #: the policy of every relayed response (module doc): scripts run, in an opaque origin
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 #: JupyterLab's application pages (``lab``, ``lab/...``, ``doc/...``), relative to the
-#: workspace's prefix: they must stay on this server's origin to work at all
+#: workspace's prefix: served on the workspace's own origin (module doc)
 APP_PAGES = ("lab", "doc")
 #: their policy: framed by this server's pages only
 APP_POLICY = "frame-ancestors 'self'"
@@ -99,6 +108,40 @@ def route(wb: Workbench, username: str, workspace_id: int) -> tuple[str, str]:
         )
     host, port = wb.workspaces.endpoint(actor, workspace_id)
     return f"{host}:{port}", wb.workspaces.jupyter_token(workspace_id)
+
+
+class WorkspaceOrigins:
+    """An origin per workspace: a port of this server's address (``ServerApp.ip``), opened
+    the first time someone is sent there and kept while the server runs, whose only route
+    is that workspace's relay. Its web application has this server's settings (login,
+    XSRF, authorization, the Workbench), and ``workbench_login_port`` tells the identity
+    provider which port's login cookie to read."""
+
+    def __init__(self, serverapp: ServerApp) -> None:
+        self.serverapp = serverapp
+        self._ports: dict[int, int] = {}
+        self._servers: list[HTTPServer] = []
+
+    def port(self, workspace_id: int) -> int:
+        if workspace_id not in self._ports:
+            app = self.serverapp
+            route = url_path_join(app.base_url, rf"{PROXY_PATH}({workspace_id})(/.*)?")
+            settings = dict(app.web_app.settings)
+            settings.update(workbench_origin=workspace_id, workbench_login_port=app.port)
+            sockets = bind_sockets(0, address=app.ip if app.ip not in ("", "*") else None)
+            server = HTTPServer(
+                web.Application([(route, WorkspaceProxyHandler)], **settings),
+                ssl_options=app.ssl_options,
+                xheaders=app.trust_xheaders,
+            )
+            server.add_sockets(sockets)
+            self._servers.append(server)
+            self._ports[workspace_id] = sockets[0].getsockname()[1]
+        return self._ports[workspace_id]
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.stop()
 
 
 class WorkspaceNotReady(WorkbenchError):
@@ -137,9 +180,11 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
 
     async def prepare(self) -> None:  # type: ignore[override]
         upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
-        # no user: a page goes to the login page; the API and websockets get 403
+        # no user: a page goes to the login page; the API, websockets and a workspace's own
+        # origin (which has no login page) get 403
+        own_origin = "workbench_origin" in self.settings
         api = upgrade or (self.path_args[1] or "").startswith("/api/")
-        await super().prepare(_redirect_to_login=not api)
+        await super().prepare(_redirect_to_login=not (api or own_origin))
         if self._finished:
             return
         user = self.current_user
@@ -153,6 +198,12 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
         self.upstream, self.container_token = await IOLoop.current().run_in_executor(
             None, route, self.settings["workbench"], user.username, self.workspace_id
         )
+        origins: WorkspaceOrigins | None = self.settings.get("workbench_origins")
+        if origins is not None and self._app_page() and not own_origin:
+            port = origins.port(self.workspace_id)
+            where = f"{self.request.protocol}://{self.request.host_name}:{port}"
+            self.redirect(where + self._uri())
+            return
         if not upgrade:
             self._body = asyncio.Queue(maxsize=4)
             self._relay = asyncio.ensure_future(self._fetch())
@@ -264,11 +315,14 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
             seen.add(key)
         self.set_header("Content-Security-Policy", self._policy())
 
+    def _app_page(self) -> bool:
+        """Whether the request is for one of JupyterLab's application pages."""
+        return (self.path_args[1] or "/").lstrip("/").split("/", 1)[0] in APP_PAGES
+
     def _policy(self) -> str:
         """:data:`APP_POLICY` for JupyterLab's application pages, :data:`SANDBOX` for the
         rest (module doc)."""
-        first = (self.path_args[1] or "/").lstrip("/").split("/", 1)[0]
-        return APP_POLICY if first in APP_PAGES else SANDBOX
+        return APP_POLICY if self._app_page() else SANDBOX
 
     def _on_chunk(self, chunk: bytes) -> None:
         if self._gone:

@@ -1,7 +1,10 @@
 """A workspace opened from the side panel, in a real JupyterLab and Chromium: create it
-in the Workspaces tab, start it, open its JupyterLab through the proxy, screenshot it."""
+in the Workspaces tab, start it, open its JupyterLab through the proxy on the workspace's
+own origin, where its script cannot use this server's API as the user; screenshot it."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,6 +15,21 @@ from workbench.config import Settings
 from workbench.services import Workbench
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
+
+#: what a script in a workspace's JupyterLab would try with the user's cookies: mint a
+#: token on this server, once with the XSRF header (needs CORS), once as a plain form
+STEAL_A_TOKEN = """async (api) => {
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1];
+  const tries = [];
+  try {
+    const r = await fetch(api, {method: "POST", credentials: "include",
+      headers: {"X-XSRFToken": xsrf}, body: JSON.stringify({name: "stolen"})});
+    tries.push("read " + r.status + " " + await r.text());
+  } catch (e) { tries.push("refused " + e); }
+  await fetch(api, {method: "POST", credentials: "include", mode: "no-cors",
+    body: new URLSearchParams({_xsrf: xsrf, name: "stolen"})});
+  return tries;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +72,9 @@ def test_open_a_workspace_from_the_panel(
     lab.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
     expect(lab.locator(".jp-DirListing-content")).to_contain_text("code", timeout=30_000)
     assert "/workbench/proxy/workspaces/" in lab.url
+    # its own origin: the same host, another port
+    assert urlsplit(lab.url).hostname == urlsplit(lab_server.url).hostname
+    assert urlsplit(lab.url).port != urlsplit(lab_server.url).port
     listing = lab.locator(".jp-DirListing-content")
     for folder in ("code", "docker_image", "help_doc", "model"):
         expect(listing).to_contain_text(folder)
@@ -61,3 +82,10 @@ def test_open_a_workspace_from_the_panel(
     ARTIFACTS.mkdir(exist_ok=True)
     lab.screenshot(path=str(ARTIFACTS / "workspace-jupyterlab.png"))
     page.screenshot(path=str(ARTIFACTS / "workspace-panel.png"))
+
+    # the attack its own origin stops: script in a workspace's JupyterLab (whose owner
+    # controls what it runs) calling this server's API as whoever opened it
+    before = lab_server.api("workbench/api/v1/tokens")
+    tries = lab.evaluate(STEAL_A_TOKEN, f"{lab_server.url}workbench/api/v1/tokens")
+    assert tries[0].startswith("refused"), tries  # the browser never read an answer
+    assert lab_server.api("workbench/api/v1/tokens") == before  # and nothing was minted

@@ -104,7 +104,10 @@ async def test_a_browser_login_works_with_one_set_of_cookies_and_xsrf(lab: Lab):
         xsrf = await login(lab, browser)
         host_cookies = set(browser.cookies.keys())
 
-        page = await browser.get(lab.url(ws_id, "lab"))
+        # JupyterLab's page, on the workspace's own origin (proxy.py), with the same login
+        moved = await browser.get(lab.url(ws_id, "lab"))
+        assert moved.status_code == 302
+        page = await browser.get(moved.headers["Location"])
         assert page.status_code == 200 and "JupyterLab" in page.text
         assert container_token not in page.text
         config = json.loads(

@@ -1,10 +1,12 @@
-"""A workspace's pages, relayed on this server's origin by the real proxy from a real
-workspace container: what the container serves runs sandboxed (an opaque origin, without
-this server's cookies, storage or API), and the container's own policies and cookies never
-reach the browser. JupyterLab's application pages stay on this origin (it cannot run
-sandboxed: workbench_ext/proxy.py), framed by this server only."""
+"""A workspace's pages, relayed by the real proxy from a real workspace container: what the
+container serves runs sandboxed (an opaque origin, without this server's cookies, storage
+or API), and the container's own policies and cookies never reach the browser.
+JupyterLab's application pages, which cannot run sandboxed, are served on the workspace's
+own origin (workbench_ext/proxy.py), from which this server's API refuses everything."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -57,10 +59,68 @@ async def test_a_workspace_page_runs_sandboxed_without_the_containers_headers(la
         assert "Content-Security-Policy-Report-Only" not in page.headers
         assert "set-cookie" not in page.headers
 
-        app = await browser.get(lab.url(ws_id, "lab"))
+        moved = await browser.get(lab.url(ws_id, "lab"))
+        assert moved.status_code == 302
+        app = await browser.get(moved.headers["Location"])
         assert app.status_code == 200 and "JupyterLab" in app.text
         assert app.headers.get_list("Content-Security-Policy") == [APP_POLICY]
         assert "report-uri" not in app.headers["Content-Security-Policy"]
         assert "set-cookie" not in app.headers
         if "set-cookie" in own_lab.headers:  # what the container would have set
             assert "set-cookie" not in app.headers
+
+
+async def test_jupyterlab_runs_on_an_origin_of_the_workspaces_own(lab: Lab):
+    """The attack: a workspace's JupyterLab is the container's to serve, so its owner can
+    put script there; a member who opens it must not lend that script this server's API.
+    On this server's origin (before) the page's script minted a token as the member."""
+    ws_id = lab.create(lab.owner)
+    await lab.start(lab.owner, ws_id)
+    await lab.wait_ready(ws_id)
+    async with lab.client() as browser:
+        xsrf = await login(lab, browser)
+        moved = await browser.get(lab.url(ws_id, "doc/tree/evil.ipynb"), params={"x": "1"})
+        assert moved.status_code == 302
+        own = urlsplit(moved.headers["Location"])
+        server = urlsplit(lab.server_url)
+        assert (own.scheme, own.hostname) == (server.scheme, server.hostname)
+        assert own.port != server.port
+        assert own.path == f"{server.path}workbench/proxy/workspaces/{ws_id}/doc/tree/evil.ipynb"
+        assert own.query == "x=1"
+        origin = f"{own.scheme}://{own.netloc}"
+        base = f"{origin}{server.path}"
+
+        # the page works there: the login cookie, the XSRF check and the relay
+        app = await browser.get(f"{base}workbench/proxy/workspaces/{ws_id}/lab")
+        assert app.status_code == 200 and "JupyterLab" in app.text
+        kernels = f"{base}workbench/proxy/workspaces/{ws_id}/api/kernels"
+        assert (await browser.get(kernels, headers={"Origin": origin})).status_code == 200
+        assert (await browser.post(kernels, json={}, headers={"Origin": origin})).status_code == 403
+
+        # what its script would send this server: refused, nothing minted
+        tokens_before = lab.wb.users.list_tokens(lab.owner)
+        steal = {"X-XSRFToken": xsrf, "Origin": origin}
+        for url in (f"{lab.server_url}workbench/api/v1/tokens", f"{lab.server_url}api/contents"):
+            r = await browser.post(url, json={"name": "stolen"}, headers=steal)
+            assert r.status_code in (403, 404), (url, r.status_code, r.text)
+        form = {"_xsrf": xsrf, "name": "stolen"}
+        r = await browser.post(
+            f"{lab.server_url}workbench/api/v1/tokens", data=form, headers={"Origin": origin}
+        )
+        assert r.status_code in (403, 404)
+        assert lab.wb.users.list_tokens(lab.owner) == tokens_before
+
+        # the origin serves this workspace's relay and nothing else
+        other = lab.create(lab.owner, name="other")
+        for path in (
+            "workbench/api/v1/tokens",
+            "api/contents",
+            "workbench/panel",
+            f"workbench/proxy/workspaces/{other}/lab",
+        ):
+            r = await browser.get(f"{base}{path}")
+            assert r.status_code == 404, (path, r.status_code)
+
+    async with lab.client() as anonymous:  # no login: refused, no login page there
+        r = await anonymous.get(f"{base}workbench/proxy/workspaces/{ws_id}/lab")
+        assert r.status_code == 403

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import make_workbench  # noqa: E402
+from tests.conftest import add_algorithm, make_workbench  # noqa: E402
 from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
 from workbench.backends.base import Limits, Mount, RunSpec, RunState  # noqa: E402
 from workbench.backends.docker import DockerBackend  # noqa: E402
@@ -106,21 +106,9 @@ def main() -> int:
                     row.split: row.storage_key
                     for row in s.query(m.DatasetSplit).filter_by(dataset_id=dataset.id)
                 }
-                algorithm = m.Algorithm(
-                    owner_id=owner.id,
-                    name="text-bayes",
-                    purpose="text",
-                    sub_purpose="classification",
-                    state="online",
-                )
-                s.add(algorithm)
-                s.flush()
-                s.add(
-                    m.AlgorithmImage(
-                        algorithm_id=algorithm.id, kind="train", image_ref=TAG, state="ready"
-                    )
-                )
-                algorithm_id = algorithm.id
+            algorithm_id = add_algorithm(
+                wb, owner.id, {"image_ref": TAG}, name="text-bayes", purpose="text"
+            )
             view = root / "view"
             materialize(
                 DatasetSource(

@@ -168,6 +168,31 @@ def add_preset_environments(wb: Workbench, owner_id: int, images: dict[str, str]
     }
 
 
+def add_algorithm(
+    wb: Workbench, owner_id: int, image: dict[str, Any] | None = None, **fields: Any
+) -> int:
+    """An online, public image-classification algorithm with a ready training image, as
+    the algorithm library leaves one: ``fields`` override the algorithm's columns,
+    ``image`` the training image's (``image_ref``, ``env``, ``digest``, ...)."""
+    from workbench.registry import models as m
+
+    values = {
+        "name": "algorithm",
+        "purpose": "image",
+        "sub_purpose": "classification",
+        "state": "online",
+        "visibility": "public",
+        **fields,
+    }
+    with wb.registry.session() as s:
+        algorithm = m.Algorithm(owner_id=owner_id, **values)
+        s.add(algorithm)
+        s.flush()
+        columns = {"state": "ready", **(image or {})}
+        s.add(m.AlgorithmImage(algorithm_id=algorithm.id, kind="train", **columns))
+        return algorithm.id
+
+
 def add_online_dataset(
     wb: Workbench, owner: Actor, folder: Path, counts: dict[str, int], name: str = "digits"
 ) -> int:

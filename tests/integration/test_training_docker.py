@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.conftest import FAILED, add_online_dataset, add_people, make_workbench
+from tests.conftest import FAILED, add_algorithm, add_online_dataset, add_people, make_workbench
 from tests.server import LiveServer, live_server
 from workbench.backends.docker import DockerBackend
 from workbench.client import WorkbenchClient
@@ -114,32 +114,16 @@ def wb(tmp_path, train_image, request) -> Iterator[Workbench]:
     assert left == [], "a training container was left behind"
 
 
-def add_algorithm(wb: Workbench, owner_id: int) -> int:
+def add_contract_algorithm(wb: Workbench, owner_id: int) -> int:
     """An online, public algorithm whose training image is the contract script's."""
-    with wb.registry.session() as s:
-        algorithm = m.Algorithm(
-            owner_id=owner_id,
-            name="contract",
-            purpose="image",
-            sub_purpose="classification",
-            state="online",
-            visibility="public",
-        )
-        s.add(algorithm)
-        s.flush()
-        s.add(
-            m.AlgorithmImage(
-                algorithm_id=algorithm.id, kind="train", image_ref=TAG, state="ready", env=PARAMS
-            )
-        )
-        return algorithm.id
+    return add_algorithm(wb, owner_id, {"image_ref": TAG, "env": PARAMS}, name="contract")
 
 
 @pytest.fixture
 def setup(wb, tmp_path) -> tuple[Any, int, int]:
     people = add_people(wb)
     dataset = add_online_dataset(wb, people.alice, tmp_path, {"0": 6, "1": 4})
-    return people.bob, add_algorithm(wb, people.alice.id), dataset
+    return people.bob, add_contract_algorithm(wb, people.alice.id), dataset
 
 
 def start(wb, setup, **fields: Any) -> int:
@@ -300,7 +284,7 @@ def start_a_run_on(
     try:
         people = add_people(wb)
         dataset = add_online_dataset(wb, people.alice, folder, {"0": 6, "1": 4})
-        algorithm_id = add_algorithm(wb, people.alice.id)
+        algorithm_id = add_contract_algorithm(wb, people.alice.id)
         token = wb.users.create_token(people.bob.id, "restart").secret
     finally:
         wb.close()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.archives import image_classes
-from tests.conftest import add_online_dataset
+from tests.conftest import add_algorithm, add_online_dataset
 from workbench.backends.docker import DockerBackend
 from workbench.config import Settings
 from workbench.registry import models as m
@@ -69,35 +69,26 @@ def build_train_image(backend: DockerBackend, env_image: str, folder: Path, tag:
 
 def add_trainable_algorithm(wb: Workbench, owner_id: int, image_ref: str, name: str) -> int:
     """An online, public image-classification algorithm whose training image is
-    ``image_ref``, as the algorithm library leaves one after a load."""
+    ``image_ref`` (and a predict image still to come), as the algorithm library leaves one
+    after a load."""
     image = wb.backend().inspect_image(image_ref)
+    algorithm_id = add_algorithm(
+        wb,
+        owner_id,
+        {
+            "env": TRAIN_PARAMS,
+            "image_ref": image_ref,
+            "digest": image.id,
+            "size": image.size,
+            "source": "upload",
+            "source_detail": f"{name}.tar",
+        },
+        name=name,
+        description="logs, metrics each epoch, an evaluation and a model",
+    )
     with wb.registry.session() as s:
-        algorithm = m.Algorithm(
-            owner_id=owner_id,
-            name=name,
-            description="logs, metrics each epoch, an evaluation and a model",
-            purpose="image",
-            sub_purpose="classification",
-            state="online",
-            visibility="public",
-        )
-        s.add(algorithm)
-        s.flush()
-        s.add(
-            m.AlgorithmImage(
-                algorithm_id=algorithm.id,
-                kind="train",
-                env=TRAIN_PARAMS,
-                image_ref=image_ref,
-                digest=image.id,
-                size=image.size,
-                state="ready",
-                source="upload",
-                source_detail=f"{name}.tar",
-            )
-        )
-        s.add(m.AlgorithmImage(algorithm_id=algorithm.id, kind="predict"))
-        return algorithm.id
+        s.add(m.AlgorithmImage(algorithm_id=algorithm_id, kind="predict"))
+    return algorithm_id
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import add_online_dataset
+from tests.conftest import add_algorithm, add_online_dataset
 from tests.security.conftest import API, SECRET_WORDS, Tenants, finished
 from workbench.backends.base import Mount, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
-from workbench.registry import models as m
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -79,6 +78,12 @@ def model_pickle(backend: DockerBackend, image: str, folder: Path) -> bytes:
     return (folder / "model.pkl").read_bytes()
 
 
+def ok_result(native: str) -> str:
+    """The line of a hostile load that writes the result of an import that went well."""
+    result = {"ok": True, "message": "fine", "native": native, "signature": SIGNATURE}
+    return f"json.dump({result | {'warnings': []}!r}, open(out + '/result.json', 'w'))\n"
+
+
 async def bob_imports(t: Tenants, data: bytes, name: str) -> dict[str, Any]:
     params = {
         "kind": "pickle",
@@ -104,12 +109,7 @@ async def test_an_import_that_links_its_files_to_a_host_folder_registers_nothing
     """The escape found: out/files is a link to a host folder; the server followed it and
     moved that folder's files (a root-owned 0600 secret) into bob's new version."""
     secret = str(tenants.host_secret)
-    code = (
-        f"os.symlink({secret!r}, out + '/files')\n"
-        "json.dump({'ok': True, 'message': 'fine', 'native': 'sklearn', "
-        f"'signature': {SIGNATURE!r}, 'warnings': []}}, open(out + '/result.json', 'w'))\n"
-        "os._exit(0)\n"
-    )
+    code = f"os.symlink({secret!r}, out + '/files')\n" + ok_result("sklearn") + "os._exit(0)\n"
     job = await bob_imports(tenants, hostile_pickle(code), "escape-files")
     assert job["state"] == "failed"
     assert "symbolic link at out/files" in job["message"], job["message"]
@@ -148,9 +148,8 @@ async def test_a_hard_link_among_the_made_files_is_refused(tenants: Tenants) -> 
         "os.makedirs(out + '/files')\n"
         "open(out + '/elsewhere.bin', 'wb').write(b'not a model')\n"
         "os.link(out + '/elsewhere.bin', out + '/files/model.pt')\n"
-        "json.dump({'ok': True, 'message': 'fine', 'native': 'torchscript', "
-        f"'signature': {SIGNATURE!r}, 'warnings': []}}, open(out + '/result.json', 'w'))\n"
-        "os._exit(0)\n"
+        + ok_result("torchscript")
+        + "os._exit(0)\n"
     )
     job = await bob_imports(tenants, hostile_pickle(code), "hardlink")
     assert job["state"] == "failed"
@@ -234,23 +233,13 @@ def escaping_algorithm(tenants: Tenants, docker_backend: DockerBackend, tmp_path
         "TARGET": {"type": "str", "default": str(tenants.host_secret)},
         "METRICS_LINK": {"type": "str", "default": ""},
     }
-    with tenants.wb.registry.session() as s:
-        algorithm = m.Algorithm(
-            owner_id=tenants.actors["bob"].id,
-            name="escape",
-            purpose="image",
-            sub_purpose="classification",
-            state="online",
-            visibility="private",
-        )
-        s.add(algorithm)
-        s.flush()
-        s.add(
-            m.AlgorithmImage(
-                algorithm_id=algorithm.id, kind="train", image_ref=tag, state="ready", env=params
-            )
-        )
-        return algorithm.id
+    return add_algorithm(
+        tenants.wb,
+        tenants.actors["bob"].id,
+        {"image_ref": tag, "env": params},
+        name="escape",
+        visibility="private",
+    )
 
 
 async def bob_trains(

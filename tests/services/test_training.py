@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.archives import image_classes
-from tests.conftest import add_online_dataset, add_people, make_workbench
+from tests.conftest import add_algorithm, add_online_dataset, add_people, make_workbench
 from workbench.config import TrainingLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.enums import Split
@@ -56,33 +56,17 @@ def digits(wb, people, tmp_path):
     return add_online_dataset(wb, people.alice, tmp_path, {"0": 5, "1": 5})
 
 
-def add_algorithm(wb, owner, **fields: Any) -> int:
-    """An algorithm with a ready training image, as the algorithm library leaves it."""
-    image = {
-        "image_ref": IMAGE,
-        "state": "ready",
-        "env": PARAMS,
-        **fields.pop("image", {}),
-    }
-    values = {
-        "name": "digits-cnn",
-        "purpose": "image",
-        "sub_purpose": "classification",
-        "state": "online",
-        "visibility": "public",
-        **fields,
-    }
-    with wb.registry.session() as s:
-        algorithm = m.Algorithm(owner_id=owner.id, **values)
-        s.add(algorithm)
-        s.flush()
-        s.add(m.AlgorithmImage(algorithm_id=algorithm.id, kind="train", **image))
-        return algorithm.id
+def add_digits_algorithm(wb, owner, image: dict[str, Any] | None = None, **fields: Any) -> int:
+    """The digits algorithm with a ready training image (``image`` overrides its columns)."""
+    fields.setdefault("name", "digits-cnn")
+    return add_algorithm(
+        wb, owner.id, {"image_ref": IMAGE, "env": PARAMS, **(image or {})}, **fields
+    )
 
 
 @pytest.fixture
 def algo(wb, people):
-    return add_algorithm(wb, people.alice)
+    return add_digits_algorithm(wb, people.alice)
 
 
 def task(algorithm_id: int, dataset_id: int, **fields: Any) -> TaskCreate:
@@ -408,7 +392,7 @@ def test_bad_parameters_are_refused_naming_them(wb, people, algo, digits):
 
 def test_purposes_must_match(wb, people, algo, digits):
     bob = people.bob
-    text_algo = add_algorithm(wb, people.alice, name="bayes", purpose="text")
+    text_algo = add_digits_algorithm(wb, people.alice, name="bayes", purpose="text")
     with pytest.raises(InvalidInput, match="is for text/classification, not image"):
         wb.training.create(bob, task(text_algo, digits))
     with pytest.raises(
@@ -423,7 +407,7 @@ def test_purposes_must_match(wb, people, algo, digits):
 
 def test_offline_or_unready_things_do_not_start(wb, people, algo, digits):
     bob, alice = people.bob, people.alice
-    offline = add_algorithm(wb, alice, name="old", state="offline")
+    offline = add_digits_algorithm(wb, alice, name="old", state="offline")
     with pytest.raises(Conflict, match="is offline; only an online algorithm trains"):
         wb.training.create(bob, task(offline, digits, start=True))
     assert wb.training.list(bob) == []  # refused whole: no draft left behind
@@ -431,10 +415,10 @@ def test_offline_or_unready_things_do_not_start(wb, people, algo, digits):
     with pytest.raises(Conflict, match="only an online algorithm trains"):
         wb.training.start(bob, draft.id)
 
-    loading = add_algorithm(wb, alice, name="loading", image={"state": "loading"})
+    loading = add_digits_algorithm(wb, alice, name="loading", image={"state": "loading"})
     with pytest.raises(Conflict, match="no ready training image \\(it is loading\\)"):
         wb.training.create(bob, task(loading, digits, start=True))
-    no_image = add_algorithm(wb, alice, name="bare", image={"image_ref": ""})
+    no_image = add_digits_algorithm(wb, alice, name="bare", image={"image_ref": ""})
     with pytest.raises(Conflict, match="no ready training image"):
         wb.training.create(bob, task(no_image, digits, start=True))
 
@@ -448,7 +432,7 @@ def test_offline_or_unready_things_do_not_start(wb, people, algo, digits):
 
 def test_other_users_private_things_are_invisible(wb, people, algo, digits, tmp_path):
     bob, alice = people.bob, people.alice
-    private_algo = add_algorithm(wb, alice, name="secret", visibility="private")
+    private_algo = add_digits_algorithm(wb, alice, name="secret", visibility="private")
     with pytest.raises(NotFound, match="algorithm"):
         wb.training.create(bob, task(private_algo, digits))
     ds = wb.datasets.create(

@@ -192,6 +192,13 @@ class WorkbenchApp(ExtensionApp):
         self.settings["workbench"] = wb
         if self.workspace_origins == "port":
             self.settings["workbench_origins"] = proxy.WorkspaceOrigins(self.serverapp)
+            app = self.serverapp
+            if app.allow_origin or app.allow_origin_pat or app.disable_check_xsrf:
+                self.log.warning(
+                    "Workbench: allow_origin, allow_origin_pat or disable_check_xsrf is set: "
+                    "a workspace's pages, on their own origin, may then call this server's "
+                    "API as whoever opens them (docs/security.md)."
+                )
         self._export_session_credentials(wb)
 
     def _export_session_credentials(self, wb: Workbench) -> None:

@@ -8,6 +8,11 @@
   anonymous user jupyter_server would invent is replaced by ``owner``.
 - On a workspace's own origin (workbench_ext/proxy.py, another port of this server's
   host) the login cookie read is this server's: its name has the port the login was on.
+- :func:`from_another_site`: browsers send a host's cookies to all its ports, and treat
+  those ports as the same site, so a page on a workspace's origin could make the browser
+  send requests with a member's login (an image, a script, a form) that no origin check
+  sees (a GET carries no ``Origin``). Workbench's routes refuse what a browser marks as
+  coming from another origin (``Sec-Fetch-Site``), unless it is the user following a link.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 from traitlets import Unicode, default
 
 from workbench.config import default_owner
@@ -23,6 +29,21 @@ from workbench.config import default_owner
 #: what jupyter_server replaces by "-" in a login cookie's name
 NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 WORKBENCH_TOKEN = re.compile(r"^\s*(?:token|bearer)\s+(wb_[A-Za-z0-9_-]+)\s*$", re.IGNORECASE)
+
+
+def from_another_site(request: HTTPServerRequest) -> bool:
+    """Whether a browser sent ``request`` for a page of another origin (a port of the same
+    host included), other than a user following a link to a page. Clients that send no
+    ``Sec-Fetch-Site`` (scripts, the CLI, older browsers) are not refused by it."""
+    site = request.headers.get("Sec-Fetch-Site", "same-origin")
+    if site in ("same-origin", "none"):
+        return False
+    navigating = (
+        request.method in ("GET", "HEAD")
+        and request.headers.get("Sec-Fetch-Mode") == "navigate"
+        and request.headers.get("Sec-Fetch-Dest", "document") == "document"
+    )
+    return not navigating
 
 
 def workbench_secret(handler: web.RequestHandler) -> str | None:

@@ -52,6 +52,9 @@ from voila.paths import collect_template_paths
 from voila.server_extension import load_config_file as load_voila_config_file
 from voila.tornado.handler import TornadoVoilaHandler
 
+from workbench_ext.handlers.base import FROM_ANOTHER_SITE
+from workbench_ext.identity import from_another_site
+
 __all__ = [
     "DASHBOARD_NOTEBOOK",
     "DASHBOARD_URL",
@@ -232,6 +235,8 @@ class WorkbenchPanelHandler(TornadoVoilaHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, path: str | None = None) -> None:
+        if from_another_site(self.request):  # each page starts a kernel
+            raise tornado.web.HTTPError(403, FROM_ANOTHER_SITE)
         if "voila_jinja2_env" not in self.settings:
             raise tornado.web.HTTPError(
                 500, "The Workbench panel needs the 'voila' server extension to be enabled."

@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlencode
 
 from jupyter_core.utils import ensure_async
@@ -65,9 +66,10 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.errors import Conflict, PermissionDenied, WorkbenchError
 from workbench.services import Workbench
-from workbench_ext.identity import workbench_secret
+from workbench_ext.handlers.base import FROM_ANOTHER_SITE
+from workbench_ext.identity import from_another_site, workbench_secret
 
 PROXY_PATH = "workbench/proxy/workspaces/"
 HOP_BY_HOP = frozenset(
@@ -90,6 +92,15 @@ SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-dow
 APP_PAGES = ("lab", "doc")
 #: their policy: framed by this server's pages only
 APP_POLICY = "frame-ancestors 'self'"
+#: headers of a request that came through a reverse proxy, which would not reach the
+#: workspace's port (nor, over TLS, keep the login cookie off the network)
+BEHIND_A_PROXY = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host"})
+BEHIND_A_PROXY |= {"x-forwarded-proto", "x-real-ip"}
+BEHIND_A_PROXY_MESSAGE = (
+    "This server is reached through a reverse proxy, which cannot reach the port of the "
+    "workspace's own origin. Ask the server's admin to set "
+    "c.WorkbenchApp.workspace_origins = 'shared' (see docs/security.md for what it costs)."
+)
 
 
 def proxy_prefix(base_url: str) -> str:
@@ -97,8 +108,14 @@ def proxy_prefix(base_url: str) -> str:
     return url_path_join(base_url, PROXY_PATH)
 
 
-def route(wb: Workbench, username: str, workspace_id: int) -> tuple[str, str]:
-    """``host:port`` of the workspace's JupyterLab and its token, for this Jupyter user."""
+class Route(NamedTuple):
+    upstream: str  # host:port of the workspace's JupyterLab
+    token: str  # its token
+    identity: str  # which workspace of that id (WorkspaceService.identity)
+
+
+def route(wb: Workbench, username: str, workspace_id: int) -> Route:
+    """Where the workspace's JupyterLab is and its token, for this Jupyter user."""
     actor = wb.users.find(username)
     if actor is None:
         raise PermissionDenied(
@@ -107,41 +124,77 @@ def route(wb: Workbench, username: str, workspace_id: int) -> tuple[str, str]:
             username=username,
         )
     host, port = wb.workspaces.endpoint(actor, workspace_id)
-    return f"{host}:{port}", wb.workspaces.jupyter_token(workspace_id)
+    return Route(
+        f"{host}:{port}",
+        wb.workspaces.jupyter_token(workspace_id),
+        wb.workspaces.identity(workspace_id),
+    )
+
+
+def proxy_client(settings: dict[str, Any]) -> AsyncHTTPClient:
+    """The HTTP client of every relay, made once per server: more connections than
+    tornado's default, no size cap."""
+    if "workbench_proxy_client" not in settings:
+        settings["workbench_proxy_client"] = AsyncHTTPClient(
+            force_instance=True, max_clients=64, max_body_size=2**50
+        )
+    return settings["workbench_proxy_client"]
 
 
 class WorkspaceOrigins:
     """An origin per workspace: a port of this server's address (``ServerApp.ip``), opened
-    the first time someone is sent there and kept while the server runs, whose only route
-    is that workspace's relay. Its web application has this server's settings (login,
-    XSRF, authorization, the Workbench), and ``workbench_login_port`` tells the identity
-    provider which port's login cookie to read."""
+    the first time someone is sent there, whose only route is that workspace's relay. Its
+    web application has this server's settings (login, XSRF, authorization, the
+    Workbench; not its static files), and ``workbench_login_port`` tells the identity
+    provider which port's login cookie to read.
+
+    An origin belongs to one workspace (:class:`Route` ``identity``), not to its id: a
+    workspace made later with a deleted one's id gets an origin of its own, and what the
+    old one's pages left in the browser there (storage, service workers) never runs on
+    it. The least recently opened are closed past :attr:`limit`.
+    """
+
+    limit: ClassVar[int] = 256
 
     def __init__(self, serverapp: ServerApp) -> None:
         self.serverapp = serverapp
-        self._ports: dict[int, int] = {}
-        self._servers: list[HTTPServer] = []
+        #: identity -> (port, its server), the most recently opened last
+        self._open: OrderedDict[str, tuple[int, HTTPServer]] = OrderedDict()
 
-    def port(self, workspace_id: int) -> int:
-        if workspace_id not in self._ports:
-            app = self.serverapp
-            route = url_path_join(app.base_url, rf"{PROXY_PATH}({workspace_id})(/.*)?")
-            settings = dict(app.web_app.settings)
-            settings.update(workbench_origin=workspace_id, workbench_login_port=app.port)
-            sockets = bind_sockets(0, address=app.ip if app.ip not in ("", "*") else None)
-            server = HTTPServer(
-                web.Application([(route, WorkspaceProxyHandler)], **settings),
-                ssl_options=app.ssl_options,
-                xheaders=app.trust_xheaders,
-            )
-            server.add_sockets(sockets)
-            self._servers.append(server)
-            self._ports[workspace_id] = sockets[0].getsockname()[1]
-        return self._ports[workspace_id]
+    def port(self, workspace_id: int, identity: str) -> int:
+        if identity in self._open:
+            self._open.move_to_end(identity)
+            return self._open[identity][0]
+        app = self.serverapp
+        path = url_path_join(app.base_url, rf"{PROXY_PATH}({workspace_id})(/.*)?")
+        settings = {k: v for k, v in app.web_app.settings.items() if not k.startswith("static")}
+        settings.update(
+            workbench_origin=identity,
+            workbench_login_port=app.port,
+            workbench_proxy_client=proxy_client(app.web_app.settings),
+        )
+        sockets = bind_sockets(0, address=app.ip if app.ip not in ("", "*") else None)
+        server = HTTPServer(
+            web.Application([(path, WorkspaceProxyHandler)], **settings),
+            ssl_options=app.ssl_options,
+            xheaders=app.trust_xheaders,
+        )
+        server.add_sockets(sockets)
+        stale = [k for k in self._open if k.split("@")[0] == str(workspace_id)]
+        for key in stale + list(self._open)[: max(0, len(self._open) - self.limit + 1)]:
+            if key in self._open:
+                self._close(key)
+        self._open[identity] = sockets[0].getsockname()[1], server
+        return self._open[identity][0]
+
+    def _close(self, identity: str) -> None:
+        _, server = self._open.pop(identity)
+        server.stop()  # and, soon after, the open tabs' connections
+        IOLoop.current().add_callback(server.close_all_connections)
 
     def close(self) -> None:
-        for server in self._servers:
-            server.stop()
+        for identity in list(self._open):
+            self._close(identity)
 
 
 class WorkspaceNotReady(WorkbenchError):
@@ -179,6 +232,8 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
     _started = _scrub = _gone = False
 
     async def prepare(self) -> None:  # type: ignore[override]
+        if from_another_site(self.request):
+            raise web.HTTPError(403, FROM_ANOTHER_SITE)
         upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
         # no user: a page goes to the login page; the API, websockets and a workspace's own
         # origin (which has no login page) get 403
@@ -195,12 +250,16 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
         if not self.check_origin():
             raise web.HTTPError(404)
         self.workspace_id = int(self.path_args[0])
-        self.upstream, self.container_token = await IOLoop.current().run_in_executor(
+        self.upstream, self.container_token, identity = await IOLoop.current().run_in_executor(
             None, route, self.settings["workbench"], user.username, self.workspace_id
         )
+        if own_origin and identity != self.settings["workbench_origin"]:
+            raise web.HTTPError(404)  # an origin of an earlier workspace with this id
         origins: WorkspaceOrigins | None = self.settings.get("workbench_origins")
         if origins is not None and self._app_page() and not own_origin:
-            port = origins.port(self.workspace_id)
+            if BEHIND_A_PROXY & {h.lower() for h in self.request.headers}:
+                raise Conflict(BEHIND_A_PROXY_MESSAGE)
+            port = origins.port(self.workspace_id, identity)
             where = f"{self.request.protocol}://{self.request.host_name}:{port}"
             self.redirect(where + self._uri())
             return
@@ -270,11 +329,7 @@ class WorkspaceProxyHandler(WebSocketHandler, JupyterHandler):
             connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout,
         )
-        if "workbench_proxy_client" not in self.settings:  # more connections, no size cap
-            self.settings["workbench_proxy_client"] = AsyncHTTPClient(
-                force_instance=True, max_clients=64, max_body_size=2**50
-            )
-        client = self.settings["workbench_proxy_client"]
+        client = proxy_client(self.settings)
         try:  # the container's error statuses are answers too: only lost connections raise
             await client.fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as exc:  # HTTPClientError: 599, no answer

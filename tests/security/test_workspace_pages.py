@@ -6,6 +6,7 @@ own origin (workbench_ext/proxy.py), from which this server's API refuses everyt
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from tests.integration.conftest import Lab, jp_base_url, jp_server_config, lab
 from tests.integration.test_workspace_proxy import login
+from workbench.registry import models as m
 from workbench_ext.proxy import APP_POLICY, SANDBOX, route
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -43,7 +45,7 @@ async def test_a_workspace_page_runs_sandboxed_without_the_containers_headers(la
         assert r.headers["Content-Security-Policy"] == SANDBOX  # an API answer too
 
         # the container answers with policies of its own (and, on its pages, cookies)
-        upstream, token = route(lab.wb, lab.owner.username, ws_id)
+        upstream, token, _ = route(lab.wb, lab.owner.username, ws_id)
         prefix = f"http://{upstream}/wb/workbench/proxy/workspaces/{ws_id}/"
         async with httpx.AsyncClient() as direct:
             own = await direct.get(f"{prefix}files/evil.html", params={"token": token})
@@ -116,6 +118,8 @@ async def test_jupyterlab_runs_on_an_origin_of_the_workspaces_own(lab: Lab):
             "workbench/api/v1/tokens",
             "api/contents",
             "workbench/panel",
+            "static/style/bootstrap.min.css",  # not even this server's static files
+            "favicon.ico",
             f"workbench/proxy/workspaces/{other}/lab",
         ):
             r = await browser.get(f"{base}{path}")
@@ -124,3 +128,72 @@ async def test_jupyterlab_runs_on_an_origin_of_the_workspaces_own(lab: Lab):
     async with lab.client() as anonymous:  # no login: refused, no login page there
         r = await anonymous.get(f"{base}workbench/proxy/workspaces/{ws_id}/lab")
         assert r.status_code == 403
+
+
+async def test_an_origin_belongs_to_one_workspace_not_to_its_id(lab: Lab):
+    """The attack: SQLite gives a new workspace the id of the newest one deleted. Had the
+    origin stayed with the id, what the deleted workspace's owner left on it (a service
+    worker over the workspace's path, storage, an open tab) would run in the new
+    workspace's pages as whoever opens them. Here the workspace is made new in place (its
+    creation time changed, as a new row with its id would have), on either registry."""
+    ws_id = lab.create(lab.owner)
+    await lab.start(lab.owner, ws_id)
+    await lab.wait_ready(ws_id)
+    async with lab.client() as browser:
+        await login(lab, browser)
+        first = (await browser.get(lab.url(ws_id, "lab"))).headers["Location"]
+        assert (await browser.get(first)).status_code == 200
+        with lab.wb.registry.session() as s:
+            row = s.get(m.Workspace, ws_id)
+            row.created_at = row.created_at + timedelta(seconds=1)
+
+        second = (await browser.get(lab.url(ws_id, "lab"))).headers["Location"]
+        assert urlsplit(second).port != urlsplit(first).port
+        assert (await browser.get(second)).status_code == 200
+        # the old origin is closed (or, were it still open, would refuse)
+        with pytest.raises(httpx.ConnectError):
+            await browser.get(first)
+
+
+async def test_requests_a_browser_sends_for_another_origin_are_refused(lab: Lab):
+    """The attack: browsers send a host's cookies to all its ports and call them the same
+    site, so a workspace's page can make a member's browser send requests with their login
+    that carry no Origin (an image, a script, a plain form): each panel page it loads
+    starts a kernel on the server; another workspace's files load as its script."""
+    ws_id = lab.create(lab.owner)
+    await lab.start(lab.owner, ws_id)
+    await lab.wait_ready(ws_id)
+    async with lab.client() as browser:
+        await login(lab, browser)
+        embedded = {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors"}
+        for path, dest in (
+            ("workbench/api/v1/me", "image"),
+            ("workbench/panel", "iframe"),
+            (f"workbench/proxy/workspaces/{ws_id}/files/x.js", "script"),
+        ):
+            r = await browser.get(
+                f"{lab.server_url}{path}", headers={**embedded, "Sec-Fetch-Dest": dest}
+            )
+            assert r.status_code == 403, (path, r.status_code)
+        r = await browser.get(f"{lab.server_url}workbench/api/v1/me", headers=embedded)
+        assert "another origin" in r.json()["message"]
+        # a user following a link from elsewhere still gets there; so do same-origin pages
+        followed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+        r = await browser.get(f"{lab.server_url}workbench/api/v1/me", headers=followed)
+        assert r.status_code == 200
+        same = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+        r = await browser.get(f"{lab.server_url}workbench/api/v1/me", headers=same)
+        assert r.status_code == 200
+
+
+async def test_behind_a_reverse_proxy_the_workspace_origin_says_what_to_set(lab: Lab):
+    """A proxy in front of the server would not reach the workspace's port (and, ending
+    TLS, would send the login cookie over plain HTTP to it): a clear error instead."""
+    ws_id = lab.create(lab.owner)
+    await lab.start(lab.owner, ws_id)
+    await lab.wait_ready(ws_id)
+    async with lab.client() as browser:
+        await login(lab, browser)
+        r = await browser.get(lab.url(ws_id, "lab"), headers={"X-Forwarded-For": "10.0.0.9"})
+        assert r.status_code == 409
+        assert "workspace_origins = 'shared'" in r.json()["message"]

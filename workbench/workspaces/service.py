@@ -155,6 +155,16 @@ class WorkspaceService:
         key = self.secret()
         return hmac.new(key, f"workspace:{workspace_id}".encode(), hashlib.sha256).hexdigest()
 
+    def identity(self, workspace_id: int) -> str:
+        """What tells this workspace from an earlier one that had its id (SQLite gives a new
+        row the id of the newest one deleted): its id and creation time. For the server's
+        proxy, after :meth:`endpoint` checked the caller."""
+        with self.registry.session() as s:
+            row = s.get(Workspace, workspace_id)
+            if row is None:
+                raise NotFound.entity("workspace", workspace_id)
+            return f"{workspace_id}@{row.created_at.isoformat()}"
+
     def endpoint(self, actor: Actor, workspace_id: int) -> tuple[str, int]:
         """Where the workspace's JupyterLab listens on this machine: ``(host, port)``: the
         container's own address where it has one, else its port published on 127.0.0.1.

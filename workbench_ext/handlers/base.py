@@ -32,6 +32,7 @@ from workbench.errors import (
 from workbench.services import Workbench
 from workbench.store import StoredFile, Upload
 from workbench.users import Actor
+from workbench_ext.identity import from_another_site
 
 API = "/workbench/api/v1"
 T = TypeVar("T")
@@ -40,6 +41,12 @@ M = TypeVar("M", bound=BaseModel)
 NO_AUTH = Unauthenticated(
     "Authentication required: send 'Authorization: token <Workbench token>' "
     "(create one with `workbench token create`) or log in to JupyterLab."
+)
+
+#: why a browser's request for a page of another origin is refused (identity.py)
+FROM_ANOTHER_SITE = (
+    "Refused: the browser sent this request for a page of another origin (a workspace's "
+    "JupyterLab, say). Call the Workbench API from its own pages, the client or the CLI."
 )
 
 
@@ -68,6 +75,8 @@ class WorkbenchHandler(APIHandler):
         return self.actor
 
     async def prepare(self) -> None:  # type: ignore[override]
+        if from_another_site(self.request):
+            raise PermissionDenied(FROM_ANOTHER_SITE)
         await super().prepare()
         if self.current_user is None:
             return

@@ -267,7 +267,9 @@ def test_save_and_start_then_follow_the_run_live(training, setup, live):
     traces = {trace.name: trace for trace in detail.chart.figure.data}
     assert set(traces) == {"loss", "accuracy"}
     assert list(traces["loss"].x) == [1, 2, 3, 4, 5, 6]
-    assert detail.chart.figure.layout.xaxis.title.text == "epoch"
+    # on axes of their own (a loss and a rate), over one epoch axis at the bottom
+    assert traces["loss"].yaxis != traces["accuracy"].yaxis
+    assert detail.chart.figure.layout.xaxis2.title.text == "epoch"
     assert "saved the model" in detail.log_view.value
 
     # then the evaluation, the confusion matrix and the model version

@@ -27,9 +27,6 @@ from workbench.errors import WorkbenchError
 CONFIRM_DELETE = "Confirm delete"
 #: the value of a filter that filters nothing
 ALL = "all"
-#: plotly cannot measure a container that is not on screen yet, so a chart's size is set:
-#: this width fits the panel's minimum width (workbench_ext/lab/style/index.css)
-CHART_WIDTH = 420
 #: the colour of a state in lists and summaries
 STATE_COLOURS = {
     "ready": "#1b5e20",
@@ -198,41 +195,54 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
 class Chart(w.Output):
-    """A plotly figure, drawn in the browser from its JSON by JupyterLab's plotly renderer.
+    """A plotly figure, drawn in the browser from its JSON by JupyterLab's plotly renderer,
+    as wide as the panel (it follows the panel's width), or ``empty`` said in words while
+    no trace has a point.
 
     Not a ``go.FigureWidget``: that is an anywidget whose front end must load plotly.js
     within 2 s of the page asking, and on a busy machine it does not (the chart stays
     blank, "[anywidget] Failed to initialize model"). Here the figure lives in Python and
-    each :meth:`drawing` sends it whole, as an output, which the page draws whenever it
-    gets to it. Change the figure only inside ``with chart.drawing() as figure:``.
+    each :meth:`draw` sends it whole, as an output, which the page draws whenever it gets
+    to it. Change the figure inside ``with chart.drawing() as figure:``, or draw another.
     """
 
-    def __init__(self, figure: go.Figure, config: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.figure = figure
-        self.config = {"displaylogo": False, **(config or {})}
-        self._draw()
+    def __init__(self, figure: go.Figure, empty: str, config: dict[str, Any] | None = None) -> None:
+        super().__init__(layout=w.Layout(width="100%"))
+        self.empty = empty
+        self.config = {"displaylogo": False, "responsive": True, **(config or {})}
+        self.draw(figure)
 
     @contextmanager
     def drawing(self) -> Iterator[go.Figure]:
         """The figure to change; drawn again when the block ends."""
         with self.figure.batch_update():
             yield self.figure
-        self._draw()
+        self.draw(self.figure)
 
-    def _draw(self) -> None:
-        bundle = json.loads(self.figure.to_json(validate=False))
-        bundle["config"] = self.config
-        self.outputs = (
-            {"output_type": "display_data", "data": {PLOTLY_MIME: bundle}, "metadata": {}},
-        )
+    def draw(self, figure: go.Figure) -> None:
+        self.figure = figure
+        if not any(_has_points(trace) for trace in figure.data):
+            note = f"<div class='wb-chart-empty' style='{EMPTY_STYLE}'>{escape(self.empty)}</div>"
+            data = {"text/html": note, "text/plain": self.empty}
+        else:
+            bundle = json.loads(figure.to_json(validate=False))
+            data = {PLOTLY_MIME: {**bundle, "config": self.config}}
+        self.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
-def chart(data: Sequence[Any] = (), **layout: Any) -> Chart:
-    """A plotly chart as wide as the panel (``CHART_WIDTH`` unless ``width`` is given);
-    ``layout``: the keywords of ``go.Layout``."""
-    layout.setdefault("width", CHART_WIDTH)
-    return Chart(go.Figure(data=list(data), layout=go.Layout(**layout)))
+#: how an empty chart says so
+EMPTY_STYLE = "padding:14px 8px;color:var(--jp-ui-font-color2, #757575);font-style:italic"
+
+
+def _has_points(trace: Any) -> bool:
+    return any(len(getattr(trace, axis, None) or ()) for axis in ("y", "z"))
+
+
+def chart(data: Sequence[Any] = (), *, empty: str, **layout: Any) -> Chart:
+    """A plotly chart, ``empty`` said while it has no points; ``layout``: the keywords of
+    ``go.Layout`` (no ``width``: the chart follows the panel's)."""
+    layout.setdefault("autosize", True)
+    return Chart(go.Figure(data=list(data), layout=go.Layout(**layout)), empty)
 
 
 class Status(w.HTML):

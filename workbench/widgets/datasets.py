@@ -301,6 +301,7 @@ def report_html(report: ValidationReport, limit: int = 50) -> str:
 def class_histogram() -> Chart:
     return chart(
         [go.Bar(x=[], y=[], marker_color="#1976d2")],
+        empty="No class counts yet: upload a train split.",
         title="Class histogram (train)",
         height=260,
         margin={"l": 40, "r": 10, "t": 40, "b": 40},

@@ -50,11 +50,15 @@ FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
 DASHBOARD_LINK = "dashboard/models"
 #: batch sizes on a log axis, labelled as they are
 BATCH_AXIS = {"type": "log", "title": "batch size", "tickvals": [1 << i for i in range(11)]}
+#: milliseconds on a log axis, a label per power of ten
+LATENCY_AXIS = {"type": "log", "title": "ms (log scale)", "dtick": 1}
+#: each percentile's line, the same for every format
+PERCENTILES = (("p50", "solid"), ("p95", "dot"), ("p99", "dash"))
 #: the charts' size, margins and legend (below the plot: the panel is narrow)
 CHART_LAYOUT: dict[str, Any] = {
     "height": 380,
-    "margin": {"l": 55, "r": 10, "t": 40, "b": 40},
-    "legend": {"orientation": "h", "y": -0.25},
+    "margin": {"l": 55, "r": 10, "t": 60, "b": 40},
+    "legend": {"orientation": "h", "y": -0.2},
 }
 #: one colour per format, the same in every chart
 COLOURS = {
@@ -112,16 +116,26 @@ class ModelsSection(Section[ModelInfo]):
         self.job_status = Status()
         self.formats = w.HTML()
         self.formats.add_class("wb-model-formats")
+        unmeasured = (
+            "Not benchmarked yet."
+            if read_only
+            else "Not benchmarked yet: click Benchmark to measure this version's formats."
+        )
         self.latency = chart(
-            title="Latency (ms) by batch size",
+            empty=unmeasured,
+            title={
+                "text": "Latency by batch size",
+                "subtitle": {"text": " · ".join(f"{p} {d}" for p, d in PERCENTILES)},
+            },
             xaxis=BATCH_AXIS,
-            yaxis={"title": "ms (log)", "type": "log"},
+            yaxis=LATENCY_AXIS,
             **CHART_LAYOUT,
         )
         self.throughput = chart(
+            empty=unmeasured,
             title="Throughput (samples/s) by batch size",
             xaxis=BATCH_AXIS,
-            yaxis={"title": "samples/s"},
+            yaxis={"title": "samples/s", "rangemode": "tozero"},
             **CHART_LAYOUT,
         )
         self.charts = w.VBox(
@@ -139,12 +153,15 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_button.on_click(lambda _: self.compare())
         self.comparison = w.HTML()
         self.comparison.add_class("wb-model-comparison")
-        self.compare_chart = chart(
-            barmode="group", height=280, margin={"l": 50, "r": 10, "t": 40, "b": 40}
-        )
-        self.compare_rates = chart(
-            barmode="group", height=280, margin={"l": 50, "r": 10, "t": 40, "b": 40}
-        )
+        compared = "Choose two or more versions, then Compare."
+        bars: dict[str, Any] = {
+            "barmode": "group",
+            "height": 300,
+            "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+            "legend": {"orientation": "h", "y": -0.15},
+        }
+        self.compare_chart = chart(empty=compared, **bars)
+        self.compare_rates = chart(empty=compared, **bars)
         self.compare_box = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.compare_box.add_class("wb-model-compare-chart")
 
@@ -336,16 +353,15 @@ class ModelsSection(Section[ModelInfo]):
         for fmt, points in sorted(by_format.items()):
             xs = [p.batch_size for p in points]
             colour = COLOURS.get(fmt, "#333")
-            for name, ys, dash in (
-                ("p50", [p.p50_ms for p in points], "solid"),
-                ("p95", [p.p95_ms for p in points], "dot"),
-                ("p99", [p.p99_ms for p in points], "dash"),
-            ):
+            for name, dash in PERCENTILES:
+                # one legend entry per format; the subtitle says which line is which
                 latency.append(
                     go.Scatter(
                         x=xs,
-                        y=ys,
-                        name=f"{fmt} {name}",
+                        y=[getattr(p, f"{name}_ms") for p in points],
+                        name=fmt,
+                        showlegend=name == "p50",
+                        hovertemplate=f"{fmt} {name}: %{{y:.3g}} ms at batch %{{x}}<extra></extra>",
                         mode="lines+markers",
                         line={"color": colour, "dash": dash},
                         legendgroup=fmt,
@@ -360,8 +376,7 @@ class ModelsSection(Section[ModelInfo]):
                     line={"color": colour},
                 )
             )
-        where = "" if report.points else " · not measured yet"
-        _redraw(self.latency, latency, f"Latency (ms) by batch size{where}")
+        _redraw(self.latency, latency, "Latency by batch size")
         _redraw(self.throughput, throughput, "Throughput (samples/s) by batch size")
         self.best.value = _best_html(report)
 

@@ -29,7 +29,6 @@ from workbench.deployments.schemas import (
 from workbench.jobs import FINISHED_JOB_STATES
 from workbench.models.schemas import ModelDetail
 from workbench.widgets.common import (
-    CHART_WIDTH,
     FAILED,
     Chart,
     Poller,
@@ -639,7 +638,7 @@ def live_chart() -> Chart:
         subplot_titles=LIVE_TITLES,
     )
     figure.update_layout(
-        width=CHART_WIDTH,
+        autosize=True,
         height=640,
         margin={"l": 50, "r": 10, "t": 30, "b": 30},
         legend={"orientation": "h", "y": -0.08},
@@ -647,7 +646,8 @@ def live_chart() -> Chart:
     figure.update_yaxes(rangemode="tozero")
     figure.update_xaxes(tickformat="%H:%M:%S")
     # no toolbar: it would cover the first title, and zooming a chart that moves on is moot
-    return Chart(figure, {"displayModeBar": False})
+    unread = "No readings yet: the charts start with the replicas' second reading."
+    return Chart(figure, unread, {"displayModeBar": False})
 
 
 def _service_name(model: str) -> str:

@@ -6,6 +6,7 @@ fills the wizard from a model version."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from workbench.algorithms.params import ParamSpec, parse_value
 from workbench.algorithms.schemas import AlgorithmInfo
@@ -24,7 +26,6 @@ from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import MetricPoint, TaskInfo
 from workbench.widgets.common import (
-    CHART_WIDTH,
     FAILED,
     Chart,
     Poller,
@@ -259,9 +260,7 @@ class TaskDetail(w.VBox):
         self.log_lines.clear()
         self.log_view.value = _log_html([])
         self.points = {}
-        with self.chart.drawing() as figure:
-            figure.data = []
-            figure.layout.title.text = "Metrics"
+        self.chart.draw(metrics_figure({}, self.x_title, "Metrics"))
         self.evaluation.value = ""
         self.confusion_box.children = ()
         self.model.value = ""
@@ -324,15 +323,8 @@ class TaskDetail(w.VBox):
                 xs, ys = self.points.setdefault(name, ([], []))
                 xs.append(float(values[x_key]) if x_key else float(point.seq + 1))
                 ys.append(float(value))
-        with self.chart.drawing() as figure:
-            traces = {trace.name: trace for trace in figure.data}
-            for name, (xs, ys) in self.points.items():
-                if name in traces:
-                    traces[name].x, traces[name].y = list(xs), list(ys)
-                else:
-                    figure.add_scatter(x=list(xs), y=list(ys), name=name, mode="lines+markers")
-            figure.layout.xaxis.title.text = self.x_title
-            figure.layout.title.text = f"Metrics · {self.last_seq + 1} lines"
+        title = f"Metrics · {self.last_seq + 1} lines"
+        self.chart.draw(metrics_figure(self.points, self.x_title, title))
 
     def _show_result(self, task: TaskInfo) -> None:
         evaluation = task.evaluation
@@ -930,20 +922,61 @@ def _evaluation_brief(evaluation: Evaluation | None) -> str:
 
 
 def metrics_chart() -> Chart:
-    return chart(
-        title="Metrics",
-        height=280,
-        margin={"l": 40, "r": 10, "t": 40, "b": 40},
-        xaxis={"title": "epoch"},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+    return Chart(
+        metrics_figure({}, "epoch", "Metrics"),
+        "No metrics yet: they appear as the run writes them (metrics.jsonl).",
     )
+
+
+def metric_groups(points: dict[str, tuple[list[float], list[float]]]) -> list[list[str]]:
+    """The metrics that share an axis: the losses; the rates (every value within 0..1,
+    accuracies say); then each other metric (a count of samples, say) on its own."""
+    losses = [name for name in points if "loss" in name.lower()]
+    rates = [
+        name for name in points if name not in losses and all(0 <= y <= 1 for y in points[name][1])
+    ]
+    others = [[name] for name in points if name not in losses and name not in rates]
+    return [group for group in (losses, rates) if group] + others
+
+
+def metrics_figure(
+    points: dict[str, tuple[list[float], list[float]]], x_title: str, title: str
+) -> go.Figure:
+    """Small multiples: a chart per :func:`metric_groups` group, over one x axis."""
+    groups = metric_groups(points) or [[]]
+    rows = len(groups)
+    figure = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.3 / rows,
+        subplot_titles=[", ".join(group) for group in groups],
+    )
+    for row, group in enumerate(groups, start=1):
+        for name in group:
+            xs, ys = points[name]
+            figure.add_scatter(
+                x=list(xs), y=list(ys), name=name, mode="lines+markers", row=row, col=1
+            )
+    figure.update_xaxes(title_text=x_title, row=rows, col=1)
+    last = max((max(xs, default=1) for xs, _ in points.values()), default=1)
+    figure.update_xaxes(tick0=0, dtick=max(1, math.ceil(last / 8)))  # whole epochs
+    figure.update_layout(
+        title=title,
+        autosize=True,
+        height=90 + 170 * rows,
+        margin={"l": 50, "r": 10, "t": 60, "b": 40},
+        legend={"orientation": "h", "y": -0.35 / rows, "yanchor": "top"},
+    )
+    return figure
 
 
 def confusion_chart() -> Chart:
     return chart(
         [go.Heatmap(z=[], x=[], y=[], colorscale="Blues", texttemplate="%{z}")],
+        empty="No confusion matrix: the run's evaluation has none.",
         title="Confusion matrix",
-        height=CHART_WIDTH,
+        height=420,
         margin={"l": 60, "r": 10, "t": 40, "b": 50},
         xaxis={"title": "predicted", "type": "category"},
         yaxis={"title": "true", "type": "category", "autorange": "reversed"},

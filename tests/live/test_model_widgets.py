@@ -30,6 +30,8 @@ def test_convert_benchmark_and_compare_from_the_panel(live, classifiers):
     assert "Not converted yet" in section.formats.value
 
     section.convert_button.click()
+    # what the job says, not a library's stderr: its kind, id, state and message or progress
+    assert section.job_status.value.startswith("convert job ")
     wait_until(lambda: section.progress.bar_style in ("success", "danger"), 180, "the conversion")
     assert section.progress.bar_style == "success", section.job_status.value
     formats = section.formats.value
@@ -47,8 +49,14 @@ def test_convert_benchmark_and_compare_from_the_panel(live, classifiers):
     assert "Best format per p99 budget" in section.best.value
     assert "default format" in section.best.value
 
+    # Compare answers beside its button, not in the status line at the top
+    section.compare_pick.value = (second,)
+    section.compare_button.click()
+    assert "two or more" in section.compare_status.value
+    assert "two or more" not in section.status.value
     section.compare_pick.value = (second, first)
     section.compare_button.click()
+    assert "2 versions compared" in section.compare_status.value
     table = section.comparison.value
     assert "C *" in table and "accuracy" in table  # C differs between the two
     assert "native best samples/s" in table  # the benchmarked one has figures, the other "-"

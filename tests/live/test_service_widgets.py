@@ -75,6 +75,16 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     assert section.pick_version.value == newest
     assert section.pick_format.options[0] == ("default: native", "")
     assert section.new_name.value == "served"
+    assert section.pick_version.label.startswith("v2 · native")  # its formats in its label
+    # a name the user typed stays when the model is picked again; the suggestion follows it
+    section.new_name.value = "mine"
+    section.pick_model.value = None
+    section.pick_model.value = model_id
+    assert section.new_name.value == "mine"
+    section.new_name.value = ""
+    section.pick_model.value = None
+    section.pick_model.value = model_id
+    assert section.new_name.value == "served"
     section.publish_button.click()
     service = wait_until(
         lambda: (s := section.selected) is not None and s.state == "running" and s, 180, "deploy"

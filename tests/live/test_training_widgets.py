@@ -263,6 +263,9 @@ def test_save_and_start_then_follow_the_run_live(training, setup, live):
     assert detail.task.state == "running"
     assert "epoch 2/6" in detail.log_view.value
     wait_until(lambda: detail.task.state == "succeeded", 120, "the run to succeed")
+    # the status lines follow the task: no "started" left beside a task that has ended
+    wait_until(lambda: "panel-run succeeded" in training.status.value, 10, "the status")
+    assert "panel-run succeeded" in detail.status.value
     assert not detail.poller.running
     traces = {trace.name: trace for trace in detail.chart.figure.data}
     assert set(traces) == {"loss", "accuracy"}

@@ -188,7 +188,15 @@ def test_the_pool_holds_back_container_jobs_but_not_work_in_the_server(wb, peopl
     in_server = queue(wb, people.bob)
     wait_state(wb, first, "running")
     assert wb.jobs.wait(in_server, timeout=10).state == "succeeded"  # not held up
-    assert wb.jobs.info(second).state == "queued"
+    # it says what it waits for: the pool, as the running ones use it
+    deadline = time.monotonic() + 10
+    while not (queued := wb.jobs.info(second)).message:
+        assert time.monotonic() < deadline, queued
+        time.sleep(0.01)
+    assert queued.state == "queued"
+    assert queued.message == (
+        "waiting for resources: running jobs use 1 of 1 CPUs, 256 of 1024 MiB, 0 of 0 GPUs"
+    )
     failed = wb.jobs.wait(too_big, timeout=10)
     assert failed.state == "failed" and "asks for more than this server's jobs" in failed.message
     wb.jobs.cancel(people.bob, first)

@@ -130,6 +130,8 @@ class JobRunner:
         self.interval = interval
         self.kinds: dict[str, JobKind] = {}
         self._runs: dict[int, _Run] = {}
+        #: what each queued job waits for, as last written to its message
+        self._waiting: dict[int, str] = {}
         self._lock = threading.Lock()
         #: held while a follower writes a line, so that after :meth:`stop` none does
         self._write_lock = threading.Lock()
@@ -310,6 +312,11 @@ class JobRunner:
                 return
             kind = self.kinds[run.kind]
             if sum(r.kind == run.kind for r in active) >= kind.concurrency:
+                self._wait(
+                    run,
+                    f"waiting: this server runs {kind.concurrency} {run.kind} job(s) at a "
+                    "time; it starts when one ends",
+                )
                 continue
             if run.needs_pool:
                 if not _fits(run, [], limits):
@@ -323,13 +330,28 @@ class JobRunner:
                     )
                     continue
                 if pool_blocked or not _fits(run, active, limits):
+                    self._wait(run, _pool_wait(active, limits, behind=pool_blocked))
                     pool_blocked = True
                     continue
             if self._claim(run):
                 active.append(run)
                 self._launch(run, attach=False)
 
+    def _wait(self, run: _Run, why: str) -> None:
+        """Say in a queued job's message what it waits for (written when that changes)."""
+        if self._waiting.get(run.job_id) == why:
+            return
+        self._waiting[run.job_id] = why
+        with self.registry.session() as s:
+            s.execute(
+                sa.update(Job)
+                .where(Job.id == run.job_id, Job.state == JobState.QUEUED)
+                .values(message=why)
+                .execution_options(synchronize_session=False)
+            )
+
     def _claim(self, run: _Run) -> bool:
+        self._waiting.pop(run.job_id, None)
         with self.registry.session() as s:
             claimed = s.execute(
                 sa.update(Job)
@@ -678,6 +700,18 @@ class _NotStarted(Exception):
 
 def _run_of(job: Job) -> _Run:
     return _Run(job.id, job.kind, job.cpus, job.memory_mb, job.gpus)
+
+
+def _pool_wait(active: list[_Run], limits: TrainingLimits, *, behind: bool) -> str:
+    """What a job that does not fit in the pool waits for."""
+    if behind:
+        return "waiting behind an older job that needs the same CPUs, memory or GPUs"
+    pool = [r for r in active if r.needs_pool]
+    return (
+        f"waiting for resources: running jobs use {sum(r.cpus for r in pool):g} of "
+        f"{limits.cpus:g} CPUs, {sum(r.memory_mb for r in pool)} of {limits.memory_mb} MiB, "
+        f"{sum(r.gpus for r in pool)} of {limits.gpus} GPUs"
+    )
 
 
 def _fits(run: _Run, active: list[_Run], limits: TrainingLimits) -> bool:

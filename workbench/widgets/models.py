@@ -151,6 +151,9 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_button = w.Button(description="Compare", icon="columns")
         self.compare_button.add_class("wb-model-compare")
         self.compare_button.on_click(lambda _: self.compare())
+        #: what Compare answers, beside it
+        self.compare_status = Status()
+        self.compare_status.add_class("wb-model-compare-status")
         self.comparison = w.HTML()
         self.comparison.add_class("wb-model-comparison")
         compared = "Choose two or more versions, then Compare."
@@ -228,7 +231,10 @@ class ModelsSection(Section[ModelInfo]):
                     self.charts,
                     self.best,
                     w.HTML("<b>Compare versions</b> (choose two or more)"),
-                    w.HBox([self.compare_pick, self.compare_button], layout=wrap()),
+                    w.HBox(
+                        [self.compare_pick, self.compare_button, self.compare_status],
+                        layout=wrap(),
+                    ),
                     self.comparison,
                     self.compare_box,
                 ]
@@ -401,7 +407,7 @@ class ModelsSection(Section[ModelInfo]):
         self.poller.start()
 
     def _follow(self) -> bool:
-        """One look at the job: its progress and newest log line; the version again when it
+        """One look at the job: its state, progress and message; the version again when it
         is over."""
         job_id = self._job_id
         if job_id is None:
@@ -409,11 +415,11 @@ class ModelsSection(Section[ModelInfo]):
         job = self.attempt(lambda: self.client.jobs.get(job_id))
         if job is FAILED:
             return False
-        page = self.attempt(lambda: self.client.jobs.log(job_id))
-        last = page.text.splitlines()[-1] if page is not FAILED and page.text else ""
         self.progress.value = job.progress
         if job.state not in FINISHED_JOB_STATES:
-            self.job_status.value = f"job {job_id} {job.state}: {escape(last[-160:])}"
+            # what the job says (a queued one: what it waits for), never a library's stderr
+            doing = f": {job.message}" if job.message else f" · {job.progress:.0%}"
+            self.job_status.value = escape(f"{job.kind} job {job_id} {job.state}{doing}")
             return True
         # the version as the job left it first (formats, charts), then the bar says so
         if self.selected is not None:
@@ -432,11 +438,12 @@ class ModelsSection(Section[ModelInfo]):
     def compare(self) -> None:
         ids = list(self.compare_pick.value)
         if len(ids) < 2:
-            self.status.problem("Choose two or more versions to compare.")
+            self.compare_status.problem("Choose two or more versions to compare.")
             return
-        table = self.attempt(lambda: self.client.models.compare(*ids))
+        table = attempt(self.compare_status, lambda: self.client.models.compare(*ids))
         if table is FAILED:
             return
+        self.compare_status.ok(f"{len(ids)} versions compared")
         self.comparison.value = _comparison_html(table)
         heads = [f"{m} v{v.version}" for m, v in zip(table.models, table.versions, strict=True)]
         _redraw(self.compare_chart, _bars(heads, table.metrics), "Evaluation")

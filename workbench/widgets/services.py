@@ -27,7 +27,7 @@ from workbench.deployments.schemas import (
     ServiceRates,
 )
 from workbench.jobs import FINISHED_JOB_STATES
-from workbench.models.schemas import ModelDetail
+from workbench.models.schemas import ModelDetail, ModelVersionInfo
 from workbench.widgets.common import (
     FAILED,
     Chart,
@@ -122,6 +122,7 @@ class ServicesSection(Section[ServiceInfo]):
         on_pick(self.pick_model, lambda _: self._offer_versions())
         on_pick(self.pick_version, lambda _: self._offer_formats())
         self.new_name = w.Text(description="Name", placeholder="lowercase-with-dashes")
+        self._suggested_name = ""
         self.new_replicas = w.BoundedIntText(value=1, min=0, max=32, description="Replicas")
         self.new_cpus = w.BoundedFloatText(
             value=1.0, min=0.1, max=64, step=0.5, description="CPUs each"
@@ -340,11 +341,18 @@ class ServicesSection(Section[ServiceInfo]):
         if detail is FAILED:
             return
         self._model_detail = detail
-        options = [(f"v{v.version} (id {v.id})", v.id) for v in reversed(detail.versions)]
-        replace_options(self.pick_version, options, options[0][1] if options else None)
-        if not self.new_name.value:
-            self.new_name.value = _service_name(detail.name)
+        newest = list(reversed(detail.versions))
+        options = [(_version_label(v), v.id) for v in newest]
+        # the newest version converted and verified, else the newest
+        chosen = next((v.id for v in newest if _verified(v)), newest[0].id if newest else None)
+        replace_options(self.pick_version, options, chosen)
+        self._suggest_name(detail.name)
         self._offer_formats()
+
+    def _suggest_name(self, name: str) -> None:
+        """The service named after what it serves, unless the user typed a name."""
+        if self.new_name.value in ("", self._suggested_name):
+            self.new_name.value = self._suggested_name = _service_name(name)
 
     def _offer_formats(self) -> None:
         detail = self._model_detail
@@ -357,7 +365,7 @@ class ServicesSection(Section[ServiceInfo]):
             replace_options(self.pick_format, [], None)
             return
         default = version.default_format or "native"
-        verified = [f.format for f in version.formats if f.state == "verified"]
+        verified = _verified(version)
         options = [(f"default: {default}", ""), ("native", "native")]
         options += [(fmt, fmt) for fmt in verified]
         algorithm_id = version.algorithm_id
@@ -373,7 +381,7 @@ class ServicesSection(Section[ServiceInfo]):
     def _name_after_algorithm(self) -> None:
         name = self._algorithm_names.get(self.pick_algorithm.value)
         if name and self.serve_from.value == IMAGE_FORMAT:
-            self.new_name.value = _service_name(name)
+            self._suggest_name(name)
 
     def _show_source(self) -> None:
         """The form for a version (model, version, format) or an inference image."""
@@ -648,6 +656,15 @@ def live_chart() -> Chart:
     # no toolbar: it would cover the first title, and zooming a chart that moves on is moot
     unread = "No readings yet: the charts start with the replicas' second reading."
     return Chart(figure, unread, {"displayModeBar": False})
+
+
+def _verified(version: ModelVersionInfo) -> list[str]:
+    """The formats of ``version`` converted and verified."""
+    return [f.format for f in version.formats if f.state == "verified"]
+
+
+def _version_label(version: ModelVersionInfo) -> str:
+    return f"v{version.version} · {', '.join(['native', *_verified(version)])}"
 
 
 def _service_name(model: str) -> str:

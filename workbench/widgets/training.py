@@ -128,10 +128,14 @@ class TrainingSection(Section[TaskInfo]):
         """One automatic refresh of the list; it ends once no task is active."""
         return self.load() and any(_active(t) for t in self.items.values())
 
-    def task_changed(self, task: TaskInfo) -> None:
-        """The detail saw a newer state of ``task``: the list says it too."""
+    def task_changed(self, task: TaskInfo, was: TaskState) -> None:
+        """The detail saw a newer state of ``task`` (it ``was`` another): the list says it
+        too, and so do the status lines (no "started" left beside a task that ended)."""
         if task.id in self.items and self.items[task.id].state != task.state:
             self.set_items({**self.items, task.id: task}.values())
+        if task.state != was:
+            for status in (self.status, self.detail.status):
+                status.ok(f"{task.name} {task.state}")
         if _active(task):
             self.list_poller.start()
 
@@ -306,7 +310,7 @@ class TaskDetail(w.VBox):
             if self.task is None or self.task.id != task.id:
                 return False  # another task was chosen meanwhile
             self.task = fresh
-        self.section.task_changed(fresh)
+        self.section.task_changed(fresh, was=task.state)
         return active
 
     def _add_points(self, points: list[MetricPoint]) -> None:

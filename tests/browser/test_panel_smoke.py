@@ -53,7 +53,7 @@ PLOTLY_DEMO = {
                 "import ipywidgets as w\n"
                 "import plotly.graph_objects as go\n"
                 "from workbench.widgets.common import chart\n"
-                "fig = chart([go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2])], width=320, height=240)\n"
+                "fig = chart([go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2])], empty='none', height=240)\n"
                 "tab = w.Tab(children=[fig, w.Label('second')])\n"
                 "tab.titles = ('Chart', 'Other')\n"
                 "tab"

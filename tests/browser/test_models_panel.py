@@ -132,7 +132,7 @@ def test_import_a_model_from_the_panel(
     frame = open_workbench_panel(page, lab_server)
     widen_sidebar(page)
     frame.locator(".lm-TabBar-tab", has_text="Models").first.click()
-    frame.get_by_text("Import a model trained elsewhere").click()
+    frame.get_by_text("Import a model trained elsewhere", exact=True).click()
     frame.get_by_placeholder("model.onnx, net.zip... (relative to the notebook)").fill(str(path))
     kind = frame.get_by_role("combobox", name="Kind")
     kind.select_option(label=f"pickle: {IMPORT_KINDS['pickle'][0]}")

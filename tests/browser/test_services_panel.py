@@ -50,7 +50,7 @@ def test_publish_test_scale_and_watch(page: Page, lab_server: LabServer, version
     frame.locator(".lm-TabBar-tab", has_text="Services").first.click()
 
     # publish the newest version with its default format
-    frame.get_by_text("Publish a model version").click()
+    frame.get_by_text("Publish a model version", exact=True).click()
     models = frame.get_by_role("combobox", name="Model")
     models.select_option(label=models.locator("option", has_text=NAME).inner_text())
     # the newest of the two versions (neither converted), its formats in its label

@@ -50,6 +50,7 @@ SOURCES = {"workspace": "a workspace", "upload": "a tar upload", "pull": "a pull
 class AlgorithmsSection(Section[AlgorithmInfo]):
     title = "Algorithms"
     noun = "algorithm"
+    empty_hint = "New algorithm, below, makes one from a workspace's docker_image/ tars."
     deletes = " and its images"
     refresh_on_open = True  # it lists the images that workspaces build
 

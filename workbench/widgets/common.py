@@ -416,6 +416,8 @@ class Section(w.VBox, Generic[ItemT]):
 
     title: ClassVar[str]
     noun: ClassVar[str]
+    #: what the status line suggests while the list is empty
+    empty_hint: ClassVar[str] = ""
     deletes: ClassVar[str] = ""
     refresh_on_open: ClassVar[bool] = False
 
@@ -520,7 +522,10 @@ class Section(w.VBox, Generic[ItemT]):
             self.show(keep)
         self.load_choices()
         count = len(self.items)
-        self.status.ok(f"{count} {self.noun}{'' if count == 1 else 's'}")
+        if count:
+            self.status.ok(f"{count} {self.noun}{'' if count == 1 else 's'}")
+        else:
+            self.status.value = f"<i>No {escape(self.noun)}s to show. {self.empty_hint}</i>"
 
     def load(self) -> bool:
         """The list again, and nothing else; False when the server said no (shown)."""

@@ -40,6 +40,7 @@ PREVIEW_SAMPLES = 8
 class DatasetsSection(Section[DatasetInfo]):
     title = "Datasets"
     noun = "dataset"
+    empty_hint = "New dataset, below, makes one from an archive (or change the filters)."
     deletes = " and its files"
 
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:

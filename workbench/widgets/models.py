@@ -74,6 +74,7 @@ COLOURS = {
 class ModelsSection(Section[ModelInfo]):
     title = "Models"
     noun = "model"
+    empty_hint = "A training task makes one; or import a model trained elsewhere, below."
     deletes = ", its versions and their files"
     refresh_on_open = True  # training tasks add models
 

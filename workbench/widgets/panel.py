@@ -1,9 +1,9 @@
 """The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
-section is made in ``__init__`` and added to ``self.sections``."""
+section is added to :data:`SECTIONS`, with a property that names it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import ipywidgets as w
 
@@ -16,8 +16,40 @@ from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
 
+#: the panel's own rules, for a sidebar: tabs as wide as their names (two rows when the
+#: sidebar is narrower than them), the tab bar kept in view while the tab scrolls, and
+#: descriptions as wide as their words
+PANEL_STYLE = """<style>
+.wb-panel .widget-tab > .lm-TabBar {
+  position: sticky; top: 0; z-index: 5; height: auto; min-height: 0;
+  background: var(--jp-layout-color1, #fff);
+}
+.wb-panel .widget-tab > .lm-TabBar .lm-TabBar-content { flex-wrap: wrap; }
+.wb-panel .widget-tab > .lm-TabBar .lm-TabBar-tab {
+  flex: 1 1 auto; min-width: max-content; padding: 0 8px;
+}
+.wb-panel .widget-label { min-width: max-content; }
+</style>"""
+
+
+S = TypeVar("S", bound=Section[Any])
+
+#: the tabs, in order
+SECTIONS: tuple[type[Section[Any]], ...] = (
+    DatasetsSection,
+    WorkspacesSection,
+    AlgorithmsSection,
+    TrainingSection,
+    ModelsSection,
+    ServicesSection,
+)
+
 
 class WorkbenchPanel(w.VBox):
+    """The tabs of :data:`SECTIONS`, each section made (and its list fetched) when its tab
+    is first opened: a panel opens with one section's widgets, not all six's (about 900
+    widget models, each one a message the browser must handle before the panel answers)."""
+
     def __init__(
         self, client: WorkbenchClient, *, poll_interval: float = 1.0, **kwargs: Any
     ) -> None:
@@ -25,40 +57,71 @@ class WorkbenchPanel(w.VBox):
         image (the task list follows at three times that)."""
         self.client = client
         me = client.me()
-        options = {"is_admin": me.role == "admin", "poll_interval": poll_interval}
-        self.datasets = DatasetsSection(client, **options)
-        self.workspaces = WorkspacesSection(client, **options)
-        self.algorithms = AlgorithmsSection(client, **options)
-        self.training = TrainingSection(client, **options)
-        self.models = ModelsSection(client, **options)
-        self.services = ServicesSection(client, **options)
-        #: the tabs, in order
-        self.sections: list[Section[Any]] = [
-            self.datasets,
-            self.workspaces,
-            self.algorithms,
-            self.training,
-            self.models,
-            self.services,
-        ]
+        self._options = {"is_admin": me.role == "admin", "poll_interval": poll_interval}
+        #: the sections made so far, by tab
+        self.made: dict[int, Section[Any]] = {}
         self.tabs = w.Tab(
-            children=self.sections, titles=tuple(section.title for section in self.sections)
+            children=[w.VBox() for _ in SECTIONS],
+            titles=tuple(kind.title for kind in SECTIONS),
         )
-        # some tabs list what the others make: fresh lists when they are opened
+        # a tab opened: its section made, or (some tabs list what the others make) refreshed
         self.tabs.observe(lambda ch: self._opened(ch["new"]), names="selected_index")
-        header = w.HTML(f"<b>Workbench</b> · signed in as <code>{me.username}</code> ({me.role})")
+        header = w.HTML(
+            f"{PANEL_STYLE}<b>Workbench</b> · signed in as <code>{me.username}</code> ({me.role})"
+        )
         super().__init__([header, self.tabs], **kwargs)
-        for section in self.sections:
-            section.refresh()
+        self.add_class("wb-panel")
+        self.section(0)
+
+    def section(self, index: int) -> Section[Any]:
+        """The section of tab ``index``, made (with its list fetched) if it was not yet."""
+        if index not in self.made:
+            made = SECTIONS[index](self.client, **self._options)
+            self.made[index] = made
+            self.tabs.children[index].children = (made,)
+            made.refresh()
+        return self.made[index]
+
+    def _get(self, kind: type[S]) -> S:
+        made = self.section(SECTIONS.index(kind))
+        assert isinstance(made, kind)
+        return made
+
+    @property
+    def datasets(self) -> DatasetsSection:
+        return self._get(DatasetsSection)
+
+    @property
+    def workspaces(self) -> WorkspacesSection:
+        return self._get(WorkspacesSection)
+
+    @property
+    def algorithms(self) -> AlgorithmsSection:
+        return self._get(AlgorithmsSection)
+
+    @property
+    def training(self) -> TrainingSection:
+        return self._get(TrainingSection)
+
+    @property
+    def models(self) -> ModelsSection:
+        return self._get(ModelsSection)
+
+    @property
+    def services(self) -> ServicesSection:
+        return self._get(ServicesSection)
 
     def _opened(self, index: int | None) -> None:
-        section = self.sections[index] if index is not None else None
-        if section is not None and section.refresh_on_open:
-            section.refresh()
+        if index is None:
+            return
+        if index not in self.made:
+            self.section(index)
+        elif self.made[index].refresh_on_open:
+            self.made[index].refresh()
 
     def stop_polling(self) -> None:
         """Stop following running tasks, loading images and services (a closed panel)."""
-        for section in self.sections:
+        for section in self.made.values():
             section.stop_polling()
 
     @classmethod

@@ -90,6 +90,7 @@ def v2_request(inputs: list[dict[str, Any]], sample: dict[str, Any]) -> dict[str
 class ServicesSection(Section[ServiceInfo]):
     title = "Services"
     noun = "service"
+    empty_hint = "Publish a model version, below, to make one."
     deletes = " and its replicas (its address is freed)"
     refresh_on_open = True  # versions converted or benchmarked meanwhile
 

@@ -64,6 +64,7 @@ def _active(task: TaskInfo) -> bool:
 class TrainingSection(Section[TaskInfo]):
     title = "Training"
     noun = "training task"
+    empty_hint = "New training task, below, walks through one."
     deletes = ", its runs, log and metrics (its model versions stay)"
     refresh_on_open = True  # it lists the algorithms and datasets put online meanwhile
 

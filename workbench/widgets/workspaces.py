@@ -33,6 +33,7 @@ READY_TIMEOUT_S = 120
 class WorkspacesSection(Section[WorkspaceInfo]):
     title = "Workspaces"
     noun = "workspace"
+    empty_hint = "New workspace, below, makes one from an environment."
     deletes = " and its files"
 
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:

@@ -80,8 +80,12 @@ def test_benchmark_charts_and_a_comparison(page: Page, lab_server: LabServer, fl
     expect(frame.locator(".wb-model-best-table")).to_contain_text("ms")
     expect(frame.locator(".wb-model-best")).to_contain_text("measured on")
     link = frame.locator("a", has_text="Open the reviewers' dashboard")
-    # where the link really leads from the panel's page: the dashboard's stable URL
-    assert link.evaluate("a => a.href") == lab_server.url + "workbench/dashboard/models"
+    # where the link really leads from the panel's page: the dashboard's stable URL, on the
+    # model and version shown
+    model_id, (_, newest) = flowers
+    assert link.evaluate("a => a.href") == (
+        f"{lab_server.url}workbench/dashboard/models?model={model_id}&version={newest}"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     frame.locator(".wb-model-charts").scroll_into_view_if_needed()
     page.locator(f"#{PANEL_ID}").screenshot(path=str(ARTIFACTS / "models-panel-benchmark.png"))
@@ -101,14 +105,15 @@ def test_benchmark_charts_and_a_comparison(page: Page, lab_server: LabServer, fl
 
 
 def test_a_reviewer_reads_the_dashboard(page: Page, lab_server: LabServer, flowers) -> None:
-    """The read-only dashboard at its stable URL: the same versions, formats and charts,
-    and no button that changes anything."""
-    page.goto(lab_server.lab_url("workbench/dashboard/models"))
+    """The read-only dashboard at the link the panel gives: open on that model and version,
+    the same versions, formats and charts, and no button that changes anything; the first
+    version (never converted) says so without advising a Convert it does not offer."""
+    model_id, (first, newest) = flowers
+    page.goto(
+        lab_server.lab_url("workbench/dashboard/models", f"model={model_id}&version={newest}")
+    )
     expect(page.locator("h2", has_text="Workbench · models")).to_be_visible(timeout=60_000)
-    listing = page.locator(".wb-models-list select")
-    option = listing.locator("option", has_text="flowers-ui")
-    expect(option).to_have_count(1)
-    listing.select_option(label=option.inner_text())
+    expect(page.locator("h3", has_text="flowers-ui")).to_be_visible()  # opened on it
     expect(page.locator(".wb-model-versions-table")).to_contain_text("verified")
     charts = page.locator(".wb-model-charts .js-plotly-plot")
     expect(charts.nth(1).locator(".scatterlayer .trace")).to_have_count(3, timeout=30_000)
@@ -116,6 +121,11 @@ def test_a_reviewer_reads_the_dashboard(page: Page, lab_server: LabServer, flowe
     expect(page.locator("button.wb-model-benchmark")).to_be_hidden()
     expect(page.locator("button", has_text="Delete")).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "models-dashboard-linked.png"), full_page=True)
+    version = page.locator(".wb-model-version select")
+    version.select_option(label=version.locator("option", has_text=f"id {first}").inner_text())
+    expect(page.locator(".wb-model-formats")).to_contain_text("Not converted yet.")
+    expect(page.locator(".wb-model-formats")).not_to_contain_text("Convert makes")
     page.set_viewport_size({"width": 900, "height": 1400})
     page.screenshot(path=str(ARTIFACTS / "models-dashboard.png"), full_page=True)
 

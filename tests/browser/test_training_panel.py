@@ -109,7 +109,7 @@ def test_train_from_the_wizard_and_watch_it_live(
     expect(evaluation.locator(".wb-eval-classes tbody tr")).to_have_count(4)
     expect(points).to_have_count(20)  # loss and accuracy for 10 epochs
     expect(log).to_contain_text("saved the model")
-    expect(frame.locator(".wb-training-model")).to_contain_text("version 1")
+    expect(frame.locator(".wb-training-model")).to_contain_text(" v1 (id ")
     # a chart first shown now: plotly.js draws it a few seconds later on a busy machine
     heatmap = frame.locator(".wb-training-confusion .js-plotly-plot .heatmaplayer")
     expect(heatmap).to_be_visible(timeout=30_000)

@@ -105,8 +105,9 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
 
     # the online test: the form has the model's input, filled with a sample of its shape
     (box,) = section.test_inputs.children
-    field = box.children[1]
+    field = box.input  # a tensor: JSON, said so
     assert field.description == "features" and json.loads(field.value) == [0, 0, 0, 0]
+    assert box.note.value.endswith(" · JSON</small>")
     sample = [0.5, 1.0, -0.3, 2.0]
     field.value = json.dumps(sample)
     section.send_button.click()
@@ -127,11 +128,14 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     assert "one sample of the model is [4]" in section.answer_status.value
     field.value = "[1, 2"
     section.send_button.click()
-    assert "features is not JSON" in section.answer_status.value
+    assert "features takes JSON (array), e.g. [0.5, 1.0]" in section.answer_status.value
 
     # scale to 2 from the panel
     section.scale_to.value = 2
     section.scale_button.click()
+    # while the second starts, the first still serves, and the panel says so
+    assert "r0" in section.replica_table.value, section.replica_table.value
+    assert "1/2 replicas" in section.listing.label or "2/2 replicas" in section.listing.label
     wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "2 replicas")
     assert "r1" in section.replica_table.value
     assert "done" in section.deploy_status.value
@@ -178,6 +182,9 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     section.stop_button.click()
     wait_until(lambda: section.selected.state == "stopped", 120, "the stop")
     wait_until(lambda: "No replica runs" in section.replica_table.value, 30, "no replicas")
+    # what runs, not what ran: no live line, no test form for a service that serves nothing
+    assert section.now.value == ""
+    assert "The form appears when a replica runs" in section.test_inputs.children[0].value
     section.start_button.click()
     wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "the start")
     assert section.selected.address == service.address
@@ -235,10 +242,10 @@ def test_publish_an_inference_image_and_test_it_by_its_api_spec(
     assert service.format == "image" and "inference image" in section.summary.value
     assert "POST <code>/predict</code>" in section.summary.value
     (box,) = section.test_inputs.children
-    note, field = box.children
-    assert field.description == "text" and json.loads(field.value) == "hello"
-    assert "string: to echo" in note.value and section.route.layout.display == "none"
-    field.value = '"hi there"'
+    field = box.input  # a string: a text field, no JSON quotes
+    assert isinstance(field, w.Text) and (field.description, field.value) == ("text", "hello")
+    assert "string: to echo" in box.note.value and section.route.layout.display == "none"
+    field.value = "hi there"
     section.send_button.click()
     assert "answered in" in section.answer_status.value, section.answer_status.value
     answer = json.loads(html.unescape(re.sub(r"<[^>]+>", "", section.answer.value)))

@@ -287,7 +287,7 @@ def test_save_and_start_then_follow_the_run_live(training, setup, live):
     heat = detail.confusion.figure.data[0]
     assert list(heat.x) == ["0", "1", "2"] and len(heat.z) == 3
     assert detail.confusion_box.children == (detail.confusion,)
-    assert "version 1" in detail.model.value and "panel-run" in detail.model.value
+    assert "panel-run v1 (id " in detail.model.value
     assert detail.retry_button.layout.display == "" and detail.transfer_button.layout.display == ""
     wait_until(lambda: "succeeded" in training.listing.label, 10, "the list to follow")
 

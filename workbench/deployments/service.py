@@ -492,24 +492,23 @@ class DeploymentService:
         service.job_id = job.id
         service.state, service.message = "deploying", f"deploy job {job.id} queued"
         s.flush()
-        return ServiceStarted(job_id=job.id, service=self._info(s, service, replicas=False))
+        # with the replicas that run now (a scale from 1 to 2 still serves on r0)
+        return ServiceStarted(job_id=job.id, service=self._info(s, service))
 
-    def _info(self, s: Session, row: Service, *, replicas: bool = True) -> ServiceInfo:
+    def _info(self, s: Session, row: Service) -> ServiceInfo:
         owner = s.get(User, row.owner_id)
         version = s.get(ModelVersion, row.model_version_id) if row.model_version_id else None
         model = s.get(Model, version.model_id) if version is not None else None
-        states: list[ReplicaInfo] = []
-        if replicas:
-            for run in replica_runs(self._backend(), self.instance, row.id):
-                states.append(
-                    ReplicaInfo(
-                        index=replica_index(run),
-                        run_id=run.id,
-                        state=run.state.value,
-                        port=run.ports.get(SERVER_PORT),
-                        address=replica_target(run),
-                    )
-                )
+        states = [
+            ReplicaInfo(
+                index=replica_index(run),
+                run_id=run.id,
+                state=run.state.value,
+                port=run.ports.get(SERVER_PORT),
+                address=replica_target(run),
+            )
+            for run in replica_runs(self._backend(), self.instance, row.id)
+        ]
         return ServiceInfo(
             id=row.id,
             name=row.name,

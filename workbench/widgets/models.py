@@ -8,8 +8,10 @@ compared side by side (evaluation and benchmark)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -209,12 +211,10 @@ class ModelsSection(Section[ModelInfo]):
         self.poller = Poller(self._follow, self.poll_interval)
         self._job_id: int | None = None
         actions: list[w.Widget] = [self.convert_button, self.benchmark_button, self.max_batch]
-        dashboard = w.HTML(
-            f"<a href='{DASHBOARD_LINK}' target='_blank'>Open the reviewers' dashboard ↗</a> "
-            "<small>(read-only, a stable URL to share)</small>"
-        )
+        #: the reviewers' dashboard, opened on the model and version shown (_show_version)
+        self.dashboard_link = w.HTML()
         if read_only:
-            for widget in (*actions, self.delete_button, self.progress, dashboard):
+            for widget in (*actions, self.delete_button, self.progress, self.dashboard_link):
                 widget.layout.display = "none"
         self.arrange(
             filters=[self.purpose, self.framework, self.mine, self.search],
@@ -222,7 +222,7 @@ class ModelsSection(Section[ModelInfo]):
             details=w.VBox(
                 [
                     self.summary,
-                    w.HBox([self.delete_button, dashboard], layout=wrap()),
+                    w.HBox([self.delete_button, self.dashboard_link], layout=wrap()),
                     self.versions,
                     w.HTML("<b>A version</b>"),
                     w.HBox([self.version, *actions], layout=wrap()),
@@ -263,10 +263,13 @@ class ModelsSection(Section[ModelInfo]):
         self.detail = detail
         self.summary.value = _summary_html(detail)
         self.versions.value = _versions_html(detail)
-        options = [(f"v{v.version} (id {v.id})", v.id) for v in reversed(detail.versions)]
+        newest = list(reversed(detail.versions))
+        options = [(f"v{v.version} (id {v.id})", v.id) for v in newest]
         keep = self.version.value if self.version.value in [v for _, v in options] else None
+        # else the newest version with results (converted or benchmarked), else the newest
+        results = next((v.id for v in newest if _has_results(v)), None)
         self.version.options = options
-        self.version.value = keep if keep is not None else (options[0][1] if options else None)
+        self.version.value = keep or results or (options[0][1] if options else None)
         self.compare_pick.options = options
         self._show_version()
 
@@ -347,7 +350,12 @@ class ModelsSection(Section[ModelInfo]):
             self.version_info.value = self.formats.value = self.best.value = ""
             return
         self.version_info.value = _version_html(version)
-        self.formats.value = _formats_html(version)
+        self.formats.value = _formats_html(version, self.read_only)
+        query = urlencode({"model": version.model_id, "version": version.id})
+        self.dashboard_link.value = (
+            f"<a href='{DASHBOARD_LINK}?{query}' target='_blank'>Open the reviewers' dashboard "
+            "↗</a> <small>(read-only, on this version: a stable URL to share)</small>"
+        )
         report = self.attempt(lambda: self.client.models.benchmarks(version.id))
         if report is not FAILED:
             self._draw(report)
@@ -535,8 +543,15 @@ def _lineage(v: ModelVersionInfo) -> str:
     return made or "-"
 
 
-def _formats_html(v: ModelVersionInfo) -> str:
+def _has_results(v: ModelVersionInfo) -> bool:
+    """Whether ``v`` was converted or benchmarked."""
+    return bool(v.default_format or any(f.state == "verified" for f in v.formats))
+
+
+def _formats_html(v: ModelVersionInfo, read_only: bool) -> str:
     if not v.formats:
+        if read_only:
+            return "<i>Not converted yet.</i>"
         return "<i>Not converted yet: Convert makes its deployment formats, each checked.</i>"
     rows = [
         [
@@ -604,9 +619,16 @@ def _comparison_html(t: VersionComparison) -> str:
 
 class ModelsDashboard(w.VBox):
     """The reviewers' read-only view of the models (a Voila page at
-    ``{base_url}workbench/dashboard/models``): the Models section without its actions."""
+    ``{base_url}workbench/dashboard/models``): the Models section without its actions,
+    opened on ``model_id`` and ``version_id`` where given (the link's ``?model=&version=``)."""
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: WorkbenchClient,
+        model_id: int | None = None,
+        version_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         me = client.me()
         self.models = ModelsSection(client, read_only=True)
         header = w.HTML(
@@ -616,8 +638,19 @@ class ModelsDashboard(w.VBox):
         )
         super().__init__([header, self.models], **kwargs)
         self.models.refresh()
+        if model_id is not None:
+            self.models.select(model_id)
+            if version_id in [value for _, value in self.models.version.options]:
+                self.models.version.value = version_id
 
     @classmethod
     def from_env(cls) -> ModelsDashboard:
-        """A dashboard for the server this kernel belongs to (``WORKBENCH_URL``/``_TOKEN``)."""
-        return cls(WorkbenchClient.from_env())
+        """A dashboard for the server this kernel belongs to (``WORKBENCH_URL``/``_TOKEN``),
+        on the model and version its page's query names (Voila's ``QUERY_STRING``)."""
+        query = parse_qs(os.environ.get("QUERY_STRING", ""))
+
+        def number(name: str) -> int | None:
+            value = query.get(name, [""])[0]
+            return int(value) if value.isdigit() else None
+
+        return cls(WorkbenchClient.from_env(), number("model"), number("version"))

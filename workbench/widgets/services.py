@@ -295,11 +295,14 @@ class ServicesSection(Section[ServiceInfo]):
         running = s.state == "running"
         self.start_button.disabled = running and len(s.replica_states) >= s.replicas > 0
         self.stop_button.disabled = s.state == "stopped"
-        if running and self._metadata is None:
+        serving = any(r.state == "running" for r in s.replica_states)
+        if serving and self._metadata is None:
             self._load_form(s)
-        elif not running and self._metadata is None:
+        elif not serving:  # stopped, or not started yet: no form, no live line
+            self._metadata = None
+            self.now.value = ""
             self.test_inputs.children = (
-                w.HTML(f"<i>The form appears when the service runs ({escape(s.state)}).</i>"),
+                w.HTML(f"<i>The form appears when a replica runs ({escape(s.state)}).</i>"),
             )
         self.poller.start()
 
@@ -473,7 +476,8 @@ class ServicesSection(Section[ServiceInfo]):
         if self._job is not None:
             self._follow_job(service.id, self._job)
         fresh = self.selected
-        if fresh is not None and fresh.state == "running" and self._metadata is None:
+        serving = fresh is not None and any(r.state == "running" for r in fresh.replica_states)
+        if serving and self._metadata is None:
             self._load_form(fresh)  # its endpoint did not answer the last time
         if fresh is not None and fresh.replica_states:
             self._read_metrics(service.id)
@@ -506,11 +510,12 @@ class ServicesSection(Section[ServiceInfo]):
             spec = s.api_spec
             self._metadata = {"api_spec": spec}
             fields = [
-                (
+                SampleField(
                     p["name"],
+                    p["type"],
+                    p.get("example"),
                     f"{p['type']}{'' if p['required'] else ', optional'}"
                     + (f": {p['description']}" if p.get("description") else ""),
-                    json.dumps(p.get("example")),
                 )
                 for p in spec["params"]
             ]
@@ -525,20 +530,13 @@ class ServicesSection(Section[ServiceInfo]):
             fields = []
             for tensor in metadata["inputs"]:
                 shape = ", ".join("N" if d < 0 else str(d) for d in tensor["shape"])
-                one = json.dumps(example_sample([tensor])[tensor["name"]])
-                fields.append((tensor["name"], f"{tensor['datatype']} [{shape}]", one))
+                one = example_sample([tensor])[tensor["name"]]
+                kind = "lines" if tensor["datatype"] == "BYTES" else "array"
+                note = f"{tensor['datatype']} [{shape}]"
+                fields.append(SampleField(tensor["name"], kind, one, note))
             self.route.layout.display = ""
         self.answer_status.value = ""
-        boxes = []
-        for name, note, value in fields:
-            field = w.Textarea(
-                value=value,
-                description=name,
-                layout=w.Layout(width="95%", height="64px" if len(value) > 60 else "32px"),
-            )
-            field.add_class("wb-service-input")
-            boxes.append(w.VBox([w.HTML(f"<small>{escape(note)}</small>"), field]))
-        self.test_inputs.children = tuple(boxes)
+        self.test_inputs.children = tuple(fields)
 
     def send(self) -> None:
         """The form's sample to the service (simple route or V2), its answer and latency."""
@@ -548,12 +546,13 @@ class ServicesSection(Section[ServiceInfo]):
             self.answer_status.problem("Start the service first: the form comes from its model.")
             return
         sample = {}
-        for box in self.test_inputs.children:
-            field = box.children[1]
+        for field in self.test_inputs.children:
+            if not isinstance(field, SampleField):
+                continue  # the note a deploying service shows
             try:
-                sample[field.description] = json.loads(field.value)
+                sample[field.name] = field.value()
             except ValueError as exc:
-                self.answer_status.problem(f"{field.description} is not JSON: {exc}")
+                self.answer_status.problem(str(exc))
                 return
         route = self.route.value
 
@@ -659,6 +658,52 @@ def live_chart() -> Chart:
     return Chart(figure, unread, {"displayModeBar": False})
 
 
+class SampleField(w.VBox):
+    """One input of the online test, typed as the model or API takes it: text as text (a
+    ``lines`` input: one sample per line), numbers as numbers, a check box for a boolean,
+    JSON only for arrays and objects (a tensor)."""
+
+    def __init__(self, name: str, kind: str, example: Any, note: str) -> None:
+        self.name, self.kind = name, kind
+        self.input: w.ValueWidget
+        if kind == "string":
+            self.input = w.Text(value="" if example is None else str(example))
+        elif kind == "lines":
+            lines = example if isinstance(example, list) else [example]
+            self.input = w.Textarea(value="\n".join(str(x) for x in lines))
+            note += " · one sample per line"
+        elif kind == "integer":
+            self.input = w.IntText(value=example if isinstance(example, int) else 0)
+        elif kind == "number":
+            self.input = w.FloatText(value=example if isinstance(example, int | float) else 0)
+        elif kind == "boolean":
+            self.input = w.Checkbox(value=bool(example), indent=False)
+        else:  # array, object: JSON
+            text = json.dumps(example)
+            height = "64px" if len(text) > 60 else "32px"
+            self.input = w.Textarea(value=text, layout=w.Layout(height=height))
+            note += " · JSON"
+        self.input.description = name
+        self.input.layout.width = "95%"
+        self.input.add_class("wb-service-input")
+        self.note = w.HTML(f"<small>{escape(note)}</small>")
+        super().__init__([self.note, self.input])
+
+    def value(self) -> Any:
+        """What the field holds, as the service takes it; ValueError saying what to fix."""
+        if self.kind == "lines":
+            return [line for line in self.input.value.splitlines() if line.strip()]
+        if self.kind in ("array", "object"):
+            try:
+                return json.loads(self.input.value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.name} takes JSON ({self.kind}), e.g. [0.5, 1.0]: "
+                    f"{exc.args[0].split(':')[0]}"
+                ) from exc
+        return self.input.value
+
+
 def _verified(version: ModelVersionInfo) -> list[str]:
     """The formats of ``version`` converted and verified."""
     return [f.format for f in version.formats if f.state == "verified"]
@@ -686,7 +731,11 @@ def _summary_html(s: ServiceInfo) -> str:
     )
     options = s.options
     rows = [
-        ("state", state_html(s.state) + (f" · {escape(s.message)}" if s.message else "")),
+        (
+            "state",
+            state_html(s.state)
+            + (f" · {escape(s.message)}" if s.message not in ("", s.state) else ""),
+        ),
         ("serves", _serves_html(s)),
         ("made by", escape(lineage or "no training task here (registered or imported)")),
         ("address", f"<code>http://{escape(s.address)}</code>" if s.address else "-"),

@@ -749,7 +749,7 @@ class TrainingWizard(w.VBox):
         self.base_model_version_id = version.id
         self.transfer_note.value = (
             f"<div style='color:#0d47a1'>Transfer training from <b>{escape(model_name)}</b> "
-            f"version {version.version} (model version #{version.id}): the run gets its files "
+            f"v{version.version} (id {version.id}): the run gets its files "
             "in <code>$BASE_MODEL_DIR</code>.</div>"
         )
         self.save_button.description = "Save"
@@ -914,8 +914,8 @@ def evaluation_html(evaluation: Evaluation) -> str:
 
 def model_html(model_name: str, version: ModelVersionInfo) -> str:
     return (
-        f"<div><b>Model</b> #{version.model_id} {escape(model_name)} · version "
-        f"{version.version} (model version #{version.id}) · {version.files} files, "
+        f"<div><b>Model</b> {escape(model_name)} v{version.version} (id {version.id}) · "
+        f"{version.files} files, "
         f"{size_text(version.size)}</div>"
     )
 

@@ -128,6 +128,7 @@ def server_config(home: Path, backend: str, **workbench: Any) -> Config:
                 "home": str(home),
                 "upgrade_on_start": True,
                 "backend": backend,
+                "panel_warm_kernels": 0,  # tests that want them say so
                 **workbench,
             },
         }

@@ -44,6 +44,13 @@ from workbench_ext.handlers import (
 )
 from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
+from workbench_ext.panel import (
+    DASHBOARD_NOTEBOOK,
+    DASHBOARD_URL,
+    WarmKernels,
+    notebook_kernel_name,
+    panel_handlers,
+)
 
 SESSION_TOKEN = "jupyterlab-session"
 #: the name workspace containers reach this server by
@@ -126,6 +133,13 @@ class WorkbenchApp(ExtensionApp):
         help="Largest unpacked size / archive size (zip bombs).",
     )
 
+    panel_warm_kernels = Int(
+        1,
+        config=True,
+        help="Kernels kept started for the side panel and the dashboard, their imports "
+        "done, so that a page opens in about a second; 0: each page starts its own.",
+    )
+
     @default("home")
     def _default_home(self) -> str:
         return os.environ.get("WORKBENCH_HOME") or str(DEFAULT_HOME)
@@ -190,6 +204,7 @@ class WorkbenchApp(ExtensionApp):
             wb.registry.upgrade()
         wb.registry.check_schema()
         self.settings["workbench"] = wb
+        self.settings["workbench_warm_kernels"] = WarmKernels(self.panel_warm_kernels)
         if self.workspace_origins == "port":
             self.settings["workbench_origins"] = proxy.WorkspaceOrigins(self.serverapp)
             app = self.serverapp
@@ -226,7 +241,6 @@ class WorkbenchApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from workbench_ext import openapi
-        from workbench_ext.panel import DASHBOARD_NOTEBOOK, DASHBOARD_URL, panel_handlers
 
         self.handlers.extend(
             openapi.handlers
@@ -241,8 +255,11 @@ class WorkbenchApp(ExtensionApp):
             + services.handlers
             + jobs.handlers
         )
-        self.handlers.extend(panel_handlers("/"))  # ExtensionApp prefixes base_url
-        self.handlers.extend(panel_handlers("/", notebook=DASHBOARD_NOTEBOOK, url=DASHBOARD_URL))
+        warm: WarmKernels = self.settings["workbench_warm_kernels"]
+        self.handlers.extend(panel_handlers("/", warm=warm))  # ExtensionApp prefixes base_url
+        self.handlers.extend(
+            panel_handlers("/", warm=warm, notebook=DASHBOARD_NOTEBOOK, url=DASHBOARD_URL)
+        )
         self.handlers.extend(proxy.handlers)
         self.handlers.append((rf"{API}/(.*)", NotFoundHandler))
 
@@ -261,6 +278,8 @@ class WorkbenchApp(ExtensionApp):
         for area, ids in changed.items():
             if ids:
                 self.log.warning("Workbench: reconciled %s: %s", area, ids)
+        warm: WarmKernels = self.settings["workbench_warm_kernels"]
+        warm.start(serverapp.kernel_manager, notebook_kernel_name())
 
     def _host_gateway(self, wb: Workbench) -> str | None:
         """The host's address as the backend's runs reach it (Docker's bridge), if any."""
@@ -306,6 +325,9 @@ class WorkbenchApp(ExtensionApp):
         self.log.info("Workbench: preset environments %s", ", ".join(p.name for p in presets))
 
     async def stop_extension(self) -> None:
+        warm: WarmKernels | None = self.settings.get("workbench_warm_kernels")
+        if warm is not None:
+            warm.stop()
         origins: proxy.WorkspaceOrigins | None = self.settings.get("workbench_origins")
         if origins is not None:
             origins.close()

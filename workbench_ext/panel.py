@@ -29,11 +29,18 @@ How it works, against voila 0.5.13 used as a Jupyter server extension:
   ``MappingKernelManager.cull_*`` settings would also cull the user's notebook kernels, so
   :class:`PanelKernelCuller` shuts down the kernels this handler started, and only those,
   once no browser has been connected to them for a grace period.
+* Opening or reloading the panel: a page needs a kernel that has imported
+  ``workbench.widgets`` (about 2 s of a 4 s reload, measured on a warm server).
+  :class:`WarmKernels` keeps such kernels started ahead of the request; a page takes one,
+  with its request's environment applied, and a new one is warmed once the page is drawn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +70,7 @@ __all__ = [
     "PANEL_URL",
     "PanelKernelCuller",
     "PanelSettings",
+    "WarmKernels",
     "WorkbenchPanelHandler",
     "panel_handlers",
 ]
@@ -79,6 +87,8 @@ DASHBOARD_URL: str = "workbench/dashboard/models"
 #: The JupyterLab extension hosting the panel; never loaded inside the panel's own page.
 LAB_EXTENSION_NAME: str = "@workbench/panel"
 
+#: What a warm kernel runs before a page takes it: the panels' imports.
+WARMUP_CODE: str = "import workbench.widgets"
 DEFAULT_CULL_AFTER_SECONDS: float = 180.0
 DEFAULT_CULL_INTERVAL_SECONDS: float = 30.0
 
@@ -160,15 +170,157 @@ class PanelKernelCuller:
         self._disconnected_since.pop(kernel_id, None)
 
 
-class _TrackingKernelManager:
-    """The server's kernel manager, recording the kernels that Voila starts through it."""
+class WarmKernels:
+    """Kernels of the server's kernel manager, started ahead of a panel page with
+    :data:`WARMUP_CODE` run, so that the page only has to run its notebook.
 
-    def __init__(self, inner: Any, culler: PanelKernelCuller) -> None:
+    ``size`` kernels are kept ready (``0``: none, every page starts its own). A page takes
+    one with :meth:`take`, which applies the page's kernel environment (Voila's request
+    variables: ``QUERY_STRING`` and the like) and hands it over; a replacement is started
+    ``refill_after`` seconds later, once the page has been drawn, so that the two do not
+    share the CPU. A kernel that died or was shut down while it waited is skipped. If the
+    warm-up fails (the panel's imports raise), warming stops and pages start their own
+    kernels, whose notebook then shows the error. Warm kernels are ordinary kernels:
+    JupyterLab lists them among the running ones.
+    """
+
+    def __init__(self, size: int, *, refill_after: float = 5.0, timeout: float = 120.0) -> None:
+        self.size = size
+        self.refill_after = refill_after
+        self.timeout = timeout
+        self.warmup = WARMUP_CODE
+        self._ready: list[tuple[str, str, str, dict[str, str]]] = []  # id, name, path, env
+        self._kernel_manager: Any = None
+        self._kernel_name = ""
+        self._path = ""
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.log = get_logger()
+
+    @property
+    def ready(self) -> list[str]:
+        """The ids of the kernels waiting for a page."""
+        return [kernel_id for kernel_id, *_ in self._ready]
+
+    def start(self, kernel_manager: Any, kernel_name: str, path: str = "") -> None:
+        """Keep ``size`` kernels of ``kernel_name``, started in ``path``, warm from now on."""
+        self._kernel_manager = kernel_manager
+        self._kernel_name = kernel_name
+        self._path = path
+        self._fill_after(0.0)
+
+    def stop(self) -> None:
+        """Start no more kernels (those started stay with the kernel manager)."""
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def wait(self) -> None:
+        """Until the kernels being started are ready (for tests and benchmarks)."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    async def take(self, kernel_name: str, path: str, env: dict[str, str]) -> str | None:
+        """A warm kernel of ``kernel_name`` in ``path`` with ``env`` applied, else None."""
+        kernel_id = None
+        while self._ready and kernel_id is None:
+            candidate, name, started_in, started_with = self._ready.pop(0)
+            if (name, started_in) != (kernel_name, path):
+                self._ready.append((candidate, name, started_in, started_with))
+                return None
+            if await self._alive(candidate):
+                kernel_id = candidate
+                changed = {k: v for k, v in env.items() if started_with.get(k) != v}
+                if changed and not await self._run(kernel_id, _environ_update(changed)):
+                    await ensure_async(self._kernel_manager.shutdown_kernel(kernel_id))
+                    kernel_id = None
+        self._fill_after(self.refill_after)
+        return kernel_id
+
+    def _fill_after(self, delay: float) -> None:
+        if self.size <= 0 or self._stopped or self._kernel_manager is None:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._fill(delay))
+
+    async def _fill(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while not self._stopped and len(self._ready) < self.size:
+            env = dict(os.environ)
+            kernel_id = cast(
+                str,
+                await ensure_async(
+                    self._kernel_manager.start_kernel(
+                        kernel_name=self._kernel_name, path=self._path, env=env
+                    )
+                ),
+            )
+            if not await self._run(kernel_id, self.warmup):
+                await ensure_async(self._kernel_manager.shutdown_kernel(kernel_id))
+                self.log.warning("Workbench panel: kernels are no longer kept warm")
+                self._stopped = True
+                return
+            self._ready.append((kernel_id, self._kernel_name, self._path, env))
+
+    async def _alive(self, kernel_id: str) -> bool:
+        if kernel_id not in self._kernel_manager:
+            return False
+        return bool(await ensure_async(self._kernel_manager.get_kernel(kernel_id).is_alive()))
+
+    async def _run(self, kernel_id: str, code: str) -> bool:
+        """Run ``code`` in the kernel, quietly; whether it succeeded (failures are logged)."""
+        client = self._kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=self.timeout)
+            reply = await client.execute_interactive(
+                code,
+                silent=True,
+                store_history=False,
+                timeout=self.timeout,
+                output_hook=lambda _message: None,
+            )
+        except (TimeoutError, RuntimeError) as exc:
+            self.log.warning("Workbench panel: warming kernel %s failed: %s", kernel_id, exc)
+            return False
+        finally:
+            client.stop_channels()
+        content = reply["content"]
+        if content["status"] != "ok":
+            self.log.warning(
+                "Workbench panel: warming kernel %s failed: %s: %s",
+                kernel_id,
+                content.get("ename"),
+                content.get("evalue"),
+            )
+            return False
+        return True
+
+
+def _environ_update(changed: dict[str, str]) -> str:
+    """Code that sets ``changed`` in a kernel's ``os.environ`` (values as JSON, not code)."""
+    return (
+        "import json as _wb_json, os as _wb_os\n"
+        f"_wb_os.environ.update(_wb_json.loads({json.dumps(changed)!r}))\n"
+        "del _wb_json, _wb_os"
+    )
+
+
+class _TrackingKernelManager:
+    """The server's kernel manager, recording the kernels that Voila starts through it, and
+    handing it a warm kernel where one is ready."""
+
+    def __init__(self, inner: Any, culler: PanelKernelCuller, warm: WarmKernels) -> None:
         self._inner = inner
         self._culler = culler
+        self._warm = warm
 
-    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
-        kernel_id = cast(str, await ensure_async(self._inner.start_kernel(*args, **kwargs)))
+    async def start_kernel(self, **kwargs: Any) -> str:
+        kernel_id = await self._warm.take(
+            kwargs.get("kernel_name", ""), kwargs.get("path", ""), kwargs.get("env") or {}
+        )
+        if kernel_id is None:
+            kernel_id = cast(str, await ensure_async(self._inner.start_kernel(**kwargs)))
         self._culler.track(self._inner, kernel_id)
         return kernel_id
 
@@ -184,11 +336,17 @@ class PanelSettings:
     (resolved once, from the server's config unless given) and the kernel culler."""
 
     def __init__(
-        self, notebook_dir: Path, notebook: str, culler: PanelKernelCuller, config: Config | None
+        self,
+        notebook_dir: Path,
+        notebook: str,
+        culler: PanelKernelCuller,
+        warm: WarmKernels,
+        config: Config | None,
     ) -> None:
         self.notebook = notebook
         self.contents_manager = AsyncFileContentsManager(root_dir=str(notebook_dir))
         self.culler = culler
+        self.warm = warm
         self.config = config
         self._voila: tuple[Config, VoilaConfiguration, list[str]] | None = None
 
@@ -230,7 +388,9 @@ class WorkbenchPanelHandler(TornadoVoilaHandler):
 
     @property
     def kernel_manager(self) -> Any:
-        return _TrackingKernelManager(self.settings["kernel_manager"], self._panel.culler)
+        return _TrackingKernelManager(
+            self.settings["kernel_manager"], self._panel.culler, self._panel.warm
+        )
 
     @tornado.web.authenticated
     @authorized
@@ -245,6 +405,12 @@ class WorkbenchPanelHandler(TornadoVoilaHandler):
         async for html in self.get_generator(path=None):
             self.write(html)
             await self.flush()
+
+
+def notebook_kernel_name(notebook: str = PANEL_NOTEBOOK, notebook_dir: Path = PANEL_DIR) -> str:
+    """The kernel a packaged notebook names (what Voila starts for it)."""
+    metadata = json.loads((notebook_dir / notebook).read_text(encoding="utf-8"))["metadata"]
+    return cast(str, metadata["kernelspec"]["name"])
 
 
 def panel_voila_configuration(config: Config | None = None) -> VoilaConfiguration:
@@ -263,6 +429,7 @@ def panel_handlers(
     config: Config | None = None,
     cull_after: float = DEFAULT_CULL_AFTER_SECONDS,
     cull_interval: float = DEFAULT_CULL_INTERVAL_SECONDS,
+    warm: WarmKernels | None = None,
     notebook_dir: Path = PANEL_DIR,
     notebook: str = PANEL_NOTEBOOK,
     url: str = PANEL_URL,
@@ -277,7 +444,10 @@ def panel_handlers(
     by default the server's own (read from the web app's settings on the first request).
     ``cull_after``: seconds a panel kernel may go without any browser connected before it
     is shut down (``0`` disables culling).
+    ``warm``: the kernels kept warm for these pages (may be shared by several notebooks);
+    none by default.
     """
     culler = PanelKernelCuller(cull_after=cull_after, interval=cull_interval)
-    panel = PanelSettings(notebook_dir, notebook, culler, config)
+    warm = warm if warm is not None else WarmKernels(0)
+    panel = PanelSettings(notebook_dir, notebook, culler, warm, config)
     return [(url_path_join(base_url or "/", url), WorkbenchPanelHandler, {"panel": panel})]

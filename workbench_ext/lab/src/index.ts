@@ -4,6 +4,10 @@
  * All panel logic lives in Python (ipywidgets): this extension only adds a
  * left-sidebar widget hosting a same-origin iframe of the Voila page that the
  * `workbench_ext` server extension serves at `<base_url>workbench/panel`.
+ *
+ * The page is requested when the panel is first shown, or, when the saved layout
+ * will show it, as soon as the plugin activates: JupyterLab restores the sidebar about
+ * a second after its splash is gone, time the server can spend rendering the panel.
  */
 import {
   ILabShell,
@@ -13,6 +17,7 @@ import {
 } from '@jupyterlab/application';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -20,6 +25,8 @@ import '../style/index.css';
 
 const PANEL_ID = 'workbench-panel';
 const OPEN_COMMAND = 'workbench:open-panel';
+/** Where JupyterLab's layout restorer saves the layout (its `left` area names the shown panel). */
+const LAYOUT_KEY = 'layout-restorer:data';
 
 const workbenchIcon = new LabIcon({
   name: 'workbench:panel',
@@ -48,13 +55,18 @@ class WorkbenchPanel extends Widget {
     this.node.appendChild(this._iframe);
   }
 
-  protected onAfterShow(): void {
+  /** Request the Voila page, once. */
+  load(): void {
     if (!this._iframe.src) {
       // Voila accepts ?theme=light|dark; follow JupyterLab's theme at load time.
       const dark = document.body.dataset.jpThemeLight === 'false';
       const url = URLExt.join(PageConfig.getBaseUrl(), 'workbench/panel');
       this._iframe.src = url + (dark ? '?theme=dark' : '');
     }
+  }
+
+  protected onAfterShow(): void {
+    this.load();
   }
 
   private _iframe: HTMLIFrameElement;
@@ -66,12 +78,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   // ILabShell keeps this plugin out of non-Lab frontends (Voila loads lab extensions too).
   requires: [ILabShell],
-  optional: [ILayoutRestorer, ILauncher],
+  optional: [ILayoutRestorer, ILauncher, IStateDB],
   activate: (
     app: JupyterFrontEnd,
     labShell: ILabShell,
     restorer: ILayoutRestorer | null,
-    launcher: ILauncher | null
+    launcher: ILauncher | null,
+    state: IStateDB | null
   ): void => {
     const panel = new WorkbenchPanel();
     labShell.add(panel, 'left', { rank: 200 });
@@ -84,11 +97,32 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
+      void shownOnRestore(state).then(shown => {
+        if (shown) {
+          panel.load();
+        }
+      });
     }
     if (launcher) {
       launcher.add({ command: OPEN_COMMAND, category: 'Other', rank: 0 });
     }
   }
 };
+
+/** Whether the saved layout shows the Workbench panel in an expanded left sidebar. */
+async function shownOnRestore(state: IStateDB | null): Promise<boolean> {
+  if (!state || new URL(window.location.href).searchParams.has('reset')) {
+    return false;
+  }
+  try {
+    const layout = (await state.fetch(LAYOUT_KEY)) as {
+      left?: { current?: string; collapsed?: boolean; visible?: boolean };
+    } | null;
+    const left = layout?.left;
+    return left?.current === PANEL_ID && !left.collapsed && left.visible !== false;
+  } catch {
+    return false; // no saved layout: the panel loads when shown
+  }
+}
 
 export default plugin;

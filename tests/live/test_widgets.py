@@ -35,7 +35,7 @@ def test_create_upload_publish_share_from_the_panel(panel, live, tmp_path):
     section.server_path.value = str(archive)
     section.upload_button.click()
     assert section.progress.value == 100 and section.progress.bar_style == "success"
-    assert "12 samples in 3 classes" in section.status.value
+    assert "12 samples in 3 classes" in section.upload_status.value  # beside its button
     assert "12 files checked, all fine" in section.report.value
     bar = section.histogram.figure.data[0]
     assert list(bar.x) == ["0", "1", "2"] and list(bar.y) == [5, 3, 4]
@@ -44,6 +44,8 @@ def test_create_upload_publish_share_from_the_panel(panel, live, tmp_path):
 
     section.publish_button.click()
     assert section.selected.state == "online"
+    assert "panel-digits is online" in section.action_status.value
+    assert section.upload_box.layout.display == "none"  # an online dataset takes no upload
     section.visibility.value = "public"
     section.visibility_button.click()
     assert live.client("bob").datasets.get(ds.id).visibility == "public"
@@ -63,17 +65,17 @@ def test_the_panel_shows_errors_and_keeps_going(panel, tmp_path):
     section.create_form.create_button.click()
     section.server_path.value = str(zip_slip(tmp_path / "s.zip"))
     section.upload_button.click()
-    assert "archive_unsafe" in section.status.value
+    assert "archive_unsafe" in section.upload_status.value
     assert section.progress.bar_style == "danger"
     bad = write_zip(tmp_path / "bad.zip", {"d/stray.png": b"x", "d/a/1.png": b"not a png"})
     section.server_path.value = str(bad)
     section.upload_button.click()
-    assert "dataset_invalid" in section.status.value
+    assert "dataset_invalid" in section.upload_status.value
     assert "Validation report" in section.report.value
     assert "stray.png" in section.report.value and "a/1.png" in section.report.value
     section.server_path.value = str(tmp_path / "missing.zip")
     section.upload_button.click()
-    assert "Cannot read the file" in section.status.value
+    assert "Cannot read the file" in section.upload_status.value
 
 
 def test_file_upload_widget_path(panel, tmp_path):
@@ -91,7 +93,7 @@ def test_file_upload_widget_path(panel, tmp_path):
         },
     )
     section.upload_button.click()
-    assert "2 samples in 1 classes" in section.status.value
+    assert "2 samples in 1 classes" in section.upload_status.value
     assert section.file.value == ()
 
 

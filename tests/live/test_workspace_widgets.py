@@ -52,6 +52,9 @@ def test_create_start_open_stop_delete_from_the_panel(live, env_id):
 
     section.start_button.click()
     assert section.progress.value == 100 and section.progress.bar_style == "success"
+    # each action answers under its own buttons, not in the list's status line far above
+    assert "panel-ws is running" in section.action_status.value
+    assert section.action_status is not section.status
     assert section.selected.state == "running"
     assert f"workbench/proxy/workspaces/{ws.id}/lab" in section.open_link.value
     assert live.client("alice").workspaces.ready(ws.id) is True
@@ -65,13 +68,14 @@ def test_create_start_open_stop_delete_from_the_panel(live, env_id):
     section.build_kind.value = "predict"
     section.build_name.value = "demo"
     section.build_button.click()
-    assert "built docker_image/predict-demo.tar" in section.status.value, section.status.value
+    assert "built docker_image/predict-demo.tar" in section.build_status.value
     assert "Step" in section.build_log.value or "FROM" in section.build_log.value
     tars = [t.path for t in live.client("alice").workspaces.images(ws.id)]
     assert tars == ["docker_image/predict-demo.tar"]
 
     section.stop_button.click()
     assert section.selected.state == "stopped" and section.open_link.value == ""
+    assert "stopped; its files are kept" in section.action_status.value
     section.delete_button.click()
     section.delete_button.click()
     assert f"deleted {ws.name}" in section.status.value

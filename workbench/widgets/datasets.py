@@ -78,7 +78,31 @@ class DatasetsSection(Section[DatasetInfo]):
             value=0, min=0, max=100, description="Upload", layout=w.Layout(width="320px")
         )
         self.upload_button.on_click(lambda _: self.upload())
+        #: what Upload answers, under its button (the report of its files below it)
+        self.upload_status = Status()
+        #: what Publish, Take offline, Apply and Delete answer, under their buttons
+        self.action_status = Status()
+        for widget, css in (
+            (self.split, "split"),
+            (self.file, "file"),
+            (self.upload_button, "upload"),
+            (self.upload_status, "upload-status"),
+            (self.action_status, "action-status"),
+        ):
+            widget.add_class(f"wb-dataset-{css}")
 
+        self.upload_box = w.VBox(
+            [
+                w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
+                w.HBox([self.split, self.file, self.server_path], layout=wrap()),
+                w.HBox([self.upload_button, self.progress], layout=wrap()),
+                w.HTML(
+                    "<small>The Archive button sends the file through this panel's kernel: "
+                    "for large archives, upload them with JupyterLab's file browser and "
+                    "type their path instead.</small>"
+                ),
+            ]
+        )
         self.create_form = CreateForm(client, self._created, visibilities)
         self.arrange(
             filters=[self.purpose, self.state, self.mine, self.search],
@@ -87,17 +111,12 @@ class DatasetsSection(Section[DatasetInfo]):
                 [
                     self.summary,
                     w.HBox([*sharing, self.delete_button], layout=wrap()),
+                    self.action_status,
                     self.chart,
                     w.HTML("<b>Samples</b>"),
                     self.previews,
-                    w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
-                    w.HBox([self.split, self.file, self.server_path], layout=wrap()),
-                    w.HBox([self.upload_button, self.progress], layout=wrap()),
-                    w.HTML(
-                        "<small>The Archive button sends the file through this panel's kernel: "
-                        "for large archives, upload them with JupyterLab's file browser and "
-                        "type their path instead.</small>"
-                    ),
+                    self.upload_box,
+                    self.upload_status,
                     self.report,
                 ]
             ),
@@ -123,6 +142,8 @@ class DatasetsSection(Section[DatasetInfo]):
         self.report.value = ""
         self.summary.value = _summary_html(ds)
         self.show_sharing(ds)
+        # an online dataset's archives are fixed: trainings may be reading them
+        self.upload_box.layout.display = "none" if ds.state == "online" else ""
         stats = ds.statistics
         with self.histogram.drawing() as figure:
             bar = figure.data[0]
@@ -166,15 +187,18 @@ class DatasetsSection(Section[DatasetInfo]):
             return
         self.progress.value = 0
         self.progress.bar_style = ""
+        self.upload_status.value = "uploading…"
         try:
             with picked_file(self.file, self.server_path) as path:
                 if path is None:
-                    self.status.value = "Choose an archive or type a path on the server first."
+                    self.upload_status.value = (
+                        "Choose an archive or type a path on the server first."
+                    )
                     return
                 done = self._upload_path(ds, path)
         except WorkbenchError as exc:
             self.progress.bar_style = "danger"
-            self.status.error(exc)
+            self.upload_status.error(exc)
             report = exc.details.get("report")
             self.report.value = (
                 report_html(ValidationReport.model_validate(report)) if report else ""
@@ -182,10 +206,10 @@ class DatasetsSection(Section[DatasetInfo]):
             return
         except OSError as exc:
             self.progress.bar_style = "danger"
-            self.status.problem(f"Cannot read the file: {exc}")
+            self.upload_status.problem(f"Cannot read the file: {exc}")
             return
         self.refresh()  # shows it again, with its new split
-        self.status.ok(done)
+        self.upload_status.ok(done)
         split = self.selected.splits.get(self.split.value) if self.selected else None
         self.report.value = report_html(split.report) if split else ""
 
@@ -232,6 +256,7 @@ class CreateForm(w.VBox):
         self.sub_purpose.observe(lambda _: self._sub_purpose_changed(), names="value")
         self.create_button.on_click(lambda _: self.create())
         self._purpose_changed()
+        self.add_class("wb-dataset-create")
         super().__init__(
             [
                 self.name,

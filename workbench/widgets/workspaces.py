@@ -72,7 +72,12 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.add_member_button.on_click(lambda _: self.add_member())
+        #: what Start, Stop, Delete and the invitations answer, under their buttons; the
+        #: build's own line is under its log
+        self.action_status = Status()
+        self.build_status = Status()
         self.form = CreateWorkspaceForm(client, self._created)
+        self.invitation_status = Status()  # stays when the last invitation is answered
         self.invitations_box = w.HBox(
             [self.invitations, self.accept_button, self.decline_button], layout=wrap()
         )
@@ -86,6 +91,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
                         layout=wrap(),
                     ),
                     self.progress,
+                    self.action_status,
                     w.HBox([self.member, self.add_member_button], layout=wrap()),
                     w.HTML(
                         "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
@@ -96,10 +102,11 @@ class WorkspacesSection(Section[WorkspaceInfo]):
                         layout=wrap(),
                     ),
                     self.build_log,
+                    self.build_status,
                 ]
             ),
         )
-        self.children = [self.invitations_box, *self.children]
+        self.children = [self.invitations_box, self.invitation_status, *self.children]
 
     # --- the Section hooks ----------------------------------------------------------------
 
@@ -164,18 +171,18 @@ class WorkspacesSection(Section[WorkspaceInfo]):
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not self.client.workspaces.ready(ws.id):
                 if time.monotonic() > deadline:
-                    self.status.value = "JupyterLab is still starting; try Open in a moment."
+                    self.action_status.value = "JupyterLab is still starting; try Open in a moment."
                     break
                 self.progress.value = min(95, self.progress.value + 5)
                 time.sleep(1)
         except WorkbenchError as exc:
             self.progress.bar_style = "danger"
-            self.status.error(exc)
             self.refresh()
+            self.action_status.error(exc)
             return
         self.progress.value, self.progress.bar_style = 100, "success"
         self.refresh()
-        self.status.ok(f"{started.name} is running")
+        self.action_status.ok(f"{started.name} is running")
 
     def stop(self) -> None:
         if self.act(self.client.workspaces.stop, "stopped; its files are kept"):
@@ -196,11 +203,13 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         if invitation_id is None:
             return
         call = self.client.accept_invitation if accept else self.client.decline_invitation
-        answered = self.attempt(lambda: call(invitation_id))
+        answered = attempt(self.invitation_status, lambda: call(invitation_id))
         if answered is FAILED:
             return
         self.refresh()
-        self.action_status.ok(f"{answered.state} the invitation to {_invitation_label(answered)}")
+        self.invitation_status.ok(
+            f"{answered.state} the invitation to {_invitation_label(answered)}"
+        )
 
     def build(self) -> None:
         """Build on the server, showing the log as it streams."""
@@ -208,6 +217,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         if ws is None:
             return
         self.build_log.value = ""
+        self.build_status.value = "building…"
         try:
             for line in self.client.workspaces.build(
                 ws.id,
@@ -217,9 +227,10 @@ class WorkspacesSection(Section[WorkspaceInfo]):
             ):
                 self.build_log.value += line + "\n"
         except WorkbenchError as exc:
-            self.status.error(exc)
+            self.build_status.error(exc)
             return
-        self.status.ok(f"built {self.build_log.value.strip().splitlines()[-1].removeprefix('OK ')}")
+        last = self.build_log.value.strip().splitlines()[-1]
+        self.build_status.ok(f"built {last.removeprefix('OK ')}")
 
     def _created(self, ws: WorkspaceInfo) -> None:
         self.saved(ws, f"created {ws.name} (#{ws.id}); start it to open its JupyterLab")

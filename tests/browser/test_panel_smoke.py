@@ -52,7 +52,7 @@ PLOTLY_DEMO = {
             "source": (
                 "import ipywidgets as w\n"
                 "import plotly.graph_objects as go\n"
-                "from workbench.widgets.common import chart\n"
+                "from workbench.widgets.charts import chart\n"
                 "fig = chart([go.Bar(x=['a', 'b', 'c'], y=[3, 1, 2])], empty='none', height=240)\n"
                 "tab = w.Tab(children=[fig, w.Label('second')])\n"
                 "tab.titles = ('Chart', 'Other')\n"

@@ -20,7 +20,6 @@ from workbench.enums import ImageKind, ImageState, Purpose, Visibility
 from workbench.images import ImageConfig
 from workbench.widgets.common import (
     FAILED,
-    Poller,
     Section,
     Status,
     attempt,
@@ -40,6 +39,7 @@ from workbench.widgets.common import (
     visibility_choices,
     wrap,
 )
+from workbench.widgets.poller import Poller
 from workbench.workspaces.builds import ImageTarInfo, TarReport
 
 PARAM_TYPES = ["int", "float", "str", "bool"]

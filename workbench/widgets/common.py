@@ -1,15 +1,14 @@
 """What every section of the panel shares: the :class:`Section` base of a tab, the status
-line, the two-click delete, the polling of a running thing, and small HTML and widget
-helpers."""
+line, the two-click delete, and small HTML and widget helpers. The charts are in
+:mod:`workbench.widgets.charts`, the polling of a running thing in
+:mod:`workbench.widgets.poller`."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from workbench.client import WorkbenchClient
 from workbench.enums import SUB_PURPOSES, Purpose, Visibility
@@ -190,61 +188,6 @@ def picked_file(upload: w.FileUpload, typed: w.Text) -> Iterator[Path | None]:
         yield None
 
 
-#: the MIME type JupyterLab's plotly extension draws (Voila's pages load it too)
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-
-
-class Chart(w.Output):
-    """A plotly figure, drawn in the browser from its JSON by JupyterLab's plotly renderer,
-    as wide as the panel (it follows the panel's width), or ``empty`` said in words while
-    no trace has a point.
-
-    Not a ``go.FigureWidget``: that is an anywidget whose front end must load plotly.js
-    within 2 s of the page asking, and on a busy machine it does not (the chart stays
-    blank, "[anywidget] Failed to initialize model"). Here the figure lives in Python and
-    each :meth:`draw` sends it whole, as an output, which the page draws whenever it gets
-    to it. Change the figure inside ``with chart.drawing() as figure:``, or draw another.
-    """
-
-    def __init__(self, figure: go.Figure, empty: str, config: dict[str, Any] | None = None) -> None:
-        super().__init__(layout=w.Layout(width="100%"))
-        self.empty = empty
-        self.config = {"displaylogo": False, "responsive": True, **(config or {})}
-        self.draw(figure)
-
-    @contextmanager
-    def drawing(self) -> Iterator[go.Figure]:
-        """The figure to change; drawn again when the block ends."""
-        with self.figure.batch_update():
-            yield self.figure
-        self.draw(self.figure)
-
-    def draw(self, figure: go.Figure) -> None:
-        self.figure = figure
-        if not any(_has_points(trace) for trace in figure.data):
-            note = f"<div class='wb-chart-empty' style='{EMPTY_STYLE}'>{escape(self.empty)}</div>"
-            data = {"text/html": note, "text/plain": self.empty}
-        else:
-            bundle = json.loads(figure.to_json(validate=False))
-            data = {PLOTLY_MIME: {**bundle, "config": self.config}}
-        self.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
-
-
-#: how an empty chart says so
-EMPTY_STYLE = "padding:14px 8px;color:var(--jp-ui-font-color2, #757575);font-style:italic"
-
-
-def _has_points(trace: Any) -> bool:
-    return any(len(getattr(trace, axis, None) or ()) for axis in ("y", "z"))
-
-
-def chart(data: Sequence[Any] = (), *, empty: str, **layout: Any) -> Chart:
-    """A plotly chart, ``empty`` said while it has no points; ``layout``: the keywords of
-    ``go.Layout`` (no ``width``: the chart follows the panel's)."""
-    layout.setdefault("autosize", True)
-    return Chart(go.Figure(data=list(data), layout=go.Layout(**layout)), empty)
-
-
 class Status(w.HTML):
     """One line telling the user what happened, errors in red with what to do."""
 
@@ -283,85 +226,6 @@ def attempt(status: Status, call: Callable[[], T]) -> T | Literal[Failed.FAILED]
     except WorkbenchError as exc:
         status.error(exc)
         return FAILED
-
-
-class Poller:
-    """Calls ``tick`` every ``interval`` seconds for as long as it returns True, so the panel
-    follows the server (a training run's state, log and metrics) while the kernel stays free
-    for clicks. ``tick`` shows its own errors.
-
-    In a kernel the calls run on its event loop, between the messages from the browser: a
-    widget changed from another thread while the kernel applies the browser's changes to it
-    can lose the change (plotly's FigureWidget then stops drawing). Without a running loop
-    (a plain Python process, where no browser talks back) they run on a daemon thread.
-    """
-
-    def __init__(self, tick: Callable[[], bool], interval: float) -> None:
-        self.tick = tick
-        self.interval = interval
-        self._lock = threading.Lock()
-        #: bumped by every start and stop: a scheduled call of an older round does nothing
-        self._round = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return self._handle is not None or (thread is not None and thread.is_alive())
-
-    def start(self) -> None:
-        """Start polling unless it already runs (a second start is a no-op)."""
-        with self._lock:
-            if self.running:
-                return
-            self._round += 1
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._thread = threading.Thread(
-                    target=self._run_thread, args=(self._round,), daemon=True
-                )
-                self._thread.start()
-            else:
-                self._handle = loop.call_later(self.interval, self._run_once, loop, self._round)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._round += 1
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
-            self._thread = None
-
-    def _current(self, round_: int) -> bool:
-        return round_ == self._round
-
-    def _run_once(self, loop: asyncio.AbstractEventLoop, round_: int) -> None:
-        if not self._current(round_):
-            return
-        more = False
-        try:
-            more = self.tick()
-        finally:  # an error ends the polling; the next start begins it again
-            with self._lock:
-                if self._current(round_):
-                    self._handle = (
-                        loop.call_later(self.interval, self._run_once, loop, round_)
-                        if more
-                        else None
-                    )
-
-    def _run_thread(self, round_: int) -> None:
-        try:
-            while True:
-                time.sleep(self.interval)
-                if not self._current(round_) or not self.tick():
-                    return
-        finally:
-            with self._lock:
-                if self._current(round_):
-                    self._thread = None
 
 
 class Item(Protocol):

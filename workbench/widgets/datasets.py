@@ -15,13 +15,12 @@ from workbench.datasets.schemas import DatasetInfo
 from workbench.datasets.types import FORMATS_FOR, ValidationReport
 from workbench.enums import Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
+from workbench.widgets.charts import Chart, chart
 from workbench.widgets.common import (
     FAILED,
-    Chart,
     Section,
     Status,
     attempt,
-    chart,
     chosen,
     escape,
     filter_choice,

@@ -27,14 +27,12 @@ from workbench.models.schemas import (
     ModelVersionInfo,
     VersionComparison,
 )
+from workbench.widgets.charts import Chart, chart
 from workbench.widgets.common import (
     FAILED,
-    Chart,
-    Poller,
     Section,
     Status,
     attempt,
-    chart,
     chosen,
     escape,
     filter_choice,
@@ -46,6 +44,7 @@ from workbench.widgets.common import (
     table_html,
     wrap,
 )
+from workbench.widgets.poller import Poller
 
 FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
 #: the reviewers' dashboard, relative to the panel's page ({base_url}workbench/panel)

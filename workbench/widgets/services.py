@@ -28,10 +28,9 @@ from workbench.deployments.schemas import (
 )
 from workbench.jobs import FINISHED_JOB_STATES
 from workbench.models.schemas import ModelDetail, ModelVersionInfo
+from workbench.widgets.charts import Chart
 from workbench.widgets.common import (
     FAILED,
-    Chart,
-    Poller,
     Section,
     Status,
     attempt,
@@ -44,6 +43,7 @@ from workbench.widgets.common import (
     visibility_choices,
     wrap,
 )
+from workbench.widgets.poller import Poller
 
 #: readings the live charts keep (one per poll)
 HISTORY = 90

@@ -25,14 +25,12 @@ from workbench.errors import WorkbenchError
 from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import MetricPoint, TaskInfo
+from workbench.widgets.charts import Chart, chart
 from workbench.widgets.common import (
     FAILED,
-    Chart,
-    Poller,
     Section,
     Status,
     attempt,
-    chart,
     chosen,
     escape,
     filter_choice,
@@ -48,6 +46,7 @@ from workbench.widgets.common import (
     visibility_choices,
     wrap,
 )
+from workbench.widgets.poller import Poller
 
 #: the log lines the detail shows (the tail of the run's log)
 LOG_TAIL = 20

@@ -20,7 +20,8 @@ from workbench.config import Settings
 from workbench.registry import models as m
 from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
-from workbench.widgets.training import TrainingSection, TrainingWizard
+from workbench.widgets.training import TrainingSection
+from workbench.widgets.training_wizard import TrainingWizard
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -4,30 +4,25 @@ service's details (the version, task and dataset behind it, its address, each re
 start, stop, restart and scale (deploy jobs, followed), an online test form made from the
 served model's V2 metadata (the answer and its latency), the replicas' logs, and live
 charts of its request rate, latency percentiles and batch size from its replicas' metrics.
+
+Beside it: what the publish form offers (:mod:`~workbench.widgets.service_publish`), the
+online test's fields and request (:mod:`~workbench.widgets.service_samples`), the
+details' HTML and live charts (:mod:`~workbench.widgets.service_views`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
-from datetime import datetime
 from typing import Any
 
 import ipywidgets as w
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
-from workbench.deployments.schemas import (
-    IMAGE_FORMAT,
-    ServiceInfo,
-    ServiceMetrics,
-    ServiceRates,
-)
+from workbench.deployments.schemas import IMAGE_FORMAT, ServiceInfo, ServiceMetrics, ServiceRates
 from workbench.jobs import FINISHED_JOB_STATES
-from workbench.models.schemas import ModelDetail, ModelVersionInfo
+from workbench.models.schemas import ModelDetail
 from workbench.widgets.charts import Chart
 from workbench.widgets.common import (
     FAILED,
@@ -35,56 +30,33 @@ from workbench.widgets.common import (
     Status,
     attempt,
     escape,
-    heading_html,
     on_pick,
     replace_options,
-    state_html,
-    table_html,
     visibility_choices,
     wrap,
 )
 from workbench.widgets.poller import Poller
+from workbench.widgets.service_publish import format_choices, service_name, version_choices
+from workbench.widgets.service_samples import (
+    SampleField,
+    answer_html,
+    api_fields,
+    tensor_fields,
+    v2_request,
+)
+from workbench.widgets.service_views import (
+    key_html,
+    live_chart,
+    live_traces,
+    logs_html,
+    now_html,
+    replicas_html,
+    summary_html,
+    unread_html,
+)
 
 #: readings the live charts keep (one per poll)
 HISTORY = 90
-#: the live charts' titles, and each one's lines: the reading's field, a name, a colour
-LIVE_TITLES = ("Requests per second", "Latency (ms)", "Batch size and queue")
-LIVE_LINES = (
-    (("request_rate", "requests/s", "#1e88e5"), ("error_rate", "errors/s", "#e53935")),
-    (("p50_ms", "p50", "#43a047"), ("p95_ms", "p95", "#fb8c00"), ("p99_ms", "p99", "#e53935")),
-    (("mean_batch", "mean batch", "#8e24aa"), ("queue_depth", "queue depth", "#546e7a")),
-)
-#: the V2 datatypes' JSON example value of one element
-EXAMPLE_VALUE = {"BYTES": "text", "BOOL": False}
-#: the answer shown, at most (a long output is cut)
-ANSWER_CHARS = 4000
-
-
-def example_sample(inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One sample for the simple route, from the model's V2 inputs: zeros of each input's
-    shape without its batch axis (a dynamic axis: 1), a string for BYTES."""
-    sample: dict[str, Any] = {}
-    for spec in inputs:
-        value: Any = EXAMPLE_VALUE.get(spec["datatype"], 0)
-        for size in reversed(spec["shape"][1:]):
-            value = [value] * (size if size > 0 else 1)
-        sample[spec["name"]] = value
-    return sample
-
-
-def v2_request(inputs: list[dict[str, Any]], sample: dict[str, Any]) -> dict[str, Any]:
-    """The V2 inference request (JSON tensors, a batch of one) for a simple-route sample."""
-    tensors = []
-    for spec in inputs:
-        value = sample[spec["name"]]
-        shape, flat = [1], [value]
-        while flat and isinstance(flat[0], list):
-            shape.append(len(flat[0]))
-            flat = [x for row in flat for x in row]
-        tensors.append(
-            {"name": spec["name"], "shape": shape, "datatype": spec["datatype"], "data": flat}
-        )
-    return {"inputs": tensors}
 
 
 class ServicesSection(Section[ServiceInfo]):
@@ -287,8 +259,8 @@ class ServicesSection(Section[ServiceInfo]):
             self.log_text.value = self.now.value = self.key_box.value = ""
             self.scale_to.value = max(1, s.replicas)
             self._job = s.job_id if s.state == "deploying" else None
-        self.summary.value = _summary_html(s)
-        self.replica_table.value = _replicas_html(s)
+        self.summary.value = summary_html(s)
+        self.replica_table.value = replicas_html(s)
         replicas = [(f"r{r.index}", r.index) for r in s.replica_states]
         keep = self.log_replica.value
         replace_options(self.log_replica, replicas, keep if keep is not None else 0)
@@ -345,10 +317,7 @@ class ServicesSection(Section[ServiceInfo]):
         if detail is FAILED:
             return
         self._model_detail = detail
-        newest = list(reversed(detail.versions))
-        options = [(_version_label(v), v.id) for v in newest]
-        # the newest version converted and verified, else the newest
-        chosen = next((v.id for v in newest if _verified(v)), newest[0].id if newest else None)
+        options, chosen = version_choices(detail)
         replace_options(self.pick_version, options, chosen)
         self._suggest_name(detail.name)
         self._offer_formats()
@@ -356,7 +325,7 @@ class ServicesSection(Section[ServiceInfo]):
     def _suggest_name(self, name: str) -> None:
         """The service named after what it serves, unless the user typed a name."""
         if self.new_name.value in ("", self._suggested_name):
-            self.new_name.value = self._suggested_name = _service_name(name)
+            self.new_name.value = self._suggested_name = service_name(name)
 
     def _offer_formats(self) -> None:
         detail = self._model_detail
@@ -368,10 +337,7 @@ class ServicesSection(Section[ServiceInfo]):
         if version is None:
             replace_options(self.pick_format, [], None)
             return
-        default = version.default_format or "native"
-        verified = _verified(version)
-        options = [(f"default: {default}", ""), ("native", "native")]
-        options += [(fmt, fmt) for fmt in verified]
+        options = format_choices(version)
         algorithm_id = version.algorithm_id
         if algorithm_id is not None:  # trained by an algorithm: its inference image too
             algorithm = attempt(
@@ -437,7 +403,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.close_forms()
         self.saved(made, f"{made.name}: deploy job {made.job_id} started (followed below)")
         if made.key:
-            self.key_box.value = _key_html(made, made.key)
+            self.key_box.value = key_html(made, made.key)
 
     def rotate_key(self) -> None:
         """A new key for the chosen service's endpoint, shown here this once."""
@@ -447,7 +413,7 @@ class ServicesSection(Section[ServiceInfo]):
         key = attempt(self.deploy_status, lambda: self.client.services.rotate_key(service.id))
         if key is FAILED:
             return
-        self.key_box.value = _key_html(service, key)
+        self.key_box.value = key_html(service, key)
         self.deploy_status.ok("a new key: the old one is refused from now on")
 
     # --- start, stop, restart, scale ------------------------------------------------------
@@ -509,16 +475,7 @@ class ServicesSection(Section[ServiceInfo]):
         if s.api_spec is not None:
             spec = s.api_spec
             self._metadata = {"api_spec": spec}
-            fields = [
-                SampleField(
-                    p["name"],
-                    p["type"],
-                    p.get("example"),
-                    f"{p['type']}{'' if p['required'] else ', optional'}"
-                    + (f": {p['description']}" if p.get("description") else ""),
-                )
-                for p in spec["params"]
-            ]
+            fields = api_fields(spec["params"])
             self.route.layout.display = "none"
         else:
             metadata = attempt(
@@ -527,13 +484,7 @@ class ServicesSection(Section[ServiceInfo]):
             if metadata is FAILED:
                 return
             self._metadata = metadata
-            fields = []
-            for tensor in metadata["inputs"]:
-                shape = ", ".join("N" if d < 0 else str(d) for d in tensor["shape"])
-                one = example_sample([tensor])[tensor["name"]]
-                kind = "lines" if tensor["datatype"] == "BYTES" else "array"
-                note = f"{tensor['datatype']} [{shape}]"
-                fields.append(SampleField(tensor["name"], kind, one, note))
+            fields = tensor_fields(metadata["inputs"])
             self.route.layout.display = ""
         self.answer_status.value = ""
         self.test_inputs.children = tuple(fields)
@@ -570,14 +521,8 @@ class ServicesSection(Section[ServiceInfo]):
         took = (time.perf_counter() - started) * 1000
         if answer is FAILED:
             return
-        text = json.dumps(answer)
-        if len(text) > ANSWER_CHARS:
-            text = text[:ANSWER_CHARS] + "\n…"
         self.answer_status.ok(f"answered in {took:.1f} ms (through the Workbench server)")
-        self.answer.value = (
-            "<pre style='font-size:11px;line-height:1.3;white-space:pre-wrap;max-height:240px;"
-            f"overflow:auto;margin:2px 0'>{escape(text)}</pre>"
-        )
+        self.answer.value = answer_html(answer)
 
     # --- logs -----------------------------------------------------------------------------
 
@@ -589,11 +534,7 @@ class ServicesSection(Section[ServiceInfo]):
         logs = self.attempt(lambda: self.client.services.logs(service.id, replica=replica))
         if logs is FAILED:
             return
-        text = "\n".join(log.text for log in logs) or "(empty)"
-        self.log_text.value = (
-            "<pre style='font-size:11px;line-height:1.3;max-height:260px;overflow:auto;"
-            f"margin:2px 0'>{escape(text)}</pre>"
-        )
+        self.log_text.value = logs_html(logs)
 
     # --- live charts ----------------------------------------------------------------------
 
@@ -603,16 +544,13 @@ class ServicesSection(Section[ServiceInfo]):
             return
         unread = [r for r in reading.replicas if r.error]
         if unread and len(unread) == len(reading.replicas):
-            self.now.value = (
-                "<small><i>Its replicas serve no Prometheus /metrics (an inference image's own "
-                f"server): {escape(unread[0].error[:200])}</i></small>"
-            )
+            self.now.value = unread_html(unread[0].error)
             return
         if self._last is not None:
             now = rates(self._last, reading)
             self._history.append(now)
             self._draw()
-            self.now.value = _now_html(now)
+            self.now.value = now_html(now)
         self._last = reading
 
     def _draw(self) -> None:
@@ -621,192 +559,8 @@ class ServicesSection(Section[ServiceInfo]):
             self.live_chart = live_chart()
             self.charts.children = (self.live_chart,)
         points = list(self._history)
-        xs = [datetime.fromtimestamp(p.at).isoformat(timespec="milliseconds") for p in points]
-        traces, rows = [], []
-        for row, lines in enumerate(LIVE_LINES, start=1):
-            for column, name, colour in lines:
-                y = [getattr(p, column) for p in points]
-                style = {"color": colour}
-                traces.append(go.Scatter(x=xs, y=y, name=name, mode="lines", line=style))
-                rows.append(row)
+        traces, rows = live_traces(points)
         with self.live_chart.drawing() as figure:
             figure.data = []
             if points:
                 figure.add_traces(traces, rows=rows, cols=[1] * len(rows))
-
-
-def live_chart() -> Chart:
-    """Three charts over time, one above the other: request rate, latency percentiles,
-    batch size and queue depth."""
-    figure = make_subplots(
-        rows=len(LIVE_LINES),
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=LIVE_TITLES,
-    )
-    figure.update_layout(
-        autosize=True,
-        height=640,
-        margin={"l": 50, "r": 10, "t": 30, "b": 30},
-        legend={"orientation": "h", "y": -0.08},
-    )
-    figure.update_yaxes(rangemode="tozero")
-    figure.update_xaxes(tickformat="%H:%M:%S")
-    # no toolbar: it would cover the first title, and zooming a chart that moves on is moot
-    unread = "No readings yet: the charts start with the replicas' second reading."
-    return Chart(figure, unread, {"displayModeBar": False})
-
-
-class SampleField(w.VBox):
-    """One input of the online test, typed as the model or API takes it: text as text (a
-    ``lines`` input: one sample per line), numbers as numbers, a check box for a boolean,
-    JSON only for arrays and objects (a tensor)."""
-
-    def __init__(self, name: str, kind: str, example: Any, note: str) -> None:
-        self.name, self.kind = name, kind
-        self.input: w.ValueWidget
-        if kind == "string":
-            self.input = w.Text(value="" if example is None else str(example))
-        elif kind == "lines":
-            lines = example if isinstance(example, list) else [example]
-            self.input = w.Textarea(value="\n".join(str(x) for x in lines))
-            note += " · one sample per line"
-        elif kind == "integer":
-            self.input = w.IntText(value=example if isinstance(example, int) else 0)
-        elif kind == "number":
-            self.input = w.FloatText(value=example if isinstance(example, int | float) else 0)
-        elif kind == "boolean":
-            self.input = w.Checkbox(value=bool(example), indent=False)
-        else:  # array, object: JSON
-            text = json.dumps(example)
-            height = "64px" if len(text) > 60 else "32px"
-            self.input = w.Textarea(value=text, layout=w.Layout(height=height))
-            note += " · JSON"
-        self.input.description = name
-        self.input.layout.width = "95%"
-        self.input.add_class("wb-service-input")
-        self.note = w.HTML(f"<small>{escape(note)}</small>")
-        super().__init__([self.note, self.input])
-
-    def value(self) -> Any:
-        """What the field holds, as the service takes it; ValueError saying what to fix."""
-        if self.kind == "lines":
-            return [line for line in self.input.value.splitlines() if line.strip()]
-        if self.kind in ("array", "object"):
-            try:
-                return json.loads(self.input.value)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{self.name} takes JSON ({self.kind}), e.g. [0.5, 1.0]: "
-                    f"{exc.args[0].split(':')[0]}"
-                ) from exc
-        return self.input.value
-
-
-def _verified(version: ModelVersionInfo) -> list[str]:
-    """The formats of ``version`` converted and verified."""
-    return [f.format for f in version.formats if f.state == "verified"]
-
-
-def _version_label(version: ModelVersionInfo) -> str:
-    return f"v{version.version} · {', '.join(['native', *_verified(version)])}"
-
-
-def _service_name(model: str) -> str:
-    """A service name from a model's: lowercase letters, digits and dashes."""
-    name = "".join(c if c.isalnum() else "-" for c in model.lower()).strip("-")
-    return name[:63] or "service"
-
-
-def _summary_html(s: ServiceInfo) -> str:
-    lineage = ", ".join(
-        f"{what} {value}"
-        for what, value in (
-            ("task", s.task_id),
-            ("dataset", s.dataset_id),
-            ("algorithm", s.algorithm_id),
-        )
-        if value is not None
-    )
-    options = s.options
-    rows = [
-        (
-            "state",
-            state_html(s.state)
-            + (f" · {escape(s.message)}" if s.message not in ("", s.state) else ""),
-        ),
-        ("serves", _serves_html(s)),
-        ("made by", escape(lineage or "no training task here (registered or imported)")),
-        ("address", f"<code>http://{escape(s.address)}</code>" if s.address else "-"),
-        (
-            "callers",
-            "<b>anyone</b>: its endpoint is public, on purpose (no key asked)"
-            if s.public_endpoint
-            else "those with its key (<code>Authorization: Bearer &lt;key&gt;</code>); "
-            "New key gives one",
-        ),
-        ("through Jupyter", f"<code>/workbench/api/v1/{escape(s.relay)}</code>"),
-        (
-            "each replica",
-            f"{s.cpus:g} CPU, {s.memory_mb} MiB · batches up to {options.max_batch}, "
-            f"waits ≤ {options.max_delay_ms:g} ms, queue {options.max_queue}",
-        ),
-        ("owner", f"{escape(s.owner)} · {escape(s.visibility)}"),
-    ]
-    return heading_html(s.name) + table_html(["", ""], rows)
-
-
-def _key_html(s: ServiceInfo, key: str) -> str:
-    """The endpoint's key, shown this once, with a call that sends it."""
-    route = s.api_spec["route"] if s.api_spec is not None else "/predict"
-    call = (
-        f"curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-        f"-d @sample.json http://{s.address}{route}"
-    )
-    return (
-        "<div><b>The endpoint's key</b>, shown this once (copy it now; <i>New key</i> "
-        f"replaces it): <code class='wb-service-key-value'>{escape(key)}</code><br>"
-        f"<small>For example:</small> <code>{escape(call)}</code></div>"
-    )
-
-
-def _serves_html(s: ServiceInfo) -> str:
-    version = (
-        f"{escape(s.model)} v{s.version} (version id {s.model_version_id})"
-        if s.model_version_id is not None
-        else ""
-    )
-    if s.api_spec is None:
-        return f"{version} as <b>{escape(s.format)}</b> ({escape(s.runtime)} runtime)"
-    api = f"{escape(s.api_spec['method'])} <code>{escape(s.api_spec['route'])}</code>"
-    files = f", with {version}'s files" if version else ""
-    return f"algorithm {s.algorithm_id}'s <b>inference image</b>{files}; its API: {api}"
-
-
-def _replicas_html(s: ServiceInfo) -> str:
-    if not s.replica_states:
-        return f"<i>No replica runs ({s.replicas} asked for when started).</i>"
-    rows = [
-        [
-            f"r{r.index}",
-            state_html(r.state),
-            r.address or "-",
-            r.run_id[:12],
-        ]
-        for r in s.replica_states
-    ]
-    return table_html(["replica", "state", "answers on", "container"], rows, "wb-replicas-table")
-
-
-def _now_html(r: ServiceRates) -> str:
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    batch = "-" if r.mean_batch is None else f"{r.mean_batch:.1f}"
-    return (
-        f"<small>last {r.seconds:.1f} s: <b>{r.request_rate:.1f} req/s</b>, "
-        f"{r.error_rate:.1f} errors/s, p50 {ms(r.p50_ms)} · p95 {ms(r.p95_ms)} · p99 "
-        f"{ms(r.p99_ms)} ms, mean batch {batch}, queue {r.queue_depth:.0f}, "
-        f"{r.replicas} replica{'s' if r.replicas != 1 else ''} read</small>"
-    )

@@ -1,0 +1,129 @@
+"""The online test of a service in the Services section: its fields (:class:`SampleField`),
+typed as the served model's V2 metadata or the inference image's API spec says, an
+example sample of the model's inputs, the V2 request made from a sample, and the answer
+as it is shown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ipywidgets as w
+
+from workbench.widgets.common import escape
+
+#: the V2 datatypes' JSON example value of one element
+EXAMPLE_VALUE = {"BYTES": "text", "BOOL": False}
+#: the answer shown, at most (a long output is cut)
+ANSWER_CHARS = 4000
+
+
+def example_sample(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One sample for the simple route, from the model's V2 inputs: zeros of each input's
+    shape without its batch axis (a dynamic axis: 1), a string for BYTES."""
+    sample: dict[str, Any] = {}
+    for spec in inputs:
+        value: Any = EXAMPLE_VALUE.get(spec["datatype"], 0)
+        for size in reversed(spec["shape"][1:]):
+            value = [value] * (size if size > 0 else 1)
+        sample[spec["name"]] = value
+    return sample
+
+
+def v2_request(inputs: list[dict[str, Any]], sample: dict[str, Any]) -> dict[str, Any]:
+    """The V2 inference request (JSON tensors, a batch of one) for a simple-route sample."""
+    tensors = []
+    for spec in inputs:
+        value = sample[spec["name"]]
+        shape, flat = [1], [value]
+        while flat and isinstance(flat[0], list):
+            shape.append(len(flat[0]))
+            flat = [x for row in flat for x in row]
+        tensors.append(
+            {"name": spec["name"], "shape": shape, "datatype": spec["datatype"], "data": flat}
+        )
+    return {"inputs": tensors}
+
+
+class SampleField(w.VBox):
+    """One input of the online test, typed as the model or API takes it: text as text (a
+    ``lines`` input: one sample per line), numbers as numbers, a check box for a boolean,
+    JSON only for arrays and objects (a tensor)."""
+
+    def __init__(self, name: str, kind: str, example: Any, note: str) -> None:
+        self.name, self.kind = name, kind
+        self.input: w.ValueWidget
+        if kind == "string":
+            self.input = w.Text(value="" if example is None else str(example))
+        elif kind == "lines":
+            lines = example if isinstance(example, list) else [example]
+            self.input = w.Textarea(value="\n".join(str(x) for x in lines))
+            note += " · one sample per line"
+        elif kind == "integer":
+            self.input = w.IntText(value=example if isinstance(example, int) else 0)
+        elif kind == "number":
+            self.input = w.FloatText(value=example if isinstance(example, int | float) else 0)
+        elif kind == "boolean":
+            self.input = w.Checkbox(value=bool(example), indent=False)
+        else:  # array, object: JSON
+            text = json.dumps(example)
+            height = "64px" if len(text) > 60 else "32px"
+            self.input = w.Textarea(value=text, layout=w.Layout(height=height))
+            note += " · JSON"
+        self.input.description = name
+        self.input.layout.width = "95%"
+        self.input.add_class("wb-service-input")
+        self.note = w.HTML(f"<small>{escape(note)}</small>")
+        super().__init__([self.note, self.input])
+
+    def value(self) -> Any:
+        """What the field holds, as the service takes it; ValueError saying what to fix."""
+        if self.kind == "lines":
+            return [line for line in self.input.value.splitlines() if line.strip()]
+        if self.kind in ("array", "object"):
+            try:
+                return json.loads(self.input.value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.name} takes JSON ({self.kind}), e.g. [0.5, 1.0]: "
+                    f"{exc.args[0].split(':')[0]}"
+                ) from exc
+        return self.input.value
+
+
+def api_fields(params: list[dict[str, Any]]) -> list[SampleField]:
+    """A field per parameter of an inference image's API spec, filled with its example."""
+    return [
+        SampleField(
+            p["name"],
+            p["type"],
+            p.get("example"),
+            f"{p['type']}{'' if p['required'] else ', optional'}"
+            + (f": {p['description']}" if p.get("description") else ""),
+        )
+        for p in params
+    ]
+
+
+def tensor_fields(inputs: list[dict[str, Any]]) -> list[SampleField]:
+    """A field per input of the served model's V2 metadata, filled with a sample of its
+    shape: one sample per line for text (BYTES), else JSON."""
+    fields = []
+    for tensor in inputs:
+        shape = ", ".join("N" if d < 0 else str(d) for d in tensor["shape"])
+        one = example_sample([tensor])[tensor["name"]]
+        kind = "lines" if tensor["datatype"] == "BYTES" else "array"
+        note = f"{tensor['datatype']} [{shape}]"
+        fields.append(SampleField(tensor["name"], kind, one, note))
+    return fields
+
+
+def answer_html(answer: Any) -> str:
+    """The service's answer as JSON, cut after :data:`ANSWER_CHARS` characters."""
+    text = json.dumps(answer)
+    if len(text) > ANSWER_CHARS:
+        text = text[:ANSWER_CHARS] + "\n…"
+    return (
+        "<pre style='font-size:11px;line-height:1.3;white-space:pre-wrap;max-height:240px;"
+        f"overflow:auto;margin:2px 0'>{escape(text)}</pre>"
+    )

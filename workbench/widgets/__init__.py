@@ -10,7 +10,8 @@ reviewers' read-only page.
 from workbench.widgets.algorithms import AlgorithmsSection
 from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
-from workbench.widgets.models import ModelsDashboard, ModelsSection
+from workbench.widgets.models import ModelsSection
+from workbench.widgets.models_dashboard import ModelsDashboard
 from workbench.widgets.panel import WorkbenchPanel
 from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection

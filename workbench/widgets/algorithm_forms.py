@@ -15,14 +15,7 @@ from workbench.algorithms.params import ApiSpec, ImageSettings, ParamSpec
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.client import WorkbenchClient
 from workbench.enums import ImageKind, Purpose, Visibility
-from workbench.widgets.common import (
-    FAILED,
-    Status,
-    attempt,
-    offer_sub_purposes,
-    plain,
-    wrap,
-)
+from workbench.widgets.common import FAILED, Status, attempt, offer_sub_purposes, plain, wrap
 
 PARAM_TYPES = ["int", "float", "str", "bool"]
 API_TYPES = ["string", "integer", "number", "boolean", "array", "object"]

@@ -3,15 +3,16 @@ versions with their lineage, evaluation, formats and aliases; import a model tra
 elsewhere (a job, followed); convert and benchmark a version (jobs, followed with a
 progress bar); the benchmark's charts (latency percentiles and throughput against batch
 size, one line per format) and the best format per latency budget; two or more versions
-compared side by side (evaluation and benchmark)."""
+compared side by side (evaluation and benchmark). The details' HTML is in
+:mod:`~workbench.widgets.model_views`; the reviewers' read-only page, which shows this
+section without its actions, in :mod:`~workbench.widgets.models_dashboard`."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -20,13 +21,7 @@ from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.jobs import FINISHED_JOB_STATES
 from workbench.models.formats import IMPORT_KINDS
-from workbench.models.schemas import (
-    BenchmarkReport,
-    ModelDetail,
-    ModelInfo,
-    ModelVersionInfo,
-    VersionComparison,
-)
+from workbench.models.schemas import BenchmarkReport, ModelDetail, ModelInfo, ModelVersionInfo
 from workbench.widgets.charts import Chart, chart
 from workbench.widgets.common import (
     FAILED,
@@ -36,13 +31,17 @@ from workbench.widgets.common import (
     chosen,
     escape,
     filter_choice,
-    heading_html,
     mine_only,
     search_box,
-    size_text,
-    state_html,
-    table_html,
     wrap,
+)
+from workbench.widgets.model_views import (
+    best_html,
+    comparison_html,
+    formats_html,
+    summary_html,
+    version_html,
+    versions_html,
 )
 from workbench.widgets.poller import Poller
 
@@ -260,8 +259,8 @@ class ModelsSection(Section[ModelInfo]):
         if detail is FAILED:
             return
         self.detail = detail
-        self.summary.value = _summary_html(detail)
-        self.versions.value = _versions_html(detail)
+        self.summary.value = summary_html(detail)
+        self.versions.value = versions_html(detail)
         newest = list(reversed(detail.versions))
         options = [(f"v{v.version} (id {v.id})", v.id) for v in newest]
         keep = self.version.value if self.version.value in [v for _, v in options] else None
@@ -348,8 +347,8 @@ class ModelsSection(Section[ModelInfo]):
         if version is None:
             self.version_info.value = self.formats.value = self.best.value = ""
             return
-        self.version_info.value = _version_html(version)
-        self.formats.value = _formats_html(version, self.read_only)
+        self.version_info.value = version_html(version)
+        self.formats.value = formats_html(version, self.read_only)
         query = urlencode({"model": version.model_id, "version": version.id})
         self.dashboard_link.value = (
             f"<a href='{DASHBOARD_LINK}?{query}' target='_blank'>Open the reviewers' dashboard "
@@ -392,7 +391,7 @@ class ModelsSection(Section[ModelInfo]):
             )
         _redraw(self.latency, latency, "Latency by batch size")
         _redraw(self.throughput, throughput, "Throughput (samples/s) by batch size")
-        self.best.value = _best_html(report)
+        self.best.value = best_html(report)
 
     def _start(self, what: str) -> None:
         version = self._chosen_version()
@@ -452,7 +451,7 @@ class ModelsSection(Section[ModelInfo]):
         if table is FAILED:
             return
         self.compare_status.ok(f"{len(ids)} versions compared")
-        self.comparison.value = _comparison_html(table)
+        self.comparison.value = comparison_html(table)
         heads = [f"{m} v{v.version}" for m, v in zip(table.models, table.versions, strict=True)]
         _redraw(self.compare_chart, _bars(heads, table.metrics), "Evaluation")
         _redraw(self.compare_rates, _bars(heads, table.throughput), "Best samples/s by format")
@@ -475,181 +474,6 @@ def _bars(heads: list[str], rows: dict[str, list[Any]]) -> list[go.Bar]:
     ]
 
 
-def _summary_html(m: ModelDetail) -> str:
-    tags = ", ".join(f"{escape(k)}={escape(v)}" for k, v in m.tags.items()) or "none"
-    aliases = ", ".join(f"{escape(a)} → v{n}" for a, n in m.aliases.items()) or "none"
-    rows = [
-        ("owner", escape(m.owner)),
-        ("visibility", escape(m.visibility)),
-        ("purpose", escape(m.purpose or "-")),
-        ("tags", tags),
-        ("aliases", aliases),
-    ]
-    return heading_html(m.name, m.description) + table_html(["", ""], rows)
-
-
-def _versions_html(m: ModelDetail) -> str:
-    rows = []
-    for v in reversed(m.versions):
-        accuracy = v.evaluation.accuracy if v.evaluation else None
-        formats = " ".join(f"{escape(f.format)}:{state_html(f.state)}" for f in v.formats) or "-"
-        rows.append(
-            [
-                f"v{v.version}",
-                escape(v.framework or "-"),
-                f"{accuracy:.3f}" if accuracy is not None else "-",
-                formats,
-                escape(v.default_format or "-"),
-                escape(", ".join(v.aliases) or "-"),
-                f"task {v.task_id}" if v.task_id else "-",
-            ]
-        )
-    headers = ["version", "framework", "accuracy", "formats", "default", "aliases", "lineage"]
-    return table_html(headers, rows, "wb-model-versions-table")
-
-
-def _version_html(v: ModelVersionInfo) -> str:
-    signature = (
-        "; ".join(
-            f"{escape(t['name'])} {escape(t['dtype'])} {t['shape']}"
-            for t in v.signature.get("inputs", [])
-        )
-        or "none (conversion needs one)"
-    )
-    rows = [
-        ("lineage", escape(_lineage(v))),
-        ("files", f"{v.files} ({size_text(v.size)})"),
-        ("inputs", signature),
-        ("parameters", escape(", ".join(f"{k}={x}" for k, x in v.parameters.items()) or "-")),
-    ]
-    return table_html(["", ""], rows)
-
-
-def _lineage(v: ModelVersionInfo) -> str:
-    """What made the version, the parts it has: "task 3, algorithm 1, dataset 2"."""
-    parts = (
-        ("task", v.task_id),
-        ("algorithm", v.algorithm_id),
-        ("dataset", v.dataset_id),
-        ("environment", v.environment_id),
-        ("base version", v.base_version_id),
-    )
-    made = ", ".join(f"{name} {value}" for name, value in parts if value is not None)
-    if v.source.get("import"):
-        imported = f"imported {v.source['import']} file {v.source.get('file', '?')}"
-        warned = "".join(f"; ⚠ {w}" for w in v.source.get("warnings", []))
-        made = ", ".join(part for part in (imported + warned, made) if part)
-    return made or "-"
-
-
 def _has_results(v: ModelVersionInfo) -> bool:
     """Whether ``v`` was converted or benchmarked."""
     return bool(v.default_format or any(f.state == "verified" for f in v.formats))
-
-
-def _formats_html(v: ModelVersionInfo, read_only: bool) -> str:
-    if not v.formats:
-        if read_only:
-            return "<i>Not converted yet.</i>"
-        return "<i>Not converted yet: Convert makes its deployment formats, each checked.</i>"
-    rows = [
-        [
-            escape(f.format),
-            state_html(f.state),
-            escape(f.message.splitlines()[0] if f.message else ""),
-            size_text(f.size) if f.size else "-",
-        ]
-        for f in v.formats
-    ]
-    return table_html(["format", "state", "check", "size"], rows, "wb-model-formats-table")
-
-
-def _best_html(report: BenchmarkReport) -> str:
-    if not report.best:
-        return ""
-    rows, last = [], None
-    for b in report.best:  # a budget whose choice is the smaller budget's adds nothing
-        if (b.format, b.batch_size) == last:
-            continue
-        last = (b.format, b.batch_size)
-        rows.append(
-            [
-                f"≤ {b.budget_ms:g} ms",
-                escape(b.format),
-                str(b.batch_size),
-                f"{b.p99_ms:.3f}",
-                f"{b.throughput:,.0f}",
-            ]
-        )
-    hardware = report.hardware
-    head = (
-        f"<b>Best format per p99 budget</b> (and every larger budget) · default format "
-        f"<b>{escape(report.default_format or '-')}</b><br><small>measured on "
-        f"{escape(str(hardware.get('cpu', '?')))}, {hardware.get('cpus_given', '?')} CPU, "
-        f"{escape(', '.join(f'{k} {v}' for k, v in report.software.items()))}</small>"
-    )
-    return head + table_html(
-        ["p99 budget", "format", "batch", "p99 ms", "samples/s"], rows, "wb-model-best-table"
-    )
-
-
-def _comparison_html(t: VersionComparison) -> str:
-    heads = [f"{escape(m)} v{v.version}" for m, v in zip(t.models, t.versions, strict=True)]
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        return f"{value:.4g}" if isinstance(value, float) else escape(str(value))
-
-    rows = []
-    for name, values in t.parameters.items():
-        mark = " *" if name in t.differing else ""
-        rows.append([f"{escape(name)}{mark}", *map(cell, values)])
-    for name, values in t.metrics.items():
-        rows.append([f"<b>{escape(name)}</b>", *map(cell, values)])
-    for name, values in t.formats.items():
-        rows.append([escape(name), *(state_html(v) if v else "-" for v in values)])
-    for name, values in t.latency_ms.items():
-        rows.append([f"{escape(name)} p50 ms (batch 1)", *map(cell, values)])
-    for name, values in t.throughput.items():
-        rows.append([f"{escape(name)} best samples/s", *map(cell, values)])
-    return table_html(["", *heads], rows, "wb-model-comparison-table")
-
-
-class ModelsDashboard(w.VBox):
-    """The reviewers' read-only view of the models (a Voila page at
-    ``{base_url}workbench/dashboard/models``): the Models section without its actions,
-    opened on ``model_id`` and ``version_id`` where given (the link's ``?model=&version=``)."""
-
-    def __init__(
-        self,
-        client: WorkbenchClient,
-        model_id: int | None = None,
-        version_id: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        me = client.me()
-        self.models = ModelsSection(client, read_only=True)
-        header = w.HTML(
-            "<h2 style='margin:4px 0'>Workbench · models</h2><small>Read-only: versions, "
-            f"evaluation, formats and benchmarks, as <code>{escape(me.username)}</code> sees "
-            "them.</small>"
-        )
-        super().__init__([header, self.models], **kwargs)
-        self.models.refresh()
-        if model_id is not None:
-            self.models.select(model_id)
-            if version_id in [value for _, value in self.models.version.options]:
-                self.models.version.value = version_id
-
-    @classmethod
-    def from_env(cls) -> ModelsDashboard:
-        """A dashboard for the server this kernel belongs to (``WORKBENCH_URL``/``_TOKEN``),
-        on the model and version its page's query names (Voila's ``QUERY_STRING``)."""
-        query = parse_qs(os.environ.get("QUERY_STRING", ""))
-
-        def number(name: str) -> int | None:
-            value = query.get(name, [""])[0]
-            return int(value) if value.isdigit() else None
-
-        return cls(WorkbenchClient.from_env(), number("model"), number("version"))

@@ -15,14 +15,7 @@ from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import TaskInfo
 from workbench.widgets.charts import Chart, chart
-from workbench.widgets.common import (
-    escape,
-    heading_html,
-    plain,
-    size_text,
-    state_html,
-    table_html,
-)
+from workbench.widgets.common import escape, heading_html, plain, size_text, state_html, table_html
 
 
 def task_summary_html(task: TaskInfo) -> str:

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import docker
 import httpx
 import ipywidgets as w
 import joblib
@@ -198,6 +199,24 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
         )
 
     assert predict(key).json() == answer
+
+    # a replica that dies is shown as it is, without a click: the list and its table follow
+    # what runs (the server's watch then replaces it)
+    (killed,) = [r for r in section.selected.replica_states if r.index == 1]
+    docker.from_env().containers.get(killed.run_id).kill()
+    wait_until(
+        lambda: (
+            killed.run_id[:12] not in section.replica_table.value
+            or "1/2 replicas" in section.listing.label
+        ),
+        60,
+        "the panel to see the dead replica",
+    )
+    wait_until(
+        lambda: "2/2 replicas" in section.listing.label and section.selected.state == "running",
+        120,
+        "its replacement",
+    )
 
     # a new key from the panel: shown once, the old one refused at once
     section.rotate_button.click()

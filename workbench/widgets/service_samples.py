@@ -6,6 +6,7 @@ as it is shown."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -16,6 +17,9 @@ from workbench.widgets.common import escape
 EXAMPLE_VALUE = {"BYTES": "text", "BOOL": False}
 #: the answer shown, at most (a long output is cut)
 ANSWER_CHARS = 4000
+#: the classes shown beside a sample's probabilities, most likely first, and the samples
+TOP_CLASSES = 3
+CLASSES_SAMPLES = 5
 
 
 def example_sample(inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,19 +50,22 @@ def v2_request(inputs: list[dict[str, Any]], sample: dict[str, Any]) -> dict[str
 
 
 class SampleField(w.VBox):
-    """One input of the online test, typed as the model or API takes it: text as text (a
-    ``lines`` input: one sample per line), numbers as numbers, a check box for a boolean,
-    JSON only for arrays and objects (a tensor)."""
+    """One input of the online test, typed as the model or API takes it: a ``string`` on
+    one line, a ``text`` (one sample of a text model) in a box, ``lines`` (a sample that
+    is a list of texts) one per line, numbers as numbers, a check box for a boolean, JSON
+    only for arrays and objects (a tensor)."""
 
     def __init__(self, name: str, kind: str, example: Any, note: str) -> None:
         self.name, self.kind = name, kind
         self.input: w.ValueWidget
         if kind == "string":
             self.input = w.Text(value="" if example is None else str(example))
+        elif kind == "text":
+            self.input = w.Textarea(value="" if example is None else str(example), rows=3)
         elif kind == "lines":
             lines = example if isinstance(example, list) else [example]
             self.input = w.Textarea(value="\n".join(str(x) for x in lines))
-            note += " · one sample per line"
+            note += " · one text per line"
         elif kind == "integer":
             self.input = w.IntText(value=example if isinstance(example, int) else 0)
         elif kind == "number":
@@ -107,23 +114,63 @@ def api_fields(params: list[dict[str, Any]]) -> list[SampleField]:
 
 def tensor_fields(inputs: list[dict[str, Any]]) -> list[SampleField]:
     """A field per input of the served model's V2 metadata, filled with a sample of its
-    shape: one sample per line for text (BYTES), else JSON."""
+    shape: a text for a text model's (BYTES of shape [N]), a text per line for a list of
+    texts, else JSON."""
     fields = []
     for tensor in inputs:
         shape = ", ".join("N" if d < 0 else str(d) for d in tensor["shape"])
         one = example_sample([tensor])[tensor["name"]]
-        kind = "lines" if tensor["datatype"] == "BYTES" else "array"
+        kind = "array"
+        if tensor["datatype"] == "BYTES":
+            kind = "text" if len(tensor["shape"]) == 1 else "lines"
         note = f"{tensor['datatype']} [{shape}]"
         fields.append(SampleField(tensor["name"], kind, one, note))
     return fields
 
 
-def answer_html(answer: Any) -> str:
-    """The service's answer as JSON, cut after :data:`ANSWER_CHARS` characters."""
+def answer_html(answer: Any, labels: Sequence[str] = ()) -> str:
+    """The service's answer as JSON, cut after :data:`ANSWER_CHARS` characters, under the
+    most likely classes of each sample when ``labels`` (the model's classes, in the order
+    of its probabilities) name them."""
     text = json.dumps(answer)
     if len(text) > ANSWER_CHARS:
         text = text[:ANSWER_CHARS] + "\n…"
-    return (
+    return classes_html(probability_rows(answer), labels) + (
         "<pre style='font-size:11px;line-height:1.3;white-space:pre-wrap;max-height:240px;"
         f"overflow:auto;margin:2px 0'>{escape(text)}</pre>"
     )
+
+
+def probability_rows(answer: Any) -> list[list[float]]:
+    """The ``probabilities`` of each sample of an answer of the simple route (one sample)
+    or of the V2 route (a batch); [] where there are none."""
+    if not isinstance(answer, dict):
+        return []
+    if "outputs" in answer:  # V2: flat data and its shape
+        found = [o for o in answer["outputs"] if o.get("name") == "probabilities"]
+        if not found or len(found[0].get("shape", [])) != 2:
+            return []
+        data, width = found[0].get("data", []), found[0]["shape"][1]
+        return [data[i : i + width] for i in range(0, len(data), width)] if width else []
+    value = answer.get("probabilities")
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+        return value
+    return [value] if isinstance(value, list) else []
+
+
+def classes_html(rows: list[list[float]], labels: Sequence[str]) -> str:
+    """A line per sample: its :data:`TOP_CLASSES` most likely classes and probabilities;
+    "" unless each row has a probability per label."""
+    if not rows or not labels or any(len(row) != len(labels) for row in rows):
+        return ""
+    lines = []
+    for i, row in enumerate(rows[:CLASSES_SAMPLES]):
+        if not all(isinstance(p, int | float) for p in row):
+            return ""
+        ranked = sorted(zip(labels, row, strict=True), key=lambda pair: -pair[1])
+        cells = " · ".join(
+            f"<b>{escape(label)}</b> {p:.2f}" if rank == 0 else f"{escape(label)} {p:.2f}"
+            for rank, (label, p) in enumerate(ranked[:TOP_CLASSES])
+        )
+        lines.append(f"<div>{'sample ' + str(i + 1) + ': ' if len(rows) > 1 else ''}{cells}</div>")
+    return f"<div class='wb-service-classes' style='margin:2px 0'>{''.join(lines)}</div>"

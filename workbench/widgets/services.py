@@ -57,6 +57,8 @@ from workbench.widgets.service_views import (
 
 #: readings the live charts keep (one per poll)
 HISTORY = 90
+#: every how many looks the shown service is read again (its replicas as they run)
+LOOK_AGAIN_TICKS = 5
 
 
 class ServicesSection(Section[ServiceInfo]):
@@ -70,7 +72,10 @@ class ServicesSection(Section[ServiceInfo]):
         super().__init__(client, **kwargs)
         self._shown: int | None = None
         self._job: int | None = None
+        self._ticks = 0
         self._metadata: dict[str, Any] | None = None
+        #: the served model's classes, in the order of its probabilities (its evaluation's)
+        self._labels: list[str] = []
         self._last: ServiceMetrics | None = None
         self._history: deque[ServiceRates] = deque(maxlen=HISTORY)
         self.poller = Poller(self._tick, self.poll_interval)
@@ -251,7 +256,7 @@ class ServicesSection(Section[ServiceInfo]):
 
     def render(self, s: ServiceInfo) -> None:
         if s.id != self._shown:  # another service: its form and charts start afresh
-            self._shown, self._metadata, self._last = s.id, None, None
+            self._shown, self._metadata, self._last, self._labels = s.id, None, None, []
             self._history.clear()
             self._draw()
             self.test_inputs.children = ()
@@ -401,7 +406,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.publish_status.ok(f"{made.name}: deploy job {made.job_id} queued")
         self.new_name.value = ""
         self.close_forms()
-        self.saved(made, f"{made.name}: deploy job {made.job_id} started (followed below)")
+        self.saved(made, f"published {made.name}; its deploy is followed below")
         if made.key:
             self.key_box.value = key_html(made, made.key)
 
@@ -439,8 +444,11 @@ class ServicesSection(Section[ServiceInfo]):
         service = self.selected
         if service is None or service.id != self._shown:
             return False
+        self._ticks += 1
         if self._job is not None:
             self._follow_job(service.id, self._job)
+        elif self._ticks % LOOK_AGAIN_TICKS == 0:
+            self._look_again(service)
         fresh = self.selected
         serving = fresh is not None and any(r.state == "running" for r in fresh.replica_states)
         if serving and self._metadata is None:
@@ -448,6 +456,17 @@ class ServicesSection(Section[ServiceInfo]):
         if fresh is not None and fresh.replica_states:
             self._read_metrics(service.id)
         return True
+
+    def _look_again(self, shown: ServiceInfo) -> None:
+        """The service as it runs now, shown if it changed: the list's counts and the
+        replica table follow a replica that died, was replaced or came up, unclicked."""
+        fresh = attempt(self.deploy_status, lambda: self.client.services.get(shown.id))
+        if fresh is FAILED:
+            return
+        with self._lock:  # not a service deleted meanwhile back into the list
+            changed = (fresh.state, fresh.replica_states) != (shown.state, shown.replica_states)
+            if changed and self.listing.value == shown.id:
+                self.put(fresh)
 
     def _follow_job(self, service_id: int, job_id: int) -> None:
         job = self.attempt(lambda: self.client.jobs.get(job_id))
@@ -485,9 +504,18 @@ class ServicesSection(Section[ServiceInfo]):
                 return
             self._metadata = metadata
             fields = tensor_fields(metadata["inputs"])
+            self._labels = self._classes(s.model_version_id)
             self.route.layout.display = ""
         self.answer_status.value = ""
         self.test_inputs.children = tuple(fields)
+
+    def _classes(self, version_id: int | None) -> list[str]:
+        """The classes of the version's evaluation, in the order of its probabilities."""
+        if version_id is None:
+            return []
+        version = attempt(self.answer_status, lambda: self.client.models.version(version_id))
+        evaluation = None if version is FAILED else version.evaluation
+        return list(evaluation.labels) if evaluation else []
 
     def send(self) -> None:
         """The form's sample to the service (simple route or V2), its answer and latency."""
@@ -522,7 +550,7 @@ class ServicesSection(Section[ServiceInfo]):
         if answer is FAILED:
             return
         self.answer_status.ok(f"answered in {took:.1f} ms (through the Workbench server)")
-        self.answer.value = answer_html(answer)
+        self.answer.value = answer_html(answer, self._labels)
 
     # --- logs -----------------------------------------------------------------------------
 

@@ -279,7 +279,11 @@ class WorkbenchApp(ExtensionApp):
             if ids:
                 self.log.warning("Workbench: reconciled %s: %s", area, ids)
         warm: WarmKernels = self.settings["workbench_warm_kernels"]
-        warm.start(serverapp.kernel_manager, notebook_kernel_name())
+        if serverapp.shutdown_no_activity_timeout > 0 and warm.size > 0:
+            # a kernel kept warm would keep the server from ever stopping for inactivity
+            self.log.info("Workbench: no panel kernel kept warm (shutdown_no_activity_timeout)")
+        else:
+            warm.start(serverapp.kernel_manager, notebook_kernel_name())
 
     def _host_gateway(self, wb: Workbench) -> str | None:
         """The host's address as the backend's runs reach it (Docker's bridge), if any."""
@@ -327,7 +331,7 @@ class WorkbenchApp(ExtensionApp):
     async def stop_extension(self) -> None:
         warm: WarmKernels | None = self.settings.get("workbench_warm_kernels")
         if warm is not None:
-            warm.stop()
+            await warm.stop()
         origins: proxy.WorkspaceOrigins | None = self.settings.get("workbench_origins")
         if origins is not None:
             origins.close()

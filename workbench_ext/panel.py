@@ -41,6 +41,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +88,12 @@ DASHBOARD_URL: str = "workbench/dashboard/models"
 #: The JupyterLab extension hosting the panel; never loaded inside the panel's own page.
 LAB_EXTENSION_NAME: str = "@workbench/panel"
 
+#: Voila's lab template links Font Awesome from a CDN, though its bundle carries the icons;
+#: on a machine without the internet each page load logged two failed requests.
+CDN_STYLESHEET = re.compile(
+    r'\s*<link rel="stylesheet" href="https://cdn\.jsdelivr\.net/npm/@fortawesome/[^"]*"'
+    r"[^>]*>"
+)
 #: What a warm kernel runs before a page takes it: the panels' imports.
 WARMUP_CODE: str = "import workbench.widgets"
 DEFAULT_CULL_AFTER_SECONDS: float = 180.0
@@ -178,22 +185,27 @@ class WarmKernels:
     one with :meth:`take`, which applies the page's kernel environment (Voila's request
     variables: ``QUERY_STRING`` and the like) and hands it over; a replacement is started
     ``refill_after`` seconds later, once the page has been drawn, so that the two do not
-    share the CPU. A kernel that died or was shut down while it waited is skipped. If the
-    warm-up fails (the panel's imports raise), warming stops and pages start their own
-    kernels, whose notebook then shows the error. Warm kernels are ordinary kernels:
-    JupyterLab lists them among the running ones.
+    share the CPU. A kernel that died, was shut down or was put to use from JupyterLab's
+    Running tab while it waited is not handed out. If the warm-up code raises (the panel's
+    imports fail), warming stops and pages start their own kernels, whose notebook then
+    shows the error; any other failure (a timeout, a kernel that died) is logged and the
+    next page tries again. Warm kernels are ordinary kernels: JupyterLab lists them among
+    the running ones.
     """
 
     def __init__(self, size: int, *, refill_after: float = 5.0, timeout: float = 120.0) -> None:
         self.size = size
         self.refill_after = refill_after
         self.timeout = timeout
+        #: how long a page waits for its environment to be applied in a warm kernel
+        self.handover_timeout = 10.0
         self.warmup = WARMUP_CODE
         self._ready: list[tuple[str, str, str, dict[str, str]]] = []  # id, name, path, env
         self._kernel_manager: Any = None
         self._kernel_name = ""
         self._path = ""
         self._task: asyncio.Task[None] | None = None
+        self._sleeping = False
         self._stopped = False
         self.log = get_logger()
 
@@ -209,11 +221,16 @@ class WarmKernels:
         self._path = path
         self._fill_after(0.0)
 
-    def stop(self) -> None:
-        """Start no more kernels (those started stay with the kernel manager)."""
+    async def stop(self) -> None:
+        """Start no more kernels. A launch under way is finished, not cancelled (a kernel
+        cancelled mid-launch would be left running and unknown to the kernel manager, whose
+        shutdown would then fail); the kernels started stay with the kernel manager."""
         self._stopped = True
-        if self._task is not None:
+        if self._task is None or self._task.done():
+            return
+        if self._sleeping:
             self._task.cancel()
+        await asyncio.wait([self._task])
 
     async def wait(self) -> None:
         """Until the kernels being started are ready (for tests and benchmarks)."""
@@ -222,29 +239,49 @@ class WarmKernels:
 
     async def take(self, kernel_name: str, path: str, env: dict[str, str]) -> str | None:
         """A warm kernel of ``kernel_name`` in ``path`` with ``env`` applied, else None."""
-        kernel_id = None
-        while self._ready and kernel_id is None:
-            candidate, name, started_in, started_with = self._ready.pop(0)
-            if (name, started_in) != (kernel_name, path):
-                self._ready.append((candidate, name, started_in, started_with))
-                return None
-            if await self._alive(candidate):
-                kernel_id = candidate
+        try:
+            while self._ready:
+                kernel_id, name, started_in, started_with = self._ready[0]
+                if (name, started_in) != (kernel_name, path):
+                    return None
+                self._ready.pop(0)
+                if not self._unused(kernel_id):
+                    continue
                 changed = {k: v for k, v in env.items() if started_with.get(k) != v}
-                if changed and not await self._run(kernel_id, _environ_update(changed)):
-                    await ensure_async(self._kernel_manager.shutdown_kernel(kernel_id))
-                    kernel_id = None
-        self._fill_after(self.refill_after)
-        return kernel_id
+                if not changed or await self._run(
+                    kernel_id, _environ_update(changed), self.handover_timeout
+                ):
+                    return kernel_id
+                await self._discard(kernel_id)
+            return None
+        finally:
+            self._fill_after(self.refill_after)
+
+    def _unused(self, kernel_id: str) -> bool:
+        """Whether the kernel is still there, idle and connected to nothing (the Running
+        tab can open a console on it)."""
+        if kernel_id not in self._kernel_manager:
+            return False
+        model = self._kernel_manager.kernel_model(kernel_id)
+        return bool(model["connections"] == 0 and model["execution_state"] == "idle")
 
     def _fill_after(self, delay: float) -> None:
         if self.size <= 0 or self._stopped or self._kernel_manager is None:
             return
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._fill(delay))
+            self._task.add_done_callback(self._log_failure)
+
+    def _log_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("Workbench panel: warming kernels failed", exc_info=task.exception())
 
     async def _fill(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+        self._sleeping = True
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._sleeping = False
         while not self._stopped and len(self._ready) < self.size:
             env = dict(os.environ)
             kernel_id = cast(
@@ -255,36 +292,44 @@ class WarmKernels:
                     )
                 ),
             )
-            if not await self._run(kernel_id, self.warmup):
-                await ensure_async(self._kernel_manager.shutdown_kernel(kernel_id))
+            warmed = await self._run(kernel_id, self.warmup, self.timeout)
+            if warmed is None:  # the panel's imports raise: pages will show why
                 self.log.warning("Workbench panel: kernels are no longer kept warm")
                 self._stopped = True
+            if not warmed:
+                await self._discard(kernel_id)
                 return
             self._ready.append((kernel_id, self._kernel_name, self._path, env))
 
-    async def _alive(self, kernel_id: str) -> bool:
+    async def _discard(self, kernel_id: str) -> None:
+        """Shut the kernel down if it is still there (failures logged, not raised)."""
         if kernel_id not in self._kernel_manager:
-            return False
-        return bool(await ensure_async(self._kernel_manager.get_kernel(kernel_id).is_alive()))
-
-    async def _run(self, kernel_id: str, code: str) -> bool:
-        """Run ``code`` in the kernel, quietly; whether it succeeded (failures are logged)."""
-        client = self._kernel_manager.get_kernel(kernel_id).client()
-        client.start_channels()
+            return
         try:
-            await client.wait_for_ready(timeout=self.timeout)
-            reply = await client.execute_interactive(
-                code,
-                silent=True,
-                store_history=False,
-                timeout=self.timeout,
-                output_hook=lambda _message: None,
-            )
-        except (TimeoutError, RuntimeError) as exc:
-            self.log.warning("Workbench panel: warming kernel %s failed: %s", kernel_id, exc)
+            await ensure_async(self._kernel_manager.shutdown_kernel(kernel_id))
+        except Exception:  # gone meanwhile, or it would not stop: not the page's problem
+            self.log.exception("Workbench panel: shutting down kernel %s failed", kernel_id)
+
+    async def _run(self, kernel_id: str, code: str, timeout: float) -> bool | None:
+        """Run ``code`` in the kernel, quietly: True if it ran, None if it raised, False if
+        it could not be run (the kernel died, timed out...). Failures are logged."""
+        try:
+            client = self._kernel_manager.get_kernel(kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=timeout)
+                reply = await client.execute_interactive(
+                    code,
+                    silent=True,
+                    store_history=False,
+                    timeout=timeout,
+                    output_hook=lambda _message: None,
+                )
+            finally:
+                client.stop_channels()
+        except Exception as exc:  # any failure of one kernel must not stop the next page
+            self.log.warning("Workbench panel: kernel %s: %s: %s", kernel_id, type(exc), exc)
             return False
-        finally:
-            client.stop_channels()
         content = reply["content"]
         if content["status"] != "ok":
             self.log.warning(
@@ -293,7 +338,7 @@ class WarmKernels:
                 content.get("ename"),
                 content.get("evalue"),
             )
-            return False
+            return None
         return True
 
 
@@ -403,7 +448,7 @@ class WorkbenchPanelHandler(TornadoVoilaHandler):
             )
         # The handler is bound to one notebook: any path in the URL is ignored.
         async for html in self.get_generator(path=None):
-            self.write(html)
+            self.write(CDN_STYLESHEET.sub("", html))
             await self.flush()
 
 
@@ -415,11 +460,22 @@ def notebook_kernel_name(notebook: str = PANEL_NOTEBOOK, notebook_dir: Path = PA
 
 def panel_voila_configuration(config: Config | None = None) -> VoilaConfiguration:
     """Voila's settings for the panel: ``c.VoilaConfiguration`` from ``config``, plus the
-    ``@workbench/panel`` lab extension denied so that the panel never nests itself."""
+    ``@workbench/panel`` lab extension denied so that the panel never nests itself, and
+    the MathJax bundled with Voila's page instead of MathJax 2 from a CDN (which Voila's
+    page loads unless both ``fullMathjaxUrl`` and ``mathjaxConfig`` are "null")."""
     voila_configuration = VoilaConfiguration(config=config or Config())
     denied = list(voila_configuration.extension_denylist or [])
     if LAB_EXTENSION_NAME not in denied:
         voila_configuration.extension_denylist = [*denied, LAB_EXTENSION_NAME]
+    configured = voila_configuration.page_config_hook
+
+    def offline(page_config: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if configured is not None:
+            page_config = configured(page_config, **kwargs)
+        page_config["fullMathjaxUrl"] = page_config["mathjaxConfig"] = "null"
+        return page_config
+
+    voila_configuration.page_config_hook = offline
     return voila_configuration
 
 

@@ -3,6 +3,7 @@ a page gets a kernel whose imports are done, with its own request's environment.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -86,6 +87,46 @@ async def test_another_kernel_or_folder_gets_no_warm_kernel(jp_serverapp):
     assert len(warm.ready) == 1  # still there for the panel
 
 
+async def test_a_kernel_put_to_use_meanwhile_is_left_to_its_user(jp_serverapp):
+    """JupyterLab's Running tab can open a console on the idle warm kernel: a page must
+    not take it over (nor shut it down)."""
+    kernel_manager = jp_serverapp.kernel_manager
+    warm = await warm_kernels(jp_serverapp)
+    [ready] = warm.ready
+    client = kernel_manager.get_kernel(ready).client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        client.execute("import time; time.sleep(5)")  # the user's cell, running
+        for _ in range(50):
+            if kernel_manager.kernel_model(ready)["execution_state"] == "busy":
+                break
+            await asyncio.sleep(0.1)
+        assert await warm.take(notebook_kernel_name(), "", {}) is None
+        assert ready in kernel_manager  # still the user's
+    finally:
+        client.stop_channels()
+    await warm.wait()
+    assert warm.ready and ready not in warm.ready  # another one warmed for the panel
+    await warm.stop()
+
+
+async def test_stopping_while_a_kernel_launches_leaves_none_behind(jp_serverapp):
+    """The server stops its extensions, then its kernels: a launch under way must end up
+    a kernel the kernel manager knows (and shuts down), never a process it lost."""
+    kernel_manager = jp_serverapp.kernel_manager
+    warm = WarmKernels(1, refill_after=0)
+    warm.start(kernel_manager, notebook_kernel_name())
+    await asyncio.sleep(0.01)  # inside start_kernel
+    await warm.stop()
+    assert not getattr(kernel_manager, "_pending_kernels", {})
+    await kernel_manager.shutdown_all()
+    assert list(kernel_manager.list_kernel_ids()) == []
+    warm.start(kernel_manager, notebook_kernel_name())  # stopped: no more kernels
+    await asyncio.sleep(0.5)
+    assert list(kernel_manager.list_kernel_ids()) == []
+
+
 async def test_when_the_warm_up_fails_pages_start_their_own_kernels(jp_serverapp):
     kernel_manager = jp_serverapp.kernel_manager
     warm = WarmKernels(1, refill_after=0)
@@ -111,4 +152,4 @@ async def test_voila_is_handed_the_warm_kernel_and_the_culler_watches_it(jp_serv
     kernel_id = await tracking.start_kernel(kernel_name=notebook_kernel_name(), path="", env=env)
     assert kernel_id == ready
     assert culler.kernel_ids == {ready}
-    warm.stop()
+    await warm.stop()

@@ -40,8 +40,9 @@ const workbenchIcon = new LabIcon({
 /**
  * A sidebar widget whose content is the Voila-rendered Workbench notebook.
  *
- * The iframe is only loaded the first time the panel is shown, so a collapsed
- * panel costs no Voila kernel.
+ * The iframe is loaded the first time the panel is shown, or at once when the
+ * saved layout shows it (see `shownOnRestore`), so a collapsed panel costs no
+ * Voila kernel.
  */
 class WorkbenchPanel extends Widget {
   constructor() {

@@ -186,6 +186,9 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     # what runs, not what ran: no live line, no test form for a service that serves nothing
     assert section.now.value == ""
     assert "The form appears when a replica runs" in section.test_inputs.children[0].value
+    # nor the last answer, a Send button, or the charts of replicas that are gone
+    assert section.answer.value == "" and section.send_row.layout.display == "none"
+    assert len(section.live_chart.figure.data) == 0
     section.start_button.click()
     wait_until(lambda: "2/2 replicas" in section.listing.label, 180, "the start")
     assert section.selected.address == service.address

@@ -185,14 +185,8 @@ class ServicesSection(Section[ServiceInfo]):
         self.answer_status.add_class("wb-service-answer-status")
         self.answer = w.HTML()
         self.answer.add_class("wb-service-answer")
-        self.test_box = w.VBox(
-            [
-                self.test_inputs,
-                w.HBox([self.route, self.send_button], layout=wrap()),
-                self.answer_status,
-                self.answer,
-            ]
-        )
+        self.send_row = w.HBox([self.route, self.send_button], layout=wrap())
+        self.test_box = w.VBox([self.test_inputs, self.send_row, self.answer_status, self.answer])
 
         # the replicas' logs
         self.log_replica = w.Dropdown(description="Replica", layout=w.Layout(width="160px"))
@@ -275,12 +269,15 @@ class ServicesSection(Section[ServiceInfo]):
         serving = any(r.state == "running" for r in s.replica_states)
         if serving and self._metadata is None:
             self._load_form(s)
-        elif not serving:  # stopped, or not started yet: no form, no live line
-            self._metadata = None
-            self.now.value = ""
+        elif not serving:  # stopped, or not started yet: no form, answer or live charts
+            self._metadata, self._last, self.send_row.layout.display = None, None, "none"
+            self.now.value = self.answer.value = self.answer_status.value = ""
             self.test_inputs.children = (
                 w.HTML(f"<i>The form appears when a replica runs ({escape(s.state)}).</i>"),
             )
+            if self._history:
+                self._history.clear()
+                self._draw()
         self.poller.start()
 
     def remove(self, service_id: int) -> None:
@@ -506,7 +503,7 @@ class ServicesSection(Section[ServiceInfo]):
             fields = tensor_fields(metadata["inputs"])
             self._labels = self._classes(s.model_version_id)
             self.route.layout.display = ""
-        self.answer_status.value = ""
+        self.answer_status.value, self.send_row.layout.display = "", ""
         self.test_inputs.children = tuple(fields)
 
     def _classes(self, version_id: int | None) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -110,6 +113,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         item.stash[FAILED] = True
     return report
+
+
+def make_datasets() -> ModuleType:
+    """examples/datasets/make_datasets.py, imported by path (examples/ is not a package)."""
+    name = "workbench_example_make_datasets"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "examples" / "datasets" / "make_datasets.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def server_config(home: Path, backend: str, **workbench: Any) -> Config:

@@ -17,22 +17,19 @@ about a minute for python, two for pytorch, when cold).
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import FAILED
+from tests.conftest import FAILED, make_datasets
 from tests.docker_fixtures import REPO
 from workbench.algorithms.params import ImageSettings, resolve_parameters
 from workbench.backends.base import Limits, Mount, RunSpec, RunState
@@ -54,20 +51,7 @@ READY_TIMEOUT_S = 60
 PORT = 8080
 
 
-def _load_make_datasets() -> ModuleType:
-    """examples/datasets/make_datasets.py, imported by path (examples/ is not a package)."""
-    name = "workbench_example_make_datasets"
-    if name not in sys.modules:
-        path = REPO / "examples" / "datasets" / "make_datasets.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-md = _load_make_datasets()
+md = make_datasets()
 
 
 def algorithm(name: str) -> dict[str, Any]:

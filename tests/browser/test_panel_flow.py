@@ -158,8 +158,12 @@ def time_to_interactive(walk: Walk) -> dict[str, Any]:
     for _ in range(3):
         _wait_for_a_warm_kernel(walk.server)
         page.reload()
+        loading = page.locator(f"#{PANEL_ID} .jp-WorkbenchPanel-loading")
+        expect(loading).to_be_visible()  # branded, not Voila's spinner
+        expect(loading).to_contain_text("Workbench")
         walk.frame.locator(".wb-datasets-list select").wait_for(timeout=90_000)
         now = page.evaluate("performance.now()")
+        expect(loading).to_be_hidden()
         times = page.evaluate("window.__wbTimes")
         runs.append(
             {

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
 from workbench.datasets.types import FORMATS_FOR, ValidationReport
-from workbench.enums import Purpose, SplitMode, SubPurpose, Visibility
+from workbench.enums import AnnotationType, Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
 from workbench.widgets.charts import Chart, chart
 from workbench.widgets.common import (
@@ -225,6 +225,7 @@ class DatasetsSection(Section[DatasetInfo]):
         )
 
     def _created(self, ds: DatasetInfo) -> None:
+        self.close_forms()  # the upload, next, is in the details below
         self.saved(ds, f"created {ds.name} (#{ds.id}); upload its archive below")
 
 
@@ -335,6 +336,15 @@ def class_histogram() -> Chart:
     )
 
 
+#: what a dataset's annotations are, in its summary
+ANNOTATIONS = {
+    AnnotationType.LABEL: "a class per sample",
+    AnnotationType.POSITION: "boxes or regions",
+    AnnotationType.ENTITY: "text spans",
+    AnnotationType.NONE: "unlabelled",
+}
+
+
 def _summary_html(ds: DatasetInfo) -> str:
     test_set = (
         "independent test set"
@@ -342,15 +352,17 @@ def _summary_html(ds: DatasetInfo) -> str:
         else f"test = {1 - ds.train_ratio:.0%} of train"
     )
     facts = " · ".join(
-        [
+        fact
+        for fact in [
             f"{ds.purpose}/{ds.sub_purpose}",
             f"format {ds.format}",
-            f"{ds.annotation_type} labels",
+            ANNOTATIONS.get(ds.annotation_type, "") if ds.annotation_type else "",
             test_set,
             ds.state,
             ds.visibility,
             f"owner {ds.owner}",
         ]
+        if fact
     )
     lines = []
     for split in sorted(ds.splits):

@@ -27,6 +27,10 @@ const PANEL_ID = 'workbench-panel';
 const OPEN_COMMAND = 'workbench:open-panel';
 /** Where JupyterLab's layout restorer saves the layout (its `left` area names the shown panel). */
 const LAYOUT_KEY = 'layout-restorer:data';
+/** What the panel's page shows once it is usable: its widgets, or a failing cell's output. */
+const READY_SELECTOR = '.jupyter-widgets, .jp-OutputArea-output';
+/** How long the loading note waits for that before it leaves the page to say why not. */
+const LOADING_TIMEOUT_MS = 120_000;
 
 const workbenchIcon = new LabIcon({
   name: 'workbench:panel',
@@ -51,8 +55,15 @@ class WorkbenchPanel extends Widget {
     this.addClass('jp-WorkbenchPanel');
     this.title.icon = workbenchIcon;
     this.title.caption = 'Workbench';
+    this._loading = document.createElement('div');
+    this._loading.className = 'jp-WorkbenchPanel-loading';
+    this._loading.innerHTML =
+      workbenchIcon.svgstr +
+      '<div><b>Workbench</b></div><div>Loading your datasets, tasks, models and services…</div>';
+    this._loading.hidden = true;
     this._iframe = document.createElement('iframe');
     this._iframe.title = 'Workbench';
+    this.node.appendChild(this._loading);
     this.node.appendChild(this._iframe);
   }
 
@@ -62,8 +73,25 @@ class WorkbenchPanel extends Widget {
       // Voila accepts ?theme=light|dark; follow JupyterLab's theme at load time.
       const dark = document.body.dataset.jpThemeLight === 'false';
       const url = URLExt.join(PageConfig.getBaseUrl(), 'workbench/panel');
+      this._loading.hidden = false;
       this._iframe.src = url + (dark ? '?theme=dark' : '');
+      this._waitUntilReady();
     }
+  }
+
+  /** Keep the loading note over the page until its widgets are drawn. */
+  private _waitUntilReady(): void {
+    const started = Date.now();
+    const look = (): void => {
+      const page = this._iframe.contentDocument;
+      const ready = page?.querySelector(READY_SELECTOR);
+      if (ready || Date.now() - started > LOADING_TIMEOUT_MS) {
+        this._loading.hidden = true;
+      } else {
+        window.setTimeout(look, 100);
+      }
+    };
+    look();
   }
 
   protected onAfterShow(): void {
@@ -71,6 +99,7 @@ class WorkbenchPanel extends Widget {
   }
 
   private _iframe: HTMLIFrameElement;
+  private _loading: HTMLDivElement;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {

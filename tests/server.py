@@ -72,6 +72,8 @@ def live_server(
         f"--ServerApp.root_dir={root}",
         "--ServerApp.identity_provider_class=workbench_ext.identity.WorkbenchIdentityProvider",
         "--ServerApp.allow_unauthenticated_access=False",
+        # no panel here: a kernel warmed for it would only take CPU from what is measured
+        "--WorkbenchApp.panel_warm_kernels=0",
         *(["--allow-root"] if os.geteuid() == 0 else []),
     ]
     with log.open("wb") as out:

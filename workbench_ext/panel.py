@@ -200,7 +200,8 @@ class WarmKernels:
         #: how long a page waits for its environment to be applied in a warm kernel
         self.handover_timeout = 10.0
         self.warmup = WARMUP_CODE
-        self._ready: list[tuple[str, str, str, dict[str, str]]] = []  # id, name, path, env
+        #: the kernels ready, each with the environment it started with
+        self._ready: list[tuple[str, dict[str, str]]] = []
         self._kernel_manager: Any = None
         self._kernel_name = ""
         self._path = ""
@@ -212,7 +213,7 @@ class WarmKernels:
     @property
     def ready(self) -> list[str]:
         """The ids of the kernels waiting for a page."""
-        return [kernel_id for kernel_id, *_ in self._ready]
+        return [kernel_id for kernel_id, _ in self._ready]
 
     def start(self, kernel_manager: Any, kernel_name: str, path: str = "") -> None:
         """Keep ``size`` kernels of ``kernel_name``, started in ``path``, warm from now on."""
@@ -239,12 +240,11 @@ class WarmKernels:
 
     async def take(self, kernel_name: str, path: str, env: dict[str, str]) -> str | None:
         """A warm kernel of ``kernel_name`` in ``path`` with ``env`` applied, else None."""
+        if (kernel_name, path) != (self._kernel_name, self._path):
+            return None  # another notebook's kernel, or folder: the pool is not for it
         try:
             while self._ready:
-                kernel_id, name, started_in, started_with = self._ready[0]
-                if (name, started_in) != (kernel_name, path):
-                    return None
-                self._ready.pop(0)
+                kernel_id, started_with = self._ready.pop(0)
                 if not self._unused(kernel_id):
                     continue
                 changed = {k: v for k, v in env.items() if started_with.get(k) != v}
@@ -299,7 +299,7 @@ class WarmKernels:
             if not warmed:
                 await self._discard(kernel_id)
                 return
-            self._ready.append((kernel_id, self._kernel_name, self._path, env))
+            self._ready.append((kernel_id, env))
 
     async def _discard(self, kernel_id: str) -> None:
         """Shut the kernel down if it is still there (failures logged, not raised)."""

@@ -211,6 +211,13 @@ class Failed(Enum):
 FAILED = Failed.FAILED
 
 
+def name_for_css(prefix: str, widgets: dict[str, w.DOMWidget]) -> None:
+    """Give each widget the CSS class ``wb-<prefix>-<name>`` (what the browser tests and
+    the panel's style find it by)."""
+    for name, widget in widgets.items():
+        widget.add_class(f"wb-{prefix}-{name}")
+
+
 def wrap() -> w.Layout:
     """The layout of a row that wraps: a new one each time, since a widget shown or hidden
     sets its own layout's ``display``, and a layout shared by every row would hide them

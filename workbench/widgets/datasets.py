@@ -26,6 +26,7 @@ from workbench.widgets.common import (
     filter_choice,
     heading_html,
     mine_only,
+    name_for_css,
     offer_sub_purposes,
     picked_file,
     search_box,
@@ -81,14 +82,16 @@ class DatasetsSection(Section[DatasetInfo]):
         self.upload_status = Status()
         #: what Publish, Take offline, Apply and Delete answer, under their buttons
         self.action_status = Status()
-        for widget, css in (
-            (self.split, "split"),
-            (self.file, "file"),
-            (self.upload_button, "upload"),
-            (self.upload_status, "upload-status"),
-            (self.action_status, "action-status"),
-        ):
-            widget.add_class(f"wb-dataset-{css}")
+        name_for_css(
+            "dataset",
+            {
+                "split": self.split,
+                "file": self.file,
+                "upload": self.upload_button,
+                "upload-status": self.upload_status,
+                "action-status": self.action_status,
+            },
+        )
 
         self.upload_box = w.VBox(
             [

@@ -22,6 +22,7 @@ from workbench.widgets.common import (
     Status,
     attempt,
     escape,
+    name_for_css,
     offer_sub_purposes,
     on_pick,
     plain,
@@ -122,19 +123,21 @@ class TrainingWizard(w.VBox):
         self.save_start_button = w.Button(
             description="Save and start", icon="play", button_style="success"
         )
-        for widget, css in (
-            (self.purpose, "purpose"),
-            (self.sub_purpose, "sub-purpose"),
-            (self.name, "name"),
-            (self.algorithm_source, "algorithm-source"),
-            (self.algorithm, "algorithm"),
-            (self.dataset, "dataset"),
-            (self.params_box, "params"),
-            (self.next_button, "next"),
-            (self.save_button, "save"),
-            (self.save_start_button, "save-start"),
-        ):
-            widget.add_class(f"wb-wizard-{css}")
+        name_for_css(
+            "wizard",
+            {
+                "purpose": self.purpose,
+                "sub-purpose": self.sub_purpose,
+                "name": self.name,
+                "algorithm-source": self.algorithm_source,
+                "algorithm": self.algorithm,
+                "dataset": self.dataset,
+                "params": self.params_box,
+                "next": self.next_button,
+                "save": self.save_button,
+                "save-start": self.save_start_button,
+            },
+        )
         self.back_button.on_click(lambda _: self.go(self.step - 1))
         self.next_button.on_click(lambda _: self.next())
         self.save_button.on_click(lambda _: self.save(start=False))

@@ -22,6 +22,7 @@ from workbench.widgets.common import (
     attempt,
     escape,
     heading_html,
+    name_for_css,
     offer_sub_purposes,
     wrap,
 )
@@ -268,12 +269,14 @@ class CreateWorkspaceForm(w.VBox):
         self.create_button = w.Button(description="Create", button_style="primary")
         self.message = Status()
         self.source_fields = w.VBox()
-        for widget, name in (
-            (self.name, "name"),
-            (self.environment, "environment"),
-            (self.create_button, "create"),
-        ):
-            widget.add_class(f"wb-ws-{name}")
+        name_for_css(
+            "ws",
+            {
+                "name": self.name,
+                "environment": self.environment,
+                "create": self.create_button,
+            },
+        )
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
         self.code.observe(lambda _: self._code_changed(), names="value")
         self.create_button.on_click(lambda _: self.create())

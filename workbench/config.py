@@ -1,9 +1,11 @@
 """Where Workbench keeps its state, and the limits it enforces.
 
-One value object, :class:`Settings`, built either explicitly or by the named factory
-:meth:`Settings.from_env` (``WORKBENCH_HOME``, ``WORKBENCH_DB_URL``). The embedded default
-keeps everything under one folder: ``registry.db`` (SQLite in WAL mode) and ``store/``;
-a team points ``WORKBENCH_DB_URL`` at PostgreSQL and ``WORKBENCH_STORE`` at a shared folder.
+One value object, :class:`Settings`, made by :meth:`Settings.from_env`: the ``WORKBENCH_*``
+variables (docs/architecture.md#configuration lists them all), then the server's traits a
+user set over them (``WorkbenchApp.workbench_settings``); tests also build it directly.
+The embedded default keeps everything under one folder: ``registry.db`` (SQLite in WAL
+mode) and ``store/``; a team points ``WORKBENCH_DB_URL`` at PostgreSQL and
+``WORKBENCH_STORE`` at a shared folder.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import getpass
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from workbench.datasets.types import ArchiveLimits
 from workbench.errors import InvalidInput
@@ -225,22 +228,29 @@ class Settings:
         return self.home / "credentials.json"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The one way settings are made: the ``WORKBENCH_*`` variables of ``environ``
+        (default: this process's), each unset one keeping its default, then ``overrides``
+        (the server's traits a user set) over them."""
         env = os.environ if environ is None else environ
-        return cls(
-            home=Path(env.get("WORKBENCH_HOME") or DEFAULT_HOME),
-            db_url=env.get("WORKBENCH_DB_URL", ""),
-            store_dir=Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
-            backend=env.get("WORKBENCH_BACKEND", "auto"),
-            quotas=QuotaDefaults.from_env(env),
-            workspace_api_url=env.get("WORKBENCH_WORKSPACE_API_URL", ""),
-            env_build=EnvBuildOptions.from_env(env),
-            training=TrainingLimits.from_env(env),
-            instance_name=env.get("WORKBENCH_INSTANCE", ""),
-            auto_convert=env.get("WORKBENCH_AUTO_CONVERT", "").lower() in ("1", "true", "yes"),
-            training_outbound=flag(env, "WORKBENCH_TRAINING_OUTBOUND", False),
-            workspace_outbound=flag(env, "WORKBENCH_WORKSPACE_OUTBOUND", True),
-        )
+        values: dict[str, Any] = {
+            "home": Path(env.get("WORKBENCH_HOME") or DEFAULT_HOME),
+            "db_url": env.get("WORKBENCH_DB_URL", ""),
+            "store_dir": Path(env["WORKBENCH_STORE"]) if env.get("WORKBENCH_STORE") else None,
+            "backend": env.get("WORKBENCH_BACKEND", "auto"),
+            "quotas": QuotaDefaults.from_env(env),
+            "workspace_api_url": env.get("WORKBENCH_WORKSPACE_API_URL", ""),
+            "env_build": EnvBuildOptions.from_env(env),
+            "training": TrainingLimits.from_env(env),
+            "instance_name": env.get("WORKBENCH_INSTANCE", ""),
+            "auto_convert": flag(env, "WORKBENCH_AUTO_CONVERT", False),
+            "training_outbound": flag(env, "WORKBENCH_TRAINING_OUTBOUND", False),
+            "workspace_outbound": flag(env, "WORKBENCH_WORKSPACE_OUTBOUND", True),
+        }
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"Settings has no {', '.join(sorted(unknown))}")
+        return cls(**(values | overrides))
 
 
 def flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,10 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from traitlets import Bool, Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode
 
 from workbench.backends import BackendError
-from workbench.config import (
-    DEFAULT_HOME,
-    EnvBuildOptions,
-    QuotaDefaults,
-    Settings,
-    TrainingLimits,
-    WorkspaceLimits,
-    flag,
-)
+from workbench.config import Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
 from workbench.errors import WorkbenchError
@@ -62,41 +55,59 @@ class WorkbenchApp(ExtensionApp):
     description = "Workbench: datasets, workspaces, algorithms, training and serving."
 
     home = Unicode(
+        None,
+        allow_none=True,
         help="Folder holding the embedded registry (registry.db) and the artifact store. "
         "Default: $WORKBENCH_HOME, else ~/.workbench.",
         config=True,
     )
     db_url = Unicode(
+        None,
+        allow_none=True,
         help="SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db. "
         "Default: $WORKBENCH_DB_URL, else SQLite in `home`.",
         config=True,
     )
     store_dir = Unicode(
+        None,
+        allow_none=True,
         help="Folder of the artifact store (datasets, images, models). "
         "Default: $WORKBENCH_STORE, else `home`/store.",
         config=True,
     )
     backend = Unicode(
+        None,
+        allow_none=True,
         help="Where workspaces and tasks run: docker (auto is the same), local (single-user "
         "mode: plain processes, no isolation, no model imports) or fake (tests). Default: "
         "$WORKBENCH_BACKEND, else auto.",
         config=True,
     )
     workspace_api_url = Unicode(
+        None,
+        allow_none=True,
         help="The URL a workspace container uses to reach this server's REST API "
         "(WORKBENCH_URL inside the workspace). Default: $WORKBENCH_WORKSPACE_API_URL.",
         config=True,
     )
     max_workspace_cpus = Float(
-        WorkspaceLimits.max_cpus, config=True, help="Most CPUs one workspace may ask for."
+        None,
+        allow_none=True,
+        config=True,
+        help=f"Most CPUs one workspace may ask for. Default: {WorkspaceLimits.max_cpus}.",
     )
     max_workspace_memory_mb = Int(
-        WorkspaceLimits.max_memory_mb,
+        None,
+        allow_none=True,
         config=True,
-        help="Most memory (MiB) one workspace may ask for.",
+        help="Most memory (MiB) one workspace may ask for. "
+        f"Default: {WorkspaceLimits.max_memory_mb}.",
     )
     max_workspace_gpus = Int(
-        WorkspaceLimits.max_gpus, config=True, help="Most GPUs one workspace may ask for."
+        None,
+        allow_none=True,
+        config=True,
+        help=f"Most GPUs one workspace may ask for. Default: {WorkspaceLimits.max_gpus}.",
     )
     workspace_origins = Enum(
         ["port", "shared"],
@@ -115,22 +126,30 @@ class WorkbenchApp(ExtensionApp):
         config=True,
     )
     max_archive_bytes = Int(
-        ArchiveLimits.max_archive_bytes,
+        None,
+        allow_none=True,
         config=True,
-        help="Largest dataset archive accepted by an upload.",
+        help=f"Largest archive accepted by an upload. Default: {ArchiveLimits.max_archive_bytes}.",
     )
     max_unpacked_bytes = Int(
-        ArchiveLimits.max_total_bytes,
+        None,
+        allow_none=True,
         config=True,
-        help="Largest total size of an archive's files once unpacked.",
+        help="Largest total size of an archive's files once unpacked. "
+        f"Default: {ArchiveLimits.max_total_bytes}.",
     )
     max_archive_files = Int(
-        ArchiveLimits.max_files, config=True, help="Most files one archive may hold."
+        None,
+        allow_none=True,
+        config=True,
+        help=f"Most files one archive may hold. Default: {ArchiveLimits.max_files}.",
     )
     max_compression_ratio = Float(
-        ArchiveLimits.max_ratio,
+        None,
+        allow_none=True,
         config=True,
-        help="Largest unpacked size / archive size (zip bombs).",
+        help="Largest unpacked size / archive size (zip bombs). "
+        f"Default: {ArchiveLimits.max_ratio}.",
     )
 
     panel_warm_kernels = Int(
@@ -140,49 +159,36 @@ class WorkbenchApp(ExtensionApp):
         "done, so that a page opens in about a second; 0: each page starts its own.",
     )
 
-    @default("home")
-    def _default_home(self) -> str:
-        return os.environ.get("WORKBENCH_HOME") or str(DEFAULT_HOME)
+    def workbench_settings(self, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of this server: the environment's (``Settings.from_env``, the one
+        source of every ``WORKBENCH_*`` variable), then the traits a user set over them."""
 
-    @default("store_dir")
-    def _default_store_dir(self) -> str:
-        return os.environ.get("WORKBENCH_STORE", "")
+        def given(**values: Any) -> dict[str, Any]:
+            return {name: value for name, value in values.items() if value not in (None, "")}
 
-    @default("backend")
-    def _default_backend(self) -> str:
-        return os.environ.get("WORKBENCH_BACKEND", "auto")
-
-    @default("workspace_api_url")
-    def _default_workspace_api_url(self) -> str:
-        return os.environ.get("WORKBENCH_WORKSPACE_API_URL", "")
-
-    @default("db_url")
-    def _default_db_url(self) -> str:
-        return os.environ.get("WORKBENCH_DB_URL", "")
-
-    def workbench_settings(self) -> Settings:
-        return Settings(
-            home=Path(self.home),
-            db_url=self.db_url,
-            store_dir=Path(self.store_dir) if self.store_dir else None,
-            backend=self.backend,
-            quotas=QuotaDefaults.from_env(os.environ),
-            env_build=EnvBuildOptions.from_env(os.environ),
-            training=TrainingLimits.from_env(os.environ),
-            instance_name=os.environ.get("WORKBENCH_INSTANCE", ""),
-            training_outbound=flag(os.environ, "WORKBENCH_TRAINING_OUTBOUND", False),
-            workspace_outbound=flag(os.environ, "WORKBENCH_WORKSPACE_OUTBOUND", True),
-            workspace_api_url=self.workspace_api_url,
+        return Settings.from_env(
+            environ,
+            **given(
+                home=self.home and Path(self.home),
+                db_url=self.db_url,
+                store_dir=self.store_dir and Path(self.store_dir),
+                backend=self.backend,
+                workspace_api_url=self.workspace_api_url,
+            ),
             workspace_limits=WorkspaceLimits(
-                max_cpus=self.max_workspace_cpus,
-                max_memory_mb=self.max_workspace_memory_mb,
-                max_gpus=self.max_workspace_gpus,
+                **given(
+                    max_cpus=self.max_workspace_cpus,
+                    max_memory_mb=self.max_workspace_memory_mb,
+                    max_gpus=self.max_workspace_gpus,
+                )
             ),
             archive_limits=ArchiveLimits(
-                max_archive_bytes=self.max_archive_bytes,
-                max_total_bytes=self.max_unpacked_bytes,
-                max_files=self.max_archive_files,
-                max_ratio=self.max_compression_ratio,
+                **given(
+                    max_archive_bytes=self.max_archive_bytes,
+                    max_total_bytes=self.max_unpacked_bytes,
+                    max_files=self.max_archive_files,
+                    max_ratio=self.max_compression_ratio,
+                )
             ),
         )
 

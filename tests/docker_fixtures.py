@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.backends.base import BackendUnavailable, BuildFailed
 from workbench.backends.docker import DockerBackend
 from workbench.environments import DEFAULT_BASE_IMAGE, EnvBuilder, load_definition
+from workbench.errors import BackendUnavailable, BuildFailed
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_ENV_TAG = "workbench/env-python:test"

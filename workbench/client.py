@@ -38,7 +38,13 @@ from workbench.deployments.schemas import (
     ServiceStarted,
 )
 from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
-from workbench.errors import InferenceError, Unauthenticated, WorkbenchError, rebuild_error
+from workbench.errors import (
+    InferenceError,
+    ServerUnreachable,
+    Unauthenticated,
+    WorkbenchError,
+    rebuild_error,
+)
 from workbench.invitations import InvitationInfo
 from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
 from workbench.jobs.schemas import wait_for_job
@@ -72,11 +78,6 @@ Progress = Callable[[int, int], None]
 #: the last line of a workspace build's reply
 BUILD_STATUS = re.compile(r"^(OK \S+\.tar|ERROR ([a-z_]+): (.*))$")
 LONG = httpx.Timeout(60.0, read=None)
-
-
-class ServerUnreachable(WorkbenchError):
-    status = 503
-    code = "server_unreachable"
 
 
 class WorkbenchClient:

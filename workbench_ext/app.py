@@ -16,11 +16,10 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from workbench.backends import BackendError
 from workbench.config import Settings, WorkspaceLimits
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
-from workbench.errors import WorkbenchError
+from workbench.errors import BackendError, WorkbenchError
 from workbench.services import Workbench
 from workbench_ext import proxy
 from workbench_ext.handlers import (

@@ -72,11 +72,13 @@ from jupyter_client.provisioning import KernelProvisionerBase
 from tornado import web
 from traitlets import CaselessStrEnum, Float, Int, Unicode
 
-from workbench.backends.base import BackendError, BackendUnavailable
 from workbench.config import Settings, default_owner
 from workbench.errors import (
+    BackendError,
+    BackendUnavailable,
     Conflict,
     InvalidInput,
+    KernelLaunchFailed,
     NotFound,
     PermissionDenied,
     Unauthenticated,
@@ -110,13 +112,6 @@ _CURVE_PROBE = (
     "sys.exit(0 if 'curve_secretkey' in A.class_trait_names() else 3)"
 )
 _LOG_TAIL = 20
-
-
-class KernelLaunchFailed(BackendError):
-    """The kernel did not come up in the workspace's container."""
-
-    status = 502
-    code = "kernel_launch_failed"
 
 
 class WorkspaceKernelError(web.HTTPError):

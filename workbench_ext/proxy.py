@@ -66,7 +66,7 @@ from tornado.websocket import (
     websocket_connect,
 )
 
-from workbench.errors import Conflict, PermissionDenied, WorkbenchError
+from workbench.errors import Conflict, PermissionDenied, WorkbenchError, WorkspaceNotReady
 from workbench.services import Workbench
 from workbench_ext.handlers.base import FROM_ANOTHER_SITE
 from workbench_ext.identity import from_another_site, workbench_secret
@@ -195,19 +195,6 @@ class WorkspaceOrigins:
     def close(self) -> None:
         for identity in list(self._open):
             self._close(identity)
-
-
-class WorkspaceNotReady(WorkbenchError):
-    status = 503
-    code = "workspace_not_ready"
-    retry_after_s: ClassVar[int] = 2
-
-    def __init__(self, workspace_id: int) -> None:
-        super().__init__(
-            f"Workspace {workspace_id}'s JupyterLab is not answering yet (it may still be "
-            "starting); retry in a few seconds.",
-            workspace=workspace_id,
-        )
 
 
 @web.stream_request_body

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.algorithms.schemas import AlgorithmInfo
-from workbench.backends.base import Backend, BackendError
+from workbench.backends.base import Backend
 from workbench.config import Settings, default_owner
 from workbench.environments.service import PRESET_TAG
-from workbench.errors import WorkbenchError
+from workbench.errors import BackendError, WorkbenchError
 from workbench.services import Workbench
 from workbench.users import Actor
 

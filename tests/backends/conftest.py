@@ -23,10 +23,11 @@ import docker
 import pytest
 
 from tests.conftest import FAILED
-from workbench.backends import Backend, ImageNotFound, RunInfo, RunSpec, RunState
+from workbench.backends import Backend, RunInfo, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
 from workbench.backends.local import LocalBackend
+from workbench.errors import ImageNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = uuid.uuid4().hex[:8]

@@ -12,15 +12,8 @@ import uuid
 import pytest
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, TEST_LABEL, Harness, sh
-from workbench.backends import (
-    MANAGED_LABEL,
-    BackendError,
-    ImageNotFound,
-    Mount,
-    RunNotFound,
-    RunState,
-    Unsupported,
-)
+from workbench.backends import MANAGED_LABEL, Mount, RunState
+from workbench.errors import BackendError, ImageNotFound, RunNotFound, Unsupported
 
 SIGTERM_EXIT = 143  # every backend stops with SIGTERM first; the commands honour it
 

@@ -18,19 +18,17 @@ import pytest
 import requests
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, Harness, sh
-from workbench.backends import (
+from workbench.backends import Limits, Mount, RunSpec, RunState
+from workbench.backends.docker import DockerBackend, _engine_errors
+from workbench.errors import (
     BackendError,
     BackendUnavailable,
     BuildFailed,
     ImageNotFound,
-    Limits,
-    Mount,
+    InvalidInput,
     RunNotFound,
-    RunSpec,
-    RunState,
+    UnsupportedArchive,
 )
-from workbench.backends.docker import DockerBackend, _engine_errors
-from workbench.errors import InvalidInput, UnsupportedArchive
 
 docker_only = pytest.mark.docker
 

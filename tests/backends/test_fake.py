@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.backends import BackendError, BuildFailed, ImageNotFound, RunSpec, RunState
+from workbench.backends import RunSpec, RunState
 from workbench.backends.fake import FakeBackend
+from workbench.errors import BackendError, BuildFailed, ImageNotFound
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import workbench.backends
-from workbench.backends import BackendUnavailable, get_backend
+from workbench.backends import get_backend
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
 from workbench.backends.local import LocalBackend
-from workbench.errors import InvalidInput
+from workbench.errors import BackendUnavailable, InvalidInput
 
 
 def test_the_public_surface_is_declared_once():
@@ -20,19 +20,13 @@ def test_the_public_surface_is_declared_once():
         "MANAGED_LABEL",
         "NO_NETWORK",
         "Backend",
-        "BackendError",
-        "BackendUnavailable",
-        "BuildFailed",
         "ImageInfo",
-        "ImageNotFound",
         "Limits",
         "Mount",
         "Network",
         "RunInfo",
-        "RunNotFound",
         "RunSpec",
         "RunState",
-        "Unsupported",
         "get_backend",
     }
     assert all(hasattr(workbench.backends, name) for name in workbench.backends.__all__)

@@ -9,18 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, Harness, sh
-from workbench.backends import (
-    BackendError,
-    BuildFailed,
-    ImageNotFound,
-    Limits,
-    Mount,
-    RunSpec,
-    RunState,
-    Unsupported,
-)
+from workbench.backends import Limits, Mount, RunSpec, RunState
 from workbench.backends.local import LocalBackend
-from workbench.errors import InvalidInput
+from workbench.errors import BackendError, BuildFailed, ImageNotFound, InvalidInput, Unsupported
 
 
 def test_runs_outlive_the_backend_object(local_h: Harness):

@@ -201,8 +201,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 
 def _remove_runs_of(home: Path) -> None:
     """Workspaces outlive a server stop by design; the tests' ones go with the test server."""
-    from workbench.backends.base import BackendUnavailable
     from workbench.backends.docker import DockerBackend
+    from workbench.errors import BackendUnavailable
 
     try:
         backend = DockerBackend.from_env()

@@ -13,16 +13,20 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from workbench.backends.base import Backend, BuildFailed, ImageInfo, ImageNotFound
+from workbench.backends.base import Backend, ImageInfo
 from workbench.environments import (
     HASH_VARIABLE,
-    BaseImageMissing,
     EnvBuilder,
     EnvDefinition,
-    LocalWheelMissing,
-    WorkbenchWheelUnavailable,
     build_workbench_wheel,
     load_definition,
+)
+from workbench.errors import (
+    BaseImageMissing,
+    BuildFailed,
+    ImageNotFound,
+    LocalWheelMissing,
+    WorkbenchWheelUnavailable,
 )
 
 TORCH_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.environments import (
-    EnvDefinition,
-    EnvDefinitionInvalid,
-    EnvNotFound,
-    list_definitions,
-    load_definition,
-)
-from workbench.errors import InvalidInput, NotFound
+from workbench.environments import EnvDefinition, list_definitions, load_definition
+from workbench.errors import EnvDefinitionInvalid, EnvNotFound, InvalidInput, NotFound
 
 VALID = """\
 name = "{name}"

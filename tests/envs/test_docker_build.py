@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from tests.docker_fixtures import env_builder
-from workbench.backends.base import BuildFailed, ImageNotFound, RunSpec, RunState
+from workbench.backends.base import RunSpec, RunState
 from workbench.backends.docker import DockerBackend
 from workbench.environments import HASH_VARIABLE, EnvDefinition
+from workbench.errors import BuildFailed, ImageNotFound
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

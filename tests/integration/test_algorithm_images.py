@@ -22,9 +22,9 @@ from tests.conftest import add_environment, add_people, make_workbench
 from tests.image_registry import serve_images
 from tests.services.test_builds import make_workspace
 from workbench.algorithms.schemas import AlgorithmCreate
-from workbench.backends.base import ImageNotFound, RunSpec, RunState
+from workbench.backends.base import RunSpec, RunState
 from workbench.backends.docker import DockerBackend
-from workbench.errors import ArchiveLimitExceeded, CorruptArchive, InvalidInput
+from workbench.errors import ArchiveLimitExceeded, CorruptArchive, ImageNotFound, InvalidInput
 from workbench.services import Workbench
 from workbench.users import Actor
 

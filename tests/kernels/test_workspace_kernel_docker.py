@@ -12,8 +12,9 @@ import pytest
 
 from tests.conftest import add_environment, add_people, make_workbench
 from tests.kernels.conftest import kernel_manager
+from workbench.errors import KernelLaunchFailed
 from workbench.workspaces.schemas import WorkspaceCreate
-from workbench_ext.kernels import KernelLaunchFailed, WorkspaceKernelError
+from workbench_ext.kernels import WorkspaceKernelError
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

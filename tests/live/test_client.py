@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.archives import image_classes, zip_slip
-from workbench.client import ServerUnreachable, WorkbenchClient
-from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UnsafeArchive
+from workbench.client import WorkbenchClient
+from workbench.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ServerUnreachable,
+    UnsafeArchive,
+)
 
 
 def test_dataset_lifecycle_through_the_client(live, tmp_path):

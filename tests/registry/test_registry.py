@@ -17,7 +17,8 @@ from workbench.enums import (
     SubPurpose,
     Visibility,
 )
-from workbench.registry import Registry, SchemaOutOfDate
+from workbench.errors import SchemaOutOfDate
+from workbench.registry import Registry
 from workbench.registry import models as m
 
 

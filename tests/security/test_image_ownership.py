@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import API, Tenants, finished
-from workbench.backends.base import ImageNotFound
 from workbench.backends.docker import DockerBackend
+from workbench.errors import ImageNotFound
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -22,9 +22,9 @@ from tests.rest.conftest import Api
 from tests.security.conftest import API, finished
 from tests.server import live_server
 from tests.services.test_conversions import version_of
-from workbench.backends.base import Unsupported
 from workbench.backends.docker import DockerBackend
 from workbench.enums import Role
+from workbench.errors import Unsupported
 from workbench.jobs import JobState
 from workbench.models.schemas import ModelImport
 from workbench.registry.models import Job

@@ -21,16 +21,18 @@ from tests.services.test_builds import make_env, make_workspace
 from workbench.algorithms.jobs import image_tag
 from workbench.algorithms.schemas import AlgorithmCreate, AlgorithmFilter, AlgorithmUpdate
 from workbench.algorithms.service import AlgorithmService
-from workbench.backends.base import BackendError, ImageNotFound, Unsupported
 from workbench.backends.local import LocalBackend
 from workbench.datasets.schemas import DatasetCreate
 from workbench.errors import (
     ArchiveLimitExceeded,
+    BackendError,
     Conflict,
     CorruptArchive,
+    ImageNotFound,
     InvalidInput,
     NotFound,
     PermissionDenied,
+    Unsupported,
     UnsupportedArchive,
 )
 from workbench.registry import models as m

@@ -10,16 +10,17 @@ import uuid
 import pytest
 
 from tests.conftest import accept_invitations, add_environment, add_people, make_workbench
-from workbench.backends.base import (
-    BuildFailed,
-    ImageNotFound,
-    RunSpec,
-    RunState,
-    Unsupported,
-)
+from workbench.backends.base import RunSpec, RunState
 from workbench.backends.local import LocalBackend
 from workbench.environments import DEFAULT_BASE_IMAGE
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.errors import (
+    BuildFailed,
+    Conflict,
+    ImageNotFound,
+    InvalidInput,
+    NotFound,
+    Unsupported,
+)
 from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.schemas import WorkspaceCreate
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import add_people, make_workbench
 from tests.image_registry import serve_images
-from workbench.backends.base import Backend, BackendError, BuildFailed, ImageNotFound, Unsupported
+from workbench.backends.base import Backend
 from workbench.backends.local import LocalBackend
 from workbench.enums import Visibility
 from workbench.environments import (
@@ -27,7 +27,6 @@ from workbench.environments import (
     EnvDefinition,
     load_definition,
 )
-from workbench.environments.errors import LocalWheelMissing
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
@@ -36,11 +35,16 @@ from workbench.environments.schemas import (
 )
 from workbench.environments.service import EnvironmentService, log_key
 from workbench.errors import (
+    BackendError,
+    BuildFailed,
     Conflict,
     CorruptArchive,
+    ImageNotFound,
     InvalidInput,
+    LocalWheelMissing,
     NotFound,
     PermissionDenied,
+    Unsupported,
     UnsupportedArchive,
 )
 from workbench.images import inspect_image_tar

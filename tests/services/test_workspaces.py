@@ -14,6 +14,7 @@ from workbench.config import WorkspaceLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.errors import (
     Conflict,
+    GitCloneFailed,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -22,7 +23,6 @@ from workbench.errors import (
 )
 from workbench.registry import models as m
 from workbench.workspaces.schemas import WorkspaceCreate
-from workbench.workspaces.sources import GitCloneFailed
 
 
 @pytest.fixture

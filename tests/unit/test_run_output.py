@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.jobs.files import MAX_OUTPUT_DEPTH, RunOutput, UnsafeOutput
+from workbench.errors import UnsafeOutput
+from workbench.jobs.files import MAX_OUTPUT_DEPTH, RunOutput
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from workbench.algorithms.params import ImageSettings
-from workbench.backends.base import Backend, BackendError, ImageNotFound, Unsupported
+from workbench.backends.base import Backend
 from workbench.enums import ImageKind, ImageState
-from workbench.errors import InvalidInput
+from workbench.errors import BackendError, ImageNotFound, InvalidInput, Unsupported
 from workbench.images import ImageConfig, check_labels, image_config
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
 from workbench.jobs.files import RunOutput

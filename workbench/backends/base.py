@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from workbench.errors import WorkbenchError
+from workbench.errors import Unsupported
 
 #: every run Workbench starts carries this label (value: the Workbench home it belongs to)
 MANAGED_LABEL = "workbench.managed"
@@ -80,40 +80,6 @@ class LineSplitter:
 
 #: :attr:`RunSpec.network` for a run with no network at all
 NO_NETWORK: Literal["none"] = "none"
-
-
-class BackendError(WorkbenchError):
-    """Root of the backends' errors."""
-
-    status = 502
-    code = "backend_error"
-
-
-class BackendUnavailable(BackendError):
-    status = 503
-    code = "backend_unavailable"
-
-
-class ImageNotFound(BackendError):
-    status = 404
-    code = "image_not_found"
-
-
-class RunNotFound(BackendError):
-    status = 404
-    code = "run_not_found"
-
-
-class BuildFailed(BackendError):
-    status = 422
-    code = "build_failed"
-
-
-class Unsupported(BackendError):
-    """The backend cannot do this at all (e.g. load a docker tar without Docker)."""
-
-    status = 501
-    code = "backend_unsupported"
 
 
 class RunState(StrEnum):

@@ -58,20 +58,22 @@ from workbench.backends.base import (
     MANAGED_LABEL,
     NO_NETWORK,
     Backend,
-    BackendError,
-    BackendUnavailable,
-    BuildFailed,
     ImageInfo,
-    ImageNotFound,
     LineSplitter,
     Mount,
     Network,
     RunInfo,
-    RunNotFound,
     RunSpec,
     RunState,
 )
-from workbench.errors import InvalidInput
+from workbench.errors import (
+    BackendError,
+    BackendUnavailable,
+    BuildFailed,
+    ImageNotFound,
+    InvalidInput,
+    RunNotFound,
+)
 from workbench.images import RESERVED_LABEL_PREFIX, untagged_stream
 
 DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path("/run/docker.sock"))

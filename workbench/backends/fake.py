@@ -37,19 +37,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from workbench.backends.base import (
-    MANAGED_LABEL,
-    Backend,
-    BackendError,
-    BuildFailed,
-    ImageInfo,
-    ImageNotFound,
-    RunInfo,
-    RunNotFound,
-    RunSpec,
-    RunState,
-)
+from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, RunSpec, RunState
 from workbench.backends.local import normalize_tag
+from workbench.errors import BackendError, BuildFailed, ImageNotFound, RunNotFound
 
 _STOPPED = 143  # 128 + SIGTERM
 

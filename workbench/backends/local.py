@@ -63,20 +63,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench.backends.base import (
-    MANAGED_LABEL,
-    Backend,
+from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, RunSpec, RunState
+from workbench.errors import (
     BackendError,
     BuildFailed,
-    ImageInfo,
     ImageNotFound,
-    RunInfo,
+    InvalidInput,
     RunNotFound,
-    RunSpec,
-    RunState,
     Unsupported,
 )
-from workbench.errors import InvalidInput
 
 #: variables of Workbench's own environment that a run inherits
 PASSED_ENV = (

@@ -33,7 +33,8 @@ from workbench.backends.base import (
     RunState,
 )
 from workbench.deployments.schemas import IMAGE_FORMAT
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
+from workbench.errors import JobFailed
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, path_in_run
 from workbench.networks import SCRATCH, service_network
 from workbench.registry import Registry

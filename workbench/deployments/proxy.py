@@ -46,13 +46,8 @@ from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ProxyUnavailable
 from workbench.users import hash_token
-
-
-class ProxyUnavailable(WorkbenchError):
-    status = 503
-    code = "proxy_unavailable"
 
 
 @dataclass(frozen=True)

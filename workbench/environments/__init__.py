@@ -22,25 +22,13 @@ from workbench.environments.builder import (
     server_pins,
 )
 from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
-from workbench.environments.errors import (
-    BaseImageMissing,
-    EnvDefinitionInvalid,
-    EnvNotFound,
-    LocalWheelMissing,
-    WorkbenchWheelUnavailable,
-)
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
     "HASH_VARIABLE",
-    "BaseImageMissing",
     "BuildContext",
     "EnvBuilder",
     "EnvDefinition",
-    "EnvDefinitionInvalid",
-    "EnvNotFound",
-    "LocalWheelMissing",
-    "WorkbenchWheelUnavailable",
     "build_workbench_wheel",
     "list_definitions",
     "load_definition",

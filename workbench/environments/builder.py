@@ -44,10 +44,11 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 import workbench
-from workbench.backends.base import Backend, ImageInfo, ImageNotFound
+from workbench.backends.base import Backend, ImageInfo
 from workbench.environments.definition import EnvDefinition
-from workbench.environments.errors import (
+from workbench.errors import (
     BaseImageMissing,
+    ImageNotFound,
     LocalWheelMissing,
     WorkbenchWheelUnavailable,
 )

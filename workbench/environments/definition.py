@@ -28,7 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench.environments.errors import EnvDefinitionInvalid, EnvNotFound
+from workbench.errors import EnvDefinitionInvalid, EnvNotFound
 
 DEFINITION_FILE = "env.toml"
 #: what every environment must pin, because every workspace runs it

@@ -27,12 +27,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend, ImageNotFound, Unsupported
+from workbench.backends.base import Backend
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import load_definition
 from workbench.environments.schemas import EnvironmentState
+from workbench.errors import ImageNotFound, JobFailed, Unsupported
 from workbench.images import check_labels
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, JobState, Outcome
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
 from workbench.registry.models import Environment, Job
 
 JOB_KIND = "environment-image"

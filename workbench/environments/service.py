@@ -39,11 +39,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
-from workbench.backends.base import Backend, BackendError
+from workbench.backends.base import Backend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
-from workbench.environments.errors import EnvNotFound
 from workbench.environments.jobs import (
     JOB_KIND,
     OWN_TAG,
@@ -60,7 +59,7 @@ from workbench.environments.schemas import (
     EnvironmentUpdate,
     LogPage,
 )
-from workbench.errors import Conflict, InvalidInput, PermissionDenied
+from workbench.errors import BackendError, Conflict, EnvNotFound, InvalidInput, PermissionDenied
 from workbench.images import check_reference, inspect_image_tar
 from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry

@@ -2,7 +2,7 @@
 conversion, benchmark and deploy): queue, claim, log, progress, cancel, re-attach after a
 restart. It knows no concrete kind: each area registers its :class:`JobKind`."""
 
-from workbench.jobs.kinds import JobCancelled, JobContext, JobFailed, JobKind, Outcome
+from workbench.jobs.kinds import JobCancelled, JobContext, JobKind, Outcome
 from workbench.jobs.runner import JobRunner, job_folder
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage
 from workbench.jobs.service import JobService
@@ -19,7 +19,6 @@ __all__ = [
     "LIVE_JOB_STATES",
     "JobCancelled",
     "JobContext",
-    "JobFailed",
     "JobFilter",
     "JobInfo",
     "JobKind",

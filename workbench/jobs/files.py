@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workbench.backends.base import Backend
-from workbench.jobs.kinds import JobFailed
+from workbench.errors import UnsafeOutput
 
 #: the ``workbench`` user of every environment image: job containers run as it
 RUN_UID = 1000
@@ -58,13 +58,6 @@ SPARSE_FROM = 1024**2
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHUNK = 1024 * 1024
-
-
-class UnsafeOutput(JobFailed):
-    """A run left something the server does not take: a link, a device, a pipe, a hard
-    link, a path out of its folder, or more than the server reads."""
-
-    code = "unsafe_output"
 
 
 class RunOutput:

@@ -29,17 +29,9 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend, RunInfo, RunSpec
-from workbench.errors import WorkbenchError
+from workbench.errors import JobFailed
 from workbench.jobs.logs import CappedLog
-from workbench.jobs.schemas import JOB_FAILED
 from workbench.registry.models import Job
-
-
-class JobFailed(WorkbenchError):
-    """The job cannot succeed; the message says why and what to do."""
-
-    status = 422
-    code = JOB_FAILED
 
 
 class JobCancelled(Exception):

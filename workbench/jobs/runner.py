@@ -43,16 +43,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import (
-    MANAGED_LABEL,
-    Backend,
-    BackendError,
-    RunInfo,
-    RunNotFound,
-    RunState,
-)
+from workbench.backends.base import MANAGED_LABEL, Backend, RunInfo, RunState
 from workbench.config import TrainingLimits
-from workbench.errors import Conflict, WorkbenchError
+from workbench.errors import BackendError, Conflict, RunNotFound, WorkbenchError
 from workbench.jobs.kinds import JobCancelled, JobContext, JobKind
 from workbench.jobs.logs import CappedLog
 from workbench.jobs.states import FINISHED_JOB_STATES, LIVE_JOB_STATES, JobState

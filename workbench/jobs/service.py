@@ -9,9 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import RunNotFound
 from workbench.enums import Role
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.errors import Conflict, InvalidInput, NotFound, RunNotFound
 from workbench.jobs.runner import (
     STOP_TIMEOUT,
     JobRunner,

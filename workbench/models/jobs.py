@@ -34,16 +34,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec, Unsupported
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobFailed, JobKind, Outcome
-from workbench.jobs.files import (
-    RUN_UID,
-    RunOutput,
-    UnsafeOutput,
-    give_to_run_user,
-    path_in_run,
-    tail_lines,
-)
+from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
+from workbench.errors import JobFailed, UnsafeOutput, Unsupported
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, Outcome
+from workbench.jobs.files import RUN_UID, RunOutput, give_to_run_user, path_in_run, tail_lines
 from workbench.models.formats import RUNTIME
 from workbench.networks import NO_NETWORK, SCRATCH
 from workbench.registry import Registry

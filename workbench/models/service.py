@@ -30,11 +30,11 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
-from workbench.backends.base import Backend, ImageNotFound
+from workbench.backends.base import Backend
 from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import UNFINISHED_TASK_STATES, ImageKind, Visibility
-from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
+from workbench.errors import Conflict, ImageNotFound, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.evaluation import Evaluation
 from workbench.models.formats import (

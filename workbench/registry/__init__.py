@@ -1,5 +1,5 @@
 """The shared registry: a SQL database (SQLite by default, PostgreSQL for teams)."""
 
-from workbench.registry.db import Registry, SchemaOutOfDate
+from workbench.registry.db import Registry
 
-__all__ = ["Registry", "SchemaOutOfDate"]
+__all__ = ["Registry"]

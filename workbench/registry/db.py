@@ -14,21 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session, sessionmaker
 
-from workbench.errors import WorkbenchError
+from workbench.errors import SchemaOutOfDate
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class SchemaOutOfDate(WorkbenchError):
-    code = "schema_out_of_date"
-
-    def __init__(self, current: str | None, head: str) -> None:
-        super().__init__(
-            f"The registry schema is at revision {current or 'none'} but this Workbench "
-            f"needs {head}; run `workbench db upgrade` first.",
-            current=current,
-            head=head,
-        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -36,16 +36,9 @@ from sqlalchemy.orm import Session
 from workbench.algorithms.params import ImageSettings, ParamSpec, resolve_parameters
 from workbench.backends.base import Limits, Mount, RunInfo, RunSpec
 from workbench.enums import ImageKind, TaskState
-from workbench.errors import InvalidInput, WorkbenchError
-from workbench.jobs import JobContext, JobFailed, JobKind, JobState, Outcome
-from workbench.jobs.files import (
-    RUN_UID,
-    RunOutput,
-    UnsafeOutput,
-    give_to_run_user,
-    path_in_run,
-    tail_lines,
-)
+from workbench.errors import InvalidInput, JobFailed, UnsafeOutput, WorkbenchError
+from workbench.jobs import JobContext, JobKind, JobState, Outcome
+from workbench.jobs.files import RUN_UID, RunOutput, give_to_run_user, path_in_run, tail_lines
 from workbench.models.evaluation import MAX_BYTES as EVALUATION_BYTES
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion

@@ -32,8 +32,8 @@ from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from workbench.backends.base import Backend, BackendError, Unsupported
-from workbench.errors import Conflict, InvalidInput, NotFound
+from workbench.backends.base import Backend
+from workbench.errors import BackendError, Conflict, InvalidInput, NotFound, Unsupported
 from workbench.images import MAX_IMAGE_BYTES, ImageConfig, ImageTar, inspect_image_tar
 from workbench.jobs.files import RunOutput
 from workbench.registry.models import Environment

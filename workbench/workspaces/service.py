@@ -25,20 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import get_visible
-from workbench.backends.base import (
-    MANAGED_LABEL,
-    Backend,
-    Limits,
-    Mount,
-    RunNotFound,
-    RunSpec,
-    RunState,
-)
+from workbench.backends.base import MANAGED_LABEL, Backend, Limits, Mount, RunSpec, RunState
 from workbench.config import WorkspaceLimits
 from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import DatasetState
-from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RunNotFound
 from workbench.invitations import invite, invited
 from workbench.networks import workspaces_network
 from workbench.quotas import QuotaService

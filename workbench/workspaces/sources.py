@@ -11,17 +11,12 @@ from pathlib import Path
 from string import Template
 
 from workbench.enums import Purpose, SubPurpose
-from workbench.errors import InvalidInput
+from workbench.errors import GitCloneFailed, InvalidInput
 from workbench.workspaces.schemas import GitSource, ScaffoldSource
 
 GIT_TIMEOUT_S = 180
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")
 _SCHEMES = ("https://", "http://", "ssh://", "git://")
-
-
-class GitCloneFailed(InvalidInput):
-    status = 422
-    code = "git_clone_failed"
 
 
 def check_git_url(url: str, *, allow_file: bool = False) -> None:

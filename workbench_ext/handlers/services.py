@@ -13,7 +13,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from workbench import scopes
 from workbench.deployments.schemas import ServiceCreate
 from workbench.deployments.service import DeploymentService
-from workbench.errors import WorkbenchError
+from workbench.errors import ServiceUnreachable
 from workbench_ext.handlers.base import API, WorkbenchHandler
 
 
@@ -185,18 +185,6 @@ class EndpointHandler(ServiceHandlerBase):
             if name in response.headers:
                 self.set_header(name, response.headers[name])
         self.finish(response.body)
-
-
-class ServiceUnreachable(WorkbenchError):
-    status = 502
-    code = "service_unreachable"
-
-    def __init__(self, service_id: int, why: str) -> None:
-        super().__init__(
-            f"Service {service_id}'s endpoint did not answer ({why}); see its state and "
-            "replicas with GET /services/{id}.",
-            service=service_id,
-        )
 
 
 handlers = [

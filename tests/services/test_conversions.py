@@ -84,8 +84,11 @@ def running_run(wb: Workbench, job_id: int) -> Any:
     return until(found)
 
 
-def write_result(job_folder: Path, formats: dict[str, str]) -> None:
-    """What the converter leaves: each verified format's file and result.json."""
+def write_result(
+    job_folder: Path, formats: dict[str, str], checks: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """What the converter leaves: each verified format's file and result.json (a format's
+    check from ``checks``, else a small error)."""
     entries = {}
     for fmt, state in formats.items():
         if state == "verified":
@@ -95,7 +98,9 @@ def write_result(job_folder: Path, formats: dict[str, str]) -> None:
             "state": state,
             "file": "model.onnx" if state == "verified" else "",
             "message": "max abs error 1e-07" if state == "verified" else "the check failed",
-            "check": {"max_abs_error": 1e-7 if state == "verified" else 3.0},
+            "check": (checks or {}).get(
+                fmt, {"max_abs_error": 1e-7 if state == "verified" else 3.0}
+            ),
         }
     (job_folder / "out" / "result.json").write_text(json.dumps({"formats": entries}))
 
@@ -341,3 +346,64 @@ def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, db_u
         assert len(wb.jobs.list(bob)) == 1
     finally:
         wb.close()
+
+
+#: what the converter reports of an INT8 model checked on random inputs (the issue's case)
+INT8_RANDOM = {"max_abs_error": 0.02, "max_rel_error": 0.40, "range_tol": 0.05, "inputs": "random"}
+#: ... and of one checked on held-out samples with no accuracy lost
+INT8_HELD_OUT = {
+    **INT8_RANDOM,
+    "inputs": "held-out",
+    "samples": 200,
+    "evaluation": {"metric": "accuracy", "native": 0.91, "format": 0.91, "change": 0.0},
+}
+
+
+def converted(wb: Workbench, owner: Any, version: int, int8_check: dict[str, Any]) -> int:
+    """``version`` with onnx, onnx-optimized and onnx-int8 verified."""
+    formats = ["onnx", "onnx-optimized", "onnx-int8"]
+    started = wb.models.convert(owner, version, ConversionRequest(formats=formats))
+    run = running_run(wb, started.job_id)
+    write_result(
+        job_folder_of(wb, run), dict.fromkeys(formats, "verified"), {"onnx-int8": int8_check}
+    )
+    wb.backend().finish(run.id, 0)
+    assert wb.jobs.wait(started.job_id).state == JobState.SUCCEEDED
+    return version
+
+
+def test_the_default_format_is_the_fastest_exact_one_unless_int8_wins_beyond_noise(
+    wb, people, tmp_path
+):
+    bob = people.bob
+    lines = [
+        point("native", 1, 0.300, 3300),
+        point("onnx", 1, 0.120, 8300),
+        point("onnx-optimized", 1, 0.100, 10000),
+        point("onnx-int8", 1, 0.093, 10700),  # 7 us faster: within noise
+    ]
+    version = converted(wb, bob, version_of(wb, bob, tmp_path), INT8_RANDOM)
+    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, version).job_id, lines)
+    assert wb.models.get_version(bob, version).default_format == "onnx-optimized"
+    assert "onnx-optimized: the fastest exact format at batch size 1" in job.message
+    assert "onnx-int8 is approximate and only 7% faster" in job.message
+
+    # far faster, but its accuracy was never checked on held-out data: still exact
+    lines[3] = point("onnx-int8", 1, 0.050, 20000)
+    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, version).job_id, lines)
+    assert wb.models.get_version(bob, version).default_format == "onnx-optimized"
+    assert "not checked on held-out samples" in job.message
+
+    # far faster and no loss on held-out samples: INT8, and the job says why
+    source = tmp_path / "v2"
+    source.mkdir()
+    (source / "model.pt").write_bytes(b"torchscript v2")
+    (source / "signature.json").write_text(json.dumps(SIGNATURE))
+    first = wb.models.get_version(bob, version)
+    lineage = NewVersion(environment_id=first.environment_id)
+    second = wb.models.register_version(first.model_id, source, lineage, staging="v2").id
+    checked = converted(wb, bob, second, INT8_HELD_OUT)
+    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, checked).job_id, lines)
+    assert wb.models.get_version(bob, checked).default_format == "onnx-int8"
+    assert "onnx-int8: 50% faster than onnx-optimized" in job.message
+    assert "no accuracy lost on 200 held-out samples" in job.message

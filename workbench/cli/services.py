@@ -71,7 +71,9 @@ def service_show(service_id: int) -> None:
     type=int,
     help="Serve with this algorithm's inference image (VERSION_ID's files at $MODEL_DIR).",
 )
-@click.option("--format", "fmt", help="A verified format, or native (default: the best).")
+@click.option(
+    "--format", "fmt", help="A verified format, or native (default: the version's default format)."
+)
 @click.option("--replicas", type=int, default=1, show_default=True)
 @click.option("--cpus", type=float, default=1.0, show_default=True)
 @click.option("--memory-mb", type=int, default=1024, show_default=True)

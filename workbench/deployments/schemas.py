@@ -30,7 +30,7 @@ class ServerOptions(BaseModel):
 
 class ServiceCreate(BaseModel):
     """A service from a model version served by the model server (``format``, default: the
-    version's default serving format, the benchmark's fastest, else its native model), or
+    version's default serving format (models/formats.py's rule), else its native model), or
     from an algorithm's inference image (``algorithm_id``; with ``version_id``, that
     version's files at ``$MODEL_DIR``, by the inference contract); ``replicas``, each
     replica's ``cpus`` and ``memory_mb``."""

@@ -1,8 +1,9 @@
 """Services: a model version served by replicas of the model server (manual 2.7).
 
 Create one from a version you can see: the format served is the one asked (a verified
-format, or ``native``), else the version's default serving format (the benchmark's
-fastest), else its native model; the replicas run in the version's environment image.
+format, or ``native``), else the version's default serving format (the fastest exact
+format, ``choose_default``), else its native model; the replicas run in the version's
+environment image.
 Every change of the replicas is a deploy job (:mod:`workbench.deployments.jobs`): create,
 start, stop (replicas to 0; the service and its settings are kept), scale, restart.
 

@@ -5,8 +5,10 @@ model declares (``signature.json`` beside its files, docs/contracts.md)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -78,6 +80,13 @@ IMPORT_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("python", "onnx"),
     ),
 }
+#: formats that only approximate the native model: their conversion check allows an error
+#: up to a share of the output's range, not element by element (INT8 weights)
+APPROXIMATE = frozenset({"onnx-int8"})
+#: a benchmark point is stable once three windows' throughputs agree within 10 %
+#: (models/container/benchmark.py): a p50 closer than this to another is within noise
+NOISE = 0.10
+
 #: the file a model's signature is read from, in its folder
 SIGNATURE_FILE = "signature.json"
 
@@ -135,3 +144,57 @@ def read_signature(folder: Path) -> Signature | None:
             '"outputs": [...]}',
             field="signature",
         ) from exc
+
+
+@dataclass(frozen=True)
+class DefaultFormat:
+    """A version's default serving format, and why the rule chose it."""
+
+    format: str
+    reason: str
+
+
+def choose_default(
+    p50_ms: Mapping[str, float], checks: Mapping[str, Mapping[str, Any]]
+) -> DefaultFormat | None:
+    """The one rule for what a service of a version serves unless its publisher names a
+    format: the fastest exact format at batch size 1 (``p50_ms``: format -> its batch-1
+    median), ``native`` among them. An approximate format (:data:`APPROXIMATE`) wins only
+    when it is faster beyond :data:`NOISE` and its conversion check (``checks``: format ->
+    ``FormatInfo.check``) ran on held-out samples and lost no accuracy there. None when
+    nothing was measured at batch size 1."""
+    exact = {fmt: t for fmt, t in p50_ms.items() if fmt not in APPROXIMATE}
+    fastest = min(exact, key=exact.__getitem__) if exact else None
+    why_not: list[str] = []
+    for fmt in sorted(set(p50_ms) & APPROXIMATE, key=p50_ms.__getitem__):
+        check = checks.get(fmt, {})
+        evaluation = check.get("evaluation") or {}
+        if fastest is not None and p50_ms[fmt] >= exact[fastest] * (1 - NOISE):
+            gain = 1 - p50_ms[fmt] / exact[fastest]
+            why_not.append(
+                f"{fmt} is approximate and only {gain:.0%} faster than {fastest}, within "
+                f"the benchmark's {NOISE:.0%} noise"
+            )
+        elif check.get("inputs") != "held-out" or "change" not in evaluation:
+            why_not.append(
+                f"{fmt} is approximate and its accuracy was not checked on held-out samples "
+                "(register the version with samples.npz, docs/contracts.md)"
+            )
+        elif evaluation["change"] < 0:
+            why_not.append(
+                f"{fmt} is approximate and lost accuracy on held-out samples "
+                f"({evaluation['native']:.4f} -> {evaluation['format']:.4f})"
+            )
+        else:
+            than = f" than {fastest}" if fastest else ""
+            gain = 1 - p50_ms[fmt] / exact[fastest] if fastest else 0.0
+            return DefaultFormat(
+                fmt,
+                f"{fmt}: {gain:.0%} faster{than} at batch size 1, beyond the benchmark's "
+                f"{NOISE:.0%} noise, with no accuracy lost on {check.get('samples')} "
+                f"held-out samples ({evaluation['native']:.4f} -> {evaluation['format']:.4f})",
+            )
+    if fastest is None:
+        return None
+    reason = f"{fastest}: the fastest exact format at batch size 1"
+    return DefaultFormat(fastest, "; ".join([reason, *why_not]))

@@ -165,7 +165,8 @@ class ModelVersionInfo(BaseModel):
     aliases: list[str] = []
     #: its converted formats (see :class:`FormatInfo`)
     formats: list[FormatInfo] = []
-    #: what a service serves by default: the benchmark's fastest format at batch size 1
+    #: what a service serves by default (``formats.choose_default``: the fastest exact
+    #: format at batch size 1; INT8 only beyond noise with no held-out accuracy lost)
     default_format: str = ""
     #: an imported version's source: ``import`` (its kind), ``file``, ``sha256`` and the
     #: ``warnings`` its import gave
@@ -294,5 +295,5 @@ class BenchmarkReport(BaseModel):
     points: list[BenchmarkPoint]
     #: the best format and batch size per latency budget
     best: list[BudgetChoice]
-    #: the fastest format at batch size 1: what a service serves by default
+    #: what a service serves by default (``formats.choose_default``)
     default_format: str

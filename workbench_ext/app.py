@@ -22,18 +22,6 @@ from workbench.enums import Role
 from workbench.errors import BackendError, WorkbenchError
 from workbench.services import Workbench
 from workbench_ext import proxy
-from workbench_ext.handlers import (
-    algorithms,
-    builds,
-    datasets,
-    environments,
-    jobs,
-    models,
-    services,
-    training,
-    users,
-    workspaces,
-)
 from workbench_ext.handlers.base import API, NotFoundHandler
 from workbench_ext.identity import WorkbenchIdentityProvider
 from workbench_ext.panel import (
@@ -43,6 +31,7 @@ from workbench_ext.panel import (
     notebook_kernel_name,
     panel_handlers,
 )
+from workbench_ext.routes import api_routes
 
 SESSION_TOKEN = "jupyterlab-session"
 #: the name workspace containers reach this server by
@@ -245,21 +234,7 @@ class WorkbenchApp(ExtensionApp):
         self.log.info("Workbench: registry %s, acting owner %r", wb.registry.url, owner.username)
 
     def initialize_handlers(self) -> None:
-        from workbench_ext import openapi
-
-        self.handlers.extend(
-            openapi.handlers
-            + users.handlers
-            + datasets.handlers
-            + workspaces.handlers
-            + environments.handlers
-            + builds.handlers
-            + algorithms.handlers
-            + training.handlers
-            + models.handlers
-            + services.handlers
-            + jobs.handlers
-        )
+        self.handlers.extend(api_routes())
         warm: WarmKernels = self.settings["workbench_warm_kernels"]
         self.handlers.extend(panel_handlers("/", warm=warm))  # ExtensionApp prefixes base_url
         self.handlers.extend(

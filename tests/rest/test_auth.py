@@ -2,69 +2,86 @@
 
 from __future__ import annotations
 
-from tests.rest.conftest import Api
-from workbench_ext.handlers import (
-    algorithms,
-    builds,
-    datasets,
-    environments,
-    jobs,
-    models,
-    services,
-    training,
-    workspaces,
-)
-from workbench_ext.handlers import users as users_handlers
+from typing import Any
 
-ROUTES = (
-    datasets.handlers
-    + users_handlers.handlers
-    + workspaces.handlers
-    + environments.handlers
-    + builds.handlers
-    + algorithms.handlers
-    + training.handlers
-    + models.handlers
-    + services.handlers
-    + jobs.handlers
-)
-#: each route's capture groups, as the OpenAPI document names them and as a concrete value
-GROUPS = {
-    r"(\d+)": ("{id}", "1"),
-    "(train|test)": ("{split}", "train"),
-    "(train|predict)": ("{kind}", "train"),
-    "(.+)": ("{path}", "x.tar"),
-    "([a-z0-9][a-z0-9_.-]*)": ("{username}", "bob"),
-    "(code|model)": ("{folder}", "code"),
-    "([^/]+)": ("{key}", "stage"),
-    "([A-Za-z][A-Za-z0-9_.-]*)": ("{alias}", "champion"),
+from tornado import web
+from tornado.routing import Router
+
+from tests.rest.conftest import Api
+from workbench_ext.handlers.base import API, NotFoundHandler, WorkbenchHandler
+from workbench_ext.routes import HTTP_METHODS, Route, api_routes, served
+
+#: a concrete value for each kind of capture group of the routes
+VALUES = {
+    r"(\d+)": "1",
+    "(train|test)": "train",
+    "(train|predict)": "train",
+    "(.+)": "x.tar",
+    "(.*)": "nothing/here",
+    "([a-z0-9][a-z0-9_.-]*)": "bob",
+    "(code|model)": "code",
+    "([^/]+)": "stage",
+    "([A-Za-z][A-Za-z0-9_.-]*)": "champion",
 }
 
 
-def _methods(handler: type) -> set[str]:
-    return {m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m.lower() in handler.__dict__}
+def served_by(app: web.Application) -> list[tuple[str, type[WorkbenchHandler], str]]:
+    """What the running server really serves under the API: each Workbench handler's
+    pattern (the base URL and ``$`` taken off) and every method it answers (its own or
+    inherited; not tornado's 405)."""
+    found = []
+
+    def walk(router: Router) -> None:
+        for rule in getattr(router, "rules", []):
+            target = rule.target
+            if isinstance(target, type) and issubclass(target, WorkbenchHandler):
+                pattern = rule.matcher.regex.pattern.removesuffix("$")
+                pattern = pattern[pattern.index(API) :]
+                for method in HTTP_METHODS:
+                    if getattr(target, method) is not getattr(web.RequestHandler, method):
+                        found.append((pattern, target, method))
+            else:
+                walk(target)
+
+    walk(app.wildcard_router)
+    walk(app.default_router)
+    return found
 
 
-def _shape(pattern: str, concrete: bool = False) -> str:
-    for group, (name, value) in GROUPS.items():
-        pattern = pattern.replace(group, value if concrete else name)
-    return pattern
+def concrete(route: Route | tuple[str, Any, str]) -> str:
+    pattern = route.pattern if isinstance(route, Route) else route[0]
+    for group, value in VALUES.items():
+        pattern = pattern.replace(group, value)
+    return pattern.removesuffix("/?").lstrip("/")
 
 
-async def test_every_route_needs_authentication(users, jp_fetch):
+async def test_every_method_the_server_serves_needs_authentication(users, jp_fetch, jp_serverapp):
     anonymous = Api(jp_fetch, "", "")
-    calls = [("GET", "workbench/api/v1/me"), ("GET", "workbench/api/v1/openapi.json")]
-    calls += [
-        (method, _shape(pattern, concrete=True).lstrip("/"))
-        for pattern, handler in ROUTES
-        for method in sorted(_methods(handler))
-    ]
-    assert len(calls) > 60
-    for method, path in calls:
-        code, body = await anonymous(method, path, headers={"Authorization": ""})
+    calls = served_by(jp_serverapp.web_app)
+    assert len(calls) > 100
+    for pattern, _, method in calls:
+        path = concrete((pattern, None, method))
+        code, body = await anonymous(method.upper(), path, headers={"Authorization": ""})
         assert code == 401, (method, path)
         assert body["error"] == "unauthenticated"
         assert "Authorization: token" in body["message"]
+
+
+def test_the_route_table_is_what_the_server_serves(jp_serverapp):
+    real = {
+        (pattern, handler, method)
+        for pattern, handler, method in served_by(jp_serverapp.web_app)
+        if handler is not NotFoundHandler  # the JSON 404 of any other path
+    }
+    table = {(route.pattern, route.handler, route.method) for route in served(api_routes())}
+    assert real == table
+    inherited = {
+        (route.handler.__name__, route.method)
+        for route in served(api_routes())
+        if route.method not in route.handler.__dict__
+    }
+    # an inherited method would document several routes with one summary
+    assert inherited == set()
 
 
 async def test_unknown_and_revoked_tokens_are_refused(users):
@@ -125,14 +142,15 @@ async def test_unknown_routes_are_json_404(users):
     assert "openapi.json" in body["message"]
 
 
-async def test_openapi_document_lists_every_route(users, jp_serverapp):
+async def test_openapi_document_lists_every_served_method(users, jp_serverapp):
     code, doc = await users.bob("GET", "workbench/api/v1/openapi.json")
     assert code == 200 and doc["openapi"].startswith("3.")
     assert "DatasetInfo" in doc["components"]["schemas"]
     documented = {(p, meth) for p, ops in doc["paths"].items() for meth in ops}
-    for pattern, handler in ROUTES:
-        for method in _methods(handler):
-            assert (_shape(pattern), method.lower()) in documented, (pattern, method)
+    routes = served(api_routes())
+    assert documented == {(route.template, route.method) for route in routes}
+    stop = doc["paths"]["/workbench/api/v1/services/{service_id}/stop"]["post"]
+    assert "202" in stop["responses"] and "Replicas to 0" in stop["summary"]
 
 
 async def test_teams(users):

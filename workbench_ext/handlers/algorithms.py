@@ -12,12 +12,13 @@ from workbench import scopes
 from workbench.algorithms.schemas import (
     AlgorithmCreate,
     AlgorithmFilter,
+    AlgorithmInfo,
     AlgorithmUpdate,
     ImageFromWorkspace,
 )
 from workbench.algorithms.service import AlgorithmService
 from workbench.images import ImagePull
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 
 KIND = "(train|predict)"
 
@@ -33,12 +34,23 @@ class AlgorithmHandlerBase(WorkbenchHandler):
 class AlgorithmsHandler(AlgorithmHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS, POST=scopes.CREATE_ALGORITHMS)
 
+    @operation(
+        "Algorithms I can see: mine, public and preset",
+        response=list[AlgorithmInfo],
+        query=("visibility", "purpose", "sub_purpose", "state", "q"),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
         filters = self.query(AlgorithmFilter)
         self.reply(await self.run(self.algorithms.list, self.actor, filters))
 
+    @operation(
+        "Register an algorithm (state draft): purpose, and how its train and predict images run",
+        AlgorithmCreate,
+        AlgorithmInfo,
+        201,
+    )
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -49,17 +61,27 @@ class AlgorithmsHandler(AlgorithmHandlerBase):
 class AlgorithmHandler(AlgorithmHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS)
 
+    @operation("One algorithm with both images", response=AlgorithmInfo)
     @web.authenticated
     @authorized
     async def get(self, algorithm_id: str) -> None:
         self.reply(await self.run(self.algorithms.get, self.actor, int(algorithm_id)))
 
+    @operation(
+        "Edit an algorithm (owner; admins for presets); run settings only while not online",
+        AlgorithmUpdate,
+        AlgorithmInfo,
+    )
     @web.authenticated
     @authorized
     async def patch(self, algorithm_id: str) -> None:
         changes = self.parse(AlgorithmUpdate)
         self.reply(await self.run(self.algorithms.update, self.actor, int(algorithm_id), changes))
 
+    @operation(
+        "Delete an algorithm no training task, model version or service uses, and its images",
+        status=204,
+    )
     @web.authenticated
     @authorized
     async def delete(self, algorithm_id: str) -> None:
@@ -69,6 +91,9 @@ class AlgorithmHandler(AlgorithmHandlerBase):
 
 
 class PublishHandler(AlgorithmHandlerBase):
+    @operation(
+        "Put it online (needs a ready training image with a command)", response=AlgorithmInfo
+    )
     @web.authenticated
     @authorized
     async def post(self, algorithm_id: str) -> None:
@@ -76,6 +101,7 @@ class PublishHandler(AlgorithmHandlerBase):
 
 
 class OfflineHandler(AlgorithmHandlerBase):
+    @operation("Take it offline: new training tasks refuse it", response=AlgorithmInfo)
     @web.authenticated
     @authorized
     async def post(self, algorithm_id: str) -> None:
@@ -97,6 +123,15 @@ class ImageHandler(UploadHandler):
     async def check_upload(self, algorithm_id: str, kind: str) -> None:
         await self.run(self.workbench.algorithms.check_upload, self.actor, int(algorithm_id), kind)
 
+    @operation(
+        "Upload a docker save tar as the train or predict image: checked (manifest, config, "
+        "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind> "
+        "in the background (a job: the image's `job_id`; state loading)",
+        response=AlgorithmInfo,
+        status=202,
+        query=("filename",),
+        body="archive",
+    )
     @web.authenticated
     @authorized
     async def put(self, algorithm_id: str, kind: str) -> None:
@@ -117,6 +152,13 @@ class ImageHandler(UploadHandler):
 class PullHandler(AlgorithmHandlerBase):
     """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
 
+    @operation(
+        "docker pull an image as the train or predict image, in the background (a job; "
+        "Docker Engine backends, 501 elsewhere)",
+        ImagePull,
+        AlgorithmInfo,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self, algorithm_id: str, kind: str) -> None:
@@ -141,6 +183,13 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
         """The workspace the tar comes from, for a workspace token (its own only)."""
         return self.parse(ImageFromWorkspace).workspace_id
 
+    @operation(
+        "Check docker_image/<kind>-<name>.tar of a workspace I own or am a member of, then "
+        "load it as the image in the background (a job)",
+        ImageFromWorkspace,
+        AlgorithmInfo,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self, algorithm_id: str, kind: str) -> None:

@@ -1,7 +1,8 @@
 """The base of every Workbench REST handler: who is acting, what a scoped token may do
 (:mod:`workbench.scopes`: each handler names the scope a method needs in
 :attr:`WorkbenchHandler.token_scopes`, checked in :meth:`WorkbenchHandler.prepare` for
-every route), JSON in and out, errors.
+every route), what each method is (:func:`operation`: the one place an operation is
+declared; the OpenAPI document is generated from it), JSON in and out, errors.
 
 Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 ``{"error": code, "message": ..., "details": {...}}``; internals never leak.
@@ -13,8 +14,9 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
@@ -37,6 +39,51 @@ from workbench_ext.identity import from_another_site
 API = "/workbench/api/v1"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one method of a route does, as its users and the OpenAPI document see it."""
+
+    summary: str
+    #: the JSON body's type (pydantic), if it takes one
+    request: Any = None
+    #: the reply's type (a pydantic model, ``list[...]``), if it has a JSON body
+    response: Any = None
+    #: the status of a success
+    status: int = 200
+    #: the query parameters it reads
+    query: tuple[str, ...] = ()
+    #: ``archive``: the body is a zip or tar(.gz) upload, not JSON
+    body: Literal["json", "archive"] = "json"
+
+
+def operation(
+    summary: str,
+    request: Any = None,
+    response: Any = None,
+    status: int = 200,
+    *,
+    query: tuple[str, ...] = (),
+    body: Literal["json", "archive"] = "json",
+) -> Callable[[F], F]:
+    """Declare a handler method's operation, on the method (outermost decorator)::
+
+        @operation("Create a dataset (state draft)", DatasetCreate, DatasetInfo, 201)
+        @web.authenticated
+        @authorized
+        async def post(self) -> None: ...
+
+    ``workbench_ext.routes`` walks every route's methods and reads it back; a served
+    method without one fails the docs test."""
+
+    def declare(method: F) -> F:
+        method.operation = Operation(summary, request, response, status, query, body)  # type: ignore[attr-defined]
+        return method
+
+    return declare
+
 
 NO_AUTH = Unauthenticated(
     "Authentication required: send 'Authorization: token <Workbench token>' "

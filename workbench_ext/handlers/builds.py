@@ -18,8 +18,14 @@ from tornado.iostream import StreamClosedError
 
 from workbench import scopes
 from workbench.errors import WorkbenchError
-from workbench.workspaces.builds import IMAGE_FOLDER, WorkspaceBuildRequest, WorkspaceBuilds
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench.workspaces.builds import (
+    IMAGE_FOLDER,
+    ImageTarInfo,
+    TarReport,
+    WorkspaceBuildRequest,
+    WorkspaceBuilds,
+)
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -35,6 +41,11 @@ class BuildsHandlerBase(WorkbenchHandler):
 class WorkspaceBuildHandler(BuildsHandlerBase):
     token_scopes = scopes.needs(POST=scopes.BUILD_WORKSPACE)
 
+    @operation(
+        "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members); the log "
+        "streams as text/plain, its last line `OK <path>` or `ERROR <code>: <message>`",
+        WorkspaceBuildRequest,
+    )
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
@@ -74,6 +85,7 @@ class WorkspaceBuildHandler(BuildsHandlerBase):
 class WorkspaceImagesHandler(BuildsHandlerBase):
     token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
 
+    @operation("The docker save tars in the workspace's docker_image/", response=list[ImageTarInfo])
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str) -> None:
@@ -86,6 +98,11 @@ class WorkspaceImageHandler(BuildsHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
 
+    @operation(
+        "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
+        "config, digest, size, layers, problems; nothing is loaded (owner, members)",
+        response=TarReport,
+    )
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str, filename: str) -> None:

@@ -10,9 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
 from workbench import scopes
-from workbench.datasets.schemas import DatasetCreate, DatasetFilter, DatasetUpdate
+from workbench.datasets.schemas import (
+    DatasetCreate,
+    DatasetFilter,
+    DatasetInfo,
+    DatasetUpdate,
+    SamplePage,
+)
 from workbench.enums import Split
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 
 SPLIT = "(train|test)"
 
@@ -20,12 +26,18 @@ SPLIT = "(train|test)"
 class DatasetsHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
+    @operation(
+        "Datasets I can see",
+        response=list[DatasetInfo],
+        query=("purpose", "sub_purpose", "format", "state", "visibility", "mine", "q"),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
         filters = self.query(DatasetFilter)
         self.reply(await self.run(self.workbench.datasets.list, self.actor, filters))
 
+    @operation("Create a dataset (state draft)", DatasetCreate, DatasetInfo, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -37,11 +49,13 @@ class DatasetHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
+    @operation("One dataset with its splits, reports and statistics", response=DatasetInfo)
     @web.authenticated
     @authorized
     async def get(self, dataset_id: str) -> None:
         self.reply(await self.run(self.workbench.datasets.get, self.actor, int(dataset_id)))
 
+    @operation("Edit a dataset (owner)", DatasetUpdate, DatasetInfo)
     @web.authenticated
     @authorized
     async def patch(self, dataset_id: str) -> None:
@@ -49,6 +63,7 @@ class DatasetHandler(WorkbenchHandler):
         info = await self.run(self.workbench.datasets.update, self.actor, int(dataset_id), changes)
         self.reply(info)
 
+    @operation("Delete a dataset no task or workspace uses", status=204)
     @web.authenticated
     @authorized
     async def delete(self, dataset_id: str) -> None:
@@ -60,6 +75,7 @@ class DatasetHandler(WorkbenchHandler):
 class PublishHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
+    @operation("Put a dataset online", response=DatasetInfo)
     @web.authenticated
     @authorized
     async def post(self, dataset_id: str) -> None:
@@ -69,6 +85,7 @@ class PublishHandler(WorkbenchHandler):
 class OfflineHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
+    @operation("Take a dataset offline", response=DatasetInfo)
     @web.authenticated
     @authorized
     async def post(self, dataset_id: str) -> None:
@@ -89,6 +106,13 @@ class ArchiveHandler(UploadHandler):
             self.workbench.datasets.check_upload, self.actor, int(dataset_id), Split(split)
         )
 
+    @operation(
+        "Upload a zip or tar(.gz) as the train or test split: unpacked, validated, "
+        "installed all or nothing",
+        response=DatasetInfo,
+        query=("filename",),
+        body="archive",
+    )
     @web.authenticated
     @authorized
     async def put(self, dataset_id: str, split: str) -> None:
@@ -116,6 +140,7 @@ class SamplesHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
+    @operation("A page of samples for preview", response=SamplePage, query=("offset", "limit"))
     @web.authenticated
     @authorized
     async def get(self, dataset_id: str, split: str) -> None:
@@ -137,6 +162,7 @@ class SampleFileHandler(WorkbenchHandler):
     auth_resource = "workbench:datasets"
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
+    @operation("The raw file of one sample")
     @web.authenticated
     @authorized
     async def get(self, dataset_id: str, split: str, rel: str) -> None:

@@ -11,11 +11,12 @@ from workbench import scopes
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
+    EnvironmentInfo,
     EnvironmentUpdate,
 )
 from workbench.environments.service import EnvironmentService
 from workbench.images import ImagePull
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 
 
 class EnvironmentHandlerBase(WorkbenchHandler):
@@ -29,12 +30,18 @@ class EnvironmentHandlerBase(WorkbenchHandler):
 class EnvironmentsHandler(EnvironmentHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
+    @operation(
+        "Environments I can see: mine, public and preset",
+        response=list[EnvironmentInfo],
+        query=("mine", "visibility", "framework", "device", "state", "q"),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
         filters = self.query(EnvironmentFilter)
         self.reply(await self.run(self.environments.list, self.actor, filters))
 
+    @operation("Create an environment (state draft)", EnvironmentCreate, EnvironmentInfo, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -45,17 +52,22 @@ class EnvironmentsHandler(EnvironmentHandlerBase):
 class EnvironmentHandler(EnvironmentHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
+    @operation("One environment", response=EnvironmentInfo)
     @web.authenticated
     @authorized
     async def get(self, env_id: str) -> None:
         self.reply(await self.run(self.environments.get, self.actor, int(env_id)))
 
+    @operation(
+        "Edit an environment (owner; admins for presets)", EnvironmentUpdate, EnvironmentInfo
+    )
     @web.authenticated
     @authorized
     async def patch(self, env_id: str) -> None:
         changes = self.parse(EnvironmentUpdate)
         self.reply(await self.run(self.environments.update, self.actor, int(env_id), changes))
 
+    @operation("Delete an environment no workspace uses", status=204)
     @web.authenticated
     @authorized
     async def delete(self, env_id: str) -> None:
@@ -68,6 +80,11 @@ class BuildHandler(EnvironmentHandlerBase):
     """POST starts the build in the background and answers 202 (state "building"); follow
     it with GET .../log and GET .../{id} until the state is ready or failed."""
 
+    @operation(
+        "Start building its image from its definition, in the background (state building)",
+        response=EnvironmentInfo,
+        status=202,
+    )
     @web.authenticated
     @authorized
     async def post(self, env_id: str) -> None:
@@ -89,6 +106,11 @@ class LogHandler(EnvironmentHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
+    @operation(
+        "The build log so far, as text/plain from byte `offset`; headers "
+        "X-Workbench-Next-Offset and X-Workbench-State",
+        query=("offset",),
+    )
     @web.authenticated
     @authorized
     async def get(self, env_id: str) -> None:
@@ -110,6 +132,13 @@ class ImageHandler(UploadHandler):
     async def check_upload(self, env_id: str) -> None:
         await self.run(self.workbench.environments.check_upload, self.actor, int(env_id))
 
+    @operation(
+        "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
+        "then loaded in the background (a job: `job_id`; state building)",
+        response=EnvironmentInfo,
+        status=202,
+        body="archive",
+    )
     @web.authenticated
     @authorized
     async def put(self, env_id: str) -> None:
@@ -127,6 +156,13 @@ class ImageHandler(UploadHandler):
 class PullHandler(EnvironmentHandlerBase):
     """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
 
+    @operation(
+        "docker pull an image as its image, in the background (a job: `job_id`; Docker "
+        "Engine backends, 501 elsewhere)",
+        ImagePull,
+        EnvironmentInfo,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self, env_id: str) -> None:
@@ -140,6 +176,10 @@ class PullHandler(EnvironmentHandlerBase):
 class PresetsHandler(EnvironmentHandlerBase):
     """POST: register one preset environment per ``envs/`` definition (admins)."""
 
+    @operation(
+        "Register one preset environment per envs/ definition (admins; idempotent)",
+        response=list[EnvironmentInfo],
+    )
     @web.authenticated
     @authorized
     async def post(self) -> None:

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
 from workbench import scopes
-from workbench.jobs import JobFilter, JobService
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench.jobs import JobFilter, JobInfo, JobLogPage, JobService
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 
 class JobLogQuery(BaseModel):
@@ -29,6 +29,11 @@ class JobHandlerBase(WorkbenchHandler):
 class JobsHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
+    @operation(
+        "My jobs, newest first (builds, image loads, training runs...); `all`: everyone's (admins)",
+        response=list[JobInfo],
+        query=("kind", "state", "target_type", "target_id", "all", "limit"),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -40,6 +45,7 @@ class JobsHandler(JobHandlerBase):
 class JobHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
+    @operation("One job: state, progress, message, result", response=JobInfo)
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
@@ -50,6 +56,11 @@ class JobHandler(JobHandlerBase):
 class JobLogHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
+    @operation(
+        "The job's log from byte `offset` (whole lines while it runs)",
+        response=JobLogPage,
+        query=("offset",),
+    )
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
@@ -59,6 +70,11 @@ class JobLogHandler(JobHandlerBase):
 
 
 class JobCancelHandler(JobHandlerBase):
+    @operation(
+        "Cancel it: a queued job stops at once, a running one at its next step (a "
+        "container: SIGTERM, SIGKILL after 10 s)",
+        response=JobInfo,
+    )
     @web.authenticated
     @authorized
     async def post(self, job_id: str) -> None:

@@ -15,16 +15,25 @@ from workbench import scopes
 from workbench.errors import InvalidInput
 from workbench.models.schemas import (
     AliasTarget,
+    BenchmarkReport,
     BenchmarkRequest,
+    BenchmarkStarted,
     ConversionRequest,
+    ConversionStarted,
+    FormatInfo,
+    ImportStarted,
+    ModelDetail,
     ModelFilter,
     ModelImport,
+    ModelInfo,
     ModelUpdate,
+    ModelVersionInfo,
     TagValue,
+    VersionComparison,
     VersionUpdate,
 )
 from workbench.models.service import ModelService
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, validate
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation, validate
 
 #: route groups: a tag's key (URL-encoded), an alias
 TAG = r"([^/]+)"
@@ -46,6 +55,12 @@ class ModelHandlerBase(WorkbenchHandler):
 class ModelsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation(
+        "Models I can see, each with its latest version; tag is `key` or `key=value` (the "
+        "model's or a version's), framework any version's",
+        response=list[ModelInfo],
+        query=("mine", "visibility", "q", "name", "tag", "purpose", "framework", "owner"),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -56,17 +71,25 @@ class ModelsHandler(ModelHandlerBase):
 class ModelHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation("One model with all its versions", response=ModelDetail)
     @web.authenticated
     @authorized
     async def get(self, model_id: str) -> None:
         self.reply(await self.run(self.models.get, self.actor, int(model_id)))
 
+    @operation(
+        "Edit a model: name, description, purpose, visibility (owner)", ModelUpdate, ModelDetail
+    )
     @web.authenticated
     @authorized
     async def patch(self, model_id: str) -> None:
         change = self.parse(ModelUpdate)
         self.reply(await self.run(self.models.update, self.actor, int(model_id), change))
 
+    @operation(
+        "Delete a model with its versions and files (owner); 409 while a service uses one",
+        status=204,
+    )
     @web.authenticated
     @authorized
     async def delete(self, model_id: str) -> None:
@@ -75,12 +98,14 @@ class ModelHandler(ModelHandlerBase):
 
 
 class ModelTagHandler(ModelHandlerBase):
+    @operation("Set a tag on a model (owner); its tags", TagValue)
     @web.authenticated
     @authorized
     async def put(self, model_id: str, key: str) -> None:
         value = self.parse(TagValue).value
         self.reply(await self.run(self.models.set_tag, self.actor, int(model_id), key, value))
 
+    @operation("Remove a model's tag (owner); its tags")
     @web.authenticated
     @authorized
     async def delete(self, model_id: str, key: str) -> None:
@@ -88,6 +113,7 @@ class ModelTagHandler(ModelHandlerBase):
 
 
 class VersionTagHandler(ModelHandlerBase):
+    @operation("Set a tag on a version (owner)", TagValue)
     @web.authenticated
     @authorized
     async def put(self, version_id: str, key: str) -> None:
@@ -95,6 +121,7 @@ class VersionTagHandler(ModelHandlerBase):
         tags = await self.run(self.models.set_version_tag, self.actor, int(version_id), key, value)
         self.reply(tags)
 
+    @operation("Remove a version's tag (owner)")
     @web.authenticated
     @authorized
     async def delete(self, version_id: str, key: str) -> None:
@@ -104,17 +131,23 @@ class VersionTagHandler(ModelHandlerBase):
 class AliasHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation("The version an alias points at", response=ModelVersionInfo)
     @web.authenticated
     @authorized
     async def get(self, model_id: str, alias: str) -> None:
         self.reply(await self.run(self.models.by_alias, self.actor, int(model_id), alias))
 
+    @operation(
+        "Point an alias at a version number, made or moved in one step (owner); the aliases",
+        AliasTarget,
+    )
     @web.authenticated
     @authorized
     async def put(self, model_id: str, alias: str) -> None:
         number = self.parse(AliasTarget).version
         self.reply(await self.run(self.models.set_alias, self.actor, int(model_id), alias, number))
 
+    @operation("Remove an alias (owner); the aliases")
     @web.authenticated
     @authorized
     async def delete(self, model_id: str, alias: str) -> None:
@@ -124,17 +157,24 @@ class AliasHandler(ModelHandlerBase):
 class ModelVersionHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation("One model version: files, evaluation and lineage", response=ModelVersionInfo)
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
         self.reply(await self.run(self.models.get_version, self.actor, int(version_id)))
 
+    @operation("Edit a version's description", VersionUpdate, ModelVersionInfo)
     @web.authenticated
     @authorized
     async def patch(self, version_id: str) -> None:
         change = self.parse(VersionUpdate)
         self.reply(await self.run(self.models.update_version, self.actor, int(version_id), change))
 
+    @operation(
+        "Delete a version and its files (owner); 409 while a service, an alias or an "
+        "unfinished task uses it",
+        status=204,
+    )
     @web.authenticated
     @authorized
     async def delete(self, version_id: str) -> None:
@@ -145,6 +185,14 @@ class ModelVersionHandler(ModelHandlerBase):
 class ConversionsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(POST=scopes.CONVERT_MODELS)
 
+    @operation(
+        "Convert a version (owner) to deployment formats, each checked against the native "
+        "model, as a job (202; formats default to all its native kind converts to); 409 "
+        "while one of them is converting",
+        ConversionRequest,
+        ConversionStarted,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self, version_id: str) -> None:
@@ -156,6 +204,7 @@ class ConversionsHandler(ModelHandlerBase):
 class FormatsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation("A version's converted formats: state, check, file", response=list[FormatInfo])
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -171,12 +220,25 @@ class MachineQuery(BaseModel):
 class BenchmarksHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS, POST=scopes.BENCHMARK_MODELS)
 
+    @operation(
+        "A version's benchmark on one machine (default: the newest): p50/p95/p99, "
+        "throughput, memory per format and batch size; the best per latency budget",
+        response=BenchmarkReport,
+        query=("machine",),
+    )
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
         machine = self.query(MachineQuery).machine
         self.reply(await self.run(self.models.benchmarks, self.actor, int(version_id), machine))
 
+    @operation(
+        "Benchmark a version (owner): the native model and its verified formats at batch "
+        "sizes 1, 2, 4, ... up to max_batch, as a job (202); 409 while one runs",
+        BenchmarkRequest,
+        BenchmarkStarted,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self, version_id: str) -> None:
@@ -204,6 +266,11 @@ class CompareQuery(BaseModel):
 class CompareHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation(
+        "Two or more versions side by side (ids=3,5): parameters, metrics, what differs",
+        response=VersionComparison,
+        query=("ids",),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -224,6 +291,10 @@ class VersionDownloadHandler(ModelHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
+    @operation(
+        "The version's native files (or ?format=onnx: a verified format's) as a zip",
+        query=("format",),
+    )
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
@@ -258,6 +329,30 @@ class ImportHandler(UploadHandler):
         """A wrong request is refused before its body is read."""
         await self.run(self.workbench.models.check_import, self.actor, self.request_of())
 
+    @operation(
+        "Import a model trained elsewhere (the body: its file, or an archive) as a new "
+        "version of model_id, or of my model called name (made if none): kind onnx, "
+        "torchscript, pytorch (a state dict with its code, entry=module:Class), keras, "
+        "savedmodel, skops or pickle (accepted with a warning: it runs code); signature as "
+        "JSON where the file does not record it. Checked in a container of the environment's "
+        "image, as a job (202); the job's result names the version",
+        response=ImportStarted,
+        status=202,
+        query=(
+            "kind",
+            "filename",
+            "name",
+            "model_id",
+            "file",
+            "entry",
+            "signature",
+            "environment_id",
+            "description",
+            "visibility",
+            "purpose",
+        ),
+        body="archive",
+    )
     @web.authenticated
     @authorized
     async def put(self) -> None:

@@ -11,10 +11,17 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from workbench import scopes
-from workbench.deployments.schemas import ServiceCreate
+from workbench.deployments.schemas import (
+    ReplicaLog,
+    ServiceCreate,
+    ServiceInfo,
+    ServiceKey,
+    ServiceMetrics,
+    ServiceStarted,
+)
 from workbench.deployments.service import DeploymentService
 from workbench.errors import ServiceUnreachable
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 
 class ServiceScale(BaseModel):
@@ -42,11 +49,21 @@ class ServiceHandlerBase(WorkbenchHandler):
 class ServicesHandler(ServiceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
+    @operation("Services I can see, newest first", response=list[ServiceInfo])
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.reply(await self.run(self.deployments.list, self.actor))
 
+    @operation(
+        "Serve a model version: its default serving format (or format), replicas of the model "
+        "server in its environment image; a deploy job (202). The answer's service.key is the "
+        "endpoint's key (Authorization: Bearer <key>), given this once; public_endpoint: true "
+        "opens the endpoint to anyone, on purpose",
+        ServiceCreate,
+        ServiceStarted,
+        202,
+    )
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -57,11 +74,13 @@ class ServicesHandler(ServiceHandlerBase):
 class ServiceHandler(ServiceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
+    @operation("One service with each replica's state", response=ServiceInfo)
     @web.authenticated
     @authorized
     async def get(self, service_id: str) -> None:
         self.reply(await self.run(self.deployments.get, self.actor, int(service_id)))
 
+    @operation("Remove a service and its replicas (owner)", status=204)
     @web.authenticated
     @authorized
     async def delete(self, service_id: str) -> None:
@@ -71,6 +90,9 @@ class ServiceHandler(ServiceHandlerBase):
 
 
 class ScaleHandler(ServiceHandlerBase):
+    @operation(
+        "Set the number of replicas (owner); a deploy job (202)", ServiceScale, ServiceStarted, 202
+    )
     @web.authenticated
     @authorized
     async def post(self, service_id: str) -> None:
@@ -79,34 +101,41 @@ class ScaleHandler(ServiceHandlerBase):
         self.reply(started, status=202)
 
 
-class ActionHandler(ServiceHandlerBase):
-    """POST /services/{id}/<action>: a deploy job (202)."""
+def action_handler(action: str, summary: str) -> type[ServiceHandlerBase]:
+    """The handler of ``POST /services/{id}/<action>`` (stop, start, restart): the
+    deployment service's method of that name, a deploy job (202); each its own class, so
+    that each route declares its own operation."""
 
-    action: str
+    class ActionHandler(ServiceHandlerBase):
+        @operation(summary, response=ServiceStarted, status=202)
+        @web.authenticated
+        @authorized
+        async def post(self, service_id: str) -> None:
+            do = getattr(self.deployments, action)
+            self.reply(await self.run(do, self.actor, int(service_id)), status=202)
 
-    @web.authenticated
-    @authorized
-    async def post(self, service_id: str) -> None:
-        do = getattr(self.deployments, self.action)
-        self.reply(await self.run(do, self.actor, int(service_id)), status=202)
-
-
-class StopHandler(ActionHandler):
-    action = "stop"
-
-
-class StartHandler(ActionHandler):
-    action = "start"
+    ActionHandler.__name__ = ActionHandler.__qualname__ = f"{action.title()}Handler"
+    return ActionHandler
 
 
-class RestartHandler(ActionHandler):
-    action = "restart"
+StopHandler = action_handler(
+    "stop", "Replicas to 0, the service and its settings kept (owner); a deploy job (202)"
+)
+StartHandler = action_handler("start", "Its replicas again (owner); a deploy job (202)")
+RestartHandler = action_handler(
+    "restart", "Every replica replaced by a new one (owner); a deploy job (202)"
+)
 
 
 class KeyHandler(ServiceHandlerBase):
     """POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
     owner's; the old key is refused once this answers)."""
 
+    @operation(
+        "A new key for the service's endpoint (owner), given this once; the old one is "
+        "refused from this answer on",
+        response=ServiceKey,
+    )
     @web.authenticated
     @authorized
     async def post(self, service_id: str) -> None:
@@ -118,6 +147,11 @@ class MetricsHandler(ServiceHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
+    @operation(
+        "Each running replica's counters now (requests, errors, latency and batch-size "
+        "histograms, queue depth); two readings give the rates",
+        response=ServiceMetrics,
+    )
     @web.authenticated
     @authorized
     async def get(self, service_id: str) -> None:
@@ -129,6 +163,11 @@ class LogsHandler(ServiceHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
+    @operation(
+        "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
+        response=list[ReplicaLog],
+        query=("replica", "tail"),
+    )
     @web.authenticated
     @authorized
     async def get(self, service_id: str) -> None:
@@ -150,11 +189,16 @@ class EndpointHandler(ServiceHandlerBase):
     FORWARDED = ("content-type", "inference-header-content-length", "accept")
     RETURNED = ("content-type", "inference-header-content-length", "retry-after")
 
+    @operation("The service's endpoint relayed (its V2 metadata, health...), for whoever sees it")
     @web.authenticated
     @authorized
     async def get(self, service_id: str, path: str) -> None:
         await self._relay(int(service_id), path)
 
+    @operation(
+        "The service's endpoint relayed: V2 infer (JSON or binary, the "
+        "Inference-Header-Content-Length header passed on) or the simple /predict route"
+    )
     @web.authenticated
     @authorized
     async def post(self, service_id: str, path: str) -> None:

@@ -9,13 +9,17 @@ from tornado import web
 from workbench import scopes
 from workbench.training.schemas import (
     LogQuery,
+    MetricPoint,
     MetricsQuery,
     TaskCreate,
     TaskFilter,
+    TaskInfo,
+    TaskLogPage,
     TaskUpdate,
+    TrainingRunInfo,
 )
 from workbench.training.service import TrainingService
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 
 class TrainingHandlerBase(WorkbenchHandler):
@@ -29,12 +33,32 @@ class TrainingHandlerBase(WorkbenchHandler):
 class TasksHandler(TrainingHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
+    @operation(
+        "Training tasks I can see: mine and everyone's public ones",
+        response=list[TaskInfo],
+        query=(
+            "mine",
+            "visibility",
+            "purpose",
+            "sub_purpose",
+            "state",
+            "algorithm_id",
+            "dataset_id",
+            "q",
+        ),
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
         filters = self.query(TaskFilter)
         self.reply(await self.run(self.training.list, self.actor, filters))
 
+    @operation(
+        'Create a training task (a draft, or queued at once with "start": true)',
+        TaskCreate,
+        TaskInfo,
+        201,
+    )
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -45,17 +69,24 @@ class TasksHandler(TrainingHandlerBase):
 class TaskHandler(TrainingHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
+    @operation("One training task", response=TaskInfo)
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
         self.reply(await self.run(self.training.get, self.actor, int(task_id)))
 
+    @operation("Edit a training task (owner; a draft or a finished task)", TaskUpdate, TaskInfo)
     @web.authenticated
     @authorized
     async def patch(self, task_id: str) -> None:
         changes = self.parse(TaskUpdate)
         self.reply(await self.run(self.training.update, self.actor, int(task_id), changes))
 
+    @operation(
+        "Delete a task that is not queued or running, its runs, logs and metrics (owner); "
+        "its model versions stay",
+        status=204,
+    )
     @web.authenticated
     @authorized
     async def delete(self, task_id: str) -> None:
@@ -67,6 +98,7 @@ class TaskHandler(TrainingHandlerBase):
 class StartHandler(TrainingHandlerBase):
     """POST: queue a draft's first run (the runner starts it when there is room)."""
 
+    @operation("Queue a draft's first run (owner)", response=TaskInfo)
     @web.authenticated
     @authorized
     async def post(self, task_id: str) -> None:
@@ -77,6 +109,10 @@ class StopHandler(TrainingHandlerBase):
     """POST: a queued task stops at once, a running one once its container has exited
     (SIGTERM, SIGKILL after 10 s)."""
 
+    @operation(
+        "Stop a queued task at once, a running one once its container has exited (owner)",
+        response=TaskInfo,
+    )
     @web.authenticated
     @authorized
     async def post(self, task_id: str) -> None:
@@ -86,6 +122,7 @@ class StopHandler(TrainingHandlerBase):
 class RetryHandler(TrainingHandlerBase):
     """POST: queue a new run of a finished task."""
 
+    @operation("Queue a new run of a finished task (owner)", response=TaskInfo)
     @web.authenticated
     @authorized
     async def post(self, task_id: str) -> None:
@@ -97,6 +134,11 @@ class LogHandler(TrainingHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
+    @operation(
+        "The run's log from byte `offset` (whole lines while it runs); `job_id`: an earlier run",
+        response=TaskLogPage,
+        query=("offset", "job_id"),
+    )
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -109,6 +151,11 @@ class LogHandler(TrainingHandlerBase):
 class MetricsHandler(TrainingHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
+    @operation(
+        "The run's metric lines after line `after` (at most 5000); `job_id`: an earlier run",
+        response=list[MetricPoint],
+        query=("after", "job_id"),
+    )
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -121,6 +168,7 @@ class MetricsHandler(TrainingHandlerBase):
 class RunsHandler(TrainingHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
+    @operation("Every run of the task (its jobs)", response=list[TrainingRunInfo])
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:

@@ -11,8 +11,10 @@ from tornado import web
 from workbench import scopes
 from workbench.enums import Role
 from workbench.errors import NotFound, PermissionDenied
-from workbench.quotas import QuotaUpdate
-from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench.invitations import InvitationInfo
+from workbench.quotas import QuotaInfo, QuotaUpdate
+from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 
 class TokenCreate(BaseModel):
@@ -47,6 +49,7 @@ class MeHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
     token_scopes = scopes.needs(GET=scopes.IDENTIFY)
 
+    @operation("The user making the request", response=UserInfo)
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -56,11 +59,13 @@ class MeHandler(WorkbenchHandler):
 class TokensHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("My API tokens (secrets are never shown again)", response=list[TokenInfo])
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.reply(await self.run(self.workbench.users.list_tokens, self.actor))
 
+    @operation("Create an API token", TokenCreate, NewToken, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -76,6 +81,7 @@ class TokensHandler(WorkbenchHandler):
 class TokenHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("Revoke one of my tokens", status=204)
     @web.authenticated
     @authorized
     async def delete(self, token_id: str) -> None:
@@ -88,11 +94,13 @@ class TokenHandler(WorkbenchHandler):
 class UsersHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("All users", response=list[UserInfo])
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.reply(await self.run(self.workbench.users.list_users))
 
+    @operation("Add a user (admins); the reply carries their first token", UserCreate, NewUser, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -115,6 +123,7 @@ class QuotaHandler(WorkbenchHandler):
 
     auth_resource = "workbench:users"
 
+    @operation("A user's quotas and use (my own; anyone's for admins)", response=QuotaInfo)
     @web.authenticated
     @authorized
     async def get(self, username: str) -> None:
@@ -122,6 +131,11 @@ class QuotaHandler(WorkbenchHandler):
             raise NotFound.entity("user", username)
         self.reply(await self.run(self.workbench.quotas.get, username))
 
+    @operation(
+        "Set a user's quotas (admins); a field given null goes back to the default",
+        QuotaUpdate,
+        QuotaInfo,
+    )
     @web.authenticated
     @authorized
     async def put(self, username: str) -> None:
@@ -135,11 +149,13 @@ class QuotaHandler(WorkbenchHandler):
 class TeamsHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("Teams I belong to", response=list[TeamInfo])
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.reply(await self.run(self.workbench.users.list_teams, self.actor))
 
+    @operation("Create a team; I become its admin", TeamCreate, TeamInfo, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -154,6 +170,7 @@ class TeamsHandler(WorkbenchHandler):
 class TeamMembersHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("Invite someone (team admins); a member once they accept", MemberAdd, TeamInfo)
     @web.authenticated
     @authorized
     async def post(self, team_id: str) -> None:
@@ -168,6 +185,10 @@ class TeamMembersHandler(WorkbenchHandler):
 class InvitationsHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation(
+        "Invitations to teams and workspaces: to me, and those I sent",
+        response=list[InvitationInfo],
+    )
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -179,6 +200,9 @@ class InvitationHandler(WorkbenchHandler):
 
     auth_resource = "workbench:users"
 
+    @operation(
+        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)", status=204
+    )
     @web.authenticated
     @authorized
     async def delete(self, invitation_id: str) -> None:
@@ -193,6 +217,9 @@ class InvitationAcceptHandler(WorkbenchHandler):
 
     auth_resource = "workbench:users"
 
+    @operation(
+        "Accept an invitation to me: I join the team or the workspace", response=InvitationInfo
+    )
     @web.authenticated
     @authorized
     async def post(self, invitation_id: str) -> None:
@@ -204,6 +231,7 @@ class InvitationAcceptHandler(WorkbenchHandler):
 class InvitationDeclineHandler(WorkbenchHandler):
     auth_resource = "workbench:users"
 
+    @operation("Decline an invitation to me", response=InvitationInfo)
     @web.authenticated
     @authorized
     async def post(self, invitation_id: str) -> None:

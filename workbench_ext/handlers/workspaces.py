@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict
 from tornado import web
 
 from workbench import scopes
-from workbench.workspaces.schemas import WorkspaceCreate
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler
+from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
 
 
@@ -21,11 +21,15 @@ class MemberAdd(BaseModel):
 class WorkspacesHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
+    @operation("Workspaces I own or am a member of", response=list[WorkspaceInfo])
     @web.authenticated
     @authorized
     async def get(self) -> None:
         self.reply(await self.run(self.workbench.workspaces.list, self.actor))
 
+    @operation(
+        "Create a workspace (folders and code; not started)", WorkspaceCreate, WorkspaceInfo, 201
+    )
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -37,11 +41,13 @@ class WorkspaceHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
+    @operation("One workspace", response=WorkspaceInfo)
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str) -> None:
         self.reply(await self.run(self.workbench.workspaces.get, self.actor, int(workspace_id)))
 
+    @operation("Delete a workspace, its container and files (owner)", status=204)
     @web.authenticated
     @authorized
     async def delete(self, workspace_id: str) -> None:
@@ -54,6 +60,7 @@ class WorkspaceHandler(WorkbenchHandler):
 class StartHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
+    @operation("Start the workspace's container", response=WorkspaceInfo)
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
@@ -66,6 +73,7 @@ class StartHandler(WorkbenchHandler):
 class StopHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
+    @operation("Stop it; files are kept", response=WorkspaceInfo)
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
@@ -78,6 +86,7 @@ class ReadyHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
+    @operation('Whether its JupyterLab answers yet: {"ready": bool}')
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str) -> None:
@@ -91,6 +100,7 @@ class DownloadHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
+    @operation("code/ or model/ as a zip (owner and members)")
     @web.authenticated
     @authorized
     async def get(self, workspace_id: str, name: str) -> None:
@@ -104,6 +114,7 @@ class DownloadHandler(WorkbenchHandler):
 class MembersHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
+    @operation("Invite a team member (owner); a member once they accept", MemberAdd, WorkspaceInfo)
     @web.authenticated
     @authorized
     async def post(self, workspace_id: str) -> None:
@@ -117,6 +128,7 @@ class MembersHandler(WorkbenchHandler):
 class MemberHandler(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
+    @operation("Remove a member (owner)", response=WorkspaceInfo)
     @web.authenticated
     @authorized
     async def delete(self, workspace_id: str, username: str) -> None:
@@ -134,6 +146,9 @@ class CodeHandler(UploadHandler):
     async def check_upload(self, workspace_id: str) -> None:
         await self.run(self.workbench.workspaces.check_owner, self.actor, int(workspace_id))
 
+    @operation(
+        "Replace code/ with a zip or tar(.gz) (owner)", response=WorkspaceInfo, body="archive"
+    )
     @web.authenticated
     @authorized
     async def put(self, workspace_id: str) -> None:

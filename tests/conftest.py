@@ -19,6 +19,7 @@ from traitlets.config import Config
 from workbench.config import Settings
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
+from workbench.jobs.schemas import JobLogPage, job_error
 from workbench.services import Workbench
 from workbench.users import Actor
 
@@ -94,6 +95,28 @@ def add_people(workbench: Workbench) -> People:
         alice=Actor(a.id, a.username, a.role),
         bob=Actor(b.id, b.username, b.role),
     )
+
+
+def task_log(workbench: Workbench, actor: Actor, task_id: int, offset: int = 0) -> JobLogPage:
+    """A training task's current run's log: its job's (the one way to read any log)."""
+    job_id = workbench.training.get(actor, task_id).job_id
+    assert job_id is not None, f"task {task_id} has no run"
+    return workbench.jobs.tail(actor, job_id, offset)
+
+
+def build_tar(
+    workbench: Workbench, actor: Actor, workspace_id: int, project: str, kind: str, name: str
+) -> list[str]:
+    """A workspace build (a job) run to its end; its log's lines. A failed build raises its
+    error (``BuildFailed``...), with the lines as its ``lines``."""
+    started = workbench.builds.build(actor, workspace_id, project, kind, name)
+    job = workbench.jobs.wait(started.job_id, timeout=1800)
+    lines = workbench.jobs.tail(actor, started.job_id).text.splitlines()
+    if job.state != "succeeded":
+        error = job_error(job)
+        error.lines = lines  # type: ignore[attr-defined]
+        raise error
+    return lines
 
 
 def accept_invitations(workbench: Workbench, actor: Actor) -> None:

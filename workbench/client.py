@@ -37,7 +37,7 @@ from workbench.deployments.schemas import (
     ServiceMetrics,
     ServiceStarted,
 )
-from workbench.environments.schemas import EnvironmentInfo, EnvironmentState, LogPage
+from workbench.environments.schemas import EnvironmentInfo
 from workbench.errors import (
     InferenceError,
     ServerUnreachable,
@@ -63,11 +63,10 @@ from workbench.quotas import QuotaInfo
 from workbench.training.schemas import (
     MetricPoint,
     TaskInfo,
-    TaskLogPage,
     TrainingRunInfo,
 )
 from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
-from workbench.workspaces.builds import ImageTarInfo, TarReport
+from workbench.workspaces.builds import ImageTarInfo, TarReport, WorkspaceBuildStarted
 from workbench.workspaces.schemas import WorkspaceInfo
 
 API = "workbench/api/v1"
@@ -75,8 +74,6 @@ CHUNK = 1024 * 1024
 
 #: called with (bytes sent, total bytes) while an upload streams
 Progress = Callable[[int, int], None]
-#: the last line of a workspace build's reply
-BUILD_STATUS = re.compile(r"^(OK \S+\.tar|ERROR ([a-z_]+): (.*))$")
 LONG = httpx.Timeout(60.0, read=None)
 
 
@@ -357,32 +354,18 @@ class WorkspacesAPI:
         data = self._c.upload(f"/workspaces/{workspace_id}/code", Path(path), progress)
         return WorkspaceInfo.model_validate(data)
 
-    def build(self, workspace_id: int, project: str, kind: str, name: str) -> Iterator[str]:
-        """Build ``code/<project>`` into ``docker_image/<kind>-<name>.tar``, yielding the log's
-        lines as they come, then ``OK docker_image/<kind>-<name>.tar``; a failed build raises
-        its error (``BuildFailed``...) after its lines."""
+    def build(
+        self, workspace_id: int, project: str, kind: str, name: str, *, wait: bool = True
+    ) -> WorkspaceBuildStarted:
+        """Build ``code/<project>`` into ``docker_image/<kind>-<name>.tar``: a job, whose log
+        :meth:`JobsAPI.follow` reads as it is written; ``wait``: until it ends (a failed
+        build raises its error, ``BuildFailed``...)."""
         body = {"project": project, "kind": kind, "name": name}
-        held: str | None = None
-        with self._c.stream(
-            "POST", f"/workspaces/{workspace_id}/builds", json=body, timeout=LONG
-        ) as response:
-            for line in response.iter_lines():
-                if held is not None:  # it was not the last line after all
-                    yield held
-                    held = None
-                if BUILD_STATUS.match(line):
-                    held = line
-                else:
-                    yield line
-        status = BUILD_STATUS.match(held or "")
-        if status is None:
-            raise WorkbenchError(
-                "The build's reply ended without its status line; the connection may have "
-                "dropped. Look at docker_image/ or build again."
-            )
-        if status.group(2):
-            raise rebuild_error(status.group(2), status.group(3), {})
-        yield status.group(1)
+        data = self._c.json("POST", f"/workspaces/{workspace_id}/builds", json=body)
+        started = WorkspaceBuildStarted.model_validate(data)
+        if wait:
+            self._c.jobs.wait(started.job_id)
+        return started
 
     def images(self, workspace_id: int) -> list[ImageTarInfo]:
         return _list(ImageTarInfo, self._c.json("GET", f"/workspaces/{workspace_id}/images"))
@@ -419,27 +402,6 @@ class EnvironmentsAPI:
         """Start building the image from the definition; the state is "building" on return
         (follow it with :meth:`follow`)."""
         return EnvironmentInfo.model_validate(self._c.json("POST", f"/environments/{env_id}/build"))
-
-    def log(self, env_id: int, offset: int = 0) -> LogPage:
-        response = self._c.request("GET", f"/environments/{env_id}/log", params={"offset": offset})
-        return LogPage(
-            text=response.text,
-            offset=offset,
-            next_offset=int(response.headers["X-Workbench-Next-Offset"]),
-            state=EnvironmentState(response.headers["X-Workbench-State"]),
-        )
-
-    def follow(self, env_id: int, interval: float = 1.0) -> Iterator[str]:
-        """The log's lines as they are written, until the environment stops building."""
-        offset = 0
-        while True:
-            page = self.log(env_id, offset)
-            yield from page.text.splitlines()
-            offset = page.next_offset
-            if not page.text:
-                if page.state is not EnvironmentState.BUILDING:
-                    return
-                time.sleep(interval)
 
     def upload_image(
         self,
@@ -589,25 +551,6 @@ class TrainingAPI:
 
     def retry(self, task_id: int) -> TaskInfo:
         return TaskInfo.model_validate(self._c.json("POST", f"/training/tasks/{task_id}/retry"))
-
-    def log(self, task_id: int, offset: int = 0, job_id: int | None = None) -> TaskLogPage:
-        """The log of the current run (or of run ``job_id``) from byte ``offset``."""
-        params = _query({"offset": offset, "job_id": job_id})
-        data = self._c.json("GET", f"/training/tasks/{task_id}/log", params=params)
-        return TaskLogPage.model_validate(data)
-
-    def follow(self, task_id: int, interval: float = 1.0) -> Iterator[str]:
-        """The current run's log lines as they are written, until the task is neither
-        queued nor running."""
-        offset = 0
-        while True:
-            page = self.log(task_id, offset)
-            yield from page.text.splitlines()
-            offset = page.next_offset
-            if not page.text:
-                if page.state not in ("queued", "running"):
-                    return
-                time.sleep(interval)
 
     def metrics(
         self, task_id: int, after: int = -1, job_id: int | None = None
@@ -891,7 +834,8 @@ class JobsAPI:
         return JobLogPage.model_validate(data)
 
     def follow(self, job_id: int, interval: float = 1.0) -> Iterator[str]:
-        """The log's lines as they are written, until the job is over."""
+        """The log's lines as they are written, until the job is over: the one way to read
+        any long work's log (a build, a training run, a conversion, a deploy...)."""
         offset = 0
         while True:
             page = self.log(job_id, offset)

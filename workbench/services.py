@@ -107,6 +107,8 @@ class Workbench:
             ),
         )
         algorithms = AlgorithmService(registry, store, backend, workspaces, jobs)
+        builds = WorkspaceBuilds(workspaces, backend, jobs)
+        runner.register(builds.kind)
         runner.register(environments.kind)
         runner.register(algorithms.kind)
         runner.register(models.conversion_kind)
@@ -136,7 +138,7 @@ class Workbench:
             datasets=DatasetService(registry, store, settings.archive_limits),
             workspaces=workspaces,
             environments=environments,
-            builds=WorkspaceBuilds(workspaces, backend),
+            builds=builds,
             training=TrainingService(
                 registry, store, jobs, limits=settings.training, quotas=quotas
             ),

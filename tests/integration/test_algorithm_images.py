@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import add_environment, add_people, make_workbench
+from tests.conftest import add_environment, add_people, build_tar, make_workbench
 from tests.image_registry import serve_images
 from tests.services.test_builds import make_workspace
 from workbench.algorithms.schemas import AlgorithmCreate
@@ -60,7 +60,7 @@ class Bench:
             (folder / filename).write_text(text)
 
     def build(self, project: str, kind: str, name: str) -> Path:
-        list(self.wb.builds.build(self.bob, self.workspace, project, kind, name))
+        build_tar(self.wb, self.bob, self.workspace, project, kind, name)
         return self.images / f"{kind}-{name}.tar"
 
     def tags(self, algorithm_id: int) -> set[str]:

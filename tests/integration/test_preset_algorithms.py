@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import add_people, add_preset_environments, make_workbench
+from tests.conftest import add_people, add_preset_environments, build_tar, make_workbench, task_log
 from tests.services.test_builds import make_workspace
 from workbench.backends.docker import DockerBackend
 from workbench.config import TrainingLimits
@@ -130,7 +130,7 @@ def published(team: Team) -> dict[str, Any]:
         shutil.copytree(EXAMPLES / "algorithms" / name, code)
         started = time.monotonic()
         for kind, folder in (("train", "train"), ("predict", "predict")):
-            list(wb.builds.build(alice, workspace, f"{name}/{folder}", kind, name))
+            build_tar(wb, alice, workspace, f"{name}/{folder}", kind, name)
             tar = f"{kind}-{name}.tar"
             report = wb.builds.inspect_tar(alice, workspace, tar)
             assert report.ok, report.problems
@@ -183,7 +183,7 @@ def _train(team: Team, algorithm: str, dataset: str, **parameters: Any) -> Any:
         ),
         timeout=600,
     )
-    log = team.wb.training.tail(team.bob, task.id).text
+    log = task_log(team.wb, team.bob, task.id).text
     assert task.state == "succeeded", f"{task.state_reason}\n{log[-3000:]}"
     print(f"\n{algorithm} on {dataset}: {time.monotonic() - started:.0f} s")
     return task

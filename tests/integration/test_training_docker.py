@@ -14,7 +14,14 @@ from typing import Any
 import docker
 import pytest
 
-from tests.conftest import FAILED, add_algorithm, add_online_dataset, add_people, make_workbench
+from tests.conftest import (
+    FAILED,
+    add_algorithm,
+    add_online_dataset,
+    add_people,
+    make_workbench,
+    task_log,
+)
 from tests.server import LiveServer, live_server
 from workbench.backends.docker import DockerBackend
 from workbench.client import WorkbenchClient
@@ -172,7 +179,7 @@ def test_a_successful_run_registers_a_model_version(wb, setup):
     bob = setup[0]
     task_id = start(wb, setup, parameters={"EPOCHS": 3}, cpus=1.5)
     done = finished(wb.training, bob, task_id)
-    log = wb.training.tail(bob, task_id).text
+    log = task_log(wb, bob, task_id).text
     assert done.state == "succeeded", log
     assert "dataset digits 8 2\nuid 1000 format dir\nbase model '' device cpu\n" in log
     assert "dataset is read-only\n" in log
@@ -210,7 +217,7 @@ def test_failed_runs(wb, setup, mode, memory_mb, reason, in_log):
     done = finished(wb.training, bob, task_id)
     assert done.state == "failed"
     assert reason in done.state_reason, done.state_reason
-    assert in_log in wb.training.tail(bob, task_id).text
+    assert in_log in task_log(wb, bob, task_id).text
     if mode == "crash":  # the last lines; Docker may put stderr before stdout's last ones
         assert "about to fail" in done.state_reason.splitlines()[-5:]
     assert done.model_version_id is None
@@ -220,7 +227,7 @@ def test_failed_runs(wb, setup, mode, memory_mb, reason, in_log):
 def test_stop_a_running_task(wb, setup):
     bob = setup[0]
     task_id = start(wb, setup, parameters={"EPOCHS": 100, "PAUSE": 1.0}, cpus=0.5)
-    wait_until(lambda: "epoch 1" in wb.training.tail(bob, task_id).text)
+    wait_until(lambda: "epoch 1" in task_log(wb, bob, task_id).text)
     [running] = containers(wb, task_id)
     attrs = docker.from_env().containers.get(running.id).attrs
     assert attrs["HostConfig"]["Memory"] == 512 * 1024**2
@@ -241,7 +248,7 @@ def test_stop_a_running_task(wb, setup):
 def test_a_server_restart_in_the_middle_of_a_run_loses_nothing(wb, setup):
     bob = setup[0]
     task_id = start(wb, setup, parameters={"EPOCHS": 8, "PAUSE": 0.5})
-    wait_until(lambda: "epoch 2" in wb.training.tail(bob, task_id).text)
+    wait_until(lambda: "epoch 2" in task_log(wb, bob, task_id).text)
     wb.jobs.runner.stop()  # the server stops; the container runs on
     time.sleep(1.5)
     assert wb.training.get(bob, task_id).state == "running"
@@ -254,7 +261,7 @@ def test_a_server_restart_in_the_middle_of_a_run_loses_nothing(wb, setup):
         done = finished(again, bob, task_id)
     finally:
         server.close()
-    log = again.tail(bob, task_id).text
+    log = task_log(server, bob, task_id).text
     assert done.state == "succeeded", log
     epochs = [line for line in log.splitlines() if line.startswith("epoch ")]
     assert epochs == [f"epoch {n}" for n in range(1, 9)]  # each once, in order
@@ -299,8 +306,14 @@ def start_a_run_on(
             memory_mb=512,
             start=True,
         )
-        wait_until(lambda: "epoch 1" in client.training.log(task.id).text)
+        wait_until(lambda: "epoch 1" in run_log(client, task.id))
     return token, task
+
+
+def run_log(client: WorkbenchClient, task_id: int) -> str:
+    """The task's current run's log, through REST: its job's."""
+    job_id = client.training.get(task_id).job_id
+    return client.jobs.log(job_id).text if job_id is not None else ""
 
 
 def test_a_real_server_restart_during_a_run_loses_nothing(train_image, tmp_path):
@@ -309,7 +322,7 @@ def test_a_real_server_restart_during_a_run_loses_nothing(train_image, tmp_path)
     with live_server(tmp_path / "server") as server:
         token, task = start_a_run_on(server, tmp_path, epochs=8, pause=0.6)
         with WorkbenchClient(server.url, token) as client:
-            wait_until(lambda: "epoch 2" in client.training.log(task.id).text)
+            wait_until(lambda: "epoch 2" in run_log(client, task.id))
     labels = {"workbench.managed": str(server.home), "workbench.task": str(task.id)}
     backend = DockerBackend.from_env()
     assert [r.state for r in backend.list(labels)] == ["running"]  # it ran on meanwhile
@@ -318,7 +331,7 @@ def test_a_real_server_restart_during_a_run_loses_nothing(train_image, tmp_path)
         done = wait_until(
             lambda: (t := client.training.get(task.id)).state in FINISHED and t, timeout=120
         )
-        log = client.training.log(task.id).text
+        log = run_log(client, task.id)
         metrics = client.training.metrics(task.id)
     assert done.state == "succeeded", log
     epochs = [line for line in log.splitlines() if line.startswith("epoch ")]

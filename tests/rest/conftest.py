@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -85,3 +86,14 @@ def users(jp_serverapp, jp_fetch, jp_auth_header, jp_http_port, jp_base_url) -> 
     jupyter_token = jp_auth_header["Authorization"].split()[1]
     owner = Api(jp_fetch, jupyter_token, OWNER)
     return Users(wb, apis["alice"], apis["bob"], owner, jp_http_port, jp_base_url)
+
+
+async def finished(api: Api, job_id: int, timeout: float = 20) -> dict:
+    """The job once it is over (the runner does it in a thread)."""
+    for _ in range(int(timeout / 0.05)):
+        code, job = await api("GET", f"workbench/api/v1/jobs/{job_id}")
+        assert code == 200
+        if job["state"] in ("succeeded", "failed", "stopped"):
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} not over after {timeout} s: {job}")

@@ -1,16 +1,16 @@
-"""Workspace build routes through a real Jupyter server (fake backend): the log streamed
-line by line with its final OK or ERROR line, JSON errors before the build starts, and the
-listing of docker_image/."""
+"""Workspace build routes through a real Jupyter server (fake backend): a build is a job
+(202) whose log is read like any job's while it runs, JSON errors before it is queued, and
+the listing of docker_image/."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
-from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import add_environment
+from tests.rest.conftest import finished
 from workbench.environments import DEFAULT_BASE_IMAGE
 from workbench.workspaces.schemas import WorkspaceCreate
 
@@ -43,53 +43,47 @@ def ws(users):
     return wid
 
 
-async def stream(
-    api, path: str, body: dict, on_chunk: Callable[[bytes], None] | None = None
-) -> tuple[int, list[bytes], dict]:
-    """POST and collect the reply's chunks as they arrive."""
-    chunks: list[bytes] = []
-
-    def received(chunk: bytes) -> None:
-        chunks.append(chunk)
-        if on_chunk:
-            on_chunk(chunk)
-
-    response = await api.fetch(
-        *path.split("/"),
-        method="POST",
-        body=json.dumps(body),
-        headers={"Authorization": f"token {api.token}"},
-        streaming_callback=received,
-    )
-    return response.code, chunks, dict(response.headers)
+async def log_of(api, job_id: int) -> list[str]:
+    code, page = await api("GET", f"{API}/jobs/{job_id}/log")
+    assert code == 200
+    return page["text"].splitlines()
 
 
-async def test_build_streams_its_log_then_the_tar_is_listed(users, ws, monkeypatch):
+async def test_a_build_is_a_job_whose_log_is_read_while_it_runs(users, ws, monkeypatch):
     backend = users.workbench.backend()
-    seen_first = threading.Event()
+    read_midway = threading.Event()
     build_image = backend.build_image
 
-    def gated(context, tag, **kwargs):  # the build goes on once the client has a line
+    def gated(context, tag, **kwargs):  # the build goes on once its log was read midway
         yield "first step"
-        assert seen_first.wait(10), "the client got nothing while building: not streamed"
+        assert read_midway.wait(10), "nobody read the log while it built"
         yield from build_image(context, tag, **kwargs)
 
     monkeypatch.setattr(backend, "build_image", gated)
-    code, chunks, headers = await stream(
-        users.bob,
+    code, started = await users.bob(
+        "POST",
         f"{API}/workspaces/{ws}/builds",
         {"project": "demo", "kind": "train", "name": "demo"},
-        on_chunk=lambda chunk: b"first step" in chunk and seen_first.set(),
     )
-    lines = b"".join(chunks).decode().splitlines()
-    assert code == 200 and headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert code == 202 and started["path"] == "docker_image/train-demo.tar"
+    job_id = started["job_id"]
+    for _ in range(400):
+        if "first step" in await log_of(users.bob, job_id):
+            break
+        await asyncio.sleep(0.025)
+    (_, job) = await users.bob("GET", f"{API}/jobs/{job_id}")
+    assert job["state"] == "running" and job["kind"] == "workspace-build"
+    read_midway.set()
+    job = await finished(users.bob, job_id)
+    lines = await log_of(users.bob, job_id)
+    assert job["state"] == "succeeded", lines
     assert lines[:3] == [
         "copying code/demo for the build",
         f"building code/demo as workbench/ws-{ws}-train-demo:latest",
         "first step",
     ]
     assert "Step 3/4 : RUN make" in lines
-    assert lines[-1] == "OK docker_image/train-demo.tar"
+    assert "succeeded: saved docker_image/train-demo.tar" in lines[-1]
     code, images = await users.bob("GET", f"{API}/workspaces/{ws}/images")
     assert code == 200
     assert [(i["path"], i["kind"], i["name"]) for i in images] == [
@@ -97,19 +91,20 @@ async def test_build_streams_its_log_then_the_tar_is_listed(users, ws, monkeypat
     ]
 
 
-async def test_a_failed_build_ends_with_an_error_line(users, ws):
+async def test_a_failed_build_fails_its_job_with_the_engine_s_error(users, ws):
     users.workbench.backend().fail_build(
         f"workbench/ws-{ws}-predict-api:latest", "make: *** Error 2", lines=["cc: not found"]
     )
-    code, chunks, _ = await stream(
-        users.bob,
+    code, started = await users.bob(
+        "POST",
         f"{API}/workspaces/{ws}/builds",
         {"project": "demo", "kind": "predict", "name": "api"},
     )
-    lines = b"".join(chunks).decode().splitlines()
-    assert code == 200 and "cc: not found" in lines
-    assert lines[-1].startswith("ERROR build_failed: building workbench/ws-")
-    assert lines[-1].endswith("failed: make: *** Error 2")
+    assert code == 202
+    job = await finished(users.bob, started["job_id"])
+    assert job["state"] == "failed" and job["result"]["error"] == "build_failed"
+    assert "make: *** Error 2" in job["message"]
+    assert "cc: not found" in await log_of(users.bob, started["job_id"])
     assert (await users.bob("GET", f"{API}/workspaces/{ws}/images"))[1] == []
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tests.rest.conftest import Api
 from tests.services.test_environments import docker_tar, fake_builder, fake_wheel
 from workbench.environments import DEFAULT_BASE_IMAGE
 from workbench.registry import models as m
@@ -57,20 +58,21 @@ async def test_environment_lifecycle(users, backend):
     assert ready["state"] == "ready"
     assert ready["image_ref"] == f"workbench/env-python:env-{eid}"
 
-    response = await users.alice.fetch(
-        *f"{API}/environments/{eid}/log".split("/"),
-        headers={"Authorization": f"token {users.alice.token}"},
-    )
-    text = response.body.decode()
-    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.headers["X-Workbench-State"] == "ready"
-    assert int(response.headers["X-Workbench-Next-Offset"]) == len(response.body)
-    assert "Step 1/" in text and text.endswith(f"({ready['image_id']})\n")
-    offset = len(response.body) - 10
-    code, tail = await users.alice(
-        "GET", f"{API}/environments/{eid}/log", params={"offset": str(offset)}
-    )
-    assert code == 200 and tail == response.body[offset:]
+    # its build is a job: its log is the job's, and whoever sees the environment reads it
+    carol = users.workbench.users.add_user("carol")
+    token = users.workbench.users.create_token(carol.id, "t").secret
+    reader = Api(users.alice.fetch, token, "carol")
+    code, page = await reader("GET", f"{API}/jobs/{ready['job_id']}/log")
+    assert code == 200 and page["state"] == "succeeded"
+    assert "Step 1/" in page["text"] and f"({ready['image_id']})" in page["text"]
+    offset = page["next_offset"] - 10
+    code, tail = await reader("GET", f"{API}/jobs/{ready['job_id']}/log", params={"offset": offset})
+    assert code == 200 and tail["text"] == page["text"].encode()[offset:].decode()
+    code, err = await reader("POST", f"{API}/jobs/{ready['job_id']}/cancel")
+    assert (code, err["error"]) == (404, "not_found")  # reading it is not owning it
+    await users.bob("PATCH", f"{API}/environments/{eid}", {"visibility": "private"})
+    code, err = await reader("GET", f"{API}/jobs/{ready['job_id']}/log")
+    assert (code, err["error"]) == (404, "not_found")  # private again: not hers to read
 
     assert (await users.bob("DELETE", f"{API}/environments/{eid}"))[0] == 204
     assert (await users.bob("GET", f"{API}/environments/{eid}"))[0] == 404
@@ -90,8 +92,6 @@ async def test_bad_requests(users, backend):
     assert (await users.bob("GET", f"{API}/environments"))[1] == []
     code, err = await users.bob("GET", f"{API}/environments", params={"device": "tpu"})
     assert (code, err["error"]) == (400, "invalid_input")
-    code, err = await users.bob("GET", f"{API}/environments/4242/log")
-    assert (code, err["error"]) == (404, "not_found")
 
 
 async def test_others_see_shared_environments_but_cannot_change_them(users, backend):
@@ -121,9 +121,9 @@ async def test_a_failed_build_is_reported(users, backend):
     assert (await users.bob("POST", f"{API}/environments/{eid}/build"))[0] == 202
     failed = await settled(users.bob, eid)
     assert failed["state"] == "failed" and "pip failed" in failed["state_reason"]
-    _, text = await users.bob("GET", f"{API}/environments/{eid}/log")
-    last = text.decode().splitlines()[-1]
-    assert b"no numpy\n" in text and last.startswith("[workbench] job ")
+    _, page = await users.bob("GET", f"{API}/jobs/{failed['job_id']}/log")
+    last = page["text"].splitlines()[-1]
+    assert "no numpy\n" in page["text"] and last.startswith("[workbench] job ")
     assert " failed: building workbench/env-python" in last
     _, plain = await users.bob("POST", f"{API}/environments", {"name": "k", "framework": "keras"})
     code, err = await users.bob("POST", f"{API}/environments/{plain['id']}/build")

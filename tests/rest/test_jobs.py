@@ -11,19 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.rest.conftest import finished
 from tests.rest.test_environments import backend  # noqa: F401  (fixture)
 
 API = "workbench/api/v1"
-
-
-async def finished(api, job_id: int, timeout: float = 20) -> dict:
-    for _ in range(int(timeout / 0.05)):
-        code, job = await api("GET", f"{API}/jobs/{job_id}")
-        assert code == 200
-        if job["state"] in ("succeeded", "failed", "stopped"):
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} not over after {timeout} s: {job}")
 
 
 async def new_environment(api, name: str) -> int:

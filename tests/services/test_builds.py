@@ -9,7 +9,13 @@ import uuid
 
 import pytest
 
-from tests.conftest import accept_invitations, add_environment, add_people, make_workbench
+from tests.conftest import (
+    accept_invitations,
+    add_environment,
+    add_people,
+    build_tar,
+    make_workbench,
+)
 from workbench.backends.base import RunSpec, RunState
 from workbench.backends.local import LocalBackend
 from workbench.environments import DEFAULT_BASE_IMAGE
@@ -21,6 +27,7 @@ from workbench.errors import (
     NotFound,
     Unsupported,
 )
+from workbench.users import Actor
 from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.schemas import WorkspaceCreate
 
@@ -79,7 +86,7 @@ def ws(wb, people):
 
 @pytest.fixture
 def builds(wb):
-    return WorkspaceBuilds(wb.workspaces, wb.backend)
+    return wb.builds
 
 
 def image_folder(wb, workspace_id):
@@ -88,12 +95,12 @@ def image_folder(wb, workspace_id):
 
 def test_build_saves_a_tar_and_removes_the_image(wb, people, ws, builds):
     backend = wb.backend()
-    lines = list(builds.build(people.bob, ws, "demo", "train", "demo-cpu"))
+    lines = build_tar(wb, people.bob, ws, "demo", "train", "demo-cpu")
     tag = f"workbench/ws-{ws}-train-demo-cpu:latest"
     assert lines[:2] == ["copying code/demo for the build", f"building code/demo as {tag}"]
     assert "Step 2/3 : FROM ${WORKBENCH_ENV_IMAGE}" in lines
     assert lines[-2] == f"saving {tag} to docker_image/train-demo-cpu.tar"
-    assert lines[-1].startswith("saved docker_image/train-demo-cpu.tar (")
+    assert "succeeded: saved docker_image/train-demo-cpu.tar (" in lines[-1]
     tar = image_folder(wb, ws) / "train-demo-cpu.tar"
     assert [p.name for p in image_folder(wb, ws).iterdir()] == [tar.name]  # no .part left
     if os.geteuid() == 0:
@@ -122,7 +129,7 @@ def test_members_build_and_others_do_not_see_the_workspace(wb, people, ws, build
     accept_invitations(wb, people.alice)
     wb.workspaces.add_member(people.bob, ws, "alice")
     accept_invitations(wb, people.alice)
-    list(builds.build(people.alice, ws, "demo", "predict", "api"))
+    build_tar(wb, people.alice, ws, "demo", "predict", "api")
     assert [t.filename for t in builds.images(people.bob, ws)] == ["predict-api.tar"]
 
 
@@ -158,8 +165,8 @@ def test_bad_requests_are_refused_before_building(
     assert list(image_folder(wb, ws).iterdir()) == []
 
 
-def test_a_failed_build_writes_no_tar_and_keeps_the_last_one(wb, people, ws, builds):
-    list(builds.build(people.bob, ws, "demo", "train", "demo"))
+def test_a_failed_build_writes_no_tar_and_keeps_the_last_one(wb, people, ws):
+    build_tar(wb, people.bob, ws, "demo", "train", "demo")
     tar = image_folder(wb, ws) / "train-demo.tar"
     before = tar.read_bytes()
     tag = f"workbench/ws-{ws}-train-demo:latest"
@@ -168,30 +175,48 @@ def test_a_failed_build_writes_no_tar_and_keeps_the_last_one(wb, people, ws, bui
         "The command '/bin/sh -c make' returned a non-zero code: 2",
         lines=["make: *** [build] Error 2"],
     )
-    seen = []
-    with pytest.raises(BuildFailed, match="non-zero code: 2"):
-        for line in builds.build(people.bob, ws, "demo", "train", "demo"):
-            seen.append(line)
+    with pytest.raises(BuildFailed, match="non-zero code: 2") as failed:
+        build_tar(wb, people.bob, ws, "demo", "train", "demo")
+    seen = failed.value.lines  # type: ignore[attr-defined]
     assert "make: *** [build] Error 2" in seen
     assert not any(line.startswith("saving") for line in seen)
     assert [p.name for p in image_folder(wb, ws).iterdir()] == ["train-demo.tar"]
     assert tar.read_bytes() == before
     wb.backend().fail_build(f"workbench/ws-{ws}-predict-fresh:latest")
     with pytest.raises(BuildFailed):
-        list(builds.build(people.bob, ws, "demo", "predict", "fresh"))
+        build_tar(wb, people.bob, ws, "demo", "predict", "fresh")
     assert not (image_folder(wb, ws) / "predict-fresh.tar").exists()
 
 
-def test_the_same_tar_is_built_once_at_a_time(people, ws, builds):
-    first = builds.build(people.bob, ws, "demo", "train", "demo")
-    next(first)
-    try:
-        with pytest.raises(Conflict, match="being built already"):
-            next(builds.build(people.bob, ws, "demo", "train", "demo"))
-        list(builds.build(people.bob, ws, "demo", "predict", "demo"))  # another tar: fine
-    finally:
-        first.close()
-    list(builds.build(people.bob, ws, "demo", "train", "demo"))  # the lock went with it
+def test_the_same_tar_is_built_once_at_a_time(wb, people, ws, builds):
+    first = builds.build(people.bob, ws, "demo", "train", "demo")  # queued: no runner yet
+    with pytest.raises(Conflict, match="being built already"):
+        builds.build(people.bob, ws, "demo", "train", "demo")
+    other = builds.build(people.bob, ws, "demo", "predict", "demo")  # another tar: fine
+    assert wb.jobs.wait(first.job_id).state == "succeeded"
+    assert wb.jobs.wait(other.job_id).state == "succeeded"
+    build_tar(wb, people.bob, ws, "demo", "train", "demo")  # over: built again
+
+
+def test_the_build_log_is_the_job_log_its_workspace_sees(wb, people, ws, builds):
+    started = builds.build(people.bob, ws, "demo", "train", "demo")
+    assert started.path == "docker_image/train-demo.tar"
+    job = wb.jobs.wait(started.job_id)
+    assert (job.kind, job.target_type, job.target_id) == ("workspace-build", "workspace", ws)
+    assert job.result["path"] == started.path
+    added = wb.users.add_user("carol")
+    carol = Actor(added.id, added.username, added.role)
+    with pytest.raises(NotFound):  # not a member: neither the job nor its log
+        wb.jobs.tail(carol, started.job_id)
+    team = wb.users.create_team(people.bob, "nlp")
+    wb.users.add_team_member(people.bob, team.id, "carol")
+    accept_invitations(wb, carol)
+    wb.workspaces.add_member(people.bob, ws, "carol")
+    accept_invitations(wb, carol)
+    assert "building code/demo" in wb.jobs.tail(carol, started.job_id).text
+    assert wb.jobs.get(carol, started.job_id).state == "succeeded"
+    with pytest.raises(NotFound):  # reading is not owning: she cannot cancel bob's job
+        wb.jobs.cancel(carol, started.job_id)
 
 
 def test_images_lists_only_tars(wb, people, ws, builds):
@@ -209,7 +234,7 @@ def test_images_lists_only_tars(wb, people, ws, builds):
 
 def test_backends_without_container_images_say_so(wb, people, ws, tmp_path):
     local = LocalBackend(tmp_path / "local")
-    builds = WorkspaceBuilds(wb.workspaces, lambda: local)
+    builds = WorkspaceBuilds(wb.workspaces, lambda: local, wb.jobs)
     with pytest.raises(Unsupported, match="needs Docker"):
         builds.build(people.bob, ws, "demo", "train", "demo")
 
@@ -224,11 +249,11 @@ def test_a_real_docker_build_gives_a_tar_docker_loads(tmp_path, docker_backend, 
         project = wb.workspaces.folder(workspace_id) / "code" / "hello"
         project.mkdir()
         (project / "Dockerfile").write_text(DOCKERFILE)
-        builds = WorkspaceBuilds(wb.workspaces, wb.backend)
         name = f"hello-{uuid.uuid4().hex[:6]}"
         tag = f"workbench/ws-{workspace_id}-predict-{name}:latest"
         started = time.monotonic()
-        lines = list(builds.build(people.bob, workspace_id, "hello", "predict", name))
+        wb.jobs.runner.start()
+        lines = build_tar(wb, people.bob, workspace_id, "hello", "predict", name)
         print(f"\nworkspace build: {time.monotonic() - started:.1f} s, {len(lines)} lines")
         tar = image_folder(wb, workspace_id) / f"predict-{name}.tar"
         assert tar.is_file() and tar.stat().st_uid == (1000 if os.geteuid() == 0 else os.getuid())

@@ -33,7 +33,7 @@ from workbench.environments.schemas import (
     EnvironmentState,
     EnvironmentUpdate,
 )
-from workbench.environments.service import EnvironmentService, log_key
+from workbench.environments.service import EnvironmentService
 from workbench.errors import (
     BackendError,
     BuildFailed,
@@ -48,6 +48,7 @@ from workbench.errors import (
     UnsupportedArchive,
 )
 from workbench.images import inspect_image_tar
+from workbench.jobs import JobLogPage
 from workbench.registry import models as m
 from workbench.services import Workbench
 
@@ -140,6 +141,11 @@ def envs(wb, tmp_path) -> EnvironmentService:
     return wb.environments
 
 
+def env_log(envs: EnvironmentService, actor, env_id: int, offset: int = 0) -> JobLogPage:
+    """The log of an environment's last build, upload or pull: its job's."""
+    return envs.jobs.tail(actor, envs.get(actor, env_id).job_id, offset)
+
+
 def create(envs, actor, **fields):
     return envs.create(actor, EnvironmentCreate.model_validate({"name": "env", **fields}))
 
@@ -175,7 +181,7 @@ def test_create_takes_what_the_definition_says(envs, people):
         python.framework_version,
         python.device,
     )
-    assert (env.image_ref, env.state_reason, env.log_key) == ("", "", "")
+    assert (env.image_ref, env.state_reason, env.job_id) == ("", "", None)
     own = create(envs, people.bob, name="keras", framework="keras", framework_version="2.1.4")
     assert (own.definition, own.device, own.framework) == ("", "cpu", "keras")
     assert envs.get(people.bob, env.id) == env
@@ -310,20 +316,18 @@ def test_build_from_the_definition(envs, people, backend, wb):
     tag = f"workbench/env-python:env-{env.id}"
     assert (built.state, built.image_ref, built.state_reason) == ("ready", tag, "")
     assert built.image_id == backend.inspect_image(tag).id
-    assert built.log_key == log_key(env.id) == f"environments/{env.id}/build.log"
-    text = envs.logs(people.bob, env.id)
+    text = env_log(envs, people.bob, env.id).text
     first, second = text.splitlines()[:2]
     assert first == f"building environment {env.id} from envs/python as {tag}"
     assert second.startswith("base image workbench/base:bookworm")
     assert "Step 1/" in text and text.endswith(f"ready: {tag} ({built.image_id})\n")
-    assert wb.store.path(built.log_key).read_text() == text
     # anyone who sees the environment reads its log, in pages that end with whole lines
     envs.update(people.bob, env.id, EnvironmentUpdate(visibility=Visibility.PUBLIC))
-    page = envs.tail(people.alice, env.id, offset=10)
+    page = env_log(envs, people.alice, env.id, offset=10)
     assert page.text == text.encode()[10:].decode() and page.next_offset == len(text.encode())
-    assert envs.tail(people.alice, env.id, page.next_offset).text == ""
+    assert env_log(envs, people.alice, env.id, page.next_offset).text == ""
     with pytest.raises(InvalidInput):
-        envs.tail(people.bob, env.id, -1)
+        env_log(envs, people.bob, env.id, -1)
 
 
 def test_a_failed_build_keeps_the_last_image_and_says_why(envs, people, backend):
@@ -339,7 +343,7 @@ def test_a_failed_build_keeps_the_last_image_and_says_why(envs, people, backend)
     failed = envs.get(people.bob, env.id)
     assert failed.state == "failed" and "non-zero code: 1" in failed.state_reason
     assert (failed.image_ref, failed.image_id) == (good.image_ref, good.image_id)
-    text = envs.logs(people.bob, env.id)
+    text = env_log(envs, people.bob, env.id).text
     assert "ERROR: No matching distribution found for numpy==99" in text
     assert text.splitlines()[-1].startswith("[workbench] job ")
     assert "failed: building workbench/env-python" in text.splitlines()[-1]
@@ -351,7 +355,9 @@ def test_a_build_that_cannot_start_fails_with_the_reason_then_recovers(envs, peo
         envs.build(people.bob, env.id)
     failed = envs.get(people.bob, env.id)
     assert failed.state == "failed" and "from a local wheel" in failed.state_reason
-    assert "failed: environment 'pytorch' installs torch==" in envs.logs(people.bob, env.id)
+    assert (
+        "failed: environment 'pytorch' installs torch==" in env_log(envs, people.bob, env.id).text
+    )
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -406,16 +412,16 @@ def test_one_operation_at_a_time_and_the_log_while_building(envs, people, tmp_pa
                 attempt()
         # metadata may change meanwhile
         envs.update(people.bob, env.id, EnvironmentUpdate(description="soon"))
-        page = envs.tail(people.bob, env.id)
+        page = env_log(envs, people.bob, env.id)
         while "step two" not in page.text:
-            page = envs.tail(people.bob, env.id)
-        assert page.state == "building" and page.text.endswith("step two\n")
+            page = env_log(envs, people.bob, env.id)
+        assert page.state == "running" and page.text.endswith("step two\n")
     finally:
         GatedBuilder.gate.set()
     assert envs.wait(env.id, timeout=10)
     done = envs.get(people.bob, env.id)
     assert (done.state, done.description) == ("ready", "soon")
-    assert envs.tail(people.bob, env.id, page.next_offset).text.startswith("base image")
+    assert env_log(envs, people.bob, env.id, page.next_offset).text.startswith("base image")
 
 
 def test_reconcile_fails_builds_a_stopped_server_left(envs, people, wb):
@@ -446,7 +452,7 @@ def test_upload_a_docker_save_tar(envs, people, wb, backend, tmp_path, compress)
     for tag in ("corp/python:3.7.9-cpu", "corp/python:3.7"):
         with pytest.raises(ImageNotFound):
             backend.inspect_image(tag)
-    logs = envs.logs(people.bob, env.id)
+    logs = env_log(envs, people.bob, env.id).text
     assert "its own tags (corp/python:3.7.9-cpu, corp/python:3.7) are not applied" in logs
 
 
@@ -501,7 +507,7 @@ def test_an_engine_without_docker_tars_changes_nothing(wb, people, tmp_path):
     with pytest.raises(Unsupported, match="needs Docker"):
         envs.upload_image(people.bob, env.id, stored(wb, docker_tar(tmp_path / "ok.tar")))
     assert envs.get(people.bob, env.id).state == "draft"
-    assert "failed: " in envs.logs(people.bob, env.id)
+    assert "failed: " in env_log(envs, people.bob, env.id).text
     local.close()
 
 
@@ -527,7 +533,9 @@ def test_a_pull_the_engine_cannot_do_fails_with_its_reason(tmp_path, docker_back
         assert "upload a docker save tar instead" in caught.value.message
         failed = envs.get(bob, env.id)
         assert failed.state == "failed" and "connection refused" in failed.state_reason
-        assert envs.logs(bob, env.id).startswith("docker pull localhost:1/nothing:latest\n")
+        assert env_log(envs, bob, env.id).text.startswith(
+            "docker pull localhost:1/nothing:latest\n"
+        )
     finally:
         wb.close()
 
@@ -560,7 +568,7 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
         assert pulled.image_id == built
         with pytest.raises(ImageNotFound):
             docker_backend.inspect_image(f"{host}/team/python:3.11")
-        assert "Downloaded newer image" in envs.logs(bob, env.id)
+        assert "Downloaded newer image" in env_log(envs, bob, env.id).text
     finally:
         wb.close()
         docker_backend.remove_image(built)

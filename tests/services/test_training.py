@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.archives import image_classes
-from tests.conftest import add_algorithm, add_online_dataset, add_people, make_workbench
+from tests.conftest import add_algorithm, add_online_dataset, add_people, make_workbench, task_log
 from workbench.config import TrainingLimits
 from workbench.datasets.schemas import DatasetCreate
 from workbench.enums import Split
@@ -164,9 +164,9 @@ def test_a_run_from_the_queue_to_a_model_version(wb, people, algo, digits):
     metrics.write_text('{"epoch": 1, "loss": 0.9}\nnot json\n{"epoch": 2, "loss": NaN}\n{"ep')
     points = wait_until(lambda: len(wb.training.metrics(bob, info.id)) == 2 and True)
     assert points
-    page = wait_until(lambda: (p := wb.training.tail(bob, info.id)).text.count("\n") == 3 and p)
+    page = wait_until(lambda: (p := task_log(wb, bob, info.id)).text.count("\n") == 3 and p)
     assert page.text == "loading\nepoch 1\nepoch 2\n" and page.state == "running"
-    more = wb.training.tail(bob, info.id, page.next_offset)
+    more = task_log(wb, bob, info.id, page.next_offset)
     assert more.text == "" and more.next_offset == page.next_offset
 
     with metrics.open("a") as f:
@@ -204,7 +204,7 @@ def test_a_run_from_the_queue_to_a_model_version(wb, people, algo, digits):
         key = s.get(m.ModelVersion, version.id).storage_key
     assert (wb.store.path(key) / "sub" / "labels.txt").read_text() == "0\n1\n"
 
-    log = wb.training.tail(bob, info.id).text
+    log = task_log(wb, bob, info.id).text
     assert log.startswith("loading\nepoch 1\nepoch 2\n")
     assert f"job {job.id} succeeded: model {model.id} version 1" in log
     assert containers(wb, info.id) == []  # removed
@@ -248,7 +248,7 @@ def test_failed_runs_say_why(wb, people, algo, digits, finish, reason):
     failed = wait_state(wb, bob, info.id, "failed")
     assert reason in failed.state_reason
     assert failed.model_id is None and failed.model_version_id is None
-    assert "Traceback: boom" in wb.training.tail(bob, info.id).text
+    assert "Traceback: boom" in task_log(wb, bob, info.id).text
     assert containers(wb, info.id) == []
     [run] = wb.training.runs(bob, info.id)
     assert run.exit_code == finish["exit_code"] and run.message == failed.state_reason
@@ -260,7 +260,7 @@ def test_a_container_that_does_not_start_fails_the_run(wb, people, algo, digits)
     failed = wait_state(wb, people.bob, info.id, "failed")
     assert "its container did not start" in failed.state_reason
     assert "no space left on device" in failed.state_reason
-    assert "no space left" in wb.training.tail(people.bob, info.id).text
+    assert "no space left" in task_log(wb, people.bob, info.id).text
 
 
 # --- stop, queue, limits ----------------------------------------------------------------------
@@ -550,21 +550,21 @@ def test_a_restart_loses_nothing(wb, people, algo, digits):
     fake.emit(job.run_id, "before 1", "before 2")
     (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
     wait_until(lambda: len(wb.training.metrics(bob, info.id)) == 1)
-    wait_until(lambda: "before 2" in wb.training.tail(bob, info.id).text)
+    wait_until(lambda: "before 2" in task_log(wb, bob, info.id).text)
     wb.jobs.runner.stop()
 
     fake.emit(job.run_id, "while down")
     with (out / "metrics.jsonl").open("a") as f:
         f.write('{"epoch": 2}\n')
     time.sleep(0.1)
-    assert "while down" not in wb.training.tail(bob, info.id).text
+    assert "while down" not in task_log(wb, bob, info.id).text
 
     server = Workbench.from_settings(wb.settings, backend_instance=wb.backend())
     server.jobs.runner.interval = 0.02
     server.start()
     again = server.training
     try:
-        wait_until(lambda: "while down" in again.tail(bob, info.id).text)
+        wait_until(lambda: "while down" in task_log(server, bob, info.id).text)
         fake.emit(job.run_id, "after")
         with (out / "metrics.jsonl").open("a") as f:
             f.write('{"epoch": 3}\n')
@@ -572,7 +572,7 @@ def test_a_restart_loses_nothing(wb, people, algo, digits):
         fake.finish(job.run_id, 0)
         done = wait_until(lambda: (t := again.get(bob, info.id)).state == "succeeded" and t)
         assert done.model_version_id is not None
-        log = again.tail(bob, info.id).text
+        log = task_log(server, bob, info.id).text
         assert log.startswith("loading\nbefore 1\nbefore 2\nwhile down\nafter\n")
         assert [p.values["epoch"] for p in again.metrics(bob, info.id)] == [1, 2, 3]
         assert containers(wb, info.id) == []

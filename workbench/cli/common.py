@@ -92,6 +92,27 @@ detach_option = click.option(
 )
 
 
+#: the one flag of every log command: a job's, an environment's build, a task's run
+follow_option = click.option(
+    "--follow", "-f", is_flag=True, help="Keep reading as it is written, until the work is over."
+)
+
+
+def show_log(c: WorkbenchClient, job_id: int | None, follow: bool) -> None:
+    """A job's log: all of it so far, or (``follow``) as it is written until the job is
+    over. Every log command prints through here."""
+    if job_id is None:
+        raise click.ClickException("nothing has run yet, so there is no log")
+    if follow:
+        follow_job(c, job_id)
+        return
+    offset, text = 0, None
+    while text != "":
+        page = c.jobs.log(job_id, offset)
+        click.echo(page.text, nl=False)
+        offset, text = page.next_offset, page.text
+
+
 def follow_job(
     c: WorkbenchClient, job_id: int | None, *, quiet: bool = False, detach: bool = False
 ) -> None:

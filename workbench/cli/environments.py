@@ -16,8 +16,10 @@ from workbench.cli.common import (
     detach_option,
     echo_json,
     follow_job,
+    follow_option,
     friendly,
     given,
+    show_log,
     upload_progress,
 )
 from workbench.enums import Visibility
@@ -121,7 +123,7 @@ def environment_build(env_id: int, detach: bool) -> None:
         if detach:
             _print_environment(env)
             return
-        for line in c.environments.follow(env_id):
+        for line in c.jobs.follow(env.job_id or 0, interval=0.5):
             click.echo(line)
         env = c.environments.get(env_id)
     _print_environment(env)
@@ -131,16 +133,12 @@ def environment_build(env_id: int, detach: bool) -> None:
 
 @environment.command("log")
 @click.argument("env_id", type=int)
-@click.option("--follow", "-f", is_flag=True, help="Keep reading while it builds.")
+@follow_option
 @friendly
 def environment_log(env_id: int, follow: bool) -> None:
-    """The log of the last build, upload or pull."""
+    """The log of the last build, upload or pull (its job's)."""
     with client() as c:
-        if follow:
-            for line in c.environments.follow(env_id):
-                click.echo(line)
-        else:
-            click.echo(c.environments.log(env_id).text, nl=False)
+        show_log(c, c.environments.get(env_id).job_id, follow)
 
 
 @environment.command("upload")

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, follow_job, friendly
+from workbench.cli.common import (
+    choice,
+    client,
+    echo_json,
+    follow_job,
+    follow_option,
+    friendly,
+    show_log,
+)
 from workbench.jobs import JobInfo, JobState
 
 
@@ -52,15 +60,12 @@ def job_show(job_id: int) -> None:
 
 @job.command("log")
 @click.argument("job_id", type=int)
-@click.option("--follow", "-f", is_flag=True, help="Keep reading until the job is over.")
+@follow_option
 @friendly
 def job_log(job_id: int, follow: bool) -> None:
     """The job's log."""
     with client() as c:
-        if follow:
-            follow_job(c, job_id)
-        else:
-            click.echo(c.jobs.log(job_id).text, nl=False)
+        show_log(c, job_id, follow)
 
 
 @job.command("wait")

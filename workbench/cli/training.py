@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, friendly, given
+from workbench.cli.common import choice, client, echo_json, follow_option, friendly, given, show_log
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
 from workbench.training.schemas import TaskInfo
 
@@ -159,21 +159,13 @@ def task_delete(task_id: int) -> None:
 
 @task.command("logs")
 @click.argument("task_id", type=int)
-@click.option("--follow", "-f", is_flag=True, help="Keep reading while it is queued or runs.")
+@follow_option
 @click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
 @friendly
 def task_logs(task_id: int, follow: bool, job_id: int | None) -> None:
-    """The log of the task's current run."""
+    """The log of the task's current run (its job's), or of an earlier one."""
     with client() as c:
-        if follow and job_id is None:
-            for line in c.training.follow(task_id):
-                click.echo(line)
-            return
-        offset, text = 0, None
-        while text != "":
-            page = c.training.log(task_id, offset, job_id)
-            click.echo(page.text, nl=False)
-            offset, text = page.next_offset, page.text
+        show_log(c, job_id or c.training.get(task_id).job_id, follow)
 
 
 @task.command("runs")

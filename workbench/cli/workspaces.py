@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, friendly
+from workbench.cli.common import choice, client, detach_option, follow_job, friendly
 from workbench.enums import Purpose, SubPurpose
 from workbench.workspaces.schemas import WorkspaceInfo
 
@@ -165,12 +165,15 @@ def workspace_upload_code(workspace_id: int, archive: Path) -> None:
 @click.argument("project")
 @click.option("--kind", type=click.Choice(["train", "predict"]), required=True)
 @click.option("--name", required=True, help="The tar is docker_image/<kind>-<name>.tar.")
+@detach_option
 @friendly
-def workspace_build(workspace_id: int, project: str, kind: str, name: str) -> None:
+def workspace_build(workspace_id: int, project: str, kind: str, name: str, detach: bool) -> None:
     """Build code/PROJECT/Dockerfile into docker_image/<kind>-<name>.tar, showing its log."""
     with client() as c:
-        for line in c.workspaces.build(workspace_id, project, kind, name):
-            click.echo(line)
+        started = c.workspaces.build(workspace_id, project, kind, name, wait=False)
+        follow_job(c, started.job_id, detach=detach)
+    if not detach:
+        click.echo(f"built {started.path}")
 
 
 @workspace.command("images")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from workbench.access import can_see
 from workbench.backends.base import Backend
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import load_definition
@@ -35,6 +36,7 @@ from workbench.errors import ImageNotFound, JobFailed, Unsupported
 from workbench.images import check_labels
 from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
 from workbench.registry.models import Environment, Job
+from workbench.users import Actor
 
 JOB_KIND = "environment-image"
 #: the tag of an uploaded or pulled image: the environment's own name
@@ -116,6 +118,10 @@ class EnvironmentImageKind(JobKind):
             if existed is None:  # the pulled name was not there before: take it off again
                 backend.remove_image(ref)
         return tag
+
+    def readable(self, s: Session, actor: Actor, job: Job) -> bool:
+        row = s.get(Environment, job.target_id) if job.target_id is not None else None
+        return row is not None and can_see(row, actor)
 
     def sync(self, s: Session, job: Job) -> None:
         row = s.get(Environment, job.target_id) if job.target_id is not None else None

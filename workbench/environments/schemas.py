@@ -90,19 +90,8 @@ class EnvironmentInfo(BaseModel):
     state: EnvironmentState
     #: why the last build failed (empty unless ``state`` is failed)
     state_reason: str = ""
-    #: the key of the build log in the artifact store (empty before the first build or load)
-    log_key: str = ""
-    #: the latest build, upload or pull (a job: ``GET /jobs/<id>`` has its progress)
+    #: the latest build, upload or pull (a job: ``GET /jobs/<id>`` has its progress,
+    #: ``GET /jobs/<id>/log`` its log)
     job_id: int | None = None
     created_at: datetime
     updated_at: datetime
-
-
-class LogPage(BaseModel):
-    """The build log from byte ``offset``: whole lines only while the build still writes."""
-
-    text: str
-    offset: int
-    #: pass it as ``offset`` to read what was written since
-    next_offset: int
-    state: EnvironmentState

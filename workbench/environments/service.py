@@ -8,16 +8,15 @@ its image. The image comes one of three ways, each moving the same state machine
                                          └─────▶ failed   (state_reason, the log)
 
 - **build**: :class:`EnvBuilder` turns the definition into an image on the backend. Every
-  line goes to the log (artifact store key ``environments/<id>/build.log``) as it comes,
-  flushed line by line, so a reader can tail it while the build runs. This one file is
-  written in place, not renamed into place like the store's other content.
+  line goes to the job's log as it comes (``GET /jobs/<job_id>/log``, as for any job).
 - **upload**: a ``docker save`` tar, checked (``manifest.json``, every config and layer it
   names, at least one tag) before the backend loads anything; the image is its first tag.
 - **pull**: ``docker pull`` on a Docker Engine; other backends answer 501 at once.
 
 Each is a job (kind ``environment-image``, :mod:`workbench.environments.jobs`) that the job
 runner does in the background: the request returns at once with the environment
-"building" and the job's id (``job_id``); ``GET /jobs/<id>`` has its progress. Only one
+"building" and the job's id (``job_id``); ``GET /jobs/<id>`` has its progress and
+``GET /jobs/<id>/log`` its log (readable by whoever sees the environment). Only one
 runs at a time for an environment: "building" is claimed with one
 ``UPDATE ... WHERE state != 'building'``, so two requests (or two servers on one registry)
 cannot both start. A server that stops during one ends it failed when it starts again. A
@@ -57,7 +56,6 @@ from workbench.environments.schemas import (
     EnvironmentInfo,
     EnvironmentState,
     EnvironmentUpdate,
-    LogPage,
 )
 from workbench.errors import BackendError, Conflict, EnvNotFound, InvalidInput, PermissionDenied
 from workbench.images import check_reference, inspect_image_tar
@@ -142,26 +140,6 @@ class EnvironmentService:
     def get(self, actor: Actor, env_id: int) -> EnvironmentInfo:
         with self.registry.session() as s:
             return self._info(s, get_visible(s, Environment, env_id, actor, "environment"))
-
-    def logs(self, actor: Actor, env_id: int) -> str:
-        """The whole log of the last build, load or pull ("" before the first)."""
-        self.get(actor, env_id)
-        path = self.store.path(log_key(env_id))
-        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-
-    def tail(self, actor: Actor, env_id: int, offset: int = 0) -> LogPage:
-        """The log from byte ``offset`` (at most a MiB of it), in whole lines while the
-        build still writes, so ``next_offset`` never splits a line or a character."""
-        if offset < 0:
-            raise InvalidInput("offset must be >= 0.", field="offset")
-        state = self.get(actor, env_id).state
-        data = self.store.read_log(log_key(env_id), offset, live=state is EnvironmentState.BUILDING)
-        return LogPage(
-            text=data.decode("utf-8", errors="replace"),
-            offset=offset,
-            next_offset=offset + len(data),
-            state=state,
-        )
 
     # --- changing -------------------------------------------------------------------------
 
@@ -319,8 +297,8 @@ class EnvironmentService:
         return self.get(actor, env_id)
 
     def start_build(self, actor: Actor, env_id: int) -> EnvironmentInfo:
-        """Queue the build (a job); the state is "building" on return. Follow it with
-        :meth:`tail`, ``GET /jobs/<job_id>``, or :meth:`wait` for it."""
+        """Queue the build (a job); the state is "building" on return. Follow it with the
+        job's log (``GET /jobs/<job_id>/log``), or :meth:`wait` for it."""
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
             if not row.definition:
@@ -397,7 +375,6 @@ class EnvironmentService:
             target_type=TARGET_TYPE,
             target_id=row.id,
             spec={**spec, "previous": previous.value},
-            log_key=log_key(row.id),
         )
 
     def _job_id(self, info: EnvironmentInfo) -> int:
@@ -453,22 +430,7 @@ class EnvironmentService:
             image = self.backend.inspect_image(tag)
         except BackendError:  # not built yet, or no engine: it stays a draft
             return
-        self._start_log(env_id)
-        self._append_log(env_id, f"adopted the existing image {tag} ({image.id})")
         self._finish(env_id, EnvironmentState.READY, image_ref=tag, image_id=image.id)
-
-    # --- the log --------------------------------------------------------------------------
-
-    def _start_log(self, env_id: int) -> None:
-        path = self.store.path(log_key(env_id))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
-
-    def _append_log(self, env_id: int, line: str) -> None:
-        path = self.store.path(log_key(env_id))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8", errors="replace") as f:
-            f.write(line.rstrip("\n") + "\n")
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -539,7 +501,6 @@ class EnvironmentService:
         owner = s.get(User, row.owner_id)
         state = EnvironmentState(row.state)
         reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
-        key = log_key(row.id)
         return EnvironmentInfo(
             id=row.id,
             name=row.name,
@@ -554,7 +515,6 @@ class EnvironmentService:
             image_id=row.image_id,
             state=state,
             state_reason=reason,
-            log_key=key if self.store.exists(key) else "",
             job_id=_current_job(s, row.id),
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -568,11 +528,6 @@ def _current_job(s: Session, env_id: int) -> int | None:
             Job.target_type == TARGET_TYPE, Job.target_id == env_id
         )
     )
-
-
-def log_key(env_id: int) -> str:
-    """The artifact store key of an environment's build log."""
-    return f"environments/{env_id}/build.log"
 
 
 def _own_image(row: Environment) -> bool:

@@ -32,6 +32,7 @@ from workbench.backends.base import Backend, RunInfo, RunSpec
 from workbench.errors import JobFailed
 from workbench.jobs.logs import CappedLog
 from workbench.registry.models import Job
+from workbench.users import Actor
 
 
 class JobCancelled(Exception):
@@ -118,6 +119,12 @@ class JobKind:
 
     def poll(self, ctx: JobContext) -> None:
         """Called about every second while a container job runs (read its metrics, say)."""
+
+    def readable(self, s: Session, actor: Actor, job: Job) -> bool:
+        """Whether ``actor``, who neither owns the job nor is an admin, may read it and its
+        log: whoever may see what it works on (a public task's runs, a preset environment's
+        builds, a workspace's builds for its members). Nobody else by default."""
+        return False
 
     def sync(self, s: Session, job: Job) -> None:
         """In every transaction that changes the job's state (create, claim, requeue,

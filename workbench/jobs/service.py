@@ -98,7 +98,7 @@ class JobService:
 
     def get(self, actor: Actor, job_id: int) -> JobInfo:
         with self.registry.session() as s:
-            return _info(s, _visible(s, actor, job_id))
+            return _info(s, self._readable(s, actor, job_id))
 
     def info(self, job_id: int) -> JobInfo:
         """A job as it is now, for the areas (no access check: they did theirs)."""
@@ -110,7 +110,7 @@ class JobService:
         if offset < 0:
             raise InvalidInput("offset must be >= 0.", field="offset")
         with self.registry.session() as s:
-            job = _visible(s, actor, job_id)
+            job = self._readable(s, actor, job_id)
             state, key = JobState(job.state), job.log_key
         data = self.store.read_log(key, offset, live=state not in FINISHED_JOB_STATES)
         return JobLogPage(
@@ -131,6 +131,18 @@ class JobService:
         return wait_for_job(
             lambda: self.info(job_id), timeout=timeout, interval=interval, check=check
         )
+
+    def _readable(self, s: Session, actor: Actor, job_id: int) -> Job:
+        """The job if the actor owns it, is an admin, or may see what it works on (its
+        kind's :meth:`~workbench.jobs.kinds.JobKind.readable`); 404 otherwise."""
+        job = s.get(Job, job_id)
+        if job is not None and job.owner_id != actor.id and actor.role is not Role.ADMIN:
+            kind = self.runner.kinds.get(job.kind)
+            if kind is None or not kind.readable(s, actor, job):
+                job = None
+        if job is None:
+            raise NotFound.entity("job", job_id)
+        return job
 
     # --- cancelling -----------------------------------------------------------------------
 
@@ -189,7 +201,7 @@ def _move(s: Session, job_id: int, sources: tuple[JobState, ...], target: JobSta
 
 
 def _visible(s: Session, actor: Actor, job_id: int) -> Job:
-    """The job if the actor owns it (admins: any job); 404 otherwise."""
+    """The job if the actor owns it (admins: any job); 404 otherwise: who may change it."""
     job = s.get(Job, job_id)
     if job is None or (job.owner_id != actor.id and actor.role is not Role.ADMIN):
         raise NotFound.entity("job", job_id)

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from workbench.access import can_see
 from workbench.algorithms.params import ImageSettings, ParamSpec, resolve_parameters
 from workbench.backends.base import Limits, Mount, RunInfo, RunSpec
 from workbench.enums import ImageKind, TaskState
@@ -57,6 +58,7 @@ from workbench.registry.models import (
 )
 from workbench.store import ArtifactStore
 from workbench.training.dataset_view import DatasetSource, materialize
+from workbench.users import Actor
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,10 @@ class TrainingKind(JobKind):
         self._metrics_lock = threading.Lock()
 
     # --- the contract ---------------------------------------------------------------------
+
+    def readable(self, s: Session, actor: Actor, job: Job) -> bool:
+        task = s.get(TrainingTask, job.target_id) if job.target_id is not None else None
+        return task is not None and can_see(task, actor)
 
     def sync(self, s: Session, job: Job) -> None:
         task = s.get(TrainingTask, job.target_id) if job.target_id is not None else None

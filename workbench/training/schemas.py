@@ -131,31 +131,12 @@ class TrainingRunInfo(BaseModel):
     finished_at: datetime | None
 
 
-class TaskLogPage(BaseModel):
-    """A run's log from byte ``offset``: whole lines only while the task may still write."""
-
-    text: str
-    offset: int
-    #: pass it as ``offset`` to read what was written since
-    next_offset: int
-    state: TaskState
-    job_id: int | None
-
-
 class MetricPoint(BaseModel):
     """One line of the run's metrics file (``seq``: its position, from 0)."""
 
     seq: int
     values: dict[str, Any]
     created_at: datetime
-
-
-class LogQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    offset: int = Field(0, ge=0)
-    #: an earlier run's log (default: the current run)
-    job_id: int | None = None
 
 
 class MetricsQuery(BaseModel):

@@ -69,7 +69,6 @@ from workbench.training.schemas import (
     TaskCreate,
     TaskFilter,
     TaskInfo,
-    TaskLogPage,
     TaskUpdate,
     TrainingRunInfo,
 )
@@ -170,28 +169,6 @@ class TrainingService:
                 )
                 for job in jobs
             ]
-
-    def tail(
-        self, actor: Actor, task_id: int, offset: int = 0, job_id: int | None = None
-    ) -> TaskLogPage:
-        """The run's log from byte ``offset`` (at most a MiB of it), in whole lines while
-        the run may still write, so ``next_offset`` never splits a line or a character."""
-        if offset < 0:
-            raise InvalidInput("offset must be >= 0.", field="offset")
-        with self.registry.session() as s:
-            task = get_visible(s, TrainingTask, task_id, actor, "training task")
-            job = self._job_of(s, task, job_id)
-            state = TaskState(task.state)
-            live = job is not None and job.state not in FINISHED_JOB_STATES
-            key = job.log_key if job is not None else ""
-        data = self.store.read_log(key, offset, live=live) if key else b""
-        return TaskLogPage(
-            text=data.decode("utf-8", errors="replace"),
-            offset=offset,
-            next_offset=offset + len(data),
-            state=state,
-            job_id=job.id if job is not None else None,
-        )
 
     def metrics(
         self, actor: Actor, task_id: int, after: int = -1, job_id: int | None = None

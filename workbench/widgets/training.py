@@ -283,7 +283,7 @@ class TaskDetail(w.VBox):
                     self._new_run(fresh.job_id)
                 active = _active(fresh)
                 if self.job_id is not None:
-                    page = self.client.training.log(task.id, self.log_offset, job_id=self.job_id)
+                    page = self.client.jobs.log(self.job_id, self.log_offset)
                     if page.text:
                         self.log_lines.extend(page.text.splitlines())
                         self.log_view.value = log_html(self.log_lines)

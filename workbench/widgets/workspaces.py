@@ -15,6 +15,8 @@ from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.errors import WorkbenchError
 from workbench.invitations import InvitationInfo
+from workbench.jobs.schemas import job_error
+from workbench.jobs.states import JobState
 from workbench.widgets.common import (
     FAILED,
     Section,
@@ -213,25 +215,29 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         )
 
     def build(self) -> None:
-        """Build on the server, showing the log as it streams."""
+        """Build on the server (a job), showing its log as it is written."""
         ws = self.selected
         if ws is None:
             return
         self.build_log.value = ""
         self.build_status.value = "building…"
         try:
-            for line in self.client.workspaces.build(
+            started = self.client.workspaces.build(
                 ws.id,
                 self.build_project.value.strip(),
                 self.build_kind.value,
                 self.build_name.value.strip(),
-            ):
+                wait=False,
+            )
+            for line in self.client.jobs.follow(started.job_id, interval=0.5):
                 self.build_log.value += line + "\n"
+            ended = self.client.jobs.get(started.job_id)
+            if ended.state != JobState.SUCCEEDED:
+                raise job_error(ended)
         except WorkbenchError as exc:
             self.build_status.error(exc)
             return
-        last = self.build_log.value.strip().splitlines()[-1]
-        self.build_status.ok(f"built {last.removeprefix('OK ')}")
+        self.build_status.ok(f"built {started.path}")
 
     def _created(self, ws: WorkspaceInfo) -> None:
         self.saved(ws, f"created {ws.name} (#{ws.id}); start it to open its JupyterLab")

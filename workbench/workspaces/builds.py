@@ -2,9 +2,14 @@
 Dockerfile becomes ``docker_image/<kind>-<name>.tar``, the ``docker save`` archive that
 publishing an algorithm takes.
 
-    for line in builds.build(actor, workspace_id, "bayes-train", "train", "bayes"):
-        print(line)                     # the engine's output, as it comes
-    # -> <workspace>/docker_image/train-bayes.tar
+    started = builds.build(actor, workspace_id, "bayes-train", "train", "bayes")
+    jobs.wait(started.job_id)           # a job (kind ``workspace-build``): its log is the
+    # -> <workspace>/docker_image/train-bayes.tar   engine's output, as it comes
+
+The request is checked at once (raising); the build itself is a job of the one runner, so
+it is followed, cancelled and read like any long work (``GET /jobs/<id>/log``). One build
+of a tar at a time: another of the same tar while one is queued or runs is a
+:class:`Conflict`.
 
 The image is built as ``workbench/ws-<id>-<kind>-<name>:latest`` (the tag the tar carries),
 saved to a temporary name beside the tar, handed to the workspace's user (uid 1000) when
@@ -28,15 +33,18 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend
 from workbench.errors import BackendError, Conflict, InvalidInput, NotFound, Unsupported
 from workbench.images import MAX_IMAGE_BYTES, ImageConfig, ImageTar, inspect_image_tar
+from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobService, Outcome
 from workbench.jobs.files import RunOutput
-from workbench.registry.models import Environment
+from workbench.registry.models import Environment, Job
 from workbench.users import Actor
 from workbench.workspaces.service import WORKSPACE_UID, WorkspaceService
 
@@ -48,6 +56,8 @@ ImageName = Annotated[str, StringConstraints(max_length=64, pattern=IMAGE_NAME)]
 ProjectPath = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
 IMAGE_FOLDER = "docker_image"
+BUILD_KIND = "workspace-build"
+TARGET_TYPE = "workspace"
 #: the build argument naming the workspace's environment image
 ENV_IMAGE_ARG = "WORKBENCH_ENV_IMAGE"
 #: the most a project's folder (the build context) may hold
@@ -66,6 +76,14 @@ class WorkspaceBuildRequest(BaseModel):
     project: ProjectPath
     kind: BuildKind
     name: ImageName
+
+
+class WorkspaceBuildStarted(BaseModel):
+    """A build queued as a job: ``GET /jobs/<job_id>/log`` follows it."""
+
+    job_id: int
+    #: the tar it makes, relative to the workspace's root
+    path: str
 
 
 class ImageTarInfo(BaseModel):
@@ -117,14 +135,16 @@ class WorkspaceBuilds:
         self,
         workspaces: WorkspaceService,
         backend: Callable[[], Backend],
+        jobs: JobService,
         *,
         max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> None:
         self.workspaces = workspaces
         self._backend = backend
+        self.jobs = jobs
         self.max_image_bytes = max_image_bytes
+        self.kind = WorkspaceBuildKind(workspaces)
         self._lock = threading.Lock()
-        self._running: set[Path] = set()
 
     @property
     def backend(self) -> Backend:
@@ -132,13 +152,14 @@ class WorkspaceBuilds:
 
     def build(
         self, actor: Actor, workspace_id: int, project: str, kind: str, name: str
-    ) -> Iterator[str]:
-        """Check the request now (raising), and return the build's log lines as they come.
+    ) -> WorkspaceBuildStarted:
+        """Check the request now (raising), then queue the build as a job.
 
         The owner and the members of a workspace may build. Raises :class:`NotFound`
         (workspace, project), :class:`InvalidInput` (kind, name, a path leaving ``code/``,
-        no Dockerfile), :class:`Unsupported` (a backend without container images); while
-        iterating, :class:`Conflict` (the same tar is being built) and :class:`BuildFailed`.
+        no Dockerfile), :class:`Unsupported` (a backend without container images) and
+        :class:`Conflict` (the same tar queued or being built). The job fails with the
+        backend's :class:`BuildFailed` when the build does.
         """
         request = _request(project, kind, name)
         workspace = self.workspaces.get(actor, workspace_id)  # 404 unless owner or member
@@ -152,8 +173,6 @@ class WorkspaceBuilds:
                 "(scripts/docker) and use the docker backend.",
                 backend=backend.name,
             )
-        dest = root / IMAGE_FOLDER / f"{request.kind}-{request.name}.tar"
-        tag = TAG.format(workspace=workspace_id, kind=request.kind, name=request.name)
         env_image = self._environment_image(workspace.environment_id)
         if not env_image:
             raise InvalidInput(
@@ -162,8 +181,34 @@ class WorkspaceBuilds:
                 field="environment",
             )
         check_dockerfile((context / "Dockerfile").read_text(encoding="utf-8", errors="replace"))
-        build_args = {ENV_IMAGE_ARG: env_image}
-        return self._run(backend, root, request.project, tag, dest, build_args)
+        path = f"{IMAGE_FOLDER}/{request.kind}-{request.name}.tar"
+        spec = {
+            "project": request.project,
+            "path": path,
+            "tag": TAG.format(workspace=workspace_id, kind=request.kind, name=request.name),
+            "build_args": {ENV_IMAGE_ARG: env_image},
+        }
+        with self._lock, self.workspaces.registry.session() as s:
+            busy = s.scalars(
+                sa.select(Job).where(
+                    Job.kind == BUILD_KIND,
+                    Job.target_id == workspace_id,
+                    Job.state.in_(ACTIVE_JOB_STATES),
+                )
+            ).all()
+            if any(job.spec.get("path") == path for job in busy):
+                raise Conflict(
+                    f"{path} is being built already; wait for that build to end.", path=path
+                )
+            job = self.jobs.create(
+                s,
+                BUILD_KIND,
+                owner_id=actor.id,
+                target_type=TARGET_TYPE,
+                target_id=workspace_id,
+                spec=spec,
+            )
+            return WorkspaceBuildStarted(job_id=job.id, path=path)
 
     def images(self, actor: Actor, workspace_id: int) -> list[ImageTarInfo]:
         """The tars in ``docker_image/`` (owner and members), by name."""
@@ -221,23 +266,44 @@ class WorkspaceBuilds:
             env = s.get(Environment, environment_id)
             return env.image_ref if env else ""
 
-    def _run(
-        self,
-        backend: Backend,
-        root: Path,
-        project: str,
-        tag: str,
-        dest: Path,
-        build_args: dict[str, str],
+
+class WorkspaceBuildKind(JobKind):
+    """A workspace build (kind ``workspace-build``), done in the server: a copy of the
+    project's folder taken without following a link, ``docker build`` with the
+    environment's image as ``WORKBENCH_ENV_IMAGE``, ``docker save`` beside the tar, handed
+    to the workspace's user, renamed into place; the image is removed either way."""
+
+    name = BUILD_KIND
+    concurrency = 2
+    interrupted_message = "The server stopped while this image was being built; build it again."
+
+    def __init__(self, workspaces: WorkspaceService) -> None:
+        self.workspaces = workspaces
+
+    def readable(self, s: Session, actor: Actor, job: Job) -> bool:
+        try:
+            self.workspaces.get(actor, job.target_id or 0)  # its owner and members
+        except NotFound:
+            return False
+        return True
+
+    def execute(self, ctx: JobContext) -> Outcome:
+        assert ctx.target_id is not None
+        spec = ctx.spec
+        root = self.workspaces.folder(ctx.target_id)
+        dest = root / spec["path"]
+        for line in self._steps(ctx.backend, root, dest, spec):
+            ctx.log(line)
+            ctx.check()
+        size = dest.stat().st_size
+        return Outcome(
+            f"saved {spec['path']} ({size / 1e6:.1f} MB)", {"path": spec["path"], "size": size}
+        )
+
+    def _steps(
+        self, backend: Backend, root: Path, dest: Path, spec: dict[str, Any]
     ) -> Iterator[str]:
-        relative = f"{IMAGE_FOLDER}/{dest.name}"
-        with self._lock:
-            if dest in self._running:
-                raise Conflict(
-                    f"{relative} is being built already; wait for that build to end.",
-                    path=relative,
-                )
-            self._running.add(dest)
+        project, tag, relative = spec["project"], spec["tag"], spec["path"]
         part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             with self.workspaces.store.staging() as staging:
@@ -250,22 +316,19 @@ class WorkspaceBuilds:
                 )
                 check_dockerfile((context / "Dockerfile").read_text("utf-8", errors="replace"))
                 yield f"building code/{project} as {tag}"
-                yield from backend.build_image(context, tag, build_args=build_args)
+                yield from backend.build_image(context, tag, build_args=spec["build_args"])
             yield f"saving {tag} to {relative}"
             if not dest.parent.is_dir():  # deleted meanwhile: make it the workspace's again
                 dest.parent.mkdir()
                 _give_to_workspace_user(dest.parent)
             backend.save_image(tag, part)
             _give_to_workspace_user(part)
-            os.replace(part, dest)
-            yield f"saved {relative} ({dest.stat().st_size / 1e6:.1f} MB)"
+            os.replace(part, dest)  # the job's message says it: "saved <path> (<size>)"
         finally:
             part.unlink(missing_ok=True)
             # the tar is the artifact; an image a container still uses may stay
             with suppress(BackendError):
                 backend.remove_image(tag)
-            with self._lock:
-                self._running.discard(dest)
 
 
 _FIX = {

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
 from workbench import scopes
@@ -93,36 +92,6 @@ class BuildHandler(EnvironmentHandlerBase):
         self.reply(info, status=202)
 
 
-class LogQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    offset: int = Field(0, ge=0)
-
-
-class LogHandler(EnvironmentHandlerBase):
-    """The log so far, as text. ``?offset=N`` reads from byte N; the reply's
-    ``X-Workbench-Next-Offset`` is where the next read starts, ``X-Workbench-State`` the
-    environment's state (poll while it is "building")."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
-
-    @operation(
-        "The build log so far, as text/plain from byte `offset`; headers "
-        "X-Workbench-Next-Offset and X-Workbench-State",
-        query=("offset",),
-    )
-    @web.authenticated
-    @authorized
-    async def get(self, env_id: str) -> None:
-        q = self.query(LogQuery)
-        page = await self.run(self.environments.tail, self.actor, int(env_id), q.offset)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Workbench-Next-Offset", str(page.next_offset))
-        self.set_header("X-Workbench-State", page.state.value)
-        self.finish(page.text.encode(), set_content_type="text/plain; charset=utf-8")
-
-
 class ImageHandler(UploadHandler):
     """PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
     the background (202, with the job's id)."""
@@ -191,7 +160,6 @@ handlers = [
     (rf"{API}/environments/presets", PresetsHandler),
     (rf"{API}/environments/(\d+)", EnvironmentHandler),
     (rf"{API}/environments/(\d+)/build", BuildHandler),
-    (rf"{API}/environments/(\d+)/log", LogHandler),
     (rf"{API}/environments/(\d+)/image", ImageHandler),
     (rf"{API}/environments/(\d+)/pull", PullHandler),
 ]

@@ -1,5 +1,5 @@
-"""/training/tasks: training tasks (create, edit, start, stop, retry, delete), their runs,
-logs and metrics."""
+"""/training/tasks: training tasks (create, edit, start, stop, retry, delete), their runs
+and metrics. A run is a job: its log is the job's (``GET /jobs/<job_id>/log``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from tornado import web
 
 from workbench import scopes
 from workbench.training.schemas import (
-    LogQuery,
     MetricPoint,
     MetricsQuery,
     TaskCreate,
     TaskFilter,
     TaskInfo,
-    TaskLogPage,
     TaskUpdate,
     TrainingRunInfo,
 )
@@ -129,25 +127,6 @@ class RetryHandler(TrainingHandlerBase):
         self.reply(await self.run(self.training.retry, self.actor, int(task_id)))
 
 
-class LogHandler(TrainingHandlerBase):
-    """The run's log from byte ``offset`` as a JSON page (whole lines while it runs)."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
-
-    @operation(
-        "The run's log from byte `offset` (whole lines while it runs); `job_id`: an earlier run",
-        response=TaskLogPage,
-        query=("offset", "job_id"),
-    )
-    @web.authenticated
-    @authorized
-    async def get(self, task_id: str) -> None:
-        q = self.query(LogQuery)
-        page = await self.run(self.training.tail, self.actor, int(task_id), q.offset, q.job_id)
-        self.set_header("Cache-Control", "no-store")
-        self.reply(page)
-
-
 class MetricsHandler(TrainingHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
 
@@ -181,7 +160,6 @@ handlers = [
     (rf"{API}/training/tasks/(\d+)/start", StartHandler),
     (rf"{API}/training/tasks/(\d+)/stop", StopHandler),
     (rf"{API}/training/tasks/(\d+)/retry", RetryHandler),
-    (rf"{API}/training/tasks/(\d+)/log", LogHandler),
     (rf"{API}/training/tasks/(\d+)/metrics", MetricsHandler),
     (rf"{API}/training/tasks/(\d+)/runs", RunsHandler),
 ]

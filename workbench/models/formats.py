@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -133,5 +133,18 @@ def read_signature(folder: Path) -> Signature | None:
             f"{SIGNATURE_FILE} is not a signature ({exc}); write "
             '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}], '
             '"outputs": [...]}',
+            field="signature",
+        ) from exc
+
+
+def parse_signature(raw: dict[str, Any]) -> Signature:
+    """``raw`` as a :class:`Signature`; :class:`InvalidInput` saying what is wrong."""
+    try:
+        return Signature.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"Not a signature: {exc.errors()[0]['msg']} at "
+            f"{'.'.join(map(str, exc.errors()[0]['loc']))}; give "
+            '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}]}.',
             field="signature",
         ) from exc

@@ -126,8 +126,7 @@ class ModelsSection(Section[ModelInfo]):
                 w.HBox([self.progress, self.job_status], layout=wrap()),
                 self.version_info,
                 self.formats,
-                self._build_charts(),
-                self.best,
+                *self._build_charts(),
                 *self._build_compare(),
             ]
         )
@@ -159,9 +158,9 @@ class ModelsSection(Section[ModelInfo]):
         self.formats.add_class("wb-model-formats")
         return [self.convert_button, self.benchmark_button, self.max_batch]
 
-    def _build_charts(self) -> w.VBox:
-        """The benchmark's latency and throughput charts (the best format per budget is
-        :attr:`best`, below them)."""
+    def _build_charts(self) -> list[w.Widget]:
+        """The benchmark's latency and throughput charts, and the best format per latency
+        budget below them."""
         unmeasured = (
             "Not benchmarked yet."
             if self.read_only
@@ -190,7 +189,7 @@ class ModelsSection(Section[ModelInfo]):
         self.charts.add_class("wb-model-charts")
         self.best = w.HTML()
         self.best.add_class("wb-model-best")
-        return self.charts
+        return [self.charts, self.best]
 
     def _build_compare(self) -> list[w.Widget]:
         """The versions to compare, Compare with its status, the table and its charts."""

@@ -314,8 +314,10 @@ def serve_endpoint(model: Path, public: bool) -> Started:
         s.add(env)
         s.flush()
         env_id = env.id
-        model_id = wb.models.model_for(s, name="cnn", owner_id=user.id, visibility="private").id
-    version = wb.models.register_version(
+        model_id = wb.model_versions.model_for(
+            s, name="cnn", owner_id=user.id, visibility="private"
+        ).id
+    version = wb.model_versions.register_version(
         model_id, folder, NewVersion(environment_id=env_id), staging="bench"
     )
     request = ServiceCreate(

@@ -121,10 +121,10 @@ def main() -> int:
                 s.add(env)
                 s.flush()
                 env_id = env.id
-                model_id = wb.models.model_for(
+                model_id = wb.model_versions.model_for(
                     s, name="cnn", owner_id=owner.id, visibility="private"
                 ).id
-            version = wb.models.register_version(
+            version = wb.model_versions.register_version(
                 model_id, folder, NewVersion(environment_id=env_id), staging="bench"
             )
             counter = iter(range(1000))

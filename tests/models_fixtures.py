@@ -49,7 +49,7 @@ def register_classifiers(
             visibility="public",
         )
         with wb.registry.session() as s:
-            model = wb.models.model_for(
+            model = wb.model_versions.model_for(
                 s, name=name, owner_id=owner_id, visibility="public", purpose="tabular"
             ).id
         versions = []
@@ -66,7 +66,7 @@ def register_classifiers(
                 evaluation={"accuracy": accuracy, "metrics": {"train_samples": 150}},
             )
             versions.append(
-                wb.models.register_version(model, source, lineage, staging=source.name).id
+                wb.model_versions.register_version(model, source, lineage, staging=source.name).id
             )
         return model, versions
     finally:

@@ -19,7 +19,10 @@ from workbench.environments.service import EnvironmentService
 from workbench.errors import WorkbenchError
 from workbench.invitations import InvitationService
 from workbench.jobs import JobRunner, JobService
-from workbench.models.service import ModelService
+from workbench.models.conversions import ConversionService
+from workbench.models.imports import ImportService
+from workbench.models.registry import ModelService
+from workbench.models.versions import VersionService
 from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.store import ArtifactStore
@@ -45,6 +48,9 @@ class Workbench:
     training: TrainingService
     algorithms: AlgorithmService
     models: ModelService
+    model_versions: VersionService
+    model_imports: ImportService
+    conversions: ConversionService
     deployments: DeploymentService
     jobs: JobService
     backend: Callable[[], Backend] = field(repr=False)
@@ -72,11 +78,18 @@ class Workbench:
             registry, store, backend, limits=settings.training, instance=settings.instance
         )
         jobs = JobService(runner)
-        models = ModelService(
+        conversions = ConversionService(registry, store, jobs)
+        model_versions = VersionService(
+            registry,
+            store,
+            on_registered=conversions.convert_new if settings.auto_convert else None,
+        )
+        model_imports = ImportService(
             registry,
             store,
             jobs,
-            auto_convert=settings.auto_convert,
+            model_versions,
+            conversions.limits,
             archive_limits=settings.archive_limits,
         )
         workspaces = WorkspaceService(
@@ -111,9 +124,9 @@ class Workbench:
         runner.register(builds.kind)
         runner.register(environments.kind)
         runner.register(algorithms.kind)
-        runner.register(models.conversion_kind)
-        runner.register(models.benchmark_kind)
-        runner.register(models.import_kind)
+        runner.register(conversions.conversion_kind)
+        runner.register(conversions.benchmark_kind)
+        runner.register(model_imports.kind)
         proxy = Proxy(settings.home / "proxy")
         deployments = DeploymentService(
             registry, store, jobs, backend, proxy, instance=settings.instance, quotas=quotas
@@ -123,7 +136,7 @@ class Workbench:
             TrainingKind(
                 registry,
                 store,
-                models,
+                model_versions,
                 concurrency=settings.training.concurrency,
                 outbound=settings.training_outbound,
             )
@@ -143,7 +156,10 @@ class Workbench:
                 registry, store, jobs, limits=settings.training, quotas=quotas
             ),
             algorithms=algorithms,
-            models=models,
+            models=ModelService(registry, store),
+            model_versions=model_versions,
+            model_imports=model_imports,
+            conversions=conversions,
             deployments=deployments,
             jobs=jobs,
             backend=backend,

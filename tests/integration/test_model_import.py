@@ -198,7 +198,9 @@ def start(setup: Setup, path: Path, kind: str, actor: Actor | None = None, **fie
     """Bob's (or ``actor``'s) import of ``path``; its job."""
     fields.setdefault("name", f"imported-{kind}")
     request = ModelImport(kind=kind, filename=fields.pop("filename", path.name), **fields)
-    return setup.wb.models.import_model(actor or setup.bob, upload(setup, path), request).job_id
+    return setup.wb.model_imports.import_model(
+        actor or setup.bob, upload(setup, path), request
+    ).job_id
 
 
 def imported(
@@ -223,10 +225,10 @@ def refused_by_check(setup: Setup, path: Path, kind: str, **fields: Any) -> str:
 
 
 def convert(setup: Setup, version: int) -> dict[str, Any]:
-    started = setup.wb.models.convert(setup.bob, version)
+    started = setup.wb.conversions.convert(setup.bob, version)
     job = setup.wb.jobs.wait(started.job_id, timeout=600)
     print(f"conversion of version {version}: {job.message}")
-    formats = {f.format: f for f in setup.wb.models.formats(setup.bob, version)}
+    formats = {f.format: f for f in setup.wb.conversions.formats(setup.bob, version)}
     for fmt in formats.values():
         print(f"  {fmt.format:<15} {fmt.state:<10} {fmt.message}")
     return formats
@@ -290,7 +292,7 @@ def test_torchscript_and_a_state_dict_with_its_code(setup: Setup, tmp_path: Path
         {"net.py": setup.files / "net.py", "weights.pt": setup.files / "weights.pt"},
     )
     version = imported(setup, archive, "pytorch", entry="net:Net", signature=IMAGE)
-    folder = setup.wb.models.files(version.id)
+    folder = setup.wb.model_versions.files(version.id)
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.p*")) == [
         "model.pt",
         "source/net.py",
@@ -324,12 +326,12 @@ def test_a_keras_model_and_its_savedmodel_convert_verify_and_benchmark(
     for fmt in ("savedmodel", "onnx", "onnx-optimized", "onnx-int8"):
         assert formats[fmt].state == "verified", (fmt, formats[fmt].message)
     assert formats["onnx"].check["max_abs_error"] < 1e-4
-    started = setup.wb.models.benchmark(
+    started = setup.wb.conversions.benchmark(
         setup.bob, keras.id, BenchmarkRequest(max_batch=32, window_s=0.2, point_cap_s=3)
     )
     job = setup.wb.jobs.wait(started.job_id, timeout=900)
     assert job.state == JobState.SUCCEEDED, setup.wb.jobs.tail(setup.bob, job.id).text[-3000:]
-    report = setup.wb.models.benchmarks(setup.bob, keras.id)
+    report = setup.wb.conversions.benchmarks(setup.bob, keras.id)
     measured = {(p.format, p.batch_size) for p in report.points}
     wanted = ("native", "savedmodel", "onnx", "onnx-optimized", "onnx-int8")
     assert measured == {(f, b) for f in wanted for b in (1, 2, 4, 8, 16, 32)}, job.message
@@ -403,18 +405,18 @@ def test_files_that_are_not_what_they_claim(setup: Setup, tmp_path: Path):
 def test_a_benchmark_that_runs_out_of_memory_keeps_the_smaller_sizes(setup: Setup):
     wide = imported(setup, setup.files / "wide.onnx", "onnx", name="wide")
     assert wide.signature["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 64]}]
-    memory = setup.wb.models.conversion_memory_mb
-    setup.wb.models.conversion_memory_mb = 384  # 25.6 MB a sample: batch 16 cannot fit
+    memory = setup.wb.conversions.limits.memory_mb
+    setup.wb.conversions.limits.memory_mb = 384  # 25.6 MB a sample: batch 16 cannot fit
     try:
         request = BenchmarkRequest(formats=[], max_batch=64, window_s=0.1, point_cap_s=1)
-        started = setup.wb.models.benchmark(setup.bob, wide.id, request)
+        started = setup.wb.conversions.benchmark(setup.bob, wide.id, request)
         job = setup.wb.jobs.wait(started.job_id, timeout=600)
     finally:
-        setup.wb.models.conversion_memory_mb = memory
+        setup.wb.conversions.limits.memory_mb = memory
     log = setup.wb.jobs.tail(setup.bob, job.id).text[-3000:]
     print(job.message)
     assert job.state == JobState.SUCCEEDED, log  # the sizes that fit are kept
-    report = setup.wb.models.benchmarks(setup.bob, wide.id)
+    report = setup.wb.conversions.benchmarks(setup.bob, wide.id)
     sizes = sorted(p.batch_size for p in report.points)
     assert sizes[:3] == [1, 2, 4] and sizes[-1] < 16, (sizes, job.message)
     stopped = job.result["notes"]["native"]

@@ -279,14 +279,16 @@ def test_the_image_classifier_reaches_0_9_on_digits(team: Team, published: dict[
     # checked against the TorchScript model; TensorRT fails fast without a GPU
     assert version.framework == "pytorch"
     assert version.signature["inputs"][0]["shape"] == [-1, 1, 32, 32]
-    team.wb.models.conversion_kind.perturb = ("onnx",)  # an injected wrong conversion...
+    team.wb.conversions.conversion_kind.perturb = ("onnx",)  # an injected wrong conversion...
     try:
-        wrong = team.wb.models.convert(team.bob, version.id, ConversionRequest(formats=["onnx"]))
+        wrong = team.wb.conversions.convert(
+            team.bob, version.id, ConversionRequest(formats=["onnx"])
+        )
         ended = team.wb.jobs.wait(wrong.job_id, timeout=300)
     finally:
-        team.wb.models.conversion_kind.perturb = ()
+        team.wb.conversions.conversion_kind.perturb = ()
     assert ended.state == "failed"  # ...is caught by the check, never offered
-    onnx = {f.format: f for f in team.wb.models.formats(team.bob, version.id)}["onnx"]
+    onnx = {f.format: f for f in team.wb.conversions.formats(team.bob, version.id)}["onnx"]
     assert onnx.state == "failed" and onnx.message.startswith("the check failed"), onnx
     formats = _convert(team, version.id)
     for fmt in ("onnx", "onnx-optimized", "onnx-int8"):
@@ -309,7 +311,7 @@ def test_the_image_classifier_reaches_0_9_on_digits(team: Team, published: dict[
     assert job.state == "succeeded", job.message
     service = team.wb.deployments.get(team.bob, started.service.id)
     assert service.format == version_default(team, version.id)
-    folder = team.wb.models.files(version.id)
+    folder = team.wb.model_versions.files(version.id)
     with np.load(folder / "samples.npz") as held_out:
         images, labels = held_out["input"][:20], held_out["labels"][:20]
     model = team.wb.models.get(team.bob, version.model_id).name
@@ -356,12 +358,12 @@ def _benchmark(team: Team, version_id: int, formats: list[str]) -> None:
     per format and size in the registry, the machine they were measured on, the best
     format per latency budget and the version's default format."""
     request = BenchmarkRequest(max_batch=32, window_s=0.2, point_cap_s=4)
-    started = team.wb.models.benchmark(team.bob, version_id, request)
+    started = team.wb.conversions.benchmark(team.bob, version_id, request)
     took = time.monotonic()
     job = team.wb.jobs.wait(started.job_id, timeout=900)
     took = time.monotonic() - took
     assert job.state == "succeeded", team.wb.jobs.tail(team.bob, job.id).text[-3000:]
-    report = team.wb.models.benchmarks(team.bob, version_id)
+    report = team.wb.conversions.benchmarks(team.bob, version_id)
     measured = {(p.format, p.batch_size) for p in report.points}
     assert measured == {(f, b) for f in formats for b in (1, 2, 4, 8, 16, 32)}, job.message
     assert all(p.p50_ms <= p.p95_ms <= p.p99_ms and p.throughput > 0 for p in report.points)
@@ -379,15 +381,15 @@ def _benchmark(team: Team, version_id: int, formats: list[str]) -> None:
 
 def _convert(team: Team, version_id: int) -> dict[str, Any]:
     """Convert a version to every format its native kind converts to; its formats."""
-    started = team.wb.models.convert(team.bob, version_id)
+    started = team.wb.conversions.convert(team.bob, version_id)
     with pytest.raises(Conflict):  # the same formats again while they convert
-        team.wb.models.convert(team.bob, version_id)
+        team.wb.conversions.convert(team.bob, version_id)
     took = time.monotonic()
     job = team.wb.jobs.wait(started.job_id, timeout=600)
     took = time.monotonic() - took
     print(f"conversion of version {version_id}: {took:.1f} s, {job.message}")
     assert job.state == "succeeded", team.wb.jobs.tail(team.bob, job.id).text[-3000:]
-    formats = {f.format: f for f in team.wb.models.formats(team.bob, version_id)}
+    formats = {f.format: f for f in team.wb.conversions.formats(team.bob, version_id)}
     for fmt in formats.values():
         print(f"  {fmt.format:<15} {fmt.state:<10} {fmt.message}")
     return formats

@@ -70,11 +70,11 @@ def setup(
             model_file.write_bytes(content)
         (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
         with wb.registry.session() as s:
-            model = wb.models.model_for(
+            model = wb.model_versions.model_for(
                 s, name=name, owner_id=people.bob.id, visibility="private"
             ).id
         lineage = NewVersion(environment_id=env)
-        versions.append(wb.models.register_version(model, folder, lineage, staging=name).id)
+        versions.append(wb.model_versions.register_version(model, folder, lineage, staging=name).id)
     good = make_cnn(home / "reference.onnx")  # the same weights (seed 0) as the served one
     yield Setup(wb, people.alice, people.bob, versions[0], versions[1], good)
     for service in wb.deployments.list(people.alice):

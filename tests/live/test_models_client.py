@@ -31,7 +31,7 @@ def model(live, tmp_path_factory) -> Iterator[tuple[int, int, int]]:
         with wb.registry.session() as s:
             owner = s.scalar(sa.select(User.id).where(User.username == "alice"))
             assert owner is not None
-            model_id = wb.models.model_for(
+            model_id = wb.model_versions.model_for(
                 s,
                 name="digits-cnn",
                 owner_id=owner,
@@ -46,7 +46,9 @@ def model(live, tmp_path_factory) -> Iterator[tuple[int, int, int]]:
             lineage = NewVersion(
                 parameters={"EPOCHS": epochs}, evaluation=evaluation, framework="pytorch"
             )
-            ids.append(wb.models.register_version(model_id, source, lineage, staging=f"v{n}").id)
+            ids.append(
+                wb.model_versions.register_version(model_id, source, lineage, staging=f"v{n}").id
+            )
     finally:
         wb.close()
     yield model_id, ids[0], ids[1]

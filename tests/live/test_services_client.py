@@ -34,14 +34,16 @@ def version(live, python_env_image, tmp_path_factory) -> int:
         with wb.registry.session() as s:
             bob = s.scalar(sa.select(User.id).where(User.username == "bob"))
             assert bob is not None
-            model = wb.models.model_for(s, name="cnn-live", owner_id=bob, visibility="private")
+            model = wb.model_versions.model_for(
+                s, name="cnn-live", owner_id=bob, visibility="private"
+            )
             model_id = model.id
         env = add_environment(
             wb, name="python-svc", framework="python", image_ref=python_env_image,
             owner_id=bob, visibility="private", state="ready",
         )  # fmt: skip
         lineage = NewVersion(environment_id=env)
-        return wb.models.register_version(model_id, folder, lineage, staging="live").id
+        return wb.model_versions.register_version(model_id, folder, lineage, staging="live").id
     finally:
         wb.close()
 

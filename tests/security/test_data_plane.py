@@ -70,13 +70,15 @@ def cnn_version(
     make_cnn(folder / "model.onnx")
     (folder / "signature.json").write_text(json.dumps(CNN_SIGNATURE))
     with wb.registry.session() as s:
-        model_id = wb.models.model_for(s, name="cnn", owner_id=owner_id, visibility=visibility).id
+        model_id = wb.model_versions.model_for(
+            s, name="cnn", owner_id=owner_id, visibility=visibility
+        ).id
     env = add_environment(
         wb, name="python-svc", framework="python", image_ref=image,
         owner_id=owner_id, visibility=visibility, state="ready",
     )  # fmt: skip
     lineage = NewVersion(environment_id=env)
-    return wb.models.register_version(model_id, folder, lineage, staging="cnn").id
+    return wb.model_versions.register_version(model_id, folder, lineage, staging="cnn").id
 
 
 @pytest.fixture

@@ -247,13 +247,13 @@ def test_the_local_backend_refuses_imports_and_conversions(tmp_path: Path):
         people = add_people(wb)
         request = ModelImport(kind="skops", filename="m.skops", name="m")
         with pytest.raises(Unsupported) as refused:
-            wb.models.check_import(people.alice, request)
+            wb.model_imports.check_import(people.alice, request)
         assert refused.value.status == 501
         assert "docker backend" in refused.value.message
         version = version_of(wb, people.bob, tmp_path)
         wb.jobs.runner.interval = 0.02
         wb.jobs.runner.start()
-        started = wb.models.convert(people.bob, version)
+        started = wb.conversions.convert(people.bob, version)
         job = wb.jobs.wait(started.job_id, timeout=30)
         assert job.state == JobState.FAILED and "docker backend" in job.message
         assert wb.backend().list() == []  # nothing was started

@@ -54,14 +54,16 @@ def version_of(wb: Workbench, owner: Any, tmp_path: Path, *, signature: bool = T
     environment's image is IMAGE."""
     env = add_environment(wb, name="torch", framework="pytorch", image_ref=IMAGE, owner_id=owner.id)
     with wb.registry.session() as s:
-        model = wb.models.model_for(s, name="cnn", owner_id=owner.id, visibility="private").id
+        model = wb.model_versions.model_for(
+            s, name="cnn", owner_id=owner.id, visibility="private"
+        ).id
     source = tmp_path / "model"
     source.mkdir()
     (source / "model.pt").write_bytes(b"torchscript")
     if signature:
         (source / "signature.json").write_text(json.dumps(SIGNATURE))
     lineage = NewVersion(environment_id=env)
-    return wb.models.register_version(model, source, lineage, staging="t").id
+    return wb.model_versions.register_version(model, source, lineage, staging="t").id
 
 
 def until(condition: Callable[[], Any], timeout: float = 10) -> Any:
@@ -113,7 +115,7 @@ def job_folder_of(wb: Workbench, run: Any) -> Path:
 
 def convert_onnx(wb: Workbench, owner: Any, version: int) -> Any:
     """A conversion to onnx that the (played) converter verifies; its job, ended."""
-    started = wb.models.convert(owner, version, ConversionRequest(formats=["onnx"]))
+    started = wb.conversions.convert(owner, version, ConversionRequest(formats=["onnx"]))
     run = running_run(wb, started.job_id)
     write_result(job_folder_of(wb, run), {"onnx": "verified"})
     wb.backend().finish(run.id, 0)
@@ -124,33 +126,33 @@ def test_what_is_refused_before_a_job_is_queued(wb, people, tmp_path):
     bob = people.bob
     unsigned = version_of(wb, bob, tmp_path, signature=False)
     with pytest.raises(InvalidInput) as no_signature:
-        wb.models.convert(bob, unsigned)
+        wb.conversions.convert(bob, unsigned)
     assert "declares no signature" in no_signature.value.message
     with pytest.raises(InvalidInput) as bad_signature:
         wb.models.update_version(bob, unsigned, VersionUpdate(signature={"inputs": []}))
     assert "Not a signature" in bad_signature.value.message
     wb.models.update_version(bob, unsigned, VersionUpdate(signature=SIGNATURE))
     with pytest.raises(InvalidInput) as unknown:
-        wb.models.convert(bob, unsigned, ConversionRequest(formats=["savedmodel", "onnx"]))
+        wb.conversions.convert(bob, unsigned, ConversionRequest(formats=["savedmodel", "onnx"]))
     assert "converts to onnx, onnx-optimized, onnx-int8, tensorrt" in unknown.value.message
     assert "'savedmodel'" in unknown.value.message
     with pytest.raises(Exception) as not_owner:
-        wb.models.convert(people.alice, unsigned)
+        wb.conversions.convert(people.alice, unsigned)
     assert not_owner.value.code == "not_found"  # alice does not see bob's private model
-    assert wb.jobs.list(bob) == [] and wb.models.formats(bob, unsigned) == []
+    assert wb.jobs.list(bob) == [] and wb.conversions.formats(bob, unsigned) == []
 
 
 def test_a_conversion_job_lands_its_verified_formats(wb, people, tmp_path):
     bob = people.bob
     version = version_of(wb, bob, tmp_path)
     assert wb.models.get_version(bob, version).framework == "pytorch"  # from the file
-    started = wb.models.convert(bob, version, ConversionRequest(formats=["onnx-int8"]))
+    started = wb.conversions.convert(bob, version, ConversionRequest(formats=["onnx-int8"]))
     assert [(f.format, f.state) for f in started.formats] == [
         ("onnx", "converting"),  # int8 is made from onnx: both
         ("onnx-int8", "converting"),
     ]
     with pytest.raises(Conflict) as twice:  # one conversion of a format at a time
-        wb.models.convert(bob, version, ConversionRequest(formats=["onnx"]))
+        wb.conversions.convert(bob, version, ConversionRequest(formats=["onnx"]))
     assert f"job {started.job_id}" in twice.value.message
     with pytest.raises(Conflict) as busy:
         wb.models.delete_version(bob, version)
@@ -178,7 +180,7 @@ def test_a_conversion_job_lands_its_verified_formats(wb, people, tmp_path):
     job = wb.jobs.wait(started.job_id)
     assert job.state == JobState.SUCCEEDED, job.message
     assert job.message == "verified: onnx; failed: onnx-int8 (the check failed)"
-    formats = {f.format: f for f in wb.models.formats(bob, version)}
+    formats = {f.format: f for f in wb.conversions.formats(bob, version)}
     assert formats["onnx"].state == "verified" and formats["onnx"].size == len(b"onnx onnx")
     assert formats["onnx"].check == {"max_abs_error": 1e-7}
     assert formats["onnx-int8"].state == "failed" and formats["onnx-int8"].file == ""
@@ -186,7 +188,7 @@ def test_a_conversion_job_lands_its_verified_formats(wb, people, tmp_path):
     stored = stored / "onnx" / "model.onnx"
     assert stored.read_bytes() == b"onnx onnx"
     assert not job_folder.exists()  # the job's own folder is cleaned up
-    zipped, name = wb.models.archive(bob, version, "onnx")  # one format, to download
+    zipped, name = wb.model_versions.archive(bob, version, "onnx")  # one format, to download
     try:
         assert name == "cnn-v1-onnx.zip"
         with zipfile.ZipFile(zipped) as zf:
@@ -194,7 +196,7 @@ def test_a_conversion_job_lands_its_verified_formats(wb, people, tmp_path):
     finally:
         zipped.unlink()
     with pytest.raises(NotFound) as unverified:
-        wb.models.archive(bob, version, "onnx-int8")
+        wb.model_versions.archive(bob, version, "onnx-int8")
     assert "no verified onnx-int8 format; it has onnx" in unverified.value.message
     assert [f.format for f in wb.models.get_version(bob, version).formats] == [
         "onnx",
@@ -208,23 +210,23 @@ def test_a_crash_or_the_time_limit_fails_the_formats_it_was_making(wb, people, t
     assert convert_onnx(wb, bob, version).state == JobState.SUCCEEDED
 
     # a converter that crashes: the job fails with its last lines; onnx stays verified
-    crash = wb.models.convert(bob, version, ConversionRequest(formats=["onnx-optimized"]))
+    crash = wb.conversions.convert(bob, version, ConversionRequest(formats=["onnx-optimized"]))
     run = running_run(wb, crash.job_id)
     wb.backend().emit(run.id, "Traceback (most recent call last):", "RuntimeError: boom")
     wb.backend().finish(run.id, 1)
     failed = wb.jobs.wait(crash.job_id)
     assert failed.state == JobState.FAILED and "exited with 1" in failed.message
     assert "RuntimeError: boom" in failed.message
-    states = {f.format: f.state for f in wb.models.formats(bob, version)}
+    states = {f.format: f.state for f in wb.conversions.formats(bob, version)}
     assert states == {"onnx": "verified", "onnx-optimized": "failed"}
 
     # one that hangs: stopped at the time limit
-    wb.models.conversion_timeout_s = 1
-    hang = wb.models.convert(bob, version, ConversionRequest(formats=["onnx-int8"]))
+    wb.conversions.limits.timeout_s = 1
+    hang = wb.conversions.convert(bob, version, ConversionRequest(formats=["onnx-int8"]))
     running_run(wb, hang.job_id)
     stopped = wb.jobs.wait(hang.job_id, timeout=30)
     assert stopped.state == JobState.FAILED and "time limit (1 s)" in stopped.message
-    formats = {f.format: f for f in wb.models.formats(bob, version)}
+    formats = {f.format: f for f in wb.conversions.formats(bob, version)}
     assert formats["onnx-int8"].state == "failed" and "time limit" in formats["onnx-int8"].message
     assert formats["onnx"].state == "verified"  # untouched
     model_id = wb.models.get_version(bob, version).model_id
@@ -268,14 +270,14 @@ def test_a_benchmark_keeps_the_sizes_measured_before_an_out_of_memory_kill(wb, p
     bob = people.bob
     version = version_of(wb, bob, tmp_path)
     with pytest.raises(InvalidInput) as unverified:
-        wb.models.benchmark(bob, version, BenchmarkRequest(formats=["onnx"]))
+        wb.conversions.benchmark(bob, version, BenchmarkRequest(formats=["onnx"]))
     assert "has none, not onnx (convert it first)" in unverified.value.message
     convert_onnx(wb, bob, version)
 
-    started = wb.models.benchmark(bob, version, BenchmarkRequest(max_batch=8, window_s=0.1))
+    started = wb.conversions.benchmark(bob, version, BenchmarkRequest(max_batch=8, window_s=0.1))
     assert started.formats == ["native", "onnx"] and started.batch_sizes == [1, 2, 4, 8]
     with pytest.raises(Conflict):
-        wb.models.benchmark(bob, version)
+        wb.conversions.benchmark(bob, version)
     lines = [
         point("native", 1, 0.30, 3300),
         point("onnx", 1, 0.10, 10000),
@@ -289,7 +291,7 @@ def test_a_benchmark_keeps_the_sizes_measured_before_an_out_of_memory_kill(wb, p
     assert job.state == JobState.SUCCEEDED, job.message
     assert "out of memory at batch size 4 (the job's limit is 2048 MiB)" in job.message
     assert "the smaller sizes' results are kept" in job.message
-    report = wb.models.benchmarks(bob, version)
+    report = wb.conversions.benchmarks(bob, version)
     assert [(p.format, p.batch_size) for p in report.points] == [
         ("native", 1),
         ("onnx", 1),
@@ -303,22 +305,22 @@ def test_a_benchmark_keeps_the_sizes_measured_before_an_out_of_memory_kill(wb, p
     assert min(best) == 1.0 and len(best) == 10
 
     # again on the same machine: the new figures replace the old ones
-    again = wb.models.benchmark(bob, version, BenchmarkRequest(max_batch=1))
+    again = wb.conversions.benchmark(bob, version, BenchmarkRequest(max_batch=1))
     finish_benchmark(
         wb, again.job_id, [point("native", 1, 0.05, 20000), point("onnx", 1, 0.2, 5000)]
     )
-    report = wb.models.benchmarks(bob, version)
+    report = wb.conversions.benchmarks(bob, version)
     assert [(p.format, p.batch_size) for p in report.points] == [("native", 1), ("onnx", 1)]
     assert report.default_format == "native"
     assert len(report.machines) == 1
     with pytest.raises(Exception) as other:
-        wb.models.benchmarks(bob, version, machine="elsewhere")
+        wb.conversions.benchmarks(bob, version, machine="elsewhere")
     assert other.value.code == "not_found"
     source = tmp_path / "v2"
     source.mkdir()
     (source / "model.pt").write_bytes(b"torchscript 2")
     model_id = wb.models.get_version(bob, version).model_id
-    second = wb.models.register_version(model_id, source, NewVersion(), staging="v2").id
+    second = wb.model_versions.register_version(model_id, source, NewVersion(), staging="v2").id
     table = wb.models.compare(bob, [version, second])
     assert table.latency_ms["onnx"] == [0.2, None] and table.formats["onnx"] == ["verified", None]
     assert table.throughput["native"] == [20000, None]
@@ -333,7 +335,7 @@ def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, db_u
         signed = version_of(wb, bob, tmp_path)
         jobs = wb.jobs.list(bob)
         assert [(j.kind, j.target_id, j.owner) for j in jobs] == [("model-convert", signed, "bob")]
-        states = {f.format: f.state for f in wb.models.formats(bob, signed)}
+        states = {f.format: f.state for f in wb.conversions.formats(bob, signed)}
         assert states == dict.fromkeys(
             ("onnx", "onnx-optimized", "onnx-int8", "tensorrt"), "converting"
         )
@@ -341,8 +343,10 @@ def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, db_u
         source.mkdir()
         (source / "model.pt").write_bytes(b"torchscript")
         model_id = wb.models.get_version(bob, signed).model_id
-        unsigned = wb.models.register_version(model_id, source, NewVersion(), staging="u").id
-        assert wb.models.formats(bob, unsigned) == []  # no signature: left as it is
+        unsigned = wb.model_versions.register_version(
+            model_id, source, NewVersion(), staging="u"
+        ).id
+        assert wb.conversions.formats(bob, unsigned) == []  # no signature: left as it is
         assert len(wb.jobs.list(bob)) == 1
     finally:
         wb.close()
@@ -362,7 +366,7 @@ INT8_HELD_OUT = {
 def converted(wb: Workbench, owner: Any, version: int, int8_check: dict[str, Any]) -> int:
     """``version`` with onnx, onnx-optimized and onnx-int8 verified."""
     formats = ["onnx", "onnx-optimized", "onnx-int8"]
-    started = wb.models.convert(owner, version, ConversionRequest(formats=formats))
+    started = wb.conversions.convert(owner, version, ConversionRequest(formats=formats))
     run = running_run(wb, started.job_id)
     write_result(
         job_folder_of(wb, run), dict.fromkeys(formats, "verified"), {"onnx-int8": int8_check}
@@ -383,14 +387,14 @@ def test_the_default_format_is_the_fastest_exact_one_unless_int8_wins_beyond_noi
         point("onnx-int8", 1, 0.093, 10700),  # 7 us faster: within noise
     ]
     version = converted(wb, bob, version_of(wb, bob, tmp_path), INT8_RANDOM)
-    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, version).job_id, lines)
+    job, _ = finish_benchmark(wb, wb.conversions.benchmark(bob, version).job_id, lines)
     assert wb.models.get_version(bob, version).default_format == "onnx-optimized"
     assert "onnx-optimized: the fastest exact format at batch size 1" in job.message
     assert "onnx-int8 is approximate and only 7% faster" in job.message
 
     # far faster, but its accuracy was never checked on held-out data: still exact
     lines[3] = point("onnx-int8", 1, 0.050, 20000)
-    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, version).job_id, lines)
+    job, _ = finish_benchmark(wb, wb.conversions.benchmark(bob, version).job_id, lines)
     assert wb.models.get_version(bob, version).default_format == "onnx-optimized"
     assert "not checked on held-out samples" in job.message
 
@@ -401,9 +405,9 @@ def test_the_default_format_is_the_fastest_exact_one_unless_int8_wins_beyond_noi
     (source / "signature.json").write_text(json.dumps(SIGNATURE))
     first = wb.models.get_version(bob, version)
     lineage = NewVersion(environment_id=first.environment_id)
-    second = wb.models.register_version(first.model_id, source, lineage, staging="v2").id
+    second = wb.model_versions.register_version(first.model_id, source, lineage, staging="v2").id
     checked = converted(wb, bob, second, INT8_HELD_OUT)
-    job, _ = finish_benchmark(wb, wb.models.benchmark(bob, checked).job_id, lines)
+    job, _ = finish_benchmark(wb, wb.conversions.benchmark(bob, checked).job_id, lines)
     assert wb.models.get_version(bob, checked).default_format == "onnx-int8"
     assert "onnx-int8: 50% faster than onnx-optimized" in job.message
     assert "no accuracy lost on 200 held-out samples" in job.message

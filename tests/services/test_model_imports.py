@@ -80,7 +80,7 @@ def start(wb: Workbench, actor: Actor, data: bytes, **fields: Any) -> int:
     fields.setdefault("filename", "net.pt")
     if fields["kind"] in ("torchscript", "pytorch"):
         fields.setdefault("signature", SIGNATURE)
-    return wb.models.import_model(actor, stored(wb, data), ModelImport(**fields)).job_id
+    return wb.model_imports.import_model(actor, stored(wb, data), ModelImport(**fields)).job_id
 
 
 def refused(wb: Workbench, actor: Actor, data: bytes, **fields: Any) -> str:
@@ -180,7 +180,7 @@ def test_a_checked_import_becomes_a_version(wb, people, env_id):
     assert version.source["import"] == "torchscript" and version.source["file"] == "net.pt"
     assert version.source["warnings"] == ["input has no dynamic batch axis"]
     assert len(version.source["sha256"]) == 64
-    files = wb.models.files(version.id)
+    files = wb.model_versions.files(version.id)
     assert [p.name for p in files.iterdir()] == ["net.pt"]
     assert not any(wb.store.path("models/imports").iterdir())  # the upload moved in
 
@@ -191,7 +191,7 @@ def test_a_checked_import_becomes_a_version(wb, people, env_id):
     assert job.state == JobState.SUCCEEDED, job.message
     second = wb.models.get_version(bob, job.result["version_id"])
     assert second.version == 2 and second.model_id == version.model_id  # the same name
-    files = wb.models.files(second.id)
+    files = wb.model_versions.files(second.id)
     assert sorted(p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file()) == [
         "model.pt",
         "source/net.py",
@@ -213,7 +213,7 @@ def test_an_import_that_fails_its_check_registers_nothing(wb, people, env_id):
     job = wb.jobs.wait(crashed)
     assert job.state == JobState.FAILED and "MemoryError" in job.message
 
-    wb.models.conversion_timeout_s = 1  # imports share the conversions' limits
+    wb.conversions.limits.timeout_s = 1  # imports share the conversions' limits
     hung = start(wb, bob, zip_bytes(TORCHSCRIPT))
     running_run(wb, hung)
     job = wb.jobs.wait(hung, timeout=30)

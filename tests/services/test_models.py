@@ -40,7 +40,7 @@ def register(
     ``model_id``; (model id, version id)."""
     if model_id is None:
         with wb.registry.session() as s:
-            model_id = wb.models.model_for(
+            model_id = wb.model_versions.model_for(
                 s, name=name, owner_id=owner.id, visibility=visibility, purpose=purpose
             ).id
     source = tmp_path / f"{name}-{model_id}-{len(list(tmp_path.iterdir()))}"
@@ -48,7 +48,9 @@ def register(
     weights = WEIGHTS.get(lineage.get("framework", ""), "model.pt")  # the kind is by name
     (source / weights).write_bytes(f"weights of {name}".encode())
     (source / "sub" / "labels.txt").write_text("0\n1\n")
-    made = wb.models.register_version(model_id, source, NewVersion(**lineage), staging=source.name)
+    made = wb.model_versions.register_version(
+        model_id, source, NewVersion(**lineage), staging=source.name
+    )
     return model_id, made.id
 
 
@@ -187,7 +189,7 @@ def test_compare_versions_side_by_side(wb, people, tmp_path):
 
 def test_download_is_a_zip_of_the_native_files(wb, people, tmp_path):
     _, version = register(wb, people.alice, tmp_path, "my model/v")
-    path, name = wb.models.archive(people.alice, version)
+    path, name = wb.model_versions.archive(people.alice, version)
     try:
         assert name == "my-model-v-v1.zip"
         with zipfile.ZipFile(path) as zf:
@@ -196,14 +198,14 @@ def test_download_is_a_zip_of_the_native_files(wb, people, tmp_path):
     finally:
         path.unlink()
     with pytest.raises(NotFound):
-        wb.models.archive(people.bob, version)
+        wb.model_versions.archive(people.bob, version)
 
 
 def test_deletes_refused_while_used_change_nothing(wb, people, tmp_path):
     alice = people.alice
     model, first = register(wb, alice, tmp_path, "used")
     _, second = register(wb, alice, tmp_path, "used", model_id=model, base_version_id=first)
-    files = wb.models.files(first)
+    files = wb.model_versions.files(first)
     wb.models.set_alias(alice, model, "champion", 1)
     with pytest.raises(Conflict) as aliased:
         wb.models.delete_version(alice, first)

@@ -65,7 +65,7 @@ from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
 from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
-from workbench.models.service import image_of, visible_version
+from workbench.models.versions import image_of, visible_version
 from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (

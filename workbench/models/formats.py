@@ -198,3 +198,16 @@ def choose_default(
         return None
     reason = f"{fastest}: the fastest exact format at batch size 1"
     return DefaultFormat(fastest, "; ".join([reason, *why_not]))
+
+
+def parse_signature(raw: dict[str, Any]) -> Signature:
+    """``raw`` as a :class:`Signature`; :class:`InvalidInput` saying what is wrong."""
+    try:
+        return Signature.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"Not a signature: {exc.errors()[0]['msg']} at "
+            f"{'.'.join(map(str, exc.errors()[0]['loc']))}; give "
+            '{"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]}]}.',
+            field="signature",
+        ) from exc

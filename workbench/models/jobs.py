@@ -453,7 +453,7 @@ class ImportKind(_VersionTool):
     """Imports of models trained elsewhere (kind ``model-import``): ``validate.py`` checks
     the uploaded files in a container of the chosen environment's image (loading a model
     runs code: never in the server), finds or checks the signature, and scripts a state
-    dict to TorchScript; ``register`` (the model service's) then registers the files as a
+    dict to TorchScript; ``register`` (the import service's) then registers the files as a
     new version. An upload that is not what it claims fails the job with why, and nothing
     is registered; the upload is deleted either way."""
 

@@ -11,7 +11,7 @@ algorithm's training image, on the job runner (:mod:`workbench.jobs`).
 3. **collect**: an out-of-memory kill -> failed naming the memory limit; a non-zero exit ->
    failed with the code and the last 20 lines; an exit 0 with an empty ``$MODEL_DIR`` ->
    failed; else the model files become a new version of the task's model
-   (:class:`ModelService`) with its evaluation and lineage -> succeeded.
+   (:class:`VersionService`) with its evaluation and lineage -> succeeded.
 
 The task's state follows its current run's (``sync``): queued, running (the job is
 starting, running or stopping), then the end state with its reason. The log, ``run.json``
@@ -43,7 +43,7 @@ from workbench.jobs.files import RUN_UID, RunOutput, give_to_run_user, path_in_r
 from workbench.models.evaluation import MAX_BYTES as EVALUATION_BYTES
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion
-from workbench.models.service import ModelService, has_files, staging_key
+from workbench.models.versions import VersionService, has_files, staging_key
 from workbench.networks import SCRATCH, jobs_network
 from workbench.registry import Registry
 from workbench.registry.models import (
@@ -116,7 +116,7 @@ class TrainingKind(JobKind):
         self,
         registry: Registry,
         store: ArtifactStore,
-        models: ModelService,
+        versions: VersionService,
         *,
         concurrency: int,
         outbound: bool = False,
@@ -124,7 +124,7 @@ class TrainingKind(JobKind):
         """``outbound``: runs reach beyond this host (``WORKBENCH_TRAINING_OUTBOUND``)."""
         self.registry = registry
         self.store = store
-        self.models = models
+        self.versions = versions
         self.concurrency = concurrency
         self.outbound = outbound
         self._metrics: dict[int, _Metrics] = {}
@@ -267,7 +267,7 @@ class TrainingKind(JobKind):
         (output / "model").mkdir(parents=True)
         give_to_run_user(output)
         backend = ctx.backend
-        base_path = self.models.files(base_id) if base_id is not None else None
+        base_path = self.versions.files(base_id) if base_id is not None else None
         mounts = [
             Mount(folder / "dataset", path_in_run(backend, folder / "dataset", DATASET_DIR), True),
             Mount(output, path_in_run(backend, output, OUTPUT_DIR)),
@@ -323,7 +323,7 @@ class TrainingKind(JobKind):
         with self.registry.session() as s:
             task = s.get_one(TrainingTask, task_id)
             if task.model_id is None:
-                task.model_id = self.models.model_for(
+                task.model_id = self.versions.model_for(
                     s,
                     name=task.name,
                     owner_id=task.owner_id,
@@ -350,7 +350,7 @@ class TrainingKind(JobKind):
                 evaluation=evaluation_doc,
                 base_version_id=task.base_model_version_id,
             )
-        version = self.models.register_version(
+        version = self.versions.register_version(
             model_id, model_dir, lineage, staging=_staging_name(ctx)
         )
         with self.registry.session() as s:

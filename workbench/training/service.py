@@ -49,7 +49,7 @@ from workbench.enums import (
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs import FINISHED_JOB_STATES, JobService, JobState
 from workbench.models.evaluation import Evaluation
-from workbench.models.service import visible_version
+from workbench.models.versions import visible_version
 from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (

@@ -58,8 +58,34 @@ class ImagesBox(w.VBox):
         self.kind.add_class("wb-algo-image-kind")
         self.kind.observe(lambda _: self.load_tars(), names="value")  # to be checked again
         self.source.observe(lambda _: self._source_changed(), names="value")
+        self.sources = {
+            "workspace": self._build_from_workspace(),
+            "upload": self._build_from_upload(),
+            "pull": self._build_from_pull(),
+        }
+        self.source_box = w.Box()
+        self.progress = w.IntProgress(
+            value=0,
+            min=0,
+            max=100,
+            description="Loading",
+            layout=w.Layout(width="320px", display="none"),
+        )
+        self.poller = Poller(self._follow, poll_interval)
+        super().__init__(
+            [
+                w.HTML("<b>Images</b>"),
+                w.HBox([self.kind], layout=wrap()),
+                w.HBox([self.source], layout=wrap()),
+                self.source_box,
+                self.progress,
+                self.status,
+            ]
+        )
+        self._source_changed()
 
-        # from a workspace: pick the workspace and the tar, read its report, then use it
+    def _build_from_workspace(self) -> w.VBox:
+        """From a workspace: pick the workspace and the tar, read its report, then use it."""
         self.workspace = w.Dropdown(description="Workspace", layout=w.Layout(width="300px"))
         self.tar = w.Dropdown(description="Tar", layout=w.Layout(width="300px"))
         self.report = w.HTML()
@@ -73,60 +99,35 @@ class ImagesBox(w.VBox):
         on_pick(self.workspace, lambda _: self.load_tars())
         on_pick(self.tar, lambda _: self.inspect())
         self.use_button.on_click(lambda _: self.use_workspace_tar())
+        return w.VBox(
+            [w.HBox([self.workspace, self.tar], layout=wrap()), self.report, self.use_button]
+        )
 
-        # an upload
+    def _build_from_upload(self) -> w.VBox:
+        """An upload: a file through the kernel, or a path on the server."""
         self.file = w.FileUpload(accept=".tar", multiple=False, description="Tar")
         self.server_path = w.Text(
             placeholder="…or a path on the server", layout=w.Layout(width="260px")
         )
         self.upload_button = w.Button(description="Upload", icon="upload")
         self.upload_button.on_click(lambda _: self.upload())
+        return w.VBox(
+            [
+                w.HBox([self.file, self.server_path, self.upload_button], layout=wrap()),
+                w.HTML(
+                    "<small>A <code>docker save</code> tar. The Tar button sends the file "
+                    "through this panel's kernel: for large tars, upload them with "
+                    "JupyterLab's file browser and type their path instead.</small>"
+                ),
+            ]
+        )
 
-        # a pull
+    def _build_from_pull(self) -> w.HBox:
+        """A pull: the image's reference."""
         self.reference = w.Text(placeholder="host/project/name:tag", layout=w.Layout(width="300px"))
         self.pull_button = w.Button(description="Pull", icon="download")
         self.pull_button.on_click(lambda _: self.pull())
-
-        self.progress = w.IntProgress(
-            value=0,
-            min=0,
-            max=100,
-            description="Loading",
-            layout=w.Layout(width="320px", display="none"),
-        )
-        self.sources = {
-            "workspace": w.VBox(
-                [
-                    w.HBox([self.workspace, self.tar], layout=wrap()),
-                    self.report,
-                    self.use_button,
-                ]
-            ),
-            "upload": w.VBox(
-                [
-                    w.HBox([self.file, self.server_path, self.upload_button], layout=wrap()),
-                    w.HTML(
-                        "<small>A <code>docker save</code> tar. The Tar button sends the file "
-                        "through this panel's kernel: for large tars, upload them with "
-                        "JupyterLab's file browser and type their path instead.</small>"
-                    ),
-                ]
-            ),
-            "pull": w.HBox([self.reference, self.pull_button], layout=wrap()),
-        }
-        self.source_box = w.Box()
-        self.poller = Poller(self._follow, poll_interval)
-        super().__init__(
-            [
-                w.HTML("<b>Images</b>"),
-                w.HBox([self.kind], layout=wrap()),
-                w.HBox([self.source], layout=wrap()),
-                self.source_box,
-                self.progress,
-                self.status,
-            ]
-        )
-        self._source_changed()
+        return w.HBox([self.reference, self.pull_button], layout=wrap())
 
     def show(self, algo: AlgorithmInfo) -> None:
         changed = self.algorithm is None or self.algorithm.id != algo.id

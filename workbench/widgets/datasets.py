@@ -45,27 +45,51 @@ class DatasetsSection(Section[DatasetInfo]):
 
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
-        visibilities = visibility_choices(self.is_admin)
+        filters = self._build_filters()
+        details = self._build_details()
+        self.create_form = CreateForm(client, self._created, visibility_choices(self.is_admin))
+        self.arrange(filters=filters, forms=[("New dataset", self.create_form)], details=details)
 
-        # filters
+    # --- the parts ------------------------------------------------------------------------
+
+    def _build_filters(self) -> list[w.Widget]:
         self.purpose = filter_choice("Purpose", Purpose, "170px")
         self.state = filter_choice("State", ["draft", "online", "offline"], "190px")
         self.mine = mine_only()
         self.search = search_box("140px")
         self.watch(self.purpose, self.state, self.mine, self.search)
+        return [self.purpose, self.state, self.mine, self.search]
 
-        # details
+    def _build_details(self) -> w.VBox:
+        """A dataset: its summary and sharing, its classes and samples, an upload to it."""
         self.summary = w.HTML()
         self.histogram = class_histogram()
         self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
         self.chart.add_class("wb-dataset-histogram")
         self.previews = w.HBox(layout=wrap())
         self.report = w.HTML()  # the per-file validation report of the last upload
-        sharing = self.sharing(
-            client.datasets.publish, client.datasets.take_offline, client.datasets.update
+        datasets = self.client.datasets
+        sharing = self.sharing(datasets.publish, datasets.take_offline, datasets.update)
+        #: what Publish, Take offline, Apply and Delete answer, under their buttons
+        self.action_status = Status()
+        name_for_css("dataset", {"action-status": self.action_status})
+        self.upload_box = self._build_upload()
+        return w.VBox(
+            [
+                self.summary,
+                w.HBox([*sharing, self.delete_button], layout=wrap()),
+                self.action_status,
+                self.chart,
+                w.HTML("<b>Samples</b>"),
+                self.previews,
+                self.upload_box,
+                self.upload_status,
+                self.report,
+            ]
         )
 
-        # upload
+    def _build_upload(self) -> w.VBox:
+        """An archive uploaded to the dataset shown (its status is :attr:`upload_status`)."""
         self.split = w.ToggleButtons(options=["train", "test"], value="train")
         self.file = w.FileUpload(
             accept=".zip,.tar,.tar.gz,.tgz", multiple=False, description="Archive"
@@ -80,8 +104,6 @@ class DatasetsSection(Section[DatasetInfo]):
         self.upload_button.on_click(lambda _: self.upload())
         #: what Upload answers, under its button (the report of its files below it)
         self.upload_status = Status()
-        #: what Publish, Take offline, Apply and Delete answer, under their buttons
-        self.action_status = Status()
         name_for_css(
             "dataset",
             {
@@ -89,11 +111,9 @@ class DatasetsSection(Section[DatasetInfo]):
                 "file": self.file,
                 "upload": self.upload_button,
                 "upload-status": self.upload_status,
-                "action-status": self.action_status,
             },
         )
-
-        self.upload_box = w.VBox(
+        return w.VBox(
             [
                 w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
                 w.HBox([self.split, self.file, self.server_path], layout=wrap()),
@@ -104,24 +124,6 @@ class DatasetsSection(Section[DatasetInfo]):
                     "type their path instead.</small>"
                 ),
             ]
-        )
-        self.create_form = CreateForm(client, self._created, visibilities)
-        self.arrange(
-            filters=[self.purpose, self.state, self.mine, self.search],
-            forms=[("New dataset", self.create_form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    w.HBox([*sharing, self.delete_button], layout=wrap()),
-                    self.action_status,
-                    self.chart,
-                    w.HTML("<b>Samples</b>"),
-                    self.previews,
-                    self.upload_box,
-                    self.upload_status,
-                    self.report,
-                ]
-            ),
         )
 
     # --- the Section hooks ----------------------------------------------------------------

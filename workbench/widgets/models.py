@@ -83,18 +83,57 @@ class ModelsSection(Section[ModelInfo]):
         super().__init__(client, **kwargs)
         self.read_only = read_only
         self.detail: ModelDetail | None = None
+        self.poller = Poller(self._follow, self.poll_interval)
+        self._job_id: int | None = None
+        self.import_poller = Poller(self._follow_import, self.poll_interval)
+        self._import_job: int | None = None
+        import_form = self._build_import_form()
+        self.arrange(
+            filters=self._build_filters(),
+            forms=[] if read_only else [("Import a model trained elsewhere", import_form)],
+            details=self._build_details(),
+        )
 
-        # filters
+    # --- the parts ------------------------------------------------------------------------
+
+    def _build_filters(self) -> list[w.Widget]:
         self.purpose = filter_choice("Purpose", Purpose, "170px")
         self.framework = filter_choice("Framework", FRAMEWORKS, "190px")
         self.mine = mine_only()
         self.search = search_box("140px")
         self.watch(self.purpose, self.framework, self.mine, self.search)
+        return [self.purpose, self.framework, self.mine, self.search]
 
-        # details: the model, its versions, the chosen version's formats and benchmark
+    def _build_details(self) -> w.VBox:
+        """The model, its versions, the chosen version with its actions, formats and
+        benchmark, and the comparison of versions."""
         self.summary = w.HTML()
         self.versions = w.HTML()
         self.versions.add_class("wb-model-versions")
+        actions = self._build_version_actions()
+        #: the reviewers' dashboard, opened on the model and version shown (_show_version)
+        self.dashboard_link = w.HTML()
+        if self.read_only:
+            for widget in (*actions, self.delete_button, self.progress, self.dashboard_link):
+                widget.layout.display = "none"
+        return w.VBox(
+            [
+                self.summary,
+                w.HBox([self.delete_button, self.dashboard_link], layout=wrap()),
+                self.versions,
+                w.HTML("<b>A version</b>"),
+                w.HBox([self.version, *actions], layout=wrap()),
+                w.HBox([self.progress, self.job_status], layout=wrap()),
+                self.version_info,
+                self.formats,
+                *self._build_charts(),
+                *self._build_compare(),
+            ]
+        )
+
+    def _build_version_actions(self) -> list[w.Widget]:
+        """The version chosen, what it shows, and its actions (returned): Convert,
+        Benchmark and its largest batch size, followed by a progress bar."""
         self.version = w.Dropdown(description="Version", layout=w.Layout(width="220px"))
         self.version.add_class("wb-model-version")
         self.version.observe(lambda _: self._show_version(), names="value")
@@ -117,9 +156,14 @@ class ModelsSection(Section[ModelInfo]):
         self.job_status = Status()
         self.formats = w.HTML()
         self.formats.add_class("wb-model-formats")
+        return [self.convert_button, self.benchmark_button, self.max_batch]
+
+    def _build_charts(self) -> list[w.Widget]:
+        """The benchmark's latency and throughput charts, and the best format per latency
+        budget below them."""
         unmeasured = (
             "Not benchmarked yet."
-            if read_only
+            if self.read_only
             else "Not benchmarked yet: click Benchmark to measure this version's formats."
         )
         self.latency = chart(
@@ -145,8 +189,10 @@ class ModelsSection(Section[ModelInfo]):
         self.charts.add_class("wb-model-charts")
         self.best = w.HTML()
         self.best.add_class("wb-model-best")
+        return [self.charts, self.best]
 
-        # compare
+    def _build_compare(self) -> list[w.Widget]:
+        """The versions to compare, Compare with its status, the table and its charts."""
         self.compare_pick = w.SelectMultiple(rows=4, layout=w.Layout(width="220px"))
         self.compare_pick.add_class("wb-model-compare-pick")
         self.compare_button = w.Button(description="Compare", icon="columns")
@@ -168,8 +214,15 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_rates = chart(empty=compared, **bars)
         self.compare_box = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.compare_box.add_class("wb-model-compare-chart")
+        return [
+            w.HTML("<b>Compare versions</b> (choose two or more)"),
+            w.HBox([self.compare_pick, self.compare_button, self.compare_status], layout=wrap()),
+            self.comparison,
+            self.compare_box,
+        ]
 
-        # import a model trained elsewhere: a file or archive the kernel can read
+    def _build_import_form(self) -> w.VBox:
+        """Import a model trained elsewhere: a file or archive the kernel can read."""
         self.import_path = w.Text(
             description="File",
             placeholder="model.onnx, net.zip... (relative to the notebook)",
@@ -192,7 +245,7 @@ class ModelsSection(Section[ModelInfo]):
         self.import_button.add_class("wb-model-import")
         self.import_button.on_click(lambda _: self.start_import())
         self.import_status = Status()
-        import_form = w.VBox(
+        return w.VBox(
             [
                 self.import_path,
                 self.import_kind,
@@ -202,42 +255,6 @@ class ModelsSection(Section[ModelInfo]):
                 self.import_button,
                 self.import_status,
             ]
-        )
-        self.import_poller = Poller(self._follow_import, self.poll_interval)
-        self._import_job: int | None = None
-
-        self.poller = Poller(self._follow, self.poll_interval)
-        self._job_id: int | None = None
-        actions: list[w.Widget] = [self.convert_button, self.benchmark_button, self.max_batch]
-        #: the reviewers' dashboard, opened on the model and version shown (_show_version)
-        self.dashboard_link = w.HTML()
-        if read_only:
-            for widget in (*actions, self.delete_button, self.progress, self.dashboard_link):
-                widget.layout.display = "none"
-        self.arrange(
-            filters=[self.purpose, self.framework, self.mine, self.search],
-            forms=[] if read_only else [("Import a model trained elsewhere", import_form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    w.HBox([self.delete_button, self.dashboard_link], layout=wrap()),
-                    self.versions,
-                    w.HTML("<b>A version</b>"),
-                    w.HBox([self.version, *actions], layout=wrap()),
-                    w.HBox([self.progress, self.job_status], layout=wrap()),
-                    self.version_info,
-                    self.formats,
-                    self.charts,
-                    self.best,
-                    w.HTML("<b>Compare versions</b> (choose two or more)"),
-                    w.HBox(
-                        [self.compare_pick, self.compare_button, self.compare_status],
-                        layout=wrap(),
-                    ),
-                    self.comparison,
-                    self.compare_box,
-                ]
-            ),
         )
 
     # --- the Section hooks ----------------------------------------------------------------

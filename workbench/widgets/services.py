@@ -79,26 +79,23 @@ class ServicesSection(Section[ServiceInfo]):
         self._last: ServiceMetrics | None = None
         self._history: deque[ServiceRates] = deque(maxlen=HISTORY)
         self.poller = Poller(self._tick, self.poll_interval)
+        self.arrange(
+            forms=[("Publish a model version", self._build_publish_form())],
+            details=w.VBox(
+                [
+                    *self._build_service(),
+                    *self._build_online_test(),
+                    *self._build_live(),
+                    *self._build_logs(),
+                ]
+            ),
+        )
 
-        # publish a version, or an algorithm's inference image (manual 2.7.1)
-        self.serve_from = w.ToggleButtons(
-            options=[("A model version", "version"), ("An inference image", IMAGE_FORMAT)],
-            value="version",
-            style={"button_width": "150px"},
-        )
-        self.serve_from.add_class("wb-service-from")
-        self.serve_from.observe(lambda _: self._show_source(), names="value")
-        self.pick_algorithm = w.Dropdown(
-            description="Algorithm", layout=w.Layout(width="330px", display="none")
-        )
-        self.pick_algorithm.add_class("wb-service-algorithm")
-        self._algorithm_names: dict[int, str] = {}
-        on_pick(self.pick_algorithm, lambda _: self._name_after_algorithm())
-        self.pick_model = w.Dropdown(description="Model", layout=w.Layout(width="330px"))
-        self.pick_version = w.Dropdown(description="Version", layout=w.Layout(width="330px"))
-        self.pick_format = w.Dropdown(description="Format", layout=w.Layout(width="330px"))
-        on_pick(self.pick_model, lambda _: self._offer_versions())
-        on_pick(self.pick_version, lambda _: self._offer_formats())
+    # --- the parts ------------------------------------------------------------------------
+
+    def _build_publish_form(self) -> w.VBox:
+        """Publish a version, or an algorithm's inference image (manual 2.7.1)."""
+        self._build_publish_source()
         self.new_name = w.Text(description="Name", placeholder="lowercase-with-dashes")
         self._suggested_name = ""
         self.new_replicas = w.BoundedIntText(value=1, min=0, max=32, description="Replicas")
@@ -121,10 +118,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.publish_button.add_class("wb-service-publish")
         self.publish_button.on_click(lambda _: self.publish())
         self.publish_status = Status()
-        self._model_detail: ModelDetail | None = None
-        #: the chosen version's algorithm (whose inference image the form may offer)
-        self._algorithm_id: int | None = None
-        publish_form = w.VBox(
+        return w.VBox(
             [
                 self.serve_from,
                 self.pick_algorithm,
@@ -140,7 +134,32 @@ class ServicesSection(Section[ServiceInfo]):
             ]
         )
 
-        # a service: summary, replicas and their actions
+    def _build_publish_source(self) -> None:
+        """What is published: a version (model, version, format) or an algorithm's image."""
+        self.serve_from = w.ToggleButtons(
+            options=[("A model version", "version"), ("An inference image", IMAGE_FORMAT)],
+            value="version",
+            style={"button_width": "150px"},
+        )
+        self.serve_from.add_class("wb-service-from")
+        self.serve_from.observe(lambda _: self._show_source(), names="value")
+        self.pick_algorithm = w.Dropdown(
+            description="Algorithm", layout=w.Layout(width="330px", display="none")
+        )
+        self.pick_algorithm.add_class("wb-service-algorithm")
+        self._algorithm_names: dict[int, str] = {}
+        on_pick(self.pick_algorithm, lambda _: self._name_after_algorithm())
+        self.pick_model = w.Dropdown(description="Model", layout=w.Layout(width="330px"))
+        self.pick_version = w.Dropdown(description="Version", layout=w.Layout(width="330px"))
+        self.pick_format = w.Dropdown(description="Format", layout=w.Layout(width="330px"))
+        on_pick(self.pick_model, lambda _: self._offer_versions())
+        on_pick(self.pick_version, lambda _: self._offer_formats())
+        self._model_detail: ModelDetail | None = None
+        #: the chosen version's algorithm (whose inference image the form may offer)
+        self._algorithm_id: int | None = None
+
+    def _build_service(self) -> list[w.Widget]:
+        """A service: summary, replicas and their actions, its key, what they answer."""
         self.summary = w.HTML()
         self.summary.add_class("wb-service-summary")
         self.replica_table = w.HTML()
@@ -170,8 +189,22 @@ class ServicesSection(Section[ServiceInfo]):
         self.deploy_status = Status()
         self.deploy_status.add_class("wb-service-deploy-status")
         self.action_status = self.deploy_status
+        actions = w.HBox(
+            [
+                self.start_button,
+                self.stop_button,
+                self.restart_button,
+                self.scale_to,
+                self.scale_button,
+                self.rotate_button,
+                self.delete_button,
+            ],
+            layout=wrap(),
+        )
+        return [self.summary, self.replica_table, actions, self.key_box, self.deploy_status]
 
-        # the online test
+    def _build_online_test(self) -> list[w.Widget]:
+        """The online test: its inputs (made from the model's metadata), Send, the answer."""
         self.test_inputs = w.VBox()
         self.route = w.ToggleButtons(
             options=[("simple /predict", "predict"), ("V2 infer", "infer")],
@@ -187,15 +220,10 @@ class ServicesSection(Section[ServiceInfo]):
         self.answer.add_class("wb-service-answer")
         self.send_row = w.HBox([self.route, self.send_button], layout=wrap())
         self.test_box = w.VBox([self.test_inputs, self.send_row, self.answer_status, self.answer])
+        return [w.HTML("<b>Test it online</b>"), self.test_box]
 
-        # the replicas' logs
-        self.log_replica = w.Dropdown(description="Replica", layout=w.Layout(width="160px"))
-        self.log_button = w.Button(description="Show log", icon="file-text-o")
-        self.log_button.on_click(lambda _: self.show_log())
-        self.log_text = w.HTML()
-        self.log_text.add_class("wb-service-log")
-
-        # live charts
+    def _build_live(self) -> list[w.Widget]:
+        """The latest reading and the live charts."""
         self.now = w.HTML()
         self.now.add_class("wb-service-now")
         #: the live charts, made when a service is first shown: a panel that shows none
@@ -203,38 +231,17 @@ class ServicesSection(Section[ServiceInfo]):
         self.live_chart: Chart | None = None
         self.charts = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.charts.add_class("wb-service-charts")
+        return [w.HTML("<b>Live</b> (from its replicas' metrics)"), self.now, self.charts]
 
-        self.arrange(
-            forms=[("Publish a model version", publish_form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    self.replica_table,
-                    w.HBox(
-                        [
-                            self.start_button,
-                            self.stop_button,
-                            self.restart_button,
-                            self.scale_to,
-                            self.scale_button,
-                            self.rotate_button,
-                            self.delete_button,
-                        ],
-                        layout=wrap(),
-                    ),
-                    self.key_box,
-                    self.deploy_status,
-                    w.HTML("<b>Test it online</b>"),
-                    self.test_box,
-                    w.HTML("<b>Live</b> (from its replicas' metrics)"),
-                    self.now,
-                    self.charts,
-                    w.HTML("<b>Logs</b>"),
-                    w.HBox([self.log_replica, self.log_button], layout=wrap()),
-                    self.log_text,
-                ]
-            ),
-        )
+    def _build_logs(self) -> list[w.Widget]:
+        """The replicas' logs: a replica, Show log, the log."""
+        self.log_replica = w.Dropdown(description="Replica", layout=w.Layout(width="160px"))
+        self.log_button = w.Button(description="Show log", icon="file-text-o")
+        self.log_button.on_click(lambda _: self.show_log())
+        self.log_text = w.HTML()
+        self.log_text.add_class("wb-service-log")
+        picked = w.HBox([self.log_replica, self.log_button], layout=wrap())
+        return [w.HTML("<b>Logs</b>"), picked, self.log_text]
 
     # --- the Section hooks ----------------------------------------------------------------
 

@@ -164,15 +164,24 @@ class TaskDetail(w.VBox):
         self.x_title = "epoch"
         self._lock = threading.RLock()
         self.poller = Poller(self._follow, interval)
-
         self.summary = w.HTML()
         self.summary.add_class("wb-task-summary")
+        actions = self._build_actions()
+        #: what the actions answer (the Section's ``action_status``)
+        self.status = Status()
+        super().__init__(
+            [self.summary, actions, self.status, *self._build_results()],
+            layout=w.Layout(display="none"),
+        )
+
+    def _build_actions(self) -> w.HBox:
+        """Start, Stop, Retry, Edit, Transfer training and the section's Delete."""
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
         self.retry_button = w.Button(description="Retry", icon="repeat")
         self.edit_button = w.Button(description="Edit", icon="pencil")
         self.transfer_button = w.Button(description="Transfer training", icon="share")
-        self.delete_button = section.delete_button
+        self.delete_button = self.section.delete_button
         for button, css in (
             (self.start_button, "start"),
             (self.stop_button, "stop"),
@@ -180,17 +189,28 @@ class TaskDetail(w.VBox):
             (self.transfer_button, "transfer"),
         ):
             button.add_class(f"wb-task-{css}")
-        training = client.training
+        section, training = self.section, self.client.training
         self.start_button.on_click(lambda _: section.act(training.start, "started"))
         self.stop_button.on_click(lambda _: section.act(training.stop, "stopped"))
         self.retry_button.on_click(lambda _: section.act(training.retry, "restarted"))
         self.edit_button.on_click(lambda _: self.edit())
         self.transfer_button.on_click(lambda _: self.transfer())
-        #: what the actions answer (the Section's ``action_status``)
-        self.status = Status()
+        return w.HBox(
+            [
+                self.start_button,
+                self.stop_button,
+                self.retry_button,
+                self.edit_button,
+                self.transfer_button,
+                self.delete_button,
+            ],
+            layout=wrap(),
+        )
 
-        # the charts join the page when there is something to draw: plotly draws a figure
-        # best in a visible container, and a panel that never shows a task draws none
+    def _build_results(self) -> list[w.Widget]:
+        """The model it made, its evaluation, the metrics chart, the log, the confusion
+        matrix. The charts join the page when there is something to draw: plotly draws a
+        figure best in a visible container, and a panel that never shows a task draws none."""
         self.chart = metrics_chart()
         self.chart_box = w.Box(layout=w.Layout(width="100%", overflow="auto hidden"))
         self.chart_box.add_class("wb-training-metrics")
@@ -203,32 +223,14 @@ class TaskDetail(w.VBox):
         self.confusion_box.add_class("wb-training-confusion")
         self.model = w.HTML()
         self.model.add_class("wb-training-model")
-        super().__init__(
-            [
-                self.summary,
-                w.HBox(
-                    [
-                        self.start_button,
-                        self.stop_button,
-                        self.retry_button,
-                        self.edit_button,
-                        self.transfer_button,
-                        self.delete_button,
-                    ],
-                    layout=wrap(),
-                ),
-                self.status,
-                self.model,
-                self.evaluation,
-                self.chart_box,
-                w.HTML(
-                    f"<b>Log</b> <small>(the last {LOG_TAIL} lines, live while it runs)</small>"
-                ),
-                self.log_view,
-                self.confusion_box,
-            ],
-            layout=w.Layout(display="none"),
-        )
+        return [
+            self.model,
+            self.evaluation,
+            self.chart_box,
+            w.HTML(f"<b>Log</b> <small>(the last {LOG_TAIL} lines, live while it runs)</small>"),
+            self.log_view,
+            self.confusion_box,
+        ]
 
     def show(self, task: TaskInfo | None) -> None:
         """Show ``task``, from the beginning of its current run (or, for the run shown

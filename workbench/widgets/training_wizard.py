@@ -56,67 +56,92 @@ class TrainingWizard(w.VBox):
         #: what an edited task or a model version asks for, applied as the lists load
         self._wanted: dict[str, Any] = {}
         self.message = Status()
+        #: one page per step of :data:`STEPS`
+        self.pages = [
+            self._build_purpose(),
+            self._build_name(is_admin),
+            self._build_algorithm(),
+            self._build_dataset(),
+            self._build_parameters(),
+            self._build_resources(),
+        ]
+        self.header = w.HTML()
+        self.transfer_note = w.HTML()
+        self.page = w.Box()
+        buttons = self._build_buttons()
+        self._purpose_changed()
+        super().__init__([self.header, self.transfer_note, self.page, buttons, self.message])
+        self.go(0)
 
-        # 1. purpose
+    # --- the pages ------------------------------------------------------------------------
+
+    def _build_purpose(self) -> w.VBox:
         self.purpose = w.Dropdown(options=list(Purpose), description="Purpose")
         self.sub_purpose = w.Dropdown(description="Sub-purpose")
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
-        # 2. name
+        name_for_css("wizard", {"purpose": self.purpose, "sub-purpose": self.sub_purpose})
+        return w.VBox([self.purpose, self.sub_purpose])
+
+    def _build_name(self, is_admin: bool) -> w.VBox:
         self.name = w.Text(description="Name")
         self.description = w.Textarea(description="Description", rows=2)
         self.visibility = w.Dropdown(options=visibility_choices(is_admin), description="Visibility")
-        # 3. algorithm
+        name_for_css("wizard", {"name": self.name})
+        return w.VBox([self.name, self.description, self.visibility])
+
+    def _build_algorithm(self) -> w.VBox:
         self.algorithm_source = w.ToggleButtons(options=ALGORITHM_SOURCES, value="mine")
         self.algorithm = w.Select(options=[], rows=5, layout=w.Layout(width="100%"))
         self.algorithm_info = w.HTML()
         self.algorithm_source.observe(lambda _: self.load_algorithms(), names="value")
         on_pick(self.algorithm, self._algorithm_changed)
-        # 4. dataset
+        name_for_css(
+            "wizard", {"algorithm-source": self.algorithm_source, "algorithm": self.algorithm}
+        )
+        return w.VBox(
+            [
+                w.HTML("Online algorithms of this purpose:"),
+                self.algorithm_source,
+                self.algorithm,
+                self.algorithm_info,
+            ]
+        )
+
+    def _build_dataset(self) -> w.VBox:
         self.dataset = w.Select(options=[], rows=5, layout=w.Layout(width="100%"))
         self.train_ratio = w.FloatSlider(
             value=0.8, min=0.05, max=0.95, step=0.05, description="Train ratio"
         )
         self.split_note = w.HTML()
         on_pick(self.dataset, self._dataset_changed)
-        # 5. parameters
+        name_for_css("wizard", {"dataset": self.dataset})
+        return w.VBox(
+            [
+                w.HTML("Online datasets of this purpose:"),
+                self.dataset,
+                self.train_ratio,
+                self.split_note,
+            ]
+        )
+
+    def _build_parameters(self) -> w.VBox:
+        """The algorithm's parameters: filled when an algorithm is chosen."""
         self.params_box = w.VBox()
-        # 6. resources
+        name_for_css("wizard", {"params": self.params_box})
+        return w.VBox(
+            [w.HTML("The algorithm's training parameters (empty: its default):"), self.params_box]
+        )
+
+    def _build_resources(self) -> w.VBox:
         self.cpus = w.BoundedFloatText(value=1.0, min=0.1, max=256, step=0.5, description="CPUs")
         self.memory = w.BoundedIntText(
             value=2048, min=64, max=1024 * 1024, step=256, description="Memory MiB"
         )
         self.gpus = w.BoundedIntText(value=0, min=0, max=16, description="GPUs")
+        return w.VBox([self.cpus, self.memory, self.gpus])
 
-        self.pages = [
-            w.VBox([self.purpose, self.sub_purpose]),
-            w.VBox([self.name, self.description, self.visibility]),
-            w.VBox(
-                [
-                    w.HTML("Online algorithms of this purpose:"),
-                    self.algorithm_source,
-                    self.algorithm,
-                    self.algorithm_info,
-                ]
-            ),
-            w.VBox(
-                [
-                    w.HTML("Online datasets of this purpose:"),
-                    self.dataset,
-                    self.train_ratio,
-                    self.split_note,
-                ]
-            ),
-            w.VBox(
-                [
-                    w.HTML("The algorithm's training parameters (empty: its default):"),
-                    self.params_box,
-                ]
-            ),
-            w.VBox([self.cpus, self.memory, self.gpus]),
-        ]
-        self.header = w.HTML()
-        self.transfer_note = w.HTML()
-        self.page = w.Box()
+    def _build_buttons(self) -> w.HBox:
+        """Back, Next, Save, and Save and start."""
         self.back_button = w.Button(description="Back", icon="arrow-left")
         self.next_button = w.Button(description="Next", icon="arrow-right", button_style="primary")
         self.save_button = w.Button(description="Save", icon="save")
@@ -126,13 +151,6 @@ class TrainingWizard(w.VBox):
         name_for_css(
             "wizard",
             {
-                "purpose": self.purpose,
-                "sub-purpose": self.sub_purpose,
-                "name": self.name,
-                "algorithm-source": self.algorithm_source,
-                "algorithm": self.algorithm,
-                "dataset": self.dataset,
-                "params": self.params_box,
                 "next": self.next_button,
                 "save": self.save_button,
                 "save-start": self.save_start_button,
@@ -142,20 +160,10 @@ class TrainingWizard(w.VBox):
         self.next_button.on_click(lambda _: self.next())
         self.save_button.on_click(lambda _: self.save(start=False))
         self.save_start_button.on_click(lambda _: self.save(start=True))
-        self._purpose_changed()
-        super().__init__(
-            [
-                self.header,
-                self.transfer_note,
-                self.page,
-                w.HBox(
-                    [self.back_button, self.next_button, self.save_button, self.save_start_button],
-                    layout=wrap(),
-                ),
-                self.message,
-            ]
+        return w.HBox(
+            [self.back_button, self.next_button, self.save_button, self.save_start_button],
+            layout=wrap(),
         )
-        self.go(0)
 
     # --- steps ----------------------------------------------------------------------------
 

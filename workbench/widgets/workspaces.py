@@ -42,6 +42,33 @@ class WorkspacesSection(Section[WorkspaceInfo]):
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         self.listing.rows = 5
+        invitations = self._build_invitations()
+        self.form = CreateWorkspaceForm(client, self._created)
+        self.arrange(
+            forms=[("New workspace", self.form)],
+            details=w.VBox([*self._build_workspace(), *self._build_image_build()]),
+        )
+        self.children = [*invitations, *self.children]
+
+    # --- the parts ------------------------------------------------------------------------
+
+    def _build_invitations(self) -> list[w.Widget]:
+        """The invitations to others' workspaces, above the list: Accept or Decline."""
+        self.invitations = w.Dropdown(
+            description="Invited", options=[], layout=w.Layout(width="360px")
+        )
+        self.accept_button = w.Button(description="Accept", icon="check", button_style="success")
+        self.decline_button = w.Button(description="Decline", icon="times")
+        self.accept_button.on_click(lambda _: self.answer(accept=True))
+        self.decline_button.on_click(lambda _: self.answer(accept=False))
+        self.invitation_status = Status()  # stays when the last invitation is answered
+        self.invitations_box = w.HBox(
+            [self.invitations, self.accept_button, self.decline_button], layout=wrap()
+        )
+        return [self.invitations_box, self.invitation_status]
+
+    def _build_workspace(self) -> list[w.Widget]:
+        """A workspace: its summary, Start, Stop, its link, Delete, and members invited."""
         self.summary = w.HTML()
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop")
@@ -55,21 +82,6 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         )
         self.member = w.Text(placeholder="username", layout=w.Layout(width="160px"))
         self.add_member_button = w.Button(description="Invite member", icon="user-plus")
-        self.invitations = w.Dropdown(
-            description="Invited", options=[], layout=w.Layout(width="360px")
-        )
-        self.accept_button = w.Button(description="Accept", icon="check", button_style="success")
-        self.decline_button = w.Button(description="Decline", icon="times")
-        self.accept_button.on_click(lambda _: self.answer(accept=True))
-        self.decline_button.on_click(lambda _: self.answer(accept=False))
-        self.build_project = w.Text(
-            placeholder="project folder in code/", layout=w.Layout(width="180px")
-        )
-        self.build_kind = w.ToggleButtons(options=["train", "predict"], value="train")
-        self.build_name = w.Text(placeholder="image name", layout=w.Layout(width="140px"))
-        self.build_button = w.Button(description="Build image", icon="cubes")
-        self.build_log = w.Textarea(rows=8, disabled=True, layout=w.Layout(width="100%"))
-        self.build_button.on_click(lambda _: self.build())
         self.start_button.add_class("wb-ws-start")
         self.open_link.add_class("wb-ws-open")
         self.start_button.on_click(lambda _: self.start())
@@ -78,38 +90,38 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         #: what Start, Stop, Delete and the invitations answer, under their buttons; the
         #: build's own line is under its log
         self.action_status = Status()
+        actions = [self.start_button, self.stop_button, self.open_link, self.delete_button]
+        return [
+            self.summary,
+            w.HBox(actions, layout=wrap()),
+            self.progress,
+            self.action_status,
+            w.HBox([self.member, self.add_member_button], layout=wrap()),
+        ]
+
+    def _build_image_build(self) -> list[w.Widget]:
+        """Build code/<project>/Dockerfile into docker_image/<kind>-<name>.tar, its log."""
+        self.build_project = w.Text(
+            placeholder="project folder in code/", layout=w.Layout(width="180px")
+        )
+        self.build_kind = w.ToggleButtons(options=["train", "predict"], value="train")
+        self.build_name = w.Text(placeholder="image name", layout=w.Layout(width="140px"))
+        self.build_button = w.Button(description="Build image", icon="cubes")
+        self.build_log = w.Textarea(rows=8, disabled=True, layout=w.Layout(width="100%"))
+        self.build_button.on_click(lambda _: self.build())
         self.build_status = Status()
-        self.form = CreateWorkspaceForm(client, self._created)
-        self.invitation_status = Status()  # stays when the last invitation is answered
-        self.invitations_box = w.HBox(
-            [self.invitations, self.accept_button, self.decline_button], layout=wrap()
-        )
-        self.arrange(
-            forms=[("New workspace", self.form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    w.HBox(
-                        [self.start_button, self.stop_button, self.open_link, self.delete_button],
-                        layout=wrap(),
-                    ),
-                    self.progress,
-                    self.action_status,
-                    w.HBox([self.member, self.add_member_button], layout=wrap()),
-                    w.HTML(
-                        "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
-                        "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
-                    ),
-                    w.HBox(
-                        [self.build_project, self.build_kind, self.build_name, self.build_button],
-                        layout=wrap(),
-                    ),
-                    self.build_log,
-                    self.build_status,
-                ]
+        return [
+            w.HTML(
+                "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
+                "docker_image/&lt;kind&gt;-&lt;name&gt;.tar"
             ),
-        )
-        self.children = [self.invitations_box, self.invitation_status, *self.children]
+            w.HBox(
+                [self.build_project, self.build_kind, self.build_name, self.build_button],
+                layout=wrap(),
+            ),
+            self.build_log,
+            self.build_status,
+        ]
 
     # --- the Section hooks ----------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from tornado import web
 
 from workbench import scopes
 from workbench.errors import InvalidInput
+from workbench.models.conversions import ConversionService
+from workbench.models.registry import ModelService
 from workbench.models.schemas import (
     AliasTarget,
     BenchmarkReport,
@@ -32,7 +34,6 @@ from workbench.models.schemas import (
     VersionComparison,
     VersionUpdate,
 )
-from workbench.models.service import ModelService
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation, validate
 
 #: route groups: a tag's key (URL-encoded), an alias
@@ -46,6 +47,10 @@ class ModelHandlerBase(WorkbenchHandler):
     @property
     def models(self) -> ModelService:
         return self.workbench.models
+
+    @property
+    def conversions(self) -> ConversionService:
+        return self.workbench.conversions
 
     def done(self) -> None:
         self.set_status(204)
@@ -197,7 +202,7 @@ class ConversionsHandler(ModelHandlerBase):
     @authorized
     async def post(self, version_id: str) -> None:
         request = self.parse(ConversionRequest)
-        started = await self.run(self.models.convert, self.actor, int(version_id), request)
+        started = await self.run(self.conversions.convert, self.actor, int(version_id), request)
         self.reply(started, status=202)
 
 
@@ -208,7 +213,7 @@ class FormatsHandler(ModelHandlerBase):
     @web.authenticated
     @authorized
     async def get(self, version_id: str) -> None:
-        self.reply(await self.run(self.models.formats, self.actor, int(version_id)))
+        self.reply(await self.run(self.conversions.formats, self.actor, int(version_id)))
 
 
 class MachineQuery(BaseModel):
@@ -230,7 +235,9 @@ class BenchmarksHandler(ModelHandlerBase):
     @authorized
     async def get(self, version_id: str) -> None:
         machine = self.query(MachineQuery).machine
-        self.reply(await self.run(self.models.benchmarks, self.actor, int(version_id), machine))
+        self.reply(
+            await self.run(self.conversions.benchmarks, self.actor, int(version_id), machine)
+        )
 
     @operation(
         "Benchmark a version (owner): the native model and its verified formats at batch "
@@ -243,7 +250,7 @@ class BenchmarksHandler(ModelHandlerBase):
     @authorized
     async def post(self, version_id: str) -> None:
         request = self.parse(BenchmarkRequest)
-        started = await self.run(self.models.benchmark, self.actor, int(version_id), request)
+        started = await self.run(self.conversions.benchmark, self.actor, int(version_id), request)
         self.reply(started, status=202)
 
 
@@ -299,7 +306,9 @@ class VersionDownloadHandler(ModelHandlerBase):
     @authorized
     async def get(self, version_id: str) -> None:
         fmt = self.query(FormatQuery).format
-        path, name = await self.run(self.models.archive, self.actor, int(version_id), fmt)
+        path, name = await self.run(
+            self.workbench.model_versions.archive, self.actor, int(version_id), fmt
+        )
         await self.send_zip(path, name)
 
 
@@ -327,7 +336,7 @@ class ImportHandler(UploadHandler):
 
     async def check_upload(self) -> None:
         """A wrong request is refused before its body is read."""
-        await self.run(self.workbench.models.check_import, self.actor, self.request_of())
+        await self.run(self.workbench.model_imports.check_import, self.actor, self.request_of())
 
     @operation(
         "Import a model trained elsewhere (the body: its file, or an archive) as a new "
@@ -359,7 +368,7 @@ class ImportHandler(UploadHandler):
         request = self.request_of()
         with self.received() as stored:
             started = await self.run(
-                self.workbench.models.import_model, self.actor, stored, request
+                self.workbench.model_imports.import_model, self.actor, stored, request
             )
         self.reply(started, status=202)
 

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cleanup import SESSION, SUITE_LABEL
 from tests.conftest import FAILED, make_datasets
 from tests.docker_fixtures import REPO
 from workbench.algorithms.params import ImageSettings, resolve_parameters
@@ -46,7 +47,7 @@ from workbench.environments import HASH_VARIABLE
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ALGORITHMS = REPO / "examples" / "algorithms"
-LABELS = {"workbench.test": "example-algorithms"}
+LABELS = {SUITE_LABEL: SESSION}  # removed at the session's end whatever happens
 LIMITS = Limits(cpus=2, memory_mb=2048)
 USER = "1000:1000"
 TRAIN_TIMEOUT_S = 600

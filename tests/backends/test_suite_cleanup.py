@@ -20,6 +20,7 @@ from workbench.backends.docker import DockerBackend
 from workbench.networks import service_network
 
 pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def a_dead_session() -> str:
@@ -117,3 +118,42 @@ def test_a_session_id_says_whether_it_runs():
     assert cleanup.ended(a_dead_session())
     assert not cleanup.ended("example-algorithms")  # another form: not ours to judge
     assert cleanup.NAMED.fullmatch(cleanup.instance_name("crash-test"))
+
+
+FAILING_TEST = """
+from tests.cleanup import SESSION, SUITE_LABEL
+from workbench.backends.base import MANAGED_LABEL, RunSpec
+from workbench.backends.docker import DockerBackend
+
+
+def test_that_fails(tmp_path):
+    backend = DockerBackend.from_env()
+    for name, labels in (
+        ("{mark}-test", {{SUITE_LABEL: SESSION}}),
+        ("{mark}-workbench", {{MANAGED_LABEL: str(tmp_path / "home")}}),
+    ):
+        backend.run(RunSpec(name=name, image="{image}", command=("sleep", "60"), labels=labels))
+    assert False, "failed, its containers running"
+"""
+
+
+def test_a_failed_test_leaves_nothing_once_its_session_ends(
+    docker_client: docker.DockerClient, base_image: str, tmp_path: Path
+):
+    """A whole session in a subprocess (the suite's conftest as its plugin): its one test
+    starts two containers, as a test and as a test's Workbench, and fails. When the session
+    has ended, neither is left."""
+    mark = f"wbt-cleanup-{uuid.uuid4().hex[:6]}"
+    test = tmp_path / "test_fails.py"
+    test.write_text(FAILING_TEST.format(mark=mark, image=base_image))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'inner'}", "-q", str(test)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "failed, its containers running" in done.stdout, done.stdout
+    left = docker_client.containers.list(all=True, filters={"name": mark})
+    for container in left:
+        container.remove(force=True)
+    assert left == []

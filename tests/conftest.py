@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from traitlets.config import Config
 
+from tests import cleanup
 from workbench.config import Settings
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
@@ -256,6 +257,24 @@ def add_online_dataset(
     wb.datasets.upload(owner, ds.id, Split.TRAIN, archive, f"{name}.zip")
     wb.datasets.publish(owner, ds.id)
     return ds.id
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_outlives_the_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Whatever this session's tests made on the Docker Engine goes when it ends, pass or
+    fail (a failed test's service replicas, a killed server's runs); what a session that
+    ended without cleaning up left goes when this one starts (``tests/cleanup.py``)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    (basetemp / cleanup.SESSION_FILE).write_text(cleanup.SESSION)
+    api = cleanup.engine()
+    if api is not None:
+        gone = cleanup.remove(api, cleanup.left_over(cleanup.pytest_root(basetemp)))
+        if gone:
+            print(f"\nremoved what ended test sessions left: {', '.join(gone)}")
+    yield
+    if api is not None:
+        with api:
+            cleanup.remove(api, cleanup.this_session(basetemp))
 
 
 @pytest.fixture(autouse=True, scope="session")

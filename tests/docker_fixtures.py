@@ -17,8 +17,11 @@ from workbench.environments import DEFAULT_BASE_IMAGE, EnvBuilder, load_definiti
 from workbench.errors import BackendUnavailable, BuildFailed
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON_ENV_TAG = "workbench/env-python:test"
-TENSORFLOW_ENV_TAG = "workbench/env-tensorflow:test"
+#: the environment images' tag: another one (``WORKBENCH_TEST_ENV_TAG``) lets two checkouts
+#: test side by side on one engine, each with images of its own Workbench wheel
+ENV_TAG = os.environ.get("WORKBENCH_TEST_ENV_TAG") or "test"
+PYTHON_ENV_TAG = f"workbench/env-python:{ENV_TAG}"
+TENSORFLOW_ENV_TAG = f"workbench/env-tensorflow:{ENV_TAG}"
 
 
 def host_ca_bundle() -> Path | None:
@@ -94,7 +97,7 @@ def tensorflow_env_image(docker_backend: DockerBackend, base_image: str) -> str:
 
 # --- the pytorch environment (examples/algorithms) ------------------------------------------
 
-PYTORCH_ENV_TAG = "workbench/env-pytorch:test"
+PYTORCH_ENV_TAG = f"workbench/env-pytorch:{ENV_TAG}"
 TORCH_WHEEL_GLOB = "torch-2.13.0*.whl"
 
 

@@ -43,4 +43,4 @@ def service_network(instance: str, service_id: int) -> Network:
     """The network of one service's replicas; ``instance`` (the server's name) keeps apart
     the services of servers that share an engine, whose ids are the same."""
     server = hashlib.sha256(instance.encode()).hexdigest()[:8]
-    return Network(f"workbench-svc-{server}-{service_id}", remove_when_empty=True)
+    return Network(f"workbench-svc-{server}-{service_id}", remove_when_empty=True, owner=instance)

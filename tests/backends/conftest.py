@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from tests.cleanup import SESSION, SUITE_LABEL
 from tests.conftest import FAILED
 from workbench.backends import Backend, RunInfo, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
@@ -30,8 +31,7 @@ from workbench.backends.local import LocalBackend
 from workbench.errors import ImageNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
-SESSION = uuid.uuid4().hex[:8]
-TEST_LABEL = "workbench.test"
+TEST_LABEL = SUITE_LABEL
 TAG_PREFIX = f"wbtest-{SESSION}/"
 BASE_IMAGE = os.environ.get("WORKBENCH_TEST_BASE_IMAGE", "workbench/base:bookworm")
 KINDS = ("docker", "local", "fake")

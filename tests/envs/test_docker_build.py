@@ -18,6 +18,7 @@ from importlib import metadata
 import httpx
 import pytest
 
+from tests.cleanup import SESSION, SUITE_LABEL
 from tests.docker_fixtures import env_builder
 from workbench.backends.base import RunSpec, RunState
 from workbench.backends.docker import DockerBackend
@@ -26,7 +27,7 @@ from workbench.errors import BuildFailed, ImageNotFound
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-LABELS = {"workbench.test": "envs"}
+LABELS = {SUITE_LABEL: SESSION}  # removed at the session's end whatever happens
 START_TIMEOUT_S = 90
 
 CHECK = """

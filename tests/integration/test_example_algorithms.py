@@ -6,9 +6,10 @@ For each one: build the training and inference images FROM the environment image
 dataset folder (``train/``, ``test/``, ``dataset.json``), run the training image as uid 1000
 with 2 CPUs and 2 GB and the declared parameters' defaults, check the model, the metrics and
 the evaluation (digits above 0.9 accuracy, among others), then serve the model from the
-inference image and call ``/health`` and ``/predict``. Every container and image made here is
-removed afterwards; the logs of the runs are printed when a test fails, the timings always
-(``-s`` shows them).
+inference image (the model server on the algorithm's Python predictor) and call ``/health``
+and ``/predict``, one request at a time and several at once (batched, a bad one among
+them refused alone). Every container and image made here is removed afterwards; the logs
+of the runs are printed when a test fails, the timings always (``-s`` shows them).
 
 About two minutes on 2 cores once the environment images exist (the fixtures build them:
 about a minute for python, two for pytorch, when cold).
@@ -22,13 +23,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.cleanup import SESSION, SUITE_LABEL
 from tests.conftest import FAILED, make_datasets
 from tests.docker_fixtures import REPO
 from workbench.algorithms.params import ImageSettings, resolve_parameters
@@ -43,7 +47,7 @@ from workbench.environments import HASH_VARIABLE
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ALGORITHMS = REPO / "examples" / "algorithms"
-LABELS = {"workbench.test": "example-algorithms"}
+LABELS = {SUITE_LABEL: SESSION}  # removed at the session's end whatever happens
 LIMITS = Limits(cpus=2, memory_mb=2048)
 USER = "1000:1000"
 TRAIN_TIMEOUT_S = 600
@@ -180,7 +184,11 @@ class Harness:
             pass
         self.timed(f"build {name}/{kind}", started)
         info = self.backend.inspect_image(tag)
-        assert info.cmd == ("/opt/venv/bin/python", f"/app/{kind}.py")
+        if kind == "train":
+            assert info.cmd == ("/opt/venv/bin/python", "/app/train.py")
+        else:  # the model server on the image's Python predictor
+            assert info.cmd[:3] == ("/opt/venv/bin/python", "-m", "workbench.serving")
+            assert "/app/predict.py" in info.cmd
         # built FROM the environment image given, not the Dockerfile's default
         env_hash = self.backend.inspect_image(env_image).env[HASH_VARIABLE]
         assert info.env[HASH_VARIABLE] == env_hash
@@ -389,12 +397,16 @@ def test_image_cnn_trains_on_digits_serves_and_transfers(harness, pytorch_env_im
     assert set(answer["scores"]) == {str(d) for d in range(10)}
     assert sum(answer["scores"].values()) == pytest.approx(1, abs=0.01)
     test_dir = dataset / "test"
-    right = 0
+    bodies: list[dict[str, str]] = []
     for digit in range(10):
         sample = sorted((test_dir / str(digit)).iterdir())[0]
         png = base64.b64encode(sample.read_bytes()).decode()
-        body = {"image": f"data:image/png;base64,{png}"} if digit % 2 else {"image": png}
-        right += post(served, body).json()["label"] == str(digit)
+        bodies.append({"image": f"data:image/png;base64,{png}"} if digit % 2 else {"image": png})
+    # all at once (the server batches them), a bad one among them: refused alone
+    with ThreadPoolExecutor(len(bodies) + 1) as pool:
+        *answers, bad = pool.map(partial(post, served), [*bodies, {"image": "not base64!"}])
+    assert [r.status_code for r in answers] == [200] * 10 and bad.status_code == 400
+    right = sum(r.json()["label"] == str(digit) for digit, r in enumerate(answers))
     assert right >= 9
     for bad in ({"image": "not base64!"}, {"image": base64.b64encode(b"text").decode()}, {}):
         r = post(served, bad)

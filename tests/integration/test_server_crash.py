@@ -21,6 +21,7 @@ import docker
 import pytest
 
 from tests.archives import loadable_image_tar
+from tests.cleanup import instance_name
 from tests.conftest import add_people
 from tests.docker_fixtures import host_ca_bundle
 from tests.integration.test_training_docker import start_a_run_on, train_image, wait_until
@@ -113,7 +114,8 @@ def test_a_killed_server_leaves_each_job_to_the_next_one_once(
     tmp_path, train_image, big_tar, docker_backend
 ):
     tar = big_tar[0]
-    env = {"WORKBENCH_ENVS_DIR": str(envs_dir(tmp_path)), "WORKBENCH_INSTANCE": "crash-test"}
+    instance = instance_name("crash-test")
+    env = {"WORKBENCH_ENVS_DIR": str(envs_dir(tmp_path)), "WORKBENCH_INSTANCE": instance}
     if ca := host_ca_bundle():
         env["WORKBENCH_EXTRA_CA_BUNDLE"] = str(ca)
     if index := os.environ.get("WORKBENCH_PIP_INDEX_URL"):
@@ -166,7 +168,7 @@ def test_a_killed_server_leaves_each_job_to_the_next_one_once(
     # the build and the load ran in the dead process: failed, saying why, once
     for j, what in ((build.id, "built or loaded"), (load.id, "loading")):
         assert ended[j].state == "failed" and what in ended[j].message, ended[j]
-        assert ended[j].instance == "crash-test"
+        assert ended[j].instance == instance
     assert (environment.state, environment.image_ref) == ("failed", "")
     assert "server stopped" in environment.state_reason
     assert image.state == "failed" and "server stopped" in image.state_reason
@@ -180,5 +182,5 @@ def test_a_killed_server_leaves_each_job_to_the_next_one_once(
     for j, text in logs.items():
         assert text.count(f"[workbench] job {j} ") == 1, text[-2000:]
     assert sorted(listed) == sorted(ended)
-    labels = {"workbench.managed": "crash-test"}
+    labels = {"workbench.managed": instance}
     assert docker_backend.list(labels) == []

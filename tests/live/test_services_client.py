@@ -20,7 +20,7 @@ from workbench.models.schemas import NewVersion
 from workbench.registry.models import User
 from workbench.services import Workbench
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("no_service_left")]
 
 
 @pytest.fixture(scope="module")

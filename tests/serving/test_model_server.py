@@ -279,6 +279,83 @@ async def test_a_full_queue_refuses_with_503_and_a_failing_model_with_500(tmp_pa
     server.batcher.close()
 
 
+async def test_a_request_the_model_fails_on_fails_alone_in_its_batch(tmp_path):
+    """The predictor raises on a batch with one bad row: that request gets its 500, the
+    others of the batch run again alone and are answered."""
+    model = make_predictor(tmp_path / "doubler", slow=0.05)
+    server = ModelServer(load(model, "python"), name="doubler", max_batch=8)
+    async with client_of(server) as client:
+        values = [1.0, 2.0, -1.0, 3.0, 4.0, 5.0]
+        answers = await asyncio.gather(
+            *(client.post("/predict", json={"x": [v, 1.0]}) for v in values)
+        )
+    assert [r.status_code for r in answers] == [200, 200, 500, 200, 200, 200]
+    assert [r.json()["y"][0] for r in answers if r.status_code == 200] == [2, 4, 6, 8, 10]
+    server.close()
+
+
+#: an inference image's predictor: its own signature (an input with a default), a 400 for
+#: what it cannot take, a JSON value per sample as its output
+ECHO = """
+from workbench.serving.runtimes import BadInput
+
+
+class Predictor:
+    def __init__(self, model_dir):
+        self.signature = {
+            "inputs": [
+                {"name": "word", "dtype": "string", "shape": [-1]},
+                {"name": "times", "dtype": "int64", "shape": [-1], "default": 2},
+            ],
+            "outputs": [{"name": "said", "dtype": "string", "shape": [-1]}],
+        }
+
+    def predict(self, inputs):
+        words = [w.decode() for w in inputs["word"]]
+        if "" in words:
+            raise BadInput("send a word")
+        times = inputs["times"].tolist()
+        return {"said": [{"word": w, "echo": [w] * n} for w, n in zip(words, times)]}
+"""
+
+
+async def test_a_predictor_apart_from_its_model_says_its_inputs_and_refuses_with_400(tmp_path):
+    code, model = tmp_path / "app" / "predict.py", tmp_path / "model"
+    code.parent.mkdir()
+    code.write_text(ECHO)
+    model.mkdir()
+    (model / "signature.json").write_text(json.dumps({"inputs": [], "outputs": []}))  # not read
+    server = ModelServer(load(model, "python", predictor=code), name="echo", max_batch=8)
+    async with client_of(server) as client:
+        metadata = (await client.get("/v2/models/echo")).json()
+        assert [i["name"] for i in metadata["inputs"]] == ["word", "times"]
+        r = await client.post("/predict", json={"word": "hi"})
+        assert r.json() == {"said": {"word": "hi", "echo": ["hi", "hi"]}}
+        r = await client.post("/predict", json={"word": "hi", "times": 3})
+        assert r.json()["said"]["echo"] == ["hi"] * 3
+        r = await client.post("/predict", json={"times": 3})
+        assert r.status_code == 400 and r.json()["error"].endswith("missing: word")
+        answers = await asyncio.gather(
+            *(client.post("/predict", json={"word": w}) for w in ("a", "", "b"))
+        )
+        assert [r.status_code for r in answers] == [200, 400, 200]
+        assert answers[1].json() == {"error": "send a word"}
+        body = {
+            "inputs": [
+                {"name": "word", "shape": [1], "datatype": "BYTES", "data": ["yo"]},
+                {"name": "times", "shape": [1], "datatype": "INT64", "data": [1]},
+            ]
+        }
+        (said,) = (await client.post("/v2/models/echo/infer", json=body)).json()["outputs"]
+        assert said["datatype"] == "BYTES"
+        assert json.loads(said["data"][0]) == {"word": "yo", "echo": ["yo"]}
+    server.close()
+    with pytest.raises(ModelLoadError, match="for the python runtime, not onnx"):
+        load(model, "onnx", predictor=code)
+    with pytest.raises(ModelLoadError, match="is not a file"):
+        load(model, "python", predictor=tmp_path / "missing.py")
+
+
 def test_a_model_that_cannot_be_served_says_why(tmp_path):
     with pytest.raises(ModelLoadError, match="holds no onnx model"):
         load(tmp_path, "onnx")

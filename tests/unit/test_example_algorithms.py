@@ -1,30 +1,32 @@
 """The preset algorithms under examples/algorithms: their algorithm.json validates as the
 Workbench's ImageSettings, their Dockerfiles start from the environment build argument, the
-declared parameters are the scripts' own, and the scikit-learn one (which runs on this
-machine's Python) trains and serves by the contract."""
+declared parameters are the scripts' own, each predict.py is a Python predictor for the model
+server (no HTTP server of its own), and the scikit-learn one (which runs on this machine's
+Python) trains and serves by the contract."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import importlib.util
 import io
 import json
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.serving.test_model_server import client_of
 from workbench.algorithms.params import ImageSettings, parse_value, resolve_parameters
 from workbench.datasets.types import FORMATS_FOR
 from workbench.enums import Purpose, SubPurpose
+from workbench.serving import runtimes
+from workbench.serving.__main__ import parse
+from workbench.serving.app import ModelServer
 
 ALGORITHMS = Path(__file__).resolve().parents[2] / "examples" / "algorithms"
 NAMES = ("text-bayes", "image-cnn", "shapes-detector")
@@ -33,6 +35,18 @@ ENV_IMAGES = {
     "image-cnn": "workbench/env-pytorch:latest",
     "shapes-detector": "workbench/env-pytorch:latest",
 }
+
+
+def image_command(name: str, kind: str) -> list[str]:
+    """Each image's command: the training script; the model server on the predictor."""
+    if kind == "train":
+        return ["/opt/venv/bin/python", "/app/train.py"]
+    return [
+        *("/opt/venv/bin/python", "-m", "workbench.serving", "--runtime", "python"),
+        *("--predictor", "/app/predict.py", "--name", name),
+    ]
+
+
 #: the helpers the training scripts read their parameters with
 ENV_READERS = {"env_int": "int", "env_float": "float", "env_bool": "bool", "env_str": "str"}
 
@@ -121,7 +135,7 @@ def test_dockerfiles_build_from_the_environment_argument(name, kind):
     assert lines[0] == f"ARG WORKBENCH_ENV_IMAGE={ENV_IMAGES[name]}"
     assert lines[1] == "FROM ${WORKBENCH_ENV_IMAGE}"
     assert f"COPY {kind}.py /app/{kind}.py" in lines
-    assert lines[-1] == f'CMD ["/opt/venv/bin/python", "/app/{kind}.py"]'
+    assert lines[-1] == f"CMD {json.dumps(image_command(name, kind))}"
     assert not any(line.startswith("RUN") for line in lines), "builds must work offline"
     files = sorted(p.name for p in folder.iterdir() if p.name != "__pycache__")
     assert files == ["Dockerfile", f"{kind}.py"]
@@ -227,9 +241,44 @@ def test_text_bayes_refuses_an_unknown_format(text_train, tmp_path):
         text_train.read_split(tmp_path / "train", "brat_ann")
 
 
+# --- the inference images: the model server's Python predictor ------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_predict_py_is_a_predictor_for_the_model_server(name, monkeypatch):
+    """No HTTP server of its own: a ``Predictor(model_dir)`` with ``predict(inputs)``
+    (docs/serving.md, the python runtime), which the image's command serves with the
+    model server, taking the model from ``$MODEL_DIR`` and the port from ``$PORT``."""
+    path = ALGORITHMS / name / "predict" / "predict.py"
+    tree = ast.parse(path.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}  # fmt: skip
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {"http.server", "socketserver", "wsgiref.simple_server"} & imported
+    assert "workbench.serving.runtimes" in imported  # its BadInput: a 400, not a 500
+    (predictor,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Predictor"]
+    methods = {n.name: n for n in predictor.body if isinstance(n, ast.FunctionDef)}
+    assert [a.arg for a in methods["__init__"].args.args] == ["self", "model_dir"]
+    assert [a.arg for a in methods["predict"].args.args] == ["self", "inputs"]
+    assert not any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body)
+
+    monkeypatch.setenv("MODEL_DIR", "/workbench/model")
+    monkeypatch.setenv("PORT", "8080")
+    args = parse(image_command(name, "predict")[3:])
+    assert (args.model, args.port, args.runtime) == (Path("/workbench/model"), 8080, "python")
+    assert (args.predictor, args.name) == (Path("/app/predict.py"), name)
+
+
+def test_the_model_server_needs_a_model_from_its_argument_or_model_dir(monkeypatch, capsys):
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    with pytest.raises(SystemExit):
+        parse(["--runtime", "python"])
+    assert "give the model (a file or folder), or set MODEL_DIR" in capsys.readouterr().err
+
+
 @pytest.fixture
-def text_server(text_train, tmp_path, monkeypatch) -> Iterator[str]:
-    """text-bayes/predict serving a model trained on TEXTS, on a free local port."""
+def text_model(text_train, tmp_path, monkeypatch) -> Path:
+    """A text-bayes model trained on TEXTS."""
     write_single_text(tmp_path / "dataset" / "train")
     write_single_text(tmp_path / "dataset" / "test")
     monkeypatch.setenv("DATASET_DIR", str(tmp_path / "dataset"))
@@ -237,32 +286,44 @@ def text_server(text_train, tmp_path, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("METRICS_FILE", str(tmp_path / "metrics.jsonl"))
     monkeypatch.setenv("EVALUATION_FILE", str(tmp_path / "evaluation.json"))
     assert text_train.main() == 0
-    predict = load_script(ALGORITHMS / "text-bayes" / "predict" / "predict.py")
-    handler = predict.make_handler(predict.Classifier(tmp_path / "model"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    return tmp_path / "model"
 
 
-def test_text_bayes_serves_by_the_contract(text_server):
-    with httpx.Client(base_url=text_server) as client:
-        r = client.get("/health")
+async def test_text_bayes_serves_by_the_contract(text_model):
+    """text-bayes/predict/predict.py served as its image serves it: the model server's
+    python runtime on the predictor file, the model's folder apart."""
+    predictor = ALGORITHMS / "text-bayes" / "predict" / "predict.py"
+    server = ModelServer(
+        runtimes.load(text_model, "python", predictor=predictor), name="text-bayes"
+    )
+    async with client_of(server) as client:
+        r = await client.get("/health")
         assert (r.status_code, r.json()) == (200, {"status": "ok"})
-        r = client.post("/predict", json={"text": "the goalkeeper scored a goal"})
+        r = await client.post("/predict", json={"text": "the goalkeeper scored a goal"})
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
         answer = r.json()
         assert answer["label"] == "sport"
         assert set(answer["scores"]) == {"sport", "politics"}
         assert answer["scores"]["sport"] > answer["scores"]["politics"]
         assert abs(sum(answer["scores"].values()) - 1) < 0.01
-        for body in ({"text": ""}, {"text": 3}, {}, [1]):
-            r = client.post("/predict", json=body)
-            assert r.status_code == 400 and r.json()["error"]
-        r = client.post("/predict", content=b"{not json")
+        for body in ({"text": ""}, {"text": 3}, {}, [1], {"text": "a", "image": "b"}):
+            r = await client.post("/predict", json=body)
+            assert r.status_code == 400 and r.json()["error"], body
+        r = await client.post("/predict", json={"text": " "})
+        assert r.json() == {"error": '"text" must be a non-empty string'}
+        r = await client.post("/predict", content=b"{not json")
         assert r.status_code == 400 and "not JSON" in r.json()["error"]
-        assert client.post("/other", json={"text": "x"}).status_code == 404
-        assert client.get("/predict").status_code == 404
+        assert (await client.post("/other", json={"text": "x"})).status_code == 404
+        assert (await client.get("/predict")).status_code == 405
+
+        # texts that arrive together run as one batch; a bad one fails alone
+        texts = ["the striker scored", "", "parliament passed the budget", "the coach"]
+        answers = await asyncio.gather(*(client.post("/predict", json={"text": t}) for t in texts))
+        assert [r.status_code for r in answers] == [200, 400, 200, 200]
+        assert [answers[i].json()["label"] for i in (0, 2)] == ["sport", "politics"]
+        # and by the V2 route, the scores as their JSON
+        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["vote"]}]}
+        r = await client.post("/v2/models/text-bayes/infer", json=body)
+        label, scores = r.json()["outputs"]
+        assert label["data"] == ["politics"] and set(json.loads(scores["data"][0])) == set(TEXTS)
+    server.close()

@@ -122,12 +122,15 @@ class Network:
     then publishes no ports for it either: this host uses the run's address).
     ``remove_when_empty``: the backend removes it with its last run (a service's network:
     each takes one of the engine's address pools, which are few); shared networks stay,
-    as another run may be joining them at that moment.
+    as another run may be joining them at that moment. ``owner``: the Workbench instance
+    that alone uses it (a service's network), set as its ``workbench.managed`` label
+    (else ``true``): a network left behind says whose it was.
     """
 
     name: str
     outbound: bool = False
     remove_when_empty: bool = False
+    owner: str = ""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", self.name) or self.name in (

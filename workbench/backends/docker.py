@@ -172,7 +172,7 @@ class DockerBackend(Backend):
                     internal=not network.outbound,
                     options={_ICC: "false"},
                     labels={
-                        MANAGED_LABEL: "true",
+                        MANAGED_LABEL: network.owner or "true",
                         _REMOVE_WHEN_EMPTY: str(network.remove_when_empty).lower(),
                     },
                     check_duplicate=True,

@@ -2,7 +2,9 @@
 over HTTP (the routes are in :mod:`workbench.serving.app`, the HTTP layer in
 :mod:`workbench.serving.http`) on uvloop's event loop, in this one process, the model running
 on ``--threads`` threads. A service's replica runs this in a container of the version's
-environment image; it is also how to serve a model by hand."""
+environment image; an inference image runs it on its own Python predictor
+(``--runtime python --predictor /app/predict.py``, the model at ``$MODEL_DIR``, the port
+``$PORT``); it is also how to serve a model by hand."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     from workbench.serving.runtimes import RUNTIMES
 
     parser = argparse.ArgumentParser(prog="python -m workbench.serving", description=__doc__)
-    parser.add_argument("model", type=Path, help="the model file, or the folder holding it")
+    parser.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        default=os.environ.get("MODEL_DIR") or None,
+        help="the model file, or the folder holding it (default: $MODEL_DIR, where an "
+        "inference container finds its model)",
+    )
     parser.add_argument("--runtime", required=True, choices=sorted(RUNTIMES))
     parser.add_argument("--name", default="model", help="the model's name in the V2 routes")
     parser.add_argument("--version", default="1")
@@ -46,7 +55,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--signature", type=Path, help="a signature.json (default: the one beside the model)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--predictor",
+        type=Path,
+        help="the python runtime's file, defining class Predictor (default: predictor.py "
+        "in the model's folder); an inference image's own code",
+    )
+    args = parser.parse_args(argv)
+    if args.model is None:
+        parser.error("give the model (a file or folder), or set MODEL_DIR")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signature = json.loads(args.signature.read_text()) if args.signature else None
     try:
-        runtime = load(args.model, args.runtime, threads=args.threads, signature=signature)
+        runtime = load(
+            args.model,
+            args.runtime,
+            threads=args.threads,
+            signature=signature,
+            predictor=args.predictor,
+        )
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,13 +6,14 @@ serves them over HTTP):
 - ``GET /v2`` (server metadata), ``GET /v2/models/{m}[/versions/{v}]`` (model metadata),
   ``.../ready``, ``.../config`` (read-only, in Triton's model-configuration shape);
 - ``POST /v2/models/{m}[/versions/{v}]/infer``: JSON tensors or the binary tensor extension;
-- ``POST /predict`` (the simple JSON route): ``{"<input>": <one sample>}`` in,
-  ``{"<output>": <its value>}`` out;
+- ``POST /predict`` (the simple JSON route): ``{"<input>": <one sample>}`` in (an input
+  with a default may be left out), ``{"<output>": <its value>}`` out;
 - ``GET /metrics``: Prometheus.
 
-Errors answer ``{"error": "..."}``: 400 for a request the model cannot take, 404 for an
+Errors answer ``{"error": "..."}``: 400 for a request the model cannot take (a Python
+predictor says so by raising :class:`~workbench.serving.runtimes.BadInput`), 404 for an
 unknown model, version or route, 405 for a wrong method, 413 for a body over the limit,
-503 when the queue is full, 500 when the model raises.
+503 when the queue is full, 500 when the model raises anything else.
 """
 
 from __future__ import annotations
@@ -262,9 +263,13 @@ class ModelServer:
 
     def _submit(self, inputs: Tensors, encoded: Callable[[Tensors], Answer], answer: Reply) -> None:
         """Queues ``inputs`` for the model; ``answer`` gets ``encoded(outputs)``, or the error:
-        the queue full (503), the model failed (500), the outputs not what was asked (400)."""
+        the queue full (503), the model refused the request (400) or failed (500), the
+        outputs not what was asked (400)."""
 
         def ran(outputs: Tensors | None, failure: BaseException | None) -> None:
+            if isinstance(failure, ProtocolError):  # the model refused this request (400)
+                answer(error_answer(failure.status, failure.message))
+                return
             if failure is not None:
                 answer(_failed(failure))
                 return
@@ -285,7 +290,7 @@ class ModelServer:
         if not isinstance(sample, dict):
             raise ProtocolError(f"send one sample as a JSON object: {{{example}}}")
         unknown = [k for k in sample if k not in names]
-        missing = [n for n in names if n not in sample]
+        missing = [n for n in names if n not in sample and self._inputs[n].default is None]
         if unknown or missing:
             raise ProtocolError(
                 f"the model takes {{{example}}}"
@@ -294,7 +299,7 @@ class ModelServer:
             )
         inputs = {}
         for spec in self.runtime.inputs:
-            value = sample[spec.name]
+            value = sample.get(spec.name, spec.default)
             try:
                 if spec.datatype == "BYTES":
                     array = np.array(

@@ -13,7 +13,9 @@ that each request added to a batch saves ``b`` (the fixed cost it would pay in a
 its own), so it waits while the next request is expected (from the recent arrival rate)
 within ``b``, and never past ``max_delay`` after the oldest request arrived. A full queue
 (``max_queue`` requests waiting) refuses new ones at once with :class:`Overloaded` (503)
-rather than letting latency grow without limit.
+rather than letting latency grow without limit. When the model raises on a batch of
+several requests, each of them runs again alone: the one it refused (a Python predictor's
+bad input) fails, the others are answered.
 """
 
 from __future__ import annotations
@@ -157,13 +159,13 @@ class Batcher:
                 rows += item.rows
             started = time.perf_counter()
             try:
-                if self.offload:
-                    outputs = await loop.run_in_executor(self._executor, self._run, batch)
+                outputs = await self._compute(loop, batch)
+            except Exception as exc:  # the model raised: on which request, each alone says
+                if len(batch) == 1:
+                    _call(batch[0].done, None, exc)
                 else:
-                    outputs = self._run(batch)
-            except Exception as exc:  # the model raised: every request of the batch fails
-                for pending in batch:
-                    _call(pending.done, None, exc)
+                    for pending in batch:
+                        await self._alone(loop, pending)
                 continue
             took = time.perf_counter() - started
             self.latency.add(rows, took)
@@ -178,6 +180,20 @@ class Batcher:
                 part = {k: v[at : at + pending.rows] for k, v in outputs.items()}
                 at += pending.rows
                 _call(pending.done, part, None)
+
+    async def _compute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> Tensors:
+        if self.offload:
+            return await loop.run_in_executor(self._executor, self._run, batch)
+        return self._run(batch)
+
+    async def _alone(self, loop: asyncio.AbstractEventLoop, pending: _Pending) -> None:
+        """Runs one request of a batch that failed by itself, and hands it its outcome."""
+        try:
+            outputs = await self._compute(loop, [pending])
+        except Exception as exc:
+            _call(pending.done, None, exc)
+        else:
+            _call(pending.done, outputs, None)
 
     def _waiting_pays(self, oldest: float) -> bool:
         left = oldest + self.max_delay_s - time.perf_counter()

@@ -50,11 +50,13 @@ class ProtocolError(Exception):
 @dataclass(frozen=True)
 class TensorSpec:
     """One input or output of the model: its name, V2 datatype and shape (-1: any size;
-    the batch axis first)."""
+    the batch axis first); ``default``: an input's value for one sample when the simple
+    route's request leaves it out (None: it must be sent)."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
+    default: Any = None
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
@@ -358,15 +360,25 @@ def _from_binary(
 
 def _to_json(array: np.ndarray) -> Any:
     if array.dtype.kind in "OSU":
-        return [v.decode() if isinstance(v, bytes) else str(v) for v in array.reshape(-1).tolist()]
+        return [_text(v) for v in array.reshape(-1).tolist()]
     return array.reshape(-1)
+
+
+def _text(value: Any) -> str:
+    """A BYTES element as text: bytes decoded, a string as it is, any other value (a
+    Python predictor's dict or list) as its JSON."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _to_binary(array: np.ndarray) -> bytes:
     if array.dtype.kind in "OSU":
         parts = []
         for value in array.reshape(-1).tolist():
-            data = value if isinstance(value, bytes) else str(value).encode()
+            data = value if isinstance(value, bytes) else _text(value).encode()
             parts.append(len(data).to_bytes(4, "little") + data)
         return b"".join(parts)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()

@@ -8,9 +8,14 @@ batch axis first). Each framework is imported only when its runtime is chosen.
 - ``sklearn``: a scikit-learn model (``*.skops``, only the types ``skops_trust`` allows;
   ``*.joblib``/``*.pkl``): ``label`` from ``predict``, ``probabilities`` from
   ``predict_proba`` when it has one;
-- ``python``: your own class, ``Predictor`` in ``predictor.py`` beside the model:
-  ``Predictor(model_dir)``, then ``predict(inputs: dict[str, np.ndarray]) -> dict[str,
-  np.ndarray]``.
+- ``python``: your own class, ``Predictor`` in ``predictor.py`` beside the model (or in
+  the file given as ``predictor``: an inference image keeps its code apart from the
+  model): ``Predictor(model_dir)``, then ``predict(inputs: dict[str, np.ndarray]) ->
+  dict[str, np.ndarray]``. It may say its own inputs and outputs in a ``signature``
+  attribute (the shape of ``signature.json``), and raise :class:`BadInput` for a request
+  it cannot take (400, not 500). A ``BYTES`` output may hold any JSON value per sample (a
+  dict, a list), returned as a list: the simple route answers it as it is, the V2 route as
+  its JSON text.
 
 Where the file does not say (TorchScript, scikit-learn, your class), the inputs and outputs
 are the version's ``signature.json`` (docs/contracts.md).
@@ -25,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.serving.protocol import TensorSpec, v2_datatype
+from workbench.serving.protocol import ProtocolError, TensorSpec, v2_datatype
 
 #: the runtimes, and the model files each takes in a folder
 RUNTIMES = {
@@ -50,6 +55,15 @@ class ModelLoadError(Exception):
     """The model cannot be served as asked; the message says why."""
 
 
+class BadInput(ProtocolError):
+    """Raised by a Python predictor for a request it cannot take (an image that does not
+    decode, an empty text): the request answers 400 with ``{"error": message}``, so say
+    what to send instead. Any other exception answers 500."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 400)
+
+
 class Runtime:
     """A loaded model (see the module doc)."""
 
@@ -62,14 +76,28 @@ class Runtime:
 
 
 def load(
-    path: Path, runtime: str, *, threads: int = 1, signature: dict[str, Any] | None = None
+    path: Path,
+    runtime: str,
+    *,
+    threads: int = 1,
+    signature: dict[str, Any] | None = None,
+    predictor: Path | None = None,
 ) -> Runtime:
     """The model at ``path`` (a model file, or the folder holding one) with ``runtime``;
     ``signature``: its inputs and outputs, where the model does not say (default: its
-    ``signature.json``)."""
+    ``signature.json``); ``predictor``: the ``python`` runtime's file when it is not in
+    the model's folder (``Predictor`` then gets ``path``, the folder)."""
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"no runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if predictor is not None:
+        if runtime != "python":
+            raise ModelLoadError(f"a predictor file is for the python runtime, not {runtime}")
+        if not predictor.is_file():
+            raise ModelLoadError(f"{predictor} is not a file")
+        return PythonRuntime(path if path.is_dir() else path.parent, predictor, signature)
     folder, file = _locate(path, runtime)
+    if runtime == "python":  # its class may say what its inputs and outputs are
+        return PythonRuntime(folder, file, signature)
     if runtime == "onnx":  # these two models say what their inputs and outputs are
         return OnnxRuntime(file, threads)
     if runtime == "savedmodel":
@@ -77,9 +105,7 @@ def load(
     signature = signature or _signature(folder, file)
     if runtime == "torchscript":
         return TorchScriptRuntime(file, signature, threads)
-    if runtime == "sklearn":
-        return SklearnRuntime(file, signature)
-    return PythonRuntime(folder, file, signature)
+    return SklearnRuntime(file, signature)
 
 
 def _locate(path: Path, runtime: str) -> tuple[Path, Path]:
@@ -110,7 +136,9 @@ def _signature(folder: Path, file: Path) -> dict[str, Any]:
 
 def _specs(entries: list[dict[str, Any]]) -> list[TensorSpec]:
     return [
-        TensorSpec(e["name"], v2_datatype(_numpy_dtype(e["dtype"])), tuple(e["shape"]))
+        TensorSpec(
+            e["name"], v2_datatype(_numpy_dtype(e["dtype"])), tuple(e["shape"]), e.get("default")
+        )
         for e in entries
     ]
 
@@ -253,7 +281,9 @@ class SklearnRuntime(Runtime):
 class PythonRuntime(Runtime):
     name = "python"
 
-    def __init__(self, folder: Path, file: Path, signature: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, file: Path, signature: dict[str, Any] | None) -> None:
+        """``signature``: given (``--signature``), else the predictor's own attribute, else
+        a ``signature.json`` beside its file or in ``folder``."""
         spec = importlib.util.spec_from_file_location("workbench_predictor", file)
         if spec is None or spec.loader is None:
             raise ModelLoadError(f"{file} cannot be imported")
@@ -263,10 +293,27 @@ class PythonRuntime(Runtime):
         if cls is None:
             raise ModelLoadError(f"{file.name} defines no class Predictor")
         self.predictor = cls(str(folder))
+        signature = (
+            signature or getattr(self.predictor, "signature", None) or _signature(folder, file)
+        )
         self.inputs = _specs(signature["inputs"])
         self.outputs = _specs(signature.get("outputs") or [])
         if not self.outputs:
             raise ModelLoadError(f"{SIGNATURE_FILE} must list the Predictor's outputs")
+        self._texts = [s.name for s in self.outputs if s.datatype == "BYTES"]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in self.predictor.predict(inputs).items()}
+        outputs = self.predictor.predict(inputs)
+        for name in self._texts:  # a value per sample, whatever it is (a dict, a list)
+            if isinstance(outputs.get(name), list):
+                outputs[name] = _objects(outputs[name])
+        return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """``values`` as a 1-D array of objects (``np.asarray`` would make a list of lists a
+    2-D array)."""
+    array = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        array[i] = value
+    return array

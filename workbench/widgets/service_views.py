@@ -166,6 +166,6 @@ def logs_html(logs: list[ReplicaLog]) -> str:
 def unread_html(error: str) -> str:
     """The live line when no replica's metrics could be read: why (the first error)."""
     return (
-        "<small><i>Its replicas serve no Prometheus /metrics (an inference image's own "
-        f"server): {escape(error[:200])}</i></small>"
+        "<small><i>Its replicas serve no Prometheus /metrics (an inference image with a "
+        f"server of its own): {escape(error[:200])}</i></small>"
     )

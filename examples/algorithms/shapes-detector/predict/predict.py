@@ -1,17 +1,19 @@
-"""Serve a shapes-detector model over HTTP (Workbench's inference-container contract).
+"""shapes-detector's inference: a Python predictor, served by the Workbench model server
+(``python -m workbench.serving --runtime python --predictor /app/predict.py``, the
+Dockerfile's command) by the inference-container contract (docs/contracts.md).
 
 Loads ``$MODEL_DIR/model.pt`` (TorchScript with its decoding), ``labels.json`` and
-``preprocess.json`` (written by ``train/train.py``; no training code is needed), then
-listens on ``0.0.0.0:$PORT``:
+``preprocess.json`` (written by ``train/train.py``; no training code is needed). The server
+then answers on ``0.0.0.0:$PORT``:
 
 - ``GET /health`` -> ``{"status": "ok"}``;
 - ``POST /predict`` with ``{"image": "<base64 PNG or JPEG>"}`` (a ``data:`` URL works too)
   and optionally ``"score_threshold"`` (default: the one trained with) ->
   ``{"boxes": [{"label": ..., "score": ..., "box": [x, y, w, h]}, ...]}``, best first, in
   the pixels of the image sent;
-- a bad request answers 400 with ``{"error": "..."}``.
+- a bad request 400 with ``{"error": "..."}``;
 
-SIGTERM stops the server at once.
+and it stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,51 +22,62 @@ import base64
 import binascii
 import io
 import json
-import os
-import signal
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-ROUTE = "/predict"
-MAX_BODY_BYTES = 16 << 20
-
-
-class BadRequest(Exception):
-    """The request cannot be answered; the message goes back as ``{"error": ...}``."""
+from workbench.serving.runtimes import BadInput
 
 
 def decode_image(value: object) -> Image.Image:
     """The picture in a base64 string (optionally a ``data:image/...;base64,`` URL)."""
+    if isinstance(value, bytes):  # the server hands strings on as UTF-8 bytes
+        value = value.decode("ascii", errors="replace")
     if not isinstance(value, str) or not value:
-        raise BadRequest('"image" must be a base64-encoded PNG or JPEG')
+        raise BadInput('"image" must be a base64-encoded PNG or JPEG')
     if value.startswith("data:"):
         value = value.partition(",")[2]
     try:
-        data = base64.b64decode(value, validate=True)
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(base64.b64decode(value, validate=True)))
         image.load()
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest(f'"image" is not valid base64: {exc}') from None
+        raise BadInput(f'"image" is not valid base64: {exc}') from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise BadRequest(f'"image" is not an image Pillow can read: {exc}') from None
+        raise BadInput(f'"image" is not an image Pillow can read: {exc}') from None
     return image
 
 
-class Detector:
-    def __init__(self, model_dir: Path) -> None:
-        self.model = torch.jit.load(str(model_dir / "model.pt"), map_location="cpu").eval()
-        self.labels: list[str] = json.loads((model_dir / "labels.json").read_text())
-        preprocess = json.loads((model_dir / "preprocess.json").read_text())
+class Predictor:
+    """The detector as the model server runs it (its python runtime): loaded once from the
+    model's folder, then ``predict`` on a batch of images; its signature names the
+    threshold it was trained with as the default."""
+
+    def __init__(self, model_dir: str) -> None:
+        folder = Path(model_dir)
+        self.model = torch.jit.load(str(folder / "model.pt"), map_location="cpu").eval()
+        self.labels: list[str] = json.loads((folder / "labels.json").read_text())
+        preprocess = json.loads((folder / "preprocess.json").read_text())
         self.size = int(preprocess["img_size"])
         self.mean = float(preprocess["mean"])
         self.std = float(preprocess["std"])
-        self.threshold = float(preprocess["score_threshold"])
+        threshold = float(preprocess["score_threshold"])
+        # the threshold may be left out of a request: the one trained with
+        self.signature = {
+            "inputs": [
+                {"name": "image", "dtype": "string", "shape": [-1]},
+                {
+                    "name": "score_threshold",
+                    "dtype": "float32",
+                    "shape": [-1],
+                    "default": threshold,
+                },
+            ],
+            "outputs": [{"name": "boxes", "dtype": "string", "shape": [-1]}],  # a list per image
+        }
+        print(f"detecting {', '.join(self.labels)} at {self.size}x{self.size}", flush=True)
 
     def tensor(self, image: Image.Image) -> torch.Tensor:
         """``image`` as the network's input ``[1, 3, S, S]``, prepared like in training."""
@@ -73,15 +86,23 @@ class Detector:
         pixels = data.view(self.size, self.size, 3).permute(2, 0, 1).float() / 255
         return ((pixels - self.mean) / self.std).unsqueeze(0)
 
-    def predict(self, body: dict[str, Any]) -> dict[str, Any]:
-        image = decode_image(body.get("image"))
-        threshold = body.get("score_threshold", self.threshold)
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-            raise BadRequest('"score_threshold" must be a number')
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        images = [decode_image(v) for v in inputs["image"]]
         with torch.no_grad():
-            rows = self.model(self.tensor(image))[0].tolist()
+            found = self.model(torch.cat([self.tensor(image) for image in images])).tolist()
+        return {
+            "boxes": [
+                self.boxes(rows, image, float(threshold))
+                for rows, image, threshold in zip(
+                    found, images, inputs["score_threshold"], strict=True
+                )
+            ]
+        }
+
+    def boxes(self, rows: list[list[float]], image: Image.Image, threshold: float) -> list[Any]:
+        """One image's detections over ``threshold``, in the pixels of the image sent."""
         sx, sy = image.width / self.size, image.height / self.size
-        boxes = [
+        return [
             {
                 "label": self.labels[int(label)],
                 "score": round(score, 4),
@@ -90,71 +111,3 @@ class Detector:
             for x, y, w, h, score, label in rows
             if score >= threshold
         ]
-        return {"boxes": boxes}
-
-
-def make_handler(detector: Detector) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "shapes-detector/1"
-
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] == "/health":
-                self.answer(200, {"status": "ok"})
-            else:
-                self.answer(404, {"error": f"no route GET {self.path}"})
-
-        def do_POST(self) -> None:
-            if self.path.split("?", 1)[0] != ROUTE:
-                self.answer(404, {"error": f"no route POST {self.path}; use POST {ROUTE}"})
-                return
-            try:
-                self.answer(200, detector.predict(self.read_json()))
-            except BadRequest as exc:
-                self.answer(400, {"error": str(exc)})
-
-        def read_json(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length <= 0 or length > MAX_BODY_BYTES:
-                raise BadRequest(f"send a JSON object of at most {MAX_BODY_BYTES} bytes")
-            try:
-                body = json.loads(self.rfile.read(length))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadRequest(f"the body is not JSON: {exc}") from None
-            if not isinstance(body, dict):
-                raise BadRequest("the body must be a JSON object")
-            return body
-
-        def answer(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            print(f"{self.address_string()} {format % args}", file=sys.stderr, flush=True)
-
-    return Handler
-
-
-def main() -> int:
-    model_dir = Path(os.environ.get("MODEL_DIR") or "/workbench/model")
-    port = int(os.environ.get("PORT") or 8080)
-    torch.set_num_threads(1)
-    detector = Detector(model_dir)
-    server = ThreadingHTTPServer(("0.0.0.0", port), make_handler(detector))
-    server.daemon_threads = True
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(
-        f"detecting {', '.join(detector.labels)} at {detector.size}x{detector.size} on port {port}",
-        flush=True,
-    )
-    server.serve_forever()
-    server.server_close()
-    print("stopped", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

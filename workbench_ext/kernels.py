@@ -40,6 +40,10 @@ Errors: starting a kernel raises :class:`WorkspaceKernelError`, a tornado ``HTTP
     BackendUnavailable   no Docker Engine answers
     BackendError         a Docker Engine call failed
     KernelLaunchFailed   the kernel exited or did not bind its ports in time (its log tail)
+
+Over 600 lines because the provisioner's launch, the kernel's connection through the
+container, its restart and clean-up, and the kernelspec it installs are one protocol
+with jupyter_client, whose hooks it implements in order.
 """
 
 from __future__ import annotations

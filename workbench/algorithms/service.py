@@ -29,6 +29,10 @@ Publishing needs a ready training image with a command (its own or the settings'
 online algorithms start training tasks, and an online algorithm's images and run settings
 do not change (take it offline first). Deleting is refused while training tasks, model
 versions or services refer to it; it removes the images it tagged.
+
+Over 600 lines because an algorithm's lifecycle and its two images' loads share one
+state machine (publishing needs a ready image; a load refuses an online algorithm), so
+their checks stay together; the images' rows and settings are in ``images.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_visible, listing
+from workbench.algorithms.images import (
+    apply_settings,
+    check_settings,
+    image_info,
+    image_kind,
+    image_row,
+    image_settings,
+    loading_conflict,
+    stored_config,
+)
 from workbench.algorithms.jobs import (
     JOB_KIND,
     TARGET_TYPE,
@@ -72,7 +86,7 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
-from workbench.images import MAX_IMAGE_BYTES, ImageConfig, check_reference, inspect_image_tar
+from workbench.images import MAX_IMAGE_BYTES, check_reference, inspect_image_tar
 from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
 from workbench.registry import Registry
 from workbench.registry.models import (
@@ -158,8 +172,8 @@ class AlgorithmService:
     def create(self, actor: Actor, spec: AlgorithmCreate) -> AlgorithmInfo:
         check_visibility(actor, spec.visibility)
         _check_purpose(spec.purpose, spec.sub_purpose)
-        _check_settings(ImageKind.TRAIN, spec.train)
-        _check_settings(ImageKind.PREDICT, spec.predict)
+        check_settings(ImageKind.TRAIN, spec.train)
+        check_settings(ImageKind.PREDICT, spec.predict)
         with self.registry.session() as s:
             _check_unique_name(s, actor.id, spec.name)
             row = Algorithm(
@@ -178,7 +192,7 @@ class AlgorithmService:
                 (ImageKind.PREDICT, spec.predict),
             ):
                 image = AlgorithmImage(algorithm_id=row.id, kind=kind, state=ImageState.MISSING)
-                _apply_settings(image, settings)
+                apply_settings(image, settings)
                 s.add(image)
             s.flush()
             return self._info(s, row)
@@ -211,10 +225,10 @@ class AlgorithmService:
                 settings: ImageSettings | None = getattr(changes, kind.value)
                 if settings is None:
                     continue
-                _check_settings(kind, settings)
-                image = _image_row(s, algorithm_id, kind)
-                check_command(kind, settings, _stored_config(image))
-                _apply_settings(image, settings)
+                check_settings(kind, settings)
+                image = image_row(s, algorithm_id, kind)
+                check_command(kind, settings, stored_config(image))
+                apply_settings(image, settings)
                 image.updated_at = utcnow()
             for key in ("name", "description", "purpose", "sub_purpose", "visibility"):
                 if key in fields:
@@ -264,7 +278,7 @@ class AlgorithmService:
         image that has a command (its own, or the settings')."""
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
-            train = _image_row(s, algorithm_id, ImageKind.TRAIN)
+            train = image_row(s, algorithm_id, ImageKind.TRAIN)
             if train.state != ImageState.READY:
                 raise Conflict(
                     f"Algorithm {algorithm_id} cannot go online: its training image is "
@@ -277,7 +291,7 @@ class AlgorithmService:
                     + ".",
                     train_state=train.state,
                 )
-            check_command(ImageKind.TRAIN, image_settings(train), _stored_config(train))
+            check_command(ImageKind.TRAIN, image_settings(train), stored_config(train))
             row.state = AlgorithmState.ONLINE
             s.flush()
             return self._info(s, row)
@@ -320,7 +334,7 @@ class AlgorithmService:
                 continue
             _check_purpose(spec.purpose, spec.sub_purpose)
             for kind in ImageKind:
-                _check_settings(kind, getattr(spec, kind.value))
+                check_settings(kind, getattr(spec, kind.value))
             with self.registry.session() as s:
                 row = s.get_one(Algorithm, row.id)
                 row.description, row.purpose, row.sub_purpose = (
@@ -329,7 +343,7 @@ class AlgorithmService:
                     spec.sub_purpose,
                 )
                 for kind in ImageKind:
-                    _apply_settings(_image_row(s, row.id, kind), getattr(spec, kind.value))
+                    apply_settings(image_row(s, row.id, kind), getattr(spec, kind.value))
             ids.append(row.id)
         with self.registry.session() as s:
             return [self._info(s, s.get_one(Algorithm, i)) for i in ids]
@@ -356,7 +370,7 @@ class AlgorithmService:
 
     def check_upload(self, actor: Actor, algorithm_id: int, kind: ImageKind | str) -> None:
         """Refuse an image before its bytes arrive (unknown id, not yours, online, loading)."""
-        self._loadable(actor, algorithm_id, _kind(kind))
+        self._loadable(actor, algorithm_id, image_kind(kind))
 
     def upload_image(
         self,
@@ -373,7 +387,14 @@ class AlgorithmService:
         job's folder."""
         detail = filename or f"{archive.size} bytes, sha256 {archive.sha256[:12]}"
         return self._load_tar(
-            actor, algorithm_id, _kind(kind), archive.path, "upload", detail, move=True, wait=wait
+            actor,
+            algorithm_id,
+            image_kind(kind),
+            archive.path,
+            "upload",
+            detail,
+            move=True,
+            wait=wait,
         )
 
     def image_from_workspace(
@@ -389,7 +410,7 @@ class AlgorithmService:
         """Check ``docker_image/<filename>`` of a workspace the actor owns or is a member of
         (manual 2.6.7) and queue its load; the workspace's environment becomes the
         algorithm's lineage."""
-        kind = _kind(kind)
+        kind = image_kind(kind)
         workspace = self.workspaces.get(actor, workspace_id)
         named = parse_tar_name(filename)
         if named is None or named[0] != kind.value:
@@ -422,7 +443,7 @@ class AlgorithmService:
     ) -> AlgorithmInfo:
         """Queue ``docker pull reference`` as the image (a job; a Docker Engine that
         reaches the registry)."""
-        kind = _kind(kind)
+        kind = image_kind(kind)
         reference = check_reference(reference)
         settings = self._loadable(actor, algorithm_id, kind)
         self.backend.require_pull()
@@ -486,7 +507,7 @@ class AlgorithmService:
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
             _check_not_online(row)
-            image = _image_row(s, algorithm_id, kind)
+            image = image_row(s, algorithm_id, kind)
             previous = [image.state, image.state_reason]
             claimed = s.execute(
                 sa.update(AlgorithmImage)
@@ -495,7 +516,7 @@ class AlgorithmService:
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise _loading_conflict(algorithm_id, kind)
+                raise loading_conflict(algorithm_id, kind)
             job = self.jobs.create(
                 s,
                 JOB_KIND,
@@ -518,9 +539,9 @@ class AlgorithmService:
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
             _check_not_online(row)
-            image = _image_row(s, algorithm_id, kind)
+            image = image_row(s, algorithm_id, kind)
             if image.state == ImageState.LOADING:
-                raise _loading_conflict(algorithm_id, kind)
+                raise loading_conflict(algorithm_id, kind)
             return image_settings(image)
 
     # --- helpers --------------------------------------------------------------------------
@@ -543,7 +564,7 @@ class AlgorithmService:
     def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
         owner = s.get(User, row.owner_id)
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
-        images = {ImageKind(image.kind): _image_info(s, image) for image in rows}
+        images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
         return AlgorithmInfo(
             id=row.id,
@@ -565,38 +586,12 @@ class AlgorithmService:
 # --- module helpers ---------------------------------------------------------------------------
 
 
-def _kind(kind: ImageKind | str) -> ImageKind:
-    try:
-        return ImageKind(kind)
-    except ValueError:
-        raise InvalidInput(
-            f"{kind!r} is not an image kind; an algorithm has a 'train' and a 'predict' image.",
-            field="kind",
-        ) from None
-
-
 def _check_purpose(purpose: Purpose, sub_purpose: SubPurpose) -> None:
     if sub_purpose not in SUB_PURPOSES[purpose]:
         raise InvalidInput(
             f"Sub-purpose {sub_purpose} does not belong to purpose {purpose}; choose one of: "
             f"{', '.join(SUB_PURPOSES[purpose])}.",
             field="sub_purpose",
-        )
-
-
-def _check_settings(kind: ImageKind, settings: ImageSettings) -> None:
-    """What the settings' own validation cannot see: the kind they are for."""
-    if kind is ImageKind.TRAIN and settings.api_spec is not None:
-        raise InvalidInput(
-            "train.api_spec: a training image serves no API; give the API spec under predict.",
-            field="train.api_spec",
-        )
-    names = [param.name for param in settings.api_spec.params] if settings.api_spec else []
-    if twice := sorted({name for name in names if names.count(name) > 1}):
-        raise InvalidInput(
-            f"{kind.value}.api_spec.params names {', '.join(twice)} more than once; give each "
-            "input of the API once.",
-            field=f"{kind.value}.api_spec.params",
         )
 
 
@@ -607,14 +602,6 @@ def _check_not_online(row: Algorithm) -> None:
             "first, load the new image, then publish it again.",
             state=row.state,
         )
-
-
-def _loading_conflict(algorithm_id: int, kind: ImageKind) -> Conflict:
-    return Conflict(
-        f"The {kind.value} image of algorithm {algorithm_id} is being loaded already; wait "
-        "until it is ready or failed, then try again.",
-        state=ImageState.LOADING.value,
-    )
 
 
 def _check_unique_name(s: Session, owner_id: int, name: str) -> None:
@@ -635,73 +622,4 @@ def _ids(
         s.scalars(
             sa.select(model.id).where(model.algorithm_id == algorithm_id).order_by(model.id)
         ).all()
-    )
-
-
-def _image_query(algorithm_id: int, kind: ImageKind) -> sa.Select[tuple[AlgorithmImage]]:
-    return sa.select(AlgorithmImage).where(
-        AlgorithmImage.algorithm_id == algorithm_id, AlgorithmImage.kind == kind.value
-    )
-
-
-def _image_row(s: Session, algorithm_id: int, kind: ImageKind) -> AlgorithmImage:
-    """The image's row, made when missing (this service makes both with the algorithm;
-    rows written by other means may lack one)."""
-    image = s.scalar(_image_query(algorithm_id, kind))
-    if image is None:
-        image = AlgorithmImage(algorithm_id=algorithm_id, kind=kind.value, state=ImageState.MISSING)
-        s.add(image)
-        s.flush()
-    return image
-
-
-def _apply_settings(image: AlgorithmImage, settings: ImageSettings) -> None:
-    image.command = list(settings.command)
-    image.args = list(settings.args)
-    image.env = {name: spec.model_dump(mode="json") for name, spec in settings.env.items()}
-    image.device = settings.device
-    image.api_spec = settings.api_spec.model_dump(mode="json") if settings.api_spec else {}
-
-
-def image_settings(image: AlgorithmImage) -> ImageSettings:
-    """How the image runs: its command, args, parameters, device and API spec."""
-    return ImageSettings.model_validate(
-        {
-            "command": image.command or [],
-            "args": image.args or [],
-            "env": image.env or {},
-            "device": image.device or "cpu",
-            "api_spec": image.api_spec or None,
-        }
-    )
-
-
-def _stored_config(image: AlgorithmImage) -> ImageConfig | None:
-    """The loaded image's config (None before the first load)."""
-    if image.state != ImageState.READY or not image.config:
-        return None
-    return ImageConfig.model_validate({k: v for k, v in image.config.items() if k != "tags"})
-
-
-def _image_info(s: Session, image: AlgorithmImage) -> ImageInfo:
-    stored: dict[str, Any] = dict(image.config or {})
-    tags = stored.pop("tags", [])
-    state = ImageState(image.state)
-    return ImageInfo(
-        settings=image_settings(image),
-        state=state,
-        state_reason=image.state_reason if state is ImageState.FAILED else "",
-        image_ref=image.image_ref,
-        digest=image.digest,
-        source=image.source,
-        source_detail=image.source_detail,
-        config=ImageConfig.model_validate(stored) if stored else None,
-        tags=tags,
-        size=image.size,
-        job_id=s.scalar(
-            sa.select(sa.func.max(Job.id)).where(
-                Job.target_type == TARGET_TYPE, Job.target_id == image.id
-            )
-        ),
-        updated_at=image.updated_at,
     )

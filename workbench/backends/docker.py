@@ -30,6 +30,10 @@ Every container it creates is locked down the same way, whatever the caller asks
   GPUs through ``device_requests`` when ``limits.gpus > 0``.
 
 The SDK's exceptions become the :class:`BackendError` tree in :func:`_engine_errors`.
+
+Over 600 lines because it implements the whole backend contract on the Docker Engine,
+with the lock-down every container gets, the engine's errors mapped to the backend's and
+the image calls; one backend is one module, as local.py is.
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ State lives in files, so a new Python process sees the runs of the last one: eac
 ``exitcode``, written by the wrapper when the command ends. A run whose process is gone is
 "exited", with its exit code when the wrapper could write one (killed after the stop
 timeout: 137). Stopping sends SIGTERM to the run's process group, then SIGKILL.
+
+Over 600 lines because it implements the whole backend contract (runs, their logs and
+states, images as virtual environments, builds, loads, tags) for plain processes, with
+the contract's docstring at each method; one backend is one module, as docker.py is.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Create one from a version you can see: the format served is the one asked (a verified
 format, or ``native``), else the version's default serving format (the fastest exact
-format, ``choose_default``), else its native model; the replicas run in the version's
-environment image.
+format, ``choose_default``), else its native model (:mod:`workbench.deployments.sources`);
+the replicas run in the version's environment image.
 Every change of the replicas is a deploy job (:mod:`workbench.deployments.jobs`): create,
 start, stop (replicas to 0; the service and its settings are kept), scale, restart.
 
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import check_visibility, get_owned, get_visible, listing
-from workbench.algorithms.params import ApiSpec, resolve_parameters
+from workbench.algorithms.params import resolve_parameters
 from workbench.algorithms.service import image_settings
 from workbench.backends.base import Backend, RunState
 from workbench.deployments.jobs import (
@@ -60,20 +60,17 @@ from workbench.deployments.schemas import (
     ServiceMetrics,
     ServiceStarted,
 )
-from workbench.enums import ImageKind, ImageState, Role
+from workbench.deployments.sources import api_spec, inference_image, served_format
+from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.jobs import ACTIVE_JOB_STATES, JobService
-from workbench.models.formats import RUNTIME, native_kind
 from workbench.models.jobs import formats_key
 from workbench.models.versions import image_of, visible_version
 from workbench.quotas import QuotaService
 from workbench.registry import Registry
 from workbench.registry.models import (
-    Algorithm,
-    AlgorithmImage,
     Job,
     Model,
-    ModelFormat,
     ModelVersion,
     Service,
     User,
@@ -81,15 +78,6 @@ from workbench.registry.models import (
 from workbench.store import ArtifactStore
 from workbench.users import Actor, hash_token
 
-#: native kind -> the model server's runtime for it (a Keras file is served as a format)
-NATIVE_RUNTIME = {
-    "onnx": "onnx",
-    "torchscript": "torchscript",
-    "sklearn": "sklearn",
-    "savedmodel": "savedmodel",
-}
-#: the runtimes whose models say what their inputs and outputs are (no signature needed)
-SELF_DESCRIBED = frozenset({"onnx", "savedmodel"})
 #: seconds between two looks of the watch at the running services' replicas
 HEAL_INTERVAL_S = 5.0
 #: a running replica that does not answer its health route for this long is replaced
@@ -330,11 +318,11 @@ class DeploymentService:
                 else None
             )
             if request.algorithm_id is not None:
-                image = _inference_image(s, actor, request.algorithm_id)
+                image = inference_image(s, actor, request.algorithm_id)
                 fmt, runtime, image_ref = IMAGE_FORMAT, IMAGE_FORMAT, image.image_ref
             else:
                 assert version is not None  # ServiceCreate asks for one of the two
-                fmt, runtime = _served(s, self.store, version, request.format)
+                fmt, runtime = served_format(s, self.store, version, request.format)
                 image_ref = image_of(s, version)
             taken = s.scalar(sa.select(Service.id).where(Service.name == request.name))
             if taken is not None:
@@ -457,7 +445,7 @@ class DeploymentService:
         if service.runtime == IMAGE_FORMAT:
             # the algorithm's inference image as it is now: a new upload or pull is taken up
             assert service.algorithm_id is not None
-            image = _inference_image(s, actor, service.algorithm_id)
+            image = inference_image(s, actor, service.algorithm_id)
             service.image_ref = image.image_ref
             settings = image_settings(image)
             spec |= {
@@ -521,7 +509,7 @@ class DeploymentService:
             task_id=version.task_id if version else None,
             dataset_id=version.dataset_id if version else None,
             algorithm_id=row.algorithm_id or (version.algorithm_id if version else None),
-            api_spec=_api_spec(s, row),
+            api_spec=api_spec(s, row),
             format=row.format,
             runtime=row.runtime,
             replicas=row.replicas,
@@ -545,87 +533,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _served(
-    s: Session, store: ArtifactStore, version: ModelVersion, asked: str | None
-) -> tuple[str, str]:
-    """The format a new service serves, and its runtime (see the module doc)."""
-    verified = dict(
-        s.execute(
-            sa.select(ModelFormat.format, ModelFormat.file).where(
-                ModelFormat.model_version_id == version.id, ModelFormat.state == "verified"
-            )
-        ).all()
-    )
-    fmt = asked or version.default_format or "native"
-    if fmt == "native":
-        native = native_kind(store.path(version.storage_key))
-        runtime = NATIVE_RUNTIME.get(native or "")
-        if runtime is None:
-            choices = ", ".join(sorted(verified)) or "none: convert it first"
-            raise InvalidInput(
-                f"Version {version.id}'s native model ({native or 'none found'}) is not served "
-                f"as it is; serve one of its verified formats ({choices}).",
-                field="format",
-            )
-    elif fmt not in verified:
-        raise InvalidInput(
-            f"Version {version.id} has no verified {fmt} format; serve native or one of "
-            f"{', '.join(sorted(verified)) or 'none (convert it first)'}.",
-            field="format",
-        )
-    else:
-        runtime = RUNTIME[fmt]
-        if runtime not in NATIVE_RUNTIME.values():
-            raise InvalidInput(
-                f"The {fmt} format is not served yet; serve onnx or native.", field="format"
-            )
-    if not version.signature and runtime not in SELF_DESCRIBED:
-        raise InvalidInput(
-            f"Version {version.id} declares no signature, which its {runtime} runtime needs: "
-            f"set one with PATCH /model-versions/{version.id}.",
-            field="signature",
-        )
-    return fmt, runtime
-
-
-def _inference_image(s: Session, actor: Actor, algorithm_id: int) -> AlgorithmImage:
-    """The algorithm's inference image, if the actor sees the algorithm and it is loaded."""
-    algorithm = get_visible(s, Algorithm, algorithm_id, actor, "algorithm")
-    image = s.scalar(
-        sa.select(AlgorithmImage).where(
-            AlgorithmImage.algorithm_id == algorithm_id,
-            AlgorithmImage.kind == ImageKind.PREDICT.value,
-        )
-    )
-    if image is None or image.state != ImageState.READY or not image.image_ref:
-        state = image.state if image is not None else ImageState.MISSING
-        raise InvalidInput(
-            f"Algorithm {algorithm.name} has no inference image ready ({state}); upload or pull "
-            "its predict image first (PUT or POST /algorithms/{id}/images/predict).",
-            field="algorithm_id",
-        )
-    if image.device == "gpu":
-        raise InvalidInput(
-            f"Algorithm {algorithm.name}'s inference image asks for a GPU, which services do "
-            "not place yet; set its device to cpu.",
-            field="algorithm_id",
-        )
-    return image
-
-
-def _api_spec(s: Session, row: Service) -> dict[str, Any] | None:
-    """An inference-image service's API (its algorithm's spec, or the contract's default)."""
-    if row.runtime != IMAGE_FORMAT or row.algorithm_id is None:
-        return None
-    spec = s.scalar(
-        sa.select(AlgorithmImage.api_spec).where(
-            AlgorithmImage.algorithm_id == row.algorithm_id,
-            AlgorithmImage.kind == ImageKind.PREDICT.value,
-        )
-    )
-    return ApiSpec.model_validate(spec or {}).model_dump(mode="json")
 
 
 def _active(s: Session, job_id: int) -> bool:

@@ -26,6 +26,10 @@ is collected, one whose container is gone ends as its collection recorded, or
 ran in the stopped server ends failed (or is queued again, see
 :attr:`JobKind.requeue_interrupted`). Containers of this instance whose job is over are
 removed.
+
+Over 600 lines because the dispatcher, the claim, a job's follow, collection and end are
+one state machine over the same job rows and locks; split, each part would reach into
+the others' state.
 """
 
 from __future__ import annotations

@@ -45,9 +45,8 @@ from workbench.errors import (
     WorkbenchError,
     rebuild_error,
 )
-from workbench.invitations import InvitationInfo
-from workbench.jobs import FINISHED_JOB_STATES, JobInfo, JobLogPage
-from workbench.jobs.schemas import wait_for_job
+from workbench.jobs.schemas import JobInfo, JobLogPage, wait_for_job
+from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.schemas import (
     BenchmarkReport,
     BenchmarkStarted,
@@ -59,15 +58,20 @@ from workbench.models.schemas import (
     ModelVersionInfo,
     VersionComparison,
 )
-from workbench.quotas import QuotaInfo
+from workbench.schemas.invitations import InvitationInfo
+from workbench.schemas.quotas import QuotaInfo
+from workbench.schemas.users import NewToken, TeamInfo, TokenInfo, UserInfo
 from workbench.training.schemas import (
     MetricPoint,
     TaskInfo,
     TrainingRunInfo,
 )
-from workbench.users import NewToken, TeamInfo, TokenInfo, UserInfo
-from workbench.workspaces.builds import ImageTarInfo, TarReport, WorkspaceBuildStarted
-from workbench.workspaces.schemas import WorkspaceInfo
+from workbench.workspaces.schemas import (
+    ImageTarInfo,
+    TarReport,
+    WorkspaceBuildStarted,
+    WorkspaceInfo,
+)
 
 API = "workbench/api/v1"
 CHUNK = 1024 * 1024

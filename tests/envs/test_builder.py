@@ -14,13 +14,8 @@ from unittest.mock import create_autospec
 import pytest
 
 from workbench.backends.base import Backend, ImageInfo
-from workbench.environments import (
-    HASH_VARIABLE,
-    EnvBuilder,
-    EnvDefinition,
-    build_workbench_wheel,
-    load_definition,
-)
+from workbench.environments.builder import HASH_VARIABLE, EnvBuilder, build_workbench_wheel
+from workbench.environments.definition import EnvDefinition, load_definition
 from workbench.errors import (
     BaseImageMissing,
     BuildFailed,

@@ -72,9 +72,11 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
-from workbench.images import MAX_IMAGE_BYTES, ImageConfig, check_reference, inspect_image_tar
-from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
-from workbench.registry import Registry
+from workbench.images import MAX_IMAGE_BYTES, check_reference, inspect_image_tar
+from workbench.jobs.runner import job_folder
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
@@ -86,6 +88,7 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
+from workbench.schemas.images import ImageConfig
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
 from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar

@@ -8,7 +8,7 @@ import click
 from workbench.cli.common import friendly, local_workbench
 from workbench.config import Settings
 from workbench.enums import Role
-from workbench.quotas import NAMES, QuotaInfo, QuotaUpdate
+from workbench.schemas.quotas import NAMES, QuotaInfo, QuotaUpdate
 from workbench.services import Workbench
 
 # --- db -----------------------------------------------------------------------------------

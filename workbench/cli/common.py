@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from workbench.client import WorkbenchClient
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.jobs import JobInfo, JobState
-from workbench.jobs.schemas import job_error
+from workbench.jobs.schemas import JobInfo, job_error
+from workbench.jobs.states import JobState
 from workbench.services import Workbench
 
 

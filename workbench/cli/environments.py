@@ -22,8 +22,9 @@ from workbench.cli.common import (
     show_log,
     upload_progress,
 )
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
-from workbench.environments.builder import DEFAULT_BASE_IMAGE, EnvBuilder, default_root
+from workbench.environments.builder import EnvBuilder, default_root
 from workbench.environments.definition import list_definitions, load_definition
 from workbench.environments.schemas import EnvironmentInfo
 

@@ -45,6 +45,7 @@ from packaging.version import Version
 
 import workbench
 from workbench.backends.base import Backend, ImageInfo
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.environments.definition import EnvDefinition
 from workbench.errors import (
     BaseImageMissing,
@@ -53,7 +54,6 @@ from workbench.errors import (
     WorkbenchWheelUnavailable,
 )
 
-DEFAULT_BASE_IMAGE = "workbench/base:bookworm"
 #: the image's user: workspaces mount their folders owned by this uid
 USER_UID = 1000
 JUPYTER_PORT = 8888

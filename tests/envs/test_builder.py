@@ -349,7 +349,7 @@ def test_the_workbench_wheel_built_from_this_checkout(tmp_path):
     wheel = build_workbench_wheel(tmp_path)
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "workbench/client.py" in names
+    assert "workbench/client/__init__.py" in names
     assert "workbench/environments/builder.py" in names
     assert any(n.endswith("labextensions/@workbench/panel/package.json") for n in names)
     assert any(n.endswith("jupyter_server_config.d/workbench_ext.json") for n in names)

@@ -21,7 +21,6 @@ PENDING = {
     "workbench/algorithms/service.py",
     "workbench/backends/docker.py",
     "workbench/backends/local.py",
-    "workbench/client.py",
     "workbench/deployments/service.py",
     "workbench/jobs/runner.py",
     "workbench_ext/kernels.py",

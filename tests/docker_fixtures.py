@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from workbench.backends.docker import DockerBackend
-from workbench.environments import DEFAULT_BASE_IMAGE, EnvBuilder, load_definition
+from workbench.config import DEFAULT_BASE_IMAGE
+from workbench.environments.builder import EnvBuilder
+from workbench.environments.definition import load_definition
 from workbench.errors import BackendUnavailable, BuildFailed
 
 REPO = Path(__file__).resolve().parents[1]

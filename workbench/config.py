@@ -124,6 +124,10 @@ class QuotaDefaults:
         )
 
 
+#: the local image every environment is built ``FROM`` (``scripts/base-image`` makes it)
+DEFAULT_BASE_IMAGE = "workbench/base:bookworm"
+
+
 @dataclass(frozen=True)
 class EnvBuildOptions:
     """How the server builds environment images (the same options as

@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import TypeAdapter
 
 from workbench.errors import (
     ArchiveLimitExceeded,
@@ -45,14 +45,11 @@ from workbench.errors import (
     InvalidInput,
     UnsupportedArchive,
 )
+from workbench.schemas.images import ImageConfig, ImageReference
 
 #: the largest image tar accepted unless a service is given another limit
 MAX_IMAGE_BYTES = 16 * 1024**3
 _MANIFEST_LIMIT = 16 * 1024**2
-#: an image reference as ``docker pull`` takes it: ``[host[:port]/]path[:tag][@digest]``
-ImageReference = Annotated[
-    str, StringConstraints(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
-]
 IMAGE_REFERENCE: TypeAdapter[str] = TypeAdapter(ImageReference)
 SAVE_HINT = "make one with `docker save -o NAME.tar IMAGE:TAG`"
 #: the labels and the image names that are Workbench's alone; ``workbench.base.*`` and
@@ -66,33 +63,6 @@ RESERVED_NAMESPACE = "workbench/"
 _DEFAULT_REGISTRIES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
 #: the size of the pieces :func:`untagged_stream` hands the engine
 _STREAM_CHUNK = 1024 * 1024
-
-
-class ImagePull(BaseModel):
-    """The body of a pull: an environment's image or an algorithm's."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reference: ImageReference
-
-
-class ImageConfig(BaseModel):
-    """What an image runs: its own entrypoint, command, environment, ports, folder, user."""
-
-    model_config = ConfigDict(frozen=True)
-
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    exposed_ports: list[int] = Field(default_factory=list)
-    workdir: str = ""
-    user: str = ""
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def has_command(self) -> bool:
-        """Whether the image runs something of its own (an ENTRYPOINT or a CMD)."""
-        return bool(self.entrypoint or self.cmd)
 
 
 @dataclass(frozen=True)

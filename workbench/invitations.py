@@ -11,16 +11,14 @@ declining and cancelling delete the invitation and leave nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.enums import Role
 from workbench.errors import NotFound, PermissionDenied
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Invitation,
     Team,
@@ -29,23 +27,10 @@ from workbench.registry.models import (
     Workspace,
     WorkspaceMember,
 )
+from workbench.schemas.invitations import InvitationInfo
 
 if TYPE_CHECKING:
     from workbench.users import Actor
-
-
-class InvitationInfo(BaseModel):
-    id: int
-    #: what it invites to: a team or a workspace, its id and its name
-    kind: Literal["team", "workspace"]
-    target_id: int
-    name: str
-    #: the invitee, and who invited them
-    user: str
-    inviter: str
-    #: pending while listed; accepted, declined or cancelled in the answer that ends it
-    state: Literal["pending", "accepted", "declined", "cancelled"] = "pending"
-    created_at: datetime
 
 
 def invite(

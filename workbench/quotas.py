@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from workbench.config import QuotaDefaults
 from workbench.errors import NotFound, QuotaExceeded
-from workbench.jobs import ACTIVE_JOB_STATES
-from workbench.registry import Registry
+from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
@@ -47,9 +46,8 @@ from workbench.registry.models import (
     User,
     Workspace,
 )
+from workbench.schemas.quotas import NAMES, QuotaInfo, QuotaUpdate, QuotaValues
 
-#: the quotas, in the order they are shown
-NAMES = ("replicas", "memory_mb", "upload_bytes")
 #: what to do when over each
 ADVICE = {
     "replicas": "stop or scale down one of your services (`workbench service stop ID`), or "
@@ -59,33 +57,6 @@ ADVICE = {
     "upload_bytes": "delete datasets, model versions or images you no longer need, or ask an "
     "admin to raise your quota (`workbench quota set`)",
 }
-
-
-class QuotaValues(BaseModel):
-    replicas: int
-    memory_mb: int
-    upload_bytes: int
-
-
-class QuotaInfo(BaseModel):
-    """A user's quotas, which of them an admin set (the others are the server's default),
-    and what the user has in use now."""
-
-    username: str
-    limits: QuotaValues
-    custom: list[str]
-    used: QuotaValues
-
-
-class QuotaUpdate(BaseModel):
-    """An admin's change: each field given is set (null: back to the server's default);
-    fields left out keep their value."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    replicas: int | None = Field(None, ge=0)
-    memory_mb: int | None = Field(None, ge=0)
-    upload_bytes: int | None = Field(None, ge=0)
 
 
 @dataclass(frozen=True)

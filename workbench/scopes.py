@@ -31,7 +31,7 @@ from types import MappingProxyType
 import sqlalchemy as sa
 
 from workbench.errors import PermissionDenied, Unauthenticated
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import Workspace, WorkspaceMember
 
 WORKSPACE_SCOPE_PREFIX = "workspace:"

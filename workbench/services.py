@@ -13,18 +13,18 @@ from workbench.config import Settings
 from workbench.datasets.service import DatasetService
 from workbench.deployments.proxy import Proxy
 from workbench.deployments.service import DeploymentService
-from workbench.environments import EnvBuilder
-from workbench.environments.builder import default_root
+from workbench.environments.builder import EnvBuilder, default_root
 from workbench.environments.service import EnvironmentService
 from workbench.errors import WorkbenchError
 from workbench.invitations import InvitationService
-from workbench.jobs import JobRunner, JobService
+from workbench.jobs.runner import JobRunner
+from workbench.jobs.service import JobService
 from workbench.models.conversions import ConversionService
 from workbench.models.imports import ImportService
 from workbench.models.registry import ModelService
 from workbench.models.versions import VersionService
 from workbench.quotas import QuotaService
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.store import ArtifactStore
 from workbench.training.jobs import TrainingKind
 from workbench.training.service import TrainingService

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
 
 from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from workbench.invitations import invite, invited
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import ApiToken, Team, TeamMember, User
 from workbench.registry.unique import flush_unique
+from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
 
 TOKEN_PREFIX = "wb_"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -47,50 +47,6 @@ class Actor:
                 "your own login or a token from `workbench token create`.",
                 scope=self.scope,
             )
-
-
-class UserInfo(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    username: str
-    display_name: str
-    role: Role
-    active: bool
-    created_at: datetime
-
-
-class TokenInfo(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    prefix: str
-    scope: str
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-
-
-class NewToken(TokenInfo):
-    """A just-created token: the only time its ``secret`` is available."""
-
-    secret: str
-
-
-class NewUser(UserInfo):
-    """A just-added user with their first API token (shown this once)."""
-
-    token: str
-
-
-class TeamInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    members: dict[str, Role]
-    #: invited, not members until they accept
-    invited: list[str] = []
 
 
 def hash_token(secret: str) -> str:

@@ -88,8 +88,9 @@ from workbench.errors import (
     Unauthenticated,
     WorkbenchError,
 )
+from workbench.schemas.users import NewToken
 from workbench.services import Workbench
-from workbench.users import Actor, NewToken
+from workbench.users import Actor
 from workbench.workspaces.service import CONTAINER_ROOT
 
 #: the entry point's name in the group ``jupyter_client.kernel_provisioners``

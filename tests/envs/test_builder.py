@@ -14,13 +14,8 @@ from unittest.mock import create_autospec
 import pytest
 
 from workbench.backends.base import Backend, ImageInfo
-from workbench.environments import (
-    HASH_VARIABLE,
-    EnvBuilder,
-    EnvDefinition,
-    build_workbench_wheel,
-    load_definition,
-)
+from workbench.environments.builder import HASH_VARIABLE, EnvBuilder, build_workbench_wheel
+from workbench.environments.definition import EnvDefinition, load_definition
 from workbench.errors import (
     BaseImageMissing,
     BuildFailed,
@@ -88,7 +83,8 @@ def test_the_dockerfile_of_the_python_env(backend, fake_wheel, python_env, tmp_p
     assert "RUN python3 -m venv /opt/venv\n" in dockerfile
     assert "RUN /opt/venv/bin/pip install --requirement /tmp/requirements.txt\n" in dockerfile
     assert "COPY --from=venv --chown=1000:1000 /opt/venv /opt/venv\n" in dockerfile
-    assert "jupyter server extension disable --sys-prefix workbench_ext" in dockerfile
+    # the server's extensions are off: their packages are not in the image to validate them
+    assert "rm /opt/venv/etc/jupyter/jupyter_server_config.d/workbench_ext.json" in dockerfile
     assert dockerfile.endswith('CMD ["start-jupyterlab"]\n')
     for line in ("USER workbench\n", "WORKDIR /workspace\n", "EXPOSE 8888\n"):
         assert line in dockerfile
@@ -122,7 +118,7 @@ def test_the_start_script_takes_token_and_base_url_from_the_environment(
     assert done.returncode == 0, done.stderr
 
 
-def test_requirements_pin_the_servers_widgets_and_carry_the_wheels_dependencies(
+def test_requirements_pin_the_servers_widgets_and_carry_the_model_servers_dependencies(
     backend, fake_wheel, python_env, tmp_path
 ):
     context = EnvBuilder(backend, workbench_wheel=fake_wheel).write_context(python_env, tmp_path)
@@ -133,8 +129,11 @@ def test_requirements_pin_the_servers_widgets_and_carry_the_wheels_dependencies(
     assert context.requirements[: len(python_env.python.packages)] == python_env.python.packages
     assert f"anywidget~={anywidget[0]}.{anywidget[1]}.0" in context.requirements
     assert any(r.startswith("ipywidgets~=") for r in context.requirements)
-    assert "httpx>=0.27" in context.requirements
-    assert not any("psycopg" in r for r in context.requirements)  # an extra's
+    assert "httpx>=0.27" in context.requirements  # the client's
+    # the model server's, without their markers
+    assert {"numpy>=1.26", "uvloop>=0.21"} <= set(context.requirements)
+    for left_out in ("sqlalchemy", "psycopg", "workbench", "anywidget<"):  # other extras'
+        assert not any(r.startswith(left_out) for r in context.requirements), left_out
 
 
 def test_an_extra_ca_bundle_is_copied_and_trusted(backend, fake_wheel, python_env, tmp_path):
@@ -354,7 +353,7 @@ def test_the_workbench_wheel_built_from_this_checkout(tmp_path):
     wheel = build_workbench_wheel(tmp_path)
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "workbench/client.py" in names
+    assert "workbench/client/__init__.py" in names
     assert "workbench/environments/builder.py" in names
     assert any(n.endswith("labextensions/@workbench/panel/package.json") for n in names)
     assert any(n.endswith("jupyter_server_config.d/workbench_ext.json") for n in names)

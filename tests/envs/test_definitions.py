@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.environments import EnvDefinition, list_definitions, load_definition
+from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
 from workbench.errors import EnvDefinitionInvalid, EnvNotFound, InvalidInput, NotFound
 
 VALID = """\

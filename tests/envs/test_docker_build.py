@@ -22,7 +22,8 @@ from tests.cleanup import SESSION, SUITE_LABEL
 from tests.docker_fixtures import env_builder
 from workbench.backends.base import RunSpec, RunState
 from workbench.backends.docker import DockerBackend
-from workbench.environments import HASH_VARIABLE, EnvDefinition
+from workbench.environments.builder import HASH_VARIABLE
+from workbench.environments.definition import EnvDefinition
 from workbench.errors import BuildFailed, ImageNotFound
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -42,7 +42,7 @@ from workbench.datasets.archives import dataset_root, extract_archive
 from workbench.datasets.formats import inspect_dataset
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import DatasetFormat, Purpose
-from workbench.environments import HASH_VARIABLE
+from workbench.environments.builder import HASH_VARIABLE
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from tests.conftest import add_people, add_preset_environments, make_workbench
 from workbench.backends.base import Mount, RunSpec, RunState
 from workbench.backends.docker import DockerBackend
 from workbench.errors import InvalidInput, WorkbenchError
-from workbench.jobs import JobState
+from workbench.jobs.states import JobState
 from workbench.models.schemas import (
     BenchmarkRequest,
     ModelFilter,

@@ -30,7 +30,8 @@ from tests.services.test_algorithms import BAYES_TRAIN
 from workbench.backends.docker import DockerBackend
 from workbench.client import WorkbenchClient
 from workbench.config import Settings
-from workbench.jobs import FINISHED_JOB_STATES, JobInfo
+from workbench.jobs.schemas import JobInfo
+from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.registry import models as m
 from workbench.services import Workbench
 

@@ -33,7 +33,8 @@ from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.docker import DockerBackend
 from workbench.deployments.schemas import ServiceCreate, ServiceInfo
 from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.jobs import JobFilter, JobState
+from workbench.jobs.schemas import JobFilter
+from workbench.jobs.states import JobState
 from workbench.models.schemas import NewVersion
 from workbench.registry.models import AlgorithmImage
 from workbench.services import Workbench

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from workbench.errors import Conflict
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.unique import violates
 
 FILLERS: dict[type, Any] = {

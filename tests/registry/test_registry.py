@@ -18,8 +18,8 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import SchemaOutOfDate
-from workbench.registry import Registry
 from workbench.registry import models as m
+from workbench.registry.db import Registry
 
 
 def test_migrations_match_the_models(db_url):

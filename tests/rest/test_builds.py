@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import add_environment
 from tests.rest.conftest import finished
-from workbench.environments import DEFAULT_BASE_IMAGE
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.workspaces.schemas import WorkspaceCreate
 
 API = "workbench/api/v1"

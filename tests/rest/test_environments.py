@@ -9,7 +9,7 @@ import pytest
 
 from tests.rest.conftest import Api
 from tests.services.test_environments import docker_tar, fake_builder, fake_wheel
-from workbench.environments import DEFAULT_BASE_IMAGE
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.registry import models as m
 
 API = "workbench/api/v1"

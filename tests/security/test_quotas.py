@@ -39,10 +39,10 @@ from workbench.config import QuotaDefaults
 from workbench.deployments.jobs import replica_runs
 from workbench.deployments.schemas import ServiceCreate
 from workbench.errors import QuotaExceeded
-from workbench.jobs import JobContext, JobKind, Outcome
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
 from workbench.jobs.logs import LOG_MAX_BYTES, CappedLog
-from workbench.quotas import QuotaUpdate
 from workbench.registry import models as m
+from workbench.schemas.quotas import QuotaUpdate
 from workbench.services import Workbench
 
 MiB = 1024**2

@@ -25,7 +25,7 @@ from tests.services.test_conversions import version_of
 from workbench.backends.docker import DockerBackend
 from workbench.enums import Role
 from workbench.errors import Unsupported
-from workbench.jobs import JobState
+from workbench.jobs.states import JobState
 from workbench.models.schemas import ModelImport
 from workbench.registry.models import Job
 from workbench.services import Workbench

@@ -18,7 +18,7 @@ from tests.conftest import (
 )
 from workbench.backends.base import RunSpec, RunState
 from workbench.backends.local import LocalBackend
-from workbench.environments import DEFAULT_BASE_IMAGE
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.errors import (
     BuildFailed,
     Conflict,

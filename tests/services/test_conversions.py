@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import add_environment, add_people, make_workbench
 from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.jobs import JobState
+from workbench.jobs.states import JobState
 from workbench.models.schemas import (
     BenchmarkRequest,
     ConversionRequest,

@@ -19,14 +19,10 @@ from tests.conftest import add_people, make_workbench
 from tests.image_registry import serve_images
 from workbench.backends.base import Backend
 from workbench.backends.local import LocalBackend
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
-from workbench.environments import (
-    DEFAULT_BASE_IMAGE,
-    BuildContext,
-    EnvBuilder,
-    EnvDefinition,
-    load_definition,
-)
+from workbench.environments.builder import BuildContext, EnvBuilder
+from workbench.environments.definition import EnvDefinition, load_definition
 from workbench.environments.schemas import (
     EnvironmentCreate,
     EnvironmentFilter,
@@ -48,7 +44,7 @@ from workbench.errors import (
     UnsupportedArchive,
 )
 from workbench.images import inspect_image_tar
-from workbench.jobs import JobLogPage
+from workbench.jobs.schemas import JobLogPage
 from workbench.registry import models as m
 from workbench.services import Workbench
 

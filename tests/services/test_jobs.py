@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from tests.conftest import add_people, make_workbench
 from workbench.backends.base import Limits, RunInfo, RunSpec
 from workbench.errors import Conflict, InvalidInput, JobFailed, NotFound
-from workbench.jobs import JobContext, JobFilter, JobKind, Outcome
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.schemas import JobFilter
 from workbench.registry import models as m
 from workbench.services import Workbench
 from workbench.users import Actor

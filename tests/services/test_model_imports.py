@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import add_environment, add_people, make_workbench
 from tests.services.test_conversions import job_folder_of, running_run
 from workbench.errors import InvalidInput, NotFound, PermissionDenied, UnsafeArchive
-from workbench.jobs import JobState
+from workbench.jobs.states import JobState
 from workbench.models.schemas import ModelFilter, ModelImport
 from workbench.services import Workbench
 from workbench.store import StoredFile

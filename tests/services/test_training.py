@@ -628,7 +628,7 @@ def test_reconcile_requeues_unstarted_runs_and_fails_vanished_ones(wb, people, a
 def test_a_run_past_the_owners_memory_quota_is_not_queued(wb, people, algo, digits):
     """The memory a run reserves counts against its owner's quota (workbench quota set)."""
     from workbench.errors import QuotaExceeded
-    from workbench.quotas import QuotaUpdate
+    from workbench.schemas.quotas import QuotaUpdate
 
     wb.quotas.set("bob", QuotaUpdate(memory_mb=1024))
     info = wb.training.create(people.bob, task(algo, digits, memory_mb=2048))

@@ -277,7 +277,7 @@ def test_a_failed_start_is_a_failed_state_with_the_reason(wb, people, env_id):
 def test_a_start_past_the_owners_memory_quota_starts_nothing(wb, people, env_id):
     """A running workspace reserves its memory against its owner's quota."""
     from workbench.errors import QuotaExceeded
-    from workbench.quotas import QuotaUpdate
+    from workbench.schemas.quotas import QuotaUpdate
 
     wb.quotas.set("bob", QuotaUpdate(memory_mb=1536))
     first = wb.workspaces.create(people.bob, spec(env_id, resources={"memory_mb": 1024}))

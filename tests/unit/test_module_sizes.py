@@ -15,8 +15,6 @@ MAX_MODULE_LINES = 600
 REASON = "Over 600 lines because"
 MAX_WIDGET_FUNCTION_LINES = 80
 
-PENDING = {"workbench/client.py"}  # issue 17 point 6 splits it
-
 
 def modules() -> dict[str, Path]:
     """Every module of the packages, by its path from the repository root."""
@@ -42,18 +40,9 @@ def test_no_module_is_over_600_lines_without_a_reason():
     over = {
         name: line_count(path)
         for name, path in modules().items()
-        if name not in PENDING and line_count(path) > MAX_MODULE_LINES and not says_why(path)
+        if line_count(path) > MAX_MODULE_LINES and not says_why(path)
     }
     assert over == {}, f"split them, or start a line of the docstring with {REASON!r}"
-
-
-def test_the_pending_modules_are_still_over_the_limit():
-    """A module split (or gone) leaves :data:`PENDING`."""
-    found = modules()
-    done = {
-        name for name in PENDING if name not in found or line_count(found[name]) <= MAX_MODULE_LINES
-    }
-    assert done == set(), "remove them from PENDING"
 
 
 def test_no_widget_function_is_over_80_lines():

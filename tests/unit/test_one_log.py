@@ -3,9 +3,12 @@ one route, one client helper and one CLI flag."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import click
 
-from workbench import client as client_module
+import workbench.client
 from workbench.cli import main
 from workbench_ext.routes import api_routes, served
 
@@ -16,10 +19,17 @@ def test_one_route_reads_the_log_of_any_long_work():
 
 
 def test_the_client_follows_logs_one_way():
+    modules = [
+        importlib.import_module(f"workbench.client.{info.name}")
+        for info in pkgutil.iter_modules(workbench.client.__path__)
+    ]
     followers = [
         name
-        for name, value in vars(client_module).items()
-        if isinstance(value, type) and callable(getattr(value, "follow", None))
+        for module in modules
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and value.__module__ == module.__name__
+        and callable(getattr(value, "follow", None))
     ]
     assert followers == ["JobsAPI"]
 

@@ -33,11 +33,13 @@ from workbench.algorithms.params import ImageSettings
 from workbench.backends.base import Backend
 from workbench.enums import ImageKind, ImageState
 from workbench.errors import BackendError, ImageNotFound, InvalidInput, Unsupported
-from workbench.images import ImageConfig, check_labels, image_config
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
+from workbench.images import check_labels, image_config
 from workbench.jobs.files import RunOutput
-from workbench.registry import Registry
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.states import ACTIVE_JOB_STATES, JobState
+from workbench.registry.db import Registry
 from workbench.registry.models import Algorithm, AlgorithmImage, Job, utcnow
+from workbench.schemas.images import ImageConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.algorithms.params import ImageSettings
 from workbench.enums import AlgorithmState, ImageState, Purpose, SubPurpose, Visibility
-from workbench.images import ImageConfig
+from workbench.schemas.images import ImageConfig
 
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")

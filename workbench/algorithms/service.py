@@ -87,8 +87,10 @@ from workbench.enums import (
 )
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
 from workbench.images import MAX_IMAGE_BYTES, check_reference, inspect_image_tar
-from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
-from workbench.registry import Registry
+from workbench.jobs.runner import job_folder
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,

@@ -6,10 +6,8 @@ from __future__ import annotations
 import click
 
 from workbench.cli.common import friendly, local_workbench
-from workbench.config import Settings
 from workbench.enums import Role
-from workbench.quotas import NAMES, QuotaInfo, QuotaUpdate
-from workbench.services import Workbench
+from workbench.schemas.quotas import NAMES, QuotaInfo, QuotaUpdate
 
 # --- db -----------------------------------------------------------------------------------
 
@@ -33,11 +31,8 @@ def db_upgrade() -> None:
 @friendly
 def db_current() -> None:
     """Show the schema revision of the registry and the one this version needs."""
-    wb = Workbench.from_settings(Settings.from_env())
-    try:
+    with local_workbench(check=False) as wb:
         click.echo(f"current {wb.registry.current_revision()} head {wb.registry.head_revision()}")
-    finally:
-        wb.close()
 
 
 # --- users and tokens ---------------------------------------------------------------------

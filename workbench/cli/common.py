@@ -1,5 +1,9 @@
 """What the ``workbench`` commands share: Workbench errors shown as one line, the registry
-(for the administration commands) and the client (for the rest), and small helpers."""
+(for the administration commands) and the client (for the rest), and small helpers.
+
+The commands that go through the client need only Workbench's base packages; those that
+work on this machine's registry or Docker Engine need the ``server`` extra, so they import
+the server's modules inside the command, in :func:`server_imports`."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import BaseModel
@@ -15,9 +19,11 @@ from pydantic import BaseModel
 from workbench.client import WorkbenchClient
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.jobs import JobInfo, JobState
-from workbench.jobs.schemas import job_error
-from workbench.services import Workbench
+from workbench.jobs.schemas import JobInfo, job_error
+from workbench.jobs.states import JobState
+
+if TYPE_CHECKING:
+    from workbench.services import Workbench
 
 
 class CLIError(click.ClickException):
@@ -40,15 +46,45 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class ServerPackagesMissing(click.ClickException):
+    """A command that works on this machine's registry or engine, run where only the client
+    is installed."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"this command works on the registry or the Docker Engine of this machine, which "
+            f"needs the Workbench server's packages ({package} is not installed); install "
+            "them with `pip install 'workbench[server]'`, or run the command where the "
+            "server runs."
+        )
+
+
 @contextmanager
-def local_workbench(upgrade: bool = False) -> Iterator[Workbench]:
+def server_imports() -> Iterator[None]:
+    """Import the server's modules inside: a package of the ``server`` extra that is not
+    installed becomes :class:`ServerPackagesMissing`."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name.split(".")[0] == "workbench":
+            raise
+        raise ServerPackagesMissing(exc.name) from exc
+
+
+@contextmanager
+def local_workbench(upgrade: bool = False, check: bool = True) -> Iterator[Workbench]:
     """The registry itself ($WORKBENCH_HOME, $WORKBENCH_DB_URL), for the administration
-    commands; ``upgrade``: apply the migrations first."""
+    commands; ``upgrade``: apply the migrations first; ``check``: refuse a schema that is
+    not this version's."""
+    with server_imports():
+        from workbench.services import Workbench
+
     wb = Workbench.from_settings(Settings.from_env())
     try:
         if upgrade:
             wb.registry.upgrade()
-        wb.registry.check_schema()
+        if check:
+            wb.registry.check_schema()
         yield wb
     finally:
         wb.close()

@@ -19,12 +19,12 @@ from workbench.cli.common import (
     follow_option,
     friendly,
     given,
+    server_imports,
     show_log,
     upload_progress,
 )
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
-from workbench.environments.builder import DEFAULT_BASE_IMAGE, EnvBuilder, default_root
-from workbench.environments.definition import list_definitions, load_definition
 from workbench.environments.schemas import EnvironmentInfo
 
 
@@ -181,12 +181,20 @@ def environment_sync_presets() -> None:
 
 
 # --- the preset definitions, built on this machine ----------------------------------------
+# (their modules are the server's: imported by the commands, see common.server_imports)
+
+
+def _default_root() -> Path:
+    with server_imports():
+        from workbench.environments.builder import default_root
+    return default_root()
+
 
 ENVS_OPTION = click.option(
     "--envs",
     "root",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=default_root,
+    default=_default_root,
     envvar="WORKBENCH_ENVS_DIR",
     show_default="envs/ of the source checkout",
     help="The folder of environment definitions ($WORKBENCH_ENVS_DIR).",
@@ -199,6 +207,9 @@ ENVS_OPTION = click.option(
 def environment_definitions(root: Path) -> None:
     """The preset definitions (envs/<name>/env.toml): name, framework, version, device,
     description."""
+    with server_imports():
+        from workbench.environments.definition import list_definitions
+
     for d in list_definitions(root):
         click.echo(
             f"{d.name:<12} {d.framework:<11} {d.framework_version:<8} {d.device:<4} {d.description}"
@@ -255,7 +266,10 @@ def environment_build_local(
 ) -> None:
     """Build the image of the preset definition NAME on this machine's Docker Engine (no
     server needed)."""
-    from workbench.backends.docker import DockerBackend
+    with server_imports():
+        from workbench.backends.docker import DockerBackend
+        from workbench.environments.builder import EnvBuilder
+        from workbench.environments.definition import load_definition
 
     started = time.monotonic()
     definition = load_definition(root, name)

@@ -14,7 +14,8 @@ from workbench.cli.common import (
     friendly,
     show_log,
 )
-from workbench.jobs import JobInfo, JobState
+from workbench.jobs.schemas import JobInfo
+from workbench.jobs.states import JobState
 
 
 @click.group()

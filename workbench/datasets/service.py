@@ -41,7 +41,7 @@ from workbench.enums import (
     SubPurpose,
 )
 from workbench.errors import Conflict, DatasetInvalid, InvalidInput, NotFound
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Dataset,
     DatasetSplit,

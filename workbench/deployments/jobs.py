@@ -34,10 +34,11 @@ from workbench.backends.base import (
 )
 from workbench.deployments.schemas import IMAGE_FORMAT
 from workbench.errors import JobFailed
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, path_in_run
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.networks import SCRATCH, service_network
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import Job, Service
 from workbench.store import ArtifactStore
 

@@ -3,13 +3,14 @@
 and errors per second, latency percentiles and the mean batch size, computed from the
 counters' and histograms' increase as Prometheus's ``rate`` and ``histogram_quantile``
 do. A replica that started again (its counters back at zero) or is new counts from zero.
+
+:func:`parse` runs in the server; :func:`rates` also in the CLI, installed with the client
+alone (no prometheus_client), so the parser is imported where it is used.
 """
 
 from __future__ import annotations
 
 import math
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from workbench.deployments.schemas import (
     Histogram,
@@ -24,6 +25,8 @@ INFERENCE_ROUTES = frozenset({"infer", "predict"})
 
 def parse(text: str, *, index: int, run_id: str) -> ReplicaMetrics:
     """One replica's ``/metrics`` page (see :mod:`workbench.serving.metrics`)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     requests = errors = rejected = queue_depth = 0.0
     latency: dict[float, float] = {}
     batch: dict[float, float] = {}

@@ -63,11 +63,12 @@ from workbench.deployments.schemas import (
 from workbench.deployments.sources import api_spec, inference_image, served_format
 from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
-from workbench.jobs import ACTIVE_JOB_STATES, JobService
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.models.jobs import formats_key
 from workbench.models.versions import image_of, visible_version
 from workbench.quotas import QuotaService
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Job,
     Model,

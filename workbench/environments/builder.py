@@ -8,11 +8,14 @@ The image is built ``FROM`` a local base image (``scripts/base-image`` makes
   image that copies the venv in, so the wheels and pip's downloads stay out of it);
 - ``requirements.txt``: the definition's pins, the server's widget pins (the same
   ``anywidget``/``ipywidgets`` minor as this server, or widgets fail to load) and the
-  Workbench wheel's own dependencies;
-- ``workbench/``: the Workbench wheel (for ``workbench.client``), installed last with
-  ``--no-deps`` so a change of Workbench's code rebuilds only that layer. Its server
-  extension and side panel are disabled in the image: a workspace talks to the Workbench
-  only through the REST client;
+  Workbench wheel's dependencies for the client and the model server: its base
+  dependencies and its ``serve`` extra (:func:`wheel_requirements`), never the ``server``
+  extra (the registry, the engine's SDK, Voila, plotly...), which no image runs;
+- ``workbench/``: the Workbench wheel (for ``workbench.client`` and ``workbench.serving``),
+  installed last with ``--no-deps`` so a change of Workbench's code rebuilds only that
+  layer. Its server extension and side panel are disabled in the image (the server
+  configuration the wheel installs is removed): a workspace talks to the Workbench only
+  through the REST client;
 - ``extra-ca.crt`` when an extra CA bundle is given (added to the system store with
   ``update-ca-certificates``; pip, requests and httpx are pointed at that store);
 - ``wheels/`` when a wheels folder is given (``pip --find-links``); packages a definition
@@ -45,6 +48,7 @@ from packaging.version import Version
 
 import workbench
 from workbench.backends.base import Backend, ImageInfo
+from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.environments.definition import EnvDefinition
 from workbench.errors import (
     BaseImageMissing,
@@ -53,12 +57,13 @@ from workbench.errors import (
     WorkbenchWheelUnavailable,
 )
 
-DEFAULT_BASE_IMAGE = "workbench/base:bookworm"
 #: the image's user: workspaces mount their folders owned by this uid
 USER_UID = 1000
 JUPYTER_PORT = 8888
 #: packages whose minor version every image shares with the server running the builder
 SERVER_PINNED = ("anywidget", "ipywidgets")
+#: the wheel's extra every image installs besides its base dependencies: the model server's
+IMAGE_EXTRA = "serve"
 HASH_VARIABLE = "WORKBENCH_ENV_HASH"
 _SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 _WHEEL_BUILD_TIMEOUT_S = 600
@@ -88,10 +93,11 @@ ENV VIRTUAL_ENV=/opt/venv \\
 COPY start-jupyterlab /usr/local/bin/start-jupyterlab
 COPY workbench/ /tmp/workbench/
 USER workbench
-# the Workbench client; its server extension and side panel belong to the Workbench server
+# the Workbench client and model server; the server extensions its wheel enables (its own and
+# Voila's) and its side panel belong to the Workbench server, whose packages are not here
 RUN pip install --no-deps --no-cache-dir --disable-pip-version-check /tmp/workbench/*.whl \\
  && pip check \\
- && jupyter server extension disable --sys-prefix workbench_ext \\
+ && rm /opt/venv/etc/jupyter/jupyter_server_config.d/workbench_ext.json \\
  && jupyter labextension disable --level=sys_prefix @workbench/panel
 ARG $hash_variable
 LABEL workbench.env.name="$name" workbench.env.framework="$framework" \\
@@ -204,7 +210,9 @@ class EnvBuilder:
         )
         (dest / "requirements.txt").write_text(
             f"# generated for the environment {definition.name!r}: its pins, the server's "
-            "widget pins, the Workbench wheel's dependencies\n" + "\n".join(requirements) + "\n"
+            f"widget pins, the Workbench wheel's dependencies (with [{IMAGE_EXTRA}])\n"
+            + "\n".join(requirements)
+            + "\n"
         )
         start = dest / "start-jupyterlab"
         start.write_text(START_JUPYTERLAB.substitute(port=JUPYTER_PORT))
@@ -292,8 +300,11 @@ def server_pins() -> list[str]:
     return pins
 
 
-def wheel_requirements(wheel: Path) -> list[str]:
-    """The wheel's own dependencies (``Requires-Dist`` without extras)."""
+def wheel_requirements(wheel: Path, extra: str = IMAGE_EXTRA) -> list[str]:
+    """What the wheel needs installed with ``extra`` (``workbench[serve]``): each
+    ``Requires-Dist`` whose marker holds for ``extra`` on this machine, written without
+    its marker (in a requirements file ``extra == "serve"`` would never hold). The other
+    extras' (the server's, the tests') are left out."""
     with zipfile.ZipFile(wheel) as archive:
         name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
         if name is None:
@@ -302,8 +313,10 @@ def wheel_requirements(wheel: Path) -> list[str]:
     requirements = []
     for text in meta.get_all("Requires-Dist") or ():
         requirement = Requirement(text)
-        if requirement.marker and "extra" in str(requirement.marker):
-            continue
+        if requirement.marker is not None:
+            if not requirement.marker.evaluate({"extra": extra}):
+                continue
+            requirement.marker = None
         requirements.append(str(requirement))
     return requirements
 

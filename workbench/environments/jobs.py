@@ -34,7 +34,8 @@ from workbench.environments.definition import load_definition
 from workbench.environments.schemas import EnvironmentState
 from workbench.errors import ImageNotFound, JobFailed, Unsupported
 from workbench.images import check_labels
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobState, Outcome
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.states import ACTIVE_JOB_STATES, JobState
 from workbench.registry.models import Environment, Job
 from workbench.users import Actor
 

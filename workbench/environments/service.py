@@ -59,8 +59,10 @@ from workbench.environments.schemas import (
 )
 from workbench.errors import BackendError, Conflict, EnvNotFound, InvalidInput, PermissionDenied
 from workbench.images import check_reference, inspect_image_tar
-from workbench.jobs import ACTIVE_JOB_STATES, JobService, job_folder
-from workbench.registry import Registry
+from workbench.jobs.runner import job_folder
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.registry.db import Registry
 from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, User, Workspace
 from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore, StoredFile

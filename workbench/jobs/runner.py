@@ -53,7 +53,7 @@ from workbench.errors import BackendError, Conflict, RunNotFound, WorkbenchError
 from workbench.jobs.kinds import JobCancelled, JobContext, JobKind
 from workbench.jobs.logs import CappedLog
 from workbench.jobs.states import FINISHED_JOB_STATES, LIVE_JOB_STATES, JobState
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import Job, utcnow
 from workbench.store import ArtifactStore
 

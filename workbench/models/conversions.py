@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
-from workbench.jobs import ACTIVE_JOB_STATES, JobService
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.models.formats import CONVERSIONS, native_file
 from workbench.models.jobs import (
     BENCHMARK_KIND,
@@ -41,7 +42,7 @@ from workbench.models.versions import (
     version_formats,
     visible_version,
 )
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     BenchmarkRun,
     Job,

@@ -20,13 +20,13 @@ from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Visibility
 from workbench.errors import ImageNotFound, InvalidInput
-from workbench.jobs import JobService
+from workbench.jobs.service import JobService
 from workbench.models.conversions import ConversionLimits
 from workbench.models.formats import FRAMEWORK, IMPORT_KINDS, parse_signature
 from workbench.models.jobs import IMPORT_KIND, ImportKind, refuse_unboxed
 from workbench.models.schemas import ImportStarted, ModelImport, NewVersion
 from workbench.models.versions import VersionService, drop_links, safe_name
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import Environment, Model
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor

@@ -37,11 +37,12 @@ from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend, Limits, Mount, RunInfo, RunSpec
 from workbench.errors import JobFailed, UnsafeOutput, Unsupported
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, Outcome
 from workbench.jobs.files import RUN_UID, RunOutput, give_to_run_user, path_in_run, tail_lines
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.models.formats import RUNTIME, choose_default
 from workbench.networks import NO_NETWORK, SCRATCH
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import BenchmarkRun, Job, ModelFormat, ModelVersion
 from workbench.store import ArtifactStore
 

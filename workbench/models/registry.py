@@ -37,7 +37,7 @@ from workbench.models.schemas import (
     VersionUpdate,
 )
 from workbench.models.versions import format_info, owned_version, version_info, visible_version
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Model,
     ModelAlias,

@@ -31,7 +31,7 @@ from workbench.models.evaluation import Evaluation
 from workbench.models.formats import FRAMEWORK, native_kind, read_signature
 from workbench.models.jobs import formats_key
 from workbench.models.schemas import FormatInfo, ModelVersionInfo, NewVersion
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     AlgorithmImage,
     Environment,

@@ -1,5 +1,2 @@
-"""The shared registry: a SQL database (SQLite by default, PostgreSQL for teams)."""
-
-from workbench.registry.db import Registry
-
-__all__ = ["Registry"]
+"""The shared registry: a SQL database (SQLite by default, PostgreSQL for teams);
+:class:`~workbench.registry.db.Registry` and the tables of ``models``."""

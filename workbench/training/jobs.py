@@ -38,14 +38,15 @@ from workbench.algorithms.params import ImageSettings, ParamSpec, resolve_parame
 from workbench.backends.base import Limits, Mount, RunInfo, RunSpec
 from workbench.enums import ImageKind, TaskState
 from workbench.errors import InvalidInput, JobFailed, UnsafeOutput, WorkbenchError
-from workbench.jobs import JobContext, JobKind, JobState, Outcome
 from workbench.jobs.files import RUN_UID, RunOutput, give_to_run_user, path_in_run, tail_lines
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.states import JobState
 from workbench.models.evaluation import MAX_BYTES as EVALUATION_BYTES
 from workbench.models.evaluation import json_safe, read_evaluation
 from workbench.models.schemas import NewVersion
 from workbench.models.versions import VersionService, has_files, staging_key
 from workbench.networks import SCRATCH, jobs_network
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,

@@ -47,11 +47,12 @@ from workbench.enums import (
     Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, NotFound
-from workbench.jobs import FINISHED_JOB_STATES, JobService, JobState
+from workbench.jobs.service import JobService
+from workbench.jobs.states import FINISHED_JOB_STATES, JobState
 from workbench.models.evaluation import Evaluation
 from workbench.models.versions import visible_version
 from workbench.quotas import QuotaService
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,

@@ -14,7 +14,7 @@ import ipywidgets as w
 from workbench.algorithms.schemas import AlgorithmInfo, ImageInfo
 from workbench.client import WorkbenchClient
 from workbench.enums import ImageKind, ImageState
-from workbench.images import ImageConfig
+from workbench.schemas.images import ImageConfig
 from workbench.widgets.common import (
     FAILED,
     Status,
@@ -29,7 +29,7 @@ from workbench.widgets.common import (
     wrap,
 )
 from workbench.widgets.poller import Poller
-from workbench.workspaces.builds import ImageTarInfo, TarReport
+from workbench.workspaces.schemas import ImageTarInfo, TarReport
 
 SOURCES = {"workspace": "a workspace", "upload": "a tar upload", "pull": "a pull"}
 

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
-from workbench.jobs import FINISHED_JOB_STATES
+from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, ModelDetail, ModelInfo, ModelVersionInfo
 from workbench.widgets.charts import Chart, chart

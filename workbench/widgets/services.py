@@ -21,7 +21,7 @@ import ipywidgets as w
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import IMAGE_FORMAT, ServiceInfo, ServiceMetrics, ServiceRates
-from workbench.jobs import FINISHED_JOB_STATES
+from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.schemas import ModelDetail
 from workbench.widgets.charts import Chart
 from workbench.widgets.common import (

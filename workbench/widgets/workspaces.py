@@ -14,9 +14,9 @@ import ipywidgets as w
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.errors import WorkbenchError
-from workbench.invitations import InvitationInfo
 from workbench.jobs.schemas import job_error
 from workbench.jobs.states import JobState
+from workbench.schemas.invitations import InvitationInfo
 from workbench.widgets.common import (
     FAILED,
     Section,

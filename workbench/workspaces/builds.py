@@ -33,27 +33,31 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from workbench.backends.base import Backend
 from workbench.errors import BackendError, Conflict, InvalidInput, NotFound, Unsupported
-from workbench.images import MAX_IMAGE_BYTES, ImageConfig, ImageTar, inspect_image_tar
-from workbench.jobs import ACTIVE_JOB_STATES, JobContext, JobKind, JobService, Outcome
+from workbench.images import MAX_IMAGE_BYTES, ImageTar, inspect_image_tar
 from workbench.jobs.files import RunOutput
+from workbench.jobs.kinds import JobContext, JobKind, Outcome
+from workbench.jobs.service import JobService
+from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.registry.models import Environment, Job
 from workbench.users import Actor
+from workbench.workspaces.schemas import (
+    IMAGE_NAME,
+    BuildKind,
+    ImageTarInfo,
+    TarReport,
+    WorkspaceBuildRequest,
+    WorkspaceBuildStarted,
+)
 from workbench.workspaces.service import WORKSPACE_UID, WorkspaceService
 
-BuildKind = Literal["train", "predict"]
-#: the ``<name>`` of ``docker_image/<kind>-<name>.tar``; also part of the image's tag, so
-#: lowercase letters and digits separated by one ``.``, ``_`` or ``__``, or by dashes
-IMAGE_NAME = r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"
-ImageName = Annotated[str, StringConstraints(max_length=64, pattern=IMAGE_NAME)]
-ProjectPath = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 TAG = "workbench/ws-{workspace}-{kind}-{name}:latest"
 IMAGE_FOLDER = "docker_image"
 BUILD_KIND = "workspace-build"
@@ -65,64 +69,6 @@ MAX_CONTEXT_BYTES = 8 * 1024**3
 #: what a Dockerfile may build FROM: the environment's image, or nothing
 _BASES = {f"${ENV_IMAGE_ARG}", f"${{{ENV_IMAGE_ARG}}}", "scratch"}
 _TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
-
-
-class WorkspaceBuildRequest(BaseModel):
-    """Build ``code/<project>/Dockerfile`` into ``docker_image/<kind>-<name>.tar``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: the project's folder under ``code/`` (e.g. ``text-classify-bayes-train-demo``)
-    project: ProjectPath
-    kind: BuildKind
-    name: ImageName
-
-
-class WorkspaceBuildStarted(BaseModel):
-    """A build queued as a job: ``GET /jobs/<job_id>/log`` follows it."""
-
-    job_id: int
-    #: the tar it makes, relative to the workspace's root
-    path: str
-
-
-class ImageTarInfo(BaseModel):
-    """A ``docker save`` tar in a workspace's ``docker_image/`` folder."""
-
-    #: relative to the workspace's root, e.g. ``docker_image/train-bayes.tar``
-    path: str
-    filename: str
-    #: ``train`` or ``predict`` from the name; None when it does not follow the naming
-    kind: BuildKind | None
-    #: the ``<name>`` of ``<kind>-<name>.tar``
-    name: str | None
-    size: int
-    modified_at: datetime
-
-
-class TarReport(BaseModel):
-    """What publishing a tar of ``docker_image/`` as an algorithm's image would find."""
-
-    #: relative to the workspace's root, e.g. ``docker_image/train-bayes.tar``
-    path: str
-    filename: str
-    #: whether the name is ``<kind>-<name>.tar``, which publishing needs
-    naming_ok: bool
-    kind: BuildKind | None
-    name: str | None
-    #: the image's tags (``RepoTags``)
-    tags: list[str] = Field(default_factory=list)
-    #: ``sha256:<hex>`` of its config: the id the engine will give it
-    digest: str = ""
-    config: ImageConfig | None = None
-    #: the tar's size in bytes
-    size: int
-    layers: int = 0
-    #: what stops it from being published (empty: it can be)
-    problems: list[str] = Field(default_factory=list)
-    #: what to keep in mind (an image without a command needs the algorithm's)
-    warnings: list[str] = Field(default_factory=list)
-    ok: bool
 
 
 class WorkspaceBuilds:

@@ -34,7 +34,7 @@ from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied,
 from workbench.invitations import invite, invited
 from workbench.networks import workspaces_network
 from workbench.quotas import QuotaService
-from workbench.registry import Registry
+from workbench.registry.db import Registry
 from workbench.registry.models import (
     Dataset,
     Environment,
@@ -44,9 +44,10 @@ from workbench.registry.models import (
     Workspace,
     WorkspaceMember,
 )
+from workbench.schemas.users import NewToken
 from workbench.scopes import workspace_scope
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor, NewToken, UserService
+from workbench.users import Actor, UserService
 from workbench.workspaces import sources
 from workbench.workspaces.schemas import (
     GitSource,

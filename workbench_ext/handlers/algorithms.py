@@ -17,7 +17,7 @@ from workbench.algorithms.schemas import (
     ImageFromWorkspace,
 )
 from workbench.algorithms.service import AlgorithmService
-from workbench.images import ImagePull
+from workbench.schemas.images import ImagePull
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 
 KIND = "(train|predict)"

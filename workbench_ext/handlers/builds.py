@@ -8,11 +8,11 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from workbench import scopes
-from workbench.workspaces.builds import (
+from workbench.workspaces.builds import WorkspaceBuilds
+from workbench.workspaces.schemas import (
     ImageTarInfo,
     TarReport,
     WorkspaceBuildRequest,
-    WorkspaceBuilds,
     WorkspaceBuildStarted,
 )
 from workbench_ext.handlers.base import API, WorkbenchHandler, operation

@@ -14,7 +14,7 @@ from workbench.environments.schemas import (
     EnvironmentUpdate,
 )
 from workbench.environments.service import EnvironmentService
-from workbench.images import ImagePull
+from workbench.schemas.images import ImagePull
 from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
 
 

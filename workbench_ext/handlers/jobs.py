@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
 from workbench import scopes
-from workbench.jobs import JobFilter, JobInfo, JobLogPage, JobService
+from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage
+from workbench.jobs.service import JobService
 from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 

@@ -11,9 +11,9 @@ from tornado import web
 from workbench import scopes
 from workbench.enums import Role
 from workbench.errors import NotFound, PermissionDenied
-from workbench.invitations import InvitationInfo
-from workbench.quotas import QuotaInfo, QuotaUpdate
-from workbench.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
+from workbench.schemas.invitations import InvitationInfo
+from workbench.schemas.quotas import QuotaInfo, QuotaUpdate
+from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
 from workbench_ext.handlers.base import API, WorkbenchHandler, operation
 
 

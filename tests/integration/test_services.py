@@ -89,6 +89,21 @@ def deployed(setup: Setup, job_id: int, state: str = JobState.SUCCEEDED) -> None
     assert job.state == state, (job.message, log)
 
 
+def scaled(setup: Setup, service_id: int, replicas: int) -> None:
+    """Scale the service and wait for that deploy, as a user would: while another deploy
+    runs (the watch replacing a replica the test killed) the scale is refused with the
+    job to wait for, and asked again once it is over."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            started = setup.wb.deployments.scale(setup.bob, service_id, replicas)
+            break
+        except Conflict as exc:
+            assert time.monotonic() < deadline, exc.message
+            time.sleep(0.5)
+    deployed(setup, started.job_id)
+
+
 def auth(key: str | None) -> dict[str, str]:
     """The header that opens a service's endpoint."""
     assert key
@@ -316,10 +331,10 @@ def test_no_request_fails_while_a_replica_is_killed_and_while_scaling(setup: Set
         docker.from_env().containers.get(victim).kill()  # the engine's SIGKILL
         time.sleep(3)
         load.mark("scale 3")
-        deployed(setup, wb.deployments.scale(bob, service.id, 3).job_id)
+        scaled(setup, service.id, 3)
         time.sleep(1)
         load.mark("scale 1")
-        deployed(setup, wb.deployments.scale(bob, service.id, 1).job_id)
+        scaled(setup, service.id, 1)
         load.mark("scaled 1")
         time.sleep(1)
     outcomes = load.outcomes

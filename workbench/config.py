@@ -14,7 +14,7 @@ import getpass
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -251,9 +251,6 @@ class Settings:
             "training_outbound": flag(env, "WORKBENCH_TRAINING_OUTBOUND", False),
             "workspace_outbound": flag(env, "WORKBENCH_WORKSPACE_OUTBOUND", True),
         }
-        unknown = set(overrides) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TypeError(f"Settings has no {', '.join(sorted(unknown))}")
         return cls(**(values | overrides))
 
 

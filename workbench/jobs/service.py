@@ -135,14 +135,14 @@ class JobService:
     def _readable(self, s: Session, actor: Actor, job_id: int) -> Job:
         """The job if the actor owns it, is an admin, or may see what it works on (its
         kind's :meth:`~workbench.jobs.kinds.JobKind.readable`); 404 otherwise."""
-        job = s.get(Job, job_id)
-        if job is not None and job.owner_id != actor.id and actor.role is not Role.ADMIN:
-            kind = self.runner.kinds.get(job.kind)
-            if kind is None or not kind.readable(s, actor, job):
-                job = None
-        if job is None:
-            raise NotFound.entity("job", job_id)
-        return job
+        try:
+            return _visible(s, actor, job_id)
+        except NotFound:
+            job = s.get(Job, job_id)  # the session's, read once
+            kind = self.runner.kinds.get(job.kind) if job is not None else None
+            if job is None or kind is None or not kind.readable(s, actor, job):
+                raise
+            return job
 
     # --- cancelling -----------------------------------------------------------------------
 

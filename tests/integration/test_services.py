@@ -30,13 +30,15 @@ from tests.conftest import add_people, add_preset_environments, make_workbench
 from tests.docker_fixtures import echo_image_tar
 from tests.serving.models import CNN_SIGNATURE, make_cnn
 from workbench.algorithms.schemas import AlgorithmCreate
+from workbench.backends.base import MANAGED_LABEL, RunSpec
 from workbench.backends.docker import DockerBackend
+from workbench.deployments.jobs import SERVICE_LABEL
 from workbench.deployments.schemas import ServiceCreate, ServiceInfo
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs.schemas import JobFilter
 from workbench.jobs.states import JobState
 from workbench.models.schemas import NewVersion
-from workbench.registry.models import AlgorithmImage
+from workbench.registry.models import AlgorithmImage, Service
 from workbench.services import Workbench
 from workbench.users import Actor
 
@@ -379,6 +381,47 @@ def test_a_replica_gone_or_hung_is_replaced_by_the_watch(setup: Setup):
     r = httpx.post(f"http://{service.address}/predict", json={"image": x}, headers=auth(key))
     assert r.status_code == 200, r.text
     wb.deployments.delete(bob, service.id)
+
+
+def test_a_deploy_for_a_deleted_service_starts_nothing_and_the_watch_removes_its_replicas(
+    setup: Setup, python_env_image: str
+):
+    """The race the service's delete and the watch close (the delete waits for the watch's
+    look): a deploy queued as its service's row went. It fails without starting a replica,
+    and the replicas left behind are removed by the watch's next look; another server's
+    replicas on the same engine, whose service ids mean nothing here, stay."""
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(bob, ServiceCreate(name="deleted", version_id=setup.version))
+    deployed(setup, started.job_id)
+    backend, instance = wb.backend(), wb.deployments.instance
+    mine = {MANAGED_LABEL: instance, SERVICE_LABEL: str(started.service.id)}
+    (left,) = backend.list(mine)
+    other = backend.run(
+        RunSpec(
+            name=f"wb-test-other-server-{started.service.id}",
+            image=python_env_image,
+            command=("sleep", "300"),
+            labels=(theirs := {**mine, MANAGED_LABEL: f"{instance}-other"}),
+        )
+    )
+    try:
+        with wb.registry.session() as s:
+            row = s.get_one(Service, started.service.id)
+            owner = Actor(bob.id, bob.username, bob.role)
+            redeploy = wb.deployments._deploy(s, owner, row, 2, why="queued as it was deleted")
+            s.delete(row)
+        job = wb.jobs.wait(redeploy.job_id, timeout=60)
+        assert (job.state, job.message) == (
+            JobState.FAILED,
+            f"service {started.service.id} was deleted: nothing to deploy",
+        )
+        assert [r.id for r in backend.list(mine)] == [left.id]
+        wb.deployments.heal()
+        assert backend.list(mine) == []
+        assert [r.id for r in backend.list(theirs)] == [other.id]
+    finally:
+        backend.stop(other.id, timeout=1)
+        backend.remove(other.id)
 
 
 def test_stopping_under_load_answers_or_says_503(setup: Setup):

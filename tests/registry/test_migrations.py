@@ -174,3 +174,39 @@ def test_the_model_registry_upgrade_fills_in_purpose_and_framework(db_url):
     assert frameworks == ["", "pytorch"]
     assert [t if isinstance(t, dict) else json.loads(t) for t in tags] == [{}, {}]
     registry.dispose()
+
+
+def test_an_upgraded_registry_never_gives_an_id_twice(db_url):
+    """0011: rows and ids are kept, and after deleting the newest row of a table with an
+    integer id, the next row gets a new id (SQLite gave the deleted one again)."""
+    registry = Registry(db_url)
+    registry.upgrade("0010")
+    with registry.engine.begin() as conn:
+        owner = insert(conn, "users", username="u")
+        gone = insert(conn, "environments", owner_id=owner, name="gone")
+        kept = insert(conn, "environments", owner_id=owner, name="kept")
+        newest = insert(conn, "environments", owner_id=owner, name="newest")
+        workspace = insert(conn, "workspaces", owner_id=owner, environment_id=kept)
+        job = insert(conn, "jobs", kind="environment-build", owner_id=owner, target_id=gone)
+        conn.execute(sa.text("DELETE FROM environments WHERE id = :id"), {"id": gone})
+    registry.upgrade()
+    inspector = sa.inspect(registry.engine)
+    integer_ids = [
+        t
+        for t in inspector.get_table_names()
+        if inspector.get_pk_constraint(t)["constrained_columns"] == ["id"]
+    ]
+    assert len(integer_ids) >= 20
+    with registry.engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT environment_id FROM workspaces")).scalar() == kept
+        assert conn.execute(sa.text("SELECT target_id FROM jobs")).scalar() == gone
+        for table, row in (("workspaces", workspace), ("jobs", job), ("environments", newest)):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE id = :id"), {"id": row})
+        assert insert(conn, "workspaces", owner_id=owner, environment_id=kept) > workspace
+        assert insert(conn, "jobs", kind="environment-build", owner_id=owner) > job
+        assert insert(conn, "environments", owner_id=owner, name="again") > newest
+    if registry.engine.dialect.name == "sqlite":
+        with registry.engine.connect() as conn:
+            schemas = dict(conn.execute(sa.text("SELECT name, sql FROM sqlite_master")).all())
+        assert [t for t in integer_ids if "AUTOINCREMENT" not in schemas[t]] == []
+    registry.dispose()

@@ -230,7 +230,7 @@ def test_migrations_go_down_and_up_again(db_url):
     command.downgrade(registry._alembic_config(), "base")
     assert set(sa.inspect(registry.engine).get_table_names()) <= {"alembic_version"}
     registry.upgrade()
-    assert registry.current_revision() == registry.head_revision() == "0010"
+    assert registry.current_revision() == registry.head_revision() == "0011"
     versions = {c["name"] for c in sa.inspect(registry.engine).get_columns("model_versions")}
     assert "source" in versions
     columns = {c["name"] for c in sa.inspect(registry.engine).get_columns("environments")}

@@ -92,6 +92,9 @@ class DeployKind(JobKind):
 
     def execute(self, ctx: JobContext) -> Outcome:
         spec = ctx.spec
+        with self.registry.session() as s:
+            if s.get(Service, spec["service_id"]) is None:
+                raise JobFailed(f"service {spec['service_id']} was deleted: nothing to deploy")
         backend = ctx.backend
         wanted = int(spec["replicas"])
         kept: dict[int, RunInfo] = {}

@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 from workbench.access import check_visibility, get_owned, get_visible, listing
 from workbench.algorithms.params import resolve_parameters
 from workbench.algorithms.service import image_settings
-from workbench.backends.base import Backend, RunState
+from workbench.backends.base import MANAGED_LABEL, Backend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
     SERVER_PORT,
+    SERVICE_LABEL,
     TARGET_TYPE,
     DeployKind,
     answers,
@@ -207,7 +208,20 @@ class DeploymentService:
                 if done is not None:
                     queued.append(done)
             self._unhealthy_since = {k: v for k, v in self._unhealthy_since.items() if k in seen}
+            self._remove_orphans(backend, set(s.scalars(sa.select(Service.id))))
         return queued
+
+    def _remove_orphans(self, backend: Backend, services: set[int]) -> None:
+        """Remove this server's replicas whose service is gone (one a deploy started as it
+        was deleted): they serve no endpoint and only take CPU and memory."""
+        for run in backend.list({MANAGED_LABEL: self.instance}):
+            owner = run.labels.get(SERVICE_LABEL)
+            if owner is not None and int(owner) not in services:
+                log.warning(
+                    "services watch: removing %s, a replica of deleted service %s", run.name, owner
+                )
+                backend.stop(run.id, timeout=5)
+                backend.remove(run.id)
 
     def _heal(
         self, s: Session, backend: Backend, row: Service, now: float, seen: set[str]
@@ -395,8 +409,9 @@ class DeploymentService:
             return self._deploy(s, actor, service, max(1, service.replicas), restart=True)
 
     def delete(self, actor: Actor, service_id: int) -> None:
-        """Remove its replicas and the service."""
-        with self.registry.session() as s:
+        """Remove its replicas and the service. The watch waits meanwhile: a look that began
+        before the row was gone would otherwise start a deploy that brings replicas back."""
+        with self._healing, self.registry.session() as s:
             service = self._owned(s, actor, service_id)
             backend = self._backend()
             for run in replica_runs(backend, self.instance, service.id):

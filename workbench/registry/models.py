@@ -80,6 +80,14 @@ class Base(DeclarativeBase):
         list[Any]: sa.JSON,
     }
 
+    @classmethod
+    def __table_cls__(cls, name: str, metadata: sa.MetaData, *args: Any, **kw: Any) -> sa.Table:
+        """Every table gives an id only once, on SQLite too (AUTOINCREMENT; PostgreSQL's
+        sequences never go back): without it SQLite gives a new row the highest id plus one,
+        and a deleted row's id, with all that still names it (its jobs and their logs,
+        containers labelled with it, store folders), would pass to the next row's owner."""
+        return sa.Table(name, metadata, *args, sqlite_autoincrement=True, **kw)
+
 
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,13 +10,15 @@ import click
 
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.cli.common import (
+    IdCommands,
     choice,
     client,
     detach_option,
-    echo_json,
+    echo_list,
     follow_job,
     friendly,
     given,
+    json_option,
     upload_progress,
 )
 from workbench.client import WorkbenchClient
@@ -55,26 +57,27 @@ def _read_json(path: Path) -> dict[str, Any]:
 @click.option("--sub-purpose", type=choice(SubPurpose))
 @click.option("--state", type=choice(AlgorithmState))
 @click.option("--search", "q", help="Text to find in names and descriptions.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def algorithm_list(as_json: bool, **filters: Any) -> None:
     """Algorithms you can see: yours, public and preset."""
     with client() as c:
         found = c.algorithms.list(**filters)
-    if as_json:
-        echo_json(found)
-        return
-    for algo in found:
-        _print_algorithm(algo)
+    echo_list(found, as_json, _print_algorithm)
 
 
-@algorithm.command("show")
-@click.argument("algorithm_id", type=int)
-@friendly
-def algorithm_show(algorithm_id: int) -> None:
-    """One algorithm with both images' settings, state and config, as JSON."""
-    with client() as c:
-        click.echo(c.algorithms.get(algorithm_id).model_dump_json(indent=1))
+_by_id = IdCommands(algorithm, "algorithm", lambda c: c.algorithms, _print_algorithm)
+_by_id.show("One algorithm with both images' settings, state and config, as JSON.")
+_by_id.action("publish", "Put the algorithm online: training tasks may use it.")
+_by_id.action(
+    "offline",
+    "Take the algorithm offline: new training tasks refuse it, old ones keep their history.",
+    method="take_offline",
+)
+_by_id.delete(
+    "Delete the algorithm and its images?",
+    "Delete an algorithm no training task or model version uses, and its images.",
+)
 
 
 @algorithm.command("create")
@@ -177,32 +180,3 @@ def algorithm_from_workspace(
             algorithm_id, kind, workspace_id, filename, wait=False
         )
         _follow_load(c, algo, kind, detach)
-
-
-@algorithm.command("publish")
-@click.argument("algorithm_id", type=int)
-@friendly
-def algorithm_publish(algorithm_id: int) -> None:
-    """Put the algorithm online: training tasks may use it."""
-    with client() as c:
-        _print_algorithm(c.algorithms.publish(algorithm_id))
-
-
-@algorithm.command("offline")
-@click.argument("algorithm_id", type=int)
-@friendly
-def algorithm_offline(algorithm_id: int) -> None:
-    """Take the algorithm offline: new training tasks refuse it, old ones keep their history."""
-    with client() as c:
-        _print_algorithm(c.algorithms.take_offline(algorithm_id))
-
-
-@algorithm.command("delete")
-@click.argument("algorithm_id", type=int)
-@click.confirmation_option(prompt="Delete the algorithm and its images?")
-@friendly
-def algorithm_delete(algorithm_id: int) -> None:
-    """Delete an algorithm no training task or model version uses, and its images."""
-    with client() as c:
-        c.algorithms.delete(algorithm_id)
-    click.echo(f"deleted algorithm {algorithm_id}")

@@ -1,5 +1,7 @@
 """What the ``workbench`` commands share: Workbench errors shown as one line, the registry
-(for the administration commands) and the client (for the rest), and small helpers.
+(for the administration commands) and the client (for the rest), the commands every area
+writes alike for one thing given by its id (:func:`id_command`, :class:`IdCommands`), and small
+helpers.
 
 The commands that go through the client need only Workbench's base packages; those that
 work on this machine's registry or Docker Engine need the ``server`` extra, so they import
@@ -11,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import BaseModel
@@ -24,6 +26,8 @@ from workbench.jobs.states import JobState
 
 if TYPE_CHECKING:
     from workbench.services import Workbench
+
+Item = TypeVar("Item", bound=BaseModel)
 
 
 class CLIError(click.ClickException):
@@ -104,9 +108,92 @@ def given(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+#: ``--json``: print what the command found as JSON instead of lines for people
+json_option = click.option("--json", "as_json", is_flag=True)
+
+
 def echo_json(items: Sequence[BaseModel]) -> None:
     """A ``list --json``: the items as a JSON array."""
     click.echo(json.dumps([item.model_dump(mode="json") for item in items], indent=1))
+
+
+def echo_list(items: Sequence[Item], as_json: bool, echo: Callable[[Item], None]) -> None:
+    """A ``list`` command's output: the items as a JSON array (``as_json``), else each one
+    printed by ``echo``."""
+    if as_json:
+        echo_json(items)
+        return
+    for item in items:
+        echo(item)
+
+
+def id_command(
+    group: click.Group, name: str, argument: str, help_text: str | None = None
+) -> Callable[[Callable[..., None]], click.Command]:
+    """Make the decorated ``run(client, id, **params)`` the command ``name`` of ``group``, on
+    one thing given by its integer id (the first argument, ``argument``): ``run`` is called
+    with the client open and its Workbench errors shown as one line. The click decorators
+    under this one add the command's other arguments and options (``params``); its help is
+    ``help_text``, else ``run``'s docstring."""
+
+    def register(run: Callable[..., None]) -> click.Command:
+        @wraps(run)  # keeps the options declared on ``run``, and its docstring
+        @friendly
+        def command(**params: Any) -> None:
+            with client() as c:
+                run(c, params.pop(argument), **params)
+
+        return group.command(name, help=help_text)(click.argument(argument, type=int)(command))
+
+    return register
+
+
+class IdCommands:
+    """The commands an area writes alike for one kind of thing with an integer id: ``show``
+    (as JSON), ``delete`` (confirmed first), and the actions that change the thing and print
+    it again (``publish``, ``stop``...).
+
+    ``api`` picks the area's part of the client (``lambda c: c.datasets``); ``echo`` prints
+    one thing as the area's ``list`` does; ``noun`` names the thing in what ``delete`` says;
+    ``argument`` names the id's argument (default ``<noun>_id``)."""
+
+    def __init__(
+        self,
+        group: click.Group,
+        noun: str,
+        api: Callable[[WorkbenchClient], Any],
+        echo: Callable[[Any], None],
+        argument: str | None = None,
+    ) -> None:
+        self.group = group
+        self.noun = noun
+        self.api = api
+        self.echo = echo
+        self.argument = argument or f"{noun}_id"
+
+    def show(self, help_text: str | None = None) -> None:
+        """``show ID``: the thing as JSON."""
+
+        @id_command(self.group, "show", self.argument, help_text)
+        def show(c: WorkbenchClient, item_id: int) -> None:
+            click.echo(self.api(c).get(item_id).model_dump_json(indent=1))
+
+    def action(self, name: str, help_text: str | None = None, method: str | None = None) -> None:
+        """``name ID``: call the area's ``method`` (default: ``name``) on the thing and print
+        what it returns."""
+
+        @id_command(self.group, name, self.argument, help_text)
+        def act(c: WorkbenchClient, item_id: int) -> None:
+            self.echo(getattr(self.api(c), method or name)(item_id))
+
+    def delete(self, prompt: str, help_text: str | None = None) -> None:
+        """``delete ID``: delete the thing once ``prompt`` is answered yes, and say so."""
+
+        @id_command(self.group, "delete", self.argument, help_text)
+        @click.confirmation_option(prompt=prompt)
+        def delete(c: WorkbenchClient, item_id: int) -> None:
+            self.api(c).delete(item_id)
+            click.echo(f"deleted {self.noun} {item_id}")
 
 
 def upload_progress(bar: Any) -> Callable[[int, int], None]:

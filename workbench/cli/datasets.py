@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, friendly, given, upload_progress
+from workbench.cli.common import (
+    IdCommands,
+    choice,
+    client,
+    echo_list,
+    friendly,
+    given,
+    json_option,
+    upload_progress,
+)
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
 
@@ -34,18 +43,14 @@ def _print_dataset(ds: DatasetInfo) -> None:
 @click.option("--purpose", type=choice(Purpose))
 @click.option("--state", type=click.Choice(["draft", "online", "offline"]))
 @click.option("--search", "q", help="Text to find in names and descriptions.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def dataset_list(
     mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
 ) -> None:
     with client() as c:
         found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
-    if as_json:
-        echo_json(found)
-        return
-    for ds in found:
-        _print_dataset(ds)
+    echo_list(found, as_json, _print_dataset)
 
 
 @dataset.command("create")
@@ -83,14 +88,6 @@ def dataset_create(
     click.echo(ds.id)
 
 
-@dataset.command("show")
-@click.argument("dataset_id", type=int)
-@friendly
-def dataset_show(dataset_id: int) -> None:
-    with client() as c:
-        click.echo(c.datasets.get(dataset_id).model_dump_json(indent=1))
-
-
 @dataset.command("upload")
 @click.argument("dataset_id", type=int)
 @click.argument("split", type=click.Choice(["train", "test"]))
@@ -121,31 +118,11 @@ def dataset_set(dataset_id: int, **changes: Any) -> None:
         _print_dataset(c.datasets.update(dataset_id, **given(changes)))
 
 
-@dataset.command("publish")
-@click.argument("dataset_id", type=int)
-@friendly
-def dataset_publish(dataset_id: int) -> None:
-    """Put a dataset online so tasks and workspaces can use it."""
-    with client() as c:
-        _print_dataset(c.datasets.publish(dataset_id))
-
-
-@dataset.command("offline")
-@click.argument("dataset_id", type=int)
-@friendly
-def dataset_offline(dataset_id: int) -> None:
-    with client() as c:
-        _print_dataset(c.datasets.take_offline(dataset_id))
-
-
-@dataset.command("delete")
-@click.argument("dataset_id", type=int)
-@click.confirmation_option(prompt="Delete the dataset and its files?")
-@friendly
-def dataset_delete(dataset_id: int) -> None:
-    with client() as c:
-        c.datasets.delete(dataset_id)
-    click.echo(f"deleted dataset {dataset_id}")
+_by_id = IdCommands(dataset, "dataset", lambda c: c.datasets, _print_dataset)
+_by_id.show()
+_by_id.action("publish", "Put a dataset online so tasks and workspaces can use it.")
+_by_id.action("offline", method="take_offline")
+_by_id.delete("Delete the dataset and its files?")
 
 
 @dataset.command("samples")

@@ -11,14 +11,16 @@ from typing import Any
 import click
 
 from workbench.cli.common import (
+    IdCommands,
     choice,
     client,
     detach_option,
-    echo_json,
+    echo_list,
     follow_job,
     follow_option,
     friendly,
     given,
+    json_option,
     server_imports,
     show_log,
     upload_progress,
@@ -48,18 +50,14 @@ def _print_environment(env: EnvironmentInfo) -> None:
 @click.option("--mine", is_flag=True, help="Only environments I own.")
 @click.option("--visibility", type=choice(Visibility), help="private, public or preset.")
 @click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def environment_list(
     mine: bool, visibility: str | None, framework: str | None, as_json: bool
 ) -> None:
     with client() as c:
         found = c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
-    if as_json:
-        echo_json(found)
-        return
-    for env in found:
-        _print_environment(env)
+    echo_list(found, as_json, _print_environment)
 
 
 @environment.command("create")
@@ -78,14 +76,6 @@ def environment_create(**fields: Any) -> None:
     click.echo(env.id)
 
 
-@environment.command("show")
-@click.argument("env_id", type=int)
-@friendly
-def environment_show(env_id: int) -> None:
-    with client() as c:
-        click.echo(c.environments.get(env_id).model_dump_json(indent=1))
-
-
 @environment.command("set")
 @click.argument("env_id", type=int)
 @click.option("--name")
@@ -102,14 +92,11 @@ def environment_set(env_id: int, **changes: Any) -> None:
         _print_environment(c.environments.update(env_id, **given(changes)))
 
 
-@environment.command("delete")
-@click.argument("env_id", type=int)
-@click.confirmation_option(prompt="Delete the environment?")
-@friendly
-def environment_delete(env_id: int) -> None:
-    with client() as c:
-        c.environments.delete(env_id)
-    click.echo(f"deleted environment {env_id}")
+_by_id = IdCommands(
+    environment, "environment", lambda c: c.environments, _print_environment, "env_id"
+)
+_by_id.show()
+_by_id.delete("Delete the environment?")
 
 
 @environment.command("build")

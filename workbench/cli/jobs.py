@@ -6,12 +6,15 @@ from __future__ import annotations
 import click
 
 from workbench.cli.common import (
+    IdCommands,
     choice,
     client,
-    echo_json,
+    echo_list,
     follow_job,
     follow_option,
     friendly,
+    given,
+    json_option,
     show_log,
 )
 from workbench.jobs.schemas import JobInfo
@@ -36,27 +39,19 @@ def _print_job(info: JobInfo) -> None:
 @click.option("--state", type=choice(JobState))
 @click.option("--all", "all_", is_flag=True, help="Everyone's jobs (admins).")
 @click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def job_list(kind: str | None, state: str | None, all_: bool, limit: int, as_json: bool) -> None:
     """My jobs, newest first."""
     filters = {"kind": kind, "state": state, "all": all_ or None, "limit": limit}
     with client() as c:
-        jobs = c.jobs.list(**{k: v for k, v in filters.items() if v is not None})
-    if as_json:
-        echo_json(jobs)
-        return
-    for info in jobs:
-        _print_job(info)
+        jobs = c.jobs.list(**given(filters))
+    echo_list(jobs, as_json, _print_job)
 
 
-@job.command("show")
-@click.argument("job_id", type=int)
-@friendly
-def job_show(job_id: int) -> None:
-    """One job, as JSON."""
-    with client() as c:
-        click.echo(c.jobs.get(job_id).model_dump_json(indent=1))
+_by_id = IdCommands(job, "job", lambda c: c.jobs, _print_job)
+_by_id.show("One job, as JSON.")
+_by_id.action("cancel", "Cancel it: a queued job stops at once, a running one at its next step.")
 
 
 @job.command("log")
@@ -77,12 +72,3 @@ def job_wait(job_id: int) -> None:
     with client() as c:
         follow_job(c, job_id, quiet=True)
         _print_job(c.jobs.get(job_id))
-
-
-@job.command("cancel")
-@click.argument("job_id", type=int)
-@friendly
-def job_cancel(job_id: int) -> None:
-    """Cancel it: a queued job stops at once, a running one at its next step."""
-    with client() as c:
-        _print_job(c.jobs.cancel(job_id))

@@ -13,10 +13,11 @@ from workbench.cli.common import (
     choice,
     client,
     detach_option,
-    echo_json,
+    echo_list,
     follow_job,
     friendly,
     given,
+    json_option,
 )
 from workbench.client import WorkbenchClient
 from workbench.enums import Visibility
@@ -56,22 +57,18 @@ def _print_version(v: ModelVersionInfo) -> None:
 @click.option("--purpose", help="image, text, ...")
 @click.option("--framework", help="pytorch, tensorflow, sklearn, onnx (of a version).")
 @click.option("--owner", help="The owner's username.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def model_list(mine: bool, as_json: bool, **filters: str | None) -> None:
     """Models I can see, newest first."""
     with client() as c:
         models = c.models.list(mine=mine or None, **given(filters))
-    if as_json:
-        echo_json(models)
-        return
-    for info in models:
-        _print_model(info)
+    echo_list(models, as_json, _print_model)
 
 
 @model.command("show")
 @click.argument("model_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def model_show(model_id: int, as_json: bool) -> None:
     """A model and its versions."""
@@ -293,7 +290,7 @@ def model_benchmark(
 @model.command("benchmarks")
 @click.argument("version_id", type=int)
 @click.option("--machine", help="A machine's digest (default: the newest measured).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def model_benchmarks(version_id: int, machine: str | None, as_json: bool) -> None:
     """A version's benchmark: latency percentiles and throughput per format and batch
@@ -334,7 +331,7 @@ def _print_report(report: BenchmarkReport) -> None:
 
 @model.command("compare")
 @click.argument("version_ids", type=int, nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def model_compare(version_ids: tuple[int, ...], as_json: bool) -> None:
     """Two or more versions (by id) side by side: parameters and metrics; * marks what

@@ -11,7 +11,7 @@ import time
 import click
 
 from workbench.cli import common
-from workbench.cli.common import choice, client, echo_json, friendly
+from workbench.cli.common import IdCommands, choice, client, echo_list, friendly, json_option
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import ServiceInfo, ServiceStarted
@@ -40,26 +40,15 @@ def _follow(c: WorkbenchClient, started: ServiceStarted, detach: bool) -> None:
 
 
 @service.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def service_list(as_json: bool) -> None:
     """Services I can see, newest first."""
     with client() as c:
-        services = c.services.list()
-        if as_json:
-            echo_json(services)
-            return
-        for info in services:
-            _print(info)
+        echo_list(c.services.list(), as_json, _print)
 
 
-@service.command("show")
-@click.argument("service_id", type=int)
-@friendly
-def service_show(service_id: int) -> None:
-    """One service with each replica."""
-    with client() as c:
-        click.echo(c.services.get(service_id).model_dump_json(indent=1))
+IdCommands(service, "service", lambda c: c.services, _print).show("One service with each replica.")
 
 
 @service.command("create")

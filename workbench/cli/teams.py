@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from workbench.cli.common import client, friendly
+from workbench.cli.common import client, friendly, id_command
+from workbench.client import WorkbenchClient
 
 
 @click.group()
@@ -66,31 +67,22 @@ def invitation_list() -> None:
             click.echo(f"{i.id:>4}  {i.kind} {i.name} ({i.target_id}) {who}")
 
 
-@invitation.command("accept")
-@click.argument("invitation_id", type=int)
-@friendly
-def invitation_accept(invitation_id: int) -> None:
+@id_command(invitation, "accept", "invitation_id")
+def invitation_accept(c: WorkbenchClient, invitation_id: int) -> None:
     """Accept an invitation: you join the team or the workspace."""
-    with client() as c:
-        i = c.accept_invitation(invitation_id)
+    i = c.accept_invitation(invitation_id)
     click.echo(f"joined {i.kind} {i.name} ({i.target_id})")
 
 
-@invitation.command("decline")
-@click.argument("invitation_id", type=int)
-@friendly
-def invitation_decline(invitation_id: int) -> None:
+@id_command(invitation, "decline", "invitation_id")
+def invitation_decline(c: WorkbenchClient, invitation_id: int) -> None:
     """Decline an invitation addressed to you."""
-    with client() as c:
-        i = c.decline_invitation(invitation_id)
+    i = c.decline_invitation(invitation_id)
     click.echo(f"declined the invitation to {i.kind} {i.name}")
 
 
-@invitation.command("cancel")
-@click.argument("invitation_id", type=int)
-@friendly
-def invitation_cancel(invitation_id: int) -> None:
+@id_command(invitation, "cancel", "invitation_id")
+def invitation_cancel(c: WorkbenchClient, invitation_id: int) -> None:
     """Withdraw an invitation you sent."""
-    with client() as c:
-        c.cancel_invitation(invitation_id)
+    c.cancel_invitation(invitation_id)
     click.echo(f"cancelled invitation {invitation_id}")

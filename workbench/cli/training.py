@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, echo_json, follow_option, friendly, given, show_log
+from workbench.cli.common import (
+    IdCommands,
+    choice,
+    client,
+    echo_list,
+    follow_option,
+    friendly,
+    given,
+    json_option,
+    show_log,
+)
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
 from workbench.training.schemas import TaskInfo
 
@@ -46,7 +56,7 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--state", type=choice(TaskState))
 @click.option("--purpose", type=choice(Purpose))
 @click.option("--search", "q", help="Text to find in names and descriptions.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @friendly
 def task_list(
     mine: bool, state: str | None, purpose: str | None, q: str | None, as_json: bool
@@ -54,20 +64,17 @@ def task_list(
     """Training tasks I can see (mine and public ones), newest first."""
     with client() as c:
         found = c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
-    if as_json:
-        echo_json(found)
-        return
-    for t in found:
-        _print_task(t)
+    echo_list(found, as_json, _print_task)
 
 
-@task.command("show")
-@click.argument("task_id", type=int)
-@friendly
-def task_show(task_id: int) -> None:
-    """Everything about a task, its evaluation included, as JSON."""
-    with client() as c:
-        click.echo(c.training.get(task_id).model_dump_json(indent=1))
+_by_id = IdCommands(task, "training task", lambda c: c.training, _print_task, "task_id")
+_by_id.show("Everything about a task, its evaluation included, as JSON.")
+_by_id.action("start", "Queue a draft's first run.")
+_by_id.action("stop", "Stop a queued or running task.")
+_by_id.action("retry", "Queue a new run of a finished task.")
+_by_id.delete(
+    "Delete the task, its runs, logs and metrics?", "Delete a task (its model versions stay)."
+)
 
 
 @task.command("create")
@@ -117,44 +124,6 @@ def task_set(task_id: int, params: tuple[str, ...], **changes: Any) -> None:
         body["parameters"] = _parameters(params)
     with client() as c:
         _print_task(c.training.update(task_id, **body))
-
-
-@task.command("start")
-@click.argument("task_id", type=int)
-@friendly
-def task_start(task_id: int) -> None:
-    """Queue a draft's first run."""
-    with client() as c:
-        _print_task(c.training.start(task_id))
-
-
-@task.command("stop")
-@click.argument("task_id", type=int)
-@friendly
-def task_stop(task_id: int) -> None:
-    """Stop a queued or running task."""
-    with client() as c:
-        _print_task(c.training.stop(task_id))
-
-
-@task.command("retry")
-@click.argument("task_id", type=int)
-@friendly
-def task_retry(task_id: int) -> None:
-    """Queue a new run of a finished task."""
-    with client() as c:
-        _print_task(c.training.retry(task_id))
-
-
-@task.command("delete")
-@click.argument("task_id", type=int)
-@click.confirmation_option(prompt="Delete the task, its runs, logs and metrics?")
-@friendly
-def task_delete(task_id: int) -> None:
-    """Delete a task (its model versions stay)."""
-    with client() as c:
-        c.training.delete(task_id)
-    click.echo(f"deleted training task {task_id}")
 
 
 @task.command("logs")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import choice, client, detach_option, follow_job, friendly
+from workbench.cli.common import IdCommands, choice, client, detach_option, follow_job, friendly
 from workbench.enums import Purpose, SubPurpose
 from workbench.workspaces.schemas import WorkspaceInfo
 
@@ -91,31 +91,10 @@ def workspace_create(
     click.echo(ws.id)
 
 
-@workspace.command("start")
-@click.argument("workspace_id", type=int)
-@friendly
-def workspace_start(workspace_id: int) -> None:
-    with client() as c:
-        _print_workspace(c.workspaces.start(workspace_id))
-
-
-@workspace.command("stop")
-@click.argument("workspace_id", type=int)
-@friendly
-def workspace_stop(workspace_id: int) -> None:
-    """Stop the container; the files are kept."""
-    with client() as c:
-        _print_workspace(c.workspaces.stop(workspace_id))
-
-
-@workspace.command("delete")
-@click.argument("workspace_id", type=int)
-@click.confirmation_option(prompt="Delete the workspace, its container and its files?")
-@friendly
-def workspace_delete(workspace_id: int) -> None:
-    with client() as c:
-        c.workspaces.delete(workspace_id)
-    click.echo(f"deleted workspace {workspace_id}")
+_by_id = IdCommands(workspace, "workspace", lambda c: c.workspaces, _print_workspace)
+_by_id.action("start")
+_by_id.action("stop", "Stop the container; the files are kept.")
+_by_id.delete("Delete the workspace, its container and its files?")
 
 
 @workspace.command("member")

@@ -18,6 +18,7 @@ from workbench.cli.common import (
     follow_job,
     friendly,
     given,
+    id_command,
     json_option,
     upload_progress,
 )
@@ -122,61 +123,51 @@ def _follow_load(c: WorkbenchClient, algo: AlgorithmInfo, kind: str, detach: boo
     _print_algorithm(c.algorithms.get(algo.id))
 
 
-@algorithm.command("upload-image")
-@click.argument("algorithm_id", type=int)
+@id_command(algorithm, "upload-image", "algorithm_id")
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @detach_option
-@friendly
-def algorithm_upload_image(algorithm_id: int, kind: str, tar: Path, detach: bool) -> None:
+def algorithm_upload_image(
+    c: WorkbenchClient, algorithm_id: int, kind: str, tar: Path, detach: bool
+) -> None:
     """Upload a `docker save` TAR as the train or predict image (checked, then loaded)."""
-    with client() as c:
-        with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
-            algo = c.algorithms.upload_image(
-                algorithm_id, kind, tar, progress=upload_progress(bar), wait=False
-            )
-        _follow_load(c, algo, kind, detach)
+    with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        algo = c.algorithms.upload_image(
+            algorithm_id, kind, tar, progress=upload_progress(bar), wait=False
+        )
+    _follow_load(c, algo, kind, detach)
 
 
-@algorithm.command("pull")
-@click.argument("algorithm_id", type=int)
+@id_command(algorithm, "pull", "algorithm_id")
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("reference")
 @detach_option
-@friendly
-def algorithm_pull(algorithm_id: int, kind: str, reference: str, detach: bool) -> None:
+def algorithm_pull(
+    c: WorkbenchClient, algorithm_id: int, kind: str, reference: str, detach: bool
+) -> None:
     """`docker pull` REFERENCE as the train or predict image (Docker Engine servers only)."""
-    with client() as c:
-        algo = c.algorithms.pull_image(algorithm_id, kind, reference, wait=False)
-        _follow_load(c, algo, kind, detach)
+    algo = c.algorithms.pull_image(algorithm_id, kind, reference, wait=False)
+    _follow_load(c, algo, kind, detach)
 
 
-@algorithm.command("check")
-@click.argument("workspace_id", type=int)
+@id_command(algorithm, "check", "workspace_id")
 @click.argument("filename")
-@friendly
-def algorithm_check(workspace_id: int, filename: str) -> None:
+def algorithm_check(c: WorkbenchClient, workspace_id: int, filename: str) -> None:
     """Check docker_image/FILENAME of a workspace as publishing it would (loads nothing)."""
-    with client() as c:
-        report = c.workspaces.inspect_image(workspace_id, filename)
+    report = c.workspaces.inspect_image(workspace_id, filename)
     click.echo(report.model_dump_json(indent=1))
     if not report.ok:
         raise click.ClickException("; ".join(report.problems))
 
 
-@algorithm.command("from-workspace")
-@click.argument("algorithm_id", type=int)
+@id_command(algorithm, "from-workspace", "algorithm_id")
 @click.argument("kind", type=choice(ImageKind))
 @click.argument("workspace_id", type=int)
 @click.argument("filename")
 @detach_option
-@friendly
 def algorithm_from_workspace(
-    algorithm_id: int, kind: str, workspace_id: int, filename: str, detach: bool
+    c: WorkbenchClient, algorithm_id: int, kind: str, workspace_id: int, filename: str, detach: bool
 ) -> None:
     """Publish docker_image/FILENAME (<kind>-<name>.tar) of a workspace as the image."""
-    with client() as c:
-        algo = c.algorithms.image_from_workspace(
-            algorithm_id, kind, workspace_id, filename, wait=False
-        )
-        _follow_load(c, algo, kind, detach)
+    algo = c.algorithms.image_from_workspace(algorithm_id, kind, workspace_id, filename, wait=False)
+    _follow_load(c, algo, kind, detach)

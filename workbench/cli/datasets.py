@@ -14,9 +14,11 @@ from workbench.cli.common import (
     echo_list,
     friendly,
     given,
+    id_command,
     json_option,
     upload_progress,
 )
+from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
 
@@ -88,15 +90,13 @@ def dataset_create(
     click.echo(ds.id)
 
 
-@dataset.command("upload")
-@click.argument("dataset_id", type=int)
+@id_command(dataset, "upload", "dataset_id")
 @click.argument("split", type=click.Choice(["train", "test"]))
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@friendly
-def dataset_upload(dataset_id: int, split: str, archive: Path) -> None:
+def dataset_upload(c: WorkbenchClient, dataset_id: int, split: str, archive: Path) -> None:
     """Upload a zip or tar(.gz) ARCHIVE as the SPLIT of a dataset, with progress."""
     size = archive.stat().st_size
-    with client() as c, click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
+    with click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
         ds = c.datasets.upload(dataset_id, split, archive, progress=upload_progress(bar))
     info = ds.splits[split]  # type: ignore[index]
     click.echo(
@@ -105,17 +105,14 @@ def dataset_upload(dataset_id: int, split: str, archive: Path) -> None:
     )
 
 
-@dataset.command("set")
-@click.argument("dataset_id", type=int)
+@id_command(dataset, "set", "dataset_id")
 @click.option("--name")
 @click.option("--description")
 @click.option("--visibility", type=choice(Visibility))
 @click.option("--train-ratio", type=float)
-@friendly
-def dataset_set(dataset_id: int, **changes: Any) -> None:
+def dataset_set(c: WorkbenchClient, dataset_id: int, **changes: Any) -> None:
     """Edit a dataset's fields."""
-    with client() as c:
-        _print_dataset(c.datasets.update(dataset_id, **given(changes)))
+    _print_dataset(c.datasets.update(dataset_id, **given(changes)))
 
 
 _by_id = IdCommands(dataset, "dataset", lambda c: c.datasets, _print_dataset)
@@ -125,15 +122,14 @@ _by_id.action("offline", method="take_offline")
 _by_id.delete("Delete the dataset and its files?")
 
 
-@dataset.command("samples")
-@click.argument("dataset_id", type=int)
+@id_command(dataset, "samples", "dataset_id")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train")
 @click.option("--offset", type=int, default=0)
 @click.option("--limit", type=int, default=10)
-@friendly
-def dataset_samples(dataset_id: int, split: str, offset: int, limit: int) -> None:
-    with client() as c:
-        page = c.datasets.samples(dataset_id, split, offset, limit)
+def dataset_samples(
+    c: WorkbenchClient, dataset_id: int, split: str, offset: int, limit: int
+) -> None:
+    page = c.datasets.samples(dataset_id, split, offset, limit)
     click.echo(f"{page.total} samples in {split}")
     for s in page.samples:
         click.echo(f"  {s.label or '-':<16} {s.path}")

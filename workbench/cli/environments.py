@@ -20,11 +20,13 @@ from workbench.cli.common import (
     follow_option,
     friendly,
     given,
+    id_command,
     json_option,
     server_imports,
     show_log,
     upload_progress,
 )
+from workbench.client import WorkbenchClient
 from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
 from workbench.environments.schemas import EnvironmentInfo
@@ -76,8 +78,7 @@ def environment_create(**fields: Any) -> None:
     click.echo(env.id)
 
 
-@environment.command("set")
-@click.argument("env_id", type=int)
+@id_command(environment, "set", "env_id")
 @click.option("--name")
 @click.option("--description")
 @click.option("--framework")
@@ -85,11 +86,9 @@ def environment_create(**fields: Any) -> None:
 @click.option("--device", type=click.Choice(["cpu", "gpu"]))
 @click.option("--definition", help="'' to detach it from its definition.")
 @click.option("--visibility", type=choice(Visibility))
-@friendly
-def environment_set(env_id: int, **changes: Any) -> None:
+def environment_set(c: WorkbenchClient, env_id: int, **changes: Any) -> None:
     """Edit an environment's fields."""
-    with client() as c:
-        _print_environment(c.environments.update(env_id, **given(changes)))
+    _print_environment(c.environments.update(env_id, **given(changes)))
 
 
 _by_id = IdCommands(
@@ -99,63 +98,49 @@ _by_id.show()
 _by_id.delete("Delete the environment?")
 
 
-@environment.command("build")
-@click.argument("env_id", type=int)
+@id_command(environment, "build", "env_id")
 @detach_option
-@friendly
-def environment_build(env_id: int, detach: bool) -> None:
+def environment_build(c: WorkbenchClient, env_id: int, detach: bool) -> None:
     """Build the image from the environment's definition, showing its log."""
-    with client() as c:
-        env = c.environments.build(env_id)
-        if detach:
-            _print_environment(env)
-            return
-        for line in c.jobs.follow(env.job_id or 0, interval=0.5):
-            click.echo(line)
-        env = c.environments.get(env_id)
+    env = c.environments.build(env_id)
+    if detach:
+        _print_environment(env)
+        return
+    for line in c.jobs.follow(env.job_id or 0, interval=0.5):
+        click.echo(line)
+    env = c.environments.get(env_id)
     _print_environment(env)
     if env.state != "ready":
         raise click.ClickException(f"the build failed: {env.state_reason}")
 
 
-@environment.command("log")
-@click.argument("env_id", type=int)
+@id_command(environment, "log", "env_id")
 @follow_option
-@friendly
-def environment_log(env_id: int, follow: bool) -> None:
+def environment_log(c: WorkbenchClient, env_id: int, follow: bool) -> None:
     """The log of the last build, upload or pull (its job's)."""
-    with client() as c:
-        show_log(c, c.environments.get(env_id).job_id, follow)
+    show_log(c, c.environments.get(env_id).job_id, follow)
 
 
-@environment.command("upload")
-@click.argument("env_id", type=int)
+@id_command(environment, "upload", "env_id")
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @detach_option
-@friendly
-def environment_upload(env_id: int, tar: Path, detach: bool) -> None:
+def environment_upload(c: WorkbenchClient, env_id: int, tar: Path, detach: bool) -> None:
     """Upload a `docker save` TAR as the environment's image (checked, then loaded: a job
     whose log is shown)."""
-    with client() as c:
-        with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
-            env = c.environments.upload_image(
-                env_id, tar, progress=upload_progress(bar), wait=False
-            )
-        follow_job(c, env.job_id, detach=detach)
-        _print_environment(c.environments.get(env_id))
+    with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
+        env = c.environments.upload_image(env_id, tar, progress=upload_progress(bar), wait=False)
+    follow_job(c, env.job_id, detach=detach)
+    _print_environment(c.environments.get(env_id))
 
 
-@environment.command("pull")
-@click.argument("env_id", type=int)
+@id_command(environment, "pull", "env_id")
 @click.argument("reference")
 @detach_option
-@friendly
-def environment_pull(env_id: int, reference: str, detach: bool) -> None:
+def environment_pull(c: WorkbenchClient, env_id: int, reference: str, detach: bool) -> None:
     """`docker pull` REFERENCE as the environment's image (Docker Engine servers only)."""
-    with client() as c:
-        env = c.environments.pull(env_id, reference, wait=False)
-        follow_job(c, env.job_id, detach=detach)
-        _print_environment(c.environments.get(env_id))
+    env = c.environments.pull(env_id, reference, wait=False)
+    follow_job(c, env.job_id, detach=detach)
+    _print_environment(c.environments.get(env_id))
 
 
 @environment.command("sync-presets")

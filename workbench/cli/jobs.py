@@ -14,9 +14,11 @@ from workbench.cli.common import (
     follow_option,
     friendly,
     given,
+    id_command,
     json_option,
     show_log,
 )
+from workbench.client import WorkbenchClient
 from workbench.jobs.schemas import JobInfo
 from workbench.jobs.states import JobState
 
@@ -54,21 +56,15 @@ _by_id.show("One job, as JSON.")
 _by_id.action("cancel", "Cancel it: a queued job stops at once, a running one at its next step.")
 
 
-@job.command("log")
-@click.argument("job_id", type=int)
+@id_command(job, "log", "job_id")
 @follow_option
-@friendly
-def job_log(job_id: int, follow: bool) -> None:
+def job_log(c: WorkbenchClient, job_id: int, follow: bool) -> None:
     """The job's log."""
-    with client() as c:
-        show_log(c, job_id, follow)
+    show_log(c, job_id, follow)
 
 
-@job.command("wait")
-@click.argument("job_id", type=int)
-@friendly
-def job_wait(job_id: int) -> None:
+@id_command(job, "wait", "job_id")
+def job_wait(c: WorkbenchClient, job_id: int) -> None:
     """Wait until the job is over; exit non-zero if it failed."""
-    with client() as c:
-        follow_job(c, job_id, quiet=True)
-        _print_job(c.jobs.get(job_id))
+    follow_job(c, job_id, quiet=True)
+    _print_job(c.jobs.get(job_id))

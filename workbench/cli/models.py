@@ -17,6 +17,7 @@ from workbench.cli.common import (
     follow_job,
     friendly,
     given,
+    id_command,
     json_option,
 )
 from workbench.client import WorkbenchClient
@@ -66,14 +67,11 @@ def model_list(mine: bool, as_json: bool, **filters: str | None) -> None:
     echo_list(models, as_json, _print_model)
 
 
-@model.command("show")
-@click.argument("model_id", type=int)
+@id_command(model, "show", "model_id")
 @json_option
-@friendly
-def model_show(model_id: int, as_json: bool) -> None:
+def model_show(c: WorkbenchClient, model_id: int, as_json: bool) -> None:
     """A model and its versions."""
-    with client() as c:
-        detail = c.models.get(model_id)
+    detail = c.models.get(model_id)
     if as_json:
         click.echo(detail.model_dump_json(indent=1))
         return
@@ -88,80 +86,68 @@ def model_show(model_id: int, as_json: bool) -> None:
             _print_format(fmt)
 
 
-@model.command("version")
-@click.argument("version_id", type=int)
-@friendly
-def model_version(version_id: int) -> None:
+@id_command(model, "version", "version_id")
+def model_version(c: WorkbenchClient, version_id: int) -> None:
     """One version (by its id), as JSON: lineage, evaluation, signature, tags."""
-    with client() as c:
-        click.echo(c.models.version(version_id).model_dump_json(indent=1))
+    click.echo(c.models.version(version_id).model_dump_json(indent=1))
 
 
-@model.command("set")
-@click.argument("model_id", type=int)
+@id_command(model, "set", "model_id")
 @click.option("--name")
 @click.option("--description")
 @click.option("--purpose")
 @click.option("--visibility", type=choice(Visibility))
-@friendly
-def model_set(model_id: int, **changes: str | None) -> None:
+def model_set(c: WorkbenchClient, model_id: int, **changes: str | None) -> None:
     """Change a model's name, description, purpose or visibility."""
-    with client() as c:
-        _print_model(c.models.update(model_id, **given(changes)))
+    _print_model(c.models.update(model_id, **given(changes)))
 
 
-@model.command("tag")
-@click.argument("model_id", type=int)
+@id_command(model, "tag", "model_id")
 @click.argument("key")
 @click.argument("value")
 @click.option("--version-id", type=int, help="Tag this version instead of the model.")
-@friendly
-def model_tag(model_id: int, key: str, value: str, version_id: int | None) -> None:
+def model_tag(
+    c: WorkbenchClient, model_id: int, key: str, value: str, version_id: int | None
+) -> None:
     """Set a tag KEY=VALUE on a model (or one of its versions)."""
-    with client() as c:
-        if version_id is not None:
-            _check_version_of(c, model_id, version_id)
-            tags = c.models.set_version_tag(version_id, key, value)
-        else:
-            tags = c.models.set_tag(model_id, key, value)
+    if version_id is not None:
+        _check_version_of(c, model_id, version_id)
+        tags = c.models.set_version_tag(version_id, key, value)
+    else:
+        tags = c.models.set_tag(model_id, key, value)
     click.echo(json.dumps(tags))
 
 
-@model.command("untag")
-@click.argument("model_id", type=int)
+@id_command(model, "untag", "model_id")
 @click.argument("key")
 @click.option("--version-id", type=int, help="Untag this version instead of the model.")
-@friendly
-def model_untag(model_id: int, key: str, version_id: int | None) -> None:
+def model_untag(c: WorkbenchClient, model_id: int, key: str, version_id: int | None) -> None:
     """Remove a tag."""
-    with client() as c:
-        if version_id is not None:
-            _check_version_of(c, model_id, version_id)
-            tags = c.models.delete_version_tag(version_id, key)
-        else:
-            tags = c.models.delete_tag(model_id, key)
+    if version_id is not None:
+        _check_version_of(c, model_id, version_id)
+        tags = c.models.delete_version_tag(version_id, key)
+    else:
+        tags = c.models.delete_tag(model_id, key)
     click.echo(json.dumps(tags))
 
 
-@model.command("alias")
-@click.argument("model_id", type=int)
+@id_command(model, "alias", "model_id")
 @click.argument("alias")
 @click.argument("version", type=int, required=False)
 @click.option("--delete", is_flag=True, help="Remove the alias.")
-@friendly
-def model_alias(model_id: int, alias: str, version: int | None, delete: bool) -> None:
+def model_alias(
+    c: WorkbenchClient, model_id: int, alias: str, version: int | None, delete: bool
+) -> None:
     """Point ALIAS at VERSION (a number), show where it points, or --delete it."""
-    with client() as c:
-        if delete:
-            click.echo(json.dumps(c.models.delete_alias(model_id, alias)))
-        elif version is not None:
-            click.echo(json.dumps(c.models.set_alias(model_id, alias, version)))
-        else:
-            _print_version(c.models.alias(model_id, alias))
+    if delete:
+        click.echo(json.dumps(c.models.delete_alias(model_id, alias)))
+    elif version is not None:
+        click.echo(json.dumps(c.models.set_alias(model_id, alias, version)))
+    else:
+        _print_version(c.models.alias(model_id, alias))
 
 
-@model.command("convert")
-@click.argument("version_id", type=int)
+@id_command(model, "convert", "version_id")
 @click.option(
     "--format",
     "formats",
@@ -170,18 +156,18 @@ def model_alias(model_id: int, alias: str, version: int | None, delete: bool) ->
     "(repeat; default: every format the native model converts to).",
 )
 @detach_option
-@friendly
-def model_convert(version_id: int, formats: tuple[str, ...], detach: bool) -> None:
+def model_convert(
+    c: WorkbenchClient, version_id: int, formats: tuple[str, ...], detach: bool
+) -> None:
     """Convert a version to deployment formats (a job), each checked against the native
     model; follows the job's log unless --detach."""
-    with client() as c:
-        started = c.models.convert(version_id, list(formats) or None, wait=False)
-        try:
-            follow_job(c, started.job_id, detach=detach)
-        finally:
-            if not detach:
-                for fmt in c.models.formats(version_id):
-                    _print_format(fmt)
+    started = c.models.convert(version_id, list(formats) or None, wait=False)
+    try:
+        follow_job(c, started.job_id, detach=detach)
+    finally:
+        if not detach:
+            for fmt in c.models.formats(version_id):
+                _print_format(fmt)
 
 
 @model.command("import")
@@ -240,14 +226,11 @@ def model_import(
                 click.echo(f"warning: {warning}", err=True)
 
 
-@model.command("formats")
-@click.argument("version_id", type=int)
-@friendly
-def model_formats(version_id: int) -> None:
+@id_command(model, "formats", "version_id")
+def model_formats(c: WorkbenchClient, version_id: int) -> None:
     """A version's converted formats with their checks."""
-    with client() as c:
-        for fmt in c.models.formats(version_id):
-            _print_format(fmt)
+    for fmt in c.models.formats(version_id):
+        _print_format(fmt)
 
 
 def _print_format(fmt: FormatInfo) -> None:
@@ -256,8 +239,7 @@ def _print_format(fmt: FormatInfo) -> None:
     )
 
 
-@model.command("benchmark")
-@click.argument("version_id", type=int)
+@id_command(model, "benchmark", "version_id")
 @click.option(
     "--format", "formats", multiple=True, help="A verified format (repeat; default: all)."
 )
@@ -271,32 +253,34 @@ def _print_format(fmt: FormatInfo) -> None:
     help="Seconds of one measuring window.",
 )
 @detach_option
-@friendly
 def model_benchmark(
-    version_id: int, formats: tuple[str, ...], max_batch: int, window_s: float, detach: bool
+    c: WorkbenchClient,
+    version_id: int,
+    formats: tuple[str, ...],
+    max_batch: int,
+    window_s: float,
+    detach: bool,
 ) -> None:
     """Benchmark a version's native model and verified formats (a job), then show the
     figures unless --detach."""
     options: dict[str, object] = {"max_batch": max_batch, "window_s": window_s}
     if formats:
         options["formats"] = list(formats)
-    with client() as c:
-        started = c.models.benchmark(version_id, wait=False, **options)
-        follow_job(c, started.job_id, detach=detach)
-        if not detach:
-            _print_report(c.models.benchmarks(version_id))
+    started = c.models.benchmark(version_id, wait=False, **options)
+    follow_job(c, started.job_id, detach=detach)
+    if not detach:
+        _print_report(c.models.benchmarks(version_id))
 
 
-@model.command("benchmarks")
-@click.argument("version_id", type=int)
+@id_command(model, "benchmarks", "version_id")
 @click.option("--machine", help="A machine's digest (default: the newest measured).")
 @json_option
-@friendly
-def model_benchmarks(version_id: int, machine: str | None, as_json: bool) -> None:
+def model_benchmarks(
+    c: WorkbenchClient, version_id: int, machine: str | None, as_json: bool
+) -> None:
     """A version's benchmark: latency percentiles and throughput per format and batch
     size, and the best format per latency budget."""
-    with client() as c:
-        report = c.models.benchmarks(version_id, machine)
+    report = c.models.benchmarks(version_id, machine)
     if as_json:
         click.echo(report.model_dump_json(indent=1))
     else:
@@ -374,29 +358,23 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-@model.command("download")
-@click.argument("version_id", type=int)
+@id_command(model, "download", "version_id")
 @click.option("--to", "dest", type=click.Path(path_type=Path), default=Path("."))
 @click.option("--format", "fmt", help="A verified format (onnx...) instead of the native files.")
-@friendly
-def model_download(version_id: int, dest: Path, fmt: str | None) -> None:
+def model_download(c: WorkbenchClient, version_id: int, dest: Path, fmt: str | None) -> None:
     """Save a version's native files, or one format, as a zip (into a folder, or at a file
     path)."""
-    with client() as c:
-        click.echo(str(c.models.download(version_id, dest, fmt)))
+    click.echo(str(c.models.download(version_id, dest, fmt)))
 
 
-@model.command("delete")
-@click.argument("model_id", type=int)
+@id_command(model, "delete", "model_id")
 @click.option("--version-id", type=int, help="Delete only this version.")
-@friendly
-def model_delete(model_id: int, version_id: int | None) -> None:
+def model_delete(c: WorkbenchClient, model_id: int, version_id: int | None) -> None:
     """Delete a model with its versions, or one version; refused while in use."""
-    with client() as c:
-        if version_id is not None:
-            _check_version_of(c, model_id, version_id)
-            c.models.delete_version(version_id)
-            click.echo(f"deleted version {version_id}")
-        else:
-            c.models.delete(model_id)
-            click.echo(f"deleted model {model_id}")
+    if version_id is not None:
+        _check_version_of(c, model_id, version_id)
+        c.models.delete_version(version_id)
+        click.echo(f"deleted version {version_id}")
+    else:
+        c.models.delete(model_id)
+        click.echo(f"deleted model {model_id}")

@@ -11,7 +11,15 @@ import time
 import click
 
 from workbench.cli import common
-from workbench.cli.common import IdCommands, choice, client, echo_list, friendly, json_option
+from workbench.cli.common import (
+    IdCommands,
+    choice,
+    client,
+    echo_list,
+    friendly,
+    id_command,
+    json_option,
+)
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import ServiceInfo, ServiceStarted
@@ -121,36 +129,27 @@ def service_key() -> None:
     """The key a service's endpoint asks its callers for."""
 
 
-@service_key.command("rotate")
-@click.argument("service_id", type=int)
-@friendly
-def service_key_rotate(service_id: int) -> None:
+@id_command(service_key, "rotate", "service_id")
+def service_key_rotate(c: WorkbenchClient, service_id: int) -> None:
     """A new key for the service's endpoint (its owner's); the old one is refused at once."""
-    with client() as c:
-        _echo_key(service_id, c.services.rotate_key(service_id))
+    _echo_key(service_id, c.services.rotate_key(service_id))
 
 
-@service.command("scale")
-@click.argument("service_id", type=int)
+@id_command(service, "scale", "service_id")
 @click.argument("replicas", type=int)
 @common.detach_option
-@friendly
-def service_scale(service_id: int, replicas: int, detach: bool) -> None:
+def service_scale(c: WorkbenchClient, service_id: int, replicas: int, detach: bool) -> None:
     """Set the number of replicas."""
-    with client() as c:
-        data = c.json("POST", f"/services/{service_id}/scale", json={"replicas": replicas})
-        _follow(c, ServiceStarted.model_validate(data), detach)
+    data = c.json("POST", f"/services/{service_id}/scale", json={"replicas": replicas})
+    _follow(c, ServiceStarted.model_validate(data), detach)
 
 
 def _action(name: str, help_text: str) -> None:
-    @service.command(name, help=help_text)
-    @click.argument("service_id", type=int)
+    @id_command(service, name, "service_id", help_text)
     @common.detach_option
-    @friendly
-    def command(service_id: int, detach: bool) -> None:
-        with client() as c:
-            data = c.json("POST", f"/services/{service_id}/{name}")
-            _follow(c, ServiceStarted.model_validate(data), detach)
+    def command(c: WorkbenchClient, service_id: int, detach: bool) -> None:
+        data = c.json("POST", f"/services/{service_id}/{name}")
+        _follow(c, ServiceStarted.model_validate(data), detach)
 
 
 _action("stop", "Replicas to 0; the service and its settings are kept.")
@@ -158,14 +157,11 @@ _action("start", "Its replicas again.")
 _action("restart", "Every replica replaced by a new one.")
 
 
-@service.command("delete")
-@click.argument("service_id", type=int)
-@friendly
-def service_delete(service_id: int) -> None:
+@id_command(service, "delete", "service_id")
+def service_delete(c: WorkbenchClient, service_id: int) -> None:
     """Remove a service and its replicas."""
-    with client() as c:
-        c.services.delete(service_id)
-        click.echo(f"service {service_id} deleted")
+    c.services.delete(service_id)
+    click.echo(f"service {service_id} deleted")
 
 
 @service.command("predict")
@@ -188,34 +184,28 @@ def service_predict(service_id: int, sample: str) -> None:
         click.echo(f"({took:.1f} ms)", err=True)
 
 
-@service.command("logs")
-@click.argument("service_id", type=int)
+@id_command(service, "logs", "service_id")
 @click.option("--replica", type=int, default=None, help="One replica's (its index).")
 @click.option("--tail", type=int, default=200, show_default=True, help="Lines per replica.")
-@friendly
-def service_logs(service_id: int, replica: int | None, tail: int) -> None:
+def service_logs(c: WorkbenchClient, service_id: int, replica: int | None, tail: int) -> None:
     """The replicas' last log lines."""
-    with client() as c:
-        for log in c.services.logs(service_id, replica=replica, tail=tail):
-            click.echo(f"--- replica {log.index} ({log.run_id[:12]})")
-            click.echo(log.text)
+    for log in c.services.logs(service_id, replica=replica, tail=tail):
+        click.echo(f"--- replica {log.index} ({log.run_id[:12]})")
+        click.echo(log.text)
 
 
-@service.command("metrics")
-@click.argument("service_id", type=int)
+@id_command(service, "metrics", "service_id")
 @click.option("--seconds", type=float, default=5.0, show_default=True, help="Between readings.")
 @click.option("--json", "as_json", is_flag=True, help="One reading's counters, as JSON.")
-@friendly
-def service_metrics(service_id: int, seconds: float, as_json: bool) -> None:
+def service_metrics(c: WorkbenchClient, service_id: int, seconds: float, as_json: bool) -> None:
     """What the service does now: two readings SECONDS apart give requests per second,
     errors, latency percentiles and the mean batch size."""
-    with client() as c:
-        before = c.services.metrics(service_id)
-        if as_json:
-            click.echo(before.model_dump_json(indent=1))
-            return
-        time.sleep(seconds)
-        r = rates(before, c.services.metrics(service_id))
+    before = c.services.metrics(service_id)
+    if as_json:
+        click.echo(before.model_dump_json(indent=1))
+        return
+    time.sleep(seconds)
+    r = rates(before, c.services.metrics(service_id))
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f} ms"

@@ -25,14 +25,11 @@ def team_create(name: str, description: str) -> None:
     click.echo(f"team {t.id} {t.name}")
 
 
-@team.command("add")
-@click.argument("team_id", type=int)
+@id_command(team, "add", "team_id")
 @click.argument("username")
-@friendly
-def team_add(team_id: int, username: str) -> None:
+def team_add(c: WorkbenchClient, team_id: int, username: str) -> None:
     """Invite USERNAME to a team you administer (a member once they accept)."""
-    with client() as c:
-        t = c.add_team_member(team_id, username)
+    t = c.add_team_member(team_id, username)
     if username in t.members:
         click.echo(f"{username} is a member of team {t.name} already")
     else:

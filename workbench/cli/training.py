@@ -15,9 +15,11 @@ from workbench.cli.common import (
     follow_option,
     friendly,
     given,
+    id_command,
     json_option,
     show_log,
 )
+from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
 from workbench.training.schemas import TaskInfo
 
@@ -126,42 +128,33 @@ def task_set(task_id: int, params: tuple[str, ...], **changes: Any) -> None:
         _print_task(c.training.update(task_id, **body))
 
 
-@task.command("logs")
-@click.argument("task_id", type=int)
+@id_command(task, "logs", "task_id")
 @follow_option
 @click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
-@friendly
-def task_logs(task_id: int, follow: bool, job_id: int | None) -> None:
+def task_logs(c: WorkbenchClient, task_id: int, follow: bool, job_id: int | None) -> None:
     """The log of the task's current run (its job's), or of an earlier one."""
-    with client() as c:
-        show_log(c, job_id or c.training.get(task_id).job_id, follow)
+    show_log(c, job_id or c.training.get(task_id).job_id, follow)
 
 
-@task.command("runs")
-@click.argument("task_id", type=int)
-@friendly
-def task_runs(task_id: int) -> None:
+@id_command(task, "runs", "task_id")
+def task_runs(c: WorkbenchClient, task_id: int) -> None:
     """Every run of the task."""
-    with client() as c:
-        for run in c.training.runs(task_id):
-            code = "" if run.exit_code is None else f"exit {run.exit_code}"
-            click.echo(
-                f"{run.id:>5}  {run.created_at:%Y-%m-%d %H:%M}  {run.state:<9} {code:<8} "
-                f"{run.message.splitlines()[0] if run.message else ''}"
-            )
+    for run in c.training.runs(task_id):
+        code = "" if run.exit_code is None else f"exit {run.exit_code}"
+        click.echo(
+            f"{run.id:>5}  {run.created_at:%Y-%m-%d %H:%M}  {run.state:<9} {code:<8} "
+            f"{run.message.splitlines()[0] if run.message else ''}"
+        )
 
 
-@task.command("metrics")
-@click.argument("task_id", type=int)
+@id_command(task, "metrics", "task_id")
 @click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@friendly
-def task_metrics(task_id: int, job_id: int | None, as_json: bool) -> None:
+def task_metrics(c: WorkbenchClient, task_id: int, job_id: int | None, as_json: bool) -> None:
     """The metrics the run wrote (one line of its metrics file each)."""
     points = []
-    with client() as c:
-        while batch := c.training.metrics(task_id, points[-1].seq if points else -1, job_id):
-            points.extend(batch)
+    while batch := c.training.metrics(task_id, points[-1].seq if points else -1, job_id):
+        points.extend(batch)
     if as_json:
         for p in points:
             click.echo(json.dumps(p.values))

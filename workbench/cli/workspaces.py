@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import IdCommands, choice, client, detach_option, follow_job, friendly
+from workbench.cli.common import (
+    IdCommands,
+    choice,
+    client,
+    detach_option,
+    follow_job,
+    friendly,
+    id_command,
+)
+from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose
 from workbench.workspaces.schemas import WorkspaceInfo
 
@@ -97,21 +106,17 @@ _by_id.action("stop", "Stop the container; the files are kept.")
 _by_id.delete("Delete the workspace, its container and its files?")
 
 
-@workspace.command("member")
-@click.argument("workspace_id", type=int)
+@id_command(workspace, "member", "workspace_id")
 @click.argument("username")
 @click.option("--remove", is_flag=True, help="Remove instead of add.")
-@friendly
-def workspace_member(workspace_id: int, username: str, remove: bool) -> None:
+def workspace_member(c: WorkbenchClient, workspace_id: int, username: str, remove: bool) -> None:
     """Invite a member of one of your teams to a workspace (a member once they accept:
     `workbench invitation accept`), or --remove a member."""
-    with client() as c:
-        api = c.workspaces.remove_member if remove else c.workspaces.add_member
-        _print_workspace(api(workspace_id, username))
+    api = c.workspaces.remove_member if remove else c.workspaces.add_member
+    _print_workspace(api(workspace_id, username))
 
 
-@workspace.command("download")
-@click.argument("workspace_id", type=int)
+@id_command(workspace, "download", "workspace_id")
 @click.argument("folder", type=click.Choice(["code", "model"]))
 @click.option(
     "--output",
@@ -120,46 +125,39 @@ def workspace_member(workspace_id: int, username: str, remove: bool) -> None:
     default=None,
     help="Default: workspace-<id>-<folder>.zip here.",
 )
-@friendly
-def workspace_download(workspace_id: int, folder: str, output: Path | None) -> None:
+def workspace_download(
+    c: WorkbenchClient, workspace_id: int, folder: str, output: Path | None
+) -> None:
     """Download the workspace's code/ or model/ as a zip."""
     dest = output or Path(f"workspace-{workspace_id}-{folder}.zip")
-    with client() as c:
-        c.workspaces.download(workspace_id, folder, dest)
+    c.workspaces.download(workspace_id, folder, dest)
     click.echo(f"saved {dest}")
 
 
-@workspace.command("upload-code")
-@click.argument("workspace_id", type=int)
+@id_command(workspace, "upload-code", "workspace_id")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@friendly
-def workspace_upload_code(workspace_id: int, archive: Path) -> None:
+def workspace_upload_code(c: WorkbenchClient, workspace_id: int, archive: Path) -> None:
     """Replace the workspace's code/ with a zip or tar(.gz)."""
-    with client() as c:
-        _print_workspace(c.workspaces.upload_code(workspace_id, archive))
+    _print_workspace(c.workspaces.upload_code(workspace_id, archive))
 
 
-@workspace.command("build")
-@click.argument("workspace_id", type=int)
+@id_command(workspace, "build", "workspace_id")
 @click.argument("project")
 @click.option("--kind", type=click.Choice(["train", "predict"]), required=True)
 @click.option("--name", required=True, help="The tar is docker_image/<kind>-<name>.tar.")
 @detach_option
-@friendly
-def workspace_build(workspace_id: int, project: str, kind: str, name: str, detach: bool) -> None:
+def workspace_build(
+    c: WorkbenchClient, workspace_id: int, project: str, kind: str, name: str, detach: bool
+) -> None:
     """Build code/PROJECT/Dockerfile into docker_image/<kind>-<name>.tar, showing its log."""
-    with client() as c:
-        started = c.workspaces.build(workspace_id, project, kind, name, wait=False)
-        follow_job(c, started.job_id, detach=detach)
+    started = c.workspaces.build(workspace_id, project, kind, name, wait=False)
+    follow_job(c, started.job_id, detach=detach)
     if not detach:
         click.echo(f"built {started.path}")
 
 
-@workspace.command("images")
-@click.argument("workspace_id", type=int)
-@friendly
-def workspace_images(workspace_id: int) -> None:
+@id_command(workspace, "images", "workspace_id")
+def workspace_images(c: WorkbenchClient, workspace_id: int) -> None:
     """The docker save tars in the workspace's docker_image/."""
-    with client() as c:
-        for tar in c.workspaces.images(workspace_id):
-            click.echo(f"{tar.size / 1e6:>9.1f} MB  {tar.modified_at:%Y-%m-%d %H:%M}  {tar.path}")
+    for tar in c.workspaces.images(workspace_id):
+        click.echo(f"{tar.size / 1e6:>9.1f} MB  {tar.modified_at:%Y-%m-%d %H:%M}  {tar.path}")

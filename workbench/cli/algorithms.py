@@ -67,7 +67,9 @@ def algorithm_list(as_json: bool, **filters: Any) -> None:
     echo_list(found, as_json, _print_algorithm)
 
 
-_by_id = IdCommands(algorithm, "algorithm", lambda c: c.algorithms, _print_algorithm)
+_by_id = IdCommands(
+    algorithm, "algorithm", "algorithm_id", lambda c: c.algorithms, _print_algorithm
+)
 _by_id.show("One algorithm with both images' settings, state and config, as JSON.")
 _by_id.action("publish", "Put the algorithm online: training tasks may use it.")
 _by_id.action(

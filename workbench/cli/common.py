@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -148,28 +149,21 @@ def id_command(
     return register
 
 
+@dataclass(frozen=True)
 class IdCommands:
     """The commands an area writes alike for one kind of thing with an integer id: ``show``
     (as JSON), ``delete`` (confirmed first), and the actions that change the thing and print
-    it again (``publish``, ``stop``...).
+    it again (``publish``, ``stop``...)."""
 
-    ``api`` picks the area's part of the client (``lambda c: c.datasets``); ``echo`` prints
-    one thing as the area's ``list`` does; ``noun`` names the thing in what ``delete`` says;
-    ``argument`` names the id's argument (default ``<noun>_id``)."""
-
-    def __init__(
-        self,
-        group: click.Group,
-        noun: str,
-        api: Callable[[WorkbenchClient], Any],
-        echo: Callable[[Any], None],
-        argument: str | None = None,
-    ) -> None:
-        self.group = group
-        self.noun = noun
-        self.api = api
-        self.echo = echo
-        self.argument = argument or f"{noun}_id"
+    group: click.Group
+    #: names the thing in what ``delete`` says
+    noun: str
+    #: the id's argument
+    argument: str
+    #: picks the area's part of the client (``lambda c: c.datasets``)
+    api: Callable[[WorkbenchClient], Any]
+    #: prints one thing as the area's ``list`` does
+    echo: Callable[[Any], None]
 
     def show(self, help_text: str | None = None) -> None:
         """``show ID``: the thing as JSON."""

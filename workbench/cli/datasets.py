@@ -115,7 +115,7 @@ def dataset_set(c: WorkbenchClient, dataset_id: int, **changes: Any) -> None:
     _print_dataset(c.datasets.update(dataset_id, **given(changes)))
 
 
-_by_id = IdCommands(dataset, "dataset", lambda c: c.datasets, _print_dataset)
+_by_id = IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
 _by_id.show()
 _by_id.action("publish", "Put a dataset online so tasks and workspaces can use it.")
 _by_id.action("offline", method="take_offline")

@@ -92,7 +92,7 @@ def environment_set(c: WorkbenchClient, env_id: int, **changes: Any) -> None:
 
 
 _by_id = IdCommands(
-    environment, "environment", lambda c: c.environments, _print_environment, "env_id"
+    environment, "environment", "env_id", lambda c: c.environments, _print_environment
 )
 _by_id.show()
 _by_id.delete("Delete the environment?")

@@ -51,7 +51,7 @@ def job_list(kind: str | None, state: str | None, all_: bool, limit: int, as_jso
     echo_list(jobs, as_json, _print_job)
 
 
-_by_id = IdCommands(job, "job", lambda c: c.jobs, _print_job)
+_by_id = IdCommands(job, "job", "job_id", lambda c: c.jobs, _print_job)
 _by_id.show("One job, as JSON.")
 _by_id.action("cancel", "Cancel it: a queued job stops at once, a running one at its next step.")
 

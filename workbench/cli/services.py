@@ -56,7 +56,8 @@ def service_list(as_json: bool) -> None:
         echo_list(c.services.list(), as_json, _print)
 
 
-IdCommands(service, "service", lambda c: c.services, _print).show("One service with each replica.")
+_by_id = IdCommands(service, "service", "service_id", lambda c: c.services, _print)
+_by_id.show("One service with each replica.")
 
 
 @service.command("create")

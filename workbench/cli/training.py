@@ -69,7 +69,7 @@ def task_list(
     echo_list(found, as_json, _print_task)
 
 
-_by_id = IdCommands(task, "training task", lambda c: c.training, _print_task, "task_id")
+_by_id = IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)
 _by_id.show("Everything about a task, its evaluation included, as JSON.")
 _by_id.action("start", "Queue a draft's first run.")
 _by_id.action("stop", "Stop a queued or running task.")

@@ -100,7 +100,9 @@ def workspace_create(
     click.echo(ws.id)
 
 
-_by_id = IdCommands(workspace, "workspace", lambda c: c.workspaces, _print_workspace)
+_by_id = IdCommands(
+    workspace, "workspace", "workspace_id", lambda c: c.workspaces, _print_workspace
+)
 _by_id.action("start")
 _by_id.action("stop", "Stop the container; the files are kept.")
 _by_id.delete("Delete the workspace, its container and its files?")

@@ -57,9 +57,9 @@ class RunPaths:
     dataset: Path
     #: the folder the model goes to
     model: Path
-    #: the metrics, one JSON object a line, appended (:func:`append_metrics`)
+    #: the metrics, one JSON object a line, appended (:meth:`append_metrics`)
     metrics: Path
-    #: the evaluation, written once at the end (:func:`write_evaluation`)
+    #: the evaluation, written once at the end (:meth:`write_evaluation`)
     evaluation: Path
     #: the base model's files for transfer training; None when the run has none
     base_model: Path | None
@@ -75,31 +75,31 @@ class RunPaths:
             base_model=Path(base) if base else None,
         )
 
+    def append_metrics(self, values: dict[str, float | int]) -> None:
+        """Append one line to :attr:`metrics` (flushed, so Workbench plots it at once; the
+        folder made if need be) and print it to the log."""
+        line = json.dumps(values)
+        self.metrics.parent.mkdir(parents=True, exist_ok=True)
+        with self.metrics.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+        print(line, flush=True)
 
-def append_metrics(path: Path, values: dict[str, float | int]) -> None:
-    """Append one metrics line to ``path`` (flushed, so Workbench plots it at once) and
-    print it to the log."""
-    line = json.dumps(values)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-    print(line, flush=True)
-
-
-def write_evaluation(
-    path: Path,
-    labels: list[str],
-    confusion_matrix: list[list[int]],
-    metrics: dict[str, float] | None = None,
-) -> None:
-    """Write the evaluation on the test split: the labels, the confusion matrix (rows: the
-    true class; columns: the predicted one) and the algorithm's own ``metrics``."""
-    evaluation: dict[str, Any] = {
-        "labels": labels,
-        "confusion_matrix": confusion_matrix,
-        "metrics": metrics or {},
-    }
-    path.write_text(json.dumps(evaluation) + "\n")
+    def write_evaluation(
+        self,
+        labels: list[str],
+        confusion_matrix: list[list[int]],
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Write :attr:`evaluation` on the test split: the labels, the confusion matrix
+        (rows: the true class; columns: the predicted one) and the algorithm's own
+        ``metrics``."""
+        evaluation: dict[str, Any] = {
+            "labels": labels,
+            "confusion_matrix": confusion_matrix,
+            "metrics": metrics or {},
+        }
+        self.evaluation.write_text(json.dumps(evaluation) + "\n")
 
 
 def cpu_limit() -> int:

@@ -37,13 +37,11 @@ from torch.nn import functional as F
 
 from workbench.training.contract import (
     RunPaths,
-    append_metrics,
     cpu_limit,
     device_name,
     env_float,
     env_int,
     env_str,
-    write_evaluation,
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -145,7 +143,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> tor
 
 def main() -> int:
     paths = RunPaths.from_env()
-    data, model_dir, metrics_file = paths.dataset, paths.model, paths.metrics
+    data, model_dir = paths.dataset, paths.model
     epochs = env_int("EPOCHS", 15)
     batch_size = env_int("BATCH_SIZE", 32)
     img_size = env_int("IMG_SIZE", 32)
@@ -177,7 +175,6 @@ def main() -> int:
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     steps = epochs * math.ceil(len(x_train) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     known = [i for i, name in enumerate(test_names) if name in classes]
     y_known = torch.tensor([classes.index(test_names[i]) for i in known])
     for epoch in range(1, epochs + 1):
@@ -206,7 +203,7 @@ def main() -> int:
             right = (test_logits.argmax(1) == y_known).float().mean()
             values["test_accuracy"] = round(float(right), 4)
         values["seconds"] = round(time.monotonic() - started, 1)
-        append_metrics(metrics_file, values)
+        paths.append_metrics(values)
 
     model.to("cpu").eval()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +230,7 @@ def main() -> int:
     matrix = [[0] * len(labels) for _ in labels]
     for name, index in zip(test_names, predicted, strict=True):
         matrix[labels.index(name)][labels.index(classes[index])] += 1
-    write_evaluation(paths.evaluation, labels, matrix)
+    paths.write_evaluation(labels, matrix)
     hits = sum(matrix[i][i] for i in range(len(labels)))
     print(
         f"test accuracy {hits / len(test_names):.4f}; model written to {model_dir} after "

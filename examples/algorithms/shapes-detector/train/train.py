@@ -49,13 +49,11 @@ from torch.nn import functional as F
 
 from workbench.training.contract import (
     RunPaths,
-    append_metrics,
     cpu_limit,
     device_name,
     env_float,
     env_int,
     env_str,
-    write_evaluation,
 )
 
 STRIDE = 4
@@ -330,7 +328,7 @@ def evaluate(
 
 def main() -> int:
     paths = RunPaths.from_env()
-    data, model_dir, metrics_file = paths.dataset, paths.model, paths.metrics
+    data, model_dir = paths.dataset, paths.model
     epochs = env_int("EPOCHS", 20)
     batch_size = env_int("BATCH_SIZE", 16)
     img_size = max(STRIDE, env_int("IMG_SIZE", 64) // STRIDE * STRIDE)
@@ -362,7 +360,6 @@ def main() -> int:
     optimizer = torch.optim.Adam(detector.parameters(), lr=learning_rate)
     steps = epochs * math.ceil(len(train.boxes) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(1, epochs + 1):
         detector.train()
         totals = torch.zeros(3)
@@ -393,8 +390,7 @@ def main() -> int:
             totals += losses.detach().cpu() * len(batch)
         totals /= len(train.boxes)
         scores, _ = evaluate(detect(detector, test, device), test, len(names), threshold)
-        append_metrics(
-            metrics_file,
+        paths.append_metrics(
             {
                 "epoch": epoch,
                 "loss": round(float(totals[0] + 0.1 * totals[1] + totals[2]), 4),
@@ -421,7 +417,7 @@ def main() -> int:
     scores, confusion = evaluate(
         detect(detector, test, torch.device("cpu")), test, len(names), threshold
     )
-    write_evaluation(paths.evaluation, names, confusion, scores)
+    paths.write_evaluation(names, confusion, scores)
     print(
         f"test {json.dumps(scores)}; model written to {model_dir} after "
         f"{time.monotonic() - started:.1f} s",

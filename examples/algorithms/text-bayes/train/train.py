@@ -35,11 +35,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from workbench.training.contract import (
     RunPaths,
-    append_metrics,
     env_bool,
     env_float,
     env_int,
-    write_evaluation,
 )
 
 SINGLE_TEXT_SUFFIXES = (".txt", ".tsv", ".csv")
@@ -105,7 +103,7 @@ def make_model(alpha: float, ngram_max: int, sublinear_tf: bool, min_df: int) ->
 
 def main() -> int:
     paths = RunPaths.from_env()
-    data, model_dir, metrics_file = paths.dataset, paths.model, paths.metrics
+    data, model_dir = paths.dataset, paths.model
     dataset_format = os.environ.get("DATASET_FORMAT") or "single_text"
     alpha = env_float("ALPHA", 0.1)
     ngram_max = env_int("NGRAM_MAX", 2)
@@ -129,14 +127,12 @@ def main() -> int:
 
     order = list(range(len(x_train)))
     random.Random(0).shuffle(order)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     for step in range(1, steps + 1):
         count = max(1, round(len(order) * step / steps))
         part = order[:count]
         model = make_model(alpha, ngram_max, sublinear_tf, min_df)
         model.fit([x_train[i] for i in part], [y_train[i] for i in part])
-        append_metrics(
-            metrics_file,
+        paths.append_metrics(
             {
                 "step": step,
                 "train_samples": count,
@@ -178,7 +174,7 @@ def main() -> int:
         + "\n"
     )
     matrix = confusion_matrix(y_test, model.predict(x_test), labels=labels)
-    write_evaluation(paths.evaluation, labels, matrix.tolist())
+    paths.write_evaluation(labels, matrix.tolist())
     accuracy = float(matrix.trace() / matrix.sum())
     print(
         f"test accuracy {accuracy:.4f}; model written to {model_dir} in "

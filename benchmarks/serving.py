@@ -287,12 +287,12 @@ def serve_endpoint(model: Path, public: bool) -> Started:
     CPU, behind the HAProxy endpoint), as users reach it: with its key, which the proxy
     checks (``public``: an endpoint open on purpose, no key checked)."""
     sys.path.insert(0, str(REPO))
-    from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for
+    from common import register_cnn
+
+    from tests.docker_fixtures import python_env_image_for
     from workbench.backends.docker import DockerBackend
     from workbench.config import Settings
     from workbench.deployments.schemas import ServerOptions, ServiceCreate
-    from workbench.models.schemas import NewVersion
-    from workbench.registry import models as m
     from workbench.services import Workbench
     from workbench.users import Actor
 
@@ -307,19 +307,7 @@ def serve_endpoint(model: Path, public: bool) -> Started:
     folder = home / "cnn"
     folder.mkdir()
     shutil.copy(model, folder / "model.onnx")
-    with wb.registry.session() as s:
-        env = m.Environment(
-            name="python", framework="python", image_ref=PYTHON_ENV_TAG, owner_id=user.id
-        )
-        s.add(env)
-        s.flush()
-        env_id = env.id
-        model_id = wb.model_versions.model_for(
-            s, name="cnn", owner_id=user.id, visibility="private"
-        ).id
-    version = wb.model_versions.register_version(
-        model_id, folder, NewVersion(environment_id=env_id), staging="bench"
-    )
+    version = register_cnn(wb, user.id, folder)
     request = ServiceCreate(
         name="cnn",
         version_id=version.id,

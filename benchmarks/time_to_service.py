@@ -11,9 +11,7 @@ envs/python if it is not built yet. The model is the ONNX CNN of ``serving.py``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,14 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import docker_benchmark, print_against_floor, register_cnn  # noqa: E402
 from serving import free_port, make_cnn  # noqa: E402
 
-from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
-from workbench.backends.docker import DockerBackend  # noqa: E402
+from tests.docker_fixtures import PYTHON_ENV_TAG  # noqa: E402
 from workbench.config import Settings  # noqa: E402
 from workbench.deployments.schemas import ServiceCreate  # noqa: E402
-from workbench.models.schemas import NewVersion  # noqa: E402
-from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
 from workbench.users import Actor  # noqa: E402
 
@@ -78,11 +74,7 @@ def timed(fn: Callable[[], Callable[[], None]], repeat: int) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    backend = DockerBackend.from_env()
-    python_env_image_for(backend)
+    repeat, backend = docker_benchmark(__doc__.splitlines()[0])
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cnn"
@@ -105,7 +97,7 @@ def main() -> int:
             return lambda: subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
         floor_name = "floor: bare docker run -> first correct prediction"
-        results = {floor_name: timed(bare_run, args.repeat)}
+        results = {floor_name: timed(bare_run, repeat)}
 
         settings = Settings(home=Path(tmp) / "home", backend="docker")
         wb = Workbench.from_settings(settings, backend_instance=backend)
@@ -114,19 +106,7 @@ def main() -> int:
         try:
             owner = wb.users.add_user("bench")
             actor = Actor(owner.id, owner.username, owner.role)
-            with wb.registry.session() as s:
-                env = m.Environment(
-                    name="python", framework="python", image_ref=PYTHON_ENV_TAG, owner_id=owner.id
-                )
-                s.add(env)
-                s.flush()
-                env_id = env.id
-                model_id = wb.model_versions.model_for(
-                    s, name="cnn", owner_id=owner.id, visibility="private"
-                ).id
-            version = wb.model_versions.register_version(
-                model_id, folder, NewVersion(environment_id=env_id), staging="bench"
-            )
+            version = register_cnn(wb, owner.id, folder)
             counter = iter(range(1000))
 
             def publish() -> Callable[[], None]:
@@ -143,16 +123,12 @@ def main() -> int:
                 return cleanup
 
             results["Workbench: publish -> first correct prediction via endpoint"] = timed(
-                publish, args.repeat
+                publish, repeat
             )
         finally:
             wb.close()
 
-    floor = statistics.median(results[floor_name])
-    print(f"\n{'':60} {'median s':>9} {'min s':>7} {'max s':>7} {'vs floor':>9}")
-    for name, times in results.items():
-        med = statistics.median(times)
-        print(f"{name:60} {med:9.2f} {min(times):7.2f} {max(times):7.2f} {med / floor:8.2f}x")
+    print_against_floor(results, floor_name)
     return 0
 
 

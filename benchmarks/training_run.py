@@ -16,7 +16,6 @@ Needs the Docker Engine (scripts/docker) and builds envs/python if it is not bui
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import statistics
@@ -30,10 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import docker_benchmark  # noqa: E402
+
 from tests.conftest import add_algorithm, make_workbench  # noqa: E402
-from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
+from tests.docker_fixtures import PYTHON_ENV_TAG  # noqa: E402
 from workbench.backends.base import Limits, Mount, RunSpec, RunState  # noqa: E402
-from workbench.backends.docker import DockerBackend  # noqa: E402
 from workbench.config import TrainingLimits  # noqa: E402
 from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
@@ -69,11 +69,7 @@ def fresh_output(root: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    backend = DockerBackend.from_env()
-    python_env_image_for(backend)
+    repeat, backend = docker_benchmark(__doc__.splitlines()[0])
     list(
         backend.build_image(
             EXAMPLE / "train", TAG, build_args={"WORKBENCH_ENV_IMAGE": PYTHON_ENV_TAG}
@@ -185,16 +181,14 @@ def main() -> int:
                 return elapsed
 
             results = {
-                "floor: train.py in-process Python (no container)": median_of(args.repeat, floor),
-                "peer: bare docker run of the training image": median_of(args.repeat, docker_run),
-                "Workbench training task, create -> succeeded": median_of(
-                    args.repeat, workbench_task
-                ),
+                "floor: train.py in-process Python (no container)": median_of(repeat, floor),
+                "peer: bare docker run of the training image": median_of(repeat, docker_run),
+                "Workbench training task, create -> succeeded": median_of(repeat, workbench_task),
             }
         finally:
             wb.close()
             backend.remove_image(TAG)
-    print(f"\ntext-bayes on texts ({made.samples} samples), median of {args.repeat}, 2 cores\n")
+    print(f"\ntext-bayes on texts ({made.samples} samples), median of {repeat}, 2 cores\n")
     print("| what | median | all runs |\n|---|---|---|")
     for what, (median, times) in results.items():
         print(f"| {what} | {median:.2f} s | {', '.join(f'{t:.2f}' for t in times)} |")

@@ -9,10 +9,8 @@ Needs the Docker Engine (scripts/docker) and builds envs/python if it is not bui
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,12 +23,12 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.docker_fixtures import PYTHON_ENV_TAG, python_env_image_for  # noqa: E402
+from common import docker_benchmark, print_against_floor, python_environment  # noqa: E402
+
+from tests.docker_fixtures import PYTHON_ENV_TAG  # noqa: E402
 from tests.server import free_port, live_server  # noqa: E402
-from workbench.backends.docker import DockerBackend  # noqa: E402
 from workbench.client import WorkbenchClient  # noqa: E402
 from workbench.config import Settings  # noqa: E402
-from workbench.registry import models as m  # noqa: E402
 from workbench.services import Workbench  # noqa: E402
 
 OWNER = "owner"
@@ -94,30 +92,16 @@ def bare_docker_run(image: str) -> Callable[[], None]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-
-    backend = DockerBackend.from_env()
-    python_env_image_for(backend)
-    results = {
-        "floor: bare docker run -> JupyterLab answers": timed(
-            bare_docker_run(PYTHON_ENV_TAG), args.repeat
-        )
-    }
+    repeat, _ = docker_benchmark(__doc__.splitlines()[0])
+    floor_name = "floor: bare docker run -> JupyterLab answers"
+    results = {floor_name: timed(bare_docker_run(PYTHON_ENV_TAG), repeat)}
 
     os.environ["WORKBENCH_BACKEND"] = "docker"
     with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp), owner=OWNER) as server:
         wb = Workbench.from_settings(Settings(home=server.home))
         owner = wb.users.ensure_owner(OWNER)
         token = wb.users.create_token(owner.id, "bench").secret
-        with wb.registry.session() as s:
-            env = m.Environment(
-                name="python", framework="python", image_ref=PYTHON_ENV_TAG, owner_id=owner.id
-            )
-            s.add(env)
-            s.flush()
-            env_id = env.id
+        env_id = python_environment(wb, owner.id)
         client = WorkbenchClient(server.url, token, timeout=300)
         ws = client.workspaces.create(
             name="bench", purpose="text", sub_purpose="classification", environment_id=env_id
@@ -133,16 +117,12 @@ def main() -> int:
                 client.workspaces.stop(ws.id)
 
         results["Workbench: start -> JupyterLab answers via proxy"] = timed(
-            start_through_proxy, args.repeat
+            start_through_proxy, repeat
         )
         client.workspaces.delete(ws.id)
         wb.close()
 
-    floor = statistics.median(results["floor: bare docker run -> JupyterLab answers"])
-    print(f"\n{'':52} {'median s':>9} {'min s':>7} {'max s':>7} {'vs floor':>9}")
-    for name, times in results.items():
-        med = statistics.median(times)
-        print(f"{name:52} {med:9.2f} {min(times):7.2f} {max(times):7.2f} {med / floor:8.2f}x")
+    print_against_floor(results, floor_name)
     return 0
 
 

@@ -127,23 +127,35 @@ def write_zip(path: Path, members: Mapping[str, bytes]) -> Path:
     return path
 
 
-def _write_split_archives(
+def _classification_archives(
     out_dir: Path,
     name: str,
+    purpose: str,
     labels: Sequence[str],
     contents: Sequence[bytes],
-    file_names: Sequence[str],
+    suffix: str,
     test_fraction: float,
     seed: int,
-) -> tuple[Path, Path]:
-    """Split the samples and write ``<name>-train.zip`` and ``<name>-test.zip`` in ``out_dir``."""
+) -> DatasetArchives:
+    """Split the samples of a ``dir`` classification dataset and write
+    ``<name>-train.zip`` and ``<name>-test.zip`` in ``out_dir``: sample ``index`` becomes
+    ``<label>/<index><suffix>``, its index zero-padded to four digits."""
     train, test = stratified_split(labels, test_fraction, seed)
     paths: list[Path] = []
     for split, indices in (("train", train), ("test", test)):
         top = f"{name}-{split}"
-        members = {f"{top}/{labels[i]}/{file_names[i]}": contents[i] for i in indices}
-        paths.append(write_zip(out_dir / f"{top}.zip", members))
-    return paths[0], paths[1]
+        members = {f"{top}/{labels[i]}/{i:04d}{suffix}": contents[i] for i in indices}
+        paths.append(write_zip(Path(out_dir) / f"{top}.zip", members))
+    return DatasetArchives(
+        name=name,
+        train=paths[0],
+        test=paths[1],
+        purpose=purpose,
+        sub_purpose="classification",
+        format="dir",
+        classes=len(set(labels)),
+        samples=len(labels),
+    )
 
 
 # --------------------------------------------------------------------------- digits
@@ -179,19 +191,8 @@ def make_digits(out_dir: Path, test_fraction: float = 0.2, seed: int = 0) -> Dat
     digits = load_digits()
     labels = [str(int(target)) for target in digits.target]
     contents = [digit_png(image.tolist()) for image in digits.images]
-    file_names = [f"{index:04d}.png" for index in range(len(labels))]
-    train, test = _write_split_archives(
-        Path(out_dir), "digits", labels, contents, file_names, test_fraction, seed
-    )
-    return DatasetArchives(
-        name="digits",
-        train=train,
-        test=test,
-        purpose="image",
-        sub_purpose="classification",
-        format="dir",
-        classes=len(set(labels)),
-        samples=len(labels),
+    return _classification_archives(
+        out_dir, "digits", "image", labels, contents, ".png", test_fraction, seed
     )
 
 
@@ -341,19 +342,8 @@ def make_texts(
         for text in texts:
             labels.append(topic)
             contents.append((text + "\n").encode("utf-8"))
-    file_names = [f"{index:04d}.txt" for index in range(len(labels))]
-    train, test = _write_split_archives(
-        Path(out_dir), "texts", labels, contents, file_names, test_fraction, seed
-    )
-    return DatasetArchives(
-        name="texts",
-        train=train,
-        test=test,
-        purpose="text",
-        sub_purpose="classification",
-        format="dir",
-        classes=len(per_topic),
-        samples=len(labels),
+    return _classification_archives(
+        out_dir, "texts", "text", labels, contents, ".txt", test_fraction, seed
     )
 
 

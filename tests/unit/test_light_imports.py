@@ -55,6 +55,8 @@ def loaded(*modules: str) -> set[str]:
             "workbench.models.formats",
             "workbench.schemas.quotas",
         ),
+        # what a training script imports in its container (the standard library only)
+        ("workbench.training.contract",),
     ],
 )
 def test_the_client_loads_none_of_the_servers_packages(modules):

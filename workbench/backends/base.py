@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from workbench.errors import Unsupported
+from workbench.errors import BuildFailed, Unsupported
 
 #: every run Workbench starts carries this label (value: the Workbench home it belongs to)
 MANAGED_LABEL = "workbench.managed"
@@ -262,7 +262,6 @@ class Backend(ABC):
 
     # --- images ---------------------------------------------------------------------------
 
-    @abstractmethod
     def build_image(
         self,
         context: Path,
@@ -272,7 +271,27 @@ class Backend(ABC):
         build_args: Mapping[str, str] | None = None,
     ) -> Iterator[str]:
         """Build ``context`` into ``tag``, yielding log lines; :class:`BuildFailed` at the end
-        of the iteration if it fails (with the last lines in the message)."""
+        of the iteration if it fails (with the last lines in the message), or at its start
+        if ``context`` lacks what this backend builds from (see :meth:`_check_context`)."""
+        self._check_context(context, dockerfile, tag)
+        yield from self._build(context, tag, dockerfile, dict(build_args or {}))
+
+    def _check_context(self, context: Path, dockerfile: str, tag: str) -> None:
+        """:class:`BuildFailed` unless ``context`` holds ``dockerfile``; a backend that
+        builds from something else checks for that instead."""
+        path = context / dockerfile
+        if not path.is_file():
+            raise BuildFailed(
+                f"cannot build {tag}: {path} does not exist; "
+                "the build context must hold the Dockerfile.",
+                tag=tag,
+            )
+
+    @abstractmethod
+    def _build(
+        self, context: Path, tag: str, dockerfile: str, build_args: dict[str, str]
+    ) -> Iterator[str]:
+        """The build itself, once :meth:`_check_context` has passed (see :meth:`build_image`)."""
 
     @abstractmethod
     def import_rootfs(self, tar: Path, tag: str) -> ImageInfo:

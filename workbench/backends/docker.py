@@ -340,27 +340,16 @@ class DockerBackend(Backend):
 
     # --- images ---------------------------------------------------------------------------
 
-    def build_image(
-        self,
-        context: Path,
-        tag: str,
-        *,
-        dockerfile: str = "Dockerfile",
-        build_args: Mapping[str, str] | None = None,
+    def _build(
+        self, context: Path, tag: str, dockerfile: str, build_args: dict[str, str]
     ) -> Iterator[str]:
-        if not (context / dockerfile).is_file():
-            raise BuildFailed(
-                f"cannot build {tag}: {context / dockerfile} does not exist; "
-                "the build context must hold the Dockerfile.",
-                tag=tag,
-            )
         last: deque[str] = deque(maxlen=_BUILD_TAIL)
         try:
             entries = self._api.build(
                 path=str(context),
                 tag=tag,
                 dockerfile=dockerfile,
-                buildargs=dict(build_args or {}),
+                buildargs=build_args,
                 rm=True,
                 forcerm=True,
                 decode=True,

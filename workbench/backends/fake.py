@@ -266,20 +266,12 @@ class FakeBackend(Backend):
 
     # --- images ---------------------------------------------------------------------------
 
-    def build_image(
-        self,
-        context: Path,
-        tag: str,
-        *,
-        dockerfile: str = "Dockerfile",
-        build_args: Mapping[str, str] | None = None,
+    def _build(
+        self, context: Path, tag: str, dockerfile: str, build_args: dict[str, str]
     ) -> Iterator[str]:
-        path = context / dockerfile
-        if not path.is_file():
-            raise BuildFailed(f"cannot build {tag}: {path} does not exist.", tag=tag)
         steps = [
             line.strip()
-            for line in path.read_text().splitlines()
+            for line in (context / dockerfile).read_text().splitlines()
             if line.strip() and not line.lstrip().startswith("#")
         ]
         for number, step in enumerate(steps, 1):

@@ -481,19 +481,18 @@ class LocalBackend(Backend):
             )
         return image_id, path
 
-    def build_image(
-        self,
-        context: Path,
-        tag: str,
-        *,
-        dockerfile: str = "Dockerfile",
-        build_args: Mapping[str, str] | None = None,
-    ) -> Iterator[str]:
+    def _check_context(self, context: Path, dockerfile: str, tag: str) -> None:
+        """:class:`BuildFailed` unless ``context`` is a folder: a local image is built from
+        its ``requirements.txt`` (if any), not from the Dockerfile."""
         if not context.is_dir():
             raise BuildFailed(f"cannot build {tag}: {context} is not a folder.", tag=tag)
+
+    def _build(
+        self, context: Path, tag: str, dockerfile: str, build_args: dict[str, str]
+    ) -> Iterator[str]:
         image_id = uuid.uuid4().hex
         venv = self.state_dir / "images" / image_id
-        env = {**os.environ, **(build_args or {})}
+        env = {**os.environ, **build_args}
         last: deque[str] = deque(maxlen=_BUILD_TAIL)
         steps = [("python -m venv", [sys.executable, "-m", "venv", str(venv)])]
         if (context / "requirements.txt").is_file():

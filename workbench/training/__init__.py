@@ -5,5 +5,7 @@
 - :mod:`~workbench.training.jobs`: :class:`TrainingKind`, a run as a job of the job runner
   (prepare the container, read its metrics, register its model);
 - :mod:`~workbench.training.dataset_view`: the dataset a run sees, split applied;
-- :mod:`~workbench.training.schemas`: the REST bodies.
+- :mod:`~workbench.training.schemas`: the REST bodies;
+- :mod:`~workbench.training.contract`: the training container's side of the contract
+  (parameters, paths, metrics, evaluation), imported by the training scripts.
 """

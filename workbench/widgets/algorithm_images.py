@@ -22,6 +22,7 @@ from workbench.widgets.common import (
     escape,
     on_pick,
     picked_file,
+    progress_bar,
     replace_options,
     size_text,
     state_html,
@@ -64,13 +65,7 @@ class ImagesBox(w.VBox):
             "pull": self._build_from_pull(),
         }
         self.source_box = w.Box()
-        self.progress = w.IntProgress(
-            value=0,
-            min=0,
-            max=100,
-            description="Loading",
-            layout=w.Layout(width="320px", display="none"),
-        )
+        self.progress = progress_bar("Loading", "320px", hidden=True)
         self.poller = Poller(self._follow, poll_interval)
         super().__init__(
             [

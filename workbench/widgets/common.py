@@ -156,6 +156,12 @@ def search_box(width: str) -> w.Text:
     return w.Text(placeholder="search", continuous_update=False, layout=w.Layout(width=width))
 
 
+def progress_bar(description: str, width: str, *, hidden: bool = False) -> w.IntProgress:
+    """A bar from 0 to 100 (percent done); ``hidden`` until the work it follows starts."""
+    layout = w.Layout(width=width, display="none" if hidden else None)
+    return w.IntProgress(value=0, min=0, max=100, description=description, layout=layout)
+
+
 def visibility_choices(is_admin: bool) -> list[Visibility]:
     """Only admins may mark something preset, so only they are offered it."""
     return [v for v in Visibility if is_admin or v is not Visibility.PRESET]
@@ -291,6 +297,10 @@ class Section(w.VBox, Generic[ItemT]):
     empty_hint: ClassVar[str] = ""
     deletes: ClassVar[str] = ""
     refresh_on_open: ClassVar[bool] = False
+    #: the filters of :meth:`owned_filters`, in the sections that have them
+    purpose: w.Dropdown
+    mine: w.Checkbox
+    search: w.Text
 
     def __init__(
         self,
@@ -349,6 +359,25 @@ class Section(w.VBox, Generic[ItemT]):
         """List again whenever one of the filters ``controls`` changes."""
         for control in controls:
             control.observe(lambda _: self.refresh(), names="value")
+
+    def owned_filters(self, own: w.Dropdown) -> list[w.Widget]:
+        """The filters of a list of what users own and share (datasets, models), each
+        watched: :attr:`purpose`, the kind's ``own`` choice, :attr:`mine` and
+        :attr:`search`; :meth:`owned_filter_values` reads them for the client."""
+        self.purpose = filter_choice("Purpose", Purpose, "170px")
+        self.mine = mine_only()
+        self.search = search_box("140px")
+        filters = [self.purpose, own, self.mine, self.search]
+        self.watch(*filters)
+        return filters
+
+    def owned_filter_values(self) -> dict[str, Any]:
+        """The values of :meth:`owned_filters` as the client's ``list`` takes them."""
+        return {
+            "purpose": chosen(self.purpose),
+            "mine": self.mine.value or None,
+            "q": self.search.value or None,
+        }
 
     # --- the hooks ------------------------------------------------------------------------
 

@@ -25,11 +25,10 @@ from workbench.widgets.common import (
     escape,
     filter_choice,
     heading_html,
-    mine_only,
     name_for_css,
     offer_sub_purposes,
     picked_file,
-    search_box,
+    progress_bar,
     visibility_choices,
     wrap,
 )
@@ -53,12 +52,8 @@ class DatasetsSection(Section[DatasetInfo]):
     # --- the parts ------------------------------------------------------------------------
 
     def _build_filters(self) -> list[w.Widget]:
-        self.purpose = filter_choice("Purpose", Purpose, "170px")
         self.state = filter_choice("State", ["draft", "online", "offline"], "190px")
-        self.mine = mine_only()
-        self.search = search_box("140px")
-        self.watch(self.purpose, self.state, self.mine, self.search)
-        return [self.purpose, self.state, self.mine, self.search]
+        return self.owned_filters(self.state)
 
     def _build_details(self) -> w.VBox:
         """A dataset: its summary and sharing, its classes and samples, an upload to it."""
@@ -98,9 +93,7 @@ class DatasetsSection(Section[DatasetInfo]):
             placeholder="…or a path on the server", layout=w.Layout(width="260px")
         )
         self.upload_button = w.Button(description="Upload", icon="upload")
-        self.progress = w.IntProgress(
-            value=0, min=0, max=100, description="Upload", layout=w.Layout(width="320px")
-        )
+        self.progress = progress_bar("Upload", "320px")
         self.upload_button.on_click(lambda _: self.upload())
         #: what Upload answers, under its button (the report of its files below it)
         self.upload_status = Status()
@@ -129,12 +122,7 @@ class DatasetsSection(Section[DatasetInfo]):
     # --- the Section hooks ----------------------------------------------------------------
 
     def fetch(self) -> list[DatasetInfo]:
-        return self.client.datasets.list(
-            purpose=chosen(self.purpose),
-            state=chosen(self.state),
-            mine=self.mine.value or None,
-            q=self.search.value or None,
-        )
+        return self.client.datasets.list(state=chosen(self.state), **self.owned_filter_values())
 
     def label(self, ds: DatasetInfo) -> str:
         return (

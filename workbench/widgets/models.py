@@ -18,7 +18,6 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from workbench.client import WorkbenchClient
-from workbench.enums import Purpose
 from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, ModelDetail, ModelInfo, ModelVersionInfo
@@ -31,8 +30,6 @@ from workbench.widgets.common import (
     chosen,
     escape,
     filter_choice,
-    mine_only,
-    search_box,
     wrap,
 )
 from workbench.widgets.model_views import (
@@ -97,12 +94,8 @@ class ModelsSection(Section[ModelInfo]):
     # --- the parts ------------------------------------------------------------------------
 
     def _build_filters(self) -> list[w.Widget]:
-        self.purpose = filter_choice("Purpose", Purpose, "170px")
         self.framework = filter_choice("Framework", FRAMEWORKS, "190px")
-        self.mine = mine_only()
-        self.search = search_box("140px")
-        self.watch(self.purpose, self.framework, self.mine, self.search)
-        return [self.purpose, self.framework, self.mine, self.search]
+        return self.owned_filters(self.framework)
 
     def _build_details(self) -> w.VBox:
         """The model, its versions, the chosen version with its actions, formats and
@@ -261,10 +254,7 @@ class ModelsSection(Section[ModelInfo]):
 
     def fetch(self) -> list[ModelInfo]:
         return self.client.models.list(
-            purpose=chosen(self.purpose),
-            framework=chosen(self.framework),
-            mine=self.mine.value or None,
-            q=self.search.value or None,
+            framework=chosen(self.framework), **self.owned_filter_values()
         )
 
     def label(self, model: ModelInfo) -> str:

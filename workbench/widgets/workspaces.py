@@ -26,6 +26,7 @@ from workbench.widgets.common import (
     heading_html,
     name_for_css,
     offer_sub_purposes,
+    progress_bar,
     wrap,
 )
 from workbench.workspaces.schemas import WorkspaceInfo
@@ -73,13 +74,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.open_link = w.HTML()
-        self.progress = w.IntProgress(
-            value=0,
-            min=0,
-            max=100,
-            description="Starting",
-            layout=w.Layout(width="300px", display="none"),
-        )
+        self.progress = progress_bar("Starting", "300px", hidden=True)
         self.member = w.Text(placeholder="username", layout=w.Layout(width="160px"))
         self.add_member_button = w.Button(description="Invite member", icon="user-plus")
         self.start_button.add_class("wb-ws-start")

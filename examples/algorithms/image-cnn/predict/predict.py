@@ -17,36 +17,15 @@ batch.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from workbench.serving.runtimes import BadInput
-
-
-def decode_image(value: object) -> Image.Image:
-    """The picture in a base64 string (optionally a ``data:image/...;base64,`` URL)."""
-    if isinstance(value, bytes):  # the server hands strings on as UTF-8 bytes
-        value = value.decode("ascii", errors="replace")
-    if not isinstance(value, str) or not value:
-        raise BadInput('"image" must be a base64-encoded PNG or JPEG')
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(value, validate=True)))
-        image.load()
-    except (binascii.Error, ValueError) as exc:
-        raise BadInput(f'"image" is not valid base64: {exc}') from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise BadInput(f'"image" is not an image Pillow can read: {exc}') from None
-    return image
+from workbench.serving.pictures import decode_image
 
 
 class Predictor:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,40 +35,21 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from workbench.training.contract import (
+    RunPaths,
+    cpu_limit,
+    device_name,
+    env_float,
+    env_int,
+    env_str,
+)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 MEAN = 0.5
 STD = 0.5
 #: held-out samples written beside the model at most
 HELD_OUT = 512
-
-
-def env_path(name: str, default: str) -> Path:
-    return Path(os.environ.get(name) or default)
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-def cpu_limit() -> int:
-    """The CPUs this container may use (its cgroup v2 quota), at least 1."""
-    count = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-    except (OSError, ValueError):
-        return count
-    if quota == "max":
-        return count
-    return max(1, min(count, math.ceil(int(quota) / int(period))))
 
 
 def list_images(folder: Path) -> tuple[list[Path], list[str]]:
@@ -154,13 +134,6 @@ def load_base_weights(model: nn.Module, base_dir: Path | None) -> None:
     )
 
 
-def append_metrics(path: Path, values: dict[str, float | int]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(values) + "\n")
-        f.flush()
-    print(json.dumps(values), flush=True)
-
-
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Logits for ``images``, in batches, with the model in evaluation mode."""
@@ -169,24 +142,15 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> tor
 
 
 def main() -> int:
-    data = env_path("DATASET_DIR", "/workbench/dataset")
-    model_dir = env_path("MODEL_DIR", "/workbench/output/model")
-    metrics_file = env_path("METRICS_FILE", "/workbench/output/metrics.jsonl")
-    evaluation_file = env_path("EVALUATION_FILE", "/workbench/output/evaluation.json")
-    base_dir = Path(os.environ["BASE_MODEL_DIR"]) if os.environ.get("BASE_MODEL_DIR") else None
+    paths = RunPaths.from_env()
+    data, model_dir = paths.dataset, paths.model
     epochs = env_int("EPOCHS", 15)
     batch_size = env_int("BATCH_SIZE", 32)
     img_size = env_int("IMG_SIZE", 32)
     learning_rate = env_float("LEARNING_RATE", 0.003)
     width = env_int("WIDTH", 16)
     seed = env_int("SEED", 0)
-    wanted = env_str("DEVICE", "cpu").strip().lower()
-    if wanted not in ("cpu", "cuda"):
-        raise SystemExit(f"DEVICE must be cpu or cuda, not {wanted!r}")
-    if wanted == "cuda" and not torch.cuda.is_available():
-        print("DEVICE=cuda but no CUDA device is visible: training on the CPU", flush=True)
-        wanted = "cpu"
-    device = torch.device(wanted)
+    device = torch.device(device_name(env_str("DEVICE", "cpu"), torch.cuda.is_available()))
     torch.set_num_threads(cpu_limit())
     torch.manual_seed(seed)
 
@@ -206,12 +170,11 @@ def main() -> int:
     )
 
     model = SmallCNN(channels, len(classes), width)
-    load_base_weights(model, base_dir)
+    load_base_weights(model, paths.base_model)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     steps = epochs * math.ceil(len(x_train) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     known = [i for i, name in enumerate(test_names) if name in classes]
     y_known = torch.tensor([classes.index(test_names[i]) for i in known])
     for epoch in range(1, epochs + 1):
@@ -240,7 +203,7 @@ def main() -> int:
             right = (test_logits.argmax(1) == y_known).float().mean()
             values["test_accuracy"] = round(float(right), 4)
         values["seconds"] = round(time.monotonic() - started, 1)
-        append_metrics(metrics_file, values)
+        paths.append_metrics(values)
 
     model.to("cpu").eval()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -267,8 +230,7 @@ def main() -> int:
     matrix = [[0] * len(labels) for _ in labels]
     for name, index in zip(test_names, predicted, strict=True):
         matrix[labels.index(name)][labels.index(classes[index])] += 1
-    evaluation = {"labels": labels, "confusion_matrix": matrix, "metrics": {}}
-    evaluation_file.write_text(json.dumps(evaluation) + "\n")
+    paths.write_evaluation(labels, matrix)
     hits = sum(matrix[i][i] for i in range(len(labels)))
     print(
         f"test accuracy {hits / len(test_names):.4f}; model written to {model_dir} after "

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,6 +47,15 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from workbench.training.contract import (
+    RunPaths,
+    cpu_limit,
+    device_name,
+    env_float,
+    env_int,
+    env_str,
+)
+
 STRIDE = 4
 MEAN = 0.5
 STD = 0.5
@@ -55,34 +63,6 @@ TOP_K = 50
 IOU_THRESHOLD = 0.5
 #: detections below this score are not kept for the average precision
 MIN_SCORE = 0.01
-
-
-def env_path(name: str, default: str) -> Path:
-    return Path(os.environ.get(name) or default)
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-def cpu_limit() -> int:
-    """The CPUs this container may use (its cgroup v2 quota), at least 1."""
-    count = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-    except (OSError, ValueError):
-        return count
-    if quota == "max":
-        return count
-    return max(1, min(count, math.ceil(int(quota) / int(period))))
 
 
 # --------------------------------------------------------------------------- data
@@ -346,19 +326,9 @@ def evaluate(
 # --------------------------------------------------------------------------- main
 
 
-def append_metrics(path: Path, values: dict[str, float | int]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(values) + "\n")
-        f.flush()
-    print(json.dumps(values), flush=True)
-
-
 def main() -> int:
-    data = env_path("DATASET_DIR", "/workbench/dataset")
-    model_dir = env_path("MODEL_DIR", "/workbench/output/model")
-    metrics_file = env_path("METRICS_FILE", "/workbench/output/metrics.jsonl")
-    evaluation_file = env_path("EVALUATION_FILE", "/workbench/output/evaluation.json")
-    base_dir = Path(os.environ["BASE_MODEL_DIR"]) if os.environ.get("BASE_MODEL_DIR") else None
+    paths = RunPaths.from_env()
+    data, model_dir = paths.dataset, paths.model
     epochs = env_int("EPOCHS", 20)
     batch_size = env_int("BATCH_SIZE", 16)
     img_size = max(STRIDE, env_int("IMG_SIZE", 64) // STRIDE * STRIDE)
@@ -366,13 +336,7 @@ def main() -> int:
     width = env_int("WIDTH", 16)
     threshold = env_float("SCORE_THRESHOLD", 0.3)
     seed = env_int("SEED", 0)
-    wanted = env_str("DEVICE", "cpu").strip().lower()
-    if wanted not in ("cpu", "cuda"):
-        raise SystemExit(f"DEVICE must be cpu or cuda, not {wanted!r}")
-    if wanted == "cuda" and not torch.cuda.is_available():
-        print("DEVICE=cuda but no CUDA device is visible: training on the CPU", flush=True)
-        wanted = "cpu"
-    device = torch.device(wanted)
+    device = torch.device(device_name(env_str("DEVICE", "cpu"), torch.cuda.is_available()))
     torch.set_num_threads(cpu_limit())
     torch.manual_seed(seed)
 
@@ -391,12 +355,11 @@ def main() -> int:
     )
 
     detector = Detector(CenterNet(len(names), width))
-    load_base_weights(detector, base_dir)
+    load_base_weights(detector, paths.base_model)
     detector.to(device)
     optimizer = torch.optim.Adam(detector.parameters(), lr=learning_rate)
     steps = epochs * math.ceil(len(train.boxes) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(1, epochs + 1):
         detector.train()
         totals = torch.zeros(3)
@@ -427,8 +390,7 @@ def main() -> int:
             totals += losses.detach().cpu() * len(batch)
         totals /= len(train.boxes)
         scores, _ = evaluate(detect(detector, test, device), test, len(names), threshold)
-        append_metrics(
-            metrics_file,
+        paths.append_metrics(
             {
                 "epoch": epoch,
                 "loss": round(float(totals[0] + 0.1 * totals[1] + totals[2]), 4),
@@ -455,8 +417,7 @@ def main() -> int:
     scores, confusion = evaluate(
         detect(detector, test, torch.device("cpu")), test, len(names), threshold
     )
-    evaluation = {"labels": names, "confusion_matrix": confusion, "metrics": scores}
-    evaluation_file.write_text(json.dumps(evaluation) + "\n")
+    paths.write_evaluation(names, confusion, scores)
     print(
         f"test {json.dumps(scores)}; model written to {model_dir} after "
         f"{time.monotonic() - started:.1f} s",

@@ -33,27 +33,16 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from workbench.training.contract import (
+    RunPaths,
+    env_bool,
+    env_float,
+    env_int,
+)
+
 SINGLE_TEXT_SUFFIXES = (".txt", ".tsv", ".csv")
-TRUE = {"1", "true", "yes", "on"}
 #: held-out texts written beside the model at most
 HELD_OUT = 512
-
-
-def env_path(name: str, default: str) -> Path:
-    return Path(os.environ.get(name) or default)
-
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if not value else value.strip().lower() in TRUE
 
 
 def visible(path: Path) -> bool:
@@ -112,26 +101,17 @@ def make_model(alpha: float, ngram_max: int, sublinear_tf: bool, min_df: int) ->
     return make_pipeline(vectorizer, MultinomialNB(alpha=alpha))
 
 
-def append_metrics(path: Path, values: dict[str, float | int]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(values) + "\n")
-        f.flush()
-    print(json.dumps(values), flush=True)
-
-
 def main() -> int:
-    data = env_path("DATASET_DIR", "/workbench/dataset")
-    model_dir = env_path("MODEL_DIR", "/workbench/output/model")
-    metrics_file = env_path("METRICS_FILE", "/workbench/output/metrics.jsonl")
-    evaluation_file = env_path("EVALUATION_FILE", "/workbench/output/evaluation.json")
+    paths = RunPaths.from_env()
+    data, model_dir = paths.dataset, paths.model
     dataset_format = os.environ.get("DATASET_FORMAT") or "single_text"
     alpha = env_float("ALPHA", 0.1)
     ngram_max = env_int("NGRAM_MAX", 2)
     sublinear_tf = env_bool("SUBLINEAR_TF", True)
     min_df = env_int("MIN_DF", 1)
     steps = max(1, env_int("CURVE_STEPS", 5))
-    base = Path(os.environ.get("BASE_MODEL_DIR") or "/nonexistent")
-    if base.is_dir() and any(base.iterdir()):
+    base = paths.base_model
+    if base is not None and base.is_dir() and any(base.iterdir()):
         print("BASE_MODEL_DIR is ignored: naive Bayes is always fitted from scratch", flush=True)
 
     started = time.monotonic()
@@ -147,14 +127,12 @@ def main() -> int:
 
     order = list(range(len(x_train)))
     random.Random(0).shuffle(order)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
     for step in range(1, steps + 1):
         count = max(1, round(len(order) * step / steps))
         part = order[:count]
         model = make_model(alpha, ngram_max, sublinear_tf, min_df)
         model.fit([x_train[i] for i in part], [y_train[i] for i in part])
-        append_metrics(
-            metrics_file,
+        paths.append_metrics(
             {
                 "step": step,
                 "train_samples": count,
@@ -196,8 +174,7 @@ def main() -> int:
         + "\n"
     )
     matrix = confusion_matrix(y_test, model.predict(x_test), labels=labels)
-    evaluation = {"labels": labels, "confusion_matrix": matrix.tolist(), "metrics": {}}
-    evaluation_file.write_text(json.dumps(evaluation) + "\n")
+    paths.write_evaluation(labels, matrix.tolist())
     accuracy = float(matrix.trace() / matrix.sum())
     print(
         f"test accuracy {accuracy:.4f}; model written to {model_dir} in "

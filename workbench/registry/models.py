@@ -95,8 +95,11 @@ class Timestamped:
 
 
 class Shareable(Timestamped):
-    """Every shareable thing has an owner and a visibility."""
+    """Every shareable thing has an id, a name, an owner and a visibility; its id and name
+    are its table's first columns (``sort_order``), the others its last."""
 
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(sa.String(128), sort_order=-1)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     visibility: Mapped[Visibility] = mapped_column(
         enum_column(Visibility), default=Visibility.PRIVATE
@@ -201,7 +204,6 @@ class Project(Shareable, Base):
 
     __tablename__ = "projects"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     description: Mapped[str] = mapped_column(sa.Text, default="")
 
@@ -213,8 +215,6 @@ class Dataset(Shareable, Base):
     __tablename__ = "datasets"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_datasets_owner_id_name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
@@ -267,8 +267,6 @@ class Environment(Shareable, Base):
         sa.UniqueConstraint("owner_id", "name", name="uq_environments_owner_id_name"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     framework: Mapped[str] = mapped_column(sa.String(64))
     framework_version: Mapped[str] = mapped_column(sa.String(32), default="")
@@ -283,8 +281,6 @@ class Environment(Shareable, Base):
 class Workspace(Shareable, Base):
     __tablename__ = "workspaces"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -317,8 +313,6 @@ class Algorithm(Shareable, Base):
     __tablename__ = "algorithms"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_algorithms_owner_id_name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -389,8 +383,6 @@ class Job(Base):
 class TrainingTask(Shareable, Base):
     __tablename__ = "training_tasks"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -432,8 +424,6 @@ class TrainingMetric(Base):
 class Model(Shareable, Base):
     __tablename__ = "models"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     #: what it does (a Purpose value, "" when unknown): from its algorithm, or given on import
@@ -557,8 +547,6 @@ class Service(Shareable, Base):
 
     __tablename__ = "services"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     model_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("model_versions.id"))
     algorithm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("algorithms.id"))

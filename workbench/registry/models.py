@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
 
 from workbench.enums import (
     AnnotationType,
@@ -59,6 +59,12 @@ def enum_column(enum: type[StrEnum]) -> sa.Enum:
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
+
+def owned_key(table: str) -> MappedColumn[Any]:
+    """A primary-key column that names a row of ``table`` (by its id): this table's row
+    belongs to that one and is deleted with it (a membership, a user's quotas)."""
+    return mapped_column(sa.ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True)
 
 
 #: constraint names; a unique constraint's name carries only its first column, so the
@@ -152,12 +158,8 @@ class Team(Timestamped, Base):
 class TeamMember(Base):
     __tablename__ = "team_members"
 
-    team_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    team_id: Mapped[int] = owned_key("teams")
+    user_id: Mapped[int] = owned_key("users")
     role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.MEMBER)
 
 
@@ -187,9 +189,7 @@ class Quota(Base):
 
     __tablename__ = "quotas"
 
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[int] = owned_key("users")
     #: replicas running across the user's services
     replicas: Mapped[int | None]
     #: MiB reserved by the user's replicas, running workspaces and training runs
@@ -298,12 +298,8 @@ class Workspace(Shareable, Base):
 class WorkspaceMember(Base):
     __tablename__ = "workspace_members"
 
-    workspace_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    workspace_id: Mapped[int] = owned_key("workspaces")
+    user_id: Mapped[int] = owned_key("users")
 
 
 # --- algorithms, training, models ---------------------------------------------------------

@@ -9,40 +9,28 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.algorithms.params import ImageSettings
 from workbench.enums import AlgorithmState, ImageState, Purpose, SubPurpose, Visibility
+from workbench.schemas.common import ShareableCreate, ShareableInfo, ShareableUpdate
 from workbench.schemas.images import ImageConfig
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")
-]
 #: a file of a workspace's ``docker_image/`` folder (a name, never a path)
 TarName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
-class AlgorithmCreate(BaseModel):
+class AlgorithmCreate(ShareableCreate):
     """A new algorithm (state draft): what it is for, and how its two images run."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-    description: str = ""
     purpose: Purpose
     sub_purpose: SubPurpose
-    visibility: Visibility = Visibility.PRIVATE
     train: ImageSettings = Field(default_factory=ImageSettings)
     predict: ImageSettings = Field(default_factory=ImageSettings)
 
 
-class AlgorithmUpdate(BaseModel):
+class AlgorithmUpdate(ShareableUpdate):
     """Fields to change; the ones left out stay as they are. ``train`` and ``predict``
     replace the settings of that image whole."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name | None = None
-    description: str | None = None
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
-    visibility: Visibility | None = None
     train: ImageSettings | None = None
     predict: ImageSettings | None = None
 
@@ -85,12 +73,7 @@ class ImageInfo(BaseModel):
     updated_at: datetime | None = None
 
 
-class AlgorithmInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
+class AlgorithmInfo(ShareableInfo):
     purpose: Purpose
     sub_purpose: SubPurpose
     state: AlgorithmState

@@ -1,15 +1,19 @@
 """What the client's parts share: the API's path, the upload chunk and callback, the
-timeout of long calls, and the turning of an answer into values or into the server's error."""
+timeout of long calls, the turning of an answer into values or into the server's error, and
+the calls every area's API makes the same way (:class:`AreaAPI`, :class:`EditableAPI`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from workbench.errors import InferenceError, WorkbenchError, rebuild_error
+
+if TYPE_CHECKING:
+    from workbench.client.core import WorkbenchClient
 
 API = "workbench/api/v1"
 CHUNK = 1024 * 1024
@@ -49,3 +53,46 @@ def error_from(response: httpx.Response) -> WorkbenchError:
         error = WorkbenchError(f"HTTP {response.status_code}: {response.text[:200]}")
     error.http_status = response.status_code  # type: ignore[attr-defined]
     return error
+
+
+InfoT = TypeVar("InfoT", bound=BaseModel)
+
+
+class AreaAPI(Generic[InfoT]):
+    """An area's things at ``path`` (``/datasets``), each answered as ``info``: the list
+    (``filters`` as the area's docstring names them; None left out), one thing, its delete
+    (under ``delete_timeout``, where a delete stops containers or removes images)."""
+
+    path: ClassVar[str]
+    info: type[InfoT]
+    delete_timeout: ClassVar[httpx.Timeout | float | httpx._client.UseClientDefault] = (
+        httpx.USE_CLIENT_DEFAULT
+    )
+
+    def __init__(self, client: WorkbenchClient) -> None:
+        self._c = client
+
+    def list(self, **filters: Any) -> list[InfoT]:
+        return parse_list(self.info, self._c.json("GET", self.path, params=query_params(filters)))
+
+    def get(self, item_id: int) -> InfoT:
+        return self._call("GET", item_id)
+
+    def delete(self, item_id: int) -> None:
+        self._c.request("DELETE", f"{self.path}/{item_id}", timeout=self.delete_timeout)
+
+    def _call(self, method: str, item_id: int, action: str = "", **kwargs: Any) -> InfoT:
+        """``method`` on one thing, or on its ``action`` (``publish``), answered as ``info``."""
+        path = f"{self.path}/{item_id}/{action}" if action else f"{self.path}/{item_id}"
+        return self.info.model_validate(self._c.json(method, path, **kwargs))
+
+
+class EditableAPI(AreaAPI[InfoT]):
+    """An area whose things are made from fields and changed by a PATCH of some of them."""
+
+    def create(self, **fields: Any) -> InfoT:
+        return self.info.model_validate(self._c.json("POST", self.path, json=fields))
+
+    def update(self, item_id: int, **changes: Any) -> InfoT:
+        """The fields to change; those left out stay as they are."""
+        return self._call("PATCH", item_id, json=changes)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from workbench.client._http import Progress, parse_list, query_params
+from workbench.client._http import AreaAPI, InfoT, Progress, parse_list, query_params
 from workbench.models.schemas import (
     BenchmarkReport,
     BenchmarkStarted,
@@ -26,16 +26,41 @@ if TYPE_CHECKING:
     from workbench.client.core import WorkbenchClient
 
 
-class ModelsAPI:
-    """The model registry: models, their versions, tags, aliases, comparison, download."""
+class TaggedAPI(AreaAPI[InfoT]):
+    """Things with free key/value tags (models and their versions, as in MLflow's registry)."""
+
+    def set_tag(self, item_id: int, key: str, value: str) -> dict[str, str]:
+        """Set the tag ``key``; all the thing's tags."""
+        return dict(self._c.json("PUT", self._tag(item_id, key), json={"value": value}))
+
+    def delete_tag(self, item_id: int, key: str) -> dict[str, str]:
+        return dict(self._c.json("DELETE", self._tag(item_id, key)))
+
+    def _tag(self, item_id: int, key: str) -> str:
+        return f"{self.path}/{item_id}/tags/{quote(key, safe='')}"
+
+
+class VersionsAPI(TaggedAPI[ModelVersionInfo]):
+    """Model versions by their id (``client.models`` reads and changes them)."""
+
+    path = "/model-versions"
+    info = ModelVersionInfo
+
+    def update(self, version_id: int, **changes: Any) -> ModelVersionInfo:
+        return self._call("PATCH", version_id, json=changes)
+
+
+class ModelsAPI(TaggedAPI[ModelInfo]):
+    """The model registry: models, their versions, tags, aliases, comparison, download.
+    ``list`` filters: mine, visibility, q, name, tag (``key`` or ``key=value``), purpose,
+    framework, owner; ``get`` and ``update`` answer the model with its versions."""
+
+    path = "/models"
+    info = ModelInfo
 
     def __init__(self, client: WorkbenchClient) -> None:
-        self._c = client
-
-    def list(self, **filters: Any) -> list[ModelInfo]:
-        """Filters: mine, visibility, q, name, tag (``key`` or ``key=value``), purpose,
-        framework, owner."""
-        return parse_list(ModelInfo, self._c.json("GET", "/models", params=query_params(filters)))
+        super().__init__(client)
+        self._versions = VersionsAPI(client)
 
     def get(self, model_id: int) -> ModelDetail:
         return ModelDetail.model_validate(self._c.json("GET", f"/models/{model_id}"))
@@ -44,16 +69,6 @@ class ModelsAPI:
         """name, description, purpose, visibility."""
         data = self._c.json("PATCH", f"/models/{model_id}", json=changes)
         return ModelDetail.model_validate(data)
-
-    def delete(self, model_id: int) -> None:
-        self._c.request("DELETE", f"/models/{model_id}")
-
-    def set_tag(self, model_id: int, key: str, value: str) -> dict[str, str]:
-        path = f"/models/{model_id}/tags/{quote(key, safe='')}"
-        return dict(self._c.json("PUT", path, json={"value": value}))
-
-    def delete_tag(self, model_id: int, key: str) -> dict[str, str]:
-        return dict(self._c.json("DELETE", f"/models/{model_id}/tags/{quote(key, safe='')}"))
 
     def set_alias(self, model_id: int, alias: str, version: int) -> dict[str, int]:
         """Point ``alias`` at the model's version number ``version``; all its aliases."""
@@ -69,23 +84,20 @@ class ModelsAPI:
         return dict(self._c.json("DELETE", f"/models/{model_id}/aliases/{alias}"))
 
     def version(self, version_id: int) -> ModelVersionInfo:
-        return ModelVersionInfo.model_validate(self._c.json("GET", f"/model-versions/{version_id}"))
+        return self._versions.get(version_id)
 
     def update_version(self, version_id: int, **changes: Any) -> ModelVersionInfo:
         """description; signature (``{"inputs": [{"name", "dtype", "shape"}], ...}``)."""
-        data = self._c.json("PATCH", f"/model-versions/{version_id}", json=changes)
-        return ModelVersionInfo.model_validate(data)
+        return self._versions.update(version_id, **changes)
 
     def delete_version(self, version_id: int) -> None:
-        self._c.request("DELETE", f"/model-versions/{version_id}")
+        self._versions.delete(version_id)
 
     def set_version_tag(self, version_id: int, key: str, value: str) -> dict[str, str]:
-        path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
-        return dict(self._c.json("PUT", path, json={"value": value}))
+        return self._versions.set_tag(version_id, key, value)
 
     def delete_version_tag(self, version_id: int, key: str) -> dict[str, str]:
-        path = f"/model-versions/{version_id}/tags/{quote(key, safe='')}"
-        return dict(self._c.json("DELETE", path))
+        return self._versions.delete_tag(version_id, key)
 
     def import_model(self, path: str | Path, kind: str, **options: Any) -> ModelVersionInfo:
         """Import a model trained elsewhere (the file or archive at ``path``) as a new

@@ -3,9 +3,9 @@ key, metrics, logs, and calls through the server to the endpoint."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from workbench.client._http import LONG, parse_list
+from workbench.client._http import LONG, AreaAPI, parse_list
 from workbench.deployments.schemas import (
     ReplicaLog,
     ServiceInfo,
@@ -14,22 +14,14 @@ from workbench.deployments.schemas import (
     ServiceStarted,
 )
 
-if TYPE_CHECKING:
-    from workbench.client.core import WorkbenchClient
 
-
-class ServicesAPI:
+class ServicesAPI(AreaAPI[ServiceInfo]):
     """Services: a model version served by replicas of the model server. Every change is a
     deploy job; ``wait``: until it is over, a failed deploy raising its error."""
 
-    def __init__(self, client: WorkbenchClient) -> None:
-        self._c = client
-
-    def list(self) -> list[ServiceInfo]:
-        return parse_list(ServiceInfo, self._c.json("GET", "/services"))
-
-    def get(self, service_id: int) -> ServiceInfo:
-        return ServiceInfo.model_validate(self._c.json("GET", f"/services/{service_id}"))
+    path = "/services"
+    info = ServiceInfo
+    delete_timeout = LONG
 
     def create(
         self,
@@ -67,9 +59,6 @@ class ServicesAPI:
 
     def restart(self, service_id: int, *, wait: bool = True) -> ServiceInfo:
         return self._action(service_id, "restart", wait)
-
-    def delete(self, service_id: int) -> None:
-        self._c.request("DELETE", f"/services/{service_id}", timeout=LONG)
 
     def metrics(self, service_id: int) -> ServiceMetrics:
         """Each running replica's counters now; :func:`workbench.deployments.metrics.rates`

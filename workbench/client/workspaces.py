@@ -4,10 +4,10 @@ that code."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from workbench.client._http import Progress, parse_list
+from workbench.client._http import AreaAPI, Progress, parse_list
 from workbench.workspaces.schemas import (
     ImageTarInfo,
     TarReport,
@@ -15,28 +15,20 @@ from workbench.workspaces.schemas import (
     WorkspaceInfo,
 )
 
-if TYPE_CHECKING:
-    from workbench.client.core import WorkbenchClient
 
+class WorkspacesAPI(AreaAPI[WorkspaceInfo]):
+    """Workspaces (yours and those you are a member of), their members, code and builds."""
 
-class WorkspacesAPI:
-    def __init__(self, client: WorkbenchClient) -> None:
-        self._c = client
-
-    def list(self) -> list[WorkspaceInfo]:
-        return parse_list(WorkspaceInfo, self._c.json("GET", "/workspaces"))
+    path = "/workspaces"
+    info = WorkspaceInfo
+    delete_timeout = 120
 
     def create(self, **fields: Any) -> WorkspaceInfo:
         """Fields of ``WorkspaceCreate``; ``code`` is e.g. ``{"kind": "git", "url": ...}``."""
-        data = self._c.json("POST", "/workspaces", json=fields, timeout=300)
-        return WorkspaceInfo.model_validate(data)
-
-    def get(self, workspace_id: int) -> WorkspaceInfo:
-        return WorkspaceInfo.model_validate(self._c.json("GET", f"/workspaces/{workspace_id}"))
+        return self.info.model_validate(self._c.json("POST", self.path, json=fields, timeout=300))
 
     def start(self, workspace_id: int) -> WorkspaceInfo:
-        data = self._c.json("POST", f"/workspaces/{workspace_id}/start", timeout=300)
-        return WorkspaceInfo.model_validate(data)
+        return self._call("POST", workspace_id, "start", timeout=300)
 
     def download(self, workspace_id: int, folder: str, dest: str | Path) -> Path:
         """Save ``code/`` or ``model/`` as a zip at ``dest``."""
@@ -54,27 +46,19 @@ class WorkspacesAPI:
         return bool(self._c.json("GET", f"/workspaces/{workspace_id}/ready")["ready"])
 
     def stop(self, workspace_id: int) -> WorkspaceInfo:
-        data = self._c.json("POST", f"/workspaces/{workspace_id}/stop", timeout=120)
-        return WorkspaceInfo.model_validate(data)
-
-    def delete(self, workspace_id: int) -> None:
-        self._c.request("DELETE", f"/workspaces/{workspace_id}", timeout=120)
+        return self._call("POST", workspace_id, "stop", timeout=120)
 
     def add_member(self, workspace_id: int, username: str) -> WorkspaceInfo:
-        data = self._c.json(
-            "POST", f"/workspaces/{workspace_id}/members", json={"username": username}
-        )
-        return WorkspaceInfo.model_validate(data)
+        return self._call("POST", workspace_id, "members", json={"username": username})
 
     def remove_member(self, workspace_id: int, username: str) -> WorkspaceInfo:
-        data = self._c.json("DELETE", f"/workspaces/{workspace_id}/members/{username}")
-        return WorkspaceInfo.model_validate(data)
+        return self._call("DELETE", workspace_id, f"members/{username}")
 
     def upload_code(
         self, workspace_id: int, path: str | Path, progress: Progress | None = None
     ) -> WorkspaceInfo:
         data = self._c.upload(f"/workspaces/{workspace_id}/code", Path(path), progress)
-        return WorkspaceInfo.model_validate(data)
+        return self.info.model_validate(data)
 
     def build(
         self, workspace_id: int, project: str, kind: str, name: str, *, wait: bool = True

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from workbench.datasets.types import Sample, Statistics, ValidationReport
 from workbench.enums import (
@@ -16,19 +15,16 @@ from workbench.enums import (
     Split,
     SplitMode,
     SubPurpose,
-    Visibility,
+)
+from workbench.schemas.common import (
+    ShareableCreate,
+    ShareableFilter,
+    ShareableInfo,
+    ShareableUpdate,
 )
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")
-]
 
-
-class DatasetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-    description: str = ""
+class DatasetCreate(ShareableCreate):
     purpose: Purpose
     sub_purpose: SubPurpose
     #: defaults from the sub-purpose: label, position or entity
@@ -36,24 +32,16 @@ class DatasetCreate(BaseModel):
     format: DatasetFormat
     split_mode: SplitMode = SplitMode.RATIO
     train_ratio: float = Field(0.8, gt=0, lt=1)
-    visibility: Visibility = Visibility.PRIVATE
     project_id: int | None = None
 
 
-class DatasetUpdate(BaseModel):
-    """Fields to change; the ones left out stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name | None = None
-    description: str | None = None
+class DatasetUpdate(ShareableUpdate):
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
     annotation_type: AnnotationType | None = None
     format: DatasetFormat | None = None
     split_mode: SplitMode | None = None
     train_ratio: float | None = Field(None, gt=0, lt=1)
-    visibility: Visibility | None = None
     project_id: int | None = None
 
 
@@ -69,12 +57,7 @@ class SplitInfo(BaseModel):
     statistics: Statistics
 
 
-class DatasetInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
+class DatasetInfo(ShareableInfo):
     purpose: Purpose
     sub_purpose: SubPurpose
     annotation_type: AnnotationType
@@ -93,16 +76,11 @@ class DatasetInfo(BaseModel):
         return train.statistics if train else None
 
 
-class DatasetFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DatasetFilter(ShareableFilter):
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
     format: DatasetFormat | None = None
     state: DatasetState | None = None
-    visibility: Visibility | None = None
-    mine: bool = False
-    q: str | None = None
 
 
 class SamplePage(BaseModel):

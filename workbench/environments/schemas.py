@@ -6,13 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
-from workbench.enums import Visibility
+from workbench.schemas.common import (
+    ShareableCreate,
+    ShareableFilter,
+    ShareableInfo,
+    ShareableUpdate,
+)
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")
-]
 #: a framework's short name, as the definitions spell it: python, pytorch, tensorflow, keras...
 Framework = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._+-]{0,63}$")]
 Version = Annotated[str, StringConstraints(max_length=32, pattern=r"^[\w.+-]*$")]
@@ -30,57 +32,34 @@ class EnvironmentState(StrEnum):
     FAILED = "failed"  # the last build failed: see ``state_reason`` and the log
 
 
-class EnvironmentCreate(BaseModel):
+class EnvironmentCreate(ShareableCreate):
     """A new environment. With a ``definition``, framework, version and device default to
     the definition's and, when given, must agree with it."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-    description: str = ""
     framework: Framework | None = None
     framework_version: Version | None = None
     device: Device | None = None
     definition: DefinitionName | None = None
-    visibility: Visibility = Visibility.PRIVATE
 
 
-class EnvironmentUpdate(BaseModel):
+class EnvironmentUpdate(ShareableUpdate):
     """Fields to change; the ones left out stay as they are. ``definition`` may be set to
     ``""`` to detach the environment from its definition (its image then comes only from
     uploads or pulls)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name | None = None
-    description: str | None = None
     framework: Framework | None = None
     framework_version: Version | None = None
     device: Device | None = None
     definition: DefinitionName | Literal[""] | None = None
-    visibility: Visibility | None = None
 
 
-class EnvironmentFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    #: only mine
-    mine: bool = False
-    #: private, public or preset (the manual's "my / public / preset" tabs)
-    visibility: Visibility | None = None
+class EnvironmentFilter(ShareableFilter):
     framework: str | None = None
     device: Device | None = None
     state: EnvironmentState | None = None
-    #: words in the name or the description
-    q: str | None = None
 
 
-class EnvironmentInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
+class EnvironmentInfo(ShareableInfo):
     framework: str
     framework_version: str
     device: Device

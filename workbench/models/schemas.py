@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.enums import Visibility
 from workbench.models.evaluation import Evaluation
+from workbench.schemas.common import ShareableFilter, ShareableInfo
 
 #: an alias: a letter, then letters, digits, ``_``, ``-`` or ``.`` (``champion``, ``v2-rc``)
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
@@ -16,13 +17,7 @@ ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 TAG_KEY_PATTERN = r"^[A-Za-z0-9_.: -]{1,128}$"
 
 
-class ModelFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mine: bool = False
-    visibility: Visibility | None = None
-    #: found in the name or the description (case-insensitive)
-    q: str | None = None
+class ModelFilter(ShareableFilter):
     #: the exact name
     name: str | None = None
     #: a tag the model or one of its versions has: ``key`` (any value) or ``key=value``
@@ -174,17 +169,12 @@ class ModelVersionInfo(BaseModel):
     created_at: datetime
 
 
-class ModelInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
+class ModelInfo(ShareableInfo):
     project_id: int | None
     purpose: str = ""
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field(default_factory=dict)
     #: alias -> version number
-    aliases: dict[str, int] = {}
+    aliases: dict[str, int] = Field(default_factory=dict)
     latest_version: ModelVersionInfo | None
     created_at: datetime
     updated_at: datetime

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column, relationship
 
 from workbench.enums import (
     AnnotationType,
@@ -61,6 +61,12 @@ def enum_column(enum: type[StrEnum]) -> sa.Enum:
     )
 
 
+def owned_key(table: str) -> MappedColumn[Any]:
+    """A primary-key column that names a row of ``table`` (by its id): this table's row
+    belongs to that one and is deleted with it (a membership, a user's quotas)."""
+    return mapped_column(sa.ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True)
+
+
 #: constraint names; a unique constraint's name carries only its first column, so the
 #: per-owner ones over (owner_id, name) are named in full (``uq_datasets_owner_id_name``)
 NAMING = {
@@ -95,8 +101,11 @@ class Timestamped:
 
 
 class Shareable(Timestamped):
-    """Every shareable thing has an owner and a visibility."""
+    """Every shareable thing has an id, a name, an owner and a visibility; its id and name
+    are its table's first columns (``sort_order``), the others its last."""
 
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(sa.String(128), sort_order=-1)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     visibility: Mapped[Visibility] = mapped_column(
         enum_column(Visibility), default=Visibility.PRIVATE
@@ -149,12 +158,8 @@ class Team(Timestamped, Base):
 class TeamMember(Base):
     __tablename__ = "team_members"
 
-    team_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    team_id: Mapped[int] = owned_key("teams")
+    user_id: Mapped[int] = owned_key("users")
     role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.MEMBER)
 
 
@@ -184,9 +189,7 @@ class Quota(Base):
 
     __tablename__ = "quotas"
 
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[int] = owned_key("users")
     #: replicas running across the user's services
     replicas: Mapped[int | None]
     #: MiB reserved by the user's replicas, running workspaces and training runs
@@ -201,7 +204,6 @@ class Project(Shareable, Base):
 
     __tablename__ = "projects"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     description: Mapped[str] = mapped_column(sa.Text, default="")
 
@@ -213,8 +215,6 @@ class Dataset(Shareable, Base):
     __tablename__ = "datasets"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_datasets_owner_id_name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
@@ -267,8 +267,6 @@ class Environment(Shareable, Base):
         sa.UniqueConstraint("owner_id", "name", name="uq_environments_owner_id_name"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     framework: Mapped[str] = mapped_column(sa.String(64))
     framework_version: Mapped[str] = mapped_column(sa.String(32), default="")
@@ -283,8 +281,6 @@ class Environment(Shareable, Base):
 class Workspace(Shareable, Base):
     __tablename__ = "workspaces"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -302,12 +298,8 @@ class Workspace(Shareable, Base):
 class WorkspaceMember(Base):
     __tablename__ = "workspace_members"
 
-    workspace_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    workspace_id: Mapped[int] = owned_key("workspaces")
+    user_id: Mapped[int] = owned_key("users")
 
 
 # --- algorithms, training, models ---------------------------------------------------------
@@ -317,8 +309,6 @@ class Algorithm(Shareable, Base):
     __tablename__ = "algorithms"
     __table_args__ = (sa.UniqueConstraint("owner_id", "name", name="uq_algorithms_owner_id_name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -389,8 +379,6 @@ class Job(Base):
 class TrainingTask(Shareable, Base):
     __tablename__ = "training_tasks"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose))
     sub_purpose: Mapped[SubPurpose] = mapped_column(enum_column(SubPurpose))
@@ -432,8 +420,6 @@ class TrainingMetric(Base):
 class Model(Shareable, Base):
     __tablename__ = "models"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     #: what it does (a Purpose value, "" when unknown): from its algorithm, or given on import
@@ -557,8 +543,6 @@ class Service(Shareable, Base):
 
     __tablename__ = "services"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
     project_id: Mapped[int | None] = mapped_column(sa.ForeignKey("projects.id"))
     model_version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("model_versions.id"))
     algorithm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("algorithms.id"))

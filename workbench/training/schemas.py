@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
+from workbench.enums import Purpose, SubPurpose, TaskState
 from workbench.models.evaluation import Evaluation
+from workbench.schemas.common import (
+    ShareableCreate,
+    ShareableFilter,
+    ShareableInfo,
+    ShareableUpdate,
+)
 
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/\\]+$")
-]
 #: a parameter's value as a task gives it (the algorithm's declared type decides)
 ParamValue = int | float | str | bool | None
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(ShareableCreate):
     """A new training task (manual 2.3.1): purpose, basic information, an algorithm, a
     dataset (with the share of it to train on when it has no independent test set), the
     algorithm's parameters, resources; saved as a draft, or started with ``start``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name
-    description: str = ""
-    visibility: Visibility = Visibility.PRIVATE
     purpose: Purpose
     sub_purpose: SubPurpose
     algorithm_id: int
@@ -45,16 +43,11 @@ class TaskCreate(BaseModel):
     start: bool = False
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(ShareableUpdate):
     """Fields to change (a draft or a finished task); the ones left out stay as they are.
     ``parameters`` replaces the whole set; ``base_model_version_id`` and ``train_ratio``
     may be set to null (no base model; the dataset's ratio)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: Name | None = None
-    description: str | None = None
-    visibility: Visibility | None = None
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
     algorithm_id: int | None = None
@@ -67,26 +60,15 @@ class TaskUpdate(BaseModel):
     base_model_version_id: int | None = None
 
 
-class TaskFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mine: bool = False
-    visibility: Visibility | None = None
+class TaskFilter(ShareableFilter):
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
     state: TaskState | None = None
     algorithm_id: int | None = None
     dataset_id: int | None = None
-    #: words in the name or the description
-    q: str | None = None
 
 
-class TaskInfo(BaseModel):
-    id: int
-    name: str
-    description: str
-    owner: str
-    visibility: Visibility
+class TaskInfo(ShareableInfo):
     purpose: Purpose
     sub_purpose: SubPurpose
     algorithm_id: int

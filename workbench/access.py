@@ -4,22 +4,27 @@
   so ids do not leak);
 - public and preset: everyone sees and uses it, only its owner changes it;
 - only admins may mark something preset.
+
+:class:`ShareableService` is the reading half that the services of shareable things
+(datasets, algorithms, environments, training tasks, services) share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.enums import Visibility
 from workbench.errors import NotFound, PermissionDenied
+from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 S = TypeVar("S", bound=Shareable)
+I = TypeVar("I")  # noqa: E741 (the info, as S is the row)
 
 SHARED = (Visibility.PUBLIC, Visibility.PRESET)
 
@@ -68,12 +73,25 @@ def get_visible(session: Session, model: type[S], ident: int, actor: Actor, kind
     return row
 
 
-def get_owned(session: Session, model: type[S], ident: int, actor: Actor, kind: str) -> S:
-    """The row, if ``actor`` owns it; 404 if they cannot see it, 403 if they only see it."""
+def get_owned(
+    session: Session,
+    model: type[S],
+    ident: int,
+    actor: Actor,
+    kind: str,
+    *,
+    admin_presets: bool = False,
+    instead: str = "make a copy",
+) -> S:
+    """The row, if ``actor`` owns it (with ``admin_presets``, also if they are an admin and
+    it is a preset); 404 if they cannot see it, 403 if they only see it. ``instead`` ends
+    the 403's advice: what else the actor can do."""
     row = get_visible(session, model, ident, actor, kind)
-    if row.owner_id != actor.id:
+    if row.owner_id != actor.id and not (
+        admin_presets and actor.is_admin and row.visibility is Visibility.PRESET
+    ):
         raise PermissionDenied(
-            f"Only the owner of {kind} {ident} can change it; ask them, or make a copy.",
+            f"Only the owner of {kind} {ident} can change it; ask them, or {instead}.",
             kind=kind,
             id=ident,
         )
@@ -86,3 +104,58 @@ def check_visibility(actor: Actor, visibility: Visibility) -> None:
             "Only admins may mark something preset; choose private or public.",
             field="visibility",
         )
+
+
+class ShareableService(Generic[S, I]):
+    """The reading half of a service of shareable rows: :meth:`get` and :meth:`_list`
+    (which the service's ``list`` calls with its filters), each row turned into the
+    service's info by ``_info``.
+
+    A subclass sets :attr:`model` and :attr:`entity`, gives its instances a ``registry``
+    and writes ``_info``.
+    """
+
+    #: the rows' class
+    model: type[S]
+    #: what a 404 calls one ("training task")
+    entity: str
+    #: whether lists are newest first (else oldest first)
+    newest_first: bool = False
+    registry: Registry
+
+    def get(self, actor: Actor, ident: int) -> I:
+        """The thing, if ``actor`` may see it (:class:`~workbench.errors.NotFound` if not)."""
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, self.model, ident, actor, self.entity))
+
+    def _list(
+        self,
+        actor: Actor,
+        equals: Mapping[str, object],
+        *,
+        mine: bool = False,
+        q: str | None = None,
+    ) -> list[I]:
+        """The things ``actor`` may see, filtered as :func:`listing`
+        does; ``equals`` names the columns by their attributes' names."""
+        columns = ((getattr(self.model, name), value) for name, value in equals.items())
+        query = listing(self.model, actor, columns, mine=mine, q=q)
+        ident = self.model.id  # type: ignore[attr-defined]
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(ident.desc() if self.newest_first else ident))
+            return [self._info(s, row) for row in rows.all()]
+
+    def _info(self, s: Session, row: S) -> I:
+        raise NotImplementedError
+
+
+def shareable_fields(s: Session, row: Any) -> dict[str, Any]:
+    """The fields every shareable thing's info starts with: id, name, description, owner
+    (the username) and visibility."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "owner": username_of(s, row.owner_id),
+        "visibility": row.visibility,
+    }

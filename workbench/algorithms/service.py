@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned, shareable_fields
 from workbench.algorithms.images import (
     apply_settings,
     check_settings,
@@ -98,7 +98,6 @@ from workbench.registry.models import (
     ModelVersion,
     Service,
     TrainingTask,
-    User,
     utcnow,
 )
 from workbench.registry.unique import flush_unique
@@ -115,11 +114,14 @@ _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
 UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
-class AlgorithmService:
+class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
     """The algorithm registry and its images.
 
     :param max_image_bytes: the largest image tar taken (uploads and workspace tars).
     """
+
+    model = Algorithm
+    entity = "algorithm"
 
     def __init__(
         self,
@@ -148,26 +150,11 @@ class AlgorithmService:
 
     def list(self, actor: Actor, filters: AlgorithmFilter | None = None) -> list[AlgorithmInfo]:
         f = filters or AlgorithmFilter()
-        mine = f.visibility == "mine"
-        query = listing(
-            Algorithm,
-            actor,
-            (
-                (Algorithm.visibility, None if mine else f.visibility),
-                (Algorithm.purpose, f.purpose),
-                (Algorithm.sub_purpose, f.sub_purpose),
-                (Algorithm.state, f.state),
-            ),
-            mine=mine,
-            q=f.q,
-        )
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(Algorithm.id)).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, Algorithm, algorithm_id, actor, "algorithm"))
+        equals = f.model_dump(exclude={"q"})
+        mine = equals["visibility"] == "mine"  # the manual's "my algorithms"
+        if mine:
+            equals["visibility"] = None
+        return self._list(actor, equals, mine=mine, q=f.q)
 
     # --- changing -------------------------------------------------------------------------
 
@@ -549,31 +536,22 @@ class AlgorithmService:
     # --- helpers --------------------------------------------------------------------------
 
     def _get_changeable(self, s: Session, actor: Actor, algorithm_id: int) -> Algorithm:
-        """The row if ``actor`` owns it, or is an admin and it is a preset; 404 if they
-        cannot see it, 403 if they only see it."""
-        row = get_visible(s, Algorithm, algorithm_id, actor, "algorithm")
-        if row.owner_id != actor.id and not (
-            actor.is_admin and row.visibility is Visibility.PRESET
-        ):
-            raise PermissionDenied(
-                f"Only the owner of algorithm {algorithm_id} can change it; ask them, or "
-                "register your own with the same images.",
-                kind="algorithm",
-                id=algorithm_id,
-            )
-        return row
+        return get_owned(
+            s,
+            Algorithm,
+            algorithm_id,
+            actor,
+            "algorithm",
+            admin_presets=True,
+            instead="register your own with the same images",
+        )
 
     def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
-        owner = s.get(User, row.owner_id)
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
         images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
         return AlgorithmInfo(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            owner=owner.username if owner else "?",
-            visibility=row.visibility,
+            **shareable_fields(s, row),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             state=AlgorithmState(row.state),

@@ -47,7 +47,7 @@ from workbench.registry.models import (
 from workbench.schemas.users import NewToken
 from workbench.scopes import workspace_scope
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor, UserService
+from workbench.users import Actor, UserService, username_of
 from workbench.workspaces import sources
 from workbench.workspaces.schemas import (
     GitSource,
@@ -554,7 +554,6 @@ class WorkspaceService:
         )
 
     def _info(self, s: Session, row: Workspace) -> WorkspaceInfo:
-        owner = s.get(User, row.owner_id)
         members = s.scalars(
             sa.select(User.username)
             .join(WorkspaceMember, WorkspaceMember.user_id == User.id)
@@ -564,7 +563,7 @@ class WorkspaceService:
         return WorkspaceInfo(
             id=row.id,
             name=row.name,
-            owner=owner.username if owner else "?",
+            owner=username_of(s, row.owner_id),
             members=list(members),
             invited=invited(s, workspace_id=row.id),
             purpose=row.purpose,

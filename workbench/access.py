@@ -5,20 +5,21 @@
 - public and preset: everyone sees and uses it, only its owner changes it;
 - only admins may mark something preset.
 
-:class:`ShareableService` is the reading half that the services of shareable things
-(datasets, algorithms, environments, training tasks, services) share.
+:class:`ShareableService` is what the services of shareable things (datasets, algorithms,
+environments, training tasks, services) have in common.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.enums import Visibility
-from workbench.errors import NotFound, PermissionDenied
+from workbench.errors import InvalidInput, NotFound, PermissionDenied
 from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
 from workbench.users import Actor, username_of
@@ -107,9 +108,10 @@ def check_visibility(actor: Actor, visibility: Visibility) -> None:
 
 
 class ShareableService(Generic[S, I]):
-    """The reading half of a service of shareable rows: :meth:`get` and :meth:`_list`
-    (which the service's ``list`` calls with its filters), each row turned into the
-    service's info by ``_info``.
+    """What the services of shareable rows have in common: reading them, :meth:`get` and
+    :meth:`_list` (which the service's ``list`` calls with its filters), each row turned
+    into the service's info by ``_info``; the fields every info starts with
+    (:meth:`_shared_fields`); the fields an update sets (:meth:`_changed_fields`).
 
     A subclass sets :attr:`model` and :attr:`entity`, gives its instances a ``registry``
     and writes ``_info``.
@@ -128,17 +130,14 @@ class ShareableService(Generic[S, I]):
         with self.registry.session() as s:
             return self._info(s, get_visible(s, self.model, ident, actor, self.entity))
 
-    def _list(
-        self,
-        actor: Actor,
-        equals: Mapping[str, object],
-        *,
-        mine: bool = False,
-        q: str | None = None,
-    ) -> list[I]:
-        """The things ``actor`` may see, filtered as :func:`listing`
-        does; ``equals`` names the columns by their attributes' names."""
-        columns = ((getattr(self.model, name), value) for name, value in equals.items())
+    def _list(self, actor: Actor, filters: BaseModel | None, *, mine: bool = False) -> list[I]:
+        """The things ``actor`` may see, filtered as :func:`listing` does: the filters'
+        ``mine`` (or the argument) and ``q`` where they have them, and every other field a
+        column of the same name (None: any value)."""
+        fields = filters.model_dump() if filters is not None else {}
+        mine = fields.pop("mine", False) or mine
+        q = fields.pop("q", None)
+        columns = ((getattr(self.model, name), value) for name, value in fields.items())
         query = listing(self.model, actor, columns, mine=mine, q=q)
         ident = self.model.id  # type: ignore[attr-defined]
         with self.registry.session() as s:
@@ -148,14 +147,26 @@ class ShareableService(Generic[S, I]):
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
 
+    @staticmethod
+    def _shared_fields(s: Session, row: Any) -> dict[str, Any]:
+        """The fields every shareable thing's info starts with: id, name, description,
+        owner (the username) and visibility."""
+        return {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description,
+            "owner": username_of(s, row.owner_id),
+            "visibility": row.visibility,
+        }
 
-def shareable_fields(s: Session, row: Any) -> dict[str, Any]:
-    """The fields every shareable thing's info starts with: id, name, description, owner
-    (the username) and visibility."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "owner": username_of(s, row.owner_id),
-        "visibility": row.visibility,
-    }
+    @staticmethod
+    def _changed_fields(changes: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:
+        """The fields an update names, with their values; null is refused for all but the
+        ``nullable`` ones (leaving a field out keeps its value)."""
+        fields = changes.model_dump(exclude_unset=True)
+        if nulls := sorted(k for k, v in fields.items() if v is None and k not in nullable):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
+        return fields

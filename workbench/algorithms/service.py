@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned, shareable_fields
+from workbench.access import ShareableService, check_visibility, get_owned
 from workbench.algorithms.images import (
     apply_settings,
     check_settings,
@@ -150,11 +150,9 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
 
     def list(self, actor: Actor, filters: AlgorithmFilter | None = None) -> list[AlgorithmInfo]:
         f = filters or AlgorithmFilter()
-        equals = f.model_dump(exclude={"q"})
-        mine = equals["visibility"] == "mine"  # the manual's "my algorithms"
-        if mine:
-            equals["visibility"] = None
-        return self._list(actor, equals, mine=mine, q=f.q)
+        if f.visibility == "mine":  # the manual's "my algorithms"
+            return self._list(actor, f.model_copy(update={"visibility": None}), mine=True)
+        return self._list(actor, f)
 
     # --- changing -------------------------------------------------------------------------
 
@@ -187,12 +185,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
             return self._info(s, row)
 
     def update(self, actor: Actor, algorithm_id: int, changes: AlgorithmUpdate) -> AlgorithmInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
             if "visibility" in fields:
@@ -551,7 +544,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
         images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
         return AlgorithmInfo(
-            **shareable_fields(s, row),
+            **self._shared_fields(s, row),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             state=AlgorithmState(row.state),

@@ -17,13 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import (
-    ShareableService,
-    check_visibility,
-    get_owned,
-    get_visible,
-    shareable_fields,
-)
+from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.datasets.archives import dataset_root, extract_archive
 from workbench.datasets.formats import inspect_dataset, list_samples, resolve_sample
 from workbench.datasets.schemas import (
@@ -105,8 +99,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: DatasetFilter | None = None) -> list[DatasetInfo]:
-        f = filters or DatasetFilter()
-        return self._list(actor, f.model_dump(exclude={"mine", "q"}), mine=f.mine, q=f.q)
+        return self._list(actor, filters or DatasetFilter())
 
     def samples(
         self, actor: Actor, dataset_id: int, split: Split, offset: int = 0, limit: int = 20
@@ -145,12 +138,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
             return self._info(s, row)
 
     def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None and k != "project_id"):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes, ("project_id",))
         with self.registry.session() as s:
             row = get_owned(s, Dataset, dataset_id, actor, "dataset")
             kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
@@ -362,7 +350,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
             for sp in ds.splits
         }
         return DatasetInfo(
-            **shareable_fields(s, ds),
+            **self._shared_fields(s, ds),
             purpose=ds.purpose,
             sub_purpose=ds.sub_purpose,
             annotation_type=ds.annotation_type,

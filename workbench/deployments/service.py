@@ -262,7 +262,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
 
     def list(self, actor: Actor) -> list[ServiceInfo]:
         """The services the actor sees, newest first, each with its replicas now."""
-        return self._list(actor, {})
+        return self._list(actor, None)
 
     def metrics(self, actor: Actor, service_id: int) -> ServiceMetrics:
         """Every running replica's counters now (a replica that does not answer is listed

@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned, shareable_fields
+from workbench.access import ShareableService, check_visibility, get_owned
 from workbench.backends.base import Backend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
@@ -125,8 +125,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: EnvironmentFilter | None = None) -> list[EnvironmentInfo]:
-        f = filters or EnvironmentFilter()
-        return self._list(actor, f.model_dump(exclude={"mine", "q"}), mine=f.mine, q=f.q)
+        return self._list(actor, filters or EnvironmentFilter())
 
     # --- changing -------------------------------------------------------------------------
 
@@ -159,12 +158,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
             return self._info(s, row)
 
     def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
             if "visibility" in fields:
@@ -484,7 +478,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
         state = EnvironmentState(row.state)
         reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
         return EnvironmentInfo(
-            **shareable_fields(s, row),
+            **self._shared_fields(s, row),
             framework=row.framework,
             framework_version=row.framework_version,
             device=row.device,

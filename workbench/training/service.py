@@ -31,13 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import (
-    ShareableService,
-    check_visibility,
-    get_owned,
-    get_visible,
-    shareable_fields,
-)
+from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.algorithms.params import ParamSpec, parse_value, resolve_parameters
 from workbench.config import TrainingLimits
 from workbench.enums import (
@@ -132,8 +126,7 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: TaskFilter | None = None) -> list[TaskInfo]:
-        f = filters or TaskFilter()
-        return self._list(actor, f.model_dump(exclude={"mine", "q"}), mine=f.mine, q=f.q)
+        return self._list(actor, filters or TaskFilter())
 
     def runs(self, actor: Actor, task_id: int) -> list[TrainingRunInfo]:
         """Every run of the task, the first first."""
@@ -201,13 +194,7 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
             return self._info(s, row)
 
     def update(self, actor: Actor, task_id: int, changes: TaskUpdate) -> TaskInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        nullable = {"train_ratio", "base_model_version_id"}
-        if nulls := sorted(k for k, v in fields.items() if v is None and k not in nullable):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes, ("train_ratio", "base_model_version_id"))
         with self.registry.session() as s:
             row = get_owned(s, TrainingTask, task_id, actor, "training task")
             if row.state not in EDITABLE:
@@ -445,7 +432,7 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
             job.finished_at if job and job.state in FINISHED_JOB_STATES else None
         )
         return TaskInfo(
-            **shareable_fields(s, row),
+            **self._shared_fields(s, row),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             algorithm_id=row.algorithm_id,

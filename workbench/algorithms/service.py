@@ -30,9 +30,9 @@ online algorithms start training tasks, and an online algorithm's images and run
 do not change (take it offline first). Deleting is refused while training tasks, model
 versions or services refer to it; it removes the images it tagged.
 
-Over 600 lines because an algorithm's lifecycle and its two images' loads share one
-state machine (publishing needs a ready image; a load refuses an online algorithm), so
-their checks stay together; the images' rows and settings are in ``images.py``.
+An algorithm's lifecycle and its two images' loads share one state machine (publishing
+needs a ready image; a load refuses an online algorithm), so their checks stay together
+here; the images' rows and settings are in ``images.py``.
 """
 
 from __future__ import annotations

@@ -4,22 +4,28 @@
   so ids do not leak);
 - public and preset: everyone sees and uses it, only its owner changes it;
 - only admins may mark something preset.
+
+:class:`ShareableService` is what the services of shareable things (datasets, algorithms,
+environments, training tasks, services) have in common.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterable
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.enums import Visibility
-from workbench.errors import NotFound, PermissionDenied
+from workbench.errors import InvalidInput, NotFound, PermissionDenied
+from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 S = TypeVar("S", bound=Shareable)
+I = TypeVar("I")  # noqa: E741 (the info, as S is the row)
 
 SHARED = (Visibility.PUBLIC, Visibility.PRESET)
 
@@ -68,12 +74,25 @@ def get_visible(session: Session, model: type[S], ident: int, actor: Actor, kind
     return row
 
 
-def get_owned(session: Session, model: type[S], ident: int, actor: Actor, kind: str) -> S:
-    """The row, if ``actor`` owns it; 404 if they cannot see it, 403 if they only see it."""
+def get_owned(
+    session: Session,
+    model: type[S],
+    ident: int,
+    actor: Actor,
+    kind: str,
+    *,
+    admin_presets: bool = False,
+    instead: str = "make a copy",
+) -> S:
+    """The row, if ``actor`` owns it (with ``admin_presets``, also if they are an admin and
+    it is a preset); 404 if they cannot see it, 403 if they only see it. ``instead`` ends
+    the 403's advice: what else the actor can do."""
     row = get_visible(session, model, ident, actor, kind)
-    if row.owner_id != actor.id:
+    if row.owner_id != actor.id and not (
+        admin_presets and actor.is_admin and row.visibility is Visibility.PRESET
+    ):
         raise PermissionDenied(
-            f"Only the owner of {kind} {ident} can change it; ask them, or make a copy.",
+            f"Only the owner of {kind} {ident} can change it; ask them, or {instead}.",
             kind=kind,
             id=ident,
         )
@@ -86,3 +105,68 @@ def check_visibility(actor: Actor, visibility: Visibility) -> None:
             "Only admins may mark something preset; choose private or public.",
             field="visibility",
         )
+
+
+class ShareableService(Generic[S, I]):
+    """What the services of shareable rows have in common: reading them, :meth:`get` and
+    :meth:`_list` (which the service's ``list`` calls with its filters), each row turned
+    into the service's info by ``_info``; the fields every info starts with
+    (:meth:`_shared_fields`); the fields an update sets (:meth:`_changed_fields`).
+
+    A subclass sets :attr:`model` and :attr:`entity`, gives its instances a ``registry``
+    and writes ``_info``.
+    """
+
+    #: the rows' class
+    model: type[S]
+    #: what a 404 calls one ("training task")
+    entity: str
+    #: whether lists are newest first (else oldest first)
+    newest_first: bool = False
+    registry: Registry
+
+    def get(self, actor: Actor, ident: int) -> I:
+        """The thing, if ``actor`` may see it (:class:`~workbench.errors.NotFound` if not)."""
+        with self.registry.session() as s:
+            return self._info(s, get_visible(s, self.model, ident, actor, self.entity))
+
+    def _list(self, actor: Actor, filters: BaseModel | None, *, mine: bool = False) -> list[I]:
+        """The things ``actor`` may see, filtered as :func:`listing` does: the filters'
+        ``mine`` (or the argument) and ``q`` where they have them, and every other field a
+        column of the same name (None: any value)."""
+        fields = filters.model_dump() if filters is not None else {}
+        mine = fields.pop("mine", False) or mine
+        q = fields.pop("q", None)
+        columns = ((getattr(self.model, name), value) for name, value in fields.items())
+        query = listing(self.model, actor, columns, mine=mine, q=q)
+        ident = self.model.id  # type: ignore[attr-defined]
+        with self.registry.session() as s:
+            rows = s.scalars(query.order_by(ident.desc() if self.newest_first else ident))
+            return [self._info(s, row) for row in rows.all()]
+
+    def _info(self, s: Session, row: S) -> I:
+        raise NotImplementedError
+
+    @staticmethod
+    def _shared_fields(s: Session, row: Any) -> dict[str, Any]:
+        """The fields every shareable thing's info starts with: id, name, description,
+        owner (the username) and visibility."""
+        return {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description,
+            "owner": username_of(s, row.owner_id),
+            "visibility": row.visibility,
+        }
+
+    @staticmethod
+    def _changed_fields(changes: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:
+        """The fields an update names, with their values; null is refused for all but the
+        ``nullable`` ones (leaving a field out keeps its value)."""
+        fields = changes.model_dump(exclude_unset=True)
+        if nulls := sorted(k for k, v in fields.items() if v is None and k not in nullable):
+            raise InvalidInput(
+                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+                fields=nulls,
+            )
+        return fields

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from workbench.enums import Role
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
@@ -51,6 +52,12 @@ class Actor:
 
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def username_of(s: Session, user_id: int) -> str:
+    """The username of user ``user_id``, as an info names an owner ("?" if there is none)."""
+    user = s.get(User, user_id)
+    return user.username if user else "?"
 
 
 def _actor(user: User, scope: str = "full") -> Actor:

@@ -30,9 +30,9 @@ online algorithms start training tasks, and an online algorithm's images and run
 do not change (take it offline first). Deleting is refused while training tasks, model
 versions or services refer to it; it removes the images it tagged.
 
-Over 600 lines because an algorithm's lifecycle and its two images' loads share one
-state machine (publishing needs a ready image; a load refuses an online algorithm), so
-their checks stay together; the images' rows and settings are in ``images.py``.
+An algorithm's lifecycle and its two images' loads share one state machine (publishing
+needs a ready image; a load refuses an online algorithm), so their checks stay together
+here; the images' rows and settings are in ``images.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned
 from workbench.algorithms.images import (
     apply_settings,
     check_settings,
@@ -98,7 +98,6 @@ from workbench.registry.models import (
     ModelVersion,
     Service,
     TrainingTask,
-    User,
     utcnow,
 )
 from workbench.registry.unique import flush_unique
@@ -115,11 +114,14 @@ _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
 UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
-class AlgorithmService:
+class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
     """The algorithm registry and its images.
 
     :param max_image_bytes: the largest image tar taken (uploads and workspace tars).
     """
+
+    model = Algorithm
+    entity = "algorithm"
 
     def __init__(
         self,
@@ -148,26 +150,9 @@ class AlgorithmService:
 
     def list(self, actor: Actor, filters: AlgorithmFilter | None = None) -> list[AlgorithmInfo]:
         f = filters or AlgorithmFilter()
-        mine = f.visibility == "mine"
-        query = listing(
-            Algorithm,
-            actor,
-            (
-                (Algorithm.visibility, None if mine else f.visibility),
-                (Algorithm.purpose, f.purpose),
-                (Algorithm.sub_purpose, f.sub_purpose),
-                (Algorithm.state, f.state),
-            ),
-            mine=mine,
-            q=f.q,
-        )
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(Algorithm.id)).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, algorithm_id: int) -> AlgorithmInfo:
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, Algorithm, algorithm_id, actor, "algorithm"))
+        if f.visibility == "mine":  # the manual's "my algorithms"
+            return self._list(actor, f.model_copy(update={"visibility": None}), mine=True)
+        return self._list(actor, f)
 
     # --- changing -------------------------------------------------------------------------
 
@@ -200,12 +185,7 @@ class AlgorithmService:
             return self._info(s, row)
 
     def update(self, actor: Actor, algorithm_id: int, changes: AlgorithmUpdate) -> AlgorithmInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
             if "visibility" in fields:
@@ -549,31 +529,22 @@ class AlgorithmService:
     # --- helpers --------------------------------------------------------------------------
 
     def _get_changeable(self, s: Session, actor: Actor, algorithm_id: int) -> Algorithm:
-        """The row if ``actor`` owns it, or is an admin and it is a preset; 404 if they
-        cannot see it, 403 if they only see it."""
-        row = get_visible(s, Algorithm, algorithm_id, actor, "algorithm")
-        if row.owner_id != actor.id and not (
-            actor.is_admin and row.visibility is Visibility.PRESET
-        ):
-            raise PermissionDenied(
-                f"Only the owner of algorithm {algorithm_id} can change it; ask them, or "
-                "register your own with the same images.",
-                kind="algorithm",
-                id=algorithm_id,
-            )
-        return row
+        return get_owned(
+            s,
+            Algorithm,
+            algorithm_id,
+            actor,
+            "algorithm",
+            admin_presets=True,
+            instead="register your own with the same images",
+        )
 
     def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
-        owner = s.get(User, row.owner_id)
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
         images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
         return AlgorithmInfo(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            owner=owner.username if owner else "?",
-            visibility=row.visibility,
+            **self._shared_fields(s, row),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             state=AlgorithmState(row.state),

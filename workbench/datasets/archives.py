@@ -18,9 +18,10 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeVar
 
 from workbench.datasets.types import ArchiveLimits
 from workbench.errors import (
@@ -60,6 +61,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _ZIP_METHODS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
+#: a member of an archive: a ``zipfile.ZipInfo`` or a ``tarfile.TarInfo``
+M = TypeVar("M", zipfile.ZipInfo, tarfile.TarInfo)
 #: errors of the decoders that mean the bytes are damaged, not that the server failed
 _CORRUPTION = (
     zipfile.BadZipFile,
@@ -381,6 +384,24 @@ class _Writer:
         self.files += 1
 
 
+def _entries(
+    writer: _Writer,
+    members: Iterable[M],
+    name_of: Callable[[M], str],
+    is_dir: Callable[[M], bool],
+) -> Iterator[tuple[M, str, tuple[str, ...], bool]]:
+    """The members of a zip or tar to unpack, each with its name, its path's parts and
+    whether it is a folder. Every member counts against the budget, and an unsafe one
+    raises; members without a name and macOS metadata are skipped."""
+    for member in members:
+        name = name_of(member)
+        parts = safe_parts(name)
+        folder = is_dir(member)
+        writer.budget.add_entry(name)
+        if parts and not _is_junk(parts):
+            yield member, name, parts, folder
+
+
 def _read_member(source: IO[bytes], entry: str) -> bytes:
     """The next chunk of a member; a decoder's OSError (e.g. bad bzip2 data) means corrupt."""
     try:
@@ -425,13 +446,8 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
     with zipfile.ZipFile(archive) as zf:
         plan: list[tuple[zipfile.ZipInfo, tuple[str, ...], bool]] = []
         declared = 0
-        for info in zf.infolist():
-            name = info.orig_filename
-            parts = safe_parts(name)
-            is_dir = _zip_is_dir(info)
-            writer.budget.add_entry(name)
-            if not parts or _is_junk(parts):
-                continue
+        members = _entries(writer, zf.infolist(), lambda info: info.orig_filename, _zip_is_dir)
+        for info, name, parts, is_dir in members:
             _check_zip_entry(info)
             writer.claim(name, parts, is_dir)
             plan.append((info, parts, is_dir))
@@ -473,13 +489,9 @@ def _extract_tar(archive: Path, writer: _Writer, compressed: bool) -> None:
         inner: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         reader = _CountingReader(inner, writer.budget)
         with tarfile.open(fileobj=reader, mode="r|") as tf:
-            for member in tf:
-                name = member.name
-                parts = safe_parts(name)
-                is_dir = _tar_is_dir(member)
-                writer.budget.add_entry(name)
-                if not parts or _is_junk(parts):
-                    continue
+            for member, name, parts, is_dir in _entries(
+                writer, tf, lambda member: member.name, _tar_is_dir
+            ):
                 writer.claim(name, parts, is_dir)
                 if is_dir:
                     writer.make_dirs(name, parts)

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.datasets.archives import dataset_root, extract_archive
 from workbench.datasets.formats import inspect_dataset, list_samples, resolve_sample
 from workbench.datasets.schemas import (
@@ -47,7 +47,6 @@ from workbench.registry.models import (
     DatasetSplit,
     Project,
     TrainingTask,
-    User,
     Workspace,
     utcnow,
 )
@@ -87,7 +86,11 @@ def check_kind(purpose: Purpose, sub_purpose: SubPurpose, fmt: DatasetFormat) ->
         )
 
 
-class DatasetService:
+class DatasetService(ShareableService[Dataset, DatasetInfo]):
+    model = Dataset
+    entity = "dataset"
+    newest_first = True
+
     def __init__(self, registry: Registry, store: ArtifactStore, limits: ArchiveLimits) -> None:
         self.registry = registry
         self.store = store
@@ -96,27 +99,7 @@ class DatasetService:
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: DatasetFilter | None = None) -> list[DatasetInfo]:
-        f = filters or DatasetFilter()
-        query = listing(
-            Dataset,
-            actor,
-            (
-                (Dataset.purpose, f.purpose),
-                (Dataset.sub_purpose, f.sub_purpose),
-                (Dataset.format, f.format),
-                (Dataset.state, f.state),
-                (Dataset.visibility, f.visibility),
-            ),
-            mine=f.mine,
-            q=f.q,
-        )
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(Dataset.id.desc())).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, dataset_id: int) -> DatasetInfo:
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, Dataset, dataset_id, actor, "dataset"))
+        return self._list(actor, filters or DatasetFilter())
 
     def samples(
         self, actor: Actor, dataset_id: int, split: Split, offset: int = 0, limit: int = 20
@@ -155,12 +138,7 @@ class DatasetService:
             return self._info(s, row)
 
     def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None and k != "project_id"):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes, ("project_id",))
         with self.registry.session() as s:
             row = get_owned(s, Dataset, dataset_id, actor, "dataset")
             kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
@@ -356,9 +334,7 @@ class DatasetService:
                 )
             return self.store.path(row.storage_key), ds
 
-    @staticmethod
-    def _info(s: Session, ds: Dataset) -> DatasetInfo:
-        owner = s.get(User, ds.owner_id)
+    def _info(self, s: Session, ds: Dataset) -> DatasetInfo:
         splits = {
             sp.split: SplitInfo(
                 split=sp.split,
@@ -374,11 +350,7 @@ class DatasetService:
             for sp in ds.splits
         }
         return DatasetInfo(
-            id=ds.id,
-            name=ds.name,
-            description=ds.description,
-            owner=owner.username if owner else "?",
-            visibility=ds.visibility,
+            **self._shared_fields(s, ds),
             purpose=ds.purpose,
             sub_purpose=ds.sub_purpose,
             annotation_type=ds.annotation_type,

@@ -29,7 +29,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.algorithms.params import resolve_parameters
 from workbench.algorithms.service import image_settings
 from workbench.backends.base import MANAGED_LABEL, Backend, RunState
@@ -78,7 +78,7 @@ from workbench.registry.models import (
     User,
 )
 from workbench.store import ArtifactStore
-from workbench.users import Actor, hash_token
+from workbench.users import Actor, hash_token, username_of
 
 #: seconds between two looks of the watch at the running services' replicas
 HEAL_INTERVAL_S = 5.0
@@ -100,7 +100,11 @@ def new_key() -> tuple[str, str]:
     return key, hash_token(key)
 
 
-class DeploymentService:
+class DeploymentService(ShareableService[Service, ServiceInfo]):
+    model = Service
+    entity = "service"
+    newest_first = True
+
     def __init__(
         self,
         registry: Registry,
@@ -258,14 +262,7 @@ class DeploymentService:
 
     def list(self, actor: Actor) -> list[ServiceInfo]:
         """The services the actor sees, newest first, each with its replicas now."""
-        with self.registry.session() as s:
-            rows = s.scalars(listing(Service, actor, []).order_by(Service.id.desc())).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, service_id: int) -> ServiceInfo:
-        """The service with its replicas as the backend sees them now."""
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, Service, service_id, actor, "service"))
+        return self._list(actor, None)
 
     def metrics(self, actor: Actor, service_id: int) -> ServiceMetrics:
         """Every running replica's counters now (a replica that does not answer is listed
@@ -501,7 +498,6 @@ class DeploymentService:
         return ServiceStarted(job_id=job.id, service=self._info(s, service))
 
     def _info(self, s: Session, row: Service) -> ServiceInfo:
-        owner = s.get(User, row.owner_id)
         version = s.get(ModelVersion, row.model_version_id) if row.model_version_id else None
         model = s.get(Model, version.model_id) if version is not None else None
         states = [
@@ -517,7 +513,7 @@ class DeploymentService:
         return ServiceInfo(
             id=row.id,
             name=row.name,
-            owner=owner.username if owner else "?",
+            owner=username_of(s, row.owner_id),
             visibility=row.visibility,
             model_version_id=row.model_version_id,
             model=model.name if model else "",

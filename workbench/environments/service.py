@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned
 from workbench.backends.base import Backend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
@@ -63,7 +63,7 @@ from workbench.jobs.runner import job_folder
 from workbench.jobs.service import JobService
 from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.registry.db import Registry
-from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, User, Workspace
+from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, Workspace
 from workbench.registry.unique import flush_unique
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor
@@ -81,13 +81,16 @@ DESCRIBED = ("framework", "framework_version", "device")
 UNIQUE_NAME = "uq_environments_owner_id_name"
 
 
-class EnvironmentService:
+class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
     """The environment registry and its images.
 
     :param envs_root: the folder of definitions (``envs/``).
     :param make_builder: makes the :class:`EnvBuilder` for a backend; pass one that sets a
         wheels folder, an extra CA bundle or a package index where the site needs them.
     """
+
+    model = Environment
+    entity = "environment"
 
     def __init__(
         self,
@@ -122,26 +125,7 @@ class EnvironmentService:
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: EnvironmentFilter | None = None) -> list[EnvironmentInfo]:
-        f = filters or EnvironmentFilter()
-        query = listing(
-            Environment,
-            actor,
-            (
-                (Environment.visibility, f.visibility),
-                (Environment.framework, f.framework),
-                (Environment.device, f.device),
-                (Environment.state, f.state),
-            ),
-            mine=f.mine,
-            q=f.q,
-        )
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(Environment.id)).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, env_id: int) -> EnvironmentInfo:
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, Environment, env_id, actor, "environment"))
+        return self._list(actor, filters or EnvironmentFilter())
 
     # --- changing -------------------------------------------------------------------------
 
@@ -174,12 +158,7 @@ class EnvironmentService:
             return self._info(s, row)
 
     def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        if nulls := sorted(k for k, v in fields.items() if v is None):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
             if "visibility" in fields:
@@ -443,19 +422,15 @@ class EnvironmentService:
             raise InvalidInput(exc.message, field="definition", known=exc.details["known"]) from exc
 
     def _get_changeable(self, s: Session, actor: Actor, env_id: int) -> Environment:
-        """The row if ``actor`` owns it, or is an admin and it is a preset; 404 if they
-        cannot see it, 403 if they only see it."""
-        row = get_visible(s, Environment, env_id, actor, "environment")
-        if row.owner_id != actor.id and not (
-            actor.is_admin and row.visibility is Visibility.PRESET
-        ):
-            raise PermissionDenied(
-                f"Only the owner of environment {env_id} can change it; ask them, or create "
-                "your own from the same definition.",
-                kind="environment",
-                id=env_id,
-            )
-        return row
+        return get_owned(
+            s,
+            Environment,
+            env_id,
+            actor,
+            "environment",
+            admin_presets=True,
+            instead="create your own from the same definition",
+        )
 
     def _check_unique_name(
         self, s: Session, actor: Actor, name: str, owner_id: int | None = None
@@ -500,15 +475,10 @@ class EnvironmentService:
             )
 
     def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
-        owner = s.get(User, row.owner_id)
         state = EnvironmentState(row.state)
         reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
         return EnvironmentInfo(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            owner=owner.username if owner else "?",
-            visibility=row.visibility,
+            **self._shared_fields(s, row),
             framework=row.framework,
             framework_version=row.framework_version,
             device=row.device,

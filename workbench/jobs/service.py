@@ -20,8 +20,8 @@ from workbench.jobs.runner import (
 )
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage, wait_for_job
 from workbench.jobs.states import FINISHED_JOB_STATES, JobState
-from workbench.registry.models import Job, User
-from workbench.users import Actor
+from workbench.registry.models import Job
+from workbench.users import Actor, username_of
 
 
 class JobService:
@@ -209,11 +209,10 @@ def _visible(s: Session, actor: Actor, job_id: int) -> Job:
 
 
 def _info(s: Session, job: Job) -> JobInfo:
-    owner = s.get(User, job.owner_id)
     return JobInfo(
         id=job.id,
         kind=job.kind,
-        owner=owner.username if owner else "?",
+        owner=username_of(s, job.owner_id),
         target_type=job.target_type,
         target_id=job.target_id,
         state=JobState(job.state),

@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.access import check_visibility, get_owned, get_visible, listing
+from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.algorithms.params import ParamSpec, parse_value, resolve_parameters
 from workbench.config import TrainingLimits
 from workbench.enums import (
@@ -42,7 +42,9 @@ from workbench.enums import (
     DatasetState,
     ImageKind,
     ImageState,
+    Purpose,
     SplitMode,
+    SubPurpose,
     TaskState,
     Visibility,
 )
@@ -61,7 +63,6 @@ from workbench.registry.models import (
     ModelVersion,
     TrainingMetric,
     TrainingTask,
-    User,
 )
 from workbench.store import ArtifactStore
 from workbench.training.jobs import JOB_KIND, TARGET_TYPE, run_key
@@ -94,13 +95,17 @@ CHECKED = (
 )
 
 
-class TrainingService:
+class TrainingService(ShareableService[TrainingTask, TaskInfo]):
     """Training tasks and their runs (jobs of kind ``training``, see
     :mod:`workbench.training.jobs`).
 
     :param limits: what this server's container jobs may use together; one task may ask
         for at most these.
     """
+
+    model = TrainingTask
+    entity = "training task"
+    newest_first = True
 
     def __init__(
         self,
@@ -121,28 +126,7 @@ class TrainingService:
     # --- reading --------------------------------------------------------------------------
 
     def list(self, actor: Actor, filters: TaskFilter | None = None) -> list[TaskInfo]:
-        f = filters or TaskFilter()
-        query = listing(
-            TrainingTask,
-            actor,
-            (
-                (TrainingTask.visibility, f.visibility),
-                (TrainingTask.purpose, f.purpose),
-                (TrainingTask.sub_purpose, f.sub_purpose),
-                (TrainingTask.state, f.state),
-                (TrainingTask.algorithm_id, f.algorithm_id),
-                (TrainingTask.dataset_id, f.dataset_id),
-            ),
-            mine=f.mine,
-            q=f.q,
-        )
-        with self.registry.session() as s:
-            rows = s.scalars(query.order_by(TrainingTask.id.desc())).all()
-            return [self._info(s, row) for row in rows]
-
-    def get(self, actor: Actor, task_id: int) -> TaskInfo:
-        with self.registry.session() as s:
-            return self._info(s, get_visible(s, TrainingTask, task_id, actor, "training task"))
+        return self._list(actor, filters or TaskFilter())
 
     def runs(self, actor: Actor, task_id: int) -> list[TrainingRunInfo]:
         """Every run of the task, the first first."""
@@ -210,13 +194,7 @@ class TrainingService:
             return self._info(s, row)
 
     def update(self, actor: Actor, task_id: int, changes: TaskUpdate) -> TaskInfo:
-        fields = changes.model_dump(exclude_unset=True)
-        nullable = {"train_ratio", "base_model_version_id"}
-        if nulls := sorted(k for k, v in fields.items() if v is None and k not in nullable):
-            raise InvalidInput(
-                f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-                fields=nulls,
-            )
+        fields = self._changed_fields(changes, ("train_ratio", "base_model_version_id"))
         with self.registry.session() as s:
             row = get_owned(s, TrainingTask, task_id, actor, "training task")
             if row.state not in EDITABLE:
@@ -352,21 +330,9 @@ class TrainingService:
                 field="sub_purpose",
             )
         algorithm = get_visible(s, Algorithm, f["algorithm_id"], actor, "algorithm")
-        if (algorithm.purpose, algorithm.sub_purpose) != (purpose, sub_purpose):
-            raise InvalidInput(
-                f"Algorithm {algorithm.id} ({algorithm.name}) is for "
-                f"{algorithm.purpose}/{algorithm.sub_purpose}, not {purpose}/{sub_purpose}; "
-                "choose an algorithm of the task's purpose.",
-                field="algorithm_id",
-            )
+        _check_purpose(algorithm, purpose, sub_purpose)
         dataset = get_visible(s, Dataset, f["dataset_id"], actor, "dataset")
-        if (dataset.purpose, dataset.sub_purpose) != (purpose, sub_purpose):
-            raise InvalidInput(
-                f"Dataset {dataset.id} ({dataset.name}) is for "
-                f"{dataset.purpose}/{dataset.sub_purpose}, not {purpose}/{sub_purpose}; "
-                "choose a dataset of the task's purpose.",
-                field="dataset_id",
-            )
+        _check_purpose(dataset, purpose, sub_purpose)
         _check_online(dataset)
         ratio = f["train_ratio"]
         if dataset.split_mode is SplitMode.INDEPENDENT:
@@ -452,7 +418,6 @@ class TrainingService:
         return job
 
     def _info(self, s: Session, row: TrainingTask) -> TaskInfo:
-        owner = s.get(User, row.owner_id)
         algorithm = s.get(Algorithm, row.algorithm_id)
         dataset = s.get(Dataset, row.dataset_id)
         job = s.get(Job, row.job_id) if row.job_id else None
@@ -467,11 +432,7 @@ class TrainingService:
             job.finished_at if job and job.state in FINISHED_JOB_STATES else None
         )
         return TaskInfo(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            owner=owner.username if owner else "?",
-            visibility=row.visibility,
+            **self._shared_fields(s, row),
             purpose=row.purpose,
             sub_purpose=row.sub_purpose,
             algorithm_id=row.algorithm_id,
@@ -507,6 +468,23 @@ def _train_image(s: Session, algorithm_id: int) -> AlgorithmImage | None:
             AlgorithmImage.algorithm_id == algorithm_id, AlgorithmImage.kind == ImageKind.TRAIN
         )
     )
+
+
+def _check_purpose(row: Algorithm | Dataset, purpose: Purpose, sub_purpose: SubPurpose) -> None:
+    """Refuse the task's algorithm or dataset unless it has the task's purpose and
+    sub-purpose."""
+    if (row.purpose, row.sub_purpose) != (purpose, sub_purpose):
+        kind, a_kind = (
+            ("algorithm", "an algorithm")
+            if isinstance(row, Algorithm)
+            else ("dataset", "a dataset")
+        )
+        raise InvalidInput(
+            f"{kind.capitalize()} {row.id} ({row.name}) is for "
+            f"{row.purpose}/{row.sub_purpose}, not {purpose}/{sub_purpose}; "
+            f"choose {a_kind} of the task's purpose.",
+            field=f"{kind}_id",
+        )
 
 
 def _check_online(dataset: Dataset) -> None:

@@ -47,7 +47,7 @@ from workbench.registry.models import (
 from workbench.schemas.users import NewToken
 from workbench.scopes import workspace_scope
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor, UserService
+from workbench.users import Actor, UserService, username_of
 from workbench.workspaces import sources
 from workbench.workspaces.schemas import (
     GitSource,
@@ -165,16 +165,7 @@ class WorkspaceService:
         For the server's proxy only (the port is never shown to users). Owner or member
         (:class:`NotFound` otherwise); :class:`Conflict` unless the workspace runs.
         """
-        with self.registry.session() as s:
-            row = self._get(s, actor, workspace_id)
-            state, container_id = row.state, row.container_id
-        if state != WorkspaceState.RUNNING or not container_id:
-            raise Conflict(
-                f"Workspace {workspace_id} is {state}; start it first "
-                f"(`workbench workspace start {workspace_id}`).",
-                workspace=workspace_id,
-                state=state,
-            )
+        container_id = self._container(actor, workspace_id)
         try:
             info = self.backend.status(container_id)
         except RunNotFound:
@@ -192,7 +183,7 @@ class WorkspaceService:
                 f"Workspace {workspace_id}'s container is not running any more; start it "
                 f"again (`workbench workspace start {workspace_id}`).",
                 workspace=workspace_id,
-                state=state,
+                state=WorkspaceState.RUNNING,
             )
         return where
 
@@ -299,17 +290,7 @@ class WorkspaceService:
         """The backend id of a running workspace's container, to attach to it (a host
         notebook's kernel). Owner or member (:class:`NotFound` otherwise); :class:`Conflict`
         unless the registry says it runs."""
-        with self.registry.session() as s:
-            row = self._get(s, actor, workspace_id)
-            state, container_id, name = row.state, row.container_id, row.name
-        if state != WorkspaceState.RUNNING or not container_id:
-            raise Conflict(
-                f"Workspace {workspace_id} ({name}) is {state}; start it first "
-                f"(`workbench workspace start {workspace_id}`), then start the kernel again.",
-                workspace=workspace_id,
-                state=state,
-            )
-        return container_id
+        return self._container(actor, workspace_id, then=", then start the kernel again")
 
     def upload_code(self, actor: Actor, workspace_id: int, archive: StoredFile) -> WorkspaceInfo:
         """Replace ``code/`` with the content of a zip or tar(.gz); all or nothing.
@@ -496,6 +477,21 @@ class WorkspaceService:
             raise NotFound.entity("workspace", workspace_id)
         return row
 
+    def _container(self, actor: Actor, workspace_id: int, *, then: str = "") -> str:
+        """The backend id of the workspace's container, if the registry says it runs (owner
+        or member); :class:`Conflict` otherwise, whose advice ends with ``then``."""
+        with self.registry.session() as s:
+            row = self._get(s, actor, workspace_id)
+            state, container_id, name = row.state, row.container_id, row.name
+        if state != WorkspaceState.RUNNING or not container_id:
+            raise Conflict(
+                f"Workspace {workspace_id} ({name}) is {state}; start it first "
+                f"(`workbench workspace start {workspace_id}`){then}.",
+                workspace=workspace_id,
+                state=state,
+            )
+        return container_id
+
     def _get_owned(self, s: Session, actor: Actor, workspace_id: int) -> Workspace:
         row = self._get(s, actor, workspace_id)
         if row.owner_id != actor.id:
@@ -554,7 +550,6 @@ class WorkspaceService:
         )
 
     def _info(self, s: Session, row: Workspace) -> WorkspaceInfo:
-        owner = s.get(User, row.owner_id)
         members = s.scalars(
             sa.select(User.username)
             .join(WorkspaceMember, WorkspaceMember.user_id == User.id)
@@ -564,7 +559,7 @@ class WorkspaceService:
         return WorkspaceInfo(
             id=row.id,
             name=row.name,
-            owner=owner.username if owner else "?",
+            owner=username_of(s, row.owner_id),
             members=list(members),
             invited=invited(s, workspace_id=row.id),
             purpose=row.purpose,

@@ -16,96 +16,83 @@ from workbench.algorithms.schemas import (
     AlgorithmUpdate,
     ImageFromWorkspace,
 )
-from workbench.algorithms.service import AlgorithmService
 from workbench.schemas.images import ImagePull
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
+from workbench_ext.handlers.base import (
+    API,
+    UploadHandler,
+    WorkbenchHandler,
+    operation,
+    service_call,
+)
 
 KIND = "(train|predict)"
+#: the path parameters of one algorithm's routes, and of one of its images'
+ALGORITHM = {"algorithm_id": int}
+IMAGE = {"algorithm_id": int, "kind": str}
 
 
 class AlgorithmHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:algorithms"
 
-    @property
-    def algorithms(self) -> AlgorithmService:
-        return self.workbench.algorithms
-
 
 class AlgorithmsHandler(AlgorithmHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS, POST=scopes.CREATE_ALGORITHMS)
 
-    @operation(
+    get = service_call(
         "Algorithms I can see: mine, public and preset",
+        lambda wb: wb.algorithms.list,
         response=list[AlgorithmInfo],
-        query=("visibility", "purpose", "sub_purpose", "state", "q"),
+        query=AlgorithmFilter,
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(AlgorithmFilter)
-        self.reply(await self.run(self.algorithms.list, self.actor, filters))
-
-    @operation(
+    post = service_call(
         "Register an algorithm (state draft): purpose, and how its train and predict images run",
+        lambda wb: wb.algorithms.create,
         AlgorithmCreate,
         AlgorithmInfo,
         201,
     )
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        spec = self.parse(AlgorithmCreate)
-        self.reply(await self.run(self.algorithms.create, self.actor, spec), status=201)
 
 
 class AlgorithmHandler(AlgorithmHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS)
 
-    @operation("One algorithm with both images", response=AlgorithmInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, algorithm_id: str) -> None:
-        self.reply(await self.run(self.algorithms.get, self.actor, int(algorithm_id)))
-
-    @operation(
+    get = service_call(
+        "One algorithm with both images",
+        lambda wb: wb.algorithms.get,
+        response=AlgorithmInfo,
+        path=ALGORITHM,
+    )
+    patch = service_call(
         "Edit an algorithm (owner; admins for presets); run settings only while not online",
+        lambda wb: wb.algorithms.update,
         AlgorithmUpdate,
         AlgorithmInfo,
+        path=ALGORITHM,
     )
-    @web.authenticated
-    @authorized
-    async def patch(self, algorithm_id: str) -> None:
-        changes = self.parse(AlgorithmUpdate)
-        self.reply(await self.run(self.algorithms.update, self.actor, int(algorithm_id), changes))
-
-    @operation(
+    delete = service_call(
         "Delete an algorithm no training task, model version or service uses, and its images",
+        lambda wb: wb.algorithms.delete,
         status=204,
+        path=ALGORITHM,
     )
-    @web.authenticated
-    @authorized
-    async def delete(self, algorithm_id: str) -> None:
-        await self.run(self.algorithms.delete, self.actor, int(algorithm_id))
-        self.set_status(204)
-        self.finish()
 
 
 class PublishHandler(AlgorithmHandlerBase):
-    @operation(
-        "Put it online (needs a ready training image with a command)", response=AlgorithmInfo
+    post = service_call(
+        "Put it online (needs a ready training image with a command)",
+        lambda wb: wb.algorithms.publish,
+        response=AlgorithmInfo,
+        path=ALGORITHM,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, algorithm_id: str) -> None:
-        self.reply(await self.run(self.algorithms.publish, self.actor, int(algorithm_id)))
 
 
 class OfflineHandler(AlgorithmHandlerBase):
-    @operation("Take it offline: new training tasks refuse it", response=AlgorithmInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, algorithm_id: str) -> None:
-        self.reply(await self.run(self.algorithms.take_offline, self.actor, int(algorithm_id)))
+    post = service_call(
+        "Take it offline: new training tasks refuse it",
+        lambda wb: wb.algorithms.take_offline,
+        response=AlgorithmInfo,
+        path=ALGORITHM,
+    )
 
 
 class UploadQuery(BaseModel):
@@ -152,26 +139,17 @@ class ImageHandler(UploadHandler):
 class PullHandler(AlgorithmHandlerBase):
     """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
 
-    @operation(
+    post = service_call(
         "docker pull an image as the train or predict image, in the background (a job; "
         "Docker Engine backends, 501 elsewhere)",
+        lambda wb: wb.algorithms.pull_image,
         ImagePull,
         AlgorithmInfo,
         202,
+        path=IMAGE,
+        spread=True,
+        keywords={"wait": False},
     )
-    @web.authenticated
-    @authorized
-    async def post(self, algorithm_id: str, kind: str) -> None:
-        spec = self.parse(ImagePull)
-        info = await self.run(
-            self.algorithms.pull_image,
-            self.actor,
-            int(algorithm_id),
-            kind,
-            spec.reference,
-            wait=False,
-        )
-        self.reply(info, status=202)
 
 
 class FromWorkspaceHandler(AlgorithmHandlerBase):
@@ -183,27 +161,17 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
         """The workspace the tar comes from, for a workspace token (its own only)."""
         return self.parse(ImageFromWorkspace).workspace_id
 
-    @operation(
+    post = service_call(
         "Check docker_image/<kind>-<name>.tar of a workspace I own or am a member of, then "
         "load it as the image in the background (a job)",
+        lambda wb: wb.algorithms.image_from_workspace,
         ImageFromWorkspace,
         AlgorithmInfo,
         202,
+        path=IMAGE,
+        spread=True,
+        keywords={"wait": False},
     )
-    @web.authenticated
-    @authorized
-    async def post(self, algorithm_id: str, kind: str) -> None:
-        spec = self.parse(ImageFromWorkspace)
-        info = await self.run(
-            self.algorithms.image_from_workspace,
-            self.actor,
-            int(algorithm_id),
-            kind,
-            spec.workspace_id,
-            spec.filename,
-            wait=False,
-        )
-        self.reply(info, status=202)
 
 
 handlers = [

@@ -4,56 +4,45 @@ list the tars, and check one before publishing it as an algorithm's image."""
 
 from __future__ import annotations
 
-from jupyter_server.auth.decorator import authorized
-from tornado import web
-
 from workbench import scopes
-from workbench.workspaces.builds import WorkspaceBuilds
 from workbench.workspaces.schemas import (
     ImageTarInfo,
     TarReport,
     WorkspaceBuildRequest,
     WorkspaceBuildStarted,
 )
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.base import API, WorkbenchHandler, service_call
+from workbench_ext.handlers.workspaces import WORKSPACE
 
 
 class BuildsHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
-    @property
-    def builds(self) -> WorkspaceBuilds:
-        return self.workbench.builds
-
 
 class WorkspaceBuildHandler(BuildsHandlerBase):
     token_scopes = scopes.needs(POST=scopes.BUILD_WORKSPACE)
 
-    @operation(
+    post = service_call(
         "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members), as a job "
         "(202): GET /jobs/<job_id>/log follows its log; 409 while the same tar is built",
+        lambda wb: wb.builds.build,
         WorkspaceBuildRequest,
         WorkspaceBuildStarted,
         202,
+        path=WORKSPACE,
+        spread=True,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, workspace_id: str) -> None:
-        spec = self.parse(WorkspaceBuildRequest)
-        started = await self.run(
-            self.builds.build, self.actor, int(workspace_id), spec.project, spec.kind, spec.name
-        )
-        self.reply(started, status=202)
 
 
 class WorkspaceImagesHandler(BuildsHandlerBase):
     token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
 
-    @operation("The docker save tars in the workspace's docker_image/", response=list[ImageTarInfo])
-    @web.authenticated
-    @authorized
-    async def get(self, workspace_id: str) -> None:
-        self.reply(await self.run(self.builds.images, self.actor, int(workspace_id)))
+    get = service_call(
+        "The docker save tars in the workspace's docker_image/",
+        lambda wb: wb.builds.images,
+        response=list[ImageTarInfo],
+        path=WORKSPACE,
+    )
 
 
 class WorkspaceImageHandler(BuildsHandlerBase):
@@ -62,16 +51,13 @@ class WorkspaceImageHandler(BuildsHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
 
-    @operation(
+    get = service_call(
         "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
         "config, digest, size, layers, problems; nothing is loaded (owner, members)",
+        lambda wb: wb.builds.inspect_tar,
         response=TarReport,
+        path={"workspace_id": int, "filename": str},
     )
-    @web.authenticated
-    @authorized
-    async def get(self, workspace_id: str, filename: str) -> None:
-        report = await self.run(self.builds.inspect_tar, self.actor, int(workspace_id), filename)
-        self.reply(report)
 
 
 handlers = [

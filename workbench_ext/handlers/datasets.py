@@ -18,79 +18,76 @@ from workbench.datasets.schemas import (
     SamplePage,
 )
 from workbench.enums import Split
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
+from workbench_ext.handlers.base import (
+    API,
+    UploadHandler,
+    WorkbenchHandler,
+    operation,
+    service_call,
+)
 
 SPLIT = "(train|test)"
+#: the path parameter of one dataset's routes
+DATASET = {"dataset_id": int}
 
 
-class DatasetsHandler(WorkbenchHandler):
+class DatasetHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
-    @operation(
+
+class DatasetsHandler(DatasetHandlerBase):
+    get = service_call(
         "Datasets I can see",
+        lambda wb: wb.datasets.list,
         response=list[DatasetInfo],
-        query=("purpose", "sub_purpose", "format", "state", "visibility", "mine", "q"),
+        query=DatasetFilter,
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(DatasetFilter)
-        self.reply(await self.run(self.workbench.datasets.list, self.actor, filters))
-
-    @operation("Create a dataset (state draft)", DatasetCreate, DatasetInfo, 201)
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        spec = self.parse(DatasetCreate)
-        self.reply(await self.run(self.workbench.datasets.create, self.actor, spec), status=201)
+    post = service_call(
+        "Create a dataset (state draft)",
+        lambda wb: wb.datasets.create,
+        DatasetCreate,
+        DatasetInfo,
+        201,
+    )
 
 
-class DatasetHandler(WorkbenchHandler):
-    auth_resource = "workbench:datasets"
+class DatasetHandler(DatasetHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
-    @operation("One dataset with its splits, reports and statistics", response=DatasetInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, dataset_id: str) -> None:
-        self.reply(await self.run(self.workbench.datasets.get, self.actor, int(dataset_id)))
-
-    @operation("Edit a dataset (owner)", DatasetUpdate, DatasetInfo)
-    @web.authenticated
-    @authorized
-    async def patch(self, dataset_id: str) -> None:
-        changes = self.parse(DatasetUpdate)
-        info = await self.run(self.workbench.datasets.update, self.actor, int(dataset_id), changes)
-        self.reply(info)
-
-    @operation("Delete a dataset no task or workspace uses", status=204)
-    @web.authenticated
-    @authorized
-    async def delete(self, dataset_id: str) -> None:
-        await self.run(self.workbench.datasets.delete, self.actor, int(dataset_id))
-        self.set_status(204)
-        self.finish()
+    get = service_call(
+        "One dataset with its splits, reports and statistics",
+        lambda wb: wb.datasets.get,
+        response=DatasetInfo,
+        path=DATASET,
+    )
+    patch = service_call(
+        "Edit a dataset (owner)",
+        lambda wb: wb.datasets.update,
+        DatasetUpdate,
+        DatasetInfo,
+        path=DATASET,
+    )
+    delete = service_call(
+        "Delete a dataset no task or workspace uses",
+        lambda wb: wb.datasets.delete,
+        status=204,
+        path=DATASET,
+    )
 
 
-class PublishHandler(WorkbenchHandler):
-    auth_resource = "workbench:datasets"
-
-    @operation("Put a dataset online", response=DatasetInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, dataset_id: str) -> None:
-        self.reply(await self.run(self.workbench.datasets.publish, self.actor, int(dataset_id)))
+class PublishHandler(DatasetHandlerBase):
+    post = service_call(
+        "Put a dataset online", lambda wb: wb.datasets.publish, response=DatasetInfo, path=DATASET
+    )
 
 
-class OfflineHandler(WorkbenchHandler):
-    auth_resource = "workbench:datasets"
-
-    @operation("Take a dataset offline", response=DatasetInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, dataset_id: str) -> None:
-        info = await self.run(self.workbench.datasets.take_offline, self.actor, int(dataset_id))
-        self.reply(info)
+class OfflineHandler(DatasetHandlerBase):
+    post = service_call(
+        "Take a dataset offline",
+        lambda wb: wb.datasets.take_offline,
+        response=DatasetInfo,
+        path=DATASET,
+    )
 
 
 class ArchiveHandler(UploadHandler):
@@ -136,30 +133,22 @@ class SampleQuery(BaseModel):
     limit: int = Field(20, ge=1, le=200)
 
 
-class SamplesHandler(WorkbenchHandler):
-    auth_resource = "workbench:datasets"
+class SamplesHandler(DatasetHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
-    @operation("A page of samples for preview", response=SamplePage, query=("offset", "limit"))
-    @web.authenticated
-    @authorized
-    async def get(self, dataset_id: str, split: str) -> None:
-        q = self.query(SampleQuery)
-        page = await self.run(
-            self.workbench.datasets.samples,
-            self.actor,
-            int(dataset_id),
-            Split(split),
-            q.offset,
-            q.limit,
-        )
-        self.reply(page)
+    get = service_call(
+        "A page of samples for preview",
+        lambda wb: wb.datasets.samples,
+        response=SamplePage,
+        path={"dataset_id": int, "split": Split},
+        query=SampleQuery,
+        spread=True,
+    )
 
 
-class SampleFileHandler(WorkbenchHandler):
+class SampleFileHandler(DatasetHandlerBase):
     """The raw bytes of one sample (an image or a text), for previews."""
 
-    auth_resource = "workbench:datasets"
     token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
 
     @operation("The raw file of one sample")

@@ -15,7 +15,16 @@ from workbench.environments.schemas import (
 )
 from workbench.environments.service import EnvironmentService
 from workbench.schemas.images import ImagePull
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
+from workbench_ext.handlers.base import (
+    API,
+    UploadHandler,
+    WorkbenchHandler,
+    operation,
+    service_call,
+)
+
+#: the path parameter of one environment's routes
+ENV = {"env_id": int}
 
 
 class EnvironmentHandlerBase(WorkbenchHandler):
@@ -29,50 +38,40 @@ class EnvironmentHandlerBase(WorkbenchHandler):
 class EnvironmentsHandler(EnvironmentHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
-    @operation(
+    get = service_call(
         "Environments I can see: mine, public and preset",
+        lambda wb: wb.environments.list,
         response=list[EnvironmentInfo],
-        query=("mine", "visibility", "framework", "device", "state", "q"),
+        query=EnvironmentFilter,
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(EnvironmentFilter)
-        self.reply(await self.run(self.environments.list, self.actor, filters))
-
-    @operation("Create an environment (state draft)", EnvironmentCreate, EnvironmentInfo, 201)
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        spec = self.parse(EnvironmentCreate)
-        self.reply(await self.run(self.environments.create, self.actor, spec), status=201)
+    post = service_call(
+        "Create an environment (state draft)",
+        lambda wb: wb.environments.create,
+        EnvironmentCreate,
+        EnvironmentInfo,
+        201,
+    )
 
 
 class EnvironmentHandler(EnvironmentHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
 
-    @operation("One environment", response=EnvironmentInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, env_id: str) -> None:
-        self.reply(await self.run(self.environments.get, self.actor, int(env_id)))
-
-    @operation(
-        "Edit an environment (owner; admins for presets)", EnvironmentUpdate, EnvironmentInfo
+    get = service_call(
+        "One environment", lambda wb: wb.environments.get, response=EnvironmentInfo, path=ENV
     )
-    @web.authenticated
-    @authorized
-    async def patch(self, env_id: str) -> None:
-        changes = self.parse(EnvironmentUpdate)
-        self.reply(await self.run(self.environments.update, self.actor, int(env_id), changes))
-
-    @operation("Delete an environment no workspace uses", status=204)
-    @web.authenticated
-    @authorized
-    async def delete(self, env_id: str) -> None:
-        await self.run(self.environments.delete, self.actor, int(env_id))
-        self.set_status(204)
-        self.finish()
+    patch = service_call(
+        "Edit an environment (owner; admins for presets)",
+        lambda wb: wb.environments.update,
+        EnvironmentUpdate,
+        EnvironmentInfo,
+        path=ENV,
+    )
+    delete = service_call(
+        "Delete an environment no workspace uses",
+        lambda wb: wb.environments.delete,
+        status=204,
+        path=ENV,
+    )
 
 
 class BuildHandler(EnvironmentHandlerBase):
@@ -125,34 +124,27 @@ class ImageHandler(UploadHandler):
 class PullHandler(EnvironmentHandlerBase):
     """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
 
-    @operation(
+    post = service_call(
         "docker pull an image as its image, in the background (a job: `job_id`; Docker "
         "Engine backends, 501 elsewhere)",
+        lambda wb: wb.environments.pull,
         ImagePull,
         EnvironmentInfo,
         202,
+        path=ENV,
+        spread=True,
+        keywords={"wait": False},
     )
-    @web.authenticated
-    @authorized
-    async def post(self, env_id: str) -> None:
-        spec = self.parse(ImagePull)
-        info = await self.run(
-            self.environments.pull, self.actor, int(env_id), spec.reference, wait=False
-        )
-        self.reply(info, status=202)
 
 
 class PresetsHandler(EnvironmentHandlerBase):
     """POST: register one preset environment per ``envs/`` definition (admins)."""
 
-    @operation(
+    post = service_call(
         "Register one preset environment per envs/ definition (admins; idempotent)",
+        lambda wb: wb.environments.sync_presets,
         response=list[EnvironmentInfo],
     )
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.reply(await self.run(self.environments.sync_presets, self.actor))
 
 
 handlers = [

@@ -3,14 +3,14 @@ log and cancel. The panel and the CLI follow builds, image loads and training ru
 
 from __future__ import annotations
 
-from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
-from tornado import web
 
 from workbench import scopes
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage
-from workbench.jobs.service import JobService
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.base import API, WorkbenchHandler, service_call
+
+#: the path parameter of one job's routes
+JOB = {"job_id": int}
 
 
 class JobLogQuery(BaseModel):
@@ -20,66 +20,58 @@ class JobLogQuery(BaseModel):
 
 
 class JobHandlerBase(WorkbenchHandler):
+    """A job changes under its reader: no answer about one is cached."""
+
     auth_resource = "workbench:jobs"
 
-    @property
-    def jobs(self) -> JobService:
-        return self.workbench.jobs
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
 
 
 class JobsHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
-    @operation(
+    get = service_call(
         "My jobs, newest first (builds, image loads, training runs...); `all`: everyone's (admins)",
+        lambda wb: wb.jobs.list,
         response=list[JobInfo],
-        query=("kind", "state", "target_type", "target_id", "all", "limit"),
+        query=JobFilter,
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(JobFilter)
-        self.set_header("Cache-Control", "no-store")
-        self.reply(await self.run(self.jobs.list, self.actor, filters))
 
 
 class JobHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
-    @operation("One job: state, progress, message, result", response=JobInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, job_id: str) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.reply(await self.run(self.jobs.get, self.actor, int(job_id)))
+    get = service_call(
+        "One job: state, progress, message, result",
+        lambda wb: wb.jobs.get,
+        response=JobInfo,
+        path=JOB,
+    )
 
 
 class JobLogHandler(JobHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_JOBS)
 
-    @operation(
+    get = service_call(
         "The job's log from byte `offset` (whole lines while it runs)",
+        lambda wb: wb.jobs.tail,
         response=JobLogPage,
-        query=("offset",),
+        path=JOB,
+        query=JobLogQuery,
+        spread=True,
     )
-    @web.authenticated
-    @authorized
-    async def get(self, job_id: str) -> None:
-        q = self.query(JobLogQuery)
-        self.set_header("Cache-Control", "no-store")
-        self.reply(await self.run(self.jobs.tail, self.actor, int(job_id), q.offset))
 
 
 class JobCancelHandler(JobHandlerBase):
-    @operation(
+    post = service_call(
         "Cancel it: a queued job stops at once, a running one at its next step (a "
         "container: SIGTERM, SIGKILL after 10 s)",
+        lambda wb: wb.jobs.cancel,
         response=JobInfo,
+        path=JOB,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, job_id: str) -> None:
-        self.reply(await self.run(self.jobs.cancel, self.actor, int(job_id)))
 
 
 handlers = [

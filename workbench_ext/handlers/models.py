@@ -13,8 +13,6 @@ from tornado import web
 
 from workbench import scopes
 from workbench.errors import InvalidInput
-from workbench.models.conversions import ConversionService
-from workbench.models.registry import ModelService
 from workbench.models.schemas import (
     AliasTarget,
     BenchmarkReport,
@@ -34,186 +32,164 @@ from workbench.models.schemas import (
     VersionComparison,
     VersionUpdate,
 )
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation, validate
+from workbench_ext.handlers.base import (
+    API,
+    UploadHandler,
+    WorkbenchHandler,
+    operation,
+    service_call,
+    validate,
+)
 
 #: route groups: a tag's key (URL-encoded), an alias
 TAG = r"([^/]+)"
 ALIAS = r"([A-Za-z][A-Za-z0-9_.-]*)"
+#: the path parameters of a model's routes, a version's, and of a tag or an alias of them
+MODEL = {"model_id": int}
+VERSION = {"version_id": int}
+MODEL_TAG = {"model_id": int, "key": str}
+VERSION_TAG = {"version_id": int, "key": str}
+MODEL_ALIAS = {"model_id": int, "alias": str}
 
 
 class ModelHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:models"
 
-    @property
-    def models(self) -> ModelService:
-        return self.workbench.models
-
-    @property
-    def conversions(self) -> ConversionService:
-        return self.workbench.conversions
-
-    def done(self) -> None:
-        self.set_status(204)
-        self.finish()
-
 
 class ModelsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
-    @operation(
+    get = service_call(
         "Models I can see, each with its latest version; tag is `key` or `key=value` (the "
         "model's or a version's), framework any version's",
+        lambda wb: wb.models.list,
         response=list[ModelInfo],
-        query=("mine", "visibility", "q", "name", "tag", "purpose", "framework", "owner"),
+        query=ModelFilter,
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        filters = self.query(ModelFilter)
-        self.reply(await self.run(self.models.list, self.actor, filters))
 
 
 class ModelHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
-    @operation("One model with all its versions", response=ModelDetail)
-    @web.authenticated
-    @authorized
-    async def get(self, model_id: str) -> None:
-        self.reply(await self.run(self.models.get, self.actor, int(model_id)))
-
-    @operation(
-        "Edit a model: name, description, purpose, visibility (owner)", ModelUpdate, ModelDetail
+    get = service_call(
+        "One model with all its versions",
+        lambda wb: wb.models.get,
+        response=ModelDetail,
+        path=MODEL,
     )
-    @web.authenticated
-    @authorized
-    async def patch(self, model_id: str) -> None:
-        change = self.parse(ModelUpdate)
-        self.reply(await self.run(self.models.update, self.actor, int(model_id), change))
-
-    @operation(
+    patch = service_call(
+        "Edit a model: name, description, purpose, visibility (owner)",
+        lambda wb: wb.models.update,
+        ModelUpdate,
+        ModelDetail,
+        path=MODEL,
+    )
+    delete = service_call(
         "Delete a model with its versions and files (owner); 409 while a service uses one",
+        lambda wb: wb.models.delete,
         status=204,
+        path=MODEL,
     )
-    @web.authenticated
-    @authorized
-    async def delete(self, model_id: str) -> None:
-        await self.run(self.models.delete, self.actor, int(model_id))
-        self.done()
 
 
 class ModelTagHandler(ModelHandlerBase):
-    @operation("Set a tag on a model (owner); its tags", TagValue)
-    @web.authenticated
-    @authorized
-    async def put(self, model_id: str, key: str) -> None:
-        value = self.parse(TagValue).value
-        self.reply(await self.run(self.models.set_tag, self.actor, int(model_id), key, value))
-
-    @operation("Remove a model's tag (owner); its tags")
-    @web.authenticated
-    @authorized
-    async def delete(self, model_id: str, key: str) -> None:
-        self.reply(await self.run(self.models.delete_tag, self.actor, int(model_id), key))
+    put = service_call(
+        "Set a tag on a model (owner); its tags",
+        lambda wb: wb.models.set_tag,
+        TagValue,
+        path=MODEL_TAG,
+        spread=True,
+    )
+    delete = service_call(
+        "Remove a model's tag (owner); its tags", lambda wb: wb.models.delete_tag, path=MODEL_TAG
+    )
 
 
 class VersionTagHandler(ModelHandlerBase):
-    @operation("Set a tag on a version (owner)", TagValue)
-    @web.authenticated
-    @authorized
-    async def put(self, version_id: str, key: str) -> None:
-        value = self.parse(TagValue).value
-        tags = await self.run(self.models.set_version_tag, self.actor, int(version_id), key, value)
-        self.reply(tags)
-
-    @operation("Remove a version's tag (owner)")
-    @web.authenticated
-    @authorized
-    async def delete(self, version_id: str, key: str) -> None:
-        self.reply(await self.run(self.models.delete_version_tag, self.actor, int(version_id), key))
+    put = service_call(
+        "Set a tag on a version (owner)",
+        lambda wb: wb.models.set_version_tag,
+        TagValue,
+        path=VERSION_TAG,
+        spread=True,
+    )
+    delete = service_call(
+        "Remove a version's tag (owner)",
+        lambda wb: wb.models.delete_version_tag,
+        path=VERSION_TAG,
+    )
 
 
 class AliasHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
-    @operation("The version an alias points at", response=ModelVersionInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, model_id: str, alias: str) -> None:
-        self.reply(await self.run(self.models.by_alias, self.actor, int(model_id), alias))
-
-    @operation(
-        "Point an alias at a version number, made or moved in one step (owner); the aliases",
-        AliasTarget,
+    get = service_call(
+        "The version an alias points at",
+        lambda wb: wb.models.by_alias,
+        response=ModelVersionInfo,
+        path=MODEL_ALIAS,
     )
-    @web.authenticated
-    @authorized
-    async def put(self, model_id: str, alias: str) -> None:
-        number = self.parse(AliasTarget).version
-        self.reply(await self.run(self.models.set_alias, self.actor, int(model_id), alias, number))
-
-    @operation("Remove an alias (owner); the aliases")
-    @web.authenticated
-    @authorized
-    async def delete(self, model_id: str, alias: str) -> None:
-        self.reply(await self.run(self.models.delete_alias, self.actor, int(model_id), alias))
+    put = service_call(
+        "Point an alias at a version number, made or moved in one step (owner); the aliases",
+        lambda wb: wb.models.set_alias,
+        AliasTarget,
+        path=MODEL_ALIAS,
+        spread=True,
+    )
+    delete = service_call(
+        "Remove an alias (owner); the aliases", lambda wb: wb.models.delete_alias, path=MODEL_ALIAS
+    )
 
 
 class ModelVersionHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
-    @operation("One model version: files, evaluation and lineage", response=ModelVersionInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, version_id: str) -> None:
-        self.reply(await self.run(self.models.get_version, self.actor, int(version_id)))
-
-    @operation("Edit a version's description", VersionUpdate, ModelVersionInfo)
-    @web.authenticated
-    @authorized
-    async def patch(self, version_id: str) -> None:
-        change = self.parse(VersionUpdate)
-        self.reply(await self.run(self.models.update_version, self.actor, int(version_id), change))
-
-    @operation(
+    get = service_call(
+        "One model version: files, evaluation and lineage",
+        lambda wb: wb.models.get_version,
+        response=ModelVersionInfo,
+        path=VERSION,
+    )
+    patch = service_call(
+        "Edit a version's description",
+        lambda wb: wb.models.update_version,
+        VersionUpdate,
+        ModelVersionInfo,
+        path=VERSION,
+    )
+    delete = service_call(
         "Delete a version and its files (owner); 409 while a service, an alias or an "
         "unfinished task uses it",
+        lambda wb: wb.models.delete_version,
         status=204,
+        path=VERSION,
     )
-    @web.authenticated
-    @authorized
-    async def delete(self, version_id: str) -> None:
-        await self.run(self.models.delete_version, self.actor, int(version_id))
-        self.done()
 
 
 class ConversionsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(POST=scopes.CONVERT_MODELS)
 
-    @operation(
+    post = service_call(
         "Convert a version (owner) to deployment formats, each checked against the native "
         "model, as a job (202; formats default to all its native kind converts to); 409 "
         "while one of them is converting",
+        lambda wb: wb.conversions.convert,
         ConversionRequest,
         ConversionStarted,
         202,
+        path=VERSION,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, version_id: str) -> None:
-        request = self.parse(ConversionRequest)
-        started = await self.run(self.conversions.convert, self.actor, int(version_id), request)
-        self.reply(started, status=202)
 
 
 class FormatsHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS)
 
-    @operation("A version's converted formats: state, check, file", response=list[FormatInfo])
-    @web.authenticated
-    @authorized
-    async def get(self, version_id: str) -> None:
-        self.reply(await self.run(self.conversions.formats, self.actor, int(version_id)))
+    get = service_call(
+        "A version's converted formats: state, check, file",
+        lambda wb: wb.conversions.formats,
+        response=list[FormatInfo],
+        path=VERSION,
+    )
 
 
 class MachineQuery(BaseModel):
@@ -225,33 +201,24 @@ class MachineQuery(BaseModel):
 class BenchmarksHandler(ModelHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_MODELS, POST=scopes.BENCHMARK_MODELS)
 
-    @operation(
+    get = service_call(
         "A version's benchmark on one machine (default: the newest): p50/p95/p99, "
         "throughput, memory per format and batch size; the best per latency budget",
+        lambda wb: wb.conversions.benchmarks,
         response=BenchmarkReport,
-        query=("machine",),
+        path=VERSION,
+        query=MachineQuery,
+        spread=True,
     )
-    @web.authenticated
-    @authorized
-    async def get(self, version_id: str) -> None:
-        machine = self.query(MachineQuery).machine
-        self.reply(
-            await self.run(self.conversions.benchmarks, self.actor, int(version_id), machine)
-        )
-
-    @operation(
+    post = service_call(
         "Benchmark a version (owner): the native model and its verified formats at batch "
         "sizes 1, 2, 4, ... up to max_batch, as a job (202); 409 while one runs",
+        lambda wb: wb.conversions.benchmark,
         BenchmarkRequest,
         BenchmarkStarted,
         202,
+        path=VERSION,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, version_id: str) -> None:
-        request = self.parse(BenchmarkRequest)
-        started = await self.run(self.conversions.benchmark, self.actor, int(version_id), request)
-        self.reply(started, status=202)
 
 
 class CompareQuery(BaseModel):
@@ -282,7 +249,7 @@ class CompareHandler(ModelHandlerBase):
     @authorized
     async def get(self) -> None:
         ids = self.query(CompareQuery).version_ids()
-        self.reply(await self.run(self.models.compare, self.actor, ids))
+        self.reply(await self.run(self.workbench.models.compare, self.actor, ids))
 
 
 class FormatQuery(BaseModel):

@@ -21,7 +21,10 @@ from workbench.deployments.schemas import (
 )
 from workbench.deployments.service import DeploymentService
 from workbench.errors import ServiceUnreachable
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+
+#: the path parameter of one service's routes
+SERVICE = {"service_id": int}
 
 
 class ServiceScale(BaseModel):
@@ -49,73 +52,64 @@ class ServiceHandlerBase(WorkbenchHandler):
 class ServicesHandler(ServiceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
-    @operation("Services I can see, newest first", response=list[ServiceInfo])
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.reply(await self.run(self.deployments.list, self.actor))
-
-    @operation(
+    get = service_call(
+        "Services I can see, newest first",
+        lambda wb: wb.deployments.list,
+        response=list[ServiceInfo],
+    )
+    post = service_call(
         "Serve a model version: its default serving format (or format), replicas of the model "
         "server in its environment image; a deploy job (202). The answer's service.key is the "
         "endpoint's key (Authorization: Bearer <key>), given this once; public_endpoint: true "
         "opens the endpoint to anyone, on purpose",
+        lambda wb: wb.deployments.create,
         ServiceCreate,
         ServiceStarted,
         202,
     )
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        request = self.parse(ServiceCreate)
-        self.reply(await self.run(self.deployments.create, self.actor, request), status=202)
 
 
 class ServiceHandler(ServiceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
-    @operation("One service with each replica's state", response=ServiceInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, service_id: str) -> None:
-        self.reply(await self.run(self.deployments.get, self.actor, int(service_id)))
-
-    @operation("Remove a service and its replicas (owner)", status=204)
-    @web.authenticated
-    @authorized
-    async def delete(self, service_id: str) -> None:
-        await self.run(self.deployments.delete, self.actor, int(service_id))
-        self.set_status(204)
-        self.finish()
+    get = service_call(
+        "One service with each replica's state",
+        lambda wb: wb.deployments.get,
+        response=ServiceInfo,
+        path=SERVICE,
+    )
+    delete = service_call(
+        "Remove a service and its replicas (owner)",
+        lambda wb: wb.deployments.delete,
+        status=204,
+        path=SERVICE,
+    )
 
 
 class ScaleHandler(ServiceHandlerBase):
-    @operation(
-        "Set the number of replicas (owner); a deploy job (202)", ServiceScale, ServiceStarted, 202
+    post = service_call(
+        "Set the number of replicas (owner); a deploy job (202)",
+        lambda wb: wb.deployments.scale,
+        ServiceScale,
+        ServiceStarted,
+        202,
+        path=SERVICE,
+        spread=True,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, service_id: str) -> None:
-        replicas = self.parse(ServiceScale).replicas
-        started = await self.run(self.deployments.scale, self.actor, int(service_id), replicas)
-        self.reply(started, status=202)
 
 
 def action_handler(action: str, summary: str) -> type[ServiceHandlerBase]:
     """The handler of ``POST /services/{id}/<action>`` (stop, start, restart): the
     deployment service's method of that name, a deploy job (202); each its own class, so
     that each route declares its own operation."""
-
-    class ActionHandler(ServiceHandlerBase):
-        @operation(summary, response=ServiceStarted, status=202)
-        @web.authenticated
-        @authorized
-        async def post(self, service_id: str) -> None:
-            do = getattr(self.deployments, action)
-            self.reply(await self.run(do, self.actor, int(service_id)), status=202)
-
-    ActionHandler.__name__ = ActionHandler.__qualname__ = f"{action.title()}Handler"
-    return ActionHandler
+    post = service_call(
+        summary,
+        lambda wb: getattr(wb.deployments, action),
+        response=ServiceStarted,
+        status=202,
+        path=SERVICE,
+    )
+    return type(f"{action.title()}Handler", (ServiceHandlerBase,), {"post": post})
 
 
 StopHandler = action_handler(
@@ -131,15 +125,13 @@ class KeyHandler(ServiceHandlerBase):
     """POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
     owner's; the old key is refused once this answers)."""
 
-    @operation(
+    post = service_call(
         "A new key for the service's endpoint (owner), given this once; the old one is "
         "refused from this answer on",
+        lambda wb: wb.deployments.rotate_key,
         response=ServiceKey,
+        path=SERVICE,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, service_id: str) -> None:
-        self.reply(await self.run(self.deployments.rotate_key, self.actor, int(service_id)))
 
 
 class MetricsHandler(ServiceHandlerBase):
@@ -147,15 +139,13 @@ class MetricsHandler(ServiceHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
-    @operation(
+    get = service_call(
         "Each running replica's counters now (requests, errors, latency and batch-size "
         "histograms, queue depth); two readings give the rates",
+        lambda wb: wb.deployments.metrics,
         response=ServiceMetrics,
+        path=SERVICE,
     )
-    @web.authenticated
-    @authorized
-    async def get(self, service_id: str) -> None:
-        self.reply(await self.run(self.deployments.metrics, self.actor, int(service_id)))
 
 
 class LogsHandler(ServiceHandlerBase):
@@ -163,17 +153,14 @@ class LogsHandler(ServiceHandlerBase):
 
     token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
 
-    @operation(
+    get = service_call(
         "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
+        lambda wb: wb.deployments.logs,
         response=list[ReplicaLog],
-        query=("replica", "tail"),
+        path=SERVICE,
+        query=LogsQuery,
+        spread=True,
     )
-    @web.authenticated
-    @authorized
-    async def get(self, service_id: str) -> None:
-        q = self.query(LogsQuery)
-        logs = await self.run(self.deployments.logs, self.actor, int(service_id), q.replica, q.tail)
-        self.reply(logs)
 
 
 class EndpointHandler(ServiceHandlerBase):

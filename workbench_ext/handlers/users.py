@@ -14,7 +14,10 @@ from workbench.errors import NotFound, PermissionDenied
 from workbench.schemas.invitations import InvitationInfo
 from workbench.schemas.quotas import QuotaInfo, QuotaUpdate
 from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+
+#: the path parameter of one invitation's routes
+INVITATION = {"invitation_id": int}
 
 
 class TokenCreate(BaseModel):
@@ -45,8 +48,19 @@ class MemberAdd(BaseModel):
     username: str
 
 
-class MeHandler(WorkbenchHandler):
+class UserHandlerBase(WorkbenchHandler):
+    """Accounts, tokens, teams and invitations: only a full-scope token (a login's, or one
+    from `workbench token create`) changes them."""
+
     auth_resource = "workbench:users"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if self.current_user is not None and self.request.method != "GET":
+            self.actor.require_full_scope()
+
+
+class MeHandler(UserHandlerBase):
     token_scopes = scopes.needs(GET=scopes.IDENTIFY)
 
     @operation("The user making the request", response=UserInfo)
@@ -56,20 +70,17 @@ class MeHandler(WorkbenchHandler):
         self.reply(await self.run(self.workbench.users.get_user, self.actor.id))
 
 
-class TokensHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation("My API tokens (secrets are never shown again)", response=list[TokenInfo])
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.reply(await self.run(self.workbench.users.list_tokens, self.actor))
+class TokensHandler(UserHandlerBase):
+    get = service_call(
+        "My API tokens (secrets are never shown again)",
+        lambda wb: wb.users.list_tokens,
+        response=list[TokenInfo],
+    )
 
     @operation("Create an API token", TokenCreate, NewToken, 201)
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.actor.require_full_scope()
         spec = self.parse(TokenCreate)
         expires = timedelta(days=spec.expires_in_days) if spec.expires_in_days else None
         token = await self.run(
@@ -78,22 +89,16 @@ class TokensHandler(WorkbenchHandler):
         self.reply(token, status=201)
 
 
-class TokenHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation("Revoke one of my tokens", status=204)
-    @web.authenticated
-    @authorized
-    async def delete(self, token_id: str) -> None:
-        self.actor.require_full_scope()
-        await self.run(self.workbench.users.revoke_token, self.actor, int(token_id))
-        self.set_status(204)
-        self.finish()
+class TokenHandler(UserHandlerBase):
+    delete = service_call(
+        "Revoke one of my tokens",
+        lambda wb: wb.users.revoke_token,
+        status=204,
+        path={"token_id": int},
+    )
 
 
-class UsersHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
+class UsersHandler(UserHandlerBase):
     @operation("All users", response=list[UserInfo])
     @web.authenticated
     @authorized
@@ -104,7 +109,6 @@ class UsersHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.actor.require_full_scope()
         if not self.actor.is_admin:
             raise PermissionDenied("Only admins can add users.")
         spec = self.parse(UserCreate)
@@ -117,11 +121,9 @@ class UsersHandler(WorkbenchHandler):
         self.reply(user, status=201)
 
 
-class QuotaHandler(WorkbenchHandler):
+class QuotaHandler(UserHandlerBase):
     """A user's quotas and what they use: anyone's for an admin, one's own for a user
     (another's is 404, as if the name did not exist); only admins set them."""
-
-    auth_resource = "workbench:users"
 
     @operation("A user's quotas and use (my own; anyone's for admins)", response=QuotaInfo)
     @web.authenticated
@@ -139,105 +141,72 @@ class QuotaHandler(WorkbenchHandler):
     @web.authenticated
     @authorized
     async def put(self, username: str) -> None:
-        self.actor.require_full_scope()
         if not self.actor.is_admin:
             raise PermissionDenied("Only admins can set quotas; ask one to raise yours.")
         update = self.parse(QuotaUpdate)
         self.reply(await self.run(self.workbench.quotas.set, username, update))
 
 
-class TeamsHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation("Teams I belong to", response=list[TeamInfo])
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.reply(await self.run(self.workbench.users.list_teams, self.actor))
-
-    @operation("Create a team; I become its admin", TeamCreate, TeamInfo, 201)
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.actor.require_full_scope()
-        spec = self.parse(TeamCreate)
-        team = await self.run(
-            self.workbench.users.create_team, self.actor, spec.name, spec.description
-        )
-        self.reply(team, status=201)
+class TeamsHandler(UserHandlerBase):
+    get = service_call("Teams I belong to", lambda wb: wb.users.list_teams, response=list[TeamInfo])
+    post = service_call(
+        "Create a team; I become its admin",
+        lambda wb: wb.users.create_team,
+        TeamCreate,
+        TeamInfo,
+        201,
+        spread=True,
+    )
 
 
-class TeamMembersHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation("Invite someone (team admins); a member once they accept", MemberAdd, TeamInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, team_id: str) -> None:
-        self.actor.require_full_scope()
-        spec = self.parse(MemberAdd)
-        team = await self.run(
-            self.workbench.users.add_team_member, self.actor, int(team_id), spec.username
-        )
-        self.reply(team)
+class TeamMembersHandler(UserHandlerBase):
+    post = service_call(
+        "Invite someone (team admins); a member once they accept",
+        lambda wb: wb.users.add_team_member,
+        MemberAdd,
+        TeamInfo,
+        path={"team_id": int},
+        spread=True,
+    )
 
 
-class InvitationsHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation(
+class InvitationsHandler(UserHandlerBase):
+    get = service_call(
         "Invitations to teams and workspaces: to me, and those I sent",
+        lambda wb: wb.invitations.list,
         response=list[InvitationInfo],
     )
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.reply(await self.run(self.workbench.invitations.list, self.actor))
 
 
-class InvitationHandler(WorkbenchHandler):
+class InvitationHandler(UserHandlerBase):
     """Cancel an invitation (its inviter, the team's admins, the workspace's owner)."""
 
-    auth_resource = "workbench:users"
-
-    @operation(
-        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)", status=204
+    delete = service_call(
+        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
+        lambda wb: wb.invitations.cancel,
+        status=204,
+        path=INVITATION,
     )
-    @web.authenticated
-    @authorized
-    async def delete(self, invitation_id: str) -> None:
-        self.actor.require_full_scope()
-        await self.run(self.workbench.invitations.cancel, self.actor, int(invitation_id))
-        self.set_status(204)
-        self.finish()
 
 
-class InvitationAcceptHandler(WorkbenchHandler):
+class InvitationAcceptHandler(UserHandlerBase):
     """Accept an invitation addressed to you: you join the team or the workspace."""
 
-    auth_resource = "workbench:users"
-
-    @operation(
-        "Accept an invitation to me: I join the team or the workspace", response=InvitationInfo
+    post = service_call(
+        "Accept an invitation to me: I join the team or the workspace",
+        lambda wb: wb.invitations.accept,
+        response=InvitationInfo,
+        path=INVITATION,
     )
-    @web.authenticated
-    @authorized
-    async def post(self, invitation_id: str) -> None:
-        self.actor.require_full_scope()
-        invitations = self.workbench.invitations
-        self.reply(await self.run(invitations.accept, self.actor, int(invitation_id)))
 
 
-class InvitationDeclineHandler(WorkbenchHandler):
-    auth_resource = "workbench:users"
-
-    @operation("Decline an invitation to me", response=InvitationInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, invitation_id: str) -> None:
-        self.actor.require_full_scope()
-        invitations = self.workbench.invitations
-        self.reply(await self.run(invitations.decline, self.actor, int(invitation_id)))
+class InvitationDeclineHandler(UserHandlerBase):
+    post = service_call(
+        "Decline an invitation to me",
+        lambda wb: wb.invitations.decline,
+        response=InvitationInfo,
+        path=INVITATION,
+    )
 
 
 handlers = [

@@ -8,8 +8,17 @@ from tornado import web
 
 from workbench import scopes
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
-from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
+from workbench_ext.handlers.base import (
+    API,
+    UploadHandler,
+    WorkbenchHandler,
+    operation,
+    service_call,
+)
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
+
+#: the path parameter of one workspace's routes
+WORKSPACE = {"workspace_id": int}
 
 
 class MemberAdd(BaseModel):
@@ -18,34 +27,31 @@ class MemberAdd(BaseModel):
     username: str
 
 
-class WorkspacesHandler(WorkbenchHandler):
+class WorkspaceHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
-    @operation("Workspaces I own or am a member of", response=list[WorkspaceInfo])
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.reply(await self.run(self.workbench.workspaces.list, self.actor))
 
-    @operation(
-        "Create a workspace (folders and code; not started)", WorkspaceCreate, WorkspaceInfo, 201
+class WorkspacesHandler(WorkspaceHandlerBase):
+    get = service_call(
+        "Workspaces I own or am a member of",
+        lambda wb: wb.workspaces.list,
+        response=list[WorkspaceInfo],
     )
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        spec = self.parse(WorkspaceCreate)
-        self.reply(await self.run(self.workbench.workspaces.create, self.actor, spec), status=201)
+    post = service_call(
+        "Create a workspace (folders and code; not started)",
+        lambda wb: wb.workspaces.create,
+        WorkspaceCreate,
+        WorkspaceInfo,
+        201,
+    )
 
 
-class WorkspaceHandler(WorkbenchHandler):
-    auth_resource = "workbench:workspaces"
+class WorkspaceHandler(WorkspaceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
-    @operation("One workspace", response=WorkspaceInfo)
-    @web.authenticated
-    @authorized
-    async def get(self, workspace_id: str) -> None:
-        self.reply(await self.run(self.workbench.workspaces.get, self.actor, int(workspace_id)))
+    get = service_call(
+        "One workspace", lambda wb: wb.workspaces.get, response=WorkspaceInfo, path=WORKSPACE
+    )
 
     @operation("Delete a workspace, its container and files (owner)", status=204)
     @web.authenticated
@@ -57,9 +63,7 @@ class WorkspaceHandler(WorkbenchHandler):
         self.finish()
 
 
-class StartHandler(WorkbenchHandler):
-    auth_resource = "workbench:workspaces"
-
+class StartHandler(WorkspaceHandlerBase):
     @operation("Start the workspace's container", response=WorkspaceInfo)
     @web.authenticated
     @authorized
@@ -70,20 +74,18 @@ class StartHandler(WorkbenchHandler):
         self.reply(info)
 
 
-class StopHandler(WorkbenchHandler):
-    auth_resource = "workbench:workspaces"
+class StopHandler(WorkspaceHandlerBase):
+    post = service_call(
+        "Stop it; files are kept",
+        lambda wb: wb.workspaces.stop,
+        response=WorkspaceInfo,
+        path=WORKSPACE,
+    )
 
-    @operation("Stop it; files are kept", response=WorkspaceInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, workspace_id: str) -> None:
-        self.reply(await self.run(self.workbench.workspaces.stop, self.actor, int(workspace_id)))
 
-
-class ReadyHandler(WorkbenchHandler):
+class ReadyHandler(WorkspaceHandlerBase):
     """Whether the workspace's JupyterLab answers yet (409 when it is not running)."""
 
-    auth_resource = "workbench:workspaces"
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
     @operation('Whether its JupyterLab answers yet: {"ready": bool}')
@@ -94,10 +96,9 @@ class ReadyHandler(WorkbenchHandler):
         self.reply({"ready": ready})
 
 
-class DownloadHandler(WorkbenchHandler):
+class DownloadHandler(WorkspaceHandlerBase):
     """``code/`` or ``model/`` as a zip, streamed (owner and members)."""
 
-    auth_resource = "workbench:workspaces"
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
     @operation("code/ or model/ as a zip (owner and members)")
@@ -111,31 +112,24 @@ class DownloadHandler(WorkbenchHandler):
         await self.send_zip(path, f"workspace-{workspace_id}-{name}.zip")
 
 
-class MembersHandler(WorkbenchHandler):
-    auth_resource = "workbench:workspaces"
-
-    @operation("Invite a team member (owner); a member once they accept", MemberAdd, WorkspaceInfo)
-    @web.authenticated
-    @authorized
-    async def post(self, workspace_id: str) -> None:
-        spec = self.parse(MemberAdd)
-        info = await self.run(
-            self.workbench.workspaces.add_member, self.actor, int(workspace_id), spec.username
-        )
-        self.reply(info)
+class MembersHandler(WorkspaceHandlerBase):
+    post = service_call(
+        "Invite a team member (owner); a member once they accept",
+        lambda wb: wb.workspaces.add_member,
+        MemberAdd,
+        WorkspaceInfo,
+        path=WORKSPACE,
+        spread=True,
+    )
 
 
-class MemberHandler(WorkbenchHandler):
-    auth_resource = "workbench:workspaces"
-
-    @operation("Remove a member (owner)", response=WorkspaceInfo)
-    @web.authenticated
-    @authorized
-    async def delete(self, workspace_id: str, username: str) -> None:
-        info = await self.run(
-            self.workbench.workspaces.remove_member, self.actor, int(workspace_id), username
-        )
-        self.reply(info)
+class MemberHandler(WorkspaceHandlerBase):
+    delete = service_call(
+        "Remove a member (owner)",
+        lambda wb: wb.workspaces.remove_member,
+        response=WorkspaceInfo,
+        path={"workspace_id": int, "username": str},
+    )
 
 
 class CodeHandler(UploadHandler):

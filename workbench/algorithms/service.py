@@ -101,8 +101,9 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar
 from workbench.workspaces.service import WorkspaceService
 
@@ -543,16 +544,12 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
         images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
-        return AlgorithmInfo(
-            **self._shared_fields(s, row),
-            purpose=row.purpose,
-            sub_purpose=row.sub_purpose,
-            state=AlgorithmState(row.state),
-            environment_id=row.environment_id,
+        return from_row(
+            AlgorithmInfo,
+            row,
+            owner=username_of(s, row.owner_id),
             train=images.get(ImageKind.TRAIN, missing),
             predict=images.get(ImageKind.PREDICT, missing),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

@@ -65,8 +65,9 @@ from workbench.jobs.states import ACTIVE_JOB_STATES
 from workbench.registry.db import Registry
 from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, Workspace
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 log = logging.getLogger(__name__)
 
@@ -477,19 +478,13 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
     def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
         state = EnvironmentState(row.state)
         reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
-        return EnvironmentInfo(
-            **self._shared_fields(s, row),
-            framework=row.framework,
-            framework_version=row.framework_version,
-            device=row.device,
-            definition=row.definition,
-            image_ref=row.image_ref,
-            image_id=row.image_id,
+        return from_row(
+            EnvironmentInfo,
+            row,
+            owner=username_of(s, row.owner_id),
             state=state,
             state_reason=reason,
             job_id=_current_job(s, row.id),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

@@ -21,6 +21,7 @@ from workbench.jobs.runner import (
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage, wait_for_job
 from workbench.jobs.states import FINISHED_JOB_STATES, JobState
 from workbench.registry.models import Job
+from workbench.schemas.common import from_row
 from workbench.users import Actor, username_of
 
 
@@ -209,22 +210,9 @@ def _visible(s: Session, actor: Actor, job_id: int) -> Job:
 
 
 def _info(s: Session, job: Job) -> JobInfo:
-    return JobInfo(
-        id=job.id,
-        kind=job.kind,
+    return from_row(
+        JobInfo,
+        job,
         owner=username_of(s, job.owner_id),
-        target_type=job.target_type,
-        target_id=job.target_id,
-        state=JobState(job.state),
-        progress=job.progress,
-        message=job.message,
-        exit_code=job.exit_code,
-        instance=job.instance,
-        cpus=job.cpus,
-        memory_mb=job.memory_mb,
-        gpus=job.gpus,
         result={k: v for k, v in job.result.items() if k != "outcome"},
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
     )

@@ -222,16 +222,9 @@ class WorkspaceService:
                 get_visible(s, Project, spec.project_id, actor, "project")
             row = Workspace(
                 owner_id=actor.id,
-                name=spec.name,
-                purpose=spec.purpose,
-                sub_purpose=spec.sub_purpose,
-                environment_id=spec.environment_id,
-                dataset_id=spec.dataset_id,
-                project_id=spec.project_id,
+                **spec.model_dump(exclude={"code", "resources"}),
                 code_source=spec.code.model_dump(),
-                cpus=spec.resources.cpus,
-                memory_mb=spec.resources.memory_mb,
-                gpus=spec.resources.gpus,
+                **spec.resources.model_dump(),
                 state=WorkspaceState.STOPPED,
             )
             s.add(row)

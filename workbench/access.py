@@ -22,7 +22,7 @@ from workbench.enums import Visibility
 from workbench.errors import InvalidInput, NotFound, PermissionDenied
 from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
-from workbench.users import Actor, username_of
+from workbench.users import Actor
 
 S = TypeVar("S", bound=Shareable)
 I = TypeVar("I")  # noqa: E741 (the info, as S is the row)
@@ -110,8 +110,8 @@ def check_visibility(actor: Actor, visibility: Visibility) -> None:
 class ShareableService(Generic[S, I]):
     """What the services of shareable rows have in common: reading them, :meth:`get` and
     :meth:`_list` (which the service's ``list`` calls with its filters), each row turned
-    into the service's info by ``_info``; the fields every info starts with
-    (:meth:`_shared_fields`); the fields an update sets (:meth:`_changed_fields`).
+    into the service's info by ``_info``; the fields an update sets
+    (:meth:`_changed_fields`).
 
     A subclass sets :attr:`model` and :attr:`entity`, gives its instances a ``registry``
     and writes ``_info``.
@@ -146,18 +146,6 @@ class ShareableService(Generic[S, I]):
 
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
-
-    @staticmethod
-    def _shared_fields(s: Session, row: Any) -> dict[str, Any]:
-        """The fields every shareable thing's info starts with: id, name, description,
-        owner (the username) and visibility."""
-        return {
-            "id": row.id,
-            "name": row.name,
-            "description": row.description,
-            "owner": username_of(s, row.owner_id),
-            "visibility": row.visibility,
-        }
 
     @staticmethod
     def _changed_fields(changes: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from workbench.invitations import invite, invited
 from workbench.registry.db import Registry
 from workbench.registry.models import ApiToken, Team, TeamMember, User
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
 
 TOKEN_PREFIX = "wb_"
@@ -196,17 +197,11 @@ class UserService:
             for token in s.scalars(query):
                 token.revoked_at = datetime.now(UTC)
 
-    def replace_token(
-        self,
-        user_id: int,
-        name: str,
-        *,
-        scope: str = "full",
-        expires_in: timedelta | None = None,
-    ) -> NewToken:
-        """Revoke the user's tokens called ``name`` and create a new one (no pile-up)."""
+    def replace_token(self, user_id: int, name: str, *, scope: str = "full") -> NewToken:
+        """Revoke the user's tokens called ``name`` and create a new one (no pile-up) that
+        does not expire: the token of a running workspace or of ``workbench lab``."""
         self.revoke_named(user_id, name)
-        return self.create_token(user_id, name, scope=scope, expires_in=expires_in)
+        return self.create_token(user_id, name, scope=scope)
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a token secret stands for; :class:`Unauthenticated` if it is not valid."""
@@ -292,10 +287,6 @@ class UserService:
             .join(TeamMember, TeamMember.user_id == User.id)
             .where(TeamMember.team_id == team.id)
         )
-        return TeamInfo(
-            id=team.id,
-            name=team.name,
-            description=team.description,
-            members={u: r for u, r in rows},
-            invited=invited(s, team_id=team.id),
+        return from_row(
+            TeamInfo, team, members={u: r for u, r in rows}, invited=invited(s, team_id=team.id)
         )

@@ -88,21 +88,20 @@ from workbench.enums import (
 from workbench.errors import Conflict, InvalidInput, PermissionDenied
 from workbench.images import MAX_IMAGE_BYTES, check_reference, inspect_image_tar
 from workbench.jobs.runner import job_folder
-from workbench.jobs.service import JobService
-from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.jobs.service import JobService, left_busy
 from workbench.registry.db import Registry
 from workbench.registry.models import (
     Algorithm,
     AlgorithmImage,
-    Job,
     ModelVersion,
     Service,
     TrainingTask,
     utcnow,
 )
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 from workbench.workspaces.builds import IMAGE_FOLDER, parse_tar_name, workspace_tar
 from workbench.workspaces.service import WorkspaceService
 
@@ -165,11 +164,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
             _check_unique_name(s, actor.id, spec.name)
             row = Algorithm(
                 owner_id=actor.id,
-                name=spec.name,
-                description=spec.description,
-                purpose=spec.purpose,
-                sub_purpose=spec.sub_purpose,
-                visibility=spec.visibility,
+                **spec.model_dump(exclude={"train", "predict"}),
                 state=AlgorithmState.DRAFT,
             )
             s.add(row)
@@ -336,15 +331,8 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
         """Images left "loading" with no job to end them (by a version that loaded in the
         request) end failed, the previous image staying their reference; the (algorithm,
         kind) pairs changed. The job runner takes care of the rest."""
-        active = sa.select(Job.target_id).where(
-            Job.target_type == TARGET_TYPE, Job.state.in_(ACTIVE_JOB_STATES)
-        )
         with self.registry.session() as s:
-            stuck = s.scalars(
-                sa.select(AlgorithmImage).where(
-                    AlgorithmImage.state == ImageState.LOADING, AlgorithmImage.id.not_in(active)
-                )
-            ).all()
+            stuck = left_busy(s, AlgorithmImage, ImageState.LOADING, TARGET_TYPE)
             for image in stuck:
                 image.state = ImageState.FAILED
                 image.state_reason = self.kind.interrupted_message
@@ -543,16 +531,12 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))
         images = {ImageKind(image.kind): image_info(s, image) for image in rows}
         missing = ImageInfo(settings=ImageSettings(), state=ImageState.MISSING)
-        return AlgorithmInfo(
-            **self._shared_fields(s, row),
-            purpose=row.purpose,
-            sub_purpose=row.sub_purpose,
-            state=AlgorithmState(row.state),
-            environment_id=row.environment_id,
+        return from_row(
+            AlgorithmInfo,
+            row,
+            owner=username_of(s, row.owner_id),
             train=images.get(ImageKind.TRAIN, missing),
             predict=images.get(ImageKind.PREDICT, missing),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

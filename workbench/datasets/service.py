@@ -51,8 +51,9 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 log = logging.getLogger(__name__)
 
@@ -335,33 +336,11 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
             return self.store.path(row.storage_key), ds
 
     def _info(self, s: Session, ds: Dataset) -> DatasetInfo:
-        splits = {
-            sp.split: SplitInfo(
-                split=sp.split,
-                archive_name=sp.archive_name,
-                archive_bytes=sp.archive_bytes,
-                sha256=sp.sha256,
-                files=sp.files,
-                unpacked_bytes=sp.unpacked_bytes,
-                uploaded_at=sp.uploaded_at,
-                report=ValidationReport.model_validate(sp.report),
-                statistics=Statistics.model_validate(sp.statistics),
-            )
-            for sp in ds.splits
-        }
-        return DatasetInfo(
-            **self._shared_fields(s, ds),
-            purpose=ds.purpose,
-            sub_purpose=ds.sub_purpose,
-            annotation_type=ds.annotation_type,
-            format=ds.format,
-            split_mode=ds.split_mode,
-            train_ratio=ds.train_ratio,
-            state=ds.state,
-            project_id=ds.project_id,
-            created_at=ds.created_at,
-            updated_at=ds.updated_at,
-            splits=splits,
+        return from_row(
+            DatasetInfo,
+            ds,
+            owner=username_of(s, ds.owner_id),
+            splits={sp.split: from_row(SplitInfo, sp) for sp in ds.splits},
         )
 
 

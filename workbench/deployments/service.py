@@ -54,7 +54,6 @@ from workbench.deployments.schemas import (
     ReplicaInfo,
     ReplicaLog,
     ReplicaMetrics,
-    ServerOptions,
     ServiceCreate,
     ServiceInfo,
     ServiceKey,
@@ -77,6 +76,7 @@ from workbench.registry.models import (
     Service,
     User,
 )
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore
 from workbench.users import Actor, hash_token, username_of
 
@@ -510,33 +510,21 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
             )
             for run in replica_runs(self._backend(), self.instance, row.id)
         ]
-        return ServiceInfo(
-            id=row.id,
-            name=row.name,
+        return from_row(
+            ServiceInfo,
+            row,
             owner=username_of(s, row.owner_id),
-            visibility=row.visibility,
-            model_version_id=row.model_version_id,
             model=model.name if model else "",
             version=version.version if version else None,
             task_id=version.task_id if version else None,
             dataset_id=version.dataset_id if version else None,
             algorithm_id=row.algorithm_id or (version.algorithm_id if version else None),
             api_spec=api_spec(s, row),
-            format=row.format,
-            runtime=row.runtime,
-            replicas=row.replicas,
             replica_states=states,
-            cpus=row.cpus,
-            memory_mb=row.memory_mb,
-            options=ServerOptions.model_validate(row.options or {}),
+            options=row.options or {},
             address=f"{self.proxy.bind}:{row.port}" if row.port else "",
             # the same endpoint through the Workbench server (its REST API's prefix before)
             relay=f"services/{row.id}/endpoint/",
-            public_endpoint=row.public_endpoint,
-            state=row.state,
-            message=row.message,
-            job_id=row.job_id,
-            created_at=row.created_at,
         )
 
 

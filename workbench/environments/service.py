@@ -60,13 +60,13 @@ from workbench.environments.schemas import (
 from workbench.errors import BackendError, Conflict, EnvNotFound, InvalidInput, PermissionDenied
 from workbench.images import check_reference, inspect_image_tar
 from workbench.jobs.runner import job_folder
-from workbench.jobs.service import JobService
-from workbench.jobs.states import ACTIVE_JOB_STATES
+from workbench.jobs.service import JobService, left_busy
 from workbench.registry.db import Registry
 from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, Workspace
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 log = logging.getLogger(__name__)
 
@@ -254,15 +254,8 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
         """Mark failed the environments left "building" with no job to end it (by a version
         that built in a thread of its own); their ids. The job runner takes care of the
         rest."""
-        active = sa.select(Job.target_id).where(
-            Job.target_type == TARGET_TYPE, Job.state.in_(ACTIVE_JOB_STATES)
-        )
         with self.registry.session() as s:
-            stuck = s.scalars(
-                sa.select(Environment).where(
-                    Environment.state == EnvironmentState.BUILDING, Environment.id.not_in(active)
-                )
-            ).all()
+            stuck = left_busy(s, Environment, EnvironmentState.BUILDING, TARGET_TYPE)
             for row in stuck:
                 row.state, row.state_reason = EnvironmentState.FAILED, self.kind.interrupted_message
             return [row.id for row in stuck]
@@ -477,19 +470,13 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
     def _info(self, s: Session, row: Environment) -> EnvironmentInfo:
         state = EnvironmentState(row.state)
         reason = (row.state_reason or "unknown") if state is EnvironmentState.FAILED else ""
-        return EnvironmentInfo(
-            **self._shared_fields(s, row),
-            framework=row.framework,
-            framework_version=row.framework_version,
-            device=row.device,
-            definition=row.definition,
-            image_ref=row.image_ref,
-            image_id=row.image_id,
+        return from_row(
+            EnvironmentInfo,
+            row,
+            owner=username_of(s, row.owner_id),
             state=state,
             state_reason=reason,
             job_id=_current_job(s, row.id),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

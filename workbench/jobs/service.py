@@ -4,7 +4,9 @@ queues a job (:meth:`JobService.create`, inside the area's own transaction)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -19,9 +21,12 @@ from workbench.jobs.runner import (
     record_end,
 )
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage, wait_for_job
-from workbench.jobs.states import FINISHED_JOB_STATES, JobState
-from workbench.registry.models import Job
+from workbench.jobs.states import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, JobState
+from workbench.registry.models import Base, Job
+from workbench.schemas.common import from_row
 from workbench.users import Actor, username_of
+
+R = TypeVar("R", bound=Base)
 
 
 class JobService:
@@ -208,23 +213,20 @@ def _visible(s: Session, actor: Actor, job_id: int) -> Job:
     return job
 
 
+def left_busy(s: Session, model: type[R], busy: StrEnum, target_type: str) -> Sequence[R]:
+    """The rows of ``model`` in state ``busy`` that no active job of ``target_type`` works
+    on: the server stopped while one did, so the area's ``reconcile`` ends them failed."""
+    active = sa.select(Job.target_id).where(
+        Job.target_type == target_type, Job.state.in_(ACTIVE_JOB_STATES)
+    )
+    ident, state = model.id, model.state  # type: ignore[attr-defined]
+    return s.scalars(sa.select(model).where(state == busy, ident.not_in(active))).all()
+
+
 def _info(s: Session, job: Job) -> JobInfo:
-    return JobInfo(
-        id=job.id,
-        kind=job.kind,
+    return from_row(
+        JobInfo,
+        job,
         owner=username_of(s, job.owner_id),
-        target_type=job.target_type,
-        target_id=job.target_id,
-        state=JobState(job.state),
-        progress=job.progress,
-        message=job.message,
-        exit_code=job.exit_code,
-        instance=job.instance,
-        cpus=job.cpus,
-        memory_mb=job.memory_mb,
-        gpus=job.gpus,
         result={k: v for k, v in job.result.items() if k != "outcome"},
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
     )

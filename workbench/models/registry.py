@@ -48,6 +48,7 @@ from workbench.registry.models import (
     User,
     utcnow,
 )
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -495,13 +496,10 @@ def _model_infos(s: Session, rows: Sequence[Model]) -> list[ModelInfo]:
     for row in rows:
         version = latest.get(row.id)
         infos.append(
-            ModelInfo(
-                id=row.id,
-                name=row.name,
-                description=row.description,
+            from_row(
+                ModelInfo,
+                row,
                 owner=owners.get(row.owner_id, "?"),
-                visibility=row.visibility,
-                project_id=row.project_id,
                 purpose=row.purpose or "",
                 tags=row.tags or {},
                 aliases=aliases[row.id],
@@ -514,8 +512,6 @@ def _model_infos(s: Session, rows: Sequence[Model]) -> list[ModelInfo]:
                     if version is not None
                     else None
                 ),
-                created_at=row.created_at,
-                updated_at=row.updated_at,
             )
         )
     return infos

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from workbench.access import get_owned, get_visible
 from workbench.enums import ImageKind, Visibility
 from workbench.errors import InvalidInput, NotFound
-from workbench.models.evaluation import Evaluation
 from workbench.models.formats import FRAMEWORK, native_kind, read_signature
 from workbench.models.jobs import formats_key
 from workbench.models.schemas import FormatInfo, ModelVersionInfo, NewVersion
@@ -40,6 +39,7 @@ from workbench.registry.models import (
     ModelFormat,
     ModelVersion,
 )
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -255,21 +255,10 @@ def version_info(
         )
     if formats is None:
         formats = version_formats(s, v.id) if s is not None else []
-    return ModelVersionInfo(
-        id=v.id,
-        model_id=v.model_id,
-        version=v.version,
-        task_id=v.task_id,
-        job_id=v.job_id,
-        algorithm_id=v.algorithm_id,
-        dataset_id=v.dataset_id,
-        environment_id=v.environment_id,
-        parameters=v.parameters,
-        evaluation=Evaluation.model_validate(v.evaluation) if v.evaluation else None,
-        base_version_id=v.base_version_id,
-        sha256=v.sha256,
-        files=v.files,
-        size=v.size,
+    return from_row(
+        ModelVersionInfo,
+        v,
+        evaluation=v.evaluation or None,
         description=v.description or "",
         framework=v.framework or "",
         signature=v.signature or {},
@@ -278,7 +267,6 @@ def version_info(
         formats=formats,
         default_format=v.default_format or "",
         source=v.source or {},
-        created_at=v.created_at,
     )
 
 
@@ -302,16 +290,7 @@ def version_formats(s: Session, version_id: int) -> list[FormatInfo]:
 
 
 def format_info(row: ModelFormat) -> FormatInfo:
-    return FormatInfo(
-        format=row.format,
-        state=row.state,
-        message=row.message,
-        check=row.check or {},
-        file=row.file,
-        size=row.size,
-        job_id=row.job_id,
-        updated_at=row.updated_at,
-    )
+    return from_row(FormatInfo, row, check=row.check or {})
 
 
 def image_of(s: Session, version: ModelVersion) -> str:

@@ -1,14 +1,17 @@
-"""What the areas' bodies share: a thing's name, and the fields every shareable thing (a
+"""What the areas' bodies share: a thing's name, the fields every shareable thing (a
 dataset, an environment, an algorithm, a training task, a model) has in the bodies that
-create it, change it, filter its list and show it. An area's body adds its own fields."""
+create it, change it, filter its list and show it, and :func:`from_row`, which shows a
+registry row as the body of its info. An area's body adds its own fields."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from workbench.enums import Visibility
+
+M = TypeVar("M", bound=BaseModel)
 
 #: a name a user gives: no control characters, no slashes
 Name = Annotated[
@@ -51,3 +54,13 @@ class ShareableInfo(BaseModel):
     description: str
     owner: str
     visibility: Visibility
+
+
+def from_row(info: type[M], row: object, **fields: Any) -> M:
+    """The ``info`` body of a registry ``row``: each field of ``info`` that ``fields`` does
+    not name takes the row's attribute of the same name (the field's default where the row
+    has none). ``fields`` gives the others: values computed, or shown otherwise than the
+    row holds them (a relationship's rows as infos, a null as "")."""
+    names = info.model_fields.keys() - fields.keys()
+    held = {name: getattr(row, name) for name in names if hasattr(row, name)}
+    return info.model_validate({**held, **fields})

@@ -51,7 +51,6 @@ from workbench.enums import (
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs.service import JobService
 from workbench.jobs.states import FINISHED_JOB_STATES, JobState
-from workbench.models.evaluation import Evaluation
 from workbench.models.versions import visible_version
 from workbench.quotas import QuotaService
 from workbench.registry.db import Registry
@@ -64,6 +63,7 @@ from workbench.registry.models import (
     TrainingMetric,
     TrainingTask,
 )
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore
 from workbench.training.jobs import JOB_KIND, TARGET_TYPE, run_key
 from workbench.training.schemas import (
@@ -74,7 +74,7 @@ from workbench.training.schemas import (
     TaskUpdate,
     TrainingRunInfo,
 )
-from workbench.users import Actor
+from workbench.users import Actor, username_of
 
 #: the most metric lines one call returns (ask again with ``after`` = the last seq)
 METRICS_PAGE = 5000
@@ -141,17 +141,7 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
                 ).all()
             )
             return [
-                TrainingRunInfo(
-                    id=job.id,
-                    task_id=task_id,
-                    state=job.state,
-                    message=job.message,
-                    exit_code=job.exit_code,
-                    model_version_id=made.get(job.id),
-                    created_at=job.created_at,
-                    started_at=job.started_at,
-                    finished_at=job.finished_at,
-                )
+                from_row(TrainingRunInfo, job, task_id=task_id, model_version_id=made.get(job.id))
                 for job in jobs
             ]
 
@@ -431,30 +421,17 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
         finished: datetime | None = (
             job.finished_at if job and job.state in FINISHED_JOB_STATES else None
         )
-        return TaskInfo(
-            **self._shared_fields(s, row),
-            purpose=row.purpose,
-            sub_purpose=row.sub_purpose,
-            algorithm_id=row.algorithm_id,
+        return from_row(
+            TaskInfo,
+            row,
+            owner=username_of(s, row.owner_id),
             algorithm_name=algorithm.name if algorithm else "?",
-            dataset_id=row.dataset_id,
             dataset_name=dataset.name if dataset else "?",
-            train_ratio=row.train_ratio,
-            parameters=row.parameters,
-            cpus=row.cpus,
-            memory_mb=row.memory_mb,
-            gpus=row.gpus,
-            base_model_version_id=row.base_model_version_id,
-            state=TaskState(row.state),
             state_reason=reason,
-            evaluation=Evaluation.model_validate(row.evaluation) if row.evaluation else None,
-            model_id=row.model_id,
+            evaluation=row.evaluation or None,
             model_version_id=latest,
-            job_id=row.job_id,
             started_at=started,
             finished_at=finished,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

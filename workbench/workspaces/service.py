@@ -44,6 +44,7 @@ from workbench.registry.models import (
     Workspace,
     WorkspaceMember,
 )
+from workbench.schemas.common import from_row
 from workbench.schemas.users import NewToken
 from workbench.scopes import workspace_scope
 from workbench.store import ArtifactStore, StoredFile
@@ -221,16 +222,9 @@ class WorkspaceService:
                 get_visible(s, Project, spec.project_id, actor, "project")
             row = Workspace(
                 owner_id=actor.id,
-                name=spec.name,
-                purpose=spec.purpose,
-                sub_purpose=spec.sub_purpose,
-                environment_id=spec.environment_id,
-                dataset_id=spec.dataset_id,
-                project_id=spec.project_id,
+                **spec.model_dump(exclude={"code", "resources"}),
                 code_source=spec.code.model_dump(),
-                cpus=spec.resources.cpus,
-                memory_mb=spec.resources.memory_mb,
-                gpus=spec.resources.gpus,
+                **spec.resources.model_dump(),
                 state=WorkspaceState.STOPPED,
             )
             s.add(row)
@@ -556,23 +550,14 @@ class WorkspaceService:
             .where(WorkspaceMember.workspace_id == row.id)
             .order_by(User.username)
         ).all()
-        return WorkspaceInfo(
-            id=row.id,
-            name=row.name,
+        return from_row(
+            WorkspaceInfo,
+            row,
             owner=username_of(s, row.owner_id),
             members=list(members),
             invited=invited(s, workspace_id=row.id),
-            purpose=row.purpose,
-            sub_purpose=row.sub_purpose,
-            environment_id=row.environment_id,
-            dataset_id=row.dataset_id,
-            project_id=row.project_id,
             code=row.code_source,
             resources=Resources(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
-            state=row.state,
-            state_reason=row.state_reason,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

@@ -197,11 +197,18 @@ class UserService:
             for token in s.scalars(query):
                 token.revoked_at = datetime.now(UTC)
 
-    def replace_token(self, user_id: int, name: str, *, scope: str = "full") -> NewToken:
-        """Revoke the user's tokens called ``name`` and create a new one (no pile-up) that
-        does not expire: the token of a running workspace or of ``workbench lab``."""
+    def replace_token(
+        self,
+        user_id: int,
+        name: str,
+        *,
+        scope: str = "full",
+        expires_in: timedelta | None = None,
+    ) -> NewToken:
+        """Revoke the user's tokens called ``name`` and create a new one (no pile-up): a
+        running workspace's, ``workbench lab``'s, a Jupyter server's session token."""
         self.revoke_named(user_id, name)
-        return self.create_token(user_id, name, scope=scope)
+        return self.create_token(user_id, name, scope=scope, expires_in=expires_in)
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a token secret stands for; :class:`Unauthenticated` if it is not valid."""

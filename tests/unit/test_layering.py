@@ -45,8 +45,19 @@ def test_only_the_widgets_package_imports_ipywidgets():
     assert any("ipywidgets" in imported_modules(p) for p in widget_files)
 
 
-#: what the job runner may build on: the shared layers, never an area that has job kinds
-JOBS_MAY_IMPORT = {"backends", "config", "enums", "errors", "jobs", "registry", "store", "users"}
+#: what the job runner may build on: the shared layers (``schemas``: the wire types every
+#: area shares, no area's own), never an area that has job kinds
+JOBS_MAY_IMPORT = {
+    "backends",
+    "config",
+    "enums",
+    "errors",
+    "jobs",
+    "registry",
+    "schemas",
+    "store",
+    "users",
+}
 
 
 def core_modules() -> dict[str, Path]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.enums import Visibility
-from workbench.errors import InvalidInput, NotFound, PermissionDenied
+from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
 from workbench.users import Actor
@@ -111,10 +111,11 @@ class ShareableService(Generic[S, I]):
     """What the services of shareable rows have in common: reading them, :meth:`get` and
     :meth:`_list` (which the service's ``list`` calls with its filters), each row turned
     into the service's info by ``_info``; the fields an update sets
-    (:meth:`_changed_fields`).
+    (:meth:`_changed_fields`); the check that an owner's names stay unique
+    (:meth:`_check_unique_name`).
 
-    A subclass sets :attr:`model` and :attr:`entity`, gives its instances a ``registry``
-    and writes ``_info``.
+    A subclass sets :attr:`model`, :attr:`entity` and :attr:`name_taken`, gives its
+    instances a ``registry`` and writes ``_info``.
     """
 
     #: the rows' class
@@ -123,6 +124,8 @@ class ShareableService(Generic[S, I]):
     entity: str
     #: whether lists are newest first (else oldest first)
     newest_first: bool = False
+    #: how the 409 for a name its owner has already begins ("There already is a service")
+    name_taken: str
     registry: Registry
 
     def get(self, actor: Actor, ident: int) -> I:
@@ -146,6 +149,15 @@ class ShareableService(Generic[S, I]):
 
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
+
+    def _check_unique_name(self, s: Session, owner_id: int, name: str) -> None:
+        """:class:`~workbench.errors.Conflict` if ``owner_id`` has a row called ``name``."""
+        model = self.model
+        clash = s.scalar(sa.select(model.id).where(model.owner_id == owner_id, model.name == name))
+        if clash is not None:
+            raise Conflict(
+                f"{self.name_taken} named {name!r} (id {clash}); pick another name.", id=clash
+            )
 
     @staticmethod
     def _changed_fields(changes: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import add_people
 from workbench import algorithms, datasets, environments
+from workbench.access import ShareableService
 from workbench.algorithms.schemas import AlgorithmCreate, AlgorithmUpdate
 from workbench.datasets.schemas import DatasetCreate, DatasetUpdate
 from workbench.environments.schemas import EnvironmentCreate, EnvironmentUpdate
@@ -42,7 +43,7 @@ KINDS = {
     ),
     "algorithm": (
         m.Algorithm,
-        algorithms.service,
+        algorithms.service.AlgorithmService,
         lambda name: AlgorithmCreate(name=name, purpose="text", sub_purpose="classification"),
         AlgorithmUpdate,
         "There already is an algorithm named {name!r} (id {id}); pick another name.",
@@ -50,9 +51,9 @@ KINDS = {
 }
 
 
-def first_look_misses(monkeypatch: pytest.MonkeyPatch, owner: Any) -> None:
+def first_look_misses(monkeypatch: pytest.MonkeyPatch, owner: type[ShareableService]) -> None:
     """The next call of ``owner._check_unique_name`` finds no clash; later ones look."""
-    real = owner.__dict__["_check_unique_name"]
+    real = owner._check_unique_name
     calls = []
 
     def late(*args: Any, **kwargs: Any) -> None:

@@ -109,7 +109,7 @@ log = logging.getLogger(__name__)
 
 #: what the settings of an online algorithm's images may not change
 _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
-#: the database's guard of the names :func:`_check_unique_name` checks
+#: the database's guard of the names :meth:`AlgorithmService._check_unique_name` checks
 UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
@@ -121,6 +121,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
 
     model = Algorithm
     entity = "algorithm"
+    name_taken = "There already is an algorithm"
 
     def __init__(
         self,
@@ -161,14 +162,14 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
         check_settings(ImageKind.TRAIN, spec.train)
         check_settings(ImageKind.PREDICT, spec.predict)
         with self.registry.session() as s:
-            _check_unique_name(s, actor.id, spec.name)
+            self._check_unique_name(s, actor.id, spec.name)
             row = Algorithm(
                 owner_id=actor.id,
                 **spec.model_dump(exclude={"train", "predict"}),
                 state=AlgorithmState.DRAFT,
             )
             s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: _check_unique_name(s, actor.id, spec.name))
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
             for kind, settings in (
                 (ImageKind.TRAIN, spec.train),
                 (ImageKind.PREDICT, spec.predict),
@@ -186,7 +187,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
             if "visibility" in fields:
                 check_visibility(actor, changes.visibility)  # type: ignore[arg-type]
             if fields.get("name") and fields["name"] != row.name:
-                _check_unique_name(s, row.owner_id, fields["name"])
+                self._check_unique_name(s, row.owner_id, fields["name"])
             running = [k for k in _RUN_FIELDS if k in fields]
             if running and row.state == AlgorithmState.ONLINE:
                 named = " and ".join(
@@ -212,7 +213,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
                     setattr(row, key, getattr(changes, key))
             row.updated_at = utcnow()
             flush_unique(
-                s, UNIQUE_NAME, lambda: _check_unique_name(s, row.owner_id, fields["name"])
+                s, UNIQUE_NAME, lambda: self._check_unique_name(s, row.owner_id, fields["name"])
             )
             return self._info(s, row)
 
@@ -558,17 +559,6 @@ def _check_not_online(row: Algorithm) -> None:
             f"Algorithm {row.id} is online, so its images do not change: take it offline "
             "first, load the new image, then publish it again.",
             state=row.state,
-        )
-
-
-def _check_unique_name(s: Session, owner_id: int, name: str) -> None:
-    clash = s.scalar(
-        sa.select(Algorithm.id).where(Algorithm.owner_id == owner_id, Algorithm.name == name)
-    )
-    if clash is not None:
-        raise Conflict(
-            f"There already is an algorithm named {name!r} (id {clash}); pick another name.",
-            id=clash,
         )
 
 

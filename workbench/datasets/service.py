@@ -28,18 +28,14 @@ from workbench.datasets.schemas import (
     SamplePage,
     SplitInfo,
 )
-from workbench.datasets.types import FORMATS_FOR, ArchiveLimits, Statistics, ValidationReport
-from workbench.enums import (
-    SUB_PURPOSES,
-    UNFINISHED_TASK_STATES,
-    AnnotationType,
-    DatasetFormat,
-    DatasetState,
-    Purpose,
-    Split,
-    SplitMode,
-    SubPurpose,
+from workbench.datasets.types import (
+    DEFAULT_ANNOTATION,
+    ArchiveLimits,
+    Statistics,
+    ValidationReport,
+    check_kind,
 )
+from workbench.enums import UNFINISHED_TASK_STATES, DatasetState, Split, SplitMode
 from workbench.errors import Conflict, DatasetInvalid, InvalidInput, NotFound
 from workbench.registry.db import Registry
 from workbench.registry.models import (
@@ -57,39 +53,16 @@ from workbench.users import Actor, username_of
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ANNOTATION = {
-    SubPurpose.CLASSIFICATION: AnnotationType.LABEL,
-    SubPurpose.OBJECT_DETECTION: AnnotationType.POSITION,
-    SubPurpose.SEMANTIC_SEGMENTATION: AnnotationType.POSITION,
-    SubPurpose.NER: AnnotationType.ENTITY,
-}
 #: the states of a workspace that no longer uses its dataset
 GONE_WORKSPACE_STATES = ("deleted",)
 #: the database's guard of the names :meth:`DatasetService._check_unique_name` checks
 UNIQUE_NAME = "uq_datasets_owner_id_name"
 
 
-def check_kind(purpose: Purpose, sub_purpose: SubPurpose, fmt: DatasetFormat) -> None:
-    """Refuse purpose / sub-purpose / format combinations that no standard covers."""
-    if sub_purpose not in SUB_PURPOSES[purpose]:
-        allowed = ", ".join(SUB_PURPOSES[purpose])
-        raise InvalidInput(
-            f"Sub-purpose {sub_purpose} does not belong to purpose {purpose}; "
-            f"choose one of: {allowed}.",
-            field="sub_purpose",
-        )
-    formats = FORMATS_FOR[(purpose, sub_purpose)]
-    if fmt not in formats:
-        raise InvalidInput(
-            f"Format {fmt} is not a format for {purpose} {sub_purpose} datasets; "
-            f"use {' or '.join(formats)} (see docs/datasets.md).",
-            field="format",
-        )
-
-
 class DatasetService(ShareableService[Dataset, DatasetInfo]):
     model = Dataset
     entity = "dataset"
+    name_taken = "You already have a dataset"
     newest_first = True
 
     def __init__(self, registry: Registry, store: ArtifactStore, limits: ArchiveLimits) -> None:
@@ -126,7 +99,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
         check_kind(spec.purpose, spec.sub_purpose, spec.format)
         check_visibility(actor, spec.visibility)
         with self.registry.session() as s:
-            self._check_unique_name(s, actor, spec.name)
+            self._check_unique_name(s, actor.id, spec.name)
             if spec.project_id is not None:
                 get_visible(s, Project, spec.project_id, actor, "project")
             row = Dataset(
@@ -135,7 +108,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
                 annotation_type=spec.annotation_type or DEFAULT_ANNOTATION[spec.sub_purpose],
             )
             s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, spec.name))
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
             return self._info(s, row)
 
     def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
@@ -153,13 +126,15 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
             if "visibility" in fields:
                 check_visibility(actor, fields["visibility"])
             if fields.get("name") and fields["name"] != row.name:
-                self._check_unique_name(s, actor, fields["name"])
+                self._check_unique_name(s, actor.id, fields["name"])
             if fields.get("project_id") is not None:
                 get_visible(s, Project, fields["project_id"], actor, "project")
             for key, value in fields.items():
                 setattr(row, key, value)
             check_kind(row.purpose, row.sub_purpose, row.format)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, fields["name"]))
+            flush_unique(
+                s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, fields["name"])
+            )
             return self._info(s, row)
 
     def upload(
@@ -210,30 +185,10 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
             self._check_uploadable(get_owned(s, Dataset, dataset_id, actor, "dataset"), split)
 
     def publish(self, actor: Actor, dataset_id: int) -> DatasetInfo:
-        with self.registry.session() as s:
-            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
-            have = {sp.split for sp in ds.splits}
-            needed = {Split.TRAIN} | (
-                {Split.TEST} if ds.split_mode is SplitMode.INDEPENDENT else set()
-            )
-            if missing := sorted(needed - have):
-                raise Conflict(
-                    f"Dataset {dataset_id} cannot go online yet: upload its "
-                    f"{' and '.join(missing)} archive first.",
-                    missing=missing,
-                )
-            ds.state = DatasetState.ONLINE
-            s.flush()
-            return self._info(s, ds)
+        return self._set_state(actor, dataset_id, DatasetState.ONLINE)
 
     def take_offline(self, actor: Actor, dataset_id: int) -> DatasetInfo:
-        with self.registry.session() as s:
-            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
-            if ds.state is not DatasetState.ONLINE:
-                raise Conflict(f"Dataset {dataset_id} is {ds.state}, not online.")
-            ds.state = DatasetState.OFFLINE
-            s.flush()
-            return self._info(s, ds)
+        return self._set_state(actor, dataset_id, DatasetState.OFFLINE)
 
     def delete(self, actor: Actor, dataset_id: int) -> None:
         with self.registry.session() as s:
@@ -246,15 +201,27 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _check_unique_name(self, s: Session, actor: Actor, name: str) -> None:
-        clash = s.scalar(
-            sa.select(Dataset.id).where(Dataset.owner_id == actor.id, Dataset.name == name)
-        )
-        if clash is not None:
-            raise Conflict(
-                f"You already have a dataset named {name!r} (id {clash}); pick another name.",
-                id=clash,
-            )
+    def _set_state(self, actor: Actor, dataset_id: int, state: DatasetState) -> DatasetInfo:
+        """Put the dataset online (once it has every split its split mode needs) or take
+        it offline (only from online)."""
+        with self.registry.session() as s:
+            ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
+            if state is DatasetState.ONLINE:
+                have = {sp.split for sp in ds.splits}
+                needed = {Split.TRAIN} | (
+                    {Split.TEST} if ds.split_mode is SplitMode.INDEPENDENT else set()
+                )
+                if missing := sorted(needed - have):
+                    raise Conflict(
+                        f"Dataset {dataset_id} cannot go online yet: upload its "
+                        f"{' and '.join(missing)} archive first.",
+                        missing=missing,
+                    )
+            elif ds.state is not DatasetState.ONLINE:
+                raise Conflict(f"Dataset {dataset_id} is {ds.state}, not online.")
+            ds.state = state
+            s.flush()
+            return self._info(s, ds)
 
     @staticmethod
     def _check_uploadable(ds: Dataset, split: Split) -> None:

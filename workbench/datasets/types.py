@@ -1,4 +1,5 @@
-"""Value types of the dataset inspection: the validation report, statistics and samples.
+"""The kinds of dataset there are (purpose, sub-purpose, format: :func:`check_kind`) and
+the value types of the dataset inspection: the validation report, statistics and samples.
 
 They are stored as JSON in the registry and sent as-is by the REST API.
 """
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from workbench.enums import DatasetFormat, Purpose, SubPurpose
+from workbench.enums import SUB_PURPOSES, AnnotationType, DatasetFormat, Purpose, SubPurpose
+from workbench.errors import InvalidInput
 
 #: Compatible (purpose, sub-purpose) -> formats. The format standard is in docs/datasets.md.
 FORMATS_FOR: dict[tuple[Purpose, SubPurpose], tuple[DatasetFormat, ...]] = {
@@ -19,6 +21,32 @@ FORMATS_FOR: dict[tuple[Purpose, SubPurpose], tuple[DatasetFormat, ...]] = {
     (Purpose.TEXT, SubPurpose.CLASSIFICATION): (DatasetFormat.DIR, DatasetFormat.SINGLE_TEXT),
     (Purpose.TEXT, SubPurpose.NER): (DatasetFormat.BRAT_ANN,),
 }
+
+#: the annotation type of a dataset whose create body names none, by sub-purpose
+DEFAULT_ANNOTATION = {
+    SubPurpose.CLASSIFICATION: AnnotationType.LABEL,
+    SubPurpose.OBJECT_DETECTION: AnnotationType.POSITION,
+    SubPurpose.SEMANTIC_SEGMENTATION: AnnotationType.POSITION,
+    SubPurpose.NER: AnnotationType.ENTITY,
+}
+
+
+def check_kind(purpose: Purpose, sub_purpose: SubPurpose, fmt: DatasetFormat) -> None:
+    """Refuse purpose / sub-purpose / format combinations that no standard covers."""
+    if sub_purpose not in SUB_PURPOSES[purpose]:
+        allowed = ", ".join(SUB_PURPOSES[purpose])
+        raise InvalidInput(
+            f"Sub-purpose {sub_purpose} does not belong to purpose {purpose}; "
+            f"choose one of: {allowed}.",
+            field="sub_purpose",
+        )
+    formats = FORMATS_FOR[(purpose, sub_purpose)]
+    if fmt not in formats:
+        raise InvalidInput(
+            f"Format {fmt} is not a format for {purpose} {sub_purpose} datasets; "
+            f"use {' or '.join(formats)} (see docs/datasets.md).",
+            field="format",
+        )
 
 
 @dataclass(frozen=True)

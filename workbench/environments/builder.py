@@ -49,7 +49,7 @@ from packaging.version import Version
 import workbench
 from workbench.backends.base import Backend, ImageInfo
 from workbench.config import DEFAULT_BASE_IMAGE
-from workbench.environments.definition import EnvDefinition
+from workbench.environments.definition import DESCRIBED, EnvDefinition
 from workbench.errors import (
     BaseImageMissing,
     ImageNotFound,
@@ -244,10 +244,7 @@ class EnvBuilder:
             index_block = "ARG PIP_INDEX_URL\n"
 
         dockerfile = DOCKERFILE.substitute(
-            name=definition.name,
-            framework=definition.framework,
-            framework_version=definition.framework_version,
-            device=definition.device,
+            definition.model_dump(include={"name", *DESCRIBED}),
             base_image=self.base_image,
             ca_block=ca_block,
             index_block=index_block,

@@ -33,6 +33,9 @@ from workbench.errors import EnvDefinitionInvalid, EnvNotFound
 DEFINITION_FILE = "env.toml"
 #: what every environment must pin, because every workspace runs it
 REQUIRED_PACKAGES = ("jupyterlab",)
+#: what a definition says about its image (an environment repeats it, the image's labels
+#: carry it)
+DESCRIBED = ("framework", "framework_version", "device")
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 

@@ -41,7 +41,12 @@ from workbench.access import ShareableService, check_visibility, get_owned
 from workbench.backends.base import Backend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
-from workbench.environments.definition import EnvDefinition, list_definitions, load_definition
+from workbench.environments.definition import (
+    DESCRIBED,
+    EnvDefinition,
+    list_definitions,
+    load_definition,
+)
 from workbench.environments.jobs import (
     JOB_KIND,
     OWN_TAG,
@@ -75,8 +80,6 @@ log = logging.getLogger(__name__)
 PRESET_TAG = "workbench/env-{definition}:latest"
 #: the image the build of any other environment makes
 ENV_TAG = "workbench/env-{definition}:env-{id}"
-#: what a definition says about its image, and an environment repeats
-DESCRIBED = ("framework", "framework_version", "device")
 #: the database's guard of the names :meth:`EnvironmentService._check_unique_name` checks
 UNIQUE_NAME = "uq_environments_owner_id_name"
 
@@ -91,6 +94,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
 
     model = Environment
     entity = "environment"
+    name_taken = "There already is an environment"
 
     def __init__(
         self,
@@ -141,7 +145,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
                 field="framework",
             )
         with self.registry.session() as s:
-            self._check_unique_name(s, actor, spec.name)
+            self._check_unique_name(s, actor.id, spec.name)
             row = Environment(
                 owner_id=actor.id,
                 name=spec.name,
@@ -154,7 +158,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
                 state=EnvironmentState.DRAFT,
             )
             s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor, spec.name))
+            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
             return self._info(s, row)
 
     def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
@@ -164,7 +168,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
             if "visibility" in fields:
                 check_visibility(actor, fields["visibility"])
             if fields.get("name") and fields["name"] != row.name:
-                self._check_unique_name(s, actor, fields["name"], owner_id=row.owner_id)
+                self._check_unique_name(s, row.owner_id, fields["name"])
             new_definition = fields.get("definition", row.definition)
             if new_definition != row.definition:
                 _check_not_building(row, "change its definition")
@@ -179,7 +183,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
             flush_unique(
                 s,
                 UNIQUE_NAME,
-                lambda: self._check_unique_name(s, actor, fields["name"], owner_id=row.owner_id),
+                lambda: self._check_unique_name(s, row.owner_id, fields["name"]),
             )
             return self._info(s, row)
 
@@ -241,7 +245,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
                 flush_unique(  # an environment of the admin's own may have the preset's name
                     s,
                     UNIQUE_NAME,
-                    lambda name=definition.name: self._check_unique_name(s, actor, name),
+                    lambda name=definition.name: self._check_unique_name(s, actor.id, name),
                 )
                 ids.append(row.id)
                 adopt = not row.image_ref and row.state == EnvironmentState.DRAFT
@@ -424,19 +428,6 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
             admin_presets=True,
             instead="create your own from the same definition",
         )
-
-    def _check_unique_name(
-        self, s: Session, actor: Actor, name: str, owner_id: int | None = None
-    ) -> None:
-        owner = actor.id if owner_id is None else owner_id
-        clash = s.scalar(
-            sa.select(Environment.id).where(Environment.owner_id == owner, Environment.name == name)
-        )
-        if clash is not None:
-            raise Conflict(
-                f"There already is an environment named {name!r} (id {clash}); pick another name.",
-                id=clash,
-            )
 
     @staticmethod
     def _check_unused(s: Session, row: Environment) -> None:

@@ -53,6 +53,7 @@ from workbench.registry.models import (
     utcnow,
 )
 from workbench.registry.unique import flush_unique
+from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore
 from workbench.users import Actor
 
@@ -330,22 +331,7 @@ def benchmark_report(
     chosen = machine or (machines[0] if machines else "")
     mine = [run for run in runs if run.machine == chosen]
     points = sorted(
-        (
-            BenchmarkPoint(
-                format=run.format,
-                batch_size=run.batch_size,
-                p50_ms=run.p50_ms,
-                p95_ms=run.p95_ms,
-                p99_ms=run.p99_ms,
-                throughput=run.throughput,
-                memory_mb=run.memory_mb,
-                calls=run.calls,
-                samples=run.samples,
-                stable=run.stable,
-                created_at=run.created_at,
-            )
-            for run in mine
-        ),
+        (from_row(BenchmarkPoint, run) for run in mine),
         key=lambda p: (p.format, p.batch_size),
     )
     best = []

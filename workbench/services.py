@@ -75,7 +75,11 @@ class Workbench:
             return get_backend(settings.backend, settings.home / "local-backend")
 
         runner = JobRunner(
-            registry, store, backend, limits=settings.training, instance=settings.instance
+            registry,
+            store,
+            backend_factory=backend,
+            limits=settings.training,
+            instance=settings.instance,
         )
         jobs = JobService(runner)
         conversions = ConversionService(registry, store, jobs)
@@ -96,7 +100,7 @@ class Workbench:
             registry,
             store,
             users,
-            backend,
+            backend_factory=backend,
             limits=settings.workspace_limits,
             archive_limits=settings.archive_limits,
             secret=settings.load_secret,
@@ -109,8 +113,8 @@ class Workbench:
         environments = EnvironmentService(
             registry,
             store,
-            backend,
             jobs,
+            backend_factory=backend,
             envs_root=build.envs_dir or default_root(),
             make_builder=partial(
                 EnvBuilder,
@@ -119,8 +123,8 @@ class Workbench:
                 pip_index_url=build.pip_index_url,
             ),
         )
-        algorithms = AlgorithmService(registry, store, backend, workspaces, jobs)
-        builds = WorkspaceBuilds(workspaces, backend, jobs)
+        algorithms = AlgorithmService(registry, store, workspaces, jobs, backend_factory=backend)
+        builds = WorkspaceBuilds(workspaces, jobs, backend_factory=backend)
         runner.register(builds.kind)
         runner.register(environments.kind)
         runner.register(algorithms.kind)
@@ -129,7 +133,13 @@ class Workbench:
         runner.register(model_imports.kind)
         proxy = Proxy(settings.home / "proxy")
         deployments = DeploymentService(
-            registry, store, jobs, backend, proxy, instance=settings.instance, quotas=quotas
+            registry,
+            store,
+            jobs,
+            proxy,
+            backend_factory=backend,
+            instance=settings.instance,
+            quotas=quotas,
         )
         runner.register(deployments.deploy_kind)
         runner.register(

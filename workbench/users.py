@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -63,6 +64,13 @@ def username_of(s: Session, user_id: int) -> str:
 
 def _actor(user: User, scope: str = "full") -> Actor:
     return Actor(id=user.id, username=user.username, role=user.role, scope=scope)
+
+
+class TokenOptions(TypedDict, total=False):
+    """The keywords of :meth:`UserService.create_token`, which ``replace_token`` passes on."""
+
+    scope: str
+    expires_in: timedelta | None
 
 
 class UserService:
@@ -197,18 +205,12 @@ class UserService:
             for token in s.scalars(query):
                 token.revoked_at = datetime.now(UTC)
 
-    def replace_token(
-        self,
-        user_id: int,
-        name: str,
-        *,
-        scope: str = "full",
-        expires_in: timedelta | None = None,
-    ) -> NewToken:
+    def replace_token(self, user_id: int, name: str, **options: Unpack[TokenOptions]) -> NewToken:
         """Revoke the user's tokens called ``name`` and create a new one (no pile-up): a
-        running workspace's, ``workbench lab``'s, a Jupyter server's session token."""
+        running workspace's, ``workbench lab``'s, a Jupyter server's session token. The
+        ``options`` are :meth:`create_token`'s."""
         self.revoke_named(user_id, name)
-        return self.create_token(user_id, name, scope=scope, expires_in=expires_in)
+        return self.create_token(user_id, name, **options)
 
     def authenticate(self, secret: str) -> Actor:
         """The actor a token secret stands for; :class:`Unauthenticated` if it is not valid."""

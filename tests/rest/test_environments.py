@@ -18,7 +18,7 @@ API = "workbench/api/v1"
 @pytest.fixture
 def backend(users, tmp_path):
     # a stand-in Workbench wheel, and a Dockerfile the fake backend reads
-    users.workbench.environments.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
+    users.workbench.environments.kind.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
     fake = users.workbench.backend()
     fake.add_image(DEFAULT_BASE_IMAGE)
     return fake

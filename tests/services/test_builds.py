@@ -234,7 +234,7 @@ def test_images_lists_only_tars(wb, people, ws, builds):
 
 def test_backends_without_container_images_say_so(wb, people, ws, tmp_path):
     local = LocalBackend(tmp_path / "local")
-    builds = WorkspaceBuilds(wb.workspaces, lambda: local, wb.jobs)
+    builds = WorkspaceBuilds(wb.workspaces, wb.jobs, backend_factory=lambda: local)
     with pytest.raises(Unsupported, match="needs Docker"):
         builds.build(people.bob, ws, "demo", "train", "demo")
 

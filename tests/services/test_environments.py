@@ -133,7 +133,7 @@ def backend(wb):
 
 @pytest.fixture
 def envs(wb, tmp_path) -> EnvironmentService:
-    wb.environments.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
+    wb.environments.kind.make_builder = fake_builder(fake_wheel(tmp_path / "dist"))
     return wb.environments
 
 
@@ -360,7 +360,7 @@ def test_a_build_that_cannot_start_fails_with_the_reason_then_recovers(envs, peo
     version = load_definition(ENVS, "pytorch").framework_version
     (wheels / f"torch-{version}-cp311-cp311-linux_x86_64.whl").write_bytes(b"stand-in")
     wheel = fake_wheel(tmp_path / "dist2")
-    envs.make_builder = fake_builder(wheel, wheels_dir=wheels)
+    envs.kind.make_builder = fake_builder(wheel, wheels_dir=wheels)
     ready = envs.build(people.bob, env.id)
     assert (ready.state, ready.state_reason) == ("ready", "")
     assert not wb.store.exists(f"environments/{env.id}/state_reason.txt")
@@ -393,7 +393,7 @@ def test_one_operation_at_a_time_and_the_log_while_building(envs, people, tmp_pa
     wb.jobs.runner.start()  # the build runs in the background, as in a server
     wheel = fake_wheel(tmp_path / "dist")
     GatedBuilder.gate = threading.Event()
-    envs.make_builder = lambda b: GatedBuilder(b, workbench_wheel=wheel)
+    envs.kind.make_builder = lambda b: GatedBuilder(b, workbench_wheel=wheel)
     env = create(envs, people.bob, definition="python")
     assert envs.start_build(people.bob, env.id).state == "building"
     try:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ from workbench.algorithms.schemas import (
     AlgorithmUpdate,
     ImageInfo,
 )
-from workbench.backends.base import Backend
+from workbench.backends.base import OnBackend
 from workbench.enums import (
     SUB_PURPOSES,
     AlgorithmState,
@@ -113,7 +113,8 @@ _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
 UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
-class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
+@dataclass(eq=False)
+class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
     """The algorithm registry and its images.
 
     :param max_image_bytes: the largest image tar taken (uploads and workspace tars).
@@ -123,28 +124,16 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo]):
     entity = "algorithm"
     name_taken = "There already is an algorithm"
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        backend: Callable[[], Backend],
-        workspaces: WorkspaceService,
-        jobs: JobService,
-        *,
-        max_image_bytes: int = MAX_IMAGE_BYTES,
-    ) -> None:
-        self.registry = registry
-        self.store = store
-        self._backend = backend
-        self.workspaces = workspaces
-        self.jobs = jobs
-        self.max_image_bytes = max_image_bytes
-        #: the job kind that loads the images (registered by Workbench)
-        self.kind = AlgorithmImageKind(registry)
+    registry: Registry
+    store: ArtifactStore
+    workspaces: WorkspaceService
+    jobs: JobService
+    _: KW_ONLY
+    max_image_bytes: int = MAX_IMAGE_BYTES
 
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
+    def __post_init__(self) -> None:
+        #: the job kind that loads the images (registered by Workbench)
+        self.kind = AlgorithmImageKind(self.registry)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from workbench.errors import BuildFailed, Unsupported
+from workbench.errors import BuildFailed, ImageNotFound, RunNotFound, Unsupported
 
 #: every run Workbench starts carries this label (value: the Workbench home it belongs to)
 MANAGED_LABEL = "workbench.managed"
@@ -230,6 +230,20 @@ class Backend(ABC):
         the host's network."""
         return None
 
+    def _run_not_found(self, run: str) -> RunNotFound:
+        """The error for ``run`` (an id or a name) that this backend does not have."""
+        return RunNotFound(
+            f"run {run!r} does not exist on the {self.name} backend; list the runs to find it.",
+            run=run,
+        )
+
+    def _image_not_found(self, ref: str, advice: str) -> ImageNotFound:
+        """The error for image ``ref`` (a tag or an id) that this backend does not have;
+        ``advice`` says how to get it ("build it first")."""
+        return ImageNotFound(
+            f"image {ref!r} does not exist on the {self.name} backend; {advice}.", image=ref
+        )
+
     # --- runs -----------------------------------------------------------------------------
 
     @abstractmethod
@@ -338,3 +352,17 @@ class Backend(ABC):
             "NAME.tar IMAGE:TAG` on a machine that can pull it).",
             backend=self.name,
         )
+
+
+@dataclass(eq=False, kw_only=True)
+class OnBackend:
+    """A part of Workbench that runs things on the backend, which it is given as a
+    factory: the backend is chosen on first use (Docker may not be up when a server
+    starts). Subclasses are dataclasses; ``backend_factory`` is a keyword of theirs."""
+
+    #: makes the backend (the same one at each call)
+    backend_factory: Callable[[], Backend] = field(repr=False)
+
+    @property
+    def backend(self) -> Backend:
+        return self.backend_factory()

@@ -39,7 +39,7 @@ from typing import IO, Any, ClassVar
 
 from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, RunSpec, RunState
 from workbench.backends.local import normalize_tag
-from workbench.errors import BackendError, BuildFailed, ImageNotFound, RunNotFound
+from workbench.errors import BackendError, BuildFailed, RunNotFound
 
 _STOPPED = 143  # 128 + SIGTERM
 
@@ -261,7 +261,7 @@ class FakeBackend(Backend):
             (run for run in self._runs.values() if run.spec.name == run_id), None
         )
         if found is None:
-            raise RunNotFound(f"run {run_id!r} does not exist on the fake backend.", run=run_id)
+            raise self._run_not_found(run_id)
         return found
 
     # --- images ---------------------------------------------------------------------------
@@ -395,10 +395,7 @@ class FakeBackend(Backend):
     def _image(self, ref: str) -> ImageInfo:
         image = self._find_image(ref)
         if image is None:
-            raise ImageNotFound(
-                f"image {ref!r} does not exist on the fake backend; add or build it first.",
-                image=ref,
-            )
+            raise self._image_not_found(ref, "add or build it first")
         return image
 
     def _tag(self, image: ImageInfo, tags: Iterable[str]) -> ImageInfo:

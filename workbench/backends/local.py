@@ -71,7 +71,6 @@ from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, 
 from workbench.errors import (
     BackendError,
     BuildFailed,
-    ImageNotFound,
     InvalidInput,
     RunNotFound,
     Unsupported,
@@ -404,10 +403,7 @@ class LocalBackend(Backend):
     def _load(self, run_id: str) -> _Run:
         run = self._find(run_id)
         if run is None:
-            raise RunNotFound(
-                f"run {run_id!r} does not exist on the local backend; list the runs to find it.",
-                run=run_id,
-            )
+            raise self._run_not_found(run_id)
         return run
 
     def _save(self, run: _Run) -> None:
@@ -475,10 +471,7 @@ class LocalBackend(Backend):
         image_id = self._index().get(normalize_tag(ref), ref)
         path = self.state_dir / "images" / image_id
         if "/" in image_id or not (path / "bin" / "python").exists():
-            raise ImageNotFound(
-                f"image {ref!r} does not exist on the local backend; build it first.",
-                image=ref,
-            )
+            raise self._image_not_found(ref, "build it first")
         return image_id, path
 
     def _check_context(self, context: Path, dockerfile: str, tag: str) -> None:

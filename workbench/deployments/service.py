@@ -22,7 +22,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from workbench.access import ShareableService, check_visibility, get_owned, get_visible
 from workbench.algorithms.params import resolve_parameters
 from workbench.algorithms.service import image_settings
-from workbench.backends.base import MANAGED_LABEL, Backend, RunState
+from workbench.backends.base import MANAGED_LABEL, Backend, OnBackend, RunState
 from workbench.deployments.jobs import (
     DEPLOY_KIND,
     SERVER_PORT,
@@ -100,33 +100,31 @@ def new_key() -> tuple[str, str]:
     return key, hash_token(key)
 
 
-class DeploymentService(ShareableService[Service, ServiceInfo]):
+@dataclass(eq=False)
+class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
+    """The services: their rows, replicas and endpoints, and the watch that heals them.
+
+    :param instance: this server's name on its replicas (see :class:`DeployKind`).
+    :param quotas: checked on create, scale, start and restart (never on a heal).
+    """
+
     model = Service
     entity = "service"
     newest_first = True
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        jobs: JobService,
-        backend: Callable[[], Backend],
-        proxy: Proxy,
-        *,
-        instance: str,
-        quotas: QuotaService,
-    ) -> None:
-        """``instance``: this server's name on its replicas (see :class:`DeployKind`);
-        ``quotas``: checked on create, scale, start and restart (never on a heal)."""
-        self.registry = registry
-        self.quotas = quotas
-        self.instance = instance
-        self.store = store
-        self.jobs = jobs
-        self._backend = backend
-        self.proxy = proxy
+    registry: Registry
+    store: ArtifactStore
+    jobs: JobService
+    proxy: Proxy
+    _: KW_ONLY
+    instance: str
+    quotas: QuotaService
+
+    def __post_init__(self) -> None:
         self._publishing = threading.Lock()
-        self.deploy_kind = DeployKind(registry, store, self.publish, instance=instance)
+        self.deploy_kind = DeployKind(
+            self.registry, self.store, self.publish, instance=self.instance
+        )
         self.hung_after_s = HUNG_AFTER_S
         #: "<service id>/<replica index>" -> when it was first seen in trouble (monotonic)
         self._unhealthy_since: dict[str, float] = {}
@@ -142,7 +140,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
         proxy."""
         with self._publishing, self.registry.session() as s:
             rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
-            backend = self._backend()
+            backend = self.backend
             endpoints = []
             for row in rows:
                 if row.id == service_id and targets is not None:
@@ -197,7 +195,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
         """One look at every running service's replicas (see the module doc): a deploy job
         for each service with a replica gone, stopped or hung; (job id, why) of each. A
         service that cannot be deployed now (its image gone, say) is logged and left."""
-        backend = self._backend()
+        backend = self.backend
         now, seen, queued = time.monotonic(), set[str](), []
         with self._healing, self.registry.session() as s:  # one look at a time
             rows = s.scalars(sa.select(Service).where(Service.state == "running")).all()
@@ -270,7 +268,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
         with self.registry.session() as s:
             get_visible(s, Service, service_id, actor, "service")
         replicas = []
-        for run in replica_runs(self._backend(), self.instance, service_id):
+        for run in replica_runs(self.backend, self.instance, service_id):
             target = replica_target(run)
             if target is None:
                 continue
@@ -292,7 +290,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
             raise InvalidInput("tail is 1 to 10000 lines.", field="tail")
         with self.registry.session() as s:
             service = get_visible(s, Service, service_id, actor, "service")
-        backend = self._backend()
+        backend = self.backend
         runs = replica_runs(backend, self.instance, service_id)
         if replica is not None:
             runs = [r for r in runs if replica_index(r) == replica]
@@ -410,7 +408,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
         before the row was gone would otherwise start a deploy that brings replicas back."""
         with self._healing, self.registry.session() as s:
             service = self._owned(s, actor, service_id)
-            backend = self._backend()
+            backend = self.backend
             for run in replica_runs(backend, self.instance, service.id):
                 backend.stop(run.id, timeout=10)
                 backend.remove(run.id)
@@ -508,7 +506,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo]):
                 port=run.ports.get(SERVER_PORT),
                 address=replica_target(run),
             )
-            for run in replica_runs(self._backend(), self.instance, row.id)
+            for run in replica_runs(self.backend, self.instance, row.id)
         ]
         return from_row(
             ServiceInfo,

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from importlib import metadata
 from pathlib import Path
 from string import Template
@@ -132,6 +132,7 @@ class BuildContext:
     build_args: dict[str, str]
 
 
+@dataclass(eq=False)
 class EnvBuilder:
     """Builds environment images on ``backend``.
 
@@ -147,28 +148,21 @@ class EnvBuilder:
         labextension, never running npm).
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        *,
-        base_image: str = DEFAULT_BASE_IMAGE,
-        extra_ca_bundle: Path | None = None,
-        wheels_dir: Path | None = None,
-        pip_index_url: str | None = None,
-        workbench_wheel: Path | None = None,
-    ) -> None:
-        self.backend = backend
-        self.base_image = base_image
-        self.extra_ca_bundle = extra_ca_bundle
-        self.wheels_dir = wheels_dir
-        self.pip_index_url = pip_index_url
-        self.workbench_wheel = workbench_wheel
-        if extra_ca_bundle is not None and not extra_ca_bundle.is_file():
-            raise ValueError(f"extra CA bundle {extra_ca_bundle} is not a file")
-        if wheels_dir is not None and not wheels_dir.is_dir():
-            raise ValueError(f"wheels folder {wheels_dir} is not a folder")
-        if workbench_wheel is not None and not workbench_wheel.is_file():
-            raise ValueError(f"Workbench wheel {workbench_wheel} is not a file")
+    backend: Backend
+    _: KW_ONLY
+    base_image: str = DEFAULT_BASE_IMAGE
+    extra_ca_bundle: Path | None = None
+    wheels_dir: Path | None = None
+    pip_index_url: str | None = None
+    workbench_wheel: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.extra_ca_bundle is not None and not self.extra_ca_bundle.is_file():
+            raise ValueError(f"extra CA bundle {self.extra_ca_bundle} is not a file")
+        if self.wheels_dir is not None and not self.wheels_dir.is_dir():
+            raise ValueError(f"wheels folder {self.wheels_dir} is not a folder")
+        if self.workbench_wheel is not None and not self.workbench_wheel.is_file():
+            raise ValueError(f"Workbench wheel {self.workbench_wheel} is not a file")
 
     def build(self, definition: EnvDefinition, tag: str, *, force: bool = False) -> Iterator[str]:
         """Build ``definition`` into ``tag``, yielding log lines.

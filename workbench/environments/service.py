@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import ShareableService, check_visibility, get_owned
-from workbench.backends.base import Backend
+from workbench.backends.base import Backend, OnBackend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
 from workbench.environments.definition import (
@@ -84,7 +85,8 @@ ENV_TAG = "workbench/env-{definition}:env-{id}"
 UNIQUE_NAME = "uq_environments_owner_id_name"
 
 
-class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
+@dataclass(eq=False)
+class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBackend):
     """The environment registry and its images.
 
     :param envs_root: the folder of definitions (``envs/``).
@@ -96,35 +98,17 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo]):
     entity = "environment"
     name_taken = "There already is an environment"
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        backend: Callable[[], Backend],
-        jobs: JobService,
-        *,
-        envs_root: Path,
-        make_builder: Callable[[Backend], EnvBuilder] = EnvBuilder,
-    ) -> None:
-        self.registry = registry
-        self.store = store
-        self._backend = backend
-        self.jobs = jobs
-        self.envs_root = envs_root
-        #: the job kind that builds, loads and pulls the images (registered by Workbench)
-        self.kind = EnvironmentImageKind(envs_root, make_builder)
+    registry: Registry
+    store: ArtifactStore
+    jobs: JobService
+    _: KW_ONLY
+    envs_root: Path
+    make_builder: InitVar[Callable[[Backend], EnvBuilder]] = EnvBuilder
 
-    @property
-    def make_builder(self) -> Callable[[Backend], EnvBuilder]:
-        return self.kind.make_builder
-
-    @make_builder.setter
-    def make_builder(self, make: Callable[[Backend], EnvBuilder]) -> None:
-        self.kind.make_builder = make
-
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
+    def __post_init__(self, make_builder: Callable[[Backend], EnvBuilder]) -> None:
+        #: the job kind that builds, loads and pulls the images (registered by Workbench);
+        #: its ``make_builder`` may be changed later
+        self.kind = EnvironmentImageKind(self.envs_root, make_builder)
 
     # --- reading --------------------------------------------------------------------------
 

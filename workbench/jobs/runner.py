@@ -41,13 +41,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import MANAGED_LABEL, Backend, RunInfo, RunState
+from workbench.backends.base import MANAGED_LABEL, OnBackend, RunInfo, RunState
 from workbench.config import TrainingLimits
 from workbench.errors import BackendError, Conflict, RunNotFound, WorkbenchError
 from workbench.jobs.kinds import JobCancelled, JobContext, JobKind
@@ -98,7 +98,8 @@ class _Run:
         return self.cpus > 0 or self.memory_mb > 0 or self.gpus > 0
 
 
-class JobRunner:
+@dataclass(eq=False)
+class JobRunner(OnBackend):
     """Claims, runs, follows and ends the jobs of one server (see the module doc).
 
     :param limits: the pool that container jobs' resources must fit in together.
@@ -108,23 +109,15 @@ class JobRunner:
     :meth:`start` once; :meth:`stop` is final.
     """
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        backend: Callable[[], Backend],
-        *,
-        limits: TrainingLimits,
-        instance: str,
-        interval: float = 1.0,
-    ) -> None:
-        self.registry = registry
-        self.store = store
-        self._backend = backend
-        self.limits = limits
-        self.instance = instance
-        #: seconds between the dispatcher's rounds
-        self.interval = interval
+    registry: Registry
+    store: ArtifactStore
+    _: KW_ONLY
+    limits: TrainingLimits
+    instance: str
+    #: seconds between the dispatcher's rounds
+    interval: float = 1.0
+
+    def __post_init__(self) -> None:
         self.kinds: dict[str, JobKind] = {}
         self._runs: dict[int, _Run] = {}
         #: what each queued job waits for, as last written to its message
@@ -136,10 +129,6 @@ class JobRunner:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
 
     def register(self, kind: JobKind) -> None:
         if kind.name in self.kinds:

@@ -7,7 +7,7 @@ budget."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,22 +71,19 @@ class ConversionLimits:
     benchmark_timeout_s: int = 1800
 
 
+@dataclass(eq=False)
 class ConversionService:
     """Conversions and benchmarks of versions, their formats and reports."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        jobs: JobService,
-        limits: ConversionLimits | None = None,
-    ) -> None:
-        self.registry = registry
-        self.store = store
-        self.jobs = jobs
-        self.limits = limits or ConversionLimits()
-        self.conversion_kind = ConversionKind(registry, store)
-        self.benchmark_kind = BenchmarkKind(registry, store)
+    registry: Registry
+    store: ArtifactStore
+    jobs: JobService
+    limits: ConversionLimits = field(default_factory=ConversionLimits)
+
+    def __post_init__(self) -> None:
+        #: the job kinds that convert and benchmark (registered by Workbench)
+        self.conversion_kind = ConversionKind(self.registry, self.store)
+        self.benchmark_kind = BenchmarkKind(self.registry, self.store)
 
     def convert_new(self, version: ModelVersionInfo) -> None:
         """The automatic conversion of a version just registered (``auto_convert``, given

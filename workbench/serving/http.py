@@ -100,17 +100,13 @@ class _Refused(Exception):
         self.message = message
 
 
+@dataclass(slots=True, eq=False)
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path")
-
-    def __init__(
-        self, method: str, path: str, headers: dict[bytes, bytes], body: bytes, keep_alive: bool
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
+    method: str
+    path: str
+    headers: dict[bytes, bytes]
+    body: bytes
+    keep_alive: bool
 
 
 class Connection(asyncio.Protocol):

@@ -26,7 +26,7 @@ import logging
 import secrets
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -107,29 +107,24 @@ class _Metrics:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(eq=False)
 class TrainingKind(JobKind):
-    """Training runs on the job runner (module doc)."""
+    """Training runs on the job runner (module doc).
+
+    :param outbound: runs reach beyond this host (``WORKBENCH_TRAINING_OUTBOUND``).
+    """
 
     name = JOB_KIND
     requeue_interrupted = True  # a run is prepared again from scratch
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        versions: VersionService,
-        *,
-        concurrency: int,
-        outbound: bool = False,
-    ) -> None:
-        """``outbound``: runs reach beyond this host (``WORKBENCH_TRAINING_OUTBOUND``)."""
-        self.registry = registry
-        self.store = store
-        self.versions = versions
-        self.concurrency = concurrency
-        self.outbound = outbound
-        self._metrics: dict[int, _Metrics] = {}
-        self._metrics_lock = threading.Lock()
+    registry: Registry
+    store: ArtifactStore
+    versions: VersionService
+    _: KW_ONLY
+    concurrency: int
+    outbound: bool = False
+    _metrics: dict[int, _Metrics] = field(init=False, default_factory=dict)
+    _metrics_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     # --- the contract ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ only the owner edits, starts, stops, retries or deletes.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -95,33 +96,26 @@ CHECKED = (
 )
 
 
+@dataclass(eq=False)
 class TrainingService(ShareableService[TrainingTask, TaskInfo]):
     """Training tasks and their runs (jobs of kind ``training``, see
     :mod:`workbench.training.jobs`).
 
     :param limits: what this server's container jobs may use together; one task may ask
         for at most these.
+    :param quotas: a run is refused past its owner's memory quota.
     """
 
     model = TrainingTask
     entity = "training task"
     newest_first = True
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        jobs: JobService,
-        *,
-        limits: TrainingLimits,
-        quotas: QuotaService | None = None,
-    ) -> None:
-        """``quotas``: a run is refused past its owner's memory quota."""
-        self.registry = registry
-        self.store = store
-        self.jobs = jobs
-        self.limits = limits
-        self.quotas = quotas
+    registry: Registry
+    store: ArtifactStore
+    jobs: JobService
+    _: KW_ONLY
+    limits: TrainingLimits
+    quotas: QuotaService | None = None
 
     # --- reading --------------------------------------------------------------------------
 

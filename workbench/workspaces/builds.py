@@ -29,8 +29,9 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -39,7 +40,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.backends.base import Backend
+from workbench.backends.base import Backend, OnBackend
 from workbench.errors import BackendError, Conflict, InvalidInput, NotFound, Unsupported
 from workbench.images import MAX_IMAGE_BYTES, ImageTar, inspect_image_tar
 from workbench.jobs.files import RunOutput
@@ -71,30 +72,22 @@ _BASES = {f"${ENV_IMAGE_ARG}", f"${{{ENV_IMAGE_ARG}}}", "scratch"}
 _TAR_NAME = re.compile(r"^(train|predict)-(.+)\.tar$")
 
 
-class WorkspaceBuilds:
+@dataclass(eq=False)
+class WorkspaceBuilds(OnBackend):
     """Builds of the workspaces' projects into image tars, on the workspaces' backend.
 
     :param max_image_bytes: the largest tar :meth:`inspect_tar` finds publishable.
     """
 
-    def __init__(
-        self,
-        workspaces: WorkspaceService,
-        backend: Callable[[], Backend],
-        jobs: JobService,
-        *,
-        max_image_bytes: int = MAX_IMAGE_BYTES,
-    ) -> None:
-        self.workspaces = workspaces
-        self._backend = backend
-        self.jobs = jobs
-        self.max_image_bytes = max_image_bytes
-        self.kind = WorkspaceBuildKind(workspaces)
-        self._lock = threading.Lock()
+    workspaces: WorkspaceService
+    jobs: JobService
+    _: KW_ONLY
+    max_image_bytes: int = MAX_IMAGE_BYTES
 
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
+    def __post_init__(self) -> None:
+        #: the job kind that builds (registered by Workbench)
+        self.kind = WorkspaceBuildKind(self.workspaces)
+        self._lock = threading.Lock()
 
     def build(
         self, actor: Actor, workspace_id: int, project: str, kind: str, name: str

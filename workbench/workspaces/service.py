@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from workbench.access import get_visible
-from workbench.backends.base import MANAGED_LABEL, Backend, Limits, Mount, RunSpec, RunState
+from workbench.backends.base import (
+    MANAGED_LABEL,
+    Limits,
+    Mount,
+    OnBackend,
+    RunSpec,
+    RunState,
+)
 from workbench.config import WorkspaceLimits
 from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
@@ -81,47 +88,34 @@ class WorkspaceState:
     FAILED = "failed"  # the container died or could not start: see state_reason
 
 
-class WorkspaceService:
-    def __init__(
-        self,
-        registry: Registry,
-        store: ArtifactStore,
-        users: UserService,
-        backend: Callable[[], Backend],
-        *,
-        limits: WorkspaceLimits,
-        archive_limits: ArchiveLimits,
-        secret: Callable[[], bytes],
-        api_url: str = "",
-        proxy_prefix: str = "/workbench/proxy/workspaces/",
-        allow_file_git_urls: bool = False,
-        instance: str = "true",
-        outbound: bool = True,
-        quotas: QuotaService | None = None,
-    ) -> None:
-        """``outbound``: workspaces reach beyond this host (``WORKBENCH_WORKSPACE_OUTBOUND``);
-        they never reach other runs, and always this server's API (``api_url``). ``quotas``:
-        a start is refused past its owner's memory quota."""
-        self.registry = registry
-        self.store = store
-        self.users = users
-        self.quotas = quotas
-        self._backend = backend
-        self.limits = limits
-        self.archive_limits = archive_limits
-        self.secret = secret
-        self.api_url = api_url
-        self.proxy_prefix = proxy_prefix
-        self.allow_file_git_urls = allow_file_git_urls
-        #: the value of MANAGED_LABEL on this installation's containers (its home folder)
-        self.instance = instance
-        #: names the containers need to reach ``api_url`` (set with it by the server)
-        self.extra_hosts: dict[str, str] = {}
-        self.network = workspaces_network(outbound)
+@dataclass(eq=False)
+class WorkspaceService(OnBackend):
+    """The workspaces: their rows, folders, containers and members.
 
-    @property
-    def backend(self) -> Backend:
-        return self._backend()
+    :param outbound: workspaces reach beyond this host (``WORKBENCH_WORKSPACE_OUTBOUND``);
+        they never reach other runs, and always this server's API (``api_url``).
+    :param quotas: a start is refused past its owner's memory quota.
+    """
+
+    registry: Registry
+    store: ArtifactStore
+    users: UserService
+    _: KW_ONLY
+    limits: WorkspaceLimits
+    archive_limits: ArchiveLimits
+    secret: Callable[[], bytes]
+    api_url: str = ""
+    proxy_prefix: str = "/workbench/proxy/workspaces/"
+    allow_file_git_urls: bool = False
+    #: the value of MANAGED_LABEL on this installation's containers (its home folder)
+    instance: str = "true"
+    outbound: InitVar[bool] = True
+    quotas: QuotaService | None = None
+    #: names the containers need to reach ``api_url`` (set with it by the server)
+    extra_hosts: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self, outbound: bool) -> None:
+        self.network = workspaces_network(outbound)
 
     # --- reading --------------------------------------------------------------------------
 

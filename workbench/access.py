@@ -111,11 +111,11 @@ class ShareableService(Generic[S, I]):
     """What the services of shareable rows have in common: reading them, :meth:`get` and
     :meth:`_list` (which the service's ``list`` calls with its filters), each row turned
     into the service's info by ``_info``; the fields an update sets
-    (:meth:`_changed_fields`); the check that an owner's names stay unique
-    (:meth:`_check_unique_name`).
+    (:meth:`_changed_fields`) and the checks of those every shareable row has
+    (:meth:`_check_shared_changes`: visibility, a name unique among its owner's).
 
-    A subclass sets :attr:`model`, :attr:`entity` and :attr:`name_taken`, gives its
-    instances a ``registry`` and writes ``_info``.
+    A subclass sets :attr:`model` and :attr:`entity` (and :attr:`name_taken` where it
+    checks names), gives its instances a ``registry`` and writes ``_info``.
     """
 
     #: the rows' class
@@ -149,6 +149,16 @@ class ShareableService(Generic[S, I]):
 
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
+
+    def _check_shared_changes(
+        self, s: Session, actor: Actor, row: S, fields: dict[str, Any]
+    ) -> None:
+        """Check what an update changes of the fields every shareable row has: its
+        visibility (:func:`check_visibility`), its name (:meth:`_check_unique_name`)."""
+        if "visibility" in fields:
+            check_visibility(actor, fields["visibility"])
+        if fields.get("name") and fields["name"] != row.name:
+            self._check_unique_name(s, row.owner_id, fields["name"])
 
     def _check_unique_name(self, s: Session, owner_id: int, name: str) -> None:
         """:class:`~workbench.errors.Conflict` if ``owner_id`` has a row called ``name``."""

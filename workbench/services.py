@@ -19,7 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.invitations import InvitationService
 from workbench.jobs.runner import JobRunner
 from workbench.jobs.service import JobService
-from workbench.models.conversions import ConversionService
+from workbench.models.conversions import ConversionLimits, ConversionService
 from workbench.models.imports import ImportService
 from workbench.models.registry import ModelService
 from workbench.models.versions import VersionService
@@ -82,7 +82,9 @@ class Workbench:
             instance=settings.instance,
         )
         jobs = JobService(runner)
-        conversions = ConversionService(registry, store, jobs)
+        # what a conversion, a benchmark and an import's check may use in a container
+        container_limits = ConversionLimits()
+        conversions = ConversionService(registry, store, jobs, container_limits)
         model_versions = VersionService(
             registry,
             store,
@@ -93,7 +95,7 @@ class Workbench:
             store,
             jobs,
             model_versions,
-            conversions.limits,
+            container_limits,
             archive_limits=settings.archive_limits,
         )
         workspaces = WorkspaceService(

@@ -173,10 +173,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
         fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
-            if "visibility" in fields:
-                check_visibility(actor, changes.visibility)  # type: ignore[arg-type]
-            if fields.get("name") and fields["name"] != row.name:
-                self._check_unique_name(s, row.owner_id, fields["name"])
+            self._check_shared_changes(s, actor, row, fields)
             running = [k for k in _RUN_FIELDS if k in fields]
             if running and row.state == AlgorithmState.ONLINE:
                 named = " and ".join(

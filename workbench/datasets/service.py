@@ -123,10 +123,7 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
                     "dataset instead.",
                     fields=sorted(kind_fields),
                 )
-            if "visibility" in fields:
-                check_visibility(actor, fields["visibility"])
-            if fields.get("name") and fields["name"] != row.name:
-                self._check_unique_name(s, actor.id, fields["name"])
+            self._check_shared_changes(s, actor, row, fields)
             if fields.get("project_id") is not None:
                 get_visible(s, Project, fields["project_id"], actor, "project")
             for key, value in fields.items():

@@ -149,10 +149,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
         fields = self._changed_fields(changes)
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, env_id)
-            if "visibility" in fields:
-                check_visibility(actor, fields["visibility"])
-            if fields.get("name") and fields["name"] != row.name:
-                self._check_unique_name(s, row.owner_id, fields["name"])
+            self._check_shared_changes(s, actor, row, fields)
             new_definition = fields.get("definition", row.definition)
             if new_definition != row.definition:
                 _check_not_building(row, "change its definition")

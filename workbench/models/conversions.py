@@ -7,7 +7,7 @@ budget."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,7 +78,7 @@ class ConversionService:
     registry: Registry
     store: ArtifactStore
     jobs: JobService
-    limits: ConversionLimits = field(default_factory=ConversionLimits)
+    limits: ConversionLimits
 
     def __post_init__(self) -> None:
         #: the job kinds that convert and benchmark (registered by Workbench)

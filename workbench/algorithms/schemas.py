@@ -9,28 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.algorithms.params import ImageSettings
 from workbench.enums import AlgorithmState, ImageState, Purpose, SubPurpose, Visibility
-from workbench.schemas.common import ShareableCreate, ShareableInfo, ShareableUpdate
+from workbench.schemas.common import PurposedCreate, PurposedInfo, PurposedUpdate
 from workbench.schemas.images import ImageConfig
 
 #: a file of a workspace's ``docker_image/`` folder (a name, never a path)
 TarName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
-class AlgorithmCreate(ShareableCreate):
+class AlgorithmCreate(PurposedCreate):
     """A new algorithm (state draft): what it is for, and how its two images run."""
 
-    purpose: Purpose
-    sub_purpose: SubPurpose
     train: ImageSettings = Field(default_factory=ImageSettings)
     predict: ImageSettings = Field(default_factory=ImageSettings)
 
 
-class AlgorithmUpdate(ShareableUpdate):
+class AlgorithmUpdate(PurposedUpdate):
     """Fields to change; the ones left out stay as they are. ``train`` and ``predict``
     replace the settings of that image whole."""
 
-    purpose: Purpose | None = None
-    sub_purpose: SubPurpose | None = None
     train: ImageSettings | None = None
     predict: ImageSettings | None = None
 
@@ -73,9 +69,7 @@ class ImageInfo(BaseModel):
     updated_at: datetime | None = None
 
 
-class AlgorithmInfo(ShareableInfo):
-    purpose: Purpose
-    sub_purpose: SubPurpose
+class AlgorithmInfo(PurposedInfo):
     state: AlgorithmState
     #: the environment of the workspace its images were published from (lineage)
     environment_id: int | None

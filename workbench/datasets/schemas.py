@@ -11,22 +11,18 @@ from workbench.enums import (
     AnnotationType,
     DatasetFormat,
     DatasetState,
-    Purpose,
     Split,
     SplitMode,
-    SubPurpose,
 )
 from workbench.schemas.common import (
-    ShareableCreate,
-    ShareableFilter,
-    ShareableInfo,
-    ShareableUpdate,
+    PurposedCreate,
+    PurposedFilter,
+    PurposedInfo,
+    PurposedUpdate,
 )
 
 
-class DatasetCreate(ShareableCreate):
-    purpose: Purpose
-    sub_purpose: SubPurpose
+class DatasetCreate(PurposedCreate):
     #: defaults from the sub-purpose: label, position or entity
     annotation_type: AnnotationType | None = None
     format: DatasetFormat
@@ -35,9 +31,7 @@ class DatasetCreate(ShareableCreate):
     project_id: int | None = None
 
 
-class DatasetUpdate(ShareableUpdate):
-    purpose: Purpose | None = None
-    sub_purpose: SubPurpose | None = None
+class DatasetUpdate(PurposedUpdate):
     annotation_type: AnnotationType | None = None
     format: DatasetFormat | None = None
     split_mode: SplitMode | None = None
@@ -57,9 +51,7 @@ class SplitInfo(BaseModel):
     statistics: Statistics
 
 
-class DatasetInfo(ShareableInfo):
-    purpose: Purpose
-    sub_purpose: SubPurpose
+class DatasetInfo(PurposedInfo):
     annotation_type: AnnotationType
     format: DatasetFormat
     split_mode: SplitMode
@@ -76,9 +68,7 @@ class DatasetInfo(ShareableInfo):
         return train.statistics if train else None
 
 
-class DatasetFilter(ShareableFilter):
-    purpose: Purpose | None = None
-    sub_purpose: SubPurpose | None = None
+class DatasetFilter(PurposedFilter):
     format: DatasetFormat | None = None
     state: DatasetState | None = None
 

@@ -1,7 +1,8 @@
 """What the areas' bodies share: a thing's name, the fields every shareable thing (a
 dataset, an environment, an algorithm, a training task, a model) has in the bodies that
-create it, change it, filter its list and show it, and :func:`from_row`, which shows a
-registry row as the body of its info. An area's body adds its own fields."""
+create it, change it, filter its list and show it, the two purposes of those made for one
+(a dataset, an algorithm, a training task), and :func:`from_row`, which shows a registry
+row as the body of its info. An area's body adds its own fields."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from workbench.enums import Visibility
+from workbench.enums import Purpose, SubPurpose, Visibility
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +55,26 @@ class ShareableInfo(BaseModel):
     description: str
     owner: str
     visibility: Visibility
+
+
+class PurposedCreate(ShareableCreate):
+    purpose: Purpose
+    sub_purpose: SubPurpose
+
+
+class PurposedUpdate(ShareableUpdate):
+    purpose: Purpose | None = None
+    sub_purpose: SubPurpose | None = None
+
+
+class PurposedFilter(ShareableFilter):
+    purpose: Purpose | None = None
+    sub_purpose: SubPurpose | None = None
+
+
+class PurposedInfo(ShareableInfo):
+    purpose: Purpose
+    sub_purpose: SubPurpose
 
 
 def from_row(info: type[M], row: object, **fields: Any) -> M:

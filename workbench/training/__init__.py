@@ -7,5 +7,6 @@
 - :mod:`~workbench.training.dataset_view`: the dataset a run sees, split applied;
 - :mod:`~workbench.training.schemas`: the REST bodies;
 - :mod:`~workbench.training.contract`: the training container's side of the contract
-  (parameters, paths, metrics, evaluation), imported by the training scripts.
+  (parameters, paths, metrics, evaluation), imported by the training scripts;
+- :mod:`~workbench.training.pytorch`: what the PyTorch training scripts share besides.
 """

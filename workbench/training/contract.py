@@ -1,11 +1,12 @@
 """The training container's side of the contract (docs/contracts.md): where a run finds
-its dataset and writes its model, its parameters, the metrics it appends and the
-evaluation it writes once.
+its dataset and writes its model, its parameters, the metrics it appends, the
+evaluation it writes once and the line it ends its log with.
 
 The environment images install Workbench, so a training script imports these instead of
 writing them again (the preset algorithms under examples/algorithms do). Light: the
 standard library only, no framework; a script that chooses a device passes in what its
-framework says (:func:`device_name`).
+framework says (:func:`device_name`); the PyTorch scripts' own helpers are in
+:mod:`~workbench.training.pytorch`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ def env_bool(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class RunPaths:
     """Where a training run reads and writes, from the contract's environment variables
-    (their defaults: the paths Workbench mounts)."""
+    (their defaults: the paths Workbench mounts), and since when it runs."""
 
     #: the dataset, its ``train/`` and ``test/`` (read-only)
     dataset: Path
@@ -63,6 +65,8 @@ class RunPaths:
     evaluation: Path
     #: the base model's files for transfer training; None when the run has none
     base_model: Path | None
+    #: the monotonic clock when the paths were read (:meth:`seconds` counts from it)
+    started: float = field(default_factory=time.monotonic)
 
     @classmethod
     def from_env(cls) -> RunPaths:
@@ -100,6 +104,15 @@ class RunPaths:
             "metrics": metrics or {},
         }
         self.evaluation.write_text(json.dumps(evaluation) + "\n")
+
+    def seconds(self) -> float:
+        """The seconds since :attr:`started`, to a tenth."""
+        return round(time.monotonic() - self.started, 1)
+
+    def finish(self, summary: str) -> None:
+        """End the log with ``summary`` (the test score), where the model went and how
+        long the run took."""
+        print(f"{summary}; model written to {self.model} after {self.seconds()} s", flush=True)
 
 
 def cpu_limit() -> int:

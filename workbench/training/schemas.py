@@ -7,26 +7,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.enums import Purpose, SubPurpose, TaskState
+from workbench.enums import TaskState
 from workbench.models.evaluation import Evaluation
 from workbench.schemas.common import (
-    ShareableCreate,
-    ShareableFilter,
-    ShareableInfo,
-    ShareableUpdate,
+    PurposedCreate,
+    PurposedFilter,
+    PurposedInfo,
+    PurposedUpdate,
 )
 
 #: a parameter's value as a task gives it (the algorithm's declared type decides)
 ParamValue = int | float | str | bool | None
 
 
-class TaskCreate(ShareableCreate):
+class TaskCreate(PurposedCreate):
     """A new training task (manual 2.3.1): purpose, basic information, an algorithm, a
     dataset (with the share of it to train on when it has no independent test set), the
     algorithm's parameters, resources; saved as a draft, or started with ``start``."""
 
-    purpose: Purpose
-    sub_purpose: SubPurpose
     algorithm_id: int
     dataset_id: int
     #: the share of the train archive trained on (the rest is the test split); only for a
@@ -43,13 +41,11 @@ class TaskCreate(ShareableCreate):
     start: bool = False
 
 
-class TaskUpdate(ShareableUpdate):
+class TaskUpdate(PurposedUpdate):
     """Fields to change (a draft or a finished task); the ones left out stay as they are.
     ``parameters`` replaces the whole set; ``base_model_version_id`` and ``train_ratio``
     may be set to null (no base model; the dataset's ratio)."""
 
-    purpose: Purpose | None = None
-    sub_purpose: SubPurpose | None = None
     algorithm_id: int | None = None
     dataset_id: int | None = None
     train_ratio: float | None = Field(None, gt=0, lt=1)
@@ -60,17 +56,13 @@ class TaskUpdate(ShareableUpdate):
     base_model_version_id: int | None = None
 
 
-class TaskFilter(ShareableFilter):
-    purpose: Purpose | None = None
-    sub_purpose: SubPurpose | None = None
+class TaskFilter(PurposedFilter):
     state: TaskState | None = None
     algorithm_id: int | None = None
     dataset_id: int | None = None
 
 
-class TaskInfo(ShareableInfo):
-    purpose: Purpose
-    sub_purpose: SubPurpose
+class TaskInfo(PurposedInfo):
     algorithm_id: int
     algorithm_name: str
     dataset_id: int

@@ -23,9 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
-from workbench.serving.pictures import decode_image
+from workbench.serving.pictures import Preprocess, decode_image
 
 
 class Predictor:
@@ -42,24 +41,13 @@ class Predictor:
         folder = Path(model_dir)
         self.model = torch.jit.load(str(folder / "model.pt"), map_location="cpu").eval()
         self.labels: list[str] = json.loads((folder / "labels.json").read_text())
-        preprocess = json.loads((folder / "preprocess.json").read_text())
-        self.size = int(preprocess["img_size"])
-        self.channels = int(preprocess["channels"])
-        self.mean = float(preprocess["mean"])
-        self.std = float(preprocess["std"])
-        print(f"serving {len(self.labels)} classes at {self.size}x{self.size}", flush=True)
-
-    def tensor(self, image: Image.Image) -> torch.Tensor:
-        """``image`` as the network's input ``[1, C, H, W]``, prepared like in training."""
-        picture = image.convert("L" if self.channels == 1 else "RGB").resize(
-            (self.size, self.size), Image.Resampling.BILINEAR
-        )
-        data = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8)
-        pixels = data.view(self.size, self.size, self.channels).permute(2, 0, 1).float() / 255
-        return ((pixels - self.mean) / self.std).unsqueeze(0)
+        self.preprocess = Preprocess.read(folder)
+        size = self.preprocess.size
+        print(f"serving {len(self.labels)} classes at {size}x{size}", flush=True)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        batch = torch.cat([self.tensor(decode_image(v)) for v in inputs["image"]])
+        pictures = [self.preprocess.array(decode_image(v)) for v in inputs["image"]]
+        batch = torch.from_numpy(np.stack(pictures))
         with torch.no_grad():
             probabilities = torch.softmax(self.model(batch), 1).tolist()
         return {

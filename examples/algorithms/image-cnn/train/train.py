@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +34,8 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from workbench.training.contract import (
-    RunPaths,
-    cpu_limit,
-    device_name,
-    env_float,
-    env_int,
-    env_str,
-)
+from workbench.training.contract import RunPaths, env_float, env_int, env_str
+from workbench.training.pytorch import load_base_weights, start_torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -116,24 +109,6 @@ class SmallCNN(nn.Module):
         return self.classifier(self.dropout(self.features(x)))
 
 
-def load_base_weights(model: nn.Module, base_dir: Path | None) -> None:
-    """Copy the base model's tensors whose name and shape match into ``model``."""
-    if base_dir is None or not (base_dir / "model.pt").is_file():
-        if base_dir is not None and base_dir.is_dir() and any(base_dir.iterdir()):
-            print(f"BASE_MODEL_DIR {base_dir} has no model.pt: training from scratch")
-        return
-    base = torch.jit.load(str(base_dir / "model.pt"), map_location="cpu").state_dict()
-    own = model.state_dict()
-    taken = {k: v for k, v in base.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict({**own, **taken})
-    skipped = sorted(set(own) - set(taken))
-    print(
-        f"transfer: {len(taken)} of {len(own)} tensors from {base_dir / 'model.pt'}"
-        + (f"; new: {', '.join(skipped)}" if skipped else ""),
-        flush=True,
-    )
-
-
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Logits for ``images``, in batches, with the model in evaluation mode."""
@@ -149,12 +124,8 @@ def main() -> int:
     img_size = env_int("IMG_SIZE", 32)
     learning_rate = env_float("LEARNING_RATE", 0.003)
     width = env_int("WIDTH", 16)
-    seed = env_int("SEED", 0)
-    device = torch.device(device_name(env_str("DEVICE", "cpu"), torch.cuda.is_available()))
-    torch.set_num_threads(cpu_limit())
-    torch.manual_seed(seed)
+    device = start_torch(env_str("DEVICE", "cpu"), env_int("SEED", 0))
 
-    started = time.monotonic()
     train_paths, train_names = list_images(data / "train")
     test_paths, test_names = list_images(data / "test")
     classes = sorted(set(train_names))
@@ -165,7 +136,7 @@ def main() -> int:
     print(
         f"{len(train_paths)} train and {len(test_paths)} test images, {len(classes)} classes, "
         f"{channels} channel(s) at {img_size}x{img_size}, loaded in "
-        f"{time.monotonic() - started:.1f} s; {torch.get_num_threads()} threads on {device}",
+        f"{paths.seconds()} s; {torch.get_num_threads()} threads on {device}",
         flush=True,
     )
 
@@ -202,7 +173,7 @@ def main() -> int:
             values["test_loss"] = round(float(F.cross_entropy(test_logits, y_known)), 4)
             right = (test_logits.argmax(1) == y_known).float().mean()
             values["test_accuracy"] = round(float(right), 4)
-        values["seconds"] = round(time.monotonic() - started, 1)
+        values["seconds"] = paths.seconds()
         paths.append_metrics(values)
 
     model.to("cpu").eval()
@@ -232,11 +203,7 @@ def main() -> int:
         matrix[labels.index(name)][labels.index(classes[index])] += 1
     paths.write_evaluation(labels, matrix)
     hits = sum(matrix[i][i] for i in range(len(labels)))
-    print(
-        f"test accuracy {hits / len(test_names):.4f}; model written to {model_dir} after "
-        f"{time.monotonic() - started:.1f} s",
-        flush=True,
-    )
+    paths.finish(f"test accuracy {hits / len(test_names):.4f}")
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench.serving.pictures import decode_image
+from workbench.serving.pictures import Preprocess, decode_image
 
 
 class Predictor:
@@ -38,11 +38,8 @@ class Predictor:
         folder = Path(model_dir)
         self.model = torch.jit.load(str(folder / "model.pt"), map_location="cpu").eval()
         self.labels: list[str] = json.loads((folder / "labels.json").read_text())
-        preprocess = json.loads((folder / "preprocess.json").read_text())
-        self.size = int(preprocess["img_size"])
-        self.mean = float(preprocess["mean"])
-        self.std = float(preprocess["std"])
-        threshold = float(preprocess["score_threshold"])
+        self.preprocess = Preprocess.read(folder)
+        threshold = float(json.loads((folder / "preprocess.json").read_text())["score_threshold"])
         # the threshold may be left out of a request: the one trained with
         self.signature = {
             "inputs": [
@@ -56,19 +53,14 @@ class Predictor:
             ],
             "outputs": [{"name": "boxes", "dtype": "string", "shape": [-1]}],  # a list per image
         }
-        print(f"detecting {', '.join(self.labels)} at {self.size}x{self.size}", flush=True)
-
-    def tensor(self, image: Image.Image) -> torch.Tensor:
-        """``image`` as the network's input ``[1, 3, S, S]``, prepared like in training."""
-        picture = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        data = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8)
-        pixels = data.view(self.size, self.size, 3).permute(2, 0, 1).float() / 255
-        return ((pixels - self.mean) / self.std).unsqueeze(0)
+        size = self.preprocess.size
+        print(f"detecting {', '.join(self.labels)} at {size}x{size}", flush=True)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         images = [decode_image(v) for v in inputs["image"]]
         with torch.no_grad():
-            found = self.model(torch.cat([self.tensor(image) for image in images])).tolist()
+            batch = np.stack([self.preprocess.array(image) for image in images])
+            found = self.model(torch.from_numpy(batch)).tolist()
         return {
             "boxes": [
                 self.boxes(rows, image, float(threshold))
@@ -80,7 +72,7 @@ class Predictor:
 
     def boxes(self, rows: list[list[float]], image: Image.Image, threshold: float) -> list[Any]:
         """One image's detections over ``threshold``, in the pixels of the image sent."""
-        sx, sy = image.width / self.size, image.height / self.size
+        sx, sy = image.width / self.preprocess.size, image.height / self.preprocess.size
         return [
             {
                 "label": self.labels[int(label)],

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,14 +46,8 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from workbench.training.contract import (
-    RunPaths,
-    cpu_limit,
-    device_name,
-    env_float,
-    env_int,
-    env_str,
-)
+from workbench.training.contract import RunPaths, env_float, env_int, env_str
+from workbench.training.pytorch import load_base_weights, start_torch
 
 STRIDE = 4
 MEAN = 0.5
@@ -224,19 +217,6 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(pos.sum() + neg.sum()) / positive.sum().clamp(min=1)
 
 
-def load_base_weights(model: nn.Module, base_dir: Path | None) -> None:
-    """Copy the base model's tensors whose name and shape match into ``model``."""
-    if base_dir is None or not (base_dir / "model.pt").is_file():
-        if base_dir is not None and base_dir.is_dir() and any(base_dir.iterdir()):
-            print(f"BASE_MODEL_DIR {base_dir} has no model.pt: training from scratch")
-        return
-    base = torch.jit.load(str(base_dir / "model.pt"), map_location="cpu").state_dict()
-    own = model.state_dict()
-    taken = {k: v for k, v in base.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict({**own, **taken})
-    print(f"transfer: {len(taken)} of {len(own)} tensors from {base_dir / 'model.pt'}", flush=True)
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -335,12 +315,8 @@ def main() -> int:
     learning_rate = env_float("LEARNING_RATE", 0.004)
     width = env_int("WIDTH", 16)
     threshold = env_float("SCORE_THRESHOLD", 0.3)
-    seed = env_int("SEED", 0)
-    device = torch.device(device_name(env_str("DEVICE", "cpu"), torch.cuda.is_available()))
-    torch.set_num_threads(cpu_limit())
-    torch.manual_seed(seed)
+    device = start_torch(env_str("DEVICE", "cpu"), env_int("SEED", 0))
 
-    started = time.monotonic()
     train_coco = read_coco(data / "train")
     names, index_of = category_names(train_coco)
     train = load_split(data / "train", train_coco, index_of, img_size)
@@ -349,7 +325,7 @@ def main() -> int:
     print(
         f"{len(train.boxes)} train and {len(test.boxes)} test images, "
         f"{sum(len(b) for b in train.boxes)} train boxes, categories {names}, input "
-        f"{img_size}x{img_size}, loaded in {time.monotonic() - started:.1f} s; "
+        f"{img_size}x{img_size}, loaded in {paths.seconds()} s; "
         f"{torch.get_num_threads()} threads on {device}",
         flush=True,
     )
@@ -398,7 +374,7 @@ def main() -> int:
                 "size_loss": round(float(totals[1]), 4),
                 "offset_loss": round(float(totals[2]), 4),
                 **{f"test_{key}": value for key, value in scores.items()},
-                "seconds": round(time.monotonic() - started, 1),
+                "seconds": paths.seconds(),
             },
         )
 
@@ -418,11 +394,7 @@ def main() -> int:
         detect(detector, test, torch.device("cpu")), test, len(names), threshold
     )
     paths.write_evaluation(names, confusion, scores)
-    print(
-        f"test {json.dumps(scores)}; model written to {model_dir} after "
-        f"{time.monotonic() - started:.1f} s",
-        flush=True,
-    )
+    paths.finish(f"test {json.dumps(scores)}")
     return 0
 
 

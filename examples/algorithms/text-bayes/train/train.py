@@ -23,7 +23,6 @@ import json
 import os
 import random
 import sys
-import time
 from pathlib import Path
 
 import joblib
@@ -114,7 +113,6 @@ def main() -> int:
     if base is not None and base.is_dir() and any(base.iterdir()):
         print("BASE_MODEL_DIR is ignored: naive Bayes is always fitted from scratch", flush=True)
 
-    started = time.monotonic()
     x_train, y_train = read_split(data / "train", dataset_format)
     x_test, y_test = read_split(data / "test", dataset_format)
     labels = sorted(set(y_train) | set(y_test))
@@ -176,11 +174,7 @@ def main() -> int:
     matrix = confusion_matrix(y_test, model.predict(x_test), labels=labels)
     paths.write_evaluation(labels, matrix.tolist())
     accuracy = float(matrix.trace() / matrix.sum())
-    print(
-        f"test accuracy {accuracy:.4f}; model written to {model_dir} in "
-        f"{time.monotonic() - started:.1f} s",
-        flush=True,
-    )
+    paths.finish(f"test accuracy {accuracy:.4f}")
     return 0
 
 

@@ -19,6 +19,7 @@ from workbench.algorithms.schemas import (
 from workbench.schemas.images import ImagePull
 from workbench_ext.handlers.base import (
     API,
+    Resource,
     UploadHandler,
     WorkbenchHandler,
     operation,
@@ -35,64 +36,35 @@ class AlgorithmHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:algorithms"
 
 
-class AlgorithmsHandler(AlgorithmHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS, POST=scopes.CREATE_ALGORITHMS)
-
-    get = service_call(
-        "Algorithms I can see: mine, public and preset",
-        lambda wb: wb.algorithms.list,
-        response=list[AlgorithmInfo],
-        query=AlgorithmFilter,
-    )
-    post = service_call(
-        "Register an algorithm (state draft): purpose, and how its train and predict images run",
-        lambda wb: wb.algorithms.create,
-        AlgorithmCreate,
-        AlgorithmInfo,
-        201,
-    )
-
-
-class AlgorithmHandler(AlgorithmHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS)
-
-    get = service_call(
-        "One algorithm with both images",
-        lambda wb: wb.algorithms.get,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
-    patch = service_call(
-        "Edit an algorithm (owner; admins for presets); run settings only while not online",
-        lambda wb: wb.algorithms.update,
-        AlgorithmUpdate,
-        AlgorithmInfo,
-        path=ALGORITHM,
-    )
-    delete = service_call(
-        "Delete an algorithm no training task, model version or service uses, and its images",
-        lambda wb: wb.algorithms.delete,
-        status=204,
-        path=ALGORITHM,
-    )
-
-
-class PublishHandler(AlgorithmHandlerBase):
-    post = service_call(
-        "Put it online (needs a ready training image with a command)",
-        lambda wb: wb.algorithms.publish,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
-
-
-class OfflineHandler(AlgorithmHandlerBase):
-    post = service_call(
-        "Take it offline: new training tasks refuse it",
-        lambda wb: wb.algorithms.take_offline,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
+ALGORITHMS = Resource(
+    "Algorithm", AlgorithmHandlerBase, lambda wb: wb.algorithms, ALGORITHM, AlgorithmInfo
+)
+AlgorithmsHandler, AlgorithmHandler = ALGORITHMS.standard(
+    {
+        "list": "Algorithms I can see: mine, public and preset",
+        "create": "Register an algorithm (state draft): purpose, and how its train and predict "
+        "images run",
+        "get": "One algorithm with both images",
+        "update": "Edit an algorithm (owner; admins for presets); run settings only while not "
+        "online",
+        "delete": "Delete an algorithm no training task, model version or service uses, and "
+        "its images",
+    },
+    create=AlgorithmCreate,
+    update=AlgorithmUpdate,
+    filter=AlgorithmFilter,
+    scopes={
+        "list": scopes.READ_ALGORITHMS,
+        "create": scopes.CREATE_ALGORITHMS,
+        "get": scopes.READ_ALGORITHMS,
+    },
+)
+PublishHandler = ALGORITHMS.action(
+    "publish", "Put it online (needs a ready training image with a command)", AlgorithmInfo
+)
+OfflineHandler = ALGORITHMS.action(
+    "take_offline", "Take it offline: new training tasks refuse it", AlgorithmInfo
+)
 
 
 class UploadQuery(BaseModel):

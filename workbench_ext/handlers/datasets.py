@@ -20,6 +20,7 @@ from workbench.datasets.schemas import (
 from workbench.enums import Split
 from workbench_ext.handlers.base import (
     API,
+    Resource,
     UploadHandler,
     WorkbenchHandler,
     operation,
@@ -35,59 +36,22 @@ class DatasetHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
 
-class DatasetsHandler(DatasetHandlerBase):
-    get = service_call(
-        "Datasets I can see",
-        lambda wb: wb.datasets.list,
-        response=list[DatasetInfo],
-        query=DatasetFilter,
-    )
-    post = service_call(
-        "Create a dataset (state draft)",
-        lambda wb: wb.datasets.create,
-        DatasetCreate,
-        DatasetInfo,
-        201,
-    )
-
-
-class DatasetHandler(DatasetHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
-
-    get = service_call(
-        "One dataset with its splits, reports and statistics",
-        lambda wb: wb.datasets.get,
-        response=DatasetInfo,
-        path=DATASET,
-    )
-    patch = service_call(
-        "Edit a dataset (owner)",
-        lambda wb: wb.datasets.update,
-        DatasetUpdate,
-        DatasetInfo,
-        path=DATASET,
-    )
-    delete = service_call(
-        "Delete a dataset no task or workspace uses",
-        lambda wb: wb.datasets.delete,
-        status=204,
-        path=DATASET,
-    )
-
-
-class PublishHandler(DatasetHandlerBase):
-    post = service_call(
-        "Put a dataset online", lambda wb: wb.datasets.publish, response=DatasetInfo, path=DATASET
-    )
-
-
-class OfflineHandler(DatasetHandlerBase):
-    post = service_call(
-        "Take a dataset offline",
-        lambda wb: wb.datasets.take_offline,
-        response=DatasetInfo,
-        path=DATASET,
-    )
+DATASETS = Resource("Dataset", DatasetHandlerBase, lambda wb: wb.datasets, DATASET, DatasetInfo)
+DatasetsHandler, DatasetHandler = DATASETS.standard(
+    {
+        "list": "Datasets I can see",
+        "create": "Create a dataset (state draft)",
+        "get": "One dataset with its splits, reports and statistics",
+        "update": "Edit a dataset (owner)",
+        "delete": "Delete a dataset no task or workspace uses",
+    },
+    create=DatasetCreate,
+    update=DatasetUpdate,
+    filter=DatasetFilter,
+    scopes={"get": scopes.READ_DATASETS},
+)
+PublishHandler = DATASETS.action("publish", "Put a dataset online", DatasetInfo)
+OfflineHandler = DATASETS.action("take_offline", "Take a dataset offline", DatasetInfo)
 
 
 class ArchiveHandler(UploadHandler):

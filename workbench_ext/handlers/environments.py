@@ -17,6 +17,7 @@ from workbench.environments.service import EnvironmentService
 from workbench.schemas.images import ImagePull
 from workbench_ext.handlers.base import (
     API,
+    Resource,
     UploadHandler,
     WorkbenchHandler,
     operation,
@@ -35,43 +36,22 @@ class EnvironmentHandlerBase(WorkbenchHandler):
         return self.workbench.environments
 
 
-class EnvironmentsHandler(EnvironmentHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
-
-    get = service_call(
-        "Environments I can see: mine, public and preset",
-        lambda wb: wb.environments.list,
-        response=list[EnvironmentInfo],
-        query=EnvironmentFilter,
-    )
-    post = service_call(
-        "Create an environment (state draft)",
-        lambda wb: wb.environments.create,
-        EnvironmentCreate,
-        EnvironmentInfo,
-        201,
-    )
-
-
-class EnvironmentHandler(EnvironmentHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
-
-    get = service_call(
-        "One environment", lambda wb: wb.environments.get, response=EnvironmentInfo, path=ENV
-    )
-    patch = service_call(
-        "Edit an environment (owner; admins for presets)",
-        lambda wb: wb.environments.update,
-        EnvironmentUpdate,
-        EnvironmentInfo,
-        path=ENV,
-    )
-    delete = service_call(
-        "Delete an environment no workspace uses",
-        lambda wb: wb.environments.delete,
-        status=204,
-        path=ENV,
-    )
+ENVIRONMENTS = Resource(
+    "Environment", EnvironmentHandlerBase, lambda wb: wb.environments, ENV, EnvironmentInfo
+)
+EnvironmentsHandler, EnvironmentHandler = ENVIRONMENTS.standard(
+    {
+        "list": "Environments I can see: mine, public and preset",
+        "create": "Create an environment (state draft)",
+        "get": "One environment",
+        "update": "Edit an environment (owner; admins for presets)",
+        "delete": "Delete an environment no workspace uses",
+    },
+    create=EnvironmentCreate,
+    update=EnvironmentUpdate,
+    filter=EnvironmentFilter,
+    scopes={"list": scopes.READ_ENVIRONMENTS, "get": scopes.READ_ENVIRONMENTS},
+)
 
 
 class BuildHandler(EnvironmentHandlerBase):

@@ -34,6 +34,7 @@ from workbench.models.schemas import (
 )
 from workbench_ext.handlers.base import (
     API,
+    Resource,
     UploadHandler,
     WorkbenchHandler,
     operation,
@@ -56,40 +57,36 @@ class ModelHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:models"
 
 
-class ModelsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "Models I can see, each with its latest version; tag is `key` or `key=value` (the "
-        "model's or a version's), framework any version's",
-        lambda wb: wb.models.list,
-        response=list[ModelInfo],
-        query=ModelFilter,
-    )
-
-
-class ModelHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "One model with all its versions",
-        lambda wb: wb.models.get,
-        response=ModelDetail,
-        path=MODEL,
-    )
-    patch = service_call(
-        "Edit a model: name, description, purpose, visibility (owner)",
-        lambda wb: wb.models.update,
-        ModelUpdate,
-        ModelDetail,
-        path=MODEL,
-    )
-    delete = service_call(
-        "Delete a model with its versions and files (owner); 409 while a service uses one",
-        lambda wb: wb.models.delete,
-        status=204,
-        path=MODEL,
-    )
+MODELS = Resource("Model", ModelHandlerBase, lambda wb: wb.models, MODEL, ModelDetail)
+ModelsHandler, ModelHandler = MODELS.standard(
+    {
+        "list": "Models I can see, each with its latest version; tag is `key` or `key=value` "
+        "(the model's or a version's), framework any version's",
+        "get": "One model with all its versions",
+        "update": "Edit a model: name, description, purpose, visibility (owner)",
+        "delete": "Delete a model with its versions and files (owner); 409 while a service "
+        "uses one",
+    },
+    update=ModelUpdate,
+    filter=ModelFilter,
+    overrides={"list": {"response": list[ModelInfo]}},
+    scopes={"list": scopes.READ_MODELS, "get": scopes.READ_MODELS},
+)
+#: a model's versions: the model registry's methods of a version
+VERSIONS = Resource("Version", ModelHandlerBase, lambda wb: wb.models, VERSION, ModelVersionInfo)
+_, ModelVersionHandler = VERSIONS.standard(
+    {
+        "get": "One model version: files, evaluation and lineage",
+        "update": "Edit a version's description",
+        "delete": "Delete a version and its files (owner); 409 while a service, an alias or "
+        "an unfinished task uses it",
+    },
+    update=VersionUpdate,
+    methods={"get": "get_version", "update": "update_version", "delete": "delete_version"},
+    scopes={"get": scopes.READ_MODELS},
+)
+#: a version's formats and benchmarks
+CONVERSIONS = Resource("Conversion", ModelHandlerBase, lambda wb: wb.conversions, VERSION)
 
 
 class ModelTagHandler(ModelHandlerBase):
@@ -141,55 +138,23 @@ class AliasHandler(ModelHandlerBase):
     )
 
 
-class ModelVersionHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "One model version: files, evaluation and lineage",
-        lambda wb: wb.models.get_version,
-        response=ModelVersionInfo,
-        path=VERSION,
-    )
-    patch = service_call(
-        "Edit a version's description",
-        lambda wb: wb.models.update_version,
-        VersionUpdate,
-        ModelVersionInfo,
-        path=VERSION,
-    )
-    delete = service_call(
-        "Delete a version and its files (owner); 409 while a service, an alias or an "
-        "unfinished task uses it",
-        lambda wb: wb.models.delete_version,
-        status=204,
-        path=VERSION,
-    )
-
-
-class ConversionsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(POST=scopes.CONVERT_MODELS)
-
-    post = service_call(
-        "Convert a version (owner) to deployment formats, each checked against the native "
-        "model, as a job (202; formats default to all its native kind converts to); 409 "
-        "while one of them is converting",
-        lambda wb: wb.conversions.convert,
-        ConversionRequest,
-        ConversionStarted,
-        202,
-        path=VERSION,
-    )
-
-
-class FormatsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "A version's converted formats: state, check, file",
-        lambda wb: wb.conversions.formats,
-        response=list[FormatInfo],
-        path=VERSION,
-    )
+ConversionsHandler = CONVERSIONS.action(
+    "convert",
+    "Convert a version (owner) to deployment formats, each checked against the native "
+    "model, as a job (202; formats default to all its native kind converts to); 409 "
+    "while one of them is converting",
+    ConversionStarted,
+    202,
+    scope=scopes.CONVERT_MODELS,
+    request=ConversionRequest,
+)
+FormatsHandler = CONVERSIONS.action(
+    "formats",
+    "A version's converted formats: state, check, file",
+    list[FormatInfo],
+    http="get",
+    scope=scopes.READ_MODELS,
+)
 
 
 class MachineQuery(BaseModel):

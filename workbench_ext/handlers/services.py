@@ -21,7 +21,7 @@ from workbench.deployments.schemas import (
 )
 from workbench.deployments.service import DeploymentService
 from workbench.errors import ServiceUnreachable
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+from workbench_ext.handlers.base import API, Resource, WorkbenchHandler, operation
 
 #: the path parameter of one service's routes
 SERVICE = {"service_id": int}
@@ -49,118 +49,71 @@ class ServiceHandlerBase(WorkbenchHandler):
         return self.workbench.deployments
 
 
-class ServicesHandler(ServiceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "Services I can see, newest first",
-        lambda wb: wb.deployments.list,
-        response=list[ServiceInfo],
-    )
-    post = service_call(
-        "Serve a model version: its default serving format (or format), replicas of the model "
-        "server in its environment image; a deploy job (202). The answer's service.key is the "
-        "endpoint's key (Authorization: Bearer <key>), given this once; public_endpoint: true "
-        "opens the endpoint to anyone, on purpose",
-        lambda wb: wb.deployments.create,
-        ServiceCreate,
-        ServiceStarted,
-        202,
-    )
-
-
-class ServiceHandler(ServiceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "One service with each replica's state",
-        lambda wb: wb.deployments.get,
-        response=ServiceInfo,
-        path=SERVICE,
-    )
-    delete = service_call(
-        "Remove a service and its replicas (owner)",
-        lambda wb: wb.deployments.delete,
-        status=204,
-        path=SERVICE,
-    )
-
-
-class ScaleHandler(ServiceHandlerBase):
-    post = service_call(
-        "Set the number of replicas (owner); a deploy job (202)",
-        lambda wb: wb.deployments.scale,
-        ServiceScale,
-        ServiceStarted,
-        202,
-        path=SERVICE,
-        spread=True,
-    )
-
-
-def action_handler(action: str, summary: str) -> type[ServiceHandlerBase]:
-    """The handler of ``POST /services/{id}/<action>`` (stop, start, restart): the
-    deployment service's method of that name, a deploy job (202); each its own class, so
-    that each route declares its own operation."""
-    post = service_call(
-        summary,
-        lambda wb: getattr(wb.deployments, action),
-        response=ServiceStarted,
-        status=202,
-        path=SERVICE,
-    )
-    return type(f"{action.title()}Handler", (ServiceHandlerBase,), {"post": post})
-
-
-StopHandler = action_handler(
-    "stop", "Replicas to 0, the service and its settings kept (owner); a deploy job (202)"
+SERVICES = Resource("Service", ServiceHandlerBase, lambda wb: wb.deployments, SERVICE, ServiceInfo)
+ServicesHandler, ServiceHandler = SERVICES.standard(
+    {
+        "list": "Services I can see, newest first",
+        "create": "Serve a model version: its default serving format (or format), replicas of "
+        "the model server in its environment image; a deploy job (202). The answer's "
+        "service.key is the endpoint's key (Authorization: Bearer <key>), given this once; "
+        "public_endpoint: true opens the endpoint to anyone, on purpose",
+        "get": "One service with each replica's state",
+        "delete": "Remove a service and its replicas (owner)",
+    },
+    create=ServiceCreate,
+    overrides={"create": {"response": ServiceStarted, "status": 202}},
+    scopes={"list": scopes.READ_SERVICES, "get": scopes.READ_SERVICES},
 )
-StartHandler = action_handler("start", "Its replicas again (owner); a deploy job (202)")
-RestartHandler = action_handler(
-    "restart", "Every replica replaced by a new one (owner); a deploy job (202)"
+ScaleHandler = SERVICES.action(
+    "scale",
+    "Set the number of replicas (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+    request=ServiceScale,
+    spread=True,
 )
-
-
-class KeyHandler(ServiceHandlerBase):
-    """POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
-    owner's; the old key is refused once this answers)."""
-
-    post = service_call(
-        "A new key for the service's endpoint (owner), given this once; the old one is "
-        "refused from this answer on",
-        lambda wb: wb.deployments.rotate_key,
-        response=ServiceKey,
-        path=SERVICE,
-    )
-
-
-class MetricsHandler(ServiceHandlerBase):
-    """GET /services/{id}/metrics: each running replica's counters now."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "Each running replica's counters now (requests, errors, latency and batch-size "
-        "histograms, queue depth); two readings give the rates",
-        lambda wb: wb.deployments.metrics,
-        response=ServiceMetrics,
-        path=SERVICE,
-    )
-
-
-class LogsHandler(ServiceHandlerBase):
-    """GET /services/{id}/logs?replica=&tail=: the replicas' last log lines."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
-        lambda wb: wb.deployments.logs,
-        response=list[ReplicaLog],
-        path=SERVICE,
-        query=LogsQuery,
-        spread=True,
-    )
+StopHandler = SERVICES.action(
+    "stop",
+    "Replicas to 0, the service and its settings kept (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+)
+StartHandler = SERVICES.action(
+    "start", "Its replicas again (owner); a deploy job (202)", ServiceStarted, 202
+)
+RestartHandler = SERVICES.action(
+    "restart",
+    "Every replica replaced by a new one (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+)
+#: POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
+#: owner's; the old key is refused once this answers)
+KeyHandler = SERVICES.action(
+    "rotate_key",
+    "A new key for the service's endpoint (owner), given this once; the old one is "
+    "refused from this answer on",
+    ServiceKey,
+)
+#: GET /services/{id}/metrics: each running replica's counters now
+MetricsHandler = SERVICES.action(
+    "metrics",
+    "Each running replica's counters now (requests, errors, latency and batch-size "
+    "histograms, queue depth); two readings give the rates",
+    ServiceMetrics,
+    http="get",
+    scope=scopes.READ_SERVICES,
+)
+#: GET /services/{id}/logs?replica=&tail=: the replicas' last log lines
+LogsHandler = SERVICES.action(
+    "logs",
+    "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
+    list[ReplicaLog],
+    http="get",
+    scope=scopes.READ_SERVICES,
+    query=LogsQuery,
+    spread=True,
+)
 
 
 class EndpointHandler(ServiceHandlerBase):

@@ -14,7 +14,7 @@ from workbench.errors import NotFound, PermissionDenied
 from workbench.schemas.invitations import InvitationInfo
 from workbench.schemas.quotas import QuotaInfo, QuotaUpdate
 from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+from workbench_ext.handlers.base import API, Resource, WorkbenchHandler, operation, service_call
 
 #: the path parameter of one invitation's routes
 INVITATION = {"invitation_id": int}
@@ -170,43 +170,22 @@ class TeamMembersHandler(UserHandlerBase):
     )
 
 
-class InvitationsHandler(UserHandlerBase):
-    get = service_call(
-        "Invitations to teams and workspaces: to me, and those I sent",
-        lambda wb: wb.invitations.list,
-        response=list[InvitationInfo],
-    )
-
-
-class InvitationHandler(UserHandlerBase):
-    """Cancel an invitation (its inviter, the team's admins, the workspace's owner)."""
-
-    delete = service_call(
-        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
-        lambda wb: wb.invitations.cancel,
-        status=204,
-        path=INVITATION,
-    )
-
-
-class InvitationAcceptHandler(UserHandlerBase):
-    """Accept an invitation addressed to you: you join the team or the workspace."""
-
-    post = service_call(
-        "Accept an invitation to me: I join the team or the workspace",
-        lambda wb: wb.invitations.accept,
-        response=InvitationInfo,
-        path=INVITATION,
-    )
-
-
-class InvitationDeclineHandler(UserHandlerBase):
-    post = service_call(
-        "Decline an invitation to me",
-        lambda wb: wb.invitations.decline,
-        response=InvitationInfo,
-        path=INVITATION,
-    )
+INVITATIONS = Resource(
+    "Invitation", UserHandlerBase, lambda wb: wb.invitations, INVITATION, InvitationInfo
+)
+InvitationsHandler, InvitationHandler = INVITATIONS.standard(
+    {
+        "list": "Invitations to teams and workspaces: to me, and those I sent",
+        "delete": "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
+    },
+    methods={"delete": "cancel"},
+)
+InvitationAcceptHandler = INVITATIONS.action(
+    "accept", "Accept an invitation to me: I join the team or the workspace", InvitationInfo
+)
+InvitationDeclineHandler = INVITATIONS.action(
+    "decline", "Decline an invitation to me", InvitationInfo
+)
 
 
 handlers = [

@@ -10,10 +10,10 @@ from workbench import scopes
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
 from workbench_ext.handlers.base import (
     API,
+    Resource,
     UploadHandler,
     WorkbenchHandler,
     operation,
-    service_call,
 )
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
 
@@ -31,27 +31,22 @@ class WorkspaceHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
 
-class WorkspacesHandler(WorkspaceHandlerBase):
-    get = service_call(
-        "Workspaces I own or am a member of",
-        lambda wb: wb.workspaces.list,
-        response=list[WorkspaceInfo],
-    )
-    post = service_call(
-        "Create a workspace (folders and code; not started)",
-        lambda wb: wb.workspaces.create,
-        WorkspaceCreate,
-        WorkspaceInfo,
-        201,
-    )
+WORKSPACES = Resource(
+    "Workspace", WorkspaceHandlerBase, lambda wb: wb.workspaces, WORKSPACE, WorkspaceInfo
+)
+WorkspacesHandler, _ = WORKSPACES.standard(
+    {
+        "list": "Workspaces I own or am a member of",
+        "create": "Create a workspace (folders and code; not started)",
+    },
+    create=WorkspaceCreate,
+)
 
 
 class WorkspaceHandler(WorkspaceHandlerBase):
     token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
 
-    get = service_call(
-        "One workspace", lambda wb: wb.workspaces.get, response=WorkspaceInfo, path=WORKSPACE
-    )
+    get = WORKSPACES.call("get", "One workspace", response=WorkspaceInfo, path=WORKSPACE)
 
     @operation("Delete a workspace, its container and files (owner)", status=204)
     @web.authenticated
@@ -74,13 +69,7 @@ class StartHandler(WorkspaceHandlerBase):
         self.reply(info)
 
 
-class StopHandler(WorkspaceHandlerBase):
-    post = service_call(
-        "Stop it; files are kept",
-        lambda wb: wb.workspaces.stop,
-        response=WorkspaceInfo,
-        path=WORKSPACE,
-    )
+StopHandler = WORKSPACES.action("stop", "Stop it; files are kept", WorkspaceInfo)
 
 
 class ReadyHandler(WorkspaceHandlerBase):
@@ -112,24 +101,20 @@ class DownloadHandler(WorkspaceHandlerBase):
         await self.send_zip(path, f"workspace-{workspace_id}-{name}.zip")
 
 
-class MembersHandler(WorkspaceHandlerBase):
-    post = service_call(
-        "Invite a team member (owner); a member once they accept",
-        lambda wb: wb.workspaces.add_member,
-        MemberAdd,
-        WorkspaceInfo,
-        path=WORKSPACE,
-        spread=True,
-    )
-
-
-class MemberHandler(WorkspaceHandlerBase):
-    delete = service_call(
-        "Remove a member (owner)",
-        lambda wb: wb.workspaces.remove_member,
-        response=WorkspaceInfo,
-        path={"workspace_id": int, "username": str},
-    )
+MembersHandler = WORKSPACES.action(
+    "add_member",
+    "Invite a team member (owner); a member once they accept",
+    WorkspaceInfo,
+    request=MemberAdd,
+    spread=True,
+)
+MemberHandler = WORKSPACES.action(
+    "remove_member",
+    "Remove a member (owner)",
+    WorkspaceInfo,
+    http="delete",
+    path={"workspace_id": int, "username": str},
+)
 
 
 class CodeHandler(UploadHandler):

@@ -23,7 +23,6 @@ from workbench_ext.handlers.base import (
     UploadHandler,
     WorkbenchHandler,
     operation,
-    service_call,
 )
 
 KIND = "(train|predict)"
@@ -108,20 +107,18 @@ class ImageHandler(UploadHandler):
         self.reply(info, status=202)
 
 
-class PullHandler(AlgorithmHandlerBase):
-    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
-
-    post = service_call(
-        "docker pull an image as the train or predict image, in the background (a job; "
-        "Docker Engine backends, 501 elsewhere)",
-        lambda wb: wb.algorithms.pull_image,
-        ImagePull,
-        AlgorithmInfo,
-        202,
-        path=IMAGE,
-        spread=True,
-        keywords={"wait": False},
-    )
+#: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
+PullHandler = ALGORITHMS.action(
+    "pull_image",
+    "docker pull an image as the train or predict image, in the background (a job; "
+    "Docker Engine backends, 501 elsewhere)",
+    AlgorithmInfo,
+    202,
+    request=ImagePull,
+    path=IMAGE,
+    spread=True,
+    keywords={"wait": False},
+)
 
 
 class FromWorkspaceHandler(AlgorithmHandlerBase):
@@ -133,13 +130,13 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
         """The workspace the tar comes from, for a workspace token (its own only)."""
         return self.parse(ImageFromWorkspace).workspace_id
 
-    post = service_call(
+    post = ALGORITHMS.call(
+        "image_from_workspace",
         "Check docker_image/<kind>-<name>.tar of a workspace I own or am a member of, then "
         "load it as the image in the background (a job)",
-        lambda wb: wb.algorithms.image_from_workspace,
-        ImageFromWorkspace,
-        AlgorithmInfo,
-        202,
+        request=ImageFromWorkspace,
+        response=AlgorithmInfo,
+        status=202,
         path=IMAGE,
         spread=True,
         keywords={"wait": False},

@@ -21,7 +21,6 @@ from workbench_ext.handlers.base import (
     UploadHandler,
     WorkbenchHandler,
     operation,
-    service_call,
 )
 
 #: the path parameter of one environment's routes
@@ -101,30 +100,24 @@ class ImageHandler(UploadHandler):
         self.reply(info, status=202)
 
 
-class PullHandler(EnvironmentHandlerBase):
-    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
-
-    post = service_call(
-        "docker pull an image as its image, in the background (a job: `job_id`; Docker "
-        "Engine backends, 501 elsewhere)",
-        lambda wb: wb.environments.pull,
-        ImagePull,
-        EnvironmentInfo,
-        202,
-        path=ENV,
-        spread=True,
-        keywords={"wait": False},
-    )
-
-
-class PresetsHandler(EnvironmentHandlerBase):
-    """POST: register one preset environment per ``envs/`` definition (admins)."""
-
-    post = service_call(
-        "Register one preset environment per envs/ definition (admins; idempotent)",
-        lambda wb: wb.environments.sync_presets,
-        response=list[EnvironmentInfo],
-    )
+#: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
+PullHandler = ENVIRONMENTS.action(
+    "pull",
+    "docker pull an image as its image, in the background (a job: `job_id`; Docker "
+    "Engine backends, 501 elsewhere)",
+    EnvironmentInfo,
+    202,
+    request=ImagePull,
+    spread=True,
+    keywords={"wait": False},
+)
+#: POST: register one preset environment per ``envs/`` definition (admins)
+PresetsHandler = ENVIRONMENTS.action(
+    "sync_presets",
+    "Register one preset environment per envs/ definition (admins; idempotent)",
+    list[EnvironmentInfo],
+    path=None,
+)
 
 
 handlers = [

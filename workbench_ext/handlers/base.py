@@ -2,9 +2,9 @@
 (:mod:`workbench.scopes`: each handler names the scope a method needs in
 :attr:`WorkbenchHandler.token_scopes`, checked in :meth:`WorkbenchHandler.prepare` for
 every route), what each method is (:func:`operation`: the one place an operation is
-declared; the OpenAPI document is generated from it), the methods that are one call of a
-service (:func:`service_call`) and the handlers made of them (:class:`Resource`: an area's
-standard routes and its actions, declared as data), JSON in and out, errors.
+declared; the OpenAPI document is generated from it), uploads streamed to disk
+(:class:`UploadHandler`), JSON in and out, errors. The handlers that are each one call of
+a service are declared in :mod:`workbench_ext.handlers.resource`.
 
 Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 ``{"error": code, "message": ..., "details": {...}}``; internals never leak.
@@ -13,15 +13,13 @@ Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
@@ -87,173 +85,6 @@ def operation(
         return method
 
     return declare
-
-
-def service_call(
-    summary: str,
-    service: Callable[[Workbench], Callable[..., Any]],
-    request: type[BaseModel] | None = None,
-    response: Any = None,
-    status: int = 200,
-    *,
-    path: Mapping[str, Callable[[str], Any]] | None = None,
-    query: type[BaseModel] | None = None,
-    spread: bool = False,
-    keywords: Mapping[str, Any] | None = None,
-) -> Callable[..., Awaitable[None]]:
-    """A handler method that is one call of a service method, declared as :func:`operation`
-    declares a written one (``query``'s fields are the query parameters)::
-
-        get = service_call(
-            "One environment",
-            lambda wb: wb.environments.get,
-            response=EnvironmentInfo,
-            path={"env_id": int},
-        )
-
-    It calls ``service(workbench)`` off the event loop with the actor, the route's path
-    parameters (``path``: their names, as the document gives them, and types, in order),
-    the body parsed as ``request`` and the query parsed as ``query``, each whole or, with
-    ``spread``, field by field as keywords, then ``keywords``; what that returns is the
-    reply (none for a 204). Each call makes a new method, so a route's method is its own
-    (and declares its own operation)."""
-    converters = dict(path or {})
-
-    async def method(self: WorkbenchHandler, *args: str) -> None:
-        values: list[Any] = [
-            convert(arg) for convert, arg in zip(converters.values(), args, strict=True)
-        ]
-        parsed = [self.parse(request)] if request is not None else []
-        if query is not None:
-            parsed.append(self.query(query))
-        named = dict(keywords or {})
-        if spread:
-            named.update(field for model in parsed for field in model)
-        else:
-            values += parsed
-        result = await self.run(service(self.workbench), self.actor, *values, **named)
-        if status == 204:
-            self.set_status(204)
-            self.finish()
-        else:
-            self.reply(result, status=status)
-
-    params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY) for name in converters]
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = inspect.Signature([self_param, *params])  # type: ignore[attr-defined]
-    fields = tuple(query.model_fields) if query is not None else ()
-    declare = operation(summary, request, response, status, query=fields)
-    return declare(web.authenticated(authorized(method)))
-
-
-#: the standard actions of an area (:meth:`Resource.standard`): the HTTP method of each,
-#: and whether it is a method of the collection's route or of an item's
-STANDARD_ACTIONS = {
-    "list": ("get", False),
-    "create": ("post", False),
-    "get": ("get", True),
-    "update": ("patch", True),
-    "delete": ("delete", True),
-}
-
-
-@dataclass(frozen=True)
-class Resource:
-    """An area's items and the handlers of its routes that are each one call of its service,
-    declared as data, as a Django REST framework ViewSet declares a model's routes::
-
-        ALGORITHMS = Resource("Algorithm", AlgorithmHandlerBase, lambda wb: wb.algorithms,
-                              {"algorithm_id": int}, AlgorithmInfo)
-        AlgorithmsHandler, AlgorithmHandler = ALGORITHMS.standard({...summaries...}, ...)
-        PublishHandler = ALGORITHMS.action("publish", "Put it online")
-
-    Each method is a :func:`service_call` of the service's method of its name; each handler
-    is a new subclass of ``base`` (its ``auth_resource`` and shared behaviour), with the
-    ``token_scopes`` its methods are given. The module's URL table places them."""
-
-    #: the stem of the handlers' class names
-    name: str
-    base: type[WorkbenchHandler]
-    #: the area's service
-    service: Callable[[Workbench], Any]
-    #: the path parameters of one item's routes (:func:`service_call`'s ``path``)
-    path: Mapping[str, Callable[[str], Any]]
-    #: the reply of an item's standard routes: the item
-    info: Any = None
-
-    def standard(
-        self,
-        summaries: Mapping[str, str],
-        *,
-        create: type[BaseModel] | None = None,
-        update: type[BaseModel] | None = None,
-        filter: type[BaseModel] | None = None,
-        overrides: Mapping[str, Mapping[str, Any]] | None = None,
-        methods: Mapping[str, str] | None = None,
-        scopes: Mapping[str, str] | None = None,
-    ) -> tuple[type[WorkbenchHandler], type[WorkbenchHandler]]:
-        """The collection's handler and the item's, with the standard actions that
-        ``summaries`` names (:data:`STANDARD_ACTIONS`), each with its summary: ``list``
-        (``list[info]``; ``filter``, its query), ``create`` (the body a ``create``; 201 with
-        the new item), ``get``, ``update`` (the body an ``update``) and ``delete`` (204);
-        ``overrides`` changes an action's other :func:`service_call` arguments. Each calls
-        the service's method of its action's name (or the one ``methods`` gives it) and is
-        open to the scoped tokens with the scope that ``scopes`` gives its action."""
-        calls: dict[str, dict[str, Any]] = {
-            "list": {"response": list[self.info], "query": filter},
-            "create": {"request": create, "response": self.info, "status": 201},
-            "get": {"response": self.info},
-            "update": {"request": update, "response": self.info},
-            "delete": {"status": 204},
-        }
-        members: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
-        needs: tuple[dict[str, str], dict[str, str]] = ({}, {})
-        for action, summary in summaries.items():
-            http, on_item = STANDARD_ACTIONS[action]
-            method = (methods or {}).get(action, action)
-            path = self.path if on_item else None
-            call = {**calls[action], **(overrides or {}).get(action, {})}
-            members[on_item][http] = self.call(method, summary, path=path, **call)
-            if scopes and action in scopes:
-                needs[on_item][http.upper()] = scopes[action]
-        return (
-            self.handler(f"{self.name}sHandler", members[0], needs[0]),
-            self.handler(f"{self.name}Handler", members[1], needs[1]),
-        )
-
-    def action(
-        self,
-        method: str,
-        summary: str,
-        response: Any = None,
-        status: int = 200,
-        *,
-        http: str = "post",
-        scope: str | None = None,
-        **call: Any,
-    ) -> type[WorkbenchHandler]:
-        """The handler of one more route of an item, as a ViewSet's
-        ``@action(detail=True)``: its ``http`` method (POST by default) calls the service's
-        ``method`` with the item's path parameters; ``call`` holds :func:`service_call`'s
-        other arguments. It is open to the scoped tokens with ``scope``, if given."""
-        call.setdefault("path", self.path)
-        members = {http: self.call(method, summary, response=response, status=status, **call)}
-        needs = {http.upper(): scope} if scope else {}
-        camel = "".join(part.title() for part in method.split("_"))
-        return self.handler(f"{self.name}{camel}Handler", members, needs)
-
-    def call(self, method: str, summary: str, **call: Any) -> Callable[..., Awaitable[None]]:
-        """A :func:`service_call` of the service's ``method``."""
-        return service_call(summary, lambda wb: getattr(self.service(wb), method), **call)
-
-    def handler(
-        self, name: str, members: Mapping[str, Any], needs: Mapping[str, str]
-    ) -> type[WorkbenchHandler]:
-        """A subclass of ``base`` with ``members``; ``needs``, if any, its ``token_scopes``."""
-        attrs = {"__module__": self.base.__module__, **members}
-        if needs:
-            attrs["token_scopes"] = scopes.needs(**needs)
-        return type(name, (self.base,), attrs)
 
 
 NO_AUTH = Unauthenticated(

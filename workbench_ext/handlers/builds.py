@@ -11,7 +11,8 @@ from workbench.workspaces.schemas import (
     WorkspaceBuildRequest,
     WorkspaceBuildStarted,
 )
-from workbench_ext.handlers.base import API, Resource, WorkbenchHandler
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource
 from workbench_ext.handlers.workspaces import WORKSPACE
 
 
@@ -19,7 +20,7 @@ class BuildsHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
 
-BUILDS = Resource("Workspace", BuildsHandlerBase, lambda wb: wb.builds, WORKSPACE)
+BUILDS = Resource("Workspace", BuildsHandlerBase, "builds", WORKSPACE, read=scopes.BUILD_WORKSPACE)
 WorkspaceBuildHandler = BUILDS.action(
     "build",
     "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members), as a job "
@@ -30,22 +31,16 @@ WorkspaceBuildHandler = BUILDS.action(
     request=WorkspaceBuildRequest,
     spread=True,
 )
-WorkspaceImagesHandler = BUILDS.action(
-    "images",
-    "The docker save tars in the workspace's docker_image/",
-    list[ImageTarInfo],
-    http="get",
-    scope=scopes.BUILD_WORKSPACE,
+WorkspaceImagesHandler = BUILDS.view(
+    "images", "The docker save tars in the workspace's docker_image/", list[ImageTarInfo]
 )
 #: GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
 #: (naming, tags, config, digest, size, layers, problems), loading nothing
-WorkspaceImageHandler = BUILDS.action(
+WorkspaceImageHandler = BUILDS.view(
     "inspect_tar",
     "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
     "config, digest, size, layers, problems; nothing is loaded (owner, members)",
     TarReport,
-    http="get",
-    scope=scopes.BUILD_WORKSPACE,
     path={"workspace_id": int, "filename": str},
 )
 

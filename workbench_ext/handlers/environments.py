@@ -13,15 +13,9 @@ from workbench.environments.schemas import (
     EnvironmentInfo,
     EnvironmentUpdate,
 )
-from workbench.environments.service import EnvironmentService
 from workbench.schemas.images import ImagePull
-from workbench_ext.handlers.base import (
-    API,
-    Resource,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-)
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas
 
 #: the path parameter of one environment's routes
 ENV = {"env_id": int}
@@ -30,15 +24,12 @@ ENV = {"env_id": int}
 class EnvironmentHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:environments"
 
-    @property
-    def environments(self) -> EnvironmentService:
-        return self.workbench.environments
-
 
 ENVIRONMENTS = Resource(
-    "Environment", EnvironmentHandlerBase, lambda wb: wb.environments, ENV, EnvironmentInfo
+    "Environment", EnvironmentHandlerBase, "environments", ENV, read=scopes.READ_ENVIRONMENTS
 )
 EnvironmentsHandler, EnvironmentHandler = ENVIRONMENTS.standard(
+    Schemas(EnvironmentInfo, EnvironmentCreate, EnvironmentUpdate, EnvironmentFilter),
     {
         "list": "Environments I can see: mine, public and preset",
         "create": "Create an environment (state draft)",
@@ -46,10 +37,6 @@ EnvironmentsHandler, EnvironmentHandler = ENVIRONMENTS.standard(
         "update": "Edit an environment (owner; admins for presets)",
         "delete": "Delete an environment no workspace uses",
     },
-    create=EnvironmentCreate,
-    update=EnvironmentUpdate,
-    filter=EnvironmentFilter,
-    scopes={"list": scopes.READ_ENVIRONMENTS, "get": scopes.READ_ENVIRONMENTS},
 )
 
 
@@ -65,41 +52,21 @@ class BuildHandler(EnvironmentHandlerBase):
     @web.authenticated
     @authorized
     async def post(self, env_id: str) -> None:
-        info = await self.run(self.environments.start_build, self.actor, int(env_id))
+        info = await self.run(self.workbench.environments.start_build, self.actor, int(env_id))
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/environments/{env_id}/log")
         self.reply(info, status=202)
 
 
-class ImageHandler(UploadHandler):
-    """PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
-    the background (202, with the job's id)."""
-
-    auth_resource = "workbench:environments"
-
-    async def check_upload(self, env_id: str) -> None:
-        await self.run(self.workbench.environments.check_upload, self.actor, int(env_id))
-
-    @operation(
-        "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
-        "then loaded in the background (a job: `job_id`; state building)",
-        response=EnvironmentInfo,
-        status=202,
-        body="archive",
-    )
-    @web.authenticated
-    @authorized
-    async def put(self, env_id: str) -> None:
-        with self.received() as stored:
-            info = await self.run(
-                self.workbench.environments.upload_image,
-                self.actor,
-                int(env_id),
-                stored,
-                wait=False,
-            )
-        self.reply(info, status=202)
-
-
+#: PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
+#: the background (202, with the job's id)
+ImageHandler = ENVIRONMENTS.upload(
+    "upload_image",
+    "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
+    "then loaded in the background (a job: `job_id`; state building)",
+    EnvironmentInfo,
+    202,
+    keywords={"wait": False},
+)
 #: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
 PullHandler = ENVIRONMENTS.action(
     "pull",

@@ -3,19 +3,18 @@ log and cancel. The panel and the CLI follow builds, image loads and training ru
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from workbench import scopes
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage
-from workbench_ext.handlers.base import API, Resource, WorkbenchHandler
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 #: the path parameter of one job's routes
 JOB = {"job_id": int}
 
 
-class JobLogQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class JobLogQuery(Strict):
     offset: int = Field(0, ge=0)
 
 
@@ -29,22 +28,19 @@ class JobHandlerBase(WorkbenchHandler):
         self.set_header("Cache-Control", "no-store")
 
 
-JOBS = Resource("Job", JobHandlerBase, lambda wb: wb.jobs, JOB, JobInfo)
+JOBS = Resource("Job", JobHandlerBase, "jobs", JOB, read=scopes.READ_JOBS)
 JobsHandler, JobHandler = JOBS.standard(
+    Schemas(JobInfo, filter=JobFilter),
     {
         "list": "My jobs, newest first (builds, image loads, training runs...); `all`: "
         "everyone's (admins)",
         "get": "One job: state, progress, message, result",
     },
-    filter=JobFilter,
-    scopes={"list": scopes.READ_JOBS, "get": scopes.READ_JOBS},
 )
-JobLogHandler = JOBS.action(
+JobLogHandler = JOBS.view(
     "tail",
     "The job's log from byte `offset` (whole lines while it runs)",
     JobLogPage,
-    http="get",
-    scope=scopes.READ_JOBS,
     query=JobLogQuery,
     spread=True,
 )

@@ -6,7 +6,7 @@ service's endpoint relayed through this server (``/services/{id}/endpoint/<path>
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -19,23 +19,19 @@ from workbench.deployments.schemas import (
     ServiceMetrics,
     ServiceStarted,
 )
-from workbench.deployments.service import DeploymentService
 from workbench.errors import ServiceUnreachable
-from workbench_ext.handlers.base import API, Resource, WorkbenchHandler, operation
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 #: the path parameter of one service's routes
 SERVICE = {"service_id": int}
 
 
-class ServiceScale(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServiceScale(Strict):
     replicas: int = Field(ge=0, le=32)
 
 
-class LogsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LogsQuery(Strict):
     #: one replica's log (its index); all of them without
     replica: int | None = Field(default=None, ge=0)
     tail: int = Field(default=200, ge=1, le=10_000)
@@ -44,13 +40,12 @@ class LogsQuery(BaseModel):
 class ServiceHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:services"
 
-    @property
-    def deployments(self) -> DeploymentService:
-        return self.workbench.deployments
 
-
-SERVICES = Resource("Service", ServiceHandlerBase, lambda wb: wb.deployments, SERVICE, ServiceInfo)
+SERVICES = Resource(
+    "Service", ServiceHandlerBase, "deployments", SERVICE, read=scopes.READ_SERVICES
+)
 ServicesHandler, ServiceHandler = SERVICES.standard(
+    Schemas(ServiceInfo, ServiceCreate),
     {
         "list": "Services I can see, newest first",
         "create": "Serve a model version: its default serving format (or format), replicas of "
@@ -60,9 +55,7 @@ ServicesHandler, ServiceHandler = SERVICES.standard(
         "get": "One service with each replica's state",
         "delete": "Remove a service and its replicas (owner)",
     },
-    create=ServiceCreate,
     overrides={"create": {"response": ServiceStarted, "status": 202}},
-    scopes={"list": scopes.READ_SERVICES, "get": scopes.READ_SERVICES},
 )
 ScaleHandler = SERVICES.action(
     "scale",
@@ -96,21 +89,17 @@ KeyHandler = SERVICES.action(
     ServiceKey,
 )
 #: GET /services/{id}/metrics: each running replica's counters now
-MetricsHandler = SERVICES.action(
+MetricsHandler = SERVICES.view(
     "metrics",
     "Each running replica's counters now (requests, errors, latency and batch-size "
     "histograms, queue depth); two readings give the rates",
     ServiceMetrics,
-    http="get",
-    scope=scopes.READ_SERVICES,
 )
 #: GET /services/{id}/logs?replica=&tail=: the replicas' last log lines
-LogsHandler = SERVICES.action(
+LogsHandler = SERVICES.view(
     "logs",
     "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
     list[ReplicaLog],
-    http="get",
-    scope=scopes.READ_SERVICES,
     query=LogsQuery,
     spread=True,
 )
@@ -145,9 +134,10 @@ class EndpointHandler(ServiceHandlerBase):
         await self._relay(int(service_id), path)
 
     async def _relay(self, service_id: int, path: str) -> None:
-        address = await self.run(self.deployments.address, self.actor, service_id)
+        deployments = self.workbench.deployments
+        address = await self.run(deployments.address, self.actor, service_id)
         headers = {k: v for k, v in self.request.headers.items() if k.lower() in self.FORWARDED}
-        headers["Authorization"] = f"Bearer {self.deployments.proxy.relay_key}"
+        headers["Authorization"] = f"Bearer {deployments.proxy.relay_key}"
         method = self.request.method or "GET"
         query = f"?{self.request.query}" if self.request.query else ""
         request = HTTPRequest(

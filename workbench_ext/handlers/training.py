@@ -13,7 +13,8 @@ from workbench.training.schemas import (
     TaskUpdate,
     TrainingRunInfo,
 )
-from workbench_ext.handlers.base import API, Resource, WorkbenchHandler, service_call
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource, Schemas
 
 #: the path parameter of one training task's routes
 TASK = {"task_id": int}
@@ -23,8 +24,9 @@ class TrainingHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:training"
 
 
-TASKS = Resource("Task", TrainingHandlerBase, lambda wb: wb.training, TASK, TaskInfo)
+TASKS = Resource("Task", TrainingHandlerBase, "training", TASK, read=scopes.READ_TRAINING)
 TasksHandler, TaskHandler = TASKS.standard(
+    Schemas(TaskInfo, TaskCreate, TaskUpdate, TaskFilter),
     {
         "list": "Training tasks I can see: mine and everyone's public ones",
         "create": 'Create a training task (a draft, or queued at once with "start": true)',
@@ -33,10 +35,6 @@ TasksHandler, TaskHandler = TASKS.standard(
         "delete": "Delete a task that is not queued or running, its runs, logs and metrics "
         "(owner); its model versions stay",
     },
-    create=TaskCreate,
-    update=TaskUpdate,
-    filter=TaskFilter,
-    scopes={"list": scopes.READ_TRAINING, "get": scopes.READ_TRAINING},
 )
 #: POST: queue a draft's first run (the runner starts it when there is room)
 StartHandler = TASKS.action("start", "Queue a draft's first run (owner)", TaskInfo)
@@ -54,15 +52,15 @@ RetryHandler = TASKS.action("retry", "Queue a new run of a finished task (owner)
 class MetricsHandler(TrainingHandlerBase):
     """A run's metrics grow while it runs: no answer is cached."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_TRAINING)
+    token_scopes = scopes.needs(GET=TASKS.read)
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
 
-    get = service_call(
+    get = TASKS.call(
+        "metrics",
         "The run's metric lines after line `after` (at most 5000); `job_id`: an earlier run",
-        lambda wb: wb.training.metrics,
         response=list[MetricPoint],
         path=TASK,
         query=MetricsQuery,
@@ -70,13 +68,7 @@ class MetricsHandler(TrainingHandlerBase):
     )
 
 
-RunsHandler = TASKS.action(
-    "runs",
-    "Every run of the task (its jobs)",
-    list[TrainingRunInfo],
-    http="get",
-    scope=scopes.READ_TRAINING,
-)
+RunsHandler = TASKS.view("runs", "Every run of the task (its jobs)", list[TrainingRunInfo])
 
 
 handlers = [

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict
 from tornado import web
 
 from workbench import scopes
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
-from workbench_ext.handlers.base import (
-    API,
-    Resource,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-)
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
 
 #: the path parameter of one workspace's routes
 WORKSPACE = {"workspace_id": int}
 
 
-class MemberAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberAdd(Strict):
     username: str
 
 
@@ -32,19 +24,19 @@ class WorkspaceHandlerBase(WorkbenchHandler):
 
 
 WORKSPACES = Resource(
-    "Workspace", WorkspaceHandlerBase, lambda wb: wb.workspaces, WORKSPACE, WorkspaceInfo
+    "Workspace", WorkspaceHandlerBase, "workspaces", WORKSPACE, read=scopes.READ_WORKSPACE
 )
 WorkspacesHandler, _ = WORKSPACES.standard(
+    Schemas(WorkspaceInfo, WorkspaceCreate),
     {
         "list": "Workspaces I own or am a member of",
         "create": "Create a workspace (folders and code; not started)",
     },
-    create=WorkspaceCreate,
 )
 
 
 class WorkspaceHandler(WorkspaceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
     get = WORKSPACES.call("get", "One workspace", response=WorkspaceInfo, path=WORKSPACE)
 
@@ -75,7 +67,7 @@ StopHandler = WORKSPACES.action("stop", "Stop it; files are kept", WorkspaceInfo
 class ReadyHandler(WorkspaceHandlerBase):
     """Whether the workspace's JupyterLab answers yet (409 when it is not running)."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
     @operation('Whether its JupyterLab answers yet: {"ready": bool}')
     @web.authenticated
@@ -88,7 +80,7 @@ class ReadyHandler(WorkspaceHandlerBase):
 class DownloadHandler(WorkspaceHandlerBase):
     """``code/`` or ``model/`` as a zip, streamed (owner and members)."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
     @operation("code/ or model/ as a zip (owner and members)")
     @web.authenticated
@@ -117,25 +109,13 @@ MemberHandler = WORKSPACES.action(
 )
 
 
-class CodeHandler(UploadHandler):
-    """PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing."""
-
-    auth_resource = "workbench:workspaces"
-
-    async def check_upload(self, workspace_id: str) -> None:
-        await self.run(self.workbench.workspaces.check_owner, self.actor, int(workspace_id))
-
-    @operation(
-        "Replace code/ with a zip or tar(.gz) (owner)", response=WorkspaceInfo, body="archive"
-    )
-    @web.authenticated
-    @authorized
-    async def put(self, workspace_id: str) -> None:
-        with self.received() as stored:
-            info = await self.run(
-                self.workbench.workspaces.upload_code, self.actor, int(workspace_id), stored
-            )
-        self.reply(info)
+#: PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing
+CodeHandler = WORKSPACES.upload(
+    "upload_code",
+    "Replace code/ with a zip or tar(.gz) (owner)",
+    WorkspaceInfo,
+    check="check_owner",
+)
 
 
 handlers = [

@@ -4,9 +4,9 @@ uploads of ``docker save`` tars (streamed to disk), pulls, and tars of a workspa
 
 from __future__ import annotations
 
-from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict
-from tornado import web
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from workbench import scopes
 from workbench.algorithms.schemas import (
@@ -17,139 +17,75 @@ from workbench.algorithms.schemas import (
     ImageFromWorkspace,
 )
 from workbench.schemas.images import ImagePull
-from workbench_ext.handlers.base import (
-    API,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-    service_call,
-)
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 KIND = "(train|predict)"
-#: the path parameters of one algorithm's routes, and of one of its images'
+#: the path parameters of one algorithm's routes
 ALGORITHM = {"algorithm_id": int}
-IMAGE = {"algorithm_id": int, "kind": str}
+#: how each way of giving an algorithm an image is called: on one of its images (its
+#: ``kind``), the request's fields as keywords, loaded in the background (202: a job, the
+#: image's ``job_id``)
+LOAD: dict[str, Any] = {
+    "response": AlgorithmInfo,
+    "status": 202,
+    "path": {"algorithm_id": int, "kind": str},
+    "spread": True,
+    "keywords": {"wait": False},
+}
 
 
 class AlgorithmHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:algorithms"
 
 
-class AlgorithmsHandler(AlgorithmHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS, POST=scopes.CREATE_ALGORITHMS)
-
-    get = service_call(
-        "Algorithms I can see: mine, public and preset",
-        lambda wb: wb.algorithms.list,
-        response=list[AlgorithmInfo],
-        query=AlgorithmFilter,
-    )
-    post = service_call(
-        "Register an algorithm (state draft): purpose, and how its train and predict images run",
-        lambda wb: wb.algorithms.create,
-        AlgorithmCreate,
-        AlgorithmInfo,
-        201,
-    )
-
-
-class AlgorithmHandler(AlgorithmHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ALGORITHMS)
-
-    get = service_call(
-        "One algorithm with both images",
-        lambda wb: wb.algorithms.get,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
-    patch = service_call(
-        "Edit an algorithm (owner; admins for presets); run settings only while not online",
-        lambda wb: wb.algorithms.update,
-        AlgorithmUpdate,
-        AlgorithmInfo,
-        path=ALGORITHM,
-    )
-    delete = service_call(
-        "Delete an algorithm no training task, model version or service uses, and its images",
-        lambda wb: wb.algorithms.delete,
-        status=204,
-        path=ALGORITHM,
-    )
+ALGORITHMS = Resource(
+    "Algorithm", AlgorithmHandlerBase, "algorithms", ALGORITHM, read=scopes.READ_ALGORITHMS
+)
+AlgorithmsHandler, AlgorithmHandler = ALGORITHMS.standard(
+    Schemas(AlgorithmInfo, AlgorithmCreate, AlgorithmUpdate, AlgorithmFilter),
+    {
+        "list": "Algorithms I can see: mine, public and preset",
+        "create": "Register an algorithm (state draft): purpose, and how its train and predict "
+        "images run",
+        "get": "One algorithm with both images",
+        "update": "Edit an algorithm (owner; admins for presets); run settings only while not "
+        "online",
+        "delete": "Delete an algorithm no training task, model version or service uses, and "
+        "its images",
+    },
+    scopes={"create": scopes.CREATE_ALGORITHMS},
+)
+PublishHandler = ALGORITHMS.action(
+    "publish", "Put it online (needs a ready training image with a command)", AlgorithmInfo
+)
+OfflineHandler = ALGORITHMS.action(
+    "take_offline", "Take it offline: new training tasks refuse it", AlgorithmInfo
+)
 
 
-class PublishHandler(AlgorithmHandlerBase):
-    post = service_call(
-        "Put it online (needs a ready training image with a command)",
-        lambda wb: wb.algorithms.publish,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
+class UploadQuery(Strict):
+    #: the uploaded file's name, kept as the image's source (its first 255 characters)
+    filename: Annotated[str, AfterValidator(lambda name: name[:255])] = ""
 
 
-class OfflineHandler(AlgorithmHandlerBase):
-    post = service_call(
-        "Take it offline: new training tasks refuse it",
-        lambda wb: wb.algorithms.take_offline,
-        response=AlgorithmInfo,
-        path=ALGORITHM,
-    )
-
-
-class UploadQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    #: the uploaded file's name, kept as the image's source
-    filename: str = ""
-
-
-class ImageHandler(UploadHandler):
-    """PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image."""
-
-    auth_resource = "workbench:algorithms"
-
-    async def check_upload(self, algorithm_id: str, kind: str) -> None:
-        await self.run(self.workbench.algorithms.check_upload, self.actor, int(algorithm_id), kind)
-
-    @operation(
-        "Upload a docker save tar as the train or predict image: checked (manifest, config, "
-        "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind> "
-        "in the background (a job: the image's `job_id`; state loading)",
-        response=AlgorithmInfo,
-        status=202,
-        query=("filename",),
-        body="archive",
-    )
-    @web.authenticated
-    @authorized
-    async def put(self, algorithm_id: str, kind: str) -> None:
-        filename = self.query(UploadQuery).filename[:255]
-        with self.received() as stored:
-            info = await self.run(
-                self.workbench.algorithms.upload_image,
-                self.actor,
-                int(algorithm_id),
-                kind,
-                stored,
-                filename,
-                wait=False,
-            )
-        self.reply(info, status=202)
-
-
-class PullHandler(AlgorithmHandlerBase):
-    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
-
-    post = service_call(
-        "docker pull an image as the train or predict image, in the background (a job; "
-        "Docker Engine backends, 501 elsewhere)",
-        lambda wb: wb.algorithms.pull_image,
-        ImagePull,
-        AlgorithmInfo,
-        202,
-        path=IMAGE,
-        spread=True,
-        keywords={"wait": False},
-    )
+#: PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image
+ImageHandler = ALGORITHMS.upload(
+    "upload_image",
+    "Upload a docker save tar as the train or predict image: checked (manifest, config, "
+    "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind> "
+    "in the background (a job: the image's `job_id`; state loading)",
+    query=UploadQuery,
+    **LOAD,
+)
+#: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
+PullHandler = ALGORITHMS.action(
+    "pull_image",
+    "docker pull an image as the train or predict image, in the background (a job; "
+    "Docker Engine backends, 501 elsewhere)",
+    request=ImagePull,
+    **LOAD,
+)
 
 
 class FromWorkspaceHandler(AlgorithmHandlerBase):
@@ -161,16 +97,12 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
         """The workspace the tar comes from, for a workspace token (its own only)."""
         return self.parse(ImageFromWorkspace).workspace_id
 
-    post = service_call(
+    post = ALGORITHMS.call(
+        "image_from_workspace",
         "Check docker_image/<kind>-<name>.tar of a workspace I own or am a member of, then "
         "load it as the image in the background (a job)",
-        lambda wb: wb.algorithms.image_from_workspace,
-        ImageFromWorkspace,
-        AlgorithmInfo,
-        202,
-        path=IMAGE,
-        spread=True,
-        keywords={"wait": False},
+        request=ImageFromWorkspace,
+        **LOAD,
     )
 
 

@@ -2,8 +2,9 @@
 (:mod:`workbench.scopes`: each handler names the scope a method needs in
 :attr:`WorkbenchHandler.token_scopes`, checked in :meth:`WorkbenchHandler.prepare` for
 every route), what each method is (:func:`operation`: the one place an operation is
-declared; the OpenAPI document is generated from it), the methods that are one call of a
-service (:func:`service_call`), JSON in and out, errors.
+declared; the OpenAPI document is generated from it), uploads streamed to disk
+(:class:`UploadHandler`), JSON in and out, errors. The handlers that are each one call of
+a service are declared in :mod:`workbench_ext.handlers.resource`.
 
 Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 ``{"error": code, "message": ..., "details": {...}}``; internals never leak.
@@ -12,15 +13,13 @@ Errors are rendered in one place (:meth:`WorkbenchHandler.write_error`) as
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
@@ -86,63 +85,6 @@ def operation(
         return method
 
     return declare
-
-
-def service_call(
-    summary: str,
-    service: Callable[[Workbench], Callable[..., Any]],
-    request: type[BaseModel] | None = None,
-    response: Any = None,
-    status: int = 200,
-    *,
-    path: Mapping[str, Callable[[str], Any]] | None = None,
-    query: type[BaseModel] | None = None,
-    spread: bool = False,
-    keywords: Mapping[str, Any] | None = None,
-) -> Callable[..., Awaitable[None]]:
-    """A handler method that is one call of a service method, declared as :func:`operation`
-    declares a written one (``query``'s fields are the query parameters)::
-
-        get = service_call(
-            "One environment",
-            lambda wb: wb.environments.get,
-            response=EnvironmentInfo,
-            path={"env_id": int},
-        )
-
-    It calls ``service(workbench)`` off the event loop with the actor, the route's path
-    parameters (``path``: their names, as the document gives them, and types, in order),
-    the body parsed as ``request`` and the query parsed as ``query``, each whole or, with
-    ``spread``, field by field as keywords, then ``keywords``; what that returns is the
-    reply (none for a 204). Each call makes a new method, so a route's method is its own
-    (and declares its own operation)."""
-    converters = dict(path or {})
-
-    async def method(self: WorkbenchHandler, *args: str) -> None:
-        values: list[Any] = [
-            convert(arg) for convert, arg in zip(converters.values(), args, strict=True)
-        ]
-        parsed = [self.parse(request)] if request is not None else []
-        if query is not None:
-            parsed.append(self.query(query))
-        named = dict(keywords or {})
-        if spread:
-            named.update(field for model in parsed for field in model)
-        else:
-            values += parsed
-        result = await self.run(service(self.workbench), self.actor, *values, **named)
-        if status == 204:
-            self.set_status(204)
-            self.finish()
-        else:
-            self.reply(result, status=status)
-
-    params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY) for name in converters]
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = inspect.Signature([self_param, *params])  # type: ignore[attr-defined]
-    fields = tuple(query.model_fields) if query is not None else ()
-    declare = operation(summary, request, response, status, query=fields)
-    return declare(web.authenticated(authorized(method)))
 
 
 NO_AUTH = Unauthenticated(

@@ -11,7 +11,8 @@ from workbench.workspaces.schemas import (
     WorkspaceBuildRequest,
     WorkspaceBuildStarted,
 )
-from workbench_ext.handlers.base import API, WorkbenchHandler, service_call
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource
 from workbench_ext.handlers.workspaces import WORKSPACE
 
 
@@ -19,45 +20,29 @@ class BuildsHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
 
-class WorkspaceBuildHandler(BuildsHandlerBase):
-    token_scopes = scopes.needs(POST=scopes.BUILD_WORKSPACE)
-
-    post = service_call(
-        "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members), as a job "
-        "(202): GET /jobs/<job_id>/log follows its log; 409 while the same tar is built",
-        lambda wb: wb.builds.build,
-        WorkspaceBuildRequest,
-        WorkspaceBuildStarted,
-        202,
-        path=WORKSPACE,
-        spread=True,
-    )
-
-
-class WorkspaceImagesHandler(BuildsHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
-
-    get = service_call(
-        "The docker save tars in the workspace's docker_image/",
-        lambda wb: wb.builds.images,
-        response=list[ImageTarInfo],
-        path=WORKSPACE,
-    )
-
-
-class WorkspaceImageHandler(BuildsHandlerBase):
-    """GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
-    (naming, tags, config, digest, size, layers, problems), loading nothing."""
-
-    token_scopes = scopes.needs(GET=scopes.BUILD_WORKSPACE)
-
-    get = service_call(
-        "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
-        "config, digest, size, layers, problems; nothing is loaded (owner, members)",
-        lambda wb: wb.builds.inspect_tar,
-        response=TarReport,
-        path={"workspace_id": int, "filename": str},
-    )
+BUILDS = Resource("Workspace", BuildsHandlerBase, "builds", WORKSPACE, read=scopes.BUILD_WORKSPACE)
+WorkspaceBuildHandler = BUILDS.action(
+    "build",
+    "Build code/<project> into docker_image/<kind>-<name>.tar (owner, members), as a job "
+    "(202): GET /jobs/<job_id>/log follows its log; 409 while the same tar is built",
+    WorkspaceBuildStarted,
+    202,
+    scope=scopes.BUILD_WORKSPACE,
+    request=WorkspaceBuildRequest,
+    spread=True,
+)
+WorkspaceImagesHandler = BUILDS.view(
+    "images", "The docker save tars in the workspace's docker_image/", list[ImageTarInfo]
+)
+#: GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
+#: (naming, tags, config, digest, size, layers, problems), loading nothing
+WorkspaceImageHandler = BUILDS.view(
+    "inspect_tar",
+    "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
+    "config, digest, size, layers, problems; nothing is loaded (owner, members)",
+    TarReport,
+    path={"workspace_id": int, "filename": str},
+)
 
 
 handlers = [

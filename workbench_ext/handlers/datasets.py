@@ -6,7 +6,7 @@ import mimetypes
 from pathlib import Path
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tornado import web
 
 from workbench import scopes
@@ -18,13 +18,8 @@ from workbench.datasets.schemas import (
     SamplePage,
 )
 from workbench.enums import Split
-from workbench_ext.handlers.base import (
-    API,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-    service_call,
-)
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 SPLIT = "(train|test)"
 #: the path parameter of one dataset's routes
@@ -35,59 +30,19 @@ class DatasetHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:datasets"
 
 
-class DatasetsHandler(DatasetHandlerBase):
-    get = service_call(
-        "Datasets I can see",
-        lambda wb: wb.datasets.list,
-        response=list[DatasetInfo],
-        query=DatasetFilter,
-    )
-    post = service_call(
-        "Create a dataset (state draft)",
-        lambda wb: wb.datasets.create,
-        DatasetCreate,
-        DatasetInfo,
-        201,
-    )
-
-
-class DatasetHandler(DatasetHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
-
-    get = service_call(
-        "One dataset with its splits, reports and statistics",
-        lambda wb: wb.datasets.get,
-        response=DatasetInfo,
-        path=DATASET,
-    )
-    patch = service_call(
-        "Edit a dataset (owner)",
-        lambda wb: wb.datasets.update,
-        DatasetUpdate,
-        DatasetInfo,
-        path=DATASET,
-    )
-    delete = service_call(
-        "Delete a dataset no task or workspace uses",
-        lambda wb: wb.datasets.delete,
-        status=204,
-        path=DATASET,
-    )
-
-
-class PublishHandler(DatasetHandlerBase):
-    post = service_call(
-        "Put a dataset online", lambda wb: wb.datasets.publish, response=DatasetInfo, path=DATASET
-    )
-
-
-class OfflineHandler(DatasetHandlerBase):
-    post = service_call(
-        "Take a dataset offline",
-        lambda wb: wb.datasets.take_offline,
-        response=DatasetInfo,
-        path=DATASET,
-    )
+DATASETS = Resource("Dataset", DatasetHandlerBase, "datasets", DATASET, read=scopes.READ_DATASETS)
+DatasetsHandler, DatasetHandler = DATASETS.standard(
+    Schemas(DatasetInfo, DatasetCreate, DatasetUpdate, DatasetFilter),
+    {
+        "list": "Datasets I can see",
+        "create": "Create a dataset (state draft)",
+        "get": "One dataset with its splits, reports and statistics",
+        "update": "Edit a dataset (owner)",
+        "delete": "Delete a dataset no task or workspace uses",
+    },
+)
+PublishHandler = DATASETS.action("publish", "Put a dataset online", DatasetInfo)
+OfflineHandler = DATASETS.action("take_offline", "Take a dataset offline", DatasetInfo)
 
 
 class ArchiveHandler(UploadHandler):
@@ -126,30 +81,25 @@ class ArchiveHandler(UploadHandler):
         self.reply(info)
 
 
-class SampleQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SampleQuery(Strict):
     offset: int = Field(0, ge=0)
     limit: int = Field(20, ge=1, le=200)
 
 
-class SamplesHandler(DatasetHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
-
-    get = service_call(
-        "A page of samples for preview",
-        lambda wb: wb.datasets.samples,
-        response=SamplePage,
-        path={"dataset_id": int, "split": Split},
-        query=SampleQuery,
-        spread=True,
-    )
+SamplesHandler = DATASETS.view(
+    "samples",
+    "A page of samples for preview",
+    SamplePage,
+    path={"dataset_id": int, "split": Split},
+    query=SampleQuery,
+    spread=True,
+)
 
 
 class SampleFileHandler(DatasetHandlerBase):
     """The raw bytes of one sample (an image or a text), for previews."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_DATASETS)
+    token_scopes = scopes.needs(GET=DATASETS.read)
 
     @operation("The raw file of one sample")
     @web.authenticated

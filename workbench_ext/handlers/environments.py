@@ -13,15 +13,9 @@ from workbench.environments.schemas import (
     EnvironmentInfo,
     EnvironmentUpdate,
 )
-from workbench.environments.service import EnvironmentService
 from workbench.schemas.images import ImagePull
-from workbench_ext.handlers.base import (
-    API,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-    service_call,
-)
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas
 
 #: the path parameter of one environment's routes
 ENV = {"env_id": int}
@@ -30,48 +24,20 @@ ENV = {"env_id": int}
 class EnvironmentHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:environments"
 
-    @property
-    def environments(self) -> EnvironmentService:
-        return self.workbench.environments
 
-
-class EnvironmentsHandler(EnvironmentHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
-
-    get = service_call(
-        "Environments I can see: mine, public and preset",
-        lambda wb: wb.environments.list,
-        response=list[EnvironmentInfo],
-        query=EnvironmentFilter,
-    )
-    post = service_call(
-        "Create an environment (state draft)",
-        lambda wb: wb.environments.create,
-        EnvironmentCreate,
-        EnvironmentInfo,
-        201,
-    )
-
-
-class EnvironmentHandler(EnvironmentHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_ENVIRONMENTS)
-
-    get = service_call(
-        "One environment", lambda wb: wb.environments.get, response=EnvironmentInfo, path=ENV
-    )
-    patch = service_call(
-        "Edit an environment (owner; admins for presets)",
-        lambda wb: wb.environments.update,
-        EnvironmentUpdate,
-        EnvironmentInfo,
-        path=ENV,
-    )
-    delete = service_call(
-        "Delete an environment no workspace uses",
-        lambda wb: wb.environments.delete,
-        status=204,
-        path=ENV,
-    )
+ENVIRONMENTS = Resource(
+    "Environment", EnvironmentHandlerBase, "environments", ENV, read=scopes.READ_ENVIRONMENTS
+)
+EnvironmentsHandler, EnvironmentHandler = ENVIRONMENTS.standard(
+    Schemas(EnvironmentInfo, EnvironmentCreate, EnvironmentUpdate, EnvironmentFilter),
+    {
+        "list": "Environments I can see: mine, public and preset",
+        "create": "Create an environment (state draft)",
+        "get": "One environment",
+        "update": "Edit an environment (owner; admins for presets)",
+        "delete": "Delete an environment no workspace uses",
+    },
+)
 
 
 class BuildHandler(EnvironmentHandlerBase):
@@ -86,65 +52,39 @@ class BuildHandler(EnvironmentHandlerBase):
     @web.authenticated
     @authorized
     async def post(self, env_id: str) -> None:
-        info = await self.run(self.environments.start_build, self.actor, int(env_id))
+        info = await self.run(self.workbench.environments.start_build, self.actor, int(env_id))
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/environments/{env_id}/log")
         self.reply(info, status=202)
 
 
-class ImageHandler(UploadHandler):
-    """PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
-    the background (202, with the job's id)."""
-
-    auth_resource = "workbench:environments"
-
-    async def check_upload(self, env_id: str) -> None:
-        await self.run(self.workbench.environments.check_upload, self.actor, int(env_id))
-
-    @operation(
-        "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
-        "then loaded in the background (a job: `job_id`; state building)",
-        response=EnvironmentInfo,
-        status=202,
-        body="archive",
-    )
-    @web.authenticated
-    @authorized
-    async def put(self, env_id: str) -> None:
-        with self.received() as stored:
-            info = await self.run(
-                self.workbench.environments.upload_image,
-                self.actor,
-                int(env_id),
-                stored,
-                wait=False,
-            )
-        self.reply(info, status=202)
-
-
-class PullHandler(EnvironmentHandlerBase):
-    """POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)."""
-
-    post = service_call(
-        "docker pull an image as its image, in the background (a job: `job_id`; Docker "
-        "Engine backends, 501 elsewhere)",
-        lambda wb: wb.environments.pull,
-        ImagePull,
-        EnvironmentInfo,
-        202,
-        path=ENV,
-        spread=True,
-        keywords={"wait": False},
-    )
-
-
-class PresetsHandler(EnvironmentHandlerBase):
-    """POST: register one preset environment per ``envs/`` definition (admins)."""
-
-    post = service_call(
-        "Register one preset environment per envs/ definition (admins; idempotent)",
-        lambda wb: wb.environments.sync_presets,
-        response=list[EnvironmentInfo],
-    )
+#: PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
+#: the background (202, with the job's id)
+ImageHandler = ENVIRONMENTS.upload(
+    "upload_image",
+    "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
+    "then loaded in the background (a job: `job_id`; state building)",
+    EnvironmentInfo,
+    202,
+    keywords={"wait": False},
+)
+#: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
+PullHandler = ENVIRONMENTS.action(
+    "pull",
+    "docker pull an image as its image, in the background (a job: `job_id`; Docker "
+    "Engine backends, 501 elsewhere)",
+    EnvironmentInfo,
+    202,
+    request=ImagePull,
+    spread=True,
+    keywords={"wait": False},
+)
+#: POST: register one preset environment per ``envs/`` definition (admins)
+PresetsHandler = ENVIRONMENTS.action(
+    "sync_presets",
+    "Register one preset environment per envs/ definition (admins; idempotent)",
+    list[EnvironmentInfo],
+    path=None,
+)
 
 
 handlers = [

@@ -3,19 +3,18 @@ log and cancel. The panel and the CLI follow builds, image loads and training ru
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from workbench import scopes
 from workbench.jobs.schemas import JobFilter, JobInfo, JobLogPage
-from workbench_ext.handlers.base import API, WorkbenchHandler, service_call
+from workbench_ext.handlers.base import API, WorkbenchHandler
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 #: the path parameter of one job's routes
 JOB = {"job_id": int}
 
 
-class JobLogQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class JobLogQuery(Strict):
     offset: int = Field(0, ge=0)
 
 
@@ -29,49 +28,28 @@ class JobHandlerBase(WorkbenchHandler):
         self.set_header("Cache-Control", "no-store")
 
 
-class JobsHandler(JobHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
-
-    get = service_call(
-        "My jobs, newest first (builds, image loads, training runs...); `all`: everyone's (admins)",
-        lambda wb: wb.jobs.list,
-        response=list[JobInfo],
-        query=JobFilter,
-    )
-
-
-class JobHandler(JobHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
-
-    get = service_call(
-        "One job: state, progress, message, result",
-        lambda wb: wb.jobs.get,
-        response=JobInfo,
-        path=JOB,
-    )
-
-
-class JobLogHandler(JobHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_JOBS)
-
-    get = service_call(
-        "The job's log from byte `offset` (whole lines while it runs)",
-        lambda wb: wb.jobs.tail,
-        response=JobLogPage,
-        path=JOB,
-        query=JobLogQuery,
-        spread=True,
-    )
-
-
-class JobCancelHandler(JobHandlerBase):
-    post = service_call(
-        "Cancel it: a queued job stops at once, a running one at its next step (a "
-        "container: SIGTERM, SIGKILL after 10 s)",
-        lambda wb: wb.jobs.cancel,
-        response=JobInfo,
-        path=JOB,
-    )
+JOBS = Resource("Job", JobHandlerBase, "jobs", JOB, read=scopes.READ_JOBS)
+JobsHandler, JobHandler = JOBS.standard(
+    Schemas(JobInfo, filter=JobFilter),
+    {
+        "list": "My jobs, newest first (builds, image loads, training runs...); `all`: "
+        "everyone's (admins)",
+        "get": "One job: state, progress, message, result",
+    },
+)
+JobLogHandler = JOBS.view(
+    "tail",
+    "The job's log from byte `offset` (whole lines while it runs)",
+    JobLogPage,
+    query=JobLogQuery,
+    spread=True,
+)
+JobCancelHandler = JOBS.action(
+    "cancel",
+    "Cancel it: a queued job stops at once, a running one at its next step (a "
+    "container: SIGTERM, SIGKILL after 10 s)",
+    JobInfo,
+)
 
 
 handlers = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict
 from tornado import web
 
 from workbench import scopes
@@ -32,23 +31,15 @@ from workbench.models.schemas import (
     VersionComparison,
     VersionUpdate,
 )
-from workbench_ext.handlers.base import (
-    API,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-    service_call,
-    validate,
-)
+from workbench_ext.handlers.base import API, UploadHandler, WorkbenchHandler, operation, validate
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 #: route groups: a tag's key (URL-encoded), an alias
 TAG = r"([^/]+)"
 ALIAS = r"([A-Za-z][A-Za-z0-9_.-]*)"
-#: the path parameters of a model's routes, a version's, and of a tag or an alias of them
+#: the path parameters of a model's routes, a version's, and of an alias of a model
 MODEL = {"model_id": int}
 VERSION = {"version_id": int}
-MODEL_TAG = {"model_id": int, "key": str}
-VERSION_TAG = {"version_id": int, "key": str}
 MODEL_ALIAS = {"model_id": int, "alias": str}
 
 
@@ -56,174 +47,120 @@ class ModelHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:models"
 
 
-class ModelsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "Models I can see, each with its latest version; tag is `key` or `key=value` (the "
-        "model's or a version's), framework any version's",
-        lambda wb: wb.models.list,
-        response=list[ModelInfo],
-        query=ModelFilter,
-    )
-
-
-class ModelHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "One model with all its versions",
-        lambda wb: wb.models.get,
-        response=ModelDetail,
-        path=MODEL,
-    )
-    patch = service_call(
-        "Edit a model: name, description, purpose, visibility (owner)",
-        lambda wb: wb.models.update,
-        ModelUpdate,
-        ModelDetail,
-        path=MODEL,
-    )
-    delete = service_call(
-        "Delete a model with its versions and files (owner); 409 while a service uses one",
-        lambda wb: wb.models.delete,
-        status=204,
-        path=MODEL,
-    )
+MODELS = Resource("Model", ModelHandlerBase, "models", MODEL, read=scopes.READ_MODELS)
+ModelsHandler, ModelHandler = MODELS.standard(
+    Schemas(ModelDetail, update=ModelUpdate, filter=ModelFilter),
+    {
+        "list": "Models I can see, each with its latest version; tag is `key` or `key=value` "
+        "(the model's or a version's), framework any version's",
+        "get": "One model with all its versions",
+        "update": "Edit a model: name, description, purpose, visibility (owner)",
+        "delete": "Delete a model with its versions and files (owner); 409 while a service "
+        "uses one",
+    },
+    overrides={"list": {"response": list[ModelInfo]}},
+)
+#: a model's versions: the model registry's methods of a version
+VERSIONS = Resource("Version", ModelHandlerBase, "models", VERSION, read=scopes.READ_MODELS)
+_, ModelVersionHandler = VERSIONS.standard(
+    Schemas(ModelVersionInfo, update=VersionUpdate),
+    {
+        "get": "One model version: files, evaluation and lineage",
+        "update": "Edit a version's description",
+        "delete": "Delete a version and its files (owner); 409 while a service, an alias or "
+        "an unfinished task uses it",
+    },
+    methods={"get": "get_version", "update": "update_version", "delete": "delete_version"},
+)
+#: a version's formats and benchmarks
+CONVERSIONS = Resource(
+    "Conversion", ModelHandlerBase, "conversions", VERSION, read=scopes.READ_MODELS
+)
 
 
-class ModelTagHandler(ModelHandlerBase):
-    put = service_call(
-        "Set a tag on a model (owner); its tags",
-        lambda wb: wb.models.set_tag,
-        TagValue,
-        path=MODEL_TAG,
-        spread=True,
-    )
-    delete = service_call(
-        "Remove a model's tag (owner); its tags", lambda wb: wb.models.delete_tag, path=MODEL_TAG
-    )
+def tag_handler(items: Resource, tag: str, summaries: tuple[str, str]) -> type[WorkbenchHandler]:
+    """The handler of one tag (its ``key``) of ``items``: PUT {value} sets it (the
+    service's ``set_<tag>``), DELETE removes it (``delete_<tag>``); ``summaries``: theirs."""
+    path = {**items.path, "key": str}
+    put, delete = summaries
+    members = {
+        "put": items.call(f"set_{tag}", put, request=TagValue, path=path, spread=True),
+        "delete": items.call(f"delete_{tag}", delete, path=path),
+    }
+    return items.handler(f"{items.name}TagHandler", members)
 
 
-class VersionTagHandler(ModelHandlerBase):
-    put = service_call(
-        "Set a tag on a version (owner)",
-        lambda wb: wb.models.set_version_tag,
-        TagValue,
-        path=VERSION_TAG,
-        spread=True,
-    )
-    delete = service_call(
-        "Remove a version's tag (owner)",
-        lambda wb: wb.models.delete_version_tag,
-        path=VERSION_TAG,
-    )
+ModelTagHandler = tag_handler(
+    MODELS,
+    "tag",
+    ("Set a tag on a model (owner); its tags", "Remove a model's tag (owner); its tags"),
+)
+VersionTagHandler = tag_handler(
+    VERSIONS, "version_tag", ("Set a tag on a version (owner)", "Remove a version's tag (owner)")
+)
 
 
 class AliasHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+    """GET, PUT {version}, DELETE one alias of a model."""
 
-    get = service_call(
-        "The version an alias points at",
-        lambda wb: wb.models.by_alias,
-        response=ModelVersionInfo,
-        path=MODEL_ALIAS,
+    token_scopes = scopes.needs(GET=MODELS.read)
+
+    get = MODELS.call(
+        "by_alias", "The version an alias points at", response=ModelVersionInfo, path=MODEL_ALIAS
     )
-    put = service_call(
+    put = MODELS.call(
+        "set_alias",
         "Point an alias at a version number, made or moved in one step (owner); the aliases",
-        lambda wb: wb.models.set_alias,
-        AliasTarget,
+        request=AliasTarget,
         path=MODEL_ALIAS,
         spread=True,
     )
-    delete = service_call(
-        "Remove an alias (owner); the aliases", lambda wb: wb.models.delete_alias, path=MODEL_ALIAS
-    )
+    delete = MODELS.call("delete_alias", "Remove an alias (owner); the aliases", path=MODEL_ALIAS)
 
 
-class ModelVersionHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "One model version: files, evaluation and lineage",
-        lambda wb: wb.models.get_version,
-        response=ModelVersionInfo,
-        path=VERSION,
-    )
-    patch = service_call(
-        "Edit a version's description",
-        lambda wb: wb.models.update_version,
-        VersionUpdate,
-        ModelVersionInfo,
-        path=VERSION,
-    )
-    delete = service_call(
-        "Delete a version and its files (owner); 409 while a service, an alias or an "
-        "unfinished task uses it",
-        lambda wb: wb.models.delete_version,
-        status=204,
-        path=VERSION,
-    )
+ConversionsHandler = CONVERSIONS.action(
+    "convert",
+    "Convert a version (owner) to deployment formats, each checked against the native "
+    "model, as a job (202; formats default to all its native kind converts to); 409 "
+    "while one of them is converting",
+    ConversionStarted,
+    202,
+    scope=scopes.CONVERT_MODELS,
+    request=ConversionRequest,
+)
+FormatsHandler = CONVERSIONS.view(
+    "formats", "A version's converted formats: state, check, file", list[FormatInfo]
+)
 
 
-class ConversionsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(POST=scopes.CONVERT_MODELS)
-
-    post = service_call(
-        "Convert a version (owner) to deployment formats, each checked against the native "
-        "model, as a job (202; formats default to all its native kind converts to); 409 "
-        "while one of them is converting",
-        lambda wb: wb.conversions.convert,
-        ConversionRequest,
-        ConversionStarted,
-        202,
-        path=VERSION,
-    )
-
-
-class FormatsHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
-
-    get = service_call(
-        "A version's converted formats: state, check, file",
-        lambda wb: wb.conversions.formats,
-        response=list[FormatInfo],
-        path=VERSION,
-    )
-
-
-class MachineQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MachineQuery(Strict):
     machine: str | None = None
 
 
 class BenchmarksHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS, POST=scopes.BENCHMARK_MODELS)
+    token_scopes = scopes.needs(GET=CONVERSIONS.read, POST=scopes.BENCHMARK_MODELS)
 
-    get = service_call(
+    get = CONVERSIONS.call(
+        "benchmarks",
         "A version's benchmark on one machine (default: the newest): p50/p95/p99, "
         "throughput, memory per format and batch size; the best per latency budget",
-        lambda wb: wb.conversions.benchmarks,
         response=BenchmarkReport,
         path=VERSION,
         query=MachineQuery,
         spread=True,
     )
-    post = service_call(
+    post = CONVERSIONS.call(
+        "benchmark",
         "Benchmark a version (owner): the native model and its verified formats at batch "
         "sizes 1, 2, 4, ... up to max_batch, as a job (202); 409 while one runs",
-        lambda wb: wb.conversions.benchmark,
-        BenchmarkRequest,
-        BenchmarkStarted,
-        202,
+        request=BenchmarkRequest,
+        response=BenchmarkStarted,
+        status=202,
         path=VERSION,
     )
 
 
-class CompareQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompareQuery(Strict):
     #: version ids, comma-separated
     ids: str
 
@@ -238,7 +175,7 @@ class CompareQuery(BaseModel):
 
 
 class CompareHandler(ModelHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+    token_scopes = scopes.needs(GET=MODELS.read)
 
     @operation(
         "Two or more versions side by side (ids=3,5): parameters, metrics, what differs",
@@ -252,9 +189,7 @@ class CompareHandler(ModelHandlerBase):
         self.reply(await self.run(self.workbench.models.compare, self.actor, ids))
 
 
-class FormatQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FormatQuery(Strict):
     #: a verified format instead of the native files
     format: str | None = None
 
@@ -263,7 +198,7 @@ class VersionDownloadHandler(ModelHandlerBase):
     """A version's native files (or, with ``?format=``, a verified format's) as a zip,
     streamed."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_MODELS)
+    token_scopes = scopes.needs(GET=VERSIONS.read)
 
     @operation(
         "The version's native files (or ?format=onnx: a verified format's) as a zip",

@@ -6,7 +6,7 @@ service's endpoint relayed through this server (``/services/{id}/endpoint/<path>
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -19,23 +19,19 @@ from workbench.deployments.schemas import (
     ServiceMetrics,
     ServiceStarted,
 )
-from workbench.deployments.service import DeploymentService
 from workbench.errors import ServiceUnreachable
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 
 #: the path parameter of one service's routes
 SERVICE = {"service_id": int}
 
 
-class ServiceScale(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServiceScale(Strict):
     replicas: int = Field(ge=0, le=32)
 
 
-class LogsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LogsQuery(Strict):
     #: one replica's log (its index); all of them without
     replica: int | None = Field(default=None, ge=0)
     tail: int = Field(default=200, ge=1, le=10_000)
@@ -44,123 +40,69 @@ class LogsQuery(BaseModel):
 class ServiceHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:services"
 
-    @property
-    def deployments(self) -> DeploymentService:
-        return self.workbench.deployments
 
-
-class ServicesHandler(ServiceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "Services I can see, newest first",
-        lambda wb: wb.deployments.list,
-        response=list[ServiceInfo],
-    )
-    post = service_call(
-        "Serve a model version: its default serving format (or format), replicas of the model "
-        "server in its environment image; a deploy job (202). The answer's service.key is the "
-        "endpoint's key (Authorization: Bearer <key>), given this once; public_endpoint: true "
-        "opens the endpoint to anyone, on purpose",
-        lambda wb: wb.deployments.create,
-        ServiceCreate,
-        ServiceStarted,
-        202,
-    )
-
-
-class ServiceHandler(ServiceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "One service with each replica's state",
-        lambda wb: wb.deployments.get,
-        response=ServiceInfo,
-        path=SERVICE,
-    )
-    delete = service_call(
-        "Remove a service and its replicas (owner)",
-        lambda wb: wb.deployments.delete,
-        status=204,
-        path=SERVICE,
-    )
-
-
-class ScaleHandler(ServiceHandlerBase):
-    post = service_call(
-        "Set the number of replicas (owner); a deploy job (202)",
-        lambda wb: wb.deployments.scale,
-        ServiceScale,
-        ServiceStarted,
-        202,
-        path=SERVICE,
-        spread=True,
-    )
-
-
-def action_handler(action: str, summary: str) -> type[ServiceHandlerBase]:
-    """The handler of ``POST /services/{id}/<action>`` (stop, start, restart): the
-    deployment service's method of that name, a deploy job (202); each its own class, so
-    that each route declares its own operation."""
-    post = service_call(
-        summary,
-        lambda wb: getattr(wb.deployments, action),
-        response=ServiceStarted,
-        status=202,
-        path=SERVICE,
-    )
-    return type(f"{action.title()}Handler", (ServiceHandlerBase,), {"post": post})
-
-
-StopHandler = action_handler(
-    "stop", "Replicas to 0, the service and its settings kept (owner); a deploy job (202)"
+SERVICES = Resource(
+    "Service", ServiceHandlerBase, "deployments", SERVICE, read=scopes.READ_SERVICES
 )
-StartHandler = action_handler("start", "Its replicas again (owner); a deploy job (202)")
-RestartHandler = action_handler(
-    "restart", "Every replica replaced by a new one (owner); a deploy job (202)"
+ServicesHandler, ServiceHandler = SERVICES.standard(
+    Schemas(ServiceInfo, ServiceCreate),
+    {
+        "list": "Services I can see, newest first",
+        "create": "Serve a model version: its default serving format (or format), replicas of "
+        "the model server in its environment image; a deploy job (202). The answer's "
+        "service.key is the endpoint's key (Authorization: Bearer <key>), given this once; "
+        "public_endpoint: true opens the endpoint to anyone, on purpose",
+        "get": "One service with each replica's state",
+        "delete": "Remove a service and its replicas (owner)",
+    },
+    overrides={"create": {"response": ServiceStarted, "status": 202}},
 )
-
-
-class KeyHandler(ServiceHandlerBase):
-    """POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
-    owner's; the old key is refused once this answers)."""
-
-    post = service_call(
-        "A new key for the service's endpoint (owner), given this once; the old one is "
-        "refused from this answer on",
-        lambda wb: wb.deployments.rotate_key,
-        response=ServiceKey,
-        path=SERVICE,
-    )
-
-
-class MetricsHandler(ServiceHandlerBase):
-    """GET /services/{id}/metrics: each running replica's counters now."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "Each running replica's counters now (requests, errors, latency and batch-size "
-        "histograms, queue depth); two readings give the rates",
-        lambda wb: wb.deployments.metrics,
-        response=ServiceMetrics,
-        path=SERVICE,
-    )
-
-
-class LogsHandler(ServiceHandlerBase):
-    """GET /services/{id}/logs?replica=&tail=: the replicas' last log lines."""
-
-    token_scopes = scopes.needs(GET=scopes.READ_SERVICES)
-
-    get = service_call(
-        "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
-        lambda wb: wb.deployments.logs,
-        response=list[ReplicaLog],
-        path=SERVICE,
-        query=LogsQuery,
-        spread=True,
-    )
+ScaleHandler = SERVICES.action(
+    "scale",
+    "Set the number of replicas (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+    request=ServiceScale,
+    spread=True,
+)
+StopHandler = SERVICES.action(
+    "stop",
+    "Replicas to 0, the service and its settings kept (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+)
+StartHandler = SERVICES.action(
+    "start", "Its replicas again (owner); a deploy job (202)", ServiceStarted, 202
+)
+RestartHandler = SERVICES.action(
+    "restart",
+    "Every replica replaced by a new one (owner); a deploy job (202)",
+    ServiceStarted,
+    202,
+)
+#: POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
+#: owner's; the old key is refused once this answers)
+KeyHandler = SERVICES.action(
+    "rotate_key",
+    "A new key for the service's endpoint (owner), given this once; the old one is "
+    "refused from this answer on",
+    ServiceKey,
+)
+#: GET /services/{id}/metrics: each running replica's counters now
+MetricsHandler = SERVICES.view(
+    "metrics",
+    "Each running replica's counters now (requests, errors, latency and batch-size "
+    "histograms, queue depth); two readings give the rates",
+    ServiceMetrics,
+)
+#: GET /services/{id}/logs?replica=&tail=: the replicas' last log lines
+LogsHandler = SERVICES.view(
+    "logs",
+    "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
+    list[ReplicaLog],
+    query=LogsQuery,
+    spread=True,
+)
 
 
 class EndpointHandler(ServiceHandlerBase):
@@ -192,9 +134,10 @@ class EndpointHandler(ServiceHandlerBase):
         await self._relay(int(service_id), path)
 
     async def _relay(self, service_id: int, path: str) -> None:
-        address = await self.run(self.deployments.address, self.actor, service_id)
+        deployments = self.workbench.deployments
+        address = await self.run(deployments.address, self.actor, service_id)
         headers = {k: v for k, v in self.request.headers.items() if k.lower() in self.FORWARDED}
-        headers["Authorization"] = f"Bearer {self.deployments.proxy.relay_key}"
+        headers["Authorization"] = f"Bearer {deployments.proxy.relay_key}"
         method = self.request.method or "GET"
         query = f"?{self.request.query}" if self.request.query else ""
         request = HTTPRequest(

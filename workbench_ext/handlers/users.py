@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tornado import web
 
 from workbench import scopes
@@ -14,37 +14,30 @@ from workbench.errors import NotFound, PermissionDenied
 from workbench.schemas.invitations import InvitationInfo
 from workbench.schemas.quotas import QuotaInfo, QuotaUpdate
 from workbench.schemas.users import NewToken, NewUser, TeamInfo, TokenInfo, UserInfo
-from workbench_ext.handlers.base import API, WorkbenchHandler, operation, service_call
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict, service_call
 
 #: the path parameter of one invitation's routes
 INVITATION = {"invitation_id": int}
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreate(Strict):
     name: str = Field(min_length=1, max_length=128)
     expires_in_days: int | None = Field(None, gt=0, le=3650)
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserCreate(Strict):
     username: str
     role: Role = Role.MEMBER
     display_name: str = ""
 
 
-class TeamCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TeamCreate(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
 
 
-class MemberAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberAdd(Strict):
     username: str
 
 
@@ -170,43 +163,21 @@ class TeamMembersHandler(UserHandlerBase):
     )
 
 
-class InvitationsHandler(UserHandlerBase):
-    get = service_call(
-        "Invitations to teams and workspaces: to me, and those I sent",
-        lambda wb: wb.invitations.list,
-        response=list[InvitationInfo],
-    )
-
-
-class InvitationHandler(UserHandlerBase):
-    """Cancel an invitation (its inviter, the team's admins, the workspace's owner)."""
-
-    delete = service_call(
-        "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
-        lambda wb: wb.invitations.cancel,
-        status=204,
-        path=INVITATION,
-    )
-
-
-class InvitationAcceptHandler(UserHandlerBase):
-    """Accept an invitation addressed to you: you join the team or the workspace."""
-
-    post = service_call(
-        "Accept an invitation to me: I join the team or the workspace",
-        lambda wb: wb.invitations.accept,
-        response=InvitationInfo,
-        path=INVITATION,
-    )
-
-
-class InvitationDeclineHandler(UserHandlerBase):
-    post = service_call(
-        "Decline an invitation to me",
-        lambda wb: wb.invitations.decline,
-        response=InvitationInfo,
-        path=INVITATION,
-    )
+INVITATIONS = Resource("Invitation", UserHandlerBase, "invitations", INVITATION)
+InvitationsHandler, InvitationHandler = INVITATIONS.standard(
+    Schemas(InvitationInfo),
+    {
+        "list": "Invitations to teams and workspaces: to me, and those I sent",
+        "delete": "Cancel an invitation (its inviter, the team's admins, the workspace's owner)",
+    },
+    methods={"delete": "cancel"},
+)
+InvitationAcceptHandler = INVITATIONS.action(
+    "accept", "Accept an invitation to me: I join the team or the workspace", InvitationInfo
+)
+InvitationDeclineHandler = INVITATIONS.action(
+    "decline", "Decline an invitation to me", InvitationInfo
+)
 
 
 handlers = [

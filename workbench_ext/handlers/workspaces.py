@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict
 from tornado import web
 
 from workbench import scopes
 from workbench.workspaces.schemas import WorkspaceCreate, WorkspaceInfo
-from workbench_ext.handlers.base import (
-    API,
-    UploadHandler,
-    WorkbenchHandler,
-    operation,
-    service_call,
-)
+from workbench_ext.handlers.base import API, WorkbenchHandler, operation
+from workbench_ext.handlers.resource import Resource, Schemas, Strict
 from workbench_ext.kernels import install_kernelspec, kernelspec_display_name, remove_kernelspec
 
 #: the path parameter of one workspace's routes
 WORKSPACE = {"workspace_id": int}
 
 
-class MemberAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberAdd(Strict):
     username: str
 
 
@@ -31,27 +23,22 @@ class WorkspaceHandlerBase(WorkbenchHandler):
     auth_resource = "workbench:workspaces"
 
 
-class WorkspacesHandler(WorkspaceHandlerBase):
-    get = service_call(
-        "Workspaces I own or am a member of",
-        lambda wb: wb.workspaces.list,
-        response=list[WorkspaceInfo],
-    )
-    post = service_call(
-        "Create a workspace (folders and code; not started)",
-        lambda wb: wb.workspaces.create,
-        WorkspaceCreate,
-        WorkspaceInfo,
-        201,
-    )
+WORKSPACES = Resource(
+    "Workspace", WorkspaceHandlerBase, "workspaces", WORKSPACE, read=scopes.READ_WORKSPACE
+)
+WorkspacesHandler, _ = WORKSPACES.standard(
+    Schemas(WorkspaceInfo, WorkspaceCreate),
+    {
+        "list": "Workspaces I own or am a member of",
+        "create": "Create a workspace (folders and code; not started)",
+    },
+)
 
 
 class WorkspaceHandler(WorkspaceHandlerBase):
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
-    get = service_call(
-        "One workspace", lambda wb: wb.workspaces.get, response=WorkspaceInfo, path=WORKSPACE
-    )
+    get = WORKSPACES.call("get", "One workspace", response=WorkspaceInfo, path=WORKSPACE)
 
     @operation("Delete a workspace, its container and files (owner)", status=204)
     @web.authenticated
@@ -74,19 +61,13 @@ class StartHandler(WorkspaceHandlerBase):
         self.reply(info)
 
 
-class StopHandler(WorkspaceHandlerBase):
-    post = service_call(
-        "Stop it; files are kept",
-        lambda wb: wb.workspaces.stop,
-        response=WorkspaceInfo,
-        path=WORKSPACE,
-    )
+StopHandler = WORKSPACES.action("stop", "Stop it; files are kept", WorkspaceInfo)
 
 
 class ReadyHandler(WorkspaceHandlerBase):
     """Whether the workspace's JupyterLab answers yet (409 when it is not running)."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
     @operation('Whether its JupyterLab answers yet: {"ready": bool}')
     @web.authenticated
@@ -99,7 +80,7 @@ class ReadyHandler(WorkspaceHandlerBase):
 class DownloadHandler(WorkspaceHandlerBase):
     """``code/`` or ``model/`` as a zip, streamed (owner and members)."""
 
-    token_scopes = scopes.needs(GET=scopes.READ_WORKSPACE)
+    token_scopes = scopes.needs(GET=WORKSPACES.read)
 
     @operation("code/ or model/ as a zip (owner and members)")
     @web.authenticated
@@ -112,45 +93,29 @@ class DownloadHandler(WorkspaceHandlerBase):
         await self.send_zip(path, f"workspace-{workspace_id}-{name}.zip")
 
 
-class MembersHandler(WorkspaceHandlerBase):
-    post = service_call(
-        "Invite a team member (owner); a member once they accept",
-        lambda wb: wb.workspaces.add_member,
-        MemberAdd,
-        WorkspaceInfo,
-        path=WORKSPACE,
-        spread=True,
-    )
+MembersHandler = WORKSPACES.action(
+    "add_member",
+    "Invite a team member (owner); a member once they accept",
+    WorkspaceInfo,
+    request=MemberAdd,
+    spread=True,
+)
+MemberHandler = WORKSPACES.action(
+    "remove_member",
+    "Remove a member (owner)",
+    WorkspaceInfo,
+    http="delete",
+    path={"workspace_id": int, "username": str},
+)
 
 
-class MemberHandler(WorkspaceHandlerBase):
-    delete = service_call(
-        "Remove a member (owner)",
-        lambda wb: wb.workspaces.remove_member,
-        response=WorkspaceInfo,
-        path={"workspace_id": int, "username": str},
-    )
-
-
-class CodeHandler(UploadHandler):
-    """PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing."""
-
-    auth_resource = "workbench:workspaces"
-
-    async def check_upload(self, workspace_id: str) -> None:
-        await self.run(self.workbench.workspaces.check_owner, self.actor, int(workspace_id))
-
-    @operation(
-        "Replace code/ with a zip or tar(.gz) (owner)", response=WorkspaceInfo, body="archive"
-    )
-    @web.authenticated
-    @authorized
-    async def put(self, workspace_id: str) -> None:
-        with self.received() as stored:
-            info = await self.run(
-                self.workbench.workspaces.upload_code, self.actor, int(workspace_id), stored
-            )
-        self.reply(info)
+#: PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing
+CodeHandler = WORKSPACES.upload(
+    "upload_code",
+    "Replace code/ with a zip or tar(.gz) (owner)",
+    WorkspaceInfo,
+    check="check_owner",
+)
 
 
 handlers = [

@@ -7,17 +7,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    echo_list,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    upload_progress,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
@@ -42,29 +32,29 @@ def _print_dataset(ds: DatasetInfo) -> None:
 
 @dataset.command("list")
 @click.option("--mine", is_flag=True, help="Only datasets I own.")
-@click.option("--purpose", type=choice(Purpose))
+@click.option("--purpose", type=common.choice(Purpose))
 @click.option("--state", type=click.Choice(["draft", "online", "offline"]))
 @click.option("--search", "q", help="Text to find in names and descriptions.")
-@json_option
-@friendly
+@common.json_option
+@common.friendly
 def dataset_list(
     mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
 ) -> None:
-    with client() as c:
+    with common.client() as c:
         found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
-    echo_list(found, as_json, _print_dataset)
+    common.echo_list(found, as_json, _print_dataset)
 
 
 @dataset.command("create")
 @click.option("--name", required=True)
-@click.option("--purpose", type=choice(Purpose), required=True)
-@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
-@click.option("--format", "fmt", type=choice(DatasetFormat), required=True)
-@click.option("--split-mode", type=choice(SplitMode), default="ratio", show_default=True)
+@click.option("--purpose", type=common.choice(Purpose), required=True)
+@click.option("--sub-purpose", type=common.choice(SubPurpose), required=True)
+@click.option("--format", "fmt", type=common.choice(DatasetFormat), required=True)
+@click.option("--split-mode", type=common.choice(SplitMode), default="ratio", show_default=True)
 @click.option("--train-ratio", type=float, default=0.8, show_default=True)
 @click.option("--description", default="")
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
-@friendly
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
+@common.friendly
 def dataset_create(
     name: str,
     purpose: str,
@@ -76,7 +66,7 @@ def dataset_create(
     visibility: str,
 ) -> None:
     """Create a dataset (state draft); prints its id."""
-    with client() as c:
+    with common.client() as c:
         ds = c.datasets.create(
             name=name,
             purpose=purpose,
@@ -90,14 +80,14 @@ def dataset_create(
     click.echo(ds.id)
 
 
-@id_command(dataset, "upload", "dataset_id")
+@common.id_command(dataset, "upload", "dataset_id")
 @click.argument("split", type=click.Choice(["train", "test"]))
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def dataset_upload(c: WorkbenchClient, dataset_id: int, split: str, archive: Path) -> None:
     """Upload a zip or tar(.gz) ARCHIVE as the SPLIT of a dataset, with progress."""
     size = archive.stat().st_size
     with click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
-        ds = c.datasets.upload(dataset_id, split, archive, progress=upload_progress(bar))
+        ds = c.datasets.upload(dataset_id, split, archive, progress=common.upload_progress(bar))
     info = ds.splits[split]  # type: ignore[index]
     click.echo(
         f"{split}: {info.statistics.samples} samples, {len(info.statistics.classes)} "
@@ -105,24 +95,24 @@ def dataset_upload(c: WorkbenchClient, dataset_id: int, split: str, archive: Pat
     )
 
 
-@id_command(dataset, "set", "dataset_id")
+@common.id_command(dataset, "set", "dataset_id")
 @click.option("--name")
 @click.option("--description")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 @click.option("--train-ratio", type=float)
 def dataset_set(c: WorkbenchClient, dataset_id: int, **changes: Any) -> None:
     """Edit a dataset's fields."""
-    _print_dataset(c.datasets.update(dataset_id, **given(changes)))
+    _print_dataset(c.datasets.update(dataset_id, **common.given(changes)))
 
 
-_by_id = IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
+_by_id = common.IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
 _by_id.show()
 _by_id.action("publish", "Put a dataset online so tasks and workspaces can use it.")
 _by_id.action("offline", method="take_offline")
 _by_id.delete("Delete the dataset and its files?")
 
 
-@id_command(dataset, "samples", "dataset_id")
+@common.id_command(dataset, "samples", "dataset_id")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train")
 @click.option("--offset", type=int, default=0)
 @click.option("--limit", type=int, default=10)

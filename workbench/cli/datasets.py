@@ -55,29 +55,10 @@ def dataset_list(
 @click.option("--description", default="")
 @click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
 @common.friendly
-def dataset_create(
-    name: str,
-    purpose: str,
-    sub_purpose: str,
-    fmt: str,
-    split_mode: str,
-    train_ratio: float,
-    description: str,
-    visibility: str,
-) -> None:
+def dataset_create(fmt: str, **fields: Any) -> None:
     """Create a dataset (state draft); prints its id."""
     with common.client() as c:
-        ds = c.datasets.create(
-            name=name,
-            purpose=purpose,
-            sub_purpose=sub_purpose,
-            format=fmt,
-            split_mode=split_mode,
-            train_ratio=train_ratio,
-            description=description,
-            visibility=visibility,
-        )
-    click.echo(ds.id)
+        click.echo(c.datasets.create(format=fmt, **fields).id)
 
 
 @common.id_command(dataset, "upload", "dataset_id")

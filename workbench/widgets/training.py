@@ -19,18 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import MetricPoint, TaskInfo
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    chosen,
-    filter_choice,
-    mine_only,
-    on_pick,
-    replace_options,
-    wrap,
-)
+from workbench.widgets import common
 from workbench.widgets.poller import Poller
 from workbench.widgets.training_views import (
     confusion_chart,
@@ -53,7 +42,7 @@ def _active(task: TaskInfo) -> bool:
     return task.state in ACTIVE_TASK_STATES
 
 
-class TrainingSection(Section[TaskInfo]):
+class TrainingSection(common.Section[TaskInfo]):
     title = "Training"
     noun = "training task"
     empty_hint = "New training task, below, walks through one."
@@ -62,8 +51,8 @@ class TrainingSection(Section[TaskInfo]):
 
     def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
-        self.state = filter_choice("State", TaskState, "190px")
-        self.mine = mine_only()
+        self.state = common.filter_choice("State", TaskState, "190px")
+        self.mine = common.mine_only()
         self.watch(self.state, self.mine)
         #: refreshes the list while any task in it is queued or running
         self.list_poller = Poller(self._poll_list, self.poll_interval * 3)
@@ -84,7 +73,9 @@ class TrainingSection(Section[TaskInfo]):
     # --- the Section hooks ----------------------------------------------------------------
 
     def fetch(self) -> list[TaskInfo]:
-        return self.client.training.list(state=chosen(self.state), mine=self.mine.value or None)
+        return self.client.training.list(
+            state=common.chosen(self.state), mine=self.mine.value or None
+        )
 
     def label(self, task: TaskInfo) -> str:
         return (
@@ -168,7 +159,7 @@ class TaskDetail(w.VBox):
         self.summary.add_class("wb-task-summary")
         actions = self._build_actions()
         #: what the actions answer (the Section's ``action_status``)
-        self.status = Status()
+        self.status = common.Status()
         super().__init__(
             [self.summary, actions, self.status, *self._build_results()],
             layout=w.Layout(display="none"),
@@ -204,7 +195,7 @@ class TaskDetail(w.VBox):
                 self.transfer_button,
                 self.delete_button,
             ],
-            layout=wrap(),
+            layout=common.wrap(),
         )
 
     def _build_results(self) -> list[w.Widget]:
@@ -352,8 +343,8 @@ class TaskDetail(w.VBox):
         if task is None or task.model_id is None or task.model_version_id is None:
             return
         model_id = task.model_id
-        model = attempt(self.status, lambda: self.client.models.get(model_id))
-        if model is FAILED:
+        model = common.attempt(self.status, lambda: self.client.models.get(model_id))
+        if model is common.FAILED:
             return
         version = next(v for v in model.versions if v.id == task.model_version_id)
         self.section.transfer(version, model.name)
@@ -370,36 +361,36 @@ class ModelsBox(w.VBox):
         self.model = w.Dropdown(description="Model", layout=w.Layout(width="320px"))
         self.version = w.Dropdown(description="Version", layout=w.Layout(width="320px"))
         self.button = w.Button(description="Transfer training", icon="share")
-        self.message = Status()
+        self.message = common.Status()
         self.versions: dict[int, ModelVersionInfo] = {}
         self.names: dict[int, str] = {}
-        on_pick(self.model, self._model_changed)
+        common.on_pick(self.model, self._model_changed)
         self.button.on_click(lambda _: self.transfer())
         super().__init__([self.model, self.version, self.button, self.message])
 
     def load(self) -> None:
-        found = attempt(self.message, self.client.models.list)
-        if found is FAILED:
+        found = common.attempt(self.message, self.client.models.list)
+        if found is common.FAILED:
             return
         self.names = {m.id: m.name for m in found}
         options = [(f"#{m.id} {m.name} · {m.owner}", m.id) for m in found]
-        replace_options(self.model, [("choose a model", None), *options], self.model.value)
+        common.replace_options(self.model, [("choose a model", None), *options], self.model.value)
 
     def _model_changed(self, _: int | None = None) -> None:
         self.versions = {}
-        replace_options(self.version, [], None)
+        common.replace_options(self.version, [], None)
         if self.model.value is None:
             return
         model_id = self.model.value
-        model = attempt(self.message, lambda: self.client.models.get(model_id))
-        if model is FAILED:
+        model = common.attempt(self.message, lambda: self.client.models.get(model_id))
+        if model is common.FAILED:
             return
         self.versions = {v.id: v for v in model.versions}
         options = [
             (f"v{v.version} · {_evaluation_brief(v.evaluation)}", v.id)
             for v in sorted(model.versions, key=lambda v: -v.version)
         ]
-        replace_options(self.version, options, options[0][1] if options else None)  # newest
+        common.replace_options(self.version, options, options[0][1] if options else None)  # newest
 
     def transfer(self) -> None:
         version = self.versions.get(self.version.value) if self.version.value else None

@@ -173,13 +173,15 @@ class TaskDetail(w.VBox):
         self.edit_button = w.Button(description="Edit", icon="pencil")
         self.transfer_button = w.Button(description="Transfer training", icon="share")
         self.delete_button = self.section.delete_button
-        for button, css in (
-            (self.start_button, "start"),
-            (self.stop_button, "stop"),
-            (self.retry_button, "retry"),
-            (self.transfer_button, "transfer"),
-        ):
-            button.add_class(f"wb-task-{css}")
+        common.name_for_css(
+            "task",
+            {
+                "start": self.start_button,
+                "stop": self.stop_button,
+                "retry": self.retry_button,
+                "transfer": self.transfer_button,
+            },
+        )
         section, training = self.section, self.client.training
         self.start_button.on_click(lambda _: section.act(training.start, "started"))
         self.stop_button.on_click(lambda _: section.act(training.stop, "stopped"))

@@ -23,6 +23,11 @@ ALGORITHM_SOURCES = [("Mine", "mine"), ("Preset", "preset"), ("Public", "public"
 STEPS = ("Purpose", "Name", "Algorithm", "Dataset", "Parameters", "Resources")
 
 
+def _step(intro: str, *controls: w.Widget) -> w.VBox:
+    """A step of the wizard: a line saying what it offers, above its ``controls``."""
+    return w.VBox([w.HTML(intro), *controls])
+
+
 class TrainingWizard(w.VBox):
     """New training task in steps (manual 2.3.1); also edits a task, and prefills a
     transfer training from a model version."""
@@ -88,13 +93,11 @@ class TrainingWizard(w.VBox):
         common.name_for_css(
             "wizard", {"algorithm-source": self.algorithm_source, "algorithm": self.algorithm}
         )
-        return w.VBox(
-            [
-                w.HTML("Online algorithms of this purpose:"),
-                self.algorithm_source,
-                self.algorithm,
-                self.algorithm_info,
-            ]
+        return _step(
+            "Online algorithms of this purpose:",
+            self.algorithm_source,
+            self.algorithm,
+            self.algorithm_info,
         )
 
     def _build_dataset(self) -> w.VBox:
@@ -105,22 +108,15 @@ class TrainingWizard(w.VBox):
         self.split_note = w.HTML()
         common.on_pick(self.dataset, self._dataset_changed)
         common.name_for_css("wizard", {"dataset": self.dataset})
-        return w.VBox(
-            [
-                w.HTML("Online datasets of this purpose:"),
-                self.dataset,
-                self.train_ratio,
-                self.split_note,
-            ]
+        return _step(
+            "Online datasets of this purpose:", self.dataset, self.train_ratio, self.split_note
         )
 
     def _build_parameters(self) -> w.VBox:
         """The algorithm's parameters: filled when an algorithm is chosen."""
         self.params_box = w.VBox()
         common.name_for_css("wizard", {"params": self.params_box})
-        return w.VBox(
-            [w.HTML("The algorithm's training parameters (empty: its default):"), self.params_box]
-        )
+        return _step("The algorithm's training parameters (empty: its default):", self.params_box)
 
     def _build_resources(self) -> w.VBox:
         self.cpus = w.BoundedFloatText(value=1.0, min=0.1, max=256, step=0.5, description="CPUs")

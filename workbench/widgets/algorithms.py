@@ -8,41 +8,48 @@ visibility and delete."""
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 import ipywidgets as w
 
 from workbench.algorithms.schemas import AlgorithmInfo
-from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
 from workbench.widgets import common
 from workbench.widgets.algorithm_forms import AlgorithmForm
 from workbench.widgets.algorithm_images import ImagesBox, image_html
+from workbench.widgets.section import Section
 
 
-class AlgorithmsSection(common.Section[AlgorithmInfo]):
-    title = "Algorithms"
-    noun = "algorithm"
+class AlgorithmsSection(Section[AlgorithmInfo]):
+    area = "algorithms"
     empty_hint = "New algorithm, below, makes one from a workspace's docker_image/ tars."
     deletes = " and its images"
     refresh_on_open = True  # it lists the images that workspaces build
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    # --- the parts ------------------------------------------------------------------------
 
-        # filters
+    def build_filters(self) -> list[w.Widget]:
         self.show_only = common.filter_choice("Show", ["mine", "public", "preset"], "160px")
         self.purpose = common.filter_choice("Purpose", Purpose, "170px")
         self.state = common.filter_choice("State", ["draft", "online", "offline"], "170px")
         self.search = common.search_box("130px")
-        self.watch(self.show_only, self.purpose, self.state, self.search)
+        filters = [self.show_only, self.purpose, self.state, self.search]
+        self.watch(*filters)
+        return filters
 
-        # details
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.form = AlgorithmForm(
+            self.client, self._saved, common.visibility_choices(self.is_admin)
+        )
+        return [("New algorithm", self.form)]
+
+    def build_details(self) -> w.VBox:
+        """An algorithm: its summary and sharing, Edit, its settings and images."""
         self.summary = w.HTML()
+        algorithms = self.client.algorithms
         sharing = self.sharing(
-            client.algorithms.publish,
-            client.algorithms.take_offline,
-            client.algorithms.update,
+            algorithms.publish,
+            algorithms.take_offline,
+            algorithms.update,
             publish_label="Put online",
         )
         self.publish_button.add_class("wb-algo-publish")
@@ -50,20 +57,15 @@ class AlgorithmsSection(common.Section[AlgorithmInfo]):
         self.edit_button.on_click(lambda _: self.edit())
         sharing.insert(2, self.edit_button)
         self.settings = w.HTML()
-        self.images = ImagesBox(client, self._image_changed, self.poll_interval)
-
-        self.form = AlgorithmForm(client, self._saved, common.visibility_choices(self.is_admin))
-        self.arrange(
-            filters=[self.show_only, self.purpose, self.state, self.search],
-            forms=[("New algorithm", self.form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    w.HBox([*sharing, self.delete_button], layout=common.wrap()),
-                    self.settings,
-                    self.images,
-                ]
-            ),
+        self.images = ImagesBox(self.client, self._image_changed, self.poll_interval)
+        self.follow(self.images.poller)
+        return w.VBox(
+            [
+                self.summary,
+                w.HBox([*sharing, self.delete_button], layout=common.wrap()),
+                self.settings,
+                self.images,
+            ]
         )
 
     @property
@@ -92,12 +94,6 @@ class AlgorithmsSection(common.Section[AlgorithmInfo]):
         self.settings.value = settings_html(algo)
         self.show_sharing(algo)
         self.images.show(algo)
-
-    def remove(self, algorithm_id: int) -> None:
-        self.client.algorithms.delete(algorithm_id)
-
-    def stop_polling(self) -> None:
-        self.images.poller.stop()
 
     # --- actions --------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -17,32 +16,29 @@ from workbench.enums import AnnotationType, Purpose, SplitMode, SubPurpose, Visi
 from workbench.errors import WorkbenchError
 from workbench.widgets import common
 from workbench.widgets.charts import Chart, chart
+from workbench.widgets.section import Section
 
 PREVIEW_SAMPLES = 8
 
 
-class DatasetsSection(common.Section[DatasetInfo]):
-    title = "Datasets"
-    noun = "dataset"
+class DatasetsSection(Section[DatasetInfo]):
+    area = "datasets"
     empty_hint = "New dataset, below, makes one from an archive (or change the filters)."
     deletes = " and its files"
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        filters = self._build_filters()
-        details = self._build_details()
-        self.create_form = CreateForm(
-            client, self._created, common.visibility_choices(self.is_admin)
-        )
-        self.arrange(filters=filters, forms=[("New dataset", self.create_form)], details=details)
-
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_filters(self) -> list[w.Widget]:
+    def build_filters(self) -> list[w.Widget]:
         self.state = common.filter_choice("State", ["draft", "online", "offline"], "190px")
         return self.owned_filters(self.state)
 
-    def _build_details(self) -> w.VBox:
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.create_form = CreateForm(
+            self.client, self._created, common.visibility_choices(self.is_admin)
+        )
+        return [("New dataset", self.create_form)]
+
+    def build_details(self) -> w.VBox:
         """A dataset: its summary and sharing, its classes and samples, an upload to it."""
         self.summary = w.HTML()
         self.histogram = class_histogram()
@@ -132,9 +128,6 @@ class DatasetsSection(common.Section[DatasetInfo]):
             bar.y = list(stats.class_counts.values()) if stats else []
             figure.layout.title.text = f"Class histogram (train) · {ds.name}"
         self.previews.children = self._previews(ds)
-
-    def remove(self, dataset_id: int) -> None:
-        self.client.datasets.delete(dataset_id)
 
     # --- details and actions --------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from workbench.widgets.model_views import (
     versions_html,
 )
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 
 FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
 #: the reviewers' dashboard, relative to the panel's page ({base_url}workbench/panel)
@@ -59,38 +60,36 @@ COLOURS = {
 }
 
 
-class ModelsSection(common.Section[ModelInfo]):
-    title = "Models"
-    noun = "model"
+class ModelsSection(Section[ModelInfo]):
+    area = "models"
     empty_hint = "A training task makes one; or import a model trained elsewhere, below."
     deletes = ", its versions and their files"
     refresh_on_open = True  # training tasks add models
 
     def __init__(self, client: WorkbenchClient, *, read_only: bool = False, **kwargs: Any) -> None:
         """``read_only``: no delete, convert or benchmark (the reviewers' dashboard)."""
-        super().__init__(client, **kwargs)
         self.read_only = read_only
-        self.detail: ModelDetail | None = None
-        self.poller = Poller(self._follow, self.poll_interval)
-        self._job_id: int | None = None
-        self.import_poller = Poller(self._follow_import, self.poll_interval)
-        self._import_job: int | None = None
-        import_form = self._build_import_form()
-        self.arrange(
-            filters=self._build_filters(),
-            forms=[] if read_only else [("Import a model trained elsewhere", import_form)],
-            details=self._build_details(),
-        )
+        super().__init__(client, **kwargs)
 
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_filters(self) -> list[w.Widget]:
+    def build_filters(self) -> list[w.Widget]:
         self.framework = common.filter_choice("Framework", FRAMEWORKS, "190px")
         return self.owned_filters(self.framework)
 
-    def _build_details(self) -> w.VBox:
-        """The model, its versions, the chosen version with its actions, formats and
-        benchmark, and the comparison of versions."""
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        """Import a model trained elsewhere, followed by :attr:`import_poller`."""
+        self.import_poller = self.follow(Poller(self._follow_import, self.poll_interval))
+        self._import_job: int | None = None
+        import_form = self._build_import_form()
+        return [] if self.read_only else [("Import a model trained elsewhere", import_form)]
+
+    def build_details(self) -> w.VBox:
+        """The model, its versions, the chosen version with its actions (its job followed
+        by :attr:`poller`), formats and benchmark, and the comparison of versions."""
+        self.detail: ModelDetail | None = None
+        self.poller = self.follow(Poller(self._follow, self.poll_interval))
+        self._job_id: int | None = None
         self.summary = w.HTML()
         self.versions = w.HTML()
         self.versions.add_class("wb-model-versions")
@@ -179,9 +178,9 @@ class ModelsSection(common.Section[ModelInfo]):
         """The versions to compare, Compare with its status, the table and its charts."""
         self.compare_pick = w.SelectMultiple(rows=4, layout=w.Layout(width="220px"))
         self.compare_pick.add_class("wb-model-compare-pick")
-        self.compare_button = w.Button(description="Compare", icon="columns")
-        self.compare_button.add_class("wb-model-compare")
-        self.compare_button.on_click(lambda _: self.compare())
+        self.compare_button = common.button(
+            "Compare", "model-compare", self.compare, icon="columns"
+        )
         #: what Compare answers, beside it
         self.compare_status = common.Status()
         self.compare_status.add_class("wb-model-compare-status")
@@ -227,9 +226,9 @@ class ModelsSection(common.Section[ModelInfo]):
             '"float32", "shape": [-1, 3, 32, 32]}]}',
             layout=w.Layout(width="330px", height="64px"),
         )
-        self.import_button = w.Button(description="Import", icon="upload", button_style="primary")
-        self.import_button.add_class("wb-model-import")
-        self.import_button.on_click(lambda _: self.start_import())
+        self.import_button = common.button(
+            "Import", "model-import", self.start_import, icon="upload", button_style="primary"
+        )
         self.import_status = common.Status()
         return w.VBox(
             [
@@ -270,13 +269,6 @@ class ModelsSection(common.Section[ModelInfo]):
         self.version.value = keep or results or (options[0][1] if options else None)
         self.compare_pick.options = options
         self._show_version()
-
-    def remove(self, model_id: int) -> None:
-        self.client.models.delete(model_id)
-
-    def stop_polling(self) -> None:
-        self.poller.stop()
-        self.import_poller.stop()
 
     # --- import ---------------------------------------------------------------------------
 

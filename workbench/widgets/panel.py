@@ -1,4 +1,4 @@
-"""The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
+"""The whole side panel: one Tab per :class:`~workbench.widgets.section.Section`. A new
 section is added to :data:`SECTIONS`, with a :class:`SectionTab` that names it."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import ipywidgets as w
 
 from workbench.client import WorkbenchClient
 from workbench.widgets.algorithms import AlgorithmsSection
-from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.models import ModelsSection
+from workbench.widgets.section import Section
 from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection

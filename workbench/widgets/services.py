@@ -18,7 +18,6 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import IMAGE_FORMAT, ServiceInfo, ServiceMetrics, ServiceRates
 from workbench.jobs.states import FINISHED_JOB_STATES
@@ -26,6 +25,7 @@ from workbench.models.schemas import ModelDetail
 from workbench.widgets import common
 from workbench.widgets.charts import Chart
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 from workbench.widgets.service_publish import format_choices, service_name, version_choices
 from workbench.widgets.service_samples import (
     SampleField,
@@ -51,15 +51,20 @@ HISTORY = 90
 LOOK_AGAIN_TICKS = 5
 
 
-class ServicesSection(common.Section[ServiceInfo]):
-    title = "Services"
-    noun = "service"
+class ServicesSection(Section[ServiceInfo]):
+    area = "services"
     empty_hint = "Publish a model version, below, to make one."
     deletes = " and its replicas (its address is freed)"
     refresh_on_open = True  # versions converted or benchmarked meanwhile
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    # --- the parts ------------------------------------------------------------------------
+
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        return [("Publish a model version", self._build_publish_form())]
+
+    def build_details(self) -> w.VBox:
+        """The service shown, followed by :attr:`poller` (its deploy job, its replicas and
+        their metrics)."""
         self._shown: int | None = None
         self._job: int | None = None
         self._ticks = 0
@@ -68,20 +73,15 @@ class ServicesSection(common.Section[ServiceInfo]):
         self._labels: list[str] = []
         self._last: ServiceMetrics | None = None
         self._history: deque[ServiceRates] = deque(maxlen=HISTORY)
-        self.poller = Poller(self._tick, self.poll_interval)
-        self.arrange(
-            forms=[("Publish a model version", self._build_publish_form())],
-            details=w.VBox(
-                [
-                    *self._build_service(),
-                    *self._build_online_test(),
-                    *self._build_live(),
-                    *self._build_logs(),
-                ]
-            ),
+        self.poller = self.follow(Poller(self._tick, self.poll_interval))
+        return w.VBox(
+            [
+                *self._build_service(),
+                *self._build_online_test(),
+                *self._build_live(),
+                *self._build_logs(),
+            ]
         )
-
-    # --- the parts ------------------------------------------------------------------------
 
     def _build_publish_form(self) -> w.VBox:
         """Publish a version, or an algorithm's inference image (manual 2.7.1)."""
@@ -102,11 +102,9 @@ class ServicesSection(common.Section[ServiceInfo]):
             value=False, description="Public endpoint: anyone may call it, without a key"
         )
         self.new_public.add_class("wb-service-public")
-        self.publish_button = w.Button(
-            description="Publish", icon="cloud-upload", button_style="success"
+        self.publish_button = common.button(
+            "Publish", "service-publish", self.publish, icon="cloud-upload", button_style="success"
         )
-        self.publish_button.add_class("wb-service-publish")
-        self.publish_button.on_click(lambda _: self.publish())
         self.publish_status = common.Status()
         return w.VBox(
             [
@@ -151,16 +149,13 @@ class ServicesSection(common.Section[ServiceInfo]):
     def _build_service(self) -> list[w.Widget]:
         """A service: summary, replicas and their actions, its key, what they answer."""
         self.summary = w.HTML()
-        self.summary.add_class("wb-service-summary")
         self.replica_table = w.HTML()
-        self.replica_table.add_class("wb-service-replicas")
         self.start_button = w.Button(description="Start", icon="play")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.restart_button = w.Button(description="Restart", icon="refresh")
         self.scale_to = w.BoundedIntText(
             value=1, min=0, max=32, description="Replicas", layout=w.Layout(width="150px")
         )
-        self.scale_to.add_class("wb-service-scale-to")
         self.scale_button = w.Button(description="Scale", icon="arrows-v")
         for button, action in (
             (self.start_button, "start"),
@@ -170,14 +165,22 @@ class ServicesSection(common.Section[ServiceInfo]):
         ):
             button.add_class(f"wb-service-{action}")
             button.on_click(lambda _, a=action: self.deploy(a))
-        self.rotate_button = w.Button(description="New key", icon="key")
-        self.rotate_button.add_class("wb-service-rotate-key")
-        self.rotate_button.on_click(lambda _: self.rotate_key())
+        self.rotate_button = common.button(
+            "New key", "service-rotate-key", self.rotate_key, icon="key"
+        )
         #: the endpoint's key, shown once: after the service is made or its key rotated
         self.key_box = w.HTML()
-        self.key_box.add_class("wb-service-key")
         self.deploy_status = common.Status()
-        self.deploy_status.add_class("wb-service-deploy-status")
+        common.name_for_css(
+            "service",
+            {
+                "summary": self.summary,
+                "replicas": self.replica_table,
+                "scale-to": self.scale_to,
+                "key": self.key_box,
+                "deploy-status": self.deploy_status,
+            },
+        )
         self.action_status = self.deploy_status
         actions = w.HBox(
             [
@@ -201,13 +204,12 @@ class ServicesSection(common.Section[ServiceInfo]):
             value="predict",
             style={"button_width": "120px"},
         )
-        self.send_button = w.Button(description="Send", icon="paper-plane", button_style="primary")
-        self.send_button.add_class("wb-service-send")
-        self.send_button.on_click(lambda _: self.send())
+        self.send_button = common.button(
+            "Send", "service-send", self.send, icon="paper-plane", button_style="primary"
+        )
         self.answer_status = common.Status()
-        self.answer_status.add_class("wb-service-answer-status")
         self.answer = w.HTML()
-        self.answer.add_class("wb-service-answer")
+        common.name_for_css("service", {"answer-status": self.answer_status, "answer": self.answer})
         self.send_row = w.HBox([self.route, self.send_button], layout=common.wrap())
         self.test_box = w.VBox([self.test_inputs, self.send_row, self.answer_status, self.answer])
         return [w.HTML("<b>Test it online</b>"), self.test_box]
@@ -277,9 +279,6 @@ class ServicesSection(common.Section[ServiceInfo]):
                 self._draw()
         self.poller.start()
 
-    def remove(self, service_id: int) -> None:
-        self.client.services.delete(service_id)
-
     def clear(self) -> None:
         self._shown = None
         self.poller.stop()
@@ -300,9 +299,6 @@ class ServicesSection(common.Section[ServiceInfo]):
         common.replace_options(self.pick_model, options, self.pick_model.value)
         if self.pick_model.value is None and options:
             self.pick_model.value = options[0][1]
-
-    def stop_polling(self) -> None:
-        self.poller.stop()
 
     # --- publish --------------------------------------------------------------------------
 

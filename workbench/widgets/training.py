@@ -21,6 +21,7 @@ from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import MetricPoint, TaskInfo
 from workbench.widgets import common
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 from workbench.widgets.training_views import (
     confusion_chart,
     evaluation_html,
@@ -42,33 +43,37 @@ def _active(task: TaskInfo) -> bool:
     return task.state in ACTIVE_TASK_STATES
 
 
-class TrainingSection(common.Section[TaskInfo]):
-    title = "Training"
+class TrainingSection(Section[TaskInfo]):
+    area = "training"
     noun = "training task"
     empty_hint = "New training task, below, walks through one."
     deletes = ", its runs, log and metrics (its model versions stay)"
     refresh_on_open = True  # it lists the algorithms and datasets put online meanwhile
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    # --- the parts ------------------------------------------------------------------------
+
+    def build_filters(self) -> list[w.Widget]:
+        """The filters, and :attr:`list_poller`: a list with an active task is followed."""
         self.state = common.filter_choice("State", TaskState, "190px")
         self.mine = common.mine_only()
         self.watch(self.state, self.mine)
         #: refreshes the list while any task in it is queued or running
-        self.list_poller = Poller(self._poll_list, self.poll_interval * 3)
+        self.list_poller = self.follow(Poller(self._poll_list, self.poll_interval * 3))
+        return [self.state, self.mine]
 
-        self.wizard = TrainingWizard(client, self._saved, self.is_admin)
-        self.models = ModelsBox(client, self.transfer)
-        self.detail = TaskDetail(client, self, self.poll_interval)
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.wizard = TrainingWizard(self.client, self._saved, self.is_admin)
+        self.models = ModelsBox(self.client, self.transfer)
+        return [
+            ("New training task", self.wizard),
+            ("Transfer training from a model", self.models),
+        ]
+
+    def build_details(self) -> TaskDetail:
+        self.detail = TaskDetail(self.client, self, self.poll_interval)
+        self.follow(self.detail.poller)
         self.action_status = self.detail.status
-        self.arrange(
-            filters=[self.state, self.mine],
-            forms=[
-                ("New training task", self.wizard),
-                ("Transfer training from a model", self.models),
-            ],
-            details=self.detail,
-        )
+        return self.detail
 
     # --- the Section hooks ----------------------------------------------------------------
 
@@ -89,16 +94,9 @@ class TrainingSection(common.Section[TaskInfo]):
     def clear(self) -> None:
         self.detail.show(None)
 
-    def remove(self, task_id: int) -> None:
-        self.client.training.delete(task_id)
-
     def load_choices(self) -> None:
         self.wizard.load_choices()
         self.models.load()
-
-    def stop_polling(self) -> None:
-        self.list_poller.stop()
-        self.detail.poller.stop()
 
     # --- following the tasks --------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
@@ -18,31 +17,28 @@ from workbench.jobs.schemas import job_error
 from workbench.jobs.states import JobState
 from workbench.schemas.invitations import InvitationInfo
 from workbench.widgets import common
+from workbench.widgets.section import Section
 from workbench.workspaces.schemas import WorkspaceInfo
 
 READY_TIMEOUT_S = 120
 
 
-class WorkspacesSection(common.Section[WorkspaceInfo]):
-    title = "Workspaces"
-    noun = "workspace"
+class WorkspacesSection(Section[WorkspaceInfo]):
+    area = "workspaces"
+    list_rows = 5
     empty_hint = "New workspace, below, makes one from an environment."
     deletes = " and its files"
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        self.listing.rows = 5
-        invitations = self._build_invitations()
-        self.form = CreateWorkspaceForm(client, self._created)
-        self.arrange(
-            forms=[("New workspace", self.form)],
-            details=w.VBox([*self._build_workspace(), *self._build_image_build()]),
-        )
-        self.children = [*invitations, *self.children]
-
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_invitations(self) -> list[w.Widget]:
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.form = CreateWorkspaceForm(self.client, self._created)
+        return [("New workspace", self.form)]
+
+    def build_details(self) -> w.VBox:
+        return w.VBox([*self._build_workspace(), *self._build_image_build()])
+
+    def build_header(self) -> list[w.Widget]:
         """The invitations to others' workspaces, above the list: Accept or Decline."""
         self.invitations = w.Dropdown(
             description="Invited", options=[], layout=w.Layout(width="360px")
@@ -142,9 +138,6 @@ class WorkspacesSection(common.Section[WorkspaceInfo]):
             f"<div>state <b>{ws.state}</b> · owner {ws.owner} · members {members}</div>"
             f"{reason}"
         )
-
-    def remove(self, workspace_id: int) -> None:
-        self.client.workspaces.delete(workspace_id)
 
     def load_choices(self) -> None:
         self.form.load_choices()

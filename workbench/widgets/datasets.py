@@ -232,20 +232,18 @@ class CreateForm(w.VBox):
         self.create_button.on_click(lambda _: self.create())
         self._purpose_changed()
         self.add_class("wb-dataset-create")
-        super().__init__(
-            [
-                self.name,
-                self.description,
-                self.purpose,
-                self.sub_purpose,
-                self.format,
-                self.split_mode,
-                self.train_ratio,
-                self.visibility,
-                self.create_button,
-                self.message,
-            ]
-        )
+        #: the fields of the create body, by name, in the order the form shows them
+        self.fields: dict[str, w.ValueWidget] = {
+            "name": self.name,
+            "description": self.description,
+            "purpose": self.purpose,
+            "sub_purpose": self.sub_purpose,
+            "format": self.format,
+            "split_mode": self.split_mode,
+            "train_ratio": self.train_ratio,
+            "visibility": self.visibility,
+        }
+        super().__init__([*self.fields.values(), self.create_button, self.message])
 
     def _purpose_changed(self) -> None:
         common.offer_sub_purposes(self.purpose, self.sub_purpose)
@@ -260,19 +258,9 @@ class CreateForm(w.VBox):
         self.format.value = formats[0]
 
     def create(self) -> None:
-        ds = common.attempt(
-            self.message,
-            lambda: self.client.datasets.create(
-                name=self.name.value.strip(),
-                description=self.description.value,
-                purpose=self.purpose.value,
-                sub_purpose=self.sub_purpose.value,
-                format=self.format.value,
-                split_mode=self.split_mode.value,
-                train_ratio=self.train_ratio.value,
-                visibility=self.visibility.value,
-            ),
-        )
+        body = {name: field.value for name, field in self.fields.items()}
+        body["name"] = body["name"].strip()
+        ds = common.attempt(self.message, lambda: self.client.datasets.create(**body))
         if ds is common.FAILED:
             return
         self.message.ok(f"created {ds.name}")

@@ -149,13 +149,16 @@ class ServicesSection(Section[ServiceInfo]):
     def _build_service(self) -> list[w.Widget]:
         """A service: summary, replicas and their actions, its key, what they answer."""
         self.summary = w.HTML()
+        self.summary.add_class("wb-service-summary")
         self.replica_table = w.HTML()
+        self.replica_table.add_class("wb-service-replicas")
         self.start_button = w.Button(description="Start", icon="play")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.restart_button = w.Button(description="Restart", icon="refresh")
         self.scale_to = w.BoundedIntText(
             value=1, min=0, max=32, description="Replicas", layout=w.Layout(width="150px")
         )
+        self.scale_to.add_class("wb-service-scale-to")
         self.scale_button = w.Button(description="Scale", icon="arrows-v")
         for button, action in (
             (self.start_button, "start"),
@@ -170,17 +173,9 @@ class ServicesSection(Section[ServiceInfo]):
         )
         #: the endpoint's key, shown once: after the service is made or its key rotated
         self.key_box = w.HTML()
+        self.key_box.add_class("wb-service-key")
         self.deploy_status = common.Status()
-        common.name_for_css(
-            "service",
-            {
-                "summary": self.summary,
-                "replicas": self.replica_table,
-                "scale-to": self.scale_to,
-                "key": self.key_box,
-                "deploy-status": self.deploy_status,
-            },
-        )
+        self.deploy_status.add_class("wb-service-deploy-status")
         self.action_status = self.deploy_status
         actions = w.HBox(
             [
@@ -208,8 +203,9 @@ class ServicesSection(Section[ServiceInfo]):
             "Send", "service-send", self.send, icon="paper-plane", button_style="primary"
         )
         self.answer_status = common.Status()
+        self.answer_status.add_class("wb-service-answer-status")
         self.answer = w.HTML()
-        common.name_for_css("service", {"answer-status": self.answer_status, "answer": self.answer})
+        self.answer.add_class("wb-service-answer")
         self.send_row = w.HBox([self.route, self.send_button], layout=common.wrap())
         self.test_box = w.VBox([self.test_inputs, self.send_row, self.answer_status, self.answer])
         return [w.HTML("<b>Test it online</b>"), self.test_box]

@@ -13,18 +13,15 @@ from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.enums import AlgorithmState, ImageKind, Purpose, SubPurpose, Visibility
 
-
-@click.group()
-def algorithm() -> None:
-    """The algorithm library: a training and an inference image with how to run them."""
+algorithm = click.Group(
+    "algorithm",
+    help="The algorithm library: a training and an inference image with how to run them.",
+)
 
 
 def _print_algorithm(algo: AlgorithmInfo) -> None:
-    click.echo(
-        f"{algo.id:>4}  {algo.name:<24} {algo.purpose}/{algo.sub_purpose:<22} {algo.state:<8} "
-        f"{algo.visibility:<8} {algo.owner:<10} train {algo.train.state:<8} "
-        f"predict {algo.predict.state}"
-    )
+    images = f"train {algo.train.state:<8} predict {algo.predict.state}"
+    common.echo_row(algo, 24, 22, f"{algo.state:<8} {algo.visibility:<8} {algo.owner:<10} {images}")
     for kind, image in (("train", algo.train), ("predict", algo.predict)):
         if image.state_reason:
             click.echo(f"      {kind}: {image.state_reason.splitlines()[0]}")

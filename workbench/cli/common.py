@@ -1,7 +1,7 @@
 """What the ``workbench`` commands share: Workbench errors shown as one line, the registry
 (for the administration commands) and the client (for the rest), the commands every area
-writes alike for one thing given by its id (:func:`id_command`, :class:`IdCommands`), and small
-helpers.
+writes alike for one thing given by its id (:func:`id_command`, :class:`IdCommands`) or for
+a list (:func:`list_command`), and small helpers.
 
 The commands that go through the client need only Workbench's base packages; those that
 work on this machine's registry or Docker Engine need the ``server`` extra, so they import
@@ -10,11 +10,11 @@ the server's modules inside the command, in :func:`server_imports`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from pydantic import BaseModel
@@ -126,6 +126,49 @@ def echo_list(items: Sequence[Item], as_json: bool, echo: Callable[[Item], None]
         return
     for item in items:
         echo(item)
+
+
+class Purposed(Protocol):
+    """A thing made for a purpose (a dataset, a workspace, an algorithm, a training task)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def purpose(self) -> str: ...
+
+    @property
+    def sub_purpose(self) -> str: ...
+
+
+def echo_row(item: Purposed, name_width: int, purpose_width: int, rest: str) -> None:
+    """A ``list`` row of a thing made for a purpose: its id, its name and its
+    purpose/sub-purpose in columns ``name_width`` and ``purpose_width`` wide, then ``rest``."""
+    click.echo(
+        f"{item.id:>4}  {item.name:<{name_width}} {item.purpose}/"
+        f"{item.sub_purpose:<{purpose_width}} {rest}"
+    )
+
+
+def list_command(
+    group: click.Group,
+    name: str,
+    items: Callable[[WorkbenchClient], Iterable[Item]],
+    echo: Callable[[Item], None],
+    help_text: str,
+) -> None:
+    """The command ``name`` of ``group`` that prints each of the things ``items(client)``
+    answers with ``echo``."""
+
+    @group.command(name, help=help_text)
+    @friendly
+    def command() -> None:
+        with client() as c:
+            for item in items(c):
+                echo(item)
 
 
 def id_command(

@@ -12,17 +12,11 @@ from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
 
-
-@click.group()
-def dataset() -> None:
-    """Datasets (through the REST API)."""
+dataset = click.Group("dataset", help="Datasets (through the REST API).")
 
 
 def _print_dataset(ds: DatasetInfo) -> None:
-    click.echo(
-        f"{ds.id:>4}  {ds.name:<28} {ds.purpose}/{ds.sub_purpose:<16} {ds.format:<12} "
-        f"{ds.state:<8} {ds.visibility:<8} {ds.owner}"
-    )
+    common.echo_row(ds, 28, 16, f"{ds.format:<12} {ds.state:<8} {ds.visibility:<8} {ds.owner}")
     for split, info in ds.splits.items():
         st = info.statistics
         click.echo(

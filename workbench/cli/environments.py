@@ -16,11 +16,11 @@ from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
 from workbench.environments.schemas import EnvironmentInfo
 
-
-@click.group()
-def environment() -> None:
-    """Base environments of workspaces and builds (through the REST API); `definitions`
-    and `build-local` work on this machine's envs/ folder and Docker Engine."""
+environment = click.Group(
+    "environment",
+    help="Base environments of workspaces and builds (through the REST API); `definitions` "
+    "and `build-local` work on this machine's envs/ folder and Docker Engine.",
+)
 
 
 def _print_environment(env: EnvironmentInfo) -> None:
@@ -130,13 +130,13 @@ def environment_pull(c: WorkbenchClient, env_id: int, reference: str, detach: bo
     _print_environment(c.environments.get(env_id))
 
 
-@environment.command("sync-presets")
-@common.friendly
-def environment_sync_presets() -> None:
-    """Register one preset environment per envs/ definition (admins; safe to run again)."""
-    with common.client() as c:
-        for env in c.environments.sync_presets():
-            _print_environment(env)
+common.list_command(
+    environment,
+    "sync-presets",
+    lambda c: c.environments.sync_presets(),
+    _print_environment,
+    "Register one preset environment per envs/ definition (admins; safe to run again).",
+)
 
 
 # --- the preset definitions, built on this machine ----------------------------------------

@@ -10,10 +10,7 @@ from workbench.client import WorkbenchClient
 from workbench.jobs.schemas import JobInfo
 from workbench.jobs.states import JobState
 
-
-@click.group()
-def job() -> None:
-    """Long operations: list, show, log, cancel."""
+job = click.Group("job", help="Long operations: list, show, log, cancel.")
 
 
 def _print_job(info: JobInfo) -> None:

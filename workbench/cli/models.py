@@ -15,10 +15,9 @@ from workbench.enums import Visibility
 from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, FormatInfo, ModelInfo, ModelVersionInfo
 
-
-@click.group()
-def model() -> None:
-    """The model registry: models, versions, tags, aliases, compare, download."""
+model = click.Group(
+    "model", help="The model registry: models, versions, tags, aliases, compare, download."
+)
 
 
 def _print_model(info: ModelInfo) -> None:

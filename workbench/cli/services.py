@@ -16,10 +16,9 @@ from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import ServiceInfo, ServiceStarted
 from workbench.enums import Visibility
 
-
-@click.group()
-def service() -> None:
-    """Services: a model version served by replicas of the model server."""
+service = click.Group(
+    "service", help="Services: a model version served by replicas of the model server."
+)
 
 
 def _print(info: ServiceInfo) -> None:

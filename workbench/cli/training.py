@@ -12,16 +12,14 @@ from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
 from workbench.training.schemas import TaskInfo
 
-
-@click.group()
-def task() -> None:
-    """Training tasks: an algorithm trained on a dataset (through the REST API)."""
+task = click.Group(
+    "task", help="Training tasks: an algorithm trained on a dataset (through the REST API)."
+)
 
 
 def _print_task(t: TaskInfo) -> None:
-    click.echo(
-        f"{t.id:>4}  {t.name:<24} {t.purpose}/{t.sub_purpose:<16} algorithm {t.algorithm_id:<3} "
-        f"dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
+    common.echo_row(
+        t, 24, 16, f"algorithm {t.algorithm_id:<3} dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
     )
     if t.state_reason:
         click.echo(f"      {t.state_reason.splitlines()[0]}")

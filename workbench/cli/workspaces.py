@@ -13,30 +13,26 @@ from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose
 from workbench.workspaces.schemas import WorkspaceInfo
 
-
-@click.group()
-def workspace() -> None:
-    """Container workspaces (through the REST API)."""
+workspace = click.Group("workspace", help="Container workspaces (through the REST API).")
 
 
 def _print_workspace(ws: WorkspaceInfo) -> None:
     members = f" members: {', '.join(ws.members)}" if ws.members else ""
     invited = f" invited: {', '.join(ws.invited)}" if ws.invited else ""
-    click.echo(
-        f"{ws.id:>4}  {ws.name:<24} {ws.purpose}/{ws.sub_purpose:<16} env {ws.environment_id:<3} "
-        f"{ws.state:<8} {ws.owner}{members}{invited}"
+    common.echo_row(
+        ws, 24, 16, f"env {ws.environment_id:<3} {ws.state:<8} {ws.owner}{members}{invited}"
     )
     if ws.state_reason:
         click.echo(f"      {ws.state_reason}")
 
 
-@workspace.command("list")
-@common.friendly
-def workspace_list() -> None:
-    """Workspaces you own or are a member of."""
-    with common.client() as c:
-        for ws in c.workspaces.list():
-            _print_workspace(ws)
+common.list_command(
+    workspace,
+    "list",
+    lambda c: c.workspaces.list(),
+    _print_workspace,
+    "Workspaces you own or are a member of.",
+)
 
 
 @workspace.command("create")

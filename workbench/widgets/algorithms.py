@@ -37,9 +37,7 @@ class AlgorithmsSection(Section[AlgorithmInfo]):
         return filters
 
     def build_forms(self) -> list[tuple[str, w.Widget]]:
-        self.form = AlgorithmForm(
-            self.client, self._saved, common.visibility_choices(self.is_admin)
-        )
+        self.form = AlgorithmForm(self.client, self._saved, self.visibilities)
         return [("New algorithm", self.form)]
 
     def build_details(self) -> w.VBox:

@@ -33,9 +33,7 @@ class DatasetsSection(Section[DatasetInfo]):
         return self.owned_filters(self.state)
 
     def build_forms(self) -> list[tuple[str, w.Widget]]:
-        self.create_form = CreateForm(
-            self.client, self._created, common.visibility_choices(self.is_admin)
-        )
+        self.create_form = CreateForm(self.client, self._created, self.visibilities)
         return [("New dataset", self.create_form)]
 
     def build_details(self) -> w.VBox:

@@ -124,6 +124,8 @@ class Section(w.VBox, Generic[ItemT]):
         image loading), for the sections that follow one."""
         self.client = client
         self.is_admin = is_admin
+        #: the visibilities this user may give things (only admins preset)
+        self.visibilities = visibility_choices(is_admin)
         self.poll_interval = poll_interval
         #: the items listed, by id
         self.items: dict[int, ItemT] = {}
@@ -347,7 +349,7 @@ class Section(w.VBox, Generic[ItemT]):
         )
         self.offline_button = w.Button(description="Take offline", icon="cloud-download")
         self.visibility = w.Dropdown(
-            options=visibility_choices(self.is_admin),
+            options=self.visibilities,
             description="Visibility",
             layout=w.Layout(width="200px"),
         )

@@ -95,9 +95,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.new_memory = w.BoundedIntText(
             value=1024, min=128, max=1024 * 1024, step=256, description="MiB each"
         )
-        self.new_visibility = w.Dropdown(
-            options=common.visibility_choices(self.is_admin), description="Visibility"
-        )
+        self.new_visibility = w.Dropdown(options=self.visibilities, description="Visibility")
         self.new_public = w.Checkbox(
             value=False, description="Public endpoint: anyone may call it, without a key"
         )

@@ -37,19 +37,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-@algorithm.command("list")
+@common.list_command(algorithm, "list", _print_algorithm)
 @click.option("--visibility", type=click.Choice(["mine", *(v.value for v in Visibility)]))
 @click.option("--purpose", type=common.choice(Purpose))
 @click.option("--sub-purpose", type=common.choice(SubPurpose))
 @click.option("--state", type=common.choice(AlgorithmState))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
+@common.search_option
 @common.json_option
-@common.friendly
-def algorithm_list(as_json: bool, **filters: Any) -> None:
+def algorithm_list(c: WorkbenchClient, **filters: Any) -> list[AlgorithmInfo]:
     """Algorithms you can see: yours, public and preset."""
-    with common.client() as c:
-        found = c.algorithms.list(**filters)
-    common.echo_list(found, as_json, _print_algorithm)
+    return c.algorithms.list(**filters)
 
 
 _by_id = common.IdCommands(

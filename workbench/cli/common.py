@@ -10,7 +10,7 @@ the server's modules inside the command, in :func:`server_imports`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -111,6 +111,8 @@ def given(options: dict[str, Any]) -> dict[str, Any]:
 
 #: ``--json``: print what the command found as JSON instead of lines for people
 json_option = click.option("--json", "as_json", is_flag=True)
+#: ``--search``: the text a list's things have in their names or descriptions
+search_option = click.option("--search", "q", help="Text to find in names and descriptions.")
 
 
 def echo_json(items: Sequence[BaseModel]) -> None:
@@ -154,21 +156,27 @@ def echo_row(item: Purposed, name_width: int, purpose_width: int, rest: str) -> 
 
 
 def list_command(
-    group: click.Group,
-    name: str,
-    items: Callable[[WorkbenchClient], Iterable[Item]],
-    echo: Callable[[Item], None],
-    help_text: str,
-) -> None:
-    """The command ``name`` of ``group`` that prints each of the things ``items(client)``
-    answers with ``echo``."""
+    group: click.Group, name: str, echo: Callable[[Any], None], help_text: str | None = None
+) -> Callable[[Callable[..., Sequence[BaseModel]]], click.Command]:
+    """Make the decorated ``fetch(client, **params)``, which answers a list of things, the
+    command ``name`` of ``group``: it prints each thing with ``echo``, or all of them as a
+    JSON array where :data:`json_option` (among the click decorators under this one, which
+    add the command's options, ``params``) is given. ``fetch`` is called with the client
+    open and its Workbench errors shown as one line; the command's help is ``help_text``,
+    else ``fetch``'s docstring."""
 
-    @group.command(name, help=help_text)
-    @friendly
-    def command() -> None:
-        with client() as c:
-            for item in items(c):
-                echo(item)
+    def register(fetch: Callable[..., Sequence[BaseModel]]) -> click.Command:
+        @wraps(fetch)  # keeps the options declared on ``fetch``, and its docstring
+        @friendly
+        def command(**params: Any) -> None:
+            as_json = params.pop("as_json", False)
+            with client() as c:
+                found = fetch(c, **params)
+            echo_list(found, as_json, echo)
+
+        return group.command(name, help=help_text)(command)
+
+    return register
 
 
 def id_command(

@@ -24,19 +24,16 @@ def _print_dataset(ds: DatasetInfo) -> None:
         )
 
 
-@dataset.command("list")
+@common.list_command(dataset, "list", _print_dataset)
 @click.option("--mine", is_flag=True, help="Only datasets I own.")
 @click.option("--purpose", type=common.choice(Purpose))
 @click.option("--state", type=click.Choice(["draft", "online", "offline"]))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
+@common.search_option
 @common.json_option
-@common.friendly
 def dataset_list(
-    mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
-) -> None:
-    with common.client() as c:
-        found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
-    common.echo_list(found, as_json, _print_dataset)
+    c: WorkbenchClient, mine: bool, purpose: str | None, state: str | None, q: str | None
+) -> list[DatasetInfo]:
+    return c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
 
 
 @dataset.command("create")

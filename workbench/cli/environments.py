@@ -33,18 +33,15 @@ def _print_environment(env: EnvironmentInfo) -> None:
         click.echo(f"      {env.state_reason.splitlines()[0]}")
 
 
-@environment.command("list")
+@common.list_command(environment, "list", _print_environment)
 @click.option("--mine", is_flag=True, help="Only environments I own.")
 @click.option("--visibility", type=common.choice(Visibility), help="private, public or preset.")
 @click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
 @common.json_option
-@common.friendly
 def environment_list(
-    mine: bool, visibility: str | None, framework: str | None, as_json: bool
-) -> None:
-    with common.client() as c:
-        found = c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
-    common.echo_list(found, as_json, _print_environment)
+    c: WorkbenchClient, mine: bool, visibility: str | None, framework: str | None
+) -> list[EnvironmentInfo]:
+    return c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
 
 
 @environment.command("create")
@@ -130,13 +127,10 @@ def environment_pull(c: WorkbenchClient, env_id: int, reference: str, detach: bo
     _print_environment(c.environments.get(env_id))
 
 
-common.list_command(
-    environment,
-    "sync-presets",
-    lambda c: c.environments.sync_presets(),
-    _print_environment,
-    "Register one preset environment per envs/ definition (admins; safe to run again).",
-)
+@common.list_command(environment, "sync-presets", _print_environment)
+def environment_sync_presets(c: WorkbenchClient) -> list[EnvironmentInfo]:
+    """Register one preset environment per envs/ definition (admins; safe to run again)."""
+    return c.environments.sync_presets()
 
 
 # --- the preset definitions, built on this machine ----------------------------------------

@@ -21,19 +21,18 @@ def _print_job(info: JobInfo) -> None:
     )
 
 
-@job.command("list")
+@common.list_command(job, "list", _print_job)
 @click.option("--kind", help="training, environment-image, algorithm-image...")
 @click.option("--state", type=common.choice(JobState))
 @click.option("--all", "all_", is_flag=True, help="Everyone's jobs (admins).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @common.json_option
-@common.friendly
-def job_list(kind: str | None, state: str | None, all_: bool, limit: int, as_json: bool) -> None:
+def job_list(
+    c: WorkbenchClient, kind: str | None, state: str | None, all_: bool, limit: int
+) -> list[JobInfo]:
     """My jobs, newest first."""
     filters = {"kind": kind, "state": state, "all": all_ or None, "limit": limit}
-    with common.client() as c:
-        jobs = c.jobs.list(**common.given(filters))
-    common.echo_list(jobs, as_json, _print_job)
+    return c.jobs.list(**common.given(filters))
 
 
 _by_id = common.IdCommands(job, "job", "job_id", lambda c: c.jobs, _print_job)

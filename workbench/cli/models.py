@@ -38,7 +38,7 @@ def _print_version(v: ModelVersionInfo) -> None:
     )
 
 
-@model.command("list")
+@common.list_command(model, "list", _print_model)
 @click.option("--mine", is_flag=True, help="Only my models.")
 @click.option("--visibility", type=common.choice(Visibility))
 @click.option("--q", help="Text found in the name or the description.")
@@ -48,12 +48,9 @@ def _print_version(v: ModelVersionInfo) -> None:
 @click.option("--framework", help="pytorch, tensorflow, sklearn, onnx (of a version).")
 @click.option("--owner", help="The owner's username.")
 @common.json_option
-@common.friendly
-def model_list(mine: bool, as_json: bool, **filters: str | None) -> None:
+def model_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[ModelInfo]:
     """Models I can see, newest first."""
-    with common.client() as c:
-        models = c.models.list(mine=mine or None, **common.given(filters))
-    common.echo_list(models, as_json, _print_model)
+    return c.models.list(mine=mine or None, **common.given(filters))
 
 
 @common.id_command(model, "show", "model_id")

@@ -37,13 +37,11 @@ def _follow(c: WorkbenchClient, started: ServiceStarted, detach: bool) -> None:
         _print(c.services.get(started.service.id))
 
 
-@service.command("list")
+@common.list_command(service, "list", _print)
 @common.json_option
-@common.friendly
-def service_list(as_json: bool) -> None:
+def service_list(c: WorkbenchClient) -> list[ServiceInfo]:
     """Services I can see, newest first."""
-    with common.client() as c:
-        common.echo_list(c.services.list(), as_json, _print)
+    return c.services.list()
 
 
 _by_id = common.IdCommands(service, "service", "service_id", lambda c: c.services, _print)

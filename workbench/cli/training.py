@@ -40,20 +40,17 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-@task.command("list")
+@common.list_command(task, "list", _print_task)
 @click.option("--mine", is_flag=True, help="Only tasks I own.")
 @click.option("--state", type=common.choice(TaskState))
 @click.option("--purpose", type=common.choice(Purpose))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
+@common.search_option
 @common.json_option
-@common.friendly
 def task_list(
-    mine: bool, state: str | None, purpose: str | None, q: str | None, as_json: bool
-) -> None:
+    c: WorkbenchClient, mine: bool, state: str | None, purpose: str | None, q: str | None
+) -> list[TaskInfo]:
     """Training tasks I can see (mine and public ones), newest first."""
-    with common.client() as c:
-        found = c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
-    common.echo_list(found, as_json, _print_task)
+    return c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
 
 
 _by_id = common.IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)

@@ -26,13 +26,10 @@ def _print_workspace(ws: WorkspaceInfo) -> None:
         click.echo(f"      {ws.state_reason}")
 
 
-common.list_command(
-    workspace,
-    "list",
-    lambda c: c.workspaces.list(),
-    _print_workspace,
-    "Workspaces you own or are a member of.",
-)
+@common.list_command(workspace, "list", _print_workspace)
+def workspace_list(c: WorkbenchClient) -> list[WorkspaceInfo]:
+    """Workspaces you own or are a member of."""
+    return c.workspaces.list()
 
 
 @workspace.command("create")

@@ -195,6 +195,12 @@ def picked_file(upload: w.FileUpload, typed: w.Text) -> Iterator[Path | None]:
 class Status(w.HTML):
     """One line telling the user what happened, errors in red with what to do."""
 
+    def __init__(self, css: str = "", **kwargs: Any) -> None:
+        """``css``: the line's CSS class is ``wb-<css>`` (what the browser tests find it by)."""
+        super().__init__(**kwargs)
+        if css:
+            self.add_class(f"wb-{css}")
+
     def ok(self, text: str) -> None:
         self.value = f"<span style='color:#1b5e20'>{escape(text)}</span>"
 

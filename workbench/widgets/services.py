@@ -85,7 +85,7 @@ class ServicesSection(Section[ServiceInfo]):
 
     def _build_publish_form(self) -> w.VBox:
         """Publish a version, or an algorithm's inference image (manual 2.7.1)."""
-        self._build_publish_source()
+        source = self._build_publish_source()
         self.new_name = w.Text(description="Name", placeholder="lowercase-with-dashes")
         self._suggested_name = ""
         self.new_replicas = w.BoundedIntText(value=1, min=0, max=32, description="Replicas")
@@ -106,11 +106,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.publish_status = common.Status()
         return w.VBox(
             [
-                self.serve_from,
-                self.pick_algorithm,
-                self.pick_model,
-                self.pick_version,
-                self.pick_format,
+                *source,
                 self.new_name,
                 w.HBox([self.new_replicas, self.new_cpus], layout=common.wrap()),
                 w.HBox([self.new_memory, self.new_visibility], layout=common.wrap()),
@@ -120,7 +116,7 @@ class ServicesSection(Section[ServiceInfo]):
             ]
         )
 
-    def _build_publish_source(self) -> None:
+    def _build_publish_source(self) -> list[w.Widget]:
         """What is published: a version (model, version, format) or an algorithm's image."""
         self.serve_from = w.ToggleButtons(
             options=[("A model version", "version"), ("An inference image", IMAGE_FORMAT)],
@@ -143,6 +139,13 @@ class ServicesSection(Section[ServiceInfo]):
         self._model_detail: ModelDetail | None = None
         #: the chosen version's algorithm (whose inference image the form may offer)
         self._algorithm_id: int | None = None
+        return [
+            self.serve_from,
+            self.pick_algorithm,
+            self.pick_model,
+            self.pick_version,
+            self.pick_format,
+        ]
 
     def _build_service(self) -> list[w.Widget]:
         """A service: summary, replicas and their actions, its key, what they answer."""
@@ -172,8 +175,7 @@ class ServicesSection(Section[ServiceInfo]):
         #: the endpoint's key, shown once: after the service is made or its key rotated
         self.key_box = w.HTML()
         self.key_box.add_class("wb-service-key")
-        self.deploy_status = common.Status()
-        self.deploy_status.add_class("wb-service-deploy-status")
+        self.deploy_status = common.Status("service-deploy-status")
         self.action_status = self.deploy_status
         actions = w.HBox(
             [
@@ -200,8 +202,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.send_button = common.button(
             "Send", "service-send", self.send, icon="paper-plane", button_style="primary"
         )
-        self.answer_status = common.Status()
-        self.answer_status.add_class("wb-service-answer-status")
+        self.answer_status = common.Status("service-answer-status")
         self.answer = w.HTML()
         self.answer.add_class("wb-service-answer")
         self.send_row = w.HBox([self.route, self.send_button], layout=common.wrap())

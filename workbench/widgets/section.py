@@ -107,6 +107,7 @@ class Section(w.VBox, Generic[ItemT]):
     search: w.Text
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A section's title, and its noun unless it names one, come from its area."""
         super().__init_subclass__(**kwargs)
         cls.title = cls.area.capitalize()
         if "noun" not in cls.__dict__:

@@ -30,10 +30,8 @@ def _print_dataset(ds: DatasetInfo) -> None:
 @click.option("--state", type=click.Choice(["draft", "online", "offline"]))
 @common.search_option
 @common.json_option
-def dataset_list(
-    c: WorkbenchClient, mine: bool, purpose: str | None, state: str | None, q: str | None
-) -> list[DatasetInfo]:
-    return c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
+def dataset_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[DatasetInfo]:
+    return c.datasets.list(mine=mine or None, **filters)
 
 
 @dataset.command("create")

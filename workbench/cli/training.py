@@ -46,11 +46,9 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--purpose", type=common.choice(Purpose))
 @common.search_option
 @common.json_option
-def task_list(
-    c: WorkbenchClient, mine: bool, state: str | None, purpose: str | None, q: str | None
-) -> list[TaskInfo]:
+def task_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[TaskInfo]:
     """Training tasks I can see (mine and public ones), newest first."""
-    return c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
+    return c.training.list(mine=mine or None, **filters)
 
 
 _by_id = common.IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)

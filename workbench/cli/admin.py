@@ -12,9 +12,9 @@ from workbench.schemas.quotas import NAMES, QuotaInfo, QuotaUpdate
 # --- db -----------------------------------------------------------------------------------
 
 
-@click.group()
-def db() -> None:
-    """The registry's schema ($WORKBENCH_DB_URL, default SQLite in $WORKBENCH_HOME)."""
+db = click.Group(
+    "db", help="The registry's schema ($WORKBENCH_DB_URL, default SQLite in $WORKBENCH_HOME)."
+)
 
 
 @db.command("upgrade")
@@ -38,9 +38,7 @@ def db_current() -> None:
 # --- users and tokens ---------------------------------------------------------------------
 
 
-@click.group()
-def user() -> None:
-    """Users of this registry."""
+user = click.Group("user", help="Users of this registry.")
 
 
 @user.command("add")
@@ -65,9 +63,7 @@ def user_list() -> None:
             click.echo(f"{u.id:>4}  {u.username:<24} {u.role}")
 
 
-@click.group()
-def token() -> None:
-    """API tokens."""
+token = click.Group("token", help="API tokens.")
 
 
 @token.command("create")
@@ -89,9 +85,9 @@ def token_create(username: str, name: str, days: int | None) -> None:
     click.echo(new.secret)
 
 
-@click.group()
-def quota() -> None:
-    """Users' quotas: replicas, memory and bytes kept (on the registry, admins)."""
+quota = click.Group(
+    "quota", help="Users' quotas: replicas, memory and bytes kept (on the registry, admins)."
+)
 
 
 def _echo_quota(info: QuotaInfo) -> None:

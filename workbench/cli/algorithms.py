@@ -9,34 +9,19 @@ from typing import Any
 import click
 
 from workbench.algorithms.schemas import AlgorithmInfo
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    detach_option,
-    echo_list,
-    follow_job,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    upload_progress,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.enums import AlgorithmState, ImageKind, Purpose, SubPurpose, Visibility
 
-
-@click.group()
-def algorithm() -> None:
-    """The algorithm library: a training and an inference image with how to run them."""
+algorithm = click.Group(
+    "algorithm",
+    help="The algorithm library: a training and an inference image with how to run them.",
+)
 
 
 def _print_algorithm(algo: AlgorithmInfo) -> None:
-    click.echo(
-        f"{algo.id:>4}  {algo.name:<24} {algo.purpose}/{algo.sub_purpose:<22} {algo.state:<8} "
-        f"{algo.visibility:<8} {algo.owner:<10} train {algo.train.state:<8} "
-        f"predict {algo.predict.state}"
-    )
+    images = f"train {algo.train.state:<8} predict {algo.predict.state}"
+    common.echo_row(algo, 24, 22, f"{algo.state:<8} {algo.visibility:<8} {algo.owner:<10} {images}")
     for kind, image in (("train", algo.train), ("predict", algo.predict)):
         if image.state_reason:
             click.echo(f"      {kind}: {image.state_reason.splitlines()[0]}")
@@ -52,22 +37,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-@algorithm.command("list")
+@common.list_command(algorithm, "list", _print_algorithm)
 @click.option("--visibility", type=click.Choice(["mine", *(v.value for v in Visibility)]))
-@click.option("--purpose", type=choice(Purpose))
-@click.option("--sub-purpose", type=choice(SubPurpose))
-@click.option("--state", type=choice(AlgorithmState))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
-@json_option
-@friendly
-def algorithm_list(as_json: bool, **filters: Any) -> None:
+@click.option("--purpose", type=common.choice(Purpose))
+@click.option("--sub-purpose", type=common.choice(SubPurpose))
+@click.option("--state", type=common.choice(AlgorithmState))
+@common.search_option
+@common.json_option
+def algorithm_list(c: WorkbenchClient, **filters: Any) -> list[AlgorithmInfo]:
     """Algorithms you can see: yours, public and preset."""
-    with client() as c:
-        found = c.algorithms.list(**filters)
-    echo_list(found, as_json, _print_algorithm)
+    return c.algorithms.list(**filters)
 
 
-_by_id = IdCommands(
+_by_id = common.IdCommands(
     algorithm, "algorithm", "algorithm_id", lambda c: c.algorithms, _print_algorithm
 )
 _by_id.show("One algorithm with both images' settings, state and config, as JSON.")
@@ -85,8 +67,10 @@ _by_id.delete(
 
 @algorithm.command("create")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--visibility", type=choice(Visibility), help="Default: the file's, else private.")
-@friendly
+@click.option(
+    "--visibility", type=common.choice(Visibility), help="Default: the file's, else private."
+)
+@common.friendly
 def algorithm_create(spec: Path, visibility: str | None) -> None:
     """Register an algorithm from a JSON file (name, description, purpose, sub_purpose,
     train and predict settings: the shape of examples/algorithms/*/algorithm.json); prints
@@ -94,7 +78,7 @@ def algorithm_create(spec: Path, visibility: str | None) -> None:
     fields = _read_json(spec)
     if visibility:
         fields["visibility"] = visibility
-    with client() as c:
+    with common.client() as c:
         click.echo(c.algorithms.create(**fields).id)
 
 
@@ -108,42 +92,42 @@ def algorithm_create(spec: Path, visibility: str | None) -> None:
 )
 @click.option("--name")
 @click.option("--description")
-@click.option("--visibility", type=choice(Visibility))
-@friendly
+@click.option("--visibility", type=common.choice(Visibility))
+@common.friendly
 def algorithm_set(algorithm_id: int, spec: Path | None, **changes: Any) -> None:
     """Edit an algorithm (run settings only while it is not online)."""
     fields = _read_json(spec) if spec else {}
-    fields.update(given(changes))
-    with client() as c:
+    fields.update(common.given(changes))
+    with common.client() as c:
         _print_algorithm(c.algorithms.update(algorithm_id, **fields))
 
 
 def _follow_load(c: WorkbenchClient, algo: AlgorithmInfo, kind: str, detach: bool) -> None:
     """Show the image load's log (a job) until it is over (unless ``detach``), then the
     algorithm."""
-    follow_job(c, (algo.train if kind == "train" else algo.predict).job_id, detach=detach)
+    common.follow_job(c, (algo.train if kind == "train" else algo.predict).job_id, detach=detach)
     _print_algorithm(c.algorithms.get(algo.id))
 
 
-@id_command(algorithm, "upload-image", "algorithm_id")
-@click.argument("kind", type=choice(ImageKind))
+@common.id_command(algorithm, "upload-image", "algorithm_id")
+@click.argument("kind", type=common.choice(ImageKind))
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@detach_option
+@common.detach_option
 def algorithm_upload_image(
     c: WorkbenchClient, algorithm_id: int, kind: str, tar: Path, detach: bool
 ) -> None:
     """Upload a `docker save` TAR as the train or predict image (checked, then loaded)."""
     with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
         algo = c.algorithms.upload_image(
-            algorithm_id, kind, tar, progress=upload_progress(bar), wait=False
+            algorithm_id, kind, tar, progress=common.upload_progress(bar), wait=False
         )
     _follow_load(c, algo, kind, detach)
 
 
-@id_command(algorithm, "pull", "algorithm_id")
-@click.argument("kind", type=choice(ImageKind))
+@common.id_command(algorithm, "pull", "algorithm_id")
+@click.argument("kind", type=common.choice(ImageKind))
 @click.argument("reference")
-@detach_option
+@common.detach_option
 def algorithm_pull(
     c: WorkbenchClient, algorithm_id: int, kind: str, reference: str, detach: bool
 ) -> None:
@@ -152,7 +136,7 @@ def algorithm_pull(
     _follow_load(c, algo, kind, detach)
 
 
-@id_command(algorithm, "check", "workspace_id")
+@common.id_command(algorithm, "check", "workspace_id")
 @click.argument("filename")
 def algorithm_check(c: WorkbenchClient, workspace_id: int, filename: str) -> None:
     """Check docker_image/FILENAME of a workspace as publishing it would (loads nothing)."""
@@ -162,11 +146,11 @@ def algorithm_check(c: WorkbenchClient, workspace_id: int, filename: str) -> Non
         raise click.ClickException("; ".join(report.problems))
 
 
-@id_command(algorithm, "from-workspace", "algorithm_id")
-@click.argument("kind", type=choice(ImageKind))
+@common.id_command(algorithm, "from-workspace", "algorithm_id")
+@click.argument("kind", type=common.choice(ImageKind))
 @click.argument("workspace_id", type=int)
 @click.argument("filename")
-@detach_option
+@common.detach_option
 def algorithm_from_workspace(
     c: WorkbenchClient, algorithm_id: int, kind: str, workspace_id: int, filename: str, detach: bool
 ) -> None:

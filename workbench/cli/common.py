@@ -1,7 +1,7 @@
 """What the ``workbench`` commands share: Workbench errors shown as one line, the registry
 (for the administration commands) and the client (for the rest), the commands every area
-writes alike for one thing given by its id (:func:`id_command`, :class:`IdCommands`), and small
-helpers.
+writes alike for one thing given by its id (:func:`id_command`, :class:`IdCommands`) or for
+a list (:func:`list_command`), and small helpers.
 
 The commands that go through the client need only Workbench's base packages; those that
 work on this machine's registry or Docker Engine need the ``server`` extra, so they import
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from pydantic import BaseModel
@@ -111,6 +111,8 @@ def given(options: dict[str, Any]) -> dict[str, Any]:
 
 #: ``--json``: print what the command found as JSON instead of lines for people
 json_option = click.option("--json", "as_json", is_flag=True)
+#: ``--search``: the text a list's things have in their names or descriptions
+search_option = click.option("--search", "q", help="Text to find in names and descriptions.")
 
 
 def echo_json(items: Sequence[BaseModel]) -> None:
@@ -126,6 +128,55 @@ def echo_list(items: Sequence[Item], as_json: bool, echo: Callable[[Item], None]
         return
     for item in items:
         echo(item)
+
+
+class Purposed(Protocol):
+    """A thing made for a purpose (a dataset, a workspace, an algorithm, a training task)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def purpose(self) -> str: ...
+
+    @property
+    def sub_purpose(self) -> str: ...
+
+
+def echo_row(item: Purposed, name_width: int, purpose_width: int, rest: str) -> None:
+    """A ``list`` row of a thing made for a purpose: its id, its name and its
+    purpose/sub-purpose in columns ``name_width`` and ``purpose_width`` wide, then ``rest``."""
+    click.echo(
+        f"{item.id:>4}  {item.name:<{name_width}} {item.purpose}/"
+        f"{item.sub_purpose:<{purpose_width}} {rest}"
+    )
+
+
+def list_command(
+    group: click.Group, name: str, echo: Callable[[Any], None], help_text: str | None = None
+) -> Callable[[Callable[..., Sequence[BaseModel]]], click.Command]:
+    """Make the decorated ``fetch(client, **params)``, which answers a list of things, the
+    command ``name`` of ``group``: it prints each thing with ``echo``, or all of them as a
+    JSON array where :data:`json_option` (among the click decorators under this one, which
+    add the command's options, ``params``) is given. ``fetch`` is called with the client
+    open and its Workbench errors shown as one line; the command's help is ``help_text``,
+    else ``fetch``'s docstring."""
+
+    def register(fetch: Callable[..., Sequence[BaseModel]]) -> click.Command:
+        @wraps(fetch)  # keeps the options declared on ``fetch``, and its docstring
+        @friendly
+        def command(**params: Any) -> None:
+            as_json = params.pop("as_json", False)
+            with client() as c:
+                found = fetch(c, **params)
+            echo_list(found, as_json, echo)
+
+        return group.command(name, help=help_text)(command)
+
+    return register
 
 
 def id_command(

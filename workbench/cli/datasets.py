@@ -7,32 +7,16 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    echo_list,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    upload_progress,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
 from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
 
-
-@click.group()
-def dataset() -> None:
-    """Datasets (through the REST API)."""
+dataset = click.Group("dataset", help="Datasets (through the REST API).")
 
 
 def _print_dataset(ds: DatasetInfo) -> None:
-    click.echo(
-        f"{ds.id:>4}  {ds.name:<28} {ds.purpose}/{ds.sub_purpose:<16} {ds.format:<12} "
-        f"{ds.state:<8} {ds.visibility:<8} {ds.owner}"
-    )
+    common.echo_row(ds, 28, 16, f"{ds.format:<12} {ds.state:<8} {ds.visibility:<8} {ds.owner}")
     for split, info in ds.splits.items():
         st = info.statistics
         click.echo(
@@ -40,64 +24,40 @@ def _print_dataset(ds: DatasetInfo) -> None:
         )
 
 
-@dataset.command("list")
+@common.list_command(dataset, "list", _print_dataset)
 @click.option("--mine", is_flag=True, help="Only datasets I own.")
-@click.option("--purpose", type=choice(Purpose))
+@click.option("--purpose", type=common.choice(Purpose))
 @click.option("--state", type=click.Choice(["draft", "online", "offline"]))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
-@json_option
-@friendly
-def dataset_list(
-    mine: bool, purpose: str | None, state: str | None, q: str | None, as_json: bool
-) -> None:
-    with client() as c:
-        found = c.datasets.list(mine=mine or None, purpose=purpose, state=state, q=q)
-    echo_list(found, as_json, _print_dataset)
+@common.search_option
+@common.json_option
+def dataset_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[DatasetInfo]:
+    return c.datasets.list(mine=mine or None, **filters)
 
 
 @dataset.command("create")
 @click.option("--name", required=True)
-@click.option("--purpose", type=choice(Purpose), required=True)
-@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
-@click.option("--format", "fmt", type=choice(DatasetFormat), required=True)
-@click.option("--split-mode", type=choice(SplitMode), default="ratio", show_default=True)
+@click.option("--purpose", type=common.choice(Purpose), required=True)
+@click.option("--sub-purpose", type=common.choice(SubPurpose), required=True)
+@click.option("--format", "fmt", type=common.choice(DatasetFormat), required=True)
+@click.option("--split-mode", type=common.choice(SplitMode), default="ratio", show_default=True)
 @click.option("--train-ratio", type=float, default=0.8, show_default=True)
 @click.option("--description", default="")
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
-@friendly
-def dataset_create(
-    name: str,
-    purpose: str,
-    sub_purpose: str,
-    fmt: str,
-    split_mode: str,
-    train_ratio: float,
-    description: str,
-    visibility: str,
-) -> None:
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
+@common.friendly
+def dataset_create(fmt: str, **fields: Any) -> None:
     """Create a dataset (state draft); prints its id."""
-    with client() as c:
-        ds = c.datasets.create(
-            name=name,
-            purpose=purpose,
-            sub_purpose=sub_purpose,
-            format=fmt,
-            split_mode=split_mode,
-            train_ratio=train_ratio,
-            description=description,
-            visibility=visibility,
-        )
-    click.echo(ds.id)
+    with common.client() as c:
+        click.echo(c.datasets.create(format=fmt, **fields).id)
 
 
-@id_command(dataset, "upload", "dataset_id")
+@common.id_command(dataset, "upload", "dataset_id")
 @click.argument("split", type=click.Choice(["train", "test"]))
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def dataset_upload(c: WorkbenchClient, dataset_id: int, split: str, archive: Path) -> None:
     """Upload a zip or tar(.gz) ARCHIVE as the SPLIT of a dataset, with progress."""
     size = archive.stat().st_size
     with click.progressbar(length=size, label=f"uploading {archive.name}") as bar:
-        ds = c.datasets.upload(dataset_id, split, archive, progress=upload_progress(bar))
+        ds = c.datasets.upload(dataset_id, split, archive, progress=common.upload_progress(bar))
     info = ds.splits[split]  # type: ignore[index]
     click.echo(
         f"{split}: {info.statistics.samples} samples, {len(info.statistics.classes)} "
@@ -105,24 +65,24 @@ def dataset_upload(c: WorkbenchClient, dataset_id: int, split: str, archive: Pat
     )
 
 
-@id_command(dataset, "set", "dataset_id")
+@common.id_command(dataset, "set", "dataset_id")
 @click.option("--name")
 @click.option("--description")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 @click.option("--train-ratio", type=float)
 def dataset_set(c: WorkbenchClient, dataset_id: int, **changes: Any) -> None:
     """Edit a dataset's fields."""
-    _print_dataset(c.datasets.update(dataset_id, **given(changes)))
+    _print_dataset(c.datasets.update(dataset_id, **common.given(changes)))
 
 
-_by_id = IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
+_by_id = common.IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
 _by_id.show()
 _by_id.action("publish", "Put a dataset online so tasks and workspaces can use it.")
 _by_id.action("offline", method="take_offline")
 _by_id.delete("Delete the dataset and its files?")
 
 
-@id_command(dataset, "samples", "dataset_id")
+@common.id_command(dataset, "samples", "dataset_id")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train")
 @click.option("--offset", type=int, default=0)
 @click.option("--limit", type=int, default=10)

@@ -10,32 +10,17 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    detach_option,
-    echo_list,
-    follow_job,
-    follow_option,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    server_imports,
-    show_log,
-    upload_progress,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.config import DEFAULT_BASE_IMAGE
 from workbench.enums import Visibility
 from workbench.environments.schemas import EnvironmentInfo
 
-
-@click.group()
-def environment() -> None:
-    """Base environments of workspaces and builds (through the REST API); `definitions`
-    and `build-local` work on this machine's envs/ folder and Docker Engine."""
+environment = click.Group(
+    "environment",
+    help="Base environments of workspaces and builds (through the REST API); `definitions` "
+    "and `build-local` work on this machine's envs/ folder and Docker Engine.",
+)
 
 
 def _print_environment(env: EnvironmentInfo) -> None:
@@ -48,18 +33,15 @@ def _print_environment(env: EnvironmentInfo) -> None:
         click.echo(f"      {env.state_reason.splitlines()[0]}")
 
 
-@environment.command("list")
+@common.list_command(environment, "list", _print_environment)
 @click.option("--mine", is_flag=True, help="Only environments I own.")
-@click.option("--visibility", type=choice(Visibility), help="private, public or preset.")
+@click.option("--visibility", type=common.choice(Visibility), help="private, public or preset.")
 @click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
-@json_option
-@friendly
+@common.json_option
 def environment_list(
-    mine: bool, visibility: str | None, framework: str | None, as_json: bool
-) -> None:
-    with client() as c:
-        found = c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
-    echo_list(found, as_json, _print_environment)
+    c: WorkbenchClient, mine: bool, visibility: str | None, framework: str | None
+) -> list[EnvironmentInfo]:
+    return c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
 
 
 @environment.command("create")
@@ -69,37 +51,37 @@ def environment_list(
 @click.option("--framework-version", help="Default: the definition's.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Default: the definition's.")
 @click.option("--description", default="")
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
-@friendly
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
+@common.friendly
 def environment_create(**fields: Any) -> None:
     """Create an environment (state draft); prints its id."""
-    with client() as c:
-        env = c.environments.create(**given(fields))
+    with common.client() as c:
+        env = c.environments.create(**common.given(fields))
     click.echo(env.id)
 
 
-@id_command(environment, "set", "env_id")
+@common.id_command(environment, "set", "env_id")
 @click.option("--name")
 @click.option("--description")
 @click.option("--framework")
 @click.option("--framework-version")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]))
 @click.option("--definition", help="'' to detach it from its definition.")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 def environment_set(c: WorkbenchClient, env_id: int, **changes: Any) -> None:
     """Edit an environment's fields."""
-    _print_environment(c.environments.update(env_id, **given(changes)))
+    _print_environment(c.environments.update(env_id, **common.given(changes)))
 
 
-_by_id = IdCommands(
+_by_id = common.IdCommands(
     environment, "environment", "env_id", lambda c: c.environments, _print_environment
 )
 _by_id.show()
 _by_id.delete("Delete the environment?")
 
 
-@id_command(environment, "build", "env_id")
-@detach_option
+@common.id_command(environment, "build", "env_id")
+@common.detach_option
 def environment_build(c: WorkbenchClient, env_id: int, detach: bool) -> None:
     """Build the image from the environment's definition, showing its log."""
     env = c.environments.build(env_id)
@@ -114,42 +96,41 @@ def environment_build(c: WorkbenchClient, env_id: int, detach: bool) -> None:
         raise click.ClickException(f"the build failed: {env.state_reason}")
 
 
-@id_command(environment, "log", "env_id")
-@follow_option
+@common.id_command(environment, "log", "env_id")
+@common.follow_option
 def environment_log(c: WorkbenchClient, env_id: int, follow: bool) -> None:
     """The log of the last build, upload or pull (its job's)."""
-    show_log(c, c.environments.get(env_id).job_id, follow)
+    common.show_log(c, c.environments.get(env_id).job_id, follow)
 
 
-@id_command(environment, "upload", "env_id")
+@common.id_command(environment, "upload", "env_id")
 @click.argument("tar", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@detach_option
+@common.detach_option
 def environment_upload(c: WorkbenchClient, env_id: int, tar: Path, detach: bool) -> None:
     """Upload a `docker save` TAR as the environment's image (checked, then loaded: a job
     whose log is shown)."""
     with click.progressbar(length=tar.stat().st_size, label=tar.name) as bar:
-        env = c.environments.upload_image(env_id, tar, progress=upload_progress(bar), wait=False)
-    follow_job(c, env.job_id, detach=detach)
+        env = c.environments.upload_image(
+            env_id, tar, progress=common.upload_progress(bar), wait=False
+        )
+    common.follow_job(c, env.job_id, detach=detach)
     _print_environment(c.environments.get(env_id))
 
 
-@id_command(environment, "pull", "env_id")
+@common.id_command(environment, "pull", "env_id")
 @click.argument("reference")
-@detach_option
+@common.detach_option
 def environment_pull(c: WorkbenchClient, env_id: int, reference: str, detach: bool) -> None:
     """`docker pull` REFERENCE as the environment's image (Docker Engine servers only)."""
     env = c.environments.pull(env_id, reference, wait=False)
-    follow_job(c, env.job_id, detach=detach)
+    common.follow_job(c, env.job_id, detach=detach)
     _print_environment(c.environments.get(env_id))
 
 
-@environment.command("sync-presets")
-@friendly
-def environment_sync_presets() -> None:
+@common.list_command(environment, "sync-presets", _print_environment)
+def environment_sync_presets(c: WorkbenchClient) -> list[EnvironmentInfo]:
     """Register one preset environment per envs/ definition (admins; safe to run again)."""
-    with client() as c:
-        for env in c.environments.sync_presets():
-            _print_environment(env)
+    return c.environments.sync_presets()
 
 
 # --- the preset definitions, built on this machine ----------------------------------------
@@ -157,7 +138,7 @@ def environment_sync_presets() -> None:
 
 
 def _default_root() -> Path:
-    with server_imports():
+    with common.server_imports():
         from workbench.environments.builder import default_root
     return default_root()
 
@@ -175,11 +156,11 @@ ENVS_OPTION = click.option(
 
 @environment.command("definitions")
 @ENVS_OPTION
-@friendly
+@common.friendly
 def environment_definitions(root: Path) -> None:
     """The preset definitions (envs/<name>/env.toml): name, framework, version, device,
     description."""
-    with server_imports():
+    with common.server_imports():
         from workbench.environments.definition import list_definitions
 
     for d in list_definitions(root):
@@ -224,7 +205,7 @@ def environment_definitions(root: Path) -> None:
     help="A built Workbench wheel.  [default: built from the source checkout]",
 )
 @click.option("--force", is_flag=True, help="Build even if the image is up to date.")
-@friendly
+@common.friendly
 def environment_build_local(
     name: str,
     root: Path,
@@ -238,7 +219,7 @@ def environment_build_local(
 ) -> None:
     """Build the image of the preset definition NAME on this machine's Docker Engine (no
     server needed)."""
-    with server_imports():
+    with common.server_imports():
         from workbench.backends.docker import DockerBackend
         from workbench.environments.builder import EnvBuilder
         from workbench.environments.definition import load_definition

@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    echo_list,
-    follow_job,
-    follow_option,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    show_log,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.jobs.schemas import JobInfo
 from workbench.jobs.states import JobState
 
-
-@click.group()
-def job() -> None:
-    """Long operations: list, show, log, cancel."""
+job = click.Group("job", help="Long operations: list, show, log, cancel.")
 
 
 def _print_job(info: JobInfo) -> None:
@@ -36,35 +21,34 @@ def _print_job(info: JobInfo) -> None:
     )
 
 
-@job.command("list")
+@common.list_command(job, "list", _print_job)
 @click.option("--kind", help="training, environment-image, algorithm-image...")
-@click.option("--state", type=choice(JobState))
+@click.option("--state", type=common.choice(JobState))
 @click.option("--all", "all_", is_flag=True, help="Everyone's jobs (admins).")
 @click.option("--limit", type=int, default=50, show_default=True)
-@json_option
-@friendly
-def job_list(kind: str | None, state: str | None, all_: bool, limit: int, as_json: bool) -> None:
+@common.json_option
+def job_list(
+    c: WorkbenchClient, kind: str | None, state: str | None, all_: bool, limit: int
+) -> list[JobInfo]:
     """My jobs, newest first."""
     filters = {"kind": kind, "state": state, "all": all_ or None, "limit": limit}
-    with client() as c:
-        jobs = c.jobs.list(**given(filters))
-    echo_list(jobs, as_json, _print_job)
+    return c.jobs.list(**common.given(filters))
 
 
-_by_id = IdCommands(job, "job", "job_id", lambda c: c.jobs, _print_job)
+_by_id = common.IdCommands(job, "job", "job_id", lambda c: c.jobs, _print_job)
 _by_id.show("One job, as JSON.")
 _by_id.action("cancel", "Cancel it: a queued job stops at once, a running one at its next step.")
 
 
-@id_command(job, "log", "job_id")
-@follow_option
+@common.id_command(job, "log", "job_id")
+@common.follow_option
 def job_log(c: WorkbenchClient, job_id: int, follow: bool) -> None:
     """The job's log."""
-    show_log(c, job_id, follow)
+    common.show_log(c, job_id, follow)
 
 
-@id_command(job, "wait", "job_id")
+@common.id_command(job, "wait", "job_id")
 def job_wait(c: WorkbenchClient, job_id: int) -> None:
     """Wait until the job is over; exit non-zero if it failed."""
-    follow_job(c, job_id, quiet=True)
+    common.follow_job(c, job_id, quiet=True)
     _print_job(c.jobs.get(job_id))

@@ -9,26 +9,15 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import (
-    choice,
-    client,
-    detach_option,
-    echo_list,
-    follow_job,
-    friendly,
-    given,
-    id_command,
-    json_option,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.enums import Visibility
 from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, FormatInfo, ModelInfo, ModelVersionInfo
 
-
-@click.group()
-def model() -> None:
-    """The model registry: models, versions, tags, aliases, compare, download."""
+model = click.Group(
+    "model", help="The model registry: models, versions, tags, aliases, compare, download."
+)
 
 
 def _print_model(info: ModelInfo) -> None:
@@ -49,26 +38,23 @@ def _print_version(v: ModelVersionInfo) -> None:
     )
 
 
-@model.command("list")
+@common.list_command(model, "list", _print_model)
 @click.option("--mine", is_flag=True, help="Only my models.")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 @click.option("--q", help="Text found in the name or the description.")
 @click.option("--name", help="The exact name.")
 @click.option("--tag", help="KEY or KEY=VALUE, on the model or one of its versions.")
 @click.option("--purpose", help="image, text, ...")
 @click.option("--framework", help="pytorch, tensorflow, sklearn, onnx (of a version).")
 @click.option("--owner", help="The owner's username.")
-@json_option
-@friendly
-def model_list(mine: bool, as_json: bool, **filters: str | None) -> None:
+@common.json_option
+def model_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[ModelInfo]:
     """Models I can see, newest first."""
-    with client() as c:
-        models = c.models.list(mine=mine or None, **given(filters))
-    echo_list(models, as_json, _print_model)
+    return c.models.list(mine=mine or None, **common.given(filters))
 
 
-@id_command(model, "show", "model_id")
-@json_option
+@common.id_command(model, "show", "model_id")
+@common.json_option
 def model_show(c: WorkbenchClient, model_id: int, as_json: bool) -> None:
     """A model and its versions."""
     detail = c.models.get(model_id)
@@ -86,23 +72,23 @@ def model_show(c: WorkbenchClient, model_id: int, as_json: bool) -> None:
             _print_format(fmt)
 
 
-@id_command(model, "version", "version_id")
+@common.id_command(model, "version", "version_id")
 def model_version(c: WorkbenchClient, version_id: int) -> None:
     """One version (by its id), as JSON: lineage, evaluation, signature, tags."""
     click.echo(c.models.version(version_id).model_dump_json(indent=1))
 
 
-@id_command(model, "set", "model_id")
+@common.id_command(model, "set", "model_id")
 @click.option("--name")
 @click.option("--description")
 @click.option("--purpose")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 def model_set(c: WorkbenchClient, model_id: int, **changes: str | None) -> None:
     """Change a model's name, description, purpose or visibility."""
-    _print_model(c.models.update(model_id, **given(changes)))
+    _print_model(c.models.update(model_id, **common.given(changes)))
 
 
-@id_command(model, "tag", "model_id")
+@common.id_command(model, "tag", "model_id")
 @click.argument("key")
 @click.argument("value")
 @click.option("--version-id", type=int, help="Tag this version instead of the model.")
@@ -118,7 +104,7 @@ def model_tag(
     click.echo(json.dumps(tags))
 
 
-@id_command(model, "untag", "model_id")
+@common.id_command(model, "untag", "model_id")
 @click.argument("key")
 @click.option("--version-id", type=int, help="Untag this version instead of the model.")
 def model_untag(c: WorkbenchClient, model_id: int, key: str, version_id: int | None) -> None:
@@ -131,7 +117,7 @@ def model_untag(c: WorkbenchClient, model_id: int, key: str, version_id: int | N
     click.echo(json.dumps(tags))
 
 
-@id_command(model, "alias", "model_id")
+@common.id_command(model, "alias", "model_id")
 @click.argument("alias")
 @click.argument("version", type=int, required=False)
 @click.option("--delete", is_flag=True, help="Remove the alias.")
@@ -147,7 +133,7 @@ def model_alias(
         _print_version(c.models.alias(model_id, alias))
 
 
-@id_command(model, "convert", "version_id")
+@common.id_command(model, "convert", "version_id")
 @click.option(
     "--format",
     "formats",
@@ -155,7 +141,7 @@ def model_alias(
     help="onnx, onnx-optimized, onnx-int8, tensorrt "
     "(repeat; default: every format the native model converts to).",
 )
-@detach_option
+@common.detach_option
 def model_convert(
     c: WorkbenchClient, version_id: int, formats: tuple[str, ...], detach: bool
 ) -> None:
@@ -163,7 +149,7 @@ def model_convert(
     model; follows the job's log unless --detach."""
     started = c.models.convert(version_id, list(formats) or None, wait=False)
     try:
-        follow_job(c, started.job_id, detach=detach)
+        common.follow_job(c, started.job_id, detach=detach)
     finally:
         if not detach:
             for fmt in c.models.formats(version_id):
@@ -190,9 +176,9 @@ def model_convert(
 )
 @click.option("--environment", "environment_id", type=int, help="Checked in its image.")
 @click.option("--description", default="")
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
-@detach_option
-@friendly
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
+@common.detach_option
+@common.friendly
 def model_import(
     file: Path,
     kind: str,
@@ -210,7 +196,7 @@ def model_import(
             declared = json.loads(text)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--signature") from exc
-    with client() as c:
+    with common.client() as c:
         started = c.models.start_import(
             file,
             kind,
@@ -218,7 +204,7 @@ def model_import(
             file=inner,
             **{k: v for k, v in options.items() if v not in (None, "")},
         )
-        follow_job(c, started.job_id, detach=detach)
+        common.follow_job(c, started.job_id, detach=detach)
         if not detach:
             result = c.jobs.get(started.job_id).result
             _print_version(c.models.version(int(result["version_id"])))
@@ -226,7 +212,7 @@ def model_import(
                 click.echo(f"warning: {warning}", err=True)
 
 
-@id_command(model, "formats", "version_id")
+@common.id_command(model, "formats", "version_id")
 def model_formats(c: WorkbenchClient, version_id: int) -> None:
     """A version's converted formats with their checks."""
     for fmt in c.models.formats(version_id):
@@ -239,7 +225,7 @@ def _print_format(fmt: FormatInfo) -> None:
     )
 
 
-@id_command(model, "benchmark", "version_id")
+@common.id_command(model, "benchmark", "version_id")
 @click.option(
     "--format", "formats", multiple=True, help="A verified format (repeat; default: all)."
 )
@@ -252,7 +238,7 @@ def _print_format(fmt: FormatInfo) -> None:
     show_default=True,
     help="Seconds of one measuring window.",
 )
-@detach_option
+@common.detach_option
 def model_benchmark(
     c: WorkbenchClient,
     version_id: int,
@@ -267,14 +253,14 @@ def model_benchmark(
     if formats:
         options["formats"] = list(formats)
     started = c.models.benchmark(version_id, wait=False, **options)
-    follow_job(c, started.job_id, detach=detach)
+    common.follow_job(c, started.job_id, detach=detach)
     if not detach:
         _print_report(c.models.benchmarks(version_id))
 
 
-@id_command(model, "benchmarks", "version_id")
+@common.id_command(model, "benchmarks", "version_id")
 @click.option("--machine", help="A machine's digest (default: the newest measured).")
-@json_option
+@common.json_option
 def model_benchmarks(
     c: WorkbenchClient, version_id: int, machine: str | None, as_json: bool
 ) -> None:
@@ -315,12 +301,12 @@ def _print_report(report: BenchmarkReport) -> None:
 
 @model.command("compare")
 @click.argument("version_ids", type=int, nargs=-1, required=True)
-@json_option
-@friendly
+@common.json_option
+@common.friendly
 def model_compare(version_ids: tuple[int, ...], as_json: bool) -> None:
     """Two or more versions (by id) side by side: parameters and metrics; * marks what
     differs."""
-    with client() as c:
+    with common.client() as c:
         table = c.models.compare(*version_ids)
     if as_json:
         click.echo(table.model_dump_json(indent=1))
@@ -358,7 +344,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-@id_command(model, "download", "version_id")
+@common.id_command(model, "download", "version_id")
 @click.option("--to", "dest", type=click.Path(path_type=Path), default=Path("."))
 @click.option("--format", "fmt", help="A verified format (onnx...) instead of the native files.")
 def model_download(c: WorkbenchClient, version_id: int, dest: Path, fmt: str | None) -> None:
@@ -367,7 +353,7 @@ def model_download(c: WorkbenchClient, version_id: int, dest: Path, fmt: str | N
     click.echo(str(c.models.download(version_id, dest, fmt)))
 
 
-@id_command(model, "delete", "model_id")
+@common.id_command(model, "delete", "model_id")
 @click.option("--version-id", type=int, help="Delete only this version.")
 def model_delete(c: WorkbenchClient, model_id: int, version_id: int | None) -> None:
     """Delete a model with its versions, or one version; refused while in use."""

@@ -11,24 +11,14 @@ import time
 import click
 
 from workbench.cli import common
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    echo_list,
-    friendly,
-    id_command,
-    json_option,
-)
 from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import ServiceInfo, ServiceStarted
 from workbench.enums import Visibility
 
-
-@click.group()
-def service() -> None:
-    """Services: a model version served by replicas of the model server."""
+service = click.Group(
+    "service", help="Services: a model version served by replicas of the model server."
+)
 
 
 def _print(info: ServiceInfo) -> None:
@@ -47,16 +37,14 @@ def _follow(c: WorkbenchClient, started: ServiceStarted, detach: bool) -> None:
         _print(c.services.get(started.service.id))
 
 
-@service.command("list")
-@json_option
-@friendly
-def service_list(as_json: bool) -> None:
+@common.list_command(service, "list", _print)
+@common.json_option
+def service_list(c: WorkbenchClient) -> list[ServiceInfo]:
     """Services I can see, newest first."""
-    with client() as c:
-        echo_list(c.services.list(), as_json, _print)
+    return c.services.list()
 
 
-_by_id = IdCommands(service, "service", "service_id", lambda c: c.services, _print)
+_by_id = common.IdCommands(service, "service", "service_id", lambda c: c.services, _print)
 _by_id.show("One service with each replica.")
 
 
@@ -76,14 +64,14 @@ _by_id.show("One service with each replica.")
 @click.option("--cpus", type=float, default=1.0, show_default=True)
 @click.option("--memory-mb", type=int, default=1024, show_default=True)
 @click.option("--max-batch", type=int, default=32, show_default=True)
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
 @click.option(
     "--public-endpoint",
     is_flag=True,
     help="Its endpoint answers anyone, without a key (default: only callers with its key).",
 )
 @common.detach_option
-@friendly
+@common.friendly
 def service_create(
     name: str,
     version_id: int | None,
@@ -113,7 +101,7 @@ def service_create(
     }
     if fmt:
         body["format"] = fmt
-    with client() as c:
+    with common.client() as c:
         started = ServiceStarted.model_validate(c.json("POST", "/services", json=body))
         if started.service.key:
             _echo_key(started.service.id, started.service.key)
@@ -130,13 +118,13 @@ def service_key() -> None:
     """The key a service's endpoint asks its callers for."""
 
 
-@id_command(service_key, "rotate", "service_id")
+@common.id_command(service_key, "rotate", "service_id")
 def service_key_rotate(c: WorkbenchClient, service_id: int) -> None:
     """A new key for the service's endpoint (its owner's); the old one is refused at once."""
     _echo_key(service_id, c.services.rotate_key(service_id))
 
 
-@id_command(service, "scale", "service_id")
+@common.id_command(service, "scale", "service_id")
 @click.argument("replicas", type=int)
 @common.detach_option
 def service_scale(c: WorkbenchClient, service_id: int, replicas: int, detach: bool) -> None:
@@ -146,7 +134,7 @@ def service_scale(c: WorkbenchClient, service_id: int, replicas: int, detach: bo
 
 
 def _action(name: str, help_text: str) -> None:
-    @id_command(service, name, "service_id", help_text)
+    @common.id_command(service, name, "service_id", help_text)
     @common.detach_option
     def command(c: WorkbenchClient, service_id: int, detach: bool) -> None:
         data = c.json("POST", f"/services/{service_id}/{name}")
@@ -158,7 +146,7 @@ _action("start", "Its replicas again.")
 _action("restart", "Every replica replaced by a new one.")
 
 
-@id_command(service, "delete", "service_id")
+@common.id_command(service, "delete", "service_id")
 def service_delete(c: WorkbenchClient, service_id: int) -> None:
     """Remove a service and its replicas."""
     c.services.delete(service_id)
@@ -168,7 +156,7 @@ def service_delete(c: WorkbenchClient, service_id: int) -> None:
 @service.command("predict")
 @click.argument("service_id", type=int)
 @click.argument("sample")
-@friendly
+@common.friendly
 def service_predict(service_id: int, sample: str) -> None:
     """One sample through the service's simple route: SAMPLE is its JSON object
     ('{"features": [5.1, 3.5, 1.4, 0.2]}'), or @FILE for a file holding it."""
@@ -177,7 +165,7 @@ def service_predict(service_id: int, sample: str) -> None:
         body = json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON ({exc})", param_hint="SAMPLE") from exc
-    with client() as c:
+    with common.client() as c:
         started = time.perf_counter()
         answer = c.services.predict(service_id, body)
         took = (time.perf_counter() - started) * 1000
@@ -185,7 +173,7 @@ def service_predict(service_id: int, sample: str) -> None:
         click.echo(f"({took:.1f} ms)", err=True)
 
 
-@id_command(service, "logs", "service_id")
+@common.id_command(service, "logs", "service_id")
 @click.option("--replica", type=int, default=None, help="One replica's (its index).")
 @click.option("--tail", type=int, default=200, show_default=True, help="Lines per replica.")
 def service_logs(c: WorkbenchClient, service_id: int, replica: int | None, tail: int) -> None:
@@ -195,7 +183,7 @@ def service_logs(c: WorkbenchClient, service_id: int, replica: int | None, tail:
         click.echo(log.text)
 
 
-@id_command(service, "metrics", "service_id")
+@common.id_command(service, "metrics", "service_id")
 @click.option("--seconds", type=float, default=5.0, show_default=True, help="Between readings.")
 @click.option("--json", "as_json", is_flag=True, help="One reading's counters, as JSON.")
 def service_metrics(c: WorkbenchClient, service_id: int, seconds: float, as_json: bool) -> None:

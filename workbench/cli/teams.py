@@ -8,10 +8,7 @@ import click
 from workbench.cli.common import client, friendly, id_command
 from workbench.client import WorkbenchClient
 
-
-@click.group()
-def team() -> None:
-    """Teams (through the REST API)."""
+team = click.Group("team", help="Teams (through the REST API).")
 
 
 @team.command("create")
@@ -48,9 +45,9 @@ def team_list() -> None:
             click.echo(f"{t.id:>4}  {t.name:<24} {', '.join(t.members)}")
 
 
-@click.group()
-def invitation() -> None:
-    """Invitations to teams and workspaces: nobody is a member until they accept."""
+invitation = click.Group(
+    "invitation", help="Invitations to teams and workspaces: nobody is a member until they accept."
+)
 
 
 @invitation.command("list")

@@ -7,32 +7,19 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    echo_list,
-    follow_option,
-    friendly,
-    given,
-    id_command,
-    json_option,
-    show_log,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose, TaskState, Visibility
 from workbench.training.schemas import TaskInfo
 
-
-@click.group()
-def task() -> None:
-    """Training tasks: an algorithm trained on a dataset (through the REST API)."""
+task = click.Group(
+    "task", help="Training tasks: an algorithm trained on a dataset (through the REST API)."
+)
 
 
 def _print_task(t: TaskInfo) -> None:
-    click.echo(
-        f"{t.id:>4}  {t.name:<24} {t.purpose}/{t.sub_purpose:<16} algorithm {t.algorithm_id:<3} "
-        f"dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
+    common.echo_row(
+        t, 24, 16, f"algorithm {t.algorithm_id:<3} dataset {t.dataset_id:<3} {t.state:<9} {t.owner}"
     )
     if t.state_reason:
         click.echo(f"      {t.state_reason.splitlines()[0]}")
@@ -53,23 +40,18 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-@task.command("list")
+@common.list_command(task, "list", _print_task)
 @click.option("--mine", is_flag=True, help="Only tasks I own.")
-@click.option("--state", type=choice(TaskState))
-@click.option("--purpose", type=choice(Purpose))
-@click.option("--search", "q", help="Text to find in names and descriptions.")
-@json_option
-@friendly
-def task_list(
-    mine: bool, state: str | None, purpose: str | None, q: str | None, as_json: bool
-) -> None:
+@click.option("--state", type=common.choice(TaskState))
+@click.option("--purpose", type=common.choice(Purpose))
+@common.search_option
+@common.json_option
+def task_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[TaskInfo]:
     """Training tasks I can see (mine and public ones), newest first."""
-    with client() as c:
-        found = c.training.list(mine=mine or None, state=state, purpose=purpose, q=q)
-    echo_list(found, as_json, _print_task)
+    return c.training.list(mine=mine or None, **filters)
 
 
-_by_id = IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)
+_by_id = common.IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)
 _by_id.show("Everything about a task, its evaluation included, as JSON.")
 _by_id.action("start", "Queue a draft's first run.")
 _by_id.action("stop", "Stop a queued or running task.")
@@ -81,8 +63,8 @@ _by_id.delete(
 
 @task.command("create")
 @click.option("--name", required=True)
-@click.option("--purpose", type=choice(Purpose), required=True)
-@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--purpose", type=common.choice(Purpose), required=True)
+@click.option("--sub-purpose", type=common.choice(SubPurpose), required=True)
 @click.option("--algorithm", "algorithm_id", type=int, required=True, help="Its id.")
 @click.option("--dataset", "dataset_id", type=int, required=True, help="An online dataset's id.")
 @click.option(
@@ -97,13 +79,13 @@ _by_id.delete(
 @click.option("--gpus", type=int, default=0, show_default=True)
 @click.option("--base-model-version", "base_model_version_id", type=int, help="Transfer training.")
 @click.option("--description", default="")
-@click.option("--visibility", type=choice(Visibility), default="private", show_default=True)
+@click.option("--visibility", type=common.choice(Visibility), default="private", show_default=True)
 @click.option("--start", is_flag=True, help="Queue it at once instead of saving a draft.")
-@friendly
+@common.friendly
 def task_create(params: tuple[str, ...], **fields: Any) -> None:
     """Create a training task (a draft, or queued with --start); prints its id."""
-    body = given(fields)
-    with client() as c:
+    body = common.given(fields)
+    with common.client() as c:
         t = c.training.create(**body, parameters=_parameters(params))
     click.echo(t.id)
 
@@ -112,31 +94,31 @@ def task_create(params: tuple[str, ...], **fields: Any) -> None:
 @click.argument("task_id", type=int)
 @click.option("--name")
 @click.option("--description")
-@click.option("--visibility", type=choice(Visibility))
+@click.option("--visibility", type=common.choice(Visibility))
 @click.option("--train-ratio", type=float)
 @click.option("--param", "params", multiple=True, help="NAME=VALUE; replaces all of them.")
 @click.option("--cpus", type=float)
 @click.option("--memory-mb", type=int)
 @click.option("--gpus", type=int)
-@friendly
+@common.friendly
 def task_set(task_id: int, params: tuple[str, ...], **changes: Any) -> None:
     """Edit a draft or a finished task."""
-    body = given(changes)
+    body = common.given(changes)
     if params:
         body["parameters"] = _parameters(params)
-    with client() as c:
+    with common.client() as c:
         _print_task(c.training.update(task_id, **body))
 
 
-@id_command(task, "logs", "task_id")
-@follow_option
+@common.id_command(task, "logs", "task_id")
+@common.follow_option
 @click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
 def task_logs(c: WorkbenchClient, task_id: int, follow: bool, job_id: int | None) -> None:
     """The log of the task's current run (its job's), or of an earlier one."""
-    show_log(c, job_id or c.training.get(task_id).job_id, follow)
+    common.show_log(c, job_id or c.training.get(task_id).job_id, follow)
 
 
-@id_command(task, "runs", "task_id")
+@common.id_command(task, "runs", "task_id")
 def task_runs(c: WorkbenchClient, task_id: int) -> None:
     """Every run of the task."""
     for run in c.training.runs(task_id):
@@ -147,7 +129,7 @@ def task_runs(c: WorkbenchClient, task_id: int) -> None:
         )
 
 
-@id_command(task, "metrics", "task_id")
+@common.id_command(task, "metrics", "task_id")
 @click.option("--run", "job_id", type=int, help="An earlier run's id (see `task runs`).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def task_metrics(c: WorkbenchClient, task_id: int, job_id: int | None, as_json: bool) -> None:

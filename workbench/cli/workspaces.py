@@ -8,49 +8,34 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import (
-    IdCommands,
-    choice,
-    client,
-    detach_option,
-    follow_job,
-    friendly,
-    id_command,
-)
+from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.enums import Purpose, SubPurpose
 from workbench.workspaces.schemas import WorkspaceInfo
 
-
-@click.group()
-def workspace() -> None:
-    """Container workspaces (through the REST API)."""
+workspace = click.Group("workspace", help="Container workspaces (through the REST API).")
 
 
 def _print_workspace(ws: WorkspaceInfo) -> None:
     members = f" members: {', '.join(ws.members)}" if ws.members else ""
     invited = f" invited: {', '.join(ws.invited)}" if ws.invited else ""
-    click.echo(
-        f"{ws.id:>4}  {ws.name:<24} {ws.purpose}/{ws.sub_purpose:<16} env {ws.environment_id:<3} "
-        f"{ws.state:<8} {ws.owner}{members}{invited}"
+    common.echo_row(
+        ws, 24, 16, f"env {ws.environment_id:<3} {ws.state:<8} {ws.owner}{members}{invited}"
     )
     if ws.state_reason:
         click.echo(f"      {ws.state_reason}")
 
 
-@workspace.command("list")
-@friendly
-def workspace_list() -> None:
+@common.list_command(workspace, "list", _print_workspace)
+def workspace_list(c: WorkbenchClient) -> list[WorkspaceInfo]:
     """Workspaces you own or are a member of."""
-    with client() as c:
-        for ws in c.workspaces.list():
-            _print_workspace(ws)
+    return c.workspaces.list()
 
 
 @workspace.command("create")
 @click.option("--name", required=True)
-@click.option("--purpose", type=choice(Purpose), required=True)
-@click.option("--sub-purpose", type=choice(SubPurpose), required=True)
+@click.option("--purpose", type=common.choice(Purpose), required=True)
+@click.option("--sub-purpose", type=common.choice(SubPurpose), required=True)
 @click.option("--environment", "environment_id", type=int, required=True, help="Its id.")
 @click.option("--dataset", "dataset_id", type=int, help="An online dataset's id.")
 @click.option("--git", "git_url", help="Clone this repository into code/.")
@@ -61,7 +46,7 @@ def workspace_list() -> None:
 @click.option("--cpus", type=float, default=1.0, show_default=True)
 @click.option("--memory-mb", type=int, default=2048, show_default=True)
 @click.option("--gpus", type=int, default=0, show_default=True)
-@friendly
+@common.friendly
 def workspace_create(
     name: str,
     purpose: str,
@@ -87,7 +72,7 @@ def workspace_create(
         code = {"kind": "scaffold", "prefix": prefix, "api_names": list(api_names) or ["predict"]}
     elif empty:
         code = {"kind": "upload"}
-    with client() as c:
+    with common.client() as c:
         ws = c.workspaces.create(
             name=name,
             purpose=purpose,
@@ -100,7 +85,7 @@ def workspace_create(
     click.echo(ws.id)
 
 
-_by_id = IdCommands(
+_by_id = common.IdCommands(
     workspace, "workspace", "workspace_id", lambda c: c.workspaces, _print_workspace
 )
 _by_id.action("start")
@@ -108,7 +93,7 @@ _by_id.action("stop", "Stop the container; the files are kept.")
 _by_id.delete("Delete the workspace, its container and its files?")
 
 
-@id_command(workspace, "member", "workspace_id")
+@common.id_command(workspace, "member", "workspace_id")
 @click.argument("username")
 @click.option("--remove", is_flag=True, help="Remove instead of add.")
 def workspace_member(c: WorkbenchClient, workspace_id: int, username: str, remove: bool) -> None:
@@ -118,7 +103,7 @@ def workspace_member(c: WorkbenchClient, workspace_id: int, username: str, remov
     _print_workspace(api(workspace_id, username))
 
 
-@id_command(workspace, "download", "workspace_id")
+@common.id_command(workspace, "download", "workspace_id")
 @click.argument("folder", type=click.Choice(["code", "model"]))
 @click.option(
     "--output",
@@ -136,29 +121,29 @@ def workspace_download(
     click.echo(f"saved {dest}")
 
 
-@id_command(workspace, "upload-code", "workspace_id")
+@common.id_command(workspace, "upload-code", "workspace_id")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def workspace_upload_code(c: WorkbenchClient, workspace_id: int, archive: Path) -> None:
     """Replace the workspace's code/ with a zip or tar(.gz)."""
     _print_workspace(c.workspaces.upload_code(workspace_id, archive))
 
 
-@id_command(workspace, "build", "workspace_id")
+@common.id_command(workspace, "build", "workspace_id")
 @click.argument("project")
 @click.option("--kind", type=click.Choice(["train", "predict"]), required=True)
 @click.option("--name", required=True, help="The tar is docker_image/<kind>-<name>.tar.")
-@detach_option
+@common.detach_option
 def workspace_build(
     c: WorkbenchClient, workspace_id: int, project: str, kind: str, name: str, detach: bool
 ) -> None:
     """Build code/PROJECT/Dockerfile into docker_image/<kind>-<name>.tar, showing its log."""
     started = c.workspaces.build(workspace_id, project, kind, name, wait=False)
-    follow_job(c, started.job_id, detach=detach)
+    common.follow_job(c, started.job_id, detach=detach)
     if not detach:
         click.echo(f"built {started.path}")
 
 
-@id_command(workspace, "images", "workspace_id")
+@common.id_command(workspace, "images", "workspace_id")
 def workspace_images(c: WorkbenchClient, workspace_id: int) -> None:
     """The docker save tars in the workspace's docker_image/."""
     for tar in c.workspaces.images(workspace_id):

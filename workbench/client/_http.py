@@ -1,6 +1,7 @@
 """What the client's parts share: the API's path, the upload chunk and callback, the
 timeout of long calls, the turning of an answer into values or into the server's error, and
-the calls every area's API makes the same way (:class:`AreaAPI`, :class:`EditableAPI`)."""
+the calls every area's API makes the same way (:class:`AreaAPI`, :class:`EditableAPI`),
+a job's start among them."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def error_from(response: httpx.Response) -> WorkbenchError:
 
 
 InfoT = TypeVar("InfoT", bound=BaseModel)
+#: what a call that queues a job answers (``ConversionStarted``...): its ``job_id`` and more
+StartedT = TypeVar("StartedT", bound=BaseModel)
 
 
 class AreaAPI(Generic[InfoT]):
@@ -85,6 +88,14 @@ class AreaAPI(Generic[InfoT]):
         """``method`` on one thing, or on its ``action`` (``publish``), answered as ``info``."""
         path = f"{self.path}/{item_id}/{action}" if action else f"{self.path}/{item_id}"
         return self.info.model_validate(self._c.json(method, path, **kwargs))
+
+    def _start(self, started: type[StartedT], path: str, wait: bool, **kwargs: Any) -> StartedT:
+        """POST to ``path``, which queues a job, and answer what it says as ``started``;
+        ``wait``: until the job is over, a failed job raising its error."""
+        answer = started.model_validate(self._c.json("POST", path, **kwargs))
+        if wait:
+            self._c.jobs.wait(answer.job_id)  # type: ignore[attr-defined]
+        return answer
 
 
 class EditableAPI(AreaAPI[InfoT]):

@@ -139,13 +139,8 @@ class ModelsAPI(TaggedAPI[ModelInfo]):
     ) -> ConversionStarted:
         """Convert a version to deployment formats (a job); ``wait``: until it is over, a
         failed job raising its error. :meth:`formats` reads the result."""
-        data = self._c.json(
-            "POST", f"/model-versions/{version_id}/conversions", json={"formats": formats}
-        )
-        started = ConversionStarted.model_validate(data)
-        if wait:
-            self._c.jobs.wait(started.job_id)
-        return started
+        path = f"/model-versions/{version_id}/conversions"
+        return self._start(ConversionStarted, path, wait, json={"formats": formats})
 
     def formats(self, version_id: int) -> list[FormatInfo]:
         return parse_list(FormatInfo, self._c.json("GET", f"/model-versions/{version_id}/formats"))
@@ -154,11 +149,8 @@ class ModelsAPI(TaggedAPI[ModelInfo]):
         """Benchmark a version (a job; options: formats, max_batch, window_s, point_cap_s);
         ``wait``: until it is over, a failed job raising its error. :meth:`benchmarks`
         reads the figures."""
-        data = self._c.json("POST", f"/model-versions/{version_id}/benchmarks", json=options)
-        started = BenchmarkStarted.model_validate(data)
-        if wait:
-            self._c.jobs.wait(started.job_id)
-        return started
+        path = f"/model-versions/{version_id}/benchmarks"
+        return self._start(BenchmarkStarted, path, wait, json=options)
 
     def benchmarks(self, version_id: int, machine: str | None = None) -> BenchmarkReport:
         params = {"machine": machine} if machine else None

@@ -67,11 +67,8 @@ class WorkspacesAPI(AreaAPI[WorkspaceInfo]):
         :meth:`JobsAPI.follow` reads as it is written; ``wait``: until it ends (a failed
         build raises its error, ``BuildFailed``...)."""
         body = {"project": project, "kind": kind, "name": name}
-        data = self._c.json("POST", f"/workspaces/{workspace_id}/builds", json=body)
-        started = WorkspaceBuildStarted.model_validate(data)
-        if wait:
-            self._c.jobs.wait(started.job_id)
-        return started
+        path = f"/workspaces/{workspace_id}/builds"
+        return self._start(WorkspaceBuildStarted, path, wait, json=body)
 
     def images(self, workspace_id: int) -> list[ImageTarInfo]:
         return parse_list(ImageTarInfo, self._c.json("GET", f"/workspaces/{workspace_id}/images"))

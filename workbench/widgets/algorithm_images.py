@@ -15,20 +15,7 @@ from workbench.algorithms.schemas import AlgorithmInfo, ImageInfo
 from workbench.client import WorkbenchClient
 from workbench.enums import ImageKind, ImageState
 from workbench.schemas.images import ImageConfig
-from workbench.widgets.common import (
-    FAILED,
-    Status,
-    attempt,
-    escape,
-    on_pick,
-    picked_file,
-    progress_bar,
-    replace_options,
-    size_text,
-    state_html,
-    table_html,
-    wrap,
-)
+from workbench.widgets import common
 from workbench.widgets.poller import Poller
 from workbench.workspaces.schemas import ImageTarInfo, TarReport
 
@@ -47,7 +34,7 @@ class ImagesBox(w.VBox):
         self.client = client
         self.on_changed = on_changed
         self.algorithm: AlgorithmInfo | None = None
-        self.status = Status()
+        self.status = common.Status()
         self.kind = w.ToggleButtons(
             options=list(ImageKind), value=ImageKind.TRAIN, description="Image"
         )
@@ -65,13 +52,13 @@ class ImagesBox(w.VBox):
             "pull": self._build_from_pull(),
         }
         self.source_box = w.Box()
-        self.progress = progress_bar("Loading", "320px", hidden=True)
+        self.progress = common.progress_bar("Loading", "320px", hidden=True)
         self.poller = Poller(self._follow, poll_interval)
         super().__init__(
             [
                 w.HTML("<b>Images</b>"),
-                w.HBox([self.kind], layout=wrap()),
-                w.HBox([self.source], layout=wrap()),
+                w.HBox([self.kind], layout=common.wrap()),
+                w.HBox([self.source], layout=common.wrap()),
                 self.source_box,
                 self.progress,
                 self.status,
@@ -91,11 +78,11 @@ class ImagesBox(w.VBox):
         self.tar.add_class("wb-algo-tar")
         self.report.add_class("wb-algo-report")
         self.use_button.add_class("wb-algo-use")
-        on_pick(self.workspace, lambda _: self.load_tars())
-        on_pick(self.tar, lambda _: self.inspect())
+        common.on_pick(self.workspace, lambda _: self.load_tars())
+        common.on_pick(self.tar, lambda _: self.inspect())
         self.use_button.on_click(lambda _: self.use_workspace_tar())
         return w.VBox(
-            [w.HBox([self.workspace, self.tar], layout=wrap()), self.report, self.use_button]
+            [w.HBox([self.workspace, self.tar], layout=common.wrap()), self.report, self.use_button]
         )
 
     def _build_from_upload(self) -> w.VBox:
@@ -108,7 +95,7 @@ class ImagesBox(w.VBox):
         self.upload_button.on_click(lambda _: self.upload())
         return w.VBox(
             [
-                w.HBox([self.file, self.server_path, self.upload_button], layout=wrap()),
+                w.HBox([self.file, self.server_path, self.upload_button], layout=common.wrap()),
                 w.HTML(
                     "<small>A <code>docker save</code> tar. The Tar button sends the file "
                     "through this panel's kernel: for large tars, upload them with "
@@ -122,7 +109,7 @@ class ImagesBox(w.VBox):
         self.reference = w.Text(placeholder="host/project/name:tag", layout=w.Layout(width="300px"))
         self.pull_button = w.Button(description="Pull", icon="download")
         self.pull_button.on_click(lambda _: self.pull())
-        return w.HBox([self.reference, self.pull_button], layout=wrap())
+        return w.HBox([self.reference, self.pull_button], layout=common.wrap())
 
     def show(self, algo: AlgorithmInfo) -> None:
         changed = self.algorithm is None or self.algorithm.id != algo.id
@@ -141,12 +128,12 @@ class ImagesBox(w.VBox):
 
     def load_workspaces(self) -> None:
         """The workspaces this user owns or is a member of."""
-        found = attempt(self.status, self.client.workspaces.list)
-        if found is FAILED:
+        found = common.attempt(self.status, self.client.workspaces.list)
+        if found is common.FAILED:
             return
         keep = self.workspace.value
         options = [(f"#{ws.id} {ws.name} · {ws.owner}", ws.id) for ws in found]
-        replace_options(self.workspace, [("choose a workspace", None), *options], keep)
+        common.replace_options(self.workspace, [("choose a workspace", None), *options], keep)
         if self.workspace.value == keep:
             self.load_tars()
 
@@ -157,13 +144,13 @@ class ImagesBox(w.VBox):
         self.report.value = ""
         tars: list[ImageTarInfo] = []
         if self.workspace.value is not None:
-            found = attempt(
+            found = common.attempt(
                 self.status, lambda: self.client.workspaces.images(self.workspace.value)
             )
-            tars = [] if found is FAILED else found
+            tars = [] if found is common.FAILED else found
         fitting = [t for t in tars if t.kind in (self.kind.value, None)]
-        options = [(f"{t.filename} ({size_text(t.size)})", t.filename) for t in fitting]
-        replace_options(self.tar, [("choose a tar", None), *options], None)
+        options = [(f"{t.filename} ({common.size_text(t.size)})", t.filename) for t in fitting]
+        common.replace_options(self.tar, [("choose a tar", None), *options], None)
         if self.workspace.value is not None and not fitting:
             self.report.value = (
                 f"<i>No docker_image/{self.kind.value}-&lt;name&gt;.tar in this workspace: "
@@ -176,11 +163,11 @@ class ImagesBox(w.VBox):
         self.report.value = ""
         if self.workspace.value is None or self.tar.value is None:
             return
-        report = attempt(
+        report = common.attempt(
             self.status,
             lambda: self.client.workspaces.inspect_image(self.workspace.value, self.tar.value),
         )
-        if report is FAILED:
+        if report is common.FAILED:
             return
         self.report.value = tar_report_html(report)
         self.use_button.disabled = not report.ok or report.kind != self.kind.value
@@ -212,7 +199,7 @@ class ImagesBox(w.VBox):
             )
 
         try:
-            with picked_file(self.file, self.server_path) as path:
+            with common.picked_file(self.file, self.server_path) as path:
                 if path is None:
                     self.status.problem("Choose a tar or type a path on the server first.")
                     return
@@ -240,9 +227,9 @@ class ImagesBox(w.VBox):
         and the image's state while it loads: the kernel stays free meanwhile."""
         self.progress.layout.display = ""
         self.progress.value, self.progress.bar_style = 5, "info"
-        self.status.value = f"loading {escape(what)} as the {self.kind.value} image…"
-        algo = attempt(self.status, call)
-        if algo is FAILED:
+        self.status.value = f"loading {common.escape(what)} as the {self.kind.value} image…"
+        algo = common.attempt(self.status, call)
+        if algo is common.FAILED:
             self.progress.bar_style = "danger"
             return
         self.algorithm = algo
@@ -260,8 +247,8 @@ class ImagesBox(w.VBox):
         if algo is None:
             return False
         shown = algo.id
-        algo = attempt(self.status, lambda: self.client.algorithms.get(shown))
-        if algo is FAILED:
+        algo = common.attempt(self.status, lambda: self.client.algorithms.get(shown))
+        if algo is common.FAILED:
             return False
         if self.algorithm is None or self.algorithm.id != algo.id:
             return False  # another algorithm is shown now
@@ -288,13 +275,13 @@ class ImagesBox(w.VBox):
         if image.job_id is None:
             return ""
         job_id = image.job_id
-        job = attempt(self.status, lambda: self.client.jobs.get(job_id))
-        page = attempt(self.status, lambda: self.client.jobs.log(job_id))
-        if job is FAILED or page is FAILED:
+        job = common.attempt(self.status, lambda: self.client.jobs.get(job_id))
+        page = common.attempt(self.status, lambda: self.client.jobs.log(job_id))
+        if job is common.FAILED or page is common.FAILED:
             return ""
         self.progress.value = max(5, round(job.progress * 100))
         lines = page.text.splitlines()
-        last = f": {escape(lines[-1][-160:])}" if lines else ""
+        last = f": {common.escape(lines[-1][-160:])}" if lines else ""
         return f" <small>(job {job_id}, {job.state}{last})</small>"
 
 
@@ -303,18 +290,20 @@ class ImagesBox(w.VBox):
 
 def image_html(image: ImageInfo) -> str:
     """One image's state, reference, digest, size, source and config."""
-    facts = [f"image {state_html(image.state)}"]
+    facts = [f"image {common.state_html(image.state)}"]
     if image.image_ref:
-        facts.append(f"<code>{escape(image.image_ref)}</code>")
+        facts.append(f"<code>{common.escape(image.image_ref)}</code>")
     if image.digest:
-        facts.append(f"<code title='{escape(image.digest)}'>{escape(image.digest[:19])}</code>")
+        facts.append(
+            f"<code title='{common.escape(image.digest)}'>{common.escape(image.digest[:19])}</code>"
+        )
     if image.size:
-        facts.append(size_text(image.size))
+        facts.append(common.size_text(image.size))
     if image.source:
-        detail = f" {escape(image.source_detail)}" if image.source_detail else ""
-        facts.append(f"from {escape(image.source)}{detail}")
+        detail = f" {common.escape(image.source_detail)}" if image.source_detail else ""
+        facts.append(f"from {common.escape(image.source)}{detail}")
     reason = (
-        f"<div style='color:#b71c1c'>{escape(image.state_reason)}</div>"
+        f"<div style='color:#b71c1c'>{common.escape(image.state_reason)}</div>"
         if image.state_reason
         else ""
     )
@@ -327,18 +316,18 @@ def image_html(image: ImageInfo) -> str:
 def config_html(config: ImageConfig) -> str:
     """An image config's entrypoint, command, environment and ports, one line each."""
     lines = [
-        f"entrypoint <code>{escape(json.dumps(config.entrypoint))}</code> · "
-        f"cmd <code>{escape(json.dumps(config.cmd))}</code>"
+        f"entrypoint <code>{common.escape(json.dumps(config.entrypoint))}</code> · "
+        f"cmd <code>{common.escape(json.dumps(config.cmd))}</code>"
     ]
     if config.env:
         names = ", ".join(sorted(config.env))
-        lines.append(f"env <code>{escape(names)}</code>")
+        lines.append(f"env <code>{common.escape(names)}</code>")
     if config.exposed_ports:
         lines.append(f"exposed ports {', '.join(str(p) for p in config.exposed_ports)}")
     if config.workdir or config.user:
         lines.append(
-            f"workdir <code>{escape(config.workdir or '/')}</code> · "
-            f"user <code>{escape(config.user or 'root')}</code>"
+            f"workdir <code>{common.escape(config.workdir or '/')}</code> · "
+            f"user <code>{common.escape(config.user or 'root')}</code>"
         )
     return "<br>".join(lines)
 
@@ -351,20 +340,20 @@ def tar_report_html(report: TarReport) -> str:
         if report.ok
         else "<div style='color:#b71c1c'><b>Problems</b> (fix them and build again):</div>"
     )
-    notes = "".join(f"<li style='color:#b71c1c'>{escape(p)}</li>" for p in report.problems)
-    notes += "".join(f"<li style='color:#e65100'>{escape(n)}</li>" for n in report.warnings)
+    notes = "".join(f"<li style='color:#b71c1c'>{common.escape(p)}</li>" for p in report.problems)
+    notes += "".join(f"<li style='color:#e65100'>{common.escape(n)}</li>" for n in report.warnings)
     facts = [
         ["naming", "ok" if report.naming_ok else "<b style='color:#b71c1c'>not kind-name.tar</b>"],
-        ["tags", escape(", ".join(report.tags)) or "<i>none</i>"],
-        ["digest", f"<code>{escape(report.digest)}</code>" if report.digest else ""],
-        ["size", size_text(report.size)],
+        ["tags", common.escape(", ".join(report.tags)) or "<i>none</i>"],
+        ["digest", f"<code>{common.escape(report.digest)}</code>" if report.digest else ""],
+        ["size", common.size_text(report.size)],
         ["layers", str(report.layers)],
     ]
     if report.config is not None:
         facts.append(["config", config_html(report.config)])
     return (
         f"<div style='margin-top:4px'><b>Validation report</b> of "
-        f"<code>{escape(report.path)}</code></div>{verdict}"
+        f"<code>{common.escape(report.path)}</code></div>{verdict}"
         f"{f'<ul style=margin:2px>{notes}</ul>' if notes else ''}"
-        f"{table_html(['', ''], facts, 'wb-tar-report')}"
+        f"{common.table_html(['', ''], facts, 'wb-tar-report')}"
     )

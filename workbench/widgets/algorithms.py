@@ -8,53 +8,46 @@ visibility and delete."""
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 import ipywidgets as w
 
 from workbench.algorithms.schemas import AlgorithmInfo
-from workbench.client import WorkbenchClient
 from workbench.enums import Purpose
+from workbench.widgets import common
 from workbench.widgets.algorithm_forms import AlgorithmForm
 from workbench.widgets.algorithm_images import ImagesBox, image_html
-from workbench.widgets.common import (
-    Section,
-    chosen,
-    escape,
-    filter_choice,
-    heading_html,
-    plain,
-    search_box,
-    state_html,
-    table_html,
-    visibility_choices,
-    wrap,
-)
+from workbench.widgets.section import Section
 
 
 class AlgorithmsSection(Section[AlgorithmInfo]):
-    title = "Algorithms"
-    noun = "algorithm"
+    area = "algorithms"
     empty_hint = "New algorithm, below, makes one from a workspace's docker_image/ tars."
     deletes = " and its images"
     refresh_on_open = True  # it lists the images that workspaces build
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    # --- the parts ------------------------------------------------------------------------
 
-        # filters
-        self.show_only = filter_choice("Show", ["mine", "public", "preset"], "160px")
-        self.purpose = filter_choice("Purpose", Purpose, "170px")
-        self.state = filter_choice("State", ["draft", "online", "offline"], "170px")
-        self.search = search_box("130px")
-        self.watch(self.show_only, self.purpose, self.state, self.search)
+    def build_filters(self) -> list[w.Widget]:
+        self.show_only = common.filter_choice("Show", ["mine", "public", "preset"], "160px")
+        self.purpose = common.filter_choice("Purpose", Purpose, "170px")
+        self.state = common.filter_choice("State", ["draft", "online", "offline"], "170px")
+        self.search = common.search_box("130px")
+        filters = [self.show_only, self.purpose, self.state, self.search]
+        self.watch(*filters)
+        return filters
 
-        # details
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.form = AlgorithmForm(self.client, self._saved, self.visibilities)
+        return [("New algorithm", self.form)]
+
+    def build_details(self) -> w.VBox:
+        """An algorithm: its summary and sharing, Edit, its settings and images."""
         self.summary = w.HTML()
+        algorithms = self.client.algorithms
         sharing = self.sharing(
-            client.algorithms.publish,
-            client.algorithms.take_offline,
-            client.algorithms.update,
+            algorithms.publish,
+            algorithms.take_offline,
+            algorithms.update,
             publish_label="Put online",
         )
         self.publish_button.add_class("wb-algo-publish")
@@ -62,20 +55,15 @@ class AlgorithmsSection(Section[AlgorithmInfo]):
         self.edit_button.on_click(lambda _: self.edit())
         sharing.insert(2, self.edit_button)
         self.settings = w.HTML()
-        self.images = ImagesBox(client, self._image_changed, self.poll_interval)
-
-        self.form = AlgorithmForm(client, self._saved, visibility_choices(self.is_admin))
-        self.arrange(
-            filters=[self.show_only, self.purpose, self.state, self.search],
-            forms=[("New algorithm", self.form)],
-            details=w.VBox(
-                [
-                    self.summary,
-                    w.HBox([*sharing, self.delete_button], layout=wrap()),
-                    self.settings,
-                    self.images,
-                ]
-            ),
+        self.images = ImagesBox(self.client, self._image_changed, self.poll_interval)
+        self.follow(self.images.poller)
+        return w.VBox(
+            [
+                self.summary,
+                w.HBox([*sharing, self.delete_button], layout=common.wrap()),
+                self.settings,
+                self.images,
+            ]
         )
 
     @property
@@ -87,9 +75,9 @@ class AlgorithmsSection(Section[AlgorithmInfo]):
 
     def fetch(self) -> list[AlgorithmInfo]:
         return self.client.algorithms.list(
-            visibility=chosen(self.show_only),
-            purpose=chosen(self.purpose),
-            state=chosen(self.state),
+            visibility=common.chosen(self.show_only),
+            purpose=common.chosen(self.purpose),
+            state=common.chosen(self.state),
             q=self.search.value or None,
         )
 
@@ -104,12 +92,6 @@ class AlgorithmsSection(Section[AlgorithmInfo]):
         self.settings.value = settings_html(algo)
         self.show_sharing(algo)
         self.images.show(algo)
-
-    def remove(self, algorithm_id: int) -> None:
-        self.client.algorithms.delete(algorithm_id)
-
-    def stop_polling(self) -> None:
-        self.images.poller.stop()
 
     # --- actions --------------------------------------------------------------------------
 
@@ -148,9 +130,9 @@ def summary_html(algo: AlgorithmInfo) -> str:
         ]
     )
     return (
-        f"{heading_html(algo.name, algo.description)}"
-        f"<div>state {state_html(algo.state)} · "
-        f"<span style='color:var(--jp-ui-font-color2, #555)'>{escape(facts)}</span></div>"
+        f"{common.heading_html(algo.name, algo.description)}"
+        f"<div>state {common.state_html(algo.state)} · "
+        f"<span style='color:var(--jp-ui-font-color2, #555)'>{common.escape(facts)}</span></div>"
     )
 
 
@@ -159,18 +141,18 @@ def settings_html(algo: AlgorithmInfo) -> str:
     parts = []
     for title, image in (("Training", algo.train), ("Inference", algo.predict)):
         s = image.settings
-        command = f"<code>{escape(shlex.join(s.command))}</code>" if s.command else "its own"
-        args = f"<code>{escape(shlex.join(s.args))}</code>" if s.args else "its own"
+        command = f"<code>{common.escape(shlex.join(s.command))}</code>" if s.command else "its own"
+        args = f"<code>{common.escape(shlex.join(s.args))}</code>" if s.args else "its own"
         run = f"command {command} · arguments {args} · {s.device.upper()}"
         params = (
-            table_html(
+            common.table_html(
                 ["parameter", "type", "default", "description"],
                 [
                     [
-                        f"<code>{escape(name)}</code>",
+                        f"<code>{common.escape(name)}</code>",
                         spec.type,
-                        escape("" if spec.default is None else plain(spec.default)),
-                        escape(spec.description),
+                        common.escape("" if spec.default is None else common.plain(spec.default)),
+                        common.escape(spec.description),
                     ]
                     for name, spec in s.env.items()
                 ],
@@ -180,17 +162,18 @@ def settings_html(algo: AlgorithmInfo) -> str:
         )
         api = ""
         if s.api_spec is not None:
-            api = f"<div>API <code>{s.api_spec.method} {escape(s.api_spec.route)}</code></div>"
+            route = common.escape(s.api_spec.route)
+            api = f"<div>API <code>{s.api_spec.method} {route}</code></div>"
             if s.api_spec.params:
-                api += table_html(
+                api += common.table_html(
                     ["input", "type", "required", "example", "description"],
                     [
                         [
-                            f"<code>{escape(p.name)}</code>",
+                            f"<code>{common.escape(p.name)}</code>",
                             p.type,
                             "yes" if p.required else "no",
-                            escape("" if p.example is None else plain(p.example)),
-                            escape(p.description),
+                            common.escape("" if p.example is None else common.plain(p.example)),
+                            common.escape(p.description),
                         ]
                         for p in s.api_spec.params
                     ],

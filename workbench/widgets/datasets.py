@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -15,64 +14,45 @@ from workbench.datasets.schemas import DatasetInfo
 from workbench.datasets.types import FORMATS_FOR, ValidationReport
 from workbench.enums import AnnotationType, Purpose, SplitMode, SubPurpose, Visibility
 from workbench.errors import WorkbenchError
+from workbench.widgets import common
 from workbench.widgets.charts import Chart, chart
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    chosen,
-    escape,
-    filter_choice,
-    heading_html,
-    name_for_css,
-    offer_sub_purposes,
-    picked_file,
-    progress_bar,
-    visibility_choices,
-    wrap,
-)
+from workbench.widgets.section import Section
 
 PREVIEW_SAMPLES = 8
 
 
 class DatasetsSection(Section[DatasetInfo]):
-    title = "Datasets"
-    noun = "dataset"
+    area = "datasets"
     empty_hint = "New dataset, below, makes one from an archive (or change the filters)."
     deletes = " and its files"
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        filters = self._build_filters()
-        details = self._build_details()
-        self.create_form = CreateForm(client, self._created, visibility_choices(self.is_admin))
-        self.arrange(filters=filters, forms=[("New dataset", self.create_form)], details=details)
-
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_filters(self) -> list[w.Widget]:
-        self.state = filter_choice("State", ["draft", "online", "offline"], "190px")
+    def build_filters(self) -> list[w.Widget]:
+        self.state = common.filter_choice("State", ["draft", "online", "offline"], "190px")
         return self.owned_filters(self.state)
 
-    def _build_details(self) -> w.VBox:
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.create_form = CreateForm(self.client, self._created, self.visibilities)
+        return [("New dataset", self.create_form)]
+
+    def build_details(self) -> w.VBox:
         """A dataset: its summary and sharing, its classes and samples, an upload to it."""
         self.summary = w.HTML()
         self.histogram = class_histogram()
         self.chart = w.Box([self.histogram], layout=w.Layout(width="100%", overflow="auto hidden"))
         self.chart.add_class("wb-dataset-histogram")
-        self.previews = w.HBox(layout=wrap())
+        self.previews = w.HBox(layout=common.wrap())
         self.report = w.HTML()  # the per-file validation report of the last upload
         datasets = self.client.datasets
         sharing = self.sharing(datasets.publish, datasets.take_offline, datasets.update)
         #: what Publish, Take offline, Apply and Delete answer, under their buttons
-        self.action_status = Status()
-        name_for_css("dataset", {"action-status": self.action_status})
+        self.action_status = common.Status("dataset-action-status")
         self.upload_box = self._build_upload()
         return w.VBox(
             [
                 self.summary,
-                w.HBox([*sharing, self.delete_button], layout=wrap()),
+                w.HBox([*sharing, self.delete_button], layout=common.wrap()),
                 self.action_status,
                 self.chart,
                 w.HTML("<b>Samples</b>"),
@@ -93,11 +73,11 @@ class DatasetsSection(Section[DatasetInfo]):
             placeholder="…or a path on the server", layout=w.Layout(width="260px")
         )
         self.upload_button = w.Button(description="Upload", icon="upload")
-        self.progress = progress_bar("Upload", "320px")
+        self.progress = common.progress_bar("Upload", "320px")
         self.upload_button.on_click(lambda _: self.upload())
         #: what Upload answers, under its button (the report of its files below it)
-        self.upload_status = Status()
-        name_for_css(
+        self.upload_status = common.Status()
+        common.name_for_css(
             "dataset",
             {
                 "split": self.split,
@@ -109,8 +89,8 @@ class DatasetsSection(Section[DatasetInfo]):
         return w.VBox(
             [
                 w.HTML("<b>Upload an archive</b> (zip, tar or tar.gz; see docs/datasets.md)"),
-                w.HBox([self.split, self.file, self.server_path], layout=wrap()),
-                w.HBox([self.upload_button, self.progress], layout=wrap()),
+                w.HBox([self.split, self.file, self.server_path], layout=common.wrap()),
+                w.HBox([self.upload_button, self.progress], layout=common.wrap()),
                 w.HTML(
                     "<small>The Archive button sends the file through this panel's kernel: "
                     "for large archives, upload them with JupyterLab's file browser and "
@@ -122,7 +102,9 @@ class DatasetsSection(Section[DatasetInfo]):
     # --- the Section hooks ----------------------------------------------------------------
 
     def fetch(self) -> list[DatasetInfo]:
-        return self.client.datasets.list(state=chosen(self.state), **self.owned_filter_values())
+        return self.client.datasets.list(
+            state=common.chosen(self.state), **self.owned_filter_values()
+        )
 
     def label(self, ds: DatasetInfo) -> str:
         return (
@@ -144,9 +126,6 @@ class DatasetsSection(Section[DatasetInfo]):
             figure.layout.title.text = f"Class histogram (train) · {ds.name}"
         self.previews.children = self._previews(ds)
 
-    def remove(self, dataset_id: int) -> None:
-        self.client.datasets.delete(dataset_id)
-
     # --- details and actions --------------------------------------------------------------
 
     def _previews(self, ds: DatasetInfo) -> tuple[w.Widget, ...]:
@@ -163,7 +142,7 @@ class DatasetsSection(Section[DatasetInfo]):
                 else:
                     body = w.HTML(
                         f"<div style='width:180px;font-size:11px'>"
-                        f"{escape((sample.text or '')[:160])}</div>"
+                        f"{common.escape((sample.text or '')[:160])}</div>"
                     )
                 found.append(
                     w.VBox([body, w.Label(sample.label or "")], layout=w.Layout(margin="2px 6px"))
@@ -171,7 +150,7 @@ class DatasetsSection(Section[DatasetInfo]):
             return tuple(found)
 
         shown = self.attempt(cards)
-        return () if shown is FAILED else shown
+        return () if shown is common.FAILED else shown
 
     def upload(self) -> None:
         ds = self.selected
@@ -181,7 +160,7 @@ class DatasetsSection(Section[DatasetInfo]):
         self.progress.bar_style = ""
         self.upload_status.value = "uploading…"
         try:
-            with picked_file(self.file, self.server_path) as path:
+            with common.picked_file(self.file, self.server_path) as path:
                 if path is None:
                     self.upload_status.value = (
                         "Choose an archive or type a path on the server first."
@@ -244,29 +223,27 @@ class CreateForm(w.VBox):
         )
         self.visibility = w.Dropdown(options=visibilities, description="Visibility")
         self.create_button = w.Button(description="Create", button_style="primary")
-        self.message = Status()
+        self.message = common.Status()
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
         self.sub_purpose.observe(lambda _: self._sub_purpose_changed(), names="value")
         self.create_button.on_click(lambda _: self.create())
         self._purpose_changed()
         self.add_class("wb-dataset-create")
-        super().__init__(
-            [
-                self.name,
-                self.description,
-                self.purpose,
-                self.sub_purpose,
-                self.format,
-                self.split_mode,
-                self.train_ratio,
-                self.visibility,
-                self.create_button,
-                self.message,
-            ]
-        )
+        #: the fields of the create body, by name, in the order the form shows them
+        self.fields: dict[str, w.ValueWidget] = {
+            "name": self.name,
+            "description": self.description,
+            "purpose": self.purpose,
+            "sub_purpose": self.sub_purpose,
+            "format": self.format,
+            "split_mode": self.split_mode,
+            "train_ratio": self.train_ratio,
+            "visibility": self.visibility,
+        }
+        super().__init__([*self.fields.values(), self.create_button, self.message])
 
     def _purpose_changed(self) -> None:
-        offer_sub_purposes(self.purpose, self.sub_purpose)
+        common.offer_sub_purposes(self.purpose, self.sub_purpose)
         self._sub_purpose_changed()
 
     def _sub_purpose_changed(self) -> None:
@@ -278,20 +255,10 @@ class CreateForm(w.VBox):
         self.format.value = formats[0]
 
     def create(self) -> None:
-        ds = attempt(
-            self.message,
-            lambda: self.client.datasets.create(
-                name=self.name.value.strip(),
-                description=self.description.value,
-                purpose=self.purpose.value,
-                sub_purpose=self.sub_purpose.value,
-                format=self.format.value,
-                split_mode=self.split_mode.value,
-                train_ratio=self.train_ratio.value,
-                visibility=self.visibility.value,
-            ),
-        )
-        if ds is FAILED:
+        body = {name: field.value for name, field in self.fields.items()}
+        body["name"] = body["name"].strip()
+        ds = common.attempt(self.message, lambda: self.client.datasets.create(**body))
+        if ds is common.FAILED:
             return
         self.message.ok(f"created {ds.name}")
         self.name.value = ""
@@ -305,8 +272,8 @@ def report_html(report: ValidationReport, limit: int = 50) -> str:
         return f"<small>Validation: {report.files_checked} files checked, all fine.</small>"
     colour = {"error": "#b71c1c", "warning": "#e65100"}
     cells = "".join(
-        f"<tr><td style='color:{colour[kind]}'>{kind}</td><td><code>{escape(i.path)}</code>"
-        f"</td><td>{escape(i.message)}</td></tr>"
+        f"<tr><td style='color:{colour[kind]}'>{kind}</td><td><code>{common.escape(i.path)}</code>"
+        f"</td><td>{common.escape(i.message)}</td></tr>"
         for kind, i in rows[:limit]
     )
     more = len(rows) - limit + report.errors_truncated
@@ -369,11 +336,11 @@ def _summary_html(ds: DatasetInfo) -> str:
                 f"(mean {st.text_lengths.mean:.0f})"
             )
         lines.append(
-            f"<b>{split}</b>: {escape(info.archive_name)}, {st.samples} samples, "
-            f"{len(st.classes)} classes{escape(extra)}, {len(info.report.warnings)} warnings"
+            f"<b>{split}</b>: {common.escape(info.archive_name)}, {st.samples} samples, "
+            f"{len(st.classes)} classes{common.escape(extra)}, {len(info.report.warnings)} warnings"
         )
     return (
-        f"{heading_html(ds.name, ds.description)}"
-        f"<div style='color:var(--jp-ui-font-color2, #555)'>{escape(facts)}</div>"
+        f"{common.heading_html(ds.name, ds.description)}"
+        f"<div style='color:var(--jp-ui-font-color2, #555)'>{common.escape(facts)}</div>"
         f"<div style='line-height:1.4'>{'<br>'.join(lines)}</div>"
     )

@@ -21,17 +21,8 @@ from workbench.client import WorkbenchClient
 from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.formats import IMPORT_KINDS
 from workbench.models.schemas import BenchmarkReport, ModelDetail, ModelInfo, ModelVersionInfo
+from workbench.widgets import common
 from workbench.widgets.charts import Chart, chart
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    chosen,
-    escape,
-    filter_choice,
-    wrap,
-)
 from workbench.widgets.model_views import (
     best_html,
     comparison_html,
@@ -41,6 +32,7 @@ from workbench.widgets.model_views import (
     versions_html,
 )
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 
 FRAMEWORKS = ["pytorch", "sklearn", "onnx", "tensorflow"]
 #: the reviewers' dashboard, relative to the panel's page ({base_url}workbench/panel)
@@ -69,37 +61,35 @@ COLOURS = {
 
 
 class ModelsSection(Section[ModelInfo]):
-    title = "Models"
-    noun = "model"
+    area = "models"
     empty_hint = "A training task makes one; or import a model trained elsewhere, below."
     deletes = ", its versions and their files"
     refresh_on_open = True  # training tasks add models
 
     def __init__(self, client: WorkbenchClient, *, read_only: bool = False, **kwargs: Any) -> None:
         """``read_only``: no delete, convert or benchmark (the reviewers' dashboard)."""
-        super().__init__(client, **kwargs)
         self.read_only = read_only
-        self.detail: ModelDetail | None = None
-        self.poller = Poller(self._follow, self.poll_interval)
-        self._job_id: int | None = None
-        self.import_poller = Poller(self._follow_import, self.poll_interval)
-        self._import_job: int | None = None
-        import_form = self._build_import_form()
-        self.arrange(
-            filters=self._build_filters(),
-            forms=[] if read_only else [("Import a model trained elsewhere", import_form)],
-            details=self._build_details(),
-        )
+        super().__init__(client, **kwargs)
 
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_filters(self) -> list[w.Widget]:
-        self.framework = filter_choice("Framework", FRAMEWORKS, "190px")
+    def build_filters(self) -> list[w.Widget]:
+        self.framework = common.filter_choice("Framework", FRAMEWORKS, "190px")
         return self.owned_filters(self.framework)
 
-    def _build_details(self) -> w.VBox:
-        """The model, its versions, the chosen version with its actions, formats and
-        benchmark, and the comparison of versions."""
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        """Import a model trained elsewhere, followed by :attr:`import_poller`."""
+        self.import_poller = self.follow(Poller(self._follow_import, self.poll_interval))
+        self._import_job: int | None = None
+        import_form = self._build_import_form()
+        return [] if self.read_only else [("Import a model trained elsewhere", import_form)]
+
+    def build_details(self) -> w.VBox:
+        """The model, its versions, the chosen version with its actions (its job followed
+        by :attr:`poller`), formats and benchmark, and the comparison of versions."""
+        self.detail: ModelDetail | None = None
+        self.poller = self.follow(Poller(self._follow, self.poll_interval))
+        self._job_id: int | None = None
         self.summary = w.HTML()
         self.versions = w.HTML()
         self.versions.add_class("wb-model-versions")
@@ -112,11 +102,11 @@ class ModelsSection(Section[ModelInfo]):
         return w.VBox(
             [
                 self.summary,
-                w.HBox([self.delete_button, self.dashboard_link], layout=wrap()),
+                w.HBox([self.delete_button, self.dashboard_link], layout=common.wrap()),
                 self.versions,
                 w.HTML("<b>A version</b>"),
-                w.HBox([self.version, *actions], layout=wrap()),
-                w.HBox([self.progress, self.job_status], layout=wrap()),
+                w.HBox([self.version, *actions], layout=common.wrap()),
+                w.HBox([self.progress, self.job_status], layout=common.wrap()),
                 self.version_info,
                 self.formats,
                 *self._build_charts(),
@@ -146,7 +136,7 @@ class ModelsSection(Section[ModelInfo]):
         self.progress = w.FloatProgress(
             value=0, min=0, max=1, description="Job", layout=w.Layout(width="300px", display="none")
         )
-        self.job_status = Status()
+        self.job_status = common.Status()
         self.formats = w.HTML()
         self.formats.add_class("wb-model-formats")
         return [self.convert_button, self.benchmark_button, self.max_batch]
@@ -188,12 +178,11 @@ class ModelsSection(Section[ModelInfo]):
         """The versions to compare, Compare with its status, the table and its charts."""
         self.compare_pick = w.SelectMultiple(rows=4, layout=w.Layout(width="220px"))
         self.compare_pick.add_class("wb-model-compare-pick")
-        self.compare_button = w.Button(description="Compare", icon="columns")
-        self.compare_button.add_class("wb-model-compare")
-        self.compare_button.on_click(lambda _: self.compare())
+        self.compare_button = common.button(
+            "Compare", "model-compare", self.compare, icon="columns"
+        )
         #: what Compare answers, beside it
-        self.compare_status = Status()
-        self.compare_status.add_class("wb-model-compare-status")
+        self.compare_status = common.Status("model-compare-status")
         self.comparison = w.HTML()
         self.comparison.add_class("wb-model-comparison")
         compared = "Choose two or more versions, then Compare."
@@ -209,7 +198,9 @@ class ModelsSection(Section[ModelInfo]):
         self.compare_box.add_class("wb-model-compare-chart")
         return [
             w.HTML("<b>Compare versions</b> (choose two or more)"),
-            w.HBox([self.compare_pick, self.compare_button, self.compare_status], layout=wrap()),
+            w.HBox(
+                [self.compare_pick, self.compare_button, self.compare_status], layout=common.wrap()
+            ),
             self.comparison,
             self.compare_box,
         ]
@@ -234,10 +225,10 @@ class ModelsSection(Section[ModelInfo]):
             '"float32", "shape": [-1, 3, 32, 32]}]}',
             layout=w.Layout(width="330px", height="64px"),
         )
-        self.import_button = w.Button(description="Import", icon="upload", button_style="primary")
-        self.import_button.add_class("wb-model-import")
-        self.import_button.on_click(lambda _: self.start_import())
-        self.import_status = Status()
+        self.import_button = common.button(
+            "Import", "model-import", self.start_import, icon="upload", button_style="primary"
+        )
+        self.import_status = common.Status()
         return w.VBox(
             [
                 self.import_path,
@@ -254,7 +245,7 @@ class ModelsSection(Section[ModelInfo]):
 
     def fetch(self) -> list[ModelInfo]:
         return self.client.models.list(
-            framework=chosen(self.framework), **self.owned_filter_values()
+            framework=common.chosen(self.framework), **self.owned_filter_values()
         )
 
     def label(self, model: ModelInfo) -> str:
@@ -263,7 +254,7 @@ class ModelsSection(Section[ModelInfo]):
 
     def render(self, model: ModelInfo) -> None:
         detail = self.attempt(lambda: self.client.models.get(model.id))
-        if detail is FAILED:
+        if detail is common.FAILED:
             return
         self.detail = detail
         self.summary.value = summary_html(detail)
@@ -277,13 +268,6 @@ class ModelsSection(Section[ModelInfo]):
         self.version.value = keep or results or (options[0][1] if options else None)
         self.compare_pick.options = options
         self._show_version()
-
-    def remove(self, model_id: int) -> None:
-        self.client.models.delete(model_id)
-
-    def stop_polling(self) -> None:
-        self.poller.stop()
-        self.import_poller.stop()
 
     # --- import ---------------------------------------------------------------------------
 
@@ -305,7 +289,7 @@ class ModelsSection(Section[ModelInfo]):
                 f"There is no file {path} (a path relative to the notebook's folder, or absolute)."
             )
             return
-        started = attempt(
+        started = common.attempt(
             self.import_status,
             lambda: self.client.models.start_import(
                 Path(path).expanduser(),
@@ -315,7 +299,7 @@ class ModelsSection(Section[ModelInfo]):
                 entry=self.import_entry.value.strip(),
             ),
         )
-        if started is FAILED:
+        if started is common.FAILED:
             return
         self._import_job = started.job_id
         self.import_status.value = f"import job {started.job_id} queued: checking the file…"
@@ -325,8 +309,8 @@ class ModelsSection(Section[ModelInfo]):
         job_id = self._import_job
         if job_id is None:
             return False
-        job = attempt(self.import_status, lambda: self.client.jobs.get(job_id))
-        if job is FAILED:
+        job = common.attempt(self.import_status, lambda: self.client.jobs.get(job_id))
+        if job is common.FAILED:
             return False
         if job.state not in FINISHED_JOB_STATES:
             self.import_status.value = f"import job {job_id} {job.state}…"
@@ -362,7 +346,7 @@ class ModelsSection(Section[ModelInfo]):
             "↗</a> <small>(read-only, on this version: a stable URL to share)</small>"
         )
         report = self.attempt(lambda: self.client.models.benchmarks(version.id))
-        if report is not FAILED:
+        if report is not common.FAILED:
             self._draw(report)
 
     def _draw(self, report: BenchmarkReport) -> None:
@@ -412,7 +396,7 @@ class ModelsSection(Section[ModelInfo]):
                     version.id, wait=False, max_batch=self.max_batch.value
                 )
             )
-        if started is FAILED:
+        if started is common.FAILED:
             return
         self._job_id = started.job_id
         self.progress.layout.display = ""
@@ -427,13 +411,13 @@ class ModelsSection(Section[ModelInfo]):
         if job_id is None:
             return False
         job = self.attempt(lambda: self.client.jobs.get(job_id))
-        if job is FAILED:
+        if job is common.FAILED:
             return False
         self.progress.value = job.progress
         if job.state not in FINISHED_JOB_STATES:
             # what the job says (a queued one: what it waits for), never a library's stderr
             doing = f": {job.message}" if job.message else f" · {job.progress:.0%}"
-            self.job_status.value = escape(f"{job.kind} job {job_id} {job.state}{doing}")
+            self.job_status.value = common.escape(f"{job.kind} job {job_id} {job.state}{doing}")
             return True
         # the version as the job left it first (formats, charts), then the bar says so
         if self.selected is not None:
@@ -454,8 +438,8 @@ class ModelsSection(Section[ModelInfo]):
         if len(ids) < 2:
             self.compare_status.problem("Choose two or more versions to compare.")
             return
-        table = attempt(self.compare_status, lambda: self.client.models.compare(*ids))
-        if table is FAILED:
+        table = common.attempt(self.compare_status, lambda: self.client.models.compare(*ids))
+        if table is common.FAILED:
             return
         self.compare_status.ok(f"{len(ids)} versions compared")
         self.comparison.value = comparison_html(table)

@@ -1,17 +1,17 @@
-"""The whole side panel: one Tab per :class:`~workbench.widgets.common.Section`. A new
-section is added to :data:`SECTIONS`, with a property that names it."""
+"""The whole side panel: one Tab per :class:`~workbench.widgets.section.Section`. A new
+section is added to :data:`SECTIONS`, with a :class:`SectionTab` that names it."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import ipywidgets as w
 
 from workbench.client import WorkbenchClient
 from workbench.widgets.algorithms import AlgorithmsSection
-from workbench.widgets.common import Section
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.models import ModelsSection
+from workbench.widgets.section import Section
 from workbench.widgets.services import ServicesSection
 from workbench.widgets.training import TrainingSection
 from workbench.widgets.workspaces import WorkspacesSection
@@ -43,6 +43,29 @@ SECTIONS: tuple[type[Section[Any]], ...] = (
     ModelsSection,
     ServicesSection,
 )
+
+
+class SectionTab(Generic[S]):
+    """A panel's attribute that names the section of one tab (``panel.datasets``): read, it
+    is that section, made first if its tab was never opened (:meth:`WorkbenchPanel.section`)."""
+
+    def __init__(self, kind: type[S]) -> None:
+        self.kind = kind
+
+    @overload
+    def __get__(self, panel: None, owner: type[WorkbenchPanel]) -> SectionTab[S]: ...
+
+    @overload
+    def __get__(self, panel: WorkbenchPanel, owner: type[WorkbenchPanel]) -> S: ...
+
+    def __get__(
+        self, panel: WorkbenchPanel | None, owner: type[WorkbenchPanel]
+    ) -> S | SectionTab[S]:
+        if panel is None:  # read on the class
+            return self
+        made = panel.section(SECTIONS.index(self.kind))
+        assert isinstance(made, self.kind)
+        return made
 
 
 class WorkbenchPanel(w.VBox):
@@ -82,34 +105,12 @@ class WorkbenchPanel(w.VBox):
             made.refresh()
         return self.made[index]
 
-    def _get(self, kind: type[S]) -> S:
-        made = self.section(SECTIONS.index(kind))
-        assert isinstance(made, kind)
-        return made
-
-    @property
-    def datasets(self) -> DatasetsSection:
-        return self._get(DatasetsSection)
-
-    @property
-    def workspaces(self) -> WorkspacesSection:
-        return self._get(WorkspacesSection)
-
-    @property
-    def algorithms(self) -> AlgorithmsSection:
-        return self._get(AlgorithmsSection)
-
-    @property
-    def training(self) -> TrainingSection:
-        return self._get(TrainingSection)
-
-    @property
-    def models(self) -> ModelsSection:
-        return self._get(ModelsSection)
-
-    @property
-    def services(self) -> ServicesSection:
-        return self._get(ServicesSection)
+    datasets = SectionTab(DatasetsSection)
+    workspaces = SectionTab(WorkspacesSection)
+    algorithms = SectionTab(AlgorithmsSection)
+    training = SectionTab(TrainingSection)
+    models = SectionTab(ModelsSection)
+    services = SectionTab(ServicesSection)
 
     def _opened(self, index: int | None) -> None:
         if index is None:

@@ -18,24 +18,14 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.client import WorkbenchClient
 from workbench.deployments.metrics import rates
 from workbench.deployments.schemas import IMAGE_FORMAT, ServiceInfo, ServiceMetrics, ServiceRates
 from workbench.jobs.states import FINISHED_JOB_STATES
 from workbench.models.schemas import ModelDetail
+from workbench.widgets import common
 from workbench.widgets.charts import Chart
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    escape,
-    on_pick,
-    replace_options,
-    visibility_choices,
-    wrap,
-)
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 from workbench.widgets.service_publish import format_choices, service_name, version_choices
 from workbench.widgets.service_samples import (
     SampleField,
@@ -62,14 +52,19 @@ LOOK_AGAIN_TICKS = 5
 
 
 class ServicesSection(Section[ServiceInfo]):
-    title = "Services"
-    noun = "service"
+    area = "services"
     empty_hint = "Publish a model version, below, to make one."
     deletes = " and its replicas (its address is freed)"
     refresh_on_open = True  # versions converted or benchmarked meanwhile
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    # --- the parts ------------------------------------------------------------------------
+
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        return [("Publish a model version", self._build_publish_form())]
+
+    def build_details(self) -> w.VBox:
+        """The service shown, followed by :attr:`poller` (its deploy job, its replicas and
+        their metrics)."""
         self._shown: int | None = None
         self._job: int | None = None
         self._ticks = 0
@@ -78,24 +73,19 @@ class ServicesSection(Section[ServiceInfo]):
         self._labels: list[str] = []
         self._last: ServiceMetrics | None = None
         self._history: deque[ServiceRates] = deque(maxlen=HISTORY)
-        self.poller = Poller(self._tick, self.poll_interval)
-        self.arrange(
-            forms=[("Publish a model version", self._build_publish_form())],
-            details=w.VBox(
-                [
-                    *self._build_service(),
-                    *self._build_online_test(),
-                    *self._build_live(),
-                    *self._build_logs(),
-                ]
-            ),
+        self.poller = self.follow(Poller(self._tick, self.poll_interval))
+        return w.VBox(
+            [
+                *self._build_service(),
+                *self._build_online_test(),
+                *self._build_live(),
+                *self._build_logs(),
+            ]
         )
-
-    # --- the parts ------------------------------------------------------------------------
 
     def _build_publish_form(self) -> w.VBox:
         """Publish a version, or an algorithm's inference image (manual 2.7.1)."""
-        self._build_publish_source()
+        source = self._build_publish_source()
         self.new_name = w.Text(description="Name", placeholder="lowercase-with-dashes")
         self._suggested_name = ""
         self.new_replicas = w.BoundedIntText(value=1, min=0, max=32, description="Replicas")
@@ -105,36 +95,28 @@ class ServicesSection(Section[ServiceInfo]):
         self.new_memory = w.BoundedIntText(
             value=1024, min=128, max=1024 * 1024, step=256, description="MiB each"
         )
-        self.new_visibility = w.Dropdown(
-            options=visibility_choices(self.is_admin), description="Visibility"
-        )
+        self.new_visibility = w.Dropdown(options=self.visibilities, description="Visibility")
         self.new_public = w.Checkbox(
             value=False, description="Public endpoint: anyone may call it, without a key"
         )
         self.new_public.add_class("wb-service-public")
-        self.publish_button = w.Button(
-            description="Publish", icon="cloud-upload", button_style="success"
+        self.publish_button = common.button(
+            "Publish", "service-publish", self.publish, icon="cloud-upload", button_style="success"
         )
-        self.publish_button.add_class("wb-service-publish")
-        self.publish_button.on_click(lambda _: self.publish())
-        self.publish_status = Status()
+        self.publish_status = common.Status()
         return w.VBox(
             [
-                self.serve_from,
-                self.pick_algorithm,
-                self.pick_model,
-                self.pick_version,
-                self.pick_format,
+                *source,
                 self.new_name,
-                w.HBox([self.new_replicas, self.new_cpus], layout=wrap()),
-                w.HBox([self.new_memory, self.new_visibility], layout=wrap()),
+                w.HBox([self.new_replicas, self.new_cpus], layout=common.wrap()),
+                w.HBox([self.new_memory, self.new_visibility], layout=common.wrap()),
                 self.new_public,
                 self.publish_button,
                 self.publish_status,
             ]
         )
 
-    def _build_publish_source(self) -> None:
+    def _build_publish_source(self) -> list[w.Widget]:
         """What is published: a version (model, version, format) or an algorithm's image."""
         self.serve_from = w.ToggleButtons(
             options=[("A model version", "version"), ("An inference image", IMAGE_FORMAT)],
@@ -148,15 +130,22 @@ class ServicesSection(Section[ServiceInfo]):
         )
         self.pick_algorithm.add_class("wb-service-algorithm")
         self._algorithm_names: dict[int, str] = {}
-        on_pick(self.pick_algorithm, lambda _: self._name_after_algorithm())
+        common.on_pick(self.pick_algorithm, lambda _: self._name_after_algorithm())
         self.pick_model = w.Dropdown(description="Model", layout=w.Layout(width="330px"))
         self.pick_version = w.Dropdown(description="Version", layout=w.Layout(width="330px"))
         self.pick_format = w.Dropdown(description="Format", layout=w.Layout(width="330px"))
-        on_pick(self.pick_model, lambda _: self._offer_versions())
-        on_pick(self.pick_version, lambda _: self._offer_formats())
+        common.on_pick(self.pick_model, lambda _: self._offer_versions())
+        common.on_pick(self.pick_version, lambda _: self._offer_formats())
         self._model_detail: ModelDetail | None = None
         #: the chosen version's algorithm (whose inference image the form may offer)
         self._algorithm_id: int | None = None
+        return [
+            self.serve_from,
+            self.pick_algorithm,
+            self.pick_model,
+            self.pick_version,
+            self.pick_format,
+        ]
 
     def _build_service(self) -> list[w.Widget]:
         """A service: summary, replicas and their actions, its key, what they answer."""
@@ -180,14 +169,13 @@ class ServicesSection(Section[ServiceInfo]):
         ):
             button.add_class(f"wb-service-{action}")
             button.on_click(lambda _, a=action: self.deploy(a))
-        self.rotate_button = w.Button(description="New key", icon="key")
-        self.rotate_button.add_class("wb-service-rotate-key")
-        self.rotate_button.on_click(lambda _: self.rotate_key())
+        self.rotate_button = common.button(
+            "New key", "service-rotate-key", self.rotate_key, icon="key"
+        )
         #: the endpoint's key, shown once: after the service is made or its key rotated
         self.key_box = w.HTML()
         self.key_box.add_class("wb-service-key")
-        self.deploy_status = Status()
-        self.deploy_status.add_class("wb-service-deploy-status")
+        self.deploy_status = common.Status("service-deploy-status")
         self.action_status = self.deploy_status
         actions = w.HBox(
             [
@@ -199,7 +187,7 @@ class ServicesSection(Section[ServiceInfo]):
                 self.rotate_button,
                 self.delete_button,
             ],
-            layout=wrap(),
+            layout=common.wrap(),
         )
         return [self.summary, self.replica_table, actions, self.key_box, self.deploy_status]
 
@@ -211,14 +199,13 @@ class ServicesSection(Section[ServiceInfo]):
             value="predict",
             style={"button_width": "120px"},
         )
-        self.send_button = w.Button(description="Send", icon="paper-plane", button_style="primary")
-        self.send_button.add_class("wb-service-send")
-        self.send_button.on_click(lambda _: self.send())
-        self.answer_status = Status()
-        self.answer_status.add_class("wb-service-answer-status")
+        self.send_button = common.button(
+            "Send", "service-send", self.send, icon="paper-plane", button_style="primary"
+        )
+        self.answer_status = common.Status("service-answer-status")
         self.answer = w.HTML()
         self.answer.add_class("wb-service-answer")
-        self.send_row = w.HBox([self.route, self.send_button], layout=wrap())
+        self.send_row = w.HBox([self.route, self.send_button], layout=common.wrap())
         self.test_box = w.VBox([self.test_inputs, self.send_row, self.answer_status, self.answer])
         return [w.HTML("<b>Test it online</b>"), self.test_box]
 
@@ -240,7 +227,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.log_button.on_click(lambda _: self.show_log())
         self.log_text = w.HTML()
         self.log_text.add_class("wb-service-log")
-        picked = w.HBox([self.log_replica, self.log_button], layout=wrap())
+        picked = w.HBox([self.log_replica, self.log_button], layout=common.wrap())
         return [w.HTML("<b>Logs</b>"), picked, self.log_text]
 
     # --- the Section hooks ----------------------------------------------------------------
@@ -269,7 +256,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.replica_table.value = replicas_html(s)
         replicas = [(f"r{r.index}", r.index) for r in s.replica_states]
         keep = self.log_replica.value
-        replace_options(self.log_replica, replicas, keep if keep is not None else 0)
+        common.replace_options(self.log_replica, replicas, keep if keep is not None else 0)
         running = s.state == "running"
         self.start_button.disabled = running and len(s.replica_states) >= s.replicas > 0
         self.stop_button.disabled = s.state == "stopped"
@@ -280,39 +267,33 @@ class ServicesSection(Section[ServiceInfo]):
             self._metadata, self._last, self.send_row.layout.display = None, None, "none"
             self.now.value = self.answer.value = self.answer_status.value = ""
             self.test_inputs.children = (
-                w.HTML(f"<i>The form appears when a replica runs ({escape(s.state)}).</i>"),
+                w.HTML(f"<i>The form appears when a replica runs ({common.escape(s.state)}).</i>"),
             )
             if self._history:
                 self._history.clear()
                 self._draw()
         self.poller.start()
 
-    def remove(self, service_id: int) -> None:
-        self.client.services.delete(service_id)
-
     def clear(self) -> None:
         self._shown = None
         self.poller.stop()
 
     def load_choices(self) -> None:
-        algorithms = attempt(self.publish_status, self.client.algorithms.list)
-        if algorithms is not FAILED:  # those whose inference image is loaded
+        algorithms = common.attempt(self.publish_status, self.client.algorithms.list)
+        if algorithms is not common.FAILED:  # those whose inference image is loaded
             ready = [a for a in algorithms if a.predict.state == "ready"]
             served = [(f"{a.name} ({a.owner})", a.id) for a in ready]
             self._algorithm_names = {a.id: a.name for a in ready}
-            replace_options(self.pick_algorithm, served, self.pick_algorithm.value)
+            common.replace_options(self.pick_algorithm, served, self.pick_algorithm.value)
             if self.pick_algorithm.value is None and served:
                 self.pick_algorithm.value = served[0][1]
-        models = attempt(self.publish_status, self.client.models.list)
-        if models is FAILED:
+        models = common.attempt(self.publish_status, self.client.models.list)
+        if models is common.FAILED:
             return
         options = [(f"{m.name} ({m.owner})", m.id) for m in models if m.latest_version is not None]
-        replace_options(self.pick_model, options, self.pick_model.value)
+        common.replace_options(self.pick_model, options, self.pick_model.value)
         if self.pick_model.value is None and options:
             self.pick_model.value = options[0][1]
-
-    def stop_polling(self) -> None:
-        self.poller.stop()
 
     # --- publish --------------------------------------------------------------------------
 
@@ -320,14 +301,14 @@ class ServicesSection(Section[ServiceInfo]):
         model_id = self.pick_model.value
         self._model_detail = None
         if model_id is None:
-            replace_options(self.pick_version, [], None)
+            common.replace_options(self.pick_version, [], None)
             return
-        detail = attempt(self.publish_status, lambda: self.client.models.get(model_id))
-        if detail is FAILED:
+        detail = common.attempt(self.publish_status, lambda: self.client.models.get(model_id))
+        if detail is common.FAILED:
             return
         self._model_detail = detail
         options, chosen = version_choices(detail)
-        replace_options(self.pick_version, options, chosen)
+        common.replace_options(self.pick_version, options, chosen)
         self._suggest_name(detail.name)
         self._offer_formats()
 
@@ -344,18 +325,18 @@ class ServicesSection(Section[ServiceInfo]):
             else None
         )
         if version is None:
-            replace_options(self.pick_format, [], None)
+            common.replace_options(self.pick_format, [], None)
             return
         options = format_choices(version)
         algorithm_id = version.algorithm_id
         if algorithm_id is not None:  # trained by an algorithm: its inference image too
-            algorithm = attempt(
+            algorithm = common.attempt(
                 self.publish_status, lambda: self.client.algorithms.get(algorithm_id)
             )
-            if algorithm is not FAILED and algorithm.predict.state == "ready":
+            if algorithm is not common.FAILED and algorithm.predict.state == "ready":
                 options.append((f"{algorithm.name}'s inference image", IMAGE_FORMAT))
         self._algorithm_id = algorithm_id
-        replace_options(self.pick_format, options, "")
+        common.replace_options(self.pick_format, options, "")
 
     def _name_after_algorithm(self) -> None:
         name = self._algorithm_names.get(self.pick_algorithm.value)
@@ -401,11 +382,11 @@ class ServicesSection(Section[ServiceInfo]):
             options["algorithm_id"] = self._algorithm_id
         elif self.pick_format.value:
             options["format"] = self.pick_format.value
-        made = attempt(
+        made = common.attempt(
             self.publish_status,
             lambda: self.client.services.create(name, version_id, wait=False, **options),
         )
-        if made is FAILED:
+        if made is common.FAILED:
             return
         self.publish_status.ok(f"{made.name}: deploy job {made.job_id} queued")
         self.new_name.value = ""
@@ -419,8 +400,10 @@ class ServicesSection(Section[ServiceInfo]):
         service = self.selected
         if service is None:
             return
-        key = attempt(self.deploy_status, lambda: self.client.services.rotate_key(service.id))
-        if key is FAILED:
+        key = common.attempt(
+            self.deploy_status, lambda: self.client.services.rotate_key(service.id)
+        )
+        if key is common.FAILED:
             return
         self.key_box.value = key_html(service, key)
         self.deploy_status.ok("a new key: the old one is refused from now on")
@@ -464,8 +447,8 @@ class ServicesSection(Section[ServiceInfo]):
     def _look_again(self, shown: ServiceInfo) -> None:
         """The service as it runs now, shown if it changed: the list's counts and the
         replica table follow a replica that died, was replaced or came up, unclicked."""
-        fresh = attempt(self.deploy_status, lambda: self.client.services.get(shown.id))
-        if fresh is FAILED:
+        fresh = common.attempt(self.deploy_status, lambda: self.client.services.get(shown.id))
+        if fresh is common.FAILED:
             return
         with self._lock:  # not a service deleted meanwhile back into the list
             changed = (fresh.state, fresh.replica_states) != (shown.state, shown.replica_states)
@@ -474,15 +457,16 @@ class ServicesSection(Section[ServiceInfo]):
 
     def _follow_job(self, service_id: int, job_id: int) -> None:
         job = self.attempt(lambda: self.client.jobs.get(job_id))
-        if job is FAILED:
+        if job is common.FAILED:
             self._job = None
             return
         if job.state not in FINISHED_JOB_STATES:
-            self.deploy_status.value = f"deploy job {job_id} {job.state}: {escape(job.message)}"
+            message = common.escape(job.message)
+            self.deploy_status.value = f"deploy job {job_id} {job.state}: {message}"
             return
         self._job = None
         fresh = self.attempt(lambda: self.client.services.get(service_id))
-        if fresh is not FAILED:
+        if fresh is not common.FAILED:
             self.put(fresh)
         if job.state == "succeeded":
             self.deploy_status.ok(f"deploy job {job_id} done: {job.message}")
@@ -501,10 +485,10 @@ class ServicesSection(Section[ServiceInfo]):
             fields = api_fields(spec["params"])
             self.route.layout.display = "none"
         else:
-            metadata = attempt(
+            metadata = common.attempt(
                 self.answer_status, lambda: self.client.services.metadata(s.id, s.model)
             )
-            if metadata is FAILED:
+            if metadata is common.FAILED:
                 return
             self._metadata = metadata
             fields = tensor_fields(metadata["inputs"])
@@ -517,8 +501,8 @@ class ServicesSection(Section[ServiceInfo]):
         """The classes of the version's evaluation, in the order of its probabilities."""
         if version_id is None:
             return []
-        version = attempt(self.answer_status, lambda: self.client.models.version(version_id))
-        evaluation = None if version is FAILED else version.evaluation
+        version = common.attempt(self.answer_status, lambda: self.client.models.version(version_id))
+        evaluation = None if version is common.FAILED else version.evaluation
         return list(evaluation.labels) if evaluation else []
 
     def send(self) -> None:
@@ -549,9 +533,9 @@ class ServicesSection(Section[ServiceInfo]):
             return self.client.services.infer(service.id, service.model, request)
 
         started = time.perf_counter()
-        answer = attempt(self.answer_status, call)
+        answer = common.attempt(self.answer_status, call)
         took = (time.perf_counter() - started) * 1000
-        if answer is FAILED:
+        if answer is common.FAILED:
             return
         self.answer_status.ok(f"answered in {took:.1f} ms (through the Workbench server)")
         self.answer.value = answer_html(answer, self._labels)
@@ -564,15 +548,17 @@ class ServicesSection(Section[ServiceInfo]):
             self.log_text.value = "<i>No replica runs.</i>"
             return
         logs = self.attempt(lambda: self.client.services.logs(service.id, replica=replica))
-        if logs is FAILED:
+        if logs is common.FAILED:
             return
         self.log_text.value = logs_html(logs)
 
     # --- live charts ----------------------------------------------------------------------
 
     def _read_metrics(self, service_id: int) -> None:
-        reading = attempt(self.deploy_status, lambda: self.client.services.metrics(service_id))
-        if reading is FAILED:
+        reading = common.attempt(
+            self.deploy_status, lambda: self.client.services.metrics(service_id)
+        )
+        if reading is common.FAILED:
             return
         unread = [r for r in reading.replicas if r.error]
         if unread and len(unread) == len(reading.replicas):

@@ -19,19 +19,9 @@ from workbench.errors import WorkbenchError
 from workbench.models.evaluation import Evaluation
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import MetricPoint, TaskInfo
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    chosen,
-    filter_choice,
-    mine_only,
-    on_pick,
-    replace_options,
-    wrap,
-)
+from workbench.widgets import common
 from workbench.widgets.poller import Poller
+from workbench.widgets.section import Section
 from workbench.widgets.training_views import (
     confusion_chart,
     evaluation_html,
@@ -54,37 +44,43 @@ def _active(task: TaskInfo) -> bool:
 
 
 class TrainingSection(Section[TaskInfo]):
-    title = "Training"
+    area = "training"
     noun = "training task"
     empty_hint = "New training task, below, walks through one."
     deletes = ", its runs, log and metrics (its model versions stay)"
     refresh_on_open = True  # it lists the algorithms and datasets put online meanwhile
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        self.state = filter_choice("State", TaskState, "190px")
-        self.mine = mine_only()
+    # --- the parts ------------------------------------------------------------------------
+
+    def build_filters(self) -> list[w.Widget]:
+        """The filters, and :attr:`list_poller`: a list with an active task is followed."""
+        self.state = common.filter_choice("State", TaskState, "190px")
+        self.mine = common.mine_only()
         self.watch(self.state, self.mine)
         #: refreshes the list while any task in it is queued or running
-        self.list_poller = Poller(self._poll_list, self.poll_interval * 3)
+        self.list_poller = self.follow(Poller(self._poll_list, self.poll_interval * 3))
+        return [self.state, self.mine]
 
-        self.wizard = TrainingWizard(client, self._saved, self.is_admin)
-        self.models = ModelsBox(client, self.transfer)
-        self.detail = TaskDetail(client, self, self.poll_interval)
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.wizard = TrainingWizard(self.client, self._saved, self.is_admin)
+        self.models = ModelsBox(self.client, self.transfer)
+        return [
+            ("New training task", self.wizard),
+            ("Transfer training from a model", self.models),
+        ]
+
+    def build_details(self) -> TaskDetail:
+        self.detail = TaskDetail(self.client, self, self.poll_interval)
+        self.follow(self.detail.poller)
         self.action_status = self.detail.status
-        self.arrange(
-            filters=[self.state, self.mine],
-            forms=[
-                ("New training task", self.wizard),
-                ("Transfer training from a model", self.models),
-            ],
-            details=self.detail,
-        )
+        return self.detail
 
     # --- the Section hooks ----------------------------------------------------------------
 
     def fetch(self) -> list[TaskInfo]:
-        return self.client.training.list(state=chosen(self.state), mine=self.mine.value or None)
+        return self.client.training.list(
+            state=common.chosen(self.state), mine=self.mine.value or None
+        )
 
     def label(self, task: TaskInfo) -> str:
         return (
@@ -98,16 +94,9 @@ class TrainingSection(Section[TaskInfo]):
     def clear(self) -> None:
         self.detail.show(None)
 
-    def remove(self, task_id: int) -> None:
-        self.client.training.delete(task_id)
-
     def load_choices(self) -> None:
         self.wizard.load_choices()
         self.models.load()
-
-    def stop_polling(self) -> None:
-        self.list_poller.stop()
-        self.detail.poller.stop()
 
     # --- following the tasks --------------------------------------------------------------
 
@@ -168,7 +157,7 @@ class TaskDetail(w.VBox):
         self.summary.add_class("wb-task-summary")
         actions = self._build_actions()
         #: what the actions answer (the Section's ``action_status``)
-        self.status = Status()
+        self.status = common.Status()
         super().__init__(
             [self.summary, actions, self.status, *self._build_results()],
             layout=w.Layout(display="none"),
@@ -182,13 +171,15 @@ class TaskDetail(w.VBox):
         self.edit_button = w.Button(description="Edit", icon="pencil")
         self.transfer_button = w.Button(description="Transfer training", icon="share")
         self.delete_button = self.section.delete_button
-        for button, css in (
-            (self.start_button, "start"),
-            (self.stop_button, "stop"),
-            (self.retry_button, "retry"),
-            (self.transfer_button, "transfer"),
-        ):
-            button.add_class(f"wb-task-{css}")
+        common.name_for_css(
+            "task",
+            {
+                "start": self.start_button,
+                "stop": self.stop_button,
+                "retry": self.retry_button,
+                "transfer": self.transfer_button,
+            },
+        )
         section, training = self.section, self.client.training
         self.start_button.on_click(lambda _: section.act(training.start, "started"))
         self.stop_button.on_click(lambda _: section.act(training.stop, "stopped"))
@@ -204,7 +195,7 @@ class TaskDetail(w.VBox):
                 self.transfer_button,
                 self.delete_button,
             ],
-            layout=wrap(),
+            layout=common.wrap(),
         )
 
     def _build_results(self) -> list[w.Widget]:
@@ -352,8 +343,8 @@ class TaskDetail(w.VBox):
         if task is None or task.model_id is None or task.model_version_id is None:
             return
         model_id = task.model_id
-        model = attempt(self.status, lambda: self.client.models.get(model_id))
-        if model is FAILED:
+        model = common.attempt(self.status, lambda: self.client.models.get(model_id))
+        if model is common.FAILED:
             return
         version = next(v for v in model.versions if v.id == task.model_version_id)
         self.section.transfer(version, model.name)
@@ -370,36 +361,36 @@ class ModelsBox(w.VBox):
         self.model = w.Dropdown(description="Model", layout=w.Layout(width="320px"))
         self.version = w.Dropdown(description="Version", layout=w.Layout(width="320px"))
         self.button = w.Button(description="Transfer training", icon="share")
-        self.message = Status()
+        self.message = common.Status()
         self.versions: dict[int, ModelVersionInfo] = {}
         self.names: dict[int, str] = {}
-        on_pick(self.model, self._model_changed)
+        common.on_pick(self.model, self._model_changed)
         self.button.on_click(lambda _: self.transfer())
         super().__init__([self.model, self.version, self.button, self.message])
 
     def load(self) -> None:
-        found = attempt(self.message, self.client.models.list)
-        if found is FAILED:
+        found = common.attempt(self.message, self.client.models.list)
+        if found is common.FAILED:
             return
         self.names = {m.id: m.name for m in found}
         options = [(f"#{m.id} {m.name} · {m.owner}", m.id) for m in found]
-        replace_options(self.model, [("choose a model", None), *options], self.model.value)
+        common.replace_options(self.model, [("choose a model", None), *options], self.model.value)
 
     def _model_changed(self, _: int | None = None) -> None:
         self.versions = {}
-        replace_options(self.version, [], None)
+        common.replace_options(self.version, [], None)
         if self.model.value is None:
             return
         model_id = self.model.value
-        model = attempt(self.message, lambda: self.client.models.get(model_id))
-        if model is FAILED:
+        model = common.attempt(self.message, lambda: self.client.models.get(model_id))
+        if model is common.FAILED:
             return
         self.versions = {v.id: v for v in model.versions}
         options = [
             (f"v{v.version} · {_evaluation_brief(v.evaluation)}", v.id)
             for v in sorted(model.versions, key=lambda v: -v.version)
         ]
-        replace_options(self.version, options, options[0][1] if options else None)  # newest
+        common.replace_options(self.version, options, options[0][1] if options else None)  # newest
 
     def transfer(self) -> None:
         version = self.versions.get(self.version.value) if self.version.value else None

@@ -17,22 +17,15 @@ from workbench.enums import Purpose, SplitMode, TaskState
 from workbench.errors import WorkbenchError
 from workbench.models.schemas import ModelVersionInfo
 from workbench.training.schemas import TaskInfo
-from workbench.widgets.common import (
-    FAILED,
-    Status,
-    attempt,
-    escape,
-    name_for_css,
-    offer_sub_purposes,
-    on_pick,
-    plain,
-    replace_options,
-    visibility_choices,
-    wrap,
-)
+from workbench.widgets import common
 
 ALGORITHM_SOURCES = [("Mine", "mine"), ("Preset", "preset"), ("Public", "public")]
 STEPS = ("Purpose", "Name", "Algorithm", "Dataset", "Parameters", "Resources")
+
+
+def _step(intro: str, *controls: w.Widget) -> w.VBox:
+    """A step of the wizard: a line saying what it offers, above its ``controls``."""
+    return w.VBox([w.HTML(intro), *controls])
 
 
 class TrainingWizard(w.VBox):
@@ -55,7 +48,7 @@ class TrainingWizard(w.VBox):
         self.params: dict[str, tuple[ParamSpec, w.Text, w.HTML]] = {}
         #: what an edited task or a model version asks for, applied as the lists load
         self._wanted: dict[str, Any] = {}
-        self.message = Status()
+        self.message = common.Status()
         #: one page per step of :data:`STEPS`
         self.pages = [
             self._build_purpose(),
@@ -79,14 +72,16 @@ class TrainingWizard(w.VBox):
         self.purpose = w.Dropdown(options=list(Purpose), description="Purpose")
         self.sub_purpose = w.Dropdown(description="Sub-purpose")
         self.purpose.observe(lambda _: self._purpose_changed(), names="value")
-        name_for_css("wizard", {"purpose": self.purpose, "sub-purpose": self.sub_purpose})
+        common.name_for_css("wizard", {"purpose": self.purpose, "sub-purpose": self.sub_purpose})
         return w.VBox([self.purpose, self.sub_purpose])
 
     def _build_name(self, is_admin: bool) -> w.VBox:
         self.name = w.Text(description="Name")
         self.description = w.Textarea(description="Description", rows=2)
-        self.visibility = w.Dropdown(options=visibility_choices(is_admin), description="Visibility")
-        name_for_css("wizard", {"name": self.name})
+        self.visibility = w.Dropdown(
+            options=common.visibility_choices(is_admin), description="Visibility"
+        )
+        common.name_for_css("wizard", {"name": self.name})
         return w.VBox([self.name, self.description, self.visibility])
 
     def _build_algorithm(self) -> w.VBox:
@@ -94,17 +89,15 @@ class TrainingWizard(w.VBox):
         self.algorithm = w.Select(options=[], rows=5, layout=w.Layout(width="100%"))
         self.algorithm_info = w.HTML()
         self.algorithm_source.observe(lambda _: self.load_algorithms(), names="value")
-        on_pick(self.algorithm, self._algorithm_changed)
-        name_for_css(
+        common.on_pick(self.algorithm, self._algorithm_changed)
+        common.name_for_css(
             "wizard", {"algorithm-source": self.algorithm_source, "algorithm": self.algorithm}
         )
-        return w.VBox(
-            [
-                w.HTML("Online algorithms of this purpose:"),
-                self.algorithm_source,
-                self.algorithm,
-                self.algorithm_info,
-            ]
+        return _step(
+            "Online algorithms of this purpose:",
+            self.algorithm_source,
+            self.algorithm,
+            self.algorithm_info,
         )
 
     def _build_dataset(self) -> w.VBox:
@@ -113,24 +106,17 @@ class TrainingWizard(w.VBox):
             value=0.8, min=0.05, max=0.95, step=0.05, description="Train ratio"
         )
         self.split_note = w.HTML()
-        on_pick(self.dataset, self._dataset_changed)
-        name_for_css("wizard", {"dataset": self.dataset})
-        return w.VBox(
-            [
-                w.HTML("Online datasets of this purpose:"),
-                self.dataset,
-                self.train_ratio,
-                self.split_note,
-            ]
+        common.on_pick(self.dataset, self._dataset_changed)
+        common.name_for_css("wizard", {"dataset": self.dataset})
+        return _step(
+            "Online datasets of this purpose:", self.dataset, self.train_ratio, self.split_note
         )
 
     def _build_parameters(self) -> w.VBox:
         """The algorithm's parameters: filled when an algorithm is chosen."""
         self.params_box = w.VBox()
-        name_for_css("wizard", {"params": self.params_box})
-        return w.VBox(
-            [w.HTML("The algorithm's training parameters (empty: its default):"), self.params_box]
-        )
+        common.name_for_css("wizard", {"params": self.params_box})
+        return _step("The algorithm's training parameters (empty: its default):", self.params_box)
 
     def _build_resources(self) -> w.VBox:
         self.cpus = w.BoundedFloatText(value=1.0, min=0.1, max=256, step=0.5, description="CPUs")
@@ -148,7 +134,7 @@ class TrainingWizard(w.VBox):
         self.save_start_button = w.Button(
             description="Save and start", icon="play", button_style="success"
         )
-        name_for_css(
+        common.name_for_css(
             "wizard",
             {
                 "next": self.next_button,
@@ -162,7 +148,7 @@ class TrainingWizard(w.VBox):
         self.save_start_button.on_click(lambda _: self.save(start=True))
         return w.HBox(
             [self.back_button, self.next_button, self.save_button, self.save_start_button],
-            layout=wrap(),
+            layout=common.wrap(),
         )
 
     # --- steps ----------------------------------------------------------------------------
@@ -171,7 +157,8 @@ class TrainingWizard(w.VBox):
         self.step = max(0, min(step, len(STEPS) - 1))
         self.page.children = (self.pages[self.step],)
         trail = " &rsaquo; ".join(
-            f"<b>{name}</b>" if i == self.step else escape(name) for i, name in enumerate(STEPS)
+            f"<b>{name}</b>" if i == self.step else common.escape(name)
+            for i, name in enumerate(STEPS)
         )
         self.header.value = (
             f"<div>Step {self.step + 1} of {len(STEPS)}: <b>{STEPS[self.step]}</b></div>"
@@ -217,11 +204,11 @@ class TrainingWizard(w.VBox):
             self.load_datasets()
 
     def _purpose_changed(self) -> None:
-        offer_sub_purposes(self.purpose, self.sub_purpose)
+        common.offer_sub_purposes(self.purpose, self.sub_purpose)
 
     def load_algorithms(self) -> None:
         """Online algorithms of the purpose, from the chosen source (mine, preset, public)."""
-        found = attempt(
+        found = common.attempt(
             self.message,
             lambda: self.client.algorithms.list(
                 visibility=self.algorithm_source.value,
@@ -230,14 +217,14 @@ class TrainingWizard(w.VBox):
                 state="online",
             ),
         )
-        if found is FAILED:
+        if found is common.FAILED:
             return
         keep = self._wanted.get("algorithm_id", self.algorithm.value)
         self.algorithms = {a.id: a for a in found}
         options = [
             (f"#{a.id} {a.name} · {a.train.settings.device} · {a.owner}", a.id) for a in found
         ]
-        replace_options(self.algorithm, options, keep)
+        common.replace_options(self.algorithm, options, keep)
         if not found:
             self.algorithm_info.value = (
                 f"<i>No online {self.algorithm_source.value} algorithm for "
@@ -255,9 +242,9 @@ class TrainingWizard(w.VBox):
             return
         settings = algo.train.settings
         self.algorithm_info.value = (
-            f"<div>{escape(algo.description) or '<i>no description</i>'}</div>"
+            f"<div>{common.escape(algo.description) or '<i>no description</i>'}</div>"
             f"<div>{len(settings.env)} parameters · {settings.device.upper()} · "
-            f"owner {escape(algo.owner)}</div>"
+            f"owner {common.escape(algo.owner)}</div>"
         )
         if settings.device == "gpu" and self.gpus.value == 0:
             self.gpus.value = 1
@@ -266,8 +253,8 @@ class TrainingWizard(w.VBox):
         for name, spec in settings.env.items():
             value = wanted.get(name, spec.default)
             field = w.Text(
-                value="" if value is None else plain(value),
-                placeholder="(no default)" if spec.default is None else plain(spec.default),
+                value="" if value is None else common.plain(value),
+                placeholder="(no default)" if spec.default is None else common.plain(spec.default),
                 layout=w.Layout(width="110px"),
             )
             field.add_class(f"wb-param-{name}")
@@ -275,11 +262,11 @@ class TrainingWizard(w.VBox):
             field.observe(lambda _, n=name: self.param_problem(n), names="value")
             self.params[name] = (spec, field, error)
             label = w.HTML(
-                f"<code>{escape(name)}</code> <small>{spec.type}</small>",
+                f"<code>{common.escape(name)}</code> <small>{spec.type}</small>",
                 layout=w.Layout(width="150px"),
             )
-            note = w.HTML(f"<small>{escape(spec.description)}</small>")
-            rows.append(w.VBox([w.HBox([label, field, note], layout=wrap()), error]))
+            note = w.HTML(f"<small>{common.escape(spec.description)}</small>")
+            rows.append(w.VBox([w.HBox([label, field, note], layout=common.wrap()), error]))
         self.params_box.children = rows or (w.HTML("<i>This algorithm takes no parameters.</i>"),)
 
     def param_problem(self, name: str) -> str:
@@ -294,22 +281,24 @@ class TrainingWizard(w.VBox):
             except ValueError as exc:
                 article = "an" if spec.type == "int" else "a"
                 problem = f"{name} must be {article} {spec.type}: {exc}"
-        error.value = f"<span style='color:#b71c1c'>{escape(problem)}</span>" if problem else ""
+        error.value = (
+            f"<span style='color:#b71c1c'>{common.escape(problem)}</span>" if problem else ""
+        )
         return problem
 
     def load_datasets(self) -> None:
-        found = attempt(
+        found = common.attempt(
             self.message,
             lambda: self.client.datasets.list(
                 state="online", purpose=self.purpose.value, sub_purpose=self.sub_purpose.value
             ),
         )
-        if found is FAILED:
+        if found is common.FAILED:
             return
         keep = self._wanted.get("dataset_id", self.dataset.value)
         self.datasets = {d.id: d for d in found}
         options = [(f"#{d.id} {d.name} · {d.format} · {d.owner}", d.id) for d in found]
-        replace_options(self.dataset, options, keep)
+        common.replace_options(self.dataset, options, keep)
         self._dataset_changed()
 
     def _dataset_changed(self, _: int | None = None) -> None:
@@ -362,8 +351,8 @@ class TrainingWizard(w.VBox):
         algo: AlgorithmInfo | None = None
         algorithm_id = version.algorithm_id
         if algorithm_id is not None:
-            found = attempt(self.message, lambda: self.client.algorithms.get(algorithm_id))
-            algo = None if found is FAILED else found
+            found = common.attempt(self.message, lambda: self.client.algorithms.get(algorithm_id))
+            algo = None if found is common.FAILED else found
         self._fill(
             algo.purpose if algo else Purpose(self.purpose.value),
             algo.sub_purpose if algo else self.sub_purpose.value,
@@ -377,7 +366,7 @@ class TrainingWizard(w.VBox):
         self.description.value = f"Transfer training from {model_name} version {version.version}"
         self.base_model_version_id = version.id
         self.transfer_note.value = (
-            f"<div style='color:#0d47a1'>Transfer training from <b>{escape(model_name)}</b> "
+            f"<div style='color:#0d47a1'>Transfer training from <b>{common.escape(model_name)}</b> "
             f"v{version.version} (id {version.id}): the run gets its files "
             "in <code>$BASE_MODEL_DIR</code>.</div>"
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
@@ -17,43 +16,29 @@ from workbench.errors import WorkbenchError
 from workbench.jobs.schemas import job_error
 from workbench.jobs.states import JobState
 from workbench.schemas.invitations import InvitationInfo
-from workbench.widgets.common import (
-    FAILED,
-    Section,
-    Status,
-    attempt,
-    escape,
-    heading_html,
-    name_for_css,
-    offer_sub_purposes,
-    progress_bar,
-    wrap,
-)
+from workbench.widgets import common
+from workbench.widgets.section import Section
 from workbench.workspaces.schemas import WorkspaceInfo
 
 READY_TIMEOUT_S = 120
 
 
 class WorkspacesSection(Section[WorkspaceInfo]):
-    title = "Workspaces"
-    noun = "workspace"
+    area = "workspaces"
+    list_rows = 5
     empty_hint = "New workspace, below, makes one from an environment."
     deletes = " and its files"
 
-    def __init__(self, client: WorkbenchClient, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        self.listing.rows = 5
-        invitations = self._build_invitations()
-        self.form = CreateWorkspaceForm(client, self._created)
-        self.arrange(
-            forms=[("New workspace", self.form)],
-            details=w.VBox([*self._build_workspace(), *self._build_image_build()]),
-        )
-        self.children = [*invitations, *self.children]
-
     # --- the parts ------------------------------------------------------------------------
 
-    def _build_invitations(self) -> list[w.Widget]:
+    def build_forms(self) -> list[tuple[str, w.Widget]]:
+        self.form = CreateWorkspaceForm(self.client, self._created)
+        return [("New workspace", self.form)]
+
+    def build_details(self) -> w.VBox:
+        return w.VBox([*self._build_workspace(), *self._build_image_build()])
+
+    def build_header(self) -> list[w.Widget]:
         """The invitations to others' workspaces, above the list: Accept or Decline."""
         self.invitations = w.Dropdown(
             description="Invited", options=[], layout=w.Layout(width="360px")
@@ -62,9 +47,9 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.decline_button = w.Button(description="Decline", icon="times")
         self.accept_button.on_click(lambda _: self.answer(accept=True))
         self.decline_button.on_click(lambda _: self.answer(accept=False))
-        self.invitation_status = Status()  # stays when the last invitation is answered
+        self.invitation_status = common.Status()  # stays when the last invitation is answered
         self.invitations_box = w.HBox(
-            [self.invitations, self.accept_button, self.decline_button], layout=wrap()
+            [self.invitations, self.accept_button, self.decline_button], layout=common.wrap()
         )
         return [self.invitations_box, self.invitation_status]
 
@@ -74,7 +59,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.start_button = w.Button(description="Start", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.open_link = w.HTML()
-        self.progress = progress_bar("Starting", "300px", hidden=True)
+        self.progress = common.progress_bar("Starting", "300px", hidden=True)
         self.member = w.Text(placeholder="username", layout=w.Layout(width="160px"))
         self.add_member_button = w.Button(description="Invite member", icon="user-plus")
         self.start_button.add_class("wb-ws-start")
@@ -84,14 +69,14 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.add_member_button.on_click(lambda _: self.add_member())
         #: what Start, Stop, Delete and the invitations answer, under their buttons; the
         #: build's own line is under its log
-        self.action_status = Status()
+        self.action_status = common.Status()
         actions = [self.start_button, self.stop_button, self.open_link, self.delete_button]
         return [
             self.summary,
-            w.HBox(actions, layout=wrap()),
+            w.HBox(actions, layout=common.wrap()),
             self.progress,
             self.action_status,
-            w.HBox([self.member, self.add_member_button], layout=wrap()),
+            w.HBox([self.member, self.add_member_button], layout=common.wrap()),
         ]
 
     def _build_image_build(self) -> list[w.Widget]:
@@ -104,7 +89,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         self.build_button = w.Button(description="Build image", icon="cubes")
         self.build_log = w.Textarea(rows=8, disabled=True, layout=w.Layout(width="100%"))
         self.build_button.on_click(lambda _: self.build())
-        self.build_status = Status()
+        self.build_status = common.Status()
         return [
             w.HTML(
                 "<b>Build</b> code/&lt;project&gt;/Dockerfile into "
@@ -112,7 +97,7 @@ class WorkspacesSection(Section[WorkspaceInfo]):
             ),
             w.HBox(
                 [self.build_project, self.build_kind, self.build_name, self.build_button],
-                layout=wrap(),
+                layout=common.wrap(),
             ),
             self.build_log,
             self.build_status,
@@ -141,19 +126,18 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         if ws.invited:
             members += f" · invited (not members until they accept) {', '.join(ws.invited)}"
         reason = (
-            f"<div style='color:#b71c1c'>{escape(ws.state_reason)}</div>" if ws.state_reason else ""
+            f"<div style='color:#b71c1c'>{common.escape(ws.state_reason)}</div>"
+            if ws.state_reason
+            else ""
         )
         self.summary.value = (
-            f"{heading_html(ws.name)}"
+            f"{common.heading_html(ws.name)}"
             f"<div>{ws.purpose}/{ws.sub_purpose} · environment #{ws.environment_id} · "
             f"dataset {('#' + str(ws.dataset_id)) if ws.dataset_id else 'none'} · "
             f"{res.cpus:g} CPUs, {res.memory_mb} MiB, {res.gpus} GPUs</div>"
             f"<div>state <b>{ws.state}</b> · owner {ws.owner} · members {members}</div>"
             f"{reason}"
         )
-
-    def remove(self, workspace_id: int) -> None:
-        self.client.workspaces.delete(workspace_id)
 
     def load_choices(self) -> None:
         self.form.load_choices()
@@ -213,8 +197,8 @@ class WorkspacesSection(Section[WorkspaceInfo]):
         if invitation_id is None:
             return
         call = self.client.accept_invitation if accept else self.client.decline_invitation
-        answered = attempt(self.invitation_status, lambda: call(invitation_id))
-        if answered is FAILED:
+        answered = common.attempt(self.invitation_status, lambda: call(invitation_id))
+        if answered is common.FAILED:
             return
         self.refresh()
         self.invitation_status.ok(
@@ -280,9 +264,9 @@ class CreateWorkspaceForm(w.VBox):
         )
         self.gpus = w.BoundedIntText(value=0, min=0, max=16, description="GPUs")
         self.create_button = w.Button(description="Create", button_style="primary")
-        self.message = Status()
+        self.message = common.Status()
         self.source_fields = w.VBox()
-        name_for_css(
+        common.name_for_css(
             "ws",
             {
                 "name": self.name,
@@ -314,21 +298,21 @@ class CreateWorkspaceForm(w.VBox):
 
     def load_choices(self) -> None:
         """Environments with an image, and online datasets of the chosen purpose."""
-        found = attempt(
+        found = common.attempt(
             self.message,
             lambda: (
                 [e for e in self.client.environments.list() if e.image_ref],
                 self.client.datasets.list(state="online", purpose=self.purpose.value),
             ),
         )
-        if found is FAILED:
+        if found is common.FAILED:
             return
         envs, datasets = found
         self.environment.options = [(f"{e.name} ({e.framework})", e.id) for e in envs]
         self.dataset.options = [("none", None)] + [(f"#{d.id} {d.name}", d.id) for d in datasets]
 
     def _purpose_changed(self) -> None:
-        offer_sub_purposes(self.purpose, self.sub_purpose)
+        common.offer_sub_purposes(self.purpose, self.sub_purpose)
 
     def _code_changed(self) -> None:
         self.source_fields.children = {
@@ -352,7 +336,7 @@ class CreateWorkspaceForm(w.VBox):
         if self.environment.value is None:
             self.message.value = "Choose an environment (an admin may need to build one)."
             return
-        ws = attempt(
+        ws = common.attempt(
             self.message,
             lambda: self.client.workspaces.create(
                 name=self.name.value.strip(),
@@ -368,7 +352,7 @@ class CreateWorkspaceForm(w.VBox):
                 },
             ),
         )
-        if ws is FAILED:
+        if ws is common.FAILED:
             return
         self.message.ok(f"created {ws.name}")
         self.name.value = ""

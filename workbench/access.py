@@ -22,6 +22,7 @@ from workbench.enums import Visibility
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from workbench.registry.db import Registry
 from workbench.registry.models import Shareable
+from workbench.registry.unique import flush_unique
 from workbench.users import Actor
 
 S = TypeVar("S", bound=Shareable)
@@ -114,8 +115,14 @@ class ShareableService(Generic[S, I]):
     (:meth:`_changed_fields`) and the checks of those every shareable row has
     (:meth:`_check_shared_changes`: visibility, a name unique among its owner's).
 
-    A subclass sets :attr:`model` and :attr:`entity` (and :attr:`name_taken` where it
-    checks names), gives its instances a ``registry`` and writes ``_info``.
+    :meth:`update` is the one PATCH: it finds a row the actor may change
+    (:meth:`_get_changeable`), runs those checks, lets the service apply the change
+    (:meth:`_change`, its own checks first) and flushes, a name taken meanwhile being a 409
+    as well.
+
+    A subclass sets :attr:`model` and :attr:`entity` (and :attr:`unique_name` and
+    :attr:`name_taken` where names are unique per owner), gives its instances a
+    ``registry`` and writes ``_info``.
     """
 
     #: the rows' class
@@ -124,8 +131,16 @@ class ShareableService(Generic[S, I]):
     entity: str
     #: whether lists are newest first (else oldest first)
     newest_first: bool = False
+    #: the unique constraint on (owner, name), where an owner's names are unique
+    unique_name: str | None = None
     #: how the 409 for a name its owner has already begins ("There already is a service")
     name_taken: str
+    #: the fields an update may set to null (the others refuse null)
+    nullable: tuple[str, ...] = ()
+    #: whether admins may change the presets too (else owners only)
+    admin_presets: bool = False
+    #: what the 403 to someone who may not change a row advises instead
+    instead: str = "make a copy"
     registry: Registry
 
     def get(self, actor: Actor, ident: int) -> I:
@@ -147,6 +162,52 @@ class ShareableService(Generic[S, I]):
             rows = s.scalars(query.order_by(ident.desc() if self.newest_first else ident))
             return [self._info(s, row) for row in rows.all()]
 
+    def update(self, actor: Actor, ident: int, changes: BaseModel) -> I:
+        """Change the fields ``changes`` names (left out: kept) of a row ``actor`` may
+        change; checked as a whole, so a refused change changes nothing."""
+        fields = self._changed_fields(changes, self.nullable)
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, ident)
+            self._check_shared_changes(s, actor, row, fields)
+            self._change(s, actor, row, changes, fields)
+            self._flush(s, row)
+            return self._info(s, row)
+
+    def _added(self, s: Session, row: S) -> I:
+        """The info of ``row``, new, once added and flushed (:meth:`_flush`)."""
+        s.add(row)
+        self._flush(s, row)
+        return self._info(s, row)
+
+    def _flush(self, s: Session, row: S) -> None:
+        """Flush a new or changed ``row``; where names are unique, one its owner took
+        meanwhile is the 409 of :meth:`_check_unique_name`."""
+        if self.unique_name is None:
+            s.flush()
+            return
+        owner_id, name = row.owner_id, row.name
+        flush_unique(s, self.unique_name, lambda: self._check_unique_name(s, owner_id, name))
+
+    def _get_changeable(self, s: Session, actor: Actor, ident: int) -> S:
+        """The row, if ``actor`` may change it (:func:`get_owned`)."""
+        return get_owned(
+            s,
+            self.model,
+            ident,
+            actor,
+            self.entity,
+            admin_presets=self.admin_presets,
+            instead=self.instead,
+        )
+
+    def _change(
+        self, s: Session, actor: Actor, row: S, changes: BaseModel, fields: dict[str, Any]
+    ) -> None:
+        """Apply an update's checked ``fields`` to ``row``: here each to the column of its
+        name; a service with more to check or to change writes its own."""
+        for key, value in fields.items():
+            setattr(row, key, value)
+
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
 
@@ -157,7 +218,7 @@ class ShareableService(Generic[S, I]):
         visibility (:func:`check_visibility`), its name (:meth:`_check_unique_name`)."""
         if "visibility" in fields:
             check_visibility(actor, fields["visibility"])
-        if fields.get("name") and fields["name"] != row.name:
+        if self.unique_name and fields.get("name") and fields["name"] != row.name:
             self._check_unique_name(s, row.owner_id, fields["name"])
 
     def _check_unique_name(self, s: Session, owner_id: int, name: str) -> None:

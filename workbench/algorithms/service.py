@@ -41,13 +41,13 @@ import json
 import logging
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned
+from workbench.access import ShareableService, check_visibility
 from workbench.algorithms.images import (
     apply_settings,
     check_settings,
@@ -98,7 +98,6 @@ from workbench.registry.models import (
     TrainingTask,
     utcnow,
 )
-from workbench.registry.unique import flush_unique
 from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor, username_of
@@ -109,8 +108,6 @@ log = logging.getLogger(__name__)
 
 #: what the settings of an online algorithm's images may not change
 _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
-#: the database's guard of the names :meth:`AlgorithmService._check_unique_name` checks
-UNIQUE_NAME = "uq_algorithms_owner_id_name"
 
 
 @dataclass(eq=False)
@@ -122,7 +119,10 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
 
     model = Algorithm
     entity = "algorithm"
+    unique_name = "uq_algorithms_owner_id_name"
     name_taken = "There already is an algorithm"
+    admin_presets = True
+    instead = "register your own with the same images"
 
     registry: Registry
     store: ArtifactStore
@@ -158,7 +158,7 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
                 state=AlgorithmState.DRAFT,
             )
             s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
+            self._flush(s, row)
             for kind, settings in (
                 (ImageKind.TRAIN, spec.train),
                 (ImageKind.PREDICT, spec.predict),
@@ -169,39 +169,37 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
             s.flush()
             return self._info(s, row)
 
-    def update(self, actor: Actor, algorithm_id: int, changes: AlgorithmUpdate) -> AlgorithmInfo:
-        fields = self._changed_fields(changes)
-        with self.registry.session() as s:
-            row = self._get_changeable(s, actor, algorithm_id)
-            self._check_shared_changes(s, actor, row, fields)
-            running = [k for k in _RUN_FIELDS if k in fields]
-            if running and row.state == AlgorithmState.ONLINE:
-                named = " and ".join(
-                    f"{k} settings" if k in ("train", "predict") else k for k in running
-                )
-                raise Conflict(
-                    f"Algorithm {algorithm_id} is online, so its {named} cannot change (tasks "
-                    "rely on them): take it offline first, change it, then publish it again.",
-                    fields=running,
-                )
-            _check_purpose(changes.purpose or row.purpose, changes.sub_purpose or row.sub_purpose)
-            for kind in ImageKind:
-                settings: ImageSettings | None = getattr(changes, kind.value)
-                if settings is None:
-                    continue
-                check_settings(kind, settings)
-                image = image_row(s, algorithm_id, kind)
-                check_command(kind, settings, stored_config(image))
-                apply_settings(image, settings)
-                image.updated_at = utcnow()
-            for key in ("name", "description", "purpose", "sub_purpose", "visibility"):
-                if key in fields:
-                    setattr(row, key, getattr(changes, key))
-            row.updated_at = utcnow()
-            flush_unique(
-                s, UNIQUE_NAME, lambda: self._check_unique_name(s, row.owner_id, fields["name"])
+    def _change(
+        self, s: Session, actor: Actor, row: Algorithm, changes: BaseModel, fields: dict[str, Any]
+    ) -> None:
+        """Run settings only while offline (tasks rely on them), a purpose its sub-purpose
+        belongs to, each image's settings checked against its loaded image, then the
+        fields."""
+        changes = cast(AlgorithmUpdate, changes)
+        running = [k for k in _RUN_FIELDS if k in fields]
+        if running and row.state == AlgorithmState.ONLINE:
+            named = " and ".join(
+                f"{k} settings" if k in ("train", "predict") else k for k in running
             )
-            return self._info(s, row)
+            raise Conflict(
+                f"Algorithm {row.id} is online, so its {named} cannot change (tasks "
+                "rely on them): take it offline first, change it, then publish it again.",
+                fields=running,
+            )
+        _check_purpose(changes.purpose or row.purpose, changes.sub_purpose or row.sub_purpose)
+        for kind in ImageKind:
+            settings: ImageSettings | None = getattr(changes, kind.value)
+            if settings is None:
+                continue
+            check_settings(kind, settings)
+            image = image_row(s, row.id, kind)
+            check_command(kind, settings, stored_config(image))
+            apply_settings(image, settings)
+            image.updated_at = utcnow()
+        for key in ("name", "description", "purpose", "sub_purpose", "visibility"):
+            if key in fields:
+                setattr(row, key, getattr(changes, key))
+        row.updated_at = utcnow()
 
     def delete(self, actor: Actor, algorithm_id: int) -> None:
         """Delete the algorithm and the images it tagged; refused while training tasks,
@@ -502,17 +500,6 @@ class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
             return image_settings(image)
 
     # --- helpers --------------------------------------------------------------------------
-
-    def _get_changeable(self, s: Session, actor: Actor, algorithm_id: int) -> Algorithm:
-        return get_owned(
-            s,
-            Algorithm,
-            algorithm_id,
-            actor,
-            "algorithm",
-            admin_presets=True,
-            instead="register your own with the same images",
-        )
 
     def _info(self, s: Session, row: Algorithm) -> AlgorithmInfo:
         rows = s.scalars(sa.select(AlgorithmImage).where(AlgorithmImage.algorithm_id == row.id))

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.access import ShareableService, check_visibility, get_owned, get_visible
@@ -24,7 +26,6 @@ from workbench.datasets.schemas import (
     DatasetCreate,
     DatasetFilter,
     DatasetInfo,
-    DatasetUpdate,
     SamplePage,
     SplitInfo,
 )
@@ -46,7 +47,6 @@ from workbench.registry.models import (
     Workspace,
     utcnow,
 )
-from workbench.registry.unique import flush_unique
 from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor, username_of
@@ -55,14 +55,14 @@ log = logging.getLogger(__name__)
 
 #: the states of a workspace that no longer uses its dataset
 GONE_WORKSPACE_STATES = ("deleted",)
-#: the database's guard of the names :meth:`DatasetService._check_unique_name` checks
-UNIQUE_NAME = "uq_datasets_owner_id_name"
 
 
 class DatasetService(ShareableService[Dataset, DatasetInfo]):
     model = Dataset
     entity = "dataset"
+    unique_name = "uq_datasets_owner_id_name"
     name_taken = "You already have a dataset"
+    nullable = ("project_id",)
     newest_first = True
 
     def __init__(self, registry: Registry, store: ArtifactStore, limits: ArchiveLimits) -> None:
@@ -107,32 +107,25 @@ class DatasetService(ShareableService[Dataset, DatasetInfo]):
                 **spec.model_dump(exclude={"annotation_type"}),
                 annotation_type=spec.annotation_type or DEFAULT_ANNOTATION[spec.sub_purpose],
             )
-            s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
-            return self._info(s, row)
+            return self._added(s, row)
 
-    def update(self, actor: Actor, dataset_id: int, changes: DatasetUpdate) -> DatasetInfo:
-        fields = self._changed_fields(changes, ("project_id",))
-        with self.registry.session() as s:
-            row = get_owned(s, Dataset, dataset_id, actor, "dataset")
-            kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
-            if kind_fields and row.splits:
-                raise Conflict(
-                    f"{', '.join(sorted(kind_fields))} cannot change once archives are "
-                    "uploaded: they were validated against the current kind. Create a new "
-                    "dataset instead.",
-                    fields=sorted(kind_fields),
-                )
-            self._check_shared_changes(s, actor, row, fields)
-            if fields.get("project_id") is not None:
-                get_visible(s, Project, fields["project_id"], actor, "project")
-            for key, value in fields.items():
-                setattr(row, key, value)
-            check_kind(row.purpose, row.sub_purpose, row.format)
-            flush_unique(
-                s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, fields["name"])
+    def _change(
+        self, s: Session, actor: Actor, row: Dataset, changes: BaseModel, fields: dict[str, Any]
+    ) -> None:
+        """Its kind only while no archive is uploaded (they were validated against it), a
+        project the actor sees, then the fields."""
+        kind_fields = {"purpose", "sub_purpose", "format", "split_mode"} & fields.keys()
+        if kind_fields and row.splits:
+            raise Conflict(
+                f"{', '.join(sorted(kind_fields))} cannot change once archives are "
+                "uploaded: they were validated against the current kind. Create a new "
+                "dataset instead.",
+                fields=sorted(kind_fields),
             )
-            return self._info(s, row)
+        if fields.get("project_id") is not None:
+            get_visible(s, Project, fields["project_id"], actor, "project")
+        super()._change(s, actor, row, changes, fields)
+        check_kind(row.purpose, row.sub_purpose, row.format)
 
     def upload(
         self, actor: Actor, dataset_id: int, split: Split, archive: StoredFile, filename: str

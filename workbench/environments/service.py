@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned
+from workbench.access import ShareableService, check_visibility
 from workbench.backends.base import Backend, OnBackend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
@@ -61,7 +62,6 @@ from workbench.environments.schemas import (
     EnvironmentFilter,
     EnvironmentInfo,
     EnvironmentState,
-    EnvironmentUpdate,
 )
 from workbench.errors import BackendError, Conflict, EnvNotFound, InvalidInput, PermissionDenied
 from workbench.images import check_reference, inspect_image_tar
@@ -69,7 +69,6 @@ from workbench.jobs.runner import job_folder
 from workbench.jobs.service import JobService, left_busy
 from workbench.registry.db import Registry
 from workbench.registry.models import Algorithm, Environment, Job, ModelVersion, Workspace
-from workbench.registry.unique import flush_unique
 from workbench.schemas.common import from_row
 from workbench.store import ArtifactStore, StoredFile
 from workbench.users import Actor, username_of
@@ -81,8 +80,6 @@ log = logging.getLogger(__name__)
 PRESET_TAG = "workbench/env-{definition}:latest"
 #: the image the build of any other environment makes
 ENV_TAG = "workbench/env-{definition}:env-{id}"
-#: the database's guard of the names :meth:`EnvironmentService._check_unique_name` checks
-UNIQUE_NAME = "uq_environments_owner_id_name"
 
 
 @dataclass(eq=False)
@@ -96,7 +93,10 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
 
     model = Environment
     entity = "environment"
+    unique_name = "uq_environments_owner_id_name"
     name_taken = "There already is an environment"
+    admin_presets = True
+    instead = "create your own from the same definition"
 
     registry: Registry
     store: ArtifactStore
@@ -141,32 +141,23 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
                 visibility=spec.visibility,
                 state=EnvironmentState.DRAFT,
             )
-            s.add(row)
-            flush_unique(s, UNIQUE_NAME, lambda: self._check_unique_name(s, actor.id, spec.name))
-            return self._info(s, row)
+            return self._added(s, row)
 
-    def update(self, actor: Actor, env_id: int, changes: EnvironmentUpdate) -> EnvironmentInfo:
-        fields = self._changed_fields(changes)
-        with self.registry.session() as s:
-            row = self._get_changeable(s, actor, env_id)
-            self._check_shared_changes(s, actor, row, fields)
-            new_definition = fields.get("definition", row.definition)
-            if new_definition != row.definition:
-                _check_not_building(row, "change its definition")
-            if new_definition and fields.keys() & {"definition", *DESCRIBED}:
-                if new_definition != row.definition:  # the new definition's, unless given
-                    described = {key: fields.get(key) for key in DESCRIBED}
-                else:
-                    described = {key: fields.get(key, getattr(row, key)) for key in DESCRIBED}
-                fields.update(_agree_with(self._definition(new_definition), described))
-            for key, value in fields.items():
-                setattr(row, key, value)
-            flush_unique(
-                s,
-                UNIQUE_NAME,
-                lambda: self._check_unique_name(s, row.owner_id, fields["name"]),
-            )
-            return self._info(s, row)
+    def _change(
+        self, s: Session, actor: Actor, row: Environment, changes: BaseModel, fields: dict[str, Any]
+    ) -> None:
+        """A definition only while not building; what a definition describes (framework,
+        device...) agrees with it; then the fields."""
+        new_definition = fields.get("definition", row.definition)
+        if new_definition != row.definition:
+            _check_not_building(row, "change its definition")
+        if new_definition and fields.keys() & {"definition", *DESCRIBED}:
+            if new_definition != row.definition:  # the new definition's, unless given
+                described = {key: fields.get(key) for key in DESCRIBED}
+            else:
+                described = {key: fields.get(key, getattr(row, key)) for key in DESCRIBED}
+            fields.update(_agree_with(self._definition(new_definition), described))
+        super()._change(s, actor, row, changes, fields)
 
     def delete(self, actor: Actor, env_id: int) -> None:
         with self.registry.session() as s:
@@ -223,11 +214,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
                 row.framework = definition.framework
                 row.framework_version = definition.framework_version
                 row.device = definition.device
-                flush_unique(  # an environment of the admin's own may have the preset's name
-                    s,
-                    UNIQUE_NAME,
-                    lambda name=definition.name: self._check_unique_name(s, actor.id, name),
-                )
+                self._flush(s, row)  # an environment of the admin's may have the preset's name
                 ids.append(row.id)
                 adopt = not row.image_ref and row.state == EnvironmentState.DRAFT
             if adopt:
@@ -398,17 +385,6 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
             return load_definition(self.envs_root, name)
         except EnvNotFound as exc:
             raise InvalidInput(exc.message, field="definition", known=exc.details["known"]) from exc
-
-    def _get_changeable(self, s: Session, actor: Actor, env_id: int) -> Environment:
-        return get_owned(
-            s,
-            Environment,
-            env_id,
-            actor,
-            "environment",
-            admin_presets=True,
-            instead="create your own from the same definition",
-        )
 
     @staticmethod
     def _check_unused(s: Session, row: Environment) -> None:

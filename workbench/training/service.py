@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from workbench.access import ShareableService, check_visibility, get_owned, get_visible
@@ -72,7 +73,6 @@ from workbench.training.schemas import (
     TaskCreate,
     TaskFilter,
     TaskInfo,
-    TaskUpdate,
     TrainingRunInfo,
 )
 from workbench.users import Actor, username_of
@@ -108,6 +108,7 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
 
     model = TrainingTask
     entity = "training task"
+    nullable = ("train_ratio", "base_model_version_id")
     newest_first = True
 
     registry: Registry
@@ -177,27 +178,30 @@ class TrainingService(ShareableService[TrainingTask, TaskInfo]):
                 self._enqueue(s, row)
             return self._info(s, row)
 
-    def update(self, actor: Actor, task_id: int, changes: TaskUpdate) -> TaskInfo:
-        fields = self._changed_fields(changes, ("train_ratio", "base_model_version_id"))
-        with self.registry.session() as s:
-            row = get_owned(s, TrainingTask, task_id, actor, "training task")
-            if row.state not in EDITABLE:
-                raise Conflict(
-                    f"Training task {task_id} is {row.state}; stop it (or wait until it "
-                    "ends) before editing it.",
-                    state=row.state,
-                )
-            merged = {key: getattr(row, key) for key in CHECKED}
-            if fields.get("dataset_id", row.dataset_id) != row.dataset_id and (
-                "train_ratio" not in fields
-            ):
-                merged["train_ratio"] = None  # the new dataset's own ratio
-            merged.update({k: v for k, v in fields.items() if k in CHECKED})
-            checked = self._check(s, actor, merged)
-            for key, value in {**fields, **checked}.items():
-                setattr(row, key, value)
-            s.flush()
-            return self._info(s, row)
+    def _change(
+        self,
+        s: Session,
+        actor: Actor,
+        row: TrainingTask,
+        changes: BaseModel,
+        fields: dict[str, Any],
+    ) -> None:
+        """Only a task that is not queued or running; the algorithm, dataset, parameters
+        and resources checked together as at its creation; then the fields."""
+        if row.state not in EDITABLE:
+            raise Conflict(
+                f"Training task {row.id} is {row.state}; stop it (or wait until it "
+                "ends) before editing it.",
+                state=row.state,
+            )
+        merged = {key: getattr(row, key) for key in CHECKED}
+        if fields.get("dataset_id", row.dataset_id) != row.dataset_id and (
+            "train_ratio" not in fields
+        ):
+            merged["train_ratio"] = None  # the new dataset's own ratio
+        merged.update({k: v for k, v in fields.items() if k in CHECKED})
+        checked = self._check(s, actor, merged)
+        super()._change(s, actor, row, changes, {**fields, **checked})
 
     def delete(self, actor: Actor, task_id: int) -> None:
         """Delete a task that is not queued or running, its runs, logs and metrics. The

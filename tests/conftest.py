@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from workbench.config import Settings
 from workbench.datasets.types import ArchiveLimits
 from workbench.enums import Role
 from workbench.jobs.schemas import JobLogPage, job_error
+from workbench.registry.db import Registry
 from workbench.services import Workbench
 from workbench.users import Actor
 
@@ -32,7 +36,9 @@ SMALL_LIMITS = ArchiveLimits(
 )
 
 
-def _fresh_postgres_db() -> Iterator[str]:
+def _fresh_postgres_db(template: str = "") -> Iterator[str]:
+    """A new database on the suite's PostgreSQL server, empty or a copy of ``template``;
+    dropped afterwards."""
     if not PG_URL:
         pytest.fail(
             "WORKBENCH_TEST_PG_URL is not set: run the suite with scripts/test, which starts "
@@ -40,14 +46,41 @@ def _fresh_postgres_db() -> Iterator[str]:
         )
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     name = f"wbtest_{uuid.uuid4().hex[:12]}"
+    create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(create))
     try:
         yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_at_head() -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to head once a session, the template of
+    :func:`registry_url`'s (nothing stays connected to it)."""
+    for url in _fresh_postgres_db():
+        registry = Registry(url)
+        registry.upgrade()
+        registry.engine.dispose()
+        yield sa.make_url(url).database or ""
+
+
+_SQLITE_AT_HEAD: list[Path] = []
+
+
+def _sqlite_at_head() -> Path:
+    """A SQLite registry migrated to head once a test process (made on first use)."""
+    if not _SQLITE_AT_HEAD:
+        path = Path(tempfile.mkdtemp(prefix="workbench-registry-")) / "registry.db"
+        registry = Registry(f"sqlite:///{path}")
+        registry.upgrade()
+        registry.engine.dispose()  # closed: the WAL is checkpointed into the file
+        atexit.register(shutil.rmtree, path.parent, True)
+        _SQLITE_AT_HEAD.append(path)
+    return _SQLITE_AT_HEAD[0]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -59,18 +92,36 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _fresh_postgres_db()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new registry database at head on each backend: a copy of one migrated once a
+    session (the migrations themselves are tested on :func:`db_url`'s empty ones)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"  # make_workbench copies it in
+    else:
+        yield from _fresh_postgres_db(template=request.getfixturevalue("_postgres_at_head"))
+
+
 def make_workbench(home: Path, db_url: str = "", **settings: Any) -> Workbench:
+    """Services on a registry at head: a new SQLite one starts as a copy of the session's
+    migrated one; then the real upgrade runs (nothing to do at head)."""
     wb = Workbench.from_settings(
         Settings(home=home, db_url=db_url, archive_limits=SMALL_LIMITS, **settings)
     )
+    url = wb.registry.engine.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        path = Path(url.database)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_sqlite_at_head(), path)
     wb.registry.upgrade()
     return wb
 
 
 @pytest.fixture
-def wb(tmp_path: Path, db_url: str) -> Iterator[Workbench]:
+def wb(tmp_path: Path, registry_url: str) -> Iterator[Workbench]:
     """Services on a migrated registry (both backends) and a store in tmp_path."""
-    workbench = make_workbench(tmp_path / "home", db_url)
+    workbench = make_workbench(tmp_path / "home", registry_url)
     yield workbench
     workbench.close()
 

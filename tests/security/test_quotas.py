@@ -52,10 +52,10 @@ MiB = 1024**2
 
 
 @pytest.fixture
-def wb(tmp_path: Path, db_url: str):
+def wb(tmp_path: Path, registry_url: str):
     """No runner started: a deploy job stays queued, so what a check made is plain."""
     workbench = make_workbench(
-        tmp_path / "home", db_url, quotas=QuotaDefaults(replicas=2, memory_mb=4096)
+        tmp_path / "home", registry_url, quotas=QuotaDefaults(replicas=2, memory_mb=4096)
     )
     yield workbench
     workbench.close()

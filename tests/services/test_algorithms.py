@@ -117,8 +117,8 @@ def has_image(backend, ref: str) -> bool:
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake")
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake")
     yield workbench
     workbench.close()
 

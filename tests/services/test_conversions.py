@@ -34,8 +34,8 @@ SIGNATURE = {
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake")
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake")
     workbench.backend().add_image(IMAGE, cmd=["python"])
     workbench.backend().script(IMAGE, ["converting"], exit_code=None)  # runs until told
     workbench.jobs.runner.interval = 0.02
@@ -326,8 +326,8 @@ def test_a_benchmark_keeps_the_sizes_measured_before_an_out_of_memory_kill(wb, p
     assert table.throughput["native"] == [20000, None]
 
 
-def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, db_url):
-    wb = make_workbench(tmp_path / "home", db_url, backend="fake", auto_convert=True)
+def test_new_versions_convert_themselves_when_the_setting_says_so(tmp_path, registry_url):
+    wb = make_workbench(tmp_path / "home", registry_url, backend="fake", auto_convert=True)
     wb.backend().add_image(IMAGE, cmd=["python"])
     wb.backend().script(IMAGE, ["converting"], exit_code=None)
     try:

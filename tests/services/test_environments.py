@@ -114,8 +114,8 @@ def fake_builder(wheel: Path, **options: Any) -> Callable[[Backend], EnvBuilder]
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake")
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake")
     workbench.backend().add_image(DEFAULT_BASE_IMAGE)
     yield workbench
     workbench.close()

@@ -76,8 +76,8 @@ class Sleeper(JobKind):
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake")
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake")
     fake = workbench.backend()
     fake.add_image("wbtest/sleeper:1", cmd=["sleep"])
     fake.script("wbtest/sleeper:1", ["sleeping"], exit_code=None)  # runs until told

@@ -28,8 +28,8 @@ FOUND = {**SIGNATURE, "outputs": [{"name": "output_0", "dtype": "float32", "shap
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake")
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake")
     workbench.backend().add_image(IMAGE, cmd=["python"])
     workbench.backend().script(IMAGE, ["checking"], exit_code=None)  # runs until told
     workbench.jobs.runner.interval = 0.02

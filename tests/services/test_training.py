@@ -36,8 +36,8 @@ PARAMS = {
 
 
 @pytest.fixture
-def wb(tmp_path, db_url):
-    workbench = make_workbench(tmp_path / "home", db_url, backend="fake", training=LIMITS)
+def wb(tmp_path, registry_url):
+    workbench = make_workbench(tmp_path / "home", registry_url, backend="fake", training=LIMITS)
     workbench.backend().add_image(IMAGE, cmd=["python", "/app/train.py"])
     workbench.backend().script(IMAGE, ["loading"], exit_code=None)  # runs until told
     workbench.jobs.runner.interval = 0.02

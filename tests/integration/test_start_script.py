@@ -82,6 +82,7 @@ def test_workbench_lab_serves_and_prints_no_deprecation_warning(tmp_path: Path):
         text = printed()
     assert f"Open JupyterLab:    http://127.0.0.1:{port}/lab?token=" in text
     assert "ServerApp.token" not in text, text
+    assert "DeprecationWarning" not in text, text
 
 
 def test_scripts_docker_says_what_to_do_when_it_may_not_start_the_engine():

@@ -68,7 +68,7 @@ def lab(port: int, ip: str, root_dir: Path | None, open_browser: bool) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        "workbench_ext.launch",  # JupyterLab (see there)
         f"--ServerApp.port={port}",
         f"--ServerApp.ip={ip}",
         f"--IdentityProvider.token={jupyter_token}",

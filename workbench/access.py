@@ -115,11 +115,6 @@ class ShareableService(Generic[S, I]):
     (:meth:`_changed_fields`) and the checks of those every shareable row has
     (:meth:`_check_shared_changes`: visibility, a name unique among its owner's).
 
-    :meth:`update` is the one PATCH: it finds a row the actor may change
-    (:meth:`_get_changeable`), runs those checks, lets the service apply the change
-    (:meth:`_change`, its own checks first) and flushes, a name taken meanwhile being a 409
-    as well.
-
     A subclass sets :attr:`model` and :attr:`entity` (and :attr:`unique_name` and
     :attr:`name_taken` where names are unique per owner), gives its instances a
     ``registry`` and writes ``_info``.
@@ -135,8 +130,6 @@ class ShareableService(Generic[S, I]):
     unique_name: str | None = None
     #: how the 409 for a name its owner has already begins ("There already is a service")
     name_taken: str
-    #: the fields an update may set to null (the others refuse null)
-    nullable: tuple[str, ...] = ()
     #: whether admins may change the presets too (else owners only)
     admin_presets: bool = False
     #: what the 403 to someone who may not change a row advises instead
@@ -161,17 +154,6 @@ class ShareableService(Generic[S, I]):
         with self.registry.session() as s:
             rows = s.scalars(query.order_by(ident.desc() if self.newest_first else ident))
             return [self._info(s, row) for row in rows.all()]
-
-    def update(self, actor: Actor, ident: int, changes: BaseModel) -> I:
-        """Change the fields ``changes`` names (left out: kept) of a row ``actor`` may
-        change; checked as a whole, so a refused change changes nothing."""
-        fields = self._changed_fields(changes, self.nullable)
-        with self.registry.session() as s:
-            row = self._get_changeable(s, actor, ident)
-            self._check_shared_changes(s, actor, row, fields)
-            self._change(s, actor, row, changes, fields)
-            self._flush(s, row)
-            return self._info(s, row)
 
     def _added(self, s: Session, row: S) -> I:
         """The info of ``row``, new, once added and flushed (:meth:`_flush`)."""
@@ -199,14 +181,6 @@ class ShareableService(Generic[S, I]):
             admin_presets=self.admin_presets,
             instead=self.instead,
         )
-
-    def _change(
-        self, s: Session, actor: Actor, row: S, changes: BaseModel, fields: dict[str, Any]
-    ) -> None:
-        """Apply an update's checked ``fields`` to ``row``: here each to the column of its
-        name; a service with more to check or to change writes its own."""
-        for key, value in fields.items():
-            setattr(row, key, value)
 
     def _info(self, s: Session, row: S) -> I:
         raise NotImplementedError
@@ -241,3 +215,32 @@ class ShareableService(Generic[S, I]):
                 fields=nulls,
             )
         return fields
+
+
+class EditableService(ShareableService[S, I]):
+    """A :class:`ShareableService` whose rows their owners edit: :meth:`update` is the one
+    PATCH. It finds a row the actor may change (:meth:`_get_changeable`), runs the checks
+    every shareable row has, lets the service apply the change (:meth:`_change`, its own
+    checks first) and flushes, a name taken meanwhile being a 409 as well."""
+
+    #: the fields an update may set to null (the others refuse null)
+    nullable: tuple[str, ...] = ()
+
+    def update(self, actor: Actor, ident: int, changes: BaseModel) -> I:
+        """Change the fields ``changes`` names (left out: kept) of a row ``actor`` may
+        change; checked as a whole, so a refused change changes nothing."""
+        fields = self._changed_fields(changes, self.nullable)
+        with self.registry.session() as s:
+            row = self._get_changeable(s, actor, ident)
+            self._check_shared_changes(s, actor, row, fields)
+            self._change(s, actor, row, changes, fields)
+            self._flush(s, row)
+            return self._info(s, row)
+
+    def _change(
+        self, s: Session, actor: Actor, row: S, changes: BaseModel, fields: dict[str, Any]
+    ) -> None:
+        """Apply an update's checked ``fields`` to ``row``: here each to the column of its
+        name; a service with more to check or to change writes its own."""
+        for key, value in fields.items():
+            setattr(row, key, value)

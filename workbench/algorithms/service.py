@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility
+from workbench.access import EditableService, check_visibility
 from workbench.algorithms.images import (
     apply_settings,
     check_settings,
@@ -111,7 +111,7 @@ _RUN_FIELDS = ("purpose", "sub_purpose", "train", "predict")
 
 
 @dataclass(eq=False)
-class AlgorithmService(ShareableService[Algorithm, AlgorithmInfo], OnBackend):
+class AlgorithmService(EditableService[Algorithm, AlgorithmInfo], OnBackend):
     """The algorithm registry and its images.
 
     :param max_image_bytes: the largest image tar taken (uploads and workspace tars).

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned, get_visible
+from workbench.access import EditableService, check_visibility, get_owned, get_visible
 from workbench.datasets.archives import dataset_root, extract_archive
 from workbench.datasets.formats import inspect_dataset, list_samples, resolve_sample
 from workbench.datasets.schemas import (
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 GONE_WORKSPACE_STATES = ("deleted",)
 
 
-class DatasetService(ShareableService[Dataset, DatasetInfo]):
+class DatasetService(EditableService[Dataset, DatasetInfo]):
     model = Dataset
     entity = "dataset"
     unique_name = "uq_datasets_owner_id_name"

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility
+from workbench.access import EditableService, check_visibility
 from workbench.backends.base import Backend, OnBackend
 from workbench.enums import Visibility
 from workbench.environments.builder import EnvBuilder
@@ -83,7 +83,7 @@ ENV_TAG = "workbench/env-{definition}:env-{id}"
 
 
 @dataclass(eq=False)
-class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBackend):
+class EnvironmentService(EditableService[Environment, EnvironmentInfo], OnBackend):
     """The environment registry and its images.
 
     :param envs_root: the folder of definitions (``envs/``).
@@ -103,7 +103,7 @@ class EnvironmentService(ShareableService[Environment, EnvironmentInfo], OnBacke
     jobs: JobService
     _: KW_ONLY
     envs_root: Path
-    make_builder: InitVar[Callable[[Backend], EnvBuilder]] = EnvBuilder
+    make_builder: InitVar[Callable[[Backend], EnvBuilder]]
 
     def __post_init__(self, make_builder: Callable[[Backend], EnvBuilder]) -> None:
         #: the job kind that builds, loads and pulls the images (registered by Workbench);

@@ -121,7 +121,7 @@ class TrainingKind(JobKind):
     store: ArtifactStore
     versions: VersionService
     _: KW_ONLY
-    concurrency: int
+    concurrency: int = field()  # required: not JobKind's class default
     outbound: bool = False
     _metrics: dict[int, _Metrics] = field(init=False, default_factory=dict)
     _metrics_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from workbench.access import ShareableService, check_visibility, get_owned, get_visible
+from workbench.access import EditableService, check_visibility, get_owned, get_visible
 from workbench.algorithms.params import ParamSpec, parse_value, resolve_parameters
 from workbench.config import TrainingLimits
 from workbench.enums import (
@@ -97,7 +97,7 @@ CHECKED = (
 
 
 @dataclass(eq=False)
-class TrainingService(ShareableService[TrainingTask, TaskInfo]):
+class TrainingService(EditableService[TrainingTask, TaskInfo]):
     """Training tasks and their runs (jobs of kind ``training``, see
     :mod:`workbench.training.jobs`).
 

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -109,13 +109,11 @@ class WorkspaceService(OnBackend):
     allow_file_git_urls: bool = False
     #: the value of MANAGED_LABEL on this installation's containers (its home folder)
     instance: str = "true"
-    outbound: InitVar[bool] = True
+    #: whether workspaces reach beyond this host (``WORKBENCH_WORKSPACE_OUTBOUND``)
+    outbound: bool = True
     quotas: QuotaService | None = None
     #: names the containers need to reach ``api_url`` (set with it by the server)
     extra_hosts: dict[str, str] = field(init=False, default_factory=dict)
-
-    def __post_init__(self, outbound: bool) -> None:
-        self.network = workspaces_network(outbound)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -534,7 +532,7 @@ class WorkspaceService(OnBackend):
             labels={MANAGED_LABEL: self.instance, "workbench.workspace": str(row.id)},
             extra_hosts=dict(self.extra_hosts),
             workdir=CONTAINER_ROOT,
-            network=self.network,
+            network=workspaces_network(self.outbound),
         )
 
     def _info(self, s: Session, row: Workspace) -> WorkspaceInfo:

@@ -324,19 +324,27 @@ async def test_a_run_that_prints_300_mib_leaves_a_capped_log_and_the_server_answ
     with wb.registry.session() as s:
         job_id = wb.jobs.create(s, Loud.name, owner_id=tenants.actors["bob"].id).id
     loop = asyncio.get_running_loop()
-    slowest = 0.0
+    waits: list[float] = []  # how long each answer took while the run printed
     deadline = loop.time() + 300
     while True:
         started = loop.time()
         code, job = await tenants.bob("GET", f"{API}/jobs/{job_id}")
-        slowest = max(slowest, loop.time() - started)
         assert code == 200
         if job["state"] in ("succeeded", "failed", "stopped"):
             break
+        if job["state"] == "running":
+            waits.append(loop.time() - started)
         assert loop.time() < deadline, job
         await asyncio.sleep(0.2)
     assert job["state"] == "succeeded", job
-    assert slowest < 2.0, f"the server took {slowest:.1f} s to answer while the run printed"
+    # The printing takes over 10 s. A server that copied the output on its event loop (or
+    # read it whole) would answer a few times at most, each after seconds; one that copies
+    # it aside answers every poll, quickly (one slow answer on a loaded machine is noise).
+    waits.sort()
+    assert len(waits) >= 20, f"the server answered only {len(waits)} times while the run printed"
+    median, slowest = waits[len(waits) // 2], waits[-1]
+    assert median < 0.5, f"answers took {median:.2f} s (median) while the run printed"
+    assert slowest < 10, f"the server took {slowest:.1f} s to answer while the run printed"
     log = wb.store.path(f"jobs/{job_id}/log.txt")
     assert log.stat().st_size <= LOG_MAX_BYTES + 1024
     with log.open("rb") as f:

@@ -66,14 +66,9 @@ class Split(StrEnum):
     TEST = "test"
 
 
-class DatasetState(StrEnum):
-    DRAFT = "draft"
-    ONLINE = "online"
-    OFFLINE = "offline"
-
-
-class AlgorithmState(StrEnum):
-    """draft -> online <-> offline: only online algorithms start training tasks."""
+class PublishState(StrEnum):
+    """A dataset's or an algorithm's: draft -> online <-> offline. Only online ones start
+    training tasks, and workspaces mount online datasets only."""
 
     DRAFT = "draft"
     ONLINE = "online"

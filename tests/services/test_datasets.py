@@ -9,7 +9,7 @@ import pytest
 from tests.archives import image_classes, write_zip, zip_slip
 from tests.conftest import add_people
 from workbench.datasets.schemas import DatasetCreate, DatasetFilter, DatasetUpdate
-from workbench.enums import DatasetState, Split, SplitMode, Visibility
+from workbench.enums import PublishState, Split, SplitMode, Visibility
 from workbench.errors import (
     Conflict,
     DatasetInvalid,
@@ -41,7 +41,7 @@ def stored(wb, path: Path) -> StoredFile:
 def test_lifecycle_create_upload_publish_share_delete(wb, tmp_path):
     people = add_people(wb)
     ds = wb.datasets.create(people.alice, spec(description="handwritten"))
-    assert ds.state is DatasetState.DRAFT and ds.annotation_type == "label"
+    assert ds.state is PublishState.DRAFT and ds.annotation_type == "label"
 
     train = stored(wb, image_classes(tmp_path / "t.zip", {"0": 3, "1": 2}))
     info = wb.datasets.upload(people.alice, ds.id, Split.TRAIN, train, "t.zip")
@@ -54,7 +54,7 @@ def test_lifecycle_create_upload_publish_share_delete(wb, tmp_path):
         wb.datasets.publish(people.alice, ds.id)
     test = stored(wb, image_classes(tmp_path / "v.zip", {"0": 1, "1": 1}))
     wb.datasets.upload(people.alice, ds.id, Split.TEST, test, "v.zip")
-    assert wb.datasets.publish(people.alice, ds.id).state is DatasetState.ONLINE
+    assert wb.datasets.publish(people.alice, ds.id).state is PublishState.ONLINE
 
     # others see it only once public
     with pytest.raises(NotFound):
@@ -197,7 +197,7 @@ def test_online_datasets_refuse_uploads_and_used_datasets_refuse_deletion(wb, tm
         )
     with pytest.raises(Conflict, match="used by training tasks"):
         wb.datasets.delete(people.alice, ds.id)
-    assert wb.datasets.get(people.alice, ds.id).state is DatasetState.ONLINE
+    assert wb.datasets.get(people.alice, ds.id).state is PublishState.ONLINE
 
 
 def test_replacing_a_named_token_revokes_the_old_one(wb):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_workbench
-from workbench.enums import DatasetState, Split, Visibility
+from workbench.enums import PublishState, Split, Visibility
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "datasets"
 
@@ -38,7 +38,7 @@ def test_examples_register_online_with_their_statistics(loader, tmp_path, monkey
     found = {d.name: d for d in wb.datasets.list(owner)}
     assert sorted(found) == ["digits", "shapes", "texts"]
     digits = found["digits"]
-    assert digits.state is DatasetState.ONLINE and digits.visibility is Visibility.PUBLIC
+    assert digits.state is PublishState.ONLINE and digits.visibility is Visibility.PUBLIC
     train, test = digits.splits[Split.TRAIN].statistics, digits.splits[Split.TEST].statistics
     assert train.samples + test.samples == 1797
     assert train.classes == [str(d) for d in range(10)]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.algorithms.params import ImageSettings
-from workbench.enums import AlgorithmState, ImageState, Purpose, SubPurpose, Visibility
+from workbench.enums import ImageState, PublishState, Purpose, SubPurpose, Visibility
 from workbench.schemas.common import PurposedCreate, PurposedInfo, PurposedUpdate
 from workbench.schemas.images import ImageConfig
 
@@ -38,7 +38,7 @@ class AlgorithmFilter(BaseModel):
     visibility: Literal["mine"] | Visibility | None = None
     purpose: Purpose | None = None
     sub_purpose: SubPurpose | None = None
-    state: AlgorithmState | None = None
+    state: PublishState | None = None
     #: words in the name or the description
     q: str | None = None
 
@@ -70,7 +70,7 @@ class ImageInfo(BaseModel):
 
 
 class AlgorithmInfo(PurposedInfo):
-    state: AlgorithmState
+    state: PublishState
     #: the environment of the workspace its images were published from (lineage)
     environment_id: int | None
     train: ImageInfo

@@ -78,9 +78,9 @@ from workbench.algorithms.schemas import (
 from workbench.backends.base import OnBackend
 from workbench.enums import (
     SUB_PURPOSES,
-    AlgorithmState,
     ImageKind,
     ImageState,
+    PublishState,
     Purpose,
     SubPurpose,
     Visibility,
@@ -155,7 +155,7 @@ class AlgorithmService(EditableService[Algorithm, AlgorithmInfo], OnBackend):
             row = Algorithm(
                 owner_id=actor.id,
                 **spec.model_dump(exclude={"train", "predict"}),
-                state=AlgorithmState.DRAFT,
+                state=PublishState.DRAFT,
             )
             s.add(row)
             self._flush(s, row)
@@ -177,7 +177,7 @@ class AlgorithmService(EditableService[Algorithm, AlgorithmInfo], OnBackend):
         fields."""
         changes = cast(AlgorithmUpdate, changes)
         running = [k for k in _RUN_FIELDS if k in fields]
-        if running and row.state == AlgorithmState.ONLINE:
+        if running and row.state == PublishState.ONLINE:
             named = " and ".join(
                 f"{k} settings" if k in ("train", "predict") else k for k in running
             )
@@ -254,7 +254,7 @@ class AlgorithmService(EditableService[Algorithm, AlgorithmInfo], OnBackend):
                     train_state=train.state,
                 )
             check_command(ImageKind.TRAIN, image_settings(train), stored_config(train))
-            row.state = AlgorithmState.ONLINE
+            row.state = PublishState.ONLINE
             s.flush()
             return self._info(s, row)
 
@@ -262,11 +262,11 @@ class AlgorithmService(EditableService[Algorithm, AlgorithmInfo], OnBackend):
         """New training tasks refuse an offline algorithm; existing ones keep their history."""
         with self.registry.session() as s:
             row = self._get_changeable(s, actor, algorithm_id)
-            if row.state != AlgorithmState.ONLINE:
+            if row.state != PublishState.ONLINE:
                 raise Conflict(
                     f"Algorithm {algorithm_id} is {row.state}, not online.", state=row.state
                 )
-            row.state = AlgorithmState.OFFLINE
+            row.state = PublishState.OFFLINE
             s.flush()
             return self._info(s, row)
 
@@ -527,7 +527,7 @@ def _check_purpose(purpose: Purpose, sub_purpose: SubPurpose) -> None:
 
 
 def _check_not_online(row: Algorithm) -> None:
-    if row.state == AlgorithmState.ONLINE:
+    if row.state == PublishState.ONLINE:
         raise Conflict(
             f"Algorithm {row.id} is online, so its images do not change: take it offline "
             "first, load the new image, then publish it again.",

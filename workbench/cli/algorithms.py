@@ -11,7 +11,7 @@ import click
 from workbench.algorithms.schemas import AlgorithmInfo
 from workbench.cli import common
 from workbench.client import WorkbenchClient
-from workbench.enums import AlgorithmState, ImageKind, Purpose, SubPurpose, Visibility
+from workbench.enums import ImageKind, PublishState, Purpose, SubPurpose, Visibility
 
 algorithm = click.Group(
     "algorithm",
@@ -41,7 +41,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 @click.option("--visibility", type=click.Choice(["mine", *(v.value for v in Visibility)]))
 @click.option("--purpose", type=common.choice(Purpose))
 @click.option("--sub-purpose", type=common.choice(SubPurpose))
-@click.option("--state", type=common.choice(AlgorithmState))
+@click.option("--state", type=common.choice(PublishState))
 @common.search_option
 @common.json_option
 def algorithm_list(c: WorkbenchClient, **filters: Any) -> list[AlgorithmInfo]:

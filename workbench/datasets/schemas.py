@@ -10,7 +10,7 @@ from workbench.datasets.types import Sample, Statistics, ValidationReport
 from workbench.enums import (
     AnnotationType,
     DatasetFormat,
-    DatasetState,
+    PublishState,
     Split,
     SplitMode,
 )
@@ -56,7 +56,7 @@ class DatasetInfo(PurposedInfo):
     format: DatasetFormat
     split_mode: SplitMode
     train_ratio: float
-    state: DatasetState
+    state: PublishState
     project_id: int | None
     created_at: datetime
     updated_at: datetime
@@ -70,7 +70,7 @@ class DatasetInfo(PurposedInfo):
 
 class DatasetFilter(PurposedFilter):
     format: DatasetFormat | None = None
-    state: DatasetState | None = None
+    state: PublishState | None = None
 
 
 class SamplePage(BaseModel):

@@ -36,7 +36,7 @@ from workbench.datasets.types import (
     ValidationReport,
     check_kind,
 )
-from workbench.enums import UNFINISHED_TASK_STATES, DatasetState, Split, SplitMode
+from workbench.enums import UNFINISHED_TASK_STATES, PublishState, Split, SplitMode
 from workbench.errors import Conflict, DatasetInvalid, InvalidInput, NotFound
 from workbench.registry.db import Registry
 from workbench.registry.models import (
@@ -175,10 +175,10 @@ class DatasetService(EditableService[Dataset, DatasetInfo]):
             self._check_uploadable(get_owned(s, Dataset, dataset_id, actor, "dataset"), split)
 
     def publish(self, actor: Actor, dataset_id: int) -> DatasetInfo:
-        return self._set_state(actor, dataset_id, DatasetState.ONLINE)
+        return self._set_state(actor, dataset_id, PublishState.ONLINE)
 
     def take_offline(self, actor: Actor, dataset_id: int) -> DatasetInfo:
-        return self._set_state(actor, dataset_id, DatasetState.OFFLINE)
+        return self._set_state(actor, dataset_id, PublishState.OFFLINE)
 
     def delete(self, actor: Actor, dataset_id: int) -> None:
         with self.registry.session() as s:
@@ -191,12 +191,12 @@ class DatasetService(EditableService[Dataset, DatasetInfo]):
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _set_state(self, actor: Actor, dataset_id: int, state: DatasetState) -> DatasetInfo:
+    def _set_state(self, actor: Actor, dataset_id: int, state: PublishState) -> DatasetInfo:
         """Put the dataset online (once it has every split its split mode needs) or take
         it offline (only from online)."""
         with self.registry.session() as s:
             ds = get_owned(s, Dataset, dataset_id, actor, "dataset")
-            if state is DatasetState.ONLINE:
+            if state is PublishState.ONLINE:
                 have = {sp.split for sp in ds.splits}
                 needed = {Split.TRAIN} | (
                     {Split.TEST} if ds.split_mode is SplitMode.INDEPENDENT else set()
@@ -207,7 +207,7 @@ class DatasetService(EditableService[Dataset, DatasetInfo]):
                         f"{' and '.join(missing)} archive first.",
                         missing=missing,
                     )
-            elif ds.state is not DatasetState.ONLINE:
+            elif ds.state is not PublishState.ONLINE:
                 raise Conflict(f"Dataset {dataset_id} is {ds.state}, not online.")
             ds.state = state
             s.flush()
@@ -221,7 +221,7 @@ class DatasetService(EditableService[Dataset, DatasetInfo]):
                 "archive; set split_mode to 'independent' to upload a separate test set.",
                 field="split",
             )
-        if ds.state is DatasetState.ONLINE:
+        if ds.state is PublishState.ONLINE:
             raise Conflict(
                 f"Dataset {ds.id} is online and may be in use; take it offline before "
                 "replacing its files."

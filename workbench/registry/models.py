@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column,
 from workbench.enums import (
     AnnotationType,
     DatasetFormat,
-    DatasetState,
+    PublishState,
     Purpose,
     Role,
     Split,
@@ -224,8 +224,8 @@ class Dataset(Shareable, Base):
     split_mode: Mapped[SplitMode] = mapped_column(enum_column(SplitMode))
     #: default share of the train archive used for training when split_mode is "ratio"
     train_ratio: Mapped[float] = mapped_column(default=0.8)
-    state: Mapped[DatasetState] = mapped_column(
-        enum_column(DatasetState), default=DatasetState.DRAFT
+    state: Mapped[PublishState] = mapped_column(
+        enum_column(PublishState), default=PublishState.DRAFT
     )
 
     splits: Mapped[list[DatasetSplit]] = relationship(

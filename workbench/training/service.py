@@ -40,10 +40,9 @@ from workbench.enums import (
     ACTIVE_TASK_STATES,
     FINISHED_TASK_STATES,
     SUB_PURPOSES,
-    AlgorithmState,
-    DatasetState,
     ImageKind,
     ImageState,
+    PublishState,
     Purpose,
     SplitMode,
     SubPurpose,
@@ -349,7 +348,7 @@ class TrainingService(EditableService[TrainingTask, TaskInfo]):
         """What a run needs beyond a valid task: an online algorithm with a ready training
         image, an online dataset."""
         algorithm = s.get_one(Algorithm, row.algorithm_id)
-        if algorithm.state != AlgorithmState.ONLINE:
+        if algorithm.state != PublishState.ONLINE:
             raise Conflict(
                 f"Algorithm {algorithm.id} ({algorithm.name}) is {algorithm.state}; only an "
                 "online algorithm trains. Its owner publishes it "
@@ -463,7 +462,7 @@ def _check_purpose(row: Algorithm | Dataset, purpose: Purpose, sub_purpose: SubP
 
 
 def _check_online(dataset: Dataset) -> None:
-    if dataset.state is not DatasetState.ONLINE:
+    if dataset.state is not PublishState.ONLINE:
         raise Conflict(
             f"Dataset {dataset.id} ({dataset.name}) is {dataset.state}; only an online "
             "dataset is trained on. Its owner publishes it, or choose another one.",

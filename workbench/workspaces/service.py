@@ -36,7 +36,7 @@ from workbench.backends.base import (
 from workbench.config import WorkspaceLimits
 from workbench.datasets.archives import extract_archive
 from workbench.datasets.types import ArchiveLimits
-from workbench.enums import DatasetState
+from workbench.enums import PublishState
 from workbench.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RunNotFound
 from workbench.invitations import invite, invited
 from workbench.networks import workspaces_network
@@ -204,7 +204,7 @@ class WorkspaceService(OnBackend):
                 )
             if spec.dataset_id is not None:
                 ds = get_visible(s, Dataset, spec.dataset_id, actor, "dataset")
-                if ds.state is not DatasetState.ONLINE:
+                if ds.state is not PublishState.ONLINE:
                     raise Conflict(
                         f"Dataset {ds.id} ({ds.name}) is {ds.state}; only online datasets "
                         "can be mounted. Publish it first.",

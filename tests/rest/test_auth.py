@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tornado import web
@@ -82,6 +83,14 @@ def test_the_route_table_is_what_the_server_serves(jp_serverapp):
     }
     # an inherited method would document several routes with one summary
     assert inherited == set()
+    # a handler named in a traceback or a log is found under that name in its module
+    misnamed = {
+        (route.handler.__module__, route.handler.__name__)
+        for route in served(api_routes())
+        if getattr(sys.modules[route.handler.__module__], route.handler.__name__, None)
+        is not route.handler
+    }
+    assert misnamed == set()
 
 
 async def test_unknown_and_revoked_tokens_are_refused(users):

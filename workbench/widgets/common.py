@@ -195,7 +195,7 @@ def picked_file(upload: w.FileUpload, typed: w.Text) -> Iterator[Path | None]:
 class Status(w.HTML):
     """One line telling the user what happened, errors in red with what to do."""
 
-    def __init__(self, css: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, css: str = "", **kwargs: Any) -> None:
         """``css``: the line's CSS class is ``wb-<css>`` (what the browser tests find it by)."""
         super().__init__(**kwargs)
         if css:

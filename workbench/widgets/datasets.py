@@ -47,7 +47,7 @@ class DatasetsSection(Section[DatasetInfo]):
         datasets = self.client.datasets
         sharing = self.sharing(datasets.publish, datasets.take_offline, datasets.update)
         #: what Publish, Take offline, Apply and Delete answer, under their buttons
-        self.action_status = common.Status("dataset-action-status")
+        self.action_status = common.Status(css="dataset-action-status")
         self.upload_box = self._build_upload()
         return w.VBox(
             [

@@ -182,7 +182,7 @@ class ModelsSection(Section[ModelInfo]):
             "Compare", "model-compare", self.compare, icon="columns"
         )
         #: what Compare answers, beside it
-        self.compare_status = common.Status("model-compare-status")
+        self.compare_status = common.Status(css="model-compare-status")
         self.comparison = w.HTML()
         self.comparison.add_class("wb-model-comparison")
         compared = "Choose two or more versions, then Compare."

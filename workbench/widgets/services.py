@@ -175,7 +175,7 @@ class ServicesSection(Section[ServiceInfo]):
         #: the endpoint's key, shown once: after the service is made or its key rotated
         self.key_box = w.HTML()
         self.key_box.add_class("wb-service-key")
-        self.deploy_status = common.Status("service-deploy-status")
+        self.deploy_status = common.Status(css="service-deploy-status")
         self.action_status = self.deploy_status
         actions = w.HBox(
             [
@@ -202,7 +202,7 @@ class ServicesSection(Section[ServiceInfo]):
         self.send_button = common.button(
             "Send", "service-send", self.send, icon="paper-plane", button_style="primary"
         )
-        self.answer_status = common.Status("service-answer-status")
+        self.answer_status = common.Status(css="service-answer-status")
         self.answer = w.HTML()
         self.answer.add_class("wb-service-answer")
         self.send_row = w.HBox([self.route, self.send_button], layout=common.wrap())

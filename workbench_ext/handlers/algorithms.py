@@ -54,12 +54,12 @@ AlgorithmsHandler, AlgorithmHandler = ALGORITHMS.standard(
         "delete": "Delete an algorithm no training task, model version or service uses, and "
         "its images",
     },
-    scopes={"create": scopes.CREATE_ALGORITHMS},
+    grants={"create": scopes.CREATE_ALGORITHMS},
 )
-PublishHandler = ALGORITHMS.action(
+AlgorithmPublishHandler = ALGORITHMS.action(
     "publish", "Put it online (needs a ready training image with a command)", AlgorithmInfo
 )
-OfflineHandler = ALGORITHMS.action(
+AlgorithmTakeOfflineHandler = ALGORITHMS.action(
     "take_offline", "Take it offline: new training tasks refuse it", AlgorithmInfo
 )
 
@@ -70,7 +70,7 @@ class UploadQuery(Strict):
 
 
 #: PUT the raw bytes of a ``docker save`` tar: checked, then loaded as the image
-ImageHandler = ALGORITHMS.upload(
+AlgorithmUploadImageHandler = ALGORITHMS.upload(
     "upload_image",
     "Upload a docker save tar as the train or predict image: checked (manifest, config, "
     "layers, a tag, size, a command), then loaded and tagged workbench/algo-<id>-<kind> "
@@ -79,7 +79,7 @@ ImageHandler = ALGORITHMS.upload(
     **LOAD,
 )
 #: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
-PullHandler = ALGORITHMS.action(
+AlgorithmPullImageHandler = ALGORITHMS.action(
     "pull_image",
     "docker pull an image as the train or predict image, in the background (a job; "
     "Docker Engine backends, 501 elsewhere)",
@@ -109,9 +109,9 @@ class FromWorkspaceHandler(AlgorithmHandlerBase):
 handlers = [
     (rf"{API}/algorithms", AlgorithmsHandler),
     (rf"{API}/algorithms/(\d+)", AlgorithmHandler),
-    (rf"{API}/algorithms/(\d+)/publish", PublishHandler),
-    (rf"{API}/algorithms/(\d+)/offline", OfflineHandler),
-    (rf"{API}/algorithms/(\d+)/images/{KIND}", ImageHandler),
-    (rf"{API}/algorithms/(\d+)/images/{KIND}/pull", PullHandler),
+    (rf"{API}/algorithms/(\d+)/publish", AlgorithmPublishHandler),
+    (rf"{API}/algorithms/(\d+)/offline", AlgorithmTakeOfflineHandler),
+    (rf"{API}/algorithms/(\d+)/images/{KIND}", AlgorithmUploadImageHandler),
+    (rf"{API}/algorithms/(\d+)/images/{KIND}/pull", AlgorithmPullImageHandler),
     (rf"{API}/algorithms/(\d+)/images/{KIND}/from-workspace", FromWorkspaceHandler),
 ]

@@ -36,7 +36,7 @@ WorkspaceImagesHandler = BUILDS.view(
 )
 #: GET: what publishing ``docker_image/<filename>`` as an algorithm's image would find
 #: (naming, tags, config, digest, size, layers, problems), loading nothing
-WorkspaceImageHandler = BUILDS.view(
+WorkspaceInspectTarHandler = BUILDS.view(
     "inspect_tar",
     "Check docker_image/<path> (a file name) as publishing it would: naming, tags, "
     "config, digest, size, layers, problems; nothing is loaded (owner, members)",
@@ -49,5 +49,5 @@ handlers = [
     (rf"{API}/workspaces/(\d+)/builds", WorkspaceBuildHandler),
     (rf"{API}/workspaces/(\d+)/images", WorkspaceImagesHandler),
     # (.+), not ([^/]+): a name with a slash gets the service's "no paths" error, not a 404
-    (rf"{API}/workspaces/(\d+)/images/(.+)", WorkspaceImageHandler),
+    (rf"{API}/workspaces/(\d+)/images/(.+)", WorkspaceInspectTarHandler),
 ]

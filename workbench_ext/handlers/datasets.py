@@ -41,8 +41,8 @@ DatasetsHandler, DatasetHandler = DATASETS.standard(
         "delete": "Delete a dataset no task or workspace uses",
     },
 )
-PublishHandler = DATASETS.action("publish", "Put a dataset online", DatasetInfo)
-OfflineHandler = DATASETS.action("take_offline", "Take a dataset offline", DatasetInfo)
+DatasetPublishHandler = DATASETS.action("publish", "Put a dataset online", DatasetInfo)
+DatasetTakeOfflineHandler = DATASETS.action("take_offline", "Take a dataset offline", DatasetInfo)
 
 
 class ArchiveHandler(UploadHandler):
@@ -86,7 +86,7 @@ class SampleQuery(Strict):
     limit: int = Field(20, ge=1, le=200)
 
 
-SamplesHandler = DATASETS.view(
+DatasetSamplesHandler = DATASETS.view(
     "samples",
     "A page of samples for preview",
     SamplePage,
@@ -118,9 +118,9 @@ class SampleFileHandler(DatasetHandlerBase):
 handlers = [
     (rf"{API}/datasets", DatasetsHandler),
     (rf"{API}/datasets/(\d+)", DatasetHandler),
-    (rf"{API}/datasets/(\d+)/publish", PublishHandler),
-    (rf"{API}/datasets/(\d+)/offline", OfflineHandler),
+    (rf"{API}/datasets/(\d+)/publish", DatasetPublishHandler),
+    (rf"{API}/datasets/(\d+)/offline", DatasetTakeOfflineHandler),
     (rf"{API}/datasets/(\d+)/archives/{SPLIT}", ArchiveHandler),
-    (rf"{API}/datasets/(\d+)/samples/{SPLIT}", SamplesHandler),
+    (rf"{API}/datasets/(\d+)/samples/{SPLIT}", DatasetSamplesHandler),
     (rf"{API}/datasets/(\d+)/files/{SPLIT}/(.+)", SampleFileHandler),
 ]

@@ -59,7 +59,7 @@ class BuildHandler(EnvironmentHandlerBase):
 
 #: PUT the raw bytes of a ``docker save`` tar: checked here, then loaded as the image in
 #: the background (202, with the job's id)
-ImageHandler = ENVIRONMENTS.upload(
+EnvironmentUploadImageHandler = ENVIRONMENTS.upload(
     "upload_image",
     "Upload a docker save tar as its image: checked (manifest, configs, layers, a tag), "
     "then loaded in the background (a job: `job_id`; state building)",
@@ -68,7 +68,7 @@ ImageHandler = ENVIRONMENTS.upload(
     keywords={"wait": False},
 )
 #: POST {reference}: ``docker pull`` it as the image (Docker Engine backends; else 501)
-PullHandler = ENVIRONMENTS.action(
+EnvironmentPullHandler = ENVIRONMENTS.action(
     "pull",
     "docker pull an image as its image, in the background (a job: `job_id`; Docker "
     "Engine backends, 501 elsewhere)",
@@ -79,7 +79,7 @@ PullHandler = ENVIRONMENTS.action(
     keywords={"wait": False},
 )
 #: POST: register one preset environment per ``envs/`` definition (admins)
-PresetsHandler = ENVIRONMENTS.action(
+EnvironmentSyncPresetsHandler = ENVIRONMENTS.action(
     "sync_presets",
     "Register one preset environment per envs/ definition (admins; idempotent)",
     list[EnvironmentInfo],
@@ -89,9 +89,9 @@ PresetsHandler = ENVIRONMENTS.action(
 
 handlers = [
     (rf"{API}/environments", EnvironmentsHandler),
-    (rf"{API}/environments/presets", PresetsHandler),
+    (rf"{API}/environments/presets", EnvironmentSyncPresetsHandler),
     (rf"{API}/environments/(\d+)", EnvironmentHandler),
     (rf"{API}/environments/(\d+)/build", BuildHandler),
-    (rf"{API}/environments/(\d+)/image", ImageHandler),
-    (rf"{API}/environments/(\d+)/pull", PullHandler),
+    (rf"{API}/environments/(\d+)/image", EnvironmentUploadImageHandler),
+    (rf"{API}/environments/(\d+)/pull", EnvironmentPullHandler),
 ]

@@ -37,7 +37,7 @@ JobsHandler, JobHandler = JOBS.standard(
         "get": "One job: state, progress, message, result",
     },
 )
-JobLogHandler = JOBS.view(
+JobTailHandler = JOBS.view(
     "tail",
     "The job's log from byte `offset` (whole lines while it runs)",
     JobLogPage,
@@ -55,6 +55,6 @@ JobCancelHandler = JOBS.action(
 handlers = [
     (rf"{API}/jobs", JobsHandler),
     (rf"{API}/jobs/(\d+)", JobHandler),
-    (rf"{API}/jobs/(\d+)/log", JobLogHandler),
+    (rf"{API}/jobs/(\d+)/log", JobTailHandler),
     (rf"{API}/jobs/(\d+)/cancel", JobCancelHandler),
 ]

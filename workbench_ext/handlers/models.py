@@ -62,7 +62,7 @@ ModelsHandler, ModelHandler = MODELS.standard(
 )
 #: a model's versions: the model registry's methods of a version
 VERSIONS = Resource("Version", ModelHandlerBase, "models", VERSION, read=scopes.READ_MODELS)
-_, ModelVersionHandler = VERSIONS.standard(
+_, VersionHandler = VERSIONS.standard(
     Schemas(ModelVersionInfo, update=VersionUpdate),
     {
         "get": "One model version: files, evaluation and lineage",
@@ -118,7 +118,7 @@ class AliasHandler(ModelHandlerBase):
     delete = MODELS.call("delete_alias", "Remove an alias (owner); the aliases", path=MODEL_ALIAS)
 
 
-ConversionsHandler = CONVERSIONS.action(
+ConversionConvertHandler = CONVERSIONS.action(
     "convert",
     "Convert a version (owner) to deployment formats, each checked against the native "
     "model, as a job (202; formats default to all its native kind converts to); 409 "
@@ -128,7 +128,7 @@ ConversionsHandler = CONVERSIONS.action(
     scope=scopes.CONVERT_MODELS,
     request=ConversionRequest,
 )
-FormatsHandler = CONVERSIONS.view(
+ConversionFormatsHandler = CONVERSIONS.view(
     "formats", "A version's converted formats: state, check, file", list[FormatInfo]
 )
 
@@ -282,10 +282,10 @@ handlers = [
     (rf"{API}/models/(\d+)/tags/{TAG}", ModelTagHandler),
     (rf"{API}/models/(\d+)/aliases/{ALIAS}", AliasHandler),
     (rf"{API}/model-versions/compare", CompareHandler),
-    (rf"{API}/model-versions/(\d+)", ModelVersionHandler),
+    (rf"{API}/model-versions/(\d+)", VersionHandler),
     (rf"{API}/model-versions/(\d+)/download", VersionDownloadHandler),
     (rf"{API}/model-versions/(\d+)/tags/{TAG}", VersionTagHandler),
-    (rf"{API}/model-versions/(\d+)/conversions", ConversionsHandler),
-    (rf"{API}/model-versions/(\d+)/formats", FormatsHandler),
+    (rf"{API}/model-versions/(\d+)/conversions", ConversionConvertHandler),
+    (rf"{API}/model-versions/(\d+)/formats", ConversionFormatsHandler),
     (rf"{API}/model-versions/(\d+)/benchmarks", BenchmarksHandler),
 ]

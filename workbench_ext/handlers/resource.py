@@ -124,7 +124,7 @@ class Resource:
             Schemas(AlgorithmInfo, AlgorithmCreate, AlgorithmUpdate, AlgorithmFilter),
             {...summaries...},
         )
-        PublishHandler = ALGORITHMS.action("publish", "Put it online", AlgorithmInfo)
+        AlgorithmPublishHandler = ALGORITHMS.action("publish", "Put it online", AlgorithmInfo)
 
     Each method is a :func:`service_call` of the service's method of its name; each handler
     is a new subclass of ``base`` (its ``auth_resource`` and shared behaviour), with the
@@ -147,7 +147,7 @@ class Resource:
         *,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         methods: Mapping[str, str] | None = None,
-        scopes: Mapping[str, str] | None = None,
+        grants: Mapping[str, str] | None = None,
     ) -> tuple[type[WorkbenchHandler], type[WorkbenchHandler]]:
         """The collection's handler and the item's, with the standard actions that
         ``summaries`` names (:data:`STANDARD_ACTIONS`), each with its summary: ``list``
@@ -157,7 +157,8 @@ class Resource:
         :func:`service_call` arguments. Each calls the service's method of its action's name
         (or the one ``methods`` gives it). ``get`` and ``list`` are open to the scoped tokens
         with the :attr:`read` scope (``list`` not where it is narrowed to some items, as in
-        ``read:datasets!mounted``: a list has no item to check); ``scopes`` opens others."""
+        ``read:datasets!mounted``: a list has no item to check); ``grants`` opens others
+        (an action's scope)."""
         info, create, update, filter = schemas
         calls: dict[str, dict[str, Any]] = {
             "list": {"response": list[info], "query": filter},
@@ -169,7 +170,7 @@ class Resource:
         reads = {"get": self.read}
         if self.read and "!" not in self.read:
             reads["list"] = self.read
-        granted = {**reads, **(scopes or {})}
+        granted = {**reads, **(grants or {})}
         members: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         needs: tuple[dict[str, str], dict[str, str]] = ({}, {})
         for action, summary in summaries.items():

@@ -57,7 +57,7 @@ ServicesHandler, ServiceHandler = SERVICES.standard(
     },
     overrides={"create": {"response": ServiceStarted, "status": 202}},
 )
-ScaleHandler = SERVICES.action(
+ServiceScaleHandler = SERVICES.action(
     "scale",
     "Set the number of replicas (owner); a deploy job (202)",
     ServiceStarted,
@@ -65,16 +65,16 @@ ScaleHandler = SERVICES.action(
     request=ServiceScale,
     spread=True,
 )
-StopHandler = SERVICES.action(
+ServiceStopHandler = SERVICES.action(
     "stop",
     "Replicas to 0, the service and its settings kept (owner); a deploy job (202)",
     ServiceStarted,
     202,
 )
-StartHandler = SERVICES.action(
+ServiceStartHandler = SERVICES.action(
     "start", "Its replicas again (owner); a deploy job (202)", ServiceStarted, 202
 )
-RestartHandler = SERVICES.action(
+ServiceRestartHandler = SERVICES.action(
     "restart",
     "Every replica replaced by a new one (owner); a deploy job (202)",
     ServiceStarted,
@@ -82,21 +82,21 @@ RestartHandler = SERVICES.action(
 )
 #: POST /services/{id}/key: a new key for the service's endpoint, shown this once (its
 #: owner's; the old key is refused once this answers)
-KeyHandler = SERVICES.action(
+ServiceRotateKeyHandler = SERVICES.action(
     "rotate_key",
     "A new key for the service's endpoint (owner), given this once; the old one is "
     "refused from this answer on",
     ServiceKey,
 )
 #: GET /services/{id}/metrics: each running replica's counters now
-MetricsHandler = SERVICES.view(
+ServiceMetricsHandler = SERVICES.view(
     "metrics",
     "Each running replica's counters now (requests, errors, latency and batch-size "
     "histograms, queue depth); two readings give the rates",
     ServiceMetrics,
 )
 #: GET /services/{id}/logs?replica=&tail=: the replicas' last log lines
-LogsHandler = SERVICES.view(
+ServiceLogsHandler = SERVICES.view(
     "logs",
     "The replicas' last log lines (`replica`: one of them; `tail`: lines, default 200)",
     list[ReplicaLog],
@@ -164,12 +164,12 @@ class EndpointHandler(ServiceHandlerBase):
 handlers = [
     (rf"{API}/services", ServicesHandler),
     (rf"{API}/services/(\d+)", ServiceHandler),
-    (rf"{API}/services/(\d+)/scale", ScaleHandler),
-    (rf"{API}/services/(\d+)/stop", StopHandler),
-    (rf"{API}/services/(\d+)/start", StartHandler),
-    (rf"{API}/services/(\d+)/restart", RestartHandler),
-    (rf"{API}/services/(\d+)/key", KeyHandler),
-    (rf"{API}/services/(\d+)/metrics", MetricsHandler),
-    (rf"{API}/services/(\d+)/logs", LogsHandler),
+    (rf"{API}/services/(\d+)/scale", ServiceScaleHandler),
+    (rf"{API}/services/(\d+)/stop", ServiceStopHandler),
+    (rf"{API}/services/(\d+)/start", ServiceStartHandler),
+    (rf"{API}/services/(\d+)/restart", ServiceRestartHandler),
+    (rf"{API}/services/(\d+)/key", ServiceRotateKeyHandler),
+    (rf"{API}/services/(\d+)/metrics", ServiceMetricsHandler),
+    (rf"{API}/services/(\d+)/logs", ServiceLogsHandler),
     (rf"{API}/services/(\d+)/endpoint/(.+)", EndpointHandler),
 ]

@@ -37,16 +37,16 @@ TasksHandler, TaskHandler = TASKS.standard(
     },
 )
 #: POST: queue a draft's first run (the runner starts it when there is room)
-StartHandler = TASKS.action("start", "Queue a draft's first run (owner)", TaskInfo)
+TaskStartHandler = TASKS.action("start", "Queue a draft's first run (owner)", TaskInfo)
 #: POST: a queued task stops at once, a running one once its container has exited
 #: (SIGTERM, SIGKILL after 10 s)
-StopHandler = TASKS.action(
+TaskStopHandler = TASKS.action(
     "stop",
     "Stop a queued task at once, a running one once its container has exited (owner)",
     TaskInfo,
 )
 #: POST: queue a new run of a finished task
-RetryHandler = TASKS.action("retry", "Queue a new run of a finished task (owner)", TaskInfo)
+TaskRetryHandler = TASKS.action("retry", "Queue a new run of a finished task (owner)", TaskInfo)
 
 
 class MetricsHandler(TrainingHandlerBase):
@@ -68,15 +68,15 @@ class MetricsHandler(TrainingHandlerBase):
     )
 
 
-RunsHandler = TASKS.view("runs", "Every run of the task (its jobs)", list[TrainingRunInfo])
+TaskRunsHandler = TASKS.view("runs", "Every run of the task (its jobs)", list[TrainingRunInfo])
 
 
 handlers = [
     (rf"{API}/training/tasks", TasksHandler),
     (rf"{API}/training/tasks/(\d+)", TaskHandler),
-    (rf"{API}/training/tasks/(\d+)/start", StartHandler),
-    (rf"{API}/training/tasks/(\d+)/stop", StopHandler),
-    (rf"{API}/training/tasks/(\d+)/retry", RetryHandler),
+    (rf"{API}/training/tasks/(\d+)/start", TaskStartHandler),
+    (rf"{API}/training/tasks/(\d+)/stop", TaskStopHandler),
+    (rf"{API}/training/tasks/(\d+)/retry", TaskRetryHandler),
     (rf"{API}/training/tasks/(\d+)/metrics", MetricsHandler),
-    (rf"{API}/training/tasks/(\d+)/runs", RunsHandler),
+    (rf"{API}/training/tasks/(\d+)/runs", TaskRunsHandler),
 ]

@@ -61,7 +61,7 @@ class StartHandler(WorkspaceHandlerBase):
         self.reply(info)
 
 
-StopHandler = WORKSPACES.action("stop", "Stop it; files are kept", WorkspaceInfo)
+WorkspaceStopHandler = WORKSPACES.action("stop", "Stop it; files are kept", WorkspaceInfo)
 
 
 class ReadyHandler(WorkspaceHandlerBase):
@@ -93,14 +93,14 @@ class DownloadHandler(WorkspaceHandlerBase):
         await self.send_zip(path, f"workspace-{workspace_id}-{name}.zip")
 
 
-MembersHandler = WORKSPACES.action(
+WorkspaceAddMemberHandler = WORKSPACES.action(
     "add_member",
     "Invite a team member (owner); a member once they accept",
     WorkspaceInfo,
     request=MemberAdd,
     spread=True,
 )
-MemberHandler = WORKSPACES.action(
+WorkspaceRemoveMemberHandler = WORKSPACES.action(
     "remove_member",
     "Remove a member (owner)",
     WorkspaceInfo,
@@ -110,7 +110,7 @@ MemberHandler = WORKSPACES.action(
 
 
 #: PUT a zip or tar(.gz): it replaces the workspace's ``code/`` folder, all or nothing
-CodeHandler = WORKSPACES.upload(
+WorkspaceUploadCodeHandler = WORKSPACES.upload(
     "upload_code",
     "Replace code/ with a zip or tar(.gz) (owner)",
     WorkspaceInfo,
@@ -122,10 +122,10 @@ handlers = [
     (rf"{API}/workspaces", WorkspacesHandler),
     (rf"{API}/workspaces/(\d+)", WorkspaceHandler),
     (rf"{API}/workspaces/(\d+)/start", StartHandler),
-    (rf"{API}/workspaces/(\d+)/stop", StopHandler),
+    (rf"{API}/workspaces/(\d+)/stop", WorkspaceStopHandler),
     (rf"{API}/workspaces/(\d+)/ready", ReadyHandler),
     (rf"{API}/workspaces/(\d+)/download/(code|model)", DownloadHandler),
-    (rf"{API}/workspaces/(\d+)/members", MembersHandler),
-    (rf"{API}/workspaces/(\d+)/members/([a-z0-9][a-z0-9_.-]*)", MemberHandler),
-    (rf"{API}/workspaces/(\d+)/code", CodeHandler),
+    (rf"{API}/workspaces/(\d+)/members", WorkspaceAddMemberHandler),
+    (rf"{API}/workspaces/(\d+)/members/([a-z0-9][a-z0-9_.-]*)", WorkspaceRemoveMemberHandler),
+    (rf"{API}/workspaces/(\d+)/code", WorkspaceUploadCodeHandler),
 ]

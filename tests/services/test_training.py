@@ -465,6 +465,10 @@ def test_other_users_private_things_are_invisible(wb, people, algo, digits, tmp_
             change()
     with pytest.raises(PermissionDenied, match="Only admins may mark something preset"):
         wb.training.create(bob, task(algo, digits, visibility="preset"))
+    mine = wb.training.create(bob, task(algo, digits))
+    with pytest.raises(PermissionDenied, match="Only admins may mark something preset"):
+        wb.training.update(bob, mine.id, TaskUpdate(visibility="preset"))
+    assert wb.training.update(bob, mine.id, TaskUpdate(visibility="public")).visibility == "public"
 
 
 def test_ratio_resources_and_base_model_checks(wb, people, algo, digits, tmp_path):

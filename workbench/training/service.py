@@ -47,7 +47,6 @@ from workbench.enums import (
     SplitMode,
     SubPurpose,
     TaskState,
-    Visibility,
 )
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs.service import JobService
@@ -81,7 +80,6 @@ METRICS_PAGE = 5000
 EDITABLE = (TaskState.DRAFT, *FINISHED_TASK_STATES)
 #: the fields a task's checks look at, as a create body names them
 CHECKED = (
-    "visibility",
     "purpose",
     "sub_purpose",
     "algorithm_id",
@@ -161,6 +159,7 @@ class TrainingService(EditableService[TrainingTask, TaskInfo]):
     def create(self, actor: Actor, spec: TaskCreate) -> TaskInfo:
         """Save a draft, or (``spec.start``) queue its first run at once; either way every
         check runs first, so a refused task leaves nothing behind."""
+        check_visibility(actor, spec.visibility)
         fields = spec.model_dump(exclude={"start"})
         with self.registry.session() as s:
             checked = self._check(s, actor, fields)
@@ -168,6 +167,7 @@ class TrainingService(EditableService[TrainingTask, TaskInfo]):
                 owner_id=actor.id,
                 name=spec.name,
                 description=spec.description,
+                visibility=spec.visibility,
                 state=TaskState.DRAFT,
                 **checked,
             )
@@ -308,7 +308,6 @@ class TrainingService(EditableService[TrainingTask, TaskInfo]):
     def _check(self, s: Session, actor: Actor, f: dict[str, Any]) -> dict[str, Any]:
         """The wizard's rules on a whole task (new, or with its changes); the values to
         store (the train ratio, the typed parameters)."""
-        check_visibility(actor, Visibility(f["visibility"]))
         purpose, sub_purpose = f["purpose"], f["sub_purpose"]
         if sub_purpose not in SUB_PURPOSES[purpose]:
             raise InvalidInput(

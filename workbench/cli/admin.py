@@ -58,6 +58,7 @@ def user_add(username: str, admin: bool, display_name: str) -> None:
 @user.command("list")
 @friendly
 def user_list() -> None:
+    """Every user: id, name and role."""
     with local_workbench() as wb:
         for u in wb.users.list_users():
             click.echo(f"{u.id:>4}  {u.username:<24} {u.role}")

@@ -155,26 +155,44 @@ def echo_row(item: Purposed, name_width: int, purpose_width: int, rest: str) -> 
     )
 
 
+def client_command(
+    group: click.Group,
+    name: str,
+    fn: Callable[..., Any],
+    call: Callable[[WorkbenchClient, dict[str, Any]], None],
+    help_text: str | None = None,
+    *decorators: Callable[[Any], Any],
+) -> click.Command:
+    """The command ``name`` of ``group`` that opens the client and hands it, with the
+    command's parameters, to ``call``, its Workbench errors shown as one line. It takes
+    ``fn``'s options (the click decorators on it) and docstring (unless ``help_text``);
+    ``decorators`` add more parameters, the first one first."""
+
+    @wraps(fn)  # keeps the options declared on ``fn``, and its docstring
+    @friendly
+    def command(**params: Any) -> None:
+        with client() as c:
+            call(c, params)
+
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return group.command(name, help=help_text)(command)
+
+
 def list_command(
     group: click.Group, name: str, echo: Callable[[Any], None], help_text: str | None = None
 ) -> Callable[[Callable[..., Sequence[BaseModel]]], click.Command]:
     """Make the decorated ``fetch(client, **params)``, which answers a list of things, the
-    command ``name`` of ``group``: it prints each thing with ``echo``, or all of them as a
-    JSON array where :data:`json_option` (among the click decorators under this one, which
-    add the command's options, ``params``) is given. ``fetch`` is called with the client
-    open and its Workbench errors shown as one line; the command's help is ``help_text``,
-    else ``fetch``'s docstring."""
+    :func:`client_command` ``name`` of ``group``: it prints each thing with ``echo``, or all
+    of them as a JSON array where :data:`json_option` (among the click decorators under this
+    one, which add the command's options, ``params``) is given."""
 
     def register(fetch: Callable[..., Sequence[BaseModel]]) -> click.Command:
-        @wraps(fetch)  # keeps the options declared on ``fetch``, and its docstring
-        @friendly
-        def command(**params: Any) -> None:
+        def call(c: WorkbenchClient, params: dict[str, Any]) -> None:
             as_json = params.pop("as_json", False)
-            with client() as c:
-                found = fetch(c, **params)
-            echo_list(found, as_json, echo)
+            echo_list(fetch(c, **params), as_json, echo)
 
-        return group.command(name, help=help_text)(command)
+        return client_command(group, name, fetch, call, help_text)
 
     return register
 
@@ -182,20 +200,16 @@ def list_command(
 def id_command(
     group: click.Group, name: str, argument: str, help_text: str | None = None
 ) -> Callable[[Callable[..., None]], click.Command]:
-    """Make the decorated ``run(client, id, **params)`` the command ``name`` of ``group``, on
-    one thing given by its integer id (the first argument, ``argument``): ``run`` is called
-    with the client open and its Workbench errors shown as one line. The click decorators
-    under this one add the command's other arguments and options (``params``); its help is
-    ``help_text``, else ``run``'s docstring."""
+    """Make the decorated ``run(client, id, **params)`` the :func:`client_command` ``name``
+    of ``group``, on one thing given by its integer id (the first argument, ``argument``);
+    the click decorators under this one add the command's other arguments and options
+    (``params``)."""
 
     def register(run: Callable[..., None]) -> click.Command:
-        @wraps(run)  # keeps the options declared on ``run``, and its docstring
-        @friendly
-        def command(**params: Any) -> None:
-            with client() as c:
-                run(c, params.pop(argument), **params)
+        def call(c: WorkbenchClient, params: dict[str, Any]) -> None:
+            run(c, params.pop(argument), **params)
 
-        return group.command(name, help=help_text)(click.argument(argument, type=int)(command))
+        return client_command(group, name, run, call, help_text, click.argument(argument, type=int))
 
     return register
 

@@ -10,7 +10,7 @@ import click
 from workbench.cli import common
 from workbench.client import WorkbenchClient
 from workbench.datasets.schemas import DatasetInfo
-from workbench.enums import DatasetFormat, Purpose, SplitMode, SubPurpose, Visibility
+from workbench.enums import DatasetFormat, PublishState, Purpose, SplitMode, SubPurpose, Visibility
 
 dataset = click.Group("dataset", help="Datasets (through the REST API).")
 
@@ -27,10 +27,11 @@ def _print_dataset(ds: DatasetInfo) -> None:
 @common.list_command(dataset, "list", _print_dataset)
 @click.option("--mine", is_flag=True, help="Only datasets I own.")
 @click.option("--purpose", type=common.choice(Purpose))
-@click.option("--state", type=click.Choice(["draft", "online", "offline"]))
+@click.option("--state", type=common.choice(PublishState))
 @common.search_option
 @common.json_option
 def dataset_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[DatasetInfo]:
+    """Datasets you can see: yours, the public ones and the presets."""
     return c.datasets.list(mine=mine or None, **filters)
 
 
@@ -76,13 +77,18 @@ def dataset_set(c: WorkbenchClient, dataset_id: int, **changes: Any) -> None:
 
 
 _by_id = common.IdCommands(dataset, "dataset", "dataset_id", lambda c: c.datasets, _print_dataset)
-_by_id.show()
+_by_id.show("One dataset with its splits, validation reports and statistics, as JSON.")
 _by_id.action("publish", "Put a dataset online so tasks and workspaces can use it.")
-_by_id.action("offline", method="take_offline")
-_by_id.delete("Delete the dataset and its files?")
+_by_id.action(
+    "offline", "Take a dataset offline: new tasks and workspaces no longer see it.", "take_offline"
+)
+_by_id.delete(
+    "Delete the dataset and its files?",
+    "Delete a dataset no task or workspace uses, with its files.",
+)
 
 
-@common.id_command(dataset, "samples", "dataset_id")
+@common.id_command(dataset, "samples", "dataset_id", "A page of a split's samples: label and file.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train")
 @click.option("--offset", type=int, default=0)
 @click.option("--limit", type=int, default=10)

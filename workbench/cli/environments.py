@@ -41,6 +41,7 @@ def _print_environment(env: EnvironmentInfo) -> None:
 def environment_list(
     c: WorkbenchClient, mine: bool, visibility: str | None, framework: str | None
 ) -> list[EnvironmentInfo]:
+    """Environments you can see: yours, the public ones and the presets."""
     return c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
 
 
@@ -76,8 +77,12 @@ def environment_set(c: WorkbenchClient, env_id: int, **changes: Any) -> None:
 _by_id = common.IdCommands(
     environment, "environment", "env_id", lambda c: c.environments, _print_environment
 )
-_by_id.show()
-_by_id.delete("Delete the environment?")
+_by_id.show("One environment: framework, device, image and build state, as JSON.")
+_by_id.delete(
+    "Delete the environment?",
+    "Delete an environment no workspace, algorithm or model version uses, with the image "
+    "built for it.",
+)
 
 
 @common.id_command(environment, "build", "env_id")

@@ -88,9 +88,12 @@ def workspace_create(
 _by_id = common.IdCommands(
     workspace, "workspace", "workspace_id", lambda c: c.workspaces, _print_workspace
 )
-_by_id.action("start")
+_by_id.action("start", "Start the workspace's container (its JupyterLab and kernels).")
 _by_id.action("stop", "Stop the container; the files are kept.")
-_by_id.delete("Delete the workspace, its container and its files?")
+_by_id.delete(
+    "Delete the workspace, its container and its files?",
+    "Delete a workspace you own: its container and its files.",
+)
 
 
 @common.id_command(workspace, "member", "workspace_id")

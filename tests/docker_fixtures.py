@@ -1,6 +1,7 @@
-"""Session fixtures for tests on the real Docker Engine: the backend, the local base image
-and the `python`, `pytorch` and `tensorflow` environment images (built once per machine:
-EnvBuilder skips a build when the image already carries the same hash)."""
+"""Session fixtures for tests on the real Docker Engine: the backend, the local base image,
+the `python`, `pytorch` and `tensorflow` environment images (built once per machine:
+EnvBuilder skips a build when the image already carries the same hash) and the image
+registry (`scripts/registry`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
 from workbench.backends.docker import DockerBackend
@@ -199,3 +202,42 @@ def echo_image_tar(backend: DockerBackend, base: str, folder: Path, build: str) 
     backend.save_image(tag, tar)
     backend.remove_image(tag)
     return tar
+
+
+@dataclass(frozen=True)
+class ImageRegistry:
+    """The image registry ``scripts/registry`` runs (Debian's docker-registry) on a
+    loopback address, which the engine pushes to and pulls from over plain HTTP."""
+
+    #: ``host:port``
+    host: str
+
+    def push(self, image: str, name: str) -> str:
+        """Push the local image ``image`` (a tag) as ``<host>/<name>`` (``repo:tag``), then
+        take both tags off here, so that pulling it downloads it again; the reference."""
+        reference = f"{self.host}/{name}"
+        repository, tag = reference.rsplit(":", 1)
+        client = docker.from_env()
+        try:
+            client.api.tag(image, repository, tag)
+            for entry in client.api.push(repository, tag, stream=True, decode=True):
+                assert "error" not in entry, entry
+            client.api.remove_image(reference)
+            client.api.remove_image(image)
+        finally:
+            client.close()
+        return reference
+
+
+@pytest.fixture(scope="session")
+def image_registry() -> ImageRegistry:
+    """The registry ``scripts/test`` started (``WORKBENCH_TEST_REGISTRY``), or started now."""
+    host = os.environ.get("WORKBENCH_TEST_REGISTRY")
+    if not host:
+        started = subprocess.run(
+            [str(REPO / "scripts" / "registry")], capture_output=True, text=True, check=False
+        )
+        if started.returncode != 0:
+            pytest.fail(f"scripts/registry failed: {started.stderr.strip()}")
+        host = started.stdout.strip()
+    return ImageRegistry(host)

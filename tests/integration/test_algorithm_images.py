@@ -19,7 +19,6 @@ import docker
 import pytest
 
 from tests.conftest import add_environment, add_people, build_tar, make_workbench
-from tests.image_registry import serve_images
 from tests.services.test_builds import make_workspace
 from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.base import RunSpec, RunState
@@ -223,15 +222,20 @@ def _without_a_layer(source: Path, dest: Path) -> Path:
     return dest
 
 
-def test_a_pull_by_reference_becomes_the_training_image(bench: Bench, docker_backend, tmp_path):
-    """A real ``docker pull`` from a registry served by the test (tests/image_registry.py)."""
+def test_a_pull_by_reference_becomes_the_training_image(
+    bench: Bench, docker_backend, image_registry
+):
+    """A real ``docker pull`` from the image registry ``scripts/registry`` runs."""
     bench.project("tiny", DOCKERFILE)
     tar = bench.build("tiny", "train", f"tiny-{bench.run}")
     digest = bench.wb.builds.inspect_tar(bench.bob, bench.workspace, tar.name).digest
     algo_id = create(bench)
-    with serve_images(tar, {"team/tiny-train:2.0": 0}) as host:
-        reference = f"{host}/team/tiny-train:2.0"
-        algo = bench.wb.algorithms.pull_image(bench.bob, algo_id, "train", reference)
+    [loaded] = docker_backend.load_image(tar)
+    docker_backend.tag_image(loaded, f"wbtest/tiny-train:{bench.run}")
+    reference = image_registry.push(
+        f"wbtest/tiny-train:{bench.run}", f"team/tiny-train:{bench.run}"
+    )
+    algo = bench.wb.algorithms.pull_image(bench.bob, algo_id, "train", reference)
     image = algo.train
     assert (image.state, image.source, image.source_detail) == ("ready", "pull", reference)
     assert image.digest == digest

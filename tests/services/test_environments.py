@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import add_people, make_workbench
-from tests.image_registry import serve_images
 from workbench.backends.base import Backend
 from workbench.backends.local import LocalBackend
 from workbench.config import DEFAULT_BASE_IMAGE
@@ -537,8 +536,8 @@ def test_a_pull_the_engine_cannot_do_fails_with_its_reason(tmp_path, docker_back
 
 
 @pytest.mark.docker
-def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
-    """A real ``docker pull`` from a registry served by the test (tests/image_registry.py)."""
+def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend, image_registry):
+    """A real ``docker pull`` from the image registry ``scripts/registry`` runs."""
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(
@@ -546,16 +545,17 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
     )
     tag = f"wbtest/pulled-env:{tmp_path.name.lower()[-20:]}"
     list(docker_backend.build_image(context, tag))
-    docker_backend.save_image(tag, tmp_path / "image.tar")
     built = docker_backend.inspect_image(tag).id
-    docker_backend.remove_image(tag)
+    # pushed, and gone from the engine: the pull downloads it
+    reference = image_registry.push(tag, f"team/python:{tmp_path.name.lower()[-20:]}")
+    with pytest.raises(ImageNotFound):
+        docker_backend.inspect_image(built)
     wb = make_workbench(tmp_path / "home", backend="docker")
     try:
         bob = add_people(wb).bob
         envs = wb.environments
         env = create(envs, bob, framework="python")
-        with serve_images(tmp_path / "image.tar", {"team/python:3.11": 0}) as host:
-            pulled = envs.pull(bob, env.id, f"{host}/team/python:3.11")
+        pulled = envs.pull(bob, env.id, reference)
         # tagged as the environment's own; the pulled name, new here, taken off again
         assert (pulled.state, pulled.image_ref) == (
             "ready",
@@ -563,7 +563,7 @@ def test_a_pull_from_a_registry_makes_the_image(tmp_path, docker_backend):
         )
         assert pulled.image_id == built
         with pytest.raises(ImageNotFound):
-            docker_backend.inspect_image(f"{host}/team/python:3.11")
+            docker_backend.inspect_image(reference)
         assert "Downloaded newer image" in env_log(envs, bob, env.id).text
     finally:
         wb.close()

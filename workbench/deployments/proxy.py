@@ -6,10 +6,13 @@ sends a request that met a dead connection or an empty response again to another
 (up to 3 times: a replica killed an instant ago is not yet known to be down and may be
 chosen again), and answers a stopped service's requests with a JSON 503. A change (a replica
 more or less, a service added) rewrites the configuration, checks it (``haproxy -c``) and
-reloads it (SIGUSR2 to the master): the listening sockets stay open, and the old workers
-finish the requests they hold, so no request is dropped. A change is done when every
-endpoint answers with the new configuration (each tells its generation on a path of its
-own), not before.
+reloads it (SIGUSR2 to the master): the listening sockets stay open (the master hands them
+to the new worker), and the old workers finish the requests they hold, so no request is
+dropped. A change is done when every endpoint answers with the new configuration (each
+tells its generation on a path of its own), not before. A port is bound without
+``SO_REUSEPORT``: a port another process listens on (say, another home's proxy) fails the
+proxy's start loudly instead of sharing the port's connections with it, and
+:meth:`Proxy.held_elsewhere` finds such a port beforehand.
 
 Each endpoint asks for its service's key (``Authorization: Bearer <key>``, or ``X-Api-Key:
 <key>``) unless the service is public on purpose: the proxy hashes what it was sent
@@ -33,13 +36,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -124,6 +129,23 @@ class Proxy:
                 while _alive(master) and time.monotonic() < deadline:
                     time.sleep(0.05)
             self.pidfile.unlink(missing_ok=True)
+
+    def serving(self) -> set[int]:
+        """The ports this folder's running proxy listens on (its configuration's)."""
+        if self.master() is None:
+            return set()
+        try:
+            text = self.config.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return set()
+        bind = re.escape(self.bind)
+        return {int(port) for port in re.findall(rf"^\s+bind {bind}:(\d+)$", text, re.MULTILINE)}
+
+    def held_elsewhere(self, ports: Iterable[int]) -> set[int]:
+        """Of ``ports``, those another process listens on now (not this proxy): an endpoint
+        there would fail the proxy's start or reload (see the module doc)."""
+        mine = self.serving()
+        return {port for port in ports if port not in mine and not _bindable(self.bind, port)}
 
     @cached_property
     def relay_key(self) -> str:
@@ -224,6 +246,18 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listening socket could be bound on ``host:port`` now (as HAProxy binds:
+    ``SO_REUSEADDR``, so a closed connection's TIME_WAIT is no obstacle)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -251,6 +285,8 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str,
     lines = [
         "global",
         "    master-worker",
+        # a port is this proxy's alone (see the module doc)
+        "    noreuseport",
         f"    nbthread {proxy_threads()}",
         f"    pidfile {pidfile}",
         # a worker replaced by a reload ends once its requests are answered, 30 s at most

@@ -140,6 +140,15 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         proxy."""
         with self._publishing, self.registry.session() as s:
             rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
+            taken = self.proxy.held_elsewhere(row.port for row in rows if row.port is not None)
+            for row in rows:
+                if row.port in taken:  # by another process since it was chosen: move on
+                    log.warning(
+                        "service %s: port %s is taken by another process; its endpoint moves",
+                        row.id,
+                        row.port,
+                    )
+                    row.port = _free_port()
             backend = self.backend
             endpoints = []
             for row in rows:
@@ -527,7 +536,8 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
 
 
 def _free_port() -> int:
-    """A port free now on this machine: a new service's endpoint, kept for its life."""
+    """A port free now on this machine: a new service's endpoint, kept for its life (unless
+    another process takes it before the proxy binds it: :meth:`DeploymentService.publish`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

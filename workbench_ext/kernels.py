@@ -9,18 +9,20 @@ A kernelspec whose ``metadata.kernel_provisioner`` is ``{"provisioner_name":
    :func:`~workbench.config.default_owner`) in the registry of the Workbench server the
    provisioner runs in, else in the one ``Settings.from_env()`` names (``WORKBENCH_HOME``,
    ``WORKBENCH_DB_URL``). Owner or member only; it must be running.
-2. ``docker exec``, as the container's own user and inside its limits, runs a short
-   ``sh`` launcher that writes the connection file into a fresh 0700 folder of the
-   container's ``/tmp`` (``ip`` 0.0.0.0, the session key; ports 0 on a first start) and
-   then ``exec``s the kernelspec's argv. ipykernel binds five free ports of the container
-   and writes them back; the provisioner reads the folder (``get_archive``) and answers
-   with the host's side of the same connection: ``ip`` is the container's address on its
-   Docker network, which a Linux host reaches directly. No port is published.
+2. The workspaces' backend (:meth:`~workbench.backends.base.Backend.exec_start`: ``docker
+   exec`` on Docker; the provisioner has no Docker client of its own) runs, as the
+   container's own user and inside its limits, a short ``sh`` launcher that writes the
+   connection file into a fresh 0700 folder of the container's ``/tmp`` (``ip`` 0.0.0.0,
+   the session key; ports 0 on a first start) and then ``exec``s the kernelspec's argv.
+   ipykernel binds five free ports of the container and writes them back; the provisioner
+   reads the folder (``read_files``) and answers with the host's side of the same
+   connection: ``ip`` is the container's address on its Docker network, which a Linux
+   host reaches directly. No port is published.
    The kernel's ``WORKBENCH_TOKEN`` is its user's own token of the workspace's scope
    (:meth:`~workbench.workspaces.service.WorkspaceService.kernel_token`), made for this
    launch and revoked at its clean-up: a member's kernel acts as the member, never as the
    owner whose token the container's own environment holds.
-3. ``poll``/``wait`` read the exec's state from the engine; signals are ``kill`` run in
+3. ``poll``/``wait`` read the exec's state from the backend; signals are ``kill`` run in
    the container on the kernel's process group (the exec made it a session leader);
    ``cleanup`` removes the folder. A restart in the same container keeps the ports.
 
@@ -38,6 +40,7 @@ Errors: starting a kernel raises :class:`WorkspaceKernelError`, a tornado ``HTTP
     InvalidInput         the kernelspec names no workspace; a transport other than tcp
     Conflict             the workspace is not running (start it first) or lost its container
     BackendUnavailable   no Docker Engine answers
+    Unsupported          the server's backend runs no command in a container (not docker)
     BackendError         a Docker Engine call failed
     KernelLaunchFailed   the kernel exited or did not bind its ports in time (its log tail)
 
@@ -49,14 +52,12 @@ with jupyter_client, whose hooks it implements in order.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -64,10 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
 import jupyter_core.paths
-import requests
 import sqlalchemy as sa
 import zmq
 from jupyter_client.connect import KernelConnectionInfo, port_names
@@ -76,15 +74,16 @@ from jupyter_client.provisioning import KernelProvisionerBase
 from tornado import web
 from traitlets import CaselessStrEnum, Float, Int, Unicode
 
+from workbench.backends.base import Backend, RunState
 from workbench.config import Settings, default_owner
 from workbench.errors import (
     BackendError,
-    BackendUnavailable,
     Conflict,
     InvalidInput,
     KernelLaunchFailed,
     NotFound,
     PermissionDenied,
+    RunNotFound,
     Unauthenticated,
     WorkbenchError,
 )
@@ -117,6 +116,8 @@ _CURVE_PROBE = (
     "sys.exit(0 if 'curve_secretkey' in A.class_trait_names() else 3)"
 )
 _LOG_TAIL = 20
+#: the most the kernel's folder (its connection file, pid and log) may hold when read
+_FOLDER_MAX_BYTES = 8 << 20
 
 
 class WorkspaceKernelError(web.HTTPError):
@@ -245,7 +246,7 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         60.0, config=True, help="Seconds the kernel has to bind its ports in the container."
     )
 
-    _client: docker.DockerClient | None = None
+    _backend: Backend | None = None
     _container: _Container | None = None
     _folder: str = ""
     _exec_id: str | None = None
@@ -357,14 +358,11 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
 
     async def cleanup(self, restart: bool = False) -> None:
         """Remove the kernel's folder (its key) from the container and revoke its token; a
-        restart makes new ones. The Docker client closes unless a restart follows."""
+        restart makes new ones."""
         if self._container is not None and self._folder:
             await asyncio.to_thread(self._run_quietly, ["rm", "-rf", self._folder])
             self._folder = ""
         await self._forget_token()
-        if not restart and self._client is not None:
-            self._client.close()
-            self._client = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
@@ -401,32 +399,32 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         try:
             actor = _acting_user(wb)
             container_id = wb.workspaces.running_container(actor, self.workspace_id)
+            backend = wb.workspaces.backend
+            backend.require_exec()
+            self._backend = backend
             self._token = wb.workspaces.kernel_token(actor, self.workspace_id, self.kernel_id[:8])
             self._token_user = actor
         finally:
             if owned:
                 wb.close()
         try:
-            with _engine("inspecting the workspace's container"):
-                attrs = self._docker().api.inspect_container(container_id)
-        except docker.errors.NotFound:
-            attrs = {}
-        if not (attrs.get("State") or {}).get("Running"):
+            info = backend.status(container_id)
+        except RunNotFound:
+            info = None
+        if info is None or info.state is not RunState.RUNNING:
             raise Conflict(
                 f"Workspace {self.workspace_id}'s container is not running any more "
                 f"(not on this Docker Engine, or stopped); start the workspace again "
                 f"(`workbench workspace start {self.workspace_id}`).",
                 workspace=self.workspace_id,
             )
-        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-        ips = [net.get("IPAddress") for net in networks.values() if net.get("IPAddress")]
-        if not ips:
+        if not info.address:
             raise Conflict(
                 f"Workspace {self.workspace_id}'s container has no address on a Docker "
                 "network, so this host cannot reach a kernel in it.",
                 workspace=self.workspace_id,
             )
-        return _Container(attrs["Id"], ips[0])
+        return _Container(info.id, info.address)
 
     def _workbench(self) -> tuple[Workbench, bool]:
         """The Workbench of the server this provisioner runs in, else one built from the
@@ -472,22 +470,6 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             if owned:
                 wb.close()
 
-    def _docker(self) -> docker.DockerClient:
-        if self._client is None:
-            try:
-                client = docker.from_env(timeout=60)
-                client.ping()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-                raise BackendUnavailable(
-                    f"No Docker Engine answers at {where} ({e}); a workspace kernel runs in "
-                    "the workspace's container: start Docker (scripts/docker), then the "
-                    "workspace.",
-                    host=where,
-                ) from e
-            self._client = client
-        return self._client
-
     def _curve_wanted(self, executable: str) -> bool:
         """Whether to encrypt: the policy, and whether the image's ipykernel can."""
         policy = getattr(self._manager(), "transport_encryption", "disabled")
@@ -496,7 +478,7 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             return False
         if not zmq.has("curve"):
             why = "this host's pyzmq was built without CurveZMQ"
-        elif self._run([executable, "-c", _CURVE_PROBE])[0] != 0:
+        elif self._engine.exec_run(self._container_id, [executable, "-c", _CURVE_PROBE])[0] != 0:
             why = f"the ipykernel of workspace {self.workspace_id}'s image cannot encrypt"
         else:
             return True
@@ -514,19 +496,16 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
     def _start(
         self, cmd: list[str], env: dict[str, str], inside: dict[str, Any]
     ) -> tuple[str, int, dict[str, int]]:
-        api = self._docker().api
-        with _engine("starting the kernel"):
-            exec_id = api.exec_create(
-                self._container_id,
-                ["sh", "-c", _LAUNCHER, "workbench-kernel", self._folder, *cmd],
-                environment={**env, _CONNECTION_VAR: json.dumps(inside)},
-                workdir=self.cwd,
-            )["Id"]
-            api.exec_start(exec_id, detach=True)
+        exec_id = self._engine.exec_start(
+            self._container_id,
+            ["sh", "-c", _LAUNCHER, "workbench-kernel", self._folder, *cmd],
+            env={**env, _CONNECTION_VAR: json.dumps(inside)},
+            workdir=self.cwd,
+        )
         try:
             return exec_id, *self._wait_until_bound(exec_id)
         except BaseException:
-            with suppress(docker.errors.NotFound, BackendError):
+            with suppress(BackendError):
                 pid = self._read_folder().get("pid", b"").strip()
                 if pid.isdigit():
                     self._signal(int(pid), signal.SIGKILL)
@@ -565,36 +544,20 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
             time.sleep(0.1)
 
     def _read_folder(self) -> dict[str, bytes]:
-        """The kernel folder's files (its small ones), read through the engine."""
+        """The kernel folder's files, read through the backend (none once it is gone)."""
         try:
-            with _engine("reading the kernel's folder"):
-                chunks, _ = self._docker().api.get_archive(self._container_id, self._folder)
-                data = b"".join(chunks)
-        except docker.errors.NotFound:
+            return self._engine.read_files(self._container_id, self._folder, _FOLDER_MAX_BYTES)
+        except RunNotFound:
             return {}
-        files = {}
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                f = tar.extractfile(member) if member.isfile() else None
-                if f is not None:
-                    files[Path(member.name).name] = f.read()
-        return files
 
     def _exit_code(self, exec_id: str) -> int | None:
         try:
-            state = self._docker().api.exec_inspect(exec_id)
-        except docker.errors.NotFound:  # gone with its container
+            return self._engine.exec_exit_code(exec_id)
+        except RunNotFound:  # gone with its container
             return -signal.SIGKILL
-        except (
-            BackendError,
-            docker.errors.DockerException,
-            requests.exceptions.RequestException,
-        ) as exc:
+        except BackendError as exc:
             self.log.warning("Workspace kernel %s: no state from Docker: %s", self.kernel_id, exc)
             return None  # a hiccup of the engine must not restart a live kernel
-        if state.get("Running") or state.get("ExitCode") is None:
-            return None
-        return int(state["ExitCode"])
 
     def _signal(self, pid: int, signum: int) -> None:
         """``kill`` in the container, to the kernel's process group (else the kernel)."""
@@ -602,23 +565,28 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         if code != 0:
             self.log.debug("Workspace kernel %s: signal %s: %s", self.kernel_id, signum, out)
 
-    def _run(self, cmd: list[str]) -> tuple[int, str]:
-        """Run a short command in the container as its user; (exit code, output)."""
-        api = self._docker().api
-        with _engine(f"running {cmd[0]} in the workspace's container"):
-            exec_id = api.exec_create(self._container_id, cmd)["Id"]
-            output = api.exec_start(exec_id)
-            code = api.exec_inspect(exec_id).get("ExitCode")
-        return int(code or 0), output.decode(errors="replace")
-
     def _run_quietly(self, cmd: list[str]) -> tuple[int, str]:
-        """:meth:`_run` for clean-ups: a missing container or engine is not an error."""
+        """A short command in the container as its user, for clean-ups: (exit code,
+        output); a missing container or engine is not an error."""
         try:
-            return self._run(cmd)
-        except (docker.errors.NotFound, BackendError) as exc:
-            return -1, str(exc)
+            return self._engine.exec_run(self._container_id, cmd)
+        except BackendError as exc:
+            return -1, str(exc.message)
 
     # --- helpers --------------------------------------------------------------------------
+
+    @property
+    def _engine(self) -> Backend:
+        """The workspaces' backend, which runs the kernel's commands in the container
+        (found again by a provisioner restored from its info)."""
+        if self._backend is None:
+            wb, owned = self._workbench()
+            try:
+                self._backend = wb.workspaces.backend
+            finally:
+                if owned:
+                    wb.close()
+        return self._backend
 
     @property
     def _container_id(self) -> str:
@@ -646,14 +614,3 @@ def _acting_user(wb: Workbench) -> Actor:
             "open JupyterLab through `workbench lab` or ask an admin to add the user."
         )
     return actor
-
-
-@contextmanager
-def _engine(action: str) -> Iterator[None]:
-    """Docker SDK errors as :class:`BackendError`; ``NotFound`` is left to the caller."""
-    try:
-        yield
-    except docker.errors.NotFound:
-        raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise BackendError(f"The Docker Engine failed while {action}: {exc}") from exc

@@ -218,6 +218,46 @@ def _wait_for(condition, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.backends("docker")  # local and fake do not run commands in a run (below)
+def test_commands_run_in_a_running_run_and_its_folder_is_read(harness: Harness):
+    backend = harness.backend
+    info = backend.run(harness.spec("exec", ("sleep", "60")))
+    code, output = backend.exec_run(info.id, sh("echo out; echo err >&2; exit 4"))
+    assert (code, sorted(output.split())) == (4, ["err", "out"])  # both streams, any order
+    started = backend.exec_start(
+        info.id,
+        sh('mkdir -p /tmp/k && echo "$GREETING" > /tmp/k/a && pwd > /tmp/k/b; sleep 1; exit 3'),
+        env={"GREETING": "hello"},
+        workdir="/tmp",
+    )
+    assert backend.exec_exit_code(started) is None  # it sleeps
+    _wait_for(lambda: backend.exec_exit_code(started) is not None)
+    assert backend.exec_exit_code(started) == 3
+    assert backend.read_files(info.id, "/tmp/k") == {"a": b"hello\n", "b": b"/tmp\n"}
+    assert backend.read_files(info.id, "/tmp/nothing") == {}
+    # what the run left is hostile: no link is followed, no folder below is read, no big one
+    code, _ = backend.exec_run(
+        info.id,
+        sh(
+            "mkdir -p /tmp/k/sub && echo deep > /tmp/k/sub/c && ln -s /etc/hostname /tmp/k/link"
+            " && head -c 200000 /dev/zero > /tmp/big"
+        ),
+    )
+    assert code == 0
+    assert set(backend.read_files(info.id, "/tmp/k")) == {"a", "b"}
+    with pytest.raises(BackendError, match="more than 100000 bytes"):
+        backend.read_files(info.id, "/tmp", max_bytes=100_000)
+    backend.remove(info.id)
+    for call in (
+        lambda: backend.exec_run(info.id, ("true",)),
+        lambda: backend.exec_start(info.id, ("true",), env={}, workdir="/"),
+        lambda: backend.read_files(info.id, "/tmp/k"),
+        lambda: backend.exec_exit_code(started),
+    ):
+        with pytest.raises(RunNotFound):
+            call()
+
+
 def test_what_a_backend_cannot_do_is_unsupported_with_what_to_do(harness: Harness, tmp_path):
     """The capabilities the services ask (``saves_images``, ``pulls_images``) match what
     the backend does: where one is False, its methods raise Unsupported, never a crash."""
@@ -237,8 +277,17 @@ def test_what_a_backend_cannot_do_is_unsupported_with_what_to_do(harness: Harnes
             backend.require_pull()
     else:
         backend.require_pull()
-    assert (backend.saves_images, backend.pulls_images) == {
-        "docker": (True, True),
-        "local": (False, False),
-        "fake": (True, False),
+    if not backend.execs:
+        for call in (
+            lambda: backend.exec_run("x", ("true",)),
+            lambda: backend.exec_start("x", ("true",), env={}, workdir="/"),
+            lambda: backend.exec_exit_code("x"),
+            lambda: backend.read_files("x", "/tmp"),
+        ):
+            with pytest.raises(Unsupported, match="WORKBENCH_BACKEND=docker"):
+                call()
+    assert (backend.saves_images, backend.pulls_images, backend.execs) == {
+        "docker": (True, True, True),
+        "local": (False, False, False),
+        "fake": (True, False, False),
     }[backend.name]

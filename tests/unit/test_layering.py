@@ -1,5 +1,6 @@
 """The layering rules: the core library never imports Jupyter, tornado or ipywidgets; its
-import graph has no cycle; the job runner builds on no area that has job kinds."""
+import graph has no cycle; the job runner builds on no area that has job kinds; Docker is
+reached through the backend only."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def test_core_never_imports_jupyter_or_widgets():
         if "widgets" not in path.relative_to(CORE).parts
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_the_backends_import_the_docker_sdk():
+    """Docker only through :mod:`workbench.backends` (the server extension too: a
+    workspace's kernels run through the backend's exec)."""
+    product = [*CORE.rglob("*.py"), *(CORE.parent / "workbench_ext").rglob("*.py")]
+    offenders = sorted(
+        str(path.relative_to(CORE.parent))
+        for path in product
+        if "backends" not in path.relative_to(CORE.parent).parts
+        and any(m.split(".")[0] == "docker" for m in imported_modules(path))
+    )
+    assert offenders == []
 
 
 def test_only_the_widgets_package_imports_ipywidgets():

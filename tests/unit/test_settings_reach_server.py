@@ -67,6 +67,7 @@ NOT_SETTINGS = {
     "WORKBENCH_ENV_HASH": "the label an environment image carries",
     "WORKBENCH_WORKSPACE": "a workspace container's own id",
     "WORKBENCH_TEST_PG_URL": "the suite's PostgreSQL",
+    "WORKBENCH_TEST_REGISTRY": "the suite's image registry",
     "WORKBENCH_TEST_BASE_IMAGE": "the suite's base image",
     "WORKBENCH_TEST_ENV_TAG": "the tag of the suite's environment images",
     "WORKBENCH_CHROMIUM": "the browser tests' Chromium",

@@ -4,7 +4,8 @@ A backend runs an image with a command, mounts, environment, ports and limits; s
 starts again (files kept), removes; reports status and logs; and manages images (build
 from a folder with a Dockerfile, load from a ``docker save`` tar, save to a tar, import a
 root filesystem tar, inspect, tag, remove). Every run carries labels, so what Workbench started
-can be listed and reconciled after a restart.
+can be listed and reconciled after a restart. Where :attr:`Backend.execs`, it also runs
+commands in a running run and reads a folder of it (a workspace's kernels).
 
 The methods are synchronous (services call them from a worker thread); long operations
 (builds, log following) yield lines as they come. Implementations convert their
@@ -20,7 +21,7 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -223,6 +224,9 @@ class Backend(ABC):
     #: its images are container images, which ``docker save`` tars hold: it loads and
     #: saves them (:meth:`load_image`, :meth:`save_image`) and tags them
     saves_images: ClassVar[bool] = True
+    #: it runs commands in a running run and reads its files (:meth:`exec_run`,
+    #: :meth:`exec_start`, :meth:`exec_exit_code`, :meth:`read_files`)
+    execs: ClassVar[bool] = False
 
     def host_gateway(self) -> str | None:
         """The address at which runs reach services of the host that listen there, when
@@ -341,6 +345,49 @@ class Backend(ABC):
         :class:`Unsupported` where :attr:`pulls_images` is False."""
         self.require_pull()
         raise NotImplementedError
+
+    # --- commands in a running run (where :attr:`execs`) -----------------------------------
+
+    def exec_run(self, run_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        """Run ``argv`` in the running run ``run_id``, as its own user and inside its
+        limits, and wait for it: its exit code and its output (stdout and stderr).
+        :class:`RunNotFound` if the run is gone."""
+        self.require_exec()
+        raise NotImplementedError
+
+    def exec_start(
+        self, run_id: str, argv: Sequence[str], *, env: Mapping[str, str], workdir: str
+    ) -> str:
+        """Start ``argv`` in the running run ``run_id`` as :meth:`exec_run` does, with
+        ``env`` added to the run's environment, in ``workdir``, without waiting: the id to
+        ask :meth:`exec_exit_code` with. :class:`RunNotFound` if the run is gone."""
+        self.require_exec()
+        raise NotImplementedError
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """The exit code of what :meth:`exec_start` started, None while it runs;
+        :class:`RunNotFound` once it is gone (with its run)."""
+        self.require_exec()
+        raise NotImplementedError
+
+    def read_files(self, run_id: str, folder: str, max_bytes: int = 1 << 20) -> dict[str, bytes]:
+        """The regular files directly in ``folder`` of the run ``run_id`` (by name), none
+        if there is no such folder. What a run wrote is hostile: links and other kinds of
+        file are left out, and :class:`BackendError` refuses a folder of more than
+        ``max_bytes``. :class:`RunNotFound` if the run is gone."""
+        self.require_exec()
+        raise NotImplementedError
+
+    def require_exec(self) -> None:
+        """:class:`Unsupported`, with what to do instead, unless this backend execs."""
+        if self.execs:
+            return
+        raise Unsupported(
+            f"running a command in a run needs a Docker Engine; this server's backend is "
+            f"{self.name!r}. Start the server with the docker backend (WORKBENCH_BACKEND="
+            "docker) to run a notebook's kernel in a workspace.",
+            backend=self.name,
+        )
 
     def require_pull(self) -> None:
         """:class:`Unsupported`, with what to do instead, unless this backend pulls."""

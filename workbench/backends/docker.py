@@ -40,14 +40,16 @@ from __future__ import annotations
 
 import builtins
 import codecs
+import io
 import ipaddress
 import math
 import os
 import re
+import tarfile
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -109,6 +111,7 @@ class DockerBackend(Backend):
 
     name = "docker"
     pulls_images = True
+    execs = True
     #: capabilities added back after dropping them all (none: see the module docstring)
     cap_add: ClassVar[tuple[str, ...]] = ()
     #: seconds :meth:`remove` lets a running container stop before killing it
@@ -337,6 +340,61 @@ class DockerBackend(Backend):
             if labels is None or all(info.labels.get(k) == v for k, v in labels.items()):
                 infos.append(info)
         return infos
+
+    # --- commands in a running run --------------------------------------------------------
+
+    def exec_run(self, run_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        with _engine_errors(run=run_id):
+            exec_id = self._api.exec_create(run_id, list(argv))["Id"]
+            output = self._api.exec_start(exec_id)
+            code = self._api.exec_inspect(exec_id).get("ExitCode")
+        return int(code or 0), output.decode(errors="replace")
+
+    def exec_start(
+        self, run_id: str, argv: Sequence[str], *, env: Mapping[str, str], workdir: str
+    ) -> str:
+        with _engine_errors(run=run_id):
+            exec_id = str(
+                self._api.exec_create(run_id, list(argv), environment=dict(env), workdir=workdir)[
+                    "Id"
+                ]
+            )
+            self._api.exec_start(exec_id, detach=True)
+        return exec_id
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        with _engine_errors(run=exec_id):
+            state = self._api.exec_inspect(exec_id)
+        if state.get("Running") or state.get("ExitCode") is None:
+            return None
+        return int(state["ExitCode"])
+
+    def read_files(self, run_id: str, folder: str, max_bytes: int = 1 << 20) -> dict[str, bytes]:
+        try:
+            with _engine_errors(run=run_id):
+                chunks, _ = self._api.get_archive(run_id, folder)
+                data = bytearray()
+                for chunk in chunks:
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise BackendError(
+                            f"{folder} of run {run_id} holds more than {max_bytes} bytes; "
+                            "only a small folder is read.",
+                            run=run_id,
+                        )
+        except RunNotFound:  # no such folder, or no such run
+            self.status(run_id)  # RunNotFound if it is the run
+            return {}
+        base = Path(folder.rstrip("/")).name
+        files = {}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                path = Path(member.name)
+                if member.isfile() and path.parent.name == base and path.parent.parent == Path():
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        files[path.name] = extracted.read()
+        return files
 
     # --- images ---------------------------------------------------------------------------
 

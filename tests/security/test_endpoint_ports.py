@@ -7,11 +7,17 @@
   service were silently answered by the second home's replicas. Safe outcome: the second
   proxy cannot bind the port (its start fails loudly), every request still reaches the
   first service, and a home whose service's port was taken moves that endpoint to a free
-  port when it publishes.
+  port when it publishes, and tells its owner.
+- Attack: a port is taken between the check and the proxy's reload. Safe outcome: the
+  reload fails loudly, the endpoints already served go on, and the proxy does not count
+  the port as its own (the next publish moves that endpoint instead of failing forever).
+- A proxy started before this rule (its listeners shared) starts again on its next change
+  instead of handing its shared listeners to a reload.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,8 +59,8 @@ def upstream(name: str) -> Iterator[str]:
         server.server_close()
 
 
-def endpoint(port: int, replica: str) -> list[Endpoint]:
-    return [Endpoint(1, "svc", port, (replica,), "/health", public=True)]
+def endpoint(port: int, replica: str, service_id: int = 1) -> list[Endpoint]:
+    return [Endpoint(service_id, f"svc{service_id}", port, (replica,), "/health", public=True)]
 
 
 def test_a_second_proxy_cannot_take_a_served_port(tmp_path: Path):
@@ -93,6 +99,9 @@ def test_a_service_whose_port_was_taken_moves_when_it_publishes(tmp_path: Path):
                 moved = s.scalar(sa.select(Service.port).where(Service.id == service_id))
             assert moved is not None and moved != port
             assert wb.deployments.proxy.serving() == {moved}
+            with wb.registry.session() as s:
+                message = s.scalar(sa.select(Service.message).where(Service.id == service_id))
+            assert f"moved from port {port} to {moved}" in str(message)
             # the squatter's endpoint is its own still; the service answers on its new port
             assert httpx.get(f"http://127.0.0.1:{port}/").text == "squatter"
             stopped = httpx.get(f"http://127.0.0.1:{moved}/v2/health/ready")
@@ -101,3 +110,39 @@ def test_a_service_whose_port_was_taken_moves_when_it_publishes(tmp_path: Path):
         wb.deployments.proxy.stop()
         squatter.stop()
         wb.close()
+
+
+def test_a_port_taken_before_a_reload_fails_it_and_is_not_counted_as_served(tmp_path: Path):
+    proxy = Proxy(tmp_path / "proxy")
+    first, second = free_port(), free_port()
+    with upstream("one") as one, upstream("two") as two, socket.socket() as squatter:
+        try:
+            proxy.apply(endpoint(first, one))
+            squatter.bind(("127.0.0.1", second))
+            squatter.listen()
+            with pytest.raises(ProxyUnavailable, match=f"listens on port\\(s\\) {second},"):
+                proxy.apply([*endpoint(first, one), *endpoint(second, two, service_id=2)])
+            assert proxy.serving() == {first}
+            assert proxy.held_elsewhere([first, second]) == {second}
+            assert httpx.get(f"http://127.0.0.1:{first}/").text == "one"
+        finally:
+            proxy.stop()
+
+
+def test_a_proxy_that_shares_its_ports_starts_again_on_its_next_change(tmp_path: Path):
+    proxy = Proxy(tmp_path / "proxy")
+    port = free_port()
+    with upstream("one") as one:
+        try:
+            proxy.apply(endpoint(port, one))
+            master = proxy.master()
+            proxy.apply(endpoint(port, one))
+            assert proxy.master() == master  # a reload: the same master
+            # as a proxy started before noreuseport was written
+            text = proxy.config.read_text()
+            proxy.config.write_text(text.replace("    noreuseport\n", ""))
+            proxy.apply(endpoint(port, one))
+            assert proxy.master() not in (None, master)
+            assert httpx.get(f"http://127.0.0.1:{port}/").text == "one"
+        finally:
+            proxy.stop()

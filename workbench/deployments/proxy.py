@@ -80,6 +80,8 @@ class Proxy:
         self.pidfile = folder / "haproxy.pid"
         self.keys = folder / "keys.map"
         self.relay_file = folder / "relay.key"
+        #: the ports of the last configuration the proxy was seen serving
+        self.served = folder / "served.ports"
 
     def available(self) -> bool:
         return shutil.which(self.binary) is not None
@@ -108,13 +110,30 @@ class Proxy:
                 raise ProxyUnavailable(
                     f"the proxy's configuration is refused: {check.stderr[-1500:]}"
                 )
-            os.replace(candidate, self.config)
             master = self.master()
+            if master is not None and not _binds_alone(self.config):
+                # started before ports were bound alone: a reload would hand its shared
+                # listeners on, so it starts again (once; its endpoints pause meanwhile)
+                self._end(master)
+                master = None
+            os.replace(candidate, self.config)
             if master is None:
                 self._start()
             else:
                 os.kill(master, signal.SIGUSR2)
-            self._wait_serving(endpoints, generation)
+            try:
+                self._wait_serving(endpoints, generation)
+            except ProxyUnavailable as exc:
+                taken = sorted(self.held_elsewhere(e.port for e in endpoints))
+                if not taken:
+                    raise
+                raise ProxyUnavailable(
+                    f"{exc.message}: another process on this machine listens on port(s) "
+                    f"{', '.join(map(str, taken))}, which the proxy cannot share; the next "
+                    "publish moves those endpoints to free ports.",
+                    ports=taken,
+                ) from exc
+            self.served.write_text("".join(f"{e.port}\n" for e in endpoints))
 
     def stop(self) -> None:
         """End the proxy (every endpoint refuses connections until the next :meth:`apply`):
@@ -124,22 +143,26 @@ class Proxy:
         with self._locked():
             master = self.master()
             if master is not None:
-                os.kill(master, signal.SIGTERM)
-                deadline = time.monotonic() + 5
-                while _alive(master) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                self._end(master)
             self.pidfile.unlink(missing_ok=True)
+            self.served.unlink(missing_ok=True)
+
+    def _end(self, master: int) -> None:
+        """SIGTERM to the master, and a few seconds for it to end."""
+        os.kill(master, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _alive(master) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def serving(self) -> set[int]:
-        """The ports this folder's running proxy listens on (its configuration's)."""
+        """The ports this folder's running proxy listens on: those of the last
+        configuration it was seen serving (not of one whose reload failed)."""
         if self.master() is None:
             return set()
         try:
-            text = self.config.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            return {int(port) for port in self.served.read_text().split()}
+        except (FileNotFoundError, ValueError):
             return set()
-        bind = re.escape(self.bind)
-        return {int(port) for port in re.findall(rf"^\s+bind {bind}:(\d+)$", text, re.MULTILINE)}
 
     def held_elsewhere(self, ports: Iterable[int]) -> set[int]:
         """Of ``ports``, those another process listens on now (not this proxy): an endpoint
@@ -244,6 +267,15 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _binds_alone(config: Path) -> bool:
+    """Whether the running configuration binds its ports without ``SO_REUSEPORT``."""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return re.search(r"^\s+noreuseport$", text, re.MULTILINE) is not None
 
 
 def _bindable(host: str, port: int) -> bool:

@@ -22,6 +22,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -140,15 +141,19 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         proxy."""
         with self._publishing, self.registry.session() as s:
             rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
-            taken = self.proxy.held_elsewhere(row.port for row in rows if row.port is not None)
+            ports = {row.port for row in rows if row.port is not None}
             for row in rows:
-                if row.port in taken:  # by another process since it was chosen: move on
-                    log.warning(
-                        "service %s: port %s is taken by another process; its endpoint moves",
-                        row.id,
-                        row.port,
+                if row.port in self.proxy.held_elsewhere([row.port]):
+                    # another process took it since it was chosen: the endpoint moves, and
+                    # its owner is told where
+                    new = _free_port(ports)
+                    ports.add(new)
+                    row.message = (
+                        f"The endpoint moved from port {row.port} to {new}: another process "
+                        f"on this machine took {row.port}. Callers use {self.proxy.bind}:{new}."
                     )
-                    row.port = _free_port()
+                    log.warning("service %s: %s", row.id, row.message)
+                    row.port = new
             backend = self.backend
             endpoints = []
             for row in rows:
@@ -351,9 +356,10 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
                     field="name",
                 )
             key, key_hash = new_key()
+            ports = s.scalars(sa.select(Service.port).where(Service.port.is_not(None))).all()
             service = Service(
                 name=request.name,
-                port=_free_port(),
+                port=_free_port({p for p in ports if p is not None}),
                 owner_id=actor.id,
                 visibility=request.visibility,
                 model_version_id=version.id if version is not None else None,
@@ -535,12 +541,16 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         )
 
 
-def _free_port() -> int:
-    """A port free now on this machine: a new service's endpoint, kept for its life (unless
-    another process takes it before the proxy binds it: :meth:`DeploymentService.publish`)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_port(taken: Collection[int] = ()) -> int:
+    """A port free now on this machine and not among ``taken`` (the services' ports): a new
+    service's endpoint, kept for its life (unless another process takes it before the
+    proxy binds it: :meth:`DeploymentService.publish`)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in taken:
+            return port
 
 
 def _active(s: Session, job_id: int) -> bool:

@@ -85,6 +85,7 @@ from workbench.errors import (
     PermissionDenied,
     RunNotFound,
     Unauthenticated,
+    Unsupported,
     WorkbenchError,
 )
 from workbench.schemas.users import NewToken
@@ -496,12 +497,19 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
     def _start(
         self, cmd: list[str], env: dict[str, str], inside: dict[str, Any]
     ) -> tuple[str, int, dict[str, int]]:
-        exec_id = self._engine.exec_start(
-            self._container_id,
-            ["sh", "-c", _LAUNCHER, "workbench-kernel", self._folder, *cmd],
-            env={**env, _CONNECTION_VAR: json.dumps(inside)},
-            workdir=self.cwd,
-        )
+        try:
+            exec_id = self._engine.exec_start(
+                self._container_id,
+                ["sh", "-c", _LAUNCHER, "workbench-kernel", self._folder, *cmd],
+                env={**env, _CONNECTION_VAR: json.dumps(inside)},
+                workdir=self.cwd,
+            )
+        except RunNotFound as exc:  # gone since it was found
+            raise Conflict(
+                f"Workspace {self.workspace_id}'s container is gone; start the workspace "
+                f"again (`workbench workspace start {self.workspace_id}`).",
+                workspace=self.workspace_id,
+            ) from exc
         try:
             return exec_id, *self._wait_until_bound(exec_id)
         except BaseException:
@@ -509,7 +517,7 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
                 pid = self._read_folder().get("pid", b"").strip()
                 if pid.isdigit():
                     self._signal(int(pid), signal.SIGKILL)
-                self._run_quietly(["rm", "-rf", self._folder])
+            self._run_quietly(["rm", "-rf", self._folder])  # even if the folder was not read
             raise
 
     def _wait_until_bound(self, exec_id: str) -> tuple[int, dict[str, int]]:
@@ -553,10 +561,10 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
     def _exit_code(self, exec_id: str) -> int | None:
         try:
             return self._engine.exec_exit_code(exec_id)
-        except RunNotFound:  # gone with its container
+        except (RunNotFound, Unsupported):  # gone with its container; no engine to ask
             return -signal.SIGKILL
-        except BackendError as exc:
-            self.log.warning("Workspace kernel %s: no state from Docker: %s", self.kernel_id, exc)
+        except WorkbenchError as exc:  # the engine, or this server's registry (a restore)
+            self.log.warning("Workspace kernel %s: no state: %s", self.kernel_id, exc.message)
             return None  # a hiccup of the engine must not restart a live kernel
 
     def _signal(self, pid: int, signum: int) -> None:
@@ -570,8 +578,8 @@ class WorkspaceKernelProvisioner(KernelProvisionerBase):
         output); a missing container or engine is not an error."""
         try:
             return self._engine.exec_run(self._container_id, cmd)
-        except BackendError as exc:
-            return -1, str(exc.message)
+        except WorkbenchError as exc:
+            return -1, exc.message
 
     # --- helpers --------------------------------------------------------------------------
 

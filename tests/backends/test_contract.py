@@ -13,6 +13,7 @@ import pytest
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, TEST_LABEL, Harness, sh
 from workbench.backends import MANAGED_LABEL, Mount, RunState
+from workbench.backends.base import EXEC_OUTPUT_MAX_BYTES
 from workbench.errors import BackendError, ImageNotFound, RunNotFound, Unsupported
 
 SIGTERM_EXIT = 143  # every backend stops with SIGTERM first; the commands honour it
@@ -221,7 +222,7 @@ def _wait_for(condition, timeout: float = 20) -> None:
 @pytest.mark.backends("docker")  # local and fake do not run commands in a run (below)
 def test_commands_run_in_a_running_run_and_its_folder_is_read(harness: Harness):
     backend = harness.backend
-    info = backend.run(harness.spec("exec", ("sleep", "60")))
+    info = backend.run(harness.spec("exec", ("sleep", "60"), user="4321:4321"))
     code, output = backend.exec_run(info.id, sh("echo out; echo err >&2; exit 4"))
     assert (code, sorted(output.split())) == (4, ["err", "out"])  # both streams, any order
     started = backend.exec_start(
@@ -247,6 +248,19 @@ def test_commands_run_in_a_running_run_and_its_folder_is_read(harness: Harness):
     assert set(backend.read_files(info.id, "/tmp/k")) == {"a", "b"}
     with pytest.raises(BackendError, match="more than 100000 bytes"):
         backend.read_files(info.id, "/tmp", max_bytes=100_000)
+    # a folder that is a link (to one the run may not show), however it is named; a FIFO
+    code, _ = backend.exec_run(
+        info.id, sh("ln -s /etc /tmp/folder && mkdir /tmp/f && mkfifo /tmp/f/pipe")
+    )
+    assert code == 0
+    for name in ("/tmp/folder", "/tmp/folder/", "/tmp/folder/.", "/tmp/f"):
+        assert backend.read_files(info.id, name) == {}, name
+    # as the run's own user; output kept to its end; a command that does not end
+    assert backend.exec_run(info.id, ("id", "-u"))[1] == "4321\n"
+    code, output = backend.exec_run(info.id, sh("head -c 300000 /dev/zero | tr '\\0' x; echo end"))
+    assert code == 0 and len(output) == EXEC_OUTPUT_MAX_BYTES and output.endswith("xend\n")
+    with pytest.raises(BackendError, match="did not end within 1 s"):
+        backend.exec_run(info.id, sh("while :; do echo x; sleep 0.1; done"), timeout=1)
     backend.remove(info.id)
     for call in (
         lambda: backend.exec_run(info.id, ("true",)),

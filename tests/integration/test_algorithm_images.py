@@ -235,6 +235,8 @@ def test_a_pull_by_reference_becomes_the_training_image(
     reference = image_registry.push(
         f"wbtest/tiny-train:{bench.run}", f"team/tiny-train:{bench.run}"
     )
+    with pytest.raises(ImageNotFound):  # gone from the engine: the pull downloads it
+        docker_backend.inspect_image(loaded)
     algo = bench.wb.algorithms.pull_image(bench.bob, algo_id, "train", reference)
     image = algo.train
     assert (image.state, image.source, image.source_detail) == ("ready", "pull", reference)

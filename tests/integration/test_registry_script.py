@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "registry"
 
@@ -41,8 +42,9 @@ def test_it_starts_once_and_answers_the_registry_api(tmp_path):
         subprocess.run(["pkill", "-f", f"docker-registry serve {tmp_path}/config.yml"])
 
 
-def test_an_address_other_machines_reach_is_refused(tmp_path):
-    done = _registry(WORKBENCH_REGISTRY_ADDR="0.0.0.0:5999", WORKBENCH_REGISTRY_DATA=str(tmp_path))
+@pytest.mark.parametrize("address", ["0.0.0.0:5999", "127.evil.example:5999", "127.0.0.1:1\nx"])
+def test_an_address_other_machines_reach_is_refused(tmp_path, address):
+    done = _registry(WORKBENCH_REGISTRY_ADDR=address, WORKBENCH_REGISTRY_DATA=str(tmp_path))
     assert done.returncode == 1 and done.stdout == ""
     assert "not a loopback address" in done.stderr and "no TLS nor login" in done.stderr
     assert not (tmp_path / "config.yml").exists()

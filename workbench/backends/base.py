@@ -79,6 +79,9 @@ class LineSplitter:
         return line
 
 
+#: the most of a command's output :meth:`Backend.exec_run` keeps (its end)
+EXEC_OUTPUT_MAX_BYTES = 64 * 1024
+
 #: :attr:`RunSpec.network` for a run with no network at all
 NO_NETWORK: Literal["none"] = "none"
 
@@ -348,10 +351,12 @@ class Backend(ABC):
 
     # --- commands in a running run (where :attr:`execs`) -----------------------------------
 
-    def exec_run(self, run_id: str, argv: Sequence[str]) -> tuple[int, str]:
+    def exec_run(self, run_id: str, argv: Sequence[str], *, timeout: float = 60) -> tuple[int, str]:
         """Run ``argv`` in the running run ``run_id``, as its own user and inside its
-        limits, and wait for it: its exit code and its output (stdout and stderr).
-        :class:`RunNotFound` if the run is gone."""
+        limits, and wait for it: its exit code and the end of its output (stdout and
+        stderr, the last :data:`EXEC_OUTPUT_MAX_BYTES`: the run is hostile and may print
+        without end). :class:`BackendError` if it has not ended within ``timeout`` seconds
+        (it is left running); :class:`RunNotFound` if the run is gone."""
         self.require_exec()
         raise NotImplementedError
 

@@ -44,10 +44,12 @@ import io
 import ipaddress
 import math
 import os
+import posixpath
 import re
 import tarfile
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -61,6 +63,7 @@ from docker.types import DeviceRequest, LogConfig
 from docker.utils import parse_repository_tag
 
 from workbench.backends.base import (
+    EXEC_OUTPUT_MAX_BYTES,
     MANAGED_LABEL,
     NO_NETWORK,
     Backend,
@@ -343,12 +346,27 @@ class DockerBackend(Backend):
 
     # --- commands in a running run --------------------------------------------------------
 
-    def exec_run(self, run_id: str, argv: Sequence[str]) -> tuple[int, str]:
+    def exec_run(self, run_id: str, argv: Sequence[str], *, timeout: float = 60) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        output = bytearray()
         with _engine_errors(run=run_id):
             exec_id = self._api.exec_create(run_id, list(argv))["Id"]
-            output = self._api.exec_start(exec_id)
-            code = self._api.exec_inspect(exec_id).get("ExitCode")
-        return int(code or 0), output.decode(errors="replace")
+            chunks = self._api.exec_start(exec_id, stream=True)
+            try:
+                for chunk in chunks:
+                    output += chunk
+                    del output[:-EXEC_OUTPUT_MAX_BYTES]
+                    if time.monotonic() > deadline:
+                        break
+            finally:
+                chunks.close()
+            state = self._api.exec_inspect(exec_id)
+        if state.get("Running") or state.get("ExitCode") is None:
+            raise BackendError(
+                f"{argv[0]} in run {run_id} did not end within {timeout:g} s; it is left running.",
+                run=run_id,
+            )
+        return int(state["ExitCode"]), output.decode(errors="replace")
 
     def exec_start(
         self, run_id: str, argv: Sequence[str], *, env: Mapping[str, str], workdir: str
@@ -370,30 +388,40 @@ class DockerBackend(Backend):
         return int(state["ExitCode"])
 
     def read_files(self, run_id: str, folder: str, max_bytes: int = 1 << 20) -> dict[str, bytes]:
+        # no trailing "/" or "/.": the engine would then follow a folder that is a link
+        folder = posixpath.normpath(folder)
+        data = bytearray()
         try:
             with _engine_errors(run=run_id):
                 chunks, _ = self._api.get_archive(run_id, folder)
-                data = bytearray()
-                for chunk in chunks:
-                    data += chunk
-                    if len(data) > max_bytes:
-                        raise BackendError(
-                            f"{folder} of run {run_id} holds more than {max_bytes} bytes; "
-                            "only a small folder is read.",
-                            run=run_id,
-                        )
+                try:
+                    for chunk in chunks:
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise BackendError(
+                                f"{folder} of run {run_id} holds more than {max_bytes} bytes; "
+                                "only a small folder is read.",
+                                run=run_id,
+                            )
+                finally:
+                    chunks.close()
         except RunNotFound:  # no such folder, or no such run
             self.status(run_id)  # RunNotFound if it is the run
             return {}
-        base = Path(folder.rstrip("/")).name
+        base = posixpath.basename(folder)
         files = {}
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar.getmembers():
-                path = Path(member.name)
-                if member.isfile() and path.parent.name == base and path.parent.parent == Path():
-                    extracted = tar.extractfile(member)
-                    if extracted is not None:
-                        files[path.name] = extracted.read()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                for member in tar.getmembers():
+                    parent, name = posixpath.split(member.name)
+                    if member.isfile() and parent == base:
+                        extracted = tar.extractfile(member)
+                        if extracted is not None:
+                            files[name] = extracted.read()
+        except tarfile.TarError as exc:  # cut short: the run stopped meanwhile
+            raise BackendError(
+                f"reading {folder} of run {run_id} failed: {exc}", run=run_id
+            ) from exc
         return files
 
     # --- images ---------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -337,3 +338,12 @@ def _no_proxy_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> It
 
     for pidfile in tmp_path_factory.getbasetemp().rglob("haproxy.pid"):
         Proxy(pidfile.parent).stop()
+
+
+def until(condition: Callable[[], Any], timeout: float = 10, interval: float = 0.02) -> Any:
+    """What ``condition`` answers once it is true; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not reached in {timeout:g} s"
+        time.sleep(interval)
+    return value

@@ -7,15 +7,13 @@ crash, the time limit) leaving the version's other formats as they were."""
 from __future__ import annotations
 
 import json
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import add_environment, add_people, make_workbench
+from tests.conftest import add_environment, add_people, make_workbench, until
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs.states import JobState
 from workbench.models.schemas import (
@@ -64,14 +62,6 @@ def version_of(wb: Workbench, owner: Any, tmp_path: Path, *, signature: bool = T
         (source / "signature.json").write_text(json.dumps(SIGNATURE))
     lineage = NewVersion(environment_id=env)
     return wb.model_versions.register_version(model, source, lineage, staging="t").id
-
-
-def until(condition: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return value
 
 
 def running_run(wb: Workbench, job_id: int) -> Any:

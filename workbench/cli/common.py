@@ -111,6 +111,8 @@ def given(options: dict[str, Any]) -> dict[str, Any]:
 
 #: ``--json``: print what the command found as JSON instead of lines for people
 json_option = click.option("--json", "as_json", is_flag=True)
+#: ``--mine``: only the caller's own things (left out: None, whatever the server shows)
+mine_option = click.option("--mine", is_flag=True, flag_value=True, default=None, help="Only mine.")
 #: ``--search``: the text a list's things have in their names or descriptions
 search_option = click.option("--search", "q", help="Text to find in names and descriptions.")
 

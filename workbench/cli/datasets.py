@@ -25,14 +25,14 @@ def _print_dataset(ds: DatasetInfo) -> None:
 
 
 @common.list_command(dataset, "list", _print_dataset)
-@click.option("--mine", is_flag=True, help="Only datasets I own.")
+@common.mine_option
 @click.option("--purpose", type=common.choice(Purpose))
 @click.option("--state", type=common.choice(PublishState))
 @common.search_option
 @common.json_option
-def dataset_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[DatasetInfo]:
+def dataset_list(c: WorkbenchClient, **filters: Any) -> list[DatasetInfo]:
     """Datasets you can see: yours, the public ones and the presets."""
-    return c.datasets.list(mine=mine or None, **filters)
+    return c.datasets.list(**filters)
 
 
 @dataset.command("create")

@@ -34,15 +34,13 @@ def _print_environment(env: EnvironmentInfo) -> None:
 
 
 @common.list_command(environment, "list", _print_environment)
-@click.option("--mine", is_flag=True, help="Only environments I own.")
+@common.mine_option
 @click.option("--visibility", type=common.choice(Visibility), help="private, public or preset.")
 @click.option("--framework", help="python, pytorch, tensorflow, keras, onnx...")
 @common.json_option
-def environment_list(
-    c: WorkbenchClient, mine: bool, visibility: str | None, framework: str | None
-) -> list[EnvironmentInfo]:
+def environment_list(c: WorkbenchClient, **filters: Any) -> list[EnvironmentInfo]:
     """Environments you can see: yours, the public ones and the presets."""
-    return c.environments.list(mine=mine or None, visibility=visibility, framework=framework)
+    return c.environments.list(**filters)
 
 
 @environment.command("create")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,7 +40,7 @@ def _print_version(v: ModelVersionInfo) -> None:
 
 
 @common.list_command(model, "list", _print_model)
-@click.option("--mine", is_flag=True, help="Only my models.")
+@common.mine_option
 @click.option("--visibility", type=common.choice(Visibility))
 @click.option("--q", help="Text found in the name or the description.")
 @click.option("--name", help="The exact name.")
@@ -48,9 +49,9 @@ def _print_version(v: ModelVersionInfo) -> None:
 @click.option("--framework", help="pytorch, tensorflow, sklearn, onnx (of a version).")
 @click.option("--owner", help="The owner's username.")
 @common.json_option
-def model_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[ModelInfo]:
+def model_list(c: WorkbenchClient, **filters: Any) -> list[ModelInfo]:
     """Models I can see, newest first."""
-    return c.models.list(mine=mine or None, **common.given(filters))
+    return c.models.list(**common.given(filters))
 
 
 @common.id_command(model, "show", "model_id")

@@ -41,14 +41,14 @@ def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @common.list_command(task, "list", _print_task)
-@click.option("--mine", is_flag=True, help="Only tasks I own.")
+@common.mine_option
 @click.option("--state", type=common.choice(TaskState))
 @click.option("--purpose", type=common.choice(Purpose))
 @common.search_option
 @common.json_option
-def task_list(c: WorkbenchClient, mine: bool, **filters: str | None) -> list[TaskInfo]:
+def task_list(c: WorkbenchClient, **filters: Any) -> list[TaskInfo]:
     """Training tasks I can see (mine and public ones), newest first."""
-    return c.training.list(mine=mine or None, **filters)
+    return c.training.list(**filters)
 
 
 _by_id = common.IdCommands(task, "training task", "task_id", lambda c: c.training, _print_task)

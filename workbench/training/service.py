@@ -163,14 +163,8 @@ class TrainingService(EditableService[TrainingTask, TaskInfo]):
         fields = spec.model_dump(exclude={"start"})
         with self.registry.session() as s:
             checked = self._check(s, actor, fields)
-            row = TrainingTask(
-                owner_id=actor.id,
-                name=spec.name,
-                description=spec.description,
-                visibility=spec.visibility,
-                state=TaskState.DRAFT,
-                **checked,
-            )
+            named = spec.model_dump(include={"name", "description", "visibility"})
+            row = TrainingTask(owner_id=actor.id, state=TaskState.DRAFT, **named, **checked)
             s.add(row)
             s.flush()
             if spec.start:

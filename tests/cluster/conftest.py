@@ -37,8 +37,8 @@ def _script(*args: str) -> str:
 
 @pytest.fixture(scope="session")
 def local_swarm() -> Iterator[LocalSwarm]:
-    swarm = LocalSwarm(tuple(_script("up", "3").split()))
     try:
+        swarm = LocalSwarm(tuple(_script("up", "3").split()))
         yield swarm
-    finally:
+    finally:  # a swarm that came up half way goes too
         _script("down")

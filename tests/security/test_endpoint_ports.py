@@ -138,9 +138,12 @@ def test_a_proxy_that_shares_its_ports_starts_again_on_its_next_change(tmp_path:
             master = proxy.master()
             proxy.apply(endpoint(port, one))
             assert proxy.master() == master  # a reload: the same master
-            # as a proxy started before noreuseport was written
+            # as a proxy started before noreuseport (and served.ports) was written: its
+            # ports are its own still (an upgrade moves no endpoint), and it starts again
             text = proxy.config.read_text()
             proxy.config.write_text(text.replace("    noreuseport\n", ""))
+            proxy.served.unlink()
+            assert proxy.held_elsewhere([port]) == set()
             proxy.apply(endpoint(port, one))
             assert proxy.master() not in (None, master)
             assert httpx.get(f"http://127.0.0.1:{port}/").text == "one"

@@ -156,13 +156,20 @@ class Proxy:
 
     def serving(self) -> set[int]:
         """The ports this folder's running proxy listens on: those of the last
-        configuration it was seen serving (not of one whose reload failed)."""
+        configuration it was seen serving (not of one whose reload failed); for a proxy
+        started before that was written down, those of its configuration."""
         if self.master() is None:
             return set()
         try:
             return {int(port) for port in self.served.read_text().split()}
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
+            pass
+        try:
+            text = self.config.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return set()
+        bind = re.escape(self.bind)
+        return {int(port) for port in re.findall(rf"^\s+bind {bind}:(\d+)$", text, re.MULTILINE)}
 
     def held_elsewhere(self, ports: Iterable[int]) -> set[int]:
         """Of ``ports``, those another process listens on now (not this proxy): an endpoint

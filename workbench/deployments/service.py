@@ -142,8 +142,9 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         with self._publishing, self.registry.session() as s:
             rows = s.scalars(sa.select(Service).where(Service.port.is_not(None))).all()
             ports = {row.port for row in rows if row.port is not None}
+            taken = self.proxy.held_elsewhere(ports)  # one look at the proxy per publish
             for row in rows:
-                if row.port in self.proxy.held_elsewhere([row.port]):
+                if row.port in taken:
                     # another process took it since it was chosen: the endpoint moves, and
                     # its owner is told where
                     new = _free_port(ports)

@@ -25,6 +25,7 @@ import pytest
 from tests.cleanup import SESSION, SUITE_LABEL
 from tests.conftest import FAILED
 from workbench.backends import Backend, RunInfo, RunSpec, RunState
+from workbench.backends.base import HealthCheck, ReplicatedSpec
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
 from workbench.backends.local import LocalBackend
@@ -60,6 +61,8 @@ class Harness:
     image: str
     tmp: Path
     made: list[str] = field(default_factory=list)
+    #: the labels of the replicated services this test made
+    services: list[dict[str, str]] = field(default_factory=list)
 
     def spec(self, what: str, command: Sequence[str] | None, **fields: Any) -> RunSpec:
         labels = {TEST_LABEL: SESSION, **fields.pop("labels", {})}
@@ -100,7 +103,17 @@ class Harness:
             parts.append(f"--- {name}: {info}\n" + "\n".join(lines))
         return "\n".join(parts)
 
+    def replicated(self, what: str, replicas: int, command: Sequence[str]) -> ReplicatedSpec:
+        """A replicated service of ``replicas`` runs of ``command``, whose server listens on
+        ``${PORT:-8000}`` (the local backend's processes are told their host port)."""
+        labels = {"wbtest.service": uuid.uuid4().hex}
+        self.services.append({TEST_LABEL: SESSION, **labels})
+        run = self.spec(what, command, ports={8000: 0}, labels=labels)
+        return ReplicatedSpec(run, replicas, 8000, HealthCheck("/", ready_timeout_s=30))
+
     def cleanup(self) -> None:
+        for labels in self.services:
+            self.backend.remove_replicated(labels)
         for name in self.made:
             self.backend.remove(name)
 

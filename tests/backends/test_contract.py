@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, TEST_LABEL, Harness, sh
 from workbench.backends import MANAGED_LABEL, Mount, RunState
-from workbench.backends.base import EXEC_OUTPUT_MAX_BYTES
-from workbench.errors import BackendError, ImageNotFound, RunNotFound, Unsupported
+from workbench.backends.base import EXEC_OUTPUT_MAX_BYTES, Replica, ReplicatedSpec, Rollout
+from workbench.errors import BackendError, ImageNotFound, JobFailed, RunNotFound, Unsupported
 
 SIGTERM_EXIT = 143  # every backend stops with SIGTERM first; the commands honour it
 
@@ -305,3 +306,97 @@ def test_what_a_backend_cannot_do_is_unsupported_with_what_to_do(harness: Harnes
         "local": (False, False, False),
         "fake": (True, False, False),
     }[backend.name]
+
+
+# --- replicated services ----------------------------------------------------------------------
+
+#: a server answering 200 on / (python3 is in the Debian image and in the local venv)
+SERVER = sh("echo serving; exec python3 -m http.server ${PORT:-8000}")
+
+
+class Routes:
+    """A rollout that records where each deploy sent the traffic, and which replicas of
+    the service ran at that moment (a removed replica must still run when it is routed
+    away from)."""
+
+    def __init__(self, harness: Harness, spec: ReplicatedSpec) -> None:
+        self.harness, self.spec = harness, spec
+        self.sent: list[list[str]] = []
+        self.running_then: list[set[str]] = []
+
+    def rollout(self) -> Rollout:
+        return Rollout(self._route)
+
+    def _route(self, targets: list[str]) -> None:
+        self.sent.append(targets)
+        replicas = self.harness.backend.replicas(self.spec.run.labels, self.spec.port)
+        self.running_then.append({r.run.id for r in replicas if r.run.state is RunState.RUNNING})
+
+
+def deploy(
+    harness: Harness,
+    spec: ReplicatedSpec,
+    routes: Routes,
+    *,
+    restart: bool = False,
+    slots: frozenset[int] = frozenset(),
+) -> list[Replica]:
+    """A deploy of ``spec`` (``restart``: every replica new; ``slots``: these new)."""
+    ready = harness.backend.deploy_replicated(
+        spec, routes.rollout(), restart=restart, replace=slots
+    )
+    assert routes.sent[-1] == [r.target for r in ready]
+    return ready
+
+
+def ids(replicas: list[Replica]) -> list[str]:
+    return [r.run.id for r in replicas]
+
+
+def test_a_replicated_service_rolls_between_numbers_of_replicas(harness: Harness):
+    spec = harness.replicated("rs", 2, SERVER)
+    routes = Routes(harness, spec)
+    backend = harness.backend
+
+    two = deploy(harness, spec, routes)
+    assert [r.slot for r in two] == [0, 1]
+    assert all(r.target and backend.answers(r, "/") for r in two)
+    assert [r.run.id for r in backend.replicas(spec.run.labels, 8000)] == ids(two)
+
+    three = deploy(harness, replace(spec, replicas=3), routes)
+    assert ids(three)[:2] == ids(two), "the replicas that answer are kept"
+
+    one = deploy(harness, replace(spec, replicas=1), routes)
+    assert ids(one) == ids(two)[:1]
+    assert set(ids(three)) <= routes.running_then[-1], "routed away from while still running"
+    assert ids(backend.replicas(spec.run.labels, 8000)) == ids(one)
+
+    again = deploy(harness, spec, routes, restart=True)
+    assert not set(ids(again)) & set(ids(three)), "a restart replaces every replica"
+    swapped = deploy(harness, spec, routes, slots=frozenset({1}))
+    assert ids(swapped)[0] == ids(again)[0] and ids(swapped)[1] != ids(again)[1]
+
+    none = deploy(harness, replace(spec, replicas=0), routes)
+    assert none == [] and backend.replicas(spec.run.labels, 8000) == []
+    deploy(harness, spec, routes)
+    backend.remove_replicated(spec.run.labels)
+    assert backend.replicas(spec.run.labels, 8000) == []
+
+
+def test_a_replica_that_fails_its_start_rolls_the_deploy_back(harness: Harness):
+    spec = harness.replicated("rb", 1, SERVER)
+    routes = Routes(harness, spec)
+    before = deploy(harness, spec, routes)
+    broken = replace(spec, run=replace(spec.run, command=sh("echo broken on purpose; exit 3")))
+    if harness.kind == "fake":  # from now on, runs of the image print that and exit
+        harness.backend.script(harness.image, ["broken on purpose"], exit_code=3)
+
+    with pytest.raises(JobFailed) as failed:
+        harness.backend.deploy_replicated(broken, routes.rollout(), restart=True)
+
+    assert "replica 0 exited with 3 before it was ready" in failed.value.message
+    assert "broken on purpose" in failed.value.message
+    assert len(routes.sent) == 1, "a failed deploy routes nothing"
+    after = harness.backend.replicas(spec.run.labels, 8000)
+    assert ids(after) == ids(before), "the replica before it serves on; the new one is gone"
+    assert harness.backend.answers(after[0], "/")

@@ -36,7 +36,7 @@ from tests.security.test_data_plane import cnn_version
 from workbench.backends.base import LINE_MAX_CHARS, Limits, RunInfo, RunSpec, cut_line
 from workbench.backends.docker import _split_lines
 from workbench.config import QuotaDefaults
-from workbench.deployments.jobs import replica_runs
+from workbench.deployments.jobs import service_replicas
 from workbench.deployments.schemas import ServiceCreate
 from workbench.errors import QuotaExceeded
 from workbench.jobs.kinds import JobContext, JobKind, Outcome
@@ -215,7 +215,7 @@ async def test_a_service_past_the_quota_starts_nothing_until_an_admin_raises_it(
     assert (code, err["error"]) == (403, "quota_exceeded")
     assert "replicas quota" in err["message"] and "you use 0 of 1" in err["message"]
     assert (await bob("GET", f"{API}/services"))[1] == []
-    assert not replica_runs(wb.backend(), wb.settings.instance, 1)
+    assert not service_replicas(wb.backend(), wb.settings.instance, 1)
 
     code, started = await bob("POST", f"{API}/services", {**body, "replicas": 1})
     assert code == 202, started

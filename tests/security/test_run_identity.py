@@ -14,7 +14,8 @@ import pytest
 
 from workbench.backends.base import MANAGED_LABEL, RunSpec
 from workbench.backends.docker import DockerBackend
-from workbench.deployments.jobs import REPLICA_LABEL, SERVICE_LABEL, replica_runs
+from workbench.backends.replicated import SLOT_LABEL
+from workbench.deployments.jobs import SERVICE_LABEL, service_replicas
 
 pytestmark = [pytest.mark.docker]
 
@@ -28,7 +29,7 @@ def test_a_container_of_an_image_with_replica_labels_is_no_replica(
     context.mkdir()
     (context / "Dockerfile").write_text(
         f"FROM {base_image}\n"
-        f'LABEL {SERVICE_LABEL}="{service_id}" {REPLICA_LABEL}="0" {MANAGED_LABEL}="{instance}"\n'
+        f'LABEL {SERVICE_LABEL}="{service_id}" {SLOT_LABEL}="0" {MANAGED_LABEL}="{instance}"\n'
         'CMD ["sleep", "60"]\n'
     )
     tag = f"wbtest/fake-replica:{uuid.uuid4().hex[:8]}"
@@ -48,16 +49,16 @@ def test_a_container_of_an_image_with_replica_labels_is_no_replica(
                 labels={
                     MANAGED_LABEL: instance,
                     SERVICE_LABEL: str(service_id),
-                    REPLICA_LABEL: "1",
+                    SLOT_LABEL: "1",
                 },
             )
         )
-        found = replica_runs(docker_backend, instance, service_id)
-        assert [run.id for run in found] == [replica.id]
+        found = service_replicas(docker_backend, instance, service_id)
+        assert [(r.slot, r.run.id) for r in found] == [(1, replica.id)]
         # what the image says is left out; even the label Workbench set too, with the
         # same value as the image's: it can no longer tell who set it
         labels = docker_backend.status(imposter.id).labels
-        assert not {SERVICE_LABEL, REPLICA_LABEL, MANAGED_LABEL} & set(labels)
+        assert not {SERVICE_LABEL, SLOT_LABEL, MANAGED_LABEL} & set(labels)
     finally:
         for name in names:
             docker_backend.remove(name)

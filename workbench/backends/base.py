@@ -7,6 +7,14 @@ root filesystem tar, inspect, tag, remove). Every run carries labels, so what Wo
 can be listed and reconciled after a restart. Where :attr:`Backend.execs`, it also runs
 commands in a running run and reads a folder of it (a workspace's kernels).
 
+It also keeps replicated services (a service's replicas of the model server): N replicas
+of one run, each answering a health route, changed by a rolling update that keeps the old
+replicas until the new ones answer and keeps all of them when a new one fails
+(:meth:`Backend.deploy_replicated`). :mod:`workbench.backends.replicated` implements that
+with single runs for every backend here; an engine that places, restarts and reschedules
+replicas itself (Swarm's services) implements it with those, and sets
+:attr:`Backend.heals_replicas`, so that no watch of Workbench's is needed.
+
 The methods are synchronous (services call them from a worker thread); long operations
 (builds, log following) yield lines as they come. Implementations convert their
 library's exceptions into the :class:`BackendError` tree at the boundary.
@@ -21,7 +29,7 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -213,6 +221,69 @@ class ImageInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a replica says it is ready: ``GET route`` on its server's port answers 200."""
+
+    route: str
+    #: a new replica not ready this long after its start fails the deploy
+    ready_timeout_s: float = 120
+    #: a replica a deploy would keep that does not answer within this long is replaced
+    kept_grace_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class ReplicatedSpec:
+    """A replicated service: ``replicas`` runs of ``run``. ``run.name`` names the service
+    (a replica is named after it, its slot and a random suffix) and ``run.labels`` find its
+    replicas; ``port`` is the replica's server port that the data plane reaches."""
+
+    run: RunSpec
+    replicas: int
+    port: int
+    health: HealthCheck
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ValueError(f"replicas must be 0 or more, got {self.replicas}")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica of a replicated service: its slot (0 to replicas - 1), its run, and
+    ``host:port`` where the data plane reaches its server while it runs (else None)."""
+
+    slot: int
+    run: RunInfo
+    target: str | None
+
+
+def _no_log(line: str) -> None:
+    return None
+
+
+def _no_check() -> None:
+    return None
+
+
+def _no_progress(done: float) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What a deploy of a replicated service tells its caller, and asks of it."""
+
+    #: point the traffic at these targets (``host:port``): called once the replicas kept
+    #: answer, before the others go, so that no request goes to a replica being removed
+    route: Callable[[list[str]], None]
+    log: Callable[[str], None] = _no_log
+    #: raises to stop the deploy (its job was cancelled); what it started is removed
+    check: Callable[[], None] = _no_check
+    #: the share of the replicas ready (0 to 1)
+    progress: Callable[[float], None] = _no_progress
+
+
 class Backend(ABC):
     name: ClassVar[str]
     #: a run sees its mounts at their targets (containers); False: at their host paths
@@ -230,6 +301,10 @@ class Backend(ABC):
     #: it runs commands in a running run and reads its files (:meth:`exec_run`,
     #: :meth:`exec_start`, :meth:`exec_exit_code`, :meth:`read_files`)
     execs: ClassVar[bool] = False
+    #: the engine itself keeps a replicated service's replicas at their number and healthy
+    #: (restarts, reschedules); False: Workbench's services watch replaces the gone and the
+    #: hung ones (:meth:`workbench.deployments.service.DeploymentService.heal`)
+    heals_replicas: ClassVar[bool] = False
 
     def host_gateway(self) -> str | None:
         """The address at which runs reach services of the host that listen there, when
@@ -280,6 +355,39 @@ class Backend(ABC):
     @abstractmethod
     def list(self, labels: Mapping[str, str] | None = None) -> list[RunInfo]:
         """Runs carrying all of ``labels`` (all managed runs when None)."""
+
+    # --- replicated services ----------------------------------------------------------------
+
+    @abstractmethod
+    def deploy_replicated(
+        self,
+        spec: ReplicatedSpec,
+        rollout: Rollout,
+        *,
+        restart: bool = False,
+        replace: Collection[int] = (),
+    ) -> builtins.list[Replica]:
+        """Bring the service to ``spec`` (creating it): start the replicas missing and
+        those to replace (all when ``restart``; the slots in ``replace``; those that do not
+        answer within :attr:`HealthCheck.kept_grace_s`), wait until every replica kept
+        answers, :attr:`Rollout.route` to them, then remove the others. A replica that
+        exits or is not ready in time fails the deploy (:class:`JobFailed`, with its last
+        log lines): what it started is removed and the replicas before it serve on (a
+        rollback). The replicas it keeps, by slot."""
+
+    @abstractmethod
+    def replicas(self, labels: Mapping[str, str], port: int) -> builtins.list[Replica]:
+        """The replicas of the services whose run carries all of ``labels``, by slot, each
+        with its target on ``port``."""
+
+    @abstractmethod
+    def answers(self, replica: Replica, route: str, within: float = 0.0) -> bool:
+        """Whether ``replica`` answers 200 on ``route``: one try, or tries until ``within``
+        seconds have passed. One that is not running does not."""
+
+    @abstractmethod
+    def remove_replicated(self, labels: Mapping[str, str]) -> None:
+        """Remove the replicas (and the service) whose run carries all of ``labels``."""
 
     # --- images ---------------------------------------------------------------------------
 

@@ -66,7 +66,6 @@ from workbench.backends.base import (
     EXEC_OUTPUT_MAX_BYTES,
     MANAGED_LABEL,
     NO_NETWORK,
-    Backend,
     ImageInfo,
     LineSplitter,
     Mount,
@@ -75,6 +74,7 @@ from workbench.backends.base import (
     RunSpec,
     RunState,
 )
+from workbench.backends.replicated import RunReplicas
 from workbench.errors import (
     BackendError,
     BackendUnavailable,
@@ -105,7 +105,7 @@ _ICC = "com.docker.network.bridge.enable_icc"
 _REMOVE_WHEN_EMPTY = "workbench.network.remove-when-empty"
 
 
-class DockerBackend(Backend):
+class DockerBackend(RunReplicas):
     """Runs are containers and images are the engine's images.
 
     Build one with :meth:`from_env`; a run's id is its container id, and every method

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, RunSpec, RunState
+from workbench.backends.base import MANAGED_LABEL, ImageInfo, Replica, RunInfo, RunSpec, RunState
 from workbench.backends.local import normalize_tag
+from workbench.backends.replicated import RunReplicas
 from workbench.errors import BackendError, BuildFailed, RunNotFound
 
 _STOPPED = 143  # 128 + SIGTERM
@@ -81,7 +82,7 @@ class _FakeRun:
         )
 
 
-class FakeBackend(Backend):
+class FakeBackend(RunReplicas):
     """Runs and images in memory; safe to use from several threads."""
 
     name = "fake"
@@ -255,6 +256,12 @@ class FakeBackend(Backend):
                 for run in self._runs.values()
                 if all(run.labels.get(k) == v for k, v in wanted.items())
             ]
+
+    def answers(self, replica: Replica, route: str, within: float = 0.0) -> bool:
+        """A fake replica answers while it runs (nothing listens in the fake)."""
+        with self._cond:
+            run = self._runs.get(replica.run.id)
+            return run is not None and not run.removed and run.state is RunState.RUNNING
 
     def _get(self, run_id: str) -> _FakeRun:
         found = self._runs.get(run_id) or next(

@@ -67,7 +67,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench.backends.base import MANAGED_LABEL, Backend, ImageInfo, RunInfo, RunSpec, RunState
+from workbench.backends.base import MANAGED_LABEL, ImageInfo, RunInfo, RunSpec, RunState
+from workbench.backends.replicated import RunReplicas
 from workbench.errors import (
     BackendError,
     BuildFailed,
@@ -188,7 +189,7 @@ class _Run:
         return cls(**data)
 
 
-class LocalBackend(Backend):
+class LocalBackend(RunReplicas):
     """Runs are process groups and images are virtual environments, all under ``state_dir``.
 
     A run's id is a random hex string; every method taking a ``run_id`` also accepts the

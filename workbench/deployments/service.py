@@ -40,13 +40,11 @@ from workbench.deployments.jobs import (
     SERVICE_LABEL,
     TARGET_TYPE,
     DeployKind,
-    answers,
     health_route,
     model_key_for,
-    replica_index,
-    replica_runs,
-    replica_target,
     service_key,
+    service_labels,
+    service_replicas,
 )
 from workbench.deployments.metrics import parse as parse_metrics
 from workbench.deployments.proxy import Endpoint, Proxy
@@ -161,8 +159,8 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
                 if row.id == service_id and targets is not None:
                     replicas = tuple(targets)
                 else:
-                    runs = replica_runs(backend, self.instance, row.id)
-                    replicas = tuple(t for t in map(replica_target, runs) if t)
+                    found = service_replicas(backend, self.instance, row.id)
+                    replicas = tuple(r.target for r in found if r.target)
                 assert row.port is not None
                 endpoints.append(
                     Endpoint(
@@ -231,31 +229,30 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
     def _remove_orphans(self, backend: Backend, services: set[int]) -> None:
         """Remove this server's replicas whose service is gone (one a deploy started as it
         was deleted): they serve no endpoint and only take CPU and memory."""
-        for run in backend.list({MANAGED_LABEL: self.instance}):
-            owner = run.labels.get(SERVICE_LABEL)
-            if owner is not None and int(owner) not in services:
-                log.warning(
-                    "services watch: removing %s, a replica of deleted service %s", run.name, owner
-                )
-                backend.stop(run.id, timeout=5)
-                backend.remove(run.id)
+        owners = {
+            replica.run.labels.get(SERVICE_LABEL)
+            for replica in backend.replicas({MANAGED_LABEL: self.instance}, SERVER_PORT)
+        }
+        for owner in owners - {None, *map(str, services)}:
+            log.warning("services watch: removing the replicas of deleted service %s", owner)
+            backend.remove_replicated({MANAGED_LABEL: self.instance, SERVICE_LABEL: str(owner)})
 
     def _heal(
         self, s: Session, backend: Backend, row: Service, now: float, seen: set[str]
     ) -> tuple[int, str] | None:
         """One service's look (:meth:`heal`): the deploy job it got, and why; or None."""
-        runs = {replica_index(r): r for r in replica_runs(backend, self.instance, row.id)}
+        found = {r.slot: r for r in service_replicas(backend, self.instance, row.id)}
         health = health_route(row.runtime)
         problems, replace = [], []
         for index in range(row.replicas):
-            run, key = runs.get(index), f"{row.id}/{index}"
-            if run is not None and run.state == RunState.RUNNING:
-                if answers(run, health):
+            replica, key = found.get(index), f"{row.id}/{index}"
+            if replica is not None and replica.run.state == RunState.RUNNING:
+                if backend.answers(replica, health):
                     continue
                 trouble, after = f"did not answer {health}", self.hung_after_s
                 replace.append(index)
             else:  # the engine may be starting it again: seen twice, it is gone
-                trouble = "is gone" if run is None else f"is {run.state.value}"
+                trouble = "is gone" if replica is None else f"is {replica.run.state.value}"
                 after = GONE_AFTER_S
             seen.add(key)
             since = self._unhealthy_since.setdefault(key, now)
@@ -283,18 +280,17 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         with self.registry.session() as s:
             get_visible(s, Service, service_id, actor, "service")
         replicas = []
-        for run in replica_runs(self.backend, self.instance, service_id):
-            target = replica_target(run)
-            if target is None:
+        for replica in service_replicas(self.backend, self.instance, service_id):
+            if replica.target is None:
                 continue
-            index = replica_index(run)
+            index, run_id = replica.slot, replica.run.id
             try:
-                page = httpx.get(f"http://{target}/metrics", timeout=METRICS_TIMEOUT_S)
+                page = httpx.get(f"http://{replica.target}/metrics", timeout=METRICS_TIMEOUT_S)
                 page.raise_for_status()
             except httpx.HTTPError as exc:
-                replicas.append(ReplicaMetrics(index=index, run_id=run.id, error=str(exc)))
+                replicas.append(ReplicaMetrics(index=index, run_id=run_id, error=str(exc)))
                 continue
-            replicas.append(parse_metrics(page.text, index=index, run_id=run.id))
+            replicas.append(parse_metrics(page.text, index=index, run_id=run_id))
         return ServiceMetrics(service_id=service_id, at=time.time(), replicas=replicas)
 
     def logs(
@@ -306,10 +302,10 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         with self.registry.session() as s:
             service = get_visible(s, Service, service_id, actor, "service")
         backend = self.backend
-        runs = replica_runs(backend, self.instance, service_id)
+        found = service_replicas(backend, self.instance, service_id)
         if replica is not None:
-            runs = [r for r in runs if replica_index(r) == replica]
-            if not runs:
+            found = [r for r in found if r.slot == replica]
+            if not found:
                 raise NotFound(
                     f"Service {service.name} has no replica {replica}; GET "
                     f"/services/{service_id} lists its replicas.",
@@ -317,11 +313,11 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
                 )
         return [
             ReplicaLog(
-                index=replica_index(run),
-                run_id=run.id,
-                text="\n".join(backend.logs(run.id, tail=tail)),
+                index=r.slot,
+                run_id=r.run.id,
+                text="\n".join(backend.logs(r.run.id, tail=tail)),
             )
-            for run in runs
+            for r in found
         ]
 
     def address(self, actor: Actor, service_id: int) -> str:
@@ -424,10 +420,7 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         before the row was gone would otherwise start a deploy that brings replicas back."""
         with self._healing, self.registry.session() as s:
             service = self._owned(s, actor, service_id)
-            backend = self.backend
-            for run in replica_runs(backend, self.instance, service.id):
-                backend.stop(run.id, timeout=10)
-                backend.remove(run.id)
+            self.backend.remove_replicated(service_labels(self.instance, service.id))
             s.delete(service)
         shutil.rmtree(self.store.path(service_key(service_id)), ignore_errors=True)
         self.publish()
@@ -516,13 +509,13 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         model = s.get(Model, version.model_id) if version is not None else None
         states = [
             ReplicaInfo(
-                index=replica_index(run),
-                run_id=run.id,
-                state=run.state.value,
-                port=run.ports.get(SERVER_PORT),
-                address=replica_target(run),
+                index=r.slot,
+                run_id=r.run.id,
+                state=r.run.state.value,
+                port=r.run.ports.get(SERVER_PORT),
+                address=r.target,
             )
-            for run in replica_runs(self.backend, self.instance, row.id)
+            for r in service_replicas(self.backend, self.instance, row.id)
         ]
         return from_row(
             ServiceInfo,

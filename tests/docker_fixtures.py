@@ -1,7 +1,8 @@
 """Session fixtures for tests on the real Docker Engine: the backend, the local base image,
 the `python`, `pytorch` and `tensorflow` environment images (built once per machine:
 EnvBuilder skips a build when the image already carries the same hash) and the image
-registry (`scripts/registry`)."""
+registry (`scripts/registry`), and a real multi-node swarm on this machine
+(`scripts/swarm-nodes`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,3 +243,39 @@ def image_registry() -> ImageRegistry:
             pytest.fail(f"scripts/registry failed: {started.stderr.strip()}")
         host = started.stdout.strip()
     return ImageRegistry(host)
+
+
+# --- a local multi-node swarm -------------------------------------------------------------
+
+#: three dockerd nodes, each in a network namespace of its own on a host bridge, node 1 the
+#: manager; made once per session and removed after it; the main engine is not touched
+SWARM_SCRIPT = REPO / "scripts" / "swarm-nodes"
+
+
+@dataclass(frozen=True)
+class LocalSwarm:
+    #: each node's ``DOCKER_HOST``; the first is the manager's
+    nodes: tuple[str, ...]
+
+    def client(self, node: int = 0) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.nodes[node], timeout=60)
+
+    def load(self, image: str) -> None:
+        """Copy ``image`` of the main engine into every node (no registry between them)."""
+        subprocess.run([str(SWARM_SCRIPT), "load", image], check=True, capture_output=True)
+
+
+def _swarm_nodes(*args: str) -> str:
+    done = subprocess.run([str(SWARM_SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/swarm-nodes {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def local_swarm() -> Iterator[LocalSwarm]:
+    try:
+        swarm = LocalSwarm(tuple(_swarm_nodes("up", "3").split()))
+        yield swarm
+    finally:  # a swarm that came up half way goes too
+        _swarm_nodes("down")

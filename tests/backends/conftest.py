@@ -24,11 +24,13 @@ import pytest
 
 from tests.cleanup import SESSION, SUITE_LABEL
 from tests.conftest import FAILED
+from tests.docker_fixtures import LocalSwarm
 from workbench.backends import Backend, RunInfo, RunSpec, RunState
-from workbench.backends.base import HealthCheck, ReplicatedSpec
+from workbench.backends.base import HealthCheck, Network, ReplicatedSpec
 from workbench.backends.docker import DockerBackend
 from workbench.backends.fake import FakeBackend
 from workbench.backends.local import LocalBackend
+from workbench.backends.swarm import SwarmBackend
 from workbench.errors import ImageNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     may be imported before its marker is registered, which --strict-markers refuses)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("harness") == "docker":
+        if callspec is not None and callspec.params.get("harness") in ("docker", "swarm"):
             item.add_marker("docker")
 
 
@@ -108,7 +110,10 @@ class Harness:
         ``${PORT:-8000}`` (the local backend's processes are told their host port)."""
         labels = {"wbtest.service": uuid.uuid4().hex}
         self.services.append({TEST_LABEL: SESSION, **labels})
-        run = self.spec(what, command, ports={8000: 0}, labels=labels)
+        # a network of its own, as a service's (the engine's default one has no addresses
+        # on swarm)
+        network = Network(f"wbt-{labels['wbtest.service'][:12]}", remove_when_empty=True)
+        run = self.spec(what, command, ports={8000: 0}, labels=labels, network=network)
         return ReplicatedSpec(run, replicas, 8000, HealthCheck("/", ready_timeout_s=30))
 
     def cleanup(self) -> None:
@@ -158,6 +163,14 @@ def base_image(docker_backend: DockerBackend, docker_client: docker.DockerClient
         subprocess.run([ROOT / "scripts" / "base-image", "--tag", BASE_IMAGE], check=True)
     docker_client.api.tag(BASE_IMAGE, f"{TAG_PREFIX}base", "1")
     return f"{TAG_PREFIX}base:1"
+
+
+@pytest.fixture(scope="session")
+def swarm_backend(local_swarm: LocalSwarm, base_image: str) -> SwarmBackend:
+    """The swarm backend on the manager of the local multi-node swarm, its nodes holding
+    the base image (under :data:`BASE_IMAGE`)."""
+    local_swarm.load(BASE_IMAGE)
+    return SwarmBackend(local_swarm.client())
 
 
 # --- local ----------------------------------------------------------------------------------
@@ -221,6 +234,8 @@ def local_h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
 
 
 def make_harness(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Harness:
+    if kind == "swarm":
+        return Harness(kind, request.getfixturevalue("swarm_backend"), BASE_IMAGE, tmp_path)
     if kind == "docker":
         backend = request.getfixturevalue("docker_backend")
         return Harness(kind, backend, request.getfixturevalue("base_image"), tmp_path)

@@ -19,7 +19,7 @@ import requests
 
 from tests.backends.conftest import SESSION, TAG_PREFIX, Harness, sh
 from workbench.backends import Limits, Mount, RunSpec, RunState
-from workbench.backends.docker import DockerBackend, _engine_errors
+from workbench.backends.docker import DockerBackend, engine_errors
 from workbench.errors import (
     BackendError,
     BackendUnavailable,
@@ -281,7 +281,7 @@ def test_from_env_says_how_to_start_docker_when_none_answers(
     ],
 )
 def test_engine_errors_become_backend_errors(raised: Exception, expected: type[Exception]):
-    with pytest.raises(expected) as caught, _engine_errors(run="x", image="y"):
+    with pytest.raises(expected) as caught, engine_errors(run="x", image="y"):
         raise raised
 
     assert caught.value.__cause__ is raised

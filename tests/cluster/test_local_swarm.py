@@ -10,8 +10,8 @@ from typing import Any
 import docker
 import pytest
 
-from tests.cluster.conftest import LocalSwarm
 from tests.conftest import until
+from tests.docker_fixtures import LocalSwarm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

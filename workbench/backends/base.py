@@ -370,7 +370,9 @@ class Backend(ABC):
         """Bring the service to ``spec`` (creating it): start the replicas missing and
         those to replace (all when ``restart``; the slots in ``replace``; those that do not
         answer within :attr:`HealthCheck.kept_grace_s`), wait until every replica kept
-        answers, :attr:`Rollout.route` to them, then remove the others. A replica that
+        answers, :attr:`Rollout.route` to them, then remove the others. An engine that heals
+        its own replicas (:attr:`heals_replicas`) replaces a dead or hung one itself and
+        leaves ``replace`` aside. A replica that
         exits or is not ready in time fails the deploy (:class:`JobFailed`, with its last
         log lines): what it started is removed and the replicas before it serve on (a
         rollback). The replicas it keeps, by slot."""

@@ -29,7 +29,7 @@ Every container it creates is locked down the same way, whatever the caller asks
   (``memswap_limit == mem_limit``), CPUs (``nano_cpus``), processes (``pids_limit``), and
   GPUs through ``device_requests`` when ``limits.gpus > 0``.
 
-The SDK's exceptions become the :class:`BackendError` tree in :func:`_engine_errors`.
+The SDK's exceptions become the :class:`BackendError` tree in :func:`engine_errors`.
 
 Over 600 lines because it implements the whole backend contract on the Docker Engine,
 with the lock-down every container gets, the engine's errors mapped to the backend's and
@@ -102,7 +102,7 @@ _BUILD_TAIL = 20
 #: the bridge driver's option that lets containers on one network talk to each other
 _ICC = "com.docker.network.bridge.enable_icc"
 #: on a network Workbench made: "true" when it goes with its last container
-_REMOVE_WHEN_EMPTY = "workbench.network.remove-when-empty"
+REMOVE_WHEN_EMPTY = "workbench.network.remove-when-empty"
 
 
 class DockerBackend(RunReplicas):
@@ -150,15 +150,15 @@ class DockerBackend(RunReplicas):
 
     def run(self, spec: RunSpec) -> RunInfo:
         for mount in spec.mounts:
-            _check_mount(mount, self.sockets)
+            check_mount(mount, self.sockets)
         network = spec.network if isinstance(spec.network, Network) else None
         if network is not None:
             self._ensure_network(network)
         try:
-            with _engine_errors(image=spec.image):
+            with engine_errors(image=spec.image):
                 container = self._client.containers.create(**self._create_args(spec))
             try:
-                with _engine_errors(run=spec.name):
+                with engine_errors(run=spec.name):
                     container.start()
             except BaseException:
                 self._discard(container.id)
@@ -169,39 +169,42 @@ class DockerBackend(RunReplicas):
             raise
         return self.status(container.id)
 
-    def _ensure_network(self, network: Network) -> None:
-        """Make ``network`` if the engine has none of that name; refuse one that exists
-        without the isolation asked (made by someone else, or with other settings)."""
-        with self._networks_lock, _engine_errors():
+    def _ensure_network(self, network: Network, driver: str = "bridge") -> None:
+        """Make ``network`` if the engine has none of that name: a bridge with its
+        containers kept apart, or Swarm's ``overlay`` for a service's tasks on any node;
+        refuse one that exists without the isolation asked (made by someone else, or with
+        other settings)."""
+        options = {_ICC: "false"} if driver == "bridge" else {}
+        with self._networks_lock, engine_errors():
             try:
                 attrs = self._api.inspect_network(network.name)
             except docker.errors.NotFound:
                 self._api.create_network(
                     network.name,
-                    driver="bridge",
+                    driver=driver,
                     internal=not network.outbound,
-                    options={_ICC: "false"},
+                    options=options,
                     labels={
                         MANAGED_LABEL: network.owner or "true",
-                        _REMOVE_WHEN_EMPTY: str(network.remove_when_empty).lower(),
+                        REMOVE_WHEN_EMPTY: str(network.remove_when_empty).lower(),
                     },
                     check_duplicate=True,
                 )
                 return
-        options, labels = attrs.get("Options") or {}, attrs.get("Labels") or {}
+        found, labels = attrs.get("Options") or {}, attrs.get("Labels") or {}
         if (
-            attrs.get("Driver") != "bridge"
+            attrs.get("Driver") != driver
             or bool(attrs.get("Internal")) == network.outbound
-            or options.get(_ICC) != "false"
+            or any(found.get(key) != value for key, value in options.items())
             or MANAGED_LABEL not in labels
         ):
             raise BackendError(
                 f"Docker network {network.name!r} exists but is not the one Workbench makes "
-                f"(a bridge, {'with' if network.outbound else 'without'} outbound access, "
-                "containers kept apart, labelled workbench.managed): a run joining it could "
-                f"reach others. Remove it (`docker network rm {network.name}`) once no "
-                "container uses it, and run again; a changed outbound setting takes effect "
-                "that way too.",
+                f"(a {driver}, {'with' if network.outbound else 'without'} outbound access, "
+                f"{'containers kept apart, ' if options else ''}labelled workbench.managed): "
+                f"a run joining it could reach others. Remove it (`docker network rm "
+                f"{network.name}`) once no container uses it, and run again; a changed "
+                "outbound setting takes effect that way too.",
                 network=network.name,
             )
 
@@ -211,7 +214,7 @@ class DockerBackend(RunReplicas):
         with self._networks_lock, suppress(docker.errors.APIError):
             attrs = self._api.inspect_network(name)
             labels = attrs.get("Labels") or {}
-            if labels.get(_REMOVE_WHEN_EMPTY) == "true" and not attrs.get("Containers"):
+            if labels.get(REMOVE_WHEN_EMPTY) == "true" and not attrs.get("Containers"):
                 self._api.remove_network(name)
 
     def host_gateway(self) -> str:
@@ -234,7 +237,7 @@ class DockerBackend(RunReplicas):
             "labels": {MANAGED_LABEL: "true", **spec.labels},
             "environment": dict(spec.env),
             "volumes": {
-                _mount_source(m): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                mount_source(m): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                 for m in spec.mounts
             },
             "ports": {
@@ -281,23 +284,23 @@ class DockerBackend(RunReplicas):
             self._api.remove_container(container_id, force=True, v=True)
 
     def start(self, run_id: str) -> RunInfo:
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             self._api.start(run_id)
         return self.status(run_id)
 
     def stop(self, run_id: str, timeout: float = 10) -> RunInfo:
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             self._api.stop(run_id, timeout=math.ceil(timeout))
         return self.status(run_id)
 
     def remove(self, run_id: str) -> None:
         try:
             info = self.status(run_id)
-            with _engine_errors(run=run_id):
+            with engine_errors(run=run_id):
                 networks = _networks(self._api.inspect_container(info.id))
             if info.state is RunState.RUNNING:
                 self.stop(run_id, timeout=self.remove_timeout)
-            with _engine_errors(run=run_id):
+            with engine_errors(run=run_id):
                 self._api.remove_container(info.id, force=True, v=True)
         except RunNotFound:
             return
@@ -305,7 +308,7 @@ class DockerBackend(RunReplicas):
             self._drop_if_empty(name)
 
     def status(self, run_id: str) -> RunInfo:
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             attrs = self._api.inspect_container(run_id)
         return _run_info(attrs, self._image_labels(str(attrs.get("Image", ""))))
 
@@ -314,7 +317,7 @@ class DockerBackend(RunReplicas):
         labels = self._labels_of_images.get(image_id)
         if labels is None:
             try:
-                with _engine_errors(image=image_id):
+                with engine_errors(image=image_id):
                     attrs = self._api.inspect_image(image_id)
             except ImageNotFound:  # removed while a container of it is kept
                 return {}
@@ -323,15 +326,15 @@ class DockerBackend(RunReplicas):
         return labels
 
     def logs(self, run_id: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             chunks = self._api.logs(
                 run_id, stream=True, follow=follow, tail="all" if tail is None else tail
             )
-        return _follow_errors(_split_lines(chunks), run_id)
+        return follow_errors(split_lines(chunks), run_id)
 
     def list(self, labels: Mapping[str, str] | None = None) -> list[RunInfo]:
         wanted = [MANAGED_LABEL] if labels is None else [f"{k}={v}" for k, v in labels.items()]
-        with _engine_errors():
+        with engine_errors():
             found = self._api.containers(all=True, filters={"label": wanted})
         infos = []
         for summary in found:
@@ -349,7 +352,7 @@ class DockerBackend(RunReplicas):
     def exec_run(self, run_id: str, argv: Sequence[str], *, timeout: float = 60) -> tuple[int, str]:
         deadline = time.monotonic() + timeout
         output = bytearray()
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             exec_id = self._api.exec_create(run_id, list(argv))["Id"]
             chunks = self._api.exec_start(exec_id, stream=True)
             try:
@@ -371,7 +374,7 @@ class DockerBackend(RunReplicas):
     def exec_start(
         self, run_id: str, argv: Sequence[str], *, env: Mapping[str, str], workdir: str
     ) -> str:
-        with _engine_errors(run=run_id):
+        with engine_errors(run=run_id):
             exec_id = str(
                 self._api.exec_create(run_id, list(argv), environment=dict(env), workdir=workdir)[
                     "Id"
@@ -381,7 +384,7 @@ class DockerBackend(RunReplicas):
         return exec_id
 
     def exec_exit_code(self, exec_id: str) -> int | None:
-        with _engine_errors(run=exec_id):
+        with engine_errors(run=exec_id):
             state = self._api.exec_inspect(exec_id)
         if state.get("Running") or state.get("ExitCode") is None:
             return None
@@ -392,7 +395,7 @@ class DockerBackend(RunReplicas):
         folder = posixpath.normpath(folder)
         data = bytearray()
         try:
-            with _engine_errors(run=run_id):
+            with engine_errors(run=run_id):
                 chunks, _ = self._api.get_archive(run_id, folder)
                 try:
                     for chunk in chunks:
@@ -457,7 +460,7 @@ class DockerBackend(RunReplicas):
     def import_rootfs(self, tar: Path, tag: str) -> ImageInfo:
         _require_file(tar)
         repository, version = parse_repository_tag(tag)
-        with _engine_errors(image=tag):
+        with engine_errors(image=tag):
             result = self._api.import_image_from_file(
                 str(tar), repository=repository, tag=version or "latest"
             )
@@ -469,7 +472,7 @@ class DockerBackend(RunReplicas):
     def load_image(self, tar: Path) -> builtins.list[str]:
         _require_file(tar)
         ids: list[str] = []
-        with _engine_errors():
+        with engine_errors():
             for entry in self._api.load_image(untagged_stream(tar)):
                 if "error" in entry:
                     raise BackendError(f"Docker Engine could not load {tar}: {entry['error']}")
@@ -509,7 +512,7 @@ class DockerBackend(RunReplicas):
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out, _engine_errors(image=ref):
+            with os.fdopen(fd, "wb") as out, engine_errors(image=ref):
                 for chunk in self._api.get_image(ref):
                     out.write(chunk)
                 out.flush()
@@ -520,7 +523,7 @@ class DockerBackend(RunReplicas):
             raise
 
     def inspect_image(self, ref: str) -> ImageInfo:
-        with _engine_errors(image=ref):
+        with engine_errors(image=ref):
             attrs = self._api.inspect_image(ref)
         config = attrs.get("Config") or {}
         env = dict(item.split("=", 1) for item in config.get("Env") or () if "=" in item)
@@ -538,12 +541,12 @@ class DockerBackend(RunReplicas):
 
     def tag_image(self, ref: str, tag: str) -> None:
         repository, version = parse_repository_tag(tag)
-        with _engine_errors(image=ref):
+        with engine_errors(image=ref):
             self._api.tag(ref, repository, version or "latest")
 
     def remove_image(self, ref: str) -> None:
         try:
-            with _engine_errors(image=ref):
+            with engine_errors(image=ref):
                 self._api.remove_image(ref)
         except ImageNotFound:
             return
@@ -553,7 +556,7 @@ class DockerBackend(RunReplicas):
 
 
 @contextmanager
-def _engine_errors(*, run: str | None = None, image: str | None = None) -> Iterator[None]:
+def engine_errors(*, run: str | None = None, image: str | None = None) -> Iterator[None]:
     """Turn the SDK's exceptions into the backend's, naming the run or image concerned."""
     try:
         yield
@@ -578,7 +581,7 @@ def _engine_errors(*, run: str | None = None, image: str | None = None) -> Itera
         raise BackendError(f"Docker Engine call failed: {exc}") from exc
 
 
-def _mount_source(mount: Mount) -> str:
+def mount_source(mount: Mount) -> str:
     """The folder a mount gives the run: its source's real path, once the source itself is
     no link (a link left in the store by a run could point anywhere on the host; the
     folders Workbench mounts are real folders)."""
@@ -592,8 +595,8 @@ def _mount_source(mount: Mount) -> str:
     return str(source.parent.resolve() / source.name)
 
 
-def _check_mount(mount: Mount, sockets: Iterable[Path]) -> None:
-    source = Path(_mount_source(mount))
+def check_mount(mount: Mount, sockets: Iterable[Path]) -> None:
+    source = Path(mount_source(mount))
     for socket in sockets:
         for path in {socket, socket.resolve()}:
             if source == path or source in path.parents:
@@ -672,7 +675,7 @@ def _ports(attrs: Mapping[str, Any]) -> dict[int, int]:
     return ports
 
 
-def _split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """The output's lines, each cut at ``LINE_MAX_CHARS`` as it streams (:class:`LineSplitter`)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     splitter = LineSplitter()
@@ -682,8 +685,8 @@ def _split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     yield from splitter.close()
 
 
-def _follow_errors(lines: Iterator[str], run_id: str) -> Iterator[str]:
-    with _engine_errors(run=run_id):
+def follow_errors(lines: Iterator[str], run_id: str) -> Iterator[str]:
+    with engine_errors(run=run_id):
         yield from lines
 
 

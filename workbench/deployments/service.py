@@ -10,8 +10,10 @@ start, stop (replicas to 0; the service and its settings are kept), scale, resta
 The engine starts a replica that crashed again. What it does not, the watch of a running
 server does (:meth:`DeploymentService.heal`, every few seconds): a replica that is gone
 (removed, or stopped through the engine; seen on two looks) or does not answer its health
-route for ``hung_after_s`` (hung) is replaced by a deploy job of the service's owner, its reason in
-the job's log; the proxy has taken such a replica out of the endpoint already.
+route for ``hung_after_s`` (hung) is replaced by a deploy job of the service's owner, its
+reason in the job's log; the proxy has taken such a replica out of the endpoint already.
+On a backend whose engine heals replicas itself (Swarm), only the replicas of deleted
+services are the watch's business.
 """
 
 from __future__ import annotations
@@ -212,7 +214,8 @@ class DeploymentService(ShareableService[Service, ServiceInfo], OnBackend):
         now, seen, queued = time.monotonic(), set[str](), []
         with self._healing, self.registry.session() as s:  # one look at a time
             rows = s.scalars(sa.select(Service).where(Service.state == "running")).all()
-            for row in rows:
+            # an engine that heals its own replicas (Swarm) needs no look at them
+            for row in [] if backend.heals_replicas else rows:
                 if row.job_id is not None and _active(s, row.job_id):
                     continue
                 try:

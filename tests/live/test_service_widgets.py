@@ -193,9 +193,14 @@ def test_publish_test_scale_watch_and_stop_from_the_panel(live, served):
     section.stop_button.click()
     wait_until(lambda: section.selected.state == "stopped", 120, "the stop")
     wait_until(lambda: "No replica runs" in section.replica_table.value, 30, "no replicas")
+
+    def placeholder() -> bool:  # the panel's poll renders the table first, then the form
+        (shown, *_) = section.test_inputs.children or (None,)
+        return isinstance(shown, w.HTML) and "The form appears when a replica runs" in shown.value
+
     # what runs, not what ran: no live line, no test form for a service that serves nothing
+    wait_until(placeholder, 30, "the form's placeholder")
     assert section.now.value == ""
-    assert "The form appears when a replica runs" in section.test_inputs.children[0].value
     # nor the last answer, a Send button, or the charts of replicas that are gone
     assert section.answer.value == "" and section.send_row.layout.display == "none"
     assert len(section.live_chart.figure.data) == 0

@@ -256,6 +256,8 @@ SWARM_SCRIPT = REPO / "scripts" / "swarm-nodes"
 class LocalSwarm:
     #: each node's ``DOCKER_HOST``; the first is the manager's
     nodes: tuple[str, ...]
+    #: ``host:port`` of the image registry, the same on every node and here
+    registry: str
 
     def client(self, node: int = 0) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.nodes[node], timeout=60)
@@ -265,17 +267,28 @@ class LocalSwarm:
         subprocess.run([str(SWARM_SCRIPT), "load", image], check=True, capture_output=True)
 
 
-def _swarm_nodes(*args: str) -> str:
-    done = subprocess.run([str(SWARM_SCRIPT), *args], capture_output=True, text=True, timeout=300)
+def _swarm_nodes(*args: str, registry: str = "127.0.0.1:5000") -> str:
+    done = subprocess.run(
+        [str(SWARM_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WORKBENCH_REGISTRY_ADDR": registry},
+    )
     if done.returncode != 0:
         pytest.fail(f"scripts/swarm-nodes {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
 
 
 @pytest.fixture(scope="session")
-def local_swarm() -> Iterator[LocalSwarm]:
+def local_swarm(image_registry: ImageRegistry) -> Iterator[LocalSwarm]:
+    """The nodes, each reaching the image registry at its own loopback address, as this
+    host does."""
     try:
-        swarm = LocalSwarm(tuple(_swarm_nodes("up", "3").split()))
+        swarm = LocalSwarm(
+            tuple(_swarm_nodes("up", "3", registry=image_registry.host).split()),
+            image_registry.host,
+        )
         yield swarm
     finally:  # a swarm that came up half way goes too
         _swarm_nodes("down")

@@ -167,10 +167,10 @@ def base_image(docker_backend: DockerBackend, docker_client: docker.DockerClient
 
 @pytest.fixture(scope="session")
 def swarm_backend(local_swarm: LocalSwarm, base_image: str) -> SwarmBackend:
-    """The swarm backend on the manager of the local multi-node swarm, its nodes holding
-    the base image (under :data:`BASE_IMAGE`)."""
+    """The swarm backend on the manager of the local multi-node swarm (which holds the base
+    image, :data:`BASE_IMAGE`); the other nodes pull it from the registry by digest."""
     local_swarm.load(BASE_IMAGE)
-    return SwarmBackend(local_swarm.client())
+    return SwarmBackend(local_swarm.client(), registry=local_swarm.registry)
 
 
 # --- local ----------------------------------------------------------------------------------

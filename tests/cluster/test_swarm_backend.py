@@ -1,12 +1,17 @@
 """The swarm backend's replicated services on the local three-node swarm: spread over the
 nodes, and healed by the engine alone (no watch of Workbench's runs here): a killed
-replica comes back, and a drained node's replica starts on another node."""
+replica comes back, and a drained node's replica starts on another node. Images reach the
+nodes through the registry, by digest; a registry that is down, or a replica no node can
+hold, fails the deploy within seconds and changes nothing that runs."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import docker
 import pytest
@@ -15,6 +20,7 @@ from tests.conftest import until
 from tests.docker_fixtures import LocalSwarm
 from workbench.backends.base import (
     HealthCheck,
+    Limits,
     Network,
     Replica,
     ReplicatedSpec,
@@ -23,10 +29,12 @@ from workbench.backends.base import (
     RunState,
 )
 from workbench.backends.swarm import SwarmBackend
+from workbench.errors import BackendError, JobFailed
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SERVER = ("sh", "-c", "exec python3 -m http.server 8000")
+ROLLOUT = Rollout(lambda targets: None)
 
 
 @pytest.fixture
@@ -34,7 +42,7 @@ def service(
     local_swarm: LocalSwarm, base_image: str
 ) -> Iterator[tuple[SwarmBackend, ReplicatedSpec]]:
     local_swarm.load(base_image)
-    backend = SwarmBackend(local_swarm.client())
+    backend = SwarmBackend(local_swarm.client(), registry=local_swarm.registry)
     key = uuid.uuid4().hex[:12]
     run = RunSpec(
         name=f"wbtest-{key}",
@@ -105,3 +113,66 @@ def test_the_engine_spreads_heals_and_moves_replicas_by_itself(
     finally:
         drained.reload()
         drained.update({**drained.attrs["Spec"], "Availability": "active"})
+
+
+def test_a_new_image_reaches_every_node_by_digest_from_the_registry(
+    local_swarm: LocalSwarm, service: tuple[SwarmBackend, ReplicatedSpec], tmp_path: Path
+) -> None:
+    backend, spec = service
+    # an image only the manager holds: the other nodes can get it from the registry alone
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {spec.run.image}\nRUN echo {uuid.uuid4().hex} > /tmp/made-here\n"
+    )
+    tag = f"wbtest/only-on-the-manager:{uuid.uuid4().hex[:8]}"
+    list(backend.build_image(tmp_path, tag))
+    for node in range(1, 3):
+        with pytest.raises(docker.errors.ImageNotFound):
+            local_swarm.client(node).images.get(tag)
+
+    ready = backend.deploy_replicated(replace(spec, run=replace(spec.run, image=tag)), ROLLOUT)
+
+    manager = local_swarm.client()
+    assert len({node_of(manager, r) for r in ready}) == 3
+    images = {manager.api.inspect_task(r.run.id)["Spec"]["ContainerSpec"]["Image"] for r in ready}
+    (image,) = images
+    assert image.startswith(f"{local_swarm.registry}/wbtest/only-on-the-manager@sha256:")
+
+
+def test_a_registry_that_is_down_fails_the_deploy_at_once_and_changes_nothing(
+    local_swarm: LocalSwarm, service: tuple[SwarmBackend, ReplicatedSpec]
+) -> None:
+    backend, spec = service
+    before = backend.deploy_replicated(replace(spec, replicas=1), ROLLOUT)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{s.getsockname()[1]}"
+    elsewhere = SwarmBackend(local_swarm.client(), registry=down)
+
+    started = time.monotonic()
+    with pytest.raises(BackendError) as failed:
+        elsewhere.deploy_replicated(replace(spec, replicas=1), ROLLOUT, restart=True)
+
+    assert time.monotonic() - started < 15
+    assert f"pushing {spec.run.image} to the image registry {down} failed" in failed.value.message
+    assert "services that run are not changed" in failed.value.message
+    assert [r.run.id for r in running(backend, spec)] == [r.run.id for r in before]
+
+
+def test_a_replica_no_node_can_hold_fails_within_seconds_saying_why(
+    service: tuple[SwarmBackend, ReplicatedSpec],
+) -> None:
+    backend, spec = service
+    huge = replace(spec.run, limits=Limits(memory_mb=64 << 20))  # 64 TiB
+    started = time.monotonic()
+    with pytest.raises(JobFailed) as failed:  # a new service: nothing of it is left
+        backend.deploy_replicated(replace(spec, run=huge, replicas=1), ROLLOUT)
+    assert time.monotonic() - started < 20
+    assert "cannot run on any node of the swarm" in failed.value.message
+    assert "insufficient resources" in failed.value.message
+    assert backend.replicas(spec.run.labels, spec.port) == []
+
+    before = backend.deploy_replicated(replace(spec, replicas=1), ROLLOUT)
+    with pytest.raises(JobFailed):  # an update: the replica before it serves on
+        backend.deploy_replicated(replace(spec, run=huge, replicas=1), ROLLOUT)
+    after = until(lambda: (now := running(backend, spec)) and now, 30, 0.5)
+    assert [r.run.id for r in after] == [r.run.id for r in before]

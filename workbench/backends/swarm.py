@@ -41,6 +41,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
+import docker
 import docker.errors
 from docker.types import (
     ContainerSpec,
@@ -55,6 +56,7 @@ from docker.types import (
     UpdateConfig,
 )
 from docker.types import Mount as SwarmMount
+from docker.utils import parse_repository_tag
 
 from workbench.backends.base import (
     MANAGED_LABEL,
@@ -91,10 +93,19 @@ _ROLLING_BACK = {"rollback_started"}
 
 
 class SwarmBackend(DockerBackend):
-    """Replicated services as Swarm services on the manager this client talks to."""
+    """Replicated services as Swarm services on the manager this client talks to.
+
+    :param registry: ``host:port`` of the image registry every node pulls from
+        (``scripts/registry``); None: the nodes run images by id, which only a node that
+        holds the image can (a single-node swarm).
+    """
 
     name = "swarm"
     heals_replicas = True
+
+    def __init__(self, client: docker.DockerClient, *, registry: str | None = None) -> None:
+        super().__init__(client)
+        self.registry = registry
 
     def deploy_replicated(
         self,
@@ -114,12 +125,11 @@ class SwarmBackend(DockerBackend):
                 "(RunSpec.network): its replicas are reached at their addresses on it."
             )
         self._ensure_network(network, driver="overlay")
+        image = self._distributed(run.image, rollout)  # before anything changes
         existing = self._service(run.labels)
         if existing is not None:
             with engine_errors():
                 existing["tasks"] = {t["ID"] for t in self._api.tasks({"service": existing["ID"]})}
-        with engine_errors(image=run.image):
-            image = self._api.inspect_image(run.image)["Id"]
         template = self._task_template(spec, image, network)
         args: dict[str, Any] = {
             "name": run.name,
@@ -208,6 +218,41 @@ class SwarmBackend(DockerBackend):
             self._remove_service(service["ID"], *(n["Target"] for n in networks))
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _distributed(self, ref: str, rollout: Rollout) -> str:
+        """The reference every node runs ``ref`` by: its digest in :attr:`registry`, pushed
+        there first (what the registry holds already is not sent again), or without a
+        registry the image's id. A registry that does not answer fails here, before the
+        service changes."""
+        with engine_errors(image=ref):
+            image_id = str(self._api.inspect_image(ref)["Id"])
+        if self.registry is None:
+            return image_id
+        repository = f"{self.registry}/{_repository_path(ref)}"
+        tag = image_id.removeprefix("sha256:")[:24]
+        rollout.log(f"pushing {ref} to {repository}:{tag}")
+        digest = None
+        try:
+            with engine_errors(image=ref):
+                self._api.tag(image_id, repository, tag)
+                for event in self._api.push(repository, tag, stream=True, decode=True):
+                    if "error" in event:
+                        raise BackendError(str(event["error"]))
+                    digest = (event.get("aux") or {}).get("Digest") or digest
+        except BackendError as exc:
+            raise BackendError(
+                f"pushing {ref} to the image registry {self.registry} failed: {exc.message}. "
+                "The nodes pull every image from it: start it (scripts/registry) or fix "
+                "WORKBENCH_REGISTRY_ADDR; services that run are not changed.",
+                image=ref,
+                registry=self.registry,
+            ) from exc
+        finally:
+            with suppress(docker.errors.APIError):  # the digest names it from now on
+                self._api.remove_image(f"{repository}:{tag}")
+        if digest is None:
+            raise BackendError(f"the registry {self.registry} gave no digest for {ref}.")
+        return f"{repository}@{digest}"
 
     def _service(self, labels: Mapping[str, str]) -> dict[str, Any] | None:
         with engine_errors():
@@ -303,6 +348,12 @@ class SwarmBackend(DockerBackend):
             ]
             if failed and failure is None:  # read at once: the engine removes it soon
                 failure = self._failure(failed[0])
+            stuck = [t for t in newest if _unschedulable(t)]
+            if stuck and failure is None:  # no node can take it: waiting changes nothing
+                failure = _unplaced(stuck[0])
+                if before is not None:  # its old replicas still run: they stay
+                    self._roll_back(service_id, before)
+                    raise JobFailed(failure)
             if update in _ROLLED_BACK or (before is None and failure is not None):
                 if update in _ROLLING_BACK:
                     time.sleep(0.2)  # the old replicas are coming back: wait for them
@@ -413,6 +464,33 @@ def _same_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool
     return {k: v for k, v in task.items() if k != "Runtime"} == {
         k: v for k, v in template.items() if k != "Runtime"
     }
+
+
+def _repository_path(ref: str) -> str:
+    """``ref``'s repository without any registry host (``workbench/env-python``), or
+    ``workbench/image`` for an image given by id."""
+    if ref.startswith("sha256:"):
+        return "workbench/image"
+    repository, _ = parse_repository_tag(ref)
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        repository = rest
+    return repository.lower()
+
+
+def _unschedulable(task: Mapping[str, Any]) -> bool:
+    """Whether the scheduler found no node for ``task`` (too much memory or CPU asked, a
+    GPU no node has, a label no node carries, a platform no node runs)."""
+    status = task["Status"]
+    return status["State"] == "pending" and "no suitable node" in (status.get("Err") or "")
+
+
+def _unplaced(task: Mapping[str, Any]) -> str:
+    slot = int(task.get("Slot") or 1) - 1
+    return (
+        f"replica {slot} cannot run on any node of the swarm: {task['Status']['Err']}. Ask for "
+        "less memory or fewer CPUs, or add a node that has them."
+    )
 
 
 def _label_filter(labels: Mapping[str, str]) -> builtins.list[str]:

@@ -9,6 +9,7 @@ from functools import cache, partial
 
 from workbench.algorithms.service import AlgorithmService
 from workbench.backends import Backend, get_backend
+from workbench.cluster.service import ClusterService
 from workbench.config import Settings
 from workbench.datasets.service import DatasetService
 from workbench.deployments.proxy import Proxy
@@ -52,6 +53,7 @@ class Workbench:
     model_imports: ImportService
     conversions: ConversionService
     deployments: DeploymentService
+    cluster: ClusterService
     jobs: JobService
     backend: Callable[[], Backend] = field(repr=False)
 
@@ -173,6 +175,7 @@ class Workbench:
             model_imports=model_imports,
             conversions=conversions,
             deployments=deployments,
+            cluster=ClusterService(registry, backend_factory=backend, instance=settings.instance),
             jobs=jobs,
             backend=backend,
         )

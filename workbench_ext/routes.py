@@ -21,6 +21,7 @@ from workbench_ext import openapi
 from workbench_ext.handlers import (
     algorithms,
     builds,
+    cluster,
     datasets,
     environments,
     jobs,
@@ -76,6 +77,7 @@ def api_routes() -> list[tuple[str, type[WorkbenchHandler], dict[str, Any]]]:
             models,
             services,
             jobs,
+            cluster,
         )
         for pattern, handler in module.handlers
     ]

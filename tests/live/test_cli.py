@@ -188,3 +188,14 @@ def test_image_loads_are_jobs_the_cli_follows(live, tmp_path):
     out = run(live, "job", "cancel", str(job_id), ok=False)
     assert f"Job {job_id} is succeeded already" in out and "Traceback" not in out
     assert "job 999999 does not exist" in run(live, "job", "show", "999999", ok=False)
+
+
+def test_cluster_commands(live):
+    out = run(live, "cluster", "nodes")
+    assert re.search(r" engine ready active +\d+ CPUs, [\d.]+ GiB +Docker ", out), out
+    (node,) = json.loads(run(live, "cluster", "nodes", "--json"))
+    assert node["role"] == "engine" and node["others"] == 0
+    out = run(live, "cluster", "drain", node["id"], token=live.bob, ok=False)
+    assert "Only an admin drains, pauses or activates a node" in out
+    out = run(live, "cluster", "drain", node["id"], ok=False)
+    assert "no other node to move its work to" in out and "swarm backend" in out

@@ -27,7 +27,9 @@ library's exceptions into the :class:`BackendError` tree at the boundary.
 from __future__ import annotations
 
 import builtins
+import os
 import re
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -284,6 +286,33 @@ class Rollout:
     progress: Callable[[float], None] = _no_progress
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """A machine runs are placed on: a swarm's node, or the one engine or host of a backend
+    without nodes."""
+
+    id: str
+    #: its host name
+    name: str
+    #: ``manager`` or ``worker`` (a swarm's), ``engine`` (a Docker Engine alone), ``host``
+    role: str
+    #: ``ready``, ``down``, ``disconnected`` or ``unknown``
+    state: str
+    #: ``active`` (takes work), ``pause`` (keeps what runs, takes nothing new) or ``drain``
+    #: (what runs moves elsewhere)
+    availability: str
+    #: where the other nodes reach it (None: no other node)
+    address: str | None
+    labels: Mapping[str, str]
+    cpus: float
+    memory_bytes: int
+    gpus: int
+    #: what runs it (``Docker 20.10.24``)
+    engine: str
+    #: the labels of each run and replica Workbench placed on it
+    runs: tuple[Mapping[str, str], ...] = ()
+
+
 class Backend(ABC):
     name: ClassVar[str]
     #: a run sees its mounts at their targets (containers); False: at their host paths
@@ -390,6 +419,37 @@ class Backend(ABC):
     @abstractmethod
     def remove_replicated(self, labels: Mapping[str, str]) -> None:
         """Remove the replicas (and the service) whose run carries all of ``labels``."""
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The machines runs are placed on, each with the runs on it: here one, this host."""
+        return [
+            NodeInfo(
+                id=socket.gethostname(),
+                name=socket.gethostname(),
+                role="host",
+                state="ready",
+                availability="active",
+                address=None,
+                labels={},
+                cpus=float(os.cpu_count() or 1),
+                memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+                gpus=0,
+                engine=f"the {self.name} backend",
+                runs=tuple(run.labels for run in self.list()),
+            )
+        ]
+
+    def set_availability(self, node_id: str, availability: str) -> NodeInfo:
+        """Make node ``node_id`` take work (``active``), keep what runs but take nothing new
+        (``pause``), or move what runs elsewhere (``drain``); the node then.
+        :class:`Unsupported` where there is no other node to move work to."""
+        raise Unsupported(
+            f"the {self.name} backend runs everything on one machine: there is no other node "
+            "to move its work to. Draining a node needs the swarm backend (docs/cluster.md).",
+            backend=self.name,
+        )
 
     # --- images ---------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ from workbench.backends.base import (
     LineSplitter,
     Mount,
     Network,
+    NodeInfo,
     RunInfo,
     RunSpec,
     RunState,
@@ -346,6 +347,28 @@ class DockerBackend(RunReplicas):
             if labels is None or all(info.labels.get(k) == v for k, v in labels.items()):
                 infos.append(info)
         return infos
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """This engine, the one node, with the runs on it."""
+        with engine_errors():
+            info = self._api.info()
+        labels = dict(item.partition("=")[::2] for item in info.get("Labels") or [])
+        return [
+            NodeInfo(
+                id=str(info.get("ID") or info.get("Name")),
+                name=str(info.get("Name")),
+                role="engine",
+                state="ready",
+                availability="active",
+                address=None,
+                labels=labels,
+                cpus=float(info.get("NCPU") or 0),
+                memory_bytes=int(info.get("MemTotal") or 0),
+                gpus=0,
+                engine=f"Docker {info.get('ServerVersion', '')}".strip(),
+                runs=tuple(run.labels for run in self.list()),
+            )
+        ]
 
     # --- commands in a running run --------------------------------------------------------
 

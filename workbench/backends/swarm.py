@@ -31,6 +31,9 @@ its service's log, on whichever node it runs); its labels are the service's plus
 Not yet selectable as a server's backend (``get_backend``): the endpoint's proxy runs on
 the server's host and does not reach overlay addresses; it moves onto the swarm as a
 service next (issue 18, point 4), and jobs and workspaces follow.
+
+Over 600 lines because one backend is one module (as docker.py and local.py are): its
+replicated services, their images' way to the nodes, and the nodes themselves.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from docker.utils import parse_repository_tag
 from workbench.backends.base import (
     MANAGED_LABEL,
     Network,
+    NodeInfo,
     Replica,
     ReplicatedSpec,
     Rollout,
@@ -77,7 +81,7 @@ from workbench.backends.docker import (
     split_lines,
 )
 from workbench.backends.replicated import SLOT_LABEL, TAIL_LINES
-from workbench.errors import BackendError, JobFailed
+from workbench.errors import BackendError, InvalidInput, JobFailed, NotFound
 
 #: the seconds between two of the engine's health checks of a replica, and how many
 #: failures in a row make it unhealthy (then replaced)
@@ -85,6 +89,8 @@ HEALTH_INTERVAL_S, HEALTH_RETRIES = 1, 3
 #: how long the engine watches a new task before it counts the update of its slot as done
 UPDATE_MONITOR_S = 2
 _NS = 1_000_000_000
+#: the label the engine gives a task's container
+_TASK_LABEL = "com.docker.swarm.task.id"
 #: task states of a task that will not run again
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 #: an update's states once the engine gave up on it (rolling back, or rolled back)
@@ -216,6 +222,45 @@ class SwarmBackend(DockerBackend):
         for service in services:
             networks = service["Spec"]["TaskTemplate"].get("Networks") or []
             self._remove_service(service["ID"], *(n["Target"] for n in networks))
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def nodes(self) -> builtins.list[NodeInfo]:
+        """The swarm's nodes, each with the replicas placed on it (and, on the manager this
+        backend talks to, the single runs: they are its containers)."""
+        with engine_errors():
+            nodes = self._api.nodes()
+            here = self._api.info()["Swarm"]["NodeID"]
+            services = {s["ID"]: s["Spec"].get("Labels") or {} for s in self._api.services()}
+            tasks = self._api.tasks(filters={"desired-state": "running"})
+        runs: dict[str, builtins.list[Mapping[str, str]]] = {n["ID"]: [] for n in nodes}
+        for task in tasks:
+            labels = services.get(task["ServiceID"], {})
+            if MANAGED_LABEL in labels and task.get("NodeID") in runs:
+                slot = str(int(task.get("Slot") or 0) - 1)
+                runs[task["NodeID"]].append({**labels, SLOT_LABEL: slot})
+        runs.setdefault(here, []).extend(
+            run.labels for run in self.list() if _TASK_LABEL not in run.labels
+        )
+        return [_node(node, runs.get(node["ID"], [])) for node in nodes]
+
+    def set_availability(self, node_id: str, availability: str) -> NodeInfo:
+        if availability not in ("active", "pause", "drain"):
+            raise InvalidInput(
+                f"availability is active, pause or drain, not {availability!r}.",
+                field="availability",
+            )
+        with engine_errors():
+            try:
+                node = self._api.inspect_node(node_id)
+            except docker.errors.NotFound as exc:
+                raise NotFound(
+                    f"the swarm has no node {node_id!r}; list the nodes to find it.",
+                    node=node_id,
+                ) from exc
+            spec = {**node["Spec"], "Availability": availability}
+            self._api.update_node(node["ID"], node["Version"]["Index"], spec)
+        return next(n for n in self.nodes() if n.id == node["ID"])
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -456,6 +501,30 @@ class SwarmBackend(DockerBackend):
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.3)
+
+
+def _node(node: Mapping[str, Any], runs: builtins.list[Mapping[str, str]]) -> NodeInfo:
+    description, status = node.get("Description") or {}, node.get("Status") or {}
+    resources = description.get("Resources") or {}
+    gpus = sum(
+        int((r.get("DiscreteResourceSpec") or {}).get("Value") or 0)
+        for r in resources.get("GenericResources") or []
+        if (r.get("DiscreteResourceSpec") or {}).get("Kind") == "gpu"
+    )
+    return NodeInfo(
+        id=str(node["ID"]),
+        name=str(description.get("Hostname", "")),
+        role=str(node["Spec"].get("Role", "worker")),
+        state=str(status.get("State", "unknown")),
+        availability=str(node["Spec"].get("Availability", "active")),
+        address=status.get("Addr"),
+        labels=dict(node["Spec"].get("Labels") or {}),
+        cpus=int(resources.get("NanoCPUs") or 0) / 1e9,
+        memory_bytes=int(resources.get("MemoryBytes") or 0),
+        gpus=gpus,
+        engine=f"Docker {(description.get('Engine') or {}).get('EngineVersion', '')}".strip(),
+        runs=tuple(runs),
+    )
 
 
 def _same_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool:

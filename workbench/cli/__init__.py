@@ -13,6 +13,7 @@ import click
 from workbench.cli import (
     admin,
     algorithms,
+    cluster,
     datasets,
     environments,
     jobs,
@@ -48,5 +49,6 @@ for command in (
     models.model,
     services.service,
     jobs.job,
+    cluster.cluster,
 ):
     main.add_command(command)

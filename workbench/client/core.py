@@ -1,7 +1,7 @@
 """The client itself: its connection (requests, streams, uploads, errors turned back into
 the server's exception classes), the users' and teams' calls, and one attribute per area
 (``datasets``, ``workspaces``, ``environments``, ``algorithms``, ``training``, ``models``,
-``services``, ``jobs``)."""
+``services``, ``jobs``, ``cluster``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import httpx
 
 from workbench.client._http import API, CHUNK, Progress, error_from, parse_list
 from workbench.client.algorithms import AlgorithmsAPI
+from workbench.client.cluster import ClusterAPI
 from workbench.client.datasets import DatasetsAPI
 from workbench.client.environments import EnvironmentsAPI
 from workbench.client.jobs import JobsAPI
@@ -57,6 +58,7 @@ class WorkbenchClient:
         self.models = ModelsAPI(self)
         self.services = ServicesAPI(self)
         self.jobs = JobsAPI(self)
+        self.cluster = ClusterAPI(self)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkbenchClient:

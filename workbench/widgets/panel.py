@@ -9,6 +9,7 @@ import ipywidgets as w
 
 from workbench.client import WorkbenchClient
 from workbench.widgets.algorithms import AlgorithmsSection
+from workbench.widgets.cluster import ClusterSection
 from workbench.widgets.datasets import DatasetsSection
 from workbench.widgets.models import ModelsSection
 from workbench.widgets.section import Section
@@ -42,6 +43,7 @@ SECTIONS: tuple[type[Section[Any]], ...] = (
     TrainingSection,
     ModelsSection,
     ServicesSection,
+    ClusterSection,
 )
 
 
@@ -70,7 +72,7 @@ class SectionTab(Generic[S]):
 
 class WorkbenchPanel(w.VBox):
     """The tabs of :data:`SECTIONS`, each section made (and its list fetched) when its tab
-    is first opened: a panel opens with one section's widgets, not all six's (about 900
+    is first opened: a panel opens with one section's widgets, not all seven's (about 900
     widget models, each one a message the browser must handle before the panel answers)."""
 
     def __init__(
@@ -111,6 +113,7 @@ class WorkbenchPanel(w.VBox):
     training = SectionTab(TrainingSection)
     models = SectionTab(ModelsSection)
     services = SectionTab(ServicesSection)
+    cluster = SectionTab(ClusterSection)
 
     def _opened(self, index: int | None) -> None:
         if index is None:

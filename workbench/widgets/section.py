@@ -35,11 +35,15 @@ from workbench.widgets.poller import Poller
 T = TypeVar("T")
 
 
+#: a listed item's id: a number, or a name (a cluster's node)
+ItemId = int | str
+
+
 class Item(Protocol):
     """What a section lists: server objects with an id and a name."""
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> ItemId: ...
 
     @property
     def name(self) -> str: ...
@@ -129,7 +133,7 @@ class Section(w.VBox, Generic[ItemT]):
         self.visibilities = visibility_choices(is_admin)
         self.poll_interval = poll_interval
         #: the items listed, by id
-        self.items: dict[int, ItemT] = {}
+        self.items: dict[ItemId, ItemT] = {}
         self._lock = threading.RLock()  # the list may be refreshed by a Poller's thread
         self.status = Status()
         #: where the details' actions answer: the status line, unless the details have one
@@ -215,7 +219,7 @@ class Section(w.VBox, Generic[ItemT]):
         """Fill the details with ``item`` (they are visible)."""
         raise NotImplementedError
 
-    def remove(self, item_id: int) -> None:
+    def remove(self, item_id: ItemId) -> None:
         """Delete the item on the server (raises WorkbenchError)."""
         getattr(self.client, self.area).delete(item_id)
 
@@ -280,7 +284,7 @@ class Section(w.VBox, Generic[ItemT]):
         if self.listing.value == item.id:
             self.render(item)
 
-    def show(self, item_id: int | None) -> None:
+    def show(self, item_id: ItemId | None) -> None:
         """Show the details of the item ``item_id`` (hide them for None)."""
         item = self.items.get(item_id) if item_id is not None else None
         self.delete_button.description = "Delete"
@@ -291,7 +295,7 @@ class Section(w.VBox, Generic[ItemT]):
         self.details.layout.display = ""
         self.render(item)
 
-    def select(self, item_id: int) -> None:
+    def select(self, item_id: ItemId) -> None:
         """Choose ``item_id`` in the list (which shows it), if it is listed."""
         if item_id in self.items and self.listing.value != item_id:
             self.listing.value = item_id
@@ -302,7 +306,7 @@ class Section(w.VBox, Generic[ItemT]):
         """``call()`` with its error shown in :attr:`action_status` (:data:`FAILED`)."""
         return attempt(self.action_status, call)
 
-    def act(self, call: Callable[[int], ItemT], done: str) -> bool:
+    def act(self, call: Callable[[ItemId], ItemT], done: str) -> bool:
         """An action on the chosen item: ``call(item_id)`` answers the changed item, which
         is shown, and the status says "<name> <done>". False if nothing is chosen or the
         server said no (shown)."""

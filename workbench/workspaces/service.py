@@ -81,6 +81,9 @@ JUPYTERLAB_COMMAND = (
 )
 WORKSPACE_UID = 1000  # the `workbench` user of every environment image
 
+#: the label of a workspace's container: the workspace's id
+WORKSPACE_LABEL = "workbench.workspace"
+
 
 class WorkspaceState:
     STOPPED = "stopped"  # created or stopped: files kept, no container running
@@ -529,7 +532,7 @@ class WorkspaceService(OnBackend):
             mounts=tuple(mounts),
             ports={JUPYTER_PORT: 0},
             limits=Limits(cpus=row.cpus, memory_mb=row.memory_mb, gpus=row.gpus),
-            labels={MANAGED_LABEL: self.instance, "workbench.workspace": str(row.id)},
+            labels={MANAGED_LABEL: self.instance, WORKSPACE_LABEL: str(row.id)},
             extra_hosts=dict(self.extra_hosts),
             workdir=CONTAINER_ROOT,
             network=workspaces_network(self.outbound),

@@ -1,0 +1,1 @@
+"""The cluster: the machines runs are placed on, what runs on each, and draining one."""

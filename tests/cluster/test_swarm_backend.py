@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -30,6 +31,7 @@ from workbench.backends.base import (
 )
 from workbench.backends.swarm import SwarmBackend
 from workbench.errors import BackendError, JobFailed
+from workbench.jobs.kinds import JobCancelled
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -176,3 +178,32 @@ def test_a_replica_no_node_can_hold_fails_within_seconds_saying_why(
         backend.deploy_replicated(replace(spec, run=huge, replicas=1), ROLLOUT)
     after = until(lambda: (now := running(backend, spec)) and now, 30, 0.5)
     assert [r.run.id for r in after] == [r.run.id for r in before]
+
+
+def services(swarm: LocalSwarm, spec: ReplicatedSpec) -> list[dict[str, Any]]:
+    """The swarm's services of ``spec``, as the engine has them."""
+    labels = [f"{k}={v}" for k, v in spec.run.labels.items()]
+    return list(swarm.client().api.services(filters={"label": labels}))
+
+
+def test_a_cancelled_deploy_puts_the_service_back_as_it_was(
+    local_swarm: LocalSwarm, service: tuple[SwarmBackend, ReplicatedSpec]
+) -> None:
+    backend, spec = service
+    one = replace(spec, replicas=1)
+    backend.deploy_replicated(one, ROLLOUT)
+    (before,) = services(local_swarm, spec)
+    looks = iter(range(1000))
+
+    def cancel_after_a_look() -> None:
+        if next(looks) >= 2:  # the update has started
+            raise JobCancelled("cancelled by its owner")
+
+    with pytest.raises(JobCancelled):
+        backend.deploy_replicated(
+            one, Rollout(lambda t: None, check=cancel_after_a_look), restart=True
+        )
+
+    (after,) = services(local_swarm, spec)
+    assert after["Spec"]["TaskTemplate"] == before["Spec"]["TaskTemplate"], "rolled back"
+    until(lambda: len(running(backend, spec)) == 1, 60, 0.5)

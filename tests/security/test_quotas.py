@@ -34,7 +34,7 @@ from tests.conftest import add_environment, add_people, make_workbench
 from tests.security.conftest import API, Tenants, finished
 from tests.security.test_data_plane import cnn_version
 from workbench.backends.base import LINE_MAX_CHARS, Limits, RunInfo, RunSpec, cut_line
-from workbench.backends.docker import _split_lines
+from workbench.backends.docker import split_lines
 from workbench.config import QuotaDefaults
 from workbench.deployments.jobs import service_replicas
 from workbench.deployments.schemas import ServiceCreate
@@ -168,7 +168,7 @@ def test_a_100_mib_line_is_cut_as_it_streams():
         yield b"\nnext\n"
 
     started = time.monotonic()
-    lines = list(_split_lines(frames()))
+    lines = list(split_lines(frames()))
     assert time.monotonic() - started < 10
     assert lines == [cut_line("x" * LINE_MAX_CHARS, 100 * MiB - LINE_MAX_CHARS), "next"]
 

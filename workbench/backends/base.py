@@ -309,7 +309,7 @@ class NodeInfo:
     gpus: int
     #: what runs it (``Docker 20.10.24``)
     engine: str
-    #: the labels of each run and replica Workbench placed on it
+    #: the labels of each run and replica of Workbench's running on it
     runs: tuple[Mapping[str, str], ...] = ()
 
 
@@ -437,7 +437,7 @@ class Backend(ABC):
                 memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
                 gpus=0,
                 engine=f"the {self.name} backend",
-                runs=tuple(run.labels for run in self.list()),
+                runs=tuple(run.labels for run in self.list() if run.state is RunState.RUNNING),
             )
         ]
 

@@ -366,7 +366,7 @@ class DockerBackend(RunReplicas):
                 memory_bytes=int(info.get("MemTotal") or 0),
                 gpus=0,
                 engine=f"Docker {info.get('ServerVersion', '')}".strip(),
-                runs=tuple(run.labels for run in self.list()),
+                runs=tuple(run.labels for run in self.list() if run.state is RunState.RUNNING),
             )
         ]
 

@@ -20,9 +20,12 @@ runs (jobs, workspaces) are containers of that engine, as there. A replicated se
   lines; a new service whose first tasks fail is removed;
 - every task is locked down as the docker backend's containers are (all capabilities
   dropped, a read-only root with its tmpfs, its user, CPU, memory and process limits, an
-  init, the Docker socket never mounted, a rotated log), but for ``no-new-privileges``,
-  which Swarm's service spec lacks before Engine 25 (the tasks run without capabilities
-  and as their user, so a setuid binary gains nothing that counts);
+  init, the Docker socket never mounted, a rotated log), with three gaps Swarm's service
+  spec leaves: no ``no-new-privileges`` before Engine 25 (the tasks run without
+  capabilities and as their user, so a setuid binary gains nothing that counts), no swap
+  limit of its own (a node with swap lets a task swap beyond its memory), and an overlay
+  network has no switch that keeps its tasks apart (a service's replicas reach one
+  another; other services' networks stay apart);
 - ``replace`` (slots to replace) is the engine's own business here, and is not needed.
 
 A replica's run id is its task's id (:meth:`SwarmBackend.logs` reads a task's lines from
@@ -39,6 +42,7 @@ replicated services, their images' way to the nodes, and the nodes themselves.
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import suppress
@@ -89,8 +93,6 @@ HEALTH_INTERVAL_S, HEALTH_RETRIES = 1, 3
 #: how long the engine watches a new task before it counts the update of its slot as done
 UPDATE_MONITOR_S = 2
 _NS = 1_000_000_000
-#: the label the engine gives a task's container
-_TASK_LABEL = "com.docker.swarm.task.id"
 #: task states of a task that will not run again
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 #: an update's states once the engine gave up on it (rolling back, or rolled back)
@@ -112,6 +114,7 @@ class SwarmBackend(DockerBackend):
     def __init__(self, client: docker.DockerClient, *, registry: str | None = None) -> None:
         super().__init__(client)
         self.registry = registry
+        self._pushing = threading.Lock()
 
     def deploy_replicated(
         self,
@@ -165,6 +168,9 @@ class SwarmBackend(DockerBackend):
         except BaseException:
             if existing is None:  # nothing served before it: what it started goes
                 self._remove_service(service_id, network)
+            else:  # failed, cancelled or not ready in time: back to the spec before it
+                with suppress(BackendError):
+                    self._roll_back(service_id, existing)
             raise
         rollout.route([replica.target for replica in ready if replica.target])
         return ready
@@ -232,15 +238,21 @@ class SwarmBackend(DockerBackend):
             nodes = self._api.nodes()
             here = self._api.info()["Swarm"]["NodeID"]
             services = {s["ID"]: s["Spec"].get("Labels") or {} for s in self._api.services()}
-            tasks = self._api.tasks(filters={"desired-state": "running"})
+            tasks = self._api.tasks()
         runs: dict[str, builtins.list[Mapping[str, str]]] = {n["ID"]: [] for n in nodes}
         for task in tasks:
             labels = services.get(task["ServiceID"], {})
-            if MANAGED_LABEL in labels and task.get("NodeID") in runs:
+            placed = task["DesiredState"] == "running" and task.get("NodeID") in runs
+            if MANAGED_LABEL in labels and placed:
                 slot = str(int(task.get("Slot") or 0) - 1)
                 runs[task["NodeID"]].append({**labels, SLOT_LABEL: slot})
+        # the manager's own running containers but its tasks' (those of every task, by id:
+        # not by a label, which an image may carry)
+        containers = {(t["Status"].get("ContainerStatus") or {}).get("ContainerID") for t in tasks}
         runs.setdefault(here, []).extend(
-            run.labels for run in self.list() if _TASK_LABEL not in run.labels
+            run.labels
+            for run in self.list()
+            if run.state is RunState.RUNNING and run.id not in containers
         )
         return [_node(node, runs.get(node["ID"], [])) for node in nodes]
 
@@ -277,6 +289,17 @@ class SwarmBackend(DockerBackend):
         tag = image_id.removeprefix("sha256:")[:24]
         rollout.log(f"pushing {ref} to {repository}:{tag}")
         digest = None
+        # one at a time: another deploy's untag must not come between a tag and its push
+        with self._pushing:
+            digest = self._push(ref, image_id, repository, tag)
+        if digest is None:
+            raise BackendError(f"the registry {self.registry} gave no digest for {ref}.")
+        return f"{repository}@{digest}"
+
+    def _push(self, ref: str, image_id: str, repository: str, tag: str) -> str | None:
+        """Push ``image_id`` as ``repository:tag``; its digest there (None if the registry
+        gave none). The tag goes again afterwards: the digest names the image."""
+        digest = None
         try:
             with engine_errors(image=ref):
                 self._api.tag(image_id, repository, tag)
@@ -293,11 +316,9 @@ class SwarmBackend(DockerBackend):
                 registry=self.registry,
             ) from exc
         finally:
-            with suppress(docker.errors.APIError):  # the digest names it from now on
+            with suppress(docker.errors.APIError):
                 self._api.remove_image(f"{repository}:{tag}")
-        if digest is None:
-            raise BackendError(f"the registry {self.registry} gave no digest for {ref}.")
-        return f"{repository}@{digest}"
+        return digest
 
     def _service(self, labels: Mapping[str, str]) -> dict[str, Any] | None:
         with engine_errors():
@@ -396,8 +417,7 @@ class SwarmBackend(DockerBackend):
             stuck = [t for t in newest if _unschedulable(t)]
             if stuck and failure is None:  # no node can take it: waiting changes nothing
                 failure = _unplaced(stuck[0])
-                if before is not None:  # its old replicas still run: they stay
-                    self._roll_back(service_id, before)
+                if before is not None:  # rolled back by the deploy: its old replicas stay
                     raise JobFailed(failure)
             if update in _ROLLED_BACK or (before is None and failure is not None):
                 if update in _ROLLING_BACK:
@@ -424,8 +444,6 @@ class SwarmBackend(DockerBackend):
                     rollout.log(f"replica {replica.slot} ready at {replica.target}")
                 return sorted(replicas, key=lambda replica: replica.slot)
             if time.monotonic() > deadline:
-                if before is not None:
-                    self._roll_back(service_id, before)
                 raise JobFailed(
                     f"the replicas did not get ready in time ({len(running)} of "
                     f"{spec.replicas} answer {spec.health.route}); the service was rolled "

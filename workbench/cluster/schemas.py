@@ -31,12 +31,13 @@ class NodeView(BaseModel):
     role: str
     state: str
     availability: str
-    #: where the other nodes reach it ("" where there is no other node)
+    #: where the other nodes reach it ("" where there is none, and for a member)
     address: str
     labels: dict[str, str]
     cpus: float
     memory_mb: int
     gpus: int
+    #: what runs it ("" for a member)
     engine: str
     runs: list[RunOnNode]
     #: this server's runs on it that the reader may not see

@@ -9,6 +9,7 @@ counted, as the runs of another server on the same engine are not listed at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
@@ -53,6 +54,10 @@ class ClusterService(OnBackend):
             return self._view(s, actor, node)
 
     def _view(self, s: Session, actor: Actor, node: NodeInfo) -> NodeView:
+        """The node as ``actor`` may see it: a member gets neither its address nor its
+        engine's version (of use only to one who would attack it), and only counts of the
+        others' runs."""
+        admin = actor.role == Role.ADMIN
         runs, others = [], 0
         for labels in node.runs:
             if labels.get(MANAGED_LABEL) != self.instance:
@@ -61,7 +66,7 @@ class ClusterService(OnBackend):
             if run is None:
                 continue
             found, owner_id = run
-            if actor.role == Role.ADMIN or owner_id == actor.id:
+            if admin or owner_id == actor.id:
                 runs.append(found)
             else:
                 others += 1
@@ -71,12 +76,12 @@ class ClusterService(OnBackend):
             role=node.role,
             state=node.state,
             availability=node.availability,
-            address=node.address or "",
+            address=(node.address or "") if admin else "",
             labels=dict(node.labels),
             cpus=node.cpus,
             memory_mb=node.memory_bytes >> 20,
             gpus=node.gpus,
-            engine=node.engine,
+            engine=node.engine if admin else "",
             runs=sorted(runs, key=lambda r: (r.kind, r.id, r.name)),
             others=others,
         )
@@ -104,7 +109,8 @@ def _run(s: Session, labels: Mapping[str, str]) -> tuple[RunOnNode, int] | None:
     for label, model, kind, name in _KINDS:
         if label not in labels:
             continue
-        row = s.get(model, int(labels[label])) if labels[label].isdigit() else None
+        value = labels[label]
+        row = s.get(model, int(value)) if re.fullmatch(r"[0-9]{1,18}", value) else None
         if row is None:
             return None
         owner = username_of(s, row.owner_id)

@@ -147,8 +147,10 @@ class DeployKind(JobKind):
                 path_in_run(backend, own / "signature.json", f"{SERVICE_DIR}/signature.json"),
             )  # fmt: skip
             env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(options["threads"])}
+        network = service_network(self.instance, int(spec["service_id"]))
         return RunSpec(
-            name=f"workbench-svc-{spec['service_id']}",
+            # the server's name in it: servers that share an engine have the same service ids
+            name=network.name,
             image=spec["image"],
             command=command,
             env=env,
@@ -160,7 +162,7 @@ class DeployKind(JobKind):
             restart_on_failure=True,
             # reached by the proxy on this host only, never by another run (nor another
             # replica of its own); nothing but its files and its scratch written
-            network=service_network(self.instance, int(spec["service_id"])),
+            network=network,
             read_only_root=True,
             tmpfs=SCRATCH,
         )

@@ -258,6 +258,11 @@ class LocalSwarm:
     nodes: tuple[str, ...]
     #: ``host:port`` of the image registry, the same on every node and here
     registry: str
+    #: a folder every node sees, but node 3 (whose engine sees an empty one there): where
+    #: a test puts a shared store
+    shared: Path = (
+        Path(os.environ.get("WORKBENCH_SWARM_DIR", "/var/lib/workbench-swarm")) / "shared"
+    )
 
     def client(self, node: int = 0) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.nodes[node], timeout=60)

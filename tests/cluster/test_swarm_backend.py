@@ -22,6 +22,7 @@ from tests.docker_fixtures import LocalSwarm
 from workbench.backends.base import (
     HealthCheck,
     Limits,
+    Mount,
     Network,
     Replica,
     ReplicatedSpec,
@@ -30,6 +31,7 @@ from workbench.backends.base import (
     RunState,
 )
 from workbench.backends.swarm import SwarmBackend
+from workbench.backends.swarm_store import SHARED_LABEL
 from workbench.errors import BackendError, JobFailed
 from workbench.jobs.kinds import JobCancelled
 
@@ -207,3 +209,35 @@ def test_a_cancelled_deploy_puts_the_service_back_as_it_was(
     (after,) = services(local_swarm, spec)
     assert after["Spec"]["TaskTemplate"] == before["Spec"]["TaskTemplate"], "rolled back"
     until(lambda: len(running(backend, spec)) == 1, 60, 0.5)
+
+
+def test_a_node_without_the_shared_store_gets_no_replica(
+    local_swarm: LocalSwarm, service: tuple[SwarmBackend, ReplicatedSpec]
+) -> None:
+    _, spec = service
+    store = local_swarm.shared / uuid.uuid4().hex[:12]  # node 3 sees an empty folder there
+    (store / "model").mkdir(parents=True)
+    (store / "model" / "index.html").write_text("served from the shared store")
+    backend = SwarmBackend(local_swarm.client(), registry=local_swarm.registry, shared=store)
+    run = replace(
+        spec.run,
+        command=("python3", "-m", "http.server", "8000", "--directory", "/srv/model"),
+        mounts=(Mount(store / "model", "/srv/model", read_only=True),),
+    )
+    logged: list[str] = []
+
+    ready = backend.deploy_replicated(
+        replace(spec, run=run, replicas=3), Rollout(lambda targets: None, log=logged.append)
+    )
+
+    manager = local_swarm.client()
+    number = {n.id: n.attrs["Spec"]["Labels"]["workbench.test-node"] for n in manager.nodes.list()}
+    placed = sorted(number[node_of(manager, r)] for r in ready)
+    assert placed and set(placed) <= {"1", "2"}, placed
+    labelled = {
+        n.attrs["Spec"]["Labels"]["workbench.test-node"]
+        for n in manager.nodes.list()
+        if n.attrs["Spec"]["Labels"].get(SHARED_LABEL)
+    }
+    assert labelled == {"1", "2"}
+    assert any("1 node(s) do not see the shared store" in line for line in logged), logged

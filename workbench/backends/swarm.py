@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -85,6 +86,7 @@ from workbench.backends.docker import (
     split_lines,
 )
 from workbench.backends.replicated import SLOT_LABEL, TAIL_LINES
+from workbench.backends.swarm_store import SHARED_LABEL, SharedStore
 from workbench.errors import BackendError, InvalidInput, JobFailed, NotFound
 
 #: the seconds between two of the engine's health checks of a replica, and how many
@@ -106,15 +108,25 @@ class SwarmBackend(DockerBackend):
     :param registry: ``host:port`` of the image registry every node pulls from
         (``scripts/registry``); None: the nodes run images by id, which only a node that
         holds the image can (a single-node swarm).
+    :param shared: the artifact store's folder, which a node must see at that path to take
+        a replica (:mod:`workbench.backends.swarm_store`); None: not checked.
     """
 
     name = "swarm"
     heals_replicas = True
 
-    def __init__(self, client: docker.DockerClient, *, registry: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        registry: str | None = None,
+        shared: Path | None = None,
+    ) -> None:
         super().__init__(client)
         self.registry = registry
         self._pushing = threading.Lock()
+        #: the store every node that takes a replica must see (None: not checked)
+        self.shared = SharedStore(self._api, shared) if shared is not None else None
 
     def deploy_replicated(
         self,
@@ -140,6 +152,9 @@ class SwarmBackend(DockerBackend):
             with engine_errors():
                 existing["tasks"] = {t["ID"] for t in self._api.tasks({"service": existing["ID"]})}
         template = self._task_template(spec, image, network)
+        if self.shared is not None:
+            constraint = self.shared.constraint(image, rollout.log)
+            template["Placement"] = {"Constraints": [constraint]}
         args: dict[str, Any] = {
             "name": run.name,
             "labels": {MANAGED_LABEL: "true", **run.labels},
@@ -576,7 +591,8 @@ def _unplaced(task: Mapping[str, Any]) -> str:
     slot = int(task.get("Slot") or 1) - 1
     return (
         f"replica {slot} cannot run on any node of the swarm: {task['Status']['Err']}. Ask for "
-        "less memory or fewer CPUs, or add a node that has them."
+        "less memory or fewer CPUs, or add a node that has them (and, where the shared store "
+        f"is checked, sees it: the nodes labelled {SHARED_LABEL})."
     )
 
 

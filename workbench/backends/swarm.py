@@ -74,6 +74,7 @@ from workbench.backends.base import (
     ReplicatedSpec,
     Rollout,
     RunInfo,
+    RunSpec,
     RunState,
 )
 from workbench.backends.docker import (
@@ -97,6 +98,9 @@ UPDATE_MONITOR_S = 2
 _NS = 1_000_000_000
 #: task states of a task that will not run again
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+#: the network of the tasks that publish a port beside their internal one: the endpoints'
+#: proxies (no replica is on it)
+EDGE = Network("workbench-edge", outbound=True)
 #: an update's states once the engine gave up on it (rolling back, or rolled back)
 _ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed", "paused"}
 _ROLLING_BACK = {"rollback_started"}
@@ -145,7 +149,8 @@ class SwarmBackend(DockerBackend):
                 f"{run.name}: a replicated service on swarm needs a network of Workbench's "
                 "(RunSpec.network): its replicas are reached at their addresses on it."
             )
-        self._ensure_network(network, driver="overlay")
+        for joined in _networks(run, network):
+            self._ensure_network(joined, driver="overlay")
         image = self._distributed(run.image, rollout)  # before anything changes
         existing = self._service(run.labels)
         if existing is not None:
@@ -159,7 +164,13 @@ class SwarmBackend(DockerBackend):
             "name": run.name,
             "labels": {MANAGED_LABEL: "true", **run.labels},
             "mode": ServiceMode("replicated", replicas=spec.replicas),
-            "endpoint_spec": EndpointSpec(mode="dnsrr"),
+            # reached at their task addresses; a port asked for is published on the task's
+            # node (host mode: no routing mesh here)
+            "endpoint_spec": EndpointSpec(
+                mode="dnsrr",
+                ports={host: (inside, "tcp", "host") for inside, host in run.ports.items() if host}
+                or None,
+            ),
             "update_config": UpdateConfig(
                 parallelism=1,
                 order="start-first",
@@ -392,7 +403,7 @@ class SwarmBackend(DockerBackend):
             container,
             resources=resources,
             restart_policy=RestartPolicy("any", delay=_NS),
-            networks=[NetworkAttachmentConfig(network.name)],
+            networks=[NetworkAttachmentConfig(n.name) for n in _networks(spec.run, network)],
             log_driver={"Name": "json-file", "Options": {"max-size": "64m", "max-file": "2"}},
         )
         return dict(template)
@@ -558,6 +569,14 @@ def _node(node: Mapping[str, Any], runs: builtins.list[Mapping[str, str]]) -> No
         engine=f"Docker {(description.get('Engine') or {}).get('EngineVersion', '')}".strip(),
         runs=tuple(runs),
     )
+
+
+def _networks(run: RunSpec, network: Network) -> builtins.list[Network]:
+    """The networks of a service's tasks: its own, and where it publishes a port and its own
+    is internal, :data:`EDGE` too (the engine publishes a port only for a task on a
+    network that reaches beyond the host)."""
+    publishes = any(host for host in run.ports.values())
+    return [network, EDGE] if publishes and not network.outbound else [network]
 
 
 def _same_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool:

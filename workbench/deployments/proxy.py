@@ -69,6 +69,10 @@ class Endpoint:
     #: relay); ``public``: it asks for none, on purpose
     key_hash: str = ""
     public: bool = False
+    #: ``name:port`` whose DNS addresses are the replicas (``tasks.<service>:8080`` on a
+    #: swarm, through Docker's resolver), followed as they change without a reload;
+    #: ``replicas`` is then unused
+    dns: str = ""
 
 
 class Proxy:
@@ -309,6 +313,10 @@ def _alive(pid: int) -> bool:
 
 #: the path each endpoint answers with its configuration's generation (the proxy's own)
 GENERATION_PATH = "/.workbench/proxy-generation"
+#: Docker's resolver inside a container on a user network (a swarm's overlay)
+DOCKER_DNS = "127.0.0.11:53"
+#: the most replicas an endpoint found by DNS balances over (a service has 32 at most)
+DNS_SERVERS = 32
 
 
 def proxy_threads() -> int:
@@ -349,6 +357,14 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str,
         "    option idle-close-on-response",
         "",
     ]
+    if any(e.dns for e in endpoints):  # Docker's resolver, asked again every second
+        lines += [
+            "resolvers docker",
+            f"    nameserver dns {DOCKER_DNS}",
+            "    hold valid 1s",
+            "    hold obsolete 1s",
+            "",
+        ]
     for e in sorted(endpoints, key=lambda e: e.service_id):
         stopped = json.dumps(
             {"error": f"service {e.name} has no replica ready (stopped, or starting); start it"}
@@ -366,7 +382,14 @@ def render(endpoints: list[Endpoint], bind: str, pidfile: Path, generation: str,
             f"    option httpchk GET {e.health}",
             "    http-check expect status 200",
         ]
-        if not e.replicas:  # stopped: say so (replicas just reloaded may not be checked yet)
+        if e.dns:  # as many servers as the name has addresses, none answering: say so
+            lines += [
+                f"    http-request return status 503 content-type application/json "
+                f"string '{stopped}' if {{ nbsrv(replicas_{e.service_id}) lt 1 }}",
+                f"    server-template r {DNS_SERVERS} {e.dns} check resolvers docker "
+                "init-addr none",
+            ]
+        elif not e.replicas:  # stopped: say so (replicas just reloaded may not be checked)
             lines.append(
                 f"    http-request return status 503 content-type application/json "
                 f"string '{stopped}'"

@@ -12,7 +12,15 @@ from workbench.services import Workbench
 from workbench.widgets import WorkbenchPanel
 
 #: the panel's tabs, in order
-PANEL_TABS = ("Datasets", "Workspaces", "Algorithms", "Training", "Models", "Services")
+PANEL_TABS = (
+    "Datasets",
+    "Workspaces",
+    "Algorithms",
+    "Training",
+    "Models",
+    "Services",
+    "Cluster",
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -324,8 +325,9 @@ class Routes:
         self.sent: list[list[str]] = []
         self.running_then: list[set[str]] = []
 
-    def rollout(self) -> Rollout:
-        return Rollout(self._route)
+    def rollout(self, **how: Any) -> Rollout:
+        """A rollout that records (``how``: its restart and replace)."""
+        return Rollout(self._route, **how)
 
     def _route(self, targets: list[str]) -> None:
         self.sent.append(targets)
@@ -342,9 +344,7 @@ def deploy(
     slots: frozenset[int] = frozenset(),
 ) -> list[Replica]:
     """A deploy of ``spec`` (``restart``: every replica new; ``slots``: these new)."""
-    ready = harness.backend.deploy_replicated(
-        spec, routes.rollout(), restart=restart, replace=slots
-    )
+    ready = harness.backend.deploy_replicated(spec, routes.rollout(restart=restart, replace=slots))
     assert routes.sent[-1] == [r.target for r in ready]
     return ready
 
@@ -397,7 +397,7 @@ def test_a_replica_that_fails_its_start_rolls_the_deploy_back(harness: Harness):
         harness.backend.script(harness.image, ["broken on purpose"], exit_code=3)
 
     with pytest.raises(JobFailed) as failed:
-        harness.backend.deploy_replicated(broken, routes.rollout(), restart=True)
+        harness.backend.deploy_replicated(broken, routes.rollout(restart=True))
 
     assert "replica 0 exited with 3 before it was ready" in failed.value.message
     assert "broken on purpose" in failed.value.message

@@ -154,7 +154,7 @@ def test_a_registry_that_is_down_fails_the_deploy_at_once_and_changes_nothing(
 
     started = time.monotonic()
     with pytest.raises(BackendError) as failed:
-        elsewhere.deploy_replicated(replace(spec, replicas=1), ROLLOUT, restart=True)
+        elsewhere.deploy_replicated(replace(spec, replicas=1), replace(ROLLOUT, restart=True))
 
     assert time.monotonic() - started < 15
     assert f"pushing {spec.run.image} to the image registry {down} failed" in failed.value.message
@@ -203,7 +203,7 @@ def test_a_cancelled_deploy_puts_the_service_back_as_it_was(
 
     with pytest.raises(JobCancelled):
         backend.deploy_replicated(
-            one, Rollout(lambda t: None, check=cancel_after_a_look), restart=True
+            one, Rollout(lambda t: None, check=cancel_after_a_look, restart=True)
         )
 
     (after,) = services(local_swarm, spec)

@@ -31,7 +31,7 @@ import os
 import re
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -284,6 +284,10 @@ class Rollout:
     check: Callable[[], None] = _no_check
     #: the share of the replicas ready (0 to 1)
     progress: Callable[[float], None] = _no_progress
+    #: every replica replaced by a new one
+    restart: bool = False
+    #: the slots whose replicas are replaced (hung ones)
+    replace: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -388,20 +392,14 @@ class Backend(ABC):
     # --- replicated services ----------------------------------------------------------------
 
     @abstractmethod
-    def deploy_replicated(
-        self,
-        spec: ReplicatedSpec,
-        rollout: Rollout,
-        *,
-        restart: bool = False,
-        replace: Collection[int] = (),
-    ) -> builtins.list[Replica]:
+    def deploy_replicated(self, spec: ReplicatedSpec, rollout: Rollout) -> builtins.list[Replica]:
         """Bring the service to ``spec`` (creating it): start the replicas missing and
-        those to replace (all when ``restart``; the slots in ``replace``; those that do not
-        answer within :attr:`HealthCheck.kept_grace_s`), wait until every replica kept
-        answers, :attr:`Rollout.route` to them, then remove the others. An engine that heals
-        its own replicas (:attr:`heals_replicas`) replaces a dead or hung one itself and
-        leaves ``replace`` aside. A replica that
+        those to replace (all with :attr:`Rollout.restart`; the slots in
+        :attr:`Rollout.replace`; those that do not answer within
+        :attr:`HealthCheck.kept_grace_s`), wait until every replica kept answers,
+        :attr:`Rollout.route` to them, then remove the others. An engine that heals its own
+        replicas (:attr:`heals_replicas`) replaces a dead or hung one itself and leaves
+        ``replace`` aside. A replica that
         exits or is not ready in time fails the deploy (:class:`JobFailed`, with its last
         log lines): what it started is removed and the replicas before it serve on (a
         rollback). The replicas it keeps, by slot."""

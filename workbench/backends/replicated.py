@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import replace as replaced
 
 from workbench.backends.base import (
@@ -53,20 +53,13 @@ TAIL_LINES = 20
 class RunReplicas(Backend):
     """Replicated services as single runs (see the module doc); a backend mixes it in."""
 
-    def deploy_replicated(
-        self,
-        spec: ReplicatedSpec,
-        rollout: Rollout,
-        *,
-        restart: bool = False,
-        replace: Collection[int] = (),
-    ) -> builtins.list[Replica]:
+    def deploy_replicated(self, spec: ReplicatedSpec, rollout: Rollout) -> builtins.list[Replica]:
         kept: dict[int, Replica] = {}
         doomed: builtins.list[Replica] = []
         for replica in self.replicas(spec.run.labels, spec.port):
-            alive = replica.run.state == RunState.RUNNING and replica.slot not in replace
+            alive = replica.run.state == RunState.RUNNING and replica.slot not in rollout.replace
             wanted = 0 <= replica.slot < spec.replicas and replica.slot not in kept
-            if not alive or restart or not wanted:
+            if not alive or rollout.restart or not wanted:
                 doomed.append(replica)
             else:
                 kept[replica.slot] = replica

@@ -44,7 +44,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -132,14 +132,7 @@ class SwarmBackend(DockerBackend):
         #: the store every node that takes a replica must see (None: not checked)
         self.shared = SharedStore(self._api, shared) if shared is not None else None
 
-    def deploy_replicated(
-        self,
-        spec: ReplicatedSpec,
-        rollout: Rollout,
-        *,
-        restart: bool = False,
-        replace: Collection[int] = (),
-    ) -> builtins.list[Replica]:
+    def deploy_replicated(self, spec: ReplicatedSpec, rollout: Rollout) -> builtins.list[Replica]:
         run = spec.run
         for mount in run.mounts:
             check_mount(mount, self.sockets)
@@ -185,7 +178,7 @@ class SwarmBackend(DockerBackend):
                 service_id = self._api.create_service(template, **args)["ID"]
             else:
                 service_id = existing["ID"]
-                force = (existing["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + restart
+                force = (existing["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + rollout.restart
                 template["ForceUpdate"] = force
                 rollout.log(f"updating swarm service {run.name} to {spec.replicas} replicas")
                 self._api.update_service(service_id, existing["Version"]["Index"], template, **args)

@@ -100,9 +100,14 @@ class DeployKind(JobKind):
                 SERVER_PORT,
                 HealthCheck(health_route(spec["runtime"])),
             ),
-            Rollout(route, lambda line: ctx.log(f"[deploy] {line}"), ctx.check, ctx.progress),
-            restart=bool(spec.get("restart")),
-            replace=set(spec.get("replace", [])),
+            Rollout(
+                route,
+                lambda line: ctx.log(f"[deploy] {line}"),
+                ctx.check,
+                ctx.progress,
+                restart=bool(spec.get("restart")),
+                replace=frozenset(spec.get("replace", [])),
+            ),
         )
         wanted = len(ready)
         message = f"{wanted} replica{'' if wanted == 1 else 's'} ready" if wanted else "stopped"

@@ -5,14 +5,14 @@ on another by the engine."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import served
 from tests.conftest import add_people, make_workbench, until
 from tests.docker_fixtures import LocalSwarm
-from workbench.backends.base import HealthCheck, Network, ReplicatedSpec, Rollout, RunSpec
+from workbench.backends.base import Rollout
 from workbench.backends.swarm import SwarmBackend
 from workbench.cluster.service import ClusterService
 from workbench.deployments.jobs import service_labels
@@ -37,16 +37,8 @@ def test_nodes_show_where_each_replica_runs_and_a_drain_moves_it(
     cluster = ClusterService(
         wb.registry, backend_factory=lambda: swarm, instance=wb.settings.instance
     )
-    key = uuid.uuid4().hex[:12]
     labels = service_labels(wb.settings.instance, service_id)
-    run = RunSpec(
-        name=f"wbtest-{key}",
-        image=base_image,
-        command=("python3", "-m", "http.server", "8000"),
-        labels=labels,
-        network=Network(f"wbtest-{key}", remove_when_empty=True),
-    )
-    swarm.deploy_replicated(ReplicatedSpec(run, 3, 8000, HealthCheck("/")), Rollout(print))
+    swarm.deploy_replicated(served(base_image, labels=labels), Rollout(print))
     drained = ""
     try:
         nodes = cluster.nodes(people.bob)

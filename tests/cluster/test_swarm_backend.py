@@ -17,17 +17,15 @@ from typing import Any
 import docker
 import pytest
 
+from tests.cluster.conftest import served
 from tests.conftest import until
 from tests.docker_fixtures import LocalSwarm
 from workbench.backends.base import (
-    HealthCheck,
     Limits,
     Mount,
-    Network,
     Replica,
     ReplicatedSpec,
     Rollout,
-    RunSpec,
     RunState,
 )
 from workbench.backends.swarm import SwarmBackend
@@ -37,7 +35,6 @@ from workbench.jobs.kinds import JobCancelled
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SERVER = ("sh", "-c", "exec python3 -m http.server 8000")
 ROLLOUT = Rollout(lambda targets: None)
 
 
@@ -47,20 +44,9 @@ def service(
 ) -> Iterator[tuple[SwarmBackend, ReplicatedSpec]]:
     local_swarm.load(base_image)
     backend = SwarmBackend(local_swarm.client(), registry=local_swarm.registry)
-    key = uuid.uuid4().hex[:12]
-    run = RunSpec(
-        name=f"wbtest-{key}",
-        image=base_image,
-        command=SERVER,
-        labels={"wbtest.service": key},
-        network=Network(f"wbtest-{key}", remove_when_empty=True),
-        read_only_root=True,
-        tmpfs={"/tmp": 16},
-        user="1000:1000",
-    )
-    spec = ReplicatedSpec(run, 3, 8000, HealthCheck("/", ready_timeout_s=60))
+    spec = served(base_image)
     yield backend, spec
-    backend.remove_replicated(run.labels)
+    backend.remove_replicated(spec.run.labels)
 
 
 def running(backend: SwarmBackend, spec: ReplicatedSpec) -> list[Replica]:
@@ -241,3 +227,11 @@ def test_a_node_without_the_shared_store_gets_no_replica(
     }
     assert labelled == {"1", "2"}
     assert any("1 node(s) do not see the shared store" in line for line in logged), logged
+
+
+def test_a_service_gone_already_is_removed_without_an_error(
+    service: tuple[SwarmBackend, ReplicatedSpec],
+) -> None:
+    backend, _ = service
+    # listed, then removed by another server (or by hand) before this one removes it
+    backend._remove_service("wbtest-no-such-service")

@@ -9,14 +9,16 @@ import random
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cluster.conftest import served
 from tests.conftest import until
 from tests.docker_fixtures import LocalSwarm
-from workbench.backends.base import HealthCheck, Network, ReplicatedSpec, Rollout, RunSpec
+from workbench.backends.base import Network, Rollout
 from workbench.backends.docker import DockerBackend
 from workbench.backends.swarm import SwarmBackend
 from workbench.config import DEFAULT_BASE_IMAGE
@@ -42,17 +44,9 @@ def test_an_endpoint_on_the_swarm_asks_for_its_key_and_follows_its_replicas(
     folder = store / "services" / "1" / "proxy"
     folder.mkdir(parents=True)
     swarm = SwarmBackend(local_swarm.client(), registry=local_swarm.registry, shared=store)
-    network = Network(f"wbtest-{name}", remove_when_empty=True)
-    run = RunSpec(
-        name=f"wbtest-{name}",
-        image=base_image,
-        command=("sh", "-c", WHO),
-        labels={"wbtest.service": name},
-        network=network,
-        read_only_root=True,
-        tmpfs={"/tmp": 16},
-    )
-    replicas = ReplicatedSpec(run, 3, 8000, HealthCheck("/"))
+    replicas = served(base_image, ("sh", "-c", WHO))
+    run, network = replicas.run, replicas.run.network
+    assert isinstance(network, Network)
     secret = f"wbsk_{uuid.uuid4().hex}"
     port = random.randint(20000, 29999)
     endpoint = Endpoint(
@@ -100,7 +94,7 @@ def test_an_endpoint_on_the_swarm_asks_for_its_key_and_follows_its_replicas(
         loader = threading.Thread(target=load)
         loader.start()
         try:
-            swarm.deploy_replicated(ReplicatedSpec(run, 1, 8000, HealthCheck("/")), ROLLOUT)
+            swarm.deploy_replicated(replace(replicas, replicas=1), ROLLOUT)
             started = time.monotonic()
             until(lambda: len(names(10)) == 1, 30, 0.5)  # the scale followed, no reload
         finally:

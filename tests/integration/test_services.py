@@ -32,7 +32,8 @@ from tests.serving.models import CNN_SIGNATURE, make_cnn
 from workbench.algorithms.schemas import AlgorithmCreate
 from workbench.backends.base import MANAGED_LABEL, RunSpec
 from workbench.backends.docker import DockerBackend
-from workbench.deployments.jobs import SERVICE_LABEL
+from workbench.deployments import service as deployment_service
+from workbench.deployments.jobs import SERVICE_LABEL, service_replicas
 from workbench.deployments.schemas import ServiceCreate, ServiceInfo
 from workbench.errors import Conflict, InvalidInput, NotFound
 from workbench.jobs.schemas import JobFilter
@@ -422,6 +423,36 @@ def test_a_deploy_for_a_deleted_service_starts_nothing_and_the_watch_removes_its
     finally:
         backend.stop(other.id, timeout=1)
         backend.remove(other.id)
+
+
+def test_the_watch_leaves_a_gone_replica_to_an_engine_that_heals_its_own(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+):
+    """On a backend whose engine heals its replicas (Swarm's ``heals_replicas``) the watch
+    starts no deploy for a replica that is gone; the same look on one that does not replaces
+    it."""
+    wb, bob = setup.wb, setup.bob
+    started = wb.deployments.create(
+        bob, ServiceCreate(name="self-healing", version_id=setup.version)
+    )
+    deployed(setup, started.job_id)
+    backend, service_id = wb.backend(), started.service.id
+    (replica,) = service_replicas(backend, wb.deployments.instance, service_id)
+    wb.deployments.unwatch()  # only this test's looks
+    monkeypatch.setattr(deployment_service, "GONE_AFTER_S", 0.0)  # gone at the first look
+    try:
+        backend.remove(replica.run.id)
+        monkeypatch.setattr(type(backend), "heals_replicas", True)
+        assert wb.deployments.heal() == []
+        assert wb.jobs.list(bob, JobFilter(target_id=service_id))[0].id == started.job_id
+
+        monkeypatch.setattr(type(backend), "heals_replicas", False)
+        ((job_id, why),) = wb.deployments.heal()
+        assert "replica 0 is gone" in why
+        deployed(setup, job_id)
+    finally:
+        wb.deployments.watch()
+        wb.deployments.delete(bob, service_id)
 
 
 def test_stopping_under_load_answers_or_says_503(setup: Setup):

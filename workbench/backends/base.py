@@ -399,10 +399,9 @@ class Backend(ABC):
         :attr:`HealthCheck.kept_grace_s`), wait until every replica kept answers,
         :attr:`Rollout.route` to them, then remove the others. An engine that heals its own
         replicas (:attr:`heals_replicas`) replaces a dead or hung one itself and leaves
-        ``replace`` aside. A replica that
-        exits or is not ready in time fails the deploy (:class:`JobFailed`, with its last
-        log lines): what it started is removed and the replicas before it serve on (a
-        rollback). The replicas it keeps, by slot."""
+        ``replace`` aside. A replica that exits or is not ready in time fails the deploy
+        (:class:`JobFailed`, with its last log lines): what it started is removed and the
+        replicas before it serve on (a rollback). The replicas it keeps, by slot."""
 
     @abstractmethod
     def replicas(self, labels: Mapping[str, str], port: int) -> builtins.list[Replica]:

@@ -146,9 +146,10 @@ class SwarmBackend(DockerBackend):
             self._ensure_network(joined, driver="overlay")
         image = self._distributed(run.image, rollout)  # before anything changes
         existing = self._service(run.labels)
+        old_tasks: set[str] = set()
         if existing is not None:
             with engine_errors():
-                existing["tasks"] = {t["ID"] for t in self._api.tasks({"service": existing["ID"]})}
+                old_tasks = {t["ID"] for t in self._api.tasks({"service": existing["ID"]})}
         template = self._task_template(spec, image, network)
         if self.shared is not None:
             constraint = self.shared.constraint(image, rollout.log)
@@ -183,10 +184,10 @@ class SwarmBackend(DockerBackend):
                 rollout.log(f"updating swarm service {run.name} to {spec.replicas} replicas")
                 self._api.update_service(service_id, existing["Version"]["Index"], template, **args)
         try:
-            ready = self._converge(service_id, spec, rollout, existing)
+            ready = self._converge(service_id, spec, rollout, existing, old_tasks)
         except BaseException:
             if existing is None:  # nothing served before it: what it started goes
-                self._remove_service(service_id, network)
+                self._remove_service(service_id, network.name)
             else:  # failed, cancelled or not ready in time: back to the spec before it
                 with suppress(BackendError):
                     self._roll_back(service_id, existing)
@@ -307,7 +308,6 @@ class SwarmBackend(DockerBackend):
         repository = f"{self.registry}/{_repository_path(ref)}"
         tag = image_id.removeprefix("sha256:")[:24]
         rollout.log(f"pushing {ref} to {repository}:{tag}")
-        digest = None
         # one at a time: another deploy's untag must not come between a tag and its push
         with self._pushing:
             digest = self._push(ref, image_id, repository, tag)
@@ -407,12 +407,13 @@ class SwarmBackend(DockerBackend):
         spec: ReplicatedSpec,
         rollout: Rollout,
         before: dict[str, Any] | None,
+        old_tasks: set[str],
     ) -> builtins.list[Replica]:
         """The service's replicas once ``spec.replicas`` tasks of its newest spec run (are
         healthy); :class:`JobFailed` when a new task fails (an update is rolled back by the
         engine first) or none is ready in time. ``before``: the service as it was before
-        this deploy (with its tasks' ids), None if the deploy created it."""
-        old_tasks = before["tasks"] if before is not None else set()
+        this deploy, None if the deploy created it; ``old_tasks``: the ids of its tasks
+        then."""
         old_update = before.get("UpdateStatus") if before is not None else None
         ready_before, failure = -1, None
         # the engine updates one replica at a time: each gets the time one is given
@@ -499,23 +500,14 @@ class SwarmBackend(DockerBackend):
                 endpoint_spec=spec.get("EndpointSpec"),
             )
 
-    def _remove_service(self, service_id: str, *networks: str | Network | None) -> None:
-        """Remove the service, wait until its tasks are gone, and remove its networks that
-        go with their last service."""
-        with suppress(docker.errors.NotFound), engine_errors():
+    def _remove_service(self, service_id: str, *networks: str) -> None:
+        """Remove the service (gone already: nothing to do) and its networks that go with
+        their last service (once its tasks have left them: :meth:`_drop_unused_overlay`
+        waits for that)."""
+        with engine_errors(), suppress(docker.errors.NotFound):
             self._api.remove_service(service_id)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # its tasks stop on their nodes, then go
-            try:
-                if not self._api.tasks(filters={"service": service_id}):
-                    break
-            except docker.errors.APIError:
-                break
-            time.sleep(0.2)
         for network in networks:
-            name = network.name if isinstance(network, Network) else network
-            if name:
-                self._drop_unused_overlay(name)
+            self._drop_unused_overlay(network)
 
     def _drop_unused_overlay(self, name: str) -> None:
         """Remove the overlay network ``name`` (or id) if it goes with its last service and

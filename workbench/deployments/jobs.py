@@ -14,6 +14,7 @@ one queues it again when it starts."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 
@@ -90,9 +91,6 @@ class DeployKind(JobKind):
         if spec.get("why"):
             ctx.log(f"[deploy] {spec['why']}")
 
-        def route(targets: list[str]) -> None:
-            self.publish(service_id, targets)
-
         ready = ctx.backend.deploy_replicated(
             ReplicatedSpec(
                 self._replica(ctx),
@@ -101,7 +99,7 @@ class DeployKind(JobKind):
                 HealthCheck(health_route(spec["runtime"])),
             ),
             Rollout(
-                route,
+                functools.partial(self.publish, service_id),
                 lambda line: ctx.log(f"[deploy] {line}"),
                 ctx.check,
                 ctx.progress,
